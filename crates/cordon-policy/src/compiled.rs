@@ -1,0 +1,152 @@
+//! The compiled policy: plain data with every variable and group expanded, ready for the sandbox to
+//! turn into per-layer plans. Every item remembers where it came from.
+
+use crate::netspec::NetAllow;
+use crate::syscalls::SyscallRule;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Access {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Access {
+    pub fn describe(&self) -> String {
+        let mut v = vec![];
+        if self.read {
+            v.push("read");
+        }
+        if self.write {
+            v.push("write");
+        }
+        if self.exec {
+            v.push("exec");
+        }
+        v.join("+")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathRule {
+    pub path: PathBuf,
+    pub access: Access,
+    /// The entry as written (e.g. `@system`) and the file it came from.
+    pub entry: String,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Masked {
+    pub path: PathBuf,
+    pub entry: String,
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FsPolicy {
+    /// Allowed trees, merged per path.
+    pub rules: Vec<PathRule>,
+    /// Paths that stay unreadable even inside allowed trees.
+    pub deny: Vec<Masked>,
+    /// Absolute paths inside the workspace that stay read-only.
+    pub protect: Vec<Masked>,
+    /// File-name patterns inside the workspace that are unreadable.
+    pub hide: Vec<String>,
+    pub tmp_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Egress {
+    None,
+    Proxy,
+    Open,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NetPolicy {
+    pub egress: Egress,
+    pub allow: Vec<NetAllow>,
+    pub listen: Vec<u16>,
+    pub udp: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Limits {
+    pub memory: Option<u64>,
+    pub processes: Option<u64>,
+    pub cpu: Option<f64>,
+    pub wall_time: Option<Duration>,
+    pub open_files: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EnvPolicy {
+    /// Patterns of variables to keep; empty = keep everything not dropped.
+    pub keep: Vec<String>,
+    pub drop: Vec<String>,
+    pub set: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Namespaces {
+    pub pid: bool,
+    pub mount: bool,
+    pub ipc: bool,
+    pub uts: bool,
+    pub net: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolPolicy {
+    pub description: Option<String>,
+    pub command: Vec<String>,
+    pub extra_read: Vec<PathBuf>,
+    pub extra_write: Vec<PathBuf>,
+    pub extra_exec: Vec<PathBuf>,
+    pub net_allow: Vec<NetAllow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "target", rename_all = "lowercase")]
+pub enum Probe {
+    Read(PathBuf),
+    Write(PathBuf),
+    Exec(PathBuf),
+    Connect(String),
+    Env(String),
+    Syscall(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Example {
+    pub name: String,
+    pub probe: Probe,
+    pub expect_allow: bool,
+    /// "file:line" of the [[test]] entry.
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CompiledPolicy {
+    pub name: String,
+    pub description: String,
+    /// The files that made this policy, base first.
+    pub sources: Vec<String>,
+    pub workspace: PathBuf,
+    pub home: PathBuf,
+    pub fs: FsPolicy,
+    pub net: NetPolicy,
+    pub syscalls: Vec<SyscallRule>,
+    pub kill_on_deny: bool,
+    pub limits: Limits,
+    pub env: EnvPolicy,
+    pub namespaces: Namespaces,
+    pub monitor_rules: Vec<String>,
+    pub tools: Vec<(String, ToolPolicy)>,
+    pub tests: Vec<Example>,
+}

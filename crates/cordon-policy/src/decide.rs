@@ -1,0 +1,116 @@
+//! Answers "would this policy allow X?" from the compiled policy alone. `cordon policy test` and
+//! `explain` use it; the sandbox's plans are built from the same data, and the integration tests check
+//! that the kernel agrees.
+
+use crate::compiled::*;
+use crate::paths::{is_within, name_matches};
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub allow: bool,
+    pub reason: String,
+}
+
+fn yes(r: impl Into<String>) -> Decision {
+    Decision { allow: true, reason: r.into() }
+}
+fn no(r: impl Into<String>) -> Decision {
+    Decision { allow: false, reason: r.into() }
+}
+
+/// Filesystem access to `path` (absolute, lexically normalized).
+pub fn fs(c: &CompiledPolicy, path: &Path, want: Access) -> Decision {
+    if let Some(m) = c.fs.deny.iter().find(|m| is_within(path, &m.path)) {
+        return no(format!("{} is in fs.deny ({} from {}); it is masked even inside allowed trees", path.display(), m.entry, m.origin));
+    }
+    if is_within(path, &c.workspace) {
+        if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            if let Some(p) = c.fs.hide.iter().find(|p| name_matches(p, name)) {
+                return no(format!("{name} matches fs.hide pattern `{p}`: such files are unreadable in the workspace"));
+            }
+        }
+        if want.write {
+            if let Some(m) = c.fs.protect.iter().find(|m| is_within(path, &m.path)) {
+                return no(format!("{} is protected read-only (fs.protect `{}` from {})", path.display(), m.entry, m.origin));
+            }
+        }
+    }
+    let mut have = Access::default();
+    let mut via = Vec::new();
+    for r in c.fs.rules.iter().filter(|r| is_within(path, &r.path)) {
+        have.read |= r.access.read;
+        have.write |= r.access.write;
+        have.exec |= r.access.exec;
+        via.push(format!("{} ({})", r.entry, r.origin));
+    }
+    let missing: Vec<&str> = [("read", want.read && !have.read), ("write", want.write && !have.write), ("exec", want.exec && !have.exec)]
+        .iter()
+        .filter(|(_, m)| *m)
+        .map(|(n, _)| *n)
+        .collect();
+    if missing.is_empty() {
+        yes(format!("allowed by {}", via.join(", ")))
+    } else {
+        no(format!("{} is not in the {} allowlist", path.display(), missing.join("/")))
+    }
+}
+
+/// Does an environment variable reach the sandbox?
+pub fn env(c: &CompiledPolicy, name: &str) -> Decision {
+    if name.starts_with("LD_") {
+        return no("loader variables (LD_*) are always removed");
+    }
+    if c.env.set.iter().any(|(k, _)| k == name) {
+        return yes("set by env.set");
+    }
+    if c.env.keep.iter().any(|k| k == name) {
+        return yes("kept by name in env.keep");
+    }
+    if let Some(p) = c.env.drop.iter().find(|p| name_matches(p, name)) {
+        return no(format!("matches env.drop pattern `{p}`"));
+    }
+    if !c.env.keep.is_empty() && !c.env.keep.iter().any(|k| name_matches(k, name)) {
+        return no("not in env.keep");
+    }
+    yes("passed through")
+}
+
+/// Is a syscall denied (always, or under some argument condition)?
+pub fn syscall(c: &CompiledPolicy, name: &str) -> Decision {
+    let rules: Vec<_> = c.syscalls.iter().filter(|r| r.name == name).collect();
+    match rules.iter().find(|r| r.when.is_empty()) {
+        Some(r) => no(format!("seccomp: {}", r.reason)),
+        None if !rules.is_empty() => yes(format!("allowed except when: {}", rules.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>().join("; "))),
+        None => yes("not in the deny list"),
+    }
+}
+
+/// Outbound connection to `host:port`.
+pub fn connect(c: &CompiledPolicy, target: &str) -> Decision {
+    let (host, port) = match target.rsplit_once(':') {
+        Some((h, p)) => (h.trim_matches(['[', ']']), p.parse::<u16>().unwrap_or(0)),
+        None => (target, 0),
+    };
+    match c.net.egress {
+        Egress::None => no("net.egress = \"none\": the session has no network beyond its own loopback"),
+        Egress::Open => yes("net.egress = \"open\""),
+        Egress::Proxy => match crate::compile::net_allows(&c.net.allow, host, port) {
+            Some(a) => yes(format!("allowed by net.allow `{}` through the egress proxy", a.text)),
+            None => no(format!("{host}:{port} is not in net.allow")),
+        },
+    }
+}
+
+/// Evaluates one `[[test]]` example.
+pub fn example(c: &CompiledPolicy, p: &Probe) -> Decision {
+    let a = |read, write, exec| Access { read, write, exec };
+    match p {
+        Probe::Read(x) => fs(c, x, a(true, false, false)),
+        Probe::Write(x) => fs(c, x, a(false, true, false)),
+        Probe::Exec(x) => fs(c, x, a(false, false, true)),
+        Probe::Connect(t) => connect(c, t),
+        Probe::Env(n) => env(c, n),
+        Probe::Syscall(n) => syscall(c, n),
+    }
+}
