@@ -1,0 +1,186 @@
+//! `cordon doctor`: what this host can enforce, for this user and for the other kind of user
+//! (root / unprivileged), and what that means for the default profile.
+
+use anyhow::Result;
+use clap::Args;
+use cordon_sandbox::caps::{KernelCaps, Userns};
+use cordon_sandbox::{plan, Invocation, State};
+use serde_json::{json, Value};
+
+#[derive(Args)]
+#[command(about = "Show what this host can enforce and what the default profile gets here")]
+pub struct DoctorArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn landlock_rights(abi: i32) -> Vec<&'static str> {
+    let mut v = vec![];
+    if abi >= 1 {
+        v.extend(["fs read/write/exec/make/remove"]);
+    }
+    if abi >= 2 {
+        v.push("refer (rename/link)");
+    }
+    if abi >= 3 {
+        v.push("truncate");
+    }
+    if abi >= 4 {
+        v.push("tcp bind/connect");
+    }
+    if abi >= 5 {
+        v.push("ioctl on devices");
+    }
+    if abi >= 6 {
+        v.push("abstract-unix + signal scoping");
+    }
+    if abi >= 7 {
+        v.push("audit logging flags");
+    }
+    v
+}
+
+fn view(caps: &KernelCaps) -> Value {
+    let ws = std::env::temp_dir();
+    let (_, policy) = cordon_policy::load_and_compile("builtin:agent", &cordon_policy::Context::for_workspace(ws.clone())).expect("built-in profile compiles");
+    let inv = Invocation { session_id: "doctor".into(), argv: vec!["/bin/true".into()], cwd: ws, env: vec![] };
+    let p = plan(&policy, caps, &inv);
+    let guarantees: Vec<Value> = p
+        .guarantees
+        .iter()
+        .map(|g| match &g.state {
+            State::Enforced { how } => json!({"layer": g.layer, "what": g.what, "enforced": true, "how": how}),
+            State::Degraded { feature, instead } => json!({"layer": g.layer, "what": g.what, "enforced": false, "missing": feature, "instead": instead}),
+        })
+        .collect();
+    let degraded = p.degraded().len();
+    json!({
+        "uid": caps.uid,
+        "landlock": {"abi": caps.landlock_abi, "available": caps.landlock_abi > 0, "enforces": landlock_rights(caps.landlock_abi)},
+        "seccomp": {"filter": caps.seccomp_filter, "user_notification": caps.seccomp_user_notif},
+        "namespaces": match &caps.userns { Userns::NotNeeded => json!({"available": true, "via": "root"}), Userns::Allowed => json!({"available": true, "via": "unprivileged user namespace"}), Userns::Blocked(w) => json!({"available": false, "why": w}) },
+        "cgroups": {
+            "v2_mount": caps.cgroup.v2_mount, "v2_controllers": caps.cgroup.v2_controllers, "v2_writable_base": caps.cgroup.v2_base,
+            "v1_writable": caps.cgroup.v1.iter().map(|(c, p)| json!({"controller": c, "mount": p})).collect::<Vec<_>>(),
+        },
+        "default_profile": {"runs_without_degrading": degraded == 0, "degraded": degraded, "guarantees": guarantees},
+    })
+}
+
+/// The other user's view: as root, a child drops to `nobody` and detects; as a user, what root gets is
+/// described from the host's mounts (root can write cgroups and load BPF).
+fn other_view(caps: &KernelCaps) -> Value {
+    if caps.is_root {
+        match probe_as_nobody() {
+            Some(v) => v,
+            None => json!({"error": "could not probe as nobody"}),
+        }
+    } else {
+        let mut c = caps.clone();
+        c.uid = 0;
+        c.is_root = true;
+        c.userns = Userns::NotNeeded;
+        c.cgroup.v2_base = c.cgroup.v2_mount.clone();
+        c.cgroup.v1 = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" - cgroup "))
+            .flat_map(|l| {
+                let mnt = l.split(' ').nth(4).unwrap_or("").to_string();
+                let opts = l.rsplit(' ').next().unwrap_or("").to_string();
+                ["memory", "pids", "cpu"].into_iter().filter(move |c| opts.split(',').any(|o| o == *c)).map(move |c| (c.to_string(), std::path::PathBuf::from(&mnt)))
+            })
+            .collect();
+        let mut v = view(&c);
+        v["note"] = json!("inferred: root can write the cgroup hierarchies and load the eBPF sensor");
+        v
+    }
+}
+
+fn probe_as_nobody() -> Option<Value> {
+    let exe = std::env::current_exe().ok()?;
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(exe)
+        .args(["doctor", "--json"])
+        .env("CORDON_DOCTOR_INNER", "1")
+        .output()
+        .ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    Some(v.get("this_user").cloned().unwrap_or(v))
+}
+
+pub fn run(a: DoctorArgs) -> Result<i32> {
+    let caps = KernelCaps::detect();
+    let me = view(&caps);
+    let inner = std::env::var_os("CORDON_DOCTOR_INNER").is_some();
+    let other = if inner { Value::Null } else { other_view(&caps) };
+    let doc = json!({
+        "kernel": caps.kernel, "arch": caps.arch,
+        "this_user": me,
+        "other_user": other,
+        "sensor": {"ebpf": "not part of this build (root only; tracepoints and cgroup-bpf on these hosts)"},
+        "lsm": std::fs::read_to_string("/sys/kernel/security/lsm").ok().map(|s| s.trim().to_string()),
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    println!("cordon doctor — Linux {} ({})\n", caps.kernel, caps.arch);
+    print_view(&format!("As this user (uid {})", caps.uid), &me);
+    if !other.is_null() {
+        println!();
+        print_view(if caps.is_root { "As an unprivileged user (nobody)" } else { "As root" }, &other);
+    }
+    Ok(0)
+}
+
+fn print_view(title: &str, v: &Value) {
+    println!("{title}:");
+    let ll = &v["landlock"];
+    if ll["available"].as_bool() == Some(true) {
+        println!("  landlock      ABI {}: {}", ll["abi"], ll["enforces"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+    } else {
+        println!("  landlock      MISSING: no filesystem confinement");
+    }
+    let sc = &v["seccomp"];
+    println!("  seccomp       filter {}, user notification {}", yes(&sc["filter"]), yes(&sc["user_notification"]));
+    let ns = &v["namespaces"];
+    if ns["available"].as_bool() == Some(true) {
+        println!("  namespaces    yes (via {})", ns["via"].as_str().unwrap_or(""));
+    } else {
+        println!("  namespaces    MISSING: {}", ns["why"].as_str().unwrap_or(""));
+    }
+    let cg = &v["cgroups"];
+    let v1: Vec<String> = cg["v1_writable"].as_array().map(|a| a.iter().filter_map(|x| x["controller"].as_str().map(String::from)).collect()).unwrap_or_default();
+    println!(
+        "  cgroups       v2 at {} (controllers: {}; writable here: {}), v1 writable: {}",
+        cg["v2_mount"].as_str().unwrap_or("-"),
+        cg["v2_controllers"].as_array().map(|a| if a.is_empty() { "none".to_string() } else { a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ") }).unwrap_or_default(),
+        if cg["v2_writable_base"].is_null() { "no" } else { "yes" },
+        if v1.is_empty() { "none".into() } else { v1.join(", ") }
+    );
+    let d = &v["default_profile"];
+    println!("  default profile (builtin:agent):");
+    for g in d["guarantees"].as_array().into_iter().flatten() {
+        if g["enforced"].as_bool() == Some(true) {
+            println!("    ok    [{}] {} — {}", g["layer"].as_str().unwrap_or(""), g["what"].as_str().unwrap_or(""), g["how"].as_str().unwrap_or(""));
+        } else {
+            println!("    LOST  [{}] {} — needs {}; instead: {}", g["layer"].as_str().unwrap_or(""), g["what"].as_str().unwrap_or(""), g["missing"].as_str().unwrap_or(""), g["instead"].as_str().unwrap_or(""));
+        }
+    }
+    if d["runs_without_degrading"].as_bool() == Some(true) {
+        println!("  => `cordon run` enforces the default profile in full here.");
+    } else {
+        println!("  => `cordon run` refuses the default profile here unless you pass --allow-degraded ({} guarantee(s) lost).", d["degraded"]);
+    }
+}
+
+fn yes(v: &Value) -> &'static str {
+    if v.as_bool() == Some(true) {
+        "yes"
+    } else {
+        "NO"
+    }
+}

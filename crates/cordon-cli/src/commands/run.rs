@@ -1,0 +1,180 @@
+//! `cordon run`: one confined session.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use cordon_policy::Egress;
+use cordon_sandbox::report::{Ending, Outcome};
+use cordon_sandbox::session::Session;
+use cordon_sandbox::{plan, Invocation, KernelCaps, State};
+use std::path::PathBuf;
+
+const LONG: &str = "Run CMD confined by a policy.
+
+The command sees the workspace (default: the current directory) read-write, the system read-only, a
+private /tmp, and nothing else of the filesystem; it has no network, no capabilities and no secrets in
+its environment (with the default `agent` profile). When it ends, or cordon is killed, every process of
+the session ends too.
+
+If the host cannot enforce something the policy asks for, cordon refuses to start and names the missing
+kernel feature; --allow-degraded runs anyway and prints what was actually enforced.
+
+Exit status: CMD's own, 128+N if a signal N ended it, 125 if the sandbox could not be set up (nothing
+ran), 126 if CMD could not be executed, 127 if it was not found.
+
+Examples:
+  cordon run -- claude
+  cordon run --profile readonly -- git log -p
+  cordon run --policy team.toml --workspace ~/src/app -- make test
+  cordon run --report session.json -- ./agent.py";
+
+#[derive(Args)]
+#[command(about = "Run a command confined by a policy", long_about = LONG)]
+pub struct RunArgs {
+    /// Built-in profile: agent (default), readonly, build, strict.
+    #[arg(long, value_name = "NAME", conflicts_with = "policy")]
+    pub profile: Option<String>,
+    /// Policy file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The directory the command may write (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Run even when the host cannot enforce everything the policy asks; what is lost is printed.
+    #[arg(long)]
+    pub allow_degraded: bool,
+    /// Print nothing of cordon's own unless setup fails.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the guarantees in force before the command starts.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Write the session outcome (ending, denials, limits hit, guarantees) as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    pub cmd: Vec<String>,
+}
+
+pub fn run(a: RunArgs) -> Result<i32> {
+    let ws = super::workspace(a.workspace.as_deref())?;
+    if ws == std::path::Path::new("/") {
+        bail!("refusing to use / as the workspace: the whole filesystem would be writable\n  hint: cd into a project directory or pass --workspace DIR");
+    }
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        if home.canonicalize().ok().as_deref() == Some(ws.as_path()) {
+            bail!("refusing to use your home directory {} as the workspace: shell rc files and tool configs would become writable\n  hint: cd into a project directory or pass --workspace DIR", ws.display());
+        }
+    }
+    let spec = super::policy_spec(a.profile.as_deref(), a.policy.as_deref());
+    let (_loaded, policy) = super::load(&spec, &ws)?;
+    let caps = KernelCaps::detect();
+    let session_id = cordon_sandbox::new_session_id();
+    let cwd = std::env::current_dir().ok().filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
+    let inv = Invocation { session_id: session_id.clone(), argv: a.cmd.clone(), cwd, env: std::env::vars().collect() };
+    let mut plan = plan(&policy, &caps, &inv);
+
+    let mut lost: Vec<String> = plan
+        .degraded()
+        .iter()
+        .map(|g| match &g.state {
+            State::Degraded { feature, instead } => format!("{}: {} — needs {}; instead: {}", g.layer, g.what, feature, instead),
+            State::Enforced { .. } => String::new(),
+        })
+        .collect();
+    if policy.net.egress == Egress::Proxy {
+        lost.push("network: egress through the allowlist proxy — needs cordon's egress proxy, which this build does not have; instead: no network at all".into());
+    }
+    if !lost.is_empty() && !a.allow_degraded {
+        let mut msg = format!("this host cannot enforce policy `{}` in full, so nothing was run:", policy.name);
+        for l in &lost {
+            msg.push_str(&format!("\n  - {l}"));
+        }
+        msg.push_str("\n  hint: `cordon doctor` shows what this host supports; --allow-degraded runs with the guarantees listed above");
+        bail!(msg);
+    }
+    if !a.quiet {
+        for l in &lost {
+            eprintln!("cordon: DEGRADED (accepted with --allow-degraded): {l}");
+        }
+        if policy.net.egress == Egress::Open {
+            eprintln!("cordon: WARNING: net.egress = \"open\": the session can reach any host this machine can");
+        }
+        if a.verbose {
+            eprintln!("cordon: session {session_id}, policy `{}` ({}), workspace {}", policy.name, policy.sources.join(" -> "), ws.display());
+            for g in &plan.guarantees {
+                if let State::Enforced { how } = &g.state {
+                    eprintln!("cordon:   [{}] {} — {}", g.layer, g.what, how);
+                }
+            }
+        }
+    }
+    if plan.process.program.is_none() {
+        // Reported by the session as exit 127 with the usual message.
+        plan.process.program = None;
+    }
+    let outcome = Session { plan: &plan, session_id: session_id.clone() }.run().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(path) = &a.report {
+        let doc = serde_json::json!({
+            "schema": "cordon.session.v1",
+            "policy": { "name": policy.name, "sources": policy.sources },
+            "workspace": ws,
+            "command": a.cmd,
+            "outcome": outcome,
+            "guarantees": plan.guarantees,
+            "env_dropped": plan.process.env_dropped,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n").map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
+    }
+    summarize(&outcome, &a, &policy.name);
+    Ok(outcome.exit_code)
+}
+
+fn summarize(o: &Outcome, a: &RunArgs, policy: &str) {
+    match &o.ending {
+        Ending::SetupFailed { error } => {
+            eprintln!("cordon: could not confine the command, so it did not run: {error}");
+            return;
+        }
+        Ending::ExecFailed { errno, program } => {
+            let e = std::io::Error::from_raw_os_error(*errno);
+            let hint = if *errno == libc::EACCES { " (is it outside the policy's exec allowlist? `cordon policy explain` lists it)" } else { "" };
+            eprintln!("cordon: cannot execute {program}: {e}{hint}");
+            return;
+        }
+        _ => {}
+    }
+    if a.quiet {
+        return;
+    }
+    let d = &o.denials;
+    let anything = d.total > 0 || !o.limits_hit.is_empty() || !o.notes.is_empty() || a.verbose;
+    if !anything {
+        return;
+    }
+    let end = match o.ending {
+        Ending::Exited { code } => format!("exit {code}"),
+        Ending::Signaled { signal } => format!("killed by signal {signal}"),
+        _ => String::new(),
+    };
+    eprintln!("cordon: session {} (policy `{policy}`) ended: {end} after {:.2}s", o.session_id, o.duration_ms as f64 / 1000.0);
+    if d.total > 0 {
+        eprintln!("cordon: denied {} operation{}:", d.total, if d.total == 1 { "" } else { "s" });
+        for x in d.items.iter().take(20) {
+            let times = if x.count > 1 { format!(" ×{}", x.count) } else { String::new() };
+            eprintln!("cordon:   {} by {}[{}]{times} ({}: {})", x.what, x.comm, x.pid, x.layer, x.reason);
+        }
+        if d.items.len() > 20 {
+            eprintln!("cordon:   … and {} more kinds (see --report)", d.items.len() - 20);
+        }
+    }
+    for l in &o.limits_hit {
+        eprintln!("cordon: limit: {l}");
+    }
+    for n in &o.notes {
+        eprintln!("cordon: note: {n}");
+    }
+    if a.verbose && o.hidden_files > 0 {
+        eprintln!("cordon: {} workspace file(s) matching fs.hide were unreadable", o.hidden_files);
+    }
+}

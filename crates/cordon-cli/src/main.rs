@@ -1,0 +1,43 @@
+//! The `cordon` binary: argument structs and wiring only. Policy lives in cordon-policy, enforcement
+//! in cordon-sandbox.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+const ABOUT: &str = "Run AI agents and the commands they write confined by the Linux kernel.
+
+One declarative policy says what a session may read, write, execute, reach and consume; cordon compiles
+it into Landlock, seccomp, namespaces and cgroups, refuses to start when the host cannot enforce it (unless
+you accept a degraded mode, which is then reported), and tells you what was denied.";
+
+#[derive(Parser)]
+#[command(name = "cordon", version, about = "Run AI agents confined by the Linux kernel", long_about = ABOUT)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Run(commands::run::RunArgs),
+    Doctor(commands::doctor::DoctorArgs),
+    #[command(subcommand)]
+    Policy(commands::policy::PolicyCmd),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Run(a) => commands::run::run(a),
+        Cmd::Doctor(a) => commands::doctor::run(a),
+        Cmd::Policy(p) => commands::policy::run(p),
+    };
+    match code {
+        Ok(c) => std::process::exit(c),
+        Err(e) => {
+            eprintln!("cordon: error: {e:#}");
+            std::process::exit(125);
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Creates the session's cgroups (under a `cordon/` subtree), moves the session into them, reads what
+//! limits were hit, kills and removes them.
+
+use crate::plan::cgroup::{CgroupPlan, Mechanism};
+use std::path::{Path, PathBuf};
+
+/// Live cgroups of one session. Removed on drop.
+#[derive(Debug, Default)]
+pub struct Cgroups {
+    pub v2: Option<PathBuf>,
+    pub dirs: Vec<PathBuf>,
+}
+
+fn write(p: &Path, v: &str) -> Result<(), String> {
+    std::fs::write(p, v).map_err(|e| format!("cgroup: write {v:?} to {}: {e}", p.display()))
+}
+
+fn mkdir_p(p: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(p).map_err(|e| format!("cgroup: create {}: {e}", p.display()))
+}
+
+pub fn create(plan: &CgroupPlan) -> Result<Cgroups, String> {
+    let mut cg = Cgroups::default();
+    let res = (|| {
+        if let Some(d) = &plan.v2_dir {
+            let parent = d.parent().unwrap_or(d);
+            mkdir_p(parent)?;
+            if !plan.v2_controllers.is_empty() {
+                // Controllers must be enabled in every ancestor's subtree_control below the base.
+                let v: Vec<String> = plan.v2_controllers.iter().map(|c| format!("+{c}")).collect();
+                if let Some(base) = parent.parent() {
+                    let _ = std::fs::write(base.join("cgroup.subtree_control"), v.join(" "));
+                }
+                write(&parent.join("cgroup.subtree_control"), &v.join(" "))?;
+            }
+            mkdir_p(d)?;
+            cg.dirs.push(d.clone());
+            cg.v2 = Some(d.clone());
+        }
+        for d in plan.dirs() {
+            if !cg.dirs.contains(&d) {
+                mkdir_p(&d)?;
+                cg.dirs.push(d);
+            }
+        }
+        if let Some((m, mech)) = &plan.memory {
+            match mech {
+                Mechanism::V2 { dir } => {
+                    write(&dir.join("memory.max"), &m.to_string())?;
+                    let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                }
+                Mechanism::V1 { dir } => {
+                    write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
+                    // Swap counts too when the host accounts it.
+                    let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), m.to_string());
+                }
+                _ => {}
+            }
+        }
+        if let Some((n, Mechanism::V2 { dir } | Mechanism::V1 { dir })) = &plan.processes {
+            write(&dir.join("pids.max"), &n.to_string())?;
+        }
+        if let Some((c, mech)) = &plan.cpu {
+            let period: u64 = 100_000;
+            let quota = ((c * period as f64) as u64).max(1000);
+            match mech {
+                Mechanism::V2 { dir } => write(&dir.join("cpu.max"), &format!("{quota} {period}"))?,
+                Mechanism::V1 { dir } => {
+                    write(&dir.join("cpu.cfs_period_us"), &period.to_string())?;
+                    write(&dir.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })();
+    match res {
+        Ok(()) => Ok(cg),
+        Err(e) => {
+            drop(cg);
+            Err(e)
+        }
+    }
+}
+
+impl Cgroups {
+    /// Moves a process (and so its future children) into every session cgroup.
+    pub fn add(&self, pid: i32) -> Result<(), String> {
+        for d in &self.dirs {
+            let procs = d.join("cgroup.procs");
+            write(&procs, &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Kills every process still in the session (cgroup.kill on v2, SIGKILL per pid on v1).
+    pub fn kill_all(&self) {
+        if let Some(v2) = &self.v2 {
+            if std::fs::write(v2.join("cgroup.kill"), "1").is_ok() {
+                return;
+            }
+        }
+        for _ in 0..50 {
+            let mut any = false;
+            for d in &self.dirs {
+                for pid in std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    any = true;
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            if !any {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Limits that were hit, read before the cgroups are removed.
+    pub fn events(&self, plan: &CgroupPlan) -> Vec<String> {
+        let mut out = vec![];
+        let num = |p: PathBuf, key: &str| -> u64 {
+            std::fs::read_to_string(p).unwrap_or_default().lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
+        };
+        if let Some((m, mech)) = &plan.memory {
+            let (ooms, peak) = match mech {
+                Mechanism::V2 { dir } => (num(dir.join("memory.events"), "oom_kill "), std::fs::read_to_string(dir.join("memory.peak")).ok().and_then(|s| s.trim().parse::<u64>().ok())),
+                Mechanism::V1 { dir } => (num(dir.join("memory.oom_control"), "oom_kill "), std::fs::read_to_string(dir.join("memory.max_usage_in_bytes")).ok().and_then(|s| s.trim().parse::<u64>().ok())),
+                _ => (0, None),
+            };
+            if ooms > 0 {
+                out.push(format!("memory limit {} hit: {ooms} process(es) killed by the OOM killer (peak {})", cordon_policy::units::fmt_size(*m), peak.map(cordon_policy::units::fmt_size).unwrap_or_else(|| "?".into())));
+            }
+        }
+        if let Some((n, Mechanism::V2 { dir } | Mechanism::V1 { dir })) = &plan.processes {
+            let hits = num(dir.join("pids.events"), "max ");
+            if hits > 0 {
+                out.push(format!("process limit {n} hit: {hits} fork(s) refused"));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        for d in self.dirs.iter().rev() {
+            for _ in 0..100 {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Code that turns plans into syscalls. Each file applies one layer.
+
+pub mod cgroup;
+pub mod landlock;
+pub mod mounts;
+pub mod process;
+pub mod seccomp;

@@ -1,0 +1,171 @@
+//! Applies the mount plan inside the new mount namespace (run by the session's init, before the
+//! command's process is forked).
+
+use crate::plan::ns::{HideScan, MountOp, NsPlan};
+use cordon_policy::paths::name_matches;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use nix::sys::statvfs::{statvfs, FsFlags};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// What the mount step did, for the session report.
+#[derive(Debug, Default)]
+pub struct MountReport {
+    pub masked: usize,
+    pub hidden: Vec<PathBuf>,
+    pub protected: usize,
+    /// The hide scan stopped early (too many entries): files beyond it are not hidden.
+    pub scan_truncated: bool,
+}
+
+const STAGE: &str = "/tmp/.cordon-stage";
+
+fn err(what: &str, p: &Path, e: impl std::fmt::Display) -> String {
+    format!("mount: {what} {}: {e}", p.display())
+}
+
+/// Flags that a bind remount must keep: in a user namespace the kernel refuses to clear locked ones.
+fn locked_flags(p: &Path) -> MsFlags {
+    let mut f = MsFlags::empty();
+    if let Ok(s) = statvfs(p) {
+        let fl = s.flags();
+        for (a, b) in [(FsFlags::ST_NOSUID, MsFlags::MS_NOSUID), (FsFlags::ST_NODEV, MsFlags::MS_NODEV), (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC), (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME), (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME), (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME)] {
+            if fl.contains(a) {
+                f |= b;
+            }
+        }
+    }
+    f
+}
+
+fn bind_readonly(src: &Path, dst: &Path) -> Result<(), String> {
+    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| err("bind", dst, e))?;
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | locked_flags(dst);
+    mount(None::<&str>, dst, None::<&str>, flags, None::<&str>).map_err(|e| err("remount read-only", dst, e))
+}
+
+fn mask(path: &Path) -> Result<(), String> {
+    let md = path.metadata().map_err(|e| err("stat", path, e))?;
+    if md.is_dir() {
+        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some("size=4k,nr_inodes=1,mode=000")).map_err(|e| err("mask", path, e))
+    } else {
+        bind_readonly(Path::new(&format!("{STAGE}/empty")), path)
+    }
+}
+
+pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
+    let mut rep = MountReport::default();
+    let mut staged = false;
+    for op in &plan.mounts {
+        match op {
+            MountOp::MakePrivate => {
+                mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(|e| err("make private", Path::new("/"), e))?;
+            }
+            MountOp::Proc => {
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+                mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>).map_err(|e| err("mount proc on", Path::new("/proc"), e))?;
+            }
+            MountOp::Tmpfs { target, size, mode, keep } => {
+                if !target.is_dir() {
+                    continue;
+                }
+                // Hold the kept trees by fd: the tmpfs is about to cover their paths.
+                let held: Vec<(PathBuf, std::fs::File)> = keep
+                    .iter()
+                    .map(|k| {
+                        use std::os::unix::fs::OpenOptionsExt;
+                        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(k).map(|f| (k.clone(), f)).map_err(|e| err("open", k, e))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+                let data = format!("size={size},mode={mode:o}");
+                mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(data.as_str())).map_err(|e| err("tmpfs on", target, e))?;
+                for (k, f) in held {
+                    use std::os::fd::AsRawFd;
+                    std::fs::create_dir_all(&k).map_err(|e| err("recreate", &k, e))?;
+                    let src = format!("/proc/self/fd/{}", f.as_raw_fd());
+                    mount(Some(src.as_str()), &k, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(|e| err("bind back", &k, e))?;
+                }
+            }
+            MountOp::Mask { path, .. } => {
+                if !staged {
+                    stage()?;
+                    staged = true;
+                }
+                mask(path)?;
+                rep.masked += 1;
+            }
+            MountOp::Pin { path } => {
+                mount(Some(path), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| err("pin", path, e))?;
+            }
+            MountOp::ReadOnly { path, create_dir, .. } => {
+                if *create_dir && path.symlink_metadata().is_err() {
+                    std::fs::create_dir(path).map_err(|e| err("create", path, e))?;
+                }
+                // A symlink here could point the read-only bind somewhere harmless while the real
+                // target stays writable; refuse instead.
+                if path.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+                    return Err(format!("mount: protected path {} is a symlink; refusing to guess what to protect", path.display()));
+                }
+                bind_readonly(path, path)?;
+                rep.protected += 1;
+            }
+        }
+    }
+    if let Some(h) = &plan.hide {
+        let found = scan(h, &mut rep.scan_truncated);
+        if !found.is_empty() && !staged {
+            stage()?;
+            staged = true;
+        }
+        for p in found {
+            mask(&p)?;
+            rep.hidden.push(p);
+        }
+    }
+    if staged {
+        // The masks keep their inodes alive; the staging names go.
+        let _ = std::fs::remove_file(format!("{STAGE}/empty"));
+        let _ = std::fs::remove_dir(STAGE);
+    }
+    Ok(rep)
+}
+
+fn stage() -> Result<(), String> {
+    let d = Path::new(STAGE);
+    nix::unistd::mkdir(d, Mode::from_bits_truncate(0o700)).map_err(|e| err("mkdir", d, e))?;
+    let f = d.join("empty");
+    std::fs::File::create(&f).map_err(|e| err("create", &f, e))?;
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o000)).map_err(|e| err("chmod", &f, e))?;
+    Ok(())
+}
+
+/// Finds workspace entries whose names match a hide pattern.
+pub fn scan(h: &HideScan, truncated: &mut bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![h.root.clone()];
+    let mut seen = 0usize;
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            seen += 1;
+            if seen > h.max_entries {
+                *truncated = true;
+                return out;
+            }
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Ok(ft) = e.file_type() else { continue };
+            if h.patterns.iter().any(|p| name_matches(p, &name)) && !ft.is_symlink() {
+                out.push(e.path());
+                continue;
+            }
+            if ft.is_dir() && name != ".git" && !h.skip_dirs.iter().any(|s| s == &*name) {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,26 @@
+//! cordon-sandbox owns enforcement. It detects what the host can do ([`caps`]), turns a compiled
+//! policy into one plain-data plan per layer ([`plan`]), applies those plans ([`apply`]) and runs a
+//! supervised session ([`session`]). It knows nothing of TOML: policies arrive compiled.
+//! Raw syscalls live in [`sys`] only.
+
+pub mod apply;
+pub mod caps;
+pub mod plan;
+pub mod report;
+pub mod session;
+pub mod sys;
+
+pub use caps::KernelCaps;
+pub use plan::{plan, Guarantee, Invocation, SessionPlan, State};
+pub use report::Outcome;
+
+/// A fresh random session id (16 hex digits).
+pub fn new_session_id() -> String {
+    let mut b = [0u8; 8];
+    use std::io::Read;
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        b = ((t as u64) ^ (std::process::id() as u64) << 32).to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,80 @@
+//! Per-layer plans: pure functions from a compiled policy and the host's capabilities to plain data.
+//! Unit tests check them as data; `apply` turns each into syscalls; `explain`, doctor and the audit
+//! record describe them. Each plan also states what it guarantees and what it cannot.
+
+pub mod cgroup;
+pub mod landlock;
+pub mod ns;
+pub mod process;
+pub mod seccomp;
+
+use crate::caps::KernelCaps;
+use cordon_policy::CompiledPolicy;
+use serde::Serialize;
+
+/// One promise a session makes, and whether this host keeps it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Guarantee {
+    pub layer: &'static str,
+    pub what: String,
+    pub state: State,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    /// Enforced, and how.
+    Enforced { how: String },
+    /// Not enforced as the policy asks. `feature` names what the host lacks; `instead` what is done.
+    Degraded { feature: String, instead: String },
+}
+
+impl Guarantee {
+    pub fn ok(layer: &'static str, what: impl Into<String>, how: impl Into<String>) -> Self {
+        Guarantee { layer, what: what.into(), state: State::Enforced { how: how.into() } }
+    }
+    pub fn degraded(layer: &'static str, what: impl Into<String>, feature: impl Into<String>, instead: impl Into<String>) -> Self {
+        Guarantee { layer, what: what.into(), state: State::Degraded { feature: feature.into(), instead: instead.into() } }
+    }
+    pub fn is_degraded(&self) -> bool {
+        matches!(self.state, State::Degraded { .. })
+    }
+}
+
+/// Everything needed to start one session, computed before anything is changed on the host.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionPlan {
+    pub landlock: landlock::LandlockPlan,
+    pub seccomp: seccomp::SeccompPlan,
+    pub ns: ns::NsPlan,
+    pub cgroup: cgroup::CgroupPlan,
+    pub process: process::ProcessPlan,
+    pub guarantees: Vec<Guarantee>,
+}
+
+impl SessionPlan {
+    pub fn degraded(&self) -> Vec<&Guarantee> {
+        self.guarantees.iter().filter(|g| g.is_degraded()).collect()
+    }
+}
+
+/// Inputs that come from the command line rather than the policy.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub session_id: String,
+    pub argv: Vec<String>,
+    /// Working directory inside the sandbox.
+    pub cwd: std::path::PathBuf,
+    /// The environment cordon was started with.
+    pub env: Vec<(String, String)>,
+}
+
+pub fn plan(policy: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation) -> SessionPlan {
+    let mut g = Vec::new();
+    let ns = ns::plan(policy, caps, &mut g);
+    let landlock = landlock::plan(policy, caps, &ns, &mut g);
+    let seccomp = seccomp::plan(policy, caps, &mut g);
+    let cgroup = cgroup::plan(policy, caps, &inv.session_id, &ns, &mut g);
+    let process = process::plan(policy, caps, inv, &ns, &cgroup, &mut g);
+    SessionPlan { landlock, seccomp, ns, cgroup, process, guarantees: g }
+}

@@ -1,0 +1,67 @@
+//! What the supervisor saw during a session: denials with their layer and reason, limits hit, and the
+//! guarantees in force. Shaped so that the sensor's Landlock and network denials can join later.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Denial {
+    /// `seccomp`, `landlock`, `cgroup`, `proxy`, ...
+    pub layer: String,
+    pub pid: u32,
+    pub comm: String,
+    /// What was attempted, e.g. `ptrace(PTRACE_ATTACH, 1)` or `socket(AF_PACKET)`.
+    pub what: String,
+    /// The rule's reason, readable by a person or an agent.
+    pub reason: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Denials {
+    pub items: Vec<Denial>,
+    pub total: u64,
+    /// Distinct denials not kept because the list was full (they are still counted in `total`).
+    pub overflow: u64,
+}
+
+const MAX_DISTINCT: usize = 4096;
+
+impl Denials {
+    pub fn add(&mut self, d: Denial) {
+        self.total += d.count;
+        if let Some(x) = self.items.iter_mut().find(|x| x.layer == d.layer && x.what == d.what && x.comm == d.comm && x.reason == d.reason) {
+            x.count += d.count;
+            return;
+        }
+        if self.items.len() >= MAX_DISTINCT {
+            self.overflow += 1;
+            return;
+        }
+        self.items.push(d);
+    }
+}
+
+/// How the command ended.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ending {
+    Exited { code: i32 },
+    Signaled { signal: i32 },
+    /// The sandbox could not be set up; the command never ran.
+    SetupFailed { error: String },
+    /// The program could not be executed.
+    ExecFailed { errno: i32, program: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub session_id: String,
+    pub ending: Ending,
+    pub exit_code: i32,
+    pub duration_ms: u64,
+    pub wall_time_exceeded: bool,
+    pub denials: Denials,
+    pub limits_hit: Vec<String>,
+    pub hidden_files: usize,
+    pub notes: Vec<String>,
+}

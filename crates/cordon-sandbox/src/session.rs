@@ -1,0 +1,521 @@
+//! One session: the supervisor (this process) starts the session's init in fresh namespaces, the init
+//! sets up the mount table and forks the command's process, which confines itself and execs. The
+//! supervisor then forwards signals, answers seccomp notifications, keeps the wall clock, and tears
+//! everything down.
+//!
+//! ```text
+//! cordon (supervisor) ──clone(NEWUSER?|NEWPID|NEWNS|...)──> init (pid 1) ──fork──> command
+//!   cgroups, signals,            mounts, hostname, lo,          rlimits, caps, Landlock,
+//!   seccomp notify, wall clock   reaps, forwards signals        seccomp, execve
+//! ```
+
+use crate::apply;
+use crate::plan::SessionPlan;
+use crate::report::{Denial, Denials, Ending, Outcome};
+use crate::sys;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{ForkResult, Pid};
+use std::ffi::CString;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Signals the supervisor forwards to the command.
+const FORWARDED: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH, Signal::SIGCONT];
+
+fn forwarded_set(with_chld: bool) -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in FORWARDED {
+        s.add(*sig);
+    }
+    if with_chld {
+        s.add(Signal::SIGCHLD);
+    }
+    s
+}
+
+/// Everything prepared in the supervisor before the fork, so the children only make syscalls.
+struct Prepared {
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    program: Option<CString>,
+    seccomp: Option<Vec<libc::sock_filter>>,
+}
+
+fn cstr(s: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("argument contains a NUL byte: {s:?}"))
+}
+
+fn prepare(plan: &SessionPlan) -> Result<Prepared, String> {
+    let argv = plan.process.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
+    let envp = plan.process.env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
+    let program = match &plan.process.program {
+        Some(p) => Some(cstr(&p.to_string_lossy())?),
+        None => None,
+    };
+    let seccomp = if plan.seccomp.enabled { Some(apply::seccomp::build(&plan.seccomp)?) } else { None };
+    Ok(Prepared { argv, envp, program, seccomp })
+}
+
+/// Messages from the session's init and the command's process to the supervisor.
+fn send_msg(fd: RawFd, tag: char, body: &str) {
+    let line = format!("{tag} {}\n", body.replace('\n', " "));
+    // SAFETY-free: a raw write to a pipe we own; a failure here has nowhere to be reported.
+    // SAFETY: `fd` is the report pipe inherited from the supervisor; `line` is a valid buffer.
+    let _ = unsafe_write(fd, line.as_bytes());
+}
+
+fn unsafe_write(fd: RawFd, b: &[u8]) -> nix::Result<usize> {
+    // SAFETY: borrowing a raw fd that stays open for the duration of the call.
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    nix::unistd::write(bfd, b)
+}
+
+pub struct Session<'a> {
+    pub plan: &'a SessionPlan,
+    pub session_id: String,
+}
+
+impl Session<'_> {
+    pub fn run(&self) -> Result<Outcome, String> {
+        let start = Instant::now();
+        let plan = self.plan;
+        let prepared = prepare(plan)?;
+        let cgroups = apply::cgroup::create(&plan.cgroup)?;
+
+        let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (nsock_s, nsock_c) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| format!("socketpair: {e}"))?;
+
+        // Block the signals we forward before the clone, so none is lost in between; the children
+        // inherit the mask and the command's process clears it before exec.
+        let fwd = forwarded_set(true);
+        let mut old_mask = SigSet::empty();
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&fwd), Some(&mut old_mask)).map_err(|e| format!("sigprocmask: {e}"))?;
+        let flags = plan.ns.clone_flags();
+        let pid = match sys::clone_process(flags) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+                let hint = if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::ENOSPC) { " (are user namespaces allowed? see `cordon doctor`)" } else { "" };
+                return Err(format!("could not create the session's namespaces: {e}{hint}"));
+            }
+        };
+        if pid == 0 {
+            drop(sync_w);
+            drop(rep_r);
+            drop(nsock_s);
+            init_main(plan, &prepared, sync_r, rep_w.as_raw_fd(), nsock_c.as_raw_fd());
+        }
+        drop(sync_r);
+        drop(rep_w);
+        drop(nsock_c);
+        // Not dumpable: the session cannot ptrace us or read our memory through /proc even if it
+        // reached our pid. (Set after the clone: the init must still write its own uid_map.)
+        let _ = sys::set_dumpable(false);
+        let init = Pid::from_raw(pid);
+        let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
+        if let Err(e) = cgroups.add(pid) {
+            let _ = kill(init, Signal::SIGKILL);
+            let _ = waitpid(init, None);
+            return Err(e);
+        }
+        let _ = nix::unistd::write(&sync_w, b"g");
+        drop(sync_w);
+
+        let mut sup = Supervisor { plan, denials: Denials::default(), notify_fd: None, comm_cache: vec![] };
+        let sfd = SignalFd::with_flags(&forwarded_set(true), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| format!("signalfd: {e}"))?;
+        let wall_deadline = plan.cgroup.wall_time.map(|w| start + w);
+        let mut kill_deadline: Option<Instant> = None;
+        let mut wall_exceeded = false;
+        let mut nsock = Some(nsock_s);
+        let init_status;
+        loop {
+            let now = Instant::now();
+            let next = [wall_deadline.filter(|_| !wall_exceeded), kill_deadline].into_iter().flatten().min();
+            let timeout = match next {
+                Some(t) if t <= now => PollTimeout::ZERO,
+                Some(t) => PollTimeout::try_from((t - now).as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX),
+                None => PollTimeout::NONE,
+            };
+            let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            let has_sock = nsock.is_some();
+            if let Some(s) = &nsock {
+                fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+            }
+            let nfd_dup = sup.notify_fd.as_ref().map(|f| f.as_raw_fd());
+            // SAFETY: borrowing the notify fd that `sup` owns for the duration of this poll.
+            let nfd_b = nfd_dup.map(|fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
+            if let Some(b) = nfd_b {
+                fds.push(PollFd::new(b, PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(format!("poll: {e}")),
+            }
+            let rev = |i: usize| fds.get(i).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
+            let init_done = !rev(0).is_empty();
+            let sig_ready = !rev(1).is_empty();
+            let sock_ready = has_sock && !rev(2).is_empty();
+            let notif_ready = nfd_b.is_some() && !rev(if has_sock { 3 } else { 2 }).is_empty();
+            drop(fds);
+            if notif_ready {
+                sup.handle_notification();
+            }
+            if sock_ready {
+                if let Some(s) = nsock.take() {
+                    match recv_fd(s.as_raw_fd()) {
+                        Some(fd) => sup.notify_fd = Some(fd),
+                        None => {}
+                    }
+                }
+            }
+            if sig_ready {
+                while let Ok(Some(info)) = sfd.read_signal() {
+                    let sig = info.ssi_signo as i32;
+                    if sig != libc::SIGCHLD {
+                        let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), sig);
+                    }
+                }
+            }
+            if init_done {
+                init_status = waitpid(init, None).map_err(|e| format!("waitpid: {e}"))?;
+                break;
+            }
+            let now = Instant::now();
+            if let Some(w) = wall_deadline {
+                if !wall_exceeded && now >= w {
+                    wall_exceeded = true;
+                    let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGTERM);
+                    kill_deadline = Some(now + Duration::from_secs(3));
+                }
+            }
+            if let Some(k) = kill_deadline {
+                if now >= k {
+                    let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                    kill_deadline = None;
+                }
+            }
+        }
+        // Drain notifications that raced with the exit.
+        if sup.notify_fd.is_some() {
+            sup.handle_notification_nonblocking();
+        }
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+
+        let mut limits_hit = cgroups.events(&plan.cgroup);
+        cgroups.kill_all();
+        drop(cgroups);
+
+        // Read what the children reported.
+        let mut text = String::new();
+        {
+            use std::io::Read;
+            let mut f = std::fs::File::from(rep_r);
+            let _ = f.read_to_string(&mut text);
+        }
+        let mut ending = None;
+        let mut hidden = 0;
+        let mut notes = vec![];
+        for line in text.lines() {
+            let (tag, body) = line.split_at(1.min(line.len()));
+            let body = body.trim();
+            match tag {
+                "E" => ending = Some(Ending::SetupFailed { error: body.to_string() }),
+                "X" => ending = Some(Ending::ExecFailed { errno: body.parse().unwrap_or(0), program: plan.process.argv.first().cloned().unwrap_or_default() }),
+                "S" if ending.is_none() => {
+                    let raw: i32 = body.parse().unwrap_or(0);
+                    ending = Some(if libc::WIFSIGNALED(raw) { Ending::Signaled { signal: libc::WTERMSIG(raw) } } else { Ending::Exited { code: libc::WEXITSTATUS(raw) } });
+                }
+                "H" => hidden = body.parse().unwrap_or(0),
+                "N" => notes.push(body.to_string()),
+                _ => {}
+            }
+        }
+        let ending = ending.unwrap_or_else(|| match init_status {
+            WaitStatus::Signaled(_, s, _) => Ending::Signaled { signal: s as i32 },
+            WaitStatus::Exited(_, c) => Ending::SetupFailed { error: format!("the session's init exited with {c} before the command ran") },
+            other => Ending::SetupFailed { error: format!("the session's init ended unexpectedly: {other:?}") },
+        });
+        if wall_exceeded {
+            limits_hit.push(format!("wall time limit {} reached: the session was terminated", plan.cgroup.wall_time.map(cordon_policy::units::fmt_duration).unwrap_or_default()));
+        }
+        if let Ending::Signaled { signal } = ending {
+            if signal == libc::SIGSYS {
+                notes.push("the command was killed by seccomp (SIGSYS) for a denied system call".into());
+            }
+        }
+        let exit_code = match &ending {
+            Ending::Exited { code } => *code,
+            Ending::Signaled { signal } => 128 + signal,
+            Ending::SetupFailed { .. } => 125,
+            Ending::ExecFailed { errno, .. } => {
+                if *errno == libc::ENOENT {
+                    127
+                } else {
+                    126
+                }
+            }
+        };
+        Ok(Outcome {
+            session_id: self.session_id.clone(),
+            ending,
+            exit_code,
+            duration_ms: start.elapsed().as_millis() as u64,
+            wall_time_exceeded: wall_exceeded,
+            denials: sup.denials,
+            limits_hit,
+            hidden_files: hidden,
+            notes,
+        })
+    }
+}
+
+struct Supervisor<'a> {
+    plan: &'a SessionPlan,
+    denials: Denials,
+    notify_fd: Option<OwnedFd>,
+    comm_cache: Vec<(u32, String)>,
+}
+
+impl Supervisor<'_> {
+    fn handle_notification(&mut self) {
+        let Some(fd) = self.notify_fd.as_ref().map(|f| f.as_raw_fd()) else { return };
+        let req = match libseccomp::ScmpNotifReq::receive(fd) {
+            Ok(r) => r,
+            Err(_) => return, // the caller died meanwhile
+        };
+        let nr = req.data.syscall.as_raw_syscall();
+        let rule = self.plan.seccomp.rules.iter().find(|r| crate::plan::seccomp::matches(r, nr, &req.data.args));
+        let errno = match rule.map(|r| r.action) {
+            Some(cordon_policy::syscalls::DenyAction::Errno(e)) | Some(cordon_policy::syscalls::DenyAction::QuietErrno(e)) => e,
+            _ => libc::EPERM,
+        };
+        let resp = libseccomp::ScmpNotifResp::new_error(req.id, -errno, libseccomp::ScmpNotifRespFlags::empty());
+        let _ = resp.respond(fd);
+        let name = rule.map(|r| r.name.clone()).unwrap_or_else(|| format!("syscall {nr}"));
+        let what = describe_call(&name, &req.data.args);
+        let comm = self.comm(req.pid);
+        self.denials.add(Denial {
+            layer: "seccomp".into(),
+            pid: req.pid,
+            comm,
+            what,
+            reason: rule.map(|r| r.reason.clone()).unwrap_or_else(|| "denied by the seccomp filter".into()),
+            count: 1,
+        });
+    }
+
+    fn handle_notification_nonblocking(&mut self) {
+        for _ in 0..1024 {
+            let Some(fd) = self.notify_fd.as_ref() else { return };
+            let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut p, PollTimeout::ZERO) {
+                Ok(n) if n > 0 && p[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) => self.handle_notification(),
+                _ => return,
+            }
+        }
+    }
+
+    fn comm(&mut self, pid: u32) -> String {
+        if let Some((_, c)) = self.comm_cache.iter().find(|(p, _)| *p == pid) {
+            return c.clone();
+        }
+        let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into());
+        if self.comm_cache.len() > 256 {
+            self.comm_cache.clear();
+        }
+        self.comm_cache.push((pid, c.clone()));
+        c
+    }
+}
+
+/// A short rendering of a denied call with the arguments that explain it.
+pub fn describe_call(name: &str, a: &[u64; 6]) -> String {
+    match name {
+        "socket" => {
+            let fam = match a[0] {
+                17 => "AF_PACKET".to_string(),
+                2 => "AF_INET".to_string(),
+                10 => "AF_INET6".to_string(),
+                16 => "AF_NETLINK".to_string(),
+                40 => "AF_VSOCK".to_string(),
+                38 => "AF_ALG".to_string(),
+                n => format!("family {n}"),
+            };
+            if a[1] & 0xf == 3 {
+                format!("socket({fam}, SOCK_RAW)")
+            } else if a[0] == 16 {
+                format!("socket({fam}, proto {})", a[2])
+            } else {
+                format!("socket({fam})")
+            }
+        }
+        "ioctl" => match a[1] & 0xffff_ffff {
+            0x5412 => "ioctl(TIOCSTI)".into(),
+            0x541C => "ioctl(TIOCLINUX)".into(),
+            c => format!("ioctl({c:#x})"),
+        },
+        "clone" | "unshare" => format!("{name}(flags={:#x})", a[0]),
+        "ptrace" => format!("ptrace(request={}, pid={})", a[0], a[1] as i64),
+        "process_vm_readv" | "process_vm_writev" | "pidfd_getfd" | "kcmp" => format!("{name}(pid={})", a[0] as i64),
+        "personality" => format!("personality({:#x})", a[0]),
+        _ => format!("{name}()"),
+    }
+}
+
+fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
+    let mut buf = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    for c in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: SCM_RIGHTS just installed this fd in our table; we take ownership.
+                return Some(unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+    }
+    None
+}
+
+fn fail(rep: RawFd, msg: &str) -> ! {
+    send_msg(rep, 'E', msg);
+    sys::exit_now(125)
+}
+
+/// The session's init: pid 1 of the new pid namespace. Never returns.
+fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, nsock: RawFd) -> ! {
+    let _ = sys::set_pdeathsig(libc::SIGKILL);
+    let mut b = [0u8; 1];
+    // Wait until the supervisor has put us in the session's cgroups (EOF: it died; just leave).
+    match nix::unistd::read(&sync_r, &mut b) {
+        Ok(1) => {}
+        _ => sys::exit_now(125),
+    }
+    drop(sync_r);
+    let ns = &plan.ns;
+    if ns.user {
+        let w = |p: &str, v: String| std::fs::write(p, v).map_err(|e| format!("user namespace: write {p}: {e}"));
+        let r = w("/proc/self/setgroups", "deny".into())
+            .and_then(|_| w("/proc/self/uid_map", format!("{0} {0} 1\n", ns.uid)))
+            .and_then(|_| w("/proc/self/gid_map", format!("{0} {0} 1\n", ns.gid)));
+        if let Err(e) = r {
+            fail(rep, &e);
+        }
+    }
+    match apply::mounts::apply(ns) {
+        Ok(r) => {
+            send_msg(rep, 'H', &r.hidden.len().to_string());
+            if r.scan_truncated {
+                send_msg(rep, 'N', "the workspace is too large to scan fully for fs.hide patterns; deeper files were not hidden");
+            }
+        }
+        Err(e) => fail(rep, &e),
+    }
+    if let Some(h) = &ns.hostname {
+        if let Err(e) = nix::unistd::sethostname(h) {
+            fail(rep, &format!("uts namespace: sethostname: {e}"));
+        }
+    }
+    if ns.net {
+        if let Err(e) = sys::loopback_up() {
+            fail(rep, &format!("network namespace: bring up lo: {e}"));
+        }
+    }
+    let _ = sys::set_dumpable(false);
+    if !ns.pid {
+        let _ = sys::set_child_subreaper();
+    }
+    // SAFETY-free fork: this process is single-threaded (a fresh clone of a single-threaded supervisor).
+    let child = match fork_child() {
+        Ok(ForkResult::Child) => command_main(plan, prep, rep, nsock),
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => fail(rep, &format!("fork: {e}")),
+    };
+    // SAFETY: closing our copy of the socket; the command's process keeps its own.
+    let _ = nix::unistd::close(nsock);
+    let set = forwarded_set(true);
+    loop {
+        match set.wait() {
+            Ok(Signal::SIGCHLD) => loop {
+                match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(p, code)) if p == child => {
+                        send_msg(rep, 'S', &((code & 0xff) << 8).to_string());
+                        sys::exit_now(0);
+                    }
+                    Ok(WaitStatus::Signaled(p, sig, core)) if p == child => {
+                        send_msg(rep, 'S', &((sig as i32) | if core { 0x80 } else { 0 }).to_string());
+                        sys::exit_now(0);
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            },
+            Ok(sig) => {
+                let _ = kill(child, sig);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn fork_child() -> nix::Result<ForkResult> {
+    // SAFETY: the calling process is single-threaded (the session's init), so the child may run any code.
+    unsafe { nix::unistd::fork() }
+}
+
+/// The command's process: confine, then exec. Never returns.
+fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd) -> ! {
+    let _ = sys::set_pdeathsig(libc::SIGKILL);
+    // Restore default dispositions and an empty mask for the command.
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if let Err(e) = nix::unistd::setsid() {
+        fail(rep, &format!("setsid: {e}"));
+    }
+    sys::close_fds_from(3, &[rep, nsock]);
+    if let Err(e) = apply::process::set_rlimits(&plan.process) {
+        fail(rep, &e);
+    }
+    if let Err(e) = nix::unistd::chdir(&plan.process.cwd) {
+        fail(rep, &format!("chdir {}: {e}", plan.process.cwd.display()));
+    }
+    if let Err(e) = sys::set_no_new_privs() {
+        fail(rep, &format!("no_new_privs: {e}"));
+    }
+    if let Err(e) = sys::drop_all_capabilities() {
+        fail(rep, &format!("dropping capabilities: {e}"));
+    }
+    if let Err(e) = apply::landlock::apply(&plan.landlock) {
+        fail(rep, &e);
+    }
+    if let Some(prog) = &prep.seccomp {
+        match sys::seccomp_install(prog, plan.seccomp.notify) {
+            Ok(Some(fd)) => {
+                let fds = [fd.as_raw_fd()];
+                let iov = [IoSlice::new(b"n")];
+                if let Err(e) = sendmsg::<()>(nsock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None) {
+                    fail(rep, &format!("seccomp: passing the notification fd: {e}"));
+                }
+                drop(fd);
+            }
+            Ok(None) => {}
+            Err(e) => fail(rep, &format!("seccomp: install filter: {e}")),
+        }
+    }
+    let _ = nix::unistd::close(nsock);
+    let _ = sys::set_dumpable(false);
+    let Some(program) = &prep.program else {
+        send_msg(rep, 'X', &libc::ENOENT.to_string());
+        sys::exit_now(127);
+    };
+    let e = nix::unistd::execve(program, &prep.argv, &prep.envp).err().unwrap_or(nix::errno::Errno::EINVAL);
+    send_msg(rep, 'X', &(e as i32).to_string());
+    sys::exit_now(if e == nix::errno::Errno::ENOENT { 127 } else { 126 })
+}

@@ -1,0 +1,219 @@
+//! Every raw syscall cordon's sandbox makes that has no safe wrapper. Nothing else in this crate uses
+//! `unsafe`.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+fn cvt(r: libc::c_long) -> io::Result<libc::c_long> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// fork-like clone(2) with namespace flags. Returns 0 in the child, the child's pid in the parent.
+///
+/// The caller must be single-threaded: the child gets a copy of only the calling thread.
+pub fn clone_process(flags: u64) -> io::Result<libc::pid_t> {
+    // SAFETY: clone with a null stack behaves like fork: the child continues on a copy of the caller's
+    // stack. No tid pointers are passed. The caller guarantees it is single-threaded (see above).
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, 0usize, 0usize, 0usize, 0usize) };
+    cvt(r).map(|p| p as libc::pid_t)
+}
+
+/// The highest Landlock ABI the running kernel supports (0 when Landlock is absent or disabled).
+pub fn landlock_abi() -> i32 {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: with a null attr, size 0 and the VERSION flag the call only returns an integer.
+    let r = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION) };
+    if r < 0 {
+        0
+    } else {
+        r as i32
+    }
+}
+
+const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+const SECCOMP_GET_ACTION_AVAIL: libc::c_ulong = 2;
+pub const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
+pub const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
+
+/// Is this seccomp return action supported by the kernel?
+pub fn seccomp_action_available(action: u32) -> bool {
+    // SAFETY: GET_ACTION_AVAIL reads a u32 from the pointer we pass, which lives for the call.
+    let r = unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0usize, &action as *const u32) };
+    r == 0
+}
+
+/// Installs a seccomp BPF program on the calling thread. With `listener`, returns the user-notification
+/// fd. no_new_privs must already be set.
+pub fn seccomp_install(prog: &[libc::sock_filter], listener: bool) -> io::Result<Option<OwnedFd>> {
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
+    let flags = if listener { SECCOMP_FILTER_FLAG_NEW_LISTENER } else { 0 };
+    // SAFETY: fprog points to `prog`, which outlives the call; the kernel copies the program.
+    let r = cvt(unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog) })?;
+    if listener {
+        // SAFETY: with NEW_LISTENER the kernel returns a fresh fd that we now own.
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
+    } else {
+        Ok(None)
+    }
+}
+
+fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: every prctl op used here takes integer arguments only.
+    let r = unsafe { libc::prctl(op, a, b, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    cvt(r as libc::c_long).map(|_| ())
+}
+
+pub fn set_no_new_privs() -> io::Result<()> {
+    prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)
+}
+
+pub fn set_dumpable(on: bool) -> io::Result<()> {
+    prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0)
+}
+
+pub fn set_pdeathsig(sig: libc::c_int) -> io::Result<()> {
+    prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0)
+}
+
+pub fn set_child_subreaper() -> io::Result<()> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0)
+}
+
+/// The highest capability number the kernel knows.
+pub fn cap_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
+}
+
+/// Empties every capability set: bounding, ambient, inheritable, permitted, effective; and locks
+/// securebits so that uid 0 regains nothing at execve.
+pub fn drop_all_capabilities() -> io::Result<()> {
+    // SECBIT_NOROOT | NOROOT_LOCKED | NO_SETUID_FIXUP | NO_SETUID_FIXUP_LOCKED | KEEP_CAPS_LOCKED |
+    // NO_CAP_AMBIENT_RAISE | NO_CAP_AMBIENT_RAISE_LOCKED. Needs CAP_SETPCAP; without it (an unprivileged
+    // caller outside a user namespace) there is nothing to gain, so EPERM is fine.
+    match prctl(libc::PR_SET_SECUREBITS, 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80, 0) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        Err(e) => return Err(e),
+    }
+    for cap in 0..=cap_last_cap() {
+        match prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0) {
+            Ok(()) => {}
+            // EPERM: no CAP_SETPCAP, so the bounding set cannot matter (nothing can be gained: no_new_privs).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EPERM)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // SAFETY: PR_CAP_AMBIENT with integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    cvt(r as libc::c_long)?;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let hdr = Header { version: 0x2008_0522, pid: 0 };
+    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: capset reads a v3 header and two data structs, both valid for the duration of the call.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
+    cvt(r).map(|_| ())
+}
+
+/// The calling thread's effective capability bits (for tests and doctor).
+pub fn effective_capabilities() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("CapEff:")).and_then(|l| u64::from_str_radix(l[7..].trim(), 16).ok()))
+        .unwrap_or(0)
+}
+
+/// Closes every fd >= `from` except those in `keep`.
+pub fn close_fds_from(from: RawFd, keep: &[RawFd]) {
+    let mut start = from as u32;
+    let mut keep: Vec<u32> = keep.iter().map(|k| *k as u32).filter(|k| *k >= start).collect();
+    keep.sort_unstable();
+    for k in keep {
+        if k > start {
+            close_range(start, k - 1);
+        }
+        start = k + 1;
+    }
+    close_range(start, u32::MAX);
+}
+
+fn close_range(first: u32, last: u32) {
+    // SAFETY: close_range only closes descriptors; the caller has no live Rust objects owning them
+    // (it runs in the freshly forked child just before exec).
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if r < 0 {
+        for fd in first..=last.min(65535) {
+            // SAFETY: as above; closing an fd that is not open returns EBADF, which is ignored.
+            unsafe { libc::close(fd as RawFd) };
+        }
+    }
+}
+
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd that we own.
+    let r = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })?;
+    // SAFETY: the kernel just returned this fd to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// Sends a signal through a pidfd (no pid-reuse race).
+pub fn pidfd_send_signal(fd: RawFd, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: integer arguments and a null siginfo pointer, which the call permits.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd, sig, std::ptr::null::<libc::siginfo_t>(), 0u32) };
+    cvt(r).map(|_| ())
+}
+
+/// Brings the loopback interface up in the current network namespace.
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: socket() with constant arguments returns a new fd or -1.
+    let s = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if s < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: we own the fd just created.
+    let sock = unsafe { OwnedFd::from_raw_fd(s) };
+    use std::os::fd::AsRawFd;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the ifreq we pass; it lives for the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: reading the union field that SIOCGIFFLAGS just wrote.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we pass.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Writes to stderr without allocating (usable in the forked child after a failure).
+pub fn write_stderr(msg: &str) {
+    // SAFETY: writes bytes from a valid slice to fd 2.
+    unsafe { libc::write(2, msg.as_ptr() as *const libc::c_void, msg.len()) };
+}
+
+/// Leaves the process immediately, without running atexit handlers or destructors (a forked child
+/// must not flush buffers it shares with its parent).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
