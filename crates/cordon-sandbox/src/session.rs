@@ -85,6 +85,7 @@ impl Session<'_> {
         let start = Instant::now();
         let plan = self.plan;
         let prepared = prepare(plan)?;
+        apply::cgroup::collect_stale(&plan.cgroup);
         let cgroups = apply::cgroup::create(&plan.cgroup)?;
 
         let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;

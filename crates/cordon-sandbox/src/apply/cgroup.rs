@@ -151,6 +151,34 @@ impl Drop for Cgroups {
                     Err(_) => break,
                 }
             }
+            // The shared `cordon/` parent goes too once no session uses it (fails harmlessly otherwise).
+            if let Some(parent) = d.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+    }
+}
+
+/// Removes empty session cgroups left by supervisors that were killed (SIGKILL leaves no chance to
+/// clean up). Only directories older than a minute are touched, so a session being set up right now
+/// is never raced; rmdir fails on any cgroup that still has processes.
+pub fn collect_stale(plan: &CgroupPlan) {
+    let mut parents: Vec<PathBuf> = vec![];
+    for d in plan.dirs() {
+        if let Some(p) = d.parent() {
+            if !parents.iter().any(|x| x == p) {
+                parents.push(p.to_path_buf());
+            }
+        }
+    }
+    let now = std::time::SystemTime::now();
+    for parent in parents {
+        let Ok(rd) = std::fs::read_dir(&parent) else { continue };
+        for e in rd.flatten() {
+            let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| now.duration_since(t).ok()).is_some_and(|age| age.as_secs() > 60);
+            if old && e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                let _ = std::fs::remove_dir(e.path());
+            }
         }
     }
 }
