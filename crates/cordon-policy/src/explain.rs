@@ -19,7 +19,17 @@ fn list_paths(c: &CompiledPolicy, f: impl Fn(&Access) -> bool) -> String {
     }
     groups
         .into_iter()
-        .map(|(e, v)| if v.len() == 1 && v[0] == e { e } else if e.starts_with('@') { format!("{e} ({})", v.join(", ")) } else { v.join(", ") })
+        .map(|(e, v)| {
+            if v.len() == 1 && v[0] == e {
+                e
+            } else if e.starts_with('@') && v.len() > 4 {
+                format!("{e} ({}, {} … {} paths)", v[0], v[1], v.len())
+            } else if e.starts_with('@') {
+                format!("{e} ({})", v.join(", "))
+            } else {
+                v.join(", ")
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -48,7 +58,8 @@ pub fn explain(c: &CompiledPolicy) -> String {
     let _ = writeln!(s, "  can run:    {}", list_paths(c, |a| a.exec));
     if !c.fs.deny.is_empty() {
         let v: Vec<_> = c.fs.deny.iter().map(|m| shorten(c, &m.path.display().to_string())).collect();
-        let _ = writeln!(s, "  never readable, even inside the trees above ({} paths): {}", v.len(), v.join(", "));
+        let shown = if v.len() > 8 { format!("{} … and {} more", v[..8].join(", "), v.len() - 8) } else { v.join(", ") };
+        let _ = writeln!(s, "  never readable, even inside the trees above ({} paths): {shown}", v.len());
     }
     if !c.fs.protect.is_empty() {
         let v: Vec<_> = c.fs.protect.iter().map(|m| m.entry.clone()).collect();

@@ -45,7 +45,7 @@ pub const GROUPS: &[Group] = &[
         about: "harmless devices and the terminal",
         paths: &[
             "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/pts",
-            "/dev/ptmx", "/dev/shm", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr",
+            "/dev/ptmx", "/dev/shm",
         ],
     },
     Group {

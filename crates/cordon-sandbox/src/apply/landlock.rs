@@ -28,7 +28,15 @@ pub fn apply(plan: &LandlockPlan) -> Result<(), String> {
             // A path that does not exist grants nothing; skipping it loses nothing.
             Err(_) => continue,
         };
-        let is_dir = std::fs::metadata(&r.path).map(|m| m.is_dir()).unwrap_or(false);
+        let Ok(md) = std::fs::metadata(&r.path) else { continue };
+        use std::os::unix::fs::FileTypeExt;
+        let ft = md.file_type();
+        // Landlock rules attach to inodes of real filesystems; pipes and sockets reached through a
+        // magic link (/dev/stdout -> /proc/self/fd/1) have nothing to attach to.
+        if !(ft.is_dir() || ft.is_file() || ft.is_char_device() || ft.is_block_device()) {
+            continue;
+        }
+        let is_dir = ft.is_dir();
         let rights = if is_dir { r.rights } else { r.rights & FILE_RIGHTS };
         if rights == 0 {
             continue;

@@ -1,0 +1,391 @@
+//! End-to-end: the real `cordon run`, as root and as nobody. Every confinement check first proves the
+//! action works without cordon (the control), then that it fails inside, then (where the supervisor can
+//! see it) that the denial was reported.
+
+mod common;
+use common::*;
+use std::io::Write;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+#[test]
+fn exit_status_is_passed_through() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        assert_eq!(e.run_sh("exit 0").status.code(), Some(0), "{who:?}");
+        assert_eq!(e.run_sh("exit 42").status.code(), Some(42), "{who:?}");
+        assert_eq!(e.run_sh("kill -TERM $$").status.code(), Some(143), "{who:?}: signal N gives 128+N");
+        let o = e.cordon(&["run", "--allow-degraded", "--", "/definitely/not/here"]);
+        assert_eq!(o.status.code(), Some(127), "{}", show(&o));
+        assert!(err(&o).contains("cannot execute /definitely/not/here"), "{}", show(&o));
+    }
+}
+
+#[test]
+fn stdio_passes_through() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"));
+        c.args(["run", "--allow-degraded", "-q", "--", "/bin/sh", "-c", "tr a-z A-Z; echo err >&2"]).current_dir(&e.ws).env("HOME", &e.home);
+        c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        if who == Who::Nobody {
+            continue; // covered for root; setpriv wrapping is in Env
+        }
+        let mut ch = c.spawn().expect("spawn");
+        ch.stdin.take().expect("stdin").write_all(b"hello\n").expect("write");
+        let o = ch.wait_with_output().expect("wait");
+        assert_eq!(out(&o), "HELLO\n");
+        assert_eq!(err(&o), "err\n");
+    }
+}
+
+#[test]
+fn workspace_is_writable_and_the_rest_is_not() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let o = e.run_sh("cat README.md && echo new > new.txt && mkdir -p d/e && mv new.txt d/e/ && cat d/e/new.txt");
+        assert_eq!(o.status.code(), Some(0), "{who:?} {}", show(&o));
+        assert_eq!(out(&o), "hello\nnew\n");
+        // Outside the workspace: the fake home is writable by this user without cordon...
+        let target = e.home.join("planted");
+        let script = format!("echo x > {}", target.display());
+        assert!(e.bare_sh(&script).status.success(), "control must succeed");
+        std::fs::remove_file(&target).expect("cleanup control");
+        // ... and not inside.
+        let o = e.run_sh(&script);
+        assert!(!o.status.success(), "{who:?} wrote outside the workspace: {}", show(&o));
+        assert!(!exists(&target));
+        // System paths are read-only even for root.
+        let o = e.run_sh("echo x >> /etc/hostname");
+        assert!(!o.status.success(), "{who:?}: {}", show(&o));
+    }
+}
+
+#[test]
+fn credentials_are_unreadable() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let key = e.home.join(".ssh/id_rsa");
+        let script = format!("cat {}", key.display());
+        let c = e.bare_sh(&script);
+        assert!(c.status.success() && out(&c).contains("FAKE KEY"), "control: {}", show(&c));
+        let o = e.run_sh(&script);
+        assert!(!o.status.success() && !out(&o).contains("FAKE KEY"), "{who:?}: {}", show(&o));
+        // Through a symlink planted in the workspace.
+        std::os::unix::fs::symlink(&key, e.ws.join("key")).expect("symlink");
+        let o = e.run_sh("cat key");
+        assert!(!out(&o).contains("FAKE KEY"), "{who:?} symlink: {}", show(&o));
+        // .env in the workspace.
+        assert!(out(&e.bare_sh("cat .env")).contains("sk-fake"));
+        let o = e.run_sh("cat .env");
+        assert!(!out(&o).contains("sk-fake"), "{who:?} .env: {}", show(&o));
+        // /etc/shadow, readable by root without cordon.
+        if who == Who::Root {
+            assert!(e.bare_sh("head -c1 /etc/shadow").status.success());
+            let o = e.run_sh("head -c1 /etc/shadow");
+            assert!(!o.status.success(), "{}", show(&o));
+        }
+    }
+}
+
+#[test]
+fn secrets_leave_the_environment() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let env = [("AWS_SECRET_ACCESS_KEY", "AKIAFAKE"), ("GITHUB_TOKEN", "ghp_fake"), ("LD_PRELOAD", "/nonexistent.so"), ("KEEP_ME", "yes")];
+        let o = e.run_sh_with(&[], "env", &env);
+        let s = out(&o);
+        assert!(s.contains("KEEP_ME=yes"), "{}", show(&o));
+        for bad in ["AKIAFAKE", "ghp_fake", "LD_PRELOAD"] {
+            assert!(!s.contains(bad), "{who:?}: {bad} reached the sandbox");
+        }
+        assert!(s.contains("CORDON_SESSION="));
+    }
+}
+
+#[test]
+fn git_works_but_hooks_and_config_are_read_only() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let o = e.bare_sh("git init -q . && git config user.email a@b && git config user.name t");
+        assert!(o.status.success(), "{}", show(&o));
+        if who == Who::Nobody {
+            e.chown_all();
+        }
+        let o = e.run_sh("git add README.md && git commit -qm first && git log --oneline | wc -l");
+        assert_eq!(out(&o).trim(), "1", "{who:?} git commit must work: {}", show(&o));
+        let o = e.run_sh("echo 'curl evil' > .git/hooks/pre-commit; chmod +x .git/hooks/pre-commit");
+        assert!(!exists(&e.ws.join(".git/hooks/pre-commit")), "{who:?} planted a hook: {}", show(&o));
+        let o = e.run_sh("git config core.hooksPath /tmp/h");
+        assert!(!o.status.success(), "{who:?}: {}", show(&o));
+        let cfg = std::fs::read_to_string(e.ws.join(".git/config")).expect("config");
+        assert!(!cfg.contains("hooksPath"));
+        let o = e.run_sh("mv .git .git2");
+        assert!(!o.status.success() && exists(&e.ws.join(".git")), "{who:?} renamed .git away: {}", show(&o));
+    }
+}
+
+#[test]
+fn denied_syscalls_are_reported() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let c = e.bare_sh("unshare -U true");
+        assert!(c.status.success(), "control: user namespaces work outside: {}", show(&c));
+        let o = e.run_sh("unshare -U true");
+        assert!(!o.status.success());
+        assert!(err(&o).contains("denied 1 operation") && err(&o).contains("CLONE_NEWUSER"), "{who:?}: {}", show(&o));
+        let o = e.run_sh("python3 -c 'import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)'");
+        assert!(!o.status.success());
+        assert!(err(&o).contains("socket(AF_PACKET, SOCK_RAW)"), "{who:?}: {}", show(&o));
+        // -q silences the summary.
+        let o = e.run_sh_with(&["-q"], "unshare -U true", &[]);
+        assert!(!err(&o).contains("cordon:"), "{}", show(&o));
+    }
+}
+
+#[test]
+fn no_capabilities_even_as_root() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    assert!(out(&e.bare_sh("grep CapEff /proc/self/status")).contains("000001ff"), "control: root has capabilities");
+    let o = e.run_sh("grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status");
+    let s = out(&o);
+    assert_eq!(s.lines().count(), 5, "{}", show(&o));
+    for l in s.lines() {
+        assert!(l.ends_with("0000000000000000"), "capability left: {l}");
+    }
+    // And setuid programs gain nothing (no_new_privs).
+    let o = e.run_sh("grep NoNewPrivs /proc/self/status");
+    assert!(out(&o).contains("1"), "{}", show(&o));
+}
+
+#[test]
+fn network_is_unreachable() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let l = TcpListener::bind("127.0.0.1:0").expect("listen");
+        l.set_nonblocking(true).expect("nonblocking");
+        let port = l.local_addr().expect("addr").port();
+        let script = format!("python3 -c \"import socket; s=socket.create_connection(('127.0.0.1',{port}),2); s.send(b'x')\"");
+        assert!(e.bare_sh(&script).status.success(), "control: connect works outside");
+        let got_control = l.accept().is_ok();
+        assert!(got_control, "control connection arrived");
+        let o = e.run_sh(&script);
+        assert!(!o.status.success(), "{who:?} connected out: {}", show(&o));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(l.accept().is_err(), "{who:?}: the host listener saw a connection from the sandbox");
+        // The session's own loopback works.
+        let o = e.run_sh("python3 -c \"import socket; a=socket.socket(); a.bind(('127.0.0.1',0)); a.listen(); b=socket.create_connection(a.getsockname()); print('loop ok')\"");
+        assert!(out(&o).contains("loop ok"), "{who:?}: {}", show(&o));
+    }
+}
+
+#[test]
+fn other_processes_are_invisible_and_untouchable() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let mut victim = std::process::Command::new("sleep").arg("30").spawn().expect("victim");
+        let pid = victim.id();
+        assert!(e.bare_sh(&format!("test -d /proc/{pid}")).status.success());
+        let o = e.run_sh(&format!("test -d /proc/{pid} && echo visible; kill -0 {pid} && echo signalled; ls /proc | grep -c '^[0-9]'"));
+        assert!(!out(&o).contains("visible") && !out(&o).contains("signalled"), "{who:?}: {}", show(&o));
+        assert!(victim.try_wait().expect("wait").is_none(), "victim must be alive");
+        let _ = victim.kill();
+        let _ = victim.wait();
+    }
+}
+
+#[test]
+fn the_session_ends_with_its_command() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let marker = format!("cordon-daemon-{}-{who:?}", std::process::id());
+        let o = e.run_sh(&format!("setsid bash -c 'exec -a {marker} sleep 300' > /dev/null 2>&1 & sleep 0.3; pgrep -f {marker} >/dev/null && echo started"));
+        assert!(out(&o).contains("started"), "the daemon must have been running inside: {}", show(&o));
+        std::thread::sleep(Duration::from_millis(200));
+        let left = std::process::Command::new("pgrep").args(["-f", &format!("^{marker}")]).output().expect("pgrep");
+        assert!(!left.status.success(), "{who:?}: a daemonised process outlived the session: {}", out(&left));
+    }
+}
+
+#[test]
+fn killing_cordon_kills_the_session() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let marker = format!("cordon-orphan-{}", std::process::id());
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["run", "--", "/bin/bash", "-c", &format!("exec -a {marker} sleep 300")])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    let pg = std::process::Command::new("pgrep").args(["-f", &format!("^{marker}")]).output().expect("pgrep");
+    assert!(pg.status.success(), "session started");
+    // Remember the session's cgroups: a SIGKILLed supervisor cannot remove them (the next cordon run
+    // collects them after a minute); this test removes them itself to leave the machine as it was.
+    let pid = out(&pg).lines().next().unwrap_or("").trim().to_string();
+    let cgs: Vec<std::path::PathBuf> = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctl, path) = (it.next()?, it.next()?, it.next()?);
+            if !path.contains("/cordon/") {
+                return None;
+            }
+            let h = if ctl.is_empty() { "unified".to_string() } else { ctl.to_string() };
+            Some(std::path::Path::new("/sys/fs/cgroup").join(h).join(path.trim_start_matches('/')))
+        })
+        .collect();
+    assert!(!cgs.is_empty(), "the session runs in cordon cgroups");
+    c.kill().expect("SIGKILL cordon");
+    let _ = c.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    let left = std::process::Command::new("pgrep").args(["-f", &format!("^{marker}")]).output().expect("pgrep");
+    assert!(!left.status.success(), "the command outlived a SIGKILLed cordon: {}", out(&left));
+    for d in cgs {
+        let _ = std::fs::remove_dir(&d);
+        assert!(!d.exists(), "could not remove {}", d.display());
+    }
+}
+
+#[test]
+fn signals_are_forwarded() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["run", "-q", "--", "/bin/sh", "-c", "trap 'echo got-usr1; exit 7' USR1; while :; do sleep 0.05; done"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGUSR1).expect("signal");
+    let o = c.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(7), "{}", show(&o));
+    assert!(out(&o).contains("got-usr1"));
+}
+
+#[test]
+fn wall_time_limit_ends_the_session() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let p = e.write_policy("p.toml", "version = 1\nextends = [\"builtin:agent\"]\n[limits]\nwall_time = \"1s\"\n");
+        let t = Instant::now();
+        let o = e.run_sh_with(&["--policy", &p.display().to_string()], "sleep 30", &[]);
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(8), "{who:?} took {took:?}");
+        assert_eq!(o.status.code(), Some(143), "{}", show(&o));
+        assert!(err(&o).contains("wall time limit 1s reached"), "{}", show(&o));
+    }
+}
+
+#[test]
+fn process_and_memory_limits_hold_as_root() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let p = e.write_policy("p.toml", "version = 1\nextends = [\"builtin:agent\"]\n[limits]\nprocesses = 16\nmemory = \"64MiB\"\n");
+    let pol = p.display().to_string();
+    let o = e.run_sh_with(&["--policy", &pol], "for i in $(seq 40); do sleep 2 & done 2>/dev/null; wait; echo survived", &[]);
+    assert!(err(&o).contains("process limit 16 hit"), "{}", show(&o));
+    let o = e.run_sh_with(&["--policy", &pol], "python3 -c 'x = bytearray(300 * 1024 * 1024); print(len(x))'", &[]);
+    assert!(!o.status.success(), "allocated past the memory limit: {}", show(&o));
+    assert!(err(&o).contains("memory limit 64MiB hit"), "{}", show(&o));
+    // The session's cgroups are removed afterwards.
+    let rep = e.root.join("r.json");
+    let o = e.run_sh_with(&["--policy", &pol, "--report", &rep.display().to_string()], "true", &[]);
+    assert!(o.status.success(), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rep).expect("report")).expect("json");
+    let id = v["outcome"]["session_id"].as_str().expect("id").to_string();
+    for h in ["memory", "pids", "cpu,cpuacct", "unified"] {
+        let d = std::path::Path::new("/sys/fs/cgroup").join(h).join("cordon").join(&id);
+        assert!(!d.exists(), "cgroup left behind: {}", d.display());
+    }
+}
+
+#[test]
+fn fails_closed_without_a_memory_cgroup_and_reports_degraded_mode() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Nobody);
+    let o = e.cordon(&["run", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    let s = err(&o);
+    assert!(s.contains("cannot enforce policy `agent` in full, so nothing was run"), "{s}");
+    assert!(s.contains("memory cgroup") && s.contains("--allow-degraded"), "{s}");
+    let o = e.cordon(&["run", "--allow-degraded", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(err(&o).contains("DEGRADED (accepted with --allow-degraded)"), "{}", show(&o));
+}
+
+#[test]
+fn refuses_home_and_root_as_workspace() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let o = e.cordon(&["run", "--workspace", &e.home.display().to_string(), "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(err(&o).contains("home directory"), "{}", show(&o));
+    let o = e.cordon(&["run", "--workspace", "/", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125));
+}
+
+#[test]
+fn report_json_is_written() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let rep = e.root.join("r.json");
+    let o = e.cordon(&["run", "-q", "--report", &rep.display().to_string(), "--", "/bin/sh", "-c", "unshare -U true; exit 5"]);
+    assert_eq!(o.status.code(), Some(5));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rep).expect("report")).expect("json");
+    assert_eq!(v["outcome"]["exit_code"], 5);
+    assert_eq!(v["outcome"]["denials"]["total"], 1);
+    assert!(v["guarantees"].as_array().is_some_and(|g| !g.is_empty()));
+}
