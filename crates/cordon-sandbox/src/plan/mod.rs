@@ -78,3 +78,6 @@ pub fn plan(policy: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation) -> Ses
     let process = process::plan(policy, caps, inv, &ns, &cgroup, &mut g);
     SessionPlan { landlock, seccomp, ns, cgroup, process, guarantees: g }
 }
+
+#[cfg(test)]
+mod tests;

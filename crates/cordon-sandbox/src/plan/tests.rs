@@ -1,0 +1,190 @@
+//! Plans as plain data: for a given policy and host, each layer's plan and the guarantees it claims.
+
+use super::landlock as ll;
+use super::*;
+use crate::caps::{CgroupCaps, KernelCaps, Userns};
+use cordon_policy::{Context, Egress};
+use std::path::PathBuf;
+
+fn policy(name: &str) -> cordon_policy::CompiledPolicy {
+    let cx = Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
+    cordon_policy::load_and_compile(&format!("builtin:{name}"), &cx).expect("builtin").1
+}
+
+fn host(abi: i32, root: bool) -> KernelCaps {
+    KernelCaps {
+        kernel: "test".into(),
+        arch: "x86_64".into(),
+        uid: if root { 0 } else { 1000 },
+        is_root: root,
+        landlock_abi: abi,
+        seccomp_filter: true,
+        seccomp_user_notif: true,
+        userns: if root { Userns::NotNeeded } else { Userns::Allowed },
+        cgroup: CgroupCaps {
+            v2_mount: Some("/sys/fs/cgroup/unified".into()),
+            v2_controllers: vec![],
+            v2_base: root.then(|| PathBuf::from("/sys/fs/cgroup/unified")),
+            v1: if root {
+                vec![("memory".into(), "/sys/fs/cgroup/memory".into()), ("pids".into(), "/sys/fs/cgroup/pids".into()), ("cpu".into(), "/sys/fs/cgroup/cpu,cpuacct".into())]
+            } else {
+                vec![]
+            },
+        },
+    }
+}
+
+fn inv() -> Invocation {
+    Invocation {
+        session_id: "s1".into(),
+        argv: vec!["/bin/true".into()],
+        cwd: "/home/u/ws".into(),
+        env: vec![("PATH".into(), "/usr/bin:/bin".into()), ("AWS_SECRET_ACCESS_KEY".into(), "x".into()), ("LD_PRELOAD".into(), "x".into()), ("LANG".into(), "C".into())],
+    }
+}
+
+#[test]
+fn root_on_this_kind_of_host_gets_everything() {
+    let p = plan(&policy("agent"), &host(7, true), &inv());
+    assert!(p.degraded().is_empty(), "{:?}", p.degraded());
+    assert!(!p.ns.user && p.ns.pid && p.ns.mount && p.ns.net);
+    assert!(matches!(p.cgroup.memory, Some((_, cgroup::Mechanism::V1 { .. }))));
+    assert_eq!(p.cgroup.v2_dir, Some(PathBuf::from("/sys/fs/cgroup/unified/cordon/s1")));
+    assert_eq!(p.landlock.scopes, ll::SCOPE_ABSTRACT_UNIX | ll::SCOPE_SIGNAL);
+    // netns is the network layer; Landlock TCP is not needed (and would break in-session loopback).
+    assert_eq!(p.landlock.handled_net, 0);
+}
+
+#[test]
+fn landlock_handles_every_right_of_the_abi() {
+    for (abi, refer, trunc, ioctl) in [(1, false, false, false), (2, true, false, false), (3, true, true, false), (5, true, true, true), (7, true, true, true)] {
+        let p = plan(&policy("agent"), &host(abi, true), &inv());
+        let h = p.landlock.handled_fs;
+        assert_eq!(h & ll::REFER != 0, refer, "abi {abi}");
+        assert_eq!(h & ll::TRUNCATE != 0, trunc, "abi {abi}");
+        assert_eq!(h & ll::IOCTL_DEV != 0, ioctl, "abi {abi}");
+        for r in &p.landlock.fs_rules {
+            assert_eq!(r.rights & !h, 0, "rule asks for rights the ABI lacks");
+        }
+    }
+}
+
+#[test]
+fn rules_follow_the_policy() {
+    let p = plan(&policy("agent"), &host(7, true), &inv());
+    let rule = |path: &str| p.landlock.fs_rules.iter().find(|r| r.path == std::path::Path::new(path)).map(|r| r.rights).unwrap_or(0);
+    use ll::{EXECUTE, IOCTL_DEV, MAKE_BLOCK, MAKE_CHAR, MAKE_REG, REFER, TRUNCATE, WRITE_FILE};
+    assert_eq!(rule("/usr") & (WRITE_FILE | MAKE_REG), 0, "system is read-only");
+    assert_ne!(rule("/usr") & EXECUTE, 0);
+    assert_ne!(rule("/home/u/ws") & (WRITE_FILE | MAKE_REG | REFER | TRUNCATE), 0);
+    assert_eq!(rule("/home/u/ws") & (MAKE_CHAR | MAKE_BLOCK), 0, "never device nodes");
+    assert_ne!(rule("/dev/pts") & IOCTL_DEV, 0, "terminal ioctls");
+    assert_eq!(rule("/home/u"), 0, "HOME itself is not readable");
+    assert!(p.landlock.fs_rules.iter().all(|r| !r.path.starts_with("/home/u/.ssh")));
+}
+
+#[test]
+fn no_scopes_before_abi_6_is_covered_by_namespaces() {
+    let p = plan(&policy("agent"), &host(4, true), &inv());
+    assert_eq!(p.landlock.scopes, 0);
+    assert!(p.degraded().iter().all(|g| g.layer != "scoping"), "pid+net namespaces cover scoping");
+}
+
+#[test]
+fn no_landlock_is_a_named_degradation() {
+    let p = plan(&policy("agent"), &host(0, true), &inv());
+    let d = p.degraded();
+    assert!(d.iter().any(|g| g.layer == "filesystem" && matches!(&g.state, State::Degraded { feature, .. } if feature.contains("Landlock"))), "{d:?}");
+}
+
+#[test]
+fn unprivileged_without_cgroups_degrades_memory_and_cpu_only() {
+    let p = plan(&policy("agent"), &host(7, false), &inv());
+    assert!(p.ns.user, "unprivileged sessions use a user namespace");
+    let d: Vec<_> = p.degraded().iter().map(|g| g.what.clone()).collect();
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert!(d.iter().any(|w| w.contains("memory")) && d.iter().any(|w| w.contains("CPU")));
+    assert!(p.process.rlimits.contains(&(process::Rlimit::Nproc, 512)), "processes bound by RLIMIT_NPROC in the userns");
+    assert!(p.process.rlimits.iter().any(|(r, _)| *r == process::Rlimit::Data));
+    assert!(p.cgroup.dirs().is_empty());
+}
+
+#[test]
+fn blocked_user_namespaces_are_named() {
+    let mut h = host(7, false);
+    h.userns = Userns::Blocked("AppArmor restricts unprivileged user namespaces".into());
+    let p = plan(&policy("agent"), &h, &inv());
+    assert!(!p.ns.pid && !p.ns.mount && !p.ns.net);
+    assert!(p.degraded().iter().any(|g| matches!(&g.state, State::Degraded { feature, .. } if feature.contains("AppArmor"))));
+    // Without a network namespace, Landlock TCP rules take over network denial.
+    assert_ne!(p.landlock.handled_net, 0);
+}
+
+#[test]
+fn old_abi_without_netns_loses_the_network_guarantee() {
+    let mut h = host(2, false);
+    h.userns = Userns::Blocked("sysctl".into());
+    let p = plan(&policy("agent"), &h, &inv());
+    assert!(p.degraded().iter().any(|g| g.layer == "network" && g.what == "no network"));
+}
+
+#[test]
+fn mounts_mask_only_what_landlock_cannot() {
+    let p = plan(&policy("agent"), &host(7, true), &inv());
+    let ops = &p.ns.mounts;
+    assert_eq!(ops.first(), Some(&ns::MountOp::MakePrivate));
+    assert!(ops.contains(&ns::MountOp::Proc));
+    assert!(ops.iter().any(|o| matches!(o, ns::MountOp::Tmpfs { target, .. } if target == std::path::Path::new("/tmp"))));
+    assert!(ops.iter().any(|o| matches!(o, ns::MountOp::Tmpfs { target, .. } if target == std::path::Path::new("/run"))));
+    assert!(p.ns.hide.as_ref().is_some_and(|h| h.patterns.contains(&".env".to_string())));
+}
+
+#[test]
+fn seccomp_resolves_for_both_architectures() {
+    use cordon_policy::syscalls::Arch;
+    use libseccomp::ScmpArch;
+    let pol = policy("agent");
+    for (a, s) in [(Arch::X86_64, ScmpArch::X8664), (Arch::Aarch64, ScmpArch::Aarch64)] {
+        let rules = seccomp::resolve(&pol.syscalls, a, s);
+        let expected = pol.syscalls.iter().filter(|r| r.arches.contains(&a)).count();
+        assert_eq!(rules.len(), expected, "{a:?}: every entry for this arch resolves");
+        assert!(rules.iter().any(|r| r.name == "io_uring_setup"));
+    }
+    let p = plan(&pol, &host(7, true), &inv());
+    assert!(p.seccomp.enabled && p.seccomp.notify);
+    assert!(p.seccomp.rules.iter().any(|r| r.name == "clone3" && matches!(r.action, cordon_policy::syscalls::DenyAction::QuietErrno(38))));
+}
+
+#[test]
+fn seccomp_arg_matching() {
+    let p = plan(&policy("agent"), &host(7, true), &inv());
+    let nr = |n: &str| p.seccomp.rules.iter().find(|r| r.name == n).map(|r| r.nr).expect("rule");
+    let hit = |name: &str, args: [u64; 6]| p.seccomp.rules.iter().any(|r| seccomp::matches(r, nr(name), &args) && r.name == name);
+    assert!(hit("ioctl", [0, 0x5412, 0, 0, 0, 0]));
+    assert!(hit("ioctl", [0, 0xdead_0000_5412, 0, 0, 0, 0]), "upper bits cannot hide TIOCSTI");
+    assert!(!hit("ioctl", [0, 0x5401, 0, 0, 0, 0]), "TCGETS is fine");
+    assert!(hit("socket", [17, 3, 0, 0, 0, 0]), "AF_PACKET");
+    assert!(!hit("socket", [2, 1, 0, 0, 0, 0]), "TCP");
+    assert!(hit("socket", [2, 3, 1, 0, 0, 0]), "raw ICMP");
+    assert!(hit("unshare", [0x1000_0000, 0, 0, 0, 0, 0]));
+    assert!(!hit("unshare", [0x400, 0, 0, 0, 0, 0]), "CLONE_FILES is fine");
+}
+
+#[test]
+fn environment_is_scrubbed() {
+    let p = plan(&policy("agent"), &host(7, true), &inv());
+    let names: Vec<&str> = p.process.env.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(names.contains(&"LANG") && names.contains(&"PATH"));
+    assert!(!names.contains(&"AWS_SECRET_ACCESS_KEY") && !names.contains(&"LD_PRELOAD"));
+    assert!(p.process.env.contains(&("TMPDIR".into(), "/tmp".into())));
+    assert!(p.process.rlimits.contains(&(process::Rlimit::Core, 0)));
+}
+
+#[test]
+fn open_egress_needs_no_netns() {
+    let mut pol = policy("agent");
+    pol.net.egress = Egress::Open;
+    pol.namespaces.net = false;
+    let p = plan(&pol, &host(7, true), &inv());
+    assert!(!p.ns.net && p.landlock.handled_net == 0);
+}
