@@ -131,7 +131,7 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
     let mut grant = |list: &[toml::Spanned<String>], f: fn(&mut Access)| {
         for e in list {
             for p in paths::expand(e.get_ref(), cx) {
-                match fs.rules.iter_mut().find(|r| r.path == p) {
+                match fs.rules.iter_mut().find(|r| r.path.as_os_str() == p.as_os_str()) {
                     Some(r) => f(&mut r.access),
                     None => {
                         let mut a = Access::default();
@@ -150,7 +150,7 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
     grant(&r.exec, |a| a.exec = true);
     for e in &r.deny {
         for p in paths::expand(e.get_ref(), cx) {
-            if !fs.deny.iter().any(|m| m.path == p) {
+            if !fs.deny.iter().any(|m| m.path.as_os_str() == p.as_os_str()) {
                 fs.deny.push(Masked { path: p, entry: e.get_ref().clone(), origin: origin.to_string() });
             }
         }

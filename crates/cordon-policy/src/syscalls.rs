@@ -185,8 +185,13 @@ fn cmp(arg: u8, op: CmpOp, value: u64) -> ArgCmp {
     ArgCmp { arg, op, value }
 }
 
-/// The baseline deny list every built-in profile starts from.
+/// The baseline deny list every policy starts from.
 pub fn baseline() -> Vec<SyscallRule> {
+    static BASE: std::sync::OnceLock<Vec<SyscallRule>> = std::sync::OnceLock::new();
+    BASE.get_or_init(build_baseline).clone()
+}
+
+fn build_baseline() -> Vec<SyscallRule> {
     let deny = DenyAction::Errno(EPERM);
     let mut out = Vec::new();
     for (group, items) in PLAIN {

@@ -61,6 +61,22 @@ fn prepare(plan: &SessionPlan) -> Result<Prepared, String> {
     Ok(Prepared { argv, envp, program, seccomp })
 }
 
+/// Monotonic microseconds, comparable across the supervisor and its children (for CORDON_TIMING).
+fn mono_us() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000).unwrap_or(0)
+}
+
+fn timing_on() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("CORDON_TIMING").is_some())
+}
+
+fn mark(rep: RawFd, what: &str) {
+    if timing_on() {
+        send_msg(rep, 'T', &format!("{} {what}", mono_us()));
+    }
+}
+
 /// Messages from the session's init and the command's process to the supervisor.
 fn send_msg(fd: RawFd, tag: char, body: &str) {
     let line = format!("{tag} {}\n", body.replace('\n', " "));
@@ -83,10 +99,19 @@ pub struct Session<'a> {
 impl Session<'_> {
     pub fn run(&self) -> Result<Outcome, String> {
         let start = Instant::now();
+        let t0 = mono_us();
+        let mut marks: Vec<(u64, String)> = vec![];
+        let mut mark_s = |what: &str| {
+            if timing_on() {
+                marks.push((mono_us(), what.to_string()))
+            }
+        };
         let plan = self.plan;
         let prepared = prepare(plan)?;
+        mark_s("supervisor: seccomp program built");
         apply::cgroup::collect_stale(&plan.cgroup);
         let cgroups = apply::cgroup::create(&plan.cgroup)?;
+        mark_s("supervisor: cgroups created");
 
         let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
@@ -120,11 +145,13 @@ impl Session<'_> {
         let _ = sys::set_dumpable(false);
         let init = Pid::from_raw(pid);
         let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
+        mark_s("supervisor: init cloned");
         if let Err(e) = cgroups.add(pid) {
             let _ = kill(init, Signal::SIGKILL);
             let _ = waitpid(init, None);
             return Err(e);
         }
+        mark_s("supervisor: init moved into cgroups");
         let _ = nix::unistd::write(&sync_w, b"g");
         drop(sync_w);
 
@@ -186,6 +213,7 @@ impl Session<'_> {
             }
             if init_done {
                 init_status = waitpid(init, None).map_err(|e| format!("waitpid: {e}"))?;
+                mark_s("supervisor: init reaped");
                 break;
             }
             let now = Instant::now();
@@ -212,6 +240,7 @@ impl Session<'_> {
         let mut limits_hit = cgroups.events(&plan.cgroup);
         cgroups.kill_all();
         drop(cgroups);
+        mark_s("supervisor: cgroups removed");
 
         // Read what the children reported.
         let mut text = String::new();
@@ -235,6 +264,11 @@ impl Session<'_> {
                 }
                 "H" => hidden = body.parse().unwrap_or(0),
                 "N" => notes.push(body.to_string()),
+                "T" => {
+                    if let Some((t, w)) = body.split_once(' ') {
+                        marks.push((t.parse().unwrap_or(0), w.to_string()));
+                    }
+                }
                 _ => {}
             }
         }
@@ -243,6 +277,12 @@ impl Session<'_> {
             WaitStatus::Exited(_, c) => Ending::SetupFailed { error: format!("the session's init exited with {c} before the command ran") },
             other => Ending::SetupFailed { error: format!("the session's init ended unexpectedly: {other:?}") },
         });
+        if timing_on() {
+            marks.sort();
+            for (t, w) in &marks {
+                eprintln!("cordon-timing: {:>8} us  {w}", t.saturating_sub(t0));
+            }
+        }
         if wall_exceeded {
             limits_hit.push(format!("wall time limit {} reached: the session was terminated", plan.cgroup.wall_time.map(cordon_policy::units::fmt_duration).unwrap_or_default()));
         }
@@ -287,18 +327,17 @@ struct Supervisor<'a> {
 impl Supervisor<'_> {
     fn handle_notification(&mut self) {
         let Some(fd) = self.notify_fd.as_ref().map(|f| f.as_raw_fd()) else { return };
-        let req = match libseccomp::ScmpNotifReq::receive(fd) {
+        let req = match sys::notif_recv(fd) {
             Ok(r) => r,
             Err(_) => return, // the caller died meanwhile
         };
-        let nr = req.data.syscall.as_raw_syscall();
+        let nr = req.data.nr;
         let rule = self.plan.seccomp.rules.iter().find(|r| crate::plan::seccomp::matches(r, nr, &req.data.args));
         let errno = match rule.map(|r| r.action) {
             Some(cordon_policy::syscalls::DenyAction::Errno(e)) | Some(cordon_policy::syscalls::DenyAction::QuietErrno(e)) => e,
             _ => libc::EPERM,
         };
-        let resp = libseccomp::ScmpNotifResp::new_error(req.id, -errno, libseccomp::ScmpNotifRespFlags::empty());
-        let _ = resp.respond(fd);
+        let _ = sys::notif_deny(fd, req.id, errno);
         let name = rule.map(|r| r.name.clone()).unwrap_or_else(|| format!("syscall {nr}"));
         let what = describe_call(&name, &req.data.args);
         let comm = self.comm(req.pid);
@@ -401,6 +440,7 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
         _ => sys::exit_now(125),
     }
     drop(sync_r);
+    mark(rep, "init: released by the supervisor");
     let ns = &plan.ns;
     if ns.user {
         let w = |p: &str, v: String| std::fs::write(p, v).map_err(|e| format!("user namespace: write {p}: {e}"));
@@ -411,6 +451,7 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
             fail(rep, &e);
         }
     }
+    mark(rep, "init: user namespace mapped");
     match apply::mounts::apply(ns) {
         Ok(r) => {
             send_msg(rep, 'H', &r.hidden.len().to_string());
@@ -420,6 +461,7 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
         }
         Err(e) => fail(rep, &e),
     }
+    mark(rep, "init: mounts done");
     if let Some(h) = &ns.hostname {
         if let Err(e) = nix::unistd::sethostname(h) {
             fail(rep, &format!("uts namespace: sethostname: {e}"));
@@ -430,6 +472,7 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
             fail(rep, &format!("network namespace: bring up lo: {e}"));
         }
     }
+    mark(rep, "init: hostname and loopback");
     let _ = sys::set_dumpable(false);
     if !ns.pid {
         let _ = sys::set_child_subreaper();
@@ -448,6 +491,7 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
             Ok(Signal::SIGCHLD) => loop {
                 match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(p, code)) if p == child => {
+                        mark(rep, "init: command exited");
                         send_msg(rep, 'S', &((code & 0xff) << 8).to_string());
                         sys::exit_now(0);
                     }
@@ -493,9 +537,11 @@ fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd) -
     if let Err(e) = sys::drop_all_capabilities() {
         fail(rep, &format!("dropping capabilities: {e}"));
     }
+    mark(rep, "command: hardened (rlimits, caps)");
     if let Err(e) = apply::landlock::apply(&plan.landlock) {
         fail(rep, &e);
     }
+    mark(rep, "command: landlock applied");
     if let Some(prog) = &prep.seccomp {
         match sys::seccomp_install(prog, plan.seccomp.notify) {
             Ok(Some(fd)) => {
@@ -512,6 +558,7 @@ fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd) -
     }
     let _ = nix::unistd::close(nsock);
     let _ = sys::set_dumpable(false);
+    mark(rep, "command: seccomp installed, exec");
     let Some(program) = &prep.program else {
         send_msg(rep, 'X', &libc::ENOENT.to_string());
         sys::exit_now(127);

@@ -217,3 +217,53 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns and is async-signal-safe.
     unsafe { libc::_exit(code) }
 }
+
+/// `struct seccomp_data`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeccompData {
+    pub nr: i32,
+    pub arch: u32,
+    pub instruction_pointer: u64,
+    pub args: [u64; 6],
+}
+
+/// `struct seccomp_notif`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeccompNotif {
+    pub id: u64,
+    pub pid: u32,
+    pub flags: u32,
+    pub data: SeccompData,
+}
+
+#[repr(C)]
+struct SeccompNotifResp {
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+}
+
+const fn iowr(nr: u64, size: usize) -> u64 {
+    (3 << 30) | ((size as u64) << 16) | ((b'!' as u64) << 8) | nr
+}
+const SECCOMP_IOCTL_NOTIF_RECV: u64 = iowr(0, std::mem::size_of::<SeccompNotif>());
+const SECCOMP_IOCTL_NOTIF_SEND: u64 = iowr(1, std::mem::size_of::<SeccompNotifResp>());
+
+/// Receives one pending seccomp notification.
+pub fn notif_recv(fd: RawFd) -> io::Result<SeccompNotif> {
+    let mut n = SeccompNotif::default();
+    // SAFETY: the kernel fills the zeroed struct we pass, which has the uapi layout (repr(C)).
+    let r = unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_RECV as _, &mut n as *mut SeccompNotif) };
+    cvt(r as libc::c_long).map(|_| n)
+}
+
+/// Answers a notification: the syscall fails with `errno` (never CONTINUE: no TOCTOU).
+pub fn notif_deny(fd: RawFd, id: u64, errno: i32) -> io::Result<()> {
+    let resp = SeccompNotifResp { id, val: 0, error: -errno, flags: 0 };
+    // SAFETY: the kernel reads the response struct we pass, which has the uapi layout.
+    let r = unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND as _, &resp as *const SeccompNotifResp) };
+    cvt(r as libc::c_long).map(|_| ())
+}

@@ -57,6 +57,13 @@ pub struct RunArgs {
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
+    let timing = std::env::var_os("CORDON_TIMING").is_some();
+    let t0 = std::time::Instant::now();
+    let tm = |what: &str| {
+        if timing {
+            eprintln!("cordon-timing: cli {:>8} us  {what}", t0.elapsed().as_micros());
+        }
+    };
     let ws = super::workspace(a.workspace.as_deref())?;
     if ws == std::path::Path::new("/") {
         bail!("refusing to use / as the workspace: the whole filesystem would be writable\n  hint: cd into a project directory or pass --workspace DIR");
@@ -67,12 +74,16 @@ pub fn run(a: RunArgs) -> Result<i32> {
         }
     }
     let spec = super::policy_spec(a.profile.as_deref(), a.policy.as_deref());
+    tm("workspace resolved");
     let (_loaded, policy) = super::load(&spec, &ws)?;
+    tm("policy loaded and compiled");
     let caps = KernelCaps::detect();
+    tm("host capabilities detected");
     let session_id = cordon_sandbox::new_session_id();
     let cwd = std::env::current_dir().ok().filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
     let inv = Invocation { session_id: session_id.clone(), argv: a.cmd.clone(), cwd, env: std::env::vars().collect() };
     let mut plan = plan(&policy, &caps, &inv);
+    tm("plans built");
 
     let mut lost: Vec<String> = plan
         .degraded()
@@ -126,6 +137,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n").map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
     }
+    tm("session over");
     summarize(&outcome, &a, &policy.name);
     Ok(outcome.exit_code)
 }

@@ -1,5 +1,6 @@
 //! Code that turns plans into syscalls. Each file applies one layer.
 
+pub mod bpf;
 pub mod cgroup;
 pub mod landlock;
 pub mod mounts;

@@ -7,6 +7,7 @@ pub mod landlock;
 pub mod ns;
 pub mod process;
 pub mod seccomp;
+pub mod syscall_table;
 
 use crate::caps::KernelCaps;
 use cordon_policy::CompiledPolicy;

@@ -6,7 +6,6 @@ use super::Guarantee;
 use crate::caps::KernelCaps;
 use cordon_policy::syscalls::{Arch, ArgCmp, DenyAction, SyscallRule};
 use cordon_policy::CompiledPolicy;
-use libseccomp::{ScmpArch, ScmpSyscall};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -28,28 +27,28 @@ pub struct SeccompPlan {
     pub rules: Vec<ResolvedRule>,
 }
 
-pub fn native_arch() -> Option<(Arch, ScmpArch)> {
+pub fn native_arch() -> Option<Arch> {
     match std::env::consts::ARCH {
-        "x86_64" => Some((Arch::X86_64, ScmpArch::X8664)),
-        "aarch64" => Some((Arch::Aarch64, ScmpArch::Aarch64)),
+        "x86_64" => Some(Arch::X86_64),
+        "aarch64" => Some(Arch::Aarch64),
         _ => None,
     }
 }
 
 /// Resolves rules for one architecture; rules that do not exist there are left out.
-pub fn resolve(rules: &[SyscallRule], arch: Arch, sarch: ScmpArch) -> Vec<ResolvedRule> {
+pub fn resolve(rules: &[SyscallRule], arch: Arch) -> Vec<ResolvedRule> {
     rules
         .iter()
         .filter(|r| r.arches.contains(&arch))
         .filter_map(|r| {
-            let nr = ScmpSyscall::from_name_by_arch(&r.name, sarch).ok()?.as_raw_syscall();
-            (nr >= 0).then(|| ResolvedRule { nr, name: r.name.clone(), when: r.when.clone(), action: r.action, reason: r.reason.clone() })
+            let nr = super::syscall_table::number(arch, &r.name)?;
+            Some(ResolvedRule { nr, name: r.name.clone(), when: r.when.clone(), action: r.action, reason: r.reason.clone() })
         })
         .collect()
 }
 
 pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> SeccompPlan {
-    let Some((arch, sarch)) = native_arch() else {
+    let Some(arch) = native_arch() else {
         g.push(Guarantee::degraded("syscalls", "dangerous kernel interfaces are refused", format!("a seccomp table for {}", std::env::consts::ARCH), "no syscall filter"));
         return SeccompPlan { enabled: false, notify: false, kill: false, arch: std::env::consts::ARCH.into(), rules: vec![] };
     };
@@ -57,7 +56,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Se
         g.push(Guarantee::degraded("syscalls", "dangerous kernel interfaces are refused", "seccomp filter mode", "no syscall filter"));
         return SeccompPlan { enabled: false, notify: false, kill: false, arch: format!("{arch:?}"), rules: vec![] };
     }
-    let rules = resolve(&p.syscalls, arch, sarch);
+    let rules = resolve(&p.syscalls, arch);
     let notify = caps.seccomp_user_notif && !p.kill_on_deny;
     g.push(Guarantee::ok("syscalls", format!("{} deny rules (bpf, mount, ptrace, io_uring, keyctl, namespaces, raw sockets, TIOCSTI, ...)", rules.len()), format!("seccomp-bpf ({}), {}", std::env::consts::ARCH, if p.kill_on_deny { "process killed" } else { "call fails with EPERM" })));
     if !notify && !p.kill_on_deny {

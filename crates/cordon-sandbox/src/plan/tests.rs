@@ -142,10 +142,9 @@ fn mounts_mask_only_what_landlock_cannot() {
 #[test]
 fn seccomp_resolves_for_both_architectures() {
     use cordon_policy::syscalls::Arch;
-    use libseccomp::ScmpArch;
     let pol = policy("agent");
-    for (a, s) in [(Arch::X86_64, ScmpArch::X8664), (Arch::Aarch64, ScmpArch::Aarch64)] {
-        let rules = seccomp::resolve(&pol.syscalls, a, s);
+    for a in [Arch::X86_64, Arch::Aarch64] {
+        let rules = seccomp::resolve(&pol.syscalls, a);
         let expected = pol.syscalls.iter().filter(|r| r.arches.contains(&a)).count();
         assert_eq!(rules.len(), expected, "{a:?}: every entry for this arch resolves");
         assert!(rules.iter().any(|r| r.name == "io_uring_setup"));
@@ -187,4 +186,47 @@ fn open_egress_needs_no_netns() {
     pol.namespaces.net = false;
     let p = plan(&pol, &host(7, true), &inv());
     assert!(!p.ns.net && p.landlock.handled_net == 0);
+}
+
+#[test]
+fn bpf_program_agrees_with_the_rules() {
+    use crate::apply::bpf;
+    use cordon_policy::syscalls::Arch;
+    let pol = policy("agent");
+    for arch in [Arch::X86_64, Arch::Aarch64] {
+        let rules = seccomp::resolve(&pol.syscalls, arch);
+        let prog = bpf::compile(arch, &rules, true, false).expect("compile");
+        let aa = bpf::audit_arch(arch);
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for _ in 0..20_000 {
+            let nr = if next() % 2 == 0 { rules[(next() % rules.len() as u64) as usize].nr } else { (next() % 460) as i32 };
+            let mut args = [0u64; 6];
+            for a in args.iter_mut() {
+                *a = match next() % 4 {
+                    0 => next() % 64,
+                    1 => [0x5412u64, 0x541C, 0x1000_0000, 17, 3, 0x40_0000][(next() % 6) as usize],
+                    2 => next(),
+                    _ => (next() << 32) | [17u64, 0x5412, 0x1000_0000][(next() % 3) as usize],
+                };
+            }
+            let want = rules.iter().find(|r| seccomp::matches(r, nr, &args)).map(|r| bpf::action(r, true, false)).unwrap_or(bpf::RET_ALLOW);
+            let got = bpf::simulate(&prog, aa, nr, args);
+            assert_eq!(got, want, "{arch:?} nr {nr} args {args:x?}");
+        }
+        // Another architecture's syscalls (i386 via int 0x80 on x86_64) are killed.
+        assert_eq!(bpf::simulate(&prog, 0x4000_0003, 0, [0; 6]), bpf::RET_KILL_PROCESS);
+        if arch == Arch::X86_64 {
+            assert_eq!(bpf::simulate(&prog, aa, 0x4000_0000 | 101, [0; 6]), bpf::RET_KILL_PROCESS, "x32 ptrace");
+        }
+        // High garbage cannot hide a denied int argument (the kernel truncates it).
+        let sock = rules.iter().find(|r| r.name == "socket").expect("socket").nr;
+        assert_eq!(bpf::simulate(&prog, aa, sock, [0xdead_0000_0000_0011, 3, 0, 0, 0, 0]), bpf::RET_USER_NOTIF);
+        assert_eq!(bpf::simulate(&prog, aa, sock, [2, 1, 0, 0, 0, 0]), bpf::RET_ALLOW, "TCP sockets are fine");
+    }
 }

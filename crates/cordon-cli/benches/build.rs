@@ -1,0 +1,56 @@
+//! A real workload: compiling a small C project (40 translation units, `make -j2`) in the workspace,
+//! bare and under `cordon run`, interleaved. `cargo bench -p cordon-cli --bench build`
+//! (CORDON_BENCH_BUILDS sets the rounds; default 10).
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn main() {
+    let n: usize = std::env::var("CORDON_BENCH_BUILDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let cordon = env!("CARGO_BIN_EXE_cordon");
+    let ws = std::path::PathBuf::from(format!("/var/tmp/cordon-bench-build-{}", std::process::id()));
+    std::fs::create_dir_all(&ws).expect("ws");
+    let mut objs = vec![];
+    for i in 0..40 {
+        let mut src = format!("#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\nint f{i}(int x) {{ int a[64]; for (int j = 0; j < 64; j++) a[j] = x * j + {i};\n");
+        for j in 0..60 {
+            src.push_str(&format!("static int g{i}_{j}(int v) {{ char b[32]; snprintf(b, sizeof b, \"%d\", v + {j}); return (int)strlen(b) + a_{j}(v); }}\n").replace(&format!("a_{j}(v)"), "v"));
+        }
+        src.push_str("return a[x & 63]; }\n");
+        std::fs::write(ws.join(format!("f{i}.c")), src).expect("src");
+        objs.push(format!("f{i}.o"));
+    }
+    std::fs::write(ws.join("main.c"), "int f0(int);\nint main(void) { return f0(1) == 1 ? 0 : 1; }\n").expect("main");
+    std::fs::write(ws.join("Makefile"), format!("CFLAGS=-O2\nprog: main.o {objs}\n\t$(CC) -o $@ $^\nclean:\n\trm -f *.o prog\n", objs = objs.join(" "))).expect("mk");
+    let run = |cmd: &[&str]| -> f64 {
+        Command::new("make").args(["-s", "clean"]).current_dir(&ws).status().expect("clean");
+        let t = Instant::now();
+        let st = Command::new(cmd[0]).args(&cmd[1..]).current_dir(&ws).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+        assert!(st.success(), "{cmd:?}: {st:?}");
+        t.elapsed().as_secs_f64()
+    };
+    let bare = ["make", "-s", "-j2", "prog"];
+    let conf = [cordon, "run", "-q", "--", "make", "-s", "-j2", "prog"];
+    run(&bare);
+    run(&conf);
+    let (mut b, mut c) = (vec![], vec![]);
+    for i in 0..n {
+        if i % 2 == 0 {
+            b.push(run(&bare));
+            c.push(run(&conf));
+        } else {
+            c.push(run(&conf));
+            b.push(run(&bare));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&ws);
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (mb, mc) = (med(&mut b), med(&mut c));
+    println!("build of 41 C files with make -j2, {n} interleaved rounds (seconds):");
+    println!("  bare                 median {mb:.3}  min {:.3}  max {:.3}", b[0], b[b.len() - 1]);
+    println!("  cordon run (agent)   median {mc:.3}  min {:.3}  max {:.3}", c[0], c[c.len() - 1]);
+    println!("  overhead: {:+.2}%", (mc / mb - 1.0) * 100.0);
+}

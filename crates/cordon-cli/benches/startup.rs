@@ -1,0 +1,65 @@
+//! Startup cost of a confined `/bin/true`, interleaved with its peers in one run so that they share the
+//! machine's state: bare exec, `cordon run` with the default profile, and bubblewrap with all
+//! namespaces. Prints medians, p10/p90 and the ratios. `cargo bench -p cordon-cli --bench startup`
+//! (CORDON_BENCH_N sets the rounds; default 300).
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+fn time(cmd: &[&str], dir: &std::path::Path) -> f64 {
+    let t = Instant::now();
+    let st = Command::new(cmd[0]).args(&cmd[1..]).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert!(st.success(), "{cmd:?} failed: {st:?}");
+    ms
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let n: usize = std::env::var("CORDON_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let cordon = env!("CARGO_BIN_EXE_cordon");
+    let ws = std::env::temp_dir().join(format!("cordon-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&ws).expect("ws");
+    let mut cases: Vec<(&str, Vec<&str>)> = vec![
+        ("bare /bin/true", vec!["/bin/true"]),
+        ("cordon run -- /bin/true", vec![cordon, "run", "--", "/bin/true"]),
+    ];
+    let have_bwrap = Command::new("bwrap").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    if have_bwrap {
+        cases.push(("bwrap --ro-bind / / --unshare-all --die-with-parent /bin/true", vec!["bwrap", "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "/bin/true"]));
+    } else {
+        eprintln!("SKIPPED bwrap peer: bwrap not installed (scripts/setup installs it)");
+    }
+    let extra = std::env::var("CORDON_BENCH_POLICY").ok();
+    if let Some(p) = &extra {
+        cases.push(("cordon run --policy $CORDON_BENCH_POLICY -- /bin/true", vec![cordon, "run", "--allow-degraded", "-q", "--policy", p.as_str(), "--", "/bin/true"]));
+    }
+    for (_, c) in &cases {
+        time(c, &ws); // warm up caches
+    }
+    let mut res: Vec<Vec<f64>> = vec![vec![]; cases.len()];
+    for round in 0..n {
+        // Rotate the order every round so that no case always runs after the same neighbour.
+        for k in 0..cases.len() {
+            let i = (round + k) % cases.len();
+            res[i].push(time(&cases[i].1, &ws));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&ws);
+    let bare = pct(&mut res[0].clone(), 0.5);
+    println!("startup, {n} interleaved rounds, wall time per command (ms):");
+    println!("{:<62} {:>8} {:>8} {:>8} {:>9} {:>10}", "command", "median", "p10", "p90", "vs bare", "added ms");
+    let mut medians = vec![];
+    for (i, (name, _)) in cases.iter().enumerate() {
+        let m = pct(&mut res[i], 0.5);
+        medians.push(m);
+        println!("{:<62} {:>8.3} {:>8.3} {:>8.3} {:>8.2}x {:>10.3}", name, m, pct(&mut res[i], 0.1), pct(&mut res[i], 0.9), m / bare, m - bare);
+    }
+    if have_bwrap {
+        println!("cordon / bwrap median ratio: {:.2}", medians[1] / medians[2]);
+    }
+}
