@@ -109,9 +109,6 @@ impl Session<'_> {
         let plan = self.plan;
         let prepared = prepare(plan)?;
         mark_s("supervisor: seccomp program built");
-        apply::cgroup::collect_stale(&plan.cgroup);
-        let cgroups = apply::cgroup::create(&plan.cgroup)?;
-        mark_s("supervisor: cgroups created");
 
         let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
@@ -146,11 +143,17 @@ impl Session<'_> {
         let init = Pid::from_raw(pid);
         let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
         mark_s("supervisor: init cloned");
-        if let Err(e) = cgroups.add(pid) {
-            let _ = kill(init, Signal::SIGKILL);
-            let _ = waitpid(init, None);
-            return Err(e);
-        }
+        // The cgroups are made while the init sets up its mounts; it forks the command only after
+        // the "go" below, so every process of the command starts inside them.
+        apply::cgroup::collect_stale(&plan.cgroup);
+        let cgroups = match apply::cgroup::create(&plan.cgroup).and_then(|cg| cg.add(pid).map(|_| cg)) {
+            Ok(cg) => cg,
+            Err(e) => {
+                let _ = kill(init, Signal::SIGKILL);
+                let _ = waitpid(init, None);
+                return Err(e);
+            }
+        };
         mark_s("supervisor: init moved into cgroups");
         let _ = nix::unistd::write(&sync_w, b"g");
         drop(sync_w);
@@ -249,6 +252,7 @@ impl Session<'_> {
             let mut f = std::fs::File::from(rep_r);
             let _ = f.read_to_string(&mut text);
         }
+        mark_s("supervisor: report read");
         let mut ending = None;
         let mut hidden = 0;
         let mut notes = vec![];
@@ -433,14 +437,7 @@ fn fail(rep: RawFd, msg: &str) -> ! {
 /// The session's init: pid 1 of the new pid namespace. Never returns.
 fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, nsock: RawFd) -> ! {
     let _ = sys::set_pdeathsig(libc::SIGKILL);
-    let mut b = [0u8; 1];
-    // Wait until the supervisor has put us in the session's cgroups (EOF: it died; just leave).
-    match nix::unistd::read(&sync_r, &mut b) {
-        Ok(1) => {}
-        _ => sys::exit_now(125),
-    }
-    drop(sync_r);
-    mark(rep, "init: released by the supervisor");
+    mark(rep, "init: started");
     let ns = &plan.ns;
     if ns.user {
         let w = |p: &str, v: String| std::fs::write(p, v).map_err(|e| format!("user namespace: write {p}: {e}"));
@@ -473,6 +470,14 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
         }
     }
     mark(rep, "init: hostname and loopback");
+    let mut b = [0u8; 1];
+    // Wait until the supervisor has put us in the session's cgroups (EOF: it died; just leave).
+    match nix::unistd::read(&sync_r, &mut b) {
+        Ok(1) => {}
+        _ => sys::exit_now(125),
+    }
+    drop(sync_r);
+    mark(rep, "init: released by the supervisor");
     let _ = sys::set_dumpable(false);
     if !ns.pid {
         let _ = sys::set_child_subreaper();

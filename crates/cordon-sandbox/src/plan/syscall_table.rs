@@ -10,12 +10,31 @@ fn table(arch: Arch) -> &'static str {
     }
 }
 
+fn parsed(arch: Arch) -> &'static [(&'static str, i32)] {
+    static X86: std::sync::OnceLock<Vec<(&'static str, i32)>> = std::sync::OnceLock::new();
+    static ARM: std::sync::OnceLock<Vec<(&'static str, i32)>> = std::sync::OnceLock::new();
+    let cell = match arch {
+        Arch::X86_64 => &X86,
+        Arch::Aarch64 => &ARM,
+    };
+    cell.get_or_init(|| {
+        let mut v: Vec<(&'static str, i32)> = table(arch)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (n, nr) = l.split_once(' ')?;
+                Some((n, nr.parse().ok()?))
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    })
+}
+
 /// The number of `name` on `arch`, if it exists there.
 pub fn number(arch: Arch, name: &str) -> Option<i32> {
-    table(arch).lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (n, nr) = l.split_once(' ')?;
-        (n == name).then(|| nr.parse().ok()).flatten()
-    })
+    let t = parsed(arch);
+    t.binary_search_by(|(n, _)| (*n).cmp(name)).ok().map(|i| t[i].1)
 }
 
 /// The name of syscall `nr` on `arch`.
