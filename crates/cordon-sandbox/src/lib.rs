@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod caps;
 pub mod plan;
+pub mod pty;
 pub mod report;
 pub mod session;
 pub mod sys;

@@ -94,6 +94,8 @@ fn unsafe_write(fd: RawFd, b: &[u8]) -> nix::Result<usize> {
 pub struct Session<'a> {
     pub plan: &'a SessionPlan,
     pub session_id: String,
+    /// Give the command its own pseudo-terminal when stdin is a terminal.
+    pub interactive: bool,
 }
 
 impl Session<'_> {
@@ -119,6 +121,7 @@ impl Session<'_> {
         let fwd = forwarded_set(true);
         let mut old_mask = SigSet::empty();
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&fwd), Some(&mut old_mask)).map_err(|e| format!("sigprocmask: {e}"))?;
+        let mut pty = if self.interactive { crate::pty::Pty::open_if_interactive()? } else { None };
         let flags = plan.ns.clone_flags();
         let pid = match sys::clone_process(flags) {
             Ok(p) => p,
@@ -132,7 +135,7 @@ impl Session<'_> {
             drop(sync_w);
             drop(rep_r);
             drop(nsock_s);
-            init_main(plan, &prepared, sync_r, rep_w.as_raw_fd(), nsock_c.as_raw_fd());
+            init_main(plan, &prepared, sync_r, rep_w.as_raw_fd(), nsock_c.as_raw_fd(), pty.as_ref());
         }
         drop(sync_r);
         drop(rep_w);
@@ -140,6 +143,13 @@ impl Session<'_> {
         // Not dumpable: the session cannot ptrace us or read our memory through /proc even if it
         // reached our pid. (Set after the clone: the init must still write its own uid_map.)
         let _ = sys::set_dumpable(false);
+        if let Some(p) = pty.as_mut() {
+            // Only the session holds the slave now; the user's terminal goes raw and is relayed.
+            p.close_slave();
+            p.enter_raw();
+        }
+        let mut stdin_open = pty.is_some();
+        let mut master_open = pty.is_some();
         let init = Pid::from_raw(pid);
         let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
         mark_s("supervisor: init cloned");
@@ -178,6 +188,16 @@ impl Session<'_> {
             if let Some(s) = &nsock {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
             }
+            let base = fds.len();
+            if stdin_open {
+                // SAFETY: fd 0 stays open for the life of the process.
+                fds.push(PollFd::new(unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }, PollFlags::POLLIN));
+            }
+            if master_open {
+                if let Some(p) = &pty {
+                    fds.push(PollFd::new(p.master_fd(), PollFlags::POLLIN));
+                }
+            }
             let nfd_dup = sup.notify_fd.as_ref().map(|f| f.as_raw_fd());
             // SAFETY: borrowing the notify fd that `sup` owns for the duration of this poll.
             let nfd_b = nfd_dup.map(|fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
@@ -193,8 +213,25 @@ impl Session<'_> {
             let init_done = !rev(0).is_empty();
             let sig_ready = !rev(1).is_empty();
             let sock_ready = has_sock && !rev(2).is_empty();
-            let notif_ready = nfd_b.is_some() && !rev(if has_sock { 3 } else { 2 }).is_empty();
+            let mut idx = base;
+            let stdin_ready = stdin_open && {
+                idx += 1;
+                !rev(idx - 1).is_empty()
+            };
+            let master_ready = master_open && {
+                idx += 1;
+                !rev(idx - 1).is_empty()
+            };
+            let notif_ready = nfd_b.is_some() && !rev(idx).is_empty();
             drop(fds);
+            if let Some(p) = &pty {
+                if stdin_ready && !crate::pty::Pty::pump(0, p.master.as_raw_fd()) {
+                    stdin_open = false;
+                }
+                if master_ready && !crate::pty::Pty::pump(p.master.as_raw_fd(), 1) {
+                    master_open = false;
+                }
+            }
             if notif_ready {
                 sup.handle_notification();
             }
@@ -209,7 +246,12 @@ impl Session<'_> {
             if sig_ready {
                 while let Ok(Some(info)) = sfd.read_signal() {
                     let sig = info.ssi_signo as i32;
-                    if sig != libc::SIGCHLD {
+                    if sig == libc::SIGWINCH && pty.is_some() {
+                        // The kernel signals the command's foreground group when its pty is resized.
+                        if let Some(p) = &pty {
+                            p.resize();
+                        }
+                    } else if sig != libc::SIGCHLD {
                         let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), sig);
                     }
                 }
@@ -234,6 +276,13 @@ impl Session<'_> {
                 }
             }
         }
+        if let Some(p) = pty.as_mut() {
+            // Output still buffered in the pty.
+            let _ = nix::fcntl::fcntl(&p.master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
+            while master_open && crate::pty::Pty::pump(p.master.as_raw_fd(), 1) {}
+            p.restore();
+        }
+        drop(pty);
         // Drain notifications that raced with the exit.
         if sup.notify_fd.is_some() {
             sup.handle_notification_nonblocking();
@@ -435,7 +484,11 @@ fn fail(rep: RawFd, msg: &str) -> ! {
 }
 
 /// The session's init: pid 1 of the new pid namespace. Never returns.
-fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, nsock: RawFd) -> ! {
+fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, nsock: RawFd, pty: Option<&crate::pty::Pty>) -> ! {
+    if let Some(p) = pty {
+        // The init never touches the user's terminal.
+        let _ = nix::unistd::close(p.master.as_raw_fd());
+    }
     let _ = sys::set_pdeathsig(libc::SIGKILL);
     mark(rep, "init: started");
     let ns = &plan.ns;
@@ -484,7 +537,7 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
     }
     // SAFETY-free fork: this process is single-threaded (a fresh clone of a single-threaded supervisor).
     let child = match fork_child() {
-        Ok(ForkResult::Child) => command_main(plan, prep, rep, nsock),
+        Ok(ForkResult::Child) => command_main(plan, prep, rep, nsock, pty),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => fail(rep, &format!("fork: {e}")),
     };
@@ -522,12 +575,17 @@ fn fork_child() -> nix::Result<ForkResult> {
 }
 
 /// The command's process: confine, then exec. Never returns.
-fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd) -> ! {
+fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, pty: Option<&crate::pty::Pty>) -> ! {
     let _ = sys::set_pdeathsig(libc::SIGKILL);
     // Restore default dispositions and an empty mask for the command.
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     if let Err(e) = nix::unistd::setsid() {
         fail(rep, &format!("setsid: {e}"));
+    }
+    if let Some(p) = pty {
+        if let Err(e) = p.attach_child() {
+            fail(rep, &e);
+        }
     }
     sys::close_fds_from(3, &[rep, nsock]);
     if let Err(e) = apply::process::set_rlimits(&plan.process) {

@@ -267,3 +267,23 @@ pub fn notif_deny(fd: RawFd, id: u64, errno: i32) -> io::Result<()> {
     let r = unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND as _, &resp as *const SeccompNotifResp) };
     cvt(r as libc::c_long).map(|_| ())
 }
+
+/// Makes `fd` (a pty slave) the calling session leader's controlling terminal.
+pub fn set_controlling_tty(fd: RawFd) -> io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    cvt(r as libc::c_long).map(|_| ())
+}
+
+/// Copies the window size from one terminal to another.
+pub fn copy_winsize(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: winsize is plain old data; all-zero is valid.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills the winsize we pass.
+    if unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: TIOCSWINSZ reads the winsize we pass.
+    let r = unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws) };
+    cvt(r as libc::c_long).map(|_| ())
+}

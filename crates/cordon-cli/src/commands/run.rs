@@ -124,7 +124,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         // Reported by the session as exit 127 with the usual message.
         plan.process.program = None;
     }
-    let outcome = Session { plan: &plan, session_id: session_id.clone() }.run().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true }.run().map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(path) = &a.report {
         let doc = serde_json::json!({
             "schema": "cordon.session.v1",
