@@ -389,3 +389,17 @@ fn report_json_is_written() {
     assert_eq!(v["outcome"]["denials"]["total"], 1);
     assert!(v["guarantees"].as_array().is_some_and(|g| !g.is_empty()));
 }
+
+#[test]
+fn a_terminal_gets_its_own_pty() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    // `script` gives cordon a terminal as stdin, as an interactive user would.
+    let inner = format!("{} run -q -- /bin/sh -c 'tty; test -t 0 && echo is-a-tty; ps -o tpgid= -p $$ | grep -qv -- -1 && echo has-ctty'", env!("CARGO_BIN_EXE_cordon"));
+    let o = std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]).current_dir(&e.ws).env("HOME", &e.home).output().expect("script");
+    let s = out(&o);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(s.contains("/dev/pts/") && s.contains("is-a-tty") && s.contains("has-ctty"), "{s}");
+}
