@@ -20,6 +20,7 @@ use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessa
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -122,8 +123,26 @@ impl Session<'_> {
         let mut old_mask = SigSet::empty();
         sigprocmask(SigmaskHow::SIG_BLOCK, Some(&fwd), Some(&mut old_mask)).map_err(|e| format!("sigprocmask: {e}"))?;
         let mut pty = if self.interactive { crate::pty::Pty::open_if_interactive()? } else { None };
+        apply::cgroup::collect_stale(&plan.cgroup);
+        let cgroups = apply::cgroup::create(&plan.cgroup)?;
+        let v1_tasks = cgroups.v1_task_files();
+        let v2_fd = cgroups.v2_dir_fd();
+        mark_s("supervisor: cgroups created");
         let flags = plan.ns.clone_flags();
-        let pid = match sys::clone_process(flags) {
+        // Start the init directly in the v2 cgroup when the kernel can (clone3, Linux 5.7+).
+        let mut placed_v2 = false;
+        let cloned = match &v2_fd {
+            Some(fd) => match sys::clone_into_cgroup(flags, fd.as_raw_fd()) {
+                Ok(p) => {
+                    placed_v2 = true;
+                    Ok(p)
+                }
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::E2BIG)) => sys::clone_process(flags),
+                Err(e) => Err(e),
+            },
+            None => sys::clone_process(flags),
+        };
+        let pid = match cloned {
             Ok(p) => p,
             Err(e) => {
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
@@ -135,7 +154,7 @@ impl Session<'_> {
             drop(sync_w);
             drop(rep_r);
             drop(nsock_s);
-            init_main(plan, &prepared, sync_r, rep_w.as_raw_fd(), nsock_c.as_raw_fd(), pty.as_ref());
+            init_main(plan, &prepared, sync_r, rep_w.as_raw_fd(), nsock_c.as_raw_fd(), pty.as_ref(), &v1_tasks);
         }
         drop(sync_r);
         drop(rep_w);
@@ -153,17 +172,16 @@ impl Session<'_> {
         let init = Pid::from_raw(pid);
         let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
         mark_s("supervisor: init cloned");
-        // The cgroups are made while the init sets up its mounts; it forks the command only after
-        // the "go" below, so every process of the command starts inside them.
-        apply::cgroup::collect_stale(&plan.cgroup);
-        let cgroups = match apply::cgroup::create(&plan.cgroup).and_then(|cg| cg.add(pid).map(|_| cg)) {
-            Ok(cg) => cg,
-            Err(e) => {
+        drop(v2_fd);
+        // The init joins the v1 cgroups itself; the v2 one was joined at clone time, or is joined
+        // here. The init forks the command only after the "go" below.
+        if !placed_v2 {
+            if let Err(e) = cgroups.add_v2(pid) {
                 let _ = kill(init, Signal::SIGKILL);
                 let _ = waitpid(init, None);
                 return Err(e);
             }
-        };
+        }
         mark_s("supervisor: init moved into cgroups");
         let _ = nix::unistd::write(&sync_w, b"g");
         drop(sync_w);
@@ -484,7 +502,14 @@ fn fail(rep: RawFd, msg: &str) -> ! {
 }
 
 /// The session's init: pid 1 of the new pid namespace. Never returns.
-fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, nsock: RawFd, pty: Option<&crate::pty::Pty>) -> ! {
+fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, nsock: RawFd, pty: Option<&crate::pty::Pty>, v1_tasks: &[CString]) -> ! {
+    // Join the v1 cgroups first, as a single thread writing "0" (see Cgroups::v1_task_files).
+    for t in v1_tasks {
+        let path = std::path::Path::new(std::ffi::OsStr::from_bytes(t.as_bytes()));
+        if let Err(e) = std::fs::write(path, "0") {
+            fail(rep, &format!("cgroup: join {}: {e}", path.display()));
+        }
+    }
     if let Some(p) = pty {
         // The init never touches the user's terminal.
         let _ = nix::unistd::close(p.master.as_raw_fd());

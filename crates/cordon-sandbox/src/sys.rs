@@ -287,3 +287,33 @@ pub fn copy_winsize(from: RawFd, to: RawFd) -> io::Result<()> {
     let r = unsafe { libc::ioctl(to, libc::TIOCSWINSZ, &ws) };
     cvt(r as libc::c_long).map(|_| ())
 }
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork-like clone3(2) that starts the child directly in the cgroup v2 directory `cgroup_fd` (no
+/// migration afterwards, so no global cgroup lock). Returns 0 in the child.
+///
+/// The caller must be single-threaded.
+pub fn clone_into_cgroup(flags: u64, cgroup_fd: RawFd) -> io::Result<libc::pid_t> {
+    let args = CloneArgs { flags: flags | CLONE_INTO_CGROUP, exit_signal: libc::SIGCHLD as u64, cgroup: cgroup_fd as u64, ..Default::default() };
+    // SAFETY: clone3 reads `args` (valid for the call); a zero stack makes the child continue on a
+    // copy of the caller's stack like fork. The caller guarantees it is single-threaded.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    cvt(r).map(|p| p as libc::pid_t)
+}

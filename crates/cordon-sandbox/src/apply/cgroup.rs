@@ -84,6 +84,31 @@ pub fn create(plan: &CgroupPlan) -> Result<Cgroups, String> {
 }
 
 impl Cgroups {
+    /// The v2 directory, opened for clone3(CLONE_INTO_CGROUP).
+    pub fn v2_dir_fd(&self) -> Option<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let d = self.v2.as_ref()?;
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC).open(d).ok()
+    }
+
+    /// The v1 `tasks` files: a single-threaded process that writes "0" there moves itself without
+    /// taking the kernel's global threadgroup lock (whose RCU synchronisation costs milliseconds).
+    pub fn v1_task_files(&self) -> Vec<std::ffi::CString> {
+        self.dirs
+            .iter()
+            .filter(|d| Some(*d) != self.v2.as_ref())
+            .filter_map(|d| std::ffi::CString::new(d.join("tasks").as_os_str().as_encoded_bytes()).ok())
+            .collect()
+    }
+
+    /// Moves a process into the v2 cgroup only (the slow path, when clone3 cannot place it).
+    pub fn add_v2(&self, pid: i32) -> Result<(), String> {
+        match &self.v2 {
+            Some(d) => write(&d.join("cgroup.procs"), &pid.to_string()),
+            None => Ok(()),
+        }
+    }
+
     /// Moves a process (and so its future children) into every session cgroup.
     pub fn add(&self, pid: i32) -> Result<(), String> {
         for d in &self.dirs {
