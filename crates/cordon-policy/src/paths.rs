@@ -110,7 +110,7 @@ pub fn check_entry(raw: &str) -> Result<(), (String, Option<String>)> {
             return Err(("`~user` is not supported".into(), Some("write `~/...` for the invoking user's home".into())));
         }
     } else if raw.starts_with('$') {
-        let ok = VARS.iter().any(|v| raw == *v || raw.starts_with(&format!("{v}/")));
+        let ok = VARS.iter().any(|v| raw == *v || (raw.starts_with(v) && raw.as_bytes().get(v.len()) == Some(&b'/')));
         if !ok {
             let var = raw.split('/').next().unwrap_or(raw);
             return Err((format!("unknown variable `{var}`"), Some(format!("known variables: ~, {}", VARS.join(", ")))));

@@ -85,9 +85,16 @@ pub fn validate(raw: &RawPolicy, src: &Source) -> Vec<Diagnostic> {
 
 fn secret_hit(raw: &str) -> Option<&'static str> {
     let secrets = group("@secrets").map(|g| g.paths).unwrap_or(&[]);
-    let norm = raw.strip_prefix("$HOME").map(|r| format!("~{r}")).unwrap_or_else(|| raw.to_string());
+    let owned;
+    let norm = match raw.strip_prefix("$HOME") {
+        Some(r) => {
+            owned = format!("~{r}");
+            owned.as_str()
+        }
+        None => raw,
+    };
     let norm = norm.trim_end_matches('/');
-    secrets.iter().copied().find(|s| norm == *s || norm.starts_with(&format!("{s}/")))
+    secrets.iter().copied().find(|s| norm == *s || (norm.starts_with(s) && norm.as_bytes().get(s.len()) == Some(&b'/')))
 }
 
 fn paths(v: &mut V, list: &[S<String>], field: &str, allowlist: bool) {
