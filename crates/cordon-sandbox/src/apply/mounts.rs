@@ -2,6 +2,7 @@
 //! command's process is forked).
 
 use crate::plan::ns::{HideScan, MountOp, NsPlan};
+use crate::sys;
 use cordon_policy::paths::name_matches;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::Mode;
@@ -62,6 +63,14 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
         match op {
             MountOp::MakePrivate => {
                 mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(|e| err("make private", Path::new("/"), e))?;
+            }
+            MountOp::ReadOnlyRoot => {
+                sys::make_tree_readonly(c"/").map_err(|e| err("make read-only", Path::new("/"), e))?;
+            }
+            MountOp::Writable { path } => {
+                mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(|e| err("bind", path, e))?;
+                let flags = (MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked_flags(path)) & !MsFlags::MS_RDONLY;
+                mount(None::<&str>, path, None::<&str>, flags, None::<&str>).map_err(|e| err("remount read-write", path, e))?;
             }
             MountOp::Proc => {
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -142,8 +151,33 @@ fn stage() -> Result<(), String> {
     Ok(())
 }
 
-/// Finds workspace entries whose names match a hide pattern.
+/// (device, inode) of every regular file under the credential paths (bounded walk).
+fn secret_inodes(roots: &[PathBuf]) -> std::collections::HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut set = std::collections::HashSet::new();
+    let mut stack: Vec<PathBuf> = roots.iter().filter(|r| r.symlink_metadata().is_ok()).cloned().collect();
+    let mut budget = 5000;
+    while let Some(p) = stack.pop() {
+        budget -= 1;
+        if budget == 0 {
+            break;
+        }
+        let Ok(md) = p.symlink_metadata() else { continue };
+        if md.is_file() {
+            set.insert((md.dev(), md.ino()));
+        } else if md.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    set
+}
+
+/// Finds workspace entries whose names match a hide pattern, and hard links to credential files.
 pub fn scan(h: &HideScan, truncated: &mut bool) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let secrets = secret_inodes(&h.secret_roots);
     let mut out = Vec::new();
     let mut stack = vec![h.root.clone()];
     let mut seen = 0usize;
@@ -161,6 +195,14 @@ pub fn scan(h: &HideScan, truncated: &mut bool) -> Vec<PathBuf> {
             if h.patterns.iter().any(|p| name_matches(p, &name)) && !ft.is_symlink() {
                 out.push(e.path());
                 continue;
+            }
+            if ft.is_file() {
+                if let Ok(md) = e.metadata() {
+                    if md.nlink() > 1 && secrets.contains(&(md.dev(), md.ino())) {
+                        out.push(e.path());
+                        continue;
+                    }
+                }
             }
             if ft.is_dir() && name != ".git" && !h.skip_dirs.iter().any(|s| s == &*name) {
                 stack.push(e.path());

@@ -13,6 +13,11 @@ use std::path::PathBuf;
 pub enum MountOp {
     /// Stop mount events propagating back to the host.
     MakePrivate,
+    /// Every inherited mount read-only: what Landlock does not mediate (chmod, chown, utimes,
+    /// xattrs, and uid 0's owner rights) cannot change anything outside the writable trees.
+    ReadOnlyRoot,
+    /// Bind a writable tree onto itself read-write (after ReadOnlyRoot).
+    Writable { path: PathBuf },
     /// A fresh procfs for the new pid namespace.
     Proc,
     /// A fresh tmpfs; `keep` are paths beneath `target` (the workspace) bound back on top of it.
@@ -32,6 +37,9 @@ pub struct HideScan {
     /// Directory names not descended into (dependency caches, VCS data).
     pub skip_dirs: Vec<String>,
     pub max_entries: usize,
+    /// Credential paths: a hard link to one of their files placed in the workspace is masked too
+    /// (Landlock sees only the workspace path of a hard link).
+    pub secret_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -108,6 +116,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
         return ns;
     }
     ns.mounts.push(MountOp::MakePrivate);
+    ns.mounts.push(MountOp::ReadOnlyRoot);
     if pid {
         ns.mounts.push(MountOp::Proc);
     }
@@ -116,6 +125,15 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
     ns.mounts.push(MountOp::Tmpfs { target: "/dev/shm".into(), size: p.fs.tmp_size.min(1 << 30), mode: 0o1777, keep: keep("/dev/shm") });
     // Host daemons' sockets (docker, dbus, ssh and gpg agents) live here.
     ns.mounts.push(MountOp::Tmpfs { target: "/run".into(), size: 1 << 20, mode: 0o755, keep: keep("/run") });
+    // Writable trees become read-write mounts again; the private tmpfs mounts already are, and device
+    // nodes stay writable on a read-only mount.
+    let fresh = ["/tmp", "/dev/shm", "/run", "/dev", "/proc"];
+    for r in p.fs.rules.iter().filter(|r| r.access.write) {
+        let under_fresh = fresh.iter().any(|f| is_within(&r.path, std::path::Path::new(f))) && !(r.path == p.workspace);
+        if !under_fresh && r.path.is_dir() {
+            ns.mounts.push(MountOp::Writable { path: r.path.clone() });
+        }
+    }
     // Masks are needed only where Landlock would otherwise allow the read: inside an allowed tree.
     for m in &p.fs.deny {
         let inside = p.fs.rules.iter().any(|r| (r.access.read || r.access.write || r.access.exec) && is_within(&m.path, &r.path));
@@ -151,10 +169,12 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
             patterns: p.fs.hide.clone(),
             skip_dirs: ["node_modules", "target", ".venv", "venv", "__pycache__", ".tox", ".cache", ".npm", ".cargo"].iter().map(|s| s.to_string()).collect(),
             max_entries: 200_000,
+            secret_roots: p.fs.deny.iter().map(|m| m.path.clone()).collect(),
         });
     }
     if !p.fs.deny.is_empty() || !p.fs.protect.is_empty() {
         g.push(Guarantee::ok("filesystem", "credentials are unreadable and protected workspace paths read-only, even inside allowed trees", "mount namespace masks and read-only binds"));
     }
+    g.push(Guarantee::ok("filesystem", "nothing outside the writable trees can change: no chmod, chown, utimes or xattrs either", "every inherited mount read-only (mount_setattr), writable trees bound back"));
     ns
 }
