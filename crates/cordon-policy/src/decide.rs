@@ -78,7 +78,7 @@ pub fn env(c: &CompiledPolicy, name: &str) -> Decision {
 
 /// Is a syscall denied (always, or under some argument condition)?
 pub fn syscall(c: &CompiledPolicy, name: &str) -> Decision {
-    let rules: Vec<_> = c.syscalls.iter().filter(|r| r.name == name).collect();
+    let rules: Vec<_> = c.syscalls.iter().filter(|r| r.name == name && r.action != crate::syscalls::DenyAction::Supervise).collect();
     match rules.iter().find(|r| r.when.is_empty()) {
         Some(r) => no(format!("seccomp: {}", r.reason)),
         None if !rules.is_empty() => yes(format!("allowed except when: {}", rules.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>().join("; "))),

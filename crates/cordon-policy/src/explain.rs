@@ -88,7 +88,7 @@ pub fn explain(c: &CompiledPolicy) -> String {
     let _ = writeln!(s, "\nProcesses and kernel:");
     let _ = writeln!(s, "  no capabilities, no privilege gain through setuid programs (no_new_privs); LD_* variables removed");
     let mut cats: Vec<(String, Vec<String>)> = vec![];
-    for r in &c.syscalls {
+    for r in c.syscalls.iter().filter(|r| r.action != crate::syscalls::DenyAction::Supervise) {
         let cat = r.reason.split(':').next().unwrap_or("other").to_string();
         let item = if r.when.is_empty() { r.name.clone() } else { format!("{} (some arguments)", r.name) };
         match cats.iter_mut().find(|(k, _)| *k == cat) {

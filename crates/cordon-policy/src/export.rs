@@ -9,10 +9,10 @@ use std::fmt::Write;
 /// OCI runtime-spec seccomp JSON (the format `docker run --security-opt seccomp=FILE` loads).
 pub fn oci_seccomp(c: &CompiledPolicy) -> Value {
     let mut syscalls = Vec::new();
-    for r in &c.syscalls {
+    for r in c.syscalls.iter().filter(|r| r.action != DenyAction::Supervise) {
         let (action, errno) = match r.action {
             DenyAction::Errno(e) | DenyAction::QuietErrno(e) => ("SCMP_ACT_ERRNO", Some(e)),
-            DenyAction::Kill => ("SCMP_ACT_KILL_PROCESS", None),
+            DenyAction::Kill | DenyAction::Supervise => ("SCMP_ACT_KILL_PROCESS", None),
         };
         let action = if c.kill_on_deny && matches!(r.action, DenyAction::Errno(_)) { "SCMP_ACT_KILL_PROCESS" } else { action };
         let args: Vec<Value> = r

@@ -43,6 +43,9 @@ pub enum DenyAction {
     QuietErrno(i32),
     /// Kill the process.
     Kill,
+    /// Not denied: the supervisor performs the call itself with safer arguments and hands back the
+    /// result (memfd_create: always non-executable).
+    Supervise,
 }
 
 /// One deny rule.
@@ -202,6 +205,13 @@ fn build_baseline() -> Vec<SyscallRule> {
     for Plain(name, why) in X86_PLAIN {
         out.push(rule(name, vec![], deny, format!("kernel surface: {why}"), X86_ONLY));
     }
+    out.push(rule(
+        "memfd_create",
+        vec![],
+        DenyAction::Supervise,
+        "fileless execution: memfds are created by the supervisor with MFD_NOEXEC_SEAL, so they can never be executed".into(),
+        ALL_ARCHES,
+    ));
     // clone3 passes flags in a struct that seccomp cannot read; refusing it with ENOSYS makes libc fall
     // back to clone(2), whose flags the entries below do check.
     out.push(rule(

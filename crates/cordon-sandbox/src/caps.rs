@@ -29,6 +29,8 @@ pub struct KernelCaps {
     /// Can this user create a user namespace (needed for the other namespaces when not root)?
     pub userns: Userns,
     pub cgroup: CgroupCaps,
+    /// vm.memfd_noexec (Linux 6.3+, per pid namespace).
+    pub memfd_noexec: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -67,6 +69,7 @@ impl KernelCaps {
             seccomp_user_notif,
             userns: if is_root { Userns::NotNeeded } else { detect_userns() },
             cgroup: detect_cgroups(is_root),
+            memfd_noexec: std::path::Path::new("/proc/sys/vm/memfd_noexec").exists(),
         }
     }
 }

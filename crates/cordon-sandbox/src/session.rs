@@ -404,6 +404,11 @@ impl Supervisor<'_> {
         };
         let nr = req.data.nr;
         let rule = self.plan.seccomp.rules.iter().find(|r| crate::plan::seccomp::matches(r, nr, &req.data.args));
+        if rule.is_some_and(|r| r.action == cordon_policy::syscalls::DenyAction::Supervise && r.name == "memfd_create") {
+            if self.memfd_for(fd, &req) {
+                return;
+            }
+        }
         let errno = match rule.map(|r| r.action) {
             Some(cordon_policy::syscalls::DenyAction::Errno(e)) | Some(cordon_policy::syscalls::DenyAction::QuietErrno(e)) => e,
             _ => libc::EPERM,
@@ -420,6 +425,32 @@ impl Supervisor<'_> {
             reason: rule.map(|r| r.reason.clone()).unwrap_or_else(|| "denied by the seccomp filter".into()),
             count: 1,
         });
+    }
+
+    /// memfd_create on the session's behalf: the same flags, but always MFD_NOEXEC_SEAL, so the
+    /// memory can never be executed. Returns false to fall through to a recorded denial (MFD_EXEC).
+    fn memfd_for(&mut self, fd: RawFd, req: &sys::SeccompNotif) -> bool {
+        const MFD_CLOEXEC: u32 = 0x1;
+        const MFD_ALLOW_SEALING: u32 = 0x2;
+        const MFD_HUGETLB: u32 = 0x4;
+        const MFD_NOEXEC_SEAL: u32 = 0x8;
+        const MFD_EXEC: u32 = 0x10;
+        const HUGE_SHIFT_MASK: u32 = 0x3f << 26;
+        let flags = req.data.args[1] as u32;
+        if flags & MFD_EXEC != 0 {
+            return false;
+        }
+        let keep = flags & (MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | HUGE_SHIFT_MASK);
+        match sys::memfd_create(c"cordon", keep | MFD_NOEXEC_SEAL) {
+            Ok(m) => {
+                // On failure the target died or the id is stale: nothing to answer.
+                let _ = sys::notif_addfd_send(fd, req.id, m.as_raw_fd(), flags & MFD_CLOEXEC != 0);
+            }
+            Err(e) => {
+                let _ = sys::notif_deny(fd, req.id, e.raw_os_error().unwrap_or(libc::ENOMEM));
+            }
+        }
+        true
     }
 
     fn handle_notification_nonblocking(&mut self) {
@@ -537,6 +568,12 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
         Err(e) => fail(rep, &e),
     }
     mark(rep, "init: mounts done");
+    if ns.memfd_noexec {
+        // Per pid namespace and inherited; it cannot be lowered from inside.
+        if let Err(e) = std::fs::write("/proc/sys/vm/memfd_noexec", "2") {
+            fail(rep, &format!("vm.memfd_noexec: {e}"));
+        }
+    }
     if let Some(h) = &ns.hostname {
         if let Err(e) = nix::unistd::sethostname(h) {
             fail(rep, &format!("uts namespace: sethostname: {e}"));

@@ -336,3 +336,33 @@ pub fn make_tree_readonly(path: &std::ffi::CStr) -> io::Result<()> {
     let r = unsafe { libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, path.as_ptr(), AT_RECURSIVE, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
     cvt(r).map(|_| ())
 }
+
+#[repr(C)]
+struct SeccompNotifAddfd {
+    id: u64,
+    flags: u32,
+    srcfd: u32,
+    newfd: u32,
+    newfd_flags: u32,
+}
+
+const SECCOMP_ADDFD_FLAG_SEND: u32 = 1 << 1;
+const SECCOMP_IOCTL_NOTIF_ADDFD: u64 = (1 << 30) | ((std::mem::size_of::<SeccompNotifAddfd>() as u64) << 16) | ((b'!' as u64) << 8) | 3;
+
+/// Installs `srcfd` in the notifying process and completes its syscall with the new fd number
+/// (SECCOMP_ADDFD_FLAG_SEND, Linux 5.14+).
+pub fn notif_addfd_send(fd: RawFd, id: u64, srcfd: RawFd, cloexec: bool) -> io::Result<i32> {
+    let a = SeccompNotifAddfd { id, flags: SECCOMP_ADDFD_FLAG_SEND, srcfd: srcfd as u32, newfd: 0, newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 } };
+    // SAFETY: the kernel reads the addfd struct we pass, which has the uapi layout.
+    let r = unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_ADDFD as _, &a as *const SeccompNotifAddfd) };
+    cvt(r as libc::c_long).map(|n| n as i32)
+}
+
+/// memfd_create(2) with raw flags.
+pub fn memfd_create(name: &std::ffi::CStr, flags: u32) -> io::Result<OwnedFd> {
+    // SAFETY: name is a valid C string; flags are plain integers.
+    let r = unsafe { libc::syscall(libc::SYS_memfd_create, name.as_ptr(), flags) };
+    let fd = cvt(r)?;
+    // SAFETY: the kernel just returned this fd to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

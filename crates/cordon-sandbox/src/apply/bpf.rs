@@ -111,6 +111,8 @@ pub fn action(r: &ResolvedRule, notify: bool, kill: bool) -> u32 {
     match r.action {
         DenyAction::Kill => RET_KILL_PROCESS,
         DenyAction::QuietErrno(e) => RET_ERRNO | (e as u32 & 0xffff),
+        DenyAction::Supervise if notify => RET_USER_NOTIF,
+        DenyAction::Supervise => RET_ALLOW,
         DenyAction::Errno(_) if kill => RET_KILL_PROCESS,
         DenyAction::Errno(_) if notify => RET_USER_NOTIF,
         DenyAction::Errno(e) => RET_ERRNO | (e as u32 & 0xffff),

@@ -55,6 +55,8 @@ pub struct NsPlan {
     pub mounts: Vec<MountOp>,
     pub hide: Option<HideScan>,
     pub hostname: Option<String>,
+    /// Set vm.memfd_noexec = 2 in the session's pid namespace: no program runs from a memfd.
+    pub memfd_noexec: bool,
 }
 
 pub const CLONE_NEWNS: u64 = 0x0002_0000;
@@ -102,7 +104,11 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
         mounts: vec![],
         hide: None,
         hostname: (want.uts && can).then(|| "cordon".to_string()),
+        memfd_noexec: pid && caps.memfd_noexec,
     };
+    // Only root can write the per-pid-namespace sysctl; the supervisor's memfd mediation (seccomp
+    // plan) is the layer that holds for everyone, this is a second one.
+    ns.memfd_noexec = ns.memfd_noexec && caps.is_root;
     if pid {
         g.push(Guarantee::ok("processes", "other processes are invisible and unreachable; the whole session ends with its command", "pid namespace (command runs under a private init)"));
     }

@@ -57,8 +57,13 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Se
         return SeccompPlan { enabled: false, notify: false, kill: false, arch: format!("{arch:?}"), rules: vec![] };
     }
     let rules = resolve(&p.syscalls, arch);
-    let notify = caps.seccomp_user_notif && !p.kill_on_deny;
+    let notify = caps.seccomp_user_notif;
     g.push(Guarantee::ok("syscalls", format!("{} deny rules (bpf, mount, ptrace, io_uring, keyctl, namespaces, raw sockets, TIOCSTI, ...)", rules.len()), format!("seccomp-bpf ({}), {}", std::env::consts::ARCH, if p.kill_on_deny { "process killed" } else { "call fails with EPERM" })));
+    if caps.seccomp_user_notif && p.syscalls.iter().any(|r| r.action == DenyAction::Supervise) {
+        g.push(Guarantee::ok("process", "no program runs from memory: every memfd is created non-executable", "memfd_create performed by the supervisor (seccomp user notification + ADDFD) with MFD_NOEXEC_SEAL"));
+    } else if p.syscalls.iter().any(|r| r.action == DenyAction::Supervise) {
+        g.push(Guarantee::degraded("process", "no program runs from memory (memfd)", "seccomp user notification", "memfd contents can be executed"));
+    }
     if !notify && !p.kill_on_deny {
         g.push(Guarantee::degraded("report", "each refused syscall is itemised in the session summary", "seccomp user notification", "denials are enforced but not itemised"));
     }

@@ -31,6 +31,7 @@ fn host(abi: i32, root: bool) -> KernelCaps {
                 vec![]
             },
         },
+        memfd_noexec: true,
     }
 }
 
