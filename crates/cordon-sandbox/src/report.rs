@@ -64,4 +64,6 @@ pub struct Outcome {
     pub limits_hit: Vec<String>,
     pub hidden_files: usize,
     pub notes: Vec<String>,
+    /// Every egress decision of the proxy and forwarders.
+    pub egress: Vec<cordon_egress::Decision>,
 }

@@ -192,6 +192,7 @@ impl Session<'_> {
         let mut kill_deadline: Option<Instant> = None;
         let mut wall_exceeded = false;
         let mut nsock = Some(nsock_s);
+        let mut egress: Option<cordon_egress::Handle> = None;
         let init_status;
         loop {
             let now = Instant::now();
@@ -254,11 +255,32 @@ impl Session<'_> {
                 sup.handle_notification();
             }
             if sock_ready {
-                if let Some(s) = nsock.take() {
-                    match recv_fd(s.as_raw_fd()) {
-                        Some(fd) => sup.notify_fd = Some(fd),
-                        None => {}
+                match nsock.as_ref().map(|s| recv_fds(s.as_raw_fd())) {
+                    Some(Some((b'n', mut fds))) if !fds.is_empty() => sup.notify_fd = Some(fds.remove(0)),
+                    Some(Some((b'p', fds))) => {
+                        let listeners: Vec<(std::net::TcpListener, cordon_egress::Role)> = fds
+                            .into_iter()
+                            .zip(plan.net.listeners.iter())
+                            .map(|(fd, l)| {
+                                let role = match &l.role {
+                                    crate::plan::net::ListenerRole::Proxy => cordon_egress::Role::Proxy,
+                                    crate::plan::net::ListenerRole::Forward { to, rule } => cordon_egress::Role::Forward { to: *to, rule: rule.clone() },
+                                };
+                                (std::net::TcpListener::from(fd), role)
+                            })
+                            .collect();
+                        let policy = cordon_egress::Policy { allow: plan.net.allow.clone(), resolve_override: test_resolver() };
+                        let attribution: cordon_egress::Attribution = std::sync::Arc::new(move |peer| attribute(pid, peer));
+                        match cordon_egress::start(listeners, policy, attribution) {
+                            Ok(h) => egress = Some(h),
+                            Err(e) => {
+                                let _ = kill(init, Signal::SIGKILL);
+                                return Err(format!("egress proxy: {e}"));
+                            }
+                        }
                     }
+                    Some(Some(_)) => {}
+                    Some(None) | None => nsock = None,
                 }
             }
             if sig_ready {
@@ -307,6 +329,7 @@ impl Session<'_> {
         }
         let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
 
+        let egress = egress.map(|h| h.finish()).unwrap_or_default();
         let mut limits_hit = cgroups.events(&plan.cgroup);
         cgroups.kill_all();
         drop(cgroups);
@@ -384,6 +407,7 @@ impl Session<'_> {
             limits_hit,
             hidden_files: hidden,
             notes,
+            egress,
         })
     }
 }
@@ -511,20 +535,79 @@ pub fn describe_call(name: &str, a: &[u64; 6]) -> String {
     }
 }
 
-fn recv_fd(sock: RawFd) -> Option<OwnedFd> {
+/// One message from the children: a tag byte (`n` seccomp notify fd, `p` network listeners) and the
+/// fds it carries. None at EOF.
+fn recv_fds(sock: RawFd) -> Option<(u8, Vec<OwnedFd>)> {
     let mut buf = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!(RawFd);
+    let mut space = nix::cmsg_space!([RawFd; 32]);
     let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    if msg.bytes == 0 {
+        return None;
+    }
+    let mut out = vec![];
     for c in msg.cmsgs().ok()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: SCM_RIGHTS just installed this fd in our table; we take ownership.
-                return Some(unsafe { OwnedFd::from_raw_fd(*fd) });
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS just installed these fds in our table; we take ownership.
+                out.push(unsafe { OwnedFd::from_raw_fd(fd) });
             }
         }
     }
-    None
+    Some((buf[0], out))
+}
+
+/// Name overrides for tests that own their names: `CORDON_TEST_RESOLVE=name=ip,name=ip`. Read from
+/// cordon's own environment (the session cannot set it); never touches the machine's resolver.
+fn test_resolver() -> Vec<(String, std::net::IpAddr)> {
+    std::env::var("CORDON_TEST_RESOLVE")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.trim().to_ascii_lowercase(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Who owns the client socket `peer` (an address inside the session's network namespace): the pid
+/// and executable, found through the init's /proc view of the namespace's sockets.
+fn attribute(init: i32, peer: std::net::SocketAddr) -> (u32, String) {
+    let (file, want) = match peer {
+        std::net::SocketAddr::V4(a) => ("tcp", format!("{:08X}:{:04X}", u32::from_ne_bytes(a.ip().octets()), a.port())),
+        std::net::SocketAddr::V6(a) => {
+            let o = a.ip().octets();
+            let mut h = String::new();
+            for c in o.chunks(4) {
+                h.push_str(&format!("{:08X}", u32::from_ne_bytes([c[0], c[1], c[2], c[3]])));
+            }
+            ("tcp6", format!("{h}:{:04X}", a.port()))
+        }
+    };
+    let table = std::fs::read_to_string(format!("/proc/{init}/net/{file}")).unwrap_or_default();
+    let Some(inode) = table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&want.as_str())).then(|| f.get(9).map(|s| s.to_string())).flatten()
+    }) else {
+        return (0, "?".into());
+    };
+    let needle = format!("socket:[{inode}]");
+    let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).ok();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if ns.is_some() && std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok() != ns {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        if fds.flatten().any(|f| std::fs::read_link(f.path()).map(|t| t.to_string_lossy() == needle).unwrap_or(false)) {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map(|p| p.display().to_string())
+                .or_else(|_| std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|c| c.trim().to_string()))
+                .unwrap_or_else(|_| "?".into());
+            return (pid, exe);
+        }
+    }
+    (0, "?".into())
 }
 
 fn fail(rep: RawFd, msg: &str) -> ! {
@@ -583,6 +666,23 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
         if let Err(e) = sys::loopback_up() {
             fail(rep, &format!("network namespace: bring up lo: {e}"));
         }
+    }
+    if !plan.net.listeners.is_empty() {
+        // The egress proxy's and forwarders' sockets live in the session's namespace; the supervisor
+        // serves them from the host's.
+        let mut socks = vec![];
+        for l in &plan.net.listeners {
+            match std::net::TcpListener::bind(l.addr) {
+                Ok(s) => socks.push(s),
+                Err(e) => fail(rep, &format!("egress: listen on {} inside the session: {e}", l.addr)),
+            }
+        }
+        let fds: Vec<RawFd> = socks.iter().map(|s| s.as_raw_fd()).collect();
+        let iov = [IoSlice::new(b"p")];
+        if let Err(e) = sendmsg::<()>(nsock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None) {
+            fail(rep, &format!("egress: passing listeners: {e}"));
+        }
+        drop(socks);
     }
     mark(rep, "init: hostname and loopback");
     let mut b = [0u8; 1];

@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// Print the guarantees in force before the command starts.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Allow network egress to HOST[:PORT] through cordon's proxy (repeatable). HOST is a domain,
+    /// `*.domain`, an IP or a CIDR. Switches the policy's egress to "proxy".
+    #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
+    pub allow_net: Vec<String>,
     /// Write the session outcome (ending, denials, limits hit, guarantees) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -75,7 +79,17 @@ pub fn run(a: RunArgs) -> Result<i32> {
     }
     let spec = super::policy_spec(a.profile.as_deref(), a.policy.as_deref());
     tm("workspace resolved");
-    let (_loaded, policy) = super::load(&spec, &ws)?;
+    let (_loaded, mut policy) = super::load(&spec, &ws)?;
+    for (i, raw) in a.allow_net.iter().enumerate() {
+        match cordon_policy::netspec::parse_allow(raw) {
+            Ok(e) => policy.net.allow.push(e),
+            Err(m) => bail!("--allow-net #{} `{raw}`: {m}\n  hint: write HOST[:PORT], e.g. --allow-net github.com:443, --allow-net '*.pypi.org:443', --allow-net 127.0.0.1:11434", i + 1),
+        }
+    }
+    if !a.allow_net.is_empty() && policy.net.egress != Egress::Open {
+        policy.net.egress = Egress::Proxy;
+        policy.namespaces.net = true;
+    }
     tm("policy loaded and compiled");
     let caps = KernelCaps::detect();
     tm("host capabilities detected");
@@ -85,7 +99,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let mut plan = plan(&policy, &caps, &inv);
     tm("plans built");
 
-    let mut lost: Vec<String> = plan
+    let lost: Vec<String> = plan
         .degraded()
         .iter()
         .map(|g| match &g.state {
@@ -93,9 +107,6 @@ pub fn run(a: RunArgs) -> Result<i32> {
             State::Enforced { .. } => String::new(),
         })
         .collect();
-    if policy.net.egress == Egress::Proxy {
-        lost.push("network: egress through the allowlist proxy — needs cordon's egress proxy, which this build does not have; instead: no network at all".into());
-    }
     if !lost.is_empty() && !a.allow_degraded {
         let mut msg = format!("this host cannot enforce policy `{}` in full, so nothing was run:", policy.name);
         for l in &lost {
@@ -160,7 +171,7 @@ fn summarize(o: &Outcome, a: &RunArgs, policy: &str) {
         return;
     }
     let d = &o.denials;
-    let anything = d.total > 0 || !o.limits_hit.is_empty() || !o.notes.is_empty() || a.verbose;
+    let anything = d.total > 0 || !o.limits_hit.is_empty() || !o.notes.is_empty() || !o.egress.is_empty() || a.verbose;
     if !anything {
         return;
     }
@@ -178,6 +189,16 @@ fn summarize(o: &Outcome, a: &RunArgs, policy: &str) {
         }
         if d.items.len() > 20 {
             eprintln!("cordon:   … and {} more kinds (see --report)", d.items.len() - 20);
+        }
+    }
+    if !o.egress.is_empty() {
+        let denied = o.egress.iter().filter(|e| !e.allowed).count();
+        eprintln!("cordon: network: {} connection(s) through the egress proxy, {denied} denied:", o.egress.len());
+        for e in o.egress.iter().take(20) {
+            eprintln!("cordon:   {}", cordon_egress::server::describe(e));
+        }
+        if o.egress.len() > 20 {
+            eprintln!("cordon:   … and {} more (see --report)", o.egress.len() - 20);
         }
     }
     for l in &o.limits_hit {

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod landlock;
+pub mod net;
 pub mod ns;
 pub mod process;
 pub mod seccomp;
@@ -49,6 +50,7 @@ pub struct SessionPlan {
     pub seccomp: seccomp::SeccompPlan,
     pub ns: ns::NsPlan,
     pub cgroup: cgroup::CgroupPlan,
+    pub net: net::NetPlan,
     pub process: process::ProcessPlan,
     pub guarantees: Vec<Guarantee>,
 }
@@ -76,8 +78,9 @@ pub fn plan(policy: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation) -> Ses
     let landlock = landlock::plan(policy, caps, &ns, &mut g);
     let seccomp = seccomp::plan(policy, caps, &mut g);
     let cgroup = cgroup::plan(policy, caps, &inv.session_id, &ns, &mut g);
-    let process = process::plan(policy, caps, inv, &ns, &cgroup, &mut g);
-    SessionPlan { landlock, seccomp, ns, cgroup, process, guarantees: g }
+    let net = net::plan(policy, &ns, &mut g);
+    let process = process::plan(policy, caps, inv, &ns, &cgroup, &net, &mut g);
+    SessionPlan { landlock, seccomp, ns, cgroup, net, process, guarantees: g }
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ pub fn resolve_program(cmd: &str, path_var: Option<&str>, cwd: &Path) -> Option<
     path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(cmd)).find(|p| is_exec(p))
 }
 
-pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation, ns: &NsPlan, cg: &CgroupPlan, g: &mut Vec<Guarantee>) -> ProcessPlan {
+pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation, ns: &NsPlan, cg: &CgroupPlan, net: &super::net::NetPlan, g: &mut Vec<Guarantee>) -> ProcessPlan {
     let mut env = Vec::new();
     let mut dropped = Vec::new();
     for (k, v) in &inv.env {
@@ -61,6 +61,16 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation, ns: &NsPlan
         }
     }
     set("CORDON_SESSION", inv.session_id.clone(), &mut env);
+    if let Some(url) = &net.proxy_url {
+        for k in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+            set(k, url.clone(), &mut env);
+        }
+        // Session-internal loopback stays direct; allowlisted host-loopback services have forwarders
+        // at the same address inside, so going direct to them works too.
+        for k in ["NO_PROXY", "no_proxy"] {
+            set(k, "localhost,127.0.0.1,::1".into(), &mut env);
+        }
+    }
     set("CORDON_POLICY", p.name.clone(), &mut env);
     for (k, v) in &p.env.set {
         set(k, v.clone(), &mut env);
