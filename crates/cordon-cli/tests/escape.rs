@@ -70,7 +70,7 @@ fn count_stream<S: Read + Send + 'static>(mut s: S, c: Arc<AtomicUsize>) {
 }
 
 impl Listeners {
-    fn start(tag: &str, who: Who) -> Listeners {
+    fn start(tag: &str, who: Who, home: &Path) -> Listeners {
         let mut counts = BTreeMap::new();
         let mut env = vec![];
         let mut paths = vec![];
@@ -134,6 +134,15 @@ impl Listeners {
         let tmp_sock = tmp_dir.join("agent.sock");
         unix(&tmp_sock, add("unix_tmp"));
         env.push(("UNIX_TMP".into(), tmp_sock.display().to_string()));
+        // A gpg-agent socket in HOME (no XDG_RUNTIME_DIR).
+        let gnupg = home.join(".gnupg");
+        let _ = std::fs::create_dir_all(&gnupg);
+        let home_sock = gnupg.join("S.gpg-agent");
+        unix(&home_sock, add("unix_home"));
+        if who == Who::Nobody {
+            let _ = Command::new("chown").args(["-R", "65534:65534"]).arg(&gnupg).status();
+        }
+        env.push(("UNIX_HOME".into(), home_sock.display().to_string()));
         paths.push(run_sock);
         paths.push(tmp_dir);
         let name = format!("cordon-esc-{tag}");
@@ -309,7 +318,7 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
         }
         // Unique across the two suites running in parallel in this process.
         let mark = format!("{}{}{n}{}", std::process::id(), if who == Who::Root { "r" } else { "n" }, if inside { "a" } else { "c" });
-        let listeners = Listeners::start(&mark, who);
+        let listeners = Listeners::start(&mark, who, &e.home);
         let mut vic = victim(&e, &mark);
         std::thread::sleep(Duration::from_millis(20));
         let mut vars: Vec<(String, String)> = vec![

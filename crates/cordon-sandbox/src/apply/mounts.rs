@@ -58,6 +58,8 @@ fn mask(path: &Path) -> Result<(), String> {
 
 pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
     let mut rep = MountReport::default();
+    // Credential inodes are read before HOME is replaced below.
+    let secrets = plan.hide.as_ref().map(|h| secret_inodes(&h.secret_roots)).unwrap_or_default();
     let mut staged = false;
     for op in &plan.mounts {
         match op {
@@ -81,21 +83,31 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
                     continue;
                 }
                 // Hold the kept trees by fd: the tmpfs is about to cover their paths.
-                let held: Vec<(PathBuf, std::fs::File)> = keep
+                let held: Vec<(PathBuf, std::fs::File, bool)> = keep
                     .iter()
-                    .map(|k| {
+                    .filter_map(|k| {
                         use std::os::unix::fs::OpenOptionsExt;
-                        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_DIRECTORY).open(k).map(|f| (k.clone(), f)).map_err(|e| err("open", k, e))
+                        let is_dir = k.is_dir();
+                        // O_PATH|O_NOFOLLOW would pin a symlink itself; follow it like the policy does.
+                        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(k).ok().map(|f| (k.clone(), f, is_dir))
                     })
-                    .collect::<Result<_, _>>()?;
+                    .collect();
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                 let data = format!("size={size},mode={mode:o}");
                 mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(data.as_str())).map_err(|e| err("tmpfs on", target, e))?;
-                for (k, f) in held {
+                for (k, f, is_dir) in held {
                     use std::os::fd::AsRawFd;
-                    std::fs::create_dir_all(&k).map_err(|e| err("recreate", &k, e))?;
+                    if is_dir {
+                        std::fs::create_dir_all(&k).map_err(|e| err("recreate", &k, e))?;
+                    } else {
+                        if let Some(d) = k.parent() {
+                            std::fs::create_dir_all(d).map_err(|e| err("recreate", d, e))?;
+                        }
+                        std::fs::File::create(&k).map_err(|e| err("recreate", &k, e))?;
+                    }
                     let src = format!("/proc/self/fd/{}", f.as_raw_fd());
-                    mount(Some(src.as_str()), &k, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(|e| err("bind back", &k, e))?;
+                    let rec = if is_dir { MsFlags::MS_REC } else { MsFlags::empty() };
+                    mount(Some(src.as_str()), &k, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>).map_err(|e| err("bind back", &k, e))?;
                 }
             }
             MountOp::Mask { path, .. } => {
@@ -124,7 +136,7 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
         }
     }
     if let Some(h) = &plan.hide {
-        let found = scan(h, &mut rep.scan_truncated);
+        let found = scan(h, &secrets, &mut rep.scan_truncated);
         if !found.is_empty() && !staged {
             stage()?;
             staged = true;
@@ -175,9 +187,8 @@ fn secret_inodes(roots: &[PathBuf]) -> std::collections::HashSet<(u64, u64)> {
 }
 
 /// Finds workspace entries whose names match a hide pattern, and hard links to credential files.
-pub fn scan(h: &HideScan, truncated: &mut bool) -> Vec<PathBuf> {
+pub fn scan(h: &HideScan, secrets: &std::collections::HashSet<(u64, u64)>, truncated: &mut bool) -> Vec<PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    let secrets = secret_inodes(&h.secret_roots);
     let mut out = Vec::new();
     let mut stack = vec![h.root.clone()];
     let mut seen = 0usize;

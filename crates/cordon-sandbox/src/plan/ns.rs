@@ -131,6 +131,16 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
     ns.mounts.push(MountOp::Tmpfs { target: "/dev/shm".into(), size: p.fs.tmp_size.min(1 << 30), mode: 0o1777, keep: keep("/dev/shm") });
     // Host daemons' sockets (docker, dbus, ssh and gpg agents) live here.
     ns.mounts.push(MountOp::Tmpfs { target: "/run".into(), size: 1 << 20, mode: 0o755, keep: keep("/run") });
+    // HOME is replaced by an empty tmpfs with only the allowed paths bound back: unix sockets and
+    // everything else in it that the policy does not name are simply not there.
+    let home = &p.home;
+    if home.is_dir() && home != std::path::Path::new("/") && p.workspace != *home && !is_within(home, std::path::Path::new("/tmp")) {
+        let mut kept: Vec<PathBuf> = p.fs.rules.iter().map(|r| r.path.clone()).filter(|x| x != home && is_within(x, home) && x.symlink_metadata().is_ok()).collect();
+        kept.sort();
+        kept.dedup();
+        let outer: Vec<PathBuf> = kept.iter().filter(|x| !kept.iter().any(|y| y != *x && is_within(x, y))).cloned().collect();
+        ns.mounts.push(MountOp::Tmpfs { target: home.clone(), size: 1 << 20, mode: 0o755, keep: outer });
+    }
     // Writable trees become read-write mounts again; the private tmpfs mounts already are, and device
     // nodes stay writable on a read-only mount.
     let fresh = ["/tmp", "/dev/shm", "/run", "/dev", "/proc"];
