@@ -9,6 +9,7 @@ pub mod head;
 pub mod record;
 pub mod server;
 pub mod socks;
+mod sys;
 
 pub use decide::{Policy, Verdict};
 pub use record::Decision;

@@ -12,7 +12,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-pub const MAX_CONNS: usize = 4096;
+/// Connections served at once; more wait in the accept queue. Tunnels are relayed by splice(2) in
+/// the kernel (a pipe per direction, no user-space buffers), two small-stack threads each.
+pub const MAX_CONNS: usize = 1024;
+
+/// Raises a listener's accept queue (std uses 128) so bursts of connections queue instead of
+/// being refused.
+pub fn deepen_backlog(l: &std::net::TcpListener) {
+    use std::os::fd::AsFd;
+    let _ = nix::sys::socket::listen(&l.as_fd(), nix::sys::socket::Backlog::new(4096).unwrap_or(nix::sys::socket::Backlog::MAXCONN));
+}
 
 /// What a listener does.
 #[derive(Debug, Clone)]
@@ -63,9 +72,10 @@ pub fn start(listeners: Vec<(std::net::TcpListener, Role)>, policy: Policy, attr
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     for (l, _) in &listeners {
         l.set_nonblocking(true)?;
+        deepen_backlog(l);
     }
     let ctx = Arc::new(Ctx { policy, attribution, decisions: decisions.clone(), started: Instant::now(), slots: tokio::sync::Semaphore::new(MAX_CONNS) });
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("cordon-egress").enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(MAX_CONNS + 16).thread_name("cordon-egress").enable_all().build()?;
     let thread = std::thread::Builder::new().name("cordon-egress".into()).spawn(move || {
         rt.block_on(async move {
             for (l, role) in listeners {
@@ -135,6 +145,23 @@ impl Pending<'_> {
     }
 }
 
+/// Relays both directions of an established tunnel in the kernel (splice), off the async workers.
+/// Returns (client -> upstream, upstream -> client) byte counts.
+async fn tunnel(s: TcpStream, up: TcpStream) -> (u64, u64) {
+    let (Ok(a), Ok(b)) = (s.into_std(), up.into_std()) else { return (0, 0) };
+    tokio::task::spawn_blocking(move || {
+        let _ = a.set_nonblocking(false);
+        let _ = b.set_nonblocking(false);
+        let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) else { return (0, 0) };
+        let back = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || crate::sys::relay(&b2, &a2).unwrap_or(0));
+        let up_bytes = crate::sys::relay(&a, &b).unwrap_or(0);
+        let down = back.ok().and_then(|t| t.join().ok()).unwrap_or(0);
+        (up_bytes, down)
+    })
+    .await
+    .unwrap_or((0, 0))
+}
+
 async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
     let s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await.map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     let _ = s.set_nodelay(true);
@@ -193,7 +220,7 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
                             return;
                         }
                     }
-                    let (a, b) = tokio::io::copy_bidirectional(&mut s, &mut up).await.unwrap_or((0, 0));
+                    let (a, b) = tunnel(s, up).await;
                     p.record(true, Some(addr), rule, sent + a, b);
                 }
             },
@@ -239,7 +266,7 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
                 if up.write_all(out.as_bytes()).await.is_err() || up.write_all(&head.rest).await.is_err() {
                     return;
                 }
-                let (a, b) = tokio::io::copy_bidirectional(&mut s, &mut up).await.unwrap_or((0, 0));
+                let (a, b) = tunnel(s, up).await;
                 sent += a;
                 p.record(true, Some(addr), rule, sent, b);
             }
@@ -263,11 +290,11 @@ async fn socks5(mut s: TcpStream, who: Who, ctx: &Ctx) {
                 let _ = socks::reply(&mut s, socks::REP_HOST_UNREACHABLE).await;
                 p.record(true, Some(addr), format!("{rule} (connect failed: {e})"), 0, 0);
             }
-            Ok(mut up) => {
+            Ok(up) => {
                 if socks::reply(&mut s, socks::REP_OK).await.is_err() {
                     return;
                 }
-                let (a, b) = tokio::io::copy_bidirectional(&mut s, &mut up).await.unwrap_or((0, 0));
+                let (a, b) = tunnel(s, up).await;
                 p.record(true, Some(addr), rule, a, b);
             }
         },
@@ -275,12 +302,12 @@ async fn socks5(mut s: TcpStream, who: Who, ctx: &Ctx) {
     let _ = socks::REP_FAILURE;
 }
 
-async fn forward(mut s: TcpStream, who: Who, to: SocketAddr, rule: String, ctx: &Ctx) {
+async fn forward(s: TcpStream, who: Who, to: SocketAddr, rule: String, ctx: &Ctx) {
     let p = Pending { ctx, protocol: "forward", who, host: to.ip().to_string(), port: to.port(), t0: Instant::now() };
     match connect(to).await {
         Err(e) => p.record(true, Some(to), format!("{rule} (connect failed: {e})"), 0, 0),
-        Ok(mut up) => {
-            let (a, b) = tokio::io::copy_bidirectional(&mut s, &mut up).await.unwrap_or((0, 0));
+        Ok(up) => {
+            let (a, b) = tunnel(s, up).await;
             p.record(true, Some(to), rule, a, b);
         }
     }
