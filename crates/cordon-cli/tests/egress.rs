@@ -186,6 +186,7 @@ fn bypassing_the_proxy_fails() {
         assert!(s.matches("Network is unreachable").count() >= 2, "{who:?}: direct TCP and UDP have no route: {s}");
         assert!(s.contains("Temporary failure in name resolution") || s.contains("Name or service not known"), "{who:?}: no DNS inside: {s}");
         assert!(s.contains("Operation not permitted"), "raw sockets refused: {s}");
+        assert!(err(&o).contains(&format!("connect(192.0.2.2:{port})")) && err(&o).contains("bypassing the egress proxy"), "{who:?}: the bypass is named in the summary: {}", err(&o));
         std::thread::sleep(Duration::from_millis(50));
         assert!(l.accept().is_err(), "{who:?}: the host's address saw a direct connection");
     }

@@ -433,6 +433,20 @@ impl Supervisor<'_> {
                 return;
             }
         }
+        if let Some(r) = rule.filter(|r| r.action == cordon_policy::syscalls::DenyAction::Supervise && r.name == "connect") {
+            match remote_inet_target(&req) {
+                Some(target) => {
+                    let _ = sys::notif_deny(fd, req.id, libc::ENETUNREACH);
+                    let comm = self.comm(req.pid);
+                    self.denials.add(Denial { layer: "network".into(), pid: req.pid, comm, what: format!("connect({target})"), reason: r.reason.clone(), count: 1 });
+                }
+                // Loopback, unix sockets, unreadable arguments: the namespace decides.
+                None => {
+                    let _ = sys::notif_continue(fd, req.id);
+                }
+            }
+            return;
+        }
         let errno = match rule.map(|r| r.action) {
             Some(cordon_policy::syscalls::DenyAction::Errno(e)) | Some(cordon_policy::syscalls::DenyAction::QuietErrno(e)) => e,
             _ => libc::EPERM,
@@ -499,6 +513,35 @@ impl Supervisor<'_> {
         self.comm_cache.push((pid, c.clone()));
         c
     }
+}
+
+/// The non-loopback IPv4/IPv6 address a notified connect() asks for, read from the caller's memory.
+/// Only used to report and refuse early; the network namespace is the guard.
+fn remote_inet_target(req: &sys::SeccompNotif) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let (ptr, len) = (req.data.args[1], (req.data.args[2] as usize).min(128));
+    if ptr == 0 || len < 8 {
+        return None;
+    }
+    let f = std::fs::File::open(format!("/proc/{}/mem", req.pid)).ok()?;
+    let mut b = vec![0u8; len];
+    f.read_exact_at(&mut b, ptr).ok()?;
+    let family = u16::from_ne_bytes([b[0], b[1]]) as i32;
+    let port = u16::from_be_bytes([b[2], b[3]]);
+    let ip: std::net::IpAddr = match family {
+        libc::AF_INET => std::net::Ipv4Addr::new(b[4], b[5], b[6], b[7]).into(),
+        libc::AF_INET6 if len >= 24 => {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(&b[8..24]);
+            std::net::Ipv6Addr::from(o).into()
+        }
+        _ => return None,
+    };
+    let loopback = match ip {
+        std::net::IpAddr::V4(v) => v.is_loopback() || v.is_unspecified(),
+        std::net::IpAddr::V6(v) => v.is_loopback() || v.is_unspecified() || v.to_ipv4_mapped().is_some_and(|m| m.is_loopback()),
+    };
+    (!loopback).then(|| std::net::SocketAddr::new(ip, port).to_string())
 }
 
 /// A short rendering of a denied call with the arguments that explain it.

@@ -260,7 +260,16 @@ pub fn notif_recv(fd: RawFd) -> io::Result<SeccompNotif> {
     cvt(r as libc::c_long).map(|_| n)
 }
 
-/// Answers a notification: the syscall fails with `errno` (never CONTINUE: no TOCTOU).
+/// Lets a notified syscall proceed. Only for calls that another layer already confines (the
+/// arguments may have changed since they were read).
+pub fn notif_continue(fd: RawFd, id: u64) -> io::Result<()> {
+    let resp = SeccompNotifResp { id, val: 0, error: 0, flags: 1 };
+    // SAFETY: the kernel reads the response struct we pass, which has the uapi layout.
+    let r = unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SEND as _, &resp as *const SeccompNotifResp) };
+    cvt(r as libc::c_long).map(|_| ())
+}
+
+/// Answers a notification: the syscall fails with `errno`.
 pub fn notif_deny(fd: RawFd, id: u64, errno: i32) -> io::Result<()> {
     let resp = SeccompNotifResp { id, val: 0, error: -errno, flags: 0 };
     // SAFETY: the kernel reads the response struct we pass, which has the uapi layout.

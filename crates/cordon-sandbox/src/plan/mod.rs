@@ -79,6 +79,22 @@ pub fn plan(policy: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation) -> Ses
     let seccomp = seccomp::plan(policy, caps, &mut g);
     let cgroup = cgroup::plan(policy, caps, &inv.session_id, &ns, &mut g);
     let net = net::plan(policy, &ns, &mut g);
+    let mut seccomp = seccomp;
+    if net.proxy_url.is_some() && seccomp.enabled && seccomp.notify {
+        // Connects are shown to the supervisor so that one bypassing the proxy is named in the
+        // summary; the network namespace is what refuses it.
+        if let Some(arch) = seccomp::native_arch() {
+            if let Some(nr) = syscall_table::number(arch, "connect") {
+                seccomp.rules.push(seccomp::ResolvedRule {
+                    nr,
+                    name: "connect".into(),
+                    when: vec![],
+                    action: cordon_policy::syscalls::DenyAction::Supervise,
+                    reason: format!("a direct connection bypassing the egress proxy has no route; use {} (HTTPS_PROXY/HTTP_PROXY are set)", net.proxy_url.as_deref().unwrap_or("the proxy")),
+                });
+            }
+        }
+    }
     let process = process::plan(policy, caps, inv, &ns, &cgroup, &net, &mut g);
     SessionPlan { landlock, seccomp, ns, cgroup, net, process, guarantees: g }
 }
