@@ -19,8 +19,12 @@ pub enum AuditError {
     Io { path: String, message: String },
 }
 
-/// `$XDG_STATE_HOME/cordon/audit.db` (or `~/.local/state/...`), or `/var/lib/cordon/audit.db` as root.
+/// `$CORDON_AUDIT` if set; else `$XDG_STATE_HOME/cordon/audit.db` (or `~/.local/state/...`), or
+/// `/var/lib/cordon/audit.db` as root.
 pub fn default_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("CORDON_AUDIT").map(PathBuf::from).filter(|p| p.is_absolute()) {
+        return p;
+    }
     if nix_is_root() {
         return PathBuf::from("/var/lib/cordon/audit.db");
     }
@@ -74,21 +78,18 @@ impl Store {
         &self.path
     }
 
-    fn tail(&self) -> Result<(i64, Vec<u8>), AuditError> {
-        let r = self
-            .conn
-            .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-            .optional()
-            .map_err(|e| AuditError::Db { path: self.path.display().to_string(), source: e })?;
-        Ok(r.unwrap_or((0, vec![0u8; 32])))
-    }
-
     /// Appends records in one transaction (the unit of durability).
     pub fn append(&mut self, session: &str, items: &[(String, i64, serde_json::Value)]) -> Result<(i64, Vec<u8>), AuditError> {
         let p = self.path.display().to_string();
         let db = |e| AuditError::Db { path: p.clone(), source: e };
-        let (mut seq, mut prev) = self.tail()?;
-        let tx = self.conn.transaction().map_err(db)?;
+        // IMMEDIATE: take the write lock before reading the tail, so concurrent sessions appending
+        // to one log serialize instead of racing for the same sequence number.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let (mut seq, mut prev) = tx
+            .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .optional()
+            .map_err(db)?
+            .unwrap_or((0, vec![0u8; 32]));
         {
             let mut st = tx.prepare_cached("INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").map_err(db)?;
             for (kind, ts, body) in items {
@@ -106,12 +107,21 @@ impl Store {
     /// Seals a session: a record carrying an Ed25519 signature over the chain head, then the signed
     /// head file next to the database (written after the commit, so it never runs ahead of it).
     pub fn seal(&mut self, session: &str, ts_ms: i64) -> Result<(), AuditError> {
-        let (seq, head) = self.tail()?;
+        let p = self.path.display().to_string();
+        let db = |e| AuditError::Db { path: p.clone(), source: e };
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let (seq, head) = tx
+            .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .optional()
+            .map_err(db)?
+            .unwrap_or((0, vec![0u8; 32]));
         let msg = format!("cordon-seal-v1 {session} {} {}", seq + 1, hex(&head));
         let sig = self.key.sign(msg.as_bytes());
-        let body = serde_json::json!({"covers_seq": seq, "head": hex(&head), "signature": hex(&sig.to_bytes()), "public_key": hex(&self.key.verifying_key().to_bytes())});
-        let (seq2, h2) = self.append(session, &[("seal".into(), ts_ms, body)])?;
-        self.write_head(seq2, &h2)
+        let body = canonical(&serde_json::json!({"covers_seq": seq, "head": hex(&head), "signature": hex(&sig.to_bytes()), "public_key": hex(&self.key.verifying_key().to_bytes())}));
+        let h = record_hash(&head, seq + 1, session, "seal", ts_ms, &body);
+        tx.execute("INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, 'seal', ?3, ?4, ?5, ?6)", params![seq + 1, session, ts_ms, body, head, h]).map_err(db)?;
+        tx.commit().map_err(db)?;
+        self.write_head(seq + 1, &h)
     }
 
     fn write_head(&self, seq: i64, hash: &[u8]) -> Result<(), AuditError> {

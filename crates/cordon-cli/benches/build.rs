@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn main() {
+    // Sessions are recorded (the default) in a throwaway log, not the machine's.
+    std::env::set_var("CORDON_AUDIT", std::env::temp_dir().join(format!("cordon-bench-audit-{}.db", std::process::id())));
     let n: usize = std::env::var("CORDON_BENCH_BUILDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let cordon = env!("CARGO_BIN_EXE_cordon");
     let ws = std::path::PathBuf::from(format!("/var/tmp/cordon-bench-build-{}", std::process::id()));
@@ -74,4 +76,10 @@ fn main() {
     let (mut cb, mut cc) = cpus.into_inner();
     let (xb, xc) = (med(&mut cb), med(&mut cc));
     println!("  cpu (user+sys) median: bare {xb:.3}s, cordon {xc:.3}s, overhead {:+.2}%", (xc / xb - 1.0) * 100.0);
+    if let Some(db) = std::env::var_os("CORDON_AUDIT") {
+        let db = std::path::PathBuf::from(db);
+        for ext in ["db", "db-wal", "db-shm", "key", "head"] {
+            let _ = std::fs::remove_file(db.with_extension(ext));
+        }
+    }
 }

@@ -20,6 +20,8 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn main() {
+    // Sessions are recorded (the default) in a throwaway log, not the machine's.
+    std::env::set_var("CORDON_AUDIT", std::env::temp_dir().join(format!("cordon-bench-audit-{}.db", std::process::id())));
     let n: usize = std::env::var("CORDON_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
     let cordon = env!("CARGO_BIN_EXE_cordon");
     let ws = std::env::temp_dir().join(format!("cordon-bench-{}", std::process::id()));
@@ -61,5 +63,11 @@ fn main() {
     }
     if have_bwrap {
         println!("cordon / bwrap median ratio: {:.2}", medians[1] / medians[2]);
+    }
+    if let Some(db) = std::env::var_os("CORDON_AUDIT") {
+        let db = std::path::PathBuf::from(db);
+        for ext in ["db", "db-wal", "db-shm", "key", "head"] {
+            let _ = std::fs::remove_file(db.with_extension(ext));
+        }
     }
 }

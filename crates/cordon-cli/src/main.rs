@@ -24,6 +24,8 @@ enum Cmd {
     Doctor(commands::doctor::DoctorArgs),
     #[command(subcommand)]
     Policy(commands::policy::PolicyCmd),
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCmd),
 }
 
 fn main() {
@@ -32,6 +34,7 @@ fn main() {
         Cmd::Run(a) => commands::run::run(a),
         Cmd::Doctor(a) => commands::doctor::run(a),
         Cmd::Policy(p) => commands::policy::run(p),
+        Cmd::Audit(a) => commands::audit::run(a),
     };
     match code {
         Ok(c) => std::process::exit(c),

@@ -331,6 +331,7 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
             ("GITHUB_TOKEN".into(), "ghp_fake".into()),
             ("OPENAI_API_KEY".into(), "sk-openai-fake".into()),
             ("LD_PRELOAD".into(), " ".into()),
+            ("CORDON_AUDIT".into(), e.root.join("audit.db").display().to_string()),
         ];
         vars.extend(listeners.env.iter().cloned());
         if let Some(s) = &c.setup {

@@ -32,7 +32,7 @@ fn stdio_passes_through() {
     for who in BOTH {
         let e = Env::new(who);
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"));
-        c.args(["run", "--allow-degraded", "-q", "--", "/bin/sh", "-c", "tr a-z A-Z; echo err >&2"]).current_dir(&e.ws).env("HOME", &e.home);
+        c.args(["run", "--allow-degraded", "-q", "--", "/bin/sh", "-c", "tr a-z A-Z; echo err >&2"]).current_dir(&e.ws).env("HOME", &e.home).env("CORDON_AUDIT", e.root.join("audit.db"));
         c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         if who == Who::Nobody {
             continue; // covered for root; setpriv wrapping is in Env
@@ -251,6 +251,7 @@ fn killing_cordon_kills_the_session() {
         .args(["run", "--", "/bin/bash", "-c", &format!("exec -a {marker} sleep 300")])
         .current_dir(&e.ws)
         .env("HOME", &e.home)
+        .env("CORDON_AUDIT", e.root.join("audit.db"))
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(300));
@@ -282,6 +283,9 @@ fn killing_cordon_kills_the_session() {
         let _ = std::fs::remove_dir(&d);
         assert!(!d.exists(), "could not remove {}", d.display());
     }
+    // The audit log survives the kill: it verifies, and the session is reported unfinished.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["audit", "verify", "--audit"]).arg(e.root.join("audit.db")).output().expect("verify");
+    assert!(o.status.success() && out(&o).contains(": ok:") && out(&o).contains("unfinished session"), "{}", show(&o));
 }
 
 #[test]
@@ -294,6 +298,7 @@ fn signals_are_forwarded() {
         .args(["run", "-q", "--", "/bin/sh", "-c", "trap 'echo got-usr1; exit 7' USR1; while :; do sleep 0.05; done"])
         .current_dir(&e.ws)
         .env("HOME", &e.home)
+        .env("CORDON_AUDIT", e.root.join("audit.db"))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
@@ -398,7 +403,7 @@ fn a_terminal_gets_its_own_pty() {
     let e = Env::new(Who::Root);
     // `script` gives cordon a terminal as stdin, as an interactive user would.
     let inner = format!("{} run -q -- /bin/sh -c 'tty; test -t 0 && echo is-a-tty; ps -o tpgid= -p $$ | grep -qv -- -1 && echo has-ctty'", env!("CARGO_BIN_EXE_cordon"));
-    let o = std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]).current_dir(&e.ws).env("HOME", &e.home).output().expect("script");
+    let o = std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]).current_dir(&e.ws).env("HOME", &e.home).env("CORDON_AUDIT", e.root.join("audit.db")).output().expect("script");
     let s = out(&o);
     assert!(o.status.success(), "{}", show(&o));
     assert!(s.contains("/dev/pts/") && s.contains("is-a-tty") && s.contains("has-ctty"), "{s}");

@@ -1,5 +1,6 @@
 //! One file per verb.
 
+pub mod audit;
 pub mod doctor;
 pub mod policy;
 pub mod run;

@@ -52,6 +52,13 @@ pub struct RunArgs {
     /// `*.domain`, an IP or a CIDR. Switches the policy's egress to "proxy".
     #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
     pub allow_net: Vec<String>,
+    /// The audit log to record this session in (default: $XDG_STATE_HOME/cordon/audit.db, or
+    /// /var/lib/cordon/audit.db as root).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_audit")]
+    pub audit: Option<PathBuf>,
+    /// Do not record the session (cordon refuses to run when it cannot record, unless told this).
+    #[arg(long)]
+    pub no_audit: bool,
     /// Write the session outcome (ending, denials, limits hit, guarantees) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -79,7 +86,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     }
     let spec = super::policy_spec(a.profile.as_deref(), a.policy.as_deref());
     tm("workspace resolved");
-    let (_loaded, mut policy) = super::load(&spec, &ws)?;
+    let (loaded, mut policy) = super::load(&spec, &ws)?;
     for (i, raw) in a.allow_net.iter().enumerate() {
         match cordon_policy::netspec::parse_allow(raw) {
             Ok(e) => policy.net.allow.push(e),
@@ -135,7 +142,43 @@ pub fn run(a: RunArgs) -> Result<i32> {
         // Reported by the session as exit 127 with the usual message.
         plan.process.program = None;
     }
+    // The session's start is committed before the command runs: a crash leaves it "unfinished".
+    let mut audit = if a.no_audit {
+        None
+    } else {
+        let p = a.audit.clone().unwrap_or_else(cordon_audit::default_path);
+        let mut store = cordon_audit::Store::open(&p).map_err(|e| anyhow::anyhow!("{e}\n  hint: pass --audit PATH to record elsewhere, or --no-audit to run without a record"))?;
+        let text = loaded.full_text();
+        let hash: String = {
+            use sha2::Digest;
+            sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        };
+        let start = serde_json::json!({
+            "command": a.cmd, "workspace": ws, "uid": caps.uid, "cordon": env!("CARGO_PKG_VERSION"),
+            "policy": {"name": policy.name, "sources": policy.sources, "sha256": hash, "text": text},
+            "host": {"kernel": caps.kernel, "arch": caps.arch, "landlock_abi": caps.landlock_abi},
+            "guarantees": plan.guarantees, "allow_degraded": a.allow_degraded,
+        });
+        store.append(&session_id, &[("start".into(), now_ms(), start)])?;
+        Some(store)
+    };
     let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true }.run().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(store) = audit.as_mut() {
+        let t = now_ms();
+        let mut items: Vec<(String, i64, serde_json::Value)> = vec![];
+        for d in &outcome.denials.items {
+            items.push(("denial".into(), t, serde_json::to_value(d)?));
+        }
+        for e in &outcome.egress {
+            items.push(("egress".into(), t, serde_json::to_value(e)?));
+        }
+        for l in &outcome.limits_hit {
+            items.push(("limit".into(), t, serde_json::json!({"text": l})));
+        }
+        items.push(("end".into(), t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "denials_total": outcome.denials.total, "notes": outcome.notes})));
+        store.append(&session_id, &items)?;
+        store.seal(&session_id, t)?;
+    }
     if let Some(path) = &a.report {
         let doc = serde_json::json!({
             "schema": "cordon.session.v1",
@@ -151,6 +194,10 @@ pub fn run(a: RunArgs) -> Result<i32> {
     tm("session over");
     summarize(&outcome, &a, &policy.name);
     Ok(outcome.exit_code)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn summarize(o: &Outcome, a: &RunArgs, policy: &str) {

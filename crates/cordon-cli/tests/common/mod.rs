@@ -110,7 +110,8 @@ impl Env {
                 c
             }
         };
-        c.current_dir(&self.ws).env("HOME", &self.home).env_remove("CORDON_TESTS_ALLOW_SKIP");
+        // Sessions are recorded in this test's own audit log, never the machine's.
+        c.current_dir(&self.ws).env("HOME", &self.home).env("CORDON_AUDIT", self.root.join("audit.db")).env_remove("CORDON_TESTS_ALLOW_SKIP");
         c
     }
 
