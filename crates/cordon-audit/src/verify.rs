@@ -55,33 +55,41 @@ pub fn verify(path: &Path) -> Result<VerifyReport, String> {
         }
     };
     while let Some(r) = rows.next().map_err(|e| e.to_string())? {
-        let (seq, session, kind, ts, body, p, h): (i64, String, String, i64, String, Vec<u8>, Vec<u8>) =
-            (r.get(0).map_err(|e| e.to_string())?, r.get(1).map_err(|e| e.to_string())?, r.get(2).map_err(|e| e.to_string())?, r.get(3).map_err(|e| e.to_string())?, r.get(4).map_err(|e| e.to_string())?, r.get(5).map_err(|e| e.to_string())?, r.get(6).map_err(|e| e.to_string())?);
+        // Borrowed column values: no allocation per record.
+        let e = |x: rusqlite::Error| x.to_string();
+        let seq: i64 = r.get(0).map_err(e)?;
+        let session = r.get_ref(1).map_err(e)?.as_str().map_err(|x| x.to_string())?;
+        let kind = r.get_ref(2).map_err(e)?.as_str().map_err(|x| x.to_string())?;
+        let ts: i64 = r.get(3).map_err(e)?;
+        let body = r.get_ref(4).map_err(e)?.as_str().map_err(|x| x.to_string())?;
+        let p = r.get_ref(5).map_err(e)?.as_blob().map_err(|x| x.to_string())?;
+        let h = r.get_ref(6).map_err(e)?.as_blob().map_err(|x| x.to_string())?;
         rep.records += 1;
         if seq != expect {
             bad(&mut rep, seq, format!("record {seq} follows {}: records {expect}..{} are missing (deleted)", expect - 1, seq - 1));
         }
-        if p != prev {
+        if p != prev.as_slice() {
             bad(&mut rep, seq, format!("record {seq} does not follow the record before it (inserted, reordered or its predecessor changed)"));
         }
-        if record_hash(&p, seq, &session, &kind, ts, &body) != h {
+        if record_hash(p, seq, session, kind, ts, body) != h {
             bad(&mut rep, seq, format!("record {seq} ({kind} of session {session}) was modified: its hash does not match its content"));
         }
         if kind == "start" {
-            if seen.insert(session.clone()) {
-                open.push(session.clone());
+            if seen.insert(session.to_string()) {
+                open.push(session.to_string());
             }
         } else if kind == "seal" {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
             let msg = format!("cordon-seal-v1 {session} {seq} {}", v["head"].as_str().unwrap_or(""));
             let good = v["head"].as_str() == Some(&hex(&prev)) && key.as_ref().zip(v["signature"].as_str().and_then(sig)).is_some_and(|(k, s)| k.verify(msg.as_bytes(), &s).is_ok());
             if !good {
                 bad(&mut rep, seq, format!("the seal of session {session} (record {seq}) does not verify with this log's key"));
             }
-            open.retain(|s| *s != session);
+            open.retain(|s| s != session);
             rep.sealed += 1;
         }
-        prev = h;
+        prev.clear();
+        prev.extend_from_slice(h);
         expect = seq + 1;
     }
     rep.sessions = seen.len();
