@@ -64,7 +64,7 @@ impl Store {
         let db = |e| AuditError::Db { path: path.display().to_string(), source: e };
         let conn = Connection::open(path).map_err(db)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA busy_timeout=5000;
              CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, session TEXT NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL, body TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL);
              CREATE INDEX IF NOT EXISTS records_session ON records(session, seq);",
         )
