@@ -57,7 +57,8 @@ pub struct SessionRow {
 impl Store {
     pub fn open(path: &Path) -> Result<Store, AuditError> {
         let io = |m: String| AuditError::Io { path: path.display().to_string(), message: m };
-        if let Some(d) = path.parent() {
+        if let Some(d) = path.parent().filter(|d| !d.exists()) {
+            // Only a directory cordon creates is made private; an existing one is left as it is.
             std::fs::create_dir_all(d).map_err(|e| io(format!("cannot create {}: {e}", d.display())))?;
             let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700));
         }
