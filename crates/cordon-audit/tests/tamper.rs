@@ -137,3 +137,16 @@ fn an_unfinished_session_is_not_tampering() {
     assert!(r.ok(), "{r:?}");
     assert_eq!(r.unfinished, vec!["crashed".to_string()]);
 }
+
+#[test]
+fn opening_never_changes_an_existing_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = dir("perm");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let _s = Store::open(&d.join("audit.db")).expect("open");
+    let mode = std::fs::metadata(&d).expect("stat").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777, "a shared directory like /tmp must keep its mode");
+    let fresh = d.join("new/sub/audit.db");
+    let _t = Store::open(&fresh).expect("open");
+    assert_eq!(std::fs::metadata(d.join("new/sub")).expect("stat").permissions().mode() & 0o777, 0o700);
+}
