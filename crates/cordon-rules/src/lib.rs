@@ -1,0 +1,19 @@
+//! cordon-rules owns detection: rules over session events (conditions on fields, lists and macros,
+//! rates and sequences within a time window) that raise an alert or stop the session, each with a
+//! reason written for the agent. Pure: no syscalls, no storage; the caller feeds events.
+
+mod engine;
+mod load;
+
+pub use engine::{Alert, Engine};
+pub use load::{load, load_text, Action, Cond, Op, Rule, RuleSet};
+
+/// Event kinds rules may match: from the supervisor today, from the sensor later.
+pub const KINDS: &[&str] = &["denial", "egress", "limit", "exec", "open", "unlink", "rename", "connect", "start", "end"];
+
+pub fn builtin(name: &str) -> Option<&'static str> {
+    match name {
+        "agent" => Some(include_str!("builtin_agent.toml")),
+        _ => None,
+    }
+}

@@ -1,0 +1,215 @@
+//! Rule files: TOML, checked with positions.
+
+use cordon_policy::error::{Diagnostic, PolicyError, Source};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use toml::Spanned as S;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    version: Option<S<i64>>,
+    #[serde(default)]
+    macros: BTreeMap<String, S<Vec<String>>>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<S<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: S<String>,
+    kind: S<String>,
+    #[serde(default)]
+    when: BTreeMap<String, S<toml::Value>>,
+    rate: Option<S<RawRate>>,
+    after: Option<S<String>>,
+    within: Option<S<String>>,
+    action: S<String>,
+    reason: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRate {
+    count: S<i64>,
+    window: S<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Eq,
+    Ne,
+    In,
+    Prefix,
+    Contains,
+    Gt,
+    Lt,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Cond {
+    pub field: String,
+    pub op: Op,
+    /// Any of these (a list written in the rule or a macro).
+    pub values: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Alert,
+    Kill,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Rule {
+    pub id: String,
+    pub kind: String,
+    pub conds: Vec<Cond>,
+    pub rate: Option<(u32, Duration)>,
+    pub after: Option<(String, Duration)>,
+    pub action: Action,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RuleSet {
+    pub sources: Vec<String>,
+    pub rules: Vec<Rule>,
+}
+
+/// `builtin:NAME` or a file.
+pub fn load(spec: &str) -> Result<RuleSet, PolicyError> {
+    if let Some(n) = spec.strip_prefix("builtin:") {
+        let t = crate::builtin(n).ok_or_else(|| PolicyError::Read { path: spec.into(), source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("no built-in rule set `{n}` (have: agent)")) })?;
+        return load_text(spec, t);
+    }
+    let t = std::fs::read_to_string(spec).map_err(|e| PolicyError::Read { path: spec.into(), source: e })?;
+    load_text(spec, &t)
+}
+
+fn to_json(v: &toml::Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
+
+pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
+    let src = Source { name, text };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let d = src.diag(e.span().unwrap_or(0..0), "", e.message().trim(), Some("see `builtin:agent` (cordon rules show builtin:agent) for the syntax".into()));
+        PolicyError::Invalid(vec![d])
+    })?;
+    let mut out: Vec<Diagnostic> = vec![];
+    match &raw.version {
+        None => out.push(src.diag(0..0, "version", "missing `version`", Some("add `version = 1`".into()))),
+        Some(v) if *v.get_ref() != 1 => out.push(src.diag(v.span(), "version", format!("unsupported version {}", v.get_ref()), Some("this cordon reads version 1".into()))),
+        _ => {}
+    }
+    let mut rules = vec![];
+    for (i, r) in raw.rules.iter().enumerate() {
+        let r = r.get_ref();
+        let f = format!("rule[{i}]");
+        let kind = r.kind.get_ref();
+        if !crate::KINDS.contains(&kind.as_str()) {
+            out.push(src.diag(r.kind.span(), format!("{f}.kind"), format!("unknown event kind `{kind}`"), Some(format!("kinds: {}", crate::KINDS.join(", ")))));
+        }
+        let action = match r.action.get_ref().as_str() {
+            "alert" => Action::Alert,
+            "kill" => Action::Kill,
+            other => {
+                out.push(src.diag(r.action.span(), format!("{f}.action"), format!("unknown action `{other}`"), Some("use \"alert\" or \"kill\"".into())));
+                Action::Alert
+            }
+        };
+        if r.reason.get_ref().trim().is_empty() {
+            out.push(src.diag(r.reason.span(), format!("{f}.reason"), "empty reason", Some("say what was flagged and how a legitimate task could go on".into())));
+        }
+        let mut conds = vec![];
+        for (k, v) in &r.when {
+            let Some((field, op)) = k.rsplit_once('.') else {
+                out.push(src.diag(v.span(), format!("{f}.when.{k}"), format!("condition `{k}` has no operator"), Some("write FIELD.OP, e.g. \"what.prefix\"; operators: eq, ne, in, prefix, contains, gt, lt".into())));
+                continue;
+            };
+            let op = match op {
+                "eq" => Op::Eq,
+                "ne" => Op::Ne,
+                "in" => Op::In,
+                "prefix" => Op::Prefix,
+                "contains" => Op::Contains,
+                "gt" => Op::Gt,
+                "lt" => Op::Lt,
+                other => {
+                    out.push(src.diag(v.span(), format!("{f}.when.{k}"), format!("unknown operator `{other}`"), Some("eq, ne, in, prefix, contains, gt, lt".into())));
+                    continue;
+                }
+            };
+            let values = match v.get_ref() {
+                toml::Value::String(s) if s.starts_with('@') => match raw.macros.get(&s[1..]) {
+                    Some(m) => m.get_ref().iter().map(|x| serde_json::Value::String(x.clone())).collect(),
+                    None => {
+                        out.push(src.diag(v.span(), format!("{f}.when.{k}"), format!("unknown macro `{s}`"), Some(format!("macros: {}", raw.macros.keys().map(|m| format!("@{m}")).collect::<Vec<_>>().join(", ")))));
+                        continue;
+                    }
+                },
+                toml::Value::Array(a) => a.iter().map(to_json).collect(),
+                other => vec![to_json(other)],
+            };
+            conds.push(Cond { field: field.to_string(), op, values });
+        }
+        let rate = r.rate.as_ref().and_then(|rt| {
+            let x = rt.get_ref();
+            let c = *x.count.get_ref();
+            if !(1..=1_000_000).contains(&c) {
+                out.push(src.diag(x.count.span(), format!("{f}.rate.count"), format!("{c} is out of range 1-1000000"), None));
+                return None;
+            }
+            match cordon_policy::units::parse_duration(x.window.get_ref()) {
+                Ok(d) if d.as_secs() > 0 => Some((c as u32, d)),
+                Ok(_) => {
+                    out.push(src.diag(x.window.span(), format!("{f}.rate.window"), "window must be at least 1s", None));
+                    None
+                }
+                Err(m) => {
+                    out.push(src.diag(x.window.span(), format!("{f}.rate.window"), m, Some("e.g. \"10s\"".into())));
+                    None
+                }
+            }
+        });
+        let after = match (&r.after, &r.within) {
+            (Some(a), Some(w)) => match cordon_policy::units::parse_duration(w.get_ref()) {
+                Ok(d) => Some((a.get_ref().clone(), d)),
+                Err(m) => {
+                    out.push(src.diag(w.span(), format!("{f}.within"), m, None));
+                    None
+                }
+            },
+            (Some(a), None) => {
+                out.push(src.diag(a.span(), format!("{f}.after"), "`after` needs `within`", Some("e.g. within = \"60s\"".into())));
+                None
+            }
+            (None, Some(w)) => {
+                out.push(src.diag(w.span(), format!("{f}.within"), "`within` needs `after`", None));
+                None
+            }
+            (None, None) => None,
+        };
+        rules.push(Rule { id: r.id.get_ref().clone(), kind: kind.clone(), conds, rate, after, action, reason: r.reason.get_ref().clone() });
+    }
+    for (i, r) in raw.rules.iter().enumerate() {
+        if let Some(a) = &r.get_ref().after {
+            if !rules.iter().any(|x| &x.id == a.get_ref()) {
+                out.push(src.diag(a.span(), format!("rule[{i}].after"), format!("no rule `{}` in this file", a.get_ref()), None));
+            }
+        }
+        if rules.iter().filter(|x| x.id == *r.get_ref().id.get_ref()).count() > 1 {
+            out.push(src.diag(r.get_ref().id.span(), format!("rule[{i}].id"), format!("duplicate rule id `{}`", r.get_ref().id.get_ref()), None));
+        }
+    }
+    if out.is_empty() {
+        Ok(RuleSet { sources: vec![name.to_string()], rules })
+    } else {
+        Err(PolicyError::Invalid(out))
+    }
+}
