@@ -43,6 +43,11 @@ pub fn verify(path: &Path) -> Result<VerifyReport, String> {
     let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| format!("audit log {}: {e}", path.display()))?;
     let key = public_key(path);
     let mut rep = VerifyReport::default();
+    // A log whose first writer was killed before creating the table holds nothing yet.
+    let has_table: bool = conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| r.get::<_, i64>(0)).map(|n| n > 0).unwrap_or(false);
+    if !has_table {
+        return Ok(rep);
+    }
     let mut st = conn.prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records ORDER BY seq").map_err(|e| e.to_string())?;
     let mut rows = st.query([]).map_err(|e| e.to_string())?;
     let mut prev = vec![0u8; 32];

@@ -26,6 +26,8 @@ enum Cmd {
     Policy(commands::policy::PolicyCmd),
     #[command(subcommand)]
     Audit(commands::audit::AuditCmd),
+    #[command(subcommand)]
+    Rules(commands::rules::RulesCmd),
 }
 
 fn main() {
@@ -35,6 +37,7 @@ fn main() {
         Cmd::Doctor(a) => commands::doctor::run(a),
         Cmd::Policy(p) => commands::policy::run(p),
         Cmd::Audit(a) => commands::audit::run(a),
+        Cmd::Rules(r) => commands::rules::run(r),
     };
     match code {
         Ok(c) => std::process::exit(c),

@@ -457,3 +457,32 @@ fn audit_log_survives_kill_9_at_random_points() {
         }
     }
 }
+
+#[test]
+fn detection_rules_alert_on_attacks_stay_quiet_on_normal_work_and_can_stop_a_session() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    // Normal agent work: a build, its tests, a git commit.
+    std::fs::write(e.ws.join("main.c"), "int main(void) { return 0; }\n").expect("src");
+    std::fs::write(e.ws.join(".gitignore"), ".env\nprog\n").expect("ignore");
+    std::fs::write(e.ws.join("Makefile"), "prog: main.c\n\tcc -o prog main.c\ntest: prog\n\t./prog\n").expect("mk");
+    let o = e.bare_sh("git init -q . && git config user.email a@b && git config user.name t");
+    assert!(o.status.success());
+    let o = e.run_sh("make -s test && git add -A && git commit -qm build && echo done");
+    assert!(out(&o).contains("done"), "{}", show(&o));
+    assert!(!err(&o).contains("cordon: alert"), "a normal session raised an alert: {}", err(&o));
+    // An attack raises its alert, with a reason an agent can act on.
+    let o = e.run_sh("unshare -U true; python3 -c \"import ctypes; ctypes.CDLL(None).syscall(101, 16, 1, 0, 0)\"");
+    let s = err(&o);
+    assert!(s.contains("cordon: alert [privilege-attempt]") && s.contains("cordon: alert [other-process-access]"), "{s}");
+    // A burst of privilege attempts stops the session.
+    let t = Instant::now();
+    let o = e.run_sh("i=0; while [ $i -lt 30 ]; do unshare -U true 2>/dev/null; i=$((i+1)); done; sleep 20; echo survived");
+    assert!(!out(&o).contains("survived") && t.elapsed() < Duration::from_secs(10), "{}", show(&o));
+    assert!(err(&o).contains("alert [privilege-burst] (session stopped)") && err(&o).contains("stopped by a detection rule"), "{}", err(&o));
+    // Alerts are in the audit record.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["audit", "verify", "--audit"]).arg(e.root.join("audit.db")).output().expect("verify");
+    assert!(o.status.success(), "{}", show(&o));
+}

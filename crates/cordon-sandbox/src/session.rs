@@ -92,15 +92,19 @@ fn unsafe_write(fd: RawFd, b: &[u8]) -> nix::Result<usize> {
     nix::unistd::write(bfd, b)
 }
 
+/// Called for every denial as it happens; returns true to stop the whole session (a rule said kill).
+pub type DenialHook = Box<dyn FnMut(&Denial) -> bool>;
+
 pub struct Session<'a> {
     pub plan: &'a SessionPlan,
     pub session_id: String,
     /// Give the command its own pseudo-terminal when stdin is a terminal.
     pub interactive: bool,
+    pub on_denial: Option<DenialHook>,
 }
 
 impl Session<'_> {
-    pub fn run(&self) -> Result<Outcome, String> {
+    pub fn run(&mut self) -> Result<Outcome, String> {
         let start = Instant::now();
         let t0 = mono_us();
         let mut marks: Vec<(u64, String)> = vec![];
@@ -186,11 +190,12 @@ impl Session<'_> {
         let _ = nix::unistd::write(&sync_w, b"g");
         drop(sync_w);
 
-        let mut sup = Supervisor { plan, denials: Denials::default(), notify_fd: None, comm_cache: vec![] };
+        let mut sup = Supervisor { plan, denials: Denials::default(), notify_fd: None, comm_cache: vec![], hook: self.on_denial.take(), stop: false };
         let sfd = SignalFd::with_flags(&forwarded_set(true), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| format!("signalfd: {e}"))?;
         let wall_deadline = plan.cgroup.wall_time.map(|w| start + w);
         let mut kill_deadline: Option<Instant> = None;
         let mut wall_exceeded = false;
+        let mut stopped_by_rule = false;
         let mut nsock = Some(nsock_s);
         let mut egress: Option<cordon_egress::Handle> = None;
         let init_status;
@@ -253,6 +258,12 @@ impl Session<'_> {
             }
             if notif_ready {
                 sup.handle_notification();
+                if sup.stop {
+                    // A detection rule asked for the session to end.
+                    let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                    sup.stop = false;
+                    stopped_by_rule = true;
+                }
             }
             if sock_ready {
                 match nsock.as_ref().map(|s| recv_fds(s.as_raw_fd())) {
@@ -371,6 +382,9 @@ impl Session<'_> {
             WaitStatus::Exited(_, c) => Ending::SetupFailed { error: format!("the session's init exited with {c} before the command ran") },
             other => Ending::SetupFailed { error: format!("the session's init ended unexpectedly: {other:?}") },
         });
+        if stopped_by_rule {
+            notes.push("the session was stopped by a detection rule (see the alerts)".into());
+        }
         if timing_on() {
             marks.sort();
             for (t, w) in &marks {
@@ -417,6 +431,19 @@ struct Supervisor<'a> {
     denials: Denials,
     notify_fd: Option<OwnedFd>,
     comm_cache: Vec<(u32, String)>,
+    hook: Option<DenialHook>,
+    stop: bool,
+}
+
+impl Supervisor<'_> {
+    fn record(&mut self, d: Denial) {
+        if let Some(h) = self.hook.as_mut() {
+            if h(&d) {
+                self.stop = true;
+            }
+        }
+        self.denials.add(d);
+    }
 }
 
 impl Supervisor<'_> {
@@ -438,7 +465,7 @@ impl Supervisor<'_> {
                 Some(target) => {
                     let _ = sys::notif_deny(fd, req.id, libc::ENETUNREACH);
                     let comm = self.comm(req.pid);
-                    self.denials.add(Denial { layer: "network".into(), pid: req.pid, comm, what: format!("connect({target})"), reason: r.reason.clone(), count: 1 });
+                    self.record(Denial { layer: "network".into(), pid: req.pid, comm, what: format!("connect({target})"), reason: r.reason.clone(), count: 1 });
                 }
                 // Loopback, unix sockets, unreadable arguments: the namespace decides.
                 None => {
@@ -455,7 +482,7 @@ impl Supervisor<'_> {
         let name = rule.map(|r| r.name.clone()).unwrap_or_else(|| format!("syscall {nr}"));
         let what = describe_call(&name, &req.data.args);
         let comm = self.comm(req.pid);
-        self.denials.add(Denial {
+        self.record(Denial {
             layer: "seccomp".into(),
             pid: req.pid,
             comm,

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod doctor;
 pub mod policy;
+pub mod rules;
 pub mod run;
 
 use anyhow::{bail, Context as _, Result};

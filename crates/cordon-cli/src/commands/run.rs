@@ -98,6 +98,15 @@ pub fn run(a: RunArgs) -> Result<i32> {
         policy.namespaces.net = true;
     }
     tm("policy loaded and compiled");
+    // Detection rules named by the policy's [monitor] (the agent profile uses builtin:agent).
+    let mut rule_set = cordon_rules::RuleSet::default();
+    for spec in &policy.monitor_rules {
+        let s = cordon_rules::load(spec).map_err(|e| anyhow::anyhow!("{e}"))?;
+        rule_set.sources.extend(s.sources);
+        rule_set.rules.extend(s.rules);
+    }
+    let engine = std::rc::Rc::new(std::cell::RefCell::new(cordon_rules::Engine::new(rule_set)));
+    let alerts: std::rc::Rc<std::cell::RefCell<Vec<cordon_rules::Alert>>> = Default::default();
     let caps = KernelCaps::detect();
     tm("host capabilities detected");
     let session_id = cordon_sandbox::new_session_id();
@@ -162,7 +171,31 @@ pub fn run(a: RunArgs) -> Result<i32> {
         store.append(&session_id, &[("start".into(), now_ms(), start)])?;
         Some(store)
     };
-    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true }.run().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hook: cordon_sandbox::session::DenialHook = {
+        let (engine, alerts) = (engine.clone(), alerts.clone());
+        Box::new(move |d| {
+            let ev = serde_json::to_value(d).unwrap_or_default();
+            let found = engine.borrow_mut().feed("denial", now_ms(), &ev);
+            let kill = found.iter().any(|a| a.action == cordon_rules::Action::Kill);
+            alerts.borrow_mut().extend(found);
+            kill
+        })
+    };
+    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true, on_denial: Some(hook) }.run().map_err(|e| anyhow::anyhow!("{e}"))?;
+    {
+        // Egress decisions and limits are judged when the session ends.
+        let mut eng = engine.borrow_mut();
+        let t = now_ms();
+        for e in &outcome.egress {
+            let found = eng.feed("egress", t, &serde_json::to_value(e)?);
+            alerts.borrow_mut().extend(found);
+        }
+        for l in &outcome.limits_hit {
+            let found = eng.feed("limit", t, &serde_json::json!({"text": l}));
+            alerts.borrow_mut().extend(found);
+        }
+    }
+    let alerts = alerts.borrow().clone();
     if let Some(store) = audit.as_mut() {
         let t = now_ms();
         let mut items: Vec<(String, i64, serde_json::Value)> = vec![];
@@ -175,6 +208,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
         for l in &outcome.limits_hit {
             items.push(("limit".into(), t, serde_json::json!({"text": l})));
         }
+        for al in &alerts {
+            items.push(("alert".into(), al.ts_ms, serde_json::to_value(al)?));
+        }
         items.push(("end".into(), t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "denials_total": outcome.denials.total, "notes": outcome.notes})));
         store.append(&session_id, &items)?;
         store.seal(&session_id, t)?;
@@ -186,6 +222,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
             "workspace": ws,
             "command": a.cmd,
             "outcome": outcome,
+            "alerts": alerts,
             "guarantees": plan.guarantees,
             "env_dropped": plan.process.env_dropped,
         });
@@ -193,6 +230,22 @@ pub fn run(a: RunArgs) -> Result<i32> {
     }
     tm("session over");
     summarize(&outcome, &a, &policy.name);
+    if !a.quiet {
+        // Identical alerts are counted, not repeated; the ones that stopped the session come first.
+        let mut grouped: Vec<(&cordon_rules::Alert, usize)> = vec![];
+        for al in &alerts {
+            match grouped.iter_mut().find(|(g, _)| g.rule == al.rule && g.reason == al.reason) {
+                Some((_, n)) => *n += 1,
+                None => grouped.push((al, 1)),
+            }
+        }
+        grouped.sort_by_key(|(g, _)| g.action != cordon_rules::Action::Kill);
+        for (al, n) in grouped.iter().take(20) {
+            let stop = if al.action == cordon_rules::Action::Kill { " (session stopped)" } else { "" };
+            let times = if *n > 1 { format!(" ×{n}") } else { String::new() };
+            eprintln!("cordon: alert [{}]{stop}{times}: {}", al.rule, al.reason);
+        }
+    }
     Ok(outcome.exit_code)
 }
 
