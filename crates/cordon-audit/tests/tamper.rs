@@ -6,11 +6,27 @@ use rusqlite::Connection;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-fn dir(tag: &str) -> PathBuf {
+/// A temporary directory, removed when the test ends (pass or fail).
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for Dir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+fn dir(tag: &str) -> Dir {
     let d = std::env::temp_dir().join(format!("cordon-audit-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("dir");
-    d
+    Dir(d)
 }
 
 /// Three sealed sessions of 5 records each (+ seal): seq 1..=18.
@@ -142,9 +158,9 @@ fn an_unfinished_session_is_not_tampering() {
 fn opening_never_changes_an_existing_directory() {
     use std::os::unix::fs::PermissionsExt;
     let d = dir("perm");
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    std::fs::set_permissions(&*d, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
     let _s = Store::open(&d.join("audit.db")).expect("open");
-    let mode = std::fs::metadata(&d).expect("stat").permissions().mode() & 0o7777;
+    let mode = std::fs::metadata(&*d).expect("stat").permissions().mode() & 0o7777;
     assert_eq!(mode, 0o1777, "a shared directory like /tmp must keep its mode");
     let fresh = d.join("new/sub/audit.db");
     let _t = Store::open(&fresh).expect("open");
