@@ -2,7 +2,7 @@
 //! session's network namespace. Bounded: at most MAX_CONNS connections at once, 64 KiB request heads,
 //! 10 s to send one, 10 s to connect upstream.
 
-use crate::decide::{allow_hint, decide, Policy, Verdict};
+use crate::decide::{decide, Policy, Verdict};
 use crate::head::{read_head, split_host_port, HeadError};
 use crate::record::Decision;
 use crate::socks;
@@ -52,10 +52,6 @@ impl Handle {
             let _ = t.join();
         }
         std::mem::take(&mut *self.decisions.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    pub fn decisions(&self) -> Vec<Decision> {
-        self.decisions.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -299,7 +295,6 @@ async fn socks5(mut s: TcpStream, who: Who, ctx: &Ctx) {
             }
         },
     }
-    let _ = socks::REP_FAILURE;
 }
 
 async fn forward(s: TcpStream, who: Who, to: SocketAddr, rule: String, ctx: &Ctx) {
@@ -321,8 +316,4 @@ pub fn describe(d: &Decision) -> String {
     } else {
         format!("DENIED {} {}:{}{who}: {}", d.protocol, d.host, d.port, d.rule)
     }
-}
-
-pub fn hint(host: &str, port: u16) -> String {
-    allow_hint(host, port)
 }

@@ -14,33 +14,30 @@ pub struct Pty {
     pub ttys: [bool; 3],
 }
 
-fn isatty(fd: RawFd) -> bool {
-    // SAFETY-free: nix's isatty takes a borrowed fd.
-    // SAFETY: 0, 1 and 2 are open for the life of the process (or isatty reports EBADF).
-    nix::unistd::isatty(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }).unwrap_or(false)
+fn isatty<F: AsFd>(f: F) -> bool {
+    nix::unistd::isatty(f.as_fd()).unwrap_or(false)
 }
 
 impl Pty {
     /// A pty when stdin is a terminal; None otherwise (pipes and files pass through untouched).
     pub fn open_if_interactive() -> Result<Option<Pty>, String> {
-        if !isatty(0) {
+        if !isatty(std::io::stdin()) {
             return Ok(None);
         }
         let p = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
         let _ = crate::sys::copy_winsize(0, p.slave.as_raw_fd());
         let slave = Some(p.slave);
         nix::fcntl::fcntl(&p.master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(|e| format!("pty: {e}"))?;
-        Ok(Some(Pty { master: p.master, slave, saved: None, ttys: [isatty(0), isatty(1), isatty(2)] }))
+        Ok(Some(Pty { master: p.master, slave, saved: None, ttys: [isatty(std::io::stdin()), isatty(std::io::stdout()), isatty(std::io::stderr())] }))
     }
 
     /// Puts the user's terminal in raw mode (restored by `restore` and on drop).
     pub fn enter_raw(&mut self) {
-        // SAFETY: fd 0 is open for the life of the process.
-        let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
-        if let Ok(t) = termios::tcgetattr(stdin) {
+        let stdin = std::io::stdin();
+        if let Ok(t) = termios::tcgetattr(&stdin) {
             let mut raw = t.clone();
             termios::cfmakeraw(&mut raw);
-            if termios::tcsetattr(stdin, SetArg::TCSADRAIN, &raw).is_ok() {
+            if termios::tcsetattr(&stdin, SetArg::TCSADRAIN, &raw).is_ok() {
                 self.saved = Some(t);
             }
         }
@@ -48,9 +45,7 @@ impl Pty {
 
     pub fn restore(&mut self) {
         if let Some(t) = self.saved.take() {
-            // SAFETY: fd 0 is open for the life of the process.
-            let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
-            let _ = termios::tcsetattr(stdin, SetArg::TCSADRAIN, &t);
+            let _ = termios::tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &t);
         }
     }
 
@@ -70,20 +65,15 @@ impl Pty {
         crate::sys::set_controlling_tty(s).map_err(|e| format!("pty: TIOCSCTTY: {e}"))?;
         for (fd, tty) in self.ttys.iter().enumerate() {
             if *tty {
-                // SAFETY: dup2 onto 0..2 of the slave we own; both fds are valid.
-                if unsafe { libc::dup2(s, fd as RawFd) } < 0 {
-                    return Err(format!("pty: dup2: {}", std::io::Error::last_os_error()));
-                }
+                crate::sys::dup2(s, fd as RawFd).map_err(|e| format!("pty: dup2: {e}"))?;
             }
         }
         Ok(())
     }
 
     /// Copies what is available from `from` to `to`. Returns false at EOF or error.
-    pub fn pump(from: RawFd, to: RawFd) -> bool {
+    pub fn pump(f: std::os::fd::BorrowedFd<'_>, t: std::os::fd::BorrowedFd<'_>) -> bool {
         let mut buf = [0u8; 16384];
-        // SAFETY: borrowing fds the caller keeps open for this call.
-        let (f, t) = unsafe { (std::os::fd::BorrowedFd::borrow_raw(from), std::os::fd::BorrowedFd::borrow_raw(to)) };
         match nix::unistd::read(f, &mut buf) {
             Ok(0) | Err(_) => false,
             Ok(n) => {

@@ -16,13 +16,13 @@ use crate::sys;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::io::IoSlice;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// Signals the supervisor forwards to the command.
@@ -81,15 +81,8 @@ fn mark(rep: RawFd, what: &str) {
 /// Messages from the session's init and the command's process to the supervisor.
 fn send_msg(fd: RawFd, tag: char, body: &str) {
     let line = format!("{tag} {}\n", body.replace('\n', " "));
-    // SAFETY-free: a raw write to a pipe we own; a failure here has nowhere to be reported.
-    // SAFETY: `fd` is the report pipe inherited from the supervisor; `line` is a valid buffer.
-    let _ = unsafe_write(fd, line.as_bytes());
-}
-
-fn unsafe_write(fd: RawFd, b: &[u8]) -> nix::Result<usize> {
-    // SAFETY: borrowing a raw fd that stays open for the duration of the call.
-    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    nix::unistd::write(bfd, b)
+    // A failure here has nowhere to be reported.
+    sys::write_fd(fd, line.as_bytes());
 }
 
 /// Called for every denial as it happens; returns true to stop the whole session (a rule said kill).
@@ -174,6 +167,7 @@ impl Session<'_> {
         let mut stdin_open = pty.is_some();
         let mut master_open = pty.is_some();
         let init = Pid::from_raw(pid);
+        let stdin = std::io::stdin();
         let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
         mark_s("supervisor: init cloned");
         drop(v2_fd);
@@ -214,19 +208,16 @@ impl Session<'_> {
             }
             let base = fds.len();
             if stdin_open {
-                // SAFETY: fd 0 stays open for the life of the process.
-                fds.push(PollFd::new(unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }, PollFlags::POLLIN));
+                fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
             }
             if master_open {
                 if let Some(p) = &pty {
                     fds.push(PollFd::new(p.master_fd(), PollFlags::POLLIN));
                 }
             }
-            let nfd_dup = sup.notify_fd.as_ref().map(|f| f.as_raw_fd());
-            // SAFETY: borrowing the notify fd that `sup` owns for the duration of this poll.
-            let nfd_b = nfd_dup.map(|fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
-            if let Some(b) = nfd_b {
-                fds.push(PollFd::new(b, PollFlags::POLLIN));
+            let has_notify = sup.notify_fd.is_some();
+            if let Some(n) = &sup.notify_fd {
+                fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
             }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
@@ -246,13 +237,13 @@ impl Session<'_> {
                 idx += 1;
                 !rev(idx - 1).is_empty()
             };
-            let notif_ready = nfd_b.is_some() && !rev(idx).is_empty();
+            let notif_ready = has_notify && !rev(idx).is_empty();
             drop(fds);
             if let Some(p) = &pty {
-                if stdin_ready && !crate::pty::Pty::pump(0, p.master.as_raw_fd()) {
+                if stdin_ready && !crate::pty::Pty::pump(std::io::stdin().as_fd(), p.master.as_fd()) {
                     stdin_open = false;
                 }
-                if master_ready && !crate::pty::Pty::pump(p.master.as_raw_fd(), 1) {
+                if master_ready && !crate::pty::Pty::pump(p.master.as_fd(), std::io::stdout().as_fd()) {
                     master_open = false;
                 }
             }
@@ -266,7 +257,7 @@ impl Session<'_> {
                 }
             }
             if sock_ready {
-                match nsock.as_ref().map(|s| recv_fds(s.as_raw_fd())) {
+                match nsock.as_ref().map(|s| sys::recv_fds(s.as_raw_fd())) {
                     Some(Some((b'n', mut fds))) if !fds.is_empty() => sup.notify_fd = Some(fds.remove(0)),
                     Some(Some((b'p', fds))) => {
                         let listeners: Vec<(std::net::TcpListener, cordon_egress::Role)> = fds
@@ -330,7 +321,7 @@ impl Session<'_> {
         if let Some(p) = pty.as_mut() {
             // Output still buffered in the pty.
             let _ = nix::fcntl::fcntl(&p.master, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK));
-            while master_open && crate::pty::Pty::pump(p.master.as_raw_fd(), 1) {}
+            while master_open && crate::pty::Pty::pump(p.master.as_fd(), std::io::stdout().as_fd()) {}
             p.restore();
         }
         drop(pty);
@@ -605,28 +596,6 @@ pub fn describe_call(name: &str, a: &[u64; 6]) -> String {
     }
 }
 
-/// One message from the children: a tag byte (`n` seccomp notify fd, `p` network listeners) and the
-/// fds it carries. None at EOF.
-fn recv_fds(sock: RawFd) -> Option<(u8, Vec<OwnedFd>)> {
-    let mut buf = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-    let mut space = nix::cmsg_space!([RawFd; 32]);
-    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
-    if msg.bytes == 0 {
-        return None;
-    }
-    let mut out = vec![];
-    for c in msg.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for fd in fds {
-                // SAFETY: SCM_RIGHTS just installed these fds in our table; we take ownership.
-                out.push(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    Some((buf[0], out))
-}
-
 /// Name overrides for tests that own their names: `CORDON_TEST_RESOLVE=name=ip,name=ip`. Read from
 /// cordon's own environment (the session cannot set it); never touches the machine's resolver.
 fn test_resolver() -> Vec<(String, std::net::IpAddr)> {
@@ -767,8 +736,8 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
     if !ns.pid {
         let _ = sys::set_child_subreaper();
     }
-    // SAFETY-free fork: this process is single-threaded (a fresh clone of a single-threaded supervisor).
-    let child = match fork_child() {
+    // This process is single-threaded (a fresh clone of a single-threaded supervisor).
+    let child = match sys::fork_single_threaded() {
         Ok(ForkResult::Child) => command_main(plan, prep, rep, nsock, pty),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => fail(rep, &format!("fork: {e}")),
@@ -801,10 +770,6 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
     }
 }
 
-fn fork_child() -> nix::Result<ForkResult> {
-    // SAFETY: the calling process is single-threaded (the session's init), so the child may run any code.
-    unsafe { nix::unistd::fork() }
-}
 
 /// The command's process: confine, then exec. Never returns.
 fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, pty: Option<&crate::pty::Pty>) -> ! {

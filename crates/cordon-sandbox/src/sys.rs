@@ -375,3 +375,56 @@ pub fn memfd_create(name: &std::ffi::CStr, flags: u32) -> io::Result<OwnedFd> {
     // SAFETY: the kernel just returned this fd to us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+/// Writes all of `b` to `fd`, ignoring errors (used for the children's report pipe, where a failure
+/// has nowhere to go).
+pub fn write_fd(fd: RawFd, mut b: &[u8]) {
+    while !b.is_empty() {
+        // SAFETY: writes bytes from a valid slice to an fd the caller keeps open.
+        let r = unsafe { libc::write(fd, b.as_ptr() as *const libc::c_void, b.len()) };
+        if r <= 0 {
+            if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        b = &b[r as usize..];
+    }
+}
+
+/// fork(2) for a process known to be single-threaded (the session's init).
+pub fn fork_single_threaded() -> nix::Result<nix::unistd::ForkResult> {
+    // SAFETY: the only caller is the session's init, a single-threaded clone of the single-threaded
+    // supervisor, so the child may run any code.
+    unsafe { nix::unistd::fork() }
+}
+
+/// Duplicates `from` onto `to` (dup2).
+pub fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 on two fds; `to` is one of 0..2, replaced on purpose before exec.
+    let r = unsafe { libc::dup2(from, to) };
+    cvt(r as libc::c_long).map(|_| ())
+}
+
+/// One message from the session's children over the socketpair: a tag byte (`n` seccomp notify
+/// fd, `p` network listeners) and the fds it carries. None at EOF.
+pub fn recv_fds(sock: RawFd) -> Option<(u8, Vec<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 32]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).ok()?;
+    if msg.bytes == 0 {
+        return None;
+    }
+    let mut out = vec![];
+    for c in msg.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS just installed these fds in our table; we take ownership.
+                out.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    Some((buf[0], out))
+}

@@ -15,32 +15,6 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-fn landlock_rights(abi: i32) -> Vec<&'static str> {
-    let mut v = vec![];
-    if abi >= 1 {
-        v.extend(["fs read/write/exec/make/remove"]);
-    }
-    if abi >= 2 {
-        v.push("refer (rename/link)");
-    }
-    if abi >= 3 {
-        v.push("truncate");
-    }
-    if abi >= 4 {
-        v.push("tcp bind/connect");
-    }
-    if abi >= 5 {
-        v.push("ioctl on devices");
-    }
-    if abi >= 6 {
-        v.push("abstract-unix + signal scoping");
-    }
-    if abi >= 7 {
-        v.push("audit logging flags");
-    }
-    v
-}
-
 fn view(caps: &KernelCaps) -> Value {
     let ws = std::env::temp_dir();
     let (_, policy) = cordon_policy::load_and_compile("builtin:agent", &cordon_policy::Context::for_workspace(ws.clone())).expect("built-in profile compiles");
@@ -57,7 +31,7 @@ fn view(caps: &KernelCaps) -> Value {
     let degraded = p.degraded().len();
     json!({
         "uid": caps.uid,
-        "landlock": {"abi": caps.landlock_abi, "available": caps.landlock_abi > 0, "enforces": landlock_rights(caps.landlock_abi)},
+        "landlock": {"abi": caps.landlock_abi, "available": caps.landlock_abi > 0, "enforces": cordon_sandbox::plan::landlock::abi_features(caps.landlock_abi)},
         "seccomp": {"filter": caps.seccomp_filter, "user_notification": caps.seccomp_user_notif},
         "namespaces": match &caps.userns { Userns::NotNeeded => json!({"available": true, "via": "root"}), Userns::Allowed => json!({"available": true, "via": "unprivileged user namespace"}), Userns::Blocked(w) => json!({"available": false, "why": w}) },
         "cgroups": {

@@ -112,7 +112,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let session_id = cordon_sandbox::new_session_id();
     let cwd = std::env::current_dir().ok().filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
     let inv = Invocation { session_id: session_id.clone(), argv: a.cmd.clone(), cwd, env: std::env::vars().collect() };
-    let mut plan = plan(&policy, &caps, &inv);
+    let plan = plan(&policy, &caps, &inv);
     tm("plans built");
 
     let lost: Vec<String> = plan
@@ -146,10 +146,6 @@ pub fn run(a: RunArgs) -> Result<i32> {
                 }
             }
         }
-    }
-    if plan.process.program.is_none() {
-        // Reported by the session as exit 127 with the usual message.
-        plan.process.program = None;
     }
     // The session's start is committed before the command runs: a crash leaves it "unfinished".
     let mut audit = if a.no_audit {

@@ -16,14 +16,26 @@ pub enum Who {
 
 pub const BOTH: [Who; 2] = [Who::Root, Who::Nobody];
 
+/// Records a skip where scripts/test counts and lists it: a skipped test or case is never silently
+/// a pass.
+pub fn record_skip(what: &str, why: &str) {
+    use std::io::Write;
+    eprintln!("SKIPPED {what}: {why}");
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.log");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(f, "{what}: {why}");
+    }
+}
+
 /// These tests need root (to run as both users, and for cgroups). On a machine where they cannot
-/// run, they fail; set CORDON_TESTS_ALLOW_SKIP=1 to have them print SKIPPED instead.
+/// run, they fail; set CORDON_TESTS_ALLOW_SKIP=1 to have them skipped instead (and counted as such).
+#[track_caller]
 pub fn need_root() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
     if std::env::var_os("CORDON_TESTS_ALLOW_SKIP").is_some() {
-        eprintln!("SKIPPED: needs root");
+        record_skip(&std::panic::Location::caller().to_string(), "needs root");
         return false;
     }
     panic!("this test needs root (it runs cordon as root and as nobody); set CORDON_TESTS_ALLOW_SKIP=1 to skip it explicitly");

@@ -61,7 +61,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, session: &str, ns: &NsPlan, g
         let mech = pick("memory", &mut v2_controllers).unwrap_or(Mechanism::Rlimit);
         match &mech {
             Mechanism::Rlimit => g.push(Guarantee::degraded("resources", format!("session memory at most {}", fmt_size(m)), "a writable memory cgroup (v2 delegation or v1)", "RLIMIT_DATA per process")),
-            m2 => g.push(Guarantee::ok("resources", format!("session memory at most {} (swap included)", fmt_size(m)), describe(m2, "memory"))),
+            m2 => g.push(Guarantee::ok("resources", format!("session memory at most {}", fmt_size(m)), describe(m2, "memory"))),
         }
         (m, mech)
     });

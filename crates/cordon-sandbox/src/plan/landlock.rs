@@ -45,6 +45,25 @@ pub fn fs_rights_for_abi(abi: i32) -> u64 {
     r
 }
 
+/// What each Landlock ABI can enforce, in words (doctor and the guarantees print this).
+pub fn abi_features(abi: i32) -> Vec<&'static str> {
+    let mut v = vec![];
+    for (min, what) in [
+        (1, "fs read/write/exec/make/remove"),
+        (2, "refer (rename/link)"),
+        (3, "truncate"),
+        (4, "tcp bind/connect"),
+        (5, "ioctl on devices"),
+        (6, "abstract-unix + signal scoping"),
+        (7, "audit logging flags"),
+    ] {
+        if abi >= min {
+            v.push(what);
+        }
+    }
+    v
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FsRule {
     pub path: PathBuf,
@@ -91,17 +110,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, ns: &NsPlan, g: &mut Vec<Guar
         fs_rules.push(FsRule { path: r.path.clone(), rights: rights & handled_fs, why: format!("{} ({})", r.entry, r.origin) });
     }
     if abi > 0 {
-        let mut have = vec!["read", "write", "exec"];
-        if abi >= 2 {
-            have.push("refer");
-        }
-        if abi >= 3 {
-            have.push("truncate");
-        }
-        if abi >= 5 {
-            have.push("ioctl on devices");
-        }
-        g.push(Guarantee::ok("filesystem", "access only to the paths the policy lists", format!("Landlock ABI {abi} ({} rights)", have.join(", "))));
+        g.push(Guarantee::ok("filesystem", "access only to the paths the policy lists", format!("Landlock ABI {abi} ({})", abi_features(abi).join(", "))));
         if abi < 3 {
             g.push(Guarantee::degraded("filesystem", "truncate outside the write allowlist is refused", format!("Landlock ABI 3 (host has {abi})"), "truncate(2) on a readable file is not confined"));
         }
