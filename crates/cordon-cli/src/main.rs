@@ -2,6 +2,7 @@
 //! in cordon-sandbox.
 
 mod commands;
+mod sensing;
 
 use clap::{Parser, Subcommand};
 

@@ -94,7 +94,13 @@ pub struct Session<'a> {
     /// Give the command its own pseudo-terminal when stdin is a terminal.
     pub interactive: bool,
     pub on_denial: Option<DenialHook>,
+    /// Called once the session's cgroups exist and before anything runs in them, with the v2
+    /// directory (None when the host gave the session none). The eBPF sensor attaches here, so it
+    /// sees the session from its first instruction; an error stops the session before it starts.
+    pub on_cgroup: Option<CgroupHook>,
 }
+
+pub type CgroupHook = Box<dyn FnOnce(Option<&std::path::Path>) -> Result<(), String>>;
 
 impl Session<'_> {
     pub fn run(&mut self) -> Result<Outcome, String> {
@@ -125,6 +131,13 @@ impl Session<'_> {
         let v1_tasks = cgroups.v1_task_files();
         let v2_fd = cgroups.v2_dir_fd();
         mark_s("supervisor: cgroups created");
+        if let Some(h) = self.on_cgroup.take() {
+            if let Err(e) = h(cgroups.v2.as_deref()) {
+                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+                return Err(e);
+            }
+            mark_s("supervisor: cgroup hook (sensor) done");
+        }
         let flags = plan.ns.clone_flags();
         // Start the init directly in the v2 cgroup when the kernel can (clone3, Linux 5.7+).
         let mut placed_v2 = false;

@@ -25,7 +25,9 @@ Examples:
   cordon run -- claude
   cordon run --profile readonly -- git log -p
   cordon run --policy team.toml --workspace ~/src/app -- make test
-  cordon run --report session.json -- ./agent.py";
+  cordon run --report session.json -- ./agent.py
+  sudo cordon run --monitor -- make test          (live timeline of what really ran)
+  sudo cordon run --events events.jsonl -- ./agent.py";
 
 #[derive(Args)]
 #[command(about = "Run a command confined by a policy", long_about = LONG)]
@@ -59,6 +61,21 @@ pub struct RunArgs {
     /// Do not record the session (cordon refuses to run when it cannot record, unless told this).
     #[arg(long)]
     pub no_audit: bool,
+    /// Watch the session from the kernel with the eBPF sensor (root only): every exec, fork, exit,
+    /// file, network and privilege call of every process, each refusal with the layer that refused
+    /// it, and the process tree at the end. Without --events a readable timeline goes to stderr.
+    /// The sensor also enforces the network rules in the kernel (cgroup-bpf). If the sensor cannot
+    /// load, nothing runs.
+    #[arg(long)]
+    pub monitor: bool,
+    /// Write every sensor event as a JSON line (schema: docs/events.schema.json) to FILE; implies
+    /// --monitor.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// The sensor's ring buffer (default 16M). A burst larger than this, before cordon reads it,
+    /// loses events; losses are always counted and reported.
+    #[arg(long, value_name = "SIZE", default_value = "16M")]
+    pub sensor_buffer: String,
     /// Write the session outcome (ending, denials, limits hit, guarantees) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -105,6 +122,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         rule_set.sources.extend(s.sources);
         rule_set.rules.extend(s.rules);
     }
+    let rule_set_for_sensor = rule_set.clone();
     let engine = std::rc::Rc::new(std::cell::RefCell::new(cordon_rules::Engine::new(rule_set)));
     let alerts: std::rc::Rc<std::cell::RefCell<Vec<cordon_rules::Alert>>> = Default::default();
     let caps = KernelCaps::detect();
@@ -167,6 +185,38 @@ pub fn run(a: RunArgs) -> Result<i32> {
         store.append(&session_id, &[("start".into(), now_ms(), start)])?;
         Some(store)
     };
+    let monitor = a.monitor || a.events.is_some();
+    let ring_bytes = cordon_policy::units::parse_size(&a.sensor_buffer).map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}\n  hint: a size such as 64K, 16M", a.sensor_buffer))?;
+    if monitor && ring_bytes > (1 << 30) {
+        bail!("--sensor-buffer {}: at most 1G", a.sensor_buffer);
+    }
+    let sensor_cell: std::rc::Rc<std::cell::RefCell<Option<cordon_sensor::Sensor>>> = Default::default();
+    let mut wiring: Option<crate::sensing::Built> = None;
+    let on_cgroup: Option<cordon_sandbox::session::CgroupHook> = if monitor {
+        if !nix::unistd::geteuid().is_root() {
+            bail!("--monitor needs root: the eBPF sensor loads BPF programs, which this kernel allows only to root (kernel.unprivileged_bpf_disabled)\n  hint: run without --monitor (the sandbox itself works unprivileged), or with sudo");
+        }
+        let audit_writer = match (&audit, a.no_audit) {
+            (Some(_), false) => Some(crate::sensing::AuditWriter::start(a.audit.clone().unwrap_or_else(cordon_audit::default_path), session_id.clone()).map_err(|e| anyhow::anyhow!("audit: {e}"))?),
+            _ => None,
+        };
+        let v2 = plan.cgroup.v2_dir.clone();
+        let built = crate::sensing::build(crate::sensing::Options { events: a.events.clone(), live: a.events.is_none() && !a.quiet, rules: rule_set_for_sensor.clone(), kill_cgroup: v2, audit: audit_writer })?;
+        let mut built = built;
+        let sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sensor sink missing"))?;
+        wiring = Some(built);
+        let attribution = cordon_sensor::Attribution { policy: Some(std::sync::Arc::new(policy.clone())), landlock: plan.landlock.enabled(), signal_scope: plan.landlock.scopes & cordon_sandbox::plan::landlock::SCOPE_SIGNAL != 0 };
+        let net = cordon_sensor::NetRules { loopback_only: policy.net.egress != Egress::Open, allow: vec![] };
+        let (cell, sid) = (sensor_cell.clone(), session_id.clone());
+        Some(Box::new(move |dir: Option<&std::path::Path>| {
+            let dir = dir.ok_or("--monitor: the session has no cgroup v2 directory, which the sensor filters on (is cgroup2 mounted and writable? see `cordon doctor`)")?;
+            let s = cordon_sensor::Sensor::start(cordon_sensor::Config { session: sid, cgroup: dir.to_path_buf(), net: Some(net), attribution, ring_bytes: ring_bytes as u32, sink }).map_err(|e| e.to_string())?;
+            *cell.borrow_mut() = Some(s);
+            Ok(())
+        }))
+    } else {
+        None
+    };
     let hook: cordon_sandbox::session::DenialHook = {
         let (engine, alerts) = (engine.clone(), alerts.clone());
         Box::new(move |d| {
@@ -177,7 +227,19 @@ pub fn run(a: RunArgs) -> Result<i32> {
             kill
         })
     };
-    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true, on_denial: Some(hook) }.run().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true, on_denial: Some(hook), on_cgroup }.run();
+    let sensor_summary = sensor_cell.borrow_mut().take().map(|s| s.finish());
+    let sensor_audit = wiring.as_mut().map(|w| w.finish_audit());
+    let outcome = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(Err(e)) = &sensor_audit {
+        eprintln!("cordon: audit: sensor events could not all be recorded: {e}");
+    }
+    if let Some(w) = &wiring {
+        // The proxy's refusals are denials too; they come from the proxy, not the kernel.
+        let extra: Vec<cordon_sensor::Event> = outcome.egress.iter().filter(|e| !e.allowed).map(|e| proxy_denial(&session_id, e)).collect();
+        crate::sensing::write_extra(&w.shared, &extra);
+        alerts.borrow_mut().extend(w.shared.alerts.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+    }
     {
         // Egress decisions and limits are judged when the session ends.
         let mut eng = engine.borrow_mut();
@@ -207,6 +269,13 @@ pub fn run(a: RunArgs) -> Result<i32> {
         for al in &alerts {
             items.push(("alert".into(), al.ts_ms, serde_json::to_value(al)?));
         }
+        if let Some(s) = &sensor_summary {
+            let mut brief = serde_json::to_value(s)?;
+            if let Some(o) = brief.as_object_mut() {
+                o.remove("denials");
+            }
+            items.push(("sensor.summary".into(), t, brief));
+        }
         items.push(("end".into(), t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "denials_total": outcome.denials.total, "notes": outcome.notes})));
         store.append(&session_id, &items)?;
         store.seal(&session_id, t)?;
@@ -221,11 +290,18 @@ pub fn run(a: RunArgs) -> Result<i32> {
             "alerts": alerts,
             "guarantees": plan.guarantees,
             "env_dropped": plan.process.env_dropped,
+            "sensor": sensor_summary,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n").map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
     }
     tm("session over");
     summarize(&outcome, &a, &policy.name);
+    if let (Some(s), false) = (&sensor_summary, a.quiet) {
+        crate::sensing::summarize(s, a.monitor || a.events.is_some());
+    }
+    if let Some(rule) = wiring.as_ref().and_then(|w| w.shared.killed_by.lock().ok().and_then(|k| k.clone())) {
+        eprintln!("cordon: the session was stopped by rule `{rule}` (cgroup.kill)");
+    }
     if !a.quiet {
         // Identical alerts are counted, not repeated; the ones that stopped the session come first.
         let mut grouped: Vec<(&cordon_rules::Alert, usize)> = vec![];
@@ -243,6 +319,22 @@ pub fn run(a: RunArgs) -> Result<i32> {
         }
     }
     Ok(outcome.exit_code)
+}
+
+fn proxy_denial(session: &str, d: &cordon_egress::record::Decision) -> cordon_sensor::Event {
+    let (host, port) = (&d.host, d.port);
+    cordon_sensor::Event {
+        v: cordon_sensor::event::SCHEMA_VERSION,
+        kind: "deny".into(),
+        time: (now_ms() as u64) * 1_000_000,
+        session: session.into(),
+        pid: d.pid,
+        op: Some("connect".into()),
+        addr: Some(format!("{host}:{port}")),
+        layer: Some("proxy".into()),
+        reason: Some(format!("{}; if the task needs {host}:{port}, ask the user to add it (cordon run --allow-net {host}:{port})", cordon_egress::server::describe(d))),
+        ..Default::default()
+    }
 }
 
 fn now_ms() -> i64 {

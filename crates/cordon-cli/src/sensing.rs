@@ -1,0 +1,209 @@
+//! Wires the eBPF sensor into a session: where its events go (a JSON-lines file, the live timeline,
+//! the audit record, the detection rules) and what a rule that says "kill" does.
+
+use cordon_rules::{Action, Alert, Engine, RuleSet};
+use cordon_sensor::Event;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub type EventsFile = Arc<Mutex<Option<std::io::BufWriter<std::fs::File>>>>;
+
+/// What the sink shares with the command that started it.
+#[derive(Clone, Default)]
+pub struct Shared {
+    pub alerts: Arc<Mutex<Vec<Alert>>>,
+    /// The rule that stopped the session, if one did.
+    pub killed_by: Arc<Mutex<Option<String>>>,
+    pub events_file: EventsFile,
+}
+
+pub struct Options {
+    pub events: Option<PathBuf>,
+    pub live: bool,
+    pub rules: RuleSet,
+    /// Kill the session through this cgroup when a rule says so.
+    pub kill_cgroup: Option<PathBuf>,
+    pub audit: Option<AuditWriter>,
+}
+
+/// Streams sensor events into the audit record while the session runs, in batches, so a crash of
+/// cordon loses at most the last fraction of a second (never a committed event).
+pub struct AuditWriter {
+    tx: mpsc::Sender<Event>,
+    thread: std::thread::JoinHandle<Result<u64, String>>,
+}
+
+impl AuditWriter {
+    pub fn start(path: PathBuf, session: String) -> Result<AuditWriter, String> {
+        let mut store = cordon_audit::Store::open(&path).map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::channel::<Event>();
+        let thread = std::thread::Builder::new()
+            .name("cordon-audit".into())
+            .spawn(move || {
+                let mut n = 0u64;
+                let mut batch: Vec<(String, i64, serde_json::Value)> = vec![];
+                let mut last = Instant::now();
+                loop {
+                    let got = rx.recv_timeout(Duration::from_millis(200));
+                    let done = matches!(got, Err(mpsc::RecvTimeoutError::Disconnected));
+                    if let Ok(e) = got {
+                        batch.push((format!("sensor.{}", e.kind), (e.time / 1_000_000) as i64, serde_json::to_value(&e).unwrap_or_default()));
+                        while let Ok(e) = rx.try_recv() {
+                            batch.push((format!("sensor.{}", e.kind), (e.time / 1_000_000) as i64, serde_json::to_value(&e).unwrap_or_default()));
+                            if batch.len() >= 20_000 {
+                                break;
+                            }
+                        }
+                    }
+                    if !batch.is_empty() && (done || batch.len() >= 5_000 || last.elapsed() >= Duration::from_millis(200)) {
+                        store.append(&session, &batch).map_err(|e| e.to_string())?;
+                        n += batch.len() as u64;
+                        batch.clear();
+                        last = Instant::now();
+                    }
+                    if done {
+                        return Ok(n);
+                    }
+                }
+            })
+            .map_err(|e| format!("audit thread: {e}"))?;
+        Ok(AuditWriter { tx, thread })
+    }
+}
+
+/// Shown on the live timeline: what a person watching wants; everything goes to --events.
+fn on_timeline(e: &Event, own_exe: &str) -> bool {
+    // The session's init setting up the sandbox (mounts, cgroups) is cordon itself.
+    if !own_exe.is_empty() && e.exe == own_exe && e.kind != "deny" {
+        return false;
+    }
+    match e.kind.as_str() {
+        "fork" => false,
+        // A PATH search tries each directory in turn.
+        "exec" => e.syscall.is_none() || e.errno.as_deref().is_some_and(|x| x != "ENOENT"),
+        "open" => {
+            let f = e.flags.unwrap_or(0);
+            let writes = f & 3 != 0 || f & (libc::O_CREAT | libc::O_TRUNC) as u64 != 0;
+            writes || e.errno.as_deref().is_some_and(|x| x != "ENOENT" && x != "ENOTDIR")
+        }
+        "net" => e.result == Some(0),
+        _ => true,
+    }
+}
+
+pub struct Built {
+    pub sink: Option<cordon_sensor::sensor::Sink>,
+    pub shared: Shared,
+    audit: Option<std::thread::JoinHandle<Result<u64, String>>>,
+}
+
+impl Built {
+    /// Waits for the audit writer (after the sensor, which owns the sink, has finished).
+    pub fn finish_audit(&mut self) -> Result<u64, String> {
+        match self.audit.take() {
+            Some(t) => t.join().map_err(|_| "the audit writer panicked".to_string())?,
+            None => Ok(0),
+        }
+    }
+}
+
+pub fn build(o: Options) -> anyhow::Result<Built> {
+    let shared = Shared::default();
+    if let Some(p) = &o.events {
+        let f = std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write events to {}: {e}\n  hint: --events takes a file path", p.display()))?;
+        *shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::io::BufWriter::with_capacity(1 << 20, f));
+    }
+    let mut engine = (!o.rules.rules.is_empty()).then(|| Engine::new(o.rules));
+    let (audit_tx, audit_thread) = match o.audit {
+        Some(a) => (Some(a.tx), Some(a.thread)),
+        None => (None, None),
+    };
+    let sh = shared.clone();
+    let start = Instant::now();
+    let live = o.live;
+    let kill_cgroup = o.kill_cgroup;
+    let own_exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let sink: cordon_sensor::sensor::Sink = Box::new(move |e: &Event| {
+        if let Some(w) = sh.events_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            let _ = serde_json::to_writer(&mut *w, e);
+            let _ = w.write_all(b"\n");
+        }
+        if live && on_timeline(e, &own_exe) {
+            eprintln!("cordon: {:>8.3}s {}", start.elapsed().as_secs_f64(), e.line());
+        }
+        if let Some(tx) = &audit_tx {
+            let _ = tx.send(e.clone());
+        }
+        if let Some(eng) = engine.as_mut() {
+            let v = serde_json::to_value(e).unwrap_or_default();
+            let found = eng.feed(&e.kind, (e.time / 1_000_000) as i64, &v);
+            if !found.is_empty() {
+                for a in &found {
+                    if live {
+                        eprintln!("cordon: ALERT [{}]: {}", a.rule, a.reason);
+                    }
+                    if a.action == Action::Kill {
+                        let mut k = sh.killed_by.lock().unwrap_or_else(|e| e.into_inner());
+                        if k.is_none() {
+                            *k = Some(a.rule.clone());
+                            if let Some(cg) = &kill_cgroup {
+                                let _ = std::fs::write(cg.join("cgroup.kill"), "1");
+                            }
+                        }
+                    }
+                }
+                sh.alerts.lock().unwrap_or_else(|e| e.into_inner()).extend(found);
+            }
+        }
+    });
+    Ok(Built { sink: Some(sink), shared, audit: audit_thread })
+}
+
+/// Appends events that did not come from the kernel (the proxy's refusals) to the events file.
+pub fn write_extra(shared: &Shared, events: &[Event]) {
+    if let Some(w) = shared.events_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        for e in events {
+            let _ = serde_json::to_writer(&mut *w, e);
+            let _ = w.write_all(b"\n");
+        }
+        let _ = w.flush();
+    }
+}
+
+/// Prints the sensor's part of the end-of-session summary.
+pub fn summarize(s: &cordon_sensor::Summary, tree: bool) {
+    let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let loss = if s.lost > 0 { format!(", {} LOST (ring buffer full; per CPU {:?})", s.lost, s.lost_per_cpu) } else { ", none lost".into() };
+    eprintln!("cordon: sensor: {} events ({}){loss}", s.events, kinds.join(", "));
+    if s.denials_total > 0 {
+        let mut groups: Vec<(String, String, String, u64)> = vec![];
+        for d in &s.denials {
+            let what = format!("{} {}", d.syscall.as_deref().unwrap_or("?"), d.path.as_deref().or(d.addr.as_deref()).unwrap_or(""));
+            let layer = d.layer.clone().unwrap_or_default();
+            match groups.iter_mut().find(|g| g.0 == what && g.1 == layer) {
+                Some(g) => g.3 += 1,
+                None => groups.push((what, layer, d.reason.clone().unwrap_or_default(), 1)),
+            }
+        }
+        eprintln!("cordon: sensor: {} refused call(s), by layer:", s.denials_total);
+        for (what, layer, reason, n) in groups.iter().take(20) {
+            let times = if *n > 1 { format!(" ×{n}") } else { String::new() };
+            eprintln!("cordon:   [{layer}] {}{times}: {reason}", what.trim_end());
+        }
+        if groups.len() > 20 {
+            eprintln!("cordon:   … and {} more (see --events)", groups.len() - 20);
+        }
+    }
+    if tree && !s.tree.is_empty() {
+        eprintln!("cordon: process tree ({} processes):", s.processes);
+        for l in s.tree.lines() {
+            eprintln!("cordon:   {l}");
+        }
+    }
+    for n in &s.notes {
+        eprintln!("cordon: sensor note: {n}");
+    }
+}

@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
+/* cordon's sensor: what a session's processes really did, from tracepoints, plus the session's
+ * network rules enforced by cgroup-bpf. Only program types these kernels accept (KERNEL.md):
+ * tp_btf and cgroup/{connect,sendmsg}{4,6}, cgroup/sock_create. Nothing is pinned. */
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define EPERM 1
+#define EACCES 13
+
+/* Set by user space before load. */
+const volatile __u64 target_cgid = 0;  /* the session's cgroup v2 id */
+const volatile __u32 target_level = 0; /* its depth, for bpf_get_current_ancestor_cgroup_id */
+const volatile __u32 net_mode = 0;     /* 0: observe only; 1: loopback only (plus net_allow) */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* resized from user space */
+} events SEC(".maps");
+
+/* Per CPU: [0] events attempted, [1] events dropped because the ring buffer was full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, struct sc_kind);
+} kinds SEC(".maps");
+
+/* tgid -> signal: a rule asked for this process to die; it gets the signal at its next syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u32);
+} kill_tgids SEC(".maps");
+
+struct net_key {
+	__u32 family;
+	__u32 port; /* 0: any */
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct net_key);
+	__type(value, __u8);
+} net_allow SEC(".maps");
+
+/* What sys_enter saw, for sys_exit to report with the result. Task storage dies with the task. */
+struct inflight {
+	__u32 nr;
+	__u32 entered;
+	struct ev_sys ev;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct inflight);
+} inflight_store SEC(".maps");
+
+/* Scratch space for exec events (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ev_exec);
+} exec_scratch SEC(".maps");
+
+static __always_inline bool in_session(void)
+{
+	return bpf_get_current_ancestor_cgroup_id(target_level) == target_cgid;
+}
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void emit(void *data, __u64 size)
+{
+	count(0);
+	if (bpf_ringbuf_output(&events, data, size, 0))
+		count(1);
+}
+
+static __always_inline void fill_hdr(struct ev_hdr *h, __u32 kind, struct task_struct *t)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	h->kind = kind;
+	h->flags = 0;
+	h->pid = pt >> 32;
+	h->tid = (__u32)pt;
+	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->uid = BPF_CORE_READ(t, cred, uid.val);
+	h->ts = bpf_ktime_get_ns();
+	h->start = BPF_CORE_READ(t, group_leader, start_time);
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline unsigned long sc_arg(struct pt_regs *regs, int i)
+{
+#if defined(__TARGET_ARCH_x86)
+	switch (i) {
+	case 0: return BPF_CORE_READ(regs, di);
+	case 1: return BPF_CORE_READ(regs, si);
+	case 2: return BPF_CORE_READ(regs, dx);
+	case 3: return BPF_CORE_READ(regs, r10);
+	case 4: return BPF_CORE_READ(regs, r8);
+	default: return BPF_CORE_READ(regs, r9);
+	}
+#else
+	if (i == 0)
+		return BPF_CORE_READ(regs, orig_x0);
+	return BPF_CORE_READ(regs, regs[i & 7]);
+#endif
+}
+
+static __always_inline long sc_nr(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	return BPF_CORE_READ(regs, orig_ax);
+#else
+	return BPF_CORE_READ(regs, syscallno);
+#endif
+}
+
+/* Argument i without pointer arithmetic the verifier cannot bound. */
+static __always_inline __u64 arg_at(struct ev_sys *ev, __u8 i)
+{
+	switch (i) {
+	case 0: return ev->args[0];
+	case 1: return ev->args[1];
+	case 2: return ev->args[2];
+	case 3: return ev->args[3];
+	case 4: return ev->args[4];
+	default: return ev->args[5];
+	}
+}
+
+/* Reads the arguments a kind names into ev. */
+static __always_inline void decode(struct ev_sys *ev, struct sc_kind *k)
+{
+	long n;
+	ev->p1_len = 0;
+	ev->p2_len = 0;
+	ev->addr_len = 0;
+	if (k->kind == SK_PATH || k->kind == SK_PATH2) {
+		n = bpf_probe_read_user_str(ev->p1, sizeof(ev->p1), (void *)arg_at(ev, k->p1));
+		ev->p1_len = n > 0 ? n : 0;
+	}
+	if (k->kind == SK_PATH2) {
+		n = bpf_probe_read_user_str(ev->p2, sizeof(ev->p2), (void *)arg_at(ev, k->p2));
+		ev->p2_len = n > 0 ? n : 0;
+	}
+	if (k->kind == SK_SOCKADDR) {
+		unsigned long len = arg_at(ev, k->p2);
+		if (len > ADDR_MAX)
+			len = ADDR_MAX;
+		void *p = (void *)arg_at(ev, k->p1);
+		if (p && len && bpf_probe_read_user(ev->addr, len & 127, p) == 0)
+			ev->addr_len = len;
+	}
+	if (k->kind == SK_MSGHDR) {
+		/* struct user_msghdr starts with void *msg_name; int msg_namelen. */
+		struct {
+			void *name;
+			int namelen;
+		} mh = {};
+		if (bpf_probe_read_user(&mh, sizeof(mh), (void *)arg_at(ev, k->p1)) == 0 && mh.name) {
+			unsigned long len = mh.namelen;
+			if (len > ADDR_MAX)
+				len = ADDR_MAX;
+			if (len && bpf_probe_read_user(ev->addr, len & 127, mh.name) == 0)
+				ev->addr_len = len;
+		}
+	}
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
+{
+	if (!in_session())
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *sig = bpf_map_lookup_elem(&kill_tgids, &tgid);
+	if (sig)
+		bpf_send_signal(*sig);
+
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct inflight *st = bpf_task_storage_get(&inflight_store, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 0;
+	__u32 nr = id;
+	st->nr = nr;
+	st->entered = 1;
+	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
+	if (!k || k->kind == SK_NONE)
+		return 0;
+	/* Strings are read here, before the kernel uses them, so a thread rewriting the buffer during
+	 * the call cannot make the record disagree with what the kernel acted on (up to the copy). */
+	struct ev_sys *ev = &st->ev;
+	ev->nr = nr;
+	for (int i = 0; i < 6; i++)
+		ev->args[i] = sc_arg(regs, i);
+	decode(ev, k);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
+{
+	if (!in_session())
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u32 nr = sc_nr(regs);
+	struct inflight *st = bpf_task_storage_get(&inflight_store, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 0;
+	bool entered = st->entered && st->nr == nr;
+	st->entered = 0;
+	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
+	bool interesting = k && k->kind != SK_NONE;
+	bool refused = ret == -EPERM || ret == -EACCES || (!entered && ret < 0);
+	if (!interesting && !refused)
+		return 0;
+	struct ev_sys *ev = &st->ev;
+	if (!entered) {
+		/* seccomp answered before the enter tracepoint: the arguments are still in the
+		 * registers. */
+		ev->nr = nr;
+		for (int i = 0; i < 6; i++)
+			ev->args[i] = sc_arg(regs, i);
+		if (interesting)
+			decode(ev, k);
+		else
+			ev->p1_len = ev->p2_len = ev->addr_len = 0;
+	} else if (interesting && (k->kind == SK_PATH || k->kind == SK_PATH2) && ev->p1_len == 0) {
+		/* The string's page was not resident at entry (a probe read cannot fault it in); the
+		 * kernel has faulted it in since, reading the same address. */
+		decode(ev, k);
+	} else if (!interesting) {
+		ev->nr = nr;
+		for (int i = 0; i < 6; i++)
+			ev->args[i] = sc_arg(regs, i);
+		ev->p1_len = ev->p2_len = ev->addr_len = 0;
+	}
+	/* exec that worked is reported by sched_process_exec; quiet calls are only events when they
+	 * name an address or fail. */
+	if (ret == 0 && k && k->quiet_ok && ev->addr_len == 0)
+		return 0;
+	fill_hdr(&ev->h, EV_SYSCALL, t);
+	if (!entered)
+		ev->h.flags |= F_NOT_ENTERED;
+	ev->ret = ret;
+	if (ev->p2_len == 0 && ev->addr_len == 0) {
+		__u64 size = __builtin_offsetof(struct ev_sys, p1) + (ev->p1_len & (PATH_MAX_BPF - 1));
+		emit(ev, size);
+	} else {
+		emit(ev, sizeof(*ev));
+	}
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	if (!in_session())
+		return 0;
+	__u32 zero = 0;
+	struct ev_exec *ev = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!ev)
+		return 0;
+	fill_hdr(&ev->h, EV_EXEC, p);
+	ev->old_pid = old_pid;
+	long n = bpf_probe_read_kernel_str(ev->filename, sizeof(ev->filename), BPF_CORE_READ(bprm, filename));
+	ev->fn_len = n > 0 ? n : 0;
+	unsigned long a0 = BPF_CORE_READ(p, mm, arg_start);
+	unsigned long a1 = BPF_CORE_READ(p, mm, arg_end);
+	unsigned long len = a1 > a0 ? a1 - a0 : 0;
+	if (len > ARGV_MAX)
+		len = ARGV_MAX;
+	ev->argv_len = 0;
+	if (len && bpf_probe_read_user(ev->argv, len & (ARGV_MAX - 1), (void *)a0) == 0)
+		ev->argv_len = len & (ARGV_MAX - 1);
+	if (len == ARGV_MAX) {
+		ev->h.flags |= F_TRUNC_PATH;
+		if (bpf_probe_read_user(ev->argv, ARGV_MAX, (void *)a0) == 0)
+			ev->argv_len = ARGV_MAX;
+	}
+	emit(ev, sizeof(*ev));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (!in_session())
+		return 0;
+	struct ev_fork ev = {};
+	fill_hdr(&ev.h, EV_FORK, parent);
+	ev.child_pid = BPF_CORE_READ(child, tgid);
+	ev.child_tid = BPF_CORE_READ(child, pid);
+	ev.child_start = BPF_CORE_READ(child, group_leader, start_time);
+	/* New threads are not new processes. */
+	if (ev.child_pid == ev.h.pid)
+		return 0;
+	ev.child_start = BPF_CORE_READ(child, start_time);
+	emit(&ev, sizeof(ev));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	if (!in_session())
+		return 0;
+	/* One event per process: when its last thread goes (the leader's exit is the one reported). */
+	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
+		return 0;
+	struct ev_exit ev = {};
+	fill_hdr(&ev.h, EV_EXIT, p);
+	ev.code = BPF_CORE_READ(p, exit_code);
+	emit(&ev, sizeof(ev));
+	return 0;
+}
+
+/* ---- network, per session, in the kernel ---- */
+
+static __always_inline bool allowed(__u32 family, __u32 port, __u8 *addr)
+{
+	struct net_key k = {};
+	k.family = family;
+	k.port = port;
+	__builtin_memcpy(k.addr, addr, 16);
+	if (bpf_map_lookup_elem(&net_allow, &k))
+		return true;
+	k.port = 0;
+	return bpf_map_lookup_elem(&net_allow, &k) != 0;
+}
+
+static __always_inline int net_decide(struct bpf_sock_addr *ctx, __u32 hook, bool v6)
+{
+	struct ev_net ev = {};
+	__u64 pt = bpf_get_current_pid_tgid();
+	ev.h.kind = EV_NET;
+	ev.h.pid = pt >> 32;
+	ev.h.tid = (__u32)pt;
+	ev.h.ts = bpf_ktime_get_ns();
+	ev.h.uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(ev.h.comm, sizeof(ev.h.comm));
+	ev.hook = hook;
+	ev.family = ctx->user_family;
+	ev.type = ctx->type;
+	ev.protocol = ctx->protocol;
+	ev.port = bpf_ntohs((__u16)ctx->user_port);
+	bool loop;
+	if (!v6) {
+		__u32 a = ctx->user_ip4;
+		__builtin_memcpy(ev.addr, &a, 4);
+		loop = (a & 0xff) == 127;
+	} else {
+		__u32 a0 = ctx->user_ip6[0], a1 = ctx->user_ip6[1], a2 = ctx->user_ip6[2], a3 = ctx->user_ip6[3];
+		__builtin_memcpy(ev.addr, &a0, 4);
+		__builtin_memcpy(ev.addr + 4, &a1, 4);
+		__builtin_memcpy(ev.addr + 8, &a2, 4);
+		__builtin_memcpy(ev.addr + 12, &a3, 4);
+		/* ::1, or ::ffff:127.x.y.z */
+		loop = (a0 == 0 && a1 == 0 && a2 == 0 && a3 == bpf_htonl(1)) ||
+		       (a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff) && (a3 & 0xff) == 127);
+	}
+	ev.verdict = 1;
+	if (net_mode == 1 && !loop && !allowed(ev.family, ev.port, ev.addr))
+		ev.verdict = 0;
+	/* Allowed loopback traffic is the proxy's business and would only add noise. */
+	if (!loop || !ev.verdict)
+		emit(&ev, sizeof(ev));
+	return ev.verdict ? 1 : 0;
+}
+
+
+SEC("cgroup/connect4")
+int connect4(struct bpf_sock_addr *ctx) { return net_decide(ctx, 1, false); }
+
+SEC("cgroup/connect6")
+int connect6(struct bpf_sock_addr *ctx) { return net_decide(ctx, 2, true); }
+
+SEC("cgroup/sendmsg4")
+int sendmsg4(struct bpf_sock_addr *ctx) { return net_decide(ctx, 3, false); }
+
+SEC("cgroup/sendmsg6")
+int sendmsg6(struct bpf_sock_addr *ctx) { return net_decide(ctx, 4, true); }
+
+/* Raw and packet sockets see and forge traffic below every other rule. */
+SEC("cgroup/sock_create")
+int sock_create(struct bpf_sock *ctx)
+{
+	__u32 family = ctx->family, type = ctx->type;
+	if (type != 3 /* SOCK_RAW */ && family != 17 /* AF_PACKET */)
+		return 1;
+	struct ev_net ev = {};
+	__u64 pt = bpf_get_current_pid_tgid();
+	ev.h.kind = EV_NET;
+	ev.h.pid = pt >> 32;
+	ev.h.tid = (__u32)pt;
+	ev.h.ts = bpf_ktime_get_ns();
+	ev.h.uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(ev.h.comm, sizeof(ev.h.comm));
+	ev.hook = 5;
+	ev.verdict = 0;
+	ev.family = family;
+	ev.type = type;
+	ev.protocol = ctx->protocol;
+	emit(&ev, sizeof(ev));
+	return 0;
+}

@@ -1,0 +1,31 @@
+//! Manual check: `cargo run -p cordon-sensor --example smoke -- sh -c 'cat /etc/hostname'` as root.
+use std::os::unix::process::CommandExt;
+fn main() {
+    let root = cordon_sensor::cgroup::v2_root().expect("v2");
+    let dir = root.join("cordon").join(format!("smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = cordon_sensor::Config {
+        session: "smoke".into(),
+        cgroup: dir.clone(),
+        net: Some(cordon_sensor::NetRules { loopback_only: true, allow: vec![] }),
+        attribution: Default::default(),
+        ring_bytes: 1 << 20,
+        sink: Box::new(|e| println!("{}", e.line())),
+    };
+    let t = std::time::Instant::now();
+    let s = cordon_sensor::Sensor::start(cfg).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("loaded in {:?}", t.elapsed());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let procs = dir.join("cgroup.procs");
+    let mut c = std::process::Command::new(&args[0]);
+    c.args(&args[1..]);
+    // SAFETY: only writes a file between fork and exec (test tool).
+    unsafe {
+        c.pre_exec(move || std::fs::write(&procs, "0"));
+    }
+    let st = c.status().unwrap();
+    let sum = s.finish();
+    eprintln!("status {st}; {}", serde_json::to_string_pretty(&sum).unwrap());
+    let _ = std::fs::remove_dir(&dir);
+    let _ = std::fs::remove_dir(dir.parent().unwrap());
+}

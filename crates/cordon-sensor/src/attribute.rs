@@ -1,0 +1,106 @@
+//! Which layer refused a call, and a reason a person or an agent can act on.
+//!
+//! - seccomp refuses before the sys_enter tracepoint, so a call that exits without having entered
+//!   was refused by seccomp (the kernel's order, not a guess);
+//! - cgroup-bpf refusals are seen by the sensor's own cgroup programs (matched by thread);
+//! - an EACCES/EPERM on a filesystem call that the session's policy would refuse is Landlock's;
+//!   one the policy would allow is the file's own permissions (DAC);
+//! - the proxy's refusals come from the proxy itself (merged by the caller).
+
+use crate::event::Event;
+use cordon_policy::{Access, CompiledPolicy};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Clone, Default)]
+pub struct Attribution {
+    /// The session's policy; None when attaching to a session whose policy is unknown.
+    pub policy: Option<Arc<CompiledPolicy>>,
+    /// Landlock was applied (false in a degraded session on a kernel without it).
+    pub landlock: bool,
+    /// Landlock's signal scoping was applied (ABI 6+).
+    pub signal_scope: bool,
+}
+
+pub fn net_reason(hook: u32, addr: &str) -> String {
+    if hook == 5 {
+        format!("raw and packet sockets ({addr}) are refused in cordon sessions: they bypass every network rule; use ordinary TCP/UDP sockets")
+    } else {
+        format!("the session may not reach {addr} directly: traffic leaves only through cordon's egress proxy (HTTP(S)_PROXY); if the task needs this host, ask the user to add it to net.allow")
+    }
+}
+
+fn want(op: &str, e: &Event) -> Access {
+    let flags = e.flags.unwrap_or(0);
+    match op {
+        "open" => {
+            let acc = flags & 3;
+            let write = acc == 1 || acc == 2 || flags & (libc::O_CREAT | libc::O_TRUNC) as u64 != 0 || e.syscall.as_deref() == Some("creat");
+            Access { read: acc == 0 || acc == 2, write, exec: false }
+        }
+        "exec" => Access { read: false, write: false, exec: true },
+        _ => Access { read: false, write: true, exec: false },
+    }
+}
+
+impl Attribution {
+    pub fn attribute(&self, syscall: &str, op: &str, e: &Event, not_entered: bool, net_refusal: Option<&str>) -> (String, String) {
+        if not_entered {
+            let reason = match &self.policy {
+                Some(p) => {
+                    let d = cordon_policy::decide::syscall(p, syscall);
+                    if d.allow {
+                        format!("{syscall} was refused by the session's seccomp filter")
+                    } else {
+                        d.reason
+                    }
+                }
+                None => format!("{syscall} was refused by the session's seccomp filter"),
+            };
+            return ("seccomp".into(), format!("{reason}; this is not something a task in a cordon session can do — do the work another way or ask the user"));
+        }
+        if let Some(a) = net_refusal {
+            if matches!(syscall, "connect" | "sendto" | "sendmsg" | "sendmmsg") {
+                return ("cgroup-bpf".into(), net_reason(1, a));
+            }
+            if syscall == "socket" {
+                return ("cgroup-bpf".into(), net_reason(5, a));
+            }
+        }
+        let fs_op = matches!(op, "open" | "exec" | "unlink" | "rename" | "chmod" | "chown" | "mkdir" | "truncate");
+        if fs_op {
+            if let (Some(p), Some(path)) = (&self.policy, e.path.as_deref()) {
+                if self.landlock && path.starts_with('/') {
+                    let w = want(op, e);
+                    let mut d = cordon_policy::decide::fs(p, Path::new(path), w);
+                    if d.allow {
+                        if let Some(p2) = e.path2.as_deref() {
+                            d = cordon_policy::decide::fs(p, Path::new(p2), w);
+                        }
+                    }
+                    if !d.allow {
+                        let hint = if d.reason.contains("fs.deny") || d.reason.contains("fs.hide") {
+                            "it holds secrets; do not try to read it another way".to_string()
+                        } else if w.exec {
+                            "if the task needs this program, ask the user to add its directory to fs.exec".to_string()
+                        } else if w.write {
+                            "write inside the workspace instead, or ask the user to add the path to fs.write".to_string()
+                        } else {
+                            "ask the user to add the path to fs.read if the task needs it".to_string()
+                        };
+                        return ("landlock".into(), format!("{}; {hint}", d.reason));
+                    }
+                }
+            }
+            let why = if e.errno.as_deref() == Some("EPERM") { "the file's owner or attributes refuse it" } else { "the file's permission bits refuse it" };
+            return ("dac".into(), format!("{op} of {} failed: {why} (the session's policy would allow it); nothing in cordon can change that", e.path.as_deref().unwrap_or("?")));
+        }
+        if op == "kill" && self.signal_scope {
+            return ("landlock".into(), "signals may only go to processes inside the session (Landlock signal scoping); leave other processes alone".into());
+        }
+        if matches!(op, "connect" | "bind") && self.landlock && self.policy.as_ref().is_some_and(|p| p.net.egress == cordon_policy::Egress::Open) {
+            return ("landlock".into(), format!("{op} to {} is outside the policy's TCP ports; ask the user to allow it", e.addr.as_deref().unwrap_or("?")));
+        }
+        ("dac".into(), format!("{syscall} failed with {}: the kernel's ordinary permission checks (owner, capabilities) refused it", e.errno.as_deref().unwrap_or("EPERM")))
+    }
+}

@@ -1,0 +1,35 @@
+//! The session's cgroup v2 directory as the kernel's filter sees it: its id (the directory's inode)
+//! and its depth below the v2 root.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts).
+pub fn v2_root() -> Option<PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mi.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-")?;
+        (f.get(sep + 1) == Some(&"cgroup2")).then(|| PathBuf::from(f[4]))
+    })
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub dir: PathBuf,
+    pub id: u64,
+    pub level: u32,
+}
+
+pub fn target(dir: &Path) -> Result<Target, String> {
+    let root = v2_root().ok_or("no cgroup v2 hierarchy is mounted (the sensor filters sessions by their v2 cgroup)")?;
+    let rel = dir.strip_prefix(&root).map_err(|_| format!("{} is not inside the cgroup v2 hierarchy at {}", dir.display(), root.display()))?;
+    let md = std::fs::metadata(dir).map_err(|e| format!("cgroup {}: {e}", dir.display()))?;
+    Ok(Target { dir: dir.to_path_buf(), id: md.ino(), level: rel.components().count() as u32 })
+}
+
+/// The v2 cgroup of a session by id: `<v2 root>/cordon/<session>`.
+pub fn session_dir(session: &str) -> Option<PathBuf> {
+    let d = v2_root()?.join("cordon").join(session);
+    d.is_dir().then_some(d)
+}

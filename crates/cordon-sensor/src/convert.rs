@@ -1,0 +1,289 @@
+//! Turns decoded records into events: wall-clock time, the session, the executable, decoded
+//! addresses and errno names, and for refused calls the layer that refused and why.
+
+use crate::attribute::{self, Attribution};
+use crate::event::{Event, SCHEMA_VERSION};
+use crate::kinds;
+use crate::raw::{Raw, F_NOT_ENTERED};
+use cordon_policy::syscalls::Arch;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub struct Converter {
+    pub session: String,
+    pub arch: Arch,
+    /// realtime - monotonic, in ns, so kernel timestamps become wall-clock times.
+    pub clock_offset: i128,
+    /// (pid, start time) -> executable.
+    pub exes: HashMap<(u32, u64), String>,
+    pub attribution: Attribution,
+    /// tid -> (time, addr) of the last cgroup-bpf refusal, to attribute the EPERM connect() sees.
+    pub net_refusals: HashMap<u32, (u64, String)>,
+}
+
+pub fn clock_offset() -> i128 {
+    let real = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128).unwrap_or(0);
+    let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128).unwrap_or(0);
+    real - mono
+}
+
+pub fn errno_name(e: i64) -> String {
+    let n = match e {
+        1 => "EPERM",
+        2 => "ENOENT",
+        3 => "ESRCH",
+        4 => "EINTR",
+        6 => "ENXIO",
+        8 => "ENOEXEC",
+        10 => "ECHILD",
+        9 => "EBADF",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        14 => "EFAULT",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        18 => "EXDEV",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
+        22 => "EINVAL",
+        24 => "EMFILE",
+        26 => "ETXTBSY",
+        28 => "ENOSPC",
+        30 => "EROFS",
+        36 => "ENAMETOOLONG",
+        38 => "ENOSYS",
+        39 => "ENOTEMPTY",
+        95 => "EOPNOTSUPP",
+        97 => "EAFNOSUPPORT",
+        98 => "EADDRINUSE",
+        99 => "EADDRNOTAVAIL",
+        101 => "ENETUNREACH",
+        104 => "ECONNRESET",
+        110 => "ETIMEDOUT",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        115 => "EINPROGRESS",
+        _ => return format!("errno {e}"),
+    };
+    n.to_string()
+}
+
+/// A sockaddr as the process passed it.
+pub fn sockaddr(b: &[u8]) -> Option<String> {
+    let fam = u16::from_le_bytes([*b.first()?, *b.get(1)?]);
+    match fam {
+        1 => {
+            let p = b.get(2..)?;
+            if p.first() == Some(&0) {
+                let end = p.len();
+                Some(format!("unix:@{}", String::from_utf8_lossy(&p[1..end]).trim_end_matches('\0')))
+            } else {
+                let end = p.iter().position(|&c| c == 0).unwrap_or(p.len());
+                Some(format!("unix:{}", String::from_utf8_lossy(&p[..end])))
+            }
+        }
+        2 => {
+            let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+            let a = Ipv4Addr::new(*b.get(4)?, *b.get(5)?, *b.get(6)?, *b.get(7)?);
+            Some(format!("{a}:{port}"))
+        }
+        10 => {
+            let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+            let mut o = [0u8; 16];
+            o.copy_from_slice(b.get(8..24)?);
+            Some(format!("[{}]:{port}", Ipv6Addr::from(o)))
+        }
+        16 => Some("netlink".into()),
+        17 => Some("packet".into()),
+        f => Some(format!("family {f}")),
+    }
+}
+
+fn net_addr(family: u32, addr: &[u8; 16], port: u16) -> String {
+    if family == 10 {
+        format!("[{}]:{port}", Ipv6Addr::from(*addr))
+    } else {
+        format!("{}:{port}", Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))
+    }
+}
+
+impl Converter {
+    pub fn new(session: &str, attribution: Attribution) -> Converter {
+        Converter { session: session.into(), arch: kinds::native_arch(), clock_offset: clock_offset(), exes: HashMap::new(), attribution, net_refusals: HashMap::new() }
+    }
+
+    fn base(&mut self, h: &crate::raw::Hdr, kind: &str) -> Event {
+        let exe = match self.exes.get(&(h.pid, h.start)) {
+            Some(e) => e.clone(),
+            None => {
+                // A process that was running before its first exec was seen (the session's init, or
+                // one started before `cordon monitor` attached).
+                let e = std::fs::read_link(format!("/proc/{}/exe", h.pid)).map(|p| p.display().to_string()).unwrap_or_default();
+                if self.exes.len() < 1 << 20 {
+                    self.exes.insert((h.pid, h.start), e.clone());
+                }
+                e
+            }
+        };
+        Event {
+            v: SCHEMA_VERSION,
+            kind: kind.into(),
+            time: (h.ts as i128 + self.clock_offset).max(0) as u64,
+            session: self.session.clone(),
+            pid: h.pid,
+            tid: h.tid,
+            ppid: h.ppid,
+            uid: h.uid,
+            comm: h.comm.clone(),
+            exe,
+            ..Default::default()
+        }
+    }
+
+    pub fn convert(&mut self, raw: &Raw) -> Event {
+        match raw {
+            Raw::Exec { h, filename, argv, .. } => {
+                let path = resolve(h.pid, filename);
+                self.exes.insert((h.pid, h.start), path.clone());
+                let mut e = self.base(h, "exec");
+                e.path = Some(path);
+                e.argv = Some(argv.clone());
+                e
+            }
+            Raw::Fork { h, child_pid, child_start, .. } => {
+                let mut e = self.base(h, "fork");
+                if let Some(x) = self.exes.get(&(h.pid, h.start)).cloned() {
+                    self.exes.insert((*child_pid, *child_start), x);
+                }
+                e.target_pid = Some(*child_pid as i64);
+                e
+            }
+            Raw::Exit { h, code } => {
+                let mut e = self.base(h, "exit");
+                e.code = Some(*code);
+                self.exes.remove(&(h.pid, h.start));
+                e
+            }
+            Raw::Net { h, hook, allowed, family, sock_type, port, addr, .. } => {
+                let what = match hook {
+                    1 | 2 => "connect",
+                    3 | 4 => "sendmsg",
+                    _ => "socket",
+                };
+                let a = if *hook == 5 { format!("family {family} type {sock_type}") } else { net_addr(*family, addr, *port) };
+                // The decision itself; the refused call's own exit becomes the `deny` event.
+                let mut e = self.base(h, "net");
+                e.syscall = Some(what.into());
+                e.addr = Some(a.clone());
+                e.result = Some(i64::from(*allowed));
+                if !allowed {
+                    e.layer = Some("cgroup-bpf".into());
+                    e.reason = Some(attribute::net_reason(*hook, &a));
+                    e.errno = Some("EPERM".into());
+                    if self.net_refusals.len() > 4096 {
+                        self.net_refusals.clear();
+                    }
+                    self.net_refusals.insert(h.tid, (h.ts, a));
+                }
+                e
+            }
+            Raw::Syscall { h, nr, ret, args, p1, p2, addr } => {
+                let t = kinds::by_nr(self.arch, *nr);
+                let name = t.map(|t| t.name.to_string()).unwrap_or_else(|| kinds::syscall_name(self.arch, *nr));
+                let op = t.map(|t| t.op).unwrap_or("syscall");
+                let mut e = self.base(h, op);
+                e.syscall = Some(name.clone());
+                e.result = Some(*ret);
+                if *ret < 0 {
+                    e.errno = Some(errno_name(-ret));
+                }
+                let dirfd_first = matches!(name.as_str(), "openat" | "openat2" | "unlinkat" | "mkdirat" | "fchmodat" | "fchmodat2" | "fchownat" | "renameat" | "renameat2" | "execveat");
+                e.path = p1.as_ref().map(|p| if matches!(op, "memfd" | "module") { p.clone() } else { resolve_at(h.pid, if dirfd_first { args[0] as i32 } else { libc::AT_FDCWD }, p) });
+                e.path2 = p2.as_ref().map(|p| if name.starts_with("renameat") { resolve_at(h.pid, args[2] as i32, p) } else { resolve(h.pid, p) });
+                if !addr.is_empty() {
+                    e.addr = sockaddr(addr);
+                }
+                e.flags = match name.as_str() {
+                    "open" | "creat" => Some(args[1]),
+                    "openat" => Some(args[2]),
+                    "chmod" | "mkdir" => Some(args[1]),
+                    "fchmodat" | "fchmodat2" | "mkdirat" => Some(args[2]),
+                    "unshare" => Some(args[0]),
+                    "setns" => Some(args[1]),
+                    "ptrace" => Some(args[0]),
+                    "kill" => Some(args[1]),
+                    "tgkill" => Some(args[2]),
+                    _ => None,
+                };
+                e.target_pid = match name.as_str() {
+                    "kill" | "tkill" => Some(args[0] as i32 as i64),
+                    "tgkill" => Some(args[1] as i32 as i64),
+                    "ptrace" => Some(args[1] as i32 as i64),
+                    _ => None,
+                };
+                let refused = *ret == -1 || *ret == -13 || (h.flags & F_NOT_ENTERED != 0 && *ret < 0);
+                if refused {
+                    let net_hint = self.net_refusals.get(&h.tid).filter(|(ts, _)| h.ts >= *ts && h.ts - ts < 5_000_000_000).map(|(_, a)| a.clone());
+                    let (layer, reason) = self.attribution.attribute(&name, op, &e, h.flags & F_NOT_ENTERED != 0, net_hint.as_deref());
+                    e.op = Some(op.to_string());
+                    e.kind = "deny".into();
+                    e.layer = Some(layer);
+                    e.reason = Some(reason);
+                }
+                e
+            }
+        }
+    }
+}
+
+/// An absolute form of a path a process passed, lexically normalised. Relative paths are resolved
+/// against the process's working directory (or the directory fd) as /proc shows it when the event
+/// is read: correct unless the process changed directory in the meantime.
+pub fn resolve(pid: u32, p: &str) -> String {
+    resolve_at(pid, libc::AT_FDCWD, p)
+}
+
+pub fn resolve_at(pid: u32, dirfd: i32, p: &str) -> String {
+    if p.starts_with('/') || p.is_empty() {
+        return normalize(p);
+    }
+    let base = if dirfd == libc::AT_FDCWD { format!("/proc/{pid}/cwd") } else { format!("/proc/{pid}/fd/{dirfd}") };
+    match std::fs::read_link(&base) {
+        Ok(b) => normalize(&format!("{}/{p}", b.display())),
+        Err(_) => p.to_string(),
+    }
+}
+
+pub fn normalize(p: &str) -> String {
+    let mut out: Vec<&str> = vec![];
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_and_paths() {
+        let mut v4 = vec![2, 0, 0x01, 0xbb, 10, 0, 0, 1];
+        v4.extend_from_slice(&[0; 8]);
+        assert_eq!(sockaddr(&v4).as_deref(), Some("10.0.0.1:443"));
+        let mut un = vec![1, 0];
+        un.extend_from_slice(b"/run/x.sock\0\0\0");
+        assert_eq!(sockaddr(&un).as_deref(), Some("unix:/run/x.sock"));
+        assert_eq!(sockaddr(&[2]), None);
+        assert_eq!(normalize("/a/./b/../c//d"), "/a/c/d");
+        assert_eq!(normalize("/../.."), "/");
+        assert_eq!(errno_name(13), "EACCES");
+    }
+}

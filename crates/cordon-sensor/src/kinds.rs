@@ -1,0 +1,134 @@
+//! Which syscalls the sensor decodes and how: the `kinds` map the enter program reads, filled per
+//! architecture from cordon-sandbox's syscall tables.
+
+use cordon_policy::syscalls::Arch;
+
+pub const SK_TRACE: u8 = 1;
+pub const SK_PATH: u8 = 2;
+pub const SK_PATH2: u8 = 3;
+pub const SK_SOCKADDR: u8 = 4;
+pub const SK_MSGHDR: u8 = 5;
+
+/// One traced syscall: its name, the event category it belongs to, and where its arguments are.
+#[derive(Debug, Clone, Copy)]
+pub struct Traced {
+    pub name: &'static str,
+    pub op: &'static str,
+    pub kind: u8,
+    pub p1: u8,
+    pub p2: u8,
+    /// A successful call is only an event if it names an address (sendto on a connected socket is
+    /// noise); exec that worked is reported by sched_process_exec instead.
+    pub quiet_ok: bool,
+}
+
+const fn t(name: &'static str, op: &'static str, kind: u8, p1: u8, p2: u8) -> Traced {
+    Traced { name, op, kind, p1, p2, quiet_ok: false }
+}
+const fn q(name: &'static str, op: &'static str, kind: u8, p1: u8, p2: u8) -> Traced {
+    Traced { name, op, kind, p1, p2, quiet_ok: true }
+}
+
+pub const TRACED: &[Traced] = &[
+    t("open", "open", SK_PATH, 0, 0),
+    t("openat", "open", SK_PATH, 1, 0),
+    t("openat2", "open", SK_PATH, 1, 0),
+    t("creat", "open", SK_PATH, 0, 0),
+    q("execve", "exec", SK_PATH, 0, 0),
+    q("execveat", "exec", SK_PATH, 1, 0),
+    t("connect", "connect", SK_SOCKADDR, 1, 2),
+    t("bind", "bind", SK_SOCKADDR, 1, 2),
+    q("sendto", "send", SK_SOCKADDR, 4, 5),
+    q("sendmsg", "send", SK_MSGHDR, 1, 0),
+    q("sendmmsg", "send", SK_TRACE, 0, 0),
+    t("unlink", "unlink", SK_PATH, 0, 0),
+    t("unlinkat", "unlink", SK_PATH, 1, 0),
+    t("rmdir", "unlink", SK_PATH, 0, 0),
+    t("rename", "rename", SK_PATH2, 0, 1),
+    t("renameat", "rename", SK_PATH2, 1, 3),
+    t("renameat2", "rename", SK_PATH2, 1, 3),
+    t("chmod", "chmod", SK_PATH, 0, 0),
+    t("fchmod", "chmod", SK_TRACE, 0, 0),
+    t("fchmodat", "chmod", SK_PATH, 1, 0),
+    t("fchmodat2", "chmod", SK_PATH, 1, 0),
+    t("chown", "chown", SK_PATH, 0, 0),
+    t("lchown", "chown", SK_PATH, 0, 0),
+    t("fchown", "chown", SK_TRACE, 0, 0),
+    t("fchownat", "chown", SK_PATH, 1, 0),
+    t("mkdir", "mkdir", SK_PATH, 0, 0),
+    t("mkdirat", "mkdir", SK_PATH, 1, 0),
+    t("truncate", "truncate", SK_PATH, 0, 0),
+    t("ftruncate", "truncate", SK_TRACE, 0, 0),
+    t("ptrace", "ptrace", SK_TRACE, 0, 0),
+    t("kill", "kill", SK_TRACE, 0, 0),
+    t("tkill", "kill", SK_TRACE, 0, 0),
+    t("tgkill", "kill", SK_TRACE, 0, 0),
+    t("setuid", "setid", SK_TRACE, 0, 0),
+    t("setgid", "setid", SK_TRACE, 0, 0),
+    t("setreuid", "setid", SK_TRACE, 0, 0),
+    t("setregid", "setid", SK_TRACE, 0, 0),
+    t("setresuid", "setid", SK_TRACE, 0, 0),
+    t("setresgid", "setid", SK_TRACE, 0, 0),
+    t("setfsuid", "setid", SK_TRACE, 0, 0),
+    t("setfsgid", "setid", SK_TRACE, 0, 0),
+    t("setgroups", "setid", SK_TRACE, 0, 0),
+    t("mount", "mount", SK_PATH2, 0, 1),
+    t("umount2", "mount", SK_PATH, 0, 0),
+    t("fsopen", "mount", SK_PATH, 0, 0),
+    t("move_mount", "mount", SK_PATH2, 1, 3),
+    t("pivot_root", "mount", SK_PATH2, 0, 1),
+    t("unshare", "unshare", SK_TRACE, 0, 0),
+    t("setns", "setns", SK_TRACE, 0, 0),
+    t("bpf", "bpf", SK_TRACE, 0, 0),
+    t("init_module", "module", SK_TRACE, 0, 0),
+    t("finit_module", "module", SK_TRACE, 0, 0),
+    t("delete_module", "module", SK_PATH, 0, 0),
+    t("memfd_create", "memfd", SK_PATH, 0, 0),
+    t("io_uring_setup", "io_uring", SK_TRACE, 0, 0),
+];
+
+pub fn native_arch() -> Arch {
+    if cfg!(target_arch = "aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::X86_64
+    }
+}
+
+/// (syscall number, entry) for every traced call this architecture has.
+pub fn table(arch: Arch) -> Vec<(u32, &'static Traced)> {
+    TRACED.iter().filter_map(|t| cordon_sandbox::plan::syscall_table::number(arch, t.name).map(|nr| (nr as u32, t))).collect()
+}
+
+pub fn by_nr(arch: Arch, nr: u32) -> Option<&'static Traced> {
+    static X86: std::sync::OnceLock<Vec<Option<&'static Traced>>> = std::sync::OnceLock::new();
+    static ARM: std::sync::OnceLock<Vec<Option<&'static Traced>>> = std::sync::OnceLock::new();
+    let cell = if arch == Arch::Aarch64 { &ARM } else { &X86 };
+    let v = cell.get_or_init(|| {
+        let mut v = vec![None; 512];
+        for (nr, t) in table(arch) {
+            if let Some(slot) = v.get_mut(nr as usize) {
+                *slot = Some(t);
+            }
+        }
+        v
+    });
+    v.get(nr as usize).copied().flatten()
+}
+
+pub fn syscall_name(arch: Arch, nr: u32) -> String {
+    cordon_sandbox::plan::syscall_table::name(arch, nr as i32).map(str::to_string).unwrap_or_else(|| format!("syscall_{nr}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_traced_call_exists_on_x86_64() {
+        let missing: Vec<_> = TRACED.iter().filter(|t| cordon_sandbox::plan::syscall_table::number(Arch::X86_64, t.name).is_none()).map(|t| t.name).collect();
+        assert!(missing.is_empty(), "{missing:?}");
+        assert!(table(Arch::X86_64).iter().all(|(nr, _)| *nr < 512));
+        assert_eq!(by_nr(Arch::X86_64, 257).map(|t| t.name), Some("openat"));
+    }
+}
