@@ -23,6 +23,7 @@ struct Cli {
 enum Cmd {
     Run(commands::run::RunArgs),
     Doctor(commands::doctor::DoctorArgs),
+    Monitor(commands::monitor::MonitorArgs),
     #[command(subcommand)]
     Policy(commands::policy::PolicyCmd),
     #[command(subcommand)]
@@ -36,6 +37,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Run(a) => commands::run::run(a),
         Cmd::Doctor(a) => commands::doctor::run(a),
+        Cmd::Monitor(a) => commands::monitor::run(a),
         Cmd::Policy(p) => commands::policy::run(p),
         Cmd::Audit(a) => commands::audit::run(a),
         Cmd::Rules(r) => commands::rules::run(r),

@@ -74,6 +74,8 @@ pub const GROUPS: &[Group] = &[
             "/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers",
             "/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_ecdsa_key", "/etc/ssh/ssh_host_ed25519_key",
             "/etc/ssh/ssh_host_dsa_key", "/etc/cordon", "/var/lib/cordon",
+            // cordon's sensor: BPF objects and the kernel's tracing interfaces (self-protection).
+            "/sys/fs/bpf", "/sys/kernel/tracing", "/sys/kernel/debug",
         ],
     },
 ];

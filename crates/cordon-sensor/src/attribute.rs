@@ -92,6 +92,9 @@ impl Attribution {
                     }
                 }
             }
+            if self.policy.is_none() {
+                return ("landlock-or-dac".into(), format!("{op} of {} was refused; the session's policy is not known here, so Landlock and file permissions cannot be told apart (`cordon run --monitor` attributes exactly)", e.path.as_deref().unwrap_or("?")));
+            }
             let why = if e.errno.as_deref() == Some("EPERM") { "the file's owner or attributes refuse it" } else { "the file's permission bits refuse it" };
             return ("dac".into(), format!("{op} of {} failed: {why} (the session's policy would allow it); nothing in cordon can change that", e.path.as_deref().unwrap_or("?")));
         }

@@ -10,6 +10,7 @@ pub mod event;
 pub mod kinds;
 pub mod lineage;
 pub mod mounts;
+pub mod probe;
 pub mod raw;
 pub mod sensor;
 mod sys;

@@ -105,6 +105,7 @@ impl Lineage {
         }
         let mut out = String::new();
         let mut lines = 0;
+        #[allow(clippy::too_many_arguments)]
         fn walk(l: &Lineage, k: Key, prefix: &str, last: bool, top: bool, ch: &BTreeMap<Key, Vec<Key>>, out: &mut String, lines: &mut usize, max: usize) {
             if *lines >= max {
                 return;

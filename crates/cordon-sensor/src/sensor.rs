@@ -235,7 +235,7 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
     }
     if cfg.net.is_none() {
         for p in [&mut open.progs.connect4, &mut open.progs.connect6, &mut open.progs.sendmsg4, &mut open.progs.sendmsg6, &mut open.progs.sock_create] {
-            let _ = p.set_autoload(false);
+            p.set_autoload(false);
         }
     }
     let skel = match open.load() {

@@ -94,7 +94,7 @@ pub fn run(a: DoctorArgs) -> Result<i32> {
         "kernel": caps.kernel, "arch": caps.arch,
         "this_user": me,
         "other_user": other,
-        "sensor": {"ebpf": "not part of this build (root only; tracepoints and cgroup-bpf on these hosts)"},
+        "sensor": sensor_view(),
         "lsm": std::fs::read_to_string("/sys/kernel/security/lsm").ok().map(|s| s.trim().to_string()),
     });
     if a.json {
@@ -107,7 +107,21 @@ pub fn run(a: DoctorArgs) -> Result<i32> {
         println!();
         print_view(if caps.is_root { "As an unprivileged user (nobody)" } else { "As root" }, &other);
     }
+    let sv = &doc["sensor"];
+    println!();
+    if sv["usable"].as_bool() == Some(true) {
+        println!("eBPF sensor (cordon run --monitor, cordon monitor): usable — all programs pass the verifier ({:.0} ms to load)", sv["loads_ms"].as_f64().unwrap_or(0.0));
+        println!("  programs      tp_btf sys_enter/sys_exit, sched_process_exec/fork/exit; cgroup connect4/6, sendmsg4/6, sock_create");
+        println!("  sessions      filtered in the kernel by cgroup v2 id (hierarchy at {})", sv["cgroup_v2"].as_str().unwrap_or("?"));
+    } else {
+        println!("eBPF sensor: NOT usable here: {}", sv["why_not"].as_str().unwrap_or("unknown"));
+    }
+    println!("  tracefs {}, bpffs {} (mounted by the sensor while it runs when missing; its programs need neither)", if sv["tracefs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" }, if sv["bpffs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" });
     Ok(0)
+}
+
+fn sensor_view() -> Value {
+    serde_json::to_value(cordon_sensor::probe::probe()).unwrap_or(Value::Null)
 }
 
 fn print_view(title: &str, v: &Value) {

@@ -1,0 +1,106 @@
+//! `cordon monitor`: attach the eBPF sensor to a running session from outside.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const LONG: &str = "Watch a running session from the kernel, without touching it.
+
+Attaches cordon's eBPF sensor to the session's cgroup and prints what its processes do — exec, fork,
+exit, file, network and privilege calls, every refused call — until the session ends or you press
+Ctrl-C; then prints the process tree and how many events, if any, were lost. Needs root.
+
+SESSION is the id `cordon run` prints (also in `cordon audit ls`); --cgroup watches any cgroup v2
+directory instead. Refusals of filesystem calls are shown as `landlock-or-dac`: only `cordon run
+--monitor`, which knows the session's policy, can tell the two apart.
+
+Examples:
+  sudo cordon monitor 67ba503c6b073d01
+  sudo cordon monitor --events events.jsonl 67ba503c6b073d01
+  sudo cordon monitor --cgroup /sys/fs/cgroup/system.slice/agent.service";
+
+#[derive(Args)]
+#[command(about = "Watch a running session with the eBPF sensor", long_about = LONG)]
+pub struct MonitorArgs {
+    /// The session id.
+    #[arg(value_name = "SESSION", required_unless_present = "cgroup", conflicts_with = "cgroup")]
+    pub session: Option<String>,
+    /// A cgroup v2 directory to watch instead of a session.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<PathBuf>,
+    /// Write every event as a JSON line to FILE (`-` for stdout) instead of the timeline.
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// The sensor's ring buffer size.
+    #[arg(long, value_name = "SIZE", default_value = "16M")]
+    pub sensor_buffer: String,
+}
+
+fn populated(dir: &std::path::Path) -> bool {
+    match std::fs::read_to_string(dir.join("cgroup.events")) {
+        Ok(s) => s.lines().any(|l| l == "populated 1"),
+        Err(_) => false,
+    }
+}
+
+pub fn run(a: MonitorArgs) -> Result<i32> {
+    let ring = cordon_policy::units::parse_size(&a.sensor_buffer).map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}", a.sensor_buffer))?;
+    let (dir, name) = match (&a.cgroup, &a.session) {
+        (Some(c), _) => (c.clone(), c.display().to_string()),
+        (None, Some(s)) => match cordon_sensor::cgroup::session_dir(s) {
+            Some(d) => (d, s.clone()),
+            None => bail!("no running session `{s}`: there is no cgroup {}/cordon/{s}\n  hint: `cordon audit ls` lists sessions; only running ones can be watched", cordon_sensor::cgroup::v2_root().map(|p| p.display().to_string()).unwrap_or_else(|| "<cgroup2>".into())),
+        },
+        _ => bail!("name a SESSION or --cgroup PATH"),
+    };
+    if !dir.is_dir() {
+        bail!("--cgroup {}: not a directory", dir.display());
+    }
+    if !nix::unistd::geteuid().is_root() {
+        bail!("cordon monitor needs root: this kernel lets only root load BPF programs (kernel.unprivileged_bpf_disabled)");
+    }
+    let to_stdout = a.events.as_deref() == Some(std::path::Path::new("-"));
+    let events_file = if to_stdout { None } else { a.events.clone() };
+    let mut built = crate::sensing::build(crate::sensing::Options { events: events_file, live: a.events.is_none(), rules: Default::default(), kill_cgroup: None, audit: None })?;
+    let mut sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sink"))?;
+    if to_stdout {
+        sink = Box::new(move |e| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = serde_json::to_writer(&mut out, e);
+            let _ = out.write_all(b"\n");
+        });
+    }
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGINT);
+    mask.add(Signal::SIGTERM);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
+    let sensor = cordon_sensor::Sensor::start(cordon_sensor::Config { session: name.clone(), cgroup: dir.clone(), net: None, attribution: Default::default(), ring_bytes: ring as u32, sink }).map_err(|e| anyhow::anyhow!("{e}"))?;
+    eprintln!("cordon: monitoring {name} ({}); Ctrl-C to stop", dir.display());
+    let start = std::time::Instant::now();
+    let why = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if matches!(sfd.read_signal(), Ok(Some(_))) {
+            break "interrupted";
+        }
+        if !dir.is_dir() || (a.session.is_some() && !populated(&dir)) {
+            break "the session ended";
+        }
+        if a.duration.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {
+            break "--duration reached";
+        }
+    };
+    let sum = sensor.finish();
+    let _ = built.finish_audit();
+    crate::sensing::write_extra(&built.shared, &[]);
+    eprintln!("cordon: stopped: {why}");
+    crate::sensing::summarize(&sum, true);
+    Ok(if sum.lost > 0 { 3 } else { 0 })
+}
