@@ -142,6 +142,109 @@ static __always_inline long sc_nr(struct pt_regs *regs)
 #endif
 }
 
+/* Scratch space for building a working directory's path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, char[512]);
+} path_scratch SEC(".maps");
+
+#define MAX_STEPS 32
+
+struct walk {
+	struct dentry *d;
+	struct vfsmount *vm;
+	struct mount *m;
+	__u32 steps; /* steps taken until the namespace's root mount (MAX_STEPS: gave up) */
+	__u32 off;
+	__u32 fail;
+	/* names[i]: the component met at step i, or 0 at a mount crossing. */
+	const unsigned char *names[MAX_STEPS];
+};
+
+static long walk_up(__u32 i, struct walk *w)
+{
+	/* Plain locals: BPF_CORE_READ on w->x would try to relocate struct walk itself. */
+	struct dentry *d = w->d;
+	struct vfsmount *vm = w->vm;
+	struct mount *m = w->m;
+	struct dentry *root = BPF_CORE_READ(vm, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	w->names[i & (MAX_STEPS - 1)] = 0;
+	if (d == root || d == parent) {
+		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+		if (mp == m || !mp) {
+			w->steps = i;
+			return 1;
+		}
+		w->d = BPF_CORE_READ(m, mnt_mountpoint);
+		w->m = mp;
+		w->vm = (void *)mp + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+	w->names[i & (MAX_STEPS - 1)] = BPF_CORE_READ(d, d_name.name);
+	w->d = parent;
+	return 0;
+}
+
+static long write_down(__u32 i, struct walk *w)
+{
+	__u32 zero = 0;
+	int j = (int)w->steps - 1 - (int)i;
+	if (j < 0)
+		return 1;
+	const unsigned char *nm = w->names[j & (MAX_STEPS - 1)];
+	if (!nm)
+		return 0;
+	char *buf = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (!buf || w->off > 250) {
+		w->fail = 1;
+		return 1;
+	}
+	__u32 o = w->off & 255;
+	buf[o] = '/';
+	o = (o + 1) & 255;
+	long r = bpf_probe_read_kernel_str(&buf[o], 256, nm);
+	if (r <= 1) {
+		w->fail = 1;
+		return 1;
+	}
+	w->off = o + (r - 1);
+	return 0;
+}
+
+/* The task's working directory as a path in its own mount namespace, written into ev->p2: a relative
+ * path in an event is resolved against it in user space. Walks dentries up to each mount's root and
+ * crosses to the parent mount, like d_path(), which tracepoint programs may not call; bpf_loop keeps
+ * the verifier's work to one pass over each step. */
+static __always_inline void cwd_into(struct ev_sys *ev, struct task_struct *t)
+{
+	__u32 zero = 0;
+	struct walk w = {};
+	w.d = BPF_CORE_READ(t, fs, pwd.dentry);
+	w.vm = BPF_CORE_READ(t, fs, pwd.mnt);
+	w.m = (void *)w.vm - bpf_core_field_offset(struct mount, mnt);
+	w.steps = MAX_STEPS;
+	bpf_loop(MAX_STEPS, walk_up, &w, 0);
+	if (w.steps >= MAX_STEPS)
+		return; /* deeper than we follow: user space resolves it from /proc */
+	bpf_loop(MAX_STEPS, write_down, &w, 0);
+	char *buf = bpf_map_lookup_elem(&path_scratch, &zero);
+	if (w.fail || !buf)
+		return;
+	if (w.off == 0) {
+		buf[0] = '/';
+		w.off = 1;
+	}
+	if (w.off > 255)
+		return;
+	__u32 e = w.off & 255;
+	buf[e] = 0;
+	bpf_probe_read_kernel(ev->p2, sizeof(ev->p2), buf);
+	ev->p2_len = e + 1;
+}
+
 /* Argument i without pointer arithmetic the verifier cannot bound. */
 static __always_inline __u64 arg_at(struct ev_sys *ev, __u8 i)
 {
@@ -221,6 +324,10 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	for (int i = 0; i < 6; i++)
 		ev->args[i] = sc_arg(regs, i);
 	decode(ev, k);
+	/* A relative path: also record the working directory it is relative to, while the process
+	 * is certainly alive (*at calls with a real directory fd are resolved in user space). */
+	if (k->kind == SK_PATH && ev->p1_len > 1 && ev->p1[0] != '/' && (k->p1 == 0 || (int)ev->args[0] == -100))
+		cwd_into(ev, t);
 	return 0;
 }
 

@@ -45,18 +45,16 @@ fn want(op: &str, e: &Event) -> Access {
 
 impl Attribution {
     pub fn attribute(&self, syscall: &str, op: &str, e: &Event, not_entered: bool, net_refusal: Option<&str>) -> (String, String) {
+        if not_entered && syscall == "connect" {
+            // The supervisor answers connect() through seccomp user notification when the session
+            // has an egress proxy: a direct connection is a proxy bypass.
+            return ("seccomp".into(), format!("direct connection to {} refused: the session reaches the network only through cordon's egress proxy (HTTPS_PROXY/HTTP_PROXY); if the task needs this host, ask the user to add it to net.allow", e.addr.as_deref().unwrap_or("?")));
+        }
         if not_entered {
-            let reason = match &self.policy {
-                Some(p) => {
-                    let d = cordon_policy::decide::syscall(p, syscall);
-                    if d.allow {
-                        format!("{syscall} was refused by the session's seccomp filter")
-                    } else {
-                        d.reason
-                    }
-                }
-                None => format!("{syscall} was refused by the session's seccomp filter"),
-            };
+            // The rule that matched: unconditional first, else the conditional ones for this call
+            // (the sensor does not re-evaluate argument conditions).
+            let rules: Vec<&str> = self.policy.as_ref().map(|p| p.syscalls.iter().filter(|r| r.name == syscall).map(|r| r.reason.as_str()).collect()).unwrap_or_default();
+            let reason = if rules.is_empty() { format!("{syscall} was refused by the session's seccomp filter") } else { format!("seccomp refused {syscall}: {}", rules.join("; ")) };
             return ("seccomp".into(), format!("{reason}; this is not something a task in a cordon session can do — do the work another way or ask the user"));
         }
         if let Some(a) = net_refusal {

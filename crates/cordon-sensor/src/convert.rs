@@ -199,8 +199,20 @@ impl Converter {
                     e.errno = Some(errno_name(-ret));
                 }
                 let dirfd_first = matches!(name.as_str(), "openat" | "openat2" | "unlinkat" | "mkdirat" | "fchmodat" | "fchmodat2" | "fchownat" | "renameat" | "renameat2" | "execveat");
-                e.path = p1.as_ref().map(|p| if matches!(op, "memfd" | "module") { p.clone() } else { resolve_at(h.pid, if dirfd_first { args[0] as i32 } else { libc::AT_FDCWD }, p) });
-                e.path2 = p2.as_ref().map(|p| if name.starts_with("renameat") { resolve_at(h.pid, args[2] as i32, p) } else { resolve(h.pid, p) });
+                let single = t.is_some_and(|t| t.kind == kinds::SK_PATH);
+                // For one-path calls the kernel side puts the working directory in p2 when the path
+                // is relative (see cwd_into in the BPF program).
+                let cwd = if single { p2.as_deref().filter(|c| c.starts_with('/')) } else { None };
+                e.path = p1.as_ref().map(|p| {
+                    if matches!(op, "memfd" | "module") {
+                        p.clone()
+                    } else if let (Some(c), false) = (cwd, p.starts_with('/')) {
+                        normalize(&format!("{c}/{p}"))
+                    } else {
+                        resolve_at(h.pid, if dirfd_first { args[0] as i32 } else { libc::AT_FDCWD }, p)
+                    }
+                });
+                e.path2 = if single { None } else { p2.as_ref().map(|p| if name.starts_with("renameat") { resolve_at(h.pid, args[2] as i32, p) } else { resolve(h.pid, p) }) };
                 if !addr.is_empty() {
                     e.addr = sockaddr(addr);
                 }
