@@ -116,6 +116,9 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
         let f = std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write events to {}: {e}\n  hint: --events takes a file path", p.display()))?;
         *shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::io::BufWriter::with_capacity(1 << 20, f));
     }
+    // Only events of a kind some rule looks at are converted for the engine (the conversion costs
+    // more than everything else done per event).
+    let rule_fields = referenced_fields(&o.rules);
     let mut engine = (!o.rules.rules.is_empty()).then(|| Engine::new(o.rules));
     let (audit_tx, audit_thread) = match o.audit {
         Some(a) => (Some(a.tx), Some(a.thread)),
@@ -137,8 +140,8 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
         if let Some(tx) = &audit_tx {
             let _ = tx.send(e.clone());
         }
-        if let Some(eng) = engine.as_mut() {
-            let v = serde_json::to_value(e).unwrap_or_default();
+        if let (Some(eng), Some(fields)) = (engine.as_mut(), rule_fields.get(&e.kind)) {
+            let v = fields_of(e, fields);
             let found = eng.feed(&e.kind, (e.time / 1_000_000) as i64, &v);
             if !found.is_empty() {
                 for a in &found {
@@ -160,6 +163,69 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
         }
     });
     Ok(Built { sink: Some(sink), shared, audit: audit_thread })
+}
+
+/// Per event kind, the top-level fields its rules read, in conditions and in reason templates.
+fn referenced_fields(rs: &RuleSet) -> std::collections::HashMap<String, Vec<String>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for r in &rs.rules {
+        let v = out.entry(r.kind.clone()).or_insert_with(|| vec!["kind".into()]);
+        for c in &r.conds {
+            v.push(c.field.split('.').next().unwrap_or("").to_string());
+        }
+        let mut rest = r.reason.as_str();
+        while let Some(i) = rest.find('{') {
+            let after = &rest[i + 1..];
+            let Some(j) = after.find('}') else { break };
+            v.push(after[..j].split('.').next().unwrap_or("").to_string());
+            rest = &after[j + 1..];
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    out
+}
+
+/// Only the fields the rules use: converting a whole event for every file opened would cost more
+/// than everything else the sensor does per event.
+fn fields_of(e: &Event, fields: &[String]) -> serde_json::Value {
+    use serde_json::Value as V;
+    let mut m = serde_json::Map::new();
+    let opt_s = |x: &Option<String>| x.as_ref().map(|s| V::String(s.clone()));
+    for f in fields {
+        let v = match f.as_str() {
+            "kind" => Some(V::String(e.kind.clone())),
+            "session" => Some(V::String(e.session.clone())),
+            "comm" => Some(V::String(e.comm.clone())),
+            "exe" => Some(V::String(e.exe.clone())),
+            "pid" => Some(e.pid.into()),
+            "ppid" => Some(e.ppid.into()),
+            "uid" => Some(e.uid.into()),
+            "time" => Some(e.time.into()),
+            "syscall" => opt_s(&e.syscall),
+            "op" => opt_s(&e.op),
+            "path" => opt_s(&e.path),
+            "path2" => opt_s(&e.path2),
+            "addr" => opt_s(&e.addr),
+            "errno" => opt_s(&e.errno),
+            "layer" => opt_s(&e.layer),
+            "reason" => opt_s(&e.reason),
+            "flags" => e.flags.map(V::from),
+            "result" => e.result.map(V::from),
+            "target_pid" => e.target_pid.map(V::from),
+            "code" => e.code.map(V::from),
+            "argv" => e.argv.as_ref().map(|a| V::from(a.clone())),
+            "lost" => e.lost.map(V::from),
+            // Not a sensor field (rules of this kind may also match supervisor records).
+            _ => None,
+        };
+        if let Some(v) = v {
+            m.insert(f.clone(), v);
+        }
+    }
+    V::Object(m)
 }
 
 /// Appends events that did not come from the kernel (the proxy's refusals) to the events file.

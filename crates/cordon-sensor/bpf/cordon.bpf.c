@@ -64,6 +64,13 @@ struct {
 struct inflight {
 	__u32 nr;
 	__u32 entered;
+	/* The working directory last resolved for this task, kept while pwd stays the same
+	 * (dentry and mount identity; a rename of an ancestor directory is not noticed). */
+	__u64 cwd_dentry;
+	__u64 cwd_mnt;
+	__u32 cwd_len;
+	__u32 _pad;
+	char cwd[PATH_MAX_BPF];
 	struct ev_sys ev;
 };
 
@@ -245,6 +252,45 @@ static __always_inline void cwd_into(struct ev_sys *ev, struct task_struct *t)
 	ev->p2_len = e + 1;
 }
 
+/* Scratch for packing a syscall record: the fixed part, then p1, p2 and addr back to back, each only
+ * as long as it is (events.h describes the unpacked form; raw.rs reads the packed one). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, char[1024]);
+} pack_scratch SEC(".maps");
+
+#define FIXED_SYS __builtin_offsetof(struct ev_sys, p1)
+
+static __always_inline void emit_sys(struct ev_sys *ev)
+{
+	__u32 zero = 0;
+	char *b = bpf_map_lookup_elem(&pack_scratch, &zero);
+	if (!b)
+		return;
+	__u32 l1 = ev->p1_len & (PATH_MAX_BPF - 1);
+	__u32 l2 = ev->p2_len & (PATH_MAX_BPF - 1);
+	__u32 la = ev->addr_len & (ADDR_MAX < 128 ? 127 : 255);
+	if (la > ADDR_MAX)
+		la = ADDR_MAX;
+	ev->p1_len = l1;
+	ev->p2_len = l2;
+	ev->addr_len = la;
+	bpf_probe_read_kernel(b, FIXED_SYS, ev);
+	__u32 off = FIXED_SYS;
+	if (l1)
+		bpf_probe_read_kernel(b + off, l1, ev->p1);
+	off += l1;
+	if (l2)
+		bpf_probe_read_kernel(b + (off & 511), l2, ev->p2);
+	off += l2;
+	if (la)
+		bpf_probe_read_kernel(b + (off & 767), la, ev->addr);
+	off += la;
+	emit(b, off & 1023);
+}
+
 /* Argument i without pointer arithmetic the verifier cannot bound. */
 static __always_inline __u64 arg_at(struct ev_sys *ev, __u8 i)
 {
@@ -326,8 +372,22 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	decode(ev, k);
 	/* A relative path: also record the working directory it is relative to, while the process
 	 * is certainly alive (*at calls with a real directory fd are resolved in user space). */
-	if (k->kind == SK_PATH && ev->p1_len > 1 && ev->p1[0] != '/' && (k->p1 == 0 || (int)ev->args[0] == -100))
-		cwd_into(ev, t);
+	if (k->kind == SK_PATH && ev->p1_len > 1 && ev->p1[0] != '/' && (k->p1 == 0 || (int)ev->args[0] == -100)) {
+		__u64 dn = (__u64)BPF_CORE_READ(t, fs, pwd.dentry);
+		__u64 mn = (__u64)BPF_CORE_READ(t, fs, pwd.mnt);
+		if (st->cwd_len && st->cwd_dentry == dn && st->cwd_mnt == mn) {
+			__builtin_memcpy(ev->p2, st->cwd, PATH_MAX_BPF);
+			ev->p2_len = st->cwd_len;
+		} else {
+			cwd_into(ev, t);
+			if (ev->p2_len) {
+				__builtin_memcpy(st->cwd, ev->p2, PATH_MAX_BPF);
+				st->cwd_len = ev->p2_len;
+				st->cwd_dentry = dn;
+				st->cwd_mnt = mn;
+			}
+		}
+	}
 	return 0;
 }
 
@@ -377,12 +437,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (!entered)
 		ev->h.flags |= F_NOT_ENTERED;
 	ev->ret = ret;
-	if (ev->p2_len == 0 && ev->addr_len == 0) {
-		__u64 size = __builtin_offsetof(struct ev_sys, p1) + (ev->p1_len & (PATH_MAX_BPF - 1));
-		emit(ev, size);
-	} else {
-		emit(ev, sizeof(*ev));
-	}
+	emit_sys(ev);
 	return 0;
 }
 

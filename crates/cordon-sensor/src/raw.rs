@@ -104,10 +104,11 @@ pub fn decode(b: &[u8]) -> Result<Raw, DecodeError> {
                 *a = r.u64(o + 16 + 8 * i)?;
             }
             let addr_len = r.u16(o + 64)? as usize;
+            // Packed: p1, p2 and addr follow the fixed part back to back.
             let data = o + 72;
             let p1 = if p1_len > 0 { Some(r.cstr(data, p1_len, 256)?) } else { None };
-            let p2 = if p2_len > 0 { Some(r.cstr(data + 256, p2_len, 256)?) } else { None };
-            let addr = if addr_len > 0 { r.bytes(data + 512, addr_len.min(112))?.to_vec() } else { vec![] };
+            let p2 = if p2_len > 0 { Some(r.cstr(data + p1_len, p2_len, 256)?) } else { None };
+            let addr = if addr_len > 0 { r.bytes(data + p1_len + p2_len, addr_len.min(112))?.to_vec() } else { vec![] };
             Raw::Syscall { nr, ret, args, p1, p2, addr, h }
         }
         EV_NET => {

@@ -167,7 +167,12 @@ impl State {
         self.sum.events += 1;
         self.lineage.add(&r);
         let e = self.conv.convert(&r);
-        *self.sum.by_kind.entry(e.kind.clone()).or_default() += 1;
+        match self.sum.by_kind.get_mut(&e.kind) {
+            Some(n) => *n += 1,
+            None => {
+                self.sum.by_kind.insert(e.kind.clone(), 1);
+            }
+        }
         if e.is_deny() {
             self.sum.denials_total += 1;
             if self.sum.denials.len() < 10_000 {
