@@ -2,6 +2,8 @@
 //! bare and under `cordon run`, interleaved. `cargo bench -p cordon-cli --bench build`
 //! (CORDON_BENCH_BUILDS sets the rounds; default 10).
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
@@ -12,28 +14,9 @@ fn main() {
     let cordon = env!("CARGO_BIN_EXE_cordon");
     let ws = std::path::PathBuf::from(format!("/var/tmp/cordon-bench-build-{}", std::process::id()));
     std::fs::create_dir_all(&ws).expect("ws");
-    let mut objs = vec![];
-    for i in 0..40 {
-        let mut src = String::from("#include <stdio.h>\n#include <string.h>\n");
-        for j in 0..60 {
-            src.push_str(&format!("static int g{j}(int v) {{ char b[32]; snprintf(b, sizeof b, \"%d\", v + {j}); return (int)strlen(b) + v * {j}; }}\n"));
-        }
-        src.push_str(&format!("int f{i}(int x) {{ int s = 0;\n"));
-        for j in 0..60 {
-            src.push_str(&format!("  s += g{j}(x + s);\n"));
-        }
-        src.push_str("  return s; }\n");
-        std::fs::write(ws.join(format!("f{i}.c")), src).expect("src");
-        objs.push(format!("f{i}.o"));
-    }
-    std::fs::write(ws.join("main.c"), "int f0(int);\nint main(void) { return f0(1) == 1 ? 0 : 1; }\n").expect("main");
-    std::fs::write(ws.join("Makefile"), format!("CFLAGS=-O2\nprog: main.o {objs}\n\t$(CC) -o $@ $^\nclean:\n\trm -f *.o prog\n", objs = objs.join(" "))).expect("mk");
+    common::write_project(&ws);
     // Wall time, and CPU time (user + system of all descendants) which the machine's noise moves less.
-    let cpu = || {
-        let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("rusage");
-        let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
-        t(u.user_time()) + t(u.system_time())
-    };
+    let cpu = common::children_cpu;
     let cpus = std::cell::RefCell::new((vec![], vec![]));
     let run = |cmd: &[&str]| -> f64 {
         Command::new("make").args(["-s", "clean"]).current_dir(&ws).status().expect("clean");

@@ -32,34 +32,52 @@ pub struct Options {
 /// Streams sensor events into the audit record while the session runs, in batches, so a crash of
 /// cordon loses at most the last fraction of a second (never a committed event).
 pub struct AuditWriter {
-    tx: mpsc::Sender<Event>,
+    /// Chunks of (time in ms, the event as JSON).
+    tx: mpsc::Sender<Vec<(i64, String)>>,
     thread: std::thread::JoinHandle<Result<u64, String>>,
 }
 
 impl AuditWriter {
     pub fn start(path: PathBuf, session: String) -> Result<AuditWriter, String> {
         let mut store = cordon_audit::Store::open(&path).map_err(|e| e.to_string())?;
-        let (tx, rx) = mpsc::channel::<Event>();
+        let (tx, rx) = mpsc::channel::<Vec<(i64, String)>>();
         let thread = std::thread::Builder::new()
             .name("cordon-audit".into())
             .spawn(move || {
                 let mut n = 0u64;
-                let mut batch: Vec<(String, i64, serde_json::Value)> = vec![];
+                let mut batch: Vec<(i64, String)> = vec![];
                 let mut last = Instant::now();
                 loop {
                     let got = rx.recv_timeout(Duration::from_millis(200));
                     let done = matches!(got, Err(mpsc::RecvTimeoutError::Disconnected));
-                    if let Ok(e) = got {
-                        batch.push((format!("sensor.{}", e.kind), (e.time / 1_000_000) as i64, serde_json::to_value(&e).unwrap_or_default()));
-                        while let Ok(e) = rx.try_recv() {
-                            batch.push((format!("sensor.{}", e.kind), (e.time / 1_000_000) as i64, serde_json::to_value(&e).unwrap_or_default()));
+                    if let Ok(chunk) = got {
+                        batch.extend(chunk);
+                        while let Ok(chunk) = rx.try_recv() {
+                            batch.extend(chunk);
                             if batch.len() >= 20_000 {
                                 break;
                             }
                         }
                     }
                     if !batch.is_empty() && (done || batch.len() >= 5_000 || last.elapsed() >= Duration::from_millis(200)) {
-                        store.append(&session, &batch).map_err(|e| e.to_string())?;
+                        // Up to 1000 events per record (kind `sensor`, body a JSON array): the chain
+                        // covers every byte, and a record per event would cost more than the sensor.
+                        let records: Vec<(&str, i64, String)> = batch
+                            .chunks(1000)
+                            .map(|c| {
+                                let mut body = String::with_capacity(c.iter().map(|x| x.1.len() + 1).sum::<usize>() + 2);
+                                body.push('[');
+                                for (i, x) in c.iter().enumerate() {
+                                    if i > 0 {
+                                        body.push(',');
+                                    }
+                                    body.push_str(&x.1);
+                                }
+                                body.push(']');
+                                ("sensor", c[0].0, body)
+                            })
+                            .collect();
+                        store.append_raw(&session, &records).map_err(|e| e.to_string())?;
                         n += batch.len() as u64;
                         batch.clear();
                         last = Instant::now();
@@ -71,6 +89,38 @@ impl AuditWriter {
             })
             .map_err(|e| format!("audit thread: {e}"))?;
         Ok(AuditWriter { tx, thread })
+    }
+}
+
+const CHUNK: usize = 512;
+
+/// Hands events to the audit writer in chunks (a wake-up per event would cost more than the event);
+/// what is pending goes when the chunk fills, every 100 ms, and when the sensor drops its sink.
+struct Chunked {
+    tx: mpsc::Sender<Vec<(i64, String)>>,
+    pending: Vec<(i64, String)>,
+    last: Instant,
+}
+
+impl Chunked {
+    fn push(&mut self, ts: i64, json: String) {
+        self.pending.push((ts, json));
+        if self.pending.len() >= CHUNK || self.last.elapsed() >= Duration::from_millis(100) {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self.tx.send(std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK)));
+        }
+        self.last = Instant::now();
+    }
+}
+
+impl Drop for Chunked {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -120,25 +170,30 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
     // more than everything else done per event).
     let rule_fields = referenced_fields(&o.rules);
     let mut engine = (!o.rules.rules.is_empty()).then(|| Engine::new(o.rules));
-    let (audit_tx, audit_thread) = match o.audit {
-        Some(a) => (Some(a.tx), Some(a.thread)),
+    let (mut audit_tx, audit_thread) = match o.audit {
+        Some(a) => (Some(Chunked { tx: a.tx, pending: Vec::with_capacity(CHUNK), last: Instant::now() }), Some(a.thread)),
         None => (None, None),
     };
+    let has_file = o.events.is_some();
     let sh = shared.clone();
     let start = Instant::now();
     let live = o.live;
     let kill_cgroup = o.kill_cgroup;
     let own_exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
     let sink: cordon_sensor::sensor::Sink = Box::new(move |e: &Event| {
-        if let Some(w) = sh.events_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let _ = serde_json::to_writer(&mut *w, e);
-            let _ = w.write_all(b"\n");
+        // Serialized once, for the events file and the audit record.
+        let json = (audit_tx.is_some() || has_file).then(|| serde_json::to_string(e).unwrap_or_default());
+        if let (Some(j), true) = (&json, has_file) {
+            if let Some(w) = sh.events_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                let _ = w.write_all(j.as_bytes());
+                let _ = w.write_all(b"\n");
+            }
         }
         if live && on_timeline(e, &own_exe) {
             eprintln!("cordon: {:>8.3}s {}", start.elapsed().as_secs_f64(), e.line());
         }
-        if let Some(tx) = &audit_tx {
-            let _ = tx.send(e.clone());
+        if let (Some(tx), Some(j)) = (audit_tx.as_mut(), json) {
+            tx.push((e.time / 1_000_000) as i64, j);
         }
         if let (Some(eng), Some(fields)) = (engine.as_mut(), rule_fields.get(&e.kind)) {
             let v = fields_of(e, fields);

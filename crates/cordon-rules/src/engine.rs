@@ -32,14 +32,22 @@ fn as_text(v: &Value) -> String {
     }
 }
 
+/// The text of a value without copying strings (rules run on every sensor event).
+fn text(v: &Value) -> std::borrow::Cow<'_, str> {
+    match v {
+        Value::String(s) => std::borrow::Cow::Borrowed(s.as_str()),
+        other => std::borrow::Cow::Owned(other.to_string()),
+    }
+}
+
 fn holds(c: &Cond, ev: &Value) -> bool {
     let v = field(ev, &c.field);
     let any = |f: &dyn Fn(&Value, &Value) -> bool| c.values.iter().any(|want| v.is_some_and(|got| f(got, want)));
     match c.op {
-        Op::Eq | Op::In => any(&|g, w| g == w || as_text(g) == as_text(w)),
-        Op::Ne => !c.values.iter().any(|w| v.is_some_and(|g| g == w || as_text(g) == as_text(w))) && v.is_some(),
-        Op::Prefix => any(&|g, w| as_text(g).starts_with(&as_text(w))),
-        Op::Contains => any(&|g, w| as_text(g).contains(&as_text(w))),
+        Op::Eq | Op::In => any(&|g, w| g == w || text(g) == text(w)),
+        Op::Ne => !c.values.iter().any(|w| v.is_some_and(|g| g == w || text(g) == text(w))) && v.is_some(),
+        Op::Prefix => any(&|g, w| text(g).starts_with(&*text(w))),
+        Op::Contains => any(&|g, w| text(g).contains(&*text(w))),
         Op::Gt => any(&|g, w| g.as_f64().zip(w.as_f64()).is_some_and(|(a, b)| a > b)),
         Op::Lt => any(&|g, w| g.as_f64().zip(w.as_f64()).is_some_and(|(a, b)| a < b)),
     }

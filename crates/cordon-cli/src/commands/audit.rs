@@ -97,7 +97,10 @@ pub fn run(cmd: AuditCmd) -> Result<i32> {
             }
             let t0 = recs[0].ts_ms;
             for r in recs {
-                println!("+{:>8.3}s  #{:<6} {:<8} {}", (r.ts_ms - t0) as f64 / 1000.0, r.seq, r.kind, r.body.chars().take(200).collect::<String>());
+                for (kind, ts, body) in entries(&r) {
+                    let text = if kind.starts_with("sensor.") { serde_json::from_value::<cordon_sensor::Event>(body.clone()).map(|e| e.line()).unwrap_or_else(|_| body.to_string()) } else { body.to_string() };
+                    println!("+{:>8.3}s  #{:<6} {:<14} {}", (ts - t0) as f64 / 1000.0, r.seq, kind, text.chars().take(200).collect::<String>());
+                }
             }
             Ok(0)
         }
@@ -110,8 +113,9 @@ pub fn run(cmd: AuditCmd) -> Result<i32> {
             match a.format {
                 Format::Jsonl => {
                     for r in recs {
-                        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-                        println!("{}", serde_json::json!({"seq": r.seq, "session": r.session, "kind": r.kind, "ts_ms": r.ts_ms, "body": body}));
+                        for (kind, ts, body) in entries(&r) {
+                            println!("{}", serde_json::json!({"seq": r.seq, "session": r.session, "kind": kind, "ts_ms": ts, "body": body}));
+                        }
                     }
                 }
                 Format::OtlpJson => {
@@ -136,5 +140,22 @@ pub fn run(cmd: AuditCmd) -> Result<i32> {
             }
             Ok(0)
         }
+    }
+}
+
+/// A record's entries: one, or for `sensor` records (batches of sensor events) one per event, with
+/// kind `sensor.<event kind>`.
+pub fn entries(r: &cordon_audit::Record) -> Vec<(String, i64, serde_json::Value)> {
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+    match (r.kind.as_str(), body) {
+        ("sensor", serde_json::Value::Array(evs)) => evs
+            .into_iter()
+            .map(|e| {
+                let kind = format!("sensor.{}", e["kind"].as_str().unwrap_or("?"));
+                let ts = e["time"].as_u64().map(|t| (t / 1_000_000) as i64).unwrap_or(r.ts_ms);
+                (kind, ts, e)
+            })
+            .collect(),
+        (_, body) => vec![(r.kind.clone(), r.ts_ms, body)],
     }
 }

@@ -62,10 +62,13 @@ pub fn run(cmd: RulesCmd) -> Result<i32> {
             let mut engine = cordon_rules::Engine::new(set);
             let mut alerts = vec![];
             for r in &recs {
-                let ev: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-                let n = ev["count"].as_u64().unwrap_or(1).clamp(1, 100_000);
-                for _ in 0..n {
-                    alerts.extend(engine.feed(&r.kind, r.ts_ms, &ev));
+                for (kind, ts, ev) in super::audit::entries(r) {
+                    // Sensor events are matched by their own kind (open, exec, deny, ...).
+                    let kind = kind.strip_prefix("sensor.").unwrap_or(&kind).to_string();
+                    let n = ev["count"].as_u64().unwrap_or(1).clamp(1, 100_000);
+                    for _ in 0..n {
+                        alerts.extend(engine.feed(&kind, ts, &ev));
+                    }
                 }
             }
             if a.json {
