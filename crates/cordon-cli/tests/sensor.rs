@@ -210,3 +210,55 @@ fn the_session_cannot_reach_the_sensor() {
     assert!(!out(&o).contains("ls=0"), "bpffs/tracefs unreadable inside: {}", show(&o));
     assert!(evs.iter().any(|v| s(v, "kind") == "deny" && s(v, "syscall") == "bpf" && s(v, "layer") == "seccomp"), "the attempt is a seccomp denial");
 }
+
+#[test]
+fn without_root_monitor_refuses_and_says_the_sandbox_still_works() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Nobody);
+    let o = e.cordon(&["run", "--allow-degraded", "--monitor", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(err(&o).contains("--monitor needs root") && err(&o).contains("sandbox itself works"), "{}", show(&o));
+    // Nothing ran, and the plain sandbox works for the same user.
+    let o = e.cordon(&["run", "--allow-degraded", "--", "true"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let o = e.cordon(&["monitor", "0123456789abcdef"]);
+    assert!(!o.status.success());
+    assert!(err(&o).contains("no running session") || err(&o).contains("needs root"), "{}", show(&o));
+    let o = e.cordon(&["doctor"]);
+    assert!(out(&o).contains("eBPF sensor: NOT usable here: only root"), "{}", show(&o));
+}
+
+#[test]
+fn bad_sensor_flags_are_refused_with_a_hint() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let o = e.cordon(&["run", "--sensor-buffer", "lots", "--monitor", "--", "true"]);
+    assert!(!o.status.success() && err(&o).contains("--sensor-buffer `lots`") && err(&o).contains("hint"), "{}", show(&o));
+    let o = e.cordon(&["run", "--sensor-buffer", "1K", "--monitor", "--", "true"]);
+    assert!(!o.status.success() && err(&o).contains("between 4K and 1G"), "{}", show(&o));
+    let o = e.cordon(&["run", "--events", "/nonexistent-dir/e.jsonl", "--", "true"]);
+    assert!(!o.status.success() && err(&o).contains("cannot write events to /nonexistent-dir/e.jsonl"), "{}", show(&o));
+    let o = e.cordon(&["monitor", "--cgroup", "/nonexistent"]);
+    assert!(!o.status.success() && err(&o).contains("not a directory"), "{}", show(&o));
+    // Two monitored sessions at once each see their own processes only.
+    let a = e.root.join("a.jsonl");
+    let b = e.root.join("b.jsonl");
+    let spawn = |f: &Path, tag: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(["run", "-q", "--no-audit", "--events", f.to_str().unwrap_or(""), "--", "sh", "-c", &format!("for i in 1 2 3 4 5; do cat /dev/null/{tag} 2>/dev/null; sleep 0.05; done")])
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .spawn()
+            .expect("spawn")
+    };
+    let (mut x, mut y) = (spawn(&a, "alpha"), spawn(&b, "beta"));
+    assert!(x.wait().expect("wait").success() && y.wait().expect("wait").success());
+    let (ea, eb) = (events(&a), events(&b));
+    let has = |v: &[Value], tag: &str| v.iter().any(|e| s(e, "path").contains(tag));
+    assert!(has(&ea, "alpha") && !has(&ea, "beta"), "session a sees only its own");
+    assert!(has(&eb, "beta") && !has(&eb, "alpha"), "session b sees only its own");
+}

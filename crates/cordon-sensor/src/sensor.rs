@@ -314,13 +314,16 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
         Ok(r) => r,
         Err(e) => return fail(SensorError::Load(format!("ring buffer: {e}"))),
     };
+    if std::env::var_os("CORDON_TIMING").is_some() {
+        eprintln!("cordon-timing: sensor loaded and attached in {} us", started.elapsed().as_micros());
+    }
     let _ = ready.send(Ok(()));
 
     let mut last_drops = vec![0u64; num_cpus()];
     let mut last_check = Instant::now();
     loop {
         let stopping = stop.load(Ordering::SeqCst);
-        let _ = rb.poll(Duration::from_millis(if stopping { 0 } else { 50 }));
+        let _ = rb.poll(Duration::from_millis(if stopping { 0 } else { 10 }));
         while let Ok(c) = ctl.try_recv() {
             match c {
                 Ctl::Signal(pid, sig) => {
@@ -338,11 +341,15 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
             break;
         }
     }
+    let t_detach = Instant::now();
     drop(rb);
     let attempted: u64 = counters(&skel, 0).iter().sum();
     let lost_per_cpu = counters(&skel, 1);
     drop(links);
     drop(skel);
+    if std::env::var_os("CORDON_TIMING").is_some() {
+        eprintln!("cordon-timing: sensor detach and unload {} us", t_detach.elapsed().as_micros());
+    }
     let mut st = state.into_inner();
     st.sum.attempted = attempted;
     st.sum.lost = lost_per_cpu.iter().sum();

@@ -38,7 +38,7 @@ pub struct MonitorArgs {
     #[arg(long, value_name = "SECONDS")]
     pub duration: Option<f64>,
     /// The sensor's ring buffer size.
-    #[arg(long, value_name = "SIZE", default_value = "16M")]
+    #[arg(long, value_name = "SIZE", default_value = "64M")]
     pub sensor_buffer: String,
 }
 
@@ -50,7 +50,10 @@ fn populated(dir: &std::path::Path) -> bool {
 }
 
 pub fn run(a: MonitorArgs) -> Result<i32> {
-    let ring = cordon_policy::units::parse_size(&a.sensor_buffer).map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}", a.sensor_buffer))?;
+    let ring = cordon_policy::units::parse_size(&a.sensor_buffer).map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}\n  hint: a size such as 64K, 16M", a.sensor_buffer))?;
+    if !(4096..=(1 << 30)).contains(&ring) {
+        bail!("--sensor-buffer {}: between 4K and 1G", a.sensor_buffer);
+    }
     let (dir, name) = match (&a.cgroup, &a.session) {
         (Some(c), _) => (c.clone(), c.display().to_string()),
         (None, Some(s)) => match cordon_sensor::cgroup::session_dir(s) {

@@ -59,7 +59,7 @@ fn mask(path: &Path) -> Result<(), String> {
 pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
     let mut rep = MountReport::default();
     // Credential inodes are read before HOME is replaced below.
-    let secrets = plan.hide.as_ref().map(|h| secret_inodes(&h.secret_roots)).unwrap_or_default();
+    let secrets = plan.hide.as_ref().map(|h| secret_inodes(&h.secret_roots, &h.root)).unwrap_or_default();
     let mut staged = false;
     for op in &plan.mounts {
         match op {
@@ -164,10 +164,14 @@ fn stage() -> Result<(), String> {
 }
 
 /// (device, inode) of every regular file under the credential paths (bounded walk).
-fn secret_inodes(roots: &[PathBuf]) -> std::collections::HashSet<(u64, u64)> {
+/// Credential files that a hard link in the workspace could point at: a hard link never crosses a
+/// filesystem, so only secret trees on the workspace's own device are walked (a pseudo filesystem
+/// such as tracefs would otherwise spend the budget on thousands of irrelevant entries).
+fn secret_inodes(roots: &[PathBuf], workspace: &Path) -> std::collections::HashSet<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let mut set = std::collections::HashSet::new();
-    let mut stack: Vec<PathBuf> = roots.iter().filter(|r| r.symlink_metadata().is_ok()).cloned().collect();
+    let Ok(ws_dev) = workspace.metadata().map(|m| m.dev()) else { return set };
+    let mut stack: Vec<PathBuf> = roots.iter().filter(|r| r.symlink_metadata().is_ok_and(|m| m.dev() == ws_dev)).cloned().collect();
     let mut budget = 5000;
     while let Some(p) = stack.pop() {
         budget -= 1;
@@ -175,6 +179,9 @@ fn secret_inodes(roots: &[PathBuf]) -> std::collections::HashSet<(u64, u64)> {
             break;
         }
         let Ok(md) = p.symlink_metadata() else { continue };
+        if md.dev() != ws_dev {
+            continue;
+        }
         if md.is_file() {
             set.insert((md.dev(), md.ino()));
         } else if md.is_dir() {
