@@ -353,15 +353,19 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	if (sig)
 		bpf_send_signal(*sig);
 
+	__u32 nr = id;
+	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
+	/* Most calls (read, write, mmap, ...) are neither recorded nor refusable by the session's
+	 * seccomp filter: they cost this lookup and nothing more. */
+	if (!k || (k->kind == SK_NONE && !(k->flags & KF_WATCHED)))
+		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct inflight *st = bpf_task_storage_get(&inflight_store, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st)
 		return 0;
-	__u32 nr = id;
 	st->nr = nr;
 	st->entered = 1;
-	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
-	if (!k || k->kind == SK_NONE)
+	if (k->kind == SK_NONE)
 		return 0;
 	/* Strings are read here, before the kernel uses them, so a thread rewriting the buffer during
 	 * the call cannot make the record disagree with what the kernel acted on (up to the copy). */
@@ -396,16 +400,21 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
 	if (!in_session())
 		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
 	__u32 nr = sc_nr(regs);
+	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
+	bool interesting = k && k->kind != SK_NONE;
+	bool watched = k && (k->flags & KF_WATCHED);
+	bool errish = ret == -EPERM || ret == -EACCES;
+	if (!interesting && !watched && !errish)
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
 	struct inflight *st = bpf_task_storage_get(&inflight_store, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st)
 		return 0;
-	bool entered = st->entered && st->nr == nr;
+	/* Only calls the enter program tracks can be told apart as "refused before entry". */
+	bool entered = (interesting || watched) ? (st->entered && st->nr == nr) : true;
 	st->entered = 0;
-	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
-	bool interesting = k && k->kind != SK_NONE;
-	bool refused = ret == -EPERM || ret == -EACCES || (!entered && ret < 0);
+	bool refused = errish || (!entered && ret < 0);
 	if (!interesting && !refused)
 		return 0;
 	struct ev_sys *ev = &st->ev;
@@ -431,7 +440,7 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	}
 	/* exec that worked is reported by sched_process_exec; quiet calls are only events when they
 	 * name an address or fail. */
-	if (ret == 0 && k && k->quiet_ok && ev->addr_len == 0)
+	if (ret == 0 && k && (k->flags & KF_QUIET_OK) && ev->addr_len == 0)
 		return 0;
 	fill_hdr(&ev->h, EV_SYSCALL, t);
 	if (!entered)

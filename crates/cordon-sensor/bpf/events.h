@@ -29,8 +29,12 @@ struct sc_kind {
 	__u8 kind;
 	__u8 p1;
 	__u8 p2;
-	__u8 quiet_ok; /* successful calls without an address are not events (sendto on a connected socket) */
+	__u8 flags;
 };
+
+/* sc_kind.flags */
+#define KF_QUIET_OK 1 /* successful calls without an address are not events (sendto on a connected socket) */
+#define KF_WATCHED 2  /* the session's seccomp filter may refuse it: track entry to attribute refusals */
 
 /* 56 bytes */
 struct ev_hdr {

@@ -9,6 +9,7 @@ fn main() {
         cgroup: dir.clone(),
         net: Some(cordon_sensor::NetRules { loopback_only: true, allow: vec![] }),
         attribution: Default::default(),
+        seccomp_watch: vec![],
         ring_bytes: 1 << 20,
         sink: Box::new(|e| println!("{}", e.line())),
     };

@@ -112,6 +112,16 @@ pub fn table(arch: Arch) -> Vec<(u32, &'static Traced)> {
     TRACED.iter().filter_map(|t| number(arch, t.name).map(|nr| (nr as u32, t))).collect()
 }
 
+/// Every call cordon's seccomp baseline may refuse (for `cordon monitor`, which does not know the
+/// session's own filter), plus connect (answered by the supervisor when a proxy is in use).
+pub fn baseline_watch(arch: Arch) -> Vec<u32> {
+    let mut v: Vec<u32> = cordon_policy::syscalls::baseline().iter().filter_map(|r| number(arch, &r.name)).map(|n| n as u32).collect();
+    v.extend(number(arch, "connect").map(|n| n as u32));
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 pub fn by_nr(arch: Arch, nr: u32) -> Option<&'static Traced> {
     static X86: std::sync::OnceLock<Vec<Option<&'static Traced>>> = std::sync::OnceLock::new();
     static ARM: std::sync::OnceLock<Vec<Option<&'static Traced>>> = std::sync::OnceLock::new();

@@ -44,6 +44,9 @@ pub struct Config {
     /// Some: attach the cgroup-bpf network programs to the session's cgroup.
     pub net: Option<NetRules>,
     pub attribution: Attribution,
+    /// Syscall numbers the session's seccomp filter may refuse: only these (and the recorded ones)
+    /// are tracked at entry, which is how a seccomp refusal is told apart.
+    pub seccomp_watch: Vec<u32>,
     /// Ring buffer size in bytes (a power of two, at least a page).
     pub ring_bytes: u32,
     pub sink: Sink,
@@ -248,9 +251,19 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
         Err(e) => return fail(SensorError::Load(format!("{e:#}"))),
     };
     // Which syscalls to decode, per this architecture's numbers.
+    let mut kinds = vec![[0u8; 4]; 512];
     for (nr, t) in crate::kinds::table(crate::kinds::native_arch()) {
-        let v = [t.kind, t.p1, t.p2, u8::from(t.quiet_ok)];
-        if let Err(e) = skel.maps.kinds.update(&nr.to_ne_bytes(), &v, MapFlags::ANY) {
+        if let Some(slot) = kinds.get_mut(nr as usize) {
+            *slot = [t.kind, t.p1, t.p2, u8::from(t.quiet_ok)];
+        }
+    }
+    for nr in &cfg.seccomp_watch {
+        if let Some(slot) = kinds.get_mut(*nr as usize) {
+            slot[3] |= 2;
+        }
+    }
+    for (nr, v) in kinds.iter().enumerate().filter(|(_, v)| **v != [0; 4]) {
+        if let Err(e) = skel.maps.kinds.update(&(nr as u32).to_ne_bytes(), v, MapFlags::ANY) {
             return fail(SensorError::Load(format!("kinds map: {e}")));
         }
     }

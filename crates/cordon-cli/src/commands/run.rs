@@ -102,6 +102,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
             bail!("refusing to use your home directory {} as the workspace: shell rc files and tool configs would become writable\n  hint: cd into a project directory or pass --workspace DIR", ws.display());
         }
     }
+    if (a.monitor || a.events.is_some()) && !nix::unistd::geteuid().is_root() {
+        bail!("--monitor needs root: the eBPF sensor loads BPF programs, which this kernel allows only to root (kernel.unprivileged_bpf_disabled)\n  hint: run without --monitor (the sandbox itself works unprivileged), or with sudo");
+    }
     let spec = super::policy_spec(a.profile.as_deref(), a.policy.as_deref());
     tm("workspace resolved");
     let (loaded, mut policy) = super::load(&spec, &ws)?;
@@ -194,9 +197,6 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let sensor_cell: std::rc::Rc<std::cell::RefCell<Option<cordon_sensor::Sensor>>> = Default::default();
     let mut wiring: Option<crate::sensing::Built> = None;
     let on_cgroup: Option<cordon_sandbox::session::CgroupHook> = if monitor {
-        if !nix::unistd::geteuid().is_root() {
-            bail!("--monitor needs root: the eBPF sensor loads BPF programs, which this kernel allows only to root (kernel.unprivileged_bpf_disabled)\n  hint: run without --monitor (the sandbox itself works unprivileged), or with sudo");
-        }
         let audit_writer = match (&audit, a.no_audit) {
             (Some(_), false) => Some(crate::sensing::AuditWriter::start(a.audit.clone().unwrap_or_else(cordon_audit::default_path), session_id.clone()).map_err(|e| anyhow::anyhow!("audit: {e}"))?),
             _ => None,
@@ -209,9 +209,12 @@ pub fn run(a: RunArgs) -> Result<i32> {
         let attribution = cordon_sensor::Attribution { policy: Some(std::sync::Arc::new(policy.clone())), landlock: plan.landlock.enabled(), signal_scope: plan.landlock.scopes & cordon_sandbox::plan::landlock::SCOPE_SIGNAL != 0 };
         let net = cordon_sensor::NetRules { loopback_only: policy.net.egress != Egress::Open, allow: vec![] };
         let (cell, sid) = (sensor_cell.clone(), session_id.clone());
+        let mut seccomp_watch: Vec<u32> = plan.seccomp.rules.iter().filter(|r| r.nr >= 0).map(|r| r.nr as u32).collect();
+        seccomp_watch.sort_unstable();
+        seccomp_watch.dedup();
         Some(Box::new(move |dir: Option<&std::path::Path>| {
             let dir = dir.ok_or("--monitor: the session has no cgroup v2 directory, which the sensor filters on (is cgroup2 mounted and writable? see `cordon doctor`)")?;
-            let s = cordon_sensor::Sensor::start(cordon_sensor::Config { session: sid, cgroup: dir.to_path_buf(), net: Some(net), attribution, ring_bytes: ring_bytes as u32, sink }).map_err(|e| e.to_string())?;
+            let s = cordon_sensor::Sensor::start(cordon_sensor::Config { session: sid, cgroup: dir.to_path_buf(), net: Some(net), attribution, seccomp_watch, ring_bytes: ring_bytes as u32, sink }).map_err(|e| e.to_string())?;
             *cell.borrow_mut() = Some(s);
             Ok(())
         }))
