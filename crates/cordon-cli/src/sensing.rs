@@ -125,9 +125,9 @@ impl Drop for Chunked {
 }
 
 /// Shown on the live timeline: what a person watching wants; everything goes to --events.
-fn on_timeline(e: &Event, own_exe: &str) -> bool {
+fn on_timeline(e: &Event) -> bool {
     // The session's init setting up the sandbox (mounts, cgroups) is cordon itself.
-    if !own_exe.is_empty() && e.exe == own_exe && e.kind != "deny" {
+    if e.setup {
         return false;
     }
     match e.kind.as_str() {
@@ -179,7 +179,6 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
     let start = Instant::now();
     let live = o.live;
     let kill_cgroup = o.kill_cgroup;
-    let own_exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
     let sink: cordon_sensor::sensor::Sink = Box::new(move |e: &Event| {
         // Serialized once, for the events file and the audit record.
         let json = (audit_tx.is_some() || has_file).then(|| serde_json::to_string(e).unwrap_or_default());
@@ -189,13 +188,14 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
                 let _ = w.write_all(b"\n");
             }
         }
-        if live && on_timeline(e, &own_exe) {
+        if live && on_timeline(e) {
             eprintln!("cordon: {:>8.3}s {}", start.elapsed().as_secs_f64(), e.line());
         }
         if let (Some(tx), Some(j)) = (audit_tx.as_mut(), json) {
             tx.push((e.time / 1_000_000) as i64, j);
         }
-        if let (Some(eng), Some(fields)) = (engine.as_mut(), rule_fields.get(&e.kind)) {
+        // cordon's own setup (mounting masks over credentials, say) is not the agent's doing.
+        if let (Some(eng), Some(fields), false) = (engine.as_mut(), rule_fields.get(&e.kind), e.setup) {
             let v = fields_of(e, fields);
             let found = eng.feed(&e.kind, (e.time / 1_000_000) as i64, &v);
             if !found.is_empty() {
@@ -268,6 +268,7 @@ fn fields_of(e: &Event, fields: &[String]) -> serde_json::Value {
             "layer" => opt_s(&e.layer),
             "reason" => opt_s(&e.reason),
             "flags" => e.flags.map(V::from),
+            "write" => e.write.map(V::from),
             "result" => e.result.map(V::from),
             "target_pid" => e.target_pid.map(V::from),
             "code" => e.code.map(V::from),

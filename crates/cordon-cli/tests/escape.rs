@@ -42,7 +42,9 @@ struct Case {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Verdict {
-    Blocked { reported: Option<bool> },
+    /// `sensed`: as root, the eBPF sensor saw at least one refused call; `alerted`: a detection rule
+    /// (builtin:agent) raised an alert.
+    Blocked { reported: Option<bool>, sensed: Option<bool>, alerted: Option<bool> },
     Skipped(String),
     KnownLimit(String),
     /// The sandbox did not start: a failed attack proves nothing.
@@ -308,6 +310,7 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
         return Verdict::KnownLimit(k.clone());
     }
     let mut attack_out = None;
+    let (mut sensed, mut alerted) = (None, None);
     for inside in [false, true] {
         let e = Env::new(who);
         fixtures(&e);
@@ -346,6 +349,9 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
             let mut a = vec![env!("CARGO_BIN_EXE_cordon").to_string(), "run".into(), "--policy".into(), policy.display().to_string()];
             if who == Who::Nobody {
                 a.push("--allow-degraded".into());
+            } else {
+                // As root the sensor watches too: its deny events and the rules' alerts are counted.
+                a.extend(["--events".into(), e.root.join("events.jsonl").display().to_string(), "--report".into(), e.root.join("report.json").display().to_string()]);
             }
             a.extend(["--".into(), "/bin/sh".into(), "-c".into(), c.run.clone()]);
             a
@@ -353,6 +359,11 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
             vec!["/bin/sh".into(), "-c".into(), c.run.clone()]
         };
         let out = run_as(&e, &argv, &vars, c.tty.unwrap_or(false), Duration::from_secs(30));
+        if inside && who == Who::Root {
+            let rep: serde_json::Value = std::fs::read_to_string(e.root.join("report.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+            sensed = Some(rep["sensor"]["denials_total"].as_u64().unwrap_or(0) > 0 || rep["outcome"]["denials"]["total"].as_u64().unwrap_or(0) > 0);
+            alerted = Some(rep["alerts"].as_array().is_some_and(|a| !a.is_empty()));
+        }
         let host_ok = c.check.as_ref().map(|s| host_sh(&e, s, &vars, true)).unwrap_or(true);
         let worked = match (&c.net, c.host_effect.unwrap_or(false)) {
             (Some(n), _) => listeners.got(n),
@@ -385,7 +396,7 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
     let out = attack_out.expect("attack ran");
     // Under a terminal (`script`) cordon's stderr arrives on stdout.
     let reported = c.report.as_ref().map(|r| out.stderr.contains(r.as_str()) || out.stdout.contains(r.as_str()));
-    Verdict::Blocked { reported }
+    Verdict::Blocked { reported, sensed, alerted }
 }
 
 fn suite(who: Who) {
@@ -412,16 +423,19 @@ fn suite(who: Who) {
     }
     // The report: one table per category.
     let mut out = format!("\nescape suite as {uname}: {} cases\n", results.len());
-    out.push_str(&format!("{:<24} {:>6} {:>8} {:>9} {:>8} {:>8} {:>6}\n", "category", "cases", "blocked", "reported", "skipped", "known", "FAIL"));
+    out.push_str(&format!("{:<24} {:>6} {:>8} {:>9} {:>8} {:>8} {:>6} {:>8} {:>8}\n", "category", "cases", "blocked", "reported", "skipped", "known", "FAIL", "sensed", "alerted"));
     for (i, name) in CATEGORIES.iter().enumerate() {
         let rs: Vec<&(Case, Verdict)> = results.iter().filter(|(c, _)| c.cat as usize == i + 1).collect();
         let blocked = rs.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { .. })).count();
-        let expect_report = rs.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { reported: Some(_) })).count();
-        let reported = rs.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { reported: Some(true) })).count();
+        let expect_report = rs.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { reported: Some(_), .. })).count();
+        let reported = rs.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { reported: Some(true), .. })).count();
+        let sensed = rs.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { sensed: Some(true), .. })).count();
+        let alerted = rs.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { alerted: Some(true), .. })).count();
         let skipped = rs.iter().filter(|(_, v)| matches!(v, Verdict::Skipped(_))).count();
         let known = rs.iter().filter(|(_, v)| matches!(v, Verdict::KnownLimit(_))).count();
         let fail = rs.iter().filter(|(_, v)| matches!(v, Verdict::Escaped(_) | Verdict::HostChanged(_) | Verdict::SetupFailed(_))).count() + (expect_report - reported);
-        out.push_str(&format!("{:<24} {:>6} {:>8} {:>5}/{:<3} {:>8} {:>8} {:>6}\n", format!("{}. {name}", i + 1), rs.len(), blocked, reported, expect_report, skipped, known, fail));
+        let (sn, al) = if who == Who::Root { (format!("{sensed}/{blocked}"), format!("{alerted}/{blocked}")) } else { ("-".into(), "-".into()) };
+        out.push_str(&format!("{:<24} {:>6} {:>8} {:>5}/{:<3} {:>8} {:>8} {:>6} {:>8} {:>8}\n", format!("{}. {name}", i + 1), rs.len(), blocked, reported, expect_report, skipped, known, fail, sn, al));
     }
     let mut failures = vec![];
     for (c, v) in &results {
@@ -434,9 +448,18 @@ fn suite(who: Who) {
             Verdict::Escaped(r) => failures.push(format!("ESCAPED {} ({}): {r}", c.id, c.what)),
             Verdict::SetupFailed(r) => failures.push(format!("SETUP FAILED {} ({}): {r}", c.id, c.what)),
             Verdict::HostChanged(r) => failures.push(format!("HOST CHANGED {} ({}): {r}", c.id, c.what)),
-            Verdict::Blocked { reported: Some(false) } => failures.push(format!("UNREPORTED {} ({}): the summary lacks `{}`", c.id, c.what, c.report.as_deref().unwrap_or(""))),
+            Verdict::Blocked { reported: Some(false), .. } => failures.push(format!("UNREPORTED {} ({}): the summary lacks `{}`", c.id, c.what, c.report.as_deref().unwrap_or(""))),
             Verdict::Blocked { .. } => {}
         }
+    }
+    if who == Who::Root {
+        // Blocked attacks the sensor saw no refusal for, and those no rule alerted on: listed, so the
+        // counts above can be read (a blocked attack often fails without a refused call: a missing
+        // file, no route).
+        let quiet: Vec<&str> = results.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { alerted: Some(false), .. })).map(|(c, _)| c.id.as_str()).collect();
+        let unseen: Vec<&str> = results.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { sensed: Some(false), .. })).map(|(c, _)| c.id.as_str()).collect();
+        out.push_str(&format!("  no refused call seen by the sensor ({}): {}\n", unseen.len(), unseen.join(" ")));
+        out.push_str(&format!("  no alert ({}): {}\n", quiet.len(), quiet.join(" ")));
     }
     for f in &failures {
         out.push_str(&format!("  FAIL    {f}\n"));

@@ -263,3 +263,20 @@ fn bad_sensor_flags_are_refused_with_a_hint() {
     assert!(has(&ea, "alpha") && !has(&ea, "beta"), "session a sees only its own");
     assert!(has(&eb, "beta") && !has(&eb, "alpha"), "session b sees only its own");
 }
+
+#[test]
+fn a_normal_agent_session_raises_no_alert_with_the_sensor_on() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    std::fs::write(e.ws.join("Makefile"), "all:\n\tcc -O2 -o hello hello.c\ntest: all\n\t./hello\n").expect("Makefile");
+    std::fs::write(e.ws.join("hello.c"), "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n").expect("hello.c");
+    std::fs::write(e.ws.join(".gitignore"), ".env\n").expect("gitignore");
+    let script = "git init -q . && make -s test && python3 -c 'import json, os; print(len(os.listdir()))' && git add -A && git -c user.email=a@b -c user.name=a commit -qm work && git log --oneline";
+    let (o, evs, report) = monitored(&e, &[], script);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(evs.iter().any(|v| s(v, "kind") == "exec" && s(v, "path").ends_with("/git")), "the session was observed");
+    let alerts = report["alerts"].as_array().cloned().unwrap_or_default();
+    assert!(alerts.is_empty(), "a build, its tests and a commit raise no alert: {alerts:#?}");
+}

@@ -9,7 +9,12 @@ pub use engine::{Alert, Engine};
 pub use load::{load, load_text, Action, Cond, Op, Rule, RuleSet};
 
 /// Event kinds rules may match: from the supervisor today, from the sensor later.
-pub const KINDS: &[&str] = &["denial", "egress", "limit", "exec", "open", "unlink", "rename", "connect", "start", "end"];
+/// Supervisor records (denial, egress, limit, start, end) and the sensor's event kinds
+/// (docs/events.schema.json).
+pub const KINDS: &[&str] = &[
+    "denial", "egress", "limit", "start", "end", "exec", "fork", "exit", "open", "connect", "bind", "send", "unlink", "rename", "chmod", "chown", "mkdir", "truncate", "ptrace", "kill", "setid", "mount", "unshare", "setns", "bpf",
+    "module", "memfd", "io_uring", "syscall", "net", "deny", "loss",
+];
 
 pub fn builtin(name: &str) -> Option<&'static str> {
     match name {

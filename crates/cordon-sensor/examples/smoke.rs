@@ -10,6 +10,7 @@ fn main() {
         net: Some(cordon_sensor::NetRules { loopback_only: true, allow: vec![] }),
         attribution: Default::default(),
         seccomp_watch: vec![],
+        session_start: true,
         ring_bytes: 1 << 20,
         sink: Box::new(|e| println!("{}", e.line())),
     };

@@ -19,6 +19,11 @@ pub struct Converter {
     pub attribution: Attribution,
     /// tid -> (time, addr) of the last cgroup-bpf refusal, to attribute the EPERM connect() sees.
     pub net_refusals: HashMap<u32, (u64, String)>,
+    /// Processes that are cordon's own setup (see Event::setup); tracked when the sensor saw the
+    /// session start (the first process seen is its init).
+    pub setup: std::collections::HashSet<u32>,
+    pub track_setup: bool,
+    seen_any: bool,
 }
 
 pub fn clock_offset() -> i128 {
@@ -110,7 +115,7 @@ fn net_addr(family: u32, addr: &[u8; 16], port: u16) -> String {
 
 impl Converter {
     pub fn new(session: &str, attribution: Attribution) -> Converter {
-        Converter { session: session.into(), arch: kinds::native_arch(), clock_offset: clock_offset(), exes: HashMap::new(), attribution, net_refusals: HashMap::new() }
+        Converter { session: session.into(), arch: kinds::native_arch(), clock_offset: clock_offset(), exes: HashMap::new(), attribution, net_refusals: HashMap::new(), setup: Default::default(), track_setup: false, seen_any: false }
     }
 
     fn base(&mut self, h: &crate::raw::Hdr, kind: &str) -> Event {
@@ -142,6 +147,34 @@ impl Converter {
     }
 
     pub fn convert(&mut self, raw: &Raw) -> Event {
+        let pid = raw.hdr().pid;
+        if self.track_setup && !self.seen_any && raw.hdr().kind != crate::raw::EV_NET {
+            self.setup.insert(pid);
+        }
+        self.seen_any = true;
+        let mut e = self.convert_inner(raw);
+        if self.track_setup && !self.setup.is_empty() {
+            match raw {
+                Raw::Fork { h, child_pid, .. } if self.setup.contains(&h.pid) => {
+                    self.setup.insert(*child_pid);
+                }
+                // The command's exec: from here on it is the agent.
+                Raw::Exec { h, .. } => {
+                    self.setup.remove(&h.pid);
+                }
+                Raw::Exit { h, .. } => {
+                    self.setup.remove(&h.pid);
+                    e.setup = false;
+                    return e;
+                }
+                _ => {}
+            }
+            e.setup = !matches!(raw, Raw::Exec { .. }) && self.setup.contains(&pid);
+        }
+        e
+    }
+
+    fn convert_inner(&mut self, raw: &Raw) -> Event {
         match raw {
             Raw::Exec { h, filename, argv, .. } => {
                 let path = resolve(h.pid, filename);
@@ -228,6 +261,10 @@ impl Converter {
                     "tgkill" => Some(args[2]),
                     _ => None,
                 };
+                if op == "open" {
+                    let f = e.flags.unwrap_or(0);
+                    e.write = Some(f & 3 != 0 || f & (libc::O_CREAT | libc::O_TRUNC) as u64 != 0 || name == "creat");
+                }
                 e.target_pid = match name.as_str() {
                     "kill" | "tkill" => Some(args[0] as i32 as i64),
                     "tgkill" => Some(args[1] as i32 as i64),

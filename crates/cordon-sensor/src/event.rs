@@ -22,6 +22,10 @@ pub struct Event {
     pub comm: String,
     /// The process's executable, from its last exec (or /proc for processes older than the sensor).
     pub exe: String,
+    /// True for the session's own setup by cordon: its init, and the command's process before its
+    /// first exec (mounts, cgroup joins, hardening). Rules and the timeline skip these.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub setup: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub syscall: Option<String>,
     /// For deny events: the operation denied (open, connect, ...).
@@ -31,6 +35,9 @@ pub struct Event {
     pub path: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub path2: Option<String>,
+    /// open: whether the call asked to write (O_WRONLY, O_RDWR, O_CREAT or O_TRUNC).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub write: Option<bool>,
     /// open flags, chmod mode, kill signal, ptrace request, unshare flags... as the call passed them.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub flags: Option<u64>,

@@ -44,6 +44,8 @@ pub struct Config {
     /// Some: attach the cgroup-bpf network programs to the session's cgroup.
     pub net: Option<NetRules>,
     pub attribution: Attribution,
+    /// The sensor starts before the session's first process: mark cordon's own setup events.
+    pub session_start: bool,
     /// Syscall numbers the session's seccomp filter may refuse: only these (and the recorded ones)
     /// are tracked at entry, which is how a seccomp refusal is told apart.
     pub seccomp_watch: Vec<u32>,
@@ -315,7 +317,9 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
             }
         }
     }
-    let state = std::cell::RefCell::new(State { conv: Converter::new(&cfg.session, cfg.attribution.clone()), lineage: Lineage::default(), sink: cfg.sink, sum: Summary { notes, ..Default::default() } });
+    let mut conv = Converter::new(&cfg.session, cfg.attribution.clone());
+    conv.track_setup = cfg.session_start;
+    let state = std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink: cfg.sink, sum: Summary { notes, ..Default::default() } });
     let mut rb = RingBufferBuilder::new();
     if let Err(e) = rb.add(&skel.maps.events, |data: &[u8]| {
         state.borrow_mut().record(data);

@@ -59,7 +59,7 @@ impl Drop for Cg {
 }
 
 fn sensor(cg: &Cg) -> Sensor {
-    Sensor::start(Config { session: "test".into(), cgroup: cg.0.clone(), net: Some(NetRules { loopback_only: true, allow: vec![] }), attribution: Default::default(), seccomp_watch: vec![], ring_bytes: 1 << 20, sink: Box::new(|_| {}) }).unwrap_or_else(|e| panic!("{e}"))
+    Sensor::start(Config { session: "test".into(), cgroup: cg.0.clone(), net: Some(NetRules { loopback_only: true, allow: vec![] }), attribution: Default::default(), seccomp_watch: vec![], session_start: false, ring_bytes: 1 << 20, sink: Box::new(|_| {}) }).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn wait_exit(c: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {

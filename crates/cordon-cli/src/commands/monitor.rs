@@ -85,7 +85,7 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     mask.add(Signal::SIGTERM);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
-    let sensor = cordon_sensor::Sensor::start(cordon_sensor::Config { session: name.clone(), cgroup: dir.clone(), net: None, attribution: Default::default(), seccomp_watch: cordon_sensor::kinds::baseline_watch(cordon_sensor::kinds::native_arch()), ring_bytes: ring as u32, sink }).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sensor = cordon_sensor::Sensor::start(cordon_sensor::Config { session: name.clone(), cgroup: dir.clone(), net: None, attribution: Default::default(), session_start: false, seccomp_watch: cordon_sensor::kinds::baseline_watch(cordon_sensor::kinds::native_arch()), ring_bytes: ring as u32, sink }).map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("cordon: monitoring {name} ({}); Ctrl-C to stop", dir.display());
     let start = std::time::Instant::now();
     let why = loop {

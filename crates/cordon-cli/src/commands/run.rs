@@ -214,7 +214,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         seccomp_watch.dedup();
         Some(Box::new(move |dir: Option<&std::path::Path>| {
             let dir = dir.ok_or("--monitor: the session has no cgroup v2 directory, which the sensor filters on (is cgroup2 mounted and writable? see `cordon doctor`)")?;
-            let s = cordon_sensor::Sensor::start(cordon_sensor::Config { session: sid, cgroup: dir.to_path_buf(), net: Some(net), attribution, seccomp_watch, ring_bytes: ring_bytes as u32, sink }).map_err(|e| e.to_string())?;
+            let s = cordon_sensor::Sensor::start(cordon_sensor::Config { session: sid, cgroup: dir.to_path_buf(), net: Some(net), attribution, session_start: true, seccomp_watch, ring_bytes: ring_bytes as u32, sink }).map_err(|e| e.to_string())?;
             *cell.borrow_mut() = Some(s);
             Ok(())
         }))
