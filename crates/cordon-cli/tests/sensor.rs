@@ -273,7 +273,10 @@ fn a_normal_agent_session_raises_no_alert_with_the_sensor_on() {
     std::fs::write(e.ws.join("Makefile"), "all:\n\tcc -O2 -o hello hello.c\ntest: all\n\t./hello\n").expect("Makefile");
     std::fs::write(e.ws.join("hello.c"), "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n").expect("hello.c");
     std::fs::write(e.ws.join(".gitignore"), ".env\n").expect("gitignore");
-    let script = "git init -q . && make -s test && python3 -c 'import json, os; print(len(os.listdir()))' && git add -A && git -c user.email=a@b -c user.name=a commit -qm work && git log --oneline";
+    // The agent works in an existing repository.
+    let init = std::process::Command::new("git").args(["init", "-q", "."]).current_dir(&e.ws).status().expect("git init");
+    assert!(init.success());
+    let script = "make -s test && python3 -c 'import json, os; print(len(os.listdir()))' && git add -A && git -c user.email=a@b -c user.name=a commit -qm work && git log --oneline";
     let (o, evs, report) = monitored(&e, &[], script);
     assert!(o.status.success(), "{}", show(&o));
     assert!(evs.iter().any(|v| s(v, "kind") == "exec" && s(v, "path").ends_with("/git")), "the session was observed");
