@@ -276,7 +276,8 @@ fn a_normal_agent_session_raises_no_alert_with_the_sensor_on() {
     // The agent works in an existing repository.
     let init = std::process::Command::new("git").args(["init", "-q", "."]).current_dir(&e.ws).status().expect("git init");
     assert!(init.success());
-    let script = "make -s test && python3 -c 'import json, os; print(len(os.listdir()))' && git add -A && git -c user.email=a@b -c user.name=a commit -qm work && git log --oneline";
+    // PATH as an agent on this machine would have it (the test runner's own PATH names root's pyenv).
+    let script = "export PATH=/usr/local/bin:/usr/bin:/bin; make -s test && python3 -c 'import json, os; print(len(os.listdir()))' && git add -A && git -c user.email=a@b -c user.name=a commit -qm work && git log --oneline";
     let (o, evs, report) = monitored(&e, &[], script);
     assert!(o.status.success(), "{}", show(&o));
     assert!(evs.iter().any(|v| s(v, "kind") == "exec" && s(v, "path").ends_with("/git")), "the session was observed");
