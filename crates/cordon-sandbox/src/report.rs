@@ -53,6 +53,16 @@ pub enum Ending {
     ExecFailed { errno: i32, program: String },
 }
 
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Peaks {
+    /// Highest memory use of the session, in bytes (memory.peak on v2, max_usage_in_bytes on v1).
+    pub memory_bytes: Option<u64>,
+    /// Most processes at once (pids.peak, v2 only).
+    pub processes: Option<u64>,
+    /// CPU time used by the whole session, in microseconds (cpu.stat on v2, cpuacct.usage on v1).
+    pub cpu_us: Option<u64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub session_id: String,
@@ -62,6 +72,8 @@ pub struct Outcome {
     pub wall_time_exceeded: bool,
     pub denials: Denials,
     pub limits_hit: Vec<String>,
+    /// Resource peaks the cgroups measured (absent where the host gave none).
+    pub peaks: Peaks,
     pub hidden_files: usize,
     pub notes: Vec<String>,
     /// Every egress decision of the proxy and forwarders.

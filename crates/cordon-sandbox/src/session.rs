@@ -346,6 +346,7 @@ impl Session<'_> {
 
         let egress = egress.map(|h| h.finish()).unwrap_or_default();
         let mut limits_hit = cgroups.events(&plan.cgroup);
+        let peaks = cgroups.peaks(&plan.cgroup);
         cgroups.kill_all();
         drop(cgroups);
         mark_s("supervisor: cgroups removed");
@@ -423,6 +424,7 @@ impl Session<'_> {
             wall_time_exceeded: wall_exceeded,
             denials: sup.denials,
             limits_hit,
+            peaks,
             hidden_files: hidden,
             notes,
             egress,

@@ -280,7 +280,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
             }
             items.push(("sensor.summary".into(), t, brief));
         }
-        items.push(("end".into(), t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "denials_total": outcome.denials.total, "notes": outcome.notes})));
+        items.push(("end".into(), t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "peaks": outcome.peaks, "denials_total": outcome.denials.total, "notes": outcome.notes})));
         store.append(&session_id, &items)?;
         store.seal(&session_id, t)?;
     }

@@ -140,6 +140,32 @@ impl Cgroups {
         }
     }
 
+    /// Resource peaks, read before the cgroups are removed.
+    pub fn peaks(&self, plan: &CgroupPlan) -> crate::report::Peaks {
+        let read = |p: PathBuf| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
+        let mut pk = crate::report::Peaks::default();
+        if let Some((_, mech)) = &plan.memory {
+            pk.memory_bytes = match mech {
+                Mechanism::V2 { dir } => read(dir.join("memory.peak")),
+                Mechanism::V1 { dir } => read(dir.join("memory.max_usage_in_bytes")),
+                _ => None,
+            };
+        }
+        if let Some((_, Mechanism::V2 { dir })) = &plan.processes {
+            pk.processes = read(dir.join("pids.peak"));
+        }
+        if let Some(v2) = &self.v2 {
+            pk.cpu_us = std::fs::read_to_string(v2.join("cpu.stat")).ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("usage_usec ").and_then(|v| v.trim().parse().ok())));
+        }
+        if pk.cpu_us.is_none() {
+            if let Some((_, Mechanism::V1 { dir })) = &plan.cpu {
+                // cpu and cpuacct share a hierarchy on the usual v1 layout.
+                pk.cpu_us = read(dir.join("cpuacct.usage")).map(|ns| ns / 1000);
+            }
+        }
+        pk
+    }
+
     /// Limits that were hit, read before the cgroups are removed.
     pub fn events(&self, plan: &CgroupPlan) -> Vec<String> {
         let mut out = vec![];
