@@ -18,14 +18,15 @@ fn main() {
             "clang".into()
         }
     });
-    let src = "bpf/cordon.bpf.c";
-    SkeletonBuilder::new()
-        .source(src)
-        .clang(&clang)
-        .clang_args([format!("-D__TARGET_ARCH_{arch}"), "-Ibpf".into(), "-Wall".into(), "-Wno-unused-function".into()])
-        .build_and_generate(out.join("cordon.skel.rs"))
-        .unwrap_or_else(|e| panic!("building {src} with {clang} failed (run ./scripts/setup, which installs clang-19): {e:#}"));
-    for f in ["bpf/cordon.bpf.c", "bpf/events.h", "bpf/vmlinux_min.h"] {
+    for (src, skel) in [("bpf/cordon.bpf.c", "cordon.skel.rs"), ("bpf/lsm_probe.bpf.c", "lsm_probe.skel.rs")] {
+        SkeletonBuilder::new()
+            .source(src)
+            .clang(&clang)
+            .clang_args([format!("-D__TARGET_ARCH_{arch}"), "-Ibpf".into(), "-Wall".into(), "-Wno-unused-function".into()])
+            .build_and_generate(out.join(skel))
+            .unwrap_or_else(|e| panic!("building {src} with {clang} failed (run ./scripts/setup, which installs clang-19): {e:#}"));
+    }
+    for f in ["bpf/cordon.bpf.c", "bpf/lsm_probe.bpf.c", "bpf/events.h", "bpf/vmlinux_min.h"] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=CORDON_CLANG");

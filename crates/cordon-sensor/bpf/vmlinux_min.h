@@ -114,6 +114,10 @@ struct path {
 	struct dentry *dentry;
 } __attribute__((preserve_access_index));
 
+struct file {
+	struct path f_path;
+} __attribute__((preserve_access_index));
+
 struct fs_struct {
 	struct path pwd;
 } __attribute__((preserve_access_index));

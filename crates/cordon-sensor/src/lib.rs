@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod convert;
 pub mod event;
 pub mod kinds;
+pub mod lsm;
 pub mod lineage;
 pub mod mounts;
 pub mod probe;

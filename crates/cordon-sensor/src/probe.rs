@@ -19,6 +19,10 @@ pub struct Probe {
     pub load_error: Option<String>,
     pub usable: bool,
     pub why_not: Option<String>,
+    /// The optional BPF-LSM tier: Some(true) when the probe program loads and attaches here, the
+    /// kernel's refusal otherwise; None when not tried (not root).
+    pub bpf_lsm: Option<bool>,
+    pub bpf_lsm_error: Option<String>,
 }
 
 pub fn probe() -> Probe {
@@ -37,7 +41,20 @@ pub fn probe() -> Probe {
         load_error: None,
         usable: false,
         why_not: None,
+        bpf_lsm: None,
+        bpf_lsm_error: None,
     };
+    if root && btf {
+        // libbpf would print the kernel's refusal on stderr; it is reported here instead.
+        libbpf_rs::set_print(None);
+        match crate::lsm::available() {
+            Ok(()) => p.bpf_lsm = Some(true),
+            Err(e) => {
+                p.bpf_lsm = Some(false);
+                p.bpf_lsm_error = Some(e);
+            }
+        }
+    }
     if !btf {
         p.why_not = Some("the kernel exposes no BTF (/sys/kernel/btf/vmlinux): the sensor's programs are CO-RE and need it".into());
     } else if cg.is_none() {

@@ -116,6 +116,11 @@ pub fn run(a: DoctorArgs) -> Result<i32> {
     } else {
         println!("eBPF sensor: NOT usable here: {}", sv["why_not"].as_str().unwrap_or("unknown"));
     }
+    match sv["bpf_lsm"].as_bool() {
+        Some(true) => println!("  BPF-LSM       available: LSM programs load and attach (an optional tier; cordon's enforcement does not depend on it)"),
+        Some(false) => println!("  BPF-LSM       not available: {} (this kernel does not run BPF-LSM programs; boot with lsm=...,bpf)", sv["bpf_lsm_error"].as_str().unwrap_or("refused")),
+        None => {}
+    }
     println!("  tracefs {}, bpffs {} (mounted by the sensor while it runs when missing; its programs need neither)", if sv["tracefs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" }, if sv["bpffs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" });
     Ok(0)
 }
