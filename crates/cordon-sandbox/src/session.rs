@@ -250,7 +250,11 @@ impl Session<'_> {
                 idx += 1;
                 !rev(idx - 1).is_empty()
             };
-            let notif_ready = has_notify && !rev(idx).is_empty();
+            // Only POLLIN means a request is waiting. POLLHUP alone means the filter has no users
+            // left (the session is over); NOTIF_RECV would then block forever on Linux < 6.2.
+            let notif_rev = if has_notify { rev(idx) } else { PollFlags::empty() };
+            let notif_ready = notif_rev.contains(PollFlags::POLLIN);
+            let notif_gone = has_notify && !notif_ready && notif_rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL);
             drop(fds);
             if let Some(p) = &pty {
                 if stdin_ready && !crate::pty::Pty::pump(std::io::stdin().as_fd(), p.master.as_fd()) {
@@ -259,6 +263,9 @@ impl Session<'_> {
                 if master_ready && !crate::pty::Pty::pump(p.master.as_fd(), std::io::stdout().as_fd()) {
                     master_open = false;
                 }
+            }
+            if notif_gone {
+                sup.notify_fd = None;
             }
             if notif_ready {
                 sup.handle_notification();
