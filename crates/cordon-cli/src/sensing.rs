@@ -295,6 +295,8 @@ pub fn write_extra(shared: &Shared, events: &[Event]) {
     }
 }
 
+const TREE_LINES: usize = 30;
+
 /// Prints the sensor's part of the end-of-session summary.
 pub fn summarize(s: &cordon_sensor::Summary, tree: bool) {
     let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
@@ -321,8 +323,12 @@ pub fn summarize(s: &cordon_sensor::Summary, tree: bool) {
     }
     if tree && !s.tree.is_empty() {
         eprintln!("cordon: process tree ({} processes):", s.processes);
-        for l in s.tree.lines() {
+        let lines: Vec<&str> = s.tree.lines().collect();
+        for l in lines.iter().take(TREE_LINES) {
             eprintln!("cordon:   {l}");
+        }
+        if lines.len() > TREE_LINES {
+            eprintln!("cordon:   … {} more lines (the whole tree is in --report)", lines.len() - TREE_LINES);
         }
     }
     for n in &s.notes {
