@@ -284,3 +284,48 @@ fn a_normal_agent_session_raises_no_alert_with_the_sensor_on() {
     let alerts = report["alerts"].as_array().cloned().unwrap_or_default();
     assert!(alerts.is_empty(), "a build, its tests and a commit raise no alert: {alerts:#?}");
 }
+
+#[test]
+fn the_live_timeline_and_attaching_from_outside() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    // --monitor alone: a readable timeline on stderr (cordon's own setup is not on it).
+    let o = e.run_sh_with(&["--monitor"], "cat README.md >/dev/null; ls /root 2>/dev/null; true", &[]);
+    assert!(o.status.success(), "{}", show(&o));
+    let t = err(&o);
+    assert!(t.contains("exec cat README.md"), "{t}");
+    assert!(t.contains("DENIED open /root [landlock]"), "{t}");
+    assert!(!t.lines().any(|l| l.split_whitespace().nth(3) == Some("cordon")), "cordon's own setup is not on the timeline: {t}");
+    // cordon monitor SESSION: attach to a running session from outside.
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["run", "-v", "--no-audit", "--", "sh", "-c", "sleep 1.5; cat README.md > /dev/null; cat /dev/null/late 2>/dev/null; sleep 0.5"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = run.stderr.take().expect("stderr");
+    let mut first = String::new();
+    let mut buf = [0u8; 4096];
+    let t0 = std::time::Instant::now();
+    let session = loop {
+        use std::io::Read;
+        let n = stderr.read(&mut buf).expect("read");
+        first.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(id) = first.split_whitespace().skip_while(|w| *w != "session").nth(1) {
+            if id.len() == 16 {
+                break id.trim_end_matches(',').to_string();
+            }
+        }
+        assert!(n > 0 && t0.elapsed().as_secs() < 10, "no session id in: {first}");
+    };
+    let m = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["monitor", "--events", "-", &session]).output().expect("monitor");
+    let _ = run.wait();
+    assert!(m.status.success(), "{}", show(&m));
+    let evs: Vec<Value> = out(&m).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(evs.iter().any(|v| s(v, "kind") == "exec" && v["argv"] == serde_json::json!(["cat", "README.md"])), "the monitor saw the session's exec: {}", show(&m));
+    assert!(evs.iter().all(|v| s(v, "session") == session), "events name the session");
+    assert!(err(&m).contains("the session ended"), "{}", err(&m));
+}

@@ -163,8 +163,7 @@ impl Converter {
                     self.setup.remove(&h.pid);
                 }
                 Raw::Exit { h, .. } => {
-                    self.setup.remove(&h.pid);
-                    e.setup = false;
+                    e.setup = self.setup.remove(&h.pid);
                     return e;
                 }
                 _ => {}
