@@ -1,5 +1,4 @@
 //! Manual check: `cargo run -p cordon-sensor --example smoke -- sh -c 'cat /etc/hostname'` as root.
-use std::os::unix::process::CommandExt;
 fn main() {
     let root = cordon_sensor::cgroup::v2_root().expect("v2");
     let dir = root.join("cordon").join(format!("smoke-{}", std::process::id()));
@@ -18,13 +17,10 @@ fn main() {
     let s = cordon_sensor::Sensor::start(cfg).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("loaded in {:?}", t.elapsed());
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let procs = dir.join("cgroup.procs");
-    let mut c = std::process::Command::new(&args[0]);
-    c.args(&args[1..]);
-    // SAFETY: only writes a file between fork and exec (test tool).
-    unsafe {
-        c.pre_exec(move || std::fs::write(&procs, "0"));
-    }
+    // The shell joins the cgroup itself, then becomes the command.
+    let script = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", dir.display());
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg(script).arg("sh").args(&args);
     let st = c.status().unwrap();
     let sum = s.finish();
     eprintln!("status {st}; {}", serde_json::to_string_pretty(&sum).unwrap());
