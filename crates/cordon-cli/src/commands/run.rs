@@ -190,6 +190,14 @@ pub fn run(a: RunArgs) -> Result<i32> {
         Some(store)
     };
     let monitor = a.monitor || a.events.is_some();
+    if let Some(ev) = &a.events {
+        // The file is written while the session runs: inside the workspace, the session could rewrite it.
+        let abs = if ev.is_absolute() { ev.clone() } else { std::env::current_dir().unwrap_or_default().join(ev) };
+        let dir = abs.parent().and_then(|d| d.canonicalize().ok()).unwrap_or_default();
+        if dir.starts_with(&ws) && !a.quiet {
+            eprintln!("cordon: warning: --events {} is inside the workspace, which the session can write; the audit log is the tamper-evident record", ev.display());
+        }
+    }
     let ring_bytes = cordon_policy::units::parse_size(&a.sensor_buffer).map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}\n  hint: a size such as 64K, 16M", a.sensor_buffer))?;
     if monitor && !(4096..=(1 << 30)).contains(&ring_bytes) {
         bail!("--sensor-buffer {}: between 4K and 1G", a.sensor_buffer);
