@@ -314,9 +314,9 @@ fn the_live_timeline_and_attaching_from_outside() {
         use std::io::Read;
         let n = stderr.read(&mut buf).expect("read");
         first.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if let Some(id) = first.split_whitespace().skip_while(|w| *w != "session").nth(1) {
-            if id.len() == 16 {
-                break id.trim_end_matches(',').to_string();
+        if let Some(id) = first.split_whitespace().skip_while(|w| *w != "session").nth(1).map(|w| w.trim_end_matches(',')) {
+            if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                break id.to_string();
             }
         }
         assert!(n > 0 && t0.elapsed().as_secs() < 10, "no session id in: {first}");
