@@ -87,22 +87,39 @@ fn detect_userns() -> Userns {
     Userns::Allowed
 }
 
+/// One line of /proc/self/mountinfo: the mount point, the filesystem type and its super options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MountEntry {
+    pub point: PathBuf,
+    pub fstype: String,
+    pub options: String,
+}
+
+/// This process's mount table (empty if /proc is not mounted).
+pub fn mount_table() -> Vec<MountEntry> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (pre, post) = line.split_once(" - ")?;
+            let point = pre.split(' ').nth(4)?;
+            let mut it = post.split(' ');
+            let fstype = it.next()?;
+            let options = it.nth(1).unwrap_or("");
+            Some(MountEntry { point: PathBuf::from(point), fstype: fstype.to_string(), options: options.to_string() })
+        })
+        .collect()
+}
+
 fn detect_cgroups(is_root: bool) -> CgroupCaps {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut v2_mount = None;
     let mut v1 = Vec::new();
-    for line in mounts.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
-        let mnt = pre.split(' ').nth(4).unwrap_or("");
-        let mut it = post.split(' ');
-        let fstype = it.next().unwrap_or("");
-        let opts = it.nth(1).unwrap_or("");
-        if fstype == "cgroup2" && v2_mount.is_none() {
-            v2_mount = Some(PathBuf::from(mnt));
-        } else if fstype == "cgroup" {
+    for m in mount_table() {
+        if m.fstype == "cgroup2" && v2_mount.is_none() {
+            v2_mount = Some(m.point);
+        } else if m.fstype == "cgroup" {
             for c in ["memory", "pids", "cpu"] {
-                if opts.split(',').any(|o| o == c) && !v1.iter().any(|(n, _): &(String, PathBuf)| n == c) {
-                    v1.push((c.to_string(), PathBuf::from(mnt)));
+                if m.options.split(',').any(|o| o == c) && !v1.iter().any(|(n, _): &(String, PathBuf)| n == c) {
+                    v1.push((c.to_string(), m.point.clone()));
                 }
             }
         }

@@ -527,16 +527,22 @@ static __always_inline bool allowed(__u32 family, __u32 port, __u8 *addr)
 	return bpf_map_lookup_elem(&net_allow, &k) != 0;
 }
 
+/* cgroup programs run without a task pointer: the header from the helpers they may call. */
+static __always_inline void net_hdr(struct ev_net *ev)
+{
+	__u64 pt = bpf_get_current_pid_tgid();
+	ev->h.kind = EV_NET;
+	ev->h.pid = pt >> 32;
+	ev->h.tid = (__u32)pt;
+	ev->h.ts = bpf_ktime_get_ns();
+	ev->h.uid = (__u32)bpf_get_current_uid_gid();
+	bpf_get_current_comm(ev->h.comm, sizeof(ev->h.comm));
+}
+
 static __always_inline int net_decide(struct bpf_sock_addr *ctx, __u32 hook, bool v6)
 {
 	struct ev_net ev = {};
-	__u64 pt = bpf_get_current_pid_tgid();
-	ev.h.kind = EV_NET;
-	ev.h.pid = pt >> 32;
-	ev.h.tid = (__u32)pt;
-	ev.h.ts = bpf_ktime_get_ns();
-	ev.h.uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(ev.h.comm, sizeof(ev.h.comm));
+	net_hdr(&ev);
 	ev.hook = hook;
 	ev.family = ctx->user_family;
 	ev.type = ctx->type;
@@ -587,13 +593,7 @@ int sock_create(struct bpf_sock *ctx)
 	if (type != 3 /* SOCK_RAW */ && family != 17 /* AF_PACKET */)
 		return 1;
 	struct ev_net ev = {};
-	__u64 pt = bpf_get_current_pid_tgid();
-	ev.h.kind = EV_NET;
-	ev.h.pid = pt >> 32;
-	ev.h.tid = (__u32)pt;
-	ev.h.ts = bpf_ktime_get_ns();
-	ev.h.uid = (__u32)bpf_get_current_uid_gid();
-	bpf_get_current_comm(ev.h.comm, sizeof(ev.h.comm));
+	net_hdr(&ev);
 	ev.hook = 5;
 	ev.verdict = 0;
 	ev.family = family;

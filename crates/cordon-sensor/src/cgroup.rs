@@ -6,12 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts).
 pub fn v2_root() -> Option<PathBuf> {
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mi.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-")?;
-        (f.get(sep + 1) == Some(&"cgroup2")).then(|| PathBuf::from(f[4]))
-    })
+    cordon_sandbox::caps::mount_table().into_iter().find(|m| m.fstype == "cgroup2").map(|m| m.point)
 }
 
 #[derive(Debug, Clone)]

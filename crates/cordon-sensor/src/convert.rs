@@ -32,46 +32,12 @@ pub fn clock_offset() -> i128 {
     real - mono
 }
 
+/// EACCES, ENOENT, ... as the kernel headers name them.
 pub fn errno_name(e: i64) -> String {
-    let n = match e {
-        1 => "EPERM",
-        2 => "ENOENT",
-        3 => "ESRCH",
-        4 => "EINTR",
-        6 => "ENXIO",
-        8 => "ENOEXEC",
-        10 => "ECHILD",
-        9 => "EBADF",
-        11 => "EAGAIN",
-        12 => "ENOMEM",
-        13 => "EACCES",
-        14 => "EFAULT",
-        16 => "EBUSY",
-        17 => "EEXIST",
-        18 => "EXDEV",
-        20 => "ENOTDIR",
-        21 => "EISDIR",
-        22 => "EINVAL",
-        24 => "EMFILE",
-        26 => "ETXTBSY",
-        28 => "ENOSPC",
-        30 => "EROFS",
-        36 => "ENAMETOOLONG",
-        38 => "ENOSYS",
-        39 => "ENOTEMPTY",
-        95 => "EOPNOTSUPP",
-        97 => "EAFNOSUPPORT",
-        98 => "EADDRINUSE",
-        99 => "EADDRNOTAVAIL",
-        101 => "ENETUNREACH",
-        104 => "ECONNRESET",
-        110 => "ETIMEDOUT",
-        111 => "ECONNREFUSED",
-        113 => "EHOSTUNREACH",
-        115 => "EINPROGRESS",
-        _ => return format!("errno {e}"),
-    };
-    n.to_string()
+    match nix::errno::Errno::from_raw(e as i32) {
+        nix::errno::Errno::UnknownErrno => format!("errno {e}"),
+        n => format!("{n:?}"),
+    }
 }
 
 /// A sockaddr as the process passed it.

@@ -8,14 +8,7 @@ pub const TRACEFS: &str = "/sys/kernel/tracing";
 pub const BPFFS: &str = "/sys/fs/bpf";
 
 pub fn is_mounted(dir: &str, fstype: &str) -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let sep = f.iter().position(|x| *x == "-");
-            f.get(4) == Some(&dir) && sep.and_then(|s| f.get(s + 1)) == Some(&fstype)
-        })
+    cordon_sandbox::caps::mount_table().iter().any(|m| m.point == Path::new(dir) && m.fstype == fstype)
 }
 
 #[derive(Debug, Default)]

@@ -56,15 +56,10 @@ fn other_view(caps: &KernelCaps) -> Value {
         c.is_root = true;
         c.userns = Userns::NotNeeded;
         c.cgroup.v2_base = c.cgroup.v2_mount.clone();
-        c.cgroup.v1 = std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(" - cgroup "))
-            .flat_map(|l| {
-                let mnt = l.split(' ').nth(4).unwrap_or("").to_string();
-                let opts = l.rsplit(' ').next().unwrap_or("").to_string();
-                ["memory", "pids", "cpu"].into_iter().filter(move |c| opts.split(',').any(|o| o == *c)).map(move |c| (c.to_string(), std::path::PathBuf::from(&mnt)))
-            })
+        c.cgroup.v1 = cordon_sandbox::caps::mount_table()
+            .into_iter()
+            .filter(|m| m.fstype == "cgroup")
+            .flat_map(|m| ["memory", "pids", "cpu"].into_iter().filter(move |c| m.options.split(',').any(|o| o == *c)).map(move |c| (c.to_string(), m.point.clone())))
             .collect();
         let mut v = view(&c);
         v["note"] = json!("inferred: root can write the cgroup hierarchies and load the eBPF sensor");
