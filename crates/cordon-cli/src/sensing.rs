@@ -179,7 +179,20 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
     let start = Instant::now();
     let live = o.live;
     let kill_cgroup = o.kill_cgroup;
-    let sink: cordon_sensor::sensor::Sink = Box::new(move |e: &Event| {
+    let sink: cordon_sensor::sensor::Sink = Box::new(move |f: cordon_sensor::Feed| {
+        let e = match f {
+            cordon_sensor::Feed::Event(e) => e,
+            // A quiet moment: what is batched goes out, so a crash of cordon later loses none of it.
+            cordon_sensor::Feed::Tick => {
+                if let Some(tx) = audit_tx.as_mut() {
+                    tx.flush();
+                }
+                if let Some(w) = sh.events_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                    let _ = w.flush();
+                }
+                return;
+            }
+        };
         // Serialized once, for the events file and the audit record.
         let json = (audit_tx.is_some() || has_file).then(|| serde_json::to_string(e).unwrap_or_default());
         if let (Some(j), true) = (&json, has_file) {

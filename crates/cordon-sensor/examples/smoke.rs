@@ -11,7 +11,11 @@ fn main() {
         seccomp_watch: vec![],
         session_start: true,
         ring_bytes: 1 << 20,
-        sink: Box::new(|e| println!("{}", e.line())),
+        sink: Box::new(|f| {
+            if let cordon_sensor::Feed::Event(e) = f {
+                println!("{}", e.line())
+            }
+        }),
     };
     let t = std::time::Instant::now();
     let s = cordon_sensor::Sensor::start(cfg).unwrap_or_else(|e| panic!("{e}"));

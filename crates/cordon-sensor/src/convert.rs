@@ -24,6 +24,7 @@ pub struct Converter {
     pub setup: std::collections::HashSet<u32>,
     pub track_setup: bool,
     seen_any: bool,
+    setup_comm: String,
 }
 
 pub fn clock_offset() -> i128 {
@@ -81,7 +82,7 @@ fn net_addr(family: u32, addr: &[u8; 16], port: u16) -> String {
 
 impl Converter {
     pub fn new(session: &str, attribution: Attribution) -> Converter {
-        Converter { session: session.into(), arch: kinds::native_arch(), clock_offset: clock_offset(), exes: HashMap::new(), attribution, net_refusals: HashMap::new(), setup: Default::default(), track_setup: false, seen_any: false }
+        Converter { session: session.into(), arch: kinds::native_arch(), clock_offset: clock_offset(), exes: HashMap::new(), attribution, net_refusals: HashMap::new(), setup: Default::default(), track_setup: false, seen_any: false, setup_comm: String::new() }
     }
 
     fn base(&mut self, h: &crate::raw::Hdr, kind: &str) -> Event {
@@ -116,8 +117,15 @@ impl Converter {
         let pid = raw.hdr().pid;
         if self.track_setup && !self.seen_any && raw.hdr().kind != crate::raw::EV_NET {
             self.setup.insert(pid);
+            self.setup_comm = raw.hdr().comm.clone();
         }
         self.seen_any = true;
+        // Setup processes run cordon's own code under its name until the command's exec. Should
+        // that exec event be lost (a full ring buffer), the new name still ends the exemption, so
+        // a lost record can never hide the agent from the rules.
+        if self.setup.contains(&pid) && raw.hdr().comm != self.setup_comm && raw.hdr().kind != crate::raw::EV_NET {
+            self.setup.remove(&pid);
+        }
         let mut e = self.convert_inner(raw);
         if self.track_setup && !self.setup.is_empty() {
             match raw {
@@ -286,6 +294,31 @@ pub fn normalize(p: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::raw::Hdr;
+
+    fn h(pid: u32, comm: &str) -> Hdr {
+        Hdr { kind: crate::raw::EV_SYSCALL, flags: 0, pid, tid: pid, ppid: 1, uid: 0, ts: 0, start: pid as u64, comm: comm.into() }
+    }
+
+    fn open(pid: u32, comm: &str) -> Raw {
+        Raw::Syscall { h: h(pid, comm), nr: 257, ret: 3, args: [0; 6], p1: Some("/x".into()), p2: None, addr: vec![] }
+    }
+
+    #[test]
+    fn setup_ends_at_exec_or_when_the_name_changes() {
+        let mut c = Converter::new("s", Default::default());
+        c.track_setup = true;
+        assert!(c.convert(&open(10, "cordon")).setup, "the first process is the init");
+        let fork = Raw::Fork { h: Hdr { kind: crate::raw::EV_FORK, ..h(10, "cordon") }, child_pid: 11, child_tid: 11, child_start: 11 };
+        c.convert(&fork);
+        assert!(c.convert(&open(11, "cordon")).setup, "the command before its exec");
+        // The exec record of 11 was lost: its next event carries the program's name.
+        assert!(!c.convert(&open(11, "python3")).setup);
+        assert!(!c.convert(&open(11, "cordon")).setup, "renaming itself back does not restore the exemption");
+        let exec = Raw::Exec { h: Hdr { kind: crate::raw::EV_EXEC, ..h(10, "cordon") }, old_pid: 10, filename: "/bin/sh".into(), argv: vec![] };
+        assert!(!c.convert(&exec).setup);
+        assert!(!c.convert(&open(10, "cordon")).setup, "after its exec the init's pid is the agent's");
+    }
 
     #[test]
     fn addresses_and_paths() {

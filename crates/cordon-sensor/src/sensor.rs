@@ -25,7 +25,14 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub type Sink = Box<dyn FnMut(&Event) + Send>;
+/// What the reader hands its sink: each event, and a tick every 200 ms (also when nothing
+/// happened), so a sink that batches can flush while the session is quiet.
+pub enum Feed<'a> {
+    Event(&'a Event),
+    Tick,
+}
+
+pub type Sink = Box<dyn FnMut(Feed) + Send>;
 
 /// Network rules enforced in the kernel by cgroup-bpf.
 #[derive(Debug, Clone, Default)]
@@ -184,7 +191,7 @@ impl State {
                 self.sum.denials.push(e.clone());
             }
         }
-        (self.sink)(&e);
+        (self.sink)(Feed::Event(&e));
     }
 
     fn loss(&mut self, per_cpu_now: &[u64], last: &mut Vec<u64>) {
@@ -201,7 +208,7 @@ impl State {
                 ..Default::default()
             };
             *self.sum.by_kind.entry("loss".into()).or_default() += 1;
-            (self.sink)(&e);
+            (self.sink)(Feed::Event(&e));
         }
         *last = per_cpu_now.to_vec();
     }
@@ -351,7 +358,9 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
         if stopping || last_check.elapsed() >= Duration::from_millis(200) {
             last_check = Instant::now();
             let drops = counters(&skel, 1);
-            state.borrow_mut().loss(&drops, &mut last_drops);
+            let mut st = state.borrow_mut();
+            st.loss(&drops, &mut last_drops);
+            (st.sink)(Feed::Tick);
         }
         if stopping {
             let _ = rb.consume();

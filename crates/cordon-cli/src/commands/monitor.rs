@@ -73,11 +73,13 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     let mut built = crate::sensing::build(crate::sensing::Options { events: events_file, live: a.events.is_none(), rules: Default::default(), kill_cgroup: None, audit: None })?;
     let mut sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sink"))?;
     if to_stdout {
-        sink = Box::new(move |e| {
+        sink = Box::new(move |f| {
             use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = serde_json::to_writer(&mut out, e);
-            let _ = out.write_all(b"\n");
+            if let cordon_sensor::Feed::Event(e) = f {
+                let mut out = std::io::stdout().lock();
+                let _ = serde_json::to_writer(&mut out, e);
+                let _ = out.write_all(b"\n");
+            }
         });
     }
     let mut mask = SigSet::empty();
