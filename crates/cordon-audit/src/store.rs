@@ -1,10 +1,15 @@
 //! The SQLite store: open (WAL), append records in batches, seal sessions, keep the signed head.
+//!
+//! Opening for writing refuses a log that is not in the state its signed head describes (records
+//! missing, table gone, head deleted): writing on top would re-seal the damage and hide it.
+//! Read-only commands open with [`Store::open_read_only`], which creates nothing.
 
 use crate::chain::{canonical, hex, record_hash};
+use crate::files::{absolute, head_path, private_dirs, private_file, sidecar, tighten, write_atomic};
+use crate::head::Head;
+use crate::spool;
 use ed25519_dalek::{Signer, SigningKey};
-use rusqlite::{params, Connection, OptionalExtension};
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,15 +22,39 @@ pub enum AuditError {
     },
     #[error("audit log {path}: {message}")]
     Io { path: String, message: String },
+    #[error("audit log {path} does not exist")]
+    Missing { path: String },
+    #[error("audit log {path} is not usable: {why}")]
+    Damaged { path: String, why: String },
+    #[error("no session matching `{prefix}` in {path}")]
+    NoSession { prefix: String, path: String },
+    #[error("`{prefix}` matches {} sessions in {path}: {}", candidates.len(), candidates.join(", "))]
+    Ambiguous { prefix: String, path: String, candidates: Vec<String> },
 }
 
-/// `$CORDON_AUDIT` if set; else `$XDG_STATE_HOME/cordon/audit.db` (or `~/.local/state/...`), or
-/// `/var/lib/cordon/audit.db` as root.
+/// How hard a commit is pushed to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is fsynced (the start record, the end and the seal): survives power loss.
+    Full,
+    /// WAL with synchronous=NORMAL: survives a crash of cordon; on power loss the last batches
+    /// since a checkpoint may be lost (the chain stays verifiable). For high-rate sensor batches.
+    Batch,
+}
+
+/// `$CORDON_AUDIT` if set (a relative path is taken from the working directory); else
+/// `$XDG_STATE_HOME/cordon/audit.db` (or `~/.local/state/...`), or `/var/lib/cordon/audit.db` as root.
 pub fn default_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("CORDON_AUDIT").map(PathBuf::from).filter(|p| p.is_absolute()) {
-        return p;
+    if let Some(p) = std::env::var_os("CORDON_AUDIT").filter(|p| !p.is_empty()).map(PathBuf::from) {
+        return absolute(&p).unwrap_or(p);
     }
-    if nix_is_root() {
+    standard_path()
+}
+
+/// The log's place when nothing chooses another: `$XDG_STATE_HOME/cordon/audit.db` (or
+/// `~/.local/state/...`), or `/var/lib/cordon/audit.db` as root.
+pub fn standard_path() -> PathBuf {
+    if is_root() {
         return PathBuf::from("/var/lib/cordon/audit.db");
     }
     let base = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()).unwrap_or_else(|| {
@@ -34,14 +63,16 @@ pub fn default_path() -> PathBuf {
     base.join("cordon/audit.db")
 }
 
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").ok().and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0"))).unwrap_or(false)
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 pub struct Store {
     conn: Connection,
     path: PathBuf,
-    key: SigningKey,
+    key: Option<SigningKey>,
+    imported: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -54,29 +85,70 @@ pub struct SessionRow {
     pub sealed: bool,
 }
 
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, session TEXT NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL, body TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL);
+     CREATE INDEX IF NOT EXISTS records_session ON records(session, seq);";
+
 impl Store {
+    /// Opens (creating if needed) the log for writing; imports waiting spool files.
     pub fn open(path: &Path) -> Result<Store, AuditError> {
-        let io = |m: String| AuditError::Io { path: path.display().to_string(), message: m };
-        if let Some(d) = path.parent().filter(|d| !d.exists()) {
-            // Only a directory cordon creates is made private; an existing one is left as it is.
-            std::fs::create_dir_all(d).map_err(|e| io(format!("cannot create {}: {e}", d.display())))?;
-            let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700));
+        let path = absolute(path).map_err(|e| io(path, format!("cannot resolve the path: {e}")))?;
+        if let Some(d) = path.parent() {
+            private_dirs(d).map_err(|e| io(&path, format!("cannot create {}: {e}", d.display())))?;
         }
-        let db = |e| AuditError::Db { path: path.display().to_string(), source: e };
-        let conn = Connection::open(path).map_err(db)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA busy_timeout=5000;
-             CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, session TEXT NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL, body TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL);
-             CREATE INDEX IF NOT EXISTS records_session ON records(session, seq);",
-        )
-        .map_err(db)?;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        let key = load_key(&key_path(path)).map_err(io)?;
-        Ok(Store { conn, path: path.to_path_buf(), key })
+        let was_empty = std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(true);
+        private_file(&path).map_err(|e| io(&path, format!("cannot create the database file: {e}")))?;
+        let conn = Connection::open(&path).map_err(db(&path))?;
+        // The busy timeout first: switching to WAL needs a lock that a concurrent first writer may hold.
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db(&path))?;
+        let has_table = table_exists(&conn).map_err(db(&path))?;
+        if !has_table && !was_empty {
+            return Err(damaged(&path, "the database has no `records` table (dropped or renamed?); cordon will not write to it. `cordon audit verify` says more; record elsewhere with --audit NEWPATH"));
+        }
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").map_err(db(&path))?;
+        conn.execute_batch(SCHEMA).map_err(db(&path))?;
+        for s in ["-wal", "-shm"] {
+            tighten(&sidecar(&path, s)).map_err(|e| io(&path, format!("cannot make {s} private: {e}")))?;
+        }
+        let key = crate::key::load_or_create(&path).map_err(|m| io(&path, m))?;
+        let mut s = Store { conn, path, key: Some(key), imported: vec![] };
+        s.check_head()?;
+        s.imported = s.import_spool();
+        Ok(s)
+    }
+
+    /// Opens an existing log for reading: creates nothing, fails naming the path if it is missing
+    /// or not a cordon log.
+    pub fn open_read_only(path: &Path) -> Result<Store, AuditError> {
+        let path = absolute(path).map_err(|e| io(path, format!("cannot resolve the path: {e}")))?;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(damaged(&path, "not a regular file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(AuditError::Missing { path: path.display().to_string() }),
+            Err(e) => return Err(io(&path, e.to_string())),
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(db(&path))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db(&path))?;
+        if !table_exists(&conn).map_err(db(&path))? {
+            return Err(damaged(&path, "no `records` table: not a cordon audit log, or damaged (`cordon audit verify` says more)"));
+        }
+        Ok(Store { conn, path, key: None, imported: vec![] })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What opening imported from the recovery spool, one line each, for the user.
+    pub fn imported(&self) -> &[String] {
+        &self.imported
+    }
+
+    pub fn set_durability(&self, d: Durability) -> Result<(), AuditError> {
+        let q = match d {
+            Durability::Full => "PRAGMA synchronous=FULL",
+            Durability::Batch => "PRAGMA synchronous=NORMAL",
+        };
+        self.conn.execute_batch(q).map_err(db(&self.path))
     }
 
     /// Appends records in one transaction (the unit of durability).
@@ -88,67 +160,118 @@ impl Store {
     /// Appends records whose bodies are already serialized JSON (compact; the chain covers the
     /// bytes as given). For high-rate producers that serialize once for several outputs.
     pub fn append_raw<K: AsRef<str>>(&mut self, session: &str, items: &[(K, i64, String)]) -> Result<(i64, Vec<u8>), AuditError> {
-        let p = self.path.display().to_string();
-        let db = |e| AuditError::Db { path: p.clone(), source: e };
+        let path = self.path.clone();
         // IMMEDIATE: take the write lock before reading the tail, so concurrent sessions appending
         // to one log serialize instead of racing for the same sequence number.
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
-        let (mut seq, mut prev) = tx
-            .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-            .optional()
-            .map_err(db)?
-            .unwrap_or((0, vec![0u8; 32]));
-        {
-            let mut st = tx.prepare_cached("INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").map_err(db)?;
-            for (kind, ts, b) in items {
-                let kind = kind.as_ref();
-                seq += 1;
-                let h = record_hash(&prev, seq, session, kind, *ts, b);
-                st.execute(params![seq, session, kind, ts, b, prev, h]).map_err(db)?;
-                prev = h;
-            }
-        }
-        tx.commit().map_err(db)?;
-        Ok((seq, prev))
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db(&path))?;
+        let tail = append_in(&tx, session, items).map_err(db(&path))?;
+        tx.commit().map_err(db(&path))?;
+        Ok(tail)
     }
 
     /// Seals a session: a record carrying an Ed25519 signature over the chain head, then the signed
     /// head file next to the database (written after the commit, so it never runs ahead of it).
     pub fn seal(&mut self, session: &str, ts_ms: i64) -> Result<(), AuditError> {
-        let p = self.path.display().to_string();
-        let db = |e| AuditError::Db { path: p.clone(), source: e };
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
-        let (seq, head) = tx
-            .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-            .optional()
-            .map_err(db)?
-            .unwrap_or((0, vec![0u8; 32]));
-        let msg = format!("cordon-seal-v1 {session} {} {}", seq + 1, hex(&head));
-        let sig = self.key.sign(msg.as_bytes());
-        let body = canonical(&serde_json::json!({"covers_seq": seq, "head": hex(&head), "signature": hex(&sig.to_bytes()), "public_key": hex(&self.key.verifying_key().to_bytes())}));
-        let h = record_hash(&head, seq + 1, session, "seal", ts_ms, &body);
-        tx.execute("INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, 'seal', ?3, ?4, ?5, ?6)", params![seq + 1, session, ts_ms, body, head, h]).map_err(db)?;
-        tx.commit().map_err(db)?;
-        self.write_head(seq + 1, &h)
+        let path = self.path.clone();
+        let key = self.key.clone().ok_or_else(|| io(&path, "opened read-only".into()))?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db(&path))?;
+        let (seq, h) = seal_in(&tx, &key, session, ts_ms).map_err(db(&path))?;
+        tx.commit().map_err(db(&path))?;
+        self.write_head(seq, &h)
     }
 
+    /// Writes the head unless a newer one is there: concurrent sessions seal in one order and may
+    /// finish writing in another; the head never moves backwards (a lock on the database file
+    /// orders the writers; SQLite's own locks are fcntl locks, independent of flock).
     fn write_head(&self, seq: i64, hash: &[u8]) -> Result<(), AuditError> {
-        let msg = format!("cordon-head-v1 {seq} {}", hex(hash));
-        let sig = self.key.sign(msg.as_bytes());
-        let doc = serde_json::json!({"seq": seq, "hash": hex(hash), "signature": hex(&sig.to_bytes())});
+        let key = self.key.as_ref().ok_or_else(|| io(&self.path, "opened read-only".into()))?;
         let hp = head_path(&self.path);
-        let tmp = hp.with_extension("head.tmp");
-        let io = |e: std::io::Error| AuditError::Io { path: hp.display().to_string(), message: e.to_string() };
-        std::fs::write(&tmp, canonical(&doc) + "\n").map_err(io)?;
-        std::fs::rename(&tmp, &hp).map_err(io)
+        let f = std::fs::File::open(&self.path).map_err(|e| io(&self.path, e.to_string()))?;
+        let _lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io(&hp, format!("cannot lock: {e}")))?;
+        if Head::read(&hp).ok().flatten().is_some_and(|h| h.seq >= seq && seq > 0) {
+            return Ok(());
+        }
+        if seq == 0 && hp.exists() {
+            return Ok(());
+        }
+        write_atomic(&hp, Head::sign(key, seq, hash).to_line().as_bytes()).map_err(|e| io(&hp, e.to_string()))
+    }
+
+    /// The signed head of this log, as `cordon audit head` prints it.
+    pub fn head(&self) -> Result<Option<Head>, AuditError> {
+        Head::read(&head_path(&self.path)).map_err(|m| io(&self.path, m))
+    }
+
+    /// Before anything is written: the log must be what its signed head says it was.
+    fn check_head(&self) -> Result<(), AuditError> {
+        let head = Head::read(&head_path(&self.path)).map_err(|m| damaged(&self.path, &m))?;
+        let sealed: i64 = self.conn.query_row("SELECT count(*) FROM records WHERE kind = 'seal'", [], |r| r.get(0)).map_err(db(&self.path))?;
+        let Some(head) = head else {
+            if sealed > 0 {
+                return Err(damaged(&self.path, &format!("its signed head file {} is missing although {sealed} session(s) were sealed: records at the end may have been deleted. cordon will not write to it; `cordon audit verify` says more; record elsewhere with --audit NEWPATH", head_path(&self.path).display())));
+            }
+            // A new log gets its head (record 0) before its first record: from then on a missing
+            // head file is always a deletion.
+            return self.write_head(0, &[0u8; 32]);
+        };
+        let key = self.key.as_ref().map(|k| k.verifying_key());
+        if !key.is_some_and(|k| head.signed_by(&k)) {
+            return Err(damaged(&self.path, "its head file is not signed by this log's key; cordon will not write to it (`cordon audit verify` says more)"));
+        }
+        let at: Option<Vec<u8>> = if head.seq == 0 { Some(vec![0u8; 32]) } else { self.conn.query_row("SELECT hash FROM records WHERE seq = ?1", [head.seq], |r| r.get(0)).optional().map_err(db(&self.path))? };
+        if at.map(|h| hex(&h)) != Some(head.hash.clone()) {
+            return Err(damaged(&self.path, &format!("record {} is not the one its signed head names (records deleted or changed); cordon will not write to it. `cordon audit verify` says more; record elsewhere with --audit NEWPATH", head.seq)));
+        }
+        Ok(())
+    }
+
+    /// Chains in every readable spool file (each once: the `recovered` record carries its id).
+    fn import_spool(&mut self) -> Vec<String> {
+        let mut said = vec![];
+        for p in spool::pending(&self.path) {
+            if let Some(problem) = p.problem {
+                said.push(format!("spool file kept, not imported: {problem}"));
+                continue;
+            }
+            match self.import_one(&p.file) {
+                Ok(Some(n)) => said.push(format!("imported {n} record(s) of session {} from the recovery spool {}", p.session, p.file.display())),
+                Ok(None) => said.push(format!("spool file {} was already imported; removed", p.file.display())),
+                Err(e) => said.push(format!("could not import the spool file {}: {e}", p.file.display())),
+            }
+        }
+        said
+    }
+
+    fn import_one(&mut self, file: &Path) -> Result<Option<usize>, String> {
+        let (h, recs) = spool::read(file)?;
+        let key = self.key.clone().ok_or("opened read-only")?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
+        let done: i64 = tx
+            .query_row("SELECT count(*) FROM records WHERE kind = 'recovered' AND session = ?1 AND json_extract(body, '$.spool') = ?2", params![h.session, h.id], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        if done > 0 {
+            drop(tx);
+            spool::remove(file).map_err(|e| e.to_string())?;
+            return Ok(None);
+        }
+        let note = canonical(&serde_json::json!({"spool": h.id, "file": file, "reason": h.reason, "records": recs.len()}));
+        let mut items: Vec<(&str, i64, String)> = vec![("recovered", now_ms(), note)];
+        items.extend(recs.iter().map(|r| (r.kind.as_str(), r.ts_ms, r.body.clone())));
+        append_in(&tx, &h.session, &items).map_err(|e| e.to_string())?;
+        let sealed = if h.seal { Some(seal_in(&tx, &key, &h.session, now_ms()).map_err(|e| e.to_string())?) } else { None };
+        tx.commit().map_err(|e| e.to_string())?;
+        if let Some((seq, hash)) = sealed {
+            self.write_head(seq, &hash).map_err(|e| e.to_string())?;
+        }
+        spool::remove(file).map_err(|e| format!("imported, but could not remove it: {e}"))?;
+        Ok(Some(recs.len()))
     }
 
     pub fn sessions(&self) -> Result<Vec<SessionRow>, AuditError> {
-        let db = |e| AuditError::Db { path: self.path.display().to_string(), source: e };
         let mut st = self
             .conn
             .prepare("SELECT session, MIN(ts_ms), MAX(CASE WHEN kind='end' THEN ts_ms END), COUNT(*), MAX(CASE WHEN kind='start' THEN body END), MAX(kind='seal') FROM records GROUP BY session ORDER BY MIN(seq)")
-            .map_err(db)?;
+            .map_err(db(&self.path))?;
         let rows = st
             .query_map([], |r| {
                 Ok(SessionRow {
@@ -160,46 +283,85 @@ impl Store {
                     sealed: r.get::<_, i64>(5)? == 1,
                 })
             })
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+            .map_err(db(&self.path))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db(&self.path))
     }
 
+    /// The one session whose id is `prefix` or starts with it (compared literally). An empty
+    /// prefix, no match or several matches are errors; several name the candidates.
+    pub fn resolve_session(&self, prefix: &str) -> Result<String, AuditError> {
+        let none = || AuditError::NoSession { prefix: prefix.into(), path: self.path.display().to_string() };
+        if prefix.is_empty() {
+            return Err(none());
+        }
+        let mut st = self.conn.prepare("SELECT DISTINCT session FROM records WHERE substr(session, 1, length(?1)) = ?1 ORDER BY session").map_err(db(&self.path))?;
+        let found: Vec<String> = st.query_map([prefix], |r| r.get(0)).map_err(db(&self.path))?.collect::<Result<_, _>>().map_err(db(&self.path))?;
+        if found.iter().any(|s| s == prefix) {
+            return Ok(prefix.to_string());
+        }
+        match found.len() {
+            0 => Err(none()),
+            1 => Ok(found.into_iter().next().unwrap_or_default()),
+            _ => Err(AuditError::Ambiguous { prefix: prefix.into(), path: self.path.display().to_string(), candidates: found }),
+        }
+    }
+
+    /// Every record of one session (its exact id; see [`Store::resolve_session`]).
     pub fn records(&self, session: &str) -> Result<Vec<crate::Record>, AuditError> {
-        let db = |e| AuditError::Db { path: self.path.display().to_string(), source: e };
-        let mut st = self.conn.prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records WHERE session LIKE ?1 || '%' ORDER BY seq").map_err(db)?;
+        let mut st = self.conn.prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records WHERE session = ?1 ORDER BY seq").map_err(db(&self.path))?;
         let rows = st
             .query_map([session], |r| Ok(crate::Record { seq: r.get(0)?, session: r.get(1)?, kind: r.get(2)?, ts_ms: r.get(3)?, body: r.get(4)?, prev: r.get(5)?, hash: r.get(6)? }))
-            .map_err(db)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+            .map_err(db(&self.path))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db(&self.path))
     }
 }
 
-pub(crate) fn key_path(db: &Path) -> PathBuf {
-    db.with_extension("key")
+fn table_exists(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| r.get::<_, i64>(0)).map(|n| n > 0)
 }
 
-pub(crate) fn head_path(db: &Path) -> PathBuf {
-    db.with_extension("head")
+fn tail(tx: &Transaction) -> Result<(i64, Vec<u8>), rusqlite::Error> {
+    Ok(tx
+        .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .optional()?
+        .unwrap_or((0, vec![0u8; 32])))
 }
 
-/// The signing key lives next to the database, mode 0600, outside every sandbox (the state dir is in
-/// @secrets, masked in sessions).
-fn load_key(p: &Path) -> Result<SigningKey, String> {
-    if let Ok(b) = std::fs::read(p) {
-        let arr: [u8; 32] = b.as_slice().try_into().map_err(|_| format!("signing key {} is not 32 bytes", p.display()))?;
-        return Ok(SigningKey::from_bytes(&arr));
+fn append_in<K: AsRef<str>>(tx: &Transaction, session: &str, items: &[(K, i64, String)]) -> Result<(i64, Vec<u8>), rusqlite::Error> {
+    let (mut seq, mut prev) = tail(tx)?;
+    let mut st = tx.prepare_cached("INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+    for (kind, ts, b) in items {
+        let kind = kind.as_ref();
+        seq += 1;
+        let h = record_hash(&prev, seq, session, kind, *ts, b);
+        st.execute(params![seq, session, kind, ts, b, prev, h])?;
+        prev = h;
     }
-    let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed)).map_err(|e| format!("random: {e}"))?;
-    let tmp = p.with_extension("key.tmp");
-    std::fs::write(&tmp, seed).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, p).map_err(|e| e.to_string())?;
-    Ok(SigningKey::from_bytes(&seed))
+    Ok((seq, prev))
 }
 
-pub(crate) fn public_key(db: &Path) -> Option<ed25519_dalek::VerifyingKey> {
-    let b = std::fs::read(key_path(db)).ok()?;
-    let arr: [u8; 32] = b.as_slice().try_into().ok()?;
-    Some(SigningKey::from_bytes(&arr).verifying_key())
+fn seal_in(tx: &Transaction, key: &SigningKey, session: &str, ts_ms: i64) -> Result<(i64, Vec<u8>), rusqlite::Error> {
+    let (seq, head) = tail(tx)?;
+    let msg = format!("cordon-seal-v1 {session} {} {}", seq + 1, hex(&head));
+    let sig = key.sign(msg.as_bytes());
+    let body = canonical(&serde_json::json!({"covers_seq": seq, "head": hex(&head), "signature": hex(&sig.to_bytes()), "public_key": hex(&key.verifying_key().to_bytes())}));
+    let h = record_hash(&head, seq + 1, session, "seal", ts_ms, &body);
+    tx.execute("INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, 'seal', ?3, ?4, ?5, ?6)", params![seq + 1, session, ts_ms, body, head, h])?;
+    Ok((seq + 1, h))
+}
+
+fn db(path: &Path) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
+    move |e| AuditError::Db { path: path.display().to_string(), source: e }
+}
+
+fn io(path: &Path, message: String) -> AuditError {
+    AuditError::Io { path: path.display().to_string(), message }
+}
+
+fn damaged(path: &Path, why: &str) -> AuditError {
+    AuditError::Damaged { path: path.display().to_string(), why: why.to_string() }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

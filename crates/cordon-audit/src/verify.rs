@@ -1,10 +1,13 @@
-//! `cordon audit verify`: recomputes the chain, checks every seal and the signed head file, and names
-//! the first bad record. A session that started and never sealed is reported as unfinished.
+//! `cordon audit verify`: recomputes the chain, checks every seal and the signed head file (and,
+//! when given, a head anchored elsewhere), and names the first bad record. A session that started
+//! and never sealed is reported as unfinished. A log that cannot be read is never "ok".
 
-use crate::chain::{hex, record_hash, unhex};
-use crate::store::{head_path, public_key};
-use ed25519_dalek::{Signature, Verifier};
-use rusqlite::Connection;
+use crate::chain::{hex, record_hash};
+use crate::files::head_path;
+use crate::head::{sig, Head};
+use crate::spool::{self, Pending};
+use ed25519_dalek::{Verifier, VerifyingKey};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
 
@@ -21,47 +24,90 @@ pub struct VerifyReport {
     pub sealed: usize,
     pub unfinished: Vec<String>,
     pub first_bad: Option<Problem>,
+    /// The log could not be read (missing, not a database, table gone): nothing was verified.
+    pub unreadable: Option<String>,
     pub head_seq: Option<i64>,
+    /// The anchored head given with `--expect-head` was found in the log as signed.
+    pub anchor_matches: Option<bool>,
+    /// Records waiting in the recovery spool (not yet in the chain).
+    pub pending: Vec<Pending>,
 }
 
 impl VerifyReport {
     pub fn ok(&self) -> bool {
-        self.first_bad.is_none()
+        self.first_bad.is_none() && self.unreadable.is_none()
     }
-}
 
-fn sig(s: &str) -> Option<Signature> {
-    let b = unhex(s)?;
-    let arr: [u8; 64] = b.as_slice().try_into().ok()?;
-    Some(Signature::from_bytes(&arr))
+    fn bad(&mut self, seq: i64, what: String) {
+        if self.first_bad.is_none() {
+            self.first_bad = Some(Problem { seq, what });
+        }
+    }
 }
 
 pub fn verify(path: &Path) -> Result<VerifyReport, String> {
-    if !path.exists() {
-        return Err(format!("audit log {} does not exist", path.display()));
-    }
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| format!("audit log {}: {e}", path.display()))?;
-    let key = public_key(path);
-    let mut rep = VerifyReport::default();
-    // A log whose first writer was killed before creating the table holds nothing yet.
-    let has_table: bool = conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| r.get::<_, i64>(0)).map(|n| n > 0).unwrap_or(false);
+    verify_with(path, None)
+}
+
+/// Verifies the log at `path`; `expect` is a head kept elsewhere (`cordon audit head` output).
+pub fn verify_with(path: &Path, expect: Option<&Head>) -> Result<VerifyReport, String> {
+    let mut rep = VerifyReport { pending: spool::pending(path), ..Default::default() };
+    let head = Head::read(&head_path(path));
+    let size = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m.len(),
+        Ok(_) => return Ok(unreadable(rep, format!("{} is not a regular file", path.display()))),
+        Err(e) => return Ok(unreadable(rep, format!("cannot read {}: {e}", path.display()))),
+    };
+    let conn = match Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Ok(c) => c,
+        Err(e) => return Ok(unreadable(rep, format!("cannot open {}: {e}", path.display()))),
+    };
+    let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+    let has_table = match conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| r.get::<_, i64>(0)) {
+        Ok(n) => n > 0,
+        Err(e) => return Ok(unreadable(rep, format!("{} is not a readable SQLite database: {e}", path.display()))),
+    };
+    let named = match &head {
+        Ok(Some(h)) if h.seq > 0 => format!("; its signed head names record {}", h.seq),
+        _ => String::new(),
+    };
     if !has_table {
-        return Ok(rep);
+        // Only a file that was never written (its first writer was killed at once) is an empty log.
+        if size == 0 && named.is_empty() {
+            return Ok(rep);
+        }
+        return Ok(unreadable(rep, format!("{} has no `records` table (dropped or renamed){named}", path.display())));
     }
-    let mut st = conn.prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records ORDER BY seq").map_err(|e| e.to_string())?;
-    let mut rows = st.query([]).map_err(|e| e.to_string())?;
+    let key = crate::key::public_key(path);
+    if let Err(m) = chain(&conn, key.as_ref().ok(), &mut rep) {
+        return Ok(unreadable(rep, format!("cannot read the records of {}: {m}{named}", path.display())));
+    }
+    check_head(&conn, path, head, key.as_ref().ok(), &mut rep);
+    if let Some(anchor) = expect {
+        check_anchor(&conn, anchor, key.as_ref().ok(), &mut rep);
+    }
+    if let (Err(m), true) = (&key, rep.sealed > 0) {
+        rep.bad(0, format!("the seals cannot be checked: {m}"));
+    }
+    Ok(rep)
+}
+
+fn unreadable(mut rep: VerifyReport, why: String) -> VerifyReport {
+    rep.unreadable = Some(why);
+    rep
+}
+
+/// Walks every record: sequence, links, hashes, seals.
+fn chain(conn: &Connection, key: Option<&VerifyingKey>, rep: &mut VerifyReport) -> Result<(), String> {
+    let e = |x: rusqlite::Error| x.to_string();
+    let mut st = conn.prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records ORDER BY seq").map_err(e)?;
+    let mut rows = st.query([]).map_err(e)?;
     let mut prev = vec![0u8; 32];
     let mut expect = 1i64;
     let mut open: Vec<String> = vec![];
     let mut seen: std::collections::HashSet<String> = Default::default();
-    let bad = |rep: &mut VerifyReport, seq: i64, what: String| {
-        if rep.first_bad.is_none() {
-            rep.first_bad = Some(Problem { seq, what });
-        }
-    };
-    while let Some(r) = rows.next().map_err(|e| e.to_string())? {
+    while let Some(r) = rows.next().map_err(e)? {
         // Borrowed column values: no allocation per record.
-        let e = |x: rusqlite::Error| x.to_string();
         let seq: i64 = r.get(0).map_err(e)?;
         let session = r.get_ref(1).map_err(e)?.as_str().map_err(|x| x.to_string())?;
         let kind = r.get_ref(2).map_err(e)?.as_str().map_err(|x| x.to_string())?;
@@ -71,13 +117,13 @@ pub fn verify(path: &Path) -> Result<VerifyReport, String> {
         let h = r.get_ref(6).map_err(e)?.as_blob().map_err(|x| x.to_string())?;
         rep.records += 1;
         if seq != expect {
-            bad(&mut rep, seq, format!("record {seq} follows {}: records {expect}..{} are missing (deleted)", expect - 1, seq - 1));
+            rep.bad(seq, format!("record {seq} follows {}: records {expect}..{} are missing (deleted)", expect - 1, seq - 1));
         }
         if p != prev.as_slice() {
-            bad(&mut rep, seq, format!("record {seq} does not follow the record before it (inserted, reordered or its predecessor changed)"));
+            rep.bad(seq, format!("record {seq} does not follow the record before it (inserted, reordered or its predecessor changed)"));
         }
         if record_hash(p, seq, session, kind, ts, body) != h {
-            bad(&mut rep, seq, format!("record {seq} ({kind} of session {session}) was modified: its hash does not match its content"));
+            rep.bad(seq, format!("record {seq} ({kind} of session {session}) was modified: its hash does not match its content"));
         }
         if kind == "start" {
             if seen.insert(session.to_string()) {
@@ -86,9 +132,9 @@ pub fn verify(path: &Path) -> Result<VerifyReport, String> {
         } else if kind == "seal" {
             let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
             let msg = format!("cordon-seal-v1 {session} {seq} {}", v["head"].as_str().unwrap_or(""));
-            let good = v["head"].as_str() == Some(&hex(&prev)) && key.as_ref().zip(v["signature"].as_str().and_then(sig)).is_some_and(|(k, s)| k.verify(msg.as_bytes(), &s).is_ok());
+            let good = v["head"].as_str() == Some(&hex(&prev)) && key.zip(v["signature"].as_str().and_then(sig)).is_some_and(|(k, s)| k.verify(msg.as_bytes(), &s).is_ok());
             if !good {
-                bad(&mut rep, seq, format!("the seal of session {session} (record {seq}) does not verify with this log's key"));
+                rep.bad(seq, format!("the seal of session {session} (record {seq}) does not verify with this log's key"));
             }
             open.retain(|s| s != session);
             rep.sealed += 1;
@@ -98,26 +144,55 @@ pub fn verify(path: &Path) -> Result<VerifyReport, String> {
         expect = seq + 1;
     }
     rep.sessions = seen.len();
-    // The head file anchors the end of the log: fewer records than it names means truncation.
-    if let Ok(t) = std::fs::read_to_string(head_path(path)) {
-        let v: serde_json::Value = serde_json::from_str(&t).unwrap_or_default();
-        let hseq = v["seq"].as_i64().unwrap_or(0);
-        let hhash = v["hash"].as_str().unwrap_or("");
-        let msg = format!("cordon-head-v1 {hseq} {hhash}");
-        let signed = key.as_ref().zip(v["signature"].as_str().and_then(sig)).is_some_and(|(k, s)| k.verify(msg.as_bytes(), &s).is_ok());
-        rep.head_seq = Some(hseq);
-        if !signed {
-            bad(&mut rep, hseq, "the head file's signature does not verify".into());
-        } else if rep.records < hseq {
-            let n = rep.records;
-            bad(&mut rep, n + 1, format!("the log ends at record {n} but its signed head names record {hseq}: records were truncated"));
-        } else {
-            let at: Option<Vec<u8>> = conn.query_row("SELECT hash FROM records WHERE seq = ?1", [hseq], |r| r.get(0)).ok();
-            if at.map(|h| hex(&h)) != Some(hhash.to_string()) {
-                bad(&mut rep, hseq, format!("record {hseq} differs from the one the signed head names"));
-            }
-        }
-    }
     rep.unfinished = open;
-    Ok(rep)
+    Ok(())
+}
+
+/// The head file anchors the end of the log: fewer records than it names means truncation, and a
+/// log with records but no head file lost its end together with the head.
+fn check_head(conn: &Connection, path: &Path, head: Result<Option<Head>, String>, key: Option<&VerifyingKey>, rep: &mut VerifyReport) {
+    let hp = head_path(path);
+    let h = match head {
+        Err(m) => return rep.bad(0, m),
+        Ok(None) if rep.records > 0 => return rep.bad(rep.records + 1, format!("the signed head file {} is missing: records at the end of the log may have been deleted with it", hp.display())),
+        Ok(None) => return,
+        Ok(Some(h)) => h,
+    };
+    rep.head_seq = Some(h.seq);
+    if !key.is_some_and(|k| h.signed_by(k)) {
+        return rep.bad(h.seq, format!("the head file {}'s signature does not verify with this log's key", hp.display()));
+    }
+    match_head(conn, &h, "its signed head", rep);
+}
+
+/// A head kept elsewhere: it must be signed by this log's key and found in the log.
+fn check_anchor(conn: &Connection, anchor: &Head, key: Option<&VerifyingKey>, rep: &mut VerifyReport) {
+    let own = key.map(|k| hex(&k.to_bytes()));
+    if anchor.public_key.is_some() && anchor.public_key != own {
+        rep.anchor_matches = Some(false);
+        return rep.bad(anchor.seq, "the anchored head was signed by another key than this log's: the signing key was replaced".into());
+    }
+    if !key.is_some_and(|k| anchor.signed_by(k)) {
+        rep.anchor_matches = Some(false);
+        return rep.bad(anchor.seq, "the anchored head's signature does not verify with this log's key".into());
+    }
+    rep.anchor_matches = Some(match_head(conn, anchor, "the anchored head", rep));
+}
+
+/// Whether the record the head names is in the log as named; a problem is recorded if not.
+fn match_head(conn: &Connection, h: &Head, what: &str, rep: &mut VerifyReport) -> bool {
+    if h.seq == 0 {
+        return true;
+    }
+    let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM records", [], |r| r.get(0)).unwrap_or(0);
+    if last < h.seq {
+        rep.bad(last + 1, format!("the log ends at record {last} but {what} names record {}: records were truncated", h.seq));
+        return false;
+    }
+    let at: Option<Vec<u8>> = conn.query_row("SELECT hash FROM records WHERE seq = ?1", [h.seq], |r| r.get(0)).optional().ok().flatten();
+    if at.map(|x| hex(&x)) != Some(h.hash.clone()) {
+        rep.bad(h.seq, format!("record {} differs from the one {what} names", h.seq));
+        return false;
+    }
+    true
 }

@@ -2,7 +2,11 @@
 //! in cordon-sandbox.
 
 mod commands;
+mod guards;
+mod outputs;
+mod recording;
 mod sensing;
+mod sys;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +38,10 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    // `run` and `monitor` keep SIGPIPE ignored: a closed output must not cut the audit record short.
+    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_)) {
+        sys::default_sigpipe();
+    }
     let code = match cli.cmd {
         Cmd::Run(a) => commands::run::run(a),
         Cmd::Doctor(a) => commands::doctor::run(a),

@@ -21,7 +21,8 @@ pub struct Shared {
 }
 
 pub struct Options {
-    pub events: Option<PathBuf>,
+    /// The events output, opened by the caller before the session (path for messages, file).
+    pub events: Option<(PathBuf, std::fs::File)>,
     pub live: bool,
     pub rules: RuleSet,
     /// Kill the session through this cgroup when a rule says so.
@@ -162,8 +163,8 @@ impl Built {
 
 pub fn build(o: Options) -> anyhow::Result<Built> {
     let shared = Shared::default();
-    if let Some(p) = &o.events {
-        let f = std::fs::File::create(p).map_err(|e| anyhow::anyhow!("cannot write events to {}: {e}\n  hint: --events takes a file path", p.display()))?;
+    let has_file = o.events.is_some();
+    if let Some((_, f)) = o.events {
         *shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::io::BufWriter::with_capacity(1 << 20, f));
     }
     // Only events of a kind some rule looks at are converted for the engine (the conversion costs
@@ -174,7 +175,6 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
         Some(a) => (Some(Chunked { tx: a.tx, pending: Vec::with_capacity(CHUNK), last: Instant::now() }), Some(a.thread)),
         None => (None, None),
     };
-    let has_file = o.events.is_some();
     let sh = shared.clone();
     let start = Instant::now();
     let live = o.live;

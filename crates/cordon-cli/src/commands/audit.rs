@@ -1,6 +1,7 @@
 //! `cordon audit verify|ls|show|export`.
 
 use anyhow::{bail, Result};
+use std::io::Write as _;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -8,8 +9,17 @@ use std::path::PathBuf;
 #[command(about = "Inspect and verify the tamper-evident session record")]
 pub enum AuditCmd {
     /// Check the whole log: any edit, deletion, insertion, reordering or truncation is named by its
-    /// first bad record (exit status 1). Unfinished sessions are listed, not treated as tampering.
-    Verify(Common),
+    /// first bad record. Unfinished sessions and records waiting in the recovery spool are listed,
+    /// not treated as tampering. A log that cannot be read (missing, not a database, its table
+    /// gone) never verifies.
+    ///
+    /// Exit status: 0 the log verifies, 1 it does not (tampered or unreadable), 2 usage error.
+    #[command(after_help = "Without an anchor, a log cut short together with its head file, re-signed with its own key, cannot be told from a shorter log: keep a copy of `cordon audit head` (or `cordon run --head-copy`) where the sessions' user cannot write, and check against it with --expect-head. docs/SECURITY.md says what the log guarantees.")]
+    Verify(VerifyArgs),
+    /// Print the log's signed head (the last sealed record, signed with the log's key) as one JSON
+    /// line, to keep elsewhere as an anchor: `cordon audit verify --expect-head FILE` then detects
+    /// records removed after it even if the head file next to the log was rewritten.
+    Head(Common),
     /// List sessions.
     Ls(Common),
     /// A session's timeline.
@@ -20,16 +30,28 @@ pub enum AuditCmd {
 
 #[derive(Args)]
 pub struct Common {
-    /// The audit log (default: $XDG_STATE_HOME/cordon/audit.db, /var/lib/cordon/audit.db as root).
+    /// The audit log (default: $CORDON_AUDIT, else $XDG_STATE_HOME/cordon/audit.db, or
+    /// /var/lib/cordon/audit.db as root). Read-only commands never create it.
     #[arg(long, value_name = "PATH")]
     pub audit: Option<PathBuf>,
+    /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// A head printed earlier by `cordon audit head` (or written by `cordon run --head-copy`): the
+    /// log must still hold the record it names, signed by the same key.
+    #[arg(long, value_name = "FILE")]
+    pub expect_head: Option<PathBuf>,
+}
+
+#[derive(Args)]
 pub struct ShowArgs {
-    /// Session id (or a unique prefix).
+    /// Session id, or a prefix that matches exactly one session (compared literally).
     pub session: String,
     #[command(flatten)]
     pub common: Common,
@@ -43,104 +65,145 @@ pub enum Format {
 
 #[derive(Args)]
 pub struct ExportArgs {
+    /// Session id, or a prefix that matches exactly one session (compared literally).
     pub session: String,
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: Format,
+    /// The audit log (default as for `cordon audit ls`).
     #[arg(long, value_name = "PATH")]
     pub audit: Option<PathBuf>,
 }
 
-fn path(p: &Option<PathBuf>) -> PathBuf {
-    p.clone().unwrap_or_else(cordon_audit::default_path)
+fn path(p: &Option<PathBuf>) -> Result<PathBuf> {
+    match p {
+        Some(p) => Ok(std::path::absolute(p)?),
+        None => Ok(cordon_audit::default_path()),
+    }
 }
 
 pub fn run(cmd: AuditCmd) -> Result<i32> {
     match cmd {
-        AuditCmd::Verify(c) => {
-            let p = path(&c.audit);
-            let r = cordon_audit::verify(&p).map_err(|e| anyhow::anyhow!(e))?;
-            if c.json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                match &r.first_bad {
-                    None => println!("{}: ok: {} records, {} sessions ({} sealed), chain and signatures verify", p.display(), r.records, r.sessions, r.sealed),
-                    Some(b) => println!("{}: TAMPERED: first bad record {}: {}", p.display(), b.seq, b.what),
-                }
-                for u in &r.unfinished {
-                    println!("unfinished session {u} (started, never sealed: cordon was killed or is still running)");
-                }
-            }
-            Ok(if r.ok() { 0 } else { 1 })
-        }
-        AuditCmd::Ls(c) => {
-            let s = cordon_audit::Store::open(&path(&c.audit))?;
-            let rows = s.sessions()?;
-            if c.json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                for r in rows {
-                    let cmd = r.summary["command"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default();
-                    println!("{}  {:>6} records  {}  {}  {}", r.session, r.records, if r.sealed { "sealed    " } else { "unfinished" }, r.summary["policy"]["name"].as_str().unwrap_or("?"), cmd);
-                }
-            }
-            Ok(0)
-        }
-        AuditCmd::Show(a) => {
-            let s = cordon_audit::Store::open(&path(&a.common.audit))?;
-            let recs = s.records(&a.session)?;
-            if recs.is_empty() {
-                bail!("no session matching `{}` in {}", a.session, s.path().display());
-            }
-            if a.common.json {
-                println!("{}", serde_json::to_string_pretty(&recs)?);
-                return Ok(0);
-            }
-            let t0 = recs[0].ts_ms;
-            for r in recs {
-                for (kind, ts, body) in entries(&r) {
-                    let text = if kind.starts_with("sensor.") { serde_json::from_value::<cordon_sensor::Event>(body.clone()).map(|e| e.line()).unwrap_or_else(|_| body.to_string()) } else { body.to_string() };
-                    println!("+{:>8.3}s  #{:<6} {:<14} {}", (ts - t0) as f64 / 1000.0, r.seq, kind, text.chars().take(200).collect::<String>());
-                }
-            }
-            Ok(0)
-        }
-        AuditCmd::Export(a) => {
-            let s = cordon_audit::Store::open(&path(&a.audit))?;
-            let recs = s.records(&a.session)?;
-            if recs.is_empty() {
-                bail!("no session matching `{}`", a.session);
-            }
-            match a.format {
-                Format::Jsonl => {
-                    for r in recs {
-                        for (kind, ts, body) in entries(&r) {
-                            println!("{}", serde_json::json!({"seq": r.seq, "session": r.session, "kind": kind, "ts_ms": ts, "body": body}));
-                        }
-                    }
-                }
-                Format::OtlpJson => {
-                    let logs: Vec<serde_json::Value> = recs
-                        .iter()
-                        .map(|r| {
-                            serde_json::json!({
-                                "timeUnixNano": (r.ts_ms as u128 * 1_000_000).to_string(),
-                                "severityText": if r.kind == "denial" { "WARN" } else { "INFO" },
-                                "body": {"stringValue": r.body},
-                                "attributes": [
-                                    {"key": "cordon.session", "value": {"stringValue": r.session}},
-                                    {"key": "cordon.kind", "value": {"stringValue": r.kind}},
-                                    {"key": "cordon.seq", "value": {"intValue": r.seq.to_string()}}
-                                ]
-                            })
-                        })
-                        .collect();
-                    let doc = serde_json::json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "cordon"}}]}, "scopeLogs": [{"scope": {"name": "cordon.audit"}, "logRecords": logs}]}]});
-                    println!("{}", serde_json::to_string(&doc)?);
-                }
-            }
-            Ok(0)
+        AuditCmd::Verify(a) => verify(a),
+        AuditCmd::Head(c) => head(c),
+        AuditCmd::Ls(c) => ls(c),
+        AuditCmd::Show(a) => show(a),
+        AuditCmd::Export(a) => export(a),
+    }
+}
+
+fn verify(a: VerifyArgs) -> Result<i32> {
+    let p = path(&a.common.audit)?;
+    let expect = match &a.expect_head {
+        None => None,
+        Some(f) => Some(cordon_audit::Head::read(f).map_err(anyhow::Error::msg)?.ok_or_else(|| anyhow::anyhow!("--expect-head {}: no such file", f.display()))?),
+    };
+    let r = cordon_audit::verify_with(&p, expect.as_ref()).map_err(anyhow::Error::msg)?;
+    if a.common.json {
+        let mut v = serde_json::to_value(&r)?;
+        v["ok"] = r.ok().into();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(if r.ok() { 0 } else { 1 });
+    }
+    match (&r.unreadable, &r.first_bad) {
+        (Some(why), _) => println!("{}: UNREADABLE, nothing verified: {why}", p.display()),
+        (None, Some(b)) => println!("{}: TAMPERED: first bad record {}: {}", p.display(), b.seq, b.what),
+        (None, None) => {
+            let anchored = if r.anchor_matches == Some(true) { ", and the anchored head is in it" } else { "" };
+            println!("{}: ok: {} records, {} sessions ({} sealed), chain and signatures verify{anchored}", p.display(), r.records, r.sessions, r.sealed)
         }
     }
+    for u in &r.unfinished {
+        println!("unfinished session {u} (started, never sealed: cordon was killed or is still running)");
+    }
+    for s in &r.pending {
+        match &s.problem {
+            None => println!("pending: {} record(s) of session {} in the recovery spool {} (not yet in the chain; the next `cordon run` imports them)", s.records, s.session, s.file.display()),
+            Some(m) => println!("pending, UNREADABLE: {m}"),
+        }
+    }
+    Ok(if r.ok() { 0 } else { 1 })
+}
+
+fn head(c: Common) -> Result<i32> {
+    let p = path(&c.audit)?;
+    let s = cordon_audit::Store::open_read_only(&p)?;
+    let h = s.head()?.ok_or_else(|| anyhow::anyhow!("{} has no head file: no session was sealed in it yet", p.display()))?;
+    // An anchor is only worth keeping if the log holds what it names.
+    let r = cordon_audit::verify_with(&p, Some(&h)).map_err(anyhow::Error::msg)?;
+    if r.anchor_matches != Some(true) {
+        bail!("the head of {} does not match the log (`cordon audit verify` says why); not printing it as an anchor", p.display());
+    }
+    print!("{}", h.to_line());
+    Ok(0)
+}
+
+fn ls(c: Common) -> Result<i32> {
+    let s = cordon_audit::Store::open_read_only(&path(&c.audit)?)?;
+    let rows = s.sessions()?;
+    let mut out = std::io::stdout().lock();
+    if c.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(0);
+    }
+    for r in rows {
+        let cmd = r.summary["command"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        writeln!(out, "{}  {:>6} records  {}  {}  {}", r.session, r.records, if r.sealed { "sealed    " } else { "unfinished" }, r.summary["policy"]["name"].as_str().unwrap_or("?"), cmd)?;
+    }
+    Ok(0)
+}
+
+fn show(a: ShowArgs) -> Result<i32> {
+    let s = cordon_audit::Store::open_read_only(&path(&a.common.audit)?)?;
+    let recs = s.records(&s.resolve_session(&a.session)?)?;
+    let mut out = std::io::stdout().lock();
+    if a.common.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&recs)?)?;
+        return Ok(0);
+    }
+    let t0 = recs.first().map(|r| r.ts_ms).unwrap_or(0);
+    for r in recs {
+        for (kind, ts, body) in entries(&r) {
+            let text = if kind.starts_with("sensor.") { serde_json::from_value::<cordon_sensor::Event>(body.clone()).map(|e| e.line()).unwrap_or_else(|_| body.to_string()) } else { body.to_string() };
+            writeln!(out, "+{:>8.3}s  #{:<6} {:<14} {}", (ts - t0) as f64 / 1000.0, r.seq, kind, text.chars().take(200).collect::<String>())?;
+        }
+    }
+    Ok(0)
+}
+
+fn export(a: ExportArgs) -> Result<i32> {
+    let s = cordon_audit::Store::open_read_only(&path(&a.audit)?)?;
+    let recs = s.records(&s.resolve_session(&a.session)?)?;
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        Format::Jsonl => {
+            for r in recs {
+                for (kind, ts, body) in entries(&r) {
+                    writeln!(out, "{}", serde_json::json!({"seq": r.seq, "session": r.session, "kind": kind, "ts_ms": ts, "body": body}))?;
+                }
+            }
+        }
+        Format::OtlpJson => writeln!(out, "{}", serde_json::to_string(&otlp(&recs))?)?,
+    }
+    Ok(0)
+}
+
+fn otlp(recs: &[cordon_audit::Record]) -> serde_json::Value {
+    let logs: Vec<serde_json::Value> = recs
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "timeUnixNano": (r.ts_ms as u128 * 1_000_000).to_string(),
+                "severityText": if r.kind == "denial" { "WARN" } else { "INFO" },
+                "body": {"stringValue": r.body},
+                "attributes": [
+                    {"key": "cordon.session", "value": {"stringValue": r.session}},
+                    {"key": "cordon.kind", "value": {"stringValue": r.kind}},
+                    {"key": "cordon.seq", "value": {"intValue": r.seq.to_string()}}
+                ]
+            })
+        })
+        .collect();
+    serde_json::json!({"resourceLogs": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "cordon"}}]}, "scopeLogs": [{"scope": {"name": "cordon.audit"}, "logRecords": logs}]}]})
 }
 
 /// A record's entries: one, or for `sensor` records (batches of sensor events) one per event, with

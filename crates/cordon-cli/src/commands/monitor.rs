@@ -69,7 +69,10 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
         bail!("cordon monitor needs root: this kernel lets only root load BPF programs (kernel.unprivileged_bpf_disabled)");
     }
     let to_stdout = a.events.as_deref() == Some(std::path::Path::new("-"));
-    let events_file = if to_stdout { None } else { a.events.clone() };
+    let events_file = match a.events.as_deref() {
+        Some(p) if !to_stdout => Some(crate::outputs::Output::open(p, "--events", &mut Default::default())?.into_events()?),
+        _ => None,
+    };
     let mut built = crate::sensing::build(crate::sensing::Options { events: events_file, live: a.events.is_none(), rules: Default::default(), kill_cgroup: None, audit: None })?;
     let mut sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sink"))?;
     if to_stdout {

@@ -1,6 +1,6 @@
 //! `cordon rules check|show|test`.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
@@ -54,11 +54,8 @@ pub fn run(cmd: RulesCmd) -> Result<i32> {
         }
         RulesCmd::Test(a) => {
             let set = cordon_rules::load(&a.rules).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let store = cordon_audit::Store::open(&a.audit.clone().unwrap_or_else(cordon_audit::default_path))?;
-            let recs = store.records(&a.session)?;
-            if recs.is_empty() {
-                bail!("no session matching `{}`", a.session);
-            }
+            let store = cordon_audit::Store::open_read_only(&a.audit.clone().unwrap_or_else(cordon_audit::default_path))?;
+            let recs = store.records(&store.resolve_session(&a.session)?)?;
             let mut engine = cordon_rules::Engine::new(set);
             let mut alerts = vec![];
             for r in &recs {

@@ -77,9 +77,15 @@ pub struct RunArgs {
     /// loses events; losses are always counted and reported. Rounded up to a power of two.
     #[arg(long, value_name = "SIZE", default_value = "64M")]
     pub sensor_buffer: String,
-    /// Write the session outcome (ending, denials, limits hit, guarantees) as JSON to FILE.
+    /// Write the session outcome (ending, denials, limits hit, guarantees) as JSON to FILE. FILE is
+    /// opened before the session starts (a wrong path fails then); a fifo must have a reader.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// After the seal, also write the log's signed head (`cordon audit head`) to FILE: keep it where
+    /// the sessions' user cannot write, and check the log against it with `cordon audit verify
+    /// --expect-head FILE` (it catches records removed together with the head file).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_audit")]
+    pub head_copy: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     pub cmd: Vec<String>,
@@ -94,14 +100,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         }
     };
     let ws = super::workspace(a.workspace.as_deref())?;
-    if ws == std::path::Path::new("/") {
-        bail!("refusing to use / as the workspace: the whole filesystem would be writable\n  hint: cd into a project directory or pass --workspace DIR");
-    }
-    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
-        if home.canonicalize().ok().as_deref() == Some(ws.as_path()) {
-            bail!("refusing to use your home directory {} as the workspace: shell rc files and tool configs would become writable\n  hint: cd into a project directory or pass --workspace DIR", ws.display());
-        }
-    }
+    crate::guards::refuse_system_workspace(&ws)?;
     if (a.monitor || a.events.is_some()) && !nix::unistd::geteuid().is_root() {
         bail!("--monitor needs root: the eBPF sensor loads BPF programs, which this kernel allows only to root (kernel.unprivileged_bpf_disabled)\n  hint: run without --monitor (the sandbox itself works unprivileged), or with sudo");
     }
@@ -117,6 +116,10 @@ pub fn run(a: RunArgs) -> Result<i32> {
     if !a.allow_net.is_empty() && policy.net.egress != Egress::Open {
         policy.net.egress = Egress::Proxy;
         policy.namespaces.net = true;
+    }
+    let audit_path = if a.no_audit { None } else { Some(crate::recording::log_path(a.audit.as_deref())?) };
+    if let Some(db) = &audit_path {
+        crate::recording::mask_log(&mut policy, db);
     }
     tm("policy loaded and compiled");
     // Detection rules named by the policy's [monitor] (the agent profile uses builtin:agent).
@@ -153,7 +156,24 @@ pub fn run(a: RunArgs) -> Result<i32> {
         msg.push_str("\n  hint: `cordon doctor` shows what this host supports; --allow-degraded runs with the guarantees listed above");
         bail!(msg);
     }
+    let unprotected_log = match &audit_path {
+        Some(db) => crate::recording::refuse_writable_location(db, &policy, &plan)?,
+        None => None,
+    };
+    // Every output is opened now: a wrong path fails before anything runs, never after.
+    let mut protected = crate::outputs::Protected::default();
+    if let Some(db) = &audit_path {
+        for f in cordon_audit::files::log_files(db) {
+            protected.add(&f, &format!("a file of the audit log {}", db.display()));
+        }
+    }
+    let mut report_out = a.report.as_deref().map(|p| crate::outputs::Output::open(p, "--report", &mut protected)).transpose()?;
+    let mut events_out = a.events.as_deref().map(|p| crate::outputs::Output::open(p, "--events", &mut protected)).transpose()?;
+    let mut head_out = a.head_copy.as_deref().map(|p| crate::outputs::Output::open(p, "--head-copy", &mut protected)).transpose()?;
     if !a.quiet {
+        if let Some(w) = &unprotected_log {
+            eprintln!("cordon: DEGRADED: {w}");
+        }
         for l in &lost {
             eprintln!("cordon: DEGRADED (accepted with --allow-degraded): {l}");
         }
@@ -170,11 +190,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         }
     }
     // The session's start is committed before the command runs: a crash leaves it "unfinished".
-    let mut audit = if a.no_audit {
-        None
-    } else {
-        let p = a.audit.clone().unwrap_or_else(cordon_audit::default_path);
-        let mut store = cordon_audit::Store::open(&p).map_err(|e| anyhow::anyhow!("{e}\n  hint: pass --audit PATH to record elsewhere, or --no-audit to run without a record"))?;
+    let mut audit = if let Some(db) = &audit_path {
         let text = loaded.full_text();
         let hash: String = {
             use sha2::Digest;
@@ -186,8 +202,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
             "host": {"kernel": caps.kernel, "arch": caps.arch, "landlock_abi": caps.landlock_abi},
             "guarantees": plan.guarantees, "allow_degraded": a.allow_degraded,
         });
-        store.append(&session_id, &[("start".into(), now_ms(), start)])?;
-        Some(store)
+        Some(crate::recording::Recording::start(db, &session_id, start, a.quiet)?)
+    } else {
+        None
     };
     let monitor = a.monitor || a.events.is_some();
     if let Some(ev) = &a.events {
@@ -205,12 +222,13 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let sensor_cell: std::rc::Rc<std::cell::RefCell<Option<cordon_sensor::Sensor>>> = Default::default();
     let mut wiring: Option<crate::sensing::Built> = None;
     let on_cgroup: Option<cordon_sandbox::session::CgroupHook> = if monitor {
-        let audit_writer = match (&audit, a.no_audit) {
-            (Some(_), false) => Some(crate::sensing::AuditWriter::start(a.audit.clone().unwrap_or_else(cordon_audit::default_path), session_id.clone()).map_err(|e| anyhow::anyhow!("audit: {e}"))?),
-            _ => None,
+        let audit_writer = match &audit {
+            Some(r) => Some(crate::sensing::AuditWriter::start(r.path().to_path_buf(), session_id.clone()).map_err(|e| anyhow::anyhow!("audit: {e}"))?),
+            None => None,
         };
         let v2 = plan.cgroup.v2_dir.clone();
-        let built = crate::sensing::build(crate::sensing::Options { events: a.events.clone(), live: a.events.is_none() && !a.quiet, rules: rule_set_for_sensor.clone(), kill_cgroup: v2, audit: audit_writer })?;
+        let events = events_out.take().map(|o| o.into_events()).transpose()?;
+        let built = crate::sensing::build(crate::sensing::Options { events, live: a.events.is_none() && !a.quiet, rules: rule_set_for_sensor.clone(), kill_cgroup: v2, audit: audit_writer })?;
         let mut built = built;
         let sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sensor sink missing"))?;
         wiring = Some(built);
@@ -266,7 +284,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         }
     }
     let alerts = alerts.borrow().clone();
-    if let Some(store) = audit.as_mut() {
+    if let Some(rec) = audit.as_mut() {
         let t = now_ms();
         let mut items: Vec<(String, i64, serde_json::Value)> = vec![];
         for d in &outcome.denials.items {
@@ -289,10 +307,23 @@ pub fn run(a: RunArgs) -> Result<i32> {
             items.push(("sensor.summary".into(), t, brief));
         }
         items.push(("end".into(), t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "peaks": outcome.peaks, "denials_total": outcome.denials.total, "notes": outcome.notes})));
-        store.append(&session_id, &items)?;
-        store.seal(&session_id, t)?;
+        match rec.finish(items) {
+            crate::recording::Finished::Sealed => {
+                if let (Some(o), Some(line)) = (head_out.as_mut(), rec.head_line()) {
+                    if let Err(e) = o.replace(line.as_bytes()) {
+                        eprintln!("cordon: WARNING: --head-copy {}: {e}", o.path.display());
+                    }
+                }
+            }
+            crate::recording::Finished::Spooled { error, file } => eprintln!(
+                "cordon: WARNING: the audit log {} did not take the end of this session ({error}); its records are kept in the recovery spool {} and go into the log (sealed) at the next cordon run; `cordon audit verify` lists them meanwhile",
+                rec.path().display(),
+                file.display()
+            ),
+            crate::recording::Finished::Lost { error } => eprintln!("cordon: WARNING: the end of this session could not be recorded ({error}); its records were printed above as `cordon: audit record (unsaved)` lines"),
+        }
     }
-    if let Some(path) = &a.report {
+    if let Some(out) = report_out.as_mut() {
         let doc = serde_json::json!({
             "schema": "cordon.session.v1",
             "policy": { "name": policy.name, "sources": policy.sources },
@@ -304,7 +335,10 @@ pub fn run(a: RunArgs) -> Result<i32> {
             "env_dropped": plan.process.env_dropped,
             "sensor": sensor_summary,
         });
-        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n").map_err(|e| anyhow::anyhow!("cannot write report {}: {e}", path.display()))?;
+        // The command ran: a report that cannot be written is a warning, never a different exit.
+        if let Err(e) = out.replace((serde_json::to_string_pretty(&doc)? + "\n").as_bytes()) {
+            eprintln!("cordon: WARNING: --report {}: cannot write the report: {e}", out.path.display());
+        }
     }
     tm("session over");
     summarize(&outcome, &a, &policy.name);

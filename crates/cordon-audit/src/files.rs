@@ -1,0 +1,125 @@
+//! The files of one audit log and how they are created: every file 0600, every directory the store
+//! creates 0700, writes that must survive power loss fsynced (file and directory).
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The signing key, next to the database.
+pub fn key_path(db: &Path) -> PathBuf {
+    db.with_extension("key")
+}
+
+/// The signed head: the last sealed record, outside the database, so that truncation shows.
+pub fn head_path(db: &Path) -> PathBuf {
+    db.with_extension("head")
+}
+
+/// SQLite's companions of the database file.
+pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
+    let mut s = db.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Every file that belongs to the log (existing or not): what no output flag may overwrite and no
+/// session may reach.
+pub fn log_files(db: &Path) -> Vec<PathBuf> {
+    let mut v = vec![db.to_path_buf()];
+    v.extend(["-wal", "-shm", "-journal"].iter().map(|s| sidecar(db, s)));
+    v.extend([key_path(db), head_path(db), crate::spool::dir(db)]);
+    v
+}
+
+/// `path` made absolute against the working directory, with the symlinks of its longest existing
+/// ancestor resolved and `.`/`..` in the rest taken lexically (the file may not exist yet).
+pub fn absolute(path: &Path) -> Result<PathBuf, std::io::Error> {
+    let abs = std::path::absolute(path)?;
+    let parts: Vec<std::path::Component> = abs.components().collect();
+    // The longest prefix that exists is resolved by the kernel (symlinks and all).
+    let (mut out, from) = (1..=parts.len())
+        .rev()
+        .find_map(|n| parts[..n].iter().collect::<PathBuf>().canonicalize().ok().map(|r| (r, n)))
+        .unwrap_or_else(|| (PathBuf::from("/"), 1));
+    for c in &parts[from..] {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Creates `dir` and its missing parents with mode 0700; an existing directory keeps its mode
+/// (a shared directory such as /var/tmp must not change).
+pub fn private_dirs(dir: &Path) -> Result<(), std::io::Error> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Creates `path` with mode 0600 if it does not exist (SQLite then gives its -wal and -shm files the
+/// same mode); tightens an existing file we own to 0600.
+pub fn private_file(path: &Path) -> Result<(), std::io::Error> {
+    match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => tighten(path),
+        Err(e) => Err(e),
+    }
+}
+
+/// Mode 0600 for an existing file of ours (a log made by an older cordon, or SQLite's sidecars).
+pub fn tighten(path: &Path) -> Result<(), std::io::Error> {
+    let md = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if md.uid() == nix_euid() && md.mode() & 0o077 != 0 && md.is_file() {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+fn nix_euid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+}
+
+/// Writes `bytes` to `path` so that after a crash either the old or the new content is there, and
+/// after return the new content survives power loss: a private temporary file, fsync, rename, fsync
+/// of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), std::io::Error> {
+    let tmp = unique_tmp(path);
+    let res = (|| {
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// A temporary name beside `path` that no other process picks (pid and a counter).
+pub fn unique_tmp(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".tmp.{}.{n}", std::process::id()));
+    PathBuf::from(s)
+}
+
+/// fsync of the directory holding `path`, so that a rename or a new file in it is durable.
+pub fn sync_dir(path: &Path) -> Result<(), std::io::Error> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}

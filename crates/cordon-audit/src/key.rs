@@ -1,0 +1,56 @@
+//! The log's Ed25519 signing key: created once, atomically, even when many sessions start on a new
+//! log together (each writes its own candidate and links it into place; the first link wins and the
+//! others read the winner).
+
+use crate::files::{key_path, sync_dir, unique_tmp};
+use ed25519_dalek::SigningKey;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+pub fn load_or_create(db: &Path) -> Result<SigningKey, String> {
+    let p = key_path(db);
+    match read(&p) {
+        Ok(Some(k)) => return Ok(k),
+        Ok(None) => {}
+        Err(e) => return Err(e),
+    }
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed)).map_err(|e| format!("reading /dev/urandom: {e}"))?;
+    let tmp = unique_tmp(&p);
+    let made = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        f.write_all(&seed)?;
+        f.sync_all()?;
+        // link() fails if the key exists: no two sessions can both install one.
+        let linked = std::fs::hard_link(&tmp, &p);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => sync_dir(&p).map(|_| true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })()
+    .map_err(|e| format!("cannot create the signing key {}: {e}", p.display()))?;
+    if made {
+        return Ok(SigningKey::from_bytes(&seed));
+    }
+    read(&p)?.ok_or_else(|| format!("signing key {} vanished while it was being created", p.display()))
+}
+
+/// The key, if the file exists. A file of the wrong size is an error, never replaced.
+fn read(p: &Path) -> Result<Option<SigningKey>, String> {
+    match std::fs::read(p) {
+        Ok(b) => {
+            let arr: [u8; 32] = b.as_slice().try_into().map_err(|_| format!("signing key {} is not 32 bytes ({} bytes): it was damaged or replaced", p.display(), b.len()))?;
+            Ok(Some(SigningKey::from_bytes(&arr)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read the signing key {}: {e}", p.display())),
+    }
+}
+
+/// The public half, for verification (None when the key file is missing or unreadable).
+pub fn public_key(db: &Path) -> Result<ed25519_dalek::VerifyingKey, String> {
+    read(&key_path(db))?.map(|k| k.verifying_key()).ok_or_else(|| format!("the signing key {} is missing", key_path(db).display()))
+}

@@ -1,0 +1,118 @@
+//! One run's audit record: where the log is (never where the session can write), its start record
+//! before the command runs, and at the end the records and the seal — or, when the database will
+//! not take them, a recovery spool, so that a session that ran is never lost or reported as one
+//! that did not.
+
+use anyhow::{bail, Result};
+use cordon_audit::{spool, Store};
+use cordon_policy::{CompiledPolicy, Masked};
+use cordon_sandbox::SessionPlan;
+use std::path::{Path, PathBuf};
+
+/// The log's path: `--audit`, else `$CORDON_AUDIT`, else the default; always absolute.
+pub fn log_path(arg: Option<&Path>) -> Result<PathBuf> {
+    Ok(match arg {
+        Some(p) => std::path::absolute(p)?,
+        None => cordon_audit::default_path(),
+    })
+}
+
+/// The log's files become masks of the session (unreadable even inside an allowed tree, and hard
+/// links to them in the workspace are found by the scan that looks for links to credentials).
+pub fn mask_log(policy: &mut CompiledPolicy, db: &Path) {
+    for f in cordon_audit::files::log_files(db) {
+        policy.fs.deny.push(Masked { path: f, entry: "the audit log".into(), origin: "cordon".into() });
+    }
+}
+
+/// Refuses a log inside a tree the session may write: the session could rewrite its own evidence.
+pub fn refuse_writable_location(db: &Path, policy: &CompiledPolicy, plan: &SessionPlan) -> Result<Option<String>> {
+    let dir = db.parent().and_then(|d| d.canonicalize().ok()).unwrap_or_else(|| db.parent().unwrap_or(Path::new("/")).to_path_buf());
+    if !plan.ns.mount && !plan.landlock.enabled() {
+        return Ok(Some(format!("the audit log {} is not protected from the session: this host gives neither Landlock nor a mount namespace", db.display())));
+    }
+    // Under a mount namespace these are fresh, private filesystems; the host's files there are out of reach.
+    let fresh = ["/tmp", "/dev/shm", "/run", "/dev", "/proc"].map(Path::new);
+    for r in policy.fs.rules.iter().filter(|r| r.access.write) {
+        let private = plan.ns.mount && r.path != policy.workspace && fresh.iter().any(|f| r.path.starts_with(f));
+        let tree = r.path.canonicalize().unwrap_or_else(|_| r.path.clone());
+        if !private && dir.starts_with(&tree) {
+            bail!(
+                "the audit log {} is inside {} ({} in {}), which the session may write: it could rewrite its own evidence, so nothing was run\n  hint: keep the log outside every writable tree (the default, $XDG_STATE_HOME/cordon or /var/lib/cordon, is), e.g. --audit {}",
+                db.display(),
+                tree.display(),
+                r.entry,
+                r.origin,
+                cordon_audit::standard_path().display()
+            );
+        }
+    }
+    Ok(None)
+}
+
+/// A run's record, open from the start record to the seal.
+pub struct Recording {
+    store: Store,
+    session: String,
+}
+
+/// What became of the end of the record.
+pub enum Finished {
+    Sealed,
+    /// The database refused; the records are in this spool file.
+    Spooled { error: String, file: PathBuf },
+    /// Neither the database nor any spool directory took them: printed as a last resort.
+    Lost { error: String },
+}
+
+impl Recording {
+    /// Opens the log and commits the start record: if this fails, nothing has run.
+    pub fn start(db: &Path, session: &str, start: serde_json::Value, quiet: bool) -> Result<Recording> {
+        let mut store = Store::open(db).map_err(|e| anyhow::anyhow!("{e}\n  hint: pass --audit PATH to record elsewhere, or --no-audit to run without a record"))?;
+        if !quiet {
+            for line in store.imported() {
+                eprintln!("cordon: audit: {line}");
+            }
+        }
+        store.append(session, &[("start".into(), now_ms(), start)])?;
+        Ok(Recording { store, session: session.to_string() })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Appends the end of the session and seals it; on failure the records go to the spool.
+    pub fn finish(&mut self, items: Vec<(String, i64, serde_json::Value)>) -> Finished {
+        let res = self.store.append(&self.session, &items).map(|_| true).and_then(|_| self.store.seal(&self.session, now_ms()));
+        let error = match res {
+            Ok(()) => return Finished::Sealed,
+            Err(e) => e.to_string(),
+        };
+        // The seal may be all that failed: records already committed are not spooled again.
+        let committed = self.store.records(&self.session).map(|r| r.iter().any(|x| x.kind == "end")).unwrap_or(false);
+        let rest: Vec<spool::SpoolRecord> = if committed {
+            vec![]
+        } else {
+            items.iter().map(|(k, t, b)| spool::SpoolRecord { kind: k.clone(), ts_ms: *t, body: cordon_audit::canonical(b) }).collect()
+        };
+        match spool::write(self.store.path(), &self.session, &rest, true, &error) {
+            Ok(file) => Finished::Spooled { error, file },
+            Err(e) => {
+                for r in &rest {
+                    eprintln!("cordon: audit record (unsaved): {}", serde_json::json!({"session": self.session, "kind": r.kind, "ts_ms": r.ts_ms, "body": r.body}));
+                }
+                Finished::Lost { error: format!("{error}; and {e}") }
+            }
+        }
+    }
+
+    /// The signed head after the seal, for `--head-copy`.
+    pub fn head_line(&self) -> Option<String> {
+        self.store.head().ok().flatten().map(|h| h.to_line())
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
