@@ -134,13 +134,18 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
     // HOME is replaced by an empty tmpfs with only the allowed paths bound back: unix sockets and
     // everything else in it that the policy does not name are simply not there.
     let home = &p.home;
+    // What stays of HOME under its tmpfs (None: HOME is not replaced).
+    let mut home_kept: Option<Vec<PathBuf>> = None;
     if home.is_dir() && home != std::path::Path::new("/") && p.workspace != *home && !is_within(home, std::path::Path::new("/tmp")) {
         let mut kept: Vec<PathBuf> = p.fs.rules.iter().map(|r| r.path.clone()).filter(|x| x != home && is_within(x, home) && x.symlink_metadata().is_ok()).collect();
         kept.sort();
         kept.dedup();
         let outer: Vec<PathBuf> = kept.iter().filter(|x| !kept.iter().any(|y| y != *x && is_within(x, y))).cloned().collect();
+        home_kept = Some(outer.clone());
         ns.mounts.push(MountOp::Tmpfs { target: home.clone(), size: 1 << 20, mode: 0o755, keep: outer });
     }
+    // A path in HOME that was not bound back is already gone; there is nothing to mask.
+    let gone = |x: &std::path::Path| home_kept.as_ref().is_some_and(|kept| is_within(x, home) && !kept.iter().any(|k| is_within(x, k)));
     // Writable trees become read-write mounts again; the private tmpfs mounts already are, and device
     // nodes stay writable on a read-only mount.
     let fresh = ["/tmp", "/dev/shm", "/run", "/dev", "/proc"];
@@ -153,7 +158,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
     // Masks are needed only where Landlock would otherwise allow the read: inside an allowed tree.
     for m in &p.fs.deny {
         let inside = p.fs.rules.iter().any(|r| (r.access.read || r.access.write || r.access.exec) && is_within(&m.path, &r.path));
-        if inside && m.path.symlink_metadata().is_ok() && !is_within(&m.path, std::path::Path::new("/tmp")) {
+        if inside && m.path.symlink_metadata().is_ok() && !is_within(&m.path, std::path::Path::new("/tmp")) && !gone(&m.path) {
             ns.mounts.push(MountOp::Mask { path: m.path.clone(), why: format!("{} ({})", m.entry, m.origin) });
         }
     }
