@@ -329,3 +329,115 @@ fn the_live_timeline_and_attaching_from_outside() {
     assert!(evs.iter().all(|v| s(v, "session") == session), "events name the session");
     assert!(err(&m).contains("the session ended"), "{}", err(&m));
 }
+
+/// A child's stderr, read on a thread of its own so a silent child cannot hang the test.
+struct StderrLines {
+    rx: std::sync::mpsc::Receiver<String>,
+    text: String,
+}
+
+impl StderrLines {
+    fn of(child: &mut std::process::Child) -> StderrLines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        StderrLines { rx, text: String::new() }
+    }
+
+    /// Waits until `find` finds something in the text so far.
+    fn wait_for<T>(&mut self, within: std::time::Duration, find: impl Fn(&str) -> Option<T>) -> T {
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(x) = find(&self.text) {
+                return x;
+            }
+            let left = within.checked_sub(t.elapsed()).unwrap_or_else(|| panic!("not found within {within:?} in: {}", self.text));
+            match self.rx.recv_timeout(left) {
+                Ok(l) => {
+                    self.text.push_str(&l);
+                    self.text.push('\n');
+                }
+                Err(_) => panic!("not found within {within:?} in: {}", self.text),
+            }
+        }
+    }
+}
+
+/// The session id in `cordon run -v`'s "cordon: session ID, policy ..." line.
+fn session_id(text: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix("cordon: session ")).and_then(|r| r.split(',').next()).filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())).map(str::to_string)
+}
+
+/// tracefs and bpffs mounts as this process sees them (whole mountinfo lines, mount ids included).
+fn trace_bpf_mounts() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().filter(|l| l.contains(" - tracefs ") || l.contains(" - bpf ")).map(str::to_string).collect()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is dead (its parent has not reaped it yet).
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
+}
+
+#[test]
+fn a_cordon_killed_with_sigkill_leaves_no_mount_behind() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let before = trace_bpf_mounts();
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["run", "-v", "--monitor", "--", "sleep", "30"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .env("CORDON_AUDIT", e.root.join("audit.db"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cordon");
+    let mut lines = StderrLines::of(&mut run);
+    let sid = lines.wait_for(std::time::Duration::from_secs(10), session_id);
+    // The timeline shows the command's exec: the sensor is running.
+    lines.wait_for(std::time::Duration::from_secs(10), |t| t.contains("exec sleep 30").then_some(()));
+    let cg = cordon_sensor::cgroup::session_dir(&sid).unwrap_or_else(|| panic!("the session's cgroup exists: {}", lines.text));
+    let pids: Vec<u32> = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.parse().ok()).collect();
+    assert!(!pids.is_empty(), "the session has processes");
+    let during = trace_bpf_mounts();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGKILL).expect("kill -9 cordon");
+    let _ = run.wait();
+    // The session's init dies with its supervisor (parent-death signal), and the command with it.
+    let t = std::time::Instant::now();
+    while pids.iter().any(|p| alive(*p)) && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let survivors: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    for p in &survivors {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    // A killed supervisor cannot remove its cgroup (the next cordon collects stale ones): the test
+    // removes what it started.
+    let mut removed = false;
+    for _ in 0..250 {
+        if std::fs::remove_dir(&cg).is_ok() || !cg.exists() {
+            removed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after = trace_bpf_mounts();
+    // Leave the host as found even when this fails: a mount that appeared goes again.
+    for m in after.iter().filter(|m| !before.contains(m)) {
+        if let Some(point) = m.split(' ').nth(4) {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    assert_eq!(during, before, "cordon mounts neither tracefs nor bpffs while it runs");
+    assert_eq!(after, before, "nothing stays mounted after cordon was killed");
+    assert!(survivors.is_empty(), "the session's processes die with cordon: {survivors:?} were still alive");
+    assert!(removed, "the session's cgroup {} is empty and removable", cg.display());
+}

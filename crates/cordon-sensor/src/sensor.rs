@@ -233,7 +233,6 @@ fn configure(open: &mut OpenCordonSkel, cfg: &Config, target: &crate::cgroup::Ta
 
 fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Receiver<Ctl>, stop: Arc<AtomicBool>) -> Summary {
     let started = Instant::now();
-    let (_mounts, notes) = crate::mounts::ensure();
     let fail = |e: SensorError| {
         let _ = ready.send(Err(e));
         Summary::default()
@@ -326,7 +325,7 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
     }
     let mut conv = Converter::new(&cfg.session, cfg.attribution.clone());
     conv.track_setup = cfg.session_start;
-    let state = std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink: cfg.sink, sum: Summary { notes, ..Default::default() } });
+    let state = std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink: cfg.sink, sum: Summary::default() });
     let mut rb = RingBufferBuilder::new();
     if let Err(e) = rb.add(&skel.maps.events, |data: &[u8]| {
         state.borrow_mut().record(data);
