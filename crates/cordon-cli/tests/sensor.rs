@@ -358,13 +358,15 @@ impl StderrLines {
             if let Some(x) = find(&self.text) {
                 return x;
             }
-            let left = within.checked_sub(t.elapsed()).unwrap_or_else(|| panic!("not found within {within:?} in: {}", self.text));
-            match self.rx.recv_timeout(left) {
+            assert!(t.elapsed() < within, "not found within {within:?} in: {}", self.text);
+            // Also looks again every 50 ms when nothing is printed (`find` may look elsewhere).
+            match self.rx.recv_timeout(std::time::Duration::from_millis(50)) {
                 Ok(l) => {
                     self.text.push_str(&l);
                     self.text.push('\n');
                 }
-                Err(_) => panic!("not found within {within:?} in: {}", self.text),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(std::time::Duration::from_millis(50)),
             }
         }
     }
@@ -440,4 +442,80 @@ fn a_cordon_killed_with_sigkill_leaves_no_mount_behind() {
     assert_eq!(after, before, "nothing stays mounted after cordon was killed");
     assert!(survivors.is_empty(), "the session's processes die with cordon: {survivors:?} were still alive");
     assert!(removed, "the session's cgroup {} is empty and removable", cg.display());
+}
+
+/// `cordon run -v -- sleep 30` sessions this test started; ended (SIGTERM, then SIGKILL) on drop.
+struct Sessions(Vec<(std::process::Child, String)>);
+
+impl Sessions {
+    fn start(&mut self, e: &Env) -> String {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(["run", "-v", "--no-audit", "--", "sleep", "30"])
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn cordon");
+        let mut lines = StderrLines::of(&mut c);
+        let sid = lines.wait_for(std::time::Duration::from_secs(10), session_id);
+        self.0.push((c, sid.clone()));
+        // Running once its cgroup holds a process.
+        lines.wait_for(std::time::Duration::from_secs(10), |_| cordon_sensor::cgroup::session_dir(&sid).filter(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())));
+        sid
+    }
+}
+
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        for (c, _) in &self.0 {
+            let _ = kill(nix::unistd::Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+        }
+        for (c, _) in &mut self.0 {
+            let t = std::time::Instant::now();
+            while !matches!(c.try_wait(), Ok(Some(_))) {
+                if t.elapsed() > std::time::Duration::from_secs(5) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+#[test]
+fn monitor_takes_a_full_session_id_or_a_unique_prefix() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let mut sessions = Sessions(vec![]);
+    // Two sessions whose ids share their first digit (at most 17 sessions make such a pair).
+    let (a, b) = loop {
+        let sid = sessions.start(&e);
+        if let Some((_, other)) = sessions.0.iter().find(|(_, o)| *o != sid && o[..1] == sid[..1]) {
+            break (other.clone(), sid);
+        }
+        assert!(sessions.0.len() <= 17, "17 hex ids always include two with the same first digit");
+    };
+    let monitor = |id: &str| e.cordon(&["monitor", "--duration", "0.5", "--events", "-", id]);
+    for id in ["", &a[..1]] {
+        let o = monitor(id);
+        assert!(!o.status.success(), "`cordon monitor '{id}'` watches several sessions at once: {}", show(&o));
+        assert!(err(&o).contains(&a) && err(&o).contains(&b), "the candidates are listed: {}", show(&o));
+        assert!(!err(&o).contains("monitoring"), "nothing was watched: {}", show(&o));
+    }
+    // The id is matched literally: neither a pattern nor a path.
+    for id in ["%", "_", "*", "?", ".", "..", "../cordon", &format!("{}/..", a)] {
+        let o = monitor(id);
+        assert!(!o.status.success() && err(&o).contains("no running session"), "`cordon monitor '{id}'`: {}", show(&o));
+    }
+    // A unique prefix and the full id name the session.
+    for id in [&a[..15], &a[..]] {
+        let o = monitor(id);
+        assert!(o.status.success(), "`cordon monitor {id}`: {}", show(&o));
+        assert!(err(&o).contains(&format!("monitoring {a} ")), "{}", show(&o));
+    }
 }
