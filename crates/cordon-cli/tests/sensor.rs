@@ -444,13 +444,14 @@ fn a_cordon_killed_with_sigkill_leaves_no_mount_behind() {
     assert!(removed, "the session's cgroup {} is empty and removable", cg.display());
 }
 
-/// `cordon run -v -- sleep 30` sessions this test started; ended (SIGTERM, then SIGKILL) on drop.
+/// `cordon run -v -- CMD` sessions a test started; ended (SIGTERM, then SIGKILL) on drop.
 struct Sessions(Vec<(std::process::Child, String)>);
 
 impl Sessions {
-    fn start(&mut self, e: &Env) -> String {
+    fn start(&mut self, e: &Env, cmd: &[&str]) -> String {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
-            .args(["run", "-v", "--no-audit", "--", "sleep", "30"])
+            .args(["run", "-v", "--no-audit", "--"])
+            .args(cmd)
             .current_dir(&e.ws)
             .env("HOME", &e.home)
             .stderr(std::process::Stdio::piped())
@@ -494,7 +495,7 @@ fn monitor_takes_a_full_session_id_or_a_unique_prefix() {
     let mut sessions = Sessions(vec![]);
     // Two sessions whose ids share their first digit (at most 17 sessions make such a pair).
     let (a, b) = loop {
-        let sid = sessions.start(&e);
+        let sid = sessions.start(&e, &["sleep", "30"]);
         if let Some((_, other)) = sessions.0.iter().find(|(_, o)| *o != sid && o[..1] == sid[..1]) {
             break (other.clone(), sid);
         }
@@ -518,4 +519,121 @@ fn monitor_takes_a_full_session_id_or_a_unique_prefix() {
         assert!(o.status.success(), "`cordon monitor {id}`: {}", show(&o));
         assert!(err(&o).contains(&format!("monitoring {a} ")), "{}", show(&o));
     }
+}
+
+/// The session's `sensor.summary` record in the audit log, through `cordon audit export`.
+fn audited_summary(e: &Env, session: &str) -> Value {
+    let o = e.cordon(&["audit", "export", session]);
+    assert!(o.status.success(), "{}", show(&o));
+    out(&o).lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|r| r["kind"] == "sensor.summary").map(|r| r["body"].clone()).unwrap_or_else(|| panic!("no sensor.summary record: {}", out(&o)))
+}
+
+#[test]
+fn events_that_cannot_be_written_are_counted_as_lost() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let rep = e.root.join("report.json");
+    let o = e.run_sh_with(&["--events", "/dev/full", "--report", rep.to_str().unwrap_or("")], "cat README.md >/dev/null; ls >/dev/null; exit 7", &[]);
+    assert_eq!(o.status.code(), Some(7), "the command's status: {}", show(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&rep).unwrap_or_else(|_| panic!("no report: {}", show(&o)))).expect("report JSON");
+    let sensor = &report["sensor"];
+    let handed = sensor["events"].as_u64().expect("events") + sensor["by_kind"]["loss"].as_u64().unwrap_or(0);
+    assert!(handed > 0, "{sensor}");
+    let output = &sensor["events_output"];
+    assert_eq!(output["path"], "/dev/full", "{sensor}");
+    assert_eq!(output["written"], 0, "{output}");
+    assert_eq!(output["lost"].as_u64(), Some(handed), "every event is counted as not written: {output}");
+    assert!(output["error"].as_str().is_some_and(|x| x.contains("No space left on device")), "{output}");
+    assert_eq!(output["incomplete"], true, "{output}");
+    let t = err(&o);
+    assert!(t.contains(&format!("{handed} events could not be written to /dev/full: No space left on device")) && t.contains("the events file is incomplete"), "the exit summary says so: {t}");
+    assert!(!t.contains("none lost"), "the summary does not say nothing was lost: {t}");
+    let audited = audited_summary(&e, report["outcome"]["session_id"].as_str().expect("session id"));
+    assert_eq!(audited["events_output"], *output, "the audit record says the same");
+}
+
+#[test]
+fn a_fifo_whose_reader_leaves_loses_the_rest_and_the_next_reader_is_told() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let fifo = e.root.join("events.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let rep = e.root.join("report.json");
+    let (r1, r2) = (e.root.join("r1.out"), e.root.join("r2.out"));
+    // The first reader takes three lines and goes.
+    let mut first = std::process::Command::new("head").args(["-n", "3"]).arg(&fifo).stdout(std::fs::File::create(&r1).expect("r1")).spawn().expect("spawn head");
+    let script = "for i in $(seq 60); do cat README.md >/dev/null; sleep 0.05; done";
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["run", "--events", fifo.to_str().unwrap_or(""), "--report", rep.to_str().unwrap_or(""), "--", "sh", "-c", script])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .env("CORDON_AUDIT", e.root.join("audit.db"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cordon");
+    let t = std::time::Instant::now();
+    while !matches!(first.try_wait(), Ok(Some(_))) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "head took its three lines");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The session goes on (events every 50 ms, written every 200 ms): writes now fail with EPIPE.
+    // Then a second reader opens the fifo, which makes it writable again.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let second_opens = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let mut second = std::process::Command::new("cat").arg(&fifo).stdout(std::fs::File::create(&r2).expect("r2")).spawn().expect("spawn cat");
+    let o = run.wait_with_output().expect("cordon");
+    let _ = second.wait();
+    assert!(o.status.success(), "{}", show(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&rep).expect("report")).expect("report JSON");
+    let sensor = &report["sensor"];
+    let output = &sensor["events_output"];
+    let (written, lost) = (output["written"].as_u64().unwrap_or(0), output["lost"].as_u64().unwrap_or(0));
+    assert!(written >= 3 && lost > 0, "{output}");
+    assert_eq!(written + lost, sensor["events"].as_u64().unwrap_or(0) + sensor["by_kind"]["loss"].as_u64().unwrap_or(0), "each event was written or counted: {sensor}");
+    assert!(output["error"].as_str().is_some_and(|x| x.contains("Broken pipe")), "{output}");
+    let t = err(&o);
+    assert!(t.contains(&format!("{lost} events could not be written to {}: Broken pipe", fifo.display())) && t.contains("the events file is incomplete"), "{t}");
+    assert_eq!(std::fs::read_to_string(&r1).expect("r1").lines().filter(|l| serde_json::from_str::<Value>(l).is_ok()).count(), 3, "the first reader got whole events");
+    // The second reader gets what the first left in the pipe (its first line may be the rest of one
+    // the first reader cut), nothing written after the failure, and last the line that says what is
+    // missing.
+    let rest = std::fs::read_to_string(&r2).expect("r2");
+    let lines: Vec<Value> = rest.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let (marker, before) = lines.split_last().unwrap_or_else(|| panic!("the second reader got a loss line: {rest}"));
+    assert_eq!((s(marker, "kind"), marker["incomplete"].as_bool(), marker["lost"].as_u64()), ("loss", Some(true), Some(lost)), "{marker}");
+    assert!(s(marker, "reason").contains("could not be written"), "{marker}");
+    let schema: Value = serde_json::from_str(include_str!("../../../docs/events.schema.json")).expect("schema parses");
+    for k in marker.as_object().expect("object").keys() {
+        assert!(schema["properties"].get(k).is_some(), "the schema has `{k}`");
+    }
+    for ev in before {
+        assert!(ev["time"].as_u64().unwrap_or(u64::MAX) < second_opens, "no event is written after the first failure: {ev}");
+    }
+    assert_eq!(output["marked"], true, "{output}");
+}
+
+#[test]
+fn monitor_counts_events_its_stdout_reader_did_not_take() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let mut sessions = Sessions(vec![]);
+    let sid = sessions.start(&e, &["sh", "-c", "for i in $(seq 40); do ls >/dev/null; sleep 0.05; done"]);
+    let mut m = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["monitor", "--events", "-", &sid]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn monitor");
+    // The reader takes one line and goes (as `| head -1` would).
+    {
+        use std::io::BufRead;
+        let mut first = String::new();
+        std::io::BufReader::new(m.stdout.take().expect("stdout")).read_line(&mut first).expect("read");
+        assert!(first.starts_with('{'), "{first}");
+    }
+    let o = m.wait_with_output().expect("monitor");
+    assert_eq!(o.status.code(), Some(3), "events were lost: {}", show(&o));
+    let t = err(&o);
+    assert!(t.contains("could not be written to stdout: Broken pipe") && t.contains("the event stream on stdout is incomplete"), "{t}");
 }

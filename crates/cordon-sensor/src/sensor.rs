@@ -89,6 +89,26 @@ pub struct Summary {
     pub tree: String,
     pub seconds: f64,
     pub notes: Vec<String>,
+    /// The events output (`--events`), when there is one: filled in by whoever writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_output: Option<OutputStatus>,
+}
+
+/// What became of the events handed to an events output: each one was written whole or is
+/// counted in `lost`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct OutputStatus {
+    /// The file, fifo or `-` (stdout).
+    pub path: String,
+    pub written: u64,
+    /// Events not written (the first write error and everything after it).
+    pub lost: u64,
+    /// The first write error.
+    pub error: Option<String>,
+    /// Events are missing from the output.
+    pub incomplete: bool,
+    /// A final `loss` line with `incomplete: true` could be written at the end of the output.
+    pub marked: bool,
 }
 
 enum Ctl {

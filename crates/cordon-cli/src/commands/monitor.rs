@@ -92,17 +92,11 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     let to_stdout = a.events.as_deref() == Some(std::path::Path::new("-"));
     let events_file = if to_stdout { None } else { a.events.clone() };
     let mut built = crate::sensing::build(crate::sensing::Options { events: events_file, live: a.events.is_none(), rules: Default::default(), kill_cgroup: None, audit: None })?;
-    let mut sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sink"))?;
     if to_stdout {
-        sink = Box::new(move |f| {
-            use std::io::Write;
-            if let cordon_sensor::Feed::Event(e) = f {
-                let mut out = std::io::stdout().lock();
-                let _ = serde_json::to_writer(&mut out, e);
-                let _ = out.write_all(b"\n");
-            }
-        });
+        let out = crate::sensing::EventsOut::stdout().map_err(|e| anyhow::anyhow!("--events -: standard output: {e}"))?;
+        *built.shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
     }
+    let sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sink"))?;
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGINT);
     mask.add(Signal::SIGTERM);
@@ -123,10 +117,11 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
             break "--duration reached";
         }
     };
-    let sum = sensor.finish();
+    let mut sum = sensor.finish();
     let _ = built.finish_audit();
-    crate::sensing::write_extra(&built.shared, &[]);
+    crate::sensing::finish_events(&built.shared, &name, &[], Some(&mut sum));
     eprintln!("cordon: stopped: {why}");
     crate::sensing::summarize(&sum, true);
-    Ok(if sum.lost > 0 { 3 } else { 0 })
+    let unwritten = sum.events_output.as_ref().is_some_and(|o| o.lost > 0);
+    Ok(if sum.lost > 0 || unwritten { 3 } else { 0 })
 }
