@@ -2,14 +2,119 @@
 //! the audit record, the detection rules) and what a rule that says "kill" does.
 
 use cordon_rules::{Action, Alert, Engine, RuleSet};
-use cordon_sensor::Event;
+use cordon_sensor::{Event, OutputStatus};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub type EventsFile = Arc<Mutex<Option<std::io::BufWriter<std::fs::File>>>>;
+pub type EventsFile = Arc<Mutex<Option<EventsOut>>>;
+
+/// The events output (`--events`): JSON lines, buffered and written by whole events, so that each
+/// event handed to it is either written or counted as lost. After the first write error nothing
+/// more is written (a reader that has gone away is not tried again for every event); `finish`
+/// then adds one `loss` line with `incomplete: true`, if the output still takes it.
+pub struct EventsOut {
+    path: String,
+    out: std::fs::File,
+    buf: Vec<u8>,
+    /// Where each buffered event ends in `buf`.
+    ends: Vec<usize>,
+    written: u64,
+    lost: u64,
+    error: Option<std::io::Error>,
+    /// The failed write stopped inside an event: the output ends with a partial line.
+    mid_line: bool,
+}
+
+const EVENTS_BUF: usize = 1 << 20;
+
+impl EventsOut {
+    /// Standard output (`cordon monitor --events -`).
+    pub fn stdout() -> std::io::Result<EventsOut> {
+        use std::os::fd::AsFd;
+        Ok(EventsOut::new("-".into(), std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?)))
+    }
+
+    fn new(path: String, out: std::fs::File) -> EventsOut {
+        EventsOut { path, out, buf: Vec::with_capacity(EVENTS_BUF), ends: vec![], written: 0, lost: 0, error: None, mid_line: false }
+    }
+
+    fn push(&mut self, json: &str) {
+        if self.error.is_some() {
+            self.lost += 1;
+            return;
+        }
+        self.buf.extend_from_slice(json.as_bytes());
+        self.buf.push(b'\n');
+        self.ends.push(self.buf.len());
+        if self.buf.len() >= EVENTS_BUF {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let mut done = 0;
+        while done < self.buf.len() && self.error.is_none() {
+            match self.out.write(&self.buf[done..]) {
+                Ok(0) => self.error = Some(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => self.error = Some(e),
+            }
+        }
+        let whole = self.ends.iter().take_while(|&&end| end <= done).count();
+        self.mid_line = self.error.is_some() && done > 0 && self.ends.get(whole.wrapping_sub(1)).copied().unwrap_or(0) != done;
+        self.written += whole as u64;
+        self.lost += (self.ends.len() - whole) as u64;
+        self.buf.clear();
+        self.ends.clear();
+    }
+
+    fn status(&self) -> OutputStatus {
+        OutputStatus { path: self.path.clone(), written: self.written, lost: self.lost, error: self.error.as_ref().map(|e| e.to_string()), incomplete: self.lost > 0, marked: false }
+    }
+
+    /// Writes what is buffered, and the `loss` line when events are missing.
+    fn finish(&mut self, session: &str) -> OutputStatus {
+        self.flush();
+        let mut st = self.status();
+        if st.lost > 0 {
+            let e = Event {
+                v: cordon_sensor::event::SCHEMA_VERSION,
+                kind: "loss".into(),
+                time: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+                session: session.into(),
+                lost: Some(st.lost),
+                reason: Some(loss_text(&st)),
+                incomplete: true,
+                ..Default::default()
+            };
+            let mut line = if self.mid_line { b"\n".to_vec() } else { vec![] };
+            line.extend(serde_json::to_vec(&e).unwrap_or_default());
+            line.push(b'\n');
+            // One try: the output failed before, and may still.
+            st.marked = self.out.write_all(&line).is_ok();
+        }
+        st
+    }
+}
+
+impl Drop for EventsOut {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// "N events could not be written to PATH: ERROR".
+fn loss_text(st: &OutputStatus) -> String {
+    let to = if st.path == "-" { "stdout" } else { &st.path };
+    format!("{} event{} could not be written to {to}: {}", st.lost, if st.lost == 1 { "" } else { "s" }, st.error.as_deref().unwrap_or("unknown error"))
+}
 
 /// What the sink shares with the command that started it.
 #[derive(Clone, Default)]
@@ -41,6 +146,8 @@ pub struct AuditWriter {
 impl AuditWriter {
     pub fn start(path: PathBuf, session: String) -> Result<AuditWriter, String> {
         let mut store = cordon_audit::Store::open(&path).map_err(|e| e.to_string())?;
+        // Batches: a crash of cordon loses none that was committed; a power loss may lose the last.
+        store.set_durability(cordon_audit::Durability::Batch).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel::<Vec<(i64, String)>>();
         let thread = std::thread::Builder::new()
             .name("cordon-audit".into())
@@ -48,6 +155,7 @@ impl AuditWriter {
                 let mut n = 0u64;
                 let mut batch: Vec<(i64, String)> = vec![];
                 let mut last = Instant::now();
+                let mut spooled: Vec<String> = vec![];
                 loop {
                     let got = rx.recv_timeout(Duration::from_millis(200));
                     let done = matches!(got, Err(mpsc::RecvTimeoutError::Disconnected));
@@ -78,13 +186,21 @@ impl AuditWriter {
                                 ("sensor", c[0].0, body)
                             })
                             .collect();
-                        store.append_raw(&session, &records).map_err(|e| e.to_string())?;
-                        n += batch.len() as u64;
+                        if let Err(e) = store.append_raw(&session, &records) {
+                            // Never dropped: the batch waits in the recovery spool for the next open.
+                            let recs: Vec<_> = records.iter().map(|(k, t, b)| cordon_audit::spool::SpoolRecord { kind: k.to_string(), ts_ms: *t, body: b.clone() }).collect();
+                            match cordon_audit::spool::write(store.path(), &session, &recs, false, &e.to_string()) {
+                                Ok(f) => spooled.push(format!("{} events ({e}) kept in the recovery spool {}", batch.len(), f.display())),
+                                Err(s) => spooled.push(format!("{} events LOST: {e}; {s}", batch.len())),
+                            }
+                        } else {
+                            n += batch.len() as u64;
+                        }
                         batch.clear();
                         last = Instant::now();
                     }
                     if done {
-                        return Ok(n);
+                        return if spooled.is_empty() { Ok(n) } else { Err(spooled.join("; ")) };
                     }
                 }
             })
@@ -163,9 +279,8 @@ impl Built {
 
 pub fn build(o: Options) -> anyhow::Result<Built> {
     let shared = Shared::default();
-    let has_file = o.events.is_some();
-    if let Some((_, f)) = o.events {
-        *shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::io::BufWriter::with_capacity(1 << 20, f));
+    if let Some((p, f)) = o.events {
+        *shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(EventsOut::new(p.display().to_string(), f));
     }
     // Only events of a kind some rule looks at are converted for the engine (the conversion costs
     // more than everything else done per event).
@@ -188,19 +303,18 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
                     tx.flush();
                 }
                 if let Some(w) = sh.events_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                    let _ = w.flush();
+                    w.flush();
                 }
                 return;
             }
         };
+        let mut file = sh.events_file.lock().unwrap_or_else(|e| e.into_inner());
         // Serialized once, for the events file and the audit record.
-        let json = (audit_tx.is_some() || has_file).then(|| serde_json::to_string(e).unwrap_or_default());
-        if let (Some(j), true) = (&json, has_file) {
-            if let Some(w) = sh.events_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-                let _ = w.write_all(j.as_bytes());
-                let _ = w.write_all(b"\n");
-            }
+        let json = (audit_tx.is_some() || file.is_some()).then(|| serde_json::to_string(e).unwrap_or_default());
+        if let (Some(j), Some(w)) = (&json, file.as_mut()) {
+            w.push(j);
         }
+        drop(file);
         if live && on_timeline(e) {
             eprintln!("cordon: {:>8.3}s {}", start.elapsed().as_secs_f64(), e.line());
         }
@@ -297,14 +411,18 @@ fn fields_of(e: &Event, fields: &[String]) -> serde_json::Value {
     V::Object(m)
 }
 
-/// Appends events that did not come from the kernel (the proxy's refusals) to the events file.
-pub fn write_extra(shared: &Shared, events: &[Event]) {
-    if let Some(w) = shared.events_file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-        for e in events {
-            let _ = serde_json::to_writer(&mut *w, e);
-            let _ = w.write_all(b"\n");
-        }
-        let _ = w.flush();
+/// Ends the events output once the sensor has finished: appends the events that did not come from
+/// the kernel (the proxy's refusals), writes what is buffered, marks the output incomplete if events
+/// could not be written, and says so in the sensor's summary (which the audit record and the report
+/// carry).
+pub fn finish_events(shared: &Shared, session: &str, extra: &[Event], summary: Option<&mut cordon_sensor::Summary>) {
+    let Some(mut w) = shared.events_file.lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+    for e in extra {
+        w.push(&serde_json::to_string(e).unwrap_or_default());
+    }
+    let st = w.finish(session);
+    if let Some(s) = summary {
+        s.events_output = Some(st);
     }
 }
 
@@ -313,8 +431,17 @@ const TREE_LINES: usize = 30;
 /// Prints the sensor's part of the end-of-session summary.
 pub fn summarize(s: &cordon_sensor::Summary, tree: bool) {
     let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let loss = if s.lost > 0 { format!(", {} LOST (ring buffer full; per CPU {:?})", s.lost, s.lost_per_cpu) } else { ", none lost".into() };
+    let unwritten = s.events_output.as_ref().filter(|o| o.lost > 0);
+    let loss = match (s.lost, unwritten) {
+        (1.., _) => format!(", {} LOST (ring buffer full; per CPU {:?})", s.lost, s.lost_per_cpu),
+        (0, Some(_)) => ", the ring buffer dropped none".into(),
+        (0, None) => ", none lost".into(),
+    };
     eprintln!("cordon: sensor: {} events ({}){loss}", s.events, kinds.join(", "));
+    if let Some(o) = unwritten {
+        let what = if o.path == "-" { "the event stream on stdout" } else { "the events file" };
+        eprintln!("cordon: sensor: {}; {what} is incomplete{}", loss_text(o), if o.marked { " (its last line says so)" } else { "" });
+    }
     if s.denials_total > 0 {
         let mut groups: Vec<(String, String, String, u64)> = vec![];
         for d in &s.denials {

@@ -329,3 +329,311 @@ fn the_live_timeline_and_attaching_from_outside() {
     assert!(evs.iter().all(|v| s(v, "session") == session), "events name the session");
     assert!(err(&m).contains("the session ended"), "{}", err(&m));
 }
+
+/// A child's stderr, read on a thread of its own so a silent child cannot hang the test.
+struct StderrLines {
+    rx: std::sync::mpsc::Receiver<String>,
+    text: String,
+}
+
+impl StderrLines {
+    fn of(child: &mut std::process::Child) -> StderrLines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        StderrLines { rx, text: String::new() }
+    }
+
+    /// Waits until `find` finds something in the text so far.
+    fn wait_for<T>(&mut self, within: std::time::Duration, find: impl Fn(&str) -> Option<T>) -> T {
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(x) = find(&self.text) {
+                return x;
+            }
+            assert!(t.elapsed() < within, "not found within {within:?} in: {}", self.text);
+            // Also looks again every 50 ms when nothing is printed (`find` may look elsewhere).
+            match self.rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(l) => {
+                    self.text.push_str(&l);
+                    self.text.push('\n');
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// The session id in `cordon run -v`'s "cordon: session ID, policy ..." line.
+fn session_id(text: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix("cordon: session ")).and_then(|r| r.split(',').next()).filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())).map(str::to_string)
+}
+
+/// tracefs and bpffs mounts as this process sees them (whole mountinfo lines, mount ids included).
+fn trace_bpf_mounts() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().filter(|l| l.contains(" - tracefs ") || l.contains(" - bpf ")).map(str::to_string).collect()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is dead (its parent has not reaped it yet).
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
+}
+
+#[test]
+fn a_cordon_killed_with_sigkill_leaves_no_mount_behind() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let before = trace_bpf_mounts();
+    let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["run", "-v", "--monitor", "--", "sleep", "30"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .env("CORDON_AUDIT", e.root.join("audit.db"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cordon");
+    let mut lines = StderrLines::of(&mut run);
+    let sid = lines.wait_for(std::time::Duration::from_secs(10), session_id);
+    // The timeline shows the command's exec: the sensor is running.
+    lines.wait_for(std::time::Duration::from_secs(10), |t| t.contains("exec sleep 30").then_some(()));
+    let cg = cordon_sensor::cgroup::session_dir(&sid).unwrap_or_else(|| panic!("the session's cgroup exists: {}", lines.text));
+    let pids: Vec<u32> = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.parse().ok()).collect();
+    assert!(!pids.is_empty(), "the session has processes");
+    let during = trace_bpf_mounts();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGKILL).expect("kill -9 cordon");
+    let _ = run.wait();
+    // The session's init dies with its supervisor (parent-death signal), and the command with it.
+    let t = std::time::Instant::now();
+    while pids.iter().any(|p| alive(*p)) && t.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let survivors: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+    for p in &survivors {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), nix::sys::signal::Signal::SIGKILL);
+    }
+    // A killed supervisor cannot remove its cgroup (the next cordon collects stale ones): the test
+    // removes what it started.
+    let mut removed = false;
+    for _ in 0..250 {
+        if std::fs::remove_dir(&cg).is_ok() || !cg.exists() {
+            removed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after = trace_bpf_mounts();
+    // Leave the host as found even when this fails: a mount that appeared goes again.
+    for m in after.iter().filter(|m| !before.contains(m)) {
+        if let Some(point) = m.split(' ').nth(4) {
+            let _ = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    assert_eq!(during, before, "cordon mounts neither tracefs nor bpffs while it runs");
+    assert_eq!(after, before, "nothing stays mounted after cordon was killed");
+    assert!(survivors.is_empty(), "the session's processes die with cordon: {survivors:?} were still alive");
+    assert!(removed, "the session's cgroup {} is empty and removable", cg.display());
+}
+
+/// `cordon run -v -- CMD` sessions a test started; ended (SIGTERM, then SIGKILL) on drop.
+struct Sessions(Vec<(std::process::Child, String)>);
+
+impl Sessions {
+    fn start(&mut self, e: &Env, cmd: &[&str]) -> String {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(["run", "-v", "--no-audit", "--"])
+            .args(cmd)
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn cordon");
+        let mut lines = StderrLines::of(&mut c);
+        let sid = lines.wait_for(std::time::Duration::from_secs(10), session_id);
+        self.0.push((c, sid.clone()));
+        // Running once its cgroup holds a process.
+        lines.wait_for(std::time::Duration::from_secs(10), |_| cordon_sensor::cgroup::session_dir(&sid).filter(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())));
+        sid
+    }
+}
+
+impl Drop for Sessions {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        for (c, _) in &self.0 {
+            let _ = kill(nix::unistd::Pid::from_raw(c.id() as i32), Signal::SIGTERM);
+        }
+        for (c, _) in &mut self.0 {
+            let t = std::time::Instant::now();
+            while !matches!(c.try_wait(), Ok(Some(_))) {
+                if t.elapsed() > std::time::Duration::from_secs(5) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+#[test]
+fn monitor_takes_a_full_session_id_or_a_unique_prefix() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let mut sessions = Sessions(vec![]);
+    // Two sessions whose ids share their first digit (at most 17 sessions make such a pair).
+    let (a, b) = loop {
+        let sid = sessions.start(&e, &["sleep", "30"]);
+        if let Some((_, other)) = sessions.0.iter().find(|(_, o)| *o != sid && o[..1] == sid[..1]) {
+            break (other.clone(), sid);
+        }
+        assert!(sessions.0.len() <= 17, "17 hex ids always include two with the same first digit");
+    };
+    let monitor = |id: &str| e.cordon(&["monitor", "--duration", "0.5", "--events", "-", id]);
+    for id in ["", &a[..1]] {
+        let o = monitor(id);
+        assert!(!o.status.success(), "`cordon monitor '{id}'` watches several sessions at once: {}", show(&o));
+        assert!(err(&o).contains(&a) && err(&o).contains(&b), "the candidates are listed: {}", show(&o));
+        assert!(!err(&o).contains("monitoring"), "nothing was watched: {}", show(&o));
+    }
+    // The id is matched literally: neither a pattern nor a path.
+    for id in ["%", "_", "*", "?", ".", "..", "../cordon", &format!("{}/..", a)] {
+        let o = monitor(id);
+        assert!(!o.status.success() && err(&o).contains("no running session"), "`cordon monitor '{id}'`: {}", show(&o));
+    }
+    // A unique prefix and the full id name the session.
+    for id in [&a[..15], &a[..]] {
+        let o = monitor(id);
+        assert!(o.status.success(), "`cordon monitor {id}`: {}", show(&o));
+        assert!(err(&o).contains(&format!("monitoring {a} ")), "{}", show(&o));
+    }
+}
+
+/// The session's `sensor.summary` record in the audit log, through `cordon audit export`.
+fn audited_summary(e: &Env, session: &str) -> Value {
+    let o = e.cordon(&["audit", "export", session]);
+    assert!(o.status.success(), "{}", show(&o));
+    out(&o).lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|r| r["kind"] == "sensor.summary").map(|r| r["body"].clone()).unwrap_or_else(|| panic!("no sensor.summary record: {}", out(&o)))
+}
+
+#[test]
+fn events_that_cannot_be_written_are_counted_as_lost() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let rep = e.root.join("report.json");
+    let o = e.run_sh_with(&["--events", "/dev/full", "--report", rep.to_str().unwrap_or("")], "cat README.md >/dev/null; ls >/dev/null; exit 7", &[]);
+    assert_eq!(o.status.code(), Some(7), "the command's status: {}", show(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&rep).unwrap_or_else(|_| panic!("no report: {}", show(&o)))).expect("report JSON");
+    let sensor = &report["sensor"];
+    let handed = sensor["events"].as_u64().expect("events") + sensor["by_kind"]["loss"].as_u64().unwrap_or(0);
+    assert!(handed > 0, "{sensor}");
+    let output = &sensor["events_output"];
+    assert_eq!(output["path"], "/dev/full", "{sensor}");
+    assert_eq!(output["written"], 0, "{output}");
+    assert_eq!(output["lost"].as_u64(), Some(handed), "every event is counted as not written: {output}");
+    assert!(output["error"].as_str().is_some_and(|x| x.contains("No space left on device")), "{output}");
+    assert_eq!(output["incomplete"], true, "{output}");
+    let t = err(&o);
+    assert!(t.contains(&format!("{handed} events could not be written to /dev/full: No space left on device")) && t.contains("the events file is incomplete"), "the exit summary says so: {t}");
+    assert!(!t.contains("none lost"), "the summary does not say nothing was lost: {t}");
+    let audited = audited_summary(&e, report["outcome"]["session_id"].as_str().expect("session id"));
+    assert_eq!(audited["events_output"], *output, "the audit record says the same");
+}
+
+#[test]
+fn a_fifo_whose_reader_leaves_loses_the_rest_and_the_next_reader_is_told() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let fifo = e.root.join("events.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let rep = e.root.join("report.json");
+    let (r1, r2) = (e.root.join("r1.out"), e.root.join("r2.out"));
+    // The first reader takes three lines and goes.
+    let mut first = std::process::Command::new("head").args(["-n", "3"]).arg(&fifo).stdout(std::fs::File::create(&r1).expect("r1")).spawn().expect("spawn head");
+    let script = "for i in $(seq 60); do cat README.md >/dev/null; sleep 0.05; done";
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["run", "--events", fifo.to_str().unwrap_or(""), "--report", rep.to_str().unwrap_or(""), "--", "sh", "-c", script])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .env("CORDON_AUDIT", e.root.join("audit.db"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cordon");
+    let t = std::time::Instant::now();
+    while !matches!(first.try_wait(), Ok(Some(_))) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "head took its three lines");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The session goes on (events every 50 ms, written every 200 ms): writes now fail with EPIPE.
+    // Then a second reader opens the fifo, which makes it writable again.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let second_opens = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let mut second = std::process::Command::new("cat").arg(&fifo).stdout(std::fs::File::create(&r2).expect("r2")).spawn().expect("spawn cat");
+    let o = run.wait_with_output().expect("cordon");
+    let _ = second.wait();
+    assert!(o.status.success(), "{}", show(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&rep).expect("report")).expect("report JSON");
+    let sensor = &report["sensor"];
+    let output = &sensor["events_output"];
+    let (written, lost) = (output["written"].as_u64().unwrap_or(0), output["lost"].as_u64().unwrap_or(0));
+    assert!(written >= 3 && lost > 0, "{output}");
+    assert_eq!(written + lost, sensor["events"].as_u64().unwrap_or(0) + sensor["by_kind"]["loss"].as_u64().unwrap_or(0), "each event was written or counted: {sensor}");
+    assert!(output["error"].as_str().is_some_and(|x| x.contains("Broken pipe")), "{output}");
+    let t = err(&o);
+    assert!(t.contains(&format!("{lost} events could not be written to {}: Broken pipe", fifo.display())) && t.contains("the events file is incomplete"), "{t}");
+    assert_eq!(std::fs::read_to_string(&r1).expect("r1").lines().filter(|l| serde_json::from_str::<Value>(l).is_ok()).count(), 3, "the first reader got whole events");
+    // The second reader gets what the first left in the pipe (its first line may be the rest of one
+    // the first reader cut), nothing written after the failure, and last the line that says what is
+    // missing.
+    let rest = std::fs::read_to_string(&r2).expect("r2");
+    let lines: Vec<Value> = rest.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let (marker, before) = lines.split_last().unwrap_or_else(|| panic!("the second reader got a loss line: {rest}"));
+    assert_eq!((s(marker, "kind"), marker["incomplete"].as_bool(), marker["lost"].as_u64()), ("loss", Some(true), Some(lost)), "{marker}");
+    assert!(s(marker, "reason").contains("could not be written"), "{marker}");
+    let schema: Value = serde_json::from_str(include_str!("../../../docs/events.schema.json")).expect("schema parses");
+    for k in marker.as_object().expect("object").keys() {
+        assert!(schema["properties"].get(k).is_some(), "the schema has `{k}`");
+    }
+    for ev in before {
+        assert!(ev["time"].as_u64().unwrap_or(u64::MAX) < second_opens, "no event is written after the first failure: {ev}");
+    }
+    assert_eq!(output["marked"], true, "{output}");
+}
+
+#[test]
+fn monitor_counts_events_its_stdout_reader_did_not_take() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let mut sessions = Sessions(vec![]);
+    let sid = sessions.start(&e, &["sh", "-c", "for i in $(seq 40); do ls >/dev/null; sleep 0.05; done"]);
+    let mut m = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["monitor", "--events", "-", &sid]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn monitor");
+    // The reader takes one line and goes (as `| head -1` would).
+    {
+        use std::io::BufRead;
+        let mut first = String::new();
+        std::io::BufReader::new(m.stdout.take().expect("stdout")).read_line(&mut first).expect("read");
+        assert!(first.starts_with('{'), "{first}");
+    }
+    let o = m.wait_with_output().expect("monitor");
+    assert_eq!(o.status.code(), Some(3), "events were lost: {}", show(&o));
+    let t = err(&o);
+    assert!(t.contains("could not be written to stdout: Broken pipe") && t.contains("the event stream on stdout is incomplete"), "{t}");
+}

@@ -23,8 +23,26 @@ pub fn target(dir: &Path) -> Result<Target, String> {
     Ok(Target { dir: dir.to_path_buf(), id: md.ino(), level: rel.components().count() as u32 })
 }
 
-/// The v2 cgroup of a session by id: `<v2 root>/cordon/<session>`.
+/// The v2 cgroup of a session by its full id: `<v2 root>/cordon/<session>`. The id is a name in
+/// that directory, never a path: `..` or `a/b` name no session.
 pub fn session_dir(session: &str) -> Option<PathBuf> {
+    if session.is_empty() || session.contains('/') || session == "." || session == ".." {
+        return None;
+    }
     let d = v2_root()?.join("cordon").join(session);
     d.is_dir().then_some(d)
+}
+
+/// The ids of the sessions that have a cgroup now (the directories under `<v2 root>/cordon/`), sorted.
+pub fn running_sessions() -> Vec<String> {
+    let Some(root) = v2_root() else { return vec![] };
+    let mut v: Vec<String> = std::fs::read_dir(root.join("cordon"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    v.sort();
+    v
 }

@@ -67,6 +67,10 @@ pub struct Event {
     pub lost: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub lost_per_cpu: Option<Vec<u64>>,
+    /// loss: set on the last line of an events output that could not be written in full (`lost`
+    /// events are missing from it, `reason` says why).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub incomplete: bool,
 }
 
 impl Event {

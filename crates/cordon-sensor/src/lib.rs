@@ -18,4 +18,4 @@ mod sys;
 
 pub use attribute::Attribution;
 pub use event::Event;
-pub use sensor::{Config, Feed, NetRules, Sensor, SensorError, Summary};
+pub use sensor::{Config, Feed, NetRules, OutputStatus, Sensor, SensorError, Summary};

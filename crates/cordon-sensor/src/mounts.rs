@@ -1,6 +1,7 @@
-//! tracefs and bpffs: mounted when missing (a new machine has neither), unmounted again by the guard
-//! so the host is left as found. The sensor's own programs (tp_btf, unpinned) need neither; they are
-//! mounted so tools and `cordon doctor` see the usual layout while a sensor runs.
+//! tracefs and bpffs: whether the host has them mounted, for `cordon doctor`. The sensor never
+//! mounts them: its programs are tp_btf (attached by BTF id through a BPF link) and cgroup-bpf
+//! links, and nothing is pinned, so it needs neither; and a mount made by cordon would outlive a
+//! cordon killed with SIGKILL.
 
 use std::path::Path;
 
@@ -9,34 +10,4 @@ pub const BPFFS: &str = "/sys/fs/bpf";
 
 pub fn is_mounted(dir: &str, fstype: &str) -> bool {
     cordon_sandbox::caps::mount_table().iter().any(|m| m.point == Path::new(dir) && m.fstype == fstype)
-}
-
-#[derive(Debug, Default)]
-pub struct MountGuard {
-    mounted: Vec<&'static str>,
-}
-
-/// Mounts what is missing; errors are returned as notes (the sensor still works without them).
-pub fn ensure() -> (MountGuard, Vec<String>) {
-    let mut g = MountGuard::default();
-    let mut notes = vec![];
-    for (dir, fs) in [(TRACEFS, "tracefs"), (BPFFS, "bpf")] {
-        if is_mounted(dir, fs) || !Path::new(dir).is_dir() {
-            continue;
-        }
-        match nix::mount::mount(Some(fs), dir, Some(fs), nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV | nix::mount::MsFlags::MS_NOEXEC, None::<&str>) {
-            Ok(()) => g.mounted.push(dir),
-            Err(e) => notes.push(format!("could not mount {fs} at {dir}: {e}")),
-        }
-    }
-    (g, notes)
-}
-
-impl Drop for MountGuard {
-    fn drop(&mut self) {
-        for d in self.mounted.drain(..).rev() {
-            // Lazy: another sensor started meanwhile may be reading it.
-            let _ = nix::mount::umount2(d, nix::mount::MntFlags::MNT_DETACH);
-        }
-    }
 }

@@ -89,6 +89,26 @@ pub struct Summary {
     pub tree: String,
     pub seconds: f64,
     pub notes: Vec<String>,
+    /// The events output (`--events`), when there is one: filled in by whoever writes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_output: Option<OutputStatus>,
+}
+
+/// What became of the events handed to an events output: each one was written whole or is
+/// counted in `lost`.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct OutputStatus {
+    /// The file, fifo or `-` (stdout).
+    pub path: String,
+    pub written: u64,
+    /// Events not written (the first write error and everything after it).
+    pub lost: u64,
+    /// The first write error.
+    pub error: Option<String>,
+    /// Events are missing from the output.
+    pub incomplete: bool,
+    /// A final `loss` line with `incomplete: true` could be written at the end of the output.
+    pub marked: bool,
 }
 
 enum Ctl {
@@ -233,7 +253,6 @@ fn configure(open: &mut OpenCordonSkel, cfg: &Config, target: &crate::cgroup::Ta
 
 fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Receiver<Ctl>, stop: Arc<AtomicBool>) -> Summary {
     let started = Instant::now();
-    let (_mounts, notes) = crate::mounts::ensure();
     let fail = |e: SensorError| {
         let _ = ready.send(Err(e));
         Summary::default()
@@ -326,7 +345,7 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
     }
     let mut conv = Converter::new(&cfg.session, cfg.attribution.clone());
     conv.track_setup = cfg.session_start;
-    let state = std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink: cfg.sink, sum: Summary { notes, ..Default::default() } });
+    let state = std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink: cfg.sink, sum: Summary::default() });
     let mut rb = RingBufferBuilder::new();
     if let Err(e) = rb.add(&skel.maps.events, |data: &[u8]| {
         state.borrow_mut().record(data);

@@ -2,11 +2,20 @@
 //! nothing left behind (programs, maps, cgroups, mounts). Each kill test first shows the process
 //! survives without the kill (the control). As another user these fail unless
 //! CORDON_TESTS_ALLOW_SKIP=1, which counts them as skipped.
+//!
+//! The tests of this binary run one at a time (`serial`): what one checks (this process's BPF file
+//! descriptors) is what the other's sensor holds while it runs.
 
 use cordon_sensor::{Config, NetRules, Sensor};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn need_root() -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -87,6 +96,7 @@ fn bpf_send_signal_kills_one_process_and_cgroup_kill_the_session() {
     if !need_root() {
         return;
     }
+    let _serial = serial();
     let cg = Cg::new("kill");
     let s = sensor(&cg);
     let mut a = cg.spawn_busy();
@@ -109,12 +119,37 @@ fn bpf_send_signal_kills_one_process_and_cgroup_kill_the_session() {
     assert_eq!(sum.lost, 0);
 }
 
-fn ours_loaded() -> Vec<String> {
-    let names = ["sys_enter", "sys_exit", "on_exec", "on_fork", "on_exit", "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create"];
-    let mut v: Vec<String> = libbpf_rs::query::ProgInfoIter::default().map(|p| p.name.to_string_lossy().into_owned()).filter(|n| names.contains(&n.as_str())).collect();
-    let maps = ["kill_tgids", "inflight_store", "exec_scratch", "path_scratch", "net_allow"];
-    v.extend(libbpf_rs::query::MapInfoIter::default().map(|m| m.name.to_string_lossy().into_owned()).filter(|n| maps.contains(&n.as_str())));
+/// The ids of the BPF programs and maps this process holds open (from /proc/self/fdinfo).
+fn held_ids() -> (Vec<u32>, Vec<u32>) {
+    let (mut progs, mut maps) = (vec![], vec![]);
+    for e in std::fs::read_dir("/proc/self/fdinfo").expect("fdinfo").flatten() {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for l in text.lines() {
+            let id = |k: &str| l.strip_prefix(k).and_then(|v| v.trim().parse::<u32>().ok());
+            if let Some(n) = id("prog_id:") {
+                progs.push(n);
+            } else if let Some(n) = id("map_id:") {
+                maps.push(n);
+            }
+        }
+    }
+    progs.sort_unstable();
+    progs.dedup();
+    maps.sort_unstable();
+    maps.dedup();
+    (progs, maps)
+}
+
+/// Of these program and map ids, the ones the kernel still has loaded (by anyone).
+fn still_loaded(progs: &[u32], maps: &[u32]) -> Vec<String> {
+    let mut v: Vec<String> = libbpf_rs::query::ProgInfoIter::default().filter(|p| progs.contains(&p.id)).map(|p| format!("prog {} {}", p.id, p.name.to_string_lossy())).collect();
+    v.extend(libbpf_rs::query::MapInfoIter::default().filter(|m| maps.contains(&m.id)).map(|m| format!("map {} {}", m.id, m.name.to_string_lossy())));
     v
+}
+
+/// tracefs and bpffs mounts as this process sees them (whole mountinfo lines, mount ids included).
+fn trace_bpf_mounts() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().filter(|l| l.contains(" - tracefs ") || l.contains(" - bpf ")).map(str::to_string).collect()
 }
 
 #[test]
@@ -122,15 +157,22 @@ fn nothing_is_left_behind() {
     if !need_root() {
         return;
     }
-    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().filter(|l| l.contains(" - tracefs ") || l.contains(" - bpf ")).count();
-    let before = ours_loaded();
+    let _serial = serial();
+    let mounts_before = trace_bpf_mounts();
+    let (progs_before, maps_before) = held_ids();
+    assert!(progs_before.is_empty() && maps_before.is_empty(), "no BPF object is held before the sensor starts");
     let dir;
+    let (progs, maps);
     {
         let cg = Cg::new("cleanup");
         dir = cg.0.clone();
         let s = sensor(&cg);
-        let during = ours_loaded();
-        assert!(during.len() >= before.len() + 10, "the sensor's programs and maps are loaded while it runs: {during:?}");
+        (progs, maps) = held_ids();
+        assert!(progs.len() >= 10 && maps.len() >= 5, "the sensor's programs and maps are held while it runs: progs {progs:?}, maps {maps:?}");
+        assert!(still_loaded(&progs, &maps).len() == progs.len() + maps.len(), "the kernel lists them all");
+        // The programs are tp_btf and cgroup-bpf links: the sensor mounts nothing (a mount would
+        // outlive a cordon killed with SIGKILL).
+        assert_eq!(trace_bpf_mounts(), mounts_before, "the sensor mounts neither tracefs nor bpffs while it runs");
         let mut p = cg.spawn_busy();
         wait_in_cgroup(&cg, 1);
         let _ = p.kill();
@@ -140,11 +182,11 @@ fn nothing_is_left_behind() {
     }
     // Program and map ids are released asynchronously (RCU); allow a moment.
     let t = Instant::now();
-    while ours_loaded().len() > before.len() && t.elapsed() < Duration::from_secs(5) {
+    while !still_loaded(&progs, &maps).is_empty() && t.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(ours_loaded(), before, "no program or map of the sensor remains");
+    assert_eq!(still_loaded(&progs, &maps), Vec::<String>::new(), "no program or map of the sensor remains");
+    assert_eq!(held_ids(), (vec![], vec![]), "no BPF file descriptor remains open");
     assert!(!dir.exists(), "the test cgroup is gone");
-    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().filter(|l| l.contains(" - tracefs ") || l.contains(" - bpf ")).count();
-    assert_eq!(mounts_before, mounts_after, "tracefs/bpffs mounted by the sensor are unmounted again");
+    assert_eq!(trace_bpf_mounts(), mounts_before, "the mount table is as it was");
 }

@@ -116,7 +116,7 @@ pub fn run(a: DoctorArgs) -> Result<i32> {
         Some(false) => println!("  BPF-LSM       not available: {} (this kernel does not run BPF-LSM programs; boot with lsm=...,bpf)", sv["bpf_lsm_error"].as_str().unwrap_or("refused")),
         None => {}
     }
-    println!("  tracefs {}, bpffs {} (mounted by the sensor while it runs when missing; its programs need neither)", if sv["tracefs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" }, if sv["bpffs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" });
+    println!("  tracefs {}, bpffs {} (the sensor needs neither and never mounts them)", if sv["tracefs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" }, if sv["bpffs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" });
     Ok(0)
 }
 

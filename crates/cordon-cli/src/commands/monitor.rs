@@ -13,7 +13,8 @@ Attaches cordon's eBPF sensor to the session's cgroup and prints what its proces
 exit, file, network and privilege calls, every refused call — until the session ends or you press
 Ctrl-C; then prints the process tree and how many events, if any, were lost. Needs root.
 
-SESSION is the id `cordon run` prints (also in `cordon audit ls`); --cgroup watches any cgroup v2
+SESSION is the id `cordon run` prints (also in `cordon audit ls`), or a prefix of it that no other
+running session shares; --cgroup watches any cgroup v2
 directory instead. Refusals of filesystem calls are shown as `landlock-or-dac`: only `cordon run
 --monitor`, which knows the session's policy, can tell the two apart.
 
@@ -25,7 +26,7 @@ Examples:
 #[derive(Args)]
 #[command(about = "Watch a running session with the eBPF sensor", long_about = LONG)]
 pub struct MonitorArgs {
-    /// The session id.
+    /// The session id, or a prefix of it no other running session shares.
     #[arg(value_name = "SESSION", required_unless_present = "cgroup", conflicts_with = "cgroup")]
     pub session: Option<String>,
     /// A cgroup v2 directory to watch instead of a session.
@@ -49,6 +50,29 @@ fn populated(dir: &std::path::Path) -> bool {
     }
 }
 
+/// The running session whose id is `prefix` or the only one that starts with it (compared as text:
+/// no pattern, no path); its cgroup directory and full id.
+fn running_session(prefix: &str) -> Result<(PathBuf, String)> {
+    let running = cordon_sensor::cgroup::running_sessions();
+    let list = |ids: &[&String]| ids.iter().take(20).map(|s| s.as_str()).collect::<Vec<_>>().join(", ") + if ids.len() > 20 { ", ..." } else { "" };
+    let all: Vec<&String> = running.iter().collect();
+    if prefix.is_empty() {
+        bail!("SESSION is empty: give a session id or a unique prefix of one\n  running sessions: {}", if all.is_empty() { "none".into() } else { list(&all) });
+    }
+    let found: Vec<&String> = match running.iter().find(|s| *s == prefix) {
+        Some(exact) => vec![exact],
+        None => running.iter().filter(|s| s.starts_with(prefix)).collect(),
+    };
+    match found.as_slice() {
+        [id] => match cordon_sensor::cgroup::session_dir(id) {
+            Some(d) => Ok((d, id.to_string())),
+            None => bail!("session {id} ended"),
+        },
+        [] => bail!("no running session `{prefix}`: no cgroup under {}/cordon/ has that id or starts with it\n  hint: `cordon audit ls` lists sessions; only running ones can be watched", cordon_sensor::cgroup::v2_root().map(|p| p.display().to_string()).unwrap_or_else(|| "<cgroup2>".into())),
+        many => bail!("`{prefix}` matches {} running sessions: {}\n  hint: give more of the id", many.len(), list(many)),
+    }
+}
+
 pub fn run(a: MonitorArgs) -> Result<i32> {
     let ring = cordon_policy::units::parse_size(&a.sensor_buffer).map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}\n  hint: a size such as 64K, 16M", a.sensor_buffer))?;
     if !(4096..=(1 << 30)).contains(&ring) {
@@ -56,10 +80,7 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     }
     let (dir, name) = match (&a.cgroup, &a.session) {
         (Some(c), _) => (c.clone(), c.display().to_string()),
-        (None, Some(s)) => match cordon_sensor::cgroup::session_dir(s) {
-            Some(d) => (d, s.clone()),
-            None => bail!("no running session `{s}`: there is no cgroup {}/cordon/{s}\n  hint: `cordon audit ls` lists sessions; only running ones can be watched", cordon_sensor::cgroup::v2_root().map(|p| p.display().to_string()).unwrap_or_else(|| "<cgroup2>".into())),
-        },
+        (None, Some(s)) => running_session(s)?,
         _ => bail!("name a SESSION or --cgroup PATH"),
     };
     if !dir.is_dir() {
@@ -74,17 +95,11 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
         _ => None,
     };
     let mut built = crate::sensing::build(crate::sensing::Options { events: events_file, live: a.events.is_none(), rules: Default::default(), kill_cgroup: None, audit: None })?;
-    let mut sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sink"))?;
     if to_stdout {
-        sink = Box::new(move |f| {
-            use std::io::Write;
-            if let cordon_sensor::Feed::Event(e) = f {
-                let mut out = std::io::stdout().lock();
-                let _ = serde_json::to_writer(&mut out, e);
-                let _ = out.write_all(b"\n");
-            }
-        });
+        let out = crate::sensing::EventsOut::stdout().map_err(|e| anyhow::anyhow!("--events -: standard output: {e}"))?;
+        *built.shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
     }
+    let sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sink"))?;
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGINT);
     mask.add(Signal::SIGTERM);
@@ -105,10 +120,11 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
             break "--duration reached";
         }
     };
-    let sum = sensor.finish();
+    let mut sum = sensor.finish();
     let _ = built.finish_audit();
-    crate::sensing::write_extra(&built.shared, &[]);
+    crate::sensing::finish_events(&built.shared, &name, &[], Some(&mut sum));
     eprintln!("cordon: stopped: {why}");
     crate::sensing::summarize(&sum, true);
-    Ok(if sum.lost > 0 { 3 } else { 0 })
+    let unwritten = sum.events_output.as_ref().is_some_and(|o| o.lost > 0);
+    Ok(if sum.lost > 0 || unwritten { 3 } else { 0 })
 }

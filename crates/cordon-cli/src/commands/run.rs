@@ -258,7 +258,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         })
     };
     let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true, on_denial: Some(hook), on_cgroup }.run();
-    let sensor_summary = sensor_cell.borrow_mut().take().map(|s| s.finish());
+    let mut sensor_summary = sensor_cell.borrow_mut().take().map(|s| s.finish());
     let sensor_audit = wiring.as_mut().map(|w| w.finish_audit());
     let outcome = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(Err(e)) = &sensor_audit {
@@ -267,7 +267,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     if let Some(w) = &wiring {
         // The proxy's refusals are denials too; they come from the proxy, not the kernel.
         let extra: Vec<cordon_sensor::Event> = outcome.egress.iter().filter(|e| !e.allowed).map(|e| proxy_denial(&session_id, e)).collect();
-        crate::sensing::write_extra(&w.shared, &extra);
+        crate::sensing::finish_events(&w.shared, &session_id, &extra, sensor_summary.as_mut());
         alerts.borrow_mut().extend(w.shared.alerts.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
     }
     {
