@@ -95,17 +95,12 @@ impl Store {
         if let Some(d) = path.parent() {
             private_dirs(d).map_err(|e| io(&path, format!("cannot create {}: {e}", d.display())))?;
         }
-        let was_empty = std::fs::metadata(&path).map(|m| m.len() == 0).unwrap_or(true);
         private_file(&path).map_err(|e| io(&path, format!("cannot create the database file: {e}")))?;
         let conn = Connection::open(&path).map_err(db(&path))?;
         // The busy timeout first: switching to WAL needs a lock that a concurrent first writer may hold.
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db(&path))?;
-        let has_table = table_exists(&conn).map_err(db(&path))?;
-        if !has_table && !was_empty {
-            return Err(damaged(&path, "the database has no `records` table (dropped or renamed?); cordon will not write to it. `cordon audit verify` says more; record elsewhere with --audit NEWPATH"));
-        }
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").map_err(db(&path))?;
-        conn.execute_batch(SCHEMA).map_err(db(&path))?;
+        create_table(&conn).map_err(db(&path))?.map_err(|why| damaged(&path, why))?;
         for s in ["-wal", "-shm"] {
             tighten(&sidecar(&path, s)).map_err(|e| io(&path, format!("cannot make {s} private: {e}")))?;
         }
@@ -314,6 +309,31 @@ impl Store {
             .map_err(db(&self.path))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db(&self.path))
     }
+}
+
+/// Creates the table of a new log, under the write lock (many sessions may open a new log at once).
+/// A log whose table is gone is refused, not re-created: `user_version` 1 marks a log that had one.
+fn create_table(conn: &Connection) -> Result<Result<(), &'static str>, rusqlite::Error> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let res = (|| {
+        if table_exists(conn)? {
+            return Ok(Ok(()));
+        }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != 0 {
+            return Ok(Err("the database has no `records` table (dropped or renamed?); cordon will not write to it. `cordon audit verify` says more; record elsewhere with --audit NEWPATH"));
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch("PRAGMA user_version = 1")?;
+        Ok(Ok(()))
+    })();
+    match &res {
+        Ok(_) => conn.execute_batch("COMMIT")?,
+        Err(_) => {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    }
+    res
 }
 
 fn table_exists(conn: &Connection) -> Result<bool, rusqlite::Error> {
