@@ -242,7 +242,7 @@ fn bad_sensor_flags_are_refused_with_a_hint() {
     let o = e.cordon(&["run", "--sensor-buffer", "1K", "--monitor", "--", "true"]);
     assert!(!o.status.success() && err(&o).contains("between 4K and 1G"), "{}", show(&o));
     let o = e.cordon(&["run", "--events", "/nonexistent-dir/e.jsonl", "--", "true"]);
-    assert!(!o.status.success() && err(&o).contains("cannot write events to /nonexistent-dir/e.jsonl"), "{}", show(&o));
+    assert!(!o.status.success() && err(&o).contains("--events /nonexistent-dir/e.jsonl: cannot open for writing") && err(&o).contains("/nonexistent-dir does not exist"), "{}", show(&o));
     let o = e.cordon(&["monitor", "--cgroup", "/nonexistent"]);
     assert!(!o.status.success() && err(&o).contains("not a directory"), "{}", show(&o));
     // Two monitored sessions at once each see their own processes only.
