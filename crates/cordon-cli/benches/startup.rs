@@ -36,6 +36,14 @@ fn main() {
     } else {
         eprintln!("SKIPPED bwrap peer: bwrap not installed (scripts/setup installs it)");
     }
+    // The audit log's share (start record + end + seal, fsynced), and a binary of an earlier commit
+    // measured in the same run (CORDON_BENCH_OLD=path/to/old/cordon) for before/after comparisons.
+    cases.push(("cordon run --no-audit -- /bin/true", vec![cordon, "run", "--no-audit", "--", "/bin/true"]));
+    let old = std::env::var("CORDON_BENCH_OLD").ok();
+    if let Some(o) = &old {
+        cases.push(("OLD cordon run -- /bin/true", vec![o.as_str(), "run", "--", "/bin/true"]));
+        cases.push(("OLD cordon run --no-audit -- /bin/true", vec![o.as_str(), "run", "--no-audit", "--", "/bin/true"]));
+    }
     let extra = std::env::var("CORDON_BENCH_POLICY").ok();
     if let Some(p) = &extra {
         cases.push(("cordon run --policy $CORDON_BENCH_POLICY -- /bin/true", vec![cordon, "run", "--allow-degraded", "-q", "--policy", p.as_str(), "--", "/bin/true"]));
@@ -65,9 +73,8 @@ fn main() {
         println!("cordon / bwrap median ratio: {:.2}", medians[1] / medians[2]);
     }
     if let Some(db) = std::env::var_os("CORDON_AUDIT") {
-        let db = std::path::PathBuf::from(db);
-        for ext in ["db", "db-wal", "db-shm", "key", "head"] {
-            let _ = std::fs::remove_file(db.with_extension(ext));
+        for f in cordon_audit::files::log_files(std::path::Path::new(&db)) {
+            let _ = std::fs::remove_file(&f).or_else(|_| std::fs::remove_dir_all(&f));
         }
     }
 }

@@ -84,7 +84,7 @@ impl Recording {
 
     /// Appends the end of the session and seals it; on failure the records go to the spool.
     pub fn finish(&mut self, items: Vec<(String, i64, serde_json::Value)>) -> Finished {
-        let res = self.store.append(&self.session, &items).map(|_| true).and_then(|_| self.store.seal(&self.session, now_ms()));
+        let res = self.store.finish(&self.session, &items, now_ms());
         let error = match res {
             Ok(()) => return Finished::Sealed,
             Err(e) => e.to_string(),
