@@ -49,7 +49,10 @@ fn verify_never_says_ok_about_an_unreadable_log() {
         let o = verify(&e, &[]);
         assert_eq!(o.status.code(), Some(1), "{who:?}: {}", show(&o));
         assert!(out(&o).contains("UNREADABLE") && out(&o).contains("no `records` table") && out(&o).contains("names record 9"), "{}", show(&o));
-        // Random bytes in place of the database.
+        // Random bytes in place of the database (and no WAL beside it).
+        for f in ["audit.db-wal", "audit.db-shm"] {
+            let _ = std::fs::remove_file(e.root.join(f));
+        }
         let noise: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
         std::fs::write(db(&e), noise).expect("noise");
         let o = verify(&e, &["--json"]);
