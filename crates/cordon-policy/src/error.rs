@@ -41,9 +41,34 @@ pub enum PolicyError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is not one cordon reads a policy or rule set from: not a regular file, too large,
+    /// or not UTF-8 text.
+    #[error("cannot read {path}: {problem}\n  hint: {}", problem.hint())]
+    File { path: String, problem: FileProblem },
     /// The policy has one or more errors; each names its position.
     #[error("{}", render(.0))]
     Invalid(Vec<Diagnostic>),
+}
+
+/// Why a file cannot be a policy or rule file (see [`crate::load::read_file`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileProblem {
+    #[error("it is larger than {} MiB ({limit} bytes), the limit for policy and rule files", limit >> 20)]
+    TooLarge { limit: u64 },
+    #[error("it is a {kind}, not a regular file")]
+    NotRegular { kind: &'static str },
+    #[error("it is not UTF-8 text (invalid byte at line {line}, column {col})")]
+    NotUtf8 { line: usize, col: usize },
+}
+
+impl FileProblem {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            FileProblem::TooLarge { .. } => "policies and rule sets are short TOML files; is this the right path?",
+            FileProblem::NotRegular { .. } => "policies and rules are read from regular files; save it to a file and give that path",
+            FileProblem::NotUtf8 { .. } => "save the file as UTF-8",
+        }
+    }
 }
 
 fn render(d: &[Diagnostic]) -> String {
@@ -62,7 +87,7 @@ impl PolicyError {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             PolicyError::Invalid(d) => d,
-            PolicyError::Read { .. } => &[],
+            PolicyError::Read { .. } | PolicyError::File { .. } => &[],
         }
     }
 }

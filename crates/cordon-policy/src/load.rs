@@ -1,9 +1,56 @@
 //! Reading policy files and following `extends` (built-ins and relative paths), with cycle detection.
 
-use crate::error::{Diagnostic, PolicyError, Source};
+use crate::error::{Diagnostic, FileProblem, PolicyError, Source};
 use crate::model::RawPolicy;
 use crate::validate::validate;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// The largest policy or rule file cordon reads. A policy is a page or two of TOML; a path given by
+/// mistake (`/dev/zero`, a log, a disk image) fails at once instead of filling memory.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads a policy or rule file: at most [`MAX_FILE_BYTES`], UTF-8, from a regular file or a character
+/// device. Fifos and sockets are refused before they are opened (opening a fifo nobody writes to
+/// blocks forever), and so are directories and block devices.
+pub fn read_file(path: &Path) -> Result<String, PolicyError> {
+    use std::os::unix::fs::FileTypeExt;
+    let name = || path.display().to_string();
+    let io = |e| PolicyError::Read { path: name(), source: e };
+    let bad = |problem| PolicyError::File { path: name(), problem };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        Some("directory")
+    } else if t.is_fifo() {
+        Some("fifo (named pipe)")
+    } else if t.is_socket() {
+        Some("socket")
+    } else if t.is_block_device() {
+        Some("block device")
+    } else {
+        None
+    };
+    if let Some(kind) = kind {
+        return Err(bad(FileProblem::NotRegular { kind }));
+    }
+    let too_large = || bad(FileProblem::TooLarge { limit: MAX_FILE_BYTES });
+    if t.is_file() && meta.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    // One byte more than the limit tells a file at the limit from a larger one (or an endless device).
+    let mut buf = Vec::new();
+    std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)).map_err(io)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(buf).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let text = std::str::from_utf8(valid).unwrap_or_default();
+        let (line, col) = Source { name: "", text }.line_col(text.len());
+        bad(FileProblem::NotUtf8 { line, col })
+    })
+}
 
 /// One file of a policy, as read and checked.
 #[derive(Debug)]
@@ -77,7 +124,7 @@ fn load_into(
             Some(d) if Path::new(spec).is_relative() => d.join(spec),
             _ => PathBuf::from(spec),
         };
-        let text = std::fs::read_to_string(&p).map_err(|e| PolicyError::Read { path: p.display().to_string(), source: e })?;
+        let text = read_file(&p)?;
         let parent = p.parent().map(Path::to_path_buf);
         (p.display().to_string(), text, parent)
     };
@@ -128,6 +175,9 @@ fn add_layer(
             Ok(()) => {}
             Err(PolicyError::Read { path, source }) => {
                 diags.push(src.diag(ext.span(), format!("extends[{i}]"), format!("cannot read `{path}`: {source}"), Some("paths in extends are relative to this file".into())));
+            }
+            Err(PolicyError::File { path, problem }) => {
+                diags.push(src.diag(ext.span(), format!("extends[{i}]"), format!("cannot read `{path}`: {problem}"), Some(problem.hint().into())));
             }
             Err(e) => return Err(e),
         }

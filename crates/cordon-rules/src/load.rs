@@ -87,7 +87,8 @@ pub fn load(spec: &str) -> Result<RuleSet, PolicyError> {
         let t = crate::builtin(n).ok_or_else(|| PolicyError::Read { path: spec.into(), source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("no built-in rule set `{n}` (have: agent)")) })?;
         return load_text(spec, t);
     }
-    let t = std::fs::read_to_string(spec).map_err(|e| PolicyError::Read { path: spec.into(), source: e })?;
+    // Same limits as policy files: at most 1 MiB of UTF-8 from a regular file, never a fifo.
+    let t = cordon_policy::load::read_file(std::path::Path::new(spec))?;
     load_text(spec, &t)
 }
 
