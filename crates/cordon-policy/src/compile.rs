@@ -108,7 +108,7 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
             };
             c.tools.push((name.clone(), tp));
         }
-        let src = Source { name: &layer.name, text: &layer.text };
+        let src = Source::new(&layer.name, &layer.text);
         for t in &r.tests {
             if let Some(e) = example(t.get_ref(), cx) {
                 let (line, _) = src.line_col(t.span().start);

@@ -1,5 +1,6 @@
 //! Policy errors: every problem names the file, line, column and field, and gives a hint.
 
+use std::cell::OnceCell;
 use std::fmt;
 
 /// One problem found in a policy file.
@@ -92,19 +93,58 @@ impl PolicyError {
     }
 }
 
-/// Maps byte offsets in a source text to 1-based line and column.
+/// Maps byte offsets in a source text to 1-based line and column. The first lookup indexes the text
+/// once (where each line starts, and the number of characters before every 64th byte), so that a
+/// file with many errors is still reported in time linear in its size.
 pub struct Source<'a> {
     pub name: &'a str,
     pub text: &'a str,
+    index: OnceCell<Index>,
 }
 
-impl Source<'_> {
+struct Index {
+    /// Byte offset of each line's start (the first is 0).
+    lines: Vec<usize>,
+    /// `chars[k]`: the number of characters in the first `k * STEP` bytes.
+    chars: Vec<usize>,
+}
+
+const STEP: usize = 64;
+
+/// A byte that starts a UTF-8 character (not a continuation byte, 0b10xx_xxxx).
+fn starts_char(b: &u8) -> bool {
+    (*b as i8) >= -0x40
+}
+
+impl<'a> Source<'a> {
+    pub fn new(name: &'a str, text: &'a str) -> Self {
+        Source { name, text, index: OnceCell::new() }
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let b = self.text.as_bytes();
+            let lines = std::iter::once(0).chain(b.iter().enumerate().filter(|(_, c)| **c == b'\n').map(|(i, _)| i + 1)).collect();
+            let mut chars = vec![0];
+            for chunk in b.chunks(STEP) {
+                chars.push(chars[chars.len() - 1] + chunk.iter().filter(|c| starts_char(c)).count());
+            }
+            Index { lines, chars }
+        })
+    }
+
+    /// Characters in `text[..offset]`.
+    fn chars_before(&self, offset: usize) -> usize {
+        let k = offset / STEP;
+        self.index().chars[k] + self.text.as_bytes()[k * STEP..offset].iter().filter(|c| starts_char(c)).count()
+    }
+
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-        (line, col)
+        let offset = floor_char_boundary(self.text, offset.min(self.text.len()));
+        let lines = &self.index().lines;
+        let line = lines.partition_point(|&start| start <= offset);
+        let start = lines[line - 1];
+        (line, self.chars_before(offset) - self.chars_before(start) + 1)
     }
 
     pub fn diag(
@@ -131,4 +171,21 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_lines_and_characters_at_every_offset() {
+        let text = format!("a = 1\né = \"ü€𝄞\"\n\n{}\nlast", "x€".repeat(100));
+        let src = Source::new("t", &text);
+        for offset in 0..=text.len() + 3 {
+            let before = &text[..floor_char_boundary(&text, offset.min(text.len()))];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+            assert_eq!(src.line_col(offset), (line, col), "offset {offset}");
+        }
+    }
 }

@@ -13,6 +13,7 @@ pub mod export;
 pub mod load;
 pub mod model;
 pub mod netspec;
+mod parse;
 pub mod paths;
 pub mod syscalls;
 pub mod units;

@@ -2,7 +2,9 @@
 
 use crate::error::{Diagnostic, FileProblem, PolicyError, Source};
 use crate::model::RawPolicy;
+use crate::parse::parse;
 use crate::validate::validate;
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -47,7 +49,7 @@ pub fn read_file(path: &Path) -> Result<String, PolicyError> {
     String::from_utf8(buf).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let text = std::str::from_utf8(valid).unwrap_or_default();
-        let (line, col) = Source { name: "", text }.line_col(text.len());
+        let (line, col) = Source::new("", text).line_col(text.len());
         bad(FileProblem::NotUtf8 { line, col })
     })
 }
@@ -145,20 +147,20 @@ fn add_layer(
     layers: &mut Vec<Layer>,
     diags: &mut Vec<Diagnostic>,
 ) -> Result<(), PolicyError> {
-    let src = Source { name: &name, text: &text };
-    let raw: RawPolicy = match toml::from_str(&text) {
-        Ok(r) => r,
-        Err(e) => {
-            diags.push(toml_diag(&src, &e));
-            return Ok(());
-        }
-    };
-    let found = validate(&raw, &src);
+    let src = Source::new(&name, &text);
+    // Every error of the file, in file order: syntax and type errors, then the checks of the values
+    // that did parse (a check on a value whose type was wrong is not repeated).
+    let (raw, mut found) = parse(&src);
+    if let Some(raw) = &raw {
+        let typed: HashSet<String> = found.iter().map(|d| d.field.clone()).collect();
+        found.extend(validate(raw, &src).into_iter().filter(|d| !typed.contains(&d.field)));
+    }
+    found.sort_by_key(|d| (d.line, d.col));
     let bad = !found.is_empty();
     diags.extend(found);
-    if bad {
+    let Some(raw) = raw.filter(|_| !bad) else {
         return Ok(());
-    }
+    };
     for (i, ext) in raw.extends.iter().enumerate() {
         let spec = ext.get_ref();
         let resolved = if let Some(b) = spec.strip_prefix("builtin:") {
@@ -187,42 +189,4 @@ fn add_layer(
     }
     layers.push(Layer { name, text, raw });
     Ok(())
-}
-
-fn toml_diag(src: &Source, e: &toml::de::Error) -> Diagnostic {
-    let span = e.span().unwrap_or(0..0);
-    let msg = e.message().trim().to_string();
-    let field = field_at(src.text, span.start);
-    let hint = if msg.contains("unknown field") {
-        Some("check the spelling; `cordon policy explain builtin:agent` shows every section".to_string())
-    } else if msg.contains("invalid type") {
-        Some("check the value's type: paths and sizes are strings in quotes, counts are numbers".to_string())
-    } else if msg.contains("duplicate key") {
-        Some("each key may appear once per table".to_string())
-    } else {
-        Some("see the TOML syntax at the position shown".to_string())
-    };
-    src.diag(span, field, msg, hint)
-}
-
-/// Best-effort name of the key at `offset`: the `[table]` header above it plus the key on its line.
-fn field_at(text: &str, offset: usize) -> String {
-    let offset = offset.min(text.len());
-    let upto = text.get(..offset).unwrap_or("");
-    let mut table = String::new();
-    for line in upto.lines() {
-        let t = line.trim();
-        if t.starts_with('[') {
-            table = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-        }
-    }
-    let line_start = upto.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line = text[line_start..].lines().next().unwrap_or("");
-    let key = line.split('=').next().unwrap_or("").trim();
-    let key = if key.starts_with('[') || key.is_empty() || line.trim_start().starts_with('[') && !line.contains('=') { "" } else { key };
-    match (table.is_empty(), key.is_empty()) {
-        (true, _) => key.to_string(),
-        (false, true) => table,
-        (false, false) => format!("{table}.{key}"),
-    }
 }

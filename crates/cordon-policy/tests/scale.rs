@@ -58,3 +58,30 @@ fn fifty_thousand_entries_in_one_list_compile_and_explain_in_linear_time() {
         eprintln!("{n} entries in {what}: loaded, compiled and explained in {took:?}");
     }
 }
+
+/// Loads on a thread; fails if that has not finished within BOUND. Returns the number of errors.
+fn errors_within_bound(text: String) -> (usize, Duration) {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let t = Instant::now();
+        let n = cordon_policy::load_text("bad.toml", &text).err().map(|e| e.diagnostics().len()).unwrap_or(0);
+        let _ = tx.send((n, t.elapsed()));
+    });
+    rx.recv_timeout(BOUND).unwrap_or_else(|_| panic!("reporting the errors did not finish within {BOUND:?}: quadratic again?"))
+}
+
+#[test]
+fn a_file_full_of_errors_gets_every_one_in_linear_time() {
+    let n = 100_000;
+    // Type errors, all on one line; then values of the right type that fail their checks.
+    let cases = [
+        ("type errors on one line", format!("version = 1\n[fs]\nread = [{}]\n", vec!["1"; n].join(","))),
+        ("invalid paths, one a line", format!("version = 1\n[fs]\nread = [\n{}]\n", vec!["\"a\",\n"; n].concat())),
+    ];
+    for (what, text) in cases {
+        assert!(text.len() < 1 << 20, "{what}: the test policy fits in the file limit ({} bytes)", text.len());
+        let (errors, took) = errors_within_bound(text);
+        assert_eq!(errors, n, "{what}: every error");
+        eprintln!("{n} {what}: reported in {took:?}");
+    }
+}

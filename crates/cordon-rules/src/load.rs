@@ -97,7 +97,7 @@ fn to_json(v: &toml::Value) -> serde_json::Value {
 }
 
 pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
-    let src = Source { name, text };
+    let src = Source::new(name, text);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let d = src.diag(e.span().unwrap_or(0..0), "", e.message().trim(), Some("see `builtin:agent` (cordon rules show builtin:agent) for the syntax".into()));
         PolicyError::Invalid(vec![d])
