@@ -1,4 +1,10 @@
 //! Reading policy files and following `extends` (built-ins and relative paths), with cycle detection.
+//!
+//! `extends` names built-in profiles (`builtin:NAME`) and policy files. A relative path is taken from
+//! the directory of the file that names it, after symlinks are followed: a policy reached through a
+//! link (`project/team.toml -> ../shared/team.toml`) extends the files next to its target
+//! (`shared/`), the way the file would if it were opened where it lives. One file reached by two
+//! names (a link and its target) is read once, and a cycle through a link is found as a cycle.
 
 use crate::error::{Diagnostic, FileProblem, PolicyError, Source};
 use crate::model::RawPolicy;
@@ -57,10 +63,12 @@ pub fn read_file(path: &Path) -> Result<String, PolicyError> {
 /// One file of a policy, as read and checked.
 #[derive(Debug)]
 pub struct Layer {
-    /// `builtin:NAME` or the file path.
+    /// `builtin:NAME` or the file path (as given, or as reached through `extends`).
     pub name: String,
     pub text: String,
     pub raw: RawPolicy,
+    /// What the file is: `builtin:NAME`, or its path with every symlink resolved.
+    id: String,
 }
 
 /// A policy and every file it extends, base first.
@@ -99,7 +107,7 @@ pub fn load_text(name: &str, text: &str) -> Result<Loaded, PolicyError> {
     let mut stack = vec![name.to_string()];
     let mut diags = Vec::new();
     let dir = Path::new(name).parent().map(Path::to_path_buf);
-    add_layer(name.to_string(), text.to_string(), dir, &mut stack, &mut layers, &mut diags)?;
+    add_layer(name.to_string(), name.to_string(), text.to_string(), dir, &mut stack, &mut layers, &mut diags)?;
     if diags.is_empty() {
         Ok(Loaded { layers })
     } else {
@@ -115,32 +123,36 @@ fn load_into(
     diags: &mut Vec<Diagnostic>,
 ) -> Result<(), PolicyError> {
     let builtin = spec.strip_prefix("builtin:").or_else(|| if dir.is_none() && !spec.contains('/') && !spec.ends_with(".toml") { Some(spec) } else { None });
-    let (name, text, base_dir) = if let Some(b) = builtin {
+    let (name, id, text, base_dir) = if let Some(b) = builtin {
         let text = crate::builtin::text(b).ok_or_else(|| PolicyError::Read {
             path: format!("builtin:{b}"),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("no built-in profile named `{b}` (have: {})", crate::builtin::names().join(", "))),
         })?;
-        (format!("builtin:{b}"), text.to_string(), None)
+        (format!("builtin:{b}"), format!("builtin:{b}"), text.to_string(), None)
     } else {
         let p: PathBuf = match dir {
             Some(d) if Path::new(spec).is_relative() => d.join(spec),
             _ => PathBuf::from(spec),
         };
         let text = read_file(&p)?;
-        let parent = p.parent().map(Path::to_path_buf);
-        (p.display().to_string(), text, parent)
+        // The file's real place: its `extends` are relative to the directory it lives in.
+        let real = p.canonicalize().map_err(|e| PolicyError::Read { path: p.display().to_string(), source: e })?;
+        let parent = real.parent().map(Path::to_path_buf);
+        (p.display().to_string(), real.display().to_string(), text, parent)
     };
-    if layers.iter().any(|l| l.name == name) {
+    if layers.iter().any(|l| l.id == id) {
         return Ok(()); // diamond: already included
     }
-    stack.push(name.clone());
-    let r = add_layer(name, text, base_dir, stack, layers, diags);
+    stack.push(id.clone());
+    let r = add_layer(name, id, text, base_dir, stack, layers, diags);
     stack.pop();
     r
 }
 
+/// Checks one file and follows its `extends`; `stack` holds the ids of the files being loaded.
 fn add_layer(
     name: String,
+    id: String,
     text: String,
     dir: Option<PathBuf>,
     stack: &mut Vec<String>,
@@ -166,7 +178,8 @@ fn add_layer(
         let resolved = if let Some(b) = spec.strip_prefix("builtin:") {
             format!("builtin:{b}")
         } else {
-            dir.as_deref().map(|d| d.join(spec)).unwrap_or_else(|| PathBuf::from(spec)).display().to_string()
+            let p = dir.as_deref().map(|d| d.join(spec)).unwrap_or_else(|| PathBuf::from(spec));
+            p.canonicalize().unwrap_or(p).display().to_string()
         };
         if stack.contains(&resolved) {
             diags.push(src.diag(ext.span(), format!("extends[{i}]"), format!("`{spec}` extends itself (cycle: {} -> {resolved})", stack.join(" -> ")), Some("remove one of the extends entries".into())));
@@ -176,7 +189,7 @@ fn add_layer(
         match load_into(spec, Some(dir.as_deref().unwrap_or(Path::new("."))), stack, layers, diags) {
             Ok(()) => {}
             Err(PolicyError::Read { path, source }) => {
-                diags.push(src.diag(ext.span(), format!("extends[{i}]"), format!("cannot read `{path}`: {source}"), Some("paths in extends are relative to this file".into())));
+                diags.push(src.diag(ext.span(), format!("extends[{i}]"), format!("cannot read `{path}`: {source}"), Some("a path in extends is relative to the directory this file lives in (its symlinks followed)".into())));
             }
             Err(PolicyError::File { path, problem }) => {
                 diags.push(src.diag(ext.span(), format!("extends[{i}]"), format!("cannot read `{path}`: {problem}"), Some(problem.hint().into())));
@@ -187,6 +200,6 @@ fn add_layer(
             return Ok(());
         }
     }
-    layers.push(Layer { name, text, raw });
+    layers.push(Layer { name, text, raw, id });
     Ok(())
 }

@@ -119,3 +119,42 @@ fn a_file_that_is_not_utf8_is_refused_with_its_name_and_position() {
     assert!(e.contains(&p.display().to_string()), "{e}");
     assert!(e.contains("UTF-8") && e.contains("line 2, column 12"), "{e}");
 }
+
+/// `extends` in a file reached through a symlink is resolved from the directory of the link's target
+/// (the file's real place), as the policy docs say: a team policy linked into a project extends the
+/// files that live next to it, not files that happen to sit next to the link.
+#[test]
+fn a_symlinked_policy_extends_relative_to_its_target() {
+    let tmp = Tmp::new();
+    tmp.write("real/base.toml", "version = 1\nname = \"real-base\"\n[limits]\nprocesses = 7\n");
+    tmp.write("real/team.toml", "version = 1\nname = \"team\"\nextends = [\"base.toml\"]\n");
+    tmp.write("project/base.toml", "version = 1\nname = \"decoy\"\n[limits]\nprocesses = 99\n");
+    let link = tmp.0.join("project/team.toml");
+    std::os::unix::fs::symlink("../real/team.toml", &link).expect("symlink");
+    // A link to the link: followed to the end.
+    let link2 = tmp.0.join("project/link-to-link.toml");
+    std::os::unix::fs::symlink(&link, &link2).expect("symlink");
+    let cx = cordon_policy::Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
+    for top in [&link, &link2] {
+        let l = load_within(5, top).unwrap_or_else(|e| panic!("{}: {e}", top.display()));
+        assert_eq!(l.layers.len(), 2, "{:?}", l.layers.iter().map(|x| &x.name).collect::<Vec<_>>());
+        assert!(l.layers[0].text.contains("real-base"), "extends read {} instead of real/base.toml", l.layers[0].name);
+        assert!(l.layers[0].name.ends_with("real/base.toml"), "{}", l.layers[0].name);
+        assert_eq!(cordon_policy::compile(&l, &cx).limits.processes, Some(7));
+    }
+}
+
+/// The same file reached by two names is one layer, and a cycle through a symlink is a cycle.
+#[test]
+fn a_file_reached_by_two_names_is_one_layer_and_a_linked_cycle_is_found() {
+    let tmp = Tmp::new();
+    tmp.write("base.toml", "version = 1\n[limits]\nprocesses = 7\n");
+    std::os::unix::fs::symlink("base.toml", tmp.0.join("alias.toml")).expect("symlink");
+    let top = tmp.write("top.toml", "version = 1\nextends = [\"base.toml\", \"alias.toml\"]\n");
+    let l = load_within(5, &top).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(l.layers.len(), 2, "{:?}", l.layers.iter().map(|x| &x.name).collect::<Vec<_>>());
+    let a = tmp.write("a.toml", "version = 1\nextends = [\"self-link.toml\"]\n");
+    std::os::unix::fs::symlink("a.toml", tmp.0.join("self-link.toml")).expect("symlink");
+    let e = load_err(5, &a);
+    assert!(e.contains("a.toml:2:12") && e.contains("extends itself"), "{e}");
+}
