@@ -85,3 +85,40 @@ fn a_fifo_as_policy_or_rules_is_refused_without_waiting_for_a_writer() {
         assert!(e.contains(&f) && e.contains("fifo") && e.contains("regular file"), "{args:?}: {}", show(&o));
     }
 }
+
+#[test]
+fn allow_net_refuses_bare_ipv6_numeric_non_addresses_and_urls_with_what_to_write() {
+    let tmp = Tmp::new();
+    for (entry, says) in [
+        ("::1:443", &["`[::1]:443`", "brackets"][..]),
+        ("0177.0.0.1", &["not a valid IPv4 address", "`127.0.0.1`"][..]),
+        ("256.1.1.1", &["not a valid IPv4 address"][..]),
+        ("0x7f000001", &["not a valid IPv4 address", "`127.0.0.1`"][..]),
+        ("http://example.com/x", &["give HOST:PORT, not a URL", "`example.com:80`"][..]),
+        ("https://example.com", &["`example.com:443`"][..]),
+    ] {
+        let o = cordon_within(10, &tmp, &["run", "--allow-net", entry, "--", "/bin/true"]);
+        assert_eq!(o.status.code(), Some(125), "`{entry}`: {}", show(&o));
+        let e = err(&o);
+        assert!(e.contains(&format!("--allow-net #1 `{entry}`")), "`{entry}`: {}", show(&o));
+        for s in says {
+            assert!(e.contains(s), "`{entry}`: `{s}` missing: {}", show(&o));
+        }
+    }
+}
+
+#[test]
+fn catch_all_ranges_from_the_flag_and_the_policy_get_a_loud_warning() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let p = e.write_policy("wide.toml", "version = 1\nextends = [\"builtin:agent\"]\n[net]\negress = \"proxy\"\nallow = [\"github.com:443\", \"::/0\"]\n");
+    let o = e.cordon(&["run", "--policy", &p.display().to_string(), "--allow-net", "0.0.0.0/0", "--allow-net", "example.com:443", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = err(&o);
+    let warned: Vec<&str> = err.lines().filter(|l| l.starts_with("cordon: WARNING: ")).collect();
+    assert_eq!(warned.len(), 2, "one warning per catch-all entry, none for the others: {}", show(&o));
+    assert!(warned.iter().any(|l| l.contains("--allow-net #1: `0.0.0.0/0` opens every IPv4 address on every port, including this host's own loopback")), "{}", show(&o));
+    assert!(warned.iter().any(|l| l.contains(&format!("{}:5:28: warning in `net.allow[1]`: `::/0` opens every IPv6 address", p.display()))), "{}", show(&o));
+}

@@ -32,6 +32,23 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// Something valid that opens more than it seems to (e.g. a catch-all `[net] allow` range). Printed,
+/// never fatal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: warning in `{}`: {}", self.file, self.line, self.col, self.field, self.message)
+    }
+}
+
 /// Why a policy could not be loaded or compiled.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {

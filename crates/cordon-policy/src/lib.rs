@@ -21,7 +21,7 @@ mod validate;
 
 pub use compile::compile;
 pub use compiled::*;
-pub use error::{Diagnostic, PolicyError};
+pub use error::{Diagnostic, PolicyError, Warning};
 pub use load::{load, load_text, Loaded};
 pub use paths::Context;
 

@@ -6,7 +6,7 @@
 //! (`shared/`), the way the file would if it were opened where it lives. One file reached by two
 //! names (a link and its target) is read once, and a cycle through a link is found as a cycle.
 
-use crate::error::{Diagnostic, FileProblem, PolicyError, Source};
+use crate::error::{Diagnostic, FileProblem, PolicyError, Source, Warning};
 use crate::model::RawPolicy;
 use crate::parse::parse;
 use crate::validate::validate;
@@ -78,6 +78,31 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Entries that are valid but open far more than a host: each `[net] allow` and tool
+    /// `net.allow` entry that [`crate::netspec::warning`] warns about, with its position, base first.
+    /// `cordon run` prints those of `[net] allow` when the session uses the proxy.
+    pub fn warnings(&self) -> Vec<Warning> {
+        let mut out = vec![];
+        for l in &self.layers {
+            let src = Source::new(&l.name, &l.text);
+            let mut check = |list: &[toml::Spanned<String>], field: &str| {
+                for (i, e) in list.iter().enumerate() {
+                    if let Some(message) = crate::netspec::parse_allow(e.get_ref()).ok().as_ref().and_then(crate::netspec::warning) {
+                        let (line, col) = src.line_col(e.span().start);
+                        out.push(Warning { file: l.name.clone(), line, col, field: format!("{field}[{i}]"), message });
+                    }
+                }
+            };
+            check(&l.raw.net.allow, "net.allow");
+            for (name, t) in &l.raw.tools {
+                if let Some(n) = &t.get_ref().net {
+                    check(&n.allow, &format!("tools.{name}.net.allow"));
+                }
+            }
+        }
+        out
+    }
+
     /// The policy's full text, for the audit record: every layer, base first.
     pub fn full_text(&self) -> String {
         let mut s = String::new();
