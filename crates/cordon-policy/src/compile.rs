@@ -9,9 +9,12 @@ use crate::netspec::{self, NetAllow};
 use crate::paths::{self, Context};
 use crate::syscalls;
 use crate::units;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// Compiles a loaded policy. Values were checked at load, so this does not fail.
+/// Compiles a loaded policy. Values were checked at load, so this does not fail. Linear in the size of
+/// the policy: merging looks entries up in sets built once per layer, never by scanning the lists.
 pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
     let top = loaded.layers.last();
     let mut c = CompiledPolicy {
@@ -50,9 +53,8 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
         if let Some(u) = &r.net.udp {
             c.net.udp = *u.get_ref();
         }
-        for a in &r.syscalls.allow {
-            c.syscalls.retain(|x| &x.name != a.get_ref());
-        }
+        let lifted: HashSet<&str> = r.syscalls.allow.iter().map(|a| a.get_ref().as_str()).collect();
+        c.syscalls.retain(|x| !lifted.contains(x.name.as_str()));
         for d in &r.syscalls.deny {
             c.syscalls.push(syscalls::user_rule(d.get_ref(), origin, false));
         }
@@ -77,10 +79,9 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
         }
         push_unique(&mut c.env.keep, r.env.keep.iter().map(|x| x.get_ref().clone()));
         push_unique(&mut c.env.drop, r.env.drop.iter().map(|x| x.get_ref().clone()));
-        for (k, v) in &r.env.set {
-            c.env.set.retain(|(x, _)| x != k);
-            c.env.set.push((k.clone(), v.get_ref().clone()));
-        }
+        // A later file's value replaces the earlier one and moves to the end.
+        c.env.set.retain(|(x, _)| !r.env.set.contains_key(x));
+        c.env.set.extend(r.env.set.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())));
         let n = &r.namespaces;
         for (slot, v) in [(&mut c.namespaces.pid, &n.pid), (&mut c.namespaces.mount, &n.mount), (&mut c.namespaces.ipc, &n.ipc), (&mut c.namespaces.uts, &n.uts)] {
             if let Some(v) = v {
@@ -91,6 +92,8 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
             ns_net = Some(*v.get_ref());
         }
         push_unique(&mut c.monitor_rules, r.monitor.rules.iter().map(|x| x.get_ref().clone()));
+        // A later file's tool replaces the earlier one and moves to the end.
+        c.tools.retain(|(n, _)| !r.tools.contains_key(n));
         for (name, t) in &r.tools {
             let t = t.get_ref();
             let f = t.fs.clone().unwrap_or_default();
@@ -103,10 +106,9 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
                 extra_exec: ex(&f.exec),
                 net_allow: t.net.as_ref().map(|n| n.allow.iter().filter_map(|a| netspec::parse_allow(a.get_ref()).ok()).collect()).unwrap_or_default(),
             };
-            c.tools.retain(|(n, _)| n != name);
             c.tools.push((name.clone(), tp));
         }
-        let src = Source { name: &layer.name, text: &layer.text };
+        let src = Source::new(&layer.name, &layer.text);
         for t in &r.tests {
             if let Some(e) = example(t.get_ref(), cx) {
                 let (line, _) = src.line_col(t.span().start);
@@ -120,22 +122,25 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
 }
 
 fn push_unique(v: &mut Vec<String>, items: impl Iterator<Item = String>) {
+    let mut seen: HashSet<String> = v.iter().cloned().collect();
     for i in items {
-        if !v.contains(&i) {
+        if seen.insert(i.clone()) {
             v.push(i);
         }
     }
 }
 
 fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
+    let mut rule_at: HashMap<OsString, usize> = fs.rules.iter().enumerate().map(|(i, r)| (r.path.as_os_str().to_owned(), i)).collect();
     let mut grant = |list: &[toml::Spanned<String>], f: fn(&mut Access)| {
         for e in list {
             for p in paths::expand(e.get_ref(), cx) {
-                match fs.rules.iter_mut().find(|r| r.path.as_os_str() == p.as_os_str()) {
-                    Some(r) => f(&mut r.access),
+                match rule_at.get(p.as_os_str()) {
+                    Some(&i) => f(&mut fs.rules[i].access),
                     None => {
                         let mut a = Access::default();
                         f(&mut a);
+                        rule_at.insert(p.as_os_str().to_owned(), fs.rules.len());
                         fs.rules.push(PathRule { path: p, access: a, entry: e.get_ref().clone(), origin: origin.to_string() });
                     }
                 }
@@ -148,24 +153,22 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
         a.read = true
     });
     grant(&r.exec, |a| a.exec = true);
+    let mut denied: HashSet<OsString> = fs.deny.iter().map(|m| m.path.as_os_str().to_owned()).collect();
     for e in &r.deny {
         for p in paths::expand(e.get_ref(), cx) {
-            if !fs.deny.iter().any(|m| m.path.as_os_str() == p.as_os_str()) {
+            if denied.insert(p.as_os_str().to_owned()) {
                 fs.deny.push(Masked { path: p, entry: e.get_ref().clone(), origin: origin.to_string() });
             }
         }
     }
+    let mut protected: HashSet<PathBuf> = fs.protect.iter().map(|m| m.path.clone()).collect();
     for e in &r.protect {
         let p = paths::normalize(&cx.workspace.join(e.get_ref()));
-        if !fs.protect.iter().any(|m| m.path == p) {
+        if protected.insert(p.clone()) {
             fs.protect.push(Masked { path: p, entry: e.get_ref().clone(), origin: origin.to_string() });
         }
     }
-    for e in &r.hide {
-        if !fs.hide.contains(e.get_ref()) {
-            fs.hide.push(e.get_ref().clone());
-        }
-    }
+    push_unique(&mut fs.hide, r.hide.iter().map(|e| e.get_ref().clone()));
     if let Some(t) = &r.tmp_size {
         if let Ok(n) = units::parse_size(t.get_ref()) {
             fs.tmp_size = n;

@@ -3,15 +3,20 @@
 
 use crate::compiled::*;
 use crate::units::{fmt_duration, fmt_size};
+use std::collections::HashMap;
 use std::fmt::Write;
 
 fn list_paths(c: &CompiledPolicy, f: impl Fn(&Access) -> bool) -> String {
     let mut groups: Vec<(String, Vec<String>)> = vec![];
+    let mut group_at: HashMap<&str, usize> = HashMap::new();
     for r in c.fs.rules.iter().filter(|r| f(&r.access)) {
         let p = shorten(c, &r.path.display().to_string());
-        match groups.iter_mut().find(|(e, _)| *e == r.entry) {
-            Some((_, v)) => v.push(p),
-            None => groups.push((r.entry.clone(), vec![p])),
+        match group_at.get(r.entry.as_str()) {
+            Some(&i) => groups[i].1.push(p),
+            None => {
+                group_at.insert(&r.entry, groups.len());
+                groups.push((r.entry.clone(), vec![p]));
+            }
         }
     }
     if groups.is_empty() {

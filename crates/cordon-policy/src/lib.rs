@@ -13,6 +13,7 @@ pub mod export;
 pub mod load;
 pub mod model;
 pub mod netspec;
+mod parse;
 pub mod paths;
 pub mod syscalls;
 pub mod units;
@@ -20,7 +21,7 @@ mod validate;
 
 pub use compile::compile;
 pub use compiled::*;
-pub use error::{Diagnostic, PolicyError};
+pub use error::{Diagnostic, PolicyError, Warning};
 pub use load::{load, load_text, Loaded};
 pub use paths::Context;
 

@@ -13,6 +13,8 @@ pub struct RawPolicy {
     pub version: Option<S<i64>>,
     pub name: Option<S<String>>,
     pub description: Option<S<String>>,
+    /// Built-in profiles (`builtin:NAME`) or policy files, base first. A relative path is taken from
+    /// the directory of this file after symlinks are followed (see `load`).
     #[serde(default)]
     pub extends: Vec<S<String>>,
     #[serde(default)]

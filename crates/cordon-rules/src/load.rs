@@ -87,7 +87,8 @@ pub fn load(spec: &str) -> Result<RuleSet, PolicyError> {
         let t = crate::builtin(n).ok_or_else(|| PolicyError::Read { path: spec.into(), source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("no built-in rule set `{n}` (have: agent)")) })?;
         return load_text(spec, t);
     }
-    let t = std::fs::read_to_string(spec).map_err(|e| PolicyError::Read { path: spec.into(), source: e })?;
+    // Same limits as policy files: at most 1 MiB of UTF-8 from a regular file, never a fifo.
+    let t = cordon_policy::load::read_file(std::path::Path::new(spec))?;
     load_text(spec, &t)
 }
 
@@ -96,7 +97,7 @@ fn to_json(v: &toml::Value) -> serde_json::Value {
 }
 
 pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
-    let src = Source { name, text };
+    let src = Source::new(name, text);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let d = src.diag(e.span().unwrap_or(0..0), "", e.message().trim(), Some("see `builtin:agent` (cordon rules show builtin:agent) for the syntax".into()));
         PolicyError::Invalid(vec![d])

@@ -109,13 +109,23 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let (loaded, mut policy) = super::load(&spec, &ws)?;
     for (i, raw) in a.allow_net.iter().enumerate() {
         match cordon_policy::netspec::parse_allow(raw) {
-            Ok(e) => policy.net.allow.push(e),
+            Ok(e) => {
+                if let Some(w) = cordon_policy::netspec::warning(&e).filter(|_| !a.quiet) {
+                    eprintln!("cordon: WARNING: --allow-net #{}: {w}", i + 1);
+                }
+                policy.net.allow.push(e)
+            }
             Err(m) => bail!("--allow-net #{} `{raw}`: {m}\n  hint: write HOST[:PORT], e.g. --allow-net github.com:443, --allow-net '*.pypi.org:443', --allow-net 127.0.0.1:11434", i + 1),
         }
     }
     if !a.allow_net.is_empty() && policy.net.egress != Egress::Open {
         policy.net.egress = Egress::Proxy;
         policy.namespaces.net = true;
+    }
+    if policy.net.egress == Egress::Proxy && !a.quiet {
+        for w in loaded.warnings().iter().filter(|w| w.field.starts_with("net.")) {
+            eprintln!("cordon: WARNING: {w}");
+        }
     }
     let audit_path = if a.no_audit { None } else { Some(crate::recording::log_path(a.audit.as_deref())?) };
     if let Some(db) = &audit_path {
