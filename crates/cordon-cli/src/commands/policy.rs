@@ -113,10 +113,15 @@ fn check(a: CheckArgs) -> Result<i32> {
     for f in &a.files {
         match cordon_policy::load(f) {
             Ok(l) => {
+                let warnings = l.warnings();
                 if !a.json {
                     println!("{f}: ok ({} file{})", l.layers.len(), if l.layers.len() == 1 { "" } else { "s" });
+                    for w in &warnings {
+                        eprintln!("cordon: WARNING: {w}");
+                    }
                 }
-                all.push(serde_json::json!({"file": f, "ok": true, "errors": []}));
+                let ws: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+                all.push(serde_json::json!({"file": f, "ok": true, "errors": [], "warnings": ws}));
             }
             Err(e) => {
                 bad += 1;

@@ -48,7 +48,7 @@ pub fn run(cmd: RulesCmd) -> Result<i32> {
         RulesCmd::Show { spec } => {
             match spec.strip_prefix("builtin:").and_then(cordon_rules::builtin) {
                 Some(t) => print!("{t}"),
-                None => print!("{}", std::fs::read_to_string(&spec).map_err(|e| anyhow::anyhow!("{spec}: {e}"))?),
+                None => print!("{}", cordon_policy::load::read_file(std::path::Path::new(&spec)).map_err(|e| anyhow::anyhow!("{e}"))?),
             }
             Ok(0)
         }
