@@ -300,7 +300,9 @@ fn the_live_timeline_and_attaching_from_outside() {
     assert!(!t.lines().any(|l| l.split_whitespace().nth(3) == Some("cordon")), "cordon's own setup is not on the timeline: {t}");
     // cordon monitor SESSION: attach to a running session from outside.
     let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
-        .args(["run", "-v", "--no-audit", "--", "sh", "-c", "sleep 1.5; cat README.md > /dev/null; cat /dev/null/late 2>/dev/null; sleep 0.5"])
+        // The session waits (bounded) for the test to say the monitor is attached: a fixed sleep
+        // lost the race on a loaded machine.
+        .args(["run", "-v", "--no-audit", "--", "sh", "-c", "i=0; while [ ! -e go ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; cat README.md > /dev/null; cat /dev/null/late 2>/dev/null; sleep 0.5"])
         .current_dir(&e.ws)
         .env("HOME", &e.home)
         .stderr(std::process::Stdio::piped())
@@ -321,8 +323,28 @@ fn the_live_timeline_and_attaching_from_outside() {
         }
         assert!(n > 0 && t0.elapsed().as_secs() < 10, "no session id in: {first}");
     };
-    let m = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["monitor", "--events", "-", &session]).output().expect("monitor");
+    let mut mon = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["monitor", "--events", "-", &session])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("monitor");
+    let mut mon_err = mon.stderr.take().expect("stderr");
+    let mut said = String::new();
+    while !said.contains("cordon: monitoring") {
+        use std::io::Read;
+        let n = mon_err.read(&mut buf).expect("read");
+        assert!(n > 0, "the monitor ended before attaching: {said}");
+        said.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    std::fs::write(e.ws.join("go"), "").expect("go");
     let _ = run.wait();
+    let mut m = mon.wait_with_output().expect("monitor");
+    {
+        use std::io::Read;
+        let _ = mon_err.read_to_end(&mut m.stderr);
+        m.stderr.splice(0..0, said.into_bytes());
+    }
     assert!(m.status.success(), "{}", show(&m));
     let evs: Vec<Value> = out(&m).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(evs.iter().any(|v| s(v, "kind") == "exec" && v["argv"] == serde_json::json!(["cat", "README.md"])), "the monitor saw the session's exec: {}", show(&m));
