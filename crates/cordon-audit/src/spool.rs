@@ -127,7 +127,13 @@ pub fn read(file: &Path) -> Result<(SpoolHeader, Vec<SpoolRecord>), String> {
 /// Removes an imported spool file (and makes the removal durable).
 pub fn remove(file: &Path) -> Result<(), std::io::Error> {
     std::fs::remove_file(file)?;
-    sync_dir(file)
+    sync_dir(file)?;
+    // An emptied fallback directory goes too (remove_dir leaves a directory that is not empty).
+    if let Some(d) = file.parent().filter(|d| d.starts_with("/var/tmp")) {
+        let _ = std::fs::remove_dir(d);
+        let _ = d.parent().map(std::fs::remove_dir);
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {

@@ -366,3 +366,45 @@ fn system_trees_and_the_home_directory_are_not_workspaces() {
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     assert!(err(&o).contains("refusing to use"), "{}", show(&o));
 }
+
+/// Unmounts a tmpfs the test mounted, even when the test fails.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_full_disk_mid_session_spools_elsewhere_and_loses_nothing() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let small = e.root.join("small");
+    std::fs::create_dir_all(&small).expect("mkdir");
+    nix::mount::mount(Some("tmpfs"), &small, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=512k,mode=0700")).expect("mount tmpfs");
+    let _m = Mounted(small.clone());
+    let p = small.join("audit.db");
+    let ps = p.display().to_string();
+    let o = e.cordon(&["run", "--audit", &ps, "--", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // The session runs; meanwhile the disk fills up (from outside: the session cannot reach it).
+    let flag = e.ws.join("started");
+    let filler = small.join("filler");
+    let fill = format!("while [ ! -e {} ]; do sleep 0.01; done; dd if=/dev/zero of={} bs=4k 2>/dev/null; true", flag.display(), filler.display());
+    let mut filling = Command::new("sh").args(["-c", &fill]).spawn().expect("sh");
+    let o = e.cordon(&["run", "--audit", &ps, "--", "/bin/sh", "-c", &format!("touch {}; sleep 1; echo lots of output; exit 7", flag.display())]);
+    let _ = filling.wait();
+    assert_eq!(o.status.code(), Some(7), "the command's status: {}", show(&o));
+    assert!(err(&o).contains("recovery spool /var/tmp/cordon-spool-0/"), "spooled beside the full disk: {}", show(&o));
+    let v = e.cordon(&["audit", "verify", "--audit", &ps]);
+    assert!(out(&v).contains("pending: ") && v.status.code() == Some(0), "{}", show(&v));
+    std::fs::remove_file(&filler).expect("free the disk");
+    let o = e.cordon(&["run", "--audit", &ps, "--", "true"]);
+    assert!(err(&o).contains("imported"), "{}", show(&o));
+    let v = e.cordon(&["audit", "verify", "--audit", &ps]);
+    assert!(out(&v).contains(": ok:") && !out(&v).contains("pending") && !out(&v).contains("unfinished"), "{}", show(&v));
+    assert!(!exists(&cordon_audit::spool::fallback_dir(&p)), "the fallback spool is gone again");
+}
