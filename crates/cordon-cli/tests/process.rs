@@ -6,6 +6,148 @@
 
 mod common;
 use common::*;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// `cordon` as `e`'s user, the way common::Env runs it, but taking OS strings.
+fn cordon_os(e: &Env) -> Command {
+    let mut c = match e.who {
+        Who::Root => Command::new(env!("CARGO_BIN_EXE_cordon")),
+        Who::Nobody => {
+            let mut c = Command::new("setpriv");
+            c.args([format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"), "--clear-groups".into(), "--".into(), env!("CARGO_BIN_EXE_cordon").into()]);
+            c
+        }
+    };
+    c.current_dir(&e.ws).env("HOME", &e.home).env("CORDON_AUDIT", e.root.join("audit.db")).env_remove("CORDON_TESTS_ALLOW_SKIP");
+    c.stdin(Stdio::null());
+    c.arg("run");
+    if e.who == Who::Nobody {
+        c.arg("--allow-degraded");
+    }
+    c
+}
+
+fn os(b: &[u8]) -> OsString {
+    OsString::from_vec(b.to_vec())
+}
+
+fn no_panic(o: &Output) {
+    assert!(!err(o).contains("panicked") && o.status.code() != Some(101), "cordon panicked: {}", show(o));
+}
+
+fn report(p: &Path, o: &Output) -> serde_json::Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("no report {}: {e}\n{}", p.display(), show(o)));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("report is not JSON: {e}: {text}"))
+}
+
+/// A directory `ws/d\xff` (not UTF-8), owned by the env's user.
+fn odd_dir(e: &Env) -> PathBuf {
+    let d = e.ws.join(OsStr::from_bytes(b"d\xff"));
+    std::fs::create_dir(&d).expect("mkdir d\\xff");
+    if e.who == Who::Nobody {
+        e.chown_all();
+    }
+    d
+}
+
+// ---- item 17: non-UTF-8 input ------------------------------------------------------------------
+
+#[test]
+fn a_non_utf8_environment_reaches_the_command_or_is_scrubbed() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let rep = e.root.join("report.json");
+        let o = cordon_os(&e)
+            .arg("--report")
+            .arg(&rep)
+            // Not through a shell: dash drops names that are not identifiers. perl reads environ.
+            .args(["--", "/usr/bin/perl", "-e", "open(my $f, '>', 'env.txt') or die; print $f \"$_=$ENV{$_}\\n\" for sort keys %ENV; exit 3"])
+            // Kept by the policy: the value's bytes arrive unchanged.
+            .env("KEEP_ME", os(b"a\xff\xfeb"))
+            // A name that is not UTF-8 and matches no env.drop pattern is passed through as it is.
+            .env(os(b"ODD\xffNAME"), "v")
+            // Scrubbed: a name matching `AWS_*`, and a credential whose value is not UTF-8.
+            .env(os(b"AWS_\xffKEY"), "secret1")
+            .env("GITHUB_TOKEN", os(b"secret2\xff"))
+            .output()
+            .expect("spawn cordon");
+        no_panic(&o);
+        assert_eq!(o.status.code(), Some(3), "{who:?}: the command's status: {}", show(&o));
+        let env = std::fs::read(e.ws.join("env.txt")).expect("env.txt");
+        let lines: Vec<&[u8]> = env.split(|b| *b == b'\n').collect();
+        assert!(lines.contains(&&b"KEEP_ME=a\xff\xfeb"[..]), "{who:?}: {}", String::from_utf8_lossy(&env));
+        assert!(lines.contains(&&b"ODD\xffNAME=v"[..]), "{who:?}: {}", String::from_utf8_lossy(&env));
+        assert!(!lines.iter().any(|l| l.starts_with(b"AWS_") || l.starts_with(b"GITHUB_TOKEN")), "{who:?}: scrubbed variables leaked: {}", String::from_utf8_lossy(&env));
+        let r = report(&rep, &o);
+        let dropped: Vec<&str> = r["env_dropped"].as_array().expect("env_dropped").iter().filter_map(|v| v.as_str()).collect();
+        assert!(dropped.contains(&"AWS_\u{FFFD}KEY") && dropped.contains(&"GITHUB_TOKEN"), "{who:?}: {dropped:?}");
+    }
+}
+
+#[test]
+fn a_non_utf8_working_directory_is_the_commands() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let d = odd_dir(&e);
+        // A shell in that directory exports it as PWD too.
+        let o = cordon_os(&e).arg("--workspace").arg(&e.ws).args(["--", "/bin/sh", "-c", "pwd; exit 4"]).current_dir(&d).env("PWD", &d).output().expect("spawn cordon");
+        no_panic(&o);
+        assert_eq!(o.status.code(), Some(4), "{who:?}: {}", show(&o));
+        let mut want = d.as_os_str().as_bytes().to_vec();
+        want.push(b'\n');
+        assert_eq!(o.stdout, want, "{who:?}: {}", show(&o));
+    }
+}
+
+#[test]
+fn a_non_utf8_workspace_is_writable_and_recorded() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let d = odd_dir(&e);
+        let rep = e.root.join("report.json");
+        let o = cordon_os(&e).arg("--report").arg(&rep).arg("--workspace").arg(&d).args(["--", "/bin/sh", "-c", "echo made > \"$0/f\"; exit 5"]).arg(&d).output().expect("spawn cordon");
+        no_panic(&o);
+        assert_eq!(o.status.code(), Some(5), "{who:?}: {}", show(&o));
+        assert_eq!(std::fs::read_to_string(d.join("f")).ok().as_deref(), Some("made\n"), "{who:?}: the workspace is writable: {}", show(&o));
+        let r = report(&rep, &o);
+        assert_eq!(r["workspace"].as_str(), Some(d.to_string_lossy().as_ref()), "{who:?}: {r}");
+        let ls = e.cordon(&["audit", "ls"]);
+        assert!(ls.status.success() && out(&ls).contains("sealed") && !out(&ls).contains("unfinished"), "{who:?}: the session is recorded: {}", show(&ls));
+    }
+}
+
+#[test]
+fn non_utf8_arguments_reach_the_command_unchanged() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let rep = e.root.join("report.json");
+        let o = cordon_os(&e).arg("--report").arg(&rep).args(["--", "/bin/sh", "-c", "printf %s \"$1\"; exit 6", "sh"]).arg(os(b"a\xffb")).output().expect("spawn cordon");
+        no_panic(&o);
+        assert_eq!(o.status.code(), Some(6), "{who:?}: {}", show(&o));
+        assert_eq!(o.stdout, b"a\xffb", "{who:?}: {}", show(&o));
+        let r = report(&rep, &o);
+        assert_eq!(r["command"].as_array().and_then(|a| a.last()).and_then(|v| v.as_str()), Some("a\u{FFFD}b"), "{who:?}: {r}");
+        let notes = r["outcome"]["notes"].to_string();
+        assert!(notes.contains("not valid UTF-8") && notes.contains(r"a\\xffb"), "{who:?}: the exact bytes are noted: {notes}");
+        let ls = e.cordon(&["audit", "ls"]);
+        assert!(ls.status.success() && out(&ls).contains("a\u{FFFD}b"), "{who:?}: {}", show(&ls));
+    }
+}
 
 // ---- item 29: one reason per rule ----------------------------------------------------------------
 

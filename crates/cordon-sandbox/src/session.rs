@@ -47,15 +47,26 @@ struct Prepared {
     seccomp: Option<Vec<libc::sock_filter>>,
 }
 
-fn cstr(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("argument contains a NUL byte: {s:?}"))
+/// The bytes of an OS string for execve, whatever their encoding.
+fn cstr(s: &std::ffi::OsStr) -> Result<CString, String> {
+    CString::new(s.as_bytes()).map_err(|_| format!("argument contains a NUL byte: {s:?}"))
 }
 
 fn prepare(plan: &SessionPlan) -> Result<Prepared, String> {
     let argv = plan.process.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
-    let envp = plan.process.env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
+    let envp = plan
+        .process
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            cstr(&kv)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let program = match &plan.process.program {
-        Some(p) => Some(cstr(&p.to_string_lossy())?),
+        Some(p) => Some(cstr(p.as_os_str())?),
         None => None,
     };
     let seccomp = if plan.seccomp.enabled { Some(apply::seccomp::build(&plan.seccomp)?) } else { None };
@@ -368,13 +379,13 @@ impl Session<'_> {
         mark_s("supervisor: report read");
         let mut ending = None;
         let mut hidden = 0;
-        let mut notes = vec![];
+        let mut notes = plan.process.notes.clone();
         for line in text.lines() {
             let (tag, body) = line.split_at(1.min(line.len()));
             let body = body.trim();
             match tag {
                 "E" => ending = Some(Ending::SetupFailed { error: body.to_string() }),
-                "X" => ending = Some(Ending::ExecFailed { errno: body.parse().unwrap_or(0), program: plan.process.argv.first().cloned().unwrap_or_default() }),
+                "X" => ending = Some(Ending::ExecFailed { errno: body.parse().unwrap_or(0), program: plan.process.argv.first().map(|a| crate::plan::process::text(a)).unwrap_or_default() }),
                 "S" if ending.is_none() => {
                     let raw: i32 = body.parse().unwrap_or(0);
                     ending = Some(if libc::WIFSIGNALED(raw) { Ending::Signaled { signal: libc::WTERMSIG(raw) } } else { Ending::Exited { code: libc::WEXITSTATUS(raw) } });

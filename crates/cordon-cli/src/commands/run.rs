@@ -82,7 +82,7 @@ pub struct RunArgs {
     pub report: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
-    pub cmd: Vec<String>,
+    pub cmd: Vec<std::ffi::OsString>,
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
@@ -133,7 +133,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     tm("host capabilities detected");
     let session_id = cordon_sandbox::new_session_id();
     let cwd = std::env::current_dir().ok().filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
-    let inv = Invocation { session_id: session_id.clone(), argv: a.cmd.clone(), cwd, env: std::env::vars().collect() };
+    let inv = Invocation { session_id: session_id.clone(), argv: a.cmd.clone(), cwd, env: std::env::vars_os().collect() };
     let plan = plan(&policy, &caps, &inv);
     tm("plans built");
 
@@ -181,7 +181,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
             sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
         };
         let start = serde_json::json!({
-            "command": a.cmd, "workspace": ws, "uid": caps.uid, "cordon": env!("CARGO_PKG_VERSION"),
+            "command": plan.process.argv_text(), "workspace": ws.to_string_lossy(), "uid": caps.uid, "cordon": env!("CARGO_PKG_VERSION"),
             "policy": {"name": policy.name, "sources": policy.sources, "sha256": hash, "text": text},
             "host": {"kernel": caps.kernel, "arch": caps.arch, "landlock_abi": caps.landlock_abi},
             "guarantees": plan.guarantees, "allow_degraded": a.allow_degraded,
@@ -296,8 +296,8 @@ pub fn run(a: RunArgs) -> Result<i32> {
         let doc = serde_json::json!({
             "schema": "cordon.session.v1",
             "policy": { "name": policy.name, "sources": policy.sources },
-            "workspace": ws,
-            "command": a.cmd,
+            "workspace": ws.to_string_lossy(),
+            "command": plan.process.argv_text(),
             "outcome": outcome,
             "alerts": alerts,
             "guarantees": plan.guarantees,
