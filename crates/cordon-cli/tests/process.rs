@@ -149,6 +149,65 @@ fn non_utf8_arguments_reach_the_command_unchanged() {
     }
 }
 
+// ---- item 20: where cordon's flags end ---------------------------------------------------------
+
+#[test]
+fn an_unknown_flag_before_the_command_is_a_usage_error() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let o = e.cordon(&["run", "--allow-degraded", "--frobnicate", "--", "true"]);
+        no_panic(&o);
+        assert_eq!(o.status.code(), Some(2), "{who:?}: clap's usage error: {}", show(&o));
+        assert!(err(&o).contains("--frobnicate"), "{who:?}: {}", show(&o));
+        assert!(!err(&o).contains("cannot execute"), "{who:?}: nothing ran: {}", show(&o));
+    }
+}
+
+#[test]
+fn without_double_dash_the_first_word_starts_the_command() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let o = e.cordon(&["run", "--allow-degraded", "ls", "-la"]);
+        assert_eq!(o.status.code(), Some(0), "{who:?}: {}", show(&o));
+        assert!(out(&o).contains("README.md") && out(&o).lines().any(|l| l.ends_with(" .")), "{who:?}: `ls -la` ran: {}", show(&o));
+        // Words after the command that look like cordon's own flags are the command's.
+        let o = e.cordon(&["run", "--allow-degraded", "printf", "%s|", "--verbose", "--frobnicate", "--", "-q"]);
+        assert_eq!(o.status.code(), Some(0), "{who:?}: {}", show(&o));
+        assert_eq!(out(&o), "--verbose|--frobnicate|--|-q|", "{who:?}: {}", show(&o));
+    }
+}
+
+#[test]
+fn after_double_dash_a_hyphenated_word_is_the_command() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        // In the workspace: the policy lets the session execute programs there.
+        let bin = e.ws.join("bin");
+        std::fs::create_dir(&bin).expect("mkdir bin");
+        let prog = bin.join("--weird-prog");
+        std::fs::write(&prog, "#!/bin/sh\necho weird ran \"$@\"\nexit 7\n").expect("write prog");
+        std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        if who == Who::Nobody {
+            e.chown_all();
+        }
+        let path = format!("{}:/usr/bin:/bin", bin.display());
+        let o = e.cordon_env(&["run", "--allow-degraded", "--", "--weird-prog", "--x"], &[("PATH", &path)]);
+        assert_eq!(o.status.code(), Some(7), "{who:?}: {}", show(&o));
+        assert_eq!(out(&o), "weird ran --x\n", "{who:?}: {}", show(&o));
+        let o = e.cordon(&["run", "--allow-degraded", "--", "--no-such-prog"]);
+        assert_eq!(o.status.code(), Some(127), "{who:?}: {}", show(&o));
+    }
+}
+
 // ---- item 29: one reason per rule ----------------------------------------------------------------
 
 #[test]

@@ -80,8 +80,9 @@ pub struct RunArgs {
     /// Write the session outcome (ending, denials, limits hit, guarantees) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    /// The command and its arguments. cordon's own options come before it; the first word that is
+    /// not one starts the command (or everything after `--` is the command).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub cmd: Vec<std::ffi::OsString>,
 }
 
