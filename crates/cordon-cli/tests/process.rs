@@ -6,10 +6,15 @@
 
 mod common;
 use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use std::ffi::{OsStr, OsString};
+use std::io::BufRead;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// `cordon` as `e`'s user, the way common::Env runs it, but taking OS strings.
 fn cordon_os(e: &Env) -> Command {
@@ -205,6 +210,184 @@ fn after_double_dash_a_hyphenated_word_is_the_command() {
         assert_eq!(out(&o), "weird ran --x\n", "{who:?}: {}", show(&o));
         let o = e.cordon(&["run", "--allow-degraded", "--", "--no-such-prog"]);
         assert_eq!(o.status.code(), Some(127), "{who:?}: {}", show(&o));
+    }
+}
+
+// ---- item 26: escalation -----------------------------------------------------------------------
+
+/// The command: ignores (traps) SIGTERM, says so on stdout, and ends only when `ws/stop` appears.
+const STUBBORN: &str = "trap 'echo got-term' TERM; echo ready; while [ ! -e stop ]; do sleep 0.1; done; echo stopped";
+
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    ws: PathBuf,
+}
+
+impl Running {
+    fn start(e: &Env, extra: &[&str]) -> Running {
+        let mut c = cordon_os(e);
+        c.args(extra).args(["--", "/bin/sh", "-c", STUBBORN]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = c.spawn().expect("spawn cordon");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut s);
+            s
+        });
+        let r = Running { child, lines, stderr: Some(stderr), ws: e.ws.clone() };
+        r.expect_line("ready", Duration::from_secs(20));
+        r
+    }
+
+    fn expect_line(&self, want: &str, within: Duration) {
+        let end = Instant::now() + within;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l == want => return,
+                Ok(_) => continue,
+                Err(_) => panic!("no `{want}` from the command within {within:?}"),
+            }
+        }
+    }
+
+    fn signal(&self, s: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), s).expect("signal cordon");
+    }
+
+    /// Waits for cordon to end, up to `within`; None if it is still running.
+    fn wait_for(&mut self, within: Duration) -> Option<i32> {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return Some(st.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits up to `within` for cordon to end by itself, then stops whatever is left; returns its
+    /// status (None: it had not ended within `within`) and its stderr.
+    fn finish(&mut self, within: Duration) -> (Option<i32>, String) {
+        let code = self.wait_for(within);
+        self.stop();
+        (code, self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default())
+    }
+
+    /// Tells the command to stop and waits for cordon; SIGKILL as the last resort.
+    fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = std::fs::write(self.ws.join("stop"), "");
+            if self.wait_for(Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn a_second_sigterm_kills_a_session_that_ignores_the_first() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        for sig in [Signal::SIGTERM, Signal::SIGINT] {
+            let e = Env::new(who);
+            let mut r = Running::start(&e, &[]);
+            r.signal(Signal::SIGTERM);
+            r.expect_line("got-term", Duration::from_secs(5));
+            let t = Instant::now();
+            r.signal(sig);
+            // More signals while cordon tears the session down and records its end do not cut that
+            // short: one every 200 µs until cordon has exited (its pid stays ours until reaped).
+            while r.child.try_wait().ok().flatten().is_none() && t.elapsed() < Duration::from_secs(5) {
+                let _ = kill(Pid::from_raw(r.child.id() as i32), Signal::SIGTERM);
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let (code, stderr) = r.finish(Duration::from_secs(5));
+            let took = t.elapsed();
+            assert_eq!(code, Some(137), "{who:?} {sig}: killed (128+9): {stderr}");
+            assert!(took < Duration::from_secs(2), "{who:?} {sig}: took {took:?}");
+            assert!(stderr.contains(&format!("cordon: second signal ({sig}): killing the session")), "{who:?} {sig}: {stderr}");
+            let ls = e.cordon(&["audit", "ls"]);
+            assert!(out(&ls).contains("sealed") && !out(&ls).contains("unfinished"), "{who:?} {sig}: the session's end is recorded: {}", show(&ls));
+        }
+    }
+}
+
+#[test]
+fn kill_after_kills_a_session_that_ignores_sigterm() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let rep = e.root.join("report.json");
+        let rep_s = rep.to_str().expect("utf-8 path");
+        let mut r = Running::start(&e, &["--kill-after", "1s", "--report", rep_s]);
+        let t = Instant::now();
+        r.signal(Signal::SIGTERM);
+        r.expect_line("got-term", Duration::from_secs(5));
+        let (code, stderr) = r.finish(Duration::from_secs(5));
+        let took = t.elapsed();
+        assert_eq!(code, Some(137), "{who:?}: {stderr}");
+        assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{who:?}: killed {took:?} after SIGTERM");
+        assert!(stderr.contains("cordon: session did not end 1s after SIGTERM: killing it"), "{who:?}: {stderr}");
+        let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rep).expect("report")).expect("json");
+        assert_eq!(doc["outcome"]["exit_code"], 137, "{who:?}: {doc}");
+        assert!(doc["outcome"]["notes"].to_string().contains("--kill-after"), "{who:?}: {doc}");
+        let ls = e.cordon(&["audit", "ls"]);
+        assert!(out(&ls).contains("sealed") && !out(&ls).contains("unfinished"), "{who:?}: {}", show(&ls));
+    }
+}
+
+#[test]
+fn the_control_one_sigterm_without_kill_after_leaves_the_command_in_charge() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let mut r = Running::start(&e, &[]);
+        r.signal(Signal::SIGTERM);
+        r.expect_line("got-term", Duration::from_secs(5));
+        assert_eq!(r.wait_for(Duration::from_secs(2)), None, "{who:?}: still running 2s after one SIGTERM");
+        std::fs::write(e.ws.join("stop"), "").expect("stop");
+        r.expect_line("stopped", Duration::from_secs(5));
+        let (code, stderr) = r.finish(Duration::from_secs(5));
+        assert_eq!(code, Some(0), "{who:?}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_kill_after_values_are_refused() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    for bad in ["soon", "10", "0s"] {
+        let o = e.cordon(&["run", "--kill-after", bad, "--", "true"]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: a usage error: {}", show(&o));
+        assert!(err(&o).contains("--kill-after") && err(&o).contains("e.g. 10s"), "{bad}: {}", show(&o));
     }
 }
 

@@ -80,10 +80,22 @@ pub struct RunArgs {
     /// Write the session outcome (ending, denials, limits hit, guarantees) as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Kill the whole session DURATION (e.g. 10s) after the first SIGINT or SIGTERM cordon passes on
+    /// to the command, if it has not ended by then. A second SIGINT or SIGTERM kills it at once.
+    #[arg(long, value_name = "DURATION", value_parser = kill_after)]
+    pub kill_after: Option<std::time::Duration>,
     /// The command and its arguments. cordon's own options come before it; the first word that is
     /// not one starts the command (or everything after `--` is the command).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
     pub cmd: Vec<std::ffi::OsString>,
+}
+
+fn kill_after(s: &str) -> Result<std::time::Duration, String> {
+    match cordon_policy::units::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be at least 1s (a second SIGINT or SIGTERM already kills at once); e.g. 10s".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e}; write a duration, e.g. 10s, 2m or 1m30s")),
+    }
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
@@ -240,7 +252,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
             kill
         })
     };
-    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true, on_denial: Some(hook), on_cgroup }.run();
+    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true, on_denial: Some(hook), on_cgroup, kill_after: a.kill_after }.run();
     let sensor_summary = sensor_cell.borrow_mut().take().map(|s| s.finish());
     let sensor_audit = wiring.as_mut().map(|w| w.finish_audit());
     let outcome = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
