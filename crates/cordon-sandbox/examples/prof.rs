@@ -9,7 +9,7 @@ fn main() {
     let t = std::time::Instant::now();
     let caps = cordon_sandbox::KernelCaps::detect();
     eprintln!("caps {:?}", t.elapsed());
-    let inv = cordon_sandbox::Invocation { session_id: "x".into(), argv: vec!["/bin/true".into()], cwd: "/var/tmp/bws".into(), env: std::env::vars().collect() };
+    let inv = cordon_sandbox::Invocation { session_id: "x".into(), argv: vec!["/bin/true".into()], cwd: "/var/tmp/bws".into(), env: std::env::vars_os().collect() };
     let t = std::time::Instant::now();
     let p = cordon_sandbox::plan(&c, &caps, &inv);
     eprintln!("first plan {:?}", t.elapsed());

@@ -47,15 +47,26 @@ struct Prepared {
     seccomp: Option<Vec<libc::sock_filter>>,
 }
 
-fn cstr(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("argument contains a NUL byte: {s:?}"))
+/// The bytes of an OS string for execve, whatever their encoding.
+fn cstr(s: &std::ffi::OsStr) -> Result<CString, String> {
+    CString::new(s.as_bytes()).map_err(|_| format!("argument contains a NUL byte: {s:?}"))
 }
 
 fn prepare(plan: &SessionPlan) -> Result<Prepared, String> {
     let argv = plan.process.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
-    let envp = plan.process.env.iter().map(|(k, v)| cstr(&format!("{k}={v}"))).collect::<Result<Vec<_>, _>>()?;
+    let envp = plan
+        .process
+        .env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            cstr(&kv)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let program = match &plan.process.program {
-        Some(p) => Some(cstr(&p.to_string_lossy())?),
+        Some(p) => Some(cstr(p.as_os_str())?),
         None => None,
     };
     let seccomp = if plan.seccomp.enabled { Some(apply::seccomp::build(&plan.seccomp)?) } else { None };
@@ -98,11 +109,27 @@ pub struct Session<'a> {
     /// directory (None when the host gave the session none). The eBPF sensor attaches here, so it
     /// sees the session from its first instruction; an error stops the session before it starts.
     pub on_cgroup: Option<CgroupHook>,
+    /// Kill the whole session this long after the first SIGINT or SIGTERM passed on to it, if it
+    /// has not ended (`--kill-after`). A second SIGINT or SIGTERM kills it at once in any case.
+    pub kill_after: Option<Duration>,
 }
 
 pub type CgroupHook = Box<dyn FnOnce(Option<&std::path::Path>) -> Result<(), String>>;
 
+/// SIGINT and SIGTERM: a request to end the session. The first is passed on; a second one, or
+/// `kill_after` after the first, kills the session.
+fn ends_session(sig: i32) -> bool {
+    sig == libc::SIGINT || sig == libc::SIGTERM
+}
+
+fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig).map(|s| s.to_string()).unwrap_or_else(|_| format!("signal {sig}"))
+}
+
 impl Session<'_> {
+    /// Runs the session to its end. On return SIGINT, SIGTERM, SIGHUP and SIGQUIT stay blocked (any
+    /// that arrived are discarded): the session is over, and the caller's end-of-session records
+    /// must not be cut short by one more Ctrl-C.
     pub fn run(&mut self) -> Result<Outcome, String> {
         let start = Instant::now();
         let t0 = mono_us();
@@ -201,6 +228,10 @@ impl Session<'_> {
         let sfd = SignalFd::with_flags(&forwarded_set(true), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| format!("signalfd: {e}"))?;
         let wall_deadline = plan.cgroup.wall_time.map(|w| start + w);
         let mut kill_deadline: Option<Instant> = None;
+        // The first SIGINT/SIGTERM passed on, and when --kill-after kills the session.
+        let mut asked_to_end: Option<i32> = None;
+        let mut escalate_at: Option<Instant> = None;
+        let mut escalated: Option<String> = None;
         let mut wall_exceeded = false;
         let mut stopped_by_rule = false;
         let mut nsock = Some(nsock_s);
@@ -208,7 +239,7 @@ impl Session<'_> {
         let init_status;
         loop {
             let now = Instant::now();
-            let next = [wall_deadline.filter(|_| !wall_exceeded), kill_deadline].into_iter().flatten().min();
+            let next = [wall_deadline.filter(|_| !wall_exceeded), kill_deadline, escalate_at].into_iter().flatten().min();
             let timeout = match next {
                 Some(t) if t <= now => PollTimeout::ZERO,
                 Some(t) => PollTimeout::try_from((t - now).as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX),
@@ -313,7 +344,20 @@ impl Session<'_> {
                         if let Some(p) = &pty {
                             p.resize();
                         }
+                    } else if let Some(first) = asked_to_end.filter(|_| ends_session(sig)) {
+                        if escalated.is_none() {
+                            let first = signal_name(first);
+                            eprintln!("cordon: second signal ({}): killing the session", signal_name(sig));
+                            escalated = Some(format!("the session was killed (SIGKILL) on a second signal ({}) after {first}", signal_name(sig)));
+                            escalate_at = None;
+                            let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                            cgroups.kill_all();
+                        }
                     } else if sig != libc::SIGCHLD {
+                        if ends_session(sig) {
+                            asked_to_end = Some(sig);
+                            escalate_at = self.kill_after.map(|d| Instant::now() + d);
+                        }
                         let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), sig);
                     }
                 }
@@ -337,6 +381,16 @@ impl Session<'_> {
                     kill_deadline = None;
                 }
             }
+            if let (Some(at), Some(d), Some(first)) = (escalate_at, self.kill_after, asked_to_end) {
+                if now >= at {
+                    let (d, first) = (cordon_policy::units::fmt_duration(d), signal_name(first));
+                    eprintln!("cordon: session did not end {d} after {first}: killing it");
+                    escalated = Some(format!("the session was killed (SIGKILL): it did not end {d} after {first} (--kill-after)"));
+                    escalate_at = None;
+                    let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
+                    cgroups.kill_all();
+                }
+            }
         }
         if let Some(p) = pty.as_mut() {
             // Output still buffered in the pty.
@@ -349,7 +403,13 @@ impl Session<'_> {
         if sup.notify_fd.is_some() {
             sup.handle_notification_nonblocking();
         }
-        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+        // Signals that arrived since are dropped; the ones that end a process stay blocked (see run).
+        while let Ok(Some(_)) = sfd.read_signal() {}
+        let mut mask = old_mask;
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+            mask.add(sig);
+        }
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
 
         let egress = egress.map(|h| h.finish()).unwrap_or_default();
         let mut limits_hit = cgroups.events(&plan.cgroup);
@@ -368,13 +428,13 @@ impl Session<'_> {
         mark_s("supervisor: report read");
         let mut ending = None;
         let mut hidden = 0;
-        let mut notes = vec![];
+        let mut notes = plan.process.notes.clone();
         for line in text.lines() {
             let (tag, body) = line.split_at(1.min(line.len()));
             let body = body.trim();
             match tag {
                 "E" => ending = Some(Ending::SetupFailed { error: body.to_string() }),
-                "X" => ending = Some(Ending::ExecFailed { errno: body.parse().unwrap_or(0), program: plan.process.argv.first().cloned().unwrap_or_default() }),
+                "X" => ending = Some(Ending::ExecFailed { errno: body.parse().unwrap_or(0), program: plan.process.argv.first().map(|a| crate::plan::process::text(a)).unwrap_or_default() }),
                 "S" if ending.is_none() => {
                     let raw: i32 = body.parse().unwrap_or(0);
                     ending = Some(if libc::WIFSIGNALED(raw) { Ending::Signaled { signal: libc::WTERMSIG(raw) } } else { Ending::Exited { code: libc::WEXITSTATUS(raw) } });
@@ -397,6 +457,7 @@ impl Session<'_> {
         if stopped_by_rule {
             notes.push("the session was stopped by a detection rule (see the alerts)".into());
         }
+        notes.extend(escalated);
         if timing_on() {
             marks.sort();
             for (t, w) in &marks {

@@ -51,9 +51,14 @@ impl Attribution {
             return ("seccomp".into(), format!("direct connection to {} refused: the session reaches the network only through cordon's egress proxy (HTTPS_PROXY/HTTP_PROXY); if the task needs this host, ask the user to add it to net.allow", e.addr.as_deref().unwrap_or("?")));
         }
         if not_entered {
-            // The rule that matched: unconditional first, else the conditional ones for this call
-            // (the sensor does not re-evaluate argument conditions).
-            let rules: Vec<&str> = self.policy.as_ref().map(|p| p.syscalls.iter().filter(|r| r.name == syscall).map(|r| r.reason.as_str()).collect()).unwrap_or_default();
+            // The reasons of the rules for this call (the sensor does not re-evaluate argument
+            // conditions), each once: many rules share one (fourteen socket families, for one).
+            let mut rules: Vec<&str> = vec![];
+            for r in self.policy.iter().flat_map(|p| p.syscalls.iter()).filter(|r| r.name == syscall) {
+                if !rules.contains(&r.reason.as_str()) {
+                    rules.push(&r.reason);
+                }
+            }
             let reason = if rules.is_empty() { format!("{syscall} was refused by the session's seccomp filter") } else { format!("seccomp refused {syscall}: {}", rules.join("; ")) };
             return ("seccomp".into(), format!("{reason}; this is not something a task in a cordon session can do — do the work another way or ask the user"));
         }
@@ -103,5 +108,27 @@ impl Attribution {
             return ("landlock".into(), format!("{op} to {} is outside the policy's TCP ports; ask the user to allow it", e.addr.as_deref().unwrap_or("?")));
         }
         ("dac".into(), format!("{syscall} failed with {}: the kernel's ordinary permission checks (owner, capabilities) refused it", e.errno.as_deref().unwrap_or("EPERM")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seccomp_refusal_gives_each_reason_once() {
+        let cx = cordon_policy::Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
+        let policy = cordon_policy::load_and_compile("builtin:agent", &cx).expect("builtin").1;
+        let socket_rules: Vec<&str> = policy.syscalls.iter().filter(|r| r.name == "socket").map(|r| r.reason.as_str()).collect();
+        let a = Attribution { policy: Some(Arc::new(policy.clone())), landlock: true, signal_scope: true };
+        let (layer, reason) = a.attribute("socket", "socket", &Event::default(), true, None);
+        assert_eq!(layer, "seccomp");
+        let mut distinct = socket_rules.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert!(socket_rules.len() > distinct.len(), "the agent profile has socket rules sharing a reason: {socket_rules:?}");
+        for r in &distinct {
+            assert_eq!(reason.matches(&format!("{r};")).count(), 1, "{r}: {reason}");
+        }
     }
 }

@@ -86,9 +86,22 @@ pub struct RunArgs {
     /// --expect-head FILE` (it catches records removed together with the head file).
     #[arg(long, value_name = "FILE", conflicts_with = "no_audit")]
     pub head_copy: Option<PathBuf>,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
-    pub cmd: Vec<String>,
+    /// Kill the whole session DURATION (e.g. 10s) after the first SIGINT or SIGTERM cordon passes on
+    /// to the command, if it has not ended by then. A second SIGINT or SIGTERM kills it at once.
+    #[arg(long, value_name = "DURATION", value_parser = kill_after)]
+    pub kill_after: Option<std::time::Duration>,
+    /// The command and its arguments. cordon's own options come before it; the first word that is
+    /// not one starts the command (or everything after `--` is the command).
+    #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+    pub cmd: Vec<std::ffi::OsString>,
+}
+
+fn kill_after(s: &str) -> Result<std::time::Duration, String> {
+    match cordon_policy::units::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be at least 1s (a second SIGINT or SIGTERM already kills at once); e.g. 10s".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e}; write a duration, e.g. 10s, 2m or 1m30s")),
+    }
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
@@ -146,7 +159,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     tm("host capabilities detected");
     let session_id = cordon_sandbox::new_session_id();
     let cwd = std::env::current_dir().ok().filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
-    let inv = Invocation { session_id: session_id.clone(), argv: a.cmd.clone(), cwd, env: std::env::vars().collect() };
+    let inv = Invocation { session_id: session_id.clone(), argv: a.cmd.clone(), cwd, env: std::env::vars_os().collect() };
     let plan = plan(&policy, &caps, &inv);
     tm("plans built");
 
@@ -207,7 +220,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
             sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
         };
         let start = serde_json::json!({
-            "command": a.cmd, "workspace": ws, "uid": caps.uid, "cordon": env!("CARGO_PKG_VERSION"),
+            "command": plan.process.argv_text(), "workspace": ws.to_string_lossy(), "uid": caps.uid, "cordon": env!("CARGO_PKG_VERSION"),
             "policy": {"name": policy.name, "sources": policy.sources, "sha256": hash, "text": text},
             "host": {"kernel": caps.kernel, "arch": caps.arch, "landlock_abi": caps.landlock_abi},
             "guarantees": plan.guarantees, "allow_degraded": a.allow_degraded,
@@ -267,7 +280,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
             kill
         })
     };
-    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true, on_denial: Some(hook), on_cgroup }.run();
+    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true, on_denial: Some(hook), on_cgroup, kill_after: a.kill_after }.run();
     let mut sensor_summary = sensor_cell.borrow_mut().take().map(|s| s.finish());
     let sensor_audit = wiring.as_mut().map(|w| w.finish_audit());
     let outcome = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -337,8 +350,8 @@ pub fn run(a: RunArgs) -> Result<i32> {
         let doc = serde_json::json!({
             "schema": "cordon.session.v1",
             "policy": { "name": policy.name, "sources": policy.sources },
-            "workspace": ws,
-            "command": a.cmd,
+            "workspace": ws.to_string_lossy(),
+            "command": plan.process.argv_text(),
             "outcome": outcome,
             "alerts": alerts,
             "guarantees": plan.guarantees,

@@ -61,15 +61,16 @@ impl SessionPlan {
     }
 }
 
-/// Inputs that come from the command line rather than the policy.
+/// Inputs that come from the command line rather than the policy. OS strings: arguments, paths and
+/// the environment reach the command byte for byte, UTF-8 or not.
 #[derive(Debug, Clone)]
 pub struct Invocation {
     pub session_id: String,
-    pub argv: Vec<String>,
+    pub argv: Vec<std::ffi::OsString>,
     /// Working directory inside the sandbox.
     pub cwd: std::path::PathBuf,
     /// The environment cordon was started with.
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 pub fn plan(policy: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation) -> SessionPlan {

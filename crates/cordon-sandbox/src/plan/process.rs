@@ -4,7 +4,9 @@ use super::cgroup::{CgroupPlan, Mechanism};
 use super::{ns::NsPlan, Guarantee, Invocation};
 use crate::caps::KernelCaps;
 use cordon_policy::{decide, CompiledPolicy};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -16,44 +18,97 @@ pub enum Rlimit {
     Data,
 }
 
+/// The command's arguments, paths and environment are OS strings, passed to execve byte for byte;
+/// where they are written as JSON, bytes that are not UTF-8 show as U+FFFD ([`text`]) and a note
+/// ([`ProcessPlan::notes`]) gives the exact bytes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProcessPlan {
-    pub argv: Vec<String>,
+    #[serde(serialize_with = "texts")]
+    pub argv: Vec<OsString>,
     /// The program's path if it was found on the sandbox's PATH (None: exec will report "not found").
+    #[serde(serialize_with = "opt_text")]
     pub program: Option<PathBuf>,
+    #[serde(serialize_with = "one_text")]
     pub cwd: PathBuf,
-    pub env: Vec<(String, String)>,
-    /// Names of variables removed, for the report (values are never recorded).
+    #[serde(serialize_with = "env_texts")]
+    pub env: Vec<(OsString, OsString)>,
+    /// Names of variables removed, for the report (values are never recorded), as [`text`].
     pub env_dropped: Vec<String>,
     pub rlimits: Vec<(Rlimit, u64)>,
     pub drop_capabilities: bool,
+    /// For the session's notes: each argument, the workspace and the working directory that is not
+    /// UTF-8, with its exact bytes.
+    pub notes: Vec<String>,
+}
+
+impl ProcessPlan {
+    /// The command line as text for records (see [`text`]; the notes hold the exact bytes).
+    pub fn argv_text(&self) -> Vec<String> {
+        self.argv.iter().map(|a| text(a)).collect()
+    }
+}
+
+/// An OS string as text for JSON records and messages: bytes that are not UTF-8 become U+FFFD.
+pub fn text(s: &OsStr) -> String {
+    s.to_string_lossy().into_owned()
+}
+
+/// The exact bytes of an OS string, readable and unambiguous: `a\xffb` (ASCII escapes, `\\` for a
+/// backslash).
+pub fn escaped(s: &OsStr) -> String {
+    s.as_bytes().escape_ascii().to_string()
+}
+
+fn not_utf8_note(what: &str, s: &OsStr) -> Option<String> {
+    s.to_str().is_none().then(|| format!("{what} is not valid UTF-8: records show it as \"{}\"; its exact bytes are {}", text(s), escaped(s)))
+}
+
+fn texts<S: Serializer>(v: &[OsString], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|x| text(x)))
+}
+
+fn one_text<S: Serializer>(v: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&text(v.as_os_str()))
+}
+
+fn opt_text<S: Serializer>(v: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(p) => s.serialize_some(&text(p.as_os_str())),
+        None => s.serialize_none(),
+    }
+}
+
+fn env_texts<S: Serializer>(v: &[(OsString, OsString)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|(k, x)| (text(k), text(x))))
 }
 
 /// Finds a program on PATH the way execvp does.
-pub fn resolve_program(cmd: &str, path_var: Option<&str>, cwd: &Path) -> Option<PathBuf> {
+pub fn resolve_program(cmd: &OsStr, path_var: Option<&OsStr>, cwd: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let is_exec = |p: &Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
-    if cmd.contains('/') {
+    if cmd.as_bytes().contains(&b'/') {
         let p = if Path::new(cmd).is_absolute() { PathBuf::from(cmd) } else { cwd.join(cmd) };
         return Some(p);
     }
-    let path = path_var.unwrap_or("/usr/local/bin:/usr/bin:/bin");
-    path.split(':').filter(|d| !d.is_empty()).map(|d| Path::new(d).join(cmd)).find(|p| is_exec(p))
+    let path = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    path.as_bytes().split(|b| *b == b':').filter(|d| !d.is_empty()).map(|d| Path::new(OsStr::from_bytes(d)).join(cmd)).find(|p| is_exec(p))
 }
 
 pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation, ns: &NsPlan, cg: &CgroupPlan, net: &super::net::NetPlan, g: &mut Vec<Guarantee>) -> ProcessPlan {
     let mut env = Vec::new();
     let mut dropped = Vec::new();
     for (k, v) in &inv.env {
-        if decide::env(p, k).allow {
+        // A name that is not UTF-8 is judged by its text (U+FFFD for the odd bytes): the drop
+        // patterns still apply to the rest of it, and it can never equal a name in env.keep.
+        if decide::env(p, &text(k)).allow {
             env.push((k.clone(), v.clone()));
         } else {
-            dropped.push(k.clone());
+            dropped.push(text(k));
         }
     }
-    let set = |k: &str, v: String, env: &mut Vec<(String, String)>| {
+    let set = |k: &str, v: String, env: &mut Vec<(OsString, OsString)>| {
         env.retain(|(x, _)| x != k);
-        env.push((k.to_string(), v));
+        env.push((k.into(), v.into()));
     };
     if ns.mount {
         for k in ["TMPDIR", "TMP", "TEMP"] {
@@ -75,8 +130,11 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation, ns: &NsPlan
     for (k, v) in &p.env.set {
         set(k, v.clone(), &mut env);
     }
-    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
+    let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
     let program = inv.argv.first().and_then(|c| resolve_program(c, path_var, &inv.cwd));
+    let mut notes: Vec<String> = inv.argv.iter().enumerate().filter_map(|(i, a)| not_utf8_note(&format!("command argument {i}"), a)).collect();
+    notes.extend(not_utf8_note("the workspace path", p.workspace.as_os_str()));
+    notes.extend(not_utf8_note("the working directory", inv.cwd.as_os_str()));
 
     let mut rlimits = vec![(Rlimit::Core, 0)];
     if let Some(n) = p.limits.open_files {
@@ -90,5 +148,5 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation, ns: &NsPlan
     }
     g.push(Guarantee::ok("process", "no capabilities; setuid programs gain nothing; not dumpable before exec; no core dumps", if caps.is_root { "all five capability sets emptied, securebits locked, no_new_privs, RLIMIT_CORE 0" } else { "no_new_privs, capability sets emptied, RLIMIT_CORE 0" }));
     g.push(Guarantee::ok("process", format!("secrets removed from the environment ({} variables dropped here)", dropped.len()), "env.drop patterns and LD_* removal"));
-    ProcessPlan { argv: inv.argv.clone(), program, cwd: inv.cwd.clone(), env, env_dropped: dropped, rlimits, drop_capabilities: true }
+    ProcessPlan { argv: inv.argv.clone(), program, cwd: inv.cwd.clone(), env, env_dropped: dropped, rlimits, drop_capabilities: true, notes }
 }

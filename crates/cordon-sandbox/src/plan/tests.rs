@@ -173,11 +173,47 @@ fn seccomp_arg_matching() {
 #[test]
 fn environment_is_scrubbed() {
     let p = plan(&policy("agent"), &host(7, true), &inv());
-    let names: Vec<&str> = p.process.env.iter().map(|(k, _)| k.as_str()).collect();
+    let names: Vec<&str> = p.process.env.iter().filter_map(|(k, _)| k.to_str()).collect();
     assert!(names.contains(&"LANG") && names.contains(&"PATH"));
     assert!(!names.contains(&"AWS_SECRET_ACCESS_KEY") && !names.contains(&"LD_PRELOAD"));
     assert!(p.process.env.contains(&("TMPDIR".into(), "/tmp".into())));
     assert!(p.process.rlimits.contains(&(process::Rlimit::Core, 0)));
+}
+
+#[test]
+fn arguments_paths_and_environment_that_are_not_utf8_are_kept_as_bytes() {
+    use std::ffi::{OsStr, OsString};
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let os = |b: &[u8]| OsString::from_vec(b.to_vec());
+    let mut i = inv();
+    i.argv = vec!["/bin/printf".into(), os(b"a\xffb")];
+    i.cwd = PathBuf::from(os(b"/home/u/ws/d\xff"));
+    i.env.extend([(os(b"AWS_\xffKEY"), "x".into()), (os(b"ODD\xffNAME"), os(b"v\xfe")), ("KEEP".into(), os(b"\xff"))]);
+    let p = plan(&policy("agent"), &host(7, true), &i);
+    assert_eq!(p.process.argv[1], os(b"a\xffb"));
+    assert_eq!(p.process.cwd.as_os_str().as_bytes(), b"/home/u/ws/d\xff");
+    assert!(p.process.env.contains(&(os(b"ODD\xffNAME"), os(b"v\xfe"))) && p.process.env.contains(&("KEEP".into(), os(b"\xff"))));
+    assert!(!p.process.env.iter().any(|(k, _)| k.as_bytes().starts_with(b"AWS_")), "env.drop patterns apply to names that are not UTF-8");
+    assert_eq!(p.process.env_dropped.iter().filter(|n| n.starts_with("AWS_")).collect::<Vec<_>>(), ["AWS_SECRET_ACCESS_KEY", "AWS_\u{FFFD}KEY"]);
+    // Records show text; the notes give the exact bytes of each argument and path that is not UTF-8.
+    assert_eq!(p.process.notes.len(), 2, "{:?}", p.process.notes);
+    assert!(p.process.notes[0].starts_with("command argument 1 is not valid UTF-8") && p.process.notes[0].ends_with(r"a\xffb"), "{:?}", p.process.notes);
+    assert!(p.process.notes[1].starts_with("the working directory") && p.process.notes[1].ends_with(r"d\xff"), "{:?}", p.process.notes);
+    let j = serde_json::to_value(&p.process).expect("a plan with OS strings serializes");
+    assert_eq!(j["argv"][1], "a\u{FFFD}b");
+    // PATH lookup works on bytes.
+    let mut name = format!("cordon-plan-test-{}-", std::process::id()).into_bytes();
+    name.push(0xff);
+    let dir = std::env::temp_dir().join(OsStr::from_bytes(&name));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let prog = dir.join("prog");
+    std::fs::write(&prog, "#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let mut path = dir.clone().into_os_string();
+    path.push(":/usr/bin");
+    let found = process::resolve_program(OsStr::new("prog"), Some(&path), &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(found, Some(prog));
 }
 
 #[test]
