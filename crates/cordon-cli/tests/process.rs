@@ -418,3 +418,24 @@ fn a_seccomp_refusal_states_each_reason_once() {
         assert_eq!(reason.matches(other).count(), 1, "{other}: {reason}");
     }
 }
+
+// ---- signal dispositions: the command gets what it would get outside --------------------------
+
+#[test]
+fn the_command_inherits_no_ignored_sigpipe() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        // `yes | head -1`: outside, yes dies of SIGPIPE (status 141); with SIGPIPE ignored it would
+        // print "Broken pipe" and exit 1.
+        let script = "yes | head -1 > /dev/null; echo \"status ${PIPESTATUS[0]}\"; grep SigIgn /proc/self/status";
+        let bare = e.bare_sh(&format!("exec bash -c '{script}'"));
+        assert!(out(&bare).contains("status 141"), "control: {}", show(&bare));
+        let o = e.run_sh(&format!("exec bash -c '{script}'"));
+        assert!(out(&o).contains("status 141"), "{who:?}: {}", show(&o));
+        let ign = |s: &str| s.lines().find(|l| l.starts_with("SigIgn")).map(str::to_string);
+        assert_eq!(ign(&out(&o)), ign(&out(&bare)), "{who:?}: the same ignored signals as outside");
+    }
+}

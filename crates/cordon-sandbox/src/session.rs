@@ -858,6 +858,7 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
 fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, pty: Option<&crate::pty::Pty>) -> ! {
     let _ = sys::set_pdeathsig(libc::SIGKILL);
     // Restore default dispositions and an empty mask for the command.
+    sys::default_sigpipe();
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     if let Err(e) = nix::unistd::setsid() {
         fail(rep, &format!("setsid: {e}"));

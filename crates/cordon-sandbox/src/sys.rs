@@ -79,6 +79,16 @@ pub fn set_pdeathsig(sig: libc::c_int) -> io::Result<()> {
     prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0)
 }
 
+/// SIGPIPE back to its default action: the Rust runtime ignores it in cordon, and an ignored
+/// signal stays ignored across execve, so without this `yes | head -1` inside a session would see
+/// EPIPE errors instead of ending as it does outside. Async-signal-safe (called between clone and exec).
+pub fn default_sigpipe() {
+    // SAFETY: installs the default disposition; no handler code, no memory is touched.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn set_child_subreaper() -> io::Result<()> {
     prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0)
 }
