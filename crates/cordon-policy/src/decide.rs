@@ -81,7 +81,16 @@ pub fn syscall(c: &CompiledPolicy, name: &str) -> Decision {
     let rules: Vec<_> = c.syscalls.iter().filter(|r| r.name == name && r.action != crate::syscalls::DenyAction::Supervise).collect();
     match rules.iter().find(|r| r.when.is_empty()) {
         Some(r) => no(format!("seccomp: {}", r.reason)),
-        None if !rules.is_empty() => yes(format!("allowed except when: {}", rules.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>().join("; "))),
+        None if !rules.is_empty() => {
+            // One reason per distinct rule: many argument rules share a reason (socket families).
+            let mut reasons: Vec<&str> = vec![];
+            for r in &rules {
+                if !reasons.contains(&r.reason.as_str()) {
+                    reasons.push(&r.reason);
+                }
+            }
+            yes(format!("allowed except when: {}", reasons.join("; ")))
+        }
         None => yes("not in the deny list"),
     }
 }
