@@ -22,9 +22,16 @@ fn main() {
         SkeletonBuilder::new()
             .source(src)
             .clang(&clang)
-            .clang_args([format!("-D__TARGET_ARCH_{arch}"), "-Ibpf".into(), "-Wall".into(), "-Wno-unused-function".into()])
+            .clang_args([
+                format!("-D__TARGET_ARCH_{arch}"),
+                "-Ibpf".into(),
+                "-Wall".into(),
+                "-Wno-unused-function".into(),
+            ])
             .build_and_generate(out.join(skel))
-            .unwrap_or_else(|e| panic!("building {src} with {clang} failed (run ./scripts/setup, which installs clang-19): {e:#}"));
+            .unwrap_or_else(|e| {
+                panic!("building {src} with {clang} failed (run ./scripts/setup, which installs clang-19): {e:#}")
+            });
     }
     for f in ["bpf/cordon.bpf.c", "bpf/lsm_probe.bpf.c", "bpf/events.h", "bpf/vmlinux_min.h"] {
         println!("cargo:rerun-if-changed={f}");

@@ -29,7 +29,12 @@ fn main() {
     let r = cordon_audit::verify(&path).expect("verify");
     let ver = t.elapsed().as_secs_f64();
     assert!(r.ok(), "{r:?}");
-    println!("ingest: {n} events in batches of {batch}: {:.2} s = {:.0} events/s (database {} MiB)", ingest, n as f64 / ingest, size >> 20);
+    println!(
+        "ingest: {n} events in batches of {batch}: {:.2} s = {:.0} events/s (database {} MiB)",
+        ingest,
+        n as f64 / ingest,
+        size >> 20
+    );
     println!("verify: {} records: {:.2} s = {:.0} records/s", r.records, ver, r.records as f64 / ver);
     let _ = std::fs::remove_dir_all(&dir);
 }

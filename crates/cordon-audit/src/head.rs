@@ -47,7 +47,9 @@ impl Head {
         if text.len() > 64 * 1024 {
             return Err(format!("head file {} is {} bytes: not a cordon head", path.display(), text.len()));
         }
-        serde_json::from_slice(&text).map(Some).map_err(|e| format!("head file {} is not a cordon head: {e}", path.display()))
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|e| format!("head file {} is not a cordon head: {e}", path.display()))
     }
 }
 

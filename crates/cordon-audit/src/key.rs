@@ -16,7 +16,9 @@ pub fn load_or_create(db: &Path) -> Result<SigningKey, String> {
         Err(e) => return Err(e),
     }
     let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut seed)).map_err(|e| format!("reading /dev/urandom: {e}"))?;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(|e| format!("reading /dev/urandom: {e}"))?;
     let tmp = unique_tmp(&p);
     let made = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
@@ -42,7 +44,9 @@ pub fn load_or_create(db: &Path) -> Result<SigningKey, String> {
 fn read(p: &Path) -> Result<Option<SigningKey>, String> {
     match std::fs::read(p) {
         Ok(b) => {
-            let arr: [u8; 32] = b.as_slice().try_into().map_err(|_| format!("signing key {} is not 32 bytes ({} bytes): it was damaged or replaced", p.display(), b.len()))?;
+            let arr: [u8; 32] = b.as_slice().try_into().map_err(|_| {
+                format!("signing key {} is not 32 bytes ({} bytes): it was damaged or replaced", p.display(), b.len())
+            })?;
             Ok(Some(SigningKey::from_bytes(&arr)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -52,5 +56,7 @@ fn read(p: &Path) -> Result<Option<SigningKey>, String> {
 
 /// The public half, for verification (None when the key file is missing or unreadable).
 pub fn public_key(db: &Path) -> Result<ed25519_dalek::VerifyingKey, String> {
-    read(&key_path(db))?.map(|k| k.verifying_key()).ok_or_else(|| format!("the signing key {} is missing", key_path(db).display()))
+    read(&key_path(db))?
+        .map(|k| k.verifying_key())
+        .ok_or_else(|| format!("the signing key {} is missing", key_path(db).display()))
 }

@@ -54,7 +54,8 @@ pub fn dir(db: &Path) -> PathBuf {
 /// The fallback directory, on another filesystem than most logs.
 pub fn fallback_dir(db: &Path) -> PathBuf {
     let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-    let tag: String = Sha256::digest(db.as_os_str().as_encoded_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let tag: String =
+        Sha256::digest(db.as_os_str().as_encoded_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
     PathBuf::from(format!("/var/tmp/cordon-spool-{uid}")).join(tag)
 }
 
@@ -62,7 +63,14 @@ pub fn fallback_dir(db: &Path) -> PathBuf {
 /// spool directory beside the log, then the fallback; the error names both when neither works.
 pub fn write(db: &Path, session: &str, records: &[SpoolRecord], seal: bool, reason: &str) -> Result<PathBuf, String> {
     let id = format!("{session}-{}-{}", now_ms(), std::process::id());
-    let header = SpoolHeader { cordon_spool: 1, id: id.clone(), session: session.into(), seal, reason: reason.into(), db: db.display().to_string() };
+    let header = SpoolHeader {
+        cordon_spool: 1,
+        id: id.clone(),
+        session: session.into(),
+        seal,
+        reason: reason.into(),
+        db: db.display().to_string(),
+    };
     let mut text = serde_json::to_string(&header).map_err(|e| e.to_string())? + "\n";
     for r in records {
         text.push_str(&(serde_json::to_string(r).map_err(|e| e.to_string())? + "\n"));
@@ -99,7 +107,9 @@ pub fn pending(db: &Path) -> Vec<Pending> {
     let mut files: Vec<PathBuf> = vec![];
     for d in [dir(db), fallback_dir(db)] {
         if let Ok(rd) = std::fs::read_dir(&d) {
-            files.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")));
+            files.extend(
+                rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")),
+            );
         }
     }
     files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
@@ -116,10 +126,14 @@ pub fn pending(db: &Path) -> Vec<Pending> {
 pub fn read(file: &Path) -> Result<(SpoolHeader, Vec<SpoolRecord>), String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read spool file {}: {e}", file.display()))?;
     let mut lines = text.lines();
-    let h: SpoolHeader = serde_json::from_str(lines.next().unwrap_or("")).map_err(|e| format!("spool file {}: bad header: {e}", file.display()))?;
+    let h: SpoolHeader = serde_json::from_str(lines.next().unwrap_or(""))
+        .map_err(|e| format!("spool file {}: bad header: {e}", file.display()))?;
     let recs = lines
         .enumerate()
-        .map(|(i, l)| serde_json::from_str::<SpoolRecord>(l).map_err(|e| format!("spool file {} line {}: {e}", file.display(), i + 2)))
+        .map(|(i, l)| {
+            serde_json::from_str::<SpoolRecord>(l)
+                .map_err(|e| format!("spool file {} line {}: {e}", file.display(), i + 2))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((h, recs))
 }

@@ -122,13 +122,20 @@ impl Store {
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => {}
             Ok(_) => return Err(damaged(&path, "not a regular file")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(AuditError::Missing { path: path.display().to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(AuditError::Missing { path: path.display().to_string() })
+            }
             Err(e) => return Err(io(&path, e.to_string())),
         }
-        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(db(&path))?;
+        let conn =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(db(&path))?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db(&path))?;
         if !table_exists(&conn).map_err(db(&path))? {
-            return Err(damaged(&path, "no `records` table: not a cordon audit log, or damaged (`cordon audit verify` says more)"));
+            return Err(damaged(
+                &path,
+                "no `records` table: not a cordon audit log, or damaged (`cordon audit verify` says more)",
+            ));
         }
         Ok(Store { conn, path, key: None, imported: vec![] })
     }
@@ -151,14 +158,22 @@ impl Store {
     }
 
     /// Appends records in one transaction (the unit of durability).
-    pub fn append(&mut self, session: &str, items: &[(String, i64, serde_json::Value)]) -> Result<(i64, Vec<u8>), AuditError> {
+    pub fn append(
+        &mut self,
+        session: &str,
+        items: &[(String, i64, serde_json::Value)],
+    ) -> Result<(i64, Vec<u8>), AuditError> {
         let raw: Vec<(&str, i64, String)> = items.iter().map(|(k, t, b)| (k.as_str(), *t, canonical(b))).collect();
         self.append_raw(session, &raw)
     }
 
     /// Appends records whose bodies are already serialized JSON (compact; the chain covers the
     /// bytes as given). For high-rate producers that serialize once for several outputs.
-    pub fn append_raw<K: AsRef<str>>(&mut self, session: &str, items: &[(K, i64, String)]) -> Result<(i64, Vec<u8>), AuditError> {
+    pub fn append_raw<K: AsRef<str>>(
+        &mut self,
+        session: &str,
+        items: &[(K, i64, String)],
+    ) -> Result<(i64, Vec<u8>), AuditError> {
         let path = self.path.clone();
         // IMMEDIATE: take the write lock before reading the tail, so concurrent sessions appending
         // to one log serialize instead of racing for the same sequence number.
@@ -170,7 +185,12 @@ impl Store {
 
     /// Appends the last records of a session and seals it in one transaction (one fsync), then
     /// writes the head file.
-    pub fn finish(&mut self, session: &str, items: &[(String, i64, serde_json::Value)], ts_ms: i64) -> Result<(), AuditError> {
+    pub fn finish(
+        &mut self,
+        session: &str,
+        items: &[(String, i64, serde_json::Value)],
+        ts_ms: i64,
+    ) -> Result<(), AuditError> {
         let path = self.path.clone();
         let key = self.key.clone().ok_or_else(|| io(&path, "opened read-only".into()))?;
         let raw: Vec<(&str, i64, String)> = items.iter().map(|(k, t, b)| (k.as_str(), *t, canonical(b))).collect();
@@ -199,7 +219,8 @@ impl Store {
         let key = self.key.as_ref().ok_or_else(|| io(&self.path, "opened read-only".into()))?;
         let hp = head_path(&self.path);
         let f = std::fs::File::open(&self.path).map_err(|e| io(&self.path, e.to_string()))?;
-        let _lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| io(&hp, format!("cannot lock: {e}")))?;
+        let _lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| io(&hp, format!("cannot lock: {e}")))?;
         if Head::read(&hp).ok().flatten().is_some_and(|h| h.seq >= seq && seq > 0) {
             return Ok(());
         }
@@ -217,7 +238,10 @@ impl Store {
     /// Before anything is written: the log must be what its signed head says it was.
     fn check_head(&self) -> Result<(), AuditError> {
         let head = Head::read(&head_path(&self.path)).map_err(|m| damaged(&self.path, &m))?;
-        let sealed: i64 = self.conn.query_row("SELECT count(*) FROM records WHERE kind = 'seal'", [], |r| r.get(0)).map_err(db(&self.path))?;
+        let sealed: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM records WHERE kind = 'seal'", [], |r| r.get(0))
+            .map_err(db(&self.path))?;
         let Some(head) = head else {
             if sealed > 0 {
                 return Err(damaged(&self.path, &format!("its signed head file {} is missing although {sealed} session(s) were sealed: records at the end may have been deleted. cordon will not write to it; `cordon audit verify` says more; record elsewhere with --audit NEWPATH", head_path(&self.path).display())));
@@ -230,7 +254,14 @@ impl Store {
         if !key.is_some_and(|k| head.signed_by(&k)) {
             return Err(damaged(&self.path, "its head file is not signed by this log's key; cordon will not write to it (`cordon audit verify` says more)"));
         }
-        let at: Option<Vec<u8>> = if head.seq == 0 { Some(vec![0u8; 32]) } else { self.conn.query_row("SELECT hash FROM records WHERE seq = ?1", [head.seq], |r| r.get(0)).optional().map_err(db(&self.path))? };
+        let at: Option<Vec<u8>> = if head.seq == 0 {
+            Some(vec![0u8; 32])
+        } else {
+            self.conn
+                .query_row("SELECT hash FROM records WHERE seq = ?1", [head.seq], |r| r.get(0))
+                .optional()
+                .map_err(db(&self.path))?
+        };
         if at.map(|h| hex(&h)) != Some(head.hash.clone()) {
             return Err(damaged(&self.path, &format!("record {} is not the one its signed head names (records deleted or changed); cordon will not write to it. `cordon audit verify` says more; record elsewhere with --audit NEWPATH", head.seq)));
         }
@@ -246,7 +277,11 @@ impl Store {
                 continue;
             }
             match self.import_one(&p.file) {
-                Ok(Some(n)) => said.push(format!("imported {n} record(s) of session {} from the recovery spool {}", p.session, p.file.display())),
+                Ok(Some(n)) => said.push(format!(
+                    "imported {n} record(s) of session {} from the recovery spool {}",
+                    p.session,
+                    p.file.display()
+                )),
                 Ok(None) => said.push(format!("spool file {} was already imported; removed", p.file.display())),
                 Err(e) => said.push(format!("could not import the spool file {}: {e}", p.file.display())),
             }
@@ -257,7 +292,8 @@ impl Store {
     fn import_one(&mut self, file: &Path) -> Result<Option<usize>, String> {
         let (h, recs) = spool::read(file)?;
         let key = self.key.clone().ok_or("opened read-only")?;
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
+        let tx =
+            self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
         let done: i64 = tx
             .query_row("SELECT count(*) FROM records WHERE kind = 'recovered' AND session = ?1 AND json_extract(body, '$.spool') = ?2", params![h.session, h.id], |r| r.get(0))
             .map_err(|e| e.to_string())?;
@@ -266,11 +302,13 @@ impl Store {
             spool::remove(file).map_err(|e| e.to_string())?;
             return Ok(None);
         }
-        let note = canonical(&serde_json::json!({"spool": h.id, "file": file, "reason": h.reason, "records": recs.len()}));
+        let note =
+            canonical(&serde_json::json!({"spool": h.id, "file": file, "reason": h.reason, "records": recs.len()}));
         let mut items: Vec<(&str, i64, String)> = vec![("recovered", now_ms(), note)];
         items.extend(recs.iter().map(|r| (r.kind.as_str(), r.ts_ms, r.body.clone())));
         append_in(&tx, &h.session, &items).map_err(|e| e.to_string())?;
-        let sealed = if h.seal { Some(seal_in(&tx, &key, &h.session, now_ms()).map_err(|e| e.to_string())?) } else { None };
+        let sealed =
+            if h.seal { Some(seal_in(&tx, &key, &h.session, now_ms()).map_err(|e| e.to_string())?) } else { None };
         tx.commit().map_err(|e| e.to_string())?;
         if let Some((seq, hash)) = sealed {
             self.write_head(seq, &hash).map_err(|e| e.to_string())?;
@@ -291,7 +329,10 @@ impl Store {
                     started_ms: r.get(1)?,
                     ended_ms: r.get(2)?,
                     records: r.get(3)?,
-                    summary: r.get::<_, Option<String>>(4)?.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(serde_json::Value::Null),
+                    summary: r
+                        .get::<_, Option<String>>(4)?
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or(serde_json::Value::Null),
                     sealed: r.get::<_, i64>(5)? == 1,
                 })
             })
@@ -306,23 +347,47 @@ impl Store {
         if prefix.is_empty() {
             return Err(none());
         }
-        let mut st = self.conn.prepare("SELECT DISTINCT session FROM records WHERE substr(session, 1, length(?1)) = ?1 ORDER BY session").map_err(db(&self.path))?;
-        let found: Vec<String> = st.query_map([prefix], |r| r.get(0)).map_err(db(&self.path))?.collect::<Result<_, _>>().map_err(db(&self.path))?;
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT session FROM records WHERE substr(session, 1, length(?1)) = ?1 ORDER BY session")
+            .map_err(db(&self.path))?;
+        let found: Vec<String> = st
+            .query_map([prefix], |r| r.get(0))
+            .map_err(db(&self.path))?
+            .collect::<Result<_, _>>()
+            .map_err(db(&self.path))?;
         if found.iter().any(|s| s == prefix) {
             return Ok(prefix.to_string());
         }
         match found.len() {
             0 => Err(none()),
             1 => Ok(found.into_iter().next().unwrap_or_default()),
-            _ => Err(AuditError::Ambiguous { prefix: prefix.into(), path: self.path.display().to_string(), candidates: found }),
+            _ => Err(AuditError::Ambiguous {
+                prefix: prefix.into(),
+                path: self.path.display().to_string(),
+                candidates: found,
+            }),
         }
     }
 
     /// Every record of one session (its exact id; see [`Store::resolve_session`]).
     pub fn records(&self, session: &str) -> Result<Vec<crate::Record>, AuditError> {
-        let mut st = self.conn.prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records WHERE session = ?1 ORDER BY seq").map_err(db(&self.path))?;
+        let mut st = self
+            .conn
+            .prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records WHERE session = ?1 ORDER BY seq")
+            .map_err(db(&self.path))?;
         let rows = st
-            .query_map([session], |r| Ok(crate::Record { seq: r.get(0)?, session: r.get(1)?, kind: r.get(2)?, ts_ms: r.get(3)?, body: r.get(4)?, prev: r.get(5)?, hash: r.get(6)? }))
+            .query_map([session], |r| {
+                Ok(crate::Record {
+                    seq: r.get(0)?,
+                    session: r.get(1)?,
+                    kind: r.get(2)?,
+                    ts_ms: r.get(3)?,
+                    body: r.get(4)?,
+                    prev: r.get(5)?,
+                    hash: r.get(6)?,
+                })
+            })
             .map_err(db(&self.path))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db(&self.path))
     }
@@ -354,19 +419,30 @@ fn create_table(conn: &Connection) -> Result<Result<(), &'static str>, rusqlite:
 }
 
 fn table_exists(conn: &Connection) -> Result<bool, rusqlite::Error> {
-    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| r.get::<_, i64>(0)).map(|n| n > 0)
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
 }
 
 fn tail(tx: &Transaction) -> Result<(i64, Vec<u8>), rusqlite::Error> {
     Ok(tx
-        .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
         .optional()?
         .unwrap_or((0, vec![0u8; 32])))
 }
 
-fn append_in<K: AsRef<str>>(tx: &Transaction, session: &str, items: &[(K, i64, String)]) -> Result<(i64, Vec<u8>), rusqlite::Error> {
+fn append_in<K: AsRef<str>>(
+    tx: &Transaction,
+    session: &str,
+    items: &[(K, i64, String)],
+) -> Result<(i64, Vec<u8>), rusqlite::Error> {
     let (mut seq, mut prev) = tail(tx)?;
-    let mut st = tx.prepare_cached("INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+    let mut st = tx.prepare_cached(
+        "INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
     for (kind, ts, b) in items {
         let kind = kind.as_ref();
         seq += 1;
@@ -381,9 +457,14 @@ fn seal_in(tx: &Transaction, key: &SigningKey, session: &str, ts_ms: i64) -> Res
     let (seq, head) = tail(tx)?;
     let msg = format!("cordon-seal-v1 {session} {} {}", seq + 1, hex(&head));
     let sig = key.sign(msg.as_bytes());
-    let body = canonical(&serde_json::json!({"covers_seq": seq, "head": hex(&head), "signature": hex(&sig.to_bytes()), "public_key": hex(&key.verifying_key().to_bytes())}));
+    let body = canonical(
+        &serde_json::json!({"covers_seq": seq, "head": hex(&head), "signature": hex(&sig.to_bytes()), "public_key": hex(&key.verifying_key().to_bytes())}),
+    );
     let h = record_hash(&head, seq + 1, session, "seal", ts_ms, &body);
-    tx.execute("INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, 'seal', ?3, ?4, ?5, ?6)", params![seq + 1, session, ts_ms, body, head, h])?;
+    tx.execute(
+        "INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, 'seal', ?3, ?4, ?5, ?6)",
+        params![seq + 1, session, ts_ms, body, head, h],
+    )?;
     Ok((seq + 1, h))
 }
 

@@ -63,10 +63,13 @@ pub fn verify_with(path: &Path, expect: Option<&Head>) -> Result<VerifyReport, S
         Err(e) => return Ok(unreadable(rep, format!("cannot open {}: {e}", path.display()))),
     };
     let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-    let has_table = match conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| r.get::<_, i64>(0)) {
-        Ok(n) => n > 0,
-        Err(e) => return Ok(unreadable(rep, format!("{} is not a readable SQLite database: {e}", path.display()))),
-    };
+    let has_table =
+        match conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'records'", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Ok(n) => n > 0,
+            Err(e) => return Ok(unreadable(rep, format!("{} is not a readable SQLite database: {e}", path.display()))),
+        };
     let named = match &head {
         Ok(Some(h)) if h.seq > 0 => format!("; its signed head names record {}", h.seq),
         _ => String::new(),
@@ -100,7 +103,8 @@ fn unreadable(mut rep: VerifyReport, why: String) -> VerifyReport {
 /// Walks every record: sequence, links, hashes, seals.
 fn chain(conn: &Connection, key: Option<&VerifyingKey>, rep: &mut VerifyReport) -> Result<(), String> {
     let e = |x: rusqlite::Error| x.to_string();
-    let mut st = conn.prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records ORDER BY seq").map_err(e)?;
+    let mut st =
+        conn.prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records ORDER BY seq").map_err(e)?;
     let mut rows = st.query([]).map_err(e)?;
     let mut prev = vec![0u8; 32];
     let mut expect = 1i64;
@@ -117,13 +121,19 @@ fn chain(conn: &Connection, key: Option<&VerifyingKey>, rep: &mut VerifyReport) 
         let h = r.get_ref(6).map_err(e)?.as_blob().map_err(|x| x.to_string())?;
         rep.records += 1;
         if seq != expect {
-            rep.bad(seq, format!("record {seq} follows {}: records {expect}..{} are missing (deleted)", expect - 1, seq - 1));
+            rep.bad(
+                seq,
+                format!("record {seq} follows {}: records {expect}..{} are missing (deleted)", expect - 1, seq - 1),
+            );
         }
         if p != prev.as_slice() {
             rep.bad(seq, format!("record {seq} does not follow the record before it (inserted, reordered or its predecessor changed)"));
         }
         if record_hash(p, seq, session, kind, ts, body) != h {
-            rep.bad(seq, format!("record {seq} ({kind} of session {session}) was modified: its hash does not match its content"));
+            rep.bad(
+                seq,
+                format!("record {seq} ({kind} of session {session}) was modified: its hash does not match its content"),
+            );
         }
         if kind == "start" {
             if seen.insert(session.to_string()) {
@@ -132,9 +142,15 @@ fn chain(conn: &Connection, key: Option<&VerifyingKey>, rep: &mut VerifyReport) 
         } else if kind == "seal" {
             let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
             let msg = format!("cordon-seal-v1 {session} {seq} {}", v["head"].as_str().unwrap_or(""));
-            let good = v["head"].as_str() == Some(&hex(&prev)) && key.zip(v["signature"].as_str().and_then(sig)).is_some_and(|(k, s)| k.verify(msg.as_bytes(), &s).is_ok());
+            let good = v["head"].as_str() == Some(&hex(&prev))
+                && key
+                    .zip(v["signature"].as_str().and_then(sig))
+                    .is_some_and(|(k, s)| k.verify(msg.as_bytes(), &s).is_ok());
             if !good {
-                rep.bad(seq, format!("the seal of session {session} (record {seq}) does not verify with this log's key"));
+                rep.bad(
+                    seq,
+                    format!("the seal of session {session} (record {seq}) does not verify with this log's key"),
+                );
             }
             open.retain(|s| s != session);
             rep.sealed += 1;
@@ -150,17 +166,32 @@ fn chain(conn: &Connection, key: Option<&VerifyingKey>, rep: &mut VerifyReport) 
 
 /// The head file anchors the end of the log: fewer records than it names means truncation, and a
 /// log with records but no head file lost its end together with the head.
-fn check_head(conn: &Connection, path: &Path, head: Result<Option<Head>, String>, key: Option<&VerifyingKey>, rep: &mut VerifyReport) {
+fn check_head(
+    conn: &Connection,
+    path: &Path,
+    head: Result<Option<Head>, String>,
+    key: Option<&VerifyingKey>,
+    rep: &mut VerifyReport,
+) {
     let hp = head_path(path);
     let h = match head {
         Err(m) => return rep.bad(0, m),
-        Ok(None) if rep.records > 0 => return rep.bad(rep.records + 1, format!("the signed head file {} is missing: records at the end of the log may have been deleted with it", hp.display())),
+        Ok(None) if rep.records > 0 => {
+            return rep.bad(
+                rep.records + 1,
+                format!(
+                    "the signed head file {} is missing: records at the end of the log may have been deleted with it",
+                    hp.display()
+                ),
+            )
+        }
         Ok(None) => return,
         Ok(Some(h)) => h,
     };
     rep.head_seq = Some(h.seq);
     if !key.is_some_and(|k| h.signed_by(k)) {
-        return rep.bad(h.seq, format!("the head file {}'s signature does not verify with this log's key", hp.display()));
+        return rep
+            .bad(h.seq, format!("the head file {}'s signature does not verify with this log's key", hp.display()));
     }
     match_head(conn, &h, "its signed head", rep);
 }
@@ -170,7 +201,10 @@ fn check_anchor(conn: &Connection, anchor: &Head, key: Option<&VerifyingKey>, re
     let own = key.map(|k| hex(&k.to_bytes()));
     if anchor.public_key.is_some() && anchor.public_key != own {
         rep.anchor_matches = Some(false);
-        return rep.bad(anchor.seq, "the anchored head was signed by another key than this log's: the signing key was replaced".into());
+        return rep.bad(
+            anchor.seq,
+            "the anchored head was signed by another key than this log's: the signing key was replaced".into(),
+        );
     }
     if !key.is_some_and(|k| anchor.signed_by(k)) {
         rep.anchor_matches = Some(false);
@@ -186,10 +220,14 @@ fn match_head(conn: &Connection, h: &Head, what: &str, rep: &mut VerifyReport) -
     }
     let last: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM records", [], |r| r.get(0)).unwrap_or(0);
     if last < h.seq {
-        rep.bad(last + 1, format!("the log ends at record {last} but {what} names record {}: records were truncated", h.seq));
+        rep.bad(
+            last + 1,
+            format!("the log ends at record {last} but {what} names record {}: records were truncated", h.seq),
+        );
         return false;
     }
-    let at: Option<Vec<u8>> = conn.query_row("SELECT hash FROM records WHERE seq = ?1", [h.seq], |r| r.get(0)).optional().ok().flatten();
+    let at: Option<Vec<u8>> =
+        conn.query_row("SELECT hash FROM records WHERE seq = ?1", [h.seq], |r| r.get(0)).optional().ok().flatten();
     if at.map(|x| hex(&x)) != Some(h.hash.clone()) {
         rep.bad(h.seq, format!("record {} differs from the one {what} names", h.seq));
         return false;

@@ -37,7 +37,11 @@ fn build(d: &Path) -> PathBuf {
     let mut s = Store::open(&p).expect("open");
     for i in 0..3 {
         let id = format!("sess{i}");
-        let items = vec![("start".to_string(), 1, json!({"command": ["true"]})), ("denial".to_string(), 2, json!({"n": i})), ("end".to_string(), 3, json!({"exit": 0}))];
+        let items = vec![
+            ("start".to_string(), 1, json!({"command": ["true"]})),
+            ("denial".to_string(), 2, json!({"n": i})),
+            ("end".to_string(), 3, json!({"exit": 0})),
+        ];
         s.append(&id, &items).expect("append");
         s.seal(&id, 4).expect("seal");
     }
@@ -124,7 +128,10 @@ fn an_anchored_head_catches_a_rewritten_head() {
     sql(&p, "DELETE FROM records WHERE seq > 8");
     let key: [u8; 32] = std::fs::read(d.join("audit.key")).expect("key").try_into().expect("32");
     let sk = ed25519_dalek::SigningKey::from_bytes(&key);
-    let h8: Vec<u8> = Connection::open(&p).expect("o").query_row("SELECT hash FROM records WHERE seq = 8", [], |r| r.get(0)).expect("h");
+    let h8: Vec<u8> = Connection::open(&p)
+        .expect("o")
+        .query_row("SELECT hash FROM records WHERE seq = 8", [], |r| r.get(0))
+        .expect("h");
     std::fs::write(d.join("audit.head"), Head::sign(&sk, 8, &h8).to_line()).expect("forge");
     assert!(verify(&p).expect("v").ok(), "without an anchor this is undetectable (documented)");
     let r = verify_with(&p, Some(&anchor)).expect("verify");
@@ -172,7 +179,8 @@ fn every_file_is_private() {
     s.append("a", &[("start".into(), 1, json!({}))]).expect("append");
     s.seal("a", 2).expect("seal");
     for f in ["audit.db", "audit.db-wal", "audit.db-shm", "audit.key", "audit.head"] {
-        let m = std::fs::metadata(d.join("new").join(f)).unwrap_or_else(|e| panic!("{f}: {e}")).permissions().mode() & 0o777;
+        let m = std::fs::metadata(d.join("new").join(f)).unwrap_or_else(|e| panic!("{f}: {e}")).permissions().mode()
+            & 0o777;
         assert_eq!(m, 0o600, "{f} has mode {m:o}");
     }
     assert_eq!(std::fs::metadata(d.join("new")).expect("dir").permissions().mode() & 0o777, 0o700);

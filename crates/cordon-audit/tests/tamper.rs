@@ -95,10 +95,14 @@ fn insertion_is_detected() {
     // Make room and insert a plausible record at 8 with a correct hash over its own content.
     let c = Connection::open(&p).expect("open");
     let prev: Vec<u8> = c.query_row("SELECT hash FROM records WHERE seq = 7", [], |r| r.get(0)).expect("prev");
-    c.execute_batch("UPDATE records SET seq = seq + 1000 WHERE seq >= 8; UPDATE records SET seq = seq - 999 WHERE seq >= 1008;").expect("shift");
+    c.execute_batch(
+        "UPDATE records SET seq = seq + 1000 WHERE seq >= 8; UPDATE records SET seq = seq - 999 WHERE seq >= 1008;",
+    )
+    .expect("shift");
     let body = "{\"what\":\"innocent\"}";
     let h = cordon_audit::record_hash(&prev, 8, "sess1", "note", 1, body);
-    c.execute("INSERT INTO records VALUES (8, 'sess1', 'note', 1, ?1, ?2, ?3)", rusqlite::params![body, prev, h]).expect("insert");
+    c.execute("INSERT INTO records VALUES (8, 'sess1', 'note', 1, ?1, ?2, ?3)", rusqlite::params![body, prev, h])
+        .expect("insert");
     drop(c);
     let (seq, what) = first_bad(&p);
     assert_eq!(seq, 9, "the record after the inserted one no longer follows: {what}");
@@ -132,9 +136,14 @@ fn a_rewritten_chain_fails_at_the_seal() {
     c.execute("UPDATE records SET body = '{\"what\":\"nothing\"}' WHERE seq = 8", []).expect("edit");
     let mut prev: Vec<u8> = c.query_row("SELECT hash FROM records WHERE seq = 7", [], |r| r.get(0)).expect("prev");
     for seq in 8..=18i64 {
-        let (s, k, t, b): (String, String, i64, String) = c.query_row("SELECT session, kind, ts_ms, body FROM records WHERE seq = ?1", [seq], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).expect("row");
+        let (s, k, t, b): (String, String, i64, String) = c
+            .query_row("SELECT session, kind, ts_ms, body FROM records WHERE seq = ?1", [seq], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .expect("row");
         let h = cordon_audit::record_hash(&prev, seq, &s, &k, t, &b);
-        c.execute("UPDATE records SET prev = ?1, hash = ?2 WHERE seq = ?3", rusqlite::params![prev, h, seq]).expect("rehash");
+        c.execute("UPDATE records SET prev = ?1, hash = ?2 WHERE seq = ?3", rusqlite::params![prev, h, seq])
+            .expect("rehash");
         prev = h;
     }
     drop(c);

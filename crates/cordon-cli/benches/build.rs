@@ -9,7 +9,10 @@ use std::time::Instant;
 
 fn main() {
     // Sessions are recorded (the default) in a throwaway log, not the machine's.
-    std::env::set_var("CORDON_AUDIT", std::env::temp_dir().join(format!("cordon-bench-audit-{}.db", std::process::id())));
+    std::env::set_var(
+        "CORDON_AUDIT",
+        std::env::temp_dir().join(format!("cordon-bench-audit-{}.db", std::process::id())),
+    );
     let n: usize = std::env::var("CORDON_BENCH_BUILDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let cordon = env!("CARGO_BIN_EXE_cordon");
     let ws = std::path::PathBuf::from(format!("/var/tmp/cordon-bench-build-{}", std::process::id()));
@@ -22,12 +25,22 @@ fn main() {
         Command::new("make").args(["-s", "clean"]).current_dir(&ws).status().expect("clean");
         let c0 = cpu();
         let t = Instant::now();
-        let st = Command::new(cmd[0]).args(&cmd[1..]).current_dir(&ws).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+        let st = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .current_dir(&ws)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
         assert!(st.success(), "{cmd:?}: {st:?}");
         let w = t.elapsed().as_secs_f64();
         let used = cpu() - c0;
         let mut c = cpus.borrow_mut();
-        if cmd[0] == "make" { c.0.push(used) } else { c.1.push(used) }
+        if cmd[0] == "make" {
+            c.0.push(used)
+        } else {
+            c.1.push(used)
+        }
         w
     };
     let bare = ["make", "-s", "-j2", "prog"];

@@ -23,7 +23,13 @@ struct Run {
 fn run(ws: &Path, cmd: &[&str], report: Option<&Path>) -> Run {
     let c0 = common::children_cpu();
     let t = Instant::now();
-    let st = Command::new(cmd[0]).args(&cmd[1..]).current_dir(ws).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+    let st = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .current_dir(ws)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
     assert!(st.success(), "{cmd:?}: {st:?}");
     let wall = t.elapsed().as_secs_f64();
     let cpu = common::children_cpu() - c0;
@@ -42,7 +48,10 @@ fn main() {
         eprintln!("the sensor benchmark needs root (it loads BPF programs)");
         std::process::exit(2);
     }
-    std::env::set_var("CORDON_AUDIT", std::env::temp_dir().join(format!("cordon-bench-sensor-{}.db", std::process::id())));
+    std::env::set_var(
+        "CORDON_AUDIT",
+        std::env::temp_dir().join(format!("cordon-bench-sensor-{}.db", std::process::id())),
+    );
     let rounds: usize = std::env::var("CORDON_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let cordon = env!("CARGO_BIN_EXE_cordon");
     let ws = PathBuf::from(format!("/var/tmp/cordon-bench-sensor-{}", std::process::id()));
@@ -61,12 +70,32 @@ fn main() {
     // Sustained: paced at 300k/s, first, on a quiet machine (the flat-out rounds below leave
     // gigabytes of dirty pages whose writeback competes for the two cores).
     let paced = [cordon, "run", "-q", "--events", ev, "--report", rep, "--", "./openloop", "f", "1500000", "300000"];
-    let paced_no_audit = [cordon, "run", "-q", "--no-audit", "--events", ev, "--report", rep, "--", "./openloop", "f", "1500000", "300000"];
+    let paced_no_audit = [
+        cordon,
+        "run",
+        "-q",
+        "--no-audit",
+        "--events",
+        ev,
+        "--report",
+        rep,
+        "--",
+        "./openloop",
+        "f",
+        "1500000",
+        "300000",
+    ];
     let (mut s, mut sn) = (vec![], vec![]);
     for _ in 0..rounds.min(3) {
         for (with_audit, v) in [(true, &mut s), (false, &mut sn)] {
             let r = run(&ws, if with_audit { &paced } else { &paced_no_audit }, Some(&report));
-            println!("  round ({}): {} events read, {} lost, {:.2}s", if with_audit { "events file + audit log" } else { "events file, --no-audit" }, r.events, r.lost, r.wall);
+            println!(
+                "  round ({}): {} events read, {} lost, {:.2}s",
+                if with_audit { "events file + audit log" } else { "events file, --no-audit" },
+                r.events,
+                r.lost,
+                r.wall
+            );
             v.push(r);
             nix::unistd::sync();
         }
@@ -75,7 +104,11 @@ fn main() {
     println!("sustained without the audit log: lost in the worst round {worst_no_audit}");
     let worst_loss = s.iter().map(|r| r.lost).max().unwrap_or(0);
     println!("sustained: 1,500,000 opens paced at 300,000/s under --events, {} rounds", s.len());
-    println!("  events/s (median over the session) {:.0}, events read (median) {:.0}, lost in the worst round {worst_loss}", med(&s, &|r| r.events as f64 / r.sensor_s.max(1e-9)), med(&s, &|r| r.events as f64));
+    println!(
+        "  events/s (median over the session) {:.0}, events read (median) {:.0}, lost in the worst round {worst_loss}",
+        med(&s, &|r| r.events as f64 / r.sensor_s.max(1e-9)),
+        med(&s, &|r| r.events as f64)
+    );
     println!("  cpu of the whole run (median) {:.2}s for {:.2}s wall", med(&s, &|r| r.cpu), med(&s, &|r| r.wall));
 
     let bare = ["./openloop", "f", "1000000"];
@@ -91,7 +124,11 @@ fn main() {
     let (wb, wp, wm) = (med(&b, &|r| r.wall), med(&p, &|r| r.wall), med(&m, &|r| r.wall));
     println!("  bare                      wall {wb:.3}s  cpu {:.3}s", med(&b, &|r| r.cpu));
     println!("  cordon run                wall {wp:.3}s  cpu {:.3}s", med(&p, &|r| r.cpu));
-    println!("  cordon run --events FILE  wall {wm:.3}s  cpu {:.3}s  ({:+.1}% wall vs cordon run)", med(&m, &|r| r.cpu), (wm / wp - 1.0) * 100.0);
+    println!(
+        "  cordon run --events FILE  wall {wm:.3}s  cpu {:.3}s  ({:+.1}% wall vs cordon run)",
+        med(&m, &|r| r.cpu),
+        (wm / wp - 1.0) * 100.0
+    );
     let evs = med(&m, &|r| r.events as f64);
     let lost = med(&m, &|r| r.lost as f64);
     let rate = med(&m, &|r| (r.events as f64) / r.sensor_s.max(1e-9));
@@ -123,7 +160,11 @@ fn main() {
     let (cp, cm) = (med(&pb, &|r| r.cpu), med(&mb, &|r| r.cpu));
     println!("build: 41 C files, make -j2, {} interleaved rounds each, medians", pb.len());
     println!("  cordon run                wall {wp:.3}s  cpu {cp:.3}s");
-    println!("  cordon run --events FILE  wall {wm:.3}s  cpu {cm:.3}s  events {:.0}, lost {:.0}", med(&mb, &|r| r.events as f64), med(&mb, &|r| r.lost as f64));
+    println!(
+        "  cordon run --events FILE  wall {wm:.3}s  cpu {cm:.3}s  events {:.0}, lost {:.0}",
+        med(&mb, &|r| r.events as f64),
+        med(&mb, &|r| r.lost as f64)
+    );
     println!("  overhead: wall {:+.2}%, cpu {:+.2}%", (wm / wp - 1.0) * 100.0, (cm / cp - 1.0) * 100.0);
 
     let _ = std::fs::remove_dir_all(&ws);

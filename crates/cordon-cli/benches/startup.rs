@@ -8,7 +8,13 @@ use std::time::Instant;
 
 fn time(cmd: &[&str], dir: &std::path::Path) -> f64 {
     let t = Instant::now();
-    let st = Command::new(cmd[0]).args(&cmd[1..]).current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).status().expect("spawn");
+    let st = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn");
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     assert!(st.success(), "{cmd:?} failed: {st:?}");
     ms
@@ -21,7 +27,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 fn main() {
     // Sessions are recorded (the default) in a throwaway log, not the machine's.
-    std::env::set_var("CORDON_AUDIT", std::env::temp_dir().join(format!("cordon-bench-audit-{}.db", std::process::id())));
+    std::env::set_var(
+        "CORDON_AUDIT",
+        std::env::temp_dir().join(format!("cordon-bench-audit-{}.db", std::process::id())),
+    );
     let n: usize = std::env::var("CORDON_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
     let cordon = env!("CARGO_BIN_EXE_cordon");
     let ws = std::env::temp_dir().join(format!("cordon-bench-{}", std::process::id()));
@@ -32,7 +41,10 @@ fn main() {
     ];
     let have_bwrap = Command::new("bwrap").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success());
     if have_bwrap {
-        cases.push(("bwrap --ro-bind / / --unshare-all --die-with-parent /bin/true", vec!["bwrap", "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "/bin/true"]));
+        cases.push((
+            "bwrap --ro-bind / / --unshare-all --die-with-parent /bin/true",
+            vec!["bwrap", "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "/bin/true"],
+        ));
     } else {
         eprintln!("SKIPPED bwrap peer: bwrap not installed (scripts/setup installs it)");
     }
@@ -42,11 +54,15 @@ fn main() {
     let old = std::env::var("CORDON_BENCH_OLD").ok();
     if let Some(o) = &old {
         cases.push(("OLD cordon run -- /bin/true", vec![o.as_str(), "run", "--", "/bin/true"]));
-        cases.push(("OLD cordon run --no-audit -- /bin/true", vec![o.as_str(), "run", "--no-audit", "--", "/bin/true"]));
+        cases
+            .push(("OLD cordon run --no-audit -- /bin/true", vec![o.as_str(), "run", "--no-audit", "--", "/bin/true"]));
     }
     let extra = std::env::var("CORDON_BENCH_POLICY").ok();
     if let Some(p) = &extra {
-        cases.push(("cordon run --policy $CORDON_BENCH_POLICY -- /bin/true", vec![cordon, "run", "--allow-degraded", "-q", "--policy", p.as_str(), "--", "/bin/true"]));
+        cases.push((
+            "cordon run --policy $CORDON_BENCH_POLICY -- /bin/true",
+            vec![cordon, "run", "--allow-degraded", "-q", "--policy", p.as_str(), "--", "/bin/true"],
+        ));
     }
     for (_, c) in &cases {
         time(c, &ws); // warm up caches
@@ -67,7 +83,15 @@ fn main() {
     for (i, (name, _)) in cases.iter().enumerate() {
         let m = pct(&mut res[i], 0.5);
         medians.push(m);
-        println!("{:<62} {:>8.3} {:>8.3} {:>8.3} {:>8.2}x {:>10.3}", name, m, pct(&mut res[i], 0.1), pct(&mut res[i], 0.9), m / bare, m - bare);
+        println!(
+            "{:<62} {:>8.3} {:>8.3} {:>8.3} {:>8.2}x {:>10.3}",
+            name,
+            m,
+            pct(&mut res[i], 0.1),
+            pct(&mut res[i], 0.9),
+            m / bare,
+            m - bare
+        );
     }
     if have_bwrap {
         println!("cordon / bwrap median ratio: {:.2}", medians[1] / medians[2]);

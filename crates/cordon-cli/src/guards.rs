@@ -6,13 +6,28 @@ use std::path::{Path, PathBuf};
 
 /// Trees whose every subdirectory is refused: writing there changes the system or cordon itself.
 const WITHIN: &[&str] = &[
-    "/proc", "/sys", "/dev", "/boot", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/run",
-    "/var/lib/cordon", "/var/log", "/etc/cordon",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/run",
+    "/var/lib/cordon",
+    "/var/log",
+    "/etc/cordon",
 ];
 
 /// Directories refused themselves and as ancestors (they hold other users' or the system's files),
 /// while a project below them is fine (/var/lib/jenkins/workspace/app, /home/me/src/app).
-const ROOTS: &[&str] = &["/", "/var", "/var/lib", "/var/tmp", "/tmp", "/home", "/srv", "/opt", "/root", "/mnt", "/media"];
+const ROOTS: &[&str] =
+    &["/", "/var", "/var/lib", "/var/tmp", "/tmp", "/home", "/srv", "/opt", "/root", "/mnt", "/media"];
 
 pub fn refuse_system_workspace(ws: &Path) -> Result<()> {
     let hint = "hint: cd into a project directory or pass --workspace DIR";
@@ -31,7 +46,12 @@ pub fn refuse_system_workspace(ws: &Path) -> Result<()> {
     }
     for state in state_dirs() {
         if state.starts_with(ws) || ws.starts_with(&state) {
-            bail!("refusing to use {} as the workspace: it {} cordon's own state directory {}\n  {hint}", ws.display(), if ws.starts_with(&state) { "is inside" } else { "contains" }, state.display());
+            bail!(
+                "refusing to use {} as the workspace: it {} cordon's own state directory {}\n  {hint}",
+                ws.display(),
+                if ws.starts_with(&state) { "is inside" } else { "contains" },
+                state.display()
+            );
         }
     }
     if let Some(r) = ROOTS.iter().find(|r| Path::new(r) == ws) {

@@ -54,7 +54,10 @@ impl Output {
     /// Opens `path` for `flag` (named in errors), refusing protected files; adds it to them.
     pub fn open(path: &Path, flag: &str, protected: &mut Protected) -> Result<Output> {
         if let Some(what) = protected.clash(path) {
-            bail!("{flag} {}: that is {what}; writing it would destroy it\n  hint: give {flag} a path of its own", path.display());
+            bail!(
+                "{flag} {}: that is {what}; writing it would destroy it\n  hint: give {flag} a path of its own",
+                path.display()
+            );
         }
         let md = std::fs::metadata(path).ok();
         if md.as_ref().is_some_and(|m| m.is_dir()) {
@@ -90,7 +93,11 @@ impl Output {
 fn open_file(path: &Path, flag: &str) -> Result<File> {
     std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path).map_err(|e| {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let hint = if !dir.is_dir() { format!("the directory {} does not exist", dir.display()) } else { "choose a path you can write".into() };
+        let hint = if !dir.is_dir() {
+            format!("the directory {} does not exist", dir.display())
+        } else {
+            "choose a path you can write".into()
+        };
         anyhow::anyhow!("{flag} {}: cannot open for writing: {e}\n  hint: {hint}", path.display())
     })
 }
@@ -106,7 +113,9 @@ fn open_fifo(path: &Path, flag: &str) -> Result<File> {
                 nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFL(blocking))?;
                 return Ok(f);
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && t0.elapsed() < FIFO_WAIT => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && t0.elapsed() < FIFO_WAIT => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
                 bail!("{flag} {}: a fifo that nobody is reading (waited {} s)\n  hint: start its reader first, or give a regular file", path.display(), FIFO_WAIT.as_secs())
             }

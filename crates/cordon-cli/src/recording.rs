@@ -27,7 +27,10 @@ pub fn mask_log(policy: &mut CompiledPolicy, db: &Path) {
 
 /// Refuses a log inside a tree the session may write: the session could rewrite its own evidence.
 pub fn refuse_writable_location(db: &Path, policy: &CompiledPolicy, plan: &SessionPlan) -> Result<Option<String>> {
-    let dir = db.parent().and_then(|d| d.canonicalize().ok()).unwrap_or_else(|| db.parent().unwrap_or(Path::new("/")).to_path_buf());
+    let dir = db
+        .parent()
+        .and_then(|d| d.canonicalize().ok())
+        .unwrap_or_else(|| db.parent().unwrap_or(Path::new("/")).to_path_buf());
     if !plan.ns.mount && !plan.landlock.enabled() {
         return Ok(Some(format!("the audit log {} is not protected from the session: this host gives neither Landlock nor a mount namespace", db.display())));
     }
@@ -60,15 +63,22 @@ pub struct Recording {
 pub enum Finished {
     Sealed,
     /// The database refused; the records are in this spool file.
-    Spooled { error: String, file: PathBuf },
+    Spooled {
+        error: String,
+        file: PathBuf,
+    },
     /// Neither the database nor any spool directory took them: printed as a last resort.
-    Lost { error: String },
+    Lost {
+        error: String,
+    },
 }
 
 impl Recording {
     /// Opens the log and commits the start record: if this fails, nothing has run.
     pub fn start(db: &Path, session: &str, start: serde_json::Value, quiet: bool) -> Result<Recording> {
-        let mut store = Store::open(db).map_err(|e| anyhow::anyhow!("{e}\n  hint: pass --audit PATH to record elsewhere, or --no-audit to run without a record"))?;
+        let mut store = Store::open(db).map_err(|e| {
+            anyhow::anyhow!("{e}\n  hint: pass --audit PATH to record elsewhere, or --no-audit to run without a record")
+        })?;
         if !quiet {
             for line in store.imported() {
                 eprintln!("cordon: audit: {line}");
@@ -94,13 +104,19 @@ impl Recording {
         let rest: Vec<spool::SpoolRecord> = if committed {
             vec![]
         } else {
-            items.iter().map(|(k, t, b)| spool::SpoolRecord { kind: k.clone(), ts_ms: *t, body: cordon_audit::canonical(b) }).collect()
+            items
+                .iter()
+                .map(|(k, t, b)| spool::SpoolRecord { kind: k.clone(), ts_ms: *t, body: cordon_audit::canonical(b) })
+                .collect()
         };
         match spool::write(self.store.path(), &self.session, &rest, true, &error) {
             Ok(file) => Finished::Spooled { error, file },
             Err(e) => {
                 for r in &rest {
-                    eprintln!("cordon: audit record (unsaved): {}", serde_json::json!({"session": self.session, "kind": r.kind, "ts_ms": r.ts_ms, "body": r.body}));
+                    eprintln!(
+                        "cordon: audit record (unsaved): {}",
+                        serde_json::json!({"session": self.session, "kind": r.kind, "ts_ms": r.ts_ms, "body": r.body})
+                    );
                 }
                 Finished::Lost { error: format!("{error}; and {e}") }
             }

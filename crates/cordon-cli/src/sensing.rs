@@ -38,7 +38,16 @@ impl EventsOut {
     }
 
     fn new(path: String, out: std::fs::File) -> EventsOut {
-        EventsOut { path, out, buf: Vec::with_capacity(EVENTS_BUF), ends: vec![], written: 0, lost: 0, error: None, mid_line: false }
+        EventsOut {
+            path,
+            out,
+            buf: Vec::with_capacity(EVENTS_BUF),
+            ends: vec![],
+            written: 0,
+            lost: 0,
+            error: None,
+            mid_line: false,
+        }
     }
 
     fn push(&mut self, json: &str) {
@@ -68,7 +77,8 @@ impl EventsOut {
             }
         }
         let whole = self.ends.iter().take_while(|&&end| end <= done).count();
-        self.mid_line = self.error.is_some() && done > 0 && self.ends.get(whole.wrapping_sub(1)).copied().unwrap_or(0) != done;
+        self.mid_line =
+            self.error.is_some() && done > 0 && self.ends.get(whole.wrapping_sub(1)).copied().unwrap_or(0) != done;
         self.written += whole as u64;
         self.lost += (self.ends.len() - whole) as u64;
         self.buf.clear();
@@ -76,7 +86,14 @@ impl EventsOut {
     }
 
     fn status(&self) -> OutputStatus {
-        OutputStatus { path: self.path.clone(), written: self.written, lost: self.lost, error: self.error.as_ref().map(|e| e.to_string()), incomplete: self.lost > 0, marked: false }
+        OutputStatus {
+            path: self.path.clone(),
+            written: self.written,
+            lost: self.lost,
+            error: self.error.as_ref().map(|e| e.to_string()),
+            incomplete: self.lost > 0,
+            marked: false,
+        }
     }
 
     /// Writes what is buffered, and the `loss` line when events are missing.
@@ -87,7 +104,10 @@ impl EventsOut {
             let e = Event {
                 v: cordon_sensor::event::SCHEMA_VERSION,
                 kind: "loss".into(),
-                time: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+                time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0),
                 session: session.into(),
                 lost: Some(st.lost),
                 reason: Some(loss_text(&st)),
@@ -113,7 +133,12 @@ impl Drop for EventsOut {
 /// "N events could not be written to PATH: ERROR".
 fn loss_text(st: &OutputStatus) -> String {
     let to = if st.path == "-" { "stdout" } else { &st.path };
-    format!("{} event{} could not be written to {to}: {}", st.lost, if st.lost == 1 { "" } else { "s" }, st.error.as_deref().unwrap_or("unknown error"))
+    format!(
+        "{} event{} could not be written to {to}: {}",
+        st.lost,
+        if st.lost == 1 { "" } else { "s" },
+        st.error.as_deref().unwrap_or("unknown error")
+    )
 }
 
 /// What the sink shares with the command that started it.
@@ -168,13 +193,16 @@ impl AuditWriter {
                             }
                         }
                     }
-                    if !batch.is_empty() && (done || batch.len() >= 5_000 || last.elapsed() >= Duration::from_millis(200)) {
+                    if !batch.is_empty()
+                        && (done || batch.len() >= 5_000 || last.elapsed() >= Duration::from_millis(200))
+                    {
                         // Up to 1000 events per record (kind `sensor`, body a JSON array): the chain
                         // covers every byte, and a record per event would cost more than the sensor.
                         let records: Vec<(&str, i64, String)> = batch
                             .chunks(1000)
                             .map(|c| {
-                                let mut body = String::with_capacity(c.iter().map(|x| x.1.len() + 1).sum::<usize>() + 2);
+                                let mut body =
+                                    String::with_capacity(c.iter().map(|x| x.1.len() + 1).sum::<usize>() + 2);
                                 body.push('[');
                                 for (i, x) in c.iter().enumerate() {
                                     if i > 0 {
@@ -188,9 +216,20 @@ impl AuditWriter {
                             .collect();
                         if let Err(e) = store.append_raw(&session, &records) {
                             // Never dropped: the batch waits in the recovery spool for the next open.
-                            let recs: Vec<_> = records.iter().map(|(k, t, b)| cordon_audit::spool::SpoolRecord { kind: k.to_string(), ts_ms: *t, body: b.clone() }).collect();
+                            let recs: Vec<_> = records
+                                .iter()
+                                .map(|(k, t, b)| cordon_audit::spool::SpoolRecord {
+                                    kind: k.to_string(),
+                                    ts_ms: *t,
+                                    body: b.clone(),
+                                })
+                                .collect();
                             match cordon_audit::spool::write(store.path(), &session, &recs, false, &e.to_string()) {
-                                Ok(f) => spooled.push(format!("{} events ({e}) kept in the recovery spool {}", batch.len(), f.display())),
+                                Ok(f) => spooled.push(format!(
+                                    "{} events ({e}) kept in the recovery spool {}",
+                                    batch.len(),
+                                    f.display()
+                                )),
                                 Err(s) => spooled.push(format!("{} events LOST: {e}; {s}", batch.len())),
                             }
                         } else {
@@ -280,14 +319,17 @@ impl Built {
 pub fn build(o: Options) -> anyhow::Result<Built> {
     let shared = Shared::default();
     if let Some((p, f)) = o.events {
-        *shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(EventsOut::new(p.display().to_string(), f));
+        *shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(EventsOut::new(p.display().to_string(), f));
     }
     // Only events of a kind some rule looks at are converted for the engine (the conversion costs
     // more than everything else done per event).
     let rule_fields = referenced_fields(&o.rules);
     let mut engine = (!o.rules.rules.is_empty()).then(|| Engine::new(o.rules));
     let (mut audit_tx, audit_thread) = match o.audit {
-        Some(a) => (Some(Chunked { tx: a.tx, pending: Vec::with_capacity(CHUNK), last: Instant::now() }), Some(a.thread)),
+        Some(a) => {
+            (Some(Chunked { tx: a.tx, pending: Vec::with_capacity(CHUNK), last: Instant::now() }), Some(a.thread))
+        }
         None => (None, None),
     };
     let sh = shared.clone();
@@ -440,12 +482,20 @@ pub fn summarize(s: &cordon_sensor::Summary, tree: bool) {
     eprintln!("cordon: sensor: {} events ({}){loss}", s.events, kinds.join(", "));
     if let Some(o) = unwritten {
         let what = if o.path == "-" { "the event stream on stdout" } else { "the events file" };
-        eprintln!("cordon: sensor: {}; {what} is incomplete{}", loss_text(o), if o.marked { " (its last line says so)" } else { "" });
+        eprintln!(
+            "cordon: sensor: {}; {what} is incomplete{}",
+            loss_text(o),
+            if o.marked { " (its last line says so)" } else { "" }
+        );
     }
     if s.denials_total > 0 {
         let mut groups: Vec<(String, String, String, u64)> = vec![];
         for d in &s.denials {
-            let what = format!("{} {}", d.syscall.as_deref().unwrap_or("?"), d.path.as_deref().or(d.addr.as_deref()).unwrap_or(""));
+            let what = format!(
+                "{} {}",
+                d.syscall.as_deref().unwrap_or("?"),
+                d.path.as_deref().or(d.addr.as_deref()).unwrap_or("")
+            );
             let layer = d.layer.clone().unwrap_or_default();
             match groups.iter_mut().find(|g| g.0 == what && g.1 == layer) {
                 Some(g) => g.3 += 1,

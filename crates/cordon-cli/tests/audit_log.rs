@@ -15,7 +15,12 @@ fn db(e: &Env) -> PathBuf {
 }
 
 fn py_sql(p: &Path, q: &str) {
-    let st = Command::new("python3").args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"]).arg(p).arg(q).status().expect("python3");
+    let st = Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()"])
+        .arg(p)
+        .arg(q)
+        .status()
+        .expect("python3");
     assert!(st.success(), "{q}");
 }
 
@@ -48,7 +53,13 @@ fn verify_never_says_ok_about_an_unreadable_log() {
         py_sql(&db(&e), "DROP TABLE records");
         let o = verify(&e, &[]);
         assert_eq!(o.status.code(), Some(1), "{who:?}: {}", show(&o));
-        assert!(out(&o).contains("UNREADABLE") && out(&o).contains("no `records` table") && out(&o).contains("names record 9"), "{}", show(&o));
+        assert!(
+            out(&o).contains("UNREADABLE")
+                && out(&o).contains("no `records` table")
+                && out(&o).contains("names record 9"),
+            "{}",
+            show(&o)
+        );
         // Random bytes in place of the database (and no WAL beside it).
         for f in ["audit.db-wal", "audit.db-shm"] {
             let _ = std::fs::remove_file(e.root.join(f));
@@ -91,7 +102,11 @@ fn an_anchored_head_catches_what_the_head_file_cannot() {
     assert!(out(&o).contains("head file") && out(&o).contains("missing"), "{}", show(&o));
     // Someone with the key re-signs a head for the shorter log: only the anchor tells.
     std::fs::write(e.root.join("audit.head"), std::fs::read(&anchor).expect("old head")).expect("restore old head");
-    assert_eq!(verify(&e, &[]).status.code(), Some(0), "without an anchor a cut at a seal is undetectable (documented)");
+    assert_eq!(
+        verify(&e, &[]).status.code(),
+        Some(0),
+        "without an anchor a cut at a seal is undetectable (documented)"
+    );
     let o = verify(&e, &["--expect-head", &later.display().to_string()]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(out(&o).contains("truncated"), "{}", show(&o));
@@ -108,7 +123,14 @@ fn no_output_flag_can_overwrite_the_audit_log() {
     // A hard link to the database under another name: caught by device and inode.
     let link = e.root.join("innocent.json");
     std::fs::hard_link(db(&e), &link).expect("link");
-    let targets = [db(&e), e.root.join("audit.db-wal"), e.root.join("audit.db-shm"), e.root.join("audit.key"), e.root.join("audit.head"), link];
+    let targets = [
+        db(&e),
+        e.root.join("audit.db-wal"),
+        e.root.join("audit.db-shm"),
+        e.root.join("audit.key"),
+        e.root.join("audit.head"),
+        link,
+    ];
     for t in &targets {
         for flag in ["--report", "--events", "--head-copy"] {
             let marker = e.ws.join("ran");
@@ -137,7 +159,10 @@ fn a_log_the_session_could_write_is_refused_and_a_readable_one_is_masked() {
         assert!(!exists(&e.ws.join("ran")) && !exists(&inws), "{who:?}: nothing runs, nothing is created");
         // A log in a tree the policy lets the session read is masked (control: readable bare).
         sessions(&e, 1);
-        let pol = e.write_policy("p.toml", &format!("version = 1\nextends = [\"builtin:agent\"]\n[fs]\nread = [\"{}\"]\n", e.root.display()));
+        let pol = e.write_policy(
+            "p.toml",
+            &format!("version = 1\nextends = [\"builtin:agent\"]\n[fs]\nread = [\"{}\"]\n", e.root.display()),
+        );
         let script = format!("cat {} > /dev/null && echo READ", db(&e).display());
         assert!(out(&e.bare_sh(&script)).contains("READ"), "control: the log is readable without cordon");
         let o = e.run_sh_with(&["--policy", &pol.display().to_string()], &format!("{script}; echo RAN"), &[]);
@@ -148,7 +173,14 @@ fn a_log_the_session_could_write_is_refused_and_a_readable_one_is_masked() {
 /// Holds an exclusive write lock on the log for `secs` from the moment `flag` appears.
 fn lock_when(flag: &Path, p: &Path, secs: u32) -> std::process::Child {
     let script = "import sqlite3,sys,time,os\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.01)\nc=sqlite3.connect(sys.argv[2], isolation_level=None)\nc.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\ntime.sleep(float(sys.argv[3]))\nc.execute('ROLLBACK')\n";
-    Command::new("python3").args(["-c", script]).arg(flag).arg(p).arg(secs.to_string()).stdout(Stdio::piped()).spawn().expect("python3")
+    Command::new("python3")
+        .args(["-c", script])
+        .arg(flag)
+        .arg(p)
+        .arg(secs.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3")
 }
 
 #[test]
@@ -175,10 +207,20 @@ fn a_session_that_ran_is_recorded_when_the_database_fails() {
     let o = e.run_sh("true");
     assert!(err(&o).contains("imported"), "{}", show(&o));
     let v = verify(&e, &[]);
-    assert!(out(&v).contains(": ok:") && !out(&v).contains("pending") && !out(&v).contains("unfinished"), "{}", show(&v));
+    assert!(
+        out(&v).contains(": ok:") && !out(&v).contains("pending") && !out(&v).contains("unfinished"),
+        "{}",
+        show(&v)
+    );
     let id = r["outcome"]["session_id"].as_str().expect("id").to_string();
     let show_o = e.cordon(&["audit", "show", &id]);
-    assert!(out(&show_o).contains("recovered") && out(&show_o).contains("\"exit_code\":42") && out(&show_o).contains("seal"), "{}", show(&show_o));
+    assert!(
+        out(&show_o).contains("recovered")
+            && out(&show_o).contains("\"exit_code\":42")
+            && out(&show_o).contains("seal"),
+        "{}",
+        show(&show_o)
+    );
 }
 
 #[test]
@@ -224,21 +266,44 @@ fn every_file_of_the_log_is_private() {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
         if who == Who::Nobody {
             c = Command::new("setpriv");
-            c.args([format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"), "--clear-groups".into(), "--".into(), env!("CARGO_BIN_EXE_cordon").into()]);
+            c.args([
+                format!("--reuid={NOBODY}"),
+                format!("--regid={NOBODY}"),
+                "--clear-groups".into(),
+                "--".into(),
+                env!("CARGO_BIN_EXE_cordon").into(),
+            ]);
             std::fs::set_permissions(&e.root, std::fs::Permissions::from_mode(0o777)).expect("chmod");
         }
-        let mut kid = c.arg("run").args(if who == Who::Nobody { vec!["--allow-degraded"] } else { vec![] }).arg("--audit").arg(&p).args(["--", "/bin/sh", "-c"]).arg(format!("touch {}; sleep 2", flag.display())).current_dir(&e.ws).env("HOME", &e.home).stderr(Stdio::piped()).spawn().expect("spawn");
+        let kid = c
+            .arg("run")
+            .args(if who == Who::Nobody { vec!["--allow-degraded"] } else { vec![] })
+            .arg("--audit")
+            .arg(&p)
+            .args(["--", "/bin/sh", "-c"])
+            .arg(format!("touch {}; sleep 2", flag.display()))
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
         let t0 = Instant::now();
         while !exists(&flag) && t0.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(20));
         }
         // While the session runs, SQLite's -wal and -shm exist.
         for f in ["audit.db", "audit.db-wal", "audit.db-shm", "audit.key", "audit.head"] {
-            let m = std::fs::metadata(dir.join(f)).unwrap_or_else(|x| panic!("{who:?} {f}: {x}")).permissions().mode() & 0o777;
+            let m = std::fs::metadata(dir.join(f)).unwrap_or_else(|x| panic!("{who:?} {f}: {x}")).permissions().mode()
+                & 0o777;
             assert_eq!(m, 0o600, "{who:?}: {f} has mode {m:o}");
         }
         for d in [&dir, &e.root.join("state")] {
-            assert_eq!(std::fs::metadata(d).expect("dir").permissions().mode() & 0o777, 0o700, "{who:?}: {}", d.display());
+            assert_eq!(
+                std::fs::metadata(d).expect("dir").permissions().mode() & 0o777,
+                0o700,
+                "{who:?}: {}",
+                d.display()
+            );
         }
         let o = kid.wait_with_output().expect("wait");
         assert!(o.status.success(), "{}", err(&o));
@@ -286,7 +351,14 @@ fn read_only_commands_create_nothing() {
     let e = Env::new(Who::Root);
     let typo = e.root.join("typo/audit.db");
     let t = typo.display().to_string();
-    for args in [vec!["audit", "ls", "--audit", &t], vec!["audit", "show", "abc", "--audit", &t], vec!["audit", "export", "abc", "--audit", &t], vec!["audit", "head", "--audit", &t], vec!["audit", "verify", "--audit", &t], vec!["rules", "test", "abc", "--audit", &t]] {
+    for args in [
+        vec!["audit", "ls", "--audit", &t],
+        vec!["audit", "show", "abc", "--audit", &t],
+        vec!["audit", "export", "abc", "--audit", &t],
+        vec!["audit", "head", "--audit", &t],
+        vec!["audit", "verify", "--audit", &t],
+        vec!["rules", "test", "abc", "--audit", &t],
+    ] {
         let o = e.cordon(&args);
         assert_ne!(o.status.code(), Some(0), "{args:?}: {}", show(&o));
         assert!(err(&o).contains(&t) || out(&o).contains(&t), "{args:?} names the path: {}", show(&o));
@@ -324,7 +396,11 @@ fn outputs_are_checked_before_the_command_runs() {
     let o = e.run_sh_with(&["--report", &fifo.display().to_string()], "exit 3", &[]);
     assert_eq!(o.status.code(), Some(3), "{}", show(&o));
     let got = reader.wait_with_output().expect("cat");
-    assert!(String::from_utf8_lossy(&got.stdout).contains("\"exit_code\": 3"), "{}", String::from_utf8_lossy(&got.stdout));
+    assert!(
+        String::from_utf8_lossy(&got.stdout).contains("\"exit_code\": 3"),
+        "{}",
+        String::from_utf8_lossy(&got.stdout)
+    );
 }
 
 #[test]
@@ -337,10 +413,23 @@ fn a_closed_pipe_ends_read_only_commands_quietly() {
     for args in [vec!["doctor", "--json"], vec!["audit", "ls"], vec!["audit", "verify"], vec!["policy", "explain"]] {
         let (r, w) = nix::unistd::pipe().expect("pipe");
         drop(r);
-        let o = Command::new(env!("CARGO_BIN_EXE_cordon")).args(&args).current_dir(&e.ws).env("HOME", &e.home).env("CORDON_AUDIT", db(&e)).stdout(Stdio::from(w)).stderr(Stdio::piped()).output().expect("spawn");
+        let o = Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(&args)
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .env("CORDON_AUDIT", db(&e))
+            .stdout(Stdio::from(w))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("spawn");
         use std::os::unix::process::ExitStatusExt;
         assert!(!err(&o).contains("panicked"), "{args:?}: {}", show(&o));
-        assert!(o.status.signal() == Some(libc::SIGPIPE) || o.status.code() == Some(0), "{args:?}: {:?} {}", o.status, show(&o));
+        assert!(
+            o.status.signal() == Some(libc::SIGPIPE) || o.status.code() == Some(0),
+            "{args:?}: {:?} {}",
+            o.status,
+            show(&o)
+        );
     }
 }
 
@@ -351,7 +440,21 @@ fn system_trees_and_the_home_directory_are_not_workspaces() {
     }
     let e = Env::new(Who::Root);
     let marker = e.ws.join("ran");
-    for ws in ["/", "/etc", "/proc", "/proc/sys", "/sys", "/dev", "/usr", "/usr/local", "/boot", "/var", "/var/lib", "/home", "/root"] {
+    for ws in [
+        "/",
+        "/etc",
+        "/proc",
+        "/proc/sys",
+        "/sys",
+        "/dev",
+        "/usr",
+        "/usr/local",
+        "/boot",
+        "/var",
+        "/var/lib",
+        "/home",
+        "/root",
+    ] {
         if !Path::new(ws).is_dir() {
             continue;
         }
@@ -362,7 +465,13 @@ fn system_trees_and_the_home_directory_are_not_workspaces() {
     }
     // With HOME unset, the home directory comes from the password database.
     let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
-    let o = c.args(["run", "--workspace", "/root", "--", "true"]).current_dir(&e.ws).env_remove("HOME").env("CORDON_AUDIT", db(&e)).output().expect("spawn");
+    let o = c
+        .args(["run", "--workspace", "/root", "--", "true"])
+        .current_dir(&e.ws)
+        .env_remove("HOME")
+        .env("CORDON_AUDIT", db(&e))
+        .output()
+        .expect("spawn");
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     assert!(err(&o).contains("refusing to use"), "{}", show(&o));
 }
@@ -384,7 +493,8 @@ fn a_full_disk_mid_session_spools_elsewhere_and_loses_nothing() {
     let e = Env::new(Who::Root);
     let small = e.root.join("small");
     std::fs::create_dir_all(&small).expect("mkdir");
-    nix::mount::mount(Some("tmpfs"), &small, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=512k,mode=0700")).expect("mount tmpfs");
+    nix::mount::mount(Some("tmpfs"), &small, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=512k,mode=0700"))
+        .expect("mount tmpfs");
     let _m = Mounted(small.clone());
     let p = small.join("audit.db");
     let ps = p.display().to_string();
@@ -393,9 +503,21 @@ fn a_full_disk_mid_session_spools_elsewhere_and_loses_nothing() {
     // The session runs; meanwhile the disk fills up (from outside: the session cannot reach it).
     let flag = e.ws.join("started");
     let filler = small.join("filler");
-    let fill = format!("while [ ! -e {} ]; do sleep 0.01; done; dd if=/dev/zero of={} bs=4k 2>/dev/null; true", flag.display(), filler.display());
+    let fill = format!(
+        "while [ ! -e {} ]; do sleep 0.01; done; dd if=/dev/zero of={} bs=4k 2>/dev/null; true",
+        flag.display(),
+        filler.display()
+    );
     let mut filling = Command::new("sh").args(["-c", &fill]).spawn().expect("sh");
-    let o = e.cordon(&["run", "--audit", &ps, "--", "/bin/sh", "-c", &format!("touch {}; sleep 1; echo lots of output; exit 7", flag.display())]);
+    let o = e.cordon(&[
+        "run",
+        "--audit",
+        &ps,
+        "--",
+        "/bin/sh",
+        "-c",
+        &format!("touch {}; sleep 1; echo lots of output; exit 7", flag.display()),
+    ]);
     let _ = filling.wait();
     assert_eq!(o.status.code(), Some(7), "the command's status: {}", show(&o));
     assert!(err(&o).contains("recovery spool /var/tmp/cordon-spool-0/"), "spooled beside the full disk: {}", show(&o));
@@ -405,6 +527,10 @@ fn a_full_disk_mid_session_spools_elsewhere_and_loses_nothing() {
     let o = e.cordon(&["run", "--audit", &ps, "--", "true"]);
     assert!(err(&o).contains("imported"), "{}", show(&o));
     let v = e.cordon(&["audit", "verify", "--audit", &ps]);
-    assert!(out(&v).contains(": ok:") && !out(&v).contains("pending") && !out(&v).contains("unfinished"), "{}", show(&v));
+    assert!(
+        out(&v).contains(": ok:") && !out(&v).contains("pending") && !out(&v).contains("unfinished"),
+        "{}",
+        show(&v)
+    );
     assert!(!exists(&cordon_audit::spool::fallback_dir(&p)), "the fallback spool is gone again");
 }

@@ -44,7 +44,14 @@ fn explain_says_what_is_enforced() {
     let o = cordon(&["policy", "explain", "builtin:agent", "--workspace", "/tmp"]);
     assert!(o.status.success());
     let s = out(&o);
-    for needle in ["can read:", "can write:", "never readable", ".git/hooks", "no connection leaves the session", "memory 4GiB, processes 512"] {
+    for needle in [
+        "can read:",
+        "can write:",
+        "never readable",
+        ".git/hooks",
+        "no connection leaves the session",
+        "memory 4GiB, processes 512",
+    ] {
         assert!(s.contains(needle), "missing `{needle}` in:\n{s}");
     }
 }
@@ -60,7 +67,11 @@ fn oci_seccomp_export_is_loadable_json() {
     // Each entry resolves with libseccomp on its architectures, and carries its reason.
     for r in rules {
         let name = r["names"][0].as_str().expect("name");
-        assert!(libseccomp::ScmpSyscall::from_name_by_arch(name, libseccomp::ScmpArch::X8664).is_ok() || r["includes"]["arches"][0] == "arm64", "{name}");
+        assert!(
+            libseccomp::ScmpSyscall::from_name_by_arch(name, libseccomp::ScmpArch::X8664).is_ok()
+                || r["includes"]["arches"][0] == "arm64",
+            "{name}"
+        );
         assert!(r["comment"].as_str().is_some_and(|c| !c.is_empty()));
     }
     assert!(rules.iter().any(|r| r["names"][0] == "ioctl" && r["args"][0]["op"] == "SCMP_CMP_MASKED_EQ"));
@@ -68,7 +79,8 @@ fn oci_seccomp_export_is_loadable_json() {
 
 #[test]
 fn apparmor_export_is_accepted_by_apparmor_parser() {
-    let parser = ["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let parser =
+        ["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"].into_iter().find(|p| std::path::Path::new(p).exists());
     let Some(parser) = parser else {
         panic!("apparmor_parser is missing: install Debian's apparmor package (scripts/setup does)");
     };
@@ -76,10 +88,25 @@ fn apparmor_export_is_accepted_by_apparmor_parser() {
     std::fs::create_dir_all(&dir).expect("dir");
     let f = dir.join("profile");
     for profile in ["builtin:agent", "builtin:strict"] {
-        let o = cordon(&["policy", "export", "--format", "apparmor", profile, "--workspace", "/tmp", "-o", &f.display().to_string()]);
+        let o = cordon(&[
+            "policy",
+            "export",
+            "--format",
+            "apparmor",
+            profile,
+            "--workspace",
+            "/tmp",
+            "-o",
+            &f.display().to_string(),
+        ]);
         assert!(o.status.success(), "{}", show(&o));
         let o = Command::new(parser).args(["-Q", "-K"]).arg(&f).output().expect("apparmor_parser");
-        assert!(o.status.success(), "apparmor_parser rejected the {profile} profile: {}\n{}", show(&o), std::fs::read_to_string(&f).unwrap_or_default());
+        assert!(
+            o.status.success(),
+            "apparmor_parser rejected the {profile} profile: {}\n{}",
+            show(&o),
+            std::fs::read_to_string(&f).unwrap_or_default()
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -103,9 +130,17 @@ fn policy_test_runs_examples_for_real() {
     // Its own three examples plus those of builtin:agent it extends; its own run in real sandboxes.
     assert!(s.matches("[plan + sandbox]").count() >= 3, "{s}");
     assert!(s.contains(" passed, 0 failed"), "{s}");
-    assert!(s.lines().filter(|l| l.contains(&e.home.join(".ssh/id_rsa").display().to_string()) || l.contains("README.md")).all(|l| l.starts_with("PASS") && l.contains("[plan + sandbox]")), "{s}");
+    assert!(
+        s.lines()
+            .filter(|l| l.contains(&e.home.join(".ssh/id_rsa").display().to_string()) || l.contains("README.md"))
+            .all(|l| l.starts_with("PASS") && l.contains("[plan + sandbox]")),
+        "{s}"
+    );
     // A wrong expectation fails.
-    let bad = e.write_policy("bad.toml", "version = 1\nextends = [\"builtin:agent\"]\n[[test]]\nread = \"README.md\"\nexpect = \"deny\"\n");
+    let bad = e.write_policy(
+        "bad.toml",
+        "version = 1\nextends = [\"builtin:agent\"]\n[[test]]\nread = \"README.md\"\nexpect = \"deny\"\n",
+    );
     let o = e.cordon(&["policy", "test", &bad.display().to_string()]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
 }

@@ -34,7 +34,8 @@ fn http_server(body: &'static str) -> Http {
                     }
                 }
                 h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ =
+                    write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             });
         }
     });
@@ -76,7 +77,12 @@ fn https_server() -> Https {
         "import http.server, ssl\nclass H(http.server.BaseHTTPRequestHandler):\n  def do_GET(self):\n    b=b'tls-ok'\n    self.send_response(200); self.send_header('Content-Length', str(len(b))); self.end_headers(); self.wfile.write(b)\n  def log_message(self, *a): pass\ns=http.server.HTTPServer(('127.0.0.1',{port}),H)\nc=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('{d}/cert.pem','{d}/key.pem')\ns.socket=c.wrap_socket(s.socket, server_side=True)\ns.serve_forever()\n",
         d = dir.display()
     );
-    let child = Command::new("python3").args(["-c", &script]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("https");
+    let child = Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("https");
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() && t.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(50));
@@ -112,12 +118,28 @@ fn allowlisted_host_loopback_service_is_reachable_and_recorded() {
         );
         let o = e.run_sh_with(&["--allow-net", &allow, "--report", &rs], &script, &[]);
         let s = out(&o);
-        assert_eq!(s.matches("hello-allowed").count(), 2, "{who:?}: plain client (forwarder) and proxy client both reach it: {}", show(&o));
-        assert!(s.contains("not in the session's network allowlist") && s.contains(&format!("--allow-net 127.0.0.1:{}", other.port)), "403 body names the rule and the fix: {s}");
+        assert_eq!(
+            s.matches("hello-allowed").count(),
+            2,
+            "{who:?}: plain client (forwarder) and proxy client both reach it: {}",
+            show(&o)
+        );
+        assert!(
+            s.contains("not in the session's network allowlist")
+                && s.contains(&format!("--allow-net 127.0.0.1:{}", other.port)),
+            "403 body names the rule and the fix: {s}"
+        );
         assert!(!s.contains("must-not-see"));
         assert_eq!(other.hits.load(std::sync::atomic::Ordering::SeqCst), 0, "{who:?}: the other host port saw nothing");
         let d = egress_of(&rp);
-        assert!(d.iter().any(|x| x["allowed"] == true && x["port"] == ok.port && x["bytes_down"].as_u64().unwrap_or(0) > 0 && x["exe"].as_str().is_some_and(|x| x.contains("curl")) && x["pid"].as_u64().unwrap_or(0) > 0), "{who:?}: {d:?}");
+        assert!(
+            d.iter().any(|x| x["allowed"] == true
+                && x["port"] == ok.port
+                && x["bytes_down"].as_u64().unwrap_or(0) > 0
+                && x["exe"].as_str().is_some_and(|x| x.contains("curl"))
+                && x["pid"].as_u64().unwrap_or(0) > 0),
+            "{who:?}: {d:?}"
+        );
         assert!(d.iter().any(|x| x["allowed"] == false && x["port"] == other.port), "{d:?}");
         assert!(err(&o).contains("DENIED http 127.0.0.1"), "summary shows denials: {}", err(&o));
     }
@@ -148,17 +170,31 @@ fn https_through_connect_and_domain_matching() {
         args.extend(["--allow-net", &allow_ip]);
         let o = e.run_sh_with(&args, &script, &[("CORDON_TEST_RESOLVE", names)]);
         let s = out(&o);
-        assert_eq!(s.matches("tls-ok").count(), 4, "{who:?}: exact, wildcard, rebind-via-ip-entry and SOCKS5: {}", show(&o));
+        assert_eq!(
+            s.matches("tls-ok").count(),
+            4,
+            "{who:?}: exact, wildcard, rebind-via-ip-entry and SOCKS5: {}",
+            show(&o)
+        );
         assert!(s.contains("rc-evil=56"), "{who:?}: evil.test refused: {s}");
         let d = egress_of(&rp);
         assert!(d.iter().any(|x| x["host"] == "evil.test" && x["allowed"] == false), "{d:?}");
         assert!(d.iter().any(|x| x["protocol"] == "socks5" && x["allowed"] == true), "{d:?}");
-        assert!(d.iter().any(|x| x["protocol"] == "connect" && x["host"] == "api.wild.test" && x["rule"] == format!("*.wild.test:{p}")), "{d:?}");
+        assert!(
+            d.iter().any(|x| x["protocol"] == "connect"
+                && x["host"] == "api.wild.test"
+                && x["rule"] == format!("*.wild.test:{p}")),
+            "{d:?}"
+        );
     }
     // Without the IP entry, a name resolving to loopback is refused (DNS rebinding).
     let e = Env::new(Who::Root);
     let a = format!("rebind.test:{}", tls.port);
-    let o = e.run_sh_with(&["--allow-net", &a], &format!("curl -sk https://rebind.test:{}/", tls.port), &[("CORDON_TEST_RESOLVE", "rebind.test=127.0.0.1")]);
+    let o = e.run_sh_with(
+        &["--allow-net", &a],
+        &format!("curl -sk https://rebind.test:{}/", tls.port),
+        &[("CORDON_TEST_RESOLVE", "rebind.test=127.0.0.1")],
+    );
     assert!(err(&o).contains("internal address 127.0.0.1") && !out(&o).contains("tls-ok"), "{}", show(&o));
 }
 
@@ -182,11 +218,24 @@ fn bypassing_the_proxy_fails() {
         );
         let o = e.run_sh_with(&["--allow-net", &allow], &script, &[]);
         let s = out(&o);
-        assert!(s.contains("HTTPS_PROXY=http://127.0.0.1:3128") && s.contains("ALL_PROXY=http://127.0.0.1:3128") && s.contains("https_proxy=") && s.contains("NO_PROXY=localhost,127.0.0.1,::1"), "{s}");
+        assert!(
+            s.contains("HTTPS_PROXY=http://127.0.0.1:3128")
+                && s.contains("ALL_PROXY=http://127.0.0.1:3128")
+                && s.contains("https_proxy=")
+                && s.contains("NO_PROXY=localhost,127.0.0.1,::1"),
+            "{s}"
+        );
         assert!(s.matches("Network is unreachable").count() >= 2, "{who:?}: direct TCP and UDP have no route: {s}");
-        assert!(s.contains("Temporary failure in name resolution") || s.contains("Name or service not known"), "{who:?}: no DNS inside: {s}");
+        assert!(
+            s.contains("Temporary failure in name resolution") || s.contains("Name or service not known"),
+            "{who:?}: no DNS inside: {s}"
+        );
         assert!(s.contains("Operation not permitted"), "raw sockets refused: {s}");
-        assert!(err(&o).contains(&format!("connect(192.0.2.2:{port})")) && err(&o).contains("bypassing the egress proxy"), "{who:?}: the bypass is named in the summary: {}", err(&o));
+        assert!(
+            err(&o).contains(&format!("connect(192.0.2.2:{port})")) && err(&o).contains("bypassing the egress proxy"),
+            "{who:?}: the bypass is named in the summary: {}",
+            err(&o)
+        );
         std::thread::sleep(Duration::from_millis(50));
         assert!(l.accept().is_err(), "{who:?}: the host's address saw a direct connection");
     }
@@ -237,7 +286,10 @@ PY"#,
 
 #[test]
 fn malformed_allow_net_names_its_position() {
-    let o = Command::new(env!("CARGO_BIN_EXE_cordon")).args(["run", "--allow-net", "github.com:443", "--allow-net", "git*hub.com", "--", "/bin/true"]).output().expect("run");
+    let o = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["run", "--allow-net", "github.com:443", "--allow-net", "git*hub.com", "--", "/bin/true"])
+        .output()
+        .expect("run");
     assert_eq!(o.status.code(), Some(125));
     let e = err(&o);
     assert!(e.contains("--allow-net #2 `git*hub.com`") && e.contains("hint:"), "{e}");

@@ -44,7 +44,11 @@ struct Case {
 enum Verdict {
     /// `sensed`: as root, the eBPF sensor saw at least one refused call; `alerted`: a detection rule
     /// (builtin:agent) raised an alert.
-    Blocked { reported: Option<bool>, sensed: Option<bool>, alerted: Option<bool> },
+    Blocked {
+        reported: Option<bool>,
+        sensed: Option<bool>,
+        alerted: Option<bool>,
+    },
     Skipped(String),
     KnownLimit(String),
     /// The sandbox did not start: a failed attack proves nothing.
@@ -53,7 +57,16 @@ enum Verdict {
     HostChanged(String),
 }
 
-const CATEGORIES: [&str; 8] = ["credential theft", "filesystem escape", "persistence", "network exfiltration", "other processes", "privilege and kernel", "resource exhaustion", "tampering with cordon"];
+const CATEGORIES: [&str; 8] = [
+    "credential theft",
+    "filesystem escape",
+    "persistence",
+    "network exfiltration",
+    "other processes",
+    "privilege and kernel",
+    "resource exhaustion",
+    "tampering with cordon",
+];
 
 /// Listeners outside the sandbox that count what reaches them.
 struct Listeners {
@@ -96,7 +109,9 @@ impl Listeners {
         if let Some(p) = tcp("[::1]:0", add("tcp6")) {
             env.push(("TCP6_PORT".into(), p.to_string()));
         }
-        let host_ip = Command::new("hostname").arg("-I").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().find(|a| a.contains('.')).map(String::from));
+        let host_ip = Command::new("hostname").arg("-I").output().ok().and_then(|o| {
+            String::from_utf8_lossy(&o.stdout).split_whitespace().find(|a| a.contains('.')).map(String::from)
+        });
         let hc = add("hostip");
         if let Some(ip) = host_ip {
             if let Some(p) = tcp(&format!("{ip}:0"), hc) {
@@ -223,11 +238,22 @@ fn victim(e: &Env, mark: &str) -> std::process::Child {
         Who::Root => Command::new("bash"),
         Who::Nobody => {
             let mut c = Command::new("setpriv");
-            c.args([format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"), "--clear-groups".into(), "--".into(), "bash".into()]);
+            c.args([
+                format!("--reuid={NOBODY}"),
+                format!("--regid={NOBODY}"),
+                "--clear-groups".into(),
+                "--".into(),
+                "bash".into(),
+            ]);
             c
         }
     };
-    c.args(["-c", &script]).env("VICTIM_SECRET", "AKIAFAKE-victim").current_dir(&e.root).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(["-c", &script])
+        .env("VICTIM_SECRET", "AKIAFAKE-victim")
+        .current_dir(&e.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     c.spawn().expect("victim")
 }
 
@@ -245,7 +271,13 @@ fn sh_quote(s: &str) -> String {
 fn run_as(e: &Env, argv: &[String], vars: &[(String, String)], tty: bool, timeout: Duration) -> RunOut {
     let mut full: Vec<String> = vec![];
     if e.who == Who::Nobody {
-        full.extend(["setpriv".into(), format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"), "--clear-groups".into(), "--".into()]);
+        full.extend([
+            "setpriv".into(),
+            format!("--reuid={NOBODY}"),
+            format!("--regid={NOBODY}"),
+            "--clear-groups".into(),
+            "--".into(),
+        ]);
     }
     full.extend(argv.iter().cloned());
     let mut c = if tty {
@@ -318,7 +350,12 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
             e.chown_all();
         }
         // Unique across the two suites running in parallel in this process.
-        let mark = format!("{}{}{n}{}", std::process::id(), if who == Who::Root { "r" } else { "n" }, if inside { "a" } else { "c" });
+        let mark = format!(
+            "{}{}{n}{}",
+            std::process::id(),
+            if who == Who::Root { "r" } else { "n" },
+            if inside { "a" } else { "c" }
+        );
         let listeners = Listeners::start(&mark, who, &e.home);
         let mut vic = victim(&e, &mark);
         std::thread::sleep(Duration::from_millis(20));
@@ -346,12 +383,22 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
                     e.chown_all();
                 }
             }
-            let mut a = vec![env!("CARGO_BIN_EXE_cordon").to_string(), "run".into(), "--policy".into(), policy.display().to_string()];
+            let mut a = vec![
+                env!("CARGO_BIN_EXE_cordon").to_string(),
+                "run".into(),
+                "--policy".into(),
+                policy.display().to_string(),
+            ];
             if who == Who::Nobody {
                 a.push("--allow-degraded".into());
             } else {
                 // As root the sensor watches too: its deny events and the rules' alerts are counted.
-                a.extend(["--events".into(), e.root.join("events.jsonl").display().to_string(), "--report".into(), e.root.join("report.json").display().to_string()]);
+                a.extend([
+                    "--events".into(),
+                    e.root.join("events.jsonl").display().to_string(),
+                    "--report".into(),
+                    e.root.join("report.json").display().to_string(),
+                ]);
             }
             a.extend(["--".into(), "/bin/sh".into(), "-c".into(), c.run.clone()]);
             a
@@ -360,8 +407,14 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
         };
         let out = run_as(&e, &argv, &vars, c.tty.unwrap_or(false), Duration::from_secs(30));
         if inside && who == Who::Root {
-            let rep: serde_json::Value = std::fs::read_to_string(e.root.join("report.json")).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
-            sensed = Some(rep["sensor"]["denials_total"].as_u64().unwrap_or(0) > 0 || rep["outcome"]["denials"]["total"].as_u64().unwrap_or(0) > 0);
+            let rep: serde_json::Value = std::fs::read_to_string(e.root.join("report.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            sensed = Some(
+                rep["sensor"]["denials_total"].as_u64().unwrap_or(0) > 0
+                    || rep["outcome"]["denials"]["total"].as_u64().unwrap_or(0) > 0,
+            );
             alerted = Some(rep["alerts"].as_array().is_some_and(|a| !a.is_empty()));
         }
         let host_ok = c.check.as_ref().map(|s| host_sh(&e, s, &vars, true)).unwrap_or(true);
@@ -378,11 +431,18 @@ fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
         drop(listeners);
         if !inside {
             if !worked {
-                return Verdict::Skipped(format!("the attack does not work here without cordon either: exit {:?}: {}", out.code, tail(&(out.stdout.clone() + &out.stderr))));
+                return Verdict::Skipped(format!(
+                    "the attack does not work here without cordon either: exit {:?}: {}",
+                    out.code,
+                    tail(&(out.stdout.clone() + &out.stderr))
+                ));
             }
             continue;
         }
-        if out.stderr.contains("could not confine") || out.stdout.contains("could not confine") || out.stderr.contains("cordon: error") {
+        if out.stderr.contains("could not confine")
+            || out.stdout.contains("could not confine")
+            || out.stderr.contains("cordon: error")
+        {
             return Verdict::SetupFailed(tail(&(out.stdout + &out.stderr)));
         }
         if worked {
@@ -423,7 +483,10 @@ fn suite(who: Who) {
     }
     // The report: one table per category.
     let mut out = format!("\nescape suite as {uname}: {} cases\n", results.len());
-    out.push_str(&format!("{:<24} {:>6} {:>8} {:>9} {:>8} {:>8} {:>6} {:>8} {:>8}\n", "category", "cases", "blocked", "reported", "skipped", "known", "FAIL", "sensed", "alerted"));
+    out.push_str(&format!(
+        "{:<24} {:>6} {:>8} {:>9} {:>8} {:>8} {:>6} {:>8} {:>8}\n",
+        "category", "cases", "blocked", "reported", "skipped", "known", "FAIL", "sensed", "alerted"
+    ));
     for (i, name) in CATEGORIES.iter().enumerate() {
         let rs: Vec<&(Case, Verdict)> = results.iter().filter(|(c, _)| c.cat as usize == i + 1).collect();
         let blocked = rs.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { .. })).count();
@@ -433,9 +496,29 @@ fn suite(who: Who) {
         let alerted = rs.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { alerted: Some(true), .. })).count();
         let skipped = rs.iter().filter(|(_, v)| matches!(v, Verdict::Skipped(_))).count();
         let known = rs.iter().filter(|(_, v)| matches!(v, Verdict::KnownLimit(_))).count();
-        let fail = rs.iter().filter(|(_, v)| matches!(v, Verdict::Escaped(_) | Verdict::HostChanged(_) | Verdict::SetupFailed(_))).count() + (expect_report - reported);
-        let (sn, al) = if who == Who::Root { (format!("{sensed}/{blocked}"), format!("{alerted}/{blocked}")) } else { ("-".into(), "-".into()) };
-        out.push_str(&format!("{:<24} {:>6} {:>8} {:>5}/{:<3} {:>8} {:>8} {:>6} {:>8} {:>8}\n", format!("{}. {name}", i + 1), rs.len(), blocked, reported, expect_report, skipped, known, fail, sn, al));
+        let fail = rs
+            .iter()
+            .filter(|(_, v)| matches!(v, Verdict::Escaped(_) | Verdict::HostChanged(_) | Verdict::SetupFailed(_)))
+            .count()
+            + (expect_report - reported);
+        let (sn, al) = if who == Who::Root {
+            (format!("{sensed}/{blocked}"), format!("{alerted}/{blocked}"))
+        } else {
+            ("-".into(), "-".into())
+        };
+        out.push_str(&format!(
+            "{:<24} {:>6} {:>8} {:>5}/{:<3} {:>8} {:>8} {:>6} {:>8} {:>8}\n",
+            format!("{}. {name}", i + 1),
+            rs.len(),
+            blocked,
+            reported,
+            expect_report,
+            skipped,
+            known,
+            fail,
+            sn,
+            al
+        ));
     }
     let mut failures = vec![];
     for (c, v) in &results {
@@ -448,7 +531,12 @@ fn suite(who: Who) {
             Verdict::Escaped(r) => failures.push(format!("ESCAPED {} ({}): {r}", c.id, c.what)),
             Verdict::SetupFailed(r) => failures.push(format!("SETUP FAILED {} ({}): {r}", c.id, c.what)),
             Verdict::HostChanged(r) => failures.push(format!("HOST CHANGED {} ({}): {r}", c.id, c.what)),
-            Verdict::Blocked { reported: Some(false), .. } => failures.push(format!("UNREPORTED {} ({}): the summary lacks `{}`", c.id, c.what, c.report.as_deref().unwrap_or(""))),
+            Verdict::Blocked { reported: Some(false), .. } => failures.push(format!(
+                "UNREPORTED {} ({}): the summary lacks `{}`",
+                c.id,
+                c.what,
+                c.report.as_deref().unwrap_or("")
+            )),
             Verdict::Blocked { .. } => {}
         }
     }
@@ -456,8 +544,16 @@ fn suite(who: Who) {
         // Blocked attacks the sensor saw no refusal for, and those no rule alerted on: listed, so the
         // counts above can be read (a blocked attack often fails without a refused call: a missing
         // file, no route).
-        let quiet: Vec<&str> = results.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { alerted: Some(false), .. })).map(|(c, _)| c.id.as_str()).collect();
-        let unseen: Vec<&str> = results.iter().filter(|(_, v)| matches!(v, Verdict::Blocked { sensed: Some(false), .. })).map(|(c, _)| c.id.as_str()).collect();
+        let quiet: Vec<&str> = results
+            .iter()
+            .filter(|(_, v)| matches!(v, Verdict::Blocked { alerted: Some(false), .. }))
+            .map(|(c, _)| c.id.as_str())
+            .collect();
+        let unseen: Vec<&str> = results
+            .iter()
+            .filter(|(_, v)| matches!(v, Verdict::Blocked { sensed: Some(false), .. }))
+            .map(|(c, _)| c.id.as_str())
+            .collect();
         out.push_str(&format!("  no refused call seen by the sensor ({}): {}\n", unseen.len(), unseen.join(" ")));
         out.push_str(&format!("  no alert ({}): {}\n", quiet.len(), quiet.join(" ")));
     }

@@ -16,7 +16,11 @@ impl Tmp {
     fn new() -> Tmp {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!("cordon-policy-input-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let p = std::env::temp_dir().join(format!(
+            "cordon-policy-input-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&p).expect("mkdir tmp");
         Tmp(p)
     }
@@ -78,7 +82,9 @@ fn a_fifo_as_policy_or_rules_is_refused_without_waiting_for_a_writer() {
     let fifo = tmp.0.join("p.toml");
     assert!(Command::new("mkfifo").arg(&fifo).status().expect("spawn mkfifo").success());
     let f = fifo.display().to_string();
-    for args in [&["policy", "check", &f][..], &["rules", "check", &f][..], &["run", "--policy", &f, "--", "/bin/true"][..]] {
+    for args in
+        [&["policy", "check", &f][..], &["rules", "check", &f][..], &["run", "--policy", &f, "--", "/bin/true"][..]]
+    {
         let o = cordon_within(10, &tmp, args);
         assert!(!o.status.success(), "{args:?}: {}", show(&o));
         let e = err(&o);
@@ -114,11 +120,32 @@ fn catch_all_ranges_from_the_flag_and_the_policy_get_a_loud_warning() {
     }
     let e = Env::new(Who::Root);
     let p = e.write_policy("wide.toml", "version = 1\nextends = [\"builtin:agent\"]\n[net]\negress = \"proxy\"\nallow = [\"github.com:443\", \"::/0\"]\n");
-    let o = e.cordon(&["run", "--policy", &p.display().to_string(), "--allow-net", "0.0.0.0/0", "--allow-net", "example.com:443", "--", "/bin/true"]);
+    let o = e.cordon(&[
+        "run",
+        "--policy",
+        &p.display().to_string(),
+        "--allow-net",
+        "0.0.0.0/0",
+        "--allow-net",
+        "example.com:443",
+        "--",
+        "/bin/true",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let err = err(&o);
     let warned: Vec<&str> = err.lines().filter(|l| l.starts_with("cordon: WARNING: ")).collect();
     assert_eq!(warned.len(), 2, "one warning per catch-all entry, none for the others: {}", show(&o));
-    assert!(warned.iter().any(|l| l.contains("--allow-net #1: `0.0.0.0/0` opens every IPv4 address on every port, including this host's own loopback")), "{}", show(&o));
-    assert!(warned.iter().any(|l| l.contains(&format!("{}:5:28: warning in `net.allow[1]`: `::/0` opens every IPv6 address", p.display()))), "{}", show(&o));
+    assert!(
+        warned.iter().any(|l| l.contains(
+            "--allow-net #1: `0.0.0.0/0` opens every IPv4 address on every port, including this host's own loopback"
+        )),
+        "{}",
+        show(&o)
+    );
+    assert!(
+        warned.iter().any(|l| l
+            .contains(&format!("{}:5:28: warning in `net.allow[1]`: `::/0` opens every IPv6 address", p.display()))),
+        "{}",
+        show(&o)
+    );
 }

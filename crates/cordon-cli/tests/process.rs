@@ -22,11 +22,20 @@ fn cordon_os(e: &Env) -> Command {
         Who::Root => Command::new(env!("CARGO_BIN_EXE_cordon")),
         Who::Nobody => {
             let mut c = Command::new("setpriv");
-            c.args([format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"), "--clear-groups".into(), "--".into(), env!("CARGO_BIN_EXE_cordon").into()]);
+            c.args([
+                format!("--reuid={NOBODY}"),
+                format!("--regid={NOBODY}"),
+                "--clear-groups".into(),
+                "--".into(),
+                env!("CARGO_BIN_EXE_cordon").into(),
+            ]);
             c
         }
     };
-    c.current_dir(&e.ws).env("HOME", &e.home).env("CORDON_AUDIT", e.root.join("audit.db")).env_remove("CORDON_TESTS_ALLOW_SKIP");
+    c.current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .env("CORDON_AUDIT", e.root.join("audit.db"))
+        .env_remove("CORDON_TESTS_ALLOW_SKIP");
     c.stdin(Stdio::null());
     c.arg("run");
     if e.who == Who::Nobody {
@@ -72,7 +81,12 @@ fn a_non_utf8_environment_reaches_the_command_or_is_scrubbed() {
             .arg("--report")
             .arg(&rep)
             // Not through a shell: dash drops names that are not identifiers. perl reads environ.
-            .args(["--", "/usr/bin/perl", "-e", "open(my $f, '>', 'env.txt') or die; print $f \"$_=$ENV{$_}\\n\" for sort keys %ENV; exit 3"])
+            .args([
+                "--",
+                "/usr/bin/perl",
+                "-e",
+                "open(my $f, '>', 'env.txt') or die; print $f \"$_=$ENV{$_}\\n\" for sort keys %ENV; exit 3",
+            ])
             // Kept by the policy: the value's bytes arrive unchanged.
             .env("KEEP_ME", os(b"a\xff\xfeb"))
             // A name that is not UTF-8 and matches no env.drop pattern is passed through as it is.
@@ -88,9 +102,14 @@ fn a_non_utf8_environment_reaches_the_command_or_is_scrubbed() {
         let lines: Vec<&[u8]> = env.split(|b| *b == b'\n').collect();
         assert!(lines.contains(&&b"KEEP_ME=a\xff\xfeb"[..]), "{who:?}: {}", String::from_utf8_lossy(&env));
         assert!(lines.contains(&&b"ODD\xffNAME=v"[..]), "{who:?}: {}", String::from_utf8_lossy(&env));
-        assert!(!lines.iter().any(|l| l.starts_with(b"AWS_") || l.starts_with(b"GITHUB_TOKEN")), "{who:?}: scrubbed variables leaked: {}", String::from_utf8_lossy(&env));
+        assert!(
+            !lines.iter().any(|l| l.starts_with(b"AWS_") || l.starts_with(b"GITHUB_TOKEN")),
+            "{who:?}: scrubbed variables leaked: {}",
+            String::from_utf8_lossy(&env)
+        );
         let r = report(&rep, &o);
-        let dropped: Vec<&str> = r["env_dropped"].as_array().expect("env_dropped").iter().filter_map(|v| v.as_str()).collect();
+        let dropped: Vec<&str> =
+            r["env_dropped"].as_array().expect("env_dropped").iter().filter_map(|v| v.as_str()).collect();
         assert!(dropped.contains(&"AWS_\u{FFFD}KEY") && dropped.contains(&"GITHUB_TOKEN"), "{who:?}: {dropped:?}");
     }
 }
@@ -104,7 +123,14 @@ fn a_non_utf8_working_directory_is_the_commands() {
         let e = Env::new(who);
         let d = odd_dir(&e);
         // A shell in that directory exports it as PWD too.
-        let o = cordon_os(&e).arg("--workspace").arg(&e.ws).args(["--", "/bin/sh", "-c", "pwd; exit 4"]).current_dir(&d).env("PWD", &d).output().expect("spawn cordon");
+        let o = cordon_os(&e)
+            .arg("--workspace")
+            .arg(&e.ws)
+            .args(["--", "/bin/sh", "-c", "pwd; exit 4"])
+            .current_dir(&d)
+            .env("PWD", &d)
+            .output()
+            .expect("spawn cordon");
         no_panic(&o);
         assert_eq!(o.status.code(), Some(4), "{who:?}: {}", show(&o));
         let mut want = d.as_os_str().as_bytes().to_vec();
@@ -122,14 +148,31 @@ fn a_non_utf8_workspace_is_writable_and_recorded() {
         let e = Env::new(who);
         let d = odd_dir(&e);
         let rep = e.root.join("report.json");
-        let o = cordon_os(&e).arg("--report").arg(&rep).arg("--workspace").arg(&d).args(["--", "/bin/sh", "-c", "echo made > \"$0/f\"; exit 5"]).arg(&d).output().expect("spawn cordon");
+        let o = cordon_os(&e)
+            .arg("--report")
+            .arg(&rep)
+            .arg("--workspace")
+            .arg(&d)
+            .args(["--", "/bin/sh", "-c", "echo made > \"$0/f\"; exit 5"])
+            .arg(&d)
+            .output()
+            .expect("spawn cordon");
         no_panic(&o);
         assert_eq!(o.status.code(), Some(5), "{who:?}: {}", show(&o));
-        assert_eq!(std::fs::read_to_string(d.join("f")).ok().as_deref(), Some("made\n"), "{who:?}: the workspace is writable: {}", show(&o));
+        assert_eq!(
+            std::fs::read_to_string(d.join("f")).ok().as_deref(),
+            Some("made\n"),
+            "{who:?}: the workspace is writable: {}",
+            show(&o)
+        );
         let r = report(&rep, &o);
         assert_eq!(r["workspace"].as_str(), Some(d.to_string_lossy().as_ref()), "{who:?}: {r}");
         let ls = e.cordon(&["audit", "ls"]);
-        assert!(ls.status.success() && out(&ls).contains("sealed") && !out(&ls).contains("unfinished"), "{who:?}: the session is recorded: {}", show(&ls));
+        assert!(
+            ls.status.success() && out(&ls).contains("sealed") && !out(&ls).contains("unfinished"),
+            "{who:?}: the session is recorded: {}",
+            show(&ls)
+        );
     }
 }
 
@@ -141,14 +184,27 @@ fn non_utf8_arguments_reach_the_command_unchanged() {
     for who in BOTH {
         let e = Env::new(who);
         let rep = e.root.join("report.json");
-        let o = cordon_os(&e).arg("--report").arg(&rep).args(["--", "/bin/sh", "-c", "printf %s \"$1\"; exit 6", "sh"]).arg(os(b"a\xffb")).output().expect("spawn cordon");
+        let o = cordon_os(&e)
+            .arg("--report")
+            .arg(&rep)
+            .args(["--", "/bin/sh", "-c", "printf %s \"$1\"; exit 6", "sh"])
+            .arg(os(b"a\xffb"))
+            .output()
+            .expect("spawn cordon");
         no_panic(&o);
         assert_eq!(o.status.code(), Some(6), "{who:?}: {}", show(&o));
         assert_eq!(o.stdout, b"a\xffb", "{who:?}: {}", show(&o));
         let r = report(&rep, &o);
-        assert_eq!(r["command"].as_array().and_then(|a| a.last()).and_then(|v| v.as_str()), Some("a\u{FFFD}b"), "{who:?}: {r}");
+        assert_eq!(
+            r["command"].as_array().and_then(|a| a.last()).and_then(|v| v.as_str()),
+            Some("a\u{FFFD}b"),
+            "{who:?}: {r}"
+        );
         let notes = r["outcome"]["notes"].to_string();
-        assert!(notes.contains("not valid UTF-8") && notes.contains(r"a\\xffb"), "{who:?}: the exact bytes are noted: {notes}");
+        assert!(
+            notes.contains("not valid UTF-8") && notes.contains(r"a\\xffb"),
+            "{who:?}: the exact bytes are noted: {notes}"
+        );
         let ls = e.cordon(&["audit", "ls"]);
         assert!(ls.status.success() && out(&ls).contains("a\u{FFFD}b"), "{who:?}: {}", show(&ls));
     }
@@ -180,7 +236,11 @@ fn without_double_dash_the_first_word_starts_the_command() {
         let e = Env::new(who);
         let o = e.cordon(&["run", "--allow-degraded", "ls", "-la"]);
         assert_eq!(o.status.code(), Some(0), "{who:?}: {}", show(&o));
-        assert!(out(&o).contains("README.md") && out(&o).lines().any(|l| l.ends_with(" .")), "{who:?}: `ls -la` ran: {}", show(&o));
+        assert!(
+            out(&o).contains("README.md") && out(&o).lines().any(|l| l.ends_with(" .")),
+            "{who:?}: `ls -la` ran: {}",
+            show(&o)
+        );
         // Words after the command that look like cordon's own flags are the command's.
         let o = e.cordon(&["run", "--allow-degraded", "printf", "%s|", "--verbose", "--frobnicate", "--", "-q"]);
         assert_eq!(o.status.code(), Some(0), "{who:?}: {}", show(&o));
@@ -327,9 +387,16 @@ fn a_second_sigterm_kills_a_session_that_ignores_the_first() {
             let took = t.elapsed();
             assert_eq!(code, Some(137), "{who:?} {sig}: killed (128+9): {stderr}");
             assert!(took < Duration::from_secs(2), "{who:?} {sig}: took {took:?}");
-            assert!(stderr.contains(&format!("cordon: second signal ({sig}): killing the session")), "{who:?} {sig}: {stderr}");
+            assert!(
+                stderr.contains(&format!("cordon: second signal ({sig}): killing the session")),
+                "{who:?} {sig}: {stderr}"
+            );
             let ls = e.cordon(&["audit", "ls"]);
-            assert!(out(&ls).contains("sealed") && !out(&ls).contains("unfinished"), "{who:?} {sig}: the session's end is recorded: {}", show(&ls));
+            assert!(
+                out(&ls).contains("sealed") && !out(&ls).contains("unfinished"),
+                "{who:?} {sig}: the session's end is recorded: {}",
+                show(&ls)
+            );
         }
     }
 }
@@ -350,9 +417,13 @@ fn kill_after_kills_a_session_that_ignores_sigterm() {
         let (code, stderr) = r.finish(Duration::from_secs(5));
         let took = t.elapsed();
         assert_eq!(code, Some(137), "{who:?}: {stderr}");
-        assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{who:?}: killed {took:?} after SIGTERM");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+            "{who:?}: killed {took:?} after SIGTERM"
+        );
         assert!(stderr.contains("cordon: session did not end 1s after SIGTERM: killing it"), "{who:?}: {stderr}");
-        let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rep).expect("report")).expect("json");
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&rep).expect("report")).expect("json");
         assert_eq!(doc["outcome"]["exit_code"], 137, "{who:?}: {doc}");
         assert!(doc["outcome"]["notes"].to_string().contains("--kill-after"), "{who:?}: {doc}");
         let ls = e.cordon(&["audit", "ls"]);
@@ -406,15 +477,24 @@ fn a_seccomp_refusal_states_each_reason_once() {
     let o = e.run_sh_with(&["--events", evf.to_str().expect("utf-8 path")], script, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let fam = "network: socket family outside unix, inet, inet6 and netlink";
-    let line = err(&o).lines().find(|l| l.contains("[seccomp] socket")).map(str::to_string).unwrap_or_else(|| panic!("no sensor line for the refusal: {}", show(&o)));
+    let line = err(&o)
+        .lines()
+        .find(|l| l.contains("[seccomp] socket"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no sensor line for the refusal: {}", show(&o)));
     assert_eq!(line.matches(fam).count(), 1, "{line}");
     let events = std::fs::read_to_string(&evf).expect("events");
-    let deny = events.lines().find(|l| l.contains("\"deny\"") && l.contains("\"socket\"")).unwrap_or_else(|| panic!("no deny event: {}", show(&o)));
+    let deny = events
+        .lines()
+        .find(|l| l.contains("\"deny\"") && l.contains("\"socket\""))
+        .unwrap_or_else(|| panic!("no deny event: {}", show(&o)));
     let v: serde_json::Value = serde_json::from_str(deny).expect("json");
     let reason = v["reason"].as_str().unwrap_or("");
     assert_eq!(reason.matches(fam).count(), 1, "{reason}");
     // Every distinct reason of the socket rules is still there, once each.
-    for other in ["network: raw IP sockets", "network: netlink protocol other than route and sock_diag;", "(audit, uevent, ...)"] {
+    for other in
+        ["network: raw IP sockets", "network: netlink protocol other than route and sock_diag;", "(audit, uevent, ...)"]
+    {
         assert_eq!(reason.matches(other).count(), 1, "{other}: {reason}");
     }
 }

@@ -32,7 +32,10 @@ fn stdio_passes_through() {
     for who in BOTH {
         let e = Env::new(who);
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"));
-        c.args(["run", "--allow-degraded", "-q", "--", "/bin/sh", "-c", "tr a-z A-Z; echo err >&2"]).current_dir(&e.ws).env("HOME", &e.home).env("CORDON_AUDIT", e.root.join("audit.db"));
+        c.args(["run", "--allow-degraded", "-q", "--", "/bin/sh", "-c", "tr a-z A-Z; echo err >&2"])
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .env("CORDON_AUDIT", e.root.join("audit.db"));
         c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
         if who == Who::Nobody {
             continue; // covered for root; setpriv wrapping is in Env
@@ -107,7 +110,12 @@ fn secrets_leave_the_environment() {
     }
     for who in BOTH {
         let e = Env::new(who);
-        let env = [("AWS_SECRET_ACCESS_KEY", "AKIAFAKE"), ("GITHUB_TOKEN", "ghp_fake"), ("LD_PRELOAD", "/nonexistent.so"), ("KEEP_ME", "yes")];
+        let env = [
+            ("AWS_SECRET_ACCESS_KEY", "AKIAFAKE"),
+            ("GITHUB_TOKEN", "ghp_fake"),
+            ("LD_PRELOAD", "/nonexistent.so"),
+            ("KEEP_ME", "yes"),
+        ];
         let o = e.run_sh_with(&[], "env", &env);
         let s = out(&o);
         assert!(s.contains("KEEP_ME=yes"), "{}", show(&o));
@@ -192,7 +200,8 @@ fn network_is_unreachable() {
         let l = TcpListener::bind("127.0.0.1:0").expect("listen");
         l.set_nonblocking(true).expect("nonblocking");
         let port = l.local_addr().expect("addr").port();
-        let script = format!("python3 -c \"import socket; s=socket.create_connection(('127.0.0.1',{port}),2); s.send(b'x')\"");
+        let script =
+            format!("python3 -c \"import socket; s=socket.create_connection(('127.0.0.1',{port}),2); s.send(b'x')\"");
         assert!(e.bare_sh(&script).status.success(), "control: connect works outside");
         let got_control = l.accept().is_ok();
         assert!(got_control, "control connection arrived");
@@ -216,7 +225,9 @@ fn other_processes_are_invisible_and_untouchable() {
         let mut victim = std::process::Command::new("sleep").arg("30").spawn().expect("victim");
         let pid = victim.id();
         assert!(e.bare_sh(&format!("test -d /proc/{pid}")).status.success());
-        let o = e.run_sh(&format!("test -d /proc/{pid} && echo visible; kill -0 {pid} && echo signalled; ls /proc | grep -c '^[0-9]'"));
+        let o = e.run_sh(&format!(
+            "test -d /proc/{pid} && echo visible; kill -0 {pid} && echo signalled; ls /proc | grep -c '^[0-9]'"
+        ));
         assert!(!out(&o).contains("visible") && !out(&o).contains("signalled"), "{who:?}: {}", show(&o));
         assert!(victim.try_wait().expect("wait").is_none(), "victim must be alive");
         let _ = victim.kill();
@@ -284,7 +295,11 @@ fn killing_cordon_kills_the_session() {
         assert!(!d.exists(), "could not remove {}", d.display());
     }
     // The audit log survives the kill: it verifies, and the session is reported unfinished.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["audit", "verify", "--audit"]).arg(e.root.join("audit.db")).output().expect("verify");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["audit", "verify", "--audit"])
+        .arg(e.root.join("audit.db"))
+        .output()
+        .expect("verify");
     assert!(o.status.success() && out(&o).contains(": ok:") && out(&o).contains("unfinished session"), "{}", show(&o));
 }
 
@@ -303,7 +318,8 @@ fn signals_are_forwarded() {
         .spawn()
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGUSR1).expect("signal");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGUSR1)
+        .expect("signal");
     let o = c.wait_with_output().expect("wait");
     assert_eq!(o.status.code(), Some(7), "{}", show(&o));
     assert!(out(&o).contains("got-usr1"));
@@ -332,9 +348,16 @@ fn process_and_memory_limits_hold_as_root() {
         return;
     }
     let e = Env::new(Who::Root);
-    let p = e.write_policy("p.toml", "version = 1\nextends = [\"builtin:agent\"]\n[limits]\nprocesses = 16\nmemory = \"64MiB\"\n");
+    let p = e.write_policy(
+        "p.toml",
+        "version = 1\nextends = [\"builtin:agent\"]\n[limits]\nprocesses = 16\nmemory = \"64MiB\"\n",
+    );
     let pol = p.display().to_string();
-    let o = e.run_sh_with(&["--policy", &pol], "for i in $(seq 40); do sleep 2 & done 2>/dev/null; wait; echo survived", &[]);
+    let o = e.run_sh_with(
+        &["--policy", &pol],
+        "for i in $(seq 40); do sleep 2 & done 2>/dev/null; wait; echo survived",
+        &[],
+    );
     assert!(err(&o).contains("process limit 16 hit"), "{}", show(&o));
     let o = e.run_sh_with(&["--policy", &pol], "python3 -c 'x = bytearray(300 * 1024 * 1024); print(len(x))'", &[]);
     assert!(!o.status.success(), "allocated past the memory limit: {}", show(&o));
@@ -387,7 +410,16 @@ fn report_json_is_written() {
     }
     let e = Env::new(Who::Root);
     let rep = e.root.join("r.json");
-    let o = e.cordon(&["run", "-q", "--report", &rep.display().to_string(), "--", "/bin/sh", "-c", "unshare -U true; exit 5"]);
+    let o = e.cordon(&[
+        "run",
+        "-q",
+        "--report",
+        &rep.display().to_string(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "unshare -U true; exit 5",
+    ]);
     assert_eq!(o.status.code(), Some(5));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&rep).expect("report")).expect("json");
     assert_eq!(v["outcome"]["exit_code"], 5);
@@ -403,7 +435,13 @@ fn a_terminal_gets_its_own_pty() {
     let e = Env::new(Who::Root);
     // `script` gives cordon a terminal as stdin, as an interactive user would.
     let inner = format!("{} run -q -- /bin/sh -c 'tty; test -t 0 && echo is-a-tty; ps -o tpgid= -p $$ | grep -qv -- -1 && echo has-ctty'", env!("CARGO_BIN_EXE_cordon"));
-    let o = std::process::Command::new("script").args(["-qec", &inner, "/dev/null"]).current_dir(&e.ws).env("HOME", &e.home).env("CORDON_AUDIT", e.root.join("audit.db")).output().expect("script");
+    let o = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .env("CORDON_AUDIT", e.root.join("audit.db"))
+        .output()
+        .expect("script");
     let s = out(&o);
     assert!(o.status.success(), "{}", show(&o));
     assert!(s.contains("/dev/pts/") && s.contains("is-a-tty") && s.contains("has-ctty"), "{s}");
@@ -423,7 +461,14 @@ fn audit_log_survives_kill_9_at_random_points() {
         seed ^= seed << 17;
         let delay = Duration::from_millis(seed % 400);
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
-            .args(["run", "-q", "--", "/bin/sh", "-c", "for i in 1 2 3 4 5 6 7 8; do unshare -U true 2>/dev/null; done; sleep 0.2"])
+            .args([
+                "run",
+                "-q",
+                "--",
+                "/bin/sh",
+                "-c",
+                "for i in 1 2 3 4 5 6 7 8; do unshare -U true 2>/dev/null; done; sleep 0.2",
+            ])
             .current_dir(&e.ws)
             .env("HOME", &e.home)
             .env("CORDON_AUDIT", &db)
@@ -435,13 +480,21 @@ fn audit_log_survives_kill_9_at_random_points() {
         if !db.exists() {
             continue; // killed before it opened the log: nothing was committed
         }
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["audit", "verify", "--audit"]).arg(&db).output().expect("verify");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(["audit", "verify", "--audit"])
+            .arg(&db)
+            .output()
+            .expect("verify");
         assert!(o.status.success(), "round {round} (killed after {delay:?}): {}", show(&o));
     }
     // A normal session afterwards still appends and verifies; earlier killed ones are unfinished.
     let o = e.cordon(&["run", "-q", "--", "/bin/true"]);
     assert!(o.status.success(), "{}", show(&o));
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["audit", "verify", "--json", "--audit"]).arg(&db).output().expect("verify");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["audit", "verify", "--json", "--audit"])
+        .arg(&db)
+        .output()
+        .expect("verify");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert!(v["first_bad"].is_null(), "{v}");
     assert!(v["sealed"].as_u64().unwrap_or(0) >= 1, "{v}");
@@ -481,13 +534,26 @@ fn detection_rules_alert_on_attacks_stay_quiet_on_normal_work_and_can_stop_a_ses
     // An attack raises its alert, with a reason an agent can act on.
     let o = e.run_sh("unshare -U true; python3 -c \"import ctypes; ctypes.CDLL(None).syscall(101, 16, 1, 0, 0)\"");
     let s = err(&o);
-    assert!(s.contains("cordon: alert [privilege-attempt]") && s.contains("cordon: alert [other-process-access]"), "{s}");
+    assert!(
+        s.contains("cordon: alert [privilege-attempt]") && s.contains("cordon: alert [other-process-access]"),
+        "{s}"
+    );
     // A burst of privilege attempts stops the session.
     let t = Instant::now();
-    let o = e.run_sh("i=0; while [ $i -lt 30 ]; do unshare -U true 2>/dev/null; i=$((i+1)); done; sleep 20; echo survived");
+    let o =
+        e.run_sh("i=0; while [ $i -lt 30 ]; do unshare -U true 2>/dev/null; i=$((i+1)); done; sleep 20; echo survived");
     assert!(!out(&o).contains("survived") && t.elapsed() < Duration::from_secs(10), "{}", show(&o));
-    assert!(err(&o).contains("alert [privilege-burst] (session stopped)") && err(&o).contains("stopped by a detection rule"), "{}", err(&o));
+    assert!(
+        err(&o).contains("alert [privilege-burst] (session stopped)")
+            && err(&o).contains("stopped by a detection rule"),
+        "{}",
+        err(&o)
+    );
     // Alerts are in the audit record.
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["audit", "verify", "--audit"]).arg(e.root.join("audit.db")).output().expect("verify");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["audit", "verify", "--audit"])
+        .arg(e.root.join("audit.db"))
+        .output()
+        .expect("verify");
     assert!(o.status.success(), "{}", show(&o));
 }

@@ -9,7 +9,11 @@ use std::net::TcpListener;
 use std::path::Path;
 
 fn events(p: &Path) -> Vec<Value> {
-    std::fs::read_to_string(p).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))).collect()
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
 }
 
 fn monitored(e: &Env, extra: &[&str], script: &str) -> (std::process::Output, Vec<Value>, Value) {
@@ -18,7 +22,9 @@ fn monitored(e: &Env, extra: &[&str], script: &str) -> (std::process::Output, Ve
     let mut args = vec!["--events", evf.to_str().unwrap_or(""), "--report", rep.to_str().unwrap_or("")];
     args.extend_from_slice(extra);
     let o = e.run_sh_with(&args, script, &[]);
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&rep).unwrap_or_else(|_| panic!("no report: {}", show(&o)))).unwrap_or(Value::Null);
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&rep).unwrap_or_else(|_| panic!("no report: {}", show(&o))))
+            .unwrap_or(Value::Null);
     (o, events(&evf), report)
 }
 
@@ -28,9 +34,15 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 
 /// The host's first non-loopback IPv4 address: a destination the host reaches without cordon.
 fn host_ip() -> String {
-    let o = std::process::Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]).output().expect("ip");
+    let o =
+        std::process::Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]).output().expect("ip");
     let t = String::from_utf8_lossy(&o.stdout);
-    t.split_whitespace().skip_while(|w| *w != "inet").nth(1).and_then(|a| a.split('/').next()).map(str::to_string).expect("this host has no global IPv4 address for the cgroup-bpf control")
+    t.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .map(str::to_string)
+        .expect("this host has no global IPv4 address for the cgroup-bpf control")
 }
 
 #[test]
@@ -43,8 +55,10 @@ fn every_event_carries_the_schema_fields() {
     assert!(o.status.success(), "{}", show(&o));
     assert!(evs.len() > 10, "{}", evs.len());
     let schema: Value = serde_json::from_str(include_str!("../../../docs/events.schema.json")).expect("schema parses");
-    let required: Vec<&str> = schema["required"].as_array().expect("required").iter().filter_map(|v| v.as_str()).collect();
-    let kinds: Vec<&str> = schema["properties"]["kind"]["enum"].as_array().expect("kind enum").iter().filter_map(|v| v.as_str()).collect();
+    let required: Vec<&str> =
+        schema["required"].as_array().expect("required").iter().filter_map(|v| v.as_str()).collect();
+    let kinds: Vec<&str> =
+        schema["properties"]["kind"]["enum"].as_array().expect("kind enum").iter().filter_map(|v| v.as_str()).collect();
     for ev in &evs {
         for r in &required {
             assert!(ev.get(r).is_some(), "event lacks {r}: {ev}");
@@ -54,7 +68,10 @@ fn every_event_carries_the_schema_fields() {
     }
     let exec = evs.iter().find(|v| s(v, "kind") == "exec" && s(v, "path").ends_with("/cat")).expect("exec of cat");
     assert_eq!(exec["argv"], serde_json::json!(["cat", "README.md"]));
-    let open = evs.iter().find(|v| s(v, "kind") == "open" && s(v, "path") == e.ws.join("README.md").to_str().unwrap_or("")).expect("open of README.md with its resolved path");
+    let open = evs
+        .iter()
+        .find(|v| s(v, "kind") == "open" && s(v, "path") == e.ws.join("README.md").to_str().unwrap_or(""))
+        .expect("open of README.md with its resolved path");
     assert!(open["result"].as_i64().unwrap_or(-1) >= 0, "{open}");
     let miss = evs.iter().find(|v| s(v, "path") == "/nonexistent").expect("failed open");
     assert_eq!(s(miss, "errno"), "ENOENT");
@@ -76,20 +93,36 @@ fn lineage_survives_fork_exec_and_daemonising() {
     for v in evs.iter().filter(|v| s(v, "kind") == "fork") {
         parent.insert(v["target_pid"].as_i64().unwrap_or(0), v["pid"].as_i64().unwrap_or(0));
     }
-    let root_sh = evs.iter().find(|v| s(v, "kind") == "exec" && v["argv"].get(2).and_then(|a| a.as_str()) == Some(script)).expect("exec of the session's sh")["pid"].as_i64().unwrap_or(0);
-    let sleeper = evs.iter().find(|v| s(v, "kind") == "exec" && v["argv"] == serde_json::json!(["sleep", "0.3"])).expect("the daemon's sleep")["pid"].as_i64().unwrap_or(0);
+    let root_sh = evs
+        .iter()
+        .find(|v| s(v, "kind") == "exec" && v["argv"].get(2).and_then(|a| a.as_str()) == Some(script))
+        .expect("exec of the session's sh")["pid"]
+        .as_i64()
+        .unwrap_or(0);
+    let sleeper = evs
+        .iter()
+        .find(|v| s(v, "kind") == "exec" && v["argv"] == serde_json::json!(["sleep", "0.3"]))
+        .expect("the daemon's sleep")["pid"]
+        .as_i64()
+        .unwrap_or(0);
     let mut chain = vec![sleeper];
     let mut cur = sleeper;
     while let Some(p) = parent.get(&cur) {
         chain.push(*p);
         cur = *p;
     }
-    assert!(chain.contains(&root_sh), "the daemon's sleep ({sleeper}) traces back to the session's shell ({root_sh}) through forks: {chain:?}");
+    assert!(
+        chain.contains(&root_sh),
+        "the daemon's sleep ({sleeper}) traces back to the session's shell ({root_sh}) through forks: {chain:?}"
+    );
     assert!(chain.len() >= 3, "fork of the subshell and of the daemon are both seen: {chain:?}");
     let tree = report["sensor"]["tree"].as_str().unwrap_or("");
     assert!(tree.contains("sleep 0.3"), "{tree}");
     assert!(err(&o).contains("process tree"), "the summary prints the tree: {}", err(&o));
-    assert!(evs.iter().any(|v| s(v, "kind") == "exit" && v["pid"].as_i64() == Some(sleeper)), "the daemon's exit is seen");
+    assert!(
+        evs.iter().any(|v| s(v, "kind") == "exit" && v["pid"].as_i64() == Some(sleeper)),
+        "the daemon's exit is seen"
+    );
 }
 
 #[test]
@@ -102,13 +135,21 @@ fn each_kind_of_denial_is_attributed_to_its_layer() {
     let l = TcpListener::bind("0.0.0.0:0").expect("listen");
     let port = l.local_addr().expect("addr").port();
     std::fs::write(e.ws.join("locked.txt"), "x").expect("write");
-    std::fs::set_permissions(e.ws.join("locked.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o000)).expect("chmod");
+    std::fs::set_permissions(e.ws.join("locked.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o000))
+        .expect("chmod");
     // Outside every allowed tree: Landlock's to refuse (root's real home, not the test's HOME).
     let key = std::path::PathBuf::from("/root");
-    let connect = |host: &str, p: u16| format!("python3 -c 'import socket; socket.create_connection((\"{host}\", {p}), timeout=3)'");
+    let connect = |host: &str, p: u16| {
+        format!("python3 -c 'import socket; socket.create_connection((\"{host}\", {p}), timeout=3)'")
+    };
     let proxy_get = format!("python3 -c 'import urllib.request as u; u.urlopen(\"http://{ip}:{port}/\", timeout=5)'");
     // Controls: each works without cordon (root, on the host).
-    for (what, c) in [("list /root", format!("ls {}", key.display())), ("unshare", "unshare -r true".into()), ("read mode 000", "cat locked.txt".into()), ("connect", connect(&ip, port))] {
+    for (what, c) in [
+        ("list /root", format!("ls {}", key.display())),
+        ("unshare", "unshare -r true".into()),
+        ("read mode 000", "cat locked.txt".into()),
+        ("connect", connect(&ip, port)),
+    ] {
         let b = e.bare_sh(&c);
         assert!(b.status.success(), "control `{what}` must work without cordon: {}", show(&b));
     }
@@ -116,14 +157,19 @@ fn each_kind_of_denial_is_attributed_to_its_layer() {
     let script = format!("ls {} ; unshare -r true; cat locked.txt; {}; true", key.display(), connect(&ip, port));
     let (o, evs, _) = monitored(&e, &[], &script);
     let denies: Vec<&Value> = evs.iter().filter(|v| s(v, "kind") == "deny").collect();
-    let find = |layer: &str, pred: &dyn Fn(&Value) -> bool| denies.iter().find(|v| s(v, "layer") == layer && pred(v)).copied();
-    let ll = find("landlock", &|v| s(v, "path") == key.to_str().unwrap_or("")).unwrap_or_else(|| panic!("landlock denial of /root: {denies:#?}\n{}", show(&o)));
+    let find =
+        |layer: &str, pred: &dyn Fn(&Value) -> bool| denies.iter().find(|v| s(v, "layer") == layer && pred(v)).copied();
+    let ll = find("landlock", &|v| s(v, "path") == key.to_str().unwrap_or(""))
+        .unwrap_or_else(|| panic!("landlock denial of /root: {denies:#?}\n{}", show(&o)));
     assert!(s(ll, "reason").contains("allowlist"), "{ll}");
-    let sc = find("seccomp", &|v| s(v, "syscall") == "unshare").unwrap_or_else(|| panic!("seccomp denial of unshare: {denies:#?}"));
+    let sc = find("seccomp", &|v| s(v, "syscall") == "unshare")
+        .unwrap_or_else(|| panic!("seccomp denial of unshare: {denies:#?}"));
     assert!(s(sc, "reason").contains("namespace"), "{sc}");
-    let dac = find("dac", &|v| s(v, "path").ends_with("/locked.txt")).unwrap_or_else(|| panic!("DAC denial of the mode-000 file: {denies:#?}"));
+    let dac = find("dac", &|v| s(v, "path").ends_with("/locked.txt"))
+        .unwrap_or_else(|| panic!("DAC denial of the mode-000 file: {denies:#?}"));
     assert_eq!(s(dac, "errno"), "EACCES");
-    let cg = find("cgroup-bpf", &|v| s(v, "addr") == format!("{ip}:{port}")).unwrap_or_else(|| panic!("cgroup-bpf denial of {ip}:{port}: {denies:#?}"));
+    let cg = find("cgroup-bpf", &|v| s(v, "addr") == format!("{ip}:{port}"))
+        .unwrap_or_else(|| panic!("cgroup-bpf denial of {ip}:{port}: {denies:#?}"));
     assert_eq!(s(cg, "syscall"), "connect");
     for d in &denies {
         assert!(!s(d, "reason").is_empty() && !s(d, "layer").is_empty(), "every denial has a layer and a reason: {d}");
@@ -138,10 +184,13 @@ fn each_kind_of_denial_is_attributed_to_its_layer() {
     let script = format!("{proxy_get}; {}; true", connect(&ip, port));
     let (o, evs, _) = monitored(&e, &["--allow-net", "example.org:443"], &script);
     let denies: Vec<&Value> = evs.iter().filter(|v| s(v, "kind") == "deny").collect();
-    let find = |layer: &str, pred: &dyn Fn(&Value) -> bool| denies.iter().find(|v| s(v, "layer") == layer && pred(v)).copied();
-    let direct = find("seccomp", &|v| s(v, "addr") == format!("{ip}:{port}")).unwrap_or_else(|| panic!("direct connect refused by the supervisor: {denies:#?}\n{}", show(&o)));
+    let find =
+        |layer: &str, pred: &dyn Fn(&Value) -> bool| denies.iter().find(|v| s(v, "layer") == layer && pred(v)).copied();
+    let direct = find("seccomp", &|v| s(v, "addr") == format!("{ip}:{port}"))
+        .unwrap_or_else(|| panic!("direct connect refused by the supervisor: {denies:#?}\n{}", show(&o)));
     assert!(s(direct, "reason").contains("proxy"), "{direct}");
-    let px = find("proxy", &|v| s(v, "addr") == format!("{ip}:{port}")).unwrap_or_else(|| panic!("proxy denial of {ip}:{port}: {denies:#?}\n{}", show(&o)));
+    let px = find("proxy", &|v| s(v, "addr") == format!("{ip}:{port}"))
+        .unwrap_or_else(|| panic!("proxy denial of {ip}:{port}: {denies:#?}\n{}", show(&o)));
     assert!(s(px, "reason").contains("--allow-net"), "{px}");
 }
 
@@ -167,7 +216,8 @@ fn a_full_ring_buffer_loses_events_and_says_exactly_how_many() {
     let in_stream: u64 = evs.iter().filter(|v| s(v, "kind") == "loss").filter_map(|v| v["lost"].as_u64()).sum();
     assert_eq!(in_stream, lost, "the event stream reports the same loss as the summary");
     let marker = e.ws.join("marker.txt");
-    let seen = evs.iter().filter(|v| s(v, "kind") == "open" && s(v, "path") == marker.to_str().unwrap_or("")).count() as u64;
+    let seen =
+        evs.iter().filter(|v| s(v, "kind") == "open" && s(v, "path") == marker.to_str().unwrap_or("")).count() as u64;
     assert!(seen < n, "some opens were lost");
     assert!(seen + lost >= n, "opens seen ({seen}) + lost ({lost}) cover the {n} opens made");
     assert!(err(&o).contains("LOST"), "the summary says so: {}", err(&o));
@@ -181,7 +231,10 @@ fn a_kill_rule_stops_the_session_through_the_sensor() {
     let e = Env::new(Who::Root);
     let rules = e.root.join("rules.toml");
     std::fs::write(&rules, "version = 1\n[[rule]]\nid = \"tripwire\"\nkind = \"open\"\nwhen = { \"path.contains\" = \"tripwire\" }\naction = \"kill\"\nreason = \"{comm} opened {path}\"\n").expect("rules");
-    let pol = e.write_policy("p.toml", &format!("version = 1\nextends = [\"builtin:agent\"]\n[monitor]\nrules = [\"{}\"]\n", rules.display()));
+    let pol = e.write_policy(
+        "p.toml",
+        &format!("version = 1\nextends = [\"builtin:agent\"]\n[monitor]\nrules = [\"{}\"]\n", rules.display()),
+    );
     std::fs::write(e.ws.join("tripwire"), "").expect("tripwire");
     // Control: the same script runs to its end without the rule.
     let script = "cat tripwire; sleep 5; echo survived";
@@ -205,10 +258,14 @@ fn the_session_cannot_reach_the_sensor() {
     // Control: root outside can call bpf() (BPF_PROG_GET_NEXT_ID answers 0 or ENOENT, not EPERM).
     let probe = "python3 -c 'import ctypes,sys; l=ctypes.CDLL(None,use_errno=True); a=(ctypes.c_uint*4)(0,0,0,0); r=l.syscall(321,11,a,16); e=ctypes.get_errno(); sys.exit(3 if (r<0 and e==1) else 0)'";
     assert_eq!(e.bare_sh(probe).status.code(), Some(0), "control: bpf() works for root without cordon");
-    let (o, evs, _) = monitored(&e, &[], &format!("{probe}; echo bpf=$?; ls /sys/fs/bpf /sys/kernel/tracing; echo ls=$?"));
+    let (o, evs, _) =
+        monitored(&e, &[], &format!("{probe}; echo bpf=$?; ls /sys/fs/bpf /sys/kernel/tracing; echo ls=$?"));
     assert!(out(&o).contains("bpf=3"), "bpf() refused inside: {}", show(&o));
     assert!(!out(&o).contains("ls=0"), "bpffs/tracefs unreadable inside: {}", show(&o));
-    assert!(evs.iter().any(|v| s(v, "kind") == "deny" && s(v, "syscall") == "bpf" && s(v, "layer") == "seccomp"), "the attempt is a seccomp denial");
+    assert!(
+        evs.iter().any(|v| s(v, "kind") == "deny" && s(v, "syscall") == "bpf" && s(v, "layer") == "seccomp"),
+        "the attempt is a seccomp denial"
+    );
 }
 
 #[test]
@@ -238,11 +295,21 @@ fn bad_sensor_flags_are_refused_with_a_hint() {
     }
     let e = Env::new(Who::Root);
     let o = e.cordon(&["run", "--sensor-buffer", "lots", "--monitor", "--", "true"]);
-    assert!(!o.status.success() && err(&o).contains("--sensor-buffer `lots`") && err(&o).contains("hint"), "{}", show(&o));
+    assert!(
+        !o.status.success() && err(&o).contains("--sensor-buffer `lots`") && err(&o).contains("hint"),
+        "{}",
+        show(&o)
+    );
     let o = e.cordon(&["run", "--sensor-buffer", "1K", "--monitor", "--", "true"]);
     assert!(!o.status.success() && err(&o).contains("between 4K and 1G"), "{}", show(&o));
     let o = e.cordon(&["run", "--events", "/nonexistent-dir/e.jsonl", "--", "true"]);
-    assert!(!o.status.success() && err(&o).contains("--events /nonexistent-dir/e.jsonl: cannot open for writing") && err(&o).contains("/nonexistent-dir does not exist"), "{}", show(&o));
+    assert!(
+        !o.status.success()
+            && err(&o).contains("--events /nonexistent-dir/e.jsonl: cannot open for writing")
+            && err(&o).contains("/nonexistent-dir does not exist"),
+        "{}",
+        show(&o)
+    );
     let o = e.cordon(&["monitor", "--cgroup", "/nonexistent"]);
     assert!(!o.status.success() && err(&o).contains("not a directory"), "{}", show(&o));
     // Two monitored sessions at once each see their own processes only.
@@ -250,7 +317,17 @@ fn bad_sensor_flags_are_refused_with_a_hint() {
     let b = e.root.join("b.jsonl");
     let spawn = |f: &Path, tag: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
-            .args(["run", "-q", "--no-audit", "--events", f.to_str().unwrap_or(""), "--", "sh", "-c", &format!("for i in 1 2 3 4 5; do cat /dev/null/{tag} 2>/dev/null; sleep 0.05; done")])
+            .args([
+                "run",
+                "-q",
+                "--no-audit",
+                "--events",
+                f.to_str().unwrap_or(""),
+                "--",
+                "sh",
+                "-c",
+                &format!("for i in 1 2 3 4 5; do cat /dev/null/{tag} 2>/dev/null; sleep 0.05; done"),
+            ])
             .current_dir(&e.ws)
             .env("HOME", &e.home)
             .spawn()
@@ -271,10 +348,12 @@ fn a_normal_agent_session_raises_no_alert_with_the_sensor_on() {
     }
     let e = Env::new(Who::Root);
     std::fs::write(e.ws.join("Makefile"), "all:\n\tcc -O2 -o hello hello.c\ntest: all\n\t./hello\n").expect("Makefile");
-    std::fs::write(e.ws.join("hello.c"), "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n").expect("hello.c");
+    std::fs::write(e.ws.join("hello.c"), "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n")
+        .expect("hello.c");
     std::fs::write(e.ws.join(".gitignore"), ".env\n").expect("gitignore");
     // The agent works in an existing repository.
-    let init = std::process::Command::new("git").args(["init", "-q", "."]).current_dir(&e.ws).status().expect("git init");
+    let init =
+        std::process::Command::new("git").args(["init", "-q", "."]).current_dir(&e.ws).status().expect("git init");
     assert!(init.success());
     // PATH as an agent on this machine would have it (the test runner's own PATH names root's pyenv).
     let script = "export PATH=/usr/local/bin:/usr/bin:/bin; make -s test && python3 -c 'import json, os; print(len(os.listdir()))' && git add -A && git -c user.email=a@b -c user.name=a commit -qm work && git log --oneline";
@@ -297,7 +376,10 @@ fn the_live_timeline_and_attaching_from_outside() {
     let t = err(&o);
     assert!(t.contains("exec cat README.md"), "{t}");
     assert!(t.contains("DENIED open /root [landlock]"), "{t}");
-    assert!(!t.lines().any(|l| l.split_whitespace().nth(3) == Some("cordon")), "cordon's own setup is not on the timeline: {t}");
+    assert!(
+        !t.lines().any(|l| l.split_whitespace().nth(3) == Some("cordon")),
+        "cordon's own setup is not on the timeline: {t}"
+    );
     // cordon monitor SESSION: attach to a running session from outside.
     let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
         // The session waits (bounded) for the test to say the monitor is attached: a fixed sleep
@@ -316,7 +398,9 @@ fn the_live_timeline_and_attaching_from_outside() {
         use std::io::Read;
         let n = stderr.read(&mut buf).expect("read");
         first.push_str(&String::from_utf8_lossy(&buf[..n]));
-        if let Some(id) = first.split_whitespace().skip_while(|w| *w != "session").nth(1).map(|w| w.trim_end_matches(',')) {
+        if let Some(id) =
+            first.split_whitespace().skip_while(|w| *w != "session").nth(1).map(|w| w.trim_end_matches(','))
+        {
             if id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
                 break id.to_string();
             }
@@ -347,7 +431,11 @@ fn the_live_timeline_and_attaching_from_outside() {
     }
     assert!(m.status.success(), "{}", show(&m));
     let evs: Vec<Value> = out(&m).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    assert!(evs.iter().any(|v| s(v, "kind") == "exec" && v["argv"] == serde_json::json!(["cat", "README.md"])), "the monitor saw the session's exec: {}", show(&m));
+    assert!(
+        evs.iter().any(|v| s(v, "kind") == "exec" && v["argv"] == serde_json::json!(["cat", "README.md"])),
+        "the monitor saw the session's exec: {}",
+        show(&m)
+    );
     assert!(evs.iter().all(|v| s(v, "session") == session), "events name the session");
     assert!(err(&m).contains("the session ended"), "{}", err(&m));
 }
@@ -388,7 +476,9 @@ impl StderrLines {
                     self.text.push('\n');
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(std::time::Duration::from_millis(50)),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
             }
         }
     }
@@ -396,17 +486,27 @@ impl StderrLines {
 
 /// The session id in `cordon run -v`'s "cordon: session ID, policy ..." line.
 fn session_id(text: &str) -> Option<String> {
-    text.lines().find_map(|l| l.strip_prefix("cordon: session ")).and_then(|r| r.split(',').next()).filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())).map(str::to_string)
+    text.lines()
+        .find_map(|l| l.strip_prefix("cordon: session "))
+        .and_then(|r| r.split(',').next())
+        .filter(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string)
 }
 
 /// tracefs and bpffs mounts as this process sees them (whole mountinfo lines, mount ids included).
 fn trace_bpf_mounts() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().filter(|l| l.contains(" - tracefs ") || l.contains(" - bpf ")).map(str::to_string).collect()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter(|l| l.contains(" - tracefs ") || l.contains(" - bpf "))
+        .map(str::to_string)
+        .collect()
 }
 
 fn alive(pid: u32) -> bool {
     // A zombie is dead (its parent has not reaped it yet).
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
 }
 
 #[test]
@@ -428,11 +528,17 @@ fn a_cordon_killed_with_sigkill_leaves_no_mount_behind() {
     let sid = lines.wait_for(std::time::Duration::from_secs(10), session_id);
     // The timeline shows the command's exec: the sensor is running.
     lines.wait_for(std::time::Duration::from_secs(10), |t| t.contains("exec sleep 30").then_some(()));
-    let cg = cordon_sensor::cgroup::session_dir(&sid).unwrap_or_else(|| panic!("the session's cgroup exists: {}", lines.text));
-    let pids: Vec<u32> = std::fs::read_to_string(cg.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.parse().ok()).collect();
+    let cg = cordon_sensor::cgroup::session_dir(&sid)
+        .unwrap_or_else(|| panic!("the session's cgroup exists: {}", lines.text));
+    let pids: Vec<u32> = std::fs::read_to_string(cg.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     assert!(!pids.is_empty(), "the session has processes");
     let during = trace_bpf_mounts();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGKILL).expect("kill -9 cordon");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(run.id() as i32), nix::sys::signal::Signal::SIGKILL)
+        .expect("kill -9 cordon");
     let _ = run.wait();
     // The session's init dies with its supervisor (parent-death signal), and the command with it.
     let t = std::time::Instant::now();
@@ -483,7 +589,10 @@ impl Sessions {
         let sid = lines.wait_for(std::time::Duration::from_secs(10), session_id);
         self.0.push((c, sid.clone()));
         // Running once its cgroup holds a process.
-        lines.wait_for(std::time::Duration::from_secs(10), |_| cordon_sensor::cgroup::session_dir(&sid).filter(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())));
+        lines.wait_for(std::time::Duration::from_secs(10), |_| {
+            cordon_sensor::cgroup::session_dir(&sid)
+                .filter(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty()))
+        });
         sid
     }
 }
@@ -547,7 +656,12 @@ fn monitor_takes_a_full_session_id_or_a_unique_prefix() {
 fn audited_summary(e: &Env, session: &str) -> Value {
     let o = e.cordon(&["audit", "export", session]);
     assert!(o.status.success(), "{}", show(&o));
-    out(&o).lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|r| r["kind"] == "sensor.summary").map(|r| r["body"].clone()).unwrap_or_else(|| panic!("no sensor.summary record: {}", out(&o)))
+    out(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["kind"] == "sensor.summary")
+        .map(|r| r["body"].clone())
+        .unwrap_or_else(|| panic!("no sensor.summary record: {}", out(&o)))
 }
 
 #[test]
@@ -557,9 +671,15 @@ fn events_that_cannot_be_written_are_counted_as_lost() {
     }
     let e = Env::new(Who::Root);
     let rep = e.root.join("report.json");
-    let o = e.run_sh_with(&["--events", "/dev/full", "--report", rep.to_str().unwrap_or("")], "cat README.md >/dev/null; ls >/dev/null; exit 7", &[]);
+    let o = e.run_sh_with(
+        &["--events", "/dev/full", "--report", rep.to_str().unwrap_or("")],
+        "cat README.md >/dev/null; ls >/dev/null; exit 7",
+        &[],
+    );
     assert_eq!(o.status.code(), Some(7), "the command's status: {}", show(&o));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&rep).unwrap_or_else(|_| panic!("no report: {}", show(&o)))).expect("report JSON");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&rep).unwrap_or_else(|_| panic!("no report: {}", show(&o))))
+            .expect("report JSON");
     let sensor = &report["sensor"];
     let handed = sensor["events"].as_u64().expect("events") + sensor["by_kind"]["loss"].as_u64().unwrap_or(0);
     assert!(handed > 0, "{sensor}");
@@ -570,7 +690,11 @@ fn events_that_cannot_be_written_are_counted_as_lost() {
     assert!(output["error"].as_str().is_some_and(|x| x.contains("No space left on device")), "{output}");
     assert_eq!(output["incomplete"], true, "{output}");
     let t = err(&o);
-    assert!(t.contains(&format!("{handed} events could not be written to /dev/full: No space left on device")) && t.contains("the events file is incomplete"), "the exit summary says so: {t}");
+    assert!(
+        t.contains(&format!("{handed} events could not be written to /dev/full: No space left on device"))
+            && t.contains("the events file is incomplete"),
+        "the exit summary says so: {t}"
+    );
     assert!(!t.contains("none lost"), "the summary does not say nothing was lost: {t}");
     let audited = audited_summary(&e, report["outcome"]["session_id"].as_str().expect("session id"));
     assert_eq!(audited["events_output"], *output, "the audit record says the same");
@@ -587,10 +711,25 @@ fn a_fifo_whose_reader_leaves_loses_the_rest_and_the_next_reader_is_told() {
     let rep = e.root.join("report.json");
     let (r1, r2) = (e.root.join("r1.out"), e.root.join("r2.out"));
     // The first reader takes three lines and goes.
-    let mut first = std::process::Command::new("head").args(["-n", "3"]).arg(&fifo).stdout(std::fs::File::create(&r1).expect("r1")).spawn().expect("spawn head");
+    let mut first = std::process::Command::new("head")
+        .args(["-n", "3"])
+        .arg(&fifo)
+        .stdout(std::fs::File::create(&r1).expect("r1"))
+        .spawn()
+        .expect("spawn head");
     let script = "for i in $(seq 60); do cat README.md >/dev/null; sleep 0.05; done";
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
-        .args(["run", "--events", fifo.to_str().unwrap_or(""), "--report", rep.to_str().unwrap_or(""), "--", "sh", "-c", script])
+        .args([
+            "run",
+            "--events",
+            fifo.to_str().unwrap_or(""),
+            "--report",
+            rep.to_str().unwrap_or(""),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
         .current_dir(&e.ws)
         .env("HOME", &e.home)
         .env("CORDON_AUDIT", e.root.join("audit.db"))
@@ -605,8 +744,13 @@ fn a_fifo_whose_reader_leaves_loses_the_rest_and_the_next_reader_is_told() {
     // The session goes on (events every 50 ms, written every 200 ms): writes now fail with EPIPE.
     // Then a second reader opens the fifo, which makes it writable again.
     std::thread::sleep(std::time::Duration::from_millis(1000));
-    let second_opens = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
-    let mut second = std::process::Command::new("cat").arg(&fifo).stdout(std::fs::File::create(&r2).expect("r2")).spawn().expect("spawn cat");
+    let second_opens =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64;
+    let mut second = std::process::Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::fs::File::create(&r2).expect("r2"))
+        .spawn()
+        .expect("spawn cat");
     let o = run.wait_with_output().expect("cordon");
     let _ = second.wait();
     assert!(o.status.success(), "{}", show(&o));
@@ -615,25 +759,44 @@ fn a_fifo_whose_reader_leaves_loses_the_rest_and_the_next_reader_is_told() {
     let output = &sensor["events_output"];
     let (written, lost) = (output["written"].as_u64().unwrap_or(0), output["lost"].as_u64().unwrap_or(0));
     assert!(written >= 3 && lost > 0, "{output}");
-    assert_eq!(written + lost, sensor["events"].as_u64().unwrap_or(0) + sensor["by_kind"]["loss"].as_u64().unwrap_or(0), "each event was written or counted: {sensor}");
+    assert_eq!(
+        written + lost,
+        sensor["events"].as_u64().unwrap_or(0) + sensor["by_kind"]["loss"].as_u64().unwrap_or(0),
+        "each event was written or counted: {sensor}"
+    );
     assert!(output["error"].as_str().is_some_and(|x| x.contains("Broken pipe")), "{output}");
     let t = err(&o);
-    assert!(t.contains(&format!("{lost} events could not be written to {}: Broken pipe", fifo.display())) && t.contains("the events file is incomplete"), "{t}");
-    assert_eq!(std::fs::read_to_string(&r1).expect("r1").lines().filter(|l| serde_json::from_str::<Value>(l).is_ok()).count(), 3, "the first reader got whole events");
+    assert!(
+        t.contains(&format!("{lost} events could not be written to {}: Broken pipe", fifo.display()))
+            && t.contains("the events file is incomplete"),
+        "{t}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&r1).expect("r1").lines().filter(|l| serde_json::from_str::<Value>(l).is_ok()).count(),
+        3,
+        "the first reader got whole events"
+    );
     // The second reader gets what the first left in the pipe (its first line may be the rest of one
     // the first reader cut), nothing written after the failure, and last the line that says what is
     // missing.
     let rest = std::fs::read_to_string(&r2).expect("r2");
     let lines: Vec<Value> = rest.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let (marker, before) = lines.split_last().unwrap_or_else(|| panic!("the second reader got a loss line: {rest}"));
-    assert_eq!((s(marker, "kind"), marker["incomplete"].as_bool(), marker["lost"].as_u64()), ("loss", Some(true), Some(lost)), "{marker}");
+    assert_eq!(
+        (s(marker, "kind"), marker["incomplete"].as_bool(), marker["lost"].as_u64()),
+        ("loss", Some(true), Some(lost)),
+        "{marker}"
+    );
     assert!(s(marker, "reason").contains("could not be written"), "{marker}");
     let schema: Value = serde_json::from_str(include_str!("../../../docs/events.schema.json")).expect("schema parses");
     for k in marker.as_object().expect("object").keys() {
         assert!(schema["properties"].get(k).is_some(), "the schema has `{k}`");
     }
     for ev in before {
-        assert!(ev["time"].as_u64().unwrap_or(u64::MAX) < second_opens, "no event is written after the first failure: {ev}");
+        assert!(
+            ev["time"].as_u64().unwrap_or(u64::MAX) < second_opens,
+            "no event is written after the first failure: {ev}"
+        );
     }
     assert_eq!(output["marked"], true, "{output}");
 }
@@ -646,7 +809,12 @@ fn monitor_counts_events_its_stdout_reader_did_not_take() {
     let e = Env::new(Who::Root);
     let mut sessions = Sessions(vec![]);
     let sid = sessions.start(&e, &["sh", "-c", "for i in $(seq 40); do ls >/dev/null; sleep 0.05; done"]);
-    let mut m = std::process::Command::new(env!("CARGO_BIN_EXE_cordon")).args(["monitor", "--events", "-", &sid]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn monitor");
+    let mut m = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["monitor", "--events", "-", &sid])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn monitor");
     // The reader takes one line and goes (as `| head -1` would).
     {
         use std::io::BufRead;
@@ -657,5 +825,9 @@ fn monitor_counts_events_its_stdout_reader_did_not_take() {
     let o = m.wait_with_output().expect("monitor");
     assert_eq!(o.status.code(), Some(3), "events were lost: {}", show(&o));
     let t = err(&o);
-    assert!(t.contains("could not be written to stdout: Broken pipe") && t.contains("the event stream on stdout is incomplete"), "{t}");
+    assert!(
+        t.contains("could not be written to stdout: Broken pipe")
+            && t.contains("the event stream on stdout is incomplete"),
+        "{t}"
+    );
 }

@@ -82,15 +82,24 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn rss_kib(key: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status").unwrap_or_default().lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn main() {
     let up = upstream();
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let proxy = l.local_addr().expect("addr");
-    let policy = cordon_egress::Policy { allow: vec![cordon_policy::netspec::parse_allow(&up.to_string()).expect("allow")], resolve_override: vec![] };
-    let h = cordon_egress::start(vec![(l, cordon_egress::Role::Proxy)], policy, Arc::new(|_| (0, String::new()))).expect("proxy");
+    let policy = cordon_egress::Policy {
+        allow: vec![cordon_policy::netspec::parse_allow(&up.to_string()).expect("allow")],
+        resolve_override: vec![],
+    };
+    let h = cordon_egress::start(vec![(l, cordon_egress::Role::Proxy)], policy, Arc::new(|_| (0, String::new())))
+        .expect("proxy");
     let rss0 = rss_kib("VmRSS:");
 
     // Throughput: 1 GiB, interleaved.
@@ -105,7 +114,11 @@ fn main() {
         p.push(size as f64 / t.elapsed().as_secs_f64() / 1e6);
     }
     let (md, mp) = (median(&mut d), median(&mut p));
-    println!("throughput, {} MiB download x3 (median MB/s): direct {md:.0}, through proxy {mp:.0} = {:.0}% of direct", size >> 20, mp / md * 100.0);
+    println!(
+        "throughput, {} MiB download x3 (median MB/s): direct {md:.0}, through proxy {mp:.0} = {:.0}% of direct",
+        size >> 20,
+        mp / md * 100.0
+    );
 
     // Latency: connect, ask for 1 byte, read it.
     let (mut ld, mut lp) = (vec![], vec![]);
@@ -118,7 +131,10 @@ fn main() {
         lp.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let (a, b) = (median(&mut ld), median(&mut lp));
-    println!("connect + first byte, 500 interleaved (median ms): direct {a:.3}, through proxy {b:.3}, added {:.3}", b - a);
+    println!(
+        "connect + first byte, 500 interleaved (median ms): direct {a:.3}, through proxy {b:.3}, added {:.3}",
+        b - a
+    );
 
     // 500 concurrent connections, each downloading 256 KiB.
     let t = Instant::now();
@@ -143,7 +159,12 @@ fn main() {
         }
     }
     println!("500 concurrent connections x 256 KiB: {errors} errors, {:.2} s", t.elapsed().as_secs_f64());
-    println!("memory: RSS {} MiB after start, {} MiB now, peak {} MiB (proxy and benchmark clients in one process)", rss0 / 1024, rss_kib("VmRSS:") / 1024, rss_kib("VmHWM:") / 1024);
+    println!(
+        "memory: RSS {} MiB after start, {} MiB now, peak {} MiB (proxy and benchmark clients in one process)",
+        rss0 / 1024,
+        rss_kib("VmRSS:") / 1024,
+        rss_kib("VmHWM:") / 1024
+    );
     let decisions = h.finish();
     println!("decisions recorded: {}", decisions.len());
     assert_eq!(errors, 0);

@@ -27,7 +27,12 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 return v4_internal(m);
             }
             let s = v.segments();
-            v.is_loopback() || v.is_unspecified() || v.is_multicast() || (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80 || s[0] == 0x2001 && s[1] == 0x0db8
+            v.is_loopback()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || s[0] == 0x2001 && s[1] == 0x0db8
         }
     }
 }
@@ -66,7 +71,10 @@ pub fn allow_hint(host: &str, port: u16) -> String {
 pub async fn decide(p: &Policy, host: &str, port: u16) -> Verdict {
     let host = host.trim_end_matches('.').trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
     let Some(rule) = net_allows(&p.allow, &host, port) else {
-        return Verdict::Deny { rule: "net.allow".into(), message: format!("{host}:{port} is not in the session's network allowlist; {}", allow_hint(&host, port)) };
+        return Verdict::Deny {
+            rule: "net.allow".into(),
+            message: format!("{host}:{port} is not in the session's network allowlist; {}", allow_hint(&host, port)),
+        };
     };
     let rule = rule.text.clone();
     let ips: Vec<IpAddr> = if let Ok(ip) = host.parse::<IpAddr>() {
@@ -74,7 +82,9 @@ pub async fn decide(p: &Policy, host: &str, port: u16) -> Verdict {
     } else if let Some((_, ip)) = p.resolve_override.iter().find(|(n, _)| *n == host) {
         vec![*ip]
     } else {
-        match tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::lookup_host((host.as_str(), port))).await {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::lookup_host((host.as_str(), port)))
+            .await
+        {
             Ok(Ok(it)) => it.map(|a| a.ip()).collect(),
             Ok(Err(e)) => return Verdict::Deny { rule, message: format!("{host} does not resolve: {e}") },
             Err(_) => return Verdict::Deny { rule, message: format!("resolving {host} timed out") },
@@ -101,7 +111,13 @@ mod tests {
     use cordon_policy::netspec::parse_allow;
 
     fn pol(entries: &[&str]) -> Policy {
-        Policy { allow: entries.iter().map(|e| parse_allow(e).expect("entry")).collect(), resolve_override: vec![("api.test".into(), "127.0.0.1".parse().expect("ip")), ("pub.test".into(), "93.184.216.34".parse().expect("ip"))] }
+        Policy {
+            allow: entries.iter().map(|e| parse_allow(e).expect("entry")).collect(),
+            resolve_override: vec![
+                ("api.test".into(), "127.0.0.1".parse().expect("ip")),
+                ("pub.test".into(), "93.184.216.34".parse().expect("ip")),
+            ],
+        }
     }
 
     #[tokio::test]
@@ -111,13 +127,18 @@ mod tests {
         assert!(matches!(decide(&p, "pub.test", 80).await, Verdict::Deny { .. }), "port must match");
         assert!(matches!(decide(&p, "evil.test", 443).await, Verdict::Deny { .. }));
         // A name resolving to loopback (DNS rebinding) is refused without an IP entry...
-        assert!(matches!(decide(&p, "api.test", 8080).await, Verdict::Deny { ref rule, .. } if rule == "internal-address"));
+        assert!(
+            matches!(decide(&p, "api.test", 8080).await, Verdict::Deny { ref rule, .. } if rule == "internal-address")
+        );
         // ...and allowed with one.
         let p2 = pol(&["api.test:8080", "127.0.0.1:8080"]);
         assert!(matches!(decide(&p2, "api.test", 8080).await, Verdict::Allow { .. }));
         // Metadata endpoint.
         let p3 = pol(&["169.254.169.254:80"]);
-        assert!(matches!(decide(&p3, "169.254.169.254", 80).await, Verdict::Allow { .. }), "explicit IP entries allow internal addresses");
+        assert!(
+            matches!(decide(&p3, "169.254.169.254", 80).await, Verdict::Allow { .. }),
+            "explicit IP entries allow internal addresses"
+        );
         assert!(is_internal("169.254.169.254".parse().expect("ip")));
         assert!(is_internal("::ffff:127.0.0.1".parse().expect("ip")));
         assert!(is_internal("fd00::1".parse().expect("ip")));

@@ -57,11 +57,18 @@ pub fn parse(head: &[u8], rest: Vec<u8>) -> Result<Head, HeadError> {
     let mut parts = line.split(' ');
     let (method, target, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(m), Some(t), Some(v), None) if !m.is_empty() && !t.is_empty() && v.starts_with("HTTP/1.") => (m, t, v),
-        _ => return Err(HeadError::Malformed(format!("bad request line `{}`", line.chars().take(80).collect::<String>()))),
+        _ => {
+            return Err(HeadError::Malformed(format!(
+                "bad request line `{}`",
+                line.chars().take(80).collect::<String>()
+            )))
+        }
     };
     let mut headers = vec![];
     for l in lines.filter(|l| !l.is_empty()) {
-        let (k, v) = l.split_once(':').ok_or_else(|| HeadError::Malformed(format!("bad header line `{}`", l.chars().take(80).collect::<String>())))?;
+        let (k, v) = l.split_once(':').ok_or_else(|| {
+            HeadError::Malformed(format!("bad header line `{}`", l.chars().take(80).collect::<String>()))
+        })?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
     Ok(Head { method: method.to_string(), target: target.to_string(), version: version.to_string(), headers, rest })

@@ -20,7 +20,10 @@ pub const MAX_CONNS: usize = 1024;
 /// being refused.
 pub fn deepen_backlog(l: &std::net::TcpListener) {
     use std::os::fd::AsFd;
-    let _ = nix::sys::socket::listen(&l.as_fd(), nix::sys::socket::Backlog::new(4096).unwrap_or(nix::sys::socket::Backlog::MAXCONN));
+    let _ = nix::sys::socket::listen(
+        &l.as_fd(),
+        nix::sys::socket::Backlog::new(4096).unwrap_or(nix::sys::socket::Backlog::MAXCONN),
+    );
 }
 
 /// What a listener does.
@@ -63,15 +66,30 @@ struct Ctx {
     slots: tokio::sync::Semaphore,
 }
 
-pub fn start(listeners: Vec<(std::net::TcpListener, Role)>, policy: Policy, attribution: Attribution) -> std::io::Result<Handle> {
+pub fn start(
+    listeners: Vec<(std::net::TcpListener, Role)>,
+    policy: Policy,
+    attribution: Attribution,
+) -> std::io::Result<Handle> {
     let decisions = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     for (l, _) in &listeners {
         l.set_nonblocking(true)?;
         deepen_backlog(l);
     }
-    let ctx = Arc::new(Ctx { policy, attribution, decisions: decisions.clone(), started: Instant::now(), slots: tokio::sync::Semaphore::new(MAX_CONNS) });
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).max_blocking_threads(MAX_CONNS + 16).thread_name("cordon-egress").enable_all().build()?;
+    let ctx = Arc::new(Ctx {
+        policy,
+        attribution,
+        decisions: decisions.clone(),
+        started: Instant::now(),
+        slots: tokio::sync::Semaphore::new(MAX_CONNS),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(MAX_CONNS + 16)
+        .thread_name("cordon-egress")
+        .enable_all()
+        .build()?;
     let thread = std::thread::Builder::new().name("cordon-egress".into()).spawn(move || {
         rt.block_on(async move {
             for (l, role) in listeners {
@@ -149,7 +167,8 @@ async fn tunnel(s: TcpStream, up: TcpStream) -> (u64, u64) {
         let _ = a.set_nonblocking(false);
         let _ = b.set_nonblocking(false);
         let (Ok(a2), Ok(b2)) = (a.try_clone(), b.try_clone()) else { return (0, 0) };
-        let back = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || crate::sys::relay(&b2, &a2).unwrap_or(0));
+        let back =
+            std::thread::Builder::new().stack_size(64 * 1024).spawn(move || crate::sys::relay(&b2, &a2).unwrap_or(0));
         let up_bytes = crate::sys::relay(&a, &b).unwrap_or(0);
         let down = back.ok().and_then(|t| t.join().ok()).unwrap_or(0);
         (up_bytes, down)
@@ -159,7 +178,9 @@ async fn tunnel(s: TcpStream, up: TcpStream) -> (u64, u64) {
 }
 
 async fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr)).await.map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
     let _ = s.set_nodelay(true);
     Ok(s)
 }
@@ -180,7 +201,13 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
     let head = match read_head(&mut s, first.to_vec()).await {
         Ok(h) => h,
         Err(HeadError::TooLarge) => {
-            let _ = s.write_all(&http_error(431, "Request Header Fields Too Large", "cordon egress proxy: request head over 64 KiB\n")).await;
+            let _ = s
+                .write_all(&http_error(
+                    431,
+                    "Request Header Fields Too Large",
+                    "cordon egress proxy: request head over 64 KiB\n",
+                ))
+                .await;
             return;
         }
         Err(HeadError::Malformed(m)) => {
@@ -191,18 +218,31 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
     };
     if head.method.eq_ignore_ascii_case("CONNECT") {
         let Some((host, port)) = split_host_port(&head.target, 443) else {
-            let _ = s.write_all(&http_error(400, "Bad Request", "cordon egress proxy: CONNECT needs host:port\n")).await;
+            let _ =
+                s.write_all(&http_error(400, "Bad Request", "cordon egress proxy: CONNECT needs host:port\n")).await;
             return;
         };
         let p = Pending { ctx, protocol: "connect", who: who.clone(), host: host.clone(), port, t0: Instant::now() };
         match decide(&ctx.policy, &host, port).await {
             Verdict::Deny { rule, message } => {
-                let _ = s.write_all(&http_error(403, "Forbidden", &format!("cordon: CONNECT {host}:{port} denied ({rule}): {message}\n"))).await;
+                let _ = s
+                    .write_all(&http_error(
+                        403,
+                        "Forbidden",
+                        &format!("cordon: CONNECT {host}:{port} denied ({rule}): {message}\n"),
+                    ))
+                    .await;
                 p.record(false, None, format!("{rule}: {message}"), 0, 0);
             }
             Verdict::Allow { addr, rule } => match connect(addr).await {
                 Err(e) => {
-                    let _ = s.write_all(&http_error(502, "Bad Gateway", &format!("cordon: {host}:{port} ({addr}) allowed by `{rule}` but unreachable: {e}\n"))).await;
+                    let _ = s
+                        .write_all(&http_error(
+                            502,
+                            "Bad Gateway",
+                            &format!("cordon: {host}:{port} ({addr}) allowed by `{rule}` but unreachable: {e}\n"),
+                        ))
+                        .await;
                     p.record(true, Some(addr), format!("{rule} (connect failed: {e})"), 0, 0);
                 }
                 Ok(mut up) => {
@@ -225,7 +265,13 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
     }
     // Plain HTTP through the proxy: absolute-form target.
     let Some(rest) = head.target.strip_prefix("http://") else {
-        let _ = s.write_all(&http_error(400, "Bad Request", "cordon egress proxy: expected CONNECT or an absolute http:// URL (https goes through CONNECT)\n")).await;
+        let _ = s
+            .write_all(&http_error(
+                400,
+                "Bad Request",
+                "cordon egress proxy: expected CONNECT or an absolute http:// URL (https goes through CONNECT)\n",
+            ))
+            .await;
         return;
     };
     let (authority, path) = match rest.find('/') {
@@ -239,12 +285,24 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
     let p = Pending { ctx, protocol: "http", who, host: host.clone(), port, t0: Instant::now() };
     match decide(&ctx.policy, &host, port).await {
         Verdict::Deny { rule, message } => {
-            let _ = s.write_all(&http_error(403, "Forbidden", &format!("cordon: {} http://{host}:{port} denied ({rule}): {message}\n", head.method))).await;
+            let _ = s
+                .write_all(&http_error(
+                    403,
+                    "Forbidden",
+                    &format!("cordon: {} http://{host}:{port} denied ({rule}): {message}\n", head.method),
+                ))
+                .await;
             p.record(false, None, format!("{rule}: {message}"), 0, 0);
         }
         Verdict::Allow { addr, rule } => match connect(addr).await {
             Err(e) => {
-                let _ = s.write_all(&http_error(502, "Bad Gateway", &format!("cordon: {host}:{port} allowed but unreachable: {e}\n"))).await;
+                let _ = s
+                    .write_all(&http_error(
+                        502,
+                        "Bad Gateway",
+                        &format!("cordon: {host}:{port} allowed but unreachable: {e}\n"),
+                    ))
+                    .await;
                 p.record(true, Some(addr), format!("{rule} (connect failed: {e})"), 0, 0);
             }
             Ok(mut up) => {
@@ -312,7 +370,17 @@ async fn forward(s: TcpStream, who: Who, to: SocketAddr, rule: String, ctx: &Ctx
 pub fn describe(d: &Decision) -> String {
     let who = if d.pid > 0 { format!(" by {}[{}]", d.exe, d.pid) } else { String::new() };
     if d.allowed {
-        format!("allowed {} {}:{} -> {} ({}; {} B up, {} B down, {} ms){who}", d.protocol, d.host, d.port, d.ip.as_deref().unwrap_or("?"), d.rule, d.bytes_up, d.bytes_down, d.duration_ms)
+        format!(
+            "allowed {} {}:{} -> {} ({}; {} B up, {} B down, {} ms){who}",
+            d.protocol,
+            d.host,
+            d.port,
+            d.ip.as_deref().unwrap_or("?"),
+            d.rule,
+            d.bytes_up,
+            d.bytes_down,
+            d.duration_ms
+        )
     } else {
         format!("DENIED {} {}:{}{who}: {}", d.protocol, d.host, d.port, d.rule)
     }

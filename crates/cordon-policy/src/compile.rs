@@ -19,7 +19,8 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
     let top = loaded.layers.last();
     let mut c = CompiledPolicy {
         name: top.and_then(|l| l.raw.name.as_ref().map(|n| n.get_ref().clone())).unwrap_or_else(|| {
-            top.map(|l| Path::new(&l.name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()).unwrap_or_default()
+            top.map(|l| Path::new(&l.name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+                .unwrap_or_default()
         }),
         description: top.and_then(|l| l.raw.description.as_ref().map(|d| d.get_ref().clone())).unwrap_or_default(),
         sources: loaded.layers.iter().map(|l| l.name.clone()).collect(),
@@ -83,7 +84,12 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
         c.env.set.retain(|(x, _)| !r.env.set.contains_key(x));
         c.env.set.extend(r.env.set.iter().map(|(k, v)| (k.clone(), v.get_ref().clone())));
         let n = &r.namespaces;
-        for (slot, v) in [(&mut c.namespaces.pid, &n.pid), (&mut c.namespaces.mount, &n.mount), (&mut c.namespaces.ipc, &n.ipc), (&mut c.namespaces.uts, &n.uts)] {
+        for (slot, v) in [
+            (&mut c.namespaces.pid, &n.pid),
+            (&mut c.namespaces.mount, &n.mount),
+            (&mut c.namespaces.ipc, &n.ipc),
+            (&mut c.namespaces.uts, &n.uts),
+        ] {
             if let Some(v) = v {
                 *slot = *v.get_ref();
             }
@@ -97,14 +103,19 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
         for (name, t) in &r.tools {
             let t = t.get_ref();
             let f = t.fs.clone().unwrap_or_default();
-            let ex = |l: &[toml::Spanned<String>]| l.iter().flat_map(|e| paths::expand(e.get_ref(), cx)).collect::<Vec<_>>();
+            let ex =
+                |l: &[toml::Spanned<String>]| l.iter().flat_map(|e| paths::expand(e.get_ref(), cx)).collect::<Vec<_>>();
             let tp = ToolPolicy {
                 description: t.description.as_ref().map(|d| d.get_ref().clone()),
                 command: t.command.iter().map(|x| x.get_ref().clone()).collect(),
                 extra_read: ex(&f.read),
                 extra_write: ex(&f.write),
                 extra_exec: ex(&f.exec),
-                net_allow: t.net.as_ref().map(|n| n.allow.iter().filter_map(|a| netspec::parse_allow(a.get_ref()).ok()).collect()).unwrap_or_default(),
+                net_allow: t
+                    .net
+                    .as_ref()
+                    .map(|n| n.allow.iter().filter_map(|a| netspec::parse_allow(a.get_ref()).ok()).collect())
+                    .unwrap_or_default(),
             };
             c.tools.push((name.clone(), tp));
         }
@@ -131,7 +142,8 @@ fn push_unique(v: &mut Vec<String>, items: impl Iterator<Item = String>) {
 }
 
 fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
-    let mut rule_at: HashMap<OsString, usize> = fs.rules.iter().enumerate().map(|(i, r)| (r.path.as_os_str().to_owned(), i)).collect();
+    let mut rule_at: HashMap<OsString, usize> =
+        fs.rules.iter().enumerate().map(|(i, r)| (r.path.as_os_str().to_owned(), i)).collect();
     let mut grant = |list: &[toml::Spanned<String>], f: fn(&mut Access)| {
         for e in list {
             for p in paths::expand(e.get_ref(), cx) {
@@ -141,7 +153,12 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
                         let mut a = Access::default();
                         f(&mut a);
                         rule_at.insert(p.as_os_str().to_owned(), fs.rules.len());
-                        fs.rules.push(PathRule { path: p, access: a, entry: e.get_ref().clone(), origin: origin.to_string() });
+                        fs.rules.push(PathRule {
+                            path: p,
+                            access: a,
+                            entry: e.get_ref().clone(),
+                            origin: origin.to_string(),
+                        });
                     }
                 }
             }
@@ -200,7 +217,12 @@ fn example(t: &RawTest, cx: &Context) -> Option<Example> {
         return None;
     };
     let expect_allow = t.expect.as_ref().map(|e| e.get_ref() == "allow").unwrap_or(false);
-    Some(Example { name: t.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or(text), probe, expect_allow, at: String::new() })
+    Some(Example {
+        name: t.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or(text),
+        probe,
+        expect_allow,
+        at: String::new(),
+    })
 }
 
 /// Does the allowlist entry admit `host:port`?

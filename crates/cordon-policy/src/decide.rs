@@ -22,7 +22,12 @@ fn no(r: impl Into<String>) -> Decision {
 /// Filesystem access to `path` (absolute, lexically normalized).
 pub fn fs(c: &CompiledPolicy, path: &Path, want: Access) -> Decision {
     if let Some(m) = c.fs.deny.iter().find(|m| is_within(path, &m.path)) {
-        return no(format!("{} is in fs.deny ({} from {}); it is masked even inside allowed trees", path.display(), m.entry, m.origin));
+        return no(format!(
+            "{} is in fs.deny ({} from {}); it is masked even inside allowed trees",
+            path.display(),
+            m.entry,
+            m.origin
+        ));
     }
     if is_within(path, &c.workspace) {
         if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
@@ -32,7 +37,12 @@ pub fn fs(c: &CompiledPolicy, path: &Path, want: Access) -> Decision {
         }
         if want.write {
             if let Some(m) = c.fs.protect.iter().find(|m| is_within(path, &m.path)) {
-                return no(format!("{} is protected read-only (fs.protect `{}` from {})", path.display(), m.entry, m.origin));
+                return no(format!(
+                    "{} is protected read-only (fs.protect `{}` from {})",
+                    path.display(),
+                    m.entry,
+                    m.origin
+                ));
             }
         }
     }
@@ -44,11 +54,12 @@ pub fn fs(c: &CompiledPolicy, path: &Path, want: Access) -> Decision {
         have.exec |= r.access.exec;
         via.push(format!("{} ({})", r.entry, r.origin));
     }
-    let missing: Vec<&str> = [("read", want.read && !have.read), ("write", want.write && !have.write), ("exec", want.exec && !have.exec)]
-        .iter()
-        .filter(|(_, m)| *m)
-        .map(|(n, _)| *n)
-        .collect();
+    let missing: Vec<&str> =
+        [("read", want.read && !have.read), ("write", want.write && !have.write), ("exec", want.exec && !have.exec)]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(n, _)| *n)
+            .collect();
     if missing.is_empty() {
         yes(format!("allowed by {}", via.join(", ")))
     } else {
@@ -78,7 +89,8 @@ pub fn env(c: &CompiledPolicy, name: &str) -> Decision {
 
 /// Is a syscall denied (always, or under some argument condition)?
 pub fn syscall(c: &CompiledPolicy, name: &str) -> Decision {
-    let rules: Vec<_> = c.syscalls.iter().filter(|r| r.name == name && r.action != crate::syscalls::DenyAction::Supervise).collect();
+    let rules: Vec<_> =
+        c.syscalls.iter().filter(|r| r.name == name && r.action != crate::syscalls::DenyAction::Supervise).collect();
     match rules.iter().find(|r| r.when.is_empty()) {
         Some(r) => no(format!("seccomp: {}", r.reason)),
         None if !rules.is_empty() => {

@@ -83,7 +83,9 @@ impl FileProblem {
     pub fn hint(&self) -> &'static str {
         match self {
             FileProblem::TooLarge { .. } => "policies and rule sets are short TOML files; is this the right path?",
-            FileProblem::NotRegular { .. } => "policies and rules are read from regular files; save it to a file and give that path",
+            FileProblem::NotRegular { .. } => {
+                "policies and rules are read from regular files; save it to a file and give that path"
+            }
             FileProblem::NotUtf8 { .. } => "save the file as UTF-8",
         }
     }
@@ -141,7 +143,9 @@ impl<'a> Source<'a> {
     fn index(&self) -> &Index {
         self.index.get_or_init(|| {
             let b = self.text.as_bytes();
-            let lines = std::iter::once(0).chain(b.iter().enumerate().filter(|(_, c)| **c == b'\n').map(|(i, _)| i + 1)).collect();
+            let lines = std::iter::once(0)
+                .chain(b.iter().enumerate().filter(|(_, c)| **c == b'\n').map(|(i, _)| i + 1))
+                .collect();
             let mut chars = vec![0];
             for chunk in b.chunks(STEP) {
                 chars.push(chars[chars.len() - 1] + chunk.iter().filter(|c| starts_char(c)).count());
@@ -172,14 +176,7 @@ impl<'a> Source<'a> {
         hint: Option<String>,
     ) -> Diagnostic {
         let (line, col) = self.line_col(span.start);
-        Diagnostic {
-            file: self.name.to_string(),
-            line,
-            col,
-            field: field.into(),
-            message: message.into(),
-            hint,
-        }
+        Diagnostic { file: self.name.to_string(), line, col, field: field.into(), message: message.into(), hint }
     }
 }
 

@@ -63,7 +63,8 @@ pub fn explain(c: &CompiledPolicy) -> String {
     let _ = writeln!(s, "  can run:    {}", list_paths(c, |a| a.exec));
     if !c.fs.deny.is_empty() {
         let v: Vec<_> = c.fs.deny.iter().map(|m| shorten(c, &m.path.display().to_string())).collect();
-        let shown = if v.len() > 8 { format!("{} … and {} more", v[..8].join(", "), v.len() - 8) } else { v.join(", ") };
+        let shown =
+            if v.len() > 8 { format!("{} … and {} more", v[..8].join(", "), v.len() - 8) } else { v.join(", ") };
         let _ = writeln!(s, "  never readable, even inside the trees above ({} paths): {shown}", v.len());
     }
     if !c.fs.protect.is_empty() {
@@ -81,7 +82,11 @@ pub fn explain(c: &CompiledPolicy) -> String {
         }
         Egress::Proxy => {
             let v: Vec<_> = c.net.allow.iter().map(|a| a.text.clone()).collect();
-            let _ = writeln!(s, "  only through cordon's egress proxy, to: {}", if v.is_empty() { "nothing".into() } else { v.join(", ") });
+            let _ = writeln!(
+                s,
+                "  only through cordon's egress proxy, to: {}",
+                if v.is_empty() { "nothing".into() } else { v.join(", ") }
+            );
         }
         Egress::Open => {
             let _ = writeln!(s, "  OPEN: the session may connect anywhere the host can (warned at every run)");
@@ -91,7 +96,10 @@ pub fn explain(c: &CompiledPolicy) -> String {
         let _ = writeln!(s, "  may listen on: {:?}", c.net.listen);
     }
     let _ = writeln!(s, "\nProcesses and kernel:");
-    let _ = writeln!(s, "  no capabilities, no privilege gain through setuid programs (no_new_privs); LD_* variables removed");
+    let _ = writeln!(
+        s,
+        "  no capabilities, no privilege gain through setuid programs (no_new_privs); LD_* variables removed"
+    );
     let mut cats: Vec<(String, Vec<String>)> = vec![];
     for r in c.syscalls.iter().filter(|r| r.action != crate::syscalls::DenyAction::Supervise) {
         let cat = r.reason.split(':').next().unwrap_or("other").to_string();
@@ -105,24 +113,36 @@ pub fn explain(c: &CompiledPolicy) -> String {
             None => cats.push((cat, vec![item])),
         }
     }
-    let _ = writeln!(s, "  denied system calls ({} rules, {}):", c.syscalls.len(), if c.kill_on_deny { "the process is killed" } else { "the call fails with an error" });
+    let _ = writeln!(
+        s,
+        "  denied system calls ({} rules, {}):",
+        c.syscalls.len(),
+        if c.kill_on_deny { "the process is killed" } else { "the call fails with an error" }
+    );
     for (k, v) in cats {
         let _ = writeln!(s, "    {k}: {}", v.join(", "));
     }
     let ns = c.namespaces;
-    let names: Vec<&str> = [("pid", ns.pid), ("mount", ns.mount), ("ipc", ns.ipc), ("uts", ns.uts), ("net", ns.net)].iter().filter(|(_, b)| *b).map(|(n, _)| *n).collect();
+    let names: Vec<&str> = [("pid", ns.pid), ("mount", ns.mount), ("ipc", ns.ipc), ("uts", ns.uts), ("net", ns.net)]
+        .iter()
+        .filter(|(_, b)| *b)
+        .map(|(n, _)| *n)
+        .collect();
     let _ = writeln!(s, "  own namespaces: {}", if names.is_empty() { "none".into() } else { names.join(", ") });
     if ns.pid {
         let _ = writeln!(s, "  other processes are invisible; every process of the session ends with it");
     }
     let _ = writeln!(s, "\nLimits:");
     let l = &c.limits;
-    let _ = writeln!(s, "  memory {}, processes {}, cpu {}, wall time {}, open files {}",
+    let _ = writeln!(
+        s,
+        "  memory {}, processes {}, cpu {}, wall time {}, open files {}",
         l.memory.map(fmt_size).unwrap_or_else(|| "unlimited".into()),
         l.processes.map(|p| p.to_string()).unwrap_or_else(|| "unlimited".into()),
         l.cpu.map(|p| format!("{p}")).unwrap_or_else(|| "unlimited".into()),
         l.wall_time.map(fmt_duration).unwrap_or_else(|| "unlimited".into()),
-        l.open_files.map(|p| p.to_string()).unwrap_or_else(|| "inherited".into()));
+        l.open_files.map(|p| p.to_string()).unwrap_or_else(|| "inherited".into())
+    );
     let _ = writeln!(s, "\nEnvironment:");
     if c.env.keep.is_empty() {
         let _ = writeln!(s, "  passed through, except: {}", c.env.drop.join(", "));
@@ -133,7 +153,11 @@ pub fn explain(c: &CompiledPolicy) -> String {
         let _ = writeln!(s, "  set {k}={v}");
     }
     if !c.tools.is_empty() {
-        let _ = writeln!(s, "\nTool profiles (used by the tool gateway): {}", c.tools.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "));
+        let _ = writeln!(
+            s,
+            "\nTool profiles (used by the tool gateway): {}",
+            c.tools.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        );
     }
     if !c.tests.is_empty() {
         let _ = writeln!(s, "\n{} embedded examples; run `cordon policy test` to check them.", c.tests.len());

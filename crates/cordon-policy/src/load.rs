@@ -87,7 +87,9 @@ impl Loaded {
             let src = Source::new(&l.name, &l.text);
             let mut check = |list: &[toml::Spanned<String>], field: &str| {
                 for (i, e) in list.iter().enumerate() {
-                    if let Some(message) = crate::netspec::parse_allow(e.get_ref()).ok().as_ref().and_then(crate::netspec::warning) {
+                    if let Some(message) =
+                        crate::netspec::parse_allow(e.get_ref()).ok().as_ref().and_then(crate::netspec::warning)
+                    {
                         let (line, col) = src.line_col(e.span().start);
                         out.push(Warning { file: l.name.clone(), line, col, field: format!("{field}[{i}]"), message });
                     }
@@ -147,11 +149,20 @@ fn load_into(
     layers: &mut Vec<Layer>,
     diags: &mut Vec<Diagnostic>,
 ) -> Result<(), PolicyError> {
-    let builtin = spec.strip_prefix("builtin:").or_else(|| if dir.is_none() && !spec.contains('/') && !spec.ends_with(".toml") { Some(spec) } else { None });
+    let builtin = spec.strip_prefix("builtin:").or_else(|| {
+        if dir.is_none() && !spec.contains('/') && !spec.ends_with(".toml") {
+            Some(spec)
+        } else {
+            None
+        }
+    });
     let (name, id, text, base_dir) = if let Some(b) = builtin {
         let text = crate::builtin::text(b).ok_or_else(|| PolicyError::Read {
             path: format!("builtin:{b}"),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("no built-in profile named `{b}` (have: {})", crate::builtin::names().join(", "))),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no built-in profile named `{b}` (have: {})", crate::builtin::names().join(", ")),
+            ),
         })?;
         (format!("builtin:{b}"), format!("builtin:{b}"), text.to_string(), None)
     } else {
@@ -207,17 +218,37 @@ fn add_layer(
             p.canonicalize().unwrap_or(p).display().to_string()
         };
         if stack.contains(&resolved) {
-            diags.push(src.diag(ext.span(), format!("extends[{i}]"), format!("`{spec}` extends itself (cycle: {} -> {resolved})", stack.join(" -> ")), Some("remove one of the extends entries".into())));
+            diags.push(src.diag(
+                ext.span(),
+                format!("extends[{i}]"),
+                format!("`{spec}` extends itself (cycle: {} -> {resolved})", stack.join(" -> ")),
+                Some("remove one of the extends entries".into()),
+            ));
             continue;
         }
         let before = diags.len();
         match load_into(spec, Some(dir.as_deref().unwrap_or(Path::new("."))), stack, layers, diags) {
             Ok(()) => {}
             Err(PolicyError::Read { path, source }) => {
-                diags.push(src.diag(ext.span(), format!("extends[{i}]"), format!("cannot read `{path}`: {source}"), Some("a path in extends is relative to the directory this file lives in (its symlinks followed)".into())));
+                diags.push(
+                    src.diag(
+                        ext.span(),
+                        format!("extends[{i}]"),
+                        format!("cannot read `{path}`: {source}"),
+                        Some(
+                            "a path in extends is relative to the directory this file lives in (its symlinks followed)"
+                                .into(),
+                        ),
+                    ),
+                );
             }
             Err(PolicyError::File { path, problem }) => {
-                diags.push(src.diag(ext.span(), format!("extends[{i}]"), format!("cannot read `{path}`: {problem}"), Some(problem.hint().into())));
+                diags.push(src.diag(
+                    ext.span(),
+                    format!("extends[{i}]"),
+                    format!("cannot read `{path}`: {problem}"),
+                    Some(problem.hint().into()),
+                ));
             }
             Err(e) => return Err(e),
         }

@@ -6,11 +6,20 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum HostSpec {
-    Domain { name: String },
+    Domain {
+        name: String,
+    },
     /// `*.example.com`: any subdomain (not the apex).
-    Wildcard { suffix: String },
-    Ip { addr: IpAddr },
-    Cidr { addr: IpAddr, prefix: u8 },
+    Wildcard {
+        suffix: String,
+    },
+    Ip {
+        addr: IpAddr,
+    },
+    Cidr {
+        addr: IpAddr,
+        prefix: u8,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,7 +79,8 @@ pub fn parse_allow(s: &str) -> Result<NetAllow, String> {
 
 /// `ADDR/PREFIX` with an IPv6 address.
 fn is_v6_cidr(s: &str) -> bool {
-    s.split_once('/').is_some_and(|(a, p)| a.parse::<Ipv6Addr>().is_ok() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    s.split_once('/')
+        .is_some_and(|(a, p)| a.parse::<Ipv6Addr>().is_ok() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// What to say about an unbracketed entry with more than one `:`.
@@ -79,12 +89,18 @@ fn bare_v6_error(t: &str) -> String {
     if let Some((head, port)) = t.rsplit_once(':') {
         let head_ok = head.parse::<Ipv6Addr>().is_ok() || is_v6_cidr(head);
         if head_ok && !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) {
-            let also = if t.parse::<Ipv6Addr>().is_ok() { format!(", or `[{t}]` for the address {t} on every port") } else { String::new() };
+            let also = if t.parse::<Ipv6Addr>().is_ok() {
+                format!(", or `[{t}]` for the address {t} on every port")
+            } else {
+                String::new()
+            };
             return format!("`{t}` is ambiguous: an IPv6 address with a port must be in brackets; write `[{head}]:{port}` for port {port} of {head}{also}");
         }
     }
     if t.parse::<Ipv6Addr>().is_ok() {
-        return format!("`{t}` is a bare IPv6 address; write it in brackets: `[{t}]:PORT` for one port, or `[{t}]` for every port");
+        return format!(
+            "`{t}` is a bare IPv6 address; write it in brackets: `[{t}]:PORT` for one port, or `[{t}]` for every port"
+        );
     }
     format!("`{t}` has more than one `:`; write HOST:PORT, with an IPv6 address in brackets (e.g. [::1]:443)")
 }
@@ -141,7 +157,11 @@ fn inet_aton(h: &str) -> Option<Ipv4Addr> {
     let mut nums = vec![];
     for p in &parts {
         let n = if let Some(x) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
-            if x.is_empty() { Some(0) } else { u64::from_str_radix(x, 16).ok() }
+            if x.is_empty() {
+                Some(0)
+            } else {
+                u64::from_str_radix(x, 16).ok()
+            }
         } else if p.len() > 1 && p.starts_with('0') {
             u64::from_str_radix(&p[1..], 8).ok()
         } else {
@@ -211,22 +231,36 @@ pub fn warning(a: &NetAllow) -> Option<String> {
     match a.host {
         HostSpec::Ip { addr } if a.port.is_none() && is_this_host(addr) => {
             let one = if addr.is_ipv4() { format!("{addr}:PORT") } else { format!("[{addr}]:PORT") };
-            Some(format!("`{text}` opens every port of this host: {loopback}; give the one port the task needs ({one})"))
+            Some(format!(
+                "`{text}` opens every port of this host: {loopback}; give the one port the task needs ({one})"
+            ))
         }
         HostSpec::Cidr { addr, prefix } => {
             let broad = prefix < 8;
-            let lo = [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST), IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped())];
+            let lo = [
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::LOCALHOST),
+                IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()),
+            ];
             let reaches_lo = lo.iter().any(|ip| cidr_contains(addr, prefix, *ip));
             if !broad && !reaches_lo {
                 return None;
             }
             let what = match addr {
                 _ if prefix == 0 => format!("every {} address", if addr.is_ipv4() { "IPv4" } else { "IPv6" }),
-                IpAddr::V4(_) if broad => format!("the /{prefix} range {addr}/{prefix} ({} addresses)", 1u64 << (32 - u32::from(prefix))),
-                IpAddr::V6(_) if broad => format!("the /{prefix} range {addr}/{prefix} (1/{} of all IPv6 addresses)", 1u64 << prefix),
+                IpAddr::V4(_) if broad => {
+                    format!("the /{prefix} range {addr}/{prefix} ({} addresses)", 1u64 << (32 - u32::from(prefix)))
+                }
+                IpAddr::V6(_) if broad => {
+                    format!("the /{prefix} range {addr}/{prefix} (1/{} of all IPv6 addresses)", 1u64 << prefix)
+                }
                 _ => format!("the range {addr}/{prefix}"),
             };
-            let among = if reaches_lo { format!("including {loopback}") } else { "private networks and cloud metadata (169.254.169.254) among them".to_string() };
+            let among = if reaches_lo {
+                format!("including {loopback}")
+            } else {
+                "private networks and cloud metadata (169.254.169.254) among them".to_string()
+            };
             Some(format!("`{text}` opens {what} {ports}, {among}; name the hosts the task needs instead (HOST:PORT)"))
         }
         _ => None,
@@ -347,7 +381,8 @@ mod tests {
                 None => assert!(e.contains("four numbers 0-255"), "`{s}`: {e}"),
             }
         }
-        for ok in ["1password.com:443", "123.example.com", "x1.y2.io:80", "10.0.0.1:22", "10.0.0.0/8", "0x.example.com"] {
+        for ok in ["1password.com:443", "123.example.com", "x1.y2.io:80", "10.0.0.1:22", "10.0.0.0/8", "0x.example.com"]
+        {
             assert!(parse_allow(ok).is_ok(), "`{ok}`: {:?}", parse_allow(ok));
         }
     }
@@ -395,7 +430,16 @@ mod tests {
                 assert!(m.contains(x), "`{s}`: `{x}` missing in: {m}");
             }
         }
-        for quiet in ["github.com:443", "*.pypi.org:443", "10.0.0.0/8", "192.168.0.0/16:22", "fd00::/8", "127.0.0.1:11434", "[::1]:8080", "1.2.3.4"] {
+        for quiet in [
+            "github.com:443",
+            "*.pypi.org:443",
+            "10.0.0.0/8",
+            "192.168.0.0/16:22",
+            "fd00::/8",
+            "127.0.0.1:11434",
+            "[::1]:8080",
+            "1.2.3.4",
+        ] {
             assert_eq!(w(quiet), None, "`{quiet}`");
         }
     }

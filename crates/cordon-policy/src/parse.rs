@@ -215,7 +215,11 @@ fn field_at(text: &str, offset: usize) -> String {
     let line_start = upto.rfind('\n').map(|i| i + 1).unwrap_or(0);
     let line = text[line_start..].lines().next().unwrap_or("");
     let key = line.split('=').next().unwrap_or("").trim();
-    let key = if key.starts_with('[') || key.is_empty() || line.trim_start().starts_with('[') && !line.contains('=') { "" } else { key };
+    let key = if key.starts_with('[') || key.is_empty() || line.trim_start().starts_with('[') && !line.contains('=') {
+        ""
+    } else {
+        key
+    };
     match (table.is_empty(), key.is_empty()) {
         (true, _) => key.to_string(),
         (false, true) => table,

@@ -44,8 +44,15 @@ pub const GROUPS: &[Group] = &[
         name: "@devices",
         about: "harmless devices and the terminal",
         paths: &[
-            "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/pts",
-            "/dev/ptmx", "/dev/shm",
+            "/dev/null",
+            "/dev/zero",
+            "/dev/full",
+            "/dev/random",
+            "/dev/urandom",
+            "/dev/tty",
+            "/dev/pts",
+            "/dev/ptmx",
+            "/dev/shm",
         ],
     },
     Group {
@@ -57,25 +64,68 @@ pub const GROUPS: &[Group] = &[
         name: "@toolchains",
         about: "language toolchains and package caches in HOME",
         paths: &[
-            "~/.cargo", "~/.rustup", "~/.npm", "~/.cache/pip", "~/.cache/go-build", "~/go", "~/.nvm",
-            "~/.pyenv", "~/.local/bin", "~/.local/lib", "~/.bun", "~/.deno", "~/.gradle", "~/.m2",
-            "~/.cache/yarn", "~/.local/share/pnpm", "~/.cache/uv",
+            "~/.cargo",
+            "~/.rustup",
+            "~/.npm",
+            "~/.cache/pip",
+            "~/.cache/go-build",
+            "~/go",
+            "~/.nvm",
+            "~/.pyenv",
+            "~/.local/bin",
+            "~/.local/lib",
+            "~/.bun",
+            "~/.deno",
+            "~/.gradle",
+            "~/.m2",
+            "~/.cache/yarn",
+            "~/.local/share/pnpm",
+            "~/.cache/uv",
         ],
     },
     Group {
         name: "@secrets",
         about: "credentials: keys, tokens, cloud and browser profiles, password hashes",
         paths: &[
-            "~/.ssh", "~/.aws", "~/.gnupg", "~/.kube", "~/.docker", "~/.netrc", "~/.git-credentials",
-            "~/.config/gcloud", "~/.azure", "~/.config/gh", "~/.npmrc", "~/.pypirc", "~/.cargo/credentials",
-            "~/.cargo/credentials.toml", "~/.mozilla", "~/.config/google-chrome", "~/.config/chromium",
-            "~/.password-store", "~/.local/share/keyrings", "~/.config/cordon", "~/.local/state/cordon",
-            "~/.vault-token", "~/.terraform.d/credentials.tfrc.json", "~/.config/hub",
-            "/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers",
-            "/etc/ssh/ssh_host_rsa_key", "/etc/ssh/ssh_host_ecdsa_key", "/etc/ssh/ssh_host_ed25519_key",
-            "/etc/ssh/ssh_host_dsa_key", "/etc/cordon", "/var/lib/cordon",
+            "~/.ssh",
+            "~/.aws",
+            "~/.gnupg",
+            "~/.kube",
+            "~/.docker",
+            "~/.netrc",
+            "~/.git-credentials",
+            "~/.config/gcloud",
+            "~/.azure",
+            "~/.config/gh",
+            "~/.npmrc",
+            "~/.pypirc",
+            "~/.cargo/credentials",
+            "~/.cargo/credentials.toml",
+            "~/.mozilla",
+            "~/.config/google-chrome",
+            "~/.config/chromium",
+            "~/.password-store",
+            "~/.local/share/keyrings",
+            "~/.config/cordon",
+            "~/.local/state/cordon",
+            "~/.vault-token",
+            "~/.terraform.d/credentials.tfrc.json",
+            "~/.config/hub",
+            "/etc/shadow",
+            "/etc/gshadow",
+            "/etc/shadow-",
+            "/etc/gshadow-",
+            "/etc/sudoers",
+            "/etc/ssh/ssh_host_rsa_key",
+            "/etc/ssh/ssh_host_ecdsa_key",
+            "/etc/ssh/ssh_host_ed25519_key",
+            "/etc/ssh/ssh_host_dsa_key",
+            "/etc/cordon",
+            "/var/lib/cordon",
             // cordon's sensor: BPF objects and the kernel's tracing interfaces (self-protection).
-            "/sys/fs/bpf", "/sys/kernel/tracing", "/sys/kernel/debug",
+            "/sys/fs/bpf",
+            "/sys/kernel/tracing",
+            "/sys/kernel/debug",
         ],
     },
 ];
@@ -115,12 +165,17 @@ pub fn check_entry(raw: &str) -> Result<(), (String, Option<String>)> {
         let ok = VARS.iter().any(|v| raw == *v || (raw.starts_with(v) && raw.as_bytes().get(v.len()) == Some(&b'/')));
         if !ok {
             let var = raw.split('/').next().unwrap_or(raw);
-            return Err((format!("unknown variable `{var}`"), Some(format!("known variables: ~, {}", VARS.join(", ")))));
+            return Err((
+                format!("unknown variable `{var}`"),
+                Some(format!("known variables: ~, {}", VARS.join(", "))),
+            ));
         }
     } else if !raw.starts_with('/') {
         return Err((
             format!("relative path `{raw}`"),
-            Some(format!("paths are absolute or start with ~, $WORKSPACE or a @group: did you mean \"$WORKSPACE/{raw}\"?")),
+            Some(format!(
+                "paths are absolute or start with ~, $WORKSPACE or a @group: did you mean \"$WORKSPACE/{raw}\"?"
+            )),
         ));
     }
     if Path::new(raw).components().any(|c| c == Component::ParentDir) {

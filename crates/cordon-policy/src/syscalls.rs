@@ -99,10 +99,7 @@ const PLAIN: &[(&str, &[Plain])] = &[
             Plain("pidfd_getfd", "stealing a file descriptor from another process"),
         ],
     ),
-    (
-        "namespaces",
-        &[Plain("setns", "entering another process's namespaces")],
-    ),
+    ("namespaces", &[Plain("setns", "entering another process's namespaces")]),
     (
         "mounts",
         &[
@@ -209,7 +206,8 @@ fn build_baseline() -> Vec<SyscallRule> {
         "memfd_create",
         vec![],
         DenyAction::Supervise,
-        "fileless execution: memfds are created by the supervisor with MFD_NOEXEC_SEAL, so they can never be executed".into(),
+        "fileless execution: memfds are created by the supervisor with MFD_NOEXEC_SEAL, so they can never be executed"
+            .into(),
         ALL_ARCHES,
     ));
     // clone3 passes flags in a struct that seccomp cannot read; refusing it with ENOSYS makes libc fall
@@ -324,7 +322,22 @@ mod tests {
     #[test]
     fn baseline_covers_threats_category_6() {
         let b = baseline();
-        for n in ["bpf", "perf_event_open", "io_uring_setup", "keyctl", "userfaultfd", "init_module", "kexec_load", "reboot", "mount", "pivot_root", "chroot", "settimeofday", "ptrace", "setns"] {
+        for n in [
+            "bpf",
+            "perf_event_open",
+            "io_uring_setup",
+            "keyctl",
+            "userfaultfd",
+            "init_module",
+            "kexec_load",
+            "reboot",
+            "mount",
+            "pivot_root",
+            "chroot",
+            "settimeofday",
+            "ptrace",
+            "setns",
+        ] {
             assert!(b.iter().any(|r| r.name == n && r.when.is_empty()), "{n} missing");
         }
         assert!(b.iter().any(|r| r.name == "ioctl" && r.when[0].value == TIOCSTI));

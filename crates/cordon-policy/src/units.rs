@@ -85,7 +85,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn fmt_size(b: u64) -> String {
     const U: [(&str, u64); 4] = [("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (name, m) in U {
-        if b >= m && b % m == 0 {
+        if b >= m && b.is_multiple_of(m) {
             return format!("{}{name}", b / m);
         }
     }

@@ -21,7 +21,12 @@ impl V<'_> {
 pub fn validate(raw: &RawPolicy, src: &Source) -> Vec<Diagnostic> {
     let mut v = V { src, out: vec![] };
     match &raw.version {
-        None => v.out.push(src.diag(0..0, "version", "missing `version`", Some(format!("add `version = {CURRENT_VERSION}` at the top")))),
+        None => v.out.push(src.diag(
+            0..0,
+            "version",
+            "missing `version`",
+            Some(format!("add `version = {CURRENT_VERSION}` at the top")),
+        )),
         Some(ver) if *ver.get_ref() != CURRENT_VERSION => v.err(
             ver,
             "version",
@@ -34,10 +39,20 @@ pub fn validate(raw: &RawPolicy, src: &Source) -> Vec<Diagnostic> {
         let s = e.get_ref();
         if let Some(name) = s.strip_prefix("builtin:") {
             if crate::builtin::text(name).is_none() {
-                v.err(e, format!("extends[{i}]"), format!("unknown built-in profile `{name}`"), Some(format!("built-in profiles: {}", crate::builtin::names().join(", "))));
+                v.err(
+                    e,
+                    format!("extends[{i}]"),
+                    format!("unknown built-in profile `{name}`"),
+                    Some(format!("built-in profiles: {}", crate::builtin::names().join(", "))),
+                );
             }
         } else if s.is_empty() {
-            v.err(e, format!("extends[{i}]"), "empty profile name", Some("write `builtin:agent` or a path to a policy file".into()));
+            v.err(
+                e,
+                format!("extends[{i}]"),
+                "empty profile name",
+                Some("write `builtin:agent` or a path to a policy file".into()),
+            );
         }
     }
     fs(&mut v, &raw.fs, "fs");
@@ -106,9 +121,24 @@ fn paths(v: &mut V, list: &[S<String>], field: &str, allowlist: bool) {
         }
         if allowlist {
             if e.get_ref() == "@secrets" {
-                v.err(e, f, "secrets are never in an allowlist", Some("remove `@secrets`; grant the one tool that needs a credential its own [tools] profile".into()));
+                v.err(
+                    e,
+                    f,
+                    "secrets are never in an allowlist",
+                    Some(
+                        "remove `@secrets`; grant the one tool that needs a credential its own [tools] profile".into(),
+                    ),
+                );
             } else if let Some(s) = secret_hit(e.get_ref()) {
-                v.err(e, f, format!("`{}` is a credential store (`{s}` is in @secrets); secrets are never in an allowlist", e.get_ref()), Some("pass the one credential a task needs through [env] set or a tool profile instead".into()));
+                v.err(
+                    e,
+                    f,
+                    format!(
+                        "`{}` is a credential store (`{s}` is in @secrets); secrets are never in an allowlist",
+                        e.get_ref()
+                    ),
+                    Some("pass the one credential a task needs through [env] set or a tool profile instead".into()),
+                );
             }
         }
     }
@@ -141,12 +171,22 @@ fn fs(v: &mut V, f: &RawFs, p: &str) {
 fn net(v: &mut V, n: &RawNet, p: &str) {
     if let Some(e) = &n.egress {
         if !["none", "proxy", "open"].contains(&e.get_ref().as_str()) {
-            v.err(e, format!("{p}.egress"), format!("unknown egress mode `{}`", e.get_ref()), Some("use \"none\", \"proxy\" or \"open\"".into()));
+            v.err(
+                e,
+                format!("{p}.egress"),
+                format!("unknown egress mode `{}`", e.get_ref()),
+                Some("use \"none\", \"proxy\" or \"open\"".into()),
+            );
         }
     }
     for (i, a) in n.allow.iter().enumerate() {
         if let Err(m) = netspec::parse_allow(a.get_ref()) {
-            v.err(a, format!("{p}.allow[{i}]"), m, Some("write HOST[:PORT], e.g. \"github.com:443\", \"*.pypi.org:443\", \"10.0.0.0/8\"".into()));
+            v.err(
+                a,
+                format!("{p}.allow[{i}]"),
+                m,
+                Some("write HOST[:PORT], e.g. \"github.com:443\", \"*.pypi.org:443\", \"10.0.0.0/8\"".into()),
+            );
         }
     }
     for (i, l) in n.listen.iter().enumerate() {
@@ -160,19 +200,38 @@ fn net(v: &mut V, n: &RawNet, p: &str) {
 fn sys(v: &mut V, s: &RawSyscalls, p: &str) {
     for (i, n) in s.deny.iter().enumerate() {
         if !syscalls::is_known_syscall(n.get_ref()) {
-            v.err(n, format!("{p}.deny[{i}]"), format!("unknown syscall `{}`", n.get_ref()), Some("use the kernel's name, e.g. \"ptrace\" or \"openat\"".into()));
+            v.err(
+                n,
+                format!("{p}.deny[{i}]"),
+                format!("unknown syscall `{}`", n.get_ref()),
+                Some("use the kernel's name, e.g. \"ptrace\" or \"openat\"".into()),
+            );
         }
     }
     let base = if s.allow.is_empty() { vec![] } else { syscalls::baseline() };
     for (i, n) in s.allow.iter().enumerate() {
         if !base.iter().any(|r| &r.name == n.get_ref()) {
-            let hint = if syscalls::is_known_syscall(n.get_ref()) { "only baseline entries can be lifted; this one is not denied by the baseline" } else { "unknown syscall name" };
-            v.err(n, format!("{p}.allow[{i}]"), format!("`{}` is not in the baseline deny list", n.get_ref()), Some(hint.into()));
+            let hint = if syscalls::is_known_syscall(n.get_ref()) {
+                "only baseline entries can be lifted; this one is not denied by the baseline"
+            } else {
+                "unknown syscall name"
+            };
+            v.err(
+                n,
+                format!("{p}.allow[{i}]"),
+                format!("`{}` is not in the baseline deny list", n.get_ref()),
+                Some(hint.into()),
+            );
         }
     }
     if let Some(a) = &s.action {
         if !["errno", "kill"].contains(&a.get_ref().as_str()) {
-            v.err(a, format!("{p}.action"), format!("unknown action `{}`", a.get_ref()), Some("use \"errno\" (fail the call) or \"kill\"".into()));
+            v.err(
+                a,
+                format!("{p}.action"),
+                format!("unknown action `{}`", a.get_ref()),
+                Some("use \"errno\" (fail the call) or \"kill\"".into()),
+            );
         }
     }
 }
@@ -181,19 +240,34 @@ fn limits(v: &mut V, l: &RawLimits, p: &str) {
     if let Some(m) = &l.memory {
         match units::parse_size(m.get_ref()) {
             Err(e) => v.err(m, format!("{p}.memory"), e, Some("write a size such as \"4GiB\" or \"512MiB\"".into())),
-            Ok(n) if n < 16 << 20 => v.err(m, format!("{p}.memory"), "memory limit below 16MiB would stop any program", Some("use at least \"64MiB\"".into())),
+            Ok(n) if n < 16 << 20 => v.err(
+                m,
+                format!("{p}.memory"),
+                "memory limit below 16MiB would stop any program",
+                Some("use at least \"64MiB\"".into()),
+            ),
             _ => {}
         }
     }
     if let Some(n) = &l.processes {
         if !(1..=1_000_000).contains(n.get_ref()) {
-            v.err(n, format!("{p}.processes"), format!("{} is out of range 1-1000000", n.get_ref()), Some("hundreds is typical, e.g. 512".into()));
+            v.err(
+                n,
+                format!("{p}.processes"),
+                format!("{} is out of range 1-1000000", n.get_ref()),
+                Some("hundreds is typical, e.g. 512".into()),
+            );
         }
     }
     if let Some(c) = &l.cpu {
         let x = *c.get_ref();
-        if !(x > 0.0 && x <= 4096.0) || !x.is_finite() {
-            v.err(c, format!("{p}.cpu"), format!("cpu {x} must be a number of CPUs above 0"), Some("e.g. 2 or 0.5".into()));
+        if !(x > 0.0 && x <= 4096.0 && x.is_finite()) {
+            v.err(
+                c,
+                format!("{p}.cpu"),
+                format!("cpu {x} must be a number of CPUs above 0"),
+                Some("e.g. 2 or 0.5".into()),
+            );
         }
     }
     if let Some(w) = &l.wall_time {
@@ -218,7 +292,12 @@ fn env(v: &mut V, e: &RawEnv, p: &str) {
     for (list, name) in [(&e.keep, "keep"), (&e.drop, "drop")] {
         for (i, x) in list.iter().enumerate() {
             if !env_pattern_ok(x.get_ref()) {
-                v.err(x, format!("{p}.{name}[{i}]"), format!("`{}` is not a variable name pattern", x.get_ref()), Some("letters, digits, `_` and `*` wildcards, e.g. \"AWS_*\"".into()));
+                v.err(
+                    x,
+                    format!("{p}.{name}[{i}]"),
+                    format!("`{}` is not a variable name pattern", x.get_ref()),
+                    Some("letters, digits, `_` and `*` wildcards, e.g. \"AWS_*\"".into()),
+                );
             }
         }
     }
@@ -226,7 +305,12 @@ fn env(v: &mut V, e: &RawEnv, p: &str) {
         if k.is_empty() || k.contains('*') || !env_pattern_ok(k) || k.starts_with(|c: char| c.is_ascii_digit()) {
             v.err(x, format!("{p}.set.{k}"), format!("`{k}` is not a valid variable name"), None);
         } else if k.starts_with("LD_") {
-            v.err(x, format!("{p}.set.{k}"), "loader variables (LD_*) are always removed", Some("LD_PRELOAD and friends let code change every program in the sandbox".into()));
+            v.err(
+                x,
+                format!("{p}.set.{k}"),
+                "loader variables (LD_*) are always removed",
+                Some("LD_PRELOAD and friends let code change every program in the sandbox".into()),
+            );
         }
         if x.get_ref().contains('\0') {
             v.err(x, format!("{p}.set.{k}"), "value contains a NUL byte", None);
@@ -239,10 +323,24 @@ fn test(v: &mut V, t: &S<RawTest>, p: &str) {
     let probes = [&r.read, &r.write, &r.exec, &r.connect, &r.env, &r.syscall];
     let n = probes.iter().filter(|x| x.is_some()).count();
     if n != 1 {
-        v.err(t, p, if n == 0 { "a test needs one of read, write, exec, connect, env or syscall" } else { "a test takes exactly one of read, write, exec, connect, env or syscall" }, Some("e.g. `read = \"~/.ssh/id_rsa\"` with `expect = \"deny\"`".into()));
+        v.err(
+            t,
+            p,
+            if n == 0 {
+                "a test needs one of read, write, exec, connect, env or syscall"
+            } else {
+                "a test takes exactly one of read, write, exec, connect, env or syscall"
+            },
+            Some("e.g. `read = \"~/.ssh/id_rsa\"` with `expect = \"deny\"`".into()),
+        );
     }
     match &r.expect {
-        None => v.err(t, format!("{p}.expect"), "missing `expect`", Some("add `expect = \"allow\"` or `expect = \"deny\"`".into())),
+        None => v.err(
+            t,
+            format!("{p}.expect"),
+            "missing `expect`",
+            Some("add `expect = \"allow\"` or `expect = \"deny\"`".into()),
+        ),
         Some(e) if !["allow", "deny"].contains(&e.get_ref().as_str()) => {
             v.err(e, format!("{p}.expect"), format!("`{}` is not allow or deny", e.get_ref()), None)
         }

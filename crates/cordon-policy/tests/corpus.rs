@@ -9,7 +9,12 @@ fn corpus() -> PathBuf {
 
 #[test]
 fn malformed_policies_fail_at_the_named_position() {
-    let mut files: Vec<_> = std::fs::read_dir(corpus()).expect("corpus dir").flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(corpus())
+        .expect("corpus dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
     files.sort();
     assert!(files.len() >= 30, "corpus has only {} cases", files.len());
     let mut failures = vec![];
@@ -29,7 +34,13 @@ fn malformed_policies_fail_at_the_named_position() {
                     continue;
                 };
                 if (first.line, first.col) != (l, c) || !first.message.contains(sub) {
-                    failures.push(format!("{}: expected {l}:{c} `{sub}`, got {}:{} `{}`", f.display(), first.line, first.col, first.message));
+                    failures.push(format!(
+                        "{}: expected {l}:{c} `{sub}`, got {}:{} `{}`",
+                        f.display(),
+                        first.line,
+                        first.col,
+                        first.message
+                    ));
                 }
                 assert!(first.file.ends_with(".toml"), "diagnostic names its file");
             }
@@ -42,7 +53,8 @@ fn malformed_policies_fail_at_the_named_position() {
 fn builtin_profiles_load_and_their_examples_hold() {
     let cx = cordon_policy::Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
     for name in cordon_policy::builtin::names() {
-        let (_, c) = cordon_policy::load_and_compile(&format!("builtin:{name}"), &cx).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (_, c) =
+            cordon_policy::load_and_compile(&format!("builtin:{name}"), &cx).unwrap_or_else(|e| panic!("{name}: {e}"));
         for t in &c.tests {
             let d = cordon_policy::decide::example(&c, &t.probe);
             assert_eq!(d.allow, t.expect_allow, "builtin:{name} example `{}` at {}: {}", t.name, t.at, d.reason);

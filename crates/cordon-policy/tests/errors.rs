@@ -79,7 +79,10 @@ fn catch_all_allow_entries_are_warnings_with_their_position() {
     let l = cordon_policy::load_text("wide.toml", text).unwrap_or_else(|e| panic!("{e}"));
     let w: Vec<String> = l.warnings().iter().map(|w| w.to_string()).collect();
     assert_eq!(w.len(), 2, "{w:#?}");
-    assert!(w[0].starts_with("wide.toml:4:28: warning in `net.allow[1]`: `0.0.0.0/0` opens every IPv4 address"), "{w:#?}");
+    assert!(
+        w[0].starts_with("wide.toml:4:28: warning in `net.allow[1]`: `0.0.0.0/0` opens every IPv4 address"),
+        "{w:#?}"
+    );
     assert!(w[1].starts_with("wide.toml:6:10: warning in `tools.db.net.allow[0]`: `127.0.0.0/8:5432` opens the range 127.0.0.0/8 on port 5432"), "{w:#?}");
     assert!(cordon_policy::load("builtin:agent").map(|l| l.warnings().is_empty()).unwrap_or(false));
 }

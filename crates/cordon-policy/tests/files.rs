@@ -13,7 +13,11 @@ impl Tmp {
     fn new() -> Tmp {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!("cordon-policy-files-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let p = std::env::temp_dir().join(format!(
+            "cordon-policy-files-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&p).expect("mkdir tmp");
         Tmp(p)
     }
@@ -41,7 +45,9 @@ fn load_within(secs: u64, path: &Path) -> Result<cordon_policy::Loaded, cordon_p
     std::thread::spawn(move || {
         let _ = tx.send(cordon_policy::load(&spec));
     });
-    rx.recv_timeout(Duration::from_secs(secs)).unwrap_or_else(|_| panic!("loading {} did not return within {secs}s (unbounded read or blocked open)", path.display()))
+    rx.recv_timeout(Duration::from_secs(secs)).unwrap_or_else(|_| {
+        panic!("loading {} did not return within {secs}s (unbounded read or blocked open)", path.display())
+    })
 }
 
 fn load_err(secs: u64, path: &Path) -> String {

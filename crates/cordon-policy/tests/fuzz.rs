@@ -11,13 +11,54 @@ fn xorshift(s: &mut u64) -> u64 {
 }
 
 const TOKENS: &[&str] = &[
-    "[", "]", "[[", "]]", "=", "\"", "'", "\"\"\"", ",", "{", "}", "\n", "#", "@system", "@secrets", "~/", "$WORKSPACE", "..",
-    "*", "-1", "99999999999999999999", "1e308", "nan", "inf", "true", "\u{0}", "\u{feff}", "é", "\\u0000", "[fs]", "[net]",
-    "[limits]", "[[test]]", "[tools.x]", "read", "write", "version = 1", "extends = [\"builtin:agent\"]", "memory = \"", "GiB",
+    "[",
+    "]",
+    "[[",
+    "]]",
+    "=",
+    "\"",
+    "'",
+    "\"\"\"",
+    ",",
+    "{",
+    "}",
+    "\n",
+    "#",
+    "@system",
+    "@secrets",
+    "~/",
+    "$WORKSPACE",
+    "..",
+    "*",
+    "-1",
+    "99999999999999999999",
+    "1e308",
+    "nan",
+    "inf",
+    "true",
+    "\u{0}",
+    "\u{feff}",
+    "é",
+    "\\u0000",
+    "[fs]",
+    "[net]",
+    "[limits]",
+    "[[test]]",
+    "[tools.x]",
+    "read",
+    "write",
+    "version = 1",
+    "extends = [\"builtin:agent\"]",
+    "memory = \"",
+    "GiB",
 ];
 
 fn seeds() -> Vec<String> {
-    let mut v: Vec<String> = cordon_policy::builtin::names().iter().filter_map(|n| cordon_policy::builtin::text(n)).map(|t| t.replace("extends = [\"builtin:base\"]", "")).collect();
+    let mut v: Vec<String> = cordon_policy::builtin::names()
+        .iter()
+        .filter_map(|n| cordon_policy::builtin::text(n))
+        .map(|t| t.replace("extends = [\"builtin:base\"]", ""))
+        .collect();
     v.push("version = 1\n[fs]\nread = [\"@system\"]\n[net]\nallow = [\"a.com:443\", \"[::1]:80\", \"10.0.0.0/8\"]\n[env.set]\nA = \"b\"\n".into());
     v
 }
@@ -71,7 +112,12 @@ fn mutated_policies_never_panic() {
             }
             Ok(Err(e)) => {
                 for d in e.diagnostics() {
-                    assert!(d.line >= 1 && d.line <= lines && d.col >= 1, "iteration {i}: position {}:{} outside the text", d.line, d.col);
+                    assert!(
+                        d.line >= 1 && d.line <= lines && d.col >= 1,
+                        "iteration {i}: position {}:{} outside the text",
+                        d.line,
+                        d.col
+                    );
                 }
             }
         }

@@ -29,7 +29,8 @@ fn timed(text: String) -> (usize, Duration) {
         let _ = cordon_policy::explain::explain(&c);
         let _ = tx.send((c.tools.len(), t.elapsed()));
     });
-    rx.recv_timeout(BOUND).unwrap_or_else(|_| panic!("compiling and explaining did not finish within {BOUND:?}: quadratic again?"))
+    rx.recv_timeout(BOUND)
+        .unwrap_or_else(|_| panic!("compiling and explaining did not finish within {BOUND:?}: quadratic again?"))
 }
 
 #[test]
@@ -50,7 +51,10 @@ fn fifty_thousand_entries_in_one_list_compile_and_explain_in_linear_time() {
         ("fs.deny", format!("version = 1\n[fs]\ndeny = [{}]\n", list(&|i| format!("\"/o/p{i}\"")))),
         ("fs.hide", format!("version = 1\n[fs]\nhide = [{}]\n", list(&|i| format!("\"h{i}\"")))),
         ("env.keep", format!("version = 1\n[env]\nkeep = [{}]\n", list(&|i| format!("\"V{i}\"")))),
-        ("env.set", format!("version = 1\n[env.set]\n{}\n", (0..n).map(|i| format!("V{i} = \"x\"\n")).collect::<String>())),
+        (
+            "env.set",
+            format!("version = 1\n[env.set]\n{}\n", (0..n).map(|i| format!("V{i} = \"x\"\n")).collect::<String>()),
+        ),
     ];
     for (what, text) in cases {
         assert!(text.len() < 1 << 20, "{what}: the test policy fits in the file limit ({} bytes)", text.len());
@@ -67,7 +71,8 @@ fn errors_within_bound(text: String) -> (usize, Duration) {
         let n = cordon_policy::load_text("bad.toml", &text).err().map(|e| e.diagnostics().len()).unwrap_or(0);
         let _ = tx.send((n, t.elapsed()));
     });
-    rx.recv_timeout(BOUND).unwrap_or_else(|_| panic!("reporting the errors did not finish within {BOUND:?}: quadratic again?"))
+    rx.recv_timeout(BOUND)
+        .unwrap_or_else(|_| panic!("reporting the errors did not finish within {BOUND:?}: quadratic again?"))
 }
 
 #[test]

@@ -106,7 +106,13 @@ impl Engine {
                     _ => continue,
                 }
             }
-            out.push(Alert { rule: r.id.clone(), action: r.action, ts_ms, reason: render(&r.reason, ev), event: ev.clone() });
+            out.push(Alert {
+                rule: r.id.clone(),
+                action: r.action,
+                ts_ms,
+                reason: render(&r.reason, ev),
+                event: ev.clone(),
+            });
         }
         for a in &out {
             self.last_fired.insert(a.rule.clone(), a.ts_ms);
@@ -142,7 +148,11 @@ mod tests {
         let mut kills = 0;
         for i in 0..40 {
             kills += e.feed("denial", i * 100, &json!({"what": "ptrace(request=16, pid=1)"})).len();
-            kills += e.feed("denial", i * 100, &json!({"what": "bpf()"})).iter().filter(|a| a.action == Action::Kill).count();
+            kills += e
+                .feed("denial", i * 100, &json!({"what": "bpf()"}))
+                .iter()
+                .filter(|a| a.action == Action::Kill)
+                .count();
         }
         assert!(kills >= 41, "alerts for each ptrace plus burst kills: {kills}");
     }
@@ -159,13 +169,13 @@ mod tests {
     #[test]
     fn bad_rules_name_their_position() {
         let bad = "version = 1\n[[rule]]\nid = \"x\"\nkind = \"opne\"\naction = \"alert\"\nreason = \"r\"\n";
-        let e = crate::load_text("r.toml", bad).err().expect("invalid");
+        let e = crate::load_text("r.toml", bad).expect_err("invalid");
         let d = &e.diagnostics()[0];
         assert_eq!((d.line, d.col), (4, 8), "{d}");
         let bad = "version = 1\n[[rule]]\nid = \"x\"\nkind = \"open\"\nwhen = { \"path.like\" = \"a\" }\naction = \"alert\"\nreason = \"r\"\n";
-        assert!(crate::load_text("r.toml", bad).err().expect("invalid").to_string().contains("unknown operator `like`"));
+        assert!(crate::load_text("r.toml", bad).expect_err("invalid").to_string().contains("unknown operator `like`"));
         let bad = "version = 1\n[[rule]]\nid = \"x\"\nkind = \"open\"\nwhen = { \"path.in\" = \"@nope\" }\naction = \"stop\"\nreason = \"r\"\n";
-        let e = crate::load_text("r.toml", bad).err().expect("invalid");
+        let e = crate::load_text("r.toml", bad).expect_err("invalid");
         assert_eq!(e.diagnostics().len(), 2, "{e}");
     }
 }

@@ -12,7 +12,8 @@ pub use load::{load, load_text, Action, Cond, Op, Rule, RuleSet};
 /// Supervisor records (denial, egress, limit, start, end) and the sensor's event kinds
 /// (docs/events.schema.json).
 pub const KINDS: &[&str] = &[
-    "denial", "egress", "limit", "start", "end", "exec", "fork", "exit", "open", "connect", "bind", "send", "unlink", "rename", "chmod", "chown", "mkdir", "truncate", "ptrace", "kill", "setid", "mount", "unshare", "setns", "bpf",
+    "denial", "egress", "limit", "start", "end", "exec", "fork", "exit", "open", "connect", "bind", "send", "unlink",
+    "rename", "chmod", "chown", "mkdir", "truncate", "ptrace", "kill", "setid", "mount", "unshare", "setns", "bpf",
     "module", "memfd", "io_uring", "syscall", "net", "deny", "loss",
 ];
 

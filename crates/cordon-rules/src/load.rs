@@ -84,7 +84,13 @@ pub struct RuleSet {
 /// `builtin:NAME` or a file.
 pub fn load(spec: &str) -> Result<RuleSet, PolicyError> {
     if let Some(n) = spec.strip_prefix("builtin:") {
-        let t = crate::builtin(n).ok_or_else(|| PolicyError::Read { path: spec.into(), source: std::io::Error::new(std::io::ErrorKind::NotFound, format!("no built-in rule set `{n}` (have: agent)")) })?;
+        let t = crate::builtin(n).ok_or_else(|| PolicyError::Read {
+            path: spec.into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no built-in rule set `{n}` (have: agent)"),
+            ),
+        })?;
         return load_text(spec, t);
     }
     // Same limits as policy files: at most 1 MiB of UTF-8 from a regular file, never a fifo.
@@ -99,13 +105,23 @@ fn to_json(v: &toml::Value) -> serde_json::Value {
 pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
     let src = Source::new(name, text);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let d = src.diag(e.span().unwrap_or(0..0), "", e.message().trim(), Some("see `builtin:agent` (cordon rules show builtin:agent) for the syntax".into()));
+        let d = src.diag(
+            e.span().unwrap_or(0..0),
+            "",
+            e.message().trim(),
+            Some("see `builtin:agent` (cordon rules show builtin:agent) for the syntax".into()),
+        );
         PolicyError::Invalid(vec![d])
     })?;
     let mut out: Vec<Diagnostic> = vec![];
     match &raw.version {
         None => out.push(src.diag(0..0, "version", "missing `version`", Some("add `version = 1`".into()))),
-        Some(v) if *v.get_ref() != 1 => out.push(src.diag(v.span(), "version", format!("unsupported version {}", v.get_ref()), Some("this cordon reads version 1".into()))),
+        Some(v) if *v.get_ref() != 1 => out.push(src.diag(
+            v.span(),
+            "version",
+            format!("unsupported version {}", v.get_ref()),
+            Some("this cordon reads version 1".into()),
+        )),
         _ => {}
     }
     let mut rules = vec![];
@@ -114,23 +130,45 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
         let f = format!("rule[{i}]");
         let kind = r.kind.get_ref();
         if !crate::KINDS.contains(&kind.as_str()) {
-            out.push(src.diag(r.kind.span(), format!("{f}.kind"), format!("unknown event kind `{kind}`"), Some(format!("kinds: {}", crate::KINDS.join(", ")))));
+            out.push(src.diag(
+                r.kind.span(),
+                format!("{f}.kind"),
+                format!("unknown event kind `{kind}`"),
+                Some(format!("kinds: {}", crate::KINDS.join(", "))),
+            ));
         }
         let action = match r.action.get_ref().as_str() {
             "alert" => Action::Alert,
             "kill" => Action::Kill,
             other => {
-                out.push(src.diag(r.action.span(), format!("{f}.action"), format!("unknown action `{other}`"), Some("use \"alert\" or \"kill\"".into())));
+                out.push(src.diag(
+                    r.action.span(),
+                    format!("{f}.action"),
+                    format!("unknown action `{other}`"),
+                    Some("use \"alert\" or \"kill\"".into()),
+                ));
                 Action::Alert
             }
         };
         if r.reason.get_ref().trim().is_empty() {
-            out.push(src.diag(r.reason.span(), format!("{f}.reason"), "empty reason", Some("say what was flagged and how a legitimate task could go on".into())));
+            out.push(src.diag(
+                r.reason.span(),
+                format!("{f}.reason"),
+                "empty reason",
+                Some("say what was flagged and how a legitimate task could go on".into()),
+            ));
         }
         let mut conds = vec![];
         for (k, v) in &r.when {
             let Some((field, op)) = k.rsplit_once('.') else {
-                out.push(src.diag(v.span(), format!("{f}.when.{k}"), format!("condition `{k}` has no operator"), Some("write FIELD.OP, e.g. \"what.prefix\"; operators: eq, ne, in, prefix, contains, gt, lt".into())));
+                out.push(src.diag(
+                    v.span(),
+                    format!("{f}.when.{k}"),
+                    format!("condition `{k}` has no operator"),
+                    Some(
+                        "write FIELD.OP, e.g. \"what.prefix\"; operators: eq, ne, in, prefix, contains, gt, lt".into(),
+                    ),
+                ));
                 continue;
             };
             let op = match op {
@@ -142,7 +180,12 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
                 "gt" => Op::Gt,
                 "lt" => Op::Lt,
                 other => {
-                    out.push(src.diag(v.span(), format!("{f}.when.{k}"), format!("unknown operator `{other}`"), Some("eq, ne, in, prefix, contains, gt, lt".into())));
+                    out.push(src.diag(
+                        v.span(),
+                        format!("{f}.when.{k}"),
+                        format!("unknown operator `{other}`"),
+                        Some("eq, ne, in, prefix, contains, gt, lt".into()),
+                    ));
                     continue;
                 }
             };
@@ -150,7 +193,15 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
                 toml::Value::String(s) if s.starts_with('@') => match raw.macros.get(&s[1..]) {
                     Some(m) => m.get_ref().iter().map(|x| serde_json::Value::String(x.clone())).collect(),
                     None => {
-                        out.push(src.diag(v.span(), format!("{f}.when.{k}"), format!("unknown macro `{s}`"), Some(format!("macros: {}", raw.macros.keys().map(|m| format!("@{m}")).collect::<Vec<_>>().join(", ")))));
+                        out.push(src.diag(
+                            v.span(),
+                            format!("{f}.when.{k}"),
+                            format!("unknown macro `{s}`"),
+                            Some(format!(
+                                "macros: {}",
+                                raw.macros.keys().map(|m| format!("@{m}")).collect::<Vec<_>>().join(", ")
+                            )),
+                        ));
                         continue;
                     }
                 },
@@ -163,7 +214,12 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
             let x = rt.get_ref();
             let c = *x.count.get_ref();
             if !(1..=1_000_000).contains(&c) {
-                out.push(src.diag(x.count.span(), format!("{f}.rate.count"), format!("{c} is out of range 1-1000000"), None));
+                out.push(src.diag(
+                    x.count.span(),
+                    format!("{f}.rate.count"),
+                    format!("{c} is out of range 1-1000000"),
+                    None,
+                ));
                 return None;
             }
             match cordon_policy::units::parse_duration(x.window.get_ref()) {
@@ -187,7 +243,12 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
                 }
             },
             (Some(a), None) => {
-                out.push(src.diag(a.span(), format!("{f}.after"), "`after` needs `within`", Some("e.g. within = \"60s\"".into())));
+                out.push(src.diag(
+                    a.span(),
+                    format!("{f}.after"),
+                    "`after` needs `within`",
+                    Some("e.g. within = \"60s\"".into()),
+                ));
                 None
             }
             (None, Some(w)) => {
@@ -196,16 +257,34 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
             }
             (None, None) => None,
         };
-        rules.push(Rule { id: r.id.get_ref().clone(), kind: kind.clone(), conds, rate, after, action, reason: r.reason.get_ref().clone() });
+        rules.push(Rule {
+            id: r.id.get_ref().clone(),
+            kind: kind.clone(),
+            conds,
+            rate,
+            after,
+            action,
+            reason: r.reason.get_ref().clone(),
+        });
     }
     for (i, r) in raw.rules.iter().enumerate() {
         if let Some(a) = &r.get_ref().after {
             if !rules.iter().any(|x| &x.id == a.get_ref()) {
-                out.push(src.diag(a.span(), format!("rule[{i}].after"), format!("no rule `{}` in this file", a.get_ref()), None));
+                out.push(src.diag(
+                    a.span(),
+                    format!("rule[{i}].after"),
+                    format!("no rule `{}` in this file", a.get_ref()),
+                    None,
+                ));
             }
         }
         if rules.iter().filter(|x| x.id == *r.get_ref().id.get_ref()).count() > 1 {
-            out.push(src.diag(r.get_ref().id.span(), format!("rule[{i}].id"), format!("duplicate rule id `{}`", r.get_ref().id.get_ref()), None));
+            out.push(src.diag(
+                r.get_ref().id.span(),
+                format!("rule[{i}].id"),
+                format!("duplicate rule id `{}`", r.get_ref().id.get_ref()),
+                None,
+            ));
         }
     }
     if out.is_empty() {

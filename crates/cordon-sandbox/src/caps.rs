@@ -57,7 +57,8 @@ impl KernelCaps {
         let uname = nix::sys::utsname::uname().ok();
         let kernel = uname.as_ref().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
         let arch = uname.as_ref().map(|u| u.machine().to_string_lossy().into_owned()).unwrap_or_default();
-        let seccomp_filter = read("/proc/sys/kernel/seccomp/actions_avail").map(|s| s.contains("errno")).unwrap_or(false);
+        let seccomp_filter =
+            read("/proc/sys/kernel/seccomp/actions_avail").map(|s| s.contains("errno")).unwrap_or(false);
         let seccomp_user_notif = crate::sys::seccomp_action_available(crate::sys::SECCOMP_RET_USER_NOTIF);
         KernelCaps {
             kernel,
@@ -82,7 +83,9 @@ fn detect_userns() -> Userns {
         return Userns::Blocked("sysctl user.max_user_namespaces = 0".into());
     }
     if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
-        return Userns::Blocked("AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)".into());
+        return Userns::Blocked(
+            "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)".into(),
+        );
     }
     Userns::Allowed
 }

@@ -27,8 +27,14 @@ impl Pty {
         let p = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
         let _ = crate::sys::copy_winsize(0, p.slave.as_raw_fd());
         let slave = Some(p.slave);
-        nix::fcntl::fcntl(&p.master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(|e| format!("pty: {e}"))?;
-        Ok(Some(Pty { master: p.master, slave, saved: None, ttys: [isatty(std::io::stdin()), isatty(std::io::stdout()), isatty(std::io::stderr())] }))
+        nix::fcntl::fcntl(&p.master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
+            .map_err(|e| format!("pty: {e}"))?;
+        Ok(Some(Pty {
+            master: p.master,
+            slave,
+            saved: None,
+            ttys: [isatty(std::io::stdin()), isatty(std::io::stdout()), isatty(std::io::stderr())],
+        }))
     }
 
     /// Puts the user's terminal in raw mode (restored by `restore` and on drop).

@@ -29,7 +29,11 @@ const MAX_DISTINCT: usize = 4096;
 impl Denials {
     pub fn add(&mut self, d: Denial) {
         self.total += d.count;
-        if let Some(x) = self.items.iter_mut().find(|x| x.layer == d.layer && x.what == d.what && x.comm == d.comm && x.reason == d.reason) {
+        if let Some(x) = self
+            .items
+            .iter_mut()
+            .find(|x| x.layer == d.layer && x.what == d.what && x.comm == d.comm && x.reason == d.reason)
+        {
             x.count += d.count;
             return;
         }
@@ -45,12 +49,21 @@ impl Denials {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Ending {
-    Exited { code: i32 },
-    Signaled { signal: i32 },
+    Exited {
+        code: i32,
+    },
+    Signaled {
+        signal: i32,
+    },
     /// The sandbox could not be set up; the command never ran.
-    SetupFailed { error: String },
+    SetupFailed {
+        error: String,
+    },
     /// The program could not be executed.
-    ExecFailed { errno: i32, program: String },
+    ExecFailed {
+        errno: i32,
+        program: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

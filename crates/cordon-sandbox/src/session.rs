@@ -20,13 +20,22 @@ use nix::sys::socket::{sendmsg, socketpair, AddressFamily, ControlMessage, MsgFl
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
 /// Signals the supervisor forwards to the command.
-const FORWARDED: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGWINCH, Signal::SIGCONT];
+const FORWARDED: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+];
 
 fn forwarded_set(with_chld: bool) -> SigSet {
     let mut s = SigSet::empty();
@@ -75,7 +84,9 @@ fn prepare(plan: &SessionPlan) -> Result<Prepared, String> {
 
 /// Monotonic microseconds, comparable across the supervisor and its children (for CORDON_TIMING).
 fn mono_us() -> u64 {
-    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000).unwrap_or(0)
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000)
+        .unwrap_or(0)
 }
 
 fn timing_on() -> bool {
@@ -145,7 +156,8 @@ impl Session<'_> {
 
         let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-        let (nsock_s, nsock_c) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(|e| format!("socketpair: {e}"))?;
+        let (nsock_s, nsock_c) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| format!("socketpair: {e}"))?;
 
         // Block the signals we forward before the clone, so none is lost in between; the children
         // inherit the mask and the command's process clears it before exec.
@@ -174,7 +186,9 @@ impl Session<'_> {
                     placed_v2 = true;
                     Ok(p)
                 }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::E2BIG)) => sys::clone_process(flags),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::E2BIG)) => {
+                    sys::clone_process(flags)
+                }
                 Err(e) => Err(e),
             },
             None => sys::clone_process(flags),
@@ -183,7 +197,11 @@ impl Session<'_> {
             Ok(p) => p,
             Err(e) => {
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-                let hint = if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::ENOSPC) { " (are user namespaces allowed? see `cordon doctor`)" } else { "" };
+                let hint = if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::ENOSPC) {
+                    " (are user namespaces allowed? see `cordon doctor`)"
+                } else {
+                    ""
+                };
                 return Err(format!("could not create the session's namespaces: {e}{hint}"));
             }
         };
@@ -224,8 +242,16 @@ impl Session<'_> {
         let _ = nix::unistd::write(&sync_w, b"g");
         drop(sync_w);
 
-        let mut sup = Supervisor { plan, denials: Denials::default(), notify_fd: None, comm_cache: vec![], hook: self.on_denial.take(), stop: false };
-        let sfd = SignalFd::with_flags(&forwarded_set(true), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| format!("signalfd: {e}"))?;
+        let mut sup = Supervisor {
+            plan,
+            denials: Denials::default(),
+            notify_fd: None,
+            comm_cache: vec![],
+            hook: self.on_denial.take(),
+            stop: false,
+        };
+        let sfd = SignalFd::with_flags(&forwarded_set(true), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| format!("signalfd: {e}"))?;
         let wall_deadline = plan.cgroup.wall_time.map(|w| start + w);
         let mut kill_deadline: Option<Instant> = None;
         // The first SIGINT/SIGTERM passed on, and when --kill-after kills the session.
@@ -239,13 +265,15 @@ impl Session<'_> {
         let init_status;
         loop {
             let now = Instant::now();
-            let next = [wall_deadline.filter(|_| !wall_exceeded), kill_deadline, escalate_at].into_iter().flatten().min();
+            let next =
+                [wall_deadline.filter(|_| !wall_exceeded), kill_deadline, escalate_at].into_iter().flatten().min();
             let timeout = match next {
                 Some(t) if t <= now => PollTimeout::ZERO,
                 Some(t) => PollTimeout::try_from((t - now).as_millis().min(60_000) as i32).unwrap_or(PollTimeout::MAX),
                 None => PollTimeout::NONE,
             };
-            let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            let mut fds =
+                vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
             let has_sock = nsock.is_some();
             if let Some(s) = &nsock {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
@@ -285,7 +313,9 @@ impl Session<'_> {
             // left (the session is over); NOTIF_RECV would then block forever on Linux < 6.2.
             let notif_rev = if has_notify { rev(idx) } else { PollFlags::empty() };
             let notif_ready = notif_rev.contains(PollFlags::POLLIN);
-            let notif_gone = has_notify && !notif_ready && notif_rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL);
+            let notif_gone = has_notify
+                && !notif_ready
+                && notif_rev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL);
             drop(fds);
             if let Some(p) = &pty {
                 if stdin_ready && !crate::pty::Pty::pump(std::io::stdin().as_fd(), p.master.as_fd()) {
@@ -317,13 +347,17 @@ impl Session<'_> {
                             .map(|(fd, l)| {
                                 let role = match &l.role {
                                     crate::plan::net::ListenerRole::Proxy => cordon_egress::Role::Proxy,
-                                    crate::plan::net::ListenerRole::Forward { to, rule } => cordon_egress::Role::Forward { to: *to, rule: rule.clone() },
+                                    crate::plan::net::ListenerRole::Forward { to, rule } => {
+                                        cordon_egress::Role::Forward { to: *to, rule: rule.clone() }
+                                    }
                                 };
                                 (std::net::TcpListener::from(fd), role)
                             })
                             .collect();
-                        let policy = cordon_egress::Policy { allow: plan.net.allow.clone(), resolve_override: test_resolver() };
-                        let attribution: cordon_egress::Attribution = std::sync::Arc::new(move |peer| attribute(pid, peer));
+                        let policy =
+                            cordon_egress::Policy { allow: plan.net.allow.clone(), resolve_override: test_resolver() };
+                        let attribution: cordon_egress::Attribution =
+                            std::sync::Arc::new(move |peer| attribute(pid, peer));
                         match cordon_egress::start(listeners, policy, attribution) {
                             Ok(h) => egress = Some(h),
                             Err(e) => {
@@ -348,7 +382,10 @@ impl Session<'_> {
                         if escalated.is_none() {
                             let first = signal_name(first);
                             eprintln!("cordon: second signal ({}): killing the session", signal_name(sig));
-                            escalated = Some(format!("the session was killed (SIGKILL) on a second signal ({}) after {first}", signal_name(sig)));
+                            escalated = Some(format!(
+                                "the session was killed (SIGKILL) on a second signal ({}) after {first}",
+                                signal_name(sig)
+                            ));
                             escalate_at = None;
                             let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
                             cgroups.kill_all();
@@ -385,7 +422,9 @@ impl Session<'_> {
                 if now >= at {
                     let (d, first) = (cordon_policy::units::fmt_duration(d), signal_name(first));
                     eprintln!("cordon: session did not end {d} after {first}: killing it");
-                    escalated = Some(format!("the session was killed (SIGKILL): it did not end {d} after {first} (--kill-after)"));
+                    escalated = Some(format!(
+                        "the session was killed (SIGKILL): it did not end {d} after {first} (--kill-after)"
+                    ));
                     escalate_at = None;
                     let _ = sys::pidfd_send_signal(pidfd.as_raw_fd(), libc::SIGKILL);
                     cgroups.kill_all();
@@ -434,10 +473,19 @@ impl Session<'_> {
             let body = body.trim();
             match tag {
                 "E" => ending = Some(Ending::SetupFailed { error: body.to_string() }),
-                "X" => ending = Some(Ending::ExecFailed { errno: body.parse().unwrap_or(0), program: plan.process.argv.first().map(|a| crate::plan::process::text(a)).unwrap_or_default() }),
+                "X" => {
+                    ending = Some(Ending::ExecFailed {
+                        errno: body.parse().unwrap_or(0),
+                        program: plan.process.argv.first().map(|a| crate::plan::process::text(a)).unwrap_or_default(),
+                    })
+                }
                 "S" if ending.is_none() => {
                     let raw: i32 = body.parse().unwrap_or(0);
-                    ending = Some(if libc::WIFSIGNALED(raw) { Ending::Signaled { signal: libc::WTERMSIG(raw) } } else { Ending::Exited { code: libc::WEXITSTATUS(raw) } });
+                    ending = Some(if libc::WIFSIGNALED(raw) {
+                        Ending::Signaled { signal: libc::WTERMSIG(raw) }
+                    } else {
+                        Ending::Exited { code: libc::WEXITSTATUS(raw) }
+                    });
                 }
                 "H" => hidden = body.parse().unwrap_or(0),
                 "N" => notes.push(body.to_string()),
@@ -451,7 +499,9 @@ impl Session<'_> {
         }
         let ending = ending.unwrap_or_else(|| match init_status {
             WaitStatus::Signaled(_, s, _) => Ending::Signaled { signal: s as i32 },
-            WaitStatus::Exited(_, c) => Ending::SetupFailed { error: format!("the session's init exited with {c} before the command ran") },
+            WaitStatus::Exited(_, c) => {
+                Ending::SetupFailed { error: format!("the session's init exited with {c} before the command ran") }
+            }
             other => Ending::SetupFailed { error: format!("the session's init ended unexpectedly: {other:?}") },
         });
         if stopped_by_rule {
@@ -465,7 +515,10 @@ impl Session<'_> {
             }
         }
         if wall_exceeded {
-            limits_hit.push(format!("wall time limit {} reached: the session was terminated", plan.cgroup.wall_time.map(cordon_policy::units::fmt_duration).unwrap_or_default()));
+            limits_hit.push(format!(
+                "wall time limit {} reached: the session was terminated",
+                plan.cgroup.wall_time.map(cordon_policy::units::fmt_duration).unwrap_or_default()
+            ));
         }
         if let Ending::Signaled { signal } = ending {
             if signal == libc::SIGSYS {
@@ -529,17 +582,26 @@ impl Supervisor<'_> {
         };
         let nr = req.data.nr;
         let rule = self.plan.seccomp.rules.iter().find(|r| crate::plan::seccomp::matches(r, nr, &req.data.args));
-        if rule.is_some_and(|r| r.action == cordon_policy::syscalls::DenyAction::Supervise && r.name == "memfd_create") {
-            if self.memfd_for(fd, &req) {
-                return;
-            }
+        let memfd = rule
+            .is_some_and(|r| r.action == cordon_policy::syscalls::DenyAction::Supervise && r.name == "memfd_create");
+        if memfd && self.memfd_for(fd, &req) {
+            return;
         }
-        if let Some(r) = rule.filter(|r| r.action == cordon_policy::syscalls::DenyAction::Supervise && r.name == "connect") {
+        if let Some(r) =
+            rule.filter(|r| r.action == cordon_policy::syscalls::DenyAction::Supervise && r.name == "connect")
+        {
             match remote_inet_target(&req) {
                 Some(target) => {
                     let _ = sys::notif_deny(fd, req.id, libc::ENETUNREACH);
                     let comm = self.comm(req.pid);
-                    self.record(Denial { layer: "network".into(), pid: req.pid, comm, what: format!("connect({target})"), reason: r.reason.clone(), count: 1 });
+                    self.record(Denial {
+                        layer: "network".into(),
+                        pid: req.pid,
+                        comm,
+                        what: format!("connect({target})"),
+                        reason: r.reason.clone(),
+                        count: 1,
+                    });
                 }
                 // Loopback, unix sockets, unreadable arguments: the namespace decides.
                 None => {
@@ -549,7 +611,8 @@ impl Supervisor<'_> {
             return;
         }
         let errno = match rule.map(|r| r.action) {
-            Some(cordon_policy::syscalls::DenyAction::Errno(e)) | Some(cordon_policy::syscalls::DenyAction::QuietErrno(e)) => e,
+            Some(cordon_policy::syscalls::DenyAction::Errno(e))
+            | Some(cordon_policy::syscalls::DenyAction::QuietErrno(e)) => e,
             _ => libc::EPERM,
         };
         let _ = sys::notif_deny(fd, req.id, errno);
@@ -597,7 +660,9 @@ impl Supervisor<'_> {
             let Some(fd) = self.notify_fd.as_ref() else { return };
             let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
             match poll(&mut p, PollTimeout::ZERO) {
-                Ok(n) if n > 0 && p[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) => self.handle_notification(),
+                Ok(n) if n > 0 && p[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) => {
+                    self.handle_notification()
+                }
                 _ => return,
             }
         }
@@ -607,7 +672,9 @@ impl Supervisor<'_> {
         if let Some((_, c)) = self.comm_cache.iter().find(|(p, _)| *p == pid) {
             return c.clone();
         }
-        let c = std::fs::read_to_string(format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_else(|_| "?".into());
+        let c = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "?".into());
         if self.comm_cache.len() > 256 {
             self.comm_cache.clear();
         }
@@ -640,7 +707,9 @@ fn remote_inet_target(req: &sys::SeccompNotif) -> Option<String> {
     };
     let loopback = match ip {
         std::net::IpAddr::V4(v) => v.is_loopback() || v.is_unspecified(),
-        std::net::IpAddr::V6(v) => v.is_loopback() || v.is_unspecified() || v.to_ipv4_mapped().is_some_and(|m| m.is_loopback()),
+        std::net::IpAddr::V6(v) => {
+            v.is_loopback() || v.is_unspecified() || v.to_ipv4_mapped().is_some_and(|m| m.is_loopback())
+        }
     };
     (!loopback).then(|| std::net::SocketAddr::new(ip, port).to_string())
 }
@@ -738,7 +807,15 @@ fn fail(rep: RawFd, msg: &str) -> ! {
 }
 
 /// The session's init: pid 1 of the new pid namespace. Never returns.
-fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, nsock: RawFd, pty: Option<&crate::pty::Pty>, v1_tasks: &[CString]) -> ! {
+fn init_main(
+    plan: &SessionPlan,
+    prep: &Prepared,
+    sync_r: OwnedFd,
+    rep: RawFd,
+    nsock: RawFd,
+    pty: Option<&crate::pty::Pty>,
+    v1_tasks: &[CString],
+) -> ! {
     // Join the v1 cgroups first, as a single thread writing "0" (see Cgroups::v1_task_files).
     for t in v1_tasks {
         let path = std::path::Path::new(std::ffi::OsStr::from_bytes(t.as_bytes()));
@@ -767,7 +844,11 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
         Ok(r) => {
             send_msg(rep, 'H', &r.hidden.len().to_string());
             if r.scan_truncated {
-                send_msg(rep, 'N', "the workspace is too large to scan fully for fs.hide patterns; deeper files were not hidden");
+                send_msg(
+                    rep,
+                    'N',
+                    "the workspace is too large to scan fully for fs.hide patterns; deeper files were not hidden",
+                );
             }
         }
         Err(e) => fail(rep, &e),
@@ -853,7 +934,6 @@ fn init_main(plan: &SessionPlan, prep: &Prepared, sync_r: OwnedFd, rep: RawFd, n
     }
 }
 
-
 /// The command's process: confine, then exec. Never returns.
 fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, pty: Option<&crate::pty::Pty>) -> ! {
     let _ = sys::set_pdeathsig(libc::SIGKILL);
@@ -891,7 +971,8 @@ fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, p
             Ok(Some(fd)) => {
                 let fds = [fd.as_raw_fd()];
                 let iov = [IoSlice::new(b"n")];
-                if let Err(e) = sendmsg::<()>(nsock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None) {
+                if let Err(e) = sendmsg::<()>(nsock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+                {
                     fail(rep, &format!("seccomp: passing the notification fd: {e}"));
                 }
                 drop(fd);

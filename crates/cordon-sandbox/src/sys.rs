@@ -26,7 +26,14 @@ pub fn clone_process(flags: u64) -> io::Result<libc::pid_t> {
 pub fn landlock_abi() -> i32 {
     const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
     // SAFETY: with a null attr, size 0 and the VERSION flag the call only returns an integer.
-    let r = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
     if r < 0 {
         0
     } else {
@@ -52,7 +59,9 @@ pub fn seccomp_install(prog: &[libc::sock_filter], listener: bool) -> io::Result
     let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut libc::sock_filter };
     let flags = if listener { SECCOMP_FILTER_FLAG_NEW_LISTENER } else { 0 };
     // SAFETY: fprog points to `prog`, which outlives the call; the kernel copies the program.
-    let r = cvt(unsafe { libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog) })?;
+    let r = cvt(unsafe {
+        libc::syscall(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &fprog as *const libc::sock_fprog)
+    })?;
     if listener {
         // SAFETY: with NEW_LISTENER the kernel returns a fresh fd that we now own.
         Ok(Some(unsafe { OwnedFd::from_raw_fd(r as RawFd) }))
@@ -118,7 +127,15 @@ pub fn drop_all_capabilities() -> io::Result<()> {
         }
     }
     // SAFETY: PR_CAP_AMBIENT with integer arguments.
-    let r = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     cvt(r as libc::c_long)?;
     #[repr(C)]
     struct Header {
@@ -137,14 +154,6 @@ pub fn drop_all_capabilities() -> io::Result<()> {
     // SAFETY: capset reads a v3 header and two data structs, both valid for the duration of the call.
     let r = unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) };
     cvt(r).map(|_| ())
-}
-
-/// The calling thread's effective capability bits (for tests and doctor).
-pub fn effective_capabilities() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("CapEff:")).and_then(|l| u64::from_str_radix(l[7..].trim(), 16).ok()))
-        .unwrap_or(0)
 }
 
 /// Closes every fd >= `from` except those in `keep`.
@@ -213,12 +222,6 @@ pub fn loopback_up() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Writes to stderr without allocating (usable in the forked child after a failure).
-pub fn write_stderr(msg: &str) {
-    // SAFETY: writes bytes from a valid slice to fd 2.
-    unsafe { libc::write(2, msg.as_ptr() as *const libc::c_void, msg.len()) };
 }
 
 /// Leaves the process immediately, without running atexit handlers or destructors (a forked child
@@ -330,7 +333,12 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 ///
 /// The caller must be single-threaded.
 pub fn clone_into_cgroup(flags: u64, cgroup_fd: RawFd) -> io::Result<libc::pid_t> {
-    let args = CloneArgs { flags: flags | CLONE_INTO_CGROUP, exit_signal: libc::SIGCHLD as u64, cgroup: cgroup_fd as u64, ..Default::default() };
+    let args = CloneArgs {
+        flags: flags | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_fd as u64,
+        ..Default::default()
+    };
     // SAFETY: clone3 reads `args` (valid for the call); a zero stack makes the child continue on a
     // copy of the caller's stack like fork. The caller guarantees it is single-threaded.
     let r = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
@@ -352,7 +360,16 @@ const AT_RECURSIVE: u32 = 0x8000;
 pub fn make_tree_readonly(path: &std::ffi::CStr) -> io::Result<()> {
     let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
     // SAFETY: path is a valid C string and attr a valid mount_attr for the duration of the call.
-    let r = unsafe { libc::syscall(libc::SYS_mount_setattr, libc::AT_FDCWD, path.as_ptr(), AT_RECURSIVE, &attr as *const MountAttr, std::mem::size_of::<MountAttr>()) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
     cvt(r).map(|_| ())
 }
 
@@ -366,12 +383,19 @@ struct SeccompNotifAddfd {
 }
 
 const SECCOMP_ADDFD_FLAG_SEND: u32 = 1 << 1;
-const SECCOMP_IOCTL_NOTIF_ADDFD: u64 = (1 << 30) | ((std::mem::size_of::<SeccompNotifAddfd>() as u64) << 16) | ((b'!' as u64) << 8) | 3;
+const SECCOMP_IOCTL_NOTIF_ADDFD: u64 =
+    (1 << 30) | ((std::mem::size_of::<SeccompNotifAddfd>() as u64) << 16) | ((b'!' as u64) << 8) | 3;
 
 /// Installs `srcfd` in the notifying process and completes its syscall with the new fd number
 /// (SECCOMP_ADDFD_FLAG_SEND, Linux 5.14+).
 pub fn notif_addfd_send(fd: RawFd, id: u64, srcfd: RawFd, cloexec: bool) -> io::Result<i32> {
-    let a = SeccompNotifAddfd { id, flags: SECCOMP_ADDFD_FLAG_SEND, srcfd: srcfd as u32, newfd: 0, newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 } };
+    let a = SeccompNotifAddfd {
+        id,
+        flags: SECCOMP_ADDFD_FLAG_SEND,
+        srcfd: srcfd as u32,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
     // SAFETY: the kernel reads the addfd struct we pass, which has the uapi layout.
     let r = unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_ADDFD as _, &a as *const SeccompNotifAddfd) };
     cvt(r as libc::c_long).map(|n| n as i32)

@@ -9,7 +9,11 @@ fn main() {
     match cordon_sensor::lsm::canary(std::path::Path::new(&p)) {
         Ok(c) => {
             println!("{}", serde_json::to_string(&c).unwrap_or_default());
-            std::process::exit(if c.denied_while_attached && c.allowed_after && c.program_denials >= 1 { 0 } else { 1 });
+            std::process::exit(if c.denied_while_attached && c.allowed_after && c.program_denials >= 1 {
+                0
+            } else {
+                1
+            });
         }
         Err(e) => {
             println!("{}", serde_json::json!({"error": e}));

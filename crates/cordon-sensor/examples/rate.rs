@@ -4,7 +4,16 @@ fn main() {
     let root = cordon_sensor::cgroup::v2_root().expect("v2");
     let dir = root.join("cordon").join(format!("rate-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("cgroup");
-    let cfg = cordon_sensor::Config { session: "rate".into(), cgroup: dir.clone(), net: None, attribution: Default::default(), seccomp_watch: vec![], session_start: false, ring_bytes: 16 << 20, sink: Box::new(|_| {}) };
+    let cfg = cordon_sensor::Config {
+        session: "rate".into(),
+        cgroup: dir.clone(),
+        net: None,
+        attribution: Default::default(),
+        seccomp_watch: vec![],
+        session_start: false,
+        ring_bytes: 16 << 20,
+        sink: Box::new(|_| {}),
+    };
     let s = cordon_sensor::Sensor::start(cfg).unwrap_or_else(|e| panic!("{e}"));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let script = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", dir.display());

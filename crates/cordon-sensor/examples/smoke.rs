@@ -2,7 +2,7 @@
 fn main() {
     let root = cordon_sensor::cgroup::v2_root().expect("v2");
     let dir = root.join("cordon").join(format!("smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&dir).expect("mkdir");
     let cfg = cordon_sensor::Config {
         session: "smoke".into(),
         cgroup: dir.clone(),
@@ -25,9 +25,9 @@ fn main() {
     let script = format!("echo $$ > {}/cgroup.procs && exec \"$@\"", dir.display());
     let mut c = std::process::Command::new("sh");
     c.arg("-c").arg(script).arg("sh").args(&args);
-    let st = c.status().unwrap();
+    let st = c.status().expect("spawn");
     let sum = s.finish();
-    eprintln!("status {st}; {}", serde_json::to_string_pretty(&sum).unwrap());
+    eprintln!("status {st}; {}", serde_json::to_string_pretty(&sum).expect("json"));
     let _ = std::fs::remove_dir(&dir);
-    let _ = std::fs::remove_dir(dir.parent().unwrap());
+    let _ = dir.parent().map(std::fs::remove_dir);
 }

@@ -35,7 +35,10 @@ fn want(op: &str, e: &Event) -> Access {
     match op {
         "open" => {
             let acc = flags & 3;
-            let write = acc == 1 || acc == 2 || flags & (libc::O_CREAT | libc::O_TRUNC) as u64 != 0 || e.syscall.as_deref() == Some("creat");
+            let write = acc == 1
+                || acc == 2
+                || flags & (libc::O_CREAT | libc::O_TRUNC) as u64 != 0
+                || e.syscall.as_deref() == Some("creat");
             Access { read: acc == 0 || acc == 2, write, exec: false }
         }
         "exec" => Access { read: false, write: false, exec: true },
@@ -44,7 +47,14 @@ fn want(op: &str, e: &Event) -> Access {
 }
 
 impl Attribution {
-    pub fn attribute(&self, syscall: &str, op: &str, e: &Event, not_entered: bool, net_refusal: Option<&str>) -> (String, String) {
+    pub fn attribute(
+        &self,
+        syscall: &str,
+        op: &str,
+        e: &Event,
+        not_entered: bool,
+        net_refusal: Option<&str>,
+    ) -> (String, String) {
         if not_entered && syscall == "connect" {
             // The supervisor answers connect() through seccomp user notification when the session
             // has an egress proxy: a direct connection is a proxy bypass.
@@ -59,7 +69,11 @@ impl Attribution {
                     rules.push(&r.reason);
                 }
             }
-            let reason = if rules.is_empty() { format!("{syscall} was refused by the session's seccomp filter") } else { format!("seccomp refused {syscall}: {}", rules.join("; ")) };
+            let reason = if rules.is_empty() {
+                format!("{syscall} was refused by the session's seccomp filter")
+            } else {
+                format!("seccomp refused {syscall}: {}", rules.join("; "))
+            };
             return ("seccomp".into(), format!("{reason}; this is not something a task in a cordon session can do — do the work another way or ask the user"));
         }
         if let Some(a) = net_refusal {
@@ -87,7 +101,8 @@ impl Attribution {
                         } else if w.exec {
                             "if the task needs this program, ask the user to add its directory to fs.exec".to_string()
                         } else if w.write {
-                            "write inside the workspace instead, or ask the user to add the path to fs.write".to_string()
+                            "write inside the workspace instead, or ask the user to add the path to fs.write"
+                                .to_string()
                         } else {
                             "ask the user to add the path to fs.read if the task needs it".to_string()
                         };
@@ -98,16 +113,41 @@ impl Attribution {
             if self.policy.is_none() {
                 return ("landlock-or-dac".into(), format!("{op} of {} was refused; the session's policy is not known here, so Landlock and file permissions cannot be told apart (`cordon run --monitor` attributes exactly)", e.path.as_deref().unwrap_or("?")));
             }
-            let why = if e.errno.as_deref() == Some("EPERM") { "the file's owner or attributes refuse it" } else { "the file's permission bits refuse it" };
-            return ("dac".into(), format!("{op} of {} failed: {why} (the session's policy would allow it); nothing in cordon can change that", e.path.as_deref().unwrap_or("?")));
+            let why = if e.errno.as_deref() == Some("EPERM") {
+                "the file's owner or attributes refuse it"
+            } else {
+                "the file's permission bits refuse it"
+            };
+            return (
+                "dac".into(),
+                format!(
+                    "{op} of {} failed: {why} (the session's policy would allow it); nothing in cordon can change that",
+                    e.path.as_deref().unwrap_or("?")
+                ),
+            );
         }
         if op == "kill" && self.signal_scope {
             return ("landlock".into(), "signals may only go to processes inside the session (Landlock signal scoping); leave other processes alone".into());
         }
-        if matches!(op, "connect" | "bind") && self.landlock && self.policy.as_ref().is_some_and(|p| p.net.egress == cordon_policy::Egress::Open) {
-            return ("landlock".into(), format!("{op} to {} is outside the policy's TCP ports; ask the user to allow it", e.addr.as_deref().unwrap_or("?")));
+        if matches!(op, "connect" | "bind")
+            && self.landlock
+            && self.policy.as_ref().is_some_and(|p| p.net.egress == cordon_policy::Egress::Open)
+        {
+            return (
+                "landlock".into(),
+                format!(
+                    "{op} to {} is outside the policy's TCP ports; ask the user to allow it",
+                    e.addr.as_deref().unwrap_or("?")
+                ),
+            );
         }
-        ("dac".into(), format!("{syscall} failed with {}: the kernel's ordinary permission checks (owner, capabilities) refused it", e.errno.as_deref().unwrap_or("EPERM")))
+        (
+            "dac".into(),
+            format!(
+                "{syscall} failed with {}: the kernel's ordinary permission checks (owner, capabilities) refused it",
+                e.errno.as_deref().unwrap_or("EPERM")
+            ),
+        )
     }
 }
 
@@ -119,14 +159,18 @@ mod tests {
     fn a_seccomp_refusal_gives_each_reason_once() {
         let cx = cordon_policy::Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
         let policy = cordon_policy::load_and_compile("builtin:agent", &cx).expect("builtin").1;
-        let socket_rules: Vec<&str> = policy.syscalls.iter().filter(|r| r.name == "socket").map(|r| r.reason.as_str()).collect();
+        let socket_rules: Vec<&str> =
+            policy.syscalls.iter().filter(|r| r.name == "socket").map(|r| r.reason.as_str()).collect();
         let a = Attribution { policy: Some(Arc::new(policy.clone())), landlock: true, signal_scope: true };
         let (layer, reason) = a.attribute("socket", "socket", &Event::default(), true, None);
         assert_eq!(layer, "seccomp");
         let mut distinct = socket_rules.clone();
         distinct.sort_unstable();
         distinct.dedup();
-        assert!(socket_rules.len() > distinct.len(), "the agent profile has socket rules sharing a reason: {socket_rules:?}");
+        assert!(
+            socket_rules.len() > distinct.len(),
+            "the agent profile has socket rules sharing a reason: {socket_rules:?}"
+        );
         for r in &distinct {
             assert_eq!(reason.matches(&format!("{r};")).count(), 1, "{r}: {reason}");
         }

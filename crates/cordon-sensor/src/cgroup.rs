@@ -18,7 +18,9 @@ pub struct Target {
 
 pub fn target(dir: &Path) -> Result<Target, String> {
     let root = v2_root().ok_or("no cgroup v2 hierarchy is mounted (the sensor filters sessions by their v2 cgroup)")?;
-    let rel = dir.strip_prefix(&root).map_err(|_| format!("{} is not inside the cgroup v2 hierarchy at {}", dir.display(), root.display()))?;
+    let rel = dir
+        .strip_prefix(&root)
+        .map_err(|_| format!("{} is not inside the cgroup v2 hierarchy at {}", dir.display(), root.display()))?;
     let md = std::fs::metadata(dir).map_err(|e| format!("cgroup {}: {e}", dir.display()))?;
     Ok(Target { dir: dir.to_path_buf(), id: md.ino(), level: rel.components().count() as u32 })
 }

@@ -28,8 +28,12 @@ pub struct Converter {
 }
 
 pub fn clock_offset() -> i128 {
-    let real = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME).map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128).unwrap_or(0);
-    let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128).unwrap_or(0);
+    let real = nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+        .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
+        .unwrap_or(0);
+    let mono = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as i128 * 1_000_000_000 + t.tv_nsec() as i128)
+        .unwrap_or(0);
     real - mono
 }
 
@@ -82,7 +86,18 @@ fn net_addr(family: u32, addr: &[u8; 16], port: u16) -> String {
 
 impl Converter {
     pub fn new(session: &str, attribution: Attribution) -> Converter {
-        Converter { session: session.into(), arch: kinds::native_arch(), clock_offset: clock_offset(), exes: HashMap::new(), attribution, net_refusals: HashMap::new(), setup: Default::default(), track_setup: false, seen_any: false, setup_comm: String::new() }
+        Converter {
+            session: session.into(),
+            arch: kinds::native_arch(),
+            clock_offset: clock_offset(),
+            exes: HashMap::new(),
+            attribution,
+            net_refusals: HashMap::new(),
+            setup: Default::default(),
+            track_setup: false,
+            seen_any: false,
+            setup_comm: String::new(),
+        }
     }
 
     fn base(&mut self, h: &crate::raw::Hdr, kind: &str) -> Event {
@@ -91,7 +106,9 @@ impl Converter {
             None => {
                 // A process that was running before its first exec was seen (the session's init, or
                 // one started before `cordon monitor` attached).
-                let e = std::fs::read_link(format!("/proc/{}/exe", h.pid)).map(|p| p.display().to_string()).unwrap_or_default();
+                let e = std::fs::read_link(format!("/proc/{}/exe", h.pid))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
                 if self.exes.len() < 1 << 20 {
                     self.exes.insert((h.pid, h.start), e.clone());
                 }
@@ -177,7 +194,11 @@ impl Converter {
                     3 | 4 => "sendmsg",
                     _ => "socket",
                 };
-                let a = if *hook == 5 { format!("family {family} type {sock_type}") } else { net_addr(*family, addr, *port) };
+                let a = if *hook == 5 {
+                    format!("family {family} type {sock_type}")
+                } else {
+                    net_addr(*family, addr, *port)
+                };
                 // The decision itself; the refused call's own exit becomes the `deny` event.
                 let mut e = self.base(h, "net");
                 e.syscall = Some(what.into());
@@ -204,7 +225,19 @@ impl Converter {
                 if *ret < 0 {
                     e.errno = Some(errno_name(-ret));
                 }
-                let dirfd_first = matches!(name.as_str(), "openat" | "openat2" | "unlinkat" | "mkdirat" | "fchmodat" | "fchmodat2" | "fchownat" | "renameat" | "renameat2" | "execveat");
+                let dirfd_first = matches!(
+                    name.as_str(),
+                    "openat"
+                        | "openat2"
+                        | "unlinkat"
+                        | "mkdirat"
+                        | "fchmodat"
+                        | "fchmodat2"
+                        | "fchownat"
+                        | "renameat"
+                        | "renameat2"
+                        | "execveat"
+                );
                 let single = t.is_some_and(|t| t.kind == kinds::SK_PATH);
                 // For one-path calls the kernel side puts the working directory in p2 when the path
                 // is relative (see cwd_into in the BPF program).
@@ -218,7 +251,17 @@ impl Converter {
                         resolve_at(h.pid, if dirfd_first { args[0] as i32 } else { libc::AT_FDCWD }, p)
                     }
                 });
-                e.path2 = if single { None } else { p2.as_ref().map(|p| if name.starts_with("renameat") { resolve_at(h.pid, args[2] as i32, p) } else { resolve(h.pid, p) }) };
+                e.path2 = if single {
+                    None
+                } else {
+                    p2.as_ref().map(|p| {
+                        if name.starts_with("renameat") {
+                            resolve_at(h.pid, args[2] as i32, p)
+                        } else {
+                            resolve(h.pid, p)
+                        }
+                    })
+                };
                 if !addr.is_empty() {
                     e.addr = sockaddr(addr);
                 }
@@ -246,8 +289,13 @@ impl Converter {
                 };
                 let refused = *ret == -1 || *ret == -13 || (h.flags & F_NOT_ENTERED != 0 && *ret < 0);
                 if refused {
-                    let net_hint = self.net_refusals.get(&h.tid).filter(|(ts, _)| h.ts >= *ts && h.ts - ts < 5_000_000_000).map(|(_, a)| a.clone());
-                    let (layer, reason) = self.attribution.attribute(&name, op, &e, h.flags & F_NOT_ENTERED != 0, net_hint.as_deref());
+                    let net_hint = self
+                        .net_refusals
+                        .get(&h.tid)
+                        .filter(|(ts, _)| h.ts >= *ts && h.ts - ts < 5_000_000_000)
+                        .map(|(_, a)| a.clone());
+                    let (layer, reason) =
+                        self.attribution.attribute(&name, op, &e, h.flags & F_NOT_ENTERED != 0, net_hint.as_deref());
                     e.op = Some(op.to_string());
                     e.kind = "deny".into();
                     e.layer = Some(layer);
@@ -297,7 +345,17 @@ mod tests {
     use crate::raw::Hdr;
 
     fn h(pid: u32, comm: &str) -> Hdr {
-        Hdr { kind: crate::raw::EV_SYSCALL, flags: 0, pid, tid: pid, ppid: 1, uid: 0, ts: 0, start: pid as u64, comm: comm.into() }
+        Hdr {
+            kind: crate::raw::EV_SYSCALL,
+            flags: 0,
+            pid,
+            tid: pid,
+            ppid: 1,
+            uid: 0,
+            ts: 0,
+            start: pid as u64,
+            comm: comm.into(),
+        }
     }
 
     fn open(pid: u32, comm: &str) -> Raw {
@@ -309,13 +367,23 @@ mod tests {
         let mut c = Converter::new("s", Default::default());
         c.track_setup = true;
         assert!(c.convert(&open(10, "cordon")).setup, "the first process is the init");
-        let fork = Raw::Fork { h: Hdr { kind: crate::raw::EV_FORK, ..h(10, "cordon") }, child_pid: 11, child_tid: 11, child_start: 11 };
+        let fork = Raw::Fork {
+            h: Hdr { kind: crate::raw::EV_FORK, ..h(10, "cordon") },
+            child_pid: 11,
+            child_tid: 11,
+            child_start: 11,
+        };
         c.convert(&fork);
         assert!(c.convert(&open(11, "cordon")).setup, "the command before its exec");
         // The exec record of 11 was lost: its next event carries the program's name.
         assert!(!c.convert(&open(11, "python3")).setup);
         assert!(!c.convert(&open(11, "cordon")).setup, "renaming itself back does not restore the exemption");
-        let exec = Raw::Exec { h: Hdr { kind: crate::raw::EV_EXEC, ..h(10, "cordon") }, old_pid: 10, filename: "/bin/sh".into(), argv: vec![] };
+        let exec = Raw::Exec {
+            h: Hdr { kind: crate::raw::EV_EXEC, ..h(10, "cordon") },
+            old_pid: 10,
+            filename: "/bin/sh".into(),
+            argv: vec![],
+        };
         assert!(!c.convert(&exec).setup);
         assert!(!c.convert(&open(10, "cordon")).setup, "after its exec the init's pid is the agent's");
     }

@@ -81,8 +81,17 @@ impl Event {
     /// One line for the live timeline and the summary.
     pub fn line(&self) -> String {
         let what = match self.kind.as_str() {
-            "exec" if self.errno.is_some() => format!("exec {} = {}", self.path.as_deref().unwrap_or(""), self.errno.as_deref().unwrap_or("")),
-            "exec" => format!("exec {}", self.argv.as_ref().map(|a| a.join(" ")).filter(|s| !s.is_empty()).unwrap_or_else(|| self.path.clone().unwrap_or_default())),
+            "exec" if self.errno.is_some() => {
+                format!("exec {} = {}", self.path.as_deref().unwrap_or(""), self.errno.as_deref().unwrap_or(""))
+            }
+            "exec" => format!(
+                "exec {}",
+                self.argv
+                    .as_ref()
+                    .map(|a| a.join(" "))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| self.path.clone().unwrap_or_default())
+            ),
             "fork" => format!("fork -> {}", self.target_pid.unwrap_or(0)),
             "exit" => format!("exit {}", exit_text(self.code.unwrap_or(0))),
             "loss" => format!("LOST {} events (ring buffer full)", self.lost.unwrap_or(0)),

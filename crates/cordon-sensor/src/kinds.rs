@@ -115,7 +115,8 @@ pub fn table(arch: Arch) -> Vec<(u32, &'static Traced)> {
 /// Every call cordon's seccomp baseline may refuse (for `cordon monitor`, which does not know the
 /// session's own filter), plus connect (answered by the supervisor when a proxy is in use).
 pub fn baseline_watch(arch: Arch) -> Vec<u32> {
-    let mut v: Vec<u32> = cordon_policy::syscalls::baseline().iter().filter_map(|r| number(arch, &r.name)).map(|n| n as u32).collect();
+    let mut v: Vec<u32> =
+        cordon_policy::syscalls::baseline().iter().filter_map(|r| number(arch, &r.name)).map(|n| n as u32).collect();
     v.extend(number(arch, "connect").map(|n| n as u32));
     v.sort_unstable();
     v.dedup();
@@ -142,7 +143,9 @@ pub fn syscall_name(arch: Arch, nr: u32) -> String {
     if let Some(t) = by_nr(arch, nr) {
         return t.name.to_string();
     }
-    cordon_sandbox::plan::syscall_table::name(arch, nr as i32).map(str::to_string).unwrap_or_else(|| format!("syscall_{nr}"))
+    cordon_sandbox::plan::syscall_table::name(arch, nr as i32)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("syscall_{nr}"))
 }
 
 #[cfg(test)]
@@ -151,7 +154,8 @@ mod tests {
 
     #[test]
     fn every_traced_call_exists_on_x86_64() {
-        let missing: Vec<_> = TRACED.iter().filter(|t| number(Arch::X86_64, t.name).is_none()).map(|t| t.name).collect();
+        let missing: Vec<_> =
+            TRACED.iter().filter(|t| number(Arch::X86_64, t.name).is_none()).map(|t| t.name).collect();
         assert!(missing.is_empty(), "{missing:?}");
         assert!(table(Arch::X86_64).iter().all(|(nr, _)| *nr < 512));
         assert_eq!(by_nr(Arch::X86_64, 257).map(|t| t.name), Some("openat"));

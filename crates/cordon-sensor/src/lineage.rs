@@ -106,21 +106,40 @@ impl Lineage {
         let mut out = String::new();
         let mut lines = 0;
         #[allow(clippy::too_many_arguments)]
-        fn walk(l: &Lineage, k: Key, prefix: &str, last: bool, top: bool, ch: &BTreeMap<Key, Vec<Key>>, out: &mut String, lines: &mut usize, max: usize) {
+        fn walk(
+            l: &Lineage,
+            k: Key,
+            prefix: &str,
+            last: bool,
+            top: bool,
+            ch: &BTreeMap<Key, Vec<Key>>,
+            out: &mut String,
+            lines: &mut usize,
+            max: usize,
+        ) {
             if *lines >= max {
                 return;
             }
             let Some(n) = l.nodes.get(&k) else { return };
-            let cmd = if n.argv.is_empty() { n.exe.clone().unwrap_or_else(|| n.comm.clone()) } else { n.argv.join(" ") };
-            let cmd: String = if cmd.chars().count() > 90 { cmd.chars().take(87).chain("...".chars()).collect() } else { cmd };
+            let cmd =
+                if n.argv.is_empty() { n.exe.clone().unwrap_or_else(|| n.comm.clone()) } else { n.argv.join(" ") };
+            let cmd: String =
+                if cmd.chars().count() > 90 { cmd.chars().take(87).chain("...".chars()).collect() } else { cmd };
             let exit = match n.exit {
                 Some(c) => format!("  [{}]", crate::event::exit_text(c)),
                 None => "  [running]".into(),
             };
-            let branch = if top { "" } else if last { "└─ " } else { "├─ " };
+            let branch = if top {
+                ""
+            } else if last {
+                "└─ "
+            } else {
+                "├─ "
+            };
             out.push_str(&format!("{prefix}{branch}{} {cmd}{exit}\n", n.pid));
             *lines += 1;
-            let next_prefix = if top { prefix.to_string() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
+            let next_prefix =
+                if top { prefix.to_string() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
             if let Some(cs) = ch.get(&k) {
                 for (i, c) in cs.iter().enumerate() {
                     walk(l, *c, &next_prefix, i + 1 == cs.len(), false, ch, out, lines, max);

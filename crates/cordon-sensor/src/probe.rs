@@ -28,7 +28,8 @@ pub struct Probe {
 pub fn probe() -> Probe {
     let root = nix::unistd::geteuid().is_root();
     let btf = std::path::Path::new("/sys/kernel/btf/vmlinux").exists();
-    let unpriv = std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled").ok().and_then(|s| s.trim().parse().ok());
+    let unpriv =
+        std::fs::read_to_string("/proc/sys/kernel/unprivileged_bpf_disabled").ok().and_then(|s| s.trim().parse().ok());
     let cg = crate::cgroup::v2_root().map(|p| p.display().to_string());
     let mut p = Probe {
         root,
@@ -56,7 +57,9 @@ pub fn probe() -> Probe {
         }
     }
     if !btf {
-        p.why_not = Some("the kernel exposes no BTF (/sys/kernel/btf/vmlinux): the sensor's programs are CO-RE and need it".into());
+        p.why_not = Some(
+            "the kernel exposes no BTF (/sys/kernel/btf/vmlinux): the sensor's programs are CO-RE and need it".into(),
+        );
     } else if cg.is_none() {
         p.why_not = Some("no cgroup v2 hierarchy is mounted: the sensor filters sessions by their v2 cgroup id".into());
     } else if !root && unpriv.unwrap_or(1) != 0 {

@@ -89,7 +89,11 @@ pub fn decode(b: &[u8]) -> Result<Raw, DecodeError> {
             let argv_len = r.u16(o + 6)? as usize;
             let filename = r.cstr(o + 8, fn_len, 256)?;
             let raw = r.bytes(o + 8 + 256, argv_len.min(512))?;
-            let argv = raw.split(|&c| c == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+            let argv = raw
+                .split(|&c| c == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect();
             Raw::Exec { old_pid: r.u32(o)?, filename, argv, h }
         }
         EV_FORK => Raw::Fork { child_pid: r.u32(o)?, child_tid: r.u32(o + 4)?, child_start: r.u64(o + 8)?, h },
@@ -114,7 +118,16 @@ pub fn decode(b: &[u8]) -> Result<Raw, DecodeError> {
         EV_NET => {
             let mut addr = [0u8; 16];
             addr.copy_from_slice(r.bytes(o + 24, 16)?);
-            Raw::Net { hook: r.u32(o)?, allowed: r.u32(o + 4)? == 1, family: r.u32(o + 8)?, sock_type: r.u32(o + 12)?, protocol: r.u32(o + 16)?, port: r.u32(o + 20)? as u16, addr, h }
+            Raw::Net {
+                hook: r.u32(o)?,
+                allowed: r.u32(o + 4)? == 1,
+                family: r.u32(o + 8)?,
+                sock_type: r.u32(o + 12)?,
+                protocol: r.u32(o + 16)?,
+                port: r.u32(o + 20)? as u16,
+                addr,
+                h,
+            }
         }
         _ => return Err(DecodeError { len: b.len(), what: "unknown kind" }),
     })
@@ -123,7 +136,11 @@ pub fn decode(b: &[u8]) -> Result<Raw, DecodeError> {
 impl Raw {
     pub fn hdr(&self) -> &Hdr {
         match self {
-            Raw::Exec { h, .. } | Raw::Fork { h, .. } | Raw::Exit { h, .. } | Raw::Syscall { h, .. } | Raw::Net { h, .. } => h,
+            Raw::Exec { h, .. }
+            | Raw::Fork { h, .. }
+            | Raw::Exit { h, .. }
+            | Raw::Syscall { h, .. }
+            | Raw::Net { h, .. } => h,
         }
     }
 }
@@ -151,7 +168,7 @@ mod tests {
         v.extend_from_slice(&12u32.to_le_bytes());
         v.extend_from_slice(&12u32.to_le_bytes());
         v.extend_from_slice(&99u64.to_le_bytes());
-        match decode(&v).unwrap() {
+        match decode(&v).expect("decodes") {
             Raw::Fork { h, child_pid, child_start, .. } => {
                 assert_eq!((h.pid, h.comm.as_str(), child_pid, child_start), (10, "sh", 12, 99));
             }
@@ -175,8 +192,10 @@ mod tests {
         v.extend_from_slice(&[0u8; 48]);
         v.extend_from_slice(&[0u8; 8]);
         v.extend_from_slice(b"/etc\0");
-        match decode(&v).unwrap() {
-            Raw::Syscall { nr, ret, p1, p2, addr, .. } => assert_eq!((nr, ret, p1.as_deref(), p2, addr.len()), (257, -13, Some("/etc"), None, 0)),
+        match decode(&v).expect("decodes") {
+            Raw::Syscall { nr, ret, p1, p2, addr, .. } => {
+                assert_eq!((nr, ret, p1.as_deref(), p2, addr.len()), (257, -13, Some("/etc"), None, 0))
+            }
             other => panic!("{other:?}"),
         }
     }

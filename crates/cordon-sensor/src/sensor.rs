@@ -161,7 +161,8 @@ impl Sensor {
 
     /// Kills every process of the session at once (cgroup.kill).
     pub fn kill_session(&self) -> Result<(), String> {
-        std::fs::write(self.cgroup.join("cgroup.kill"), "1").map_err(|e| format!("cgroup.kill in {}: {e}", self.cgroup.display()))
+        std::fs::write(self.cgroup.join("cgroup.kill"), "1")
+            .map_err(|e| format!("cgroup.kill in {}: {e}", self.cgroup.display()))
     }
 
     /// Reads what is left in the buffer, detaches and unloads everything, and returns the summary.
@@ -215,13 +216,20 @@ impl State {
     }
 
     fn loss(&mut self, per_cpu_now: &[u64], last: &mut Vec<u64>) {
-        let delta: Vec<u64> = per_cpu_now.iter().zip(last.iter().chain(std::iter::repeat(&0))).map(|(a, b)| a.saturating_sub(*b)).collect();
+        let delta: Vec<u64> = per_cpu_now
+            .iter()
+            .zip(last.iter().chain(std::iter::repeat(&0)))
+            .map(|(a, b)| a.saturating_sub(*b))
+            .collect();
         let total: u64 = delta.iter().sum();
         if total > 0 {
             let e = Event {
                 v: crate::event::SCHEMA_VERSION,
                 kind: "loss".into(),
-                time: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0),
+                time: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0),
                 session: self.conv.session.clone(),
                 lost: Some(total),
                 lost_per_cpu: Some(delta),
@@ -236,13 +244,19 @@ impl State {
 
 fn counters(skel: &crate::sys::CordonSkel, idx: u32) -> Vec<u64> {
     match skel.maps.counters.lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY) {
-        Ok(Some(v)) => v.iter().map(|b| b.get(..8).and_then(|s| s.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0)).collect(),
+        Ok(Some(v)) => {
+            v.iter().map(|b| b.get(..8).and_then(|s| s.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0)).collect()
+        }
         _ => vec![0; num_cpus()],
     }
 }
 
 fn configure(open: &mut OpenCordonSkel, cfg: &Config, target: &crate::cgroup::Target) -> Result<(), SensorError> {
-    let ro = open.maps.rodata_data.as_deref_mut().ok_or_else(|| SensorError::Load("the object has no read-only data section".into()))?;
+    let ro = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .ok_or_else(|| SensorError::Load("the object has no read-only data section".into()))?;
     ro.target_cgid = target.id;
     ro.target_level = target.level;
     ro.net_mode = u32::from(cfg.net.as_ref().is_some_and(|n| n.loopback_only));
@@ -251,7 +265,12 @@ fn configure(open: &mut OpenCordonSkel, cfg: &Config, target: &crate::cgroup::Ta
     Ok(())
 }
 
-fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Receiver<Ctl>, stop: Arc<AtomicBool>) -> Summary {
+fn run(
+    cfg: Config,
+    ready: mpsc::Sender<Result<(), SensorError>>,
+    ctl: mpsc::Receiver<Ctl>,
+    stop: Arc<AtomicBool>,
+) -> Summary {
     let started = Instant::now();
     let fail = |e: SensorError| {
         let _ = ready.send(Err(e));
@@ -270,7 +289,13 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
         return fail(e);
     }
     if cfg.net.is_none() {
-        for p in [&mut open.progs.connect4, &mut open.progs.connect6, &mut open.progs.sendmsg4, &mut open.progs.sendmsg6, &mut open.progs.sock_create] {
+        for p in [
+            &mut open.progs.connect4,
+            &mut open.progs.connect6,
+            &mut open.progs.sendmsg4,
+            &mut open.progs.sendmsg6,
+            &mut open.progs.sock_create,
+        ] {
             p.set_autoload(false);
         }
     }
@@ -345,7 +370,8 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
     }
     let mut conv = Converter::new(&cfg.session, cfg.attribution.clone());
     conv.track_setup = cfg.session_start;
-    let state = std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink: cfg.sink, sum: Summary::default() });
+    let state =
+        std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink: cfg.sink, sum: Summary::default() });
     let mut rb = RingBufferBuilder::new();
     if let Err(e) = rb.add(&skel.maps.events, |data: &[u8]| {
         state.borrow_mut().record(data);
@@ -403,7 +429,10 @@ fn run(cfg: Config, ready: mpsc::Sender<Result<(), SensorError>>, ctl: mpsc::Rec
     st.sum.tree = st.lineage.render(200);
     st.sum.seconds = started.elapsed().as_secs_f64();
     if st.sum.attempted != st.sum.events + st.sum.lost + st.sum.decode_errors {
-        st.sum.notes.push(format!("accounting: {} records offered, {} read, {} lost, {} malformed", st.sum.attempted, st.sum.events, st.sum.lost, st.sum.decode_errors));
+        st.sum.notes.push(format!(
+            "accounting: {} records offered, {} read, {} lost, {} malformed",
+            st.sum.attempted, st.sum.events, st.sum.lost, st.sum.decode_errors
+        ));
     }
     st.sum
 }

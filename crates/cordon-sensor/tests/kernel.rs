@@ -24,7 +24,11 @@ fn need_root() -> bool {
     if std::env::var_os("CORDON_TESTS_ALLOW_SKIP").is_some() {
         eprintln!("SKIPPED: needs root");
         let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped.log");
-        let _ = std::fs::OpenOptions::new().create(true).append(true).open(log).and_then(|mut f| std::io::Write::write_all(&mut f, b"cordon-sensor kernel tests: needs root\n"));
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"cordon-sensor kernel tests: needs root\n"));
         return false;
     }
     panic!("needs root (loads BPF programs); set CORDON_TESTS_ALLOW_SKIP=1 to skip explicitly");
@@ -68,7 +72,17 @@ impl Drop for Cg {
 }
 
 fn sensor(cg: &Cg) -> Sensor {
-    Sensor::start(Config { session: "test".into(), cgroup: cg.0.clone(), net: Some(NetRules { loopback_only: true, allow: vec![] }), attribution: Default::default(), seccomp_watch: vec![], session_start: false, ring_bytes: 1 << 20, sink: Box::new(|_| {}) }).unwrap_or_else(|e| panic!("{e}"))
+    Sensor::start(Config {
+        session: "test".into(),
+        cgroup: cg.0.clone(),
+        net: Some(NetRules { loopback_only: true, allow: vec![] }),
+        attribution: Default::default(),
+        seccomp_watch: vec![],
+        session_start: false,
+        ring_bytes: 1 << 20,
+        sink: Box::new(|_| {}),
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn wait_exit(c: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
@@ -142,14 +156,26 @@ fn held_ids() -> (Vec<u32>, Vec<u32>) {
 
 /// Of these program and map ids, the ones the kernel still has loaded (by anyone).
 fn still_loaded(progs: &[u32], maps: &[u32]) -> Vec<String> {
-    let mut v: Vec<String> = libbpf_rs::query::ProgInfoIter::default().filter(|p| progs.contains(&p.id)).map(|p| format!("prog {} {}", p.id, p.name.to_string_lossy())).collect();
-    v.extend(libbpf_rs::query::MapInfoIter::default().filter(|m| maps.contains(&m.id)).map(|m| format!("map {} {}", m.id, m.name.to_string_lossy())));
+    let mut v: Vec<String> = libbpf_rs::query::ProgInfoIter::default()
+        .filter(|p| progs.contains(&p.id))
+        .map(|p| format!("prog {} {}", p.id, p.name.to_string_lossy()))
+        .collect();
+    v.extend(
+        libbpf_rs::query::MapInfoIter::default()
+            .filter(|m| maps.contains(&m.id))
+            .map(|m| format!("map {} {}", m.id, m.name.to_string_lossy())),
+    );
     v
 }
 
 /// tracefs and bpffs mounts as this process sees them (whole mountinfo lines, mount ids included).
 fn trace_bpf_mounts() -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo").lines().filter(|l| l.contains(" - tracefs ") || l.contains(" - bpf ")).map(str::to_string).collect()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .expect("mountinfo")
+        .lines()
+        .filter(|l| l.contains(" - tracefs ") || l.contains(" - bpf "))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -168,7 +194,10 @@ fn nothing_is_left_behind() {
         dir = cg.0.clone();
         let s = sensor(&cg);
         (progs, maps) = held_ids();
-        assert!(progs.len() >= 10 && maps.len() >= 5, "the sensor's programs and maps are held while it runs: progs {progs:?}, maps {maps:?}");
+        assert!(
+            progs.len() >= 10 && maps.len() >= 5,
+            "the sensor's programs and maps are held while it runs: progs {progs:?}, maps {maps:?}"
+        );
         assert!(still_loaded(&progs, &maps).len() == progs.len() + maps.len(), "the kernel lists them all");
         // The programs are tp_btf and cgroup-bpf links: the sensor mounts nothing (a mount would
         // outlive a cordon killed with SIGKILL).

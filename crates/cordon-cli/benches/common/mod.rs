@@ -20,7 +20,11 @@ pub fn write_project(ws: &Path) {
         objs.push(format!("f{i}.o"));
     }
     std::fs::write(ws.join("main.c"), "int f0(int);\nint main(void) { return f0(1) == 1 ? 0 : 1; }\n").expect("main");
-    std::fs::write(ws.join("Makefile"), format!("CFLAGS=-O2\nprog: main.o {objs}\n\t$(CC) -o $@ $^\nclean:\n\trm -f *.o prog\n", objs = objs.join(" "))).expect("mk");
+    std::fs::write(
+        ws.join("Makefile"),
+        format!("CFLAGS=-O2\nprog: main.o {objs}\n\t$(CC) -o $@ $^\nclean:\n\trm -f *.o prog\n", objs = objs.join(" ")),
+    )
+    .expect("mk");
 }
 
 /// User + system CPU seconds of all waited-for descendants so far.

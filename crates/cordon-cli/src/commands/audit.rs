@@ -1,8 +1,8 @@
 //! `cordon audit verify|ls|show|export`.
 
 use anyhow::{bail, Result};
-use std::io::Write as _;
 use clap::{Args, Subcommand, ValueEnum};
+use std::io::Write as _;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -14,7 +14,9 @@ pub enum AuditCmd {
     /// gone) never verifies.
     ///
     /// Exit status: 0 the log verifies, 1 it does not (tampered or unreadable), 2 usage error.
-    #[command(after_help = "Without an anchor, a log cut short together with its head file, re-signed with its own key, cannot be told from a shorter log: keep a copy of `cordon audit head` (or `cordon run --head-copy`) where the sessions' user cannot write, and check against it with --expect-head. docs/SECURITY.md says what the log guarantees.")]
+    #[command(
+        after_help = "Without an anchor, a log cut short together with its head file, re-signed with its own key, cannot be told from a shorter log: keep a copy of `cordon audit head` (or `cordon run --head-copy`) where the sessions' user cannot write, and check against it with --expect-head. docs/SECURITY.md says what the log guarantees."
+    )]
     Verify(VerifyArgs),
     /// Print the log's signed head (the last sealed record, signed with the log's key) as one JSON
     /// line, to keep elsewhere as an anchor: `cordon audit verify --expect-head FILE` then detects
@@ -95,7 +97,11 @@ fn verify(a: VerifyArgs) -> Result<i32> {
     let p = path(&a.common.audit)?;
     let expect = match &a.expect_head {
         None => None,
-        Some(f) => Some(cordon_audit::Head::read(f).map_err(anyhow::Error::msg)?.ok_or_else(|| anyhow::anyhow!("--expect-head {}: no such file", f.display()))?),
+        Some(f) => Some(
+            cordon_audit::Head::read(f)
+                .map_err(anyhow::Error::msg)?
+                .ok_or_else(|| anyhow::anyhow!("--expect-head {}: no such file", f.display()))?,
+        ),
     };
     let r = cordon_audit::verify_with(&p, expect.as_ref()).map_err(anyhow::Error::msg)?;
     if a.common.json {
@@ -109,7 +115,13 @@ fn verify(a: VerifyArgs) -> Result<i32> {
         (None, Some(b)) => println!("{}: TAMPERED: first bad record {}: {}", p.display(), b.seq, b.what),
         (None, None) => {
             let anchored = if r.anchor_matches == Some(true) { ", and the anchored head is in it" } else { "" };
-            println!("{}: ok: {} records, {} sessions ({} sealed), chain and signatures verify{anchored}", p.display(), r.records, r.sessions, r.sealed)
+            println!(
+                "{}: ok: {} records, {} sessions ({} sealed), chain and signatures verify{anchored}",
+                p.display(),
+                r.records,
+                r.sessions,
+                r.sealed
+            )
         }
     }
     for u in &r.unfinished {
@@ -127,11 +139,16 @@ fn verify(a: VerifyArgs) -> Result<i32> {
 fn head(c: Common) -> Result<i32> {
     let p = path(&c.audit)?;
     let s = cordon_audit::Store::open_read_only(&p)?;
-    let h = s.head()?.ok_or_else(|| anyhow::anyhow!("{} has no head file: no session was sealed in it yet", p.display()))?;
+    let h = s
+        .head()?
+        .ok_or_else(|| anyhow::anyhow!("{} has no head file: no session was sealed in it yet", p.display()))?;
     // An anchor is only worth keeping if the log holds what it names.
     let r = cordon_audit::verify_with(&p, Some(&h)).map_err(anyhow::Error::msg)?;
     if r.anchor_matches != Some(true) {
-        bail!("the head of {} does not match the log (`cordon audit verify` says why); not printing it as an anchor", p.display());
+        bail!(
+            "the head of {} does not match the log (`cordon audit verify` says why); not printing it as an anchor",
+            p.display()
+        );
     }
     print!("{}", h.to_line());
     Ok(0)
@@ -146,8 +163,19 @@ fn ls(c: Common) -> Result<i32> {
         return Ok(0);
     }
     for r in rows {
-        let cmd = r.summary["command"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")).unwrap_or_default();
-        writeln!(out, "{}  {:>6} records  {}  {}  {}", r.session, r.records, if r.sealed { "sealed    " } else { "unfinished" }, r.summary["policy"]["name"].as_str().unwrap_or("?"), cmd)?;
+        let cmd = r.summary["command"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "{}  {:>6} records  {}  {}  {}",
+            r.session,
+            r.records,
+            if r.sealed { "sealed    " } else { "unfinished" },
+            r.summary["policy"]["name"].as_str().unwrap_or("?"),
+            cmd
+        )?;
     }
     Ok(0)
 }
@@ -163,8 +191,21 @@ fn show(a: ShowArgs) -> Result<i32> {
     let t0 = recs.first().map(|r| r.ts_ms).unwrap_or(0);
     for r in recs {
         for (kind, ts, body) in entries(&r) {
-            let text = if kind.starts_with("sensor.") { serde_json::from_value::<cordon_sensor::Event>(body.clone()).map(|e| e.line()).unwrap_or_else(|_| body.to_string()) } else { body.to_string() };
-            writeln!(out, "+{:>8.3}s  #{:<6} {:<14} {}", (ts - t0) as f64 / 1000.0, r.seq, kind, text.chars().take(200).collect::<String>())?;
+            let text = if kind.starts_with("sensor.") {
+                serde_json::from_value::<cordon_sensor::Event>(body.clone())
+                    .map(|e| e.line())
+                    .unwrap_or_else(|_| body.to_string())
+            } else {
+                body.to_string()
+            };
+            writeln!(
+                out,
+                "+{:>8.3}s  #{:<6} {:<14} {}",
+                (ts - t0) as f64 / 1000.0,
+                r.seq,
+                kind,
+                text.chars().take(200).collect::<String>()
+            )?;
         }
     }
     Ok(0)
@@ -178,7 +219,11 @@ fn export(a: ExportArgs) -> Result<i32> {
         Format::Jsonl => {
             for r in recs {
                 for (kind, ts, body) in entries(&r) {
-                    writeln!(out, "{}", serde_json::json!({"seq": r.seq, "session": r.session, "kind": kind, "ts_ms": ts, "body": body}))?;
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({"seq": r.seq, "session": r.session, "kind": kind, "ts_ms": ts, "body": body})
+                    )?;
                 }
             }
         }

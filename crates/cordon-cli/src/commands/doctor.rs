@@ -17,7 +17,9 @@ pub struct DoctorArgs {
 
 fn view(caps: &KernelCaps) -> Value {
     let ws = std::env::temp_dir();
-    let (_, policy) = cordon_policy::load_and_compile("builtin:agent", &cordon_policy::Context::for_workspace(ws.clone())).expect("built-in profile compiles");
+    let (_, policy) =
+        cordon_policy::load_and_compile("builtin:agent", &cordon_policy::Context::for_workspace(ws.clone()))
+            .expect("built-in profile compiles");
     let inv = Invocation { session_id: "doctor".into(), argv: vec!["/bin/true".into()], cwd: ws, env: vec![] };
     let p = plan(&policy, caps, &inv);
     let guarantees: Vec<Value> = p
@@ -25,7 +27,9 @@ fn view(caps: &KernelCaps) -> Value {
         .iter()
         .map(|g| match &g.state {
             State::Enforced { how } => json!({"layer": g.layer, "what": g.what, "enforced": true, "how": how}),
-            State::Degraded { feature, instead } => json!({"layer": g.layer, "what": g.what, "enforced": false, "missing": feature, "instead": instead}),
+            State::Degraded { feature, instead } => {
+                json!({"layer": g.layer, "what": g.what, "enforced": false, "missing": feature, "instead": instead})
+            }
         })
         .collect();
     let degraded = p.degraded().len();
@@ -59,7 +63,12 @@ fn other_view(caps: &KernelCaps) -> Value {
         c.cgroup.v1 = cordon_sandbox::caps::mount_table()
             .into_iter()
             .filter(|m| m.fstype == "cgroup")
-            .flat_map(|m| ["memory", "pids", "cpu"].into_iter().filter(move |c| m.options.split(',').any(|o| o == *c)).map(move |c| (c.to_string(), m.point.clone())))
+            .flat_map(|m| {
+                ["memory", "pids", "cpu"]
+                    .into_iter()
+                    .filter(move |c| m.options.split(',').any(|o| o == *c))
+                    .map(move |c| (c.to_string(), m.point.clone()))
+            })
             .collect();
         let mut v = view(&c);
         v["note"] = json!("inferred: root can write the cgroup hierarchies and load the eBPF sensor");
@@ -107,7 +116,10 @@ pub fn run(a: DoctorArgs) -> Result<i32> {
     if sv["usable"].as_bool() == Some(true) {
         println!("eBPF sensor (cordon run --monitor, cordon monitor): usable — all programs pass the verifier ({:.0} ms to load)", sv["loads_ms"].as_f64().unwrap_or(0.0));
         println!("  programs      tp_btf sys_enter/sys_exit, sched_process_exec/fork/exit; cgroup connect4/6, sendmsg4/6, sock_create");
-        println!("  sessions      filtered in the kernel by cgroup v2 id (hierarchy at {})", sv["cgroup_v2"].as_str().unwrap_or("?"));
+        println!(
+            "  sessions      filtered in the kernel by cgroup v2 id (hierarchy at {})",
+            sv["cgroup_v2"].as_str().unwrap_or("?")
+        );
     } else {
         println!("eBPF sensor: NOT usable here: {}", sv["why_not"].as_str().unwrap_or("unknown"));
     }
@@ -116,7 +128,11 @@ pub fn run(a: DoctorArgs) -> Result<i32> {
         Some(false) => println!("  BPF-LSM       not available: {} (this kernel does not run BPF-LSM programs; boot with lsm=...,bpf)", sv["bpf_lsm_error"].as_str().unwrap_or("refused")),
         None => {}
     }
-    println!("  tracefs {}, bpffs {} (the sensor needs neither and never mounts them)", if sv["tracefs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" }, if sv["bpffs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" });
+    println!(
+        "  tracefs {}, bpffs {} (the sensor needs neither and never mounts them)",
+        if sv["tracefs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" },
+        if sv["bpffs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" }
+    );
     Ok(0)
 }
 
@@ -128,7 +144,14 @@ fn print_view(title: &str, v: &Value) {
     println!("{title}:");
     let ll = &v["landlock"];
     if ll["available"].as_bool() == Some(true) {
-        println!("  landlock      ABI {}: {}", ll["abi"], ll["enforces"].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default());
+        println!(
+            "  landlock      ABI {}: {}",
+            ll["abi"],
+            ll["enforces"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        );
     } else {
         println!("  landlock      MISSING: no filesystem confinement");
     }
@@ -141,11 +164,21 @@ fn print_view(title: &str, v: &Value) {
         println!("  namespaces    MISSING: {}", ns["why"].as_str().unwrap_or(""));
     }
     let cg = &v["cgroups"];
-    let v1: Vec<String> = cg["v1_writable"].as_array().map(|a| a.iter().filter_map(|x| x["controller"].as_str().map(String::from)).collect()).unwrap_or_default();
+    let v1: Vec<String> = cg["v1_writable"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["controller"].as_str().map(String::from)).collect())
+        .unwrap_or_default();
     println!(
         "  cgroups       v2 at {} (controllers: {}; writable here: {}), v1 writable: {}",
         cg["v2_mount"].as_str().unwrap_or("-"),
-        cg["v2_controllers"].as_array().map(|a| if a.is_empty() { "none".to_string() } else { a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ") }).unwrap_or_default(),
+        cg["v2_controllers"]
+            .as_array()
+            .map(|a| if a.is_empty() {
+                "none".to_string()
+            } else {
+                a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" ")
+            })
+            .unwrap_or_default(),
         if cg["v2_writable_base"].is_null() { "no" } else { "yes" },
         if v1.is_empty() { "none".into() } else { v1.join(", ") }
     );
@@ -153,9 +186,20 @@ fn print_view(title: &str, v: &Value) {
     println!("  default profile (builtin:agent):");
     for g in d["guarantees"].as_array().into_iter().flatten() {
         if g["enforced"].as_bool() == Some(true) {
-            println!("    ok    [{}] {} — {}", g["layer"].as_str().unwrap_or(""), g["what"].as_str().unwrap_or(""), g["how"].as_str().unwrap_or(""));
+            println!(
+                "    ok    [{}] {} — {}",
+                g["layer"].as_str().unwrap_or(""),
+                g["what"].as_str().unwrap_or(""),
+                g["how"].as_str().unwrap_or("")
+            );
         } else {
-            println!("    LOST  [{}] {} — needs {}; instead: {}", g["layer"].as_str().unwrap_or(""), g["what"].as_str().unwrap_or(""), g["missing"].as_str().unwrap_or(""), g["instead"].as_str().unwrap_or(""));
+            println!(
+                "    LOST  [{}] {} — needs {}; instead: {}",
+                g["layer"].as_str().unwrap_or(""),
+                g["what"].as_str().unwrap_or(""),
+                g["missing"].as_str().unwrap_or(""),
+                g["instead"].as_str().unwrap_or("")
+            );
         }
     }
     if d["runs_without_degrading"].as_bool() == Some(true) {

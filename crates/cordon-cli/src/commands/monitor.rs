@@ -54,10 +54,16 @@ fn populated(dir: &std::path::Path) -> bool {
 /// no pattern, no path); its cgroup directory and full id.
 fn running_session(prefix: &str) -> Result<(PathBuf, String)> {
     let running = cordon_sensor::cgroup::running_sessions();
-    let list = |ids: &[&String]| ids.iter().take(20).map(|s| s.as_str()).collect::<Vec<_>>().join(", ") + if ids.len() > 20 { ", ..." } else { "" };
+    let list = |ids: &[&String]| {
+        ids.iter().take(20).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            + if ids.len() > 20 { ", ..." } else { "" }
+    };
     let all: Vec<&String> = running.iter().collect();
     if prefix.is_empty() {
-        bail!("SESSION is empty: give a session id or a unique prefix of one\n  running sessions: {}", if all.is_empty() { "none".into() } else { list(&all) });
+        bail!(
+            "SESSION is empty: give a session id or a unique prefix of one\n  running sessions: {}",
+            if all.is_empty() { "none".into() } else { list(&all) }
+        );
     }
     let found: Vec<&String> = match running.iter().find(|s| *s == prefix) {
         Some(exact) => vec![exact],
@@ -74,7 +80,8 @@ fn running_session(prefix: &str) -> Result<(PathBuf, String)> {
 }
 
 pub fn run(a: MonitorArgs) -> Result<i32> {
-    let ring = cordon_policy::units::parse_size(&a.sensor_buffer).map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}\n  hint: a size such as 64K, 16M", a.sensor_buffer))?;
+    let ring = cordon_policy::units::parse_size(&a.sensor_buffer)
+        .map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}\n  hint: a size such as 64K, 16M", a.sensor_buffer))?;
     if !(4096..=(1 << 30)).contains(&ring) {
         bail!("--sensor-buffer {}: between 4K and 1G", a.sensor_buffer);
     }
@@ -91,12 +98,21 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     }
     let to_stdout = a.events.as_deref() == Some(std::path::Path::new("-"));
     let events_file = match a.events.as_deref() {
-        Some(p) if !to_stdout => Some(crate::outputs::Output::open(p, "--events", &mut Default::default())?.into_events()?),
+        Some(p) if !to_stdout => {
+            Some(crate::outputs::Output::open(p, "--events", &mut Default::default())?.into_events()?)
+        }
         _ => None,
     };
-    let mut built = crate::sensing::build(crate::sensing::Options { events: events_file, live: a.events.is_none(), rules: Default::default(), kill_cgroup: None, audit: None })?;
+    let mut built = crate::sensing::build(crate::sensing::Options {
+        events: events_file,
+        live: a.events.is_none(),
+        rules: Default::default(),
+        kill_cgroup: None,
+        audit: None,
+    })?;
     if to_stdout {
-        let out = crate::sensing::EventsOut::stdout().map_err(|e| anyhow::anyhow!("--events -: standard output: {e}"))?;
+        let out =
+            crate::sensing::EventsOut::stdout().map_err(|e| anyhow::anyhow!("--events -: standard output: {e}"))?;
         *built.shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
     }
     let sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sink"))?;
@@ -105,7 +121,17 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     mask.add(Signal::SIGTERM);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
-    let sensor = cordon_sensor::Sensor::start(cordon_sensor::Config { session: name.clone(), cgroup: dir.clone(), net: None, attribution: Default::default(), session_start: false, seccomp_watch: cordon_sensor::kinds::baseline_watch(cordon_sensor::kinds::native_arch()), ring_bytes: ring as u32, sink }).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sensor = cordon_sensor::Sensor::start(cordon_sensor::Config {
+        session: name.clone(),
+        cgroup: dir.clone(),
+        net: None,
+        attribution: Default::default(),
+        session_start: false,
+        seccomp_watch: cordon_sensor::kinds::baseline_watch(cordon_sensor::kinds::native_arch()),
+        ring_bytes: ring as u32,
+        sink,
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("cordon: monitoring {name} ({}); Ctrl-C to stop", dir.display());
     let start = std::time::Instant::now();
     let why = loop {

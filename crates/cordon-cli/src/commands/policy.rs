@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use cordon_policy::{decide, export, explain, Probe};
+use cordon_policy::{decide, explain, export, Probe};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -163,8 +163,12 @@ fn test(a: TestArgs) -> Result<i32> {
             None
         } else {
             match &t.probe {
-                Probe::Read(p) if p.exists() => Some(format!("exec < '{}'", p.display().to_string().replace('\'', "'\\''"))),
-                Probe::Write(p) if p.is_file() => Some(format!("exec 3>> '{}'", p.display().to_string().replace('\'', "'\\''"))),
+                Probe::Read(p) if p.exists() => {
+                    Some(format!("exec < '{}'", p.display().to_string().replace('\'', "'\\''")))
+                }
+                Probe::Write(p) if p.is_file() => {
+                    Some(format!("exec 3>> '{}'", p.display().to_string().replace('\'', "'\\''")))
+                }
                 _ => None,
             }
         };
@@ -190,7 +194,13 @@ fn test(a: TestArgs) -> Result<i32> {
             None => "plan",
         };
         if !a.json {
-            println!("{} {:<40} expect {expect:<5} [{how}] {}  ({})", if ok { "PASS" } else { "FAIL" }, t.name, d.reason, t.at);
+            println!(
+                "{} {:<40} expect {expect:<5} [{how}] {}  ({})",
+                if ok { "PASS" } else { "FAIL" },
+                t.name,
+                d.reason,
+                t.at
+            );
             if let (Some(r), false) = (real_result, real_ok.unwrap_or(true)) {
                 println!("     the sandbox {} it", if r { "allowed" } else { "denied" });
             }

@@ -48,13 +48,17 @@ pub fn run(cmd: RulesCmd) -> Result<i32> {
         RulesCmd::Show { spec } => {
             match spec.strip_prefix("builtin:").and_then(cordon_rules::builtin) {
                 Some(t) => print!("{t}"),
-                None => print!("{}", cordon_policy::load::read_file(std::path::Path::new(&spec)).map_err(|e| anyhow::anyhow!("{e}"))?),
+                None => print!(
+                    "{}",
+                    cordon_policy::load::read_file(std::path::Path::new(&spec)).map_err(|e| anyhow::anyhow!("{e}"))?
+                ),
             }
             Ok(0)
         }
         RulesCmd::Test(a) => {
             let set = cordon_rules::load(&a.rules).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let store = cordon_audit::Store::open_read_only(&a.audit.clone().unwrap_or_else(cordon_audit::default_path))?;
+            let store =
+                cordon_audit::Store::open_read_only(&a.audit.clone().unwrap_or_else(cordon_audit::default_path))?;
             let recs = store.records(&store.resolve_session(&a.session)?)?;
             let mut engine = cordon_rules::Engine::new(set);
             let mut alerts = vec![];

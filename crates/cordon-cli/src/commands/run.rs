@@ -98,7 +98,9 @@ pub struct RunArgs {
 
 fn kill_after(s: &str) -> Result<std::time::Duration, String> {
     match cordon_policy::units::parse_duration(s) {
-        Ok(d) if d.is_zero() => Err("must be at least 1s (a second SIGINT or SIGTERM already kills at once); e.g. 10s".into()),
+        Ok(d) if d.is_zero() => {
+            Err("must be at least 1s (a second SIGINT or SIGTERM already kills at once); e.g. 10s".into())
+        }
         Ok(d) => Ok(d),
         Err(e) => Err(format!("{e}; write a duration, e.g. 10s, 2m or 1m30s")),
     }
@@ -159,7 +161,8 @@ pub fn run(a: RunArgs) -> Result<i32> {
     tm("host capabilities detected");
     let session_id = cordon_sandbox::new_session_id();
     let cwd = std::env::current_dir().ok().filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
-    let inv = Invocation { session_id: session_id.clone(), argv: a.cmd.clone(), cwd, env: std::env::vars_os().collect() };
+    let inv =
+        Invocation { session_id: session_id.clone(), argv: a.cmd.clone(), cwd, env: std::env::vars_os().collect() };
     let plan = plan(&policy, &caps, &inv);
     tm("plans built");
 
@@ -167,7 +170,9 @@ pub fn run(a: RunArgs) -> Result<i32> {
         .degraded()
         .iter()
         .map(|g| match &g.state {
-            State::Degraded { feature, instead } => format!("{}: {} — needs {}; instead: {}", g.layer, g.what, feature, instead),
+            State::Degraded { feature, instead } => {
+                format!("{}: {} — needs {}; instead: {}", g.layer, g.what, feature, instead)
+            }
             State::Enforced { .. } => String::new(),
         })
         .collect();
@@ -190,9 +195,12 @@ pub fn run(a: RunArgs) -> Result<i32> {
             protected.add(&f, &format!("a file of the audit log {}", db.display()));
         }
     }
-    let mut report_out = a.report.as_deref().map(|p| crate::outputs::Output::open(p, "--report", &mut protected)).transpose()?;
-    let mut events_out = a.events.as_deref().map(|p| crate::outputs::Output::open(p, "--events", &mut protected)).transpose()?;
-    let mut head_out = a.head_copy.as_deref().map(|p| crate::outputs::Output::open(p, "--head-copy", &mut protected)).transpose()?;
+    let mut report_out =
+        a.report.as_deref().map(|p| crate::outputs::Output::open(p, "--report", &mut protected)).transpose()?;
+    let mut events_out =
+        a.events.as_deref().map(|p| crate::outputs::Output::open(p, "--events", &mut protected)).transpose()?;
+    let mut head_out =
+        a.head_copy.as_deref().map(|p| crate::outputs::Output::open(p, "--head-copy", &mut protected)).transpose()?;
     if !a.quiet {
         if let Some(w) = &unprotected_log {
             eprintln!("cordon: DEGRADED: {w}");
@@ -204,7 +212,12 @@ pub fn run(a: RunArgs) -> Result<i32> {
             eprintln!("cordon: WARNING: net.egress = \"open\": the session can reach any host this machine can");
         }
         if a.verbose {
-            eprintln!("cordon: session {session_id}, policy `{}` ({}), workspace {}", policy.name, policy.sources.join(" -> "), ws.display());
+            eprintln!(
+                "cordon: session {session_id}, policy `{}` ({}), workspace {}",
+                policy.name,
+                policy.sources.join(" -> "),
+                ws.display()
+            );
             for g in &plan.guarantees {
                 if let State::Enforced { how } = &g.state {
                     eprintln!("cordon:   [{}] {} — {}", g.layer, g.what, how);
@@ -238,7 +251,8 @@ pub fn run(a: RunArgs) -> Result<i32> {
             eprintln!("cordon: warning: --events {} is inside the workspace, which the session can write; the audit log is the tamper-evident record", ev.display());
         }
     }
-    let ring_bytes = cordon_policy::units::parse_size(&a.sensor_buffer).map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}\n  hint: a size such as 64K, 16M", a.sensor_buffer))?;
+    let ring_bytes = cordon_policy::units::parse_size(&a.sensor_buffer)
+        .map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}\n  hint: a size such as 64K, 16M", a.sensor_buffer))?;
     if monitor && !(4096..=(1 << 30)).contains(&ring_bytes) {
         bail!("--sensor-buffer {}: between 4K and 1G", a.sensor_buffer);
     }
@@ -246,24 +260,48 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let mut wiring: Option<crate::sensing::Built> = None;
     let on_cgroup: Option<cordon_sandbox::session::CgroupHook> = if monitor {
         let audit_writer = match &audit {
-            Some(r) => Some(crate::sensing::AuditWriter::start(r.path().to_path_buf(), session_id.clone()).map_err(|e| anyhow::anyhow!("audit: {e}"))?),
+            Some(r) => Some(
+                crate::sensing::AuditWriter::start(r.path().to_path_buf(), session_id.clone())
+                    .map_err(|e| anyhow::anyhow!("audit: {e}"))?,
+            ),
             None => None,
         };
         let v2 = plan.cgroup.v2_dir.clone();
         let events = events_out.take().map(|o| o.into_events()).transpose()?;
-        let built = crate::sensing::build(crate::sensing::Options { events, live: a.events.is_none() && !a.quiet, rules: rule_set_for_sensor.clone(), kill_cgroup: v2, audit: audit_writer })?;
+        let built = crate::sensing::build(crate::sensing::Options {
+            events,
+            live: a.events.is_none() && !a.quiet,
+            rules: rule_set_for_sensor.clone(),
+            kill_cgroup: v2,
+            audit: audit_writer,
+        })?;
         let mut built = built;
         let sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sensor sink missing"))?;
         wiring = Some(built);
-        let attribution = cordon_sensor::Attribution { policy: Some(std::sync::Arc::new(policy.clone())), landlock: plan.landlock.enabled(), signal_scope: plan.landlock.scopes & cordon_sandbox::plan::landlock::SCOPE_SIGNAL != 0 };
+        let attribution = cordon_sensor::Attribution {
+            policy: Some(std::sync::Arc::new(policy.clone())),
+            landlock: plan.landlock.enabled(),
+            signal_scope: plan.landlock.scopes & cordon_sandbox::plan::landlock::SCOPE_SIGNAL != 0,
+        };
         let net = cordon_sensor::NetRules { loopback_only: policy.net.egress != Egress::Open, allow: vec![] };
         let (cell, sid) = (sensor_cell.clone(), session_id.clone());
-        let mut seccomp_watch: Vec<u32> = plan.seccomp.rules.iter().filter(|r| r.nr >= 0).map(|r| r.nr as u32).collect();
+        let mut seccomp_watch: Vec<u32> =
+            plan.seccomp.rules.iter().filter(|r| r.nr >= 0).map(|r| r.nr as u32).collect();
         seccomp_watch.sort_unstable();
         seccomp_watch.dedup();
         Some(Box::new(move |dir: Option<&std::path::Path>| {
             let dir = dir.ok_or("--monitor: the session has no cgroup v2 directory, which the sensor filters on (is cgroup2 mounted and writable? see `cordon doctor`)")?;
-            let s = cordon_sensor::Sensor::start(cordon_sensor::Config { session: sid, cgroup: dir.to_path_buf(), net: Some(net), attribution, session_start: true, seccomp_watch, ring_bytes: ring_bytes as u32, sink }).map_err(|e| e.to_string())?;
+            let s = cordon_sensor::Sensor::start(cordon_sensor::Config {
+                session: sid,
+                cgroup: dir.to_path_buf(),
+                net: Some(net),
+                attribution,
+                session_start: true,
+                seccomp_watch,
+                ring_bytes: ring_bytes as u32,
+                sink,
+            })
+            .map_err(|e| e.to_string())?;
             *cell.borrow_mut() = Some(s);
             Ok(())
         }))
@@ -280,7 +318,15 @@ pub fn run(a: RunArgs) -> Result<i32> {
             kill
         })
     };
-    let outcome = Session { plan: &plan, session_id: session_id.clone(), interactive: true, on_denial: Some(hook), on_cgroup, kill_after: a.kill_after }.run();
+    let outcome = Session {
+        plan: &plan,
+        session_id: session_id.clone(),
+        interactive: true,
+        on_denial: Some(hook),
+        on_cgroup,
+        kill_after: a.kill_after,
+    }
+    .run();
     let mut sensor_summary = sensor_cell.borrow_mut().take().map(|s| s.finish());
     let sensor_audit = wiring.as_mut().map(|w| w.finish_audit());
     let outcome = outcome.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -289,7 +335,8 @@ pub fn run(a: RunArgs) -> Result<i32> {
     }
     if let Some(w) = &wiring {
         // The proxy's refusals are denials too; they come from the proxy, not the kernel.
-        let extra: Vec<cordon_sensor::Event> = outcome.egress.iter().filter(|e| !e.allowed).map(|e| proxy_denial(&session_id, e)).collect();
+        let extra: Vec<cordon_sensor::Event> =
+            outcome.egress.iter().filter(|e| !e.allowed).map(|e| proxy_denial(&session_id, e)).collect();
         crate::sensing::finish_events(&w.shared, &session_id, &extra, sensor_summary.as_mut());
         alerts.borrow_mut().extend(w.shared.alerts.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
     }
@@ -401,7 +448,10 @@ fn proxy_denial(session: &str, d: &cordon_egress::record::Decision) -> cordon_se
         op: Some("connect".into()),
         addr: Some(format!("{host}:{port}")),
         layer: Some("proxy".into()),
-        reason: Some(format!("{}; if the task needs {host}:{port}, ask the user to add it (cordon run --allow-net {host}:{port})", cordon_egress::server::describe(d))),
+        reason: Some(format!(
+            "{}; if the task needs {host}:{port}, ask the user to add it (cordon run --allow-net {host}:{port})",
+            cordon_egress::server::describe(d)
+        )),
         ..Default::default()
     }
 }
@@ -418,7 +468,11 @@ fn summarize(o: &Outcome, a: &RunArgs, policy: &str) {
         }
         Ending::ExecFailed { errno, program } => {
             let e = std::io::Error::from_raw_os_error(*errno);
-            let hint = if *errno == libc::EACCES { " (is it outside the policy's exec allowlist? `cordon policy explain` lists it)" } else { "" };
+            let hint = if *errno == libc::EACCES {
+                " (is it outside the policy's exec allowlist? `cordon policy explain` lists it)"
+            } else {
+                ""
+            };
             eprintln!("cordon: cannot execute {program}: {e}{hint}");
             return;
         }
@@ -437,7 +491,11 @@ fn summarize(o: &Outcome, a: &RunArgs, policy: &str) {
         Ending::Signaled { signal } => format!("killed by signal {signal}"),
         _ => String::new(),
     };
-    eprintln!("cordon: session {} (policy `{policy}`) ended: {end} after {:.2}s", o.session_id, o.duration_ms as f64 / 1000.0);
+    eprintln!(
+        "cordon: session {} (policy `{policy}`) ended: {end} after {:.2}s",
+        o.session_id,
+        o.duration_ms as f64 / 1000.0
+    );
     if d.total > 0 {
         eprintln!("cordon: denied {} operation{}:", d.total, if d.total == 1 { "" } else { "s" });
         for x in d.items.iter().take(20) {

@@ -72,7 +72,8 @@ impl Env {
     }
 
     pub fn chown_all(&self) {
-        let st = Command::new("chown").args(["-R", &format!("{NOBODY}:{NOBODY}")]).arg(&self.root).status().expect("chown");
+        let st =
+            Command::new("chown").args(["-R", &format!("{NOBODY}:{NOBODY}")]).arg(&self.root).status().expect("chown");
         assert!(st.success());
     }
 
@@ -118,12 +119,21 @@ impl Env {
             Who::Root => Command::new(prog),
             Who::Nobody => {
                 let mut c = Command::new("setpriv");
-                c.args([format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"), "--clear-groups".into(), "--".into(), prog.into()]);
+                c.args([
+                    format!("--reuid={NOBODY}"),
+                    format!("--regid={NOBODY}"),
+                    "--clear-groups".into(),
+                    "--".into(),
+                    prog.into(),
+                ]);
                 c
             }
         };
         // Sessions are recorded in this test's own audit log, never the machine's.
-        c.current_dir(&self.ws).env("HOME", &self.home).env("CORDON_AUDIT", self.root.join("audit.db")).env_remove("CORDON_TESTS_ALLOW_SKIP");
+        c.current_dir(&self.ws)
+            .env("HOME", &self.home)
+            .env("CORDON_AUDIT", self.root.join("audit.db"))
+            .env_remove("CORDON_TESTS_ALLOW_SKIP");
         c
     }
 

@@ -128,7 +128,11 @@ impl Cgroups {
         for _ in 0..50 {
             let mut any = false;
             for d in &self.dirs {
-                for pid in std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                for pid in std::fs::read_to_string(d.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<i32>().ok())
+                {
                     any = true;
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
                 }
@@ -155,7 +159,9 @@ impl Cgroups {
             pk.processes = read(dir.join("pids.peak"));
         }
         if let Some(v2) = &self.v2 {
-            pk.cpu_us = std::fs::read_to_string(v2.join("cpu.stat")).ok().and_then(|s| s.lines().find_map(|l| l.strip_prefix("usage_usec ").and_then(|v| v.trim().parse().ok())));
+            pk.cpu_us = std::fs::read_to_string(v2.join("cpu.stat")).ok().and_then(|s| {
+                s.lines().find_map(|l| l.strip_prefix("usage_usec ").and_then(|v| v.trim().parse().ok()))
+            });
         }
         if pk.cpu_us.is_none() {
             if let Some((_, Mechanism::V1 { dir })) = &plan.cpu {
@@ -170,16 +176,32 @@ impl Cgroups {
     pub fn events(&self, plan: &CgroupPlan) -> Vec<String> {
         let mut out = vec![];
         let num = |p: PathBuf, key: &str| -> u64 {
-            std::fs::read_to_string(p).unwrap_or_default().lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse().ok()))
+                .unwrap_or(0)
         };
         if let Some((m, mech)) = &plan.memory {
             let (ooms, peak) = match mech {
-                Mechanism::V2 { dir } => (num(dir.join("memory.events"), "oom_kill "), std::fs::read_to_string(dir.join("memory.peak")).ok().and_then(|s| s.trim().parse::<u64>().ok())),
-                Mechanism::V1 { dir } => (num(dir.join("memory.oom_control"), "oom_kill "), std::fs::read_to_string(dir.join("memory.max_usage_in_bytes")).ok().and_then(|s| s.trim().parse::<u64>().ok())),
+                Mechanism::V2 { dir } => (
+                    num(dir.join("memory.events"), "oom_kill "),
+                    std::fs::read_to_string(dir.join("memory.peak")).ok().and_then(|s| s.trim().parse::<u64>().ok()),
+                ),
+                Mechanism::V1 { dir } => (
+                    num(dir.join("memory.oom_control"), "oom_kill "),
+                    std::fs::read_to_string(dir.join("memory.max_usage_in_bytes"))
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u64>().ok()),
+                ),
                 _ => (0, None),
             };
             if ooms > 0 {
-                out.push(format!("memory limit {} hit: {ooms} process(es) killed by the OOM killer (peak {})", cordon_policy::units::fmt_size(*m), peak.map(cordon_policy::units::fmt_size).unwrap_or_else(|| "?".into())));
+                out.push(format!(
+                    "memory limit {} hit: {ooms} process(es) killed by the OOM killer (peak {})",
+                    cordon_policy::units::fmt_size(*m),
+                    peak.map(cordon_policy::units::fmt_size).unwrap_or_else(|| "?".into())
+                ));
             }
         }
         if let Some((n, Mechanism::V2 { dir } | Mechanism::V1 { dir })) = &plan.processes {
@@ -198,7 +220,9 @@ impl Drop for Cgroups {
             for _ in 0..100 {
                 match std::fs::remove_dir(d) {
                     Ok(()) => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::sleep(std::time::Duration::from_millis(2)),
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        std::thread::sleep(std::time::Duration::from_millis(2))
+                    }
                     Err(_) => break,
                 }
             }
@@ -226,7 +250,12 @@ pub fn collect_stale(plan: &CgroupPlan) {
     for parent in parents {
         let Ok(rd) = std::fs::read_dir(&parent) else { continue };
         for e in rd.flatten() {
-            let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| now.duration_since(t).ok()).is_some_and(|age| age.as_secs() > 60);
+            let old = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age.as_secs() > 60);
             if old && e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
                 let _ = std::fs::remove_dir(e.path());
             }

@@ -11,9 +11,14 @@ pub fn apply(plan: &LandlockPlan) -> Result<(), String> {
         return Ok(());
     }
     let fs = BitFlags::<AccessFs>::from_bits_truncate(plan.handled_fs);
-    let mut rs = Ruleset::default().set_compatibility(CompatLevel::HardRequirement).handle_access(fs).map_err(|e| format!("landlock: {e}"))?;
+    let mut rs = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(fs)
+        .map_err(|e| format!("landlock: {e}"))?;
     if plan.handled_net != 0 {
-        rs = rs.handle_access(BitFlags::<AccessNet>::from_bits_truncate(plan.handled_net)).map_err(|e| format!("landlock: {e}"))?;
+        rs = rs
+            .handle_access(BitFlags::<AccessNet>::from_bits_truncate(plan.handled_net))
+            .map_err(|e| format!("landlock: {e}"))?;
     }
     if plan.scopes != 0 {
         rs = rs.scope(BitFlags::<Scope>::from_bits_truncate(plan.scopes)).map_err(|e| format!("landlock: {e}"))?;

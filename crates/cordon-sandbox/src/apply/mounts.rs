@@ -31,7 +31,14 @@ fn locked_flags(p: &Path) -> MsFlags {
     let mut f = MsFlags::empty();
     if let Ok(s) = statvfs(p) {
         let fl = s.flags();
-        for (a, b) in [(FsFlags::ST_NOSUID, MsFlags::MS_NOSUID), (FsFlags::ST_NODEV, MsFlags::MS_NODEV), (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC), (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME), (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME), (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME)] {
+        for (a, b) in [
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
             if fl.contains(a) {
                 f |= b;
             }
@@ -42,7 +49,12 @@ fn locked_flags(p: &Path) -> MsFlags {
 
 fn bind_readonly(src: &Path, dst: &Path) -> Result<(), String> {
     mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| err("bind", dst, e))?;
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | locked_flags(dst);
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | locked_flags(dst);
     mount(None::<&str>, dst, None::<&str>, flags, None::<&str>).map_err(|e| err("remount read-only", dst, e))
 }
 
@@ -50,7 +62,8 @@ fn mask(path: &Path) -> Result<(), String> {
     let md = path.metadata().map_err(|e| err("stat", path, e))?;
     if md.is_dir() {
         let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some("size=4k,nr_inodes=1,mode=000")).map_err(|e| err("mask", path, e))
+        mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some("size=4k,nr_inodes=1,mode=000"))
+            .map_err(|e| err("mask", path, e))
     } else {
         bind_readonly(Path::new(&format!("{STAGE}/empty")), path)
     }
@@ -64,19 +77,23 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
     for op in &plan.mounts {
         match op {
             MountOp::MakePrivate => {
-                mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).map_err(|e| err("make private", Path::new("/"), e))?;
+                mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+                    .map_err(|e| err("make private", Path::new("/"), e))?;
             }
             MountOp::ReadOnlyRoot => {
                 sys::make_tree_readonly(c"/").map_err(|e| err("make read-only", Path::new("/"), e))?;
             }
             MountOp::Writable { path } => {
-                mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>).map_err(|e| err("bind", path, e))?;
+                mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                    .map_err(|e| err("bind", path, e))?;
                 let flags = (MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked_flags(path)) & !MsFlags::MS_RDONLY;
-                mount(None::<&str>, path, None::<&str>, flags, None::<&str>).map_err(|e| err("remount read-write", path, e))?;
+                mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+                    .map_err(|e| err("remount read-write", path, e))?;
             }
             MountOp::Proc => {
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-                mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>).map_err(|e| err("mount proc on", Path::new("/proc"), e))?;
+                mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
+                    .map_err(|e| err("mount proc on", Path::new("/proc"), e))?;
             }
             MountOp::Tmpfs { target, size, mode, keep } => {
                 if !target.is_dir() {
@@ -89,12 +106,18 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
                         use std::os::unix::fs::OpenOptionsExt;
                         let is_dir = k.is_dir();
                         // O_PATH|O_NOFOLLOW would pin a symlink itself; follow it like the policy does.
-                        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(k).ok().map(|f| (k.clone(), f, is_dir))
+                        std::fs::OpenOptions::new()
+                            .read(true)
+                            .custom_flags(libc::O_PATH)
+                            .open(k)
+                            .ok()
+                            .map(|f| (k.clone(), f, is_dir))
                     })
                     .collect();
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                 let data = format!("size={size},mode={mode:o}");
-                mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(data.as_str())).map_err(|e| err("tmpfs on", target, e))?;
+                mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(data.as_str()))
+                    .map_err(|e| err("tmpfs on", target, e))?;
                 for (k, f, is_dir) in held {
                     use std::os::fd::AsRawFd;
                     if is_dir {
@@ -107,7 +130,8 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
                     }
                     let src = format!("/proc/self/fd/{}", f.as_raw_fd());
                     let rec = if is_dir { MsFlags::MS_REC } else { MsFlags::empty() };
-                    mount(Some(src.as_str()), &k, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>).map_err(|e| err("bind back", &k, e))?;
+                    mount(Some(src.as_str()), &k, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
+                        .map_err(|e| err("bind back", &k, e))?;
                 }
             }
             MountOp::Mask { path, .. } => {
@@ -119,7 +143,8 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
                 rep.masked += 1;
             }
             MountOp::Pin { path } => {
-                mount(Some(path), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| err("pin", path, e))?;
+                mount(Some(path), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                    .map_err(|e| err("pin", path, e))?;
             }
             MountOp::ReadOnly { path, create_dir, .. } => {
                 if *create_dir && path.symlink_metadata().is_err() {
@@ -128,7 +153,10 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
                 // A symlink here could point the read-only bind somewhere harmless while the real
                 // target stays writable; refuse instead.
                 if path.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
-                    return Err(format!("mount: protected path {} is a symlink; refusing to guess what to protect", path.display()));
+                    return Err(format!(
+                        "mount: protected path {} is a symlink; refusing to guess what to protect",
+                        path.display()
+                    ));
                 }
                 bind_readonly(path, path)?;
                 rep.protected += 1;
@@ -171,7 +199,8 @@ fn secret_inodes(roots: &[PathBuf], workspace: &Path) -> std::collections::HashS
     use std::os::unix::fs::MetadataExt;
     let mut set = std::collections::HashSet::new();
     let Ok(ws_dev) = workspace.metadata().map(|m| m.dev()) else { return set };
-    let mut stack: Vec<PathBuf> = roots.iter().filter(|r| r.symlink_metadata().is_ok_and(|m| m.dev() == ws_dev)).cloned().collect();
+    let mut stack: Vec<PathBuf> =
+        roots.iter().filter(|r| r.symlink_metadata().is_ok_and(|m| m.dev() == ws_dev)).cloned().collect();
     let mut budget = 5000;
     while let Some(p) = stack.pop() {
         budget -= 1;

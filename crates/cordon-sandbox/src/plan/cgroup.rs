@@ -32,7 +32,11 @@ impl CgroupPlan {
     /// Every cgroup directory this plan creates (removed at the end of the session).
     pub fn dirs(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = self.v2_dir.iter().cloned().collect();
-        for m in [self.memory.as_ref().map(|x| &x.1), self.processes.as_ref().map(|x| &x.1), self.cpu.as_ref().map(|x| &x.1)].into_iter().flatten() {
+        for m in
+            [self.memory.as_ref().map(|x| &x.1), self.processes.as_ref().map(|x| &x.1), self.cpu.as_ref().map(|x| &x.1)]
+                .into_iter()
+                .flatten()
+        {
             if let Mechanism::V1 { dir } = m {
                 if !v.contains(dir) {
                     v.push(dir.clone());
@@ -60,8 +64,17 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, session: &str, ns: &NsPlan, g
     let memory = l.memory.map(|m| {
         let mech = pick("memory", &mut v2_controllers).unwrap_or(Mechanism::Rlimit);
         match &mech {
-            Mechanism::Rlimit => g.push(Guarantee::degraded("resources", format!("session memory at most {}", fmt_size(m)), "a writable memory cgroup (v2 delegation or v1)", "RLIMIT_DATA per process")),
-            m2 => g.push(Guarantee::ok("resources", format!("session memory at most {}", fmt_size(m)), describe(m2, "memory"))),
+            Mechanism::Rlimit => g.push(Guarantee::degraded(
+                "resources",
+                format!("session memory at most {}", fmt_size(m)),
+                "a writable memory cgroup (v2 delegation or v1)",
+                "RLIMIT_DATA per process",
+            )),
+            m2 => g.push(Guarantee::ok(
+                "resources",
+                format!("session memory at most {}", fmt_size(m)),
+                describe(m2, "memory"),
+            )),
         }
         (m, mech)
     });
@@ -72,8 +85,17 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, session: &str, ns: &NsPlan, g
             None => Mechanism::None,
         };
         match &mech {
-            Mechanism::Rlimit => g.push(Guarantee::ok("resources", format!("at most {n} processes"), "RLIMIT_NPROC counted in the session's own user namespace")),
-            Mechanism::None => g.push(Guarantee::degraded("resources", format!("at most {n} processes"), "a writable pids cgroup", "no process limit (RLIMIT_NPROC does not bind uid 0)")),
+            Mechanism::Rlimit => g.push(Guarantee::ok(
+                "resources",
+                format!("at most {n} processes"),
+                "RLIMIT_NPROC counted in the session's own user namespace",
+            )),
+            Mechanism::None => g.push(Guarantee::degraded(
+                "resources",
+                format!("at most {n} processes"),
+                "a writable pids cgroup",
+                "no process limit (RLIMIT_NPROC does not bind uid 0)",
+            )),
             m2 => g.push(Guarantee::ok("resources", format!("at most {n} processes"), describe(m2, "pids"))),
         }
         (n, mech)
@@ -81,16 +103,30 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, session: &str, ns: &NsPlan, g
     let cpu = l.cpu.map(|c| {
         let mech = pick("cpu", &mut v2_controllers).unwrap_or(Mechanism::None);
         match &mech {
-            Mechanism::None => g.push(Guarantee::degraded("resources", format!("at most {c} CPUs"), "a writable cpu cgroup", "no CPU limit")),
+            Mechanism::None => g.push(Guarantee::degraded(
+                "resources",
+                format!("at most {c} CPUs"),
+                "a writable cpu cgroup",
+                "no CPU limit",
+            )),
             m2 => g.push(Guarantee::ok("resources", format!("at most {c} CPUs"), describe(m2, "cpu"))),
         }
         (c, mech)
     });
     if let Some(w) = l.wall_time {
-        g.push(Guarantee::ok("resources", format!("wall time at most {}", fmt_duration(w)), "supervisor timer, then the whole session is killed"));
+        g.push(Guarantee::ok(
+            "resources",
+            format!("wall time at most {}", fmt_duration(w)),
+            "supervisor timer, then the whole session is killed",
+        ));
     }
     if v2_dir.is_none() && !ns.pid {
-        g.push(Guarantee::degraded("processes", "every descendant ends with the session", "a pid namespace or a writable cgroup v2", "daemonised processes may outlive the session"));
+        g.push(Guarantee::degraded(
+            "processes",
+            "every descendant ends with the session",
+            "a pid namespace or a writable cgroup v2",
+            "daemonised processes may outlive the session",
+        ));
     }
     CgroupPlan { v2_dir, v2_controllers, memory, processes, cpu, wall_time: l.wall_time }
 }

@@ -98,7 +98,16 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, ns: &NsPlan, g: &mut Vec<Guar
         }
         if r.access.write {
             // Never MAKE_CHAR/MAKE_BLOCK: device nodes are not an agent's business.
-            rights |= WRITE_FILE | REMOVE_DIR | REMOVE_FILE | MAKE_DIR | MAKE_REG | MAKE_SOCK | MAKE_FIFO | MAKE_SYM | REFER | TRUNCATE;
+            rights |= WRITE_FILE
+                | REMOVE_DIR
+                | REMOVE_FILE
+                | MAKE_DIR
+                | MAKE_REG
+                | MAKE_SOCK
+                | MAKE_FIFO
+                | MAKE_SYM
+                | REFER
+                | TRUNCATE;
         }
         if r.access.exec {
             rights |= EXECUTE;
@@ -107,15 +116,33 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, ns: &NsPlan, g: &mut Vec<Guar
             // Terminal and device ioctls (TIOCSTI and TIOCLINUX are refused by seccomp).
             rights |= IOCTL_DEV;
         }
-        fs_rules.push(FsRule { path: r.path.clone(), rights: rights & handled_fs, why: format!("{} ({})", r.entry, r.origin) });
+        fs_rules.push(FsRule {
+            path: r.path.clone(),
+            rights: rights & handled_fs,
+            why: format!("{} ({})", r.entry, r.origin),
+        });
     }
     if abi > 0 {
-        g.push(Guarantee::ok("filesystem", "access only to the paths the policy lists", format!("Landlock ABI {abi} ({})", abi_features(abi).join(", "))));
+        g.push(Guarantee::ok(
+            "filesystem",
+            "access only to the paths the policy lists",
+            format!("Landlock ABI {abi} ({})", abi_features(abi).join(", ")),
+        ));
         if abi < 3 {
-            g.push(Guarantee::degraded("filesystem", "truncate outside the write allowlist is refused", format!("Landlock ABI 3 (host has {abi})"), "truncate(2) on a readable file is not confined"));
+            g.push(Guarantee::degraded(
+                "filesystem",
+                "truncate outside the write allowlist is refused",
+                format!("Landlock ABI 3 (host has {abi})"),
+                "truncate(2) on a readable file is not confined",
+            ));
         }
     } else {
-        g.push(Guarantee::degraded("filesystem", "access only to the paths the policy lists", "Landlock (not available or disabled at boot)", "no filesystem confinement beyond mount masking"));
+        g.push(Guarantee::degraded(
+            "filesystem",
+            "access only to the paths the policy lists",
+            "Landlock (not available or disabled at boot)",
+            "no filesystem confinement beyond mount masking",
+        ));
     }
 
     // Network: a private network namespace is the primary layer for egress = none; Landlock TCP rules
@@ -128,18 +155,41 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, ns: &NsPlan, g: &mut Vec<Guar
             for port in &p.net.listen {
                 net_rules.push((*port, NET_BIND_TCP | NET_CONNECT_TCP));
             }
-            g.push(Guarantee::ok("network", "no TCP connections", format!("Landlock ABI {abi} TCP rules (no network namespace)")));
-            g.push(Guarantee::degraded("network", "no UDP or other traffic", "a network namespace (disabled in the policy)", "only TCP is confined"));
+            g.push(Guarantee::ok(
+                "network",
+                "no TCP connections",
+                format!("Landlock ABI {abi} TCP rules (no network namespace)"),
+            ));
+            g.push(Guarantee::degraded(
+                "network",
+                "no UDP or other traffic",
+                "a network namespace (disabled in the policy)",
+                "only TCP is confined",
+            ));
         } else {
-            g.push(Guarantee::degraded("network", "no network", format!("a network namespace or Landlock ABI 4 TCP rules (host has ABI {abi})"), "the network is open"));
+            g.push(Guarantee::degraded(
+                "network",
+                "no network",
+                format!("a network namespace or Landlock ABI 4 TCP rules (host has ABI {abi})"),
+                "the network is open",
+            ));
         }
     }
     let mut scopes = 0;
     if abi >= 6 {
         scopes = SCOPE_ABSTRACT_UNIX | SCOPE_SIGNAL;
-        g.push(Guarantee::ok("scoping", "no signals to, and no abstract unix sockets of, processes outside the session", format!("Landlock ABI {abi} scopes")));
+        g.push(Guarantee::ok(
+            "scoping",
+            "no signals to, and no abstract unix sockets of, processes outside the session",
+            format!("Landlock ABI {abi} scopes"),
+        ));
     } else if !(ns.pid && ns.net) {
-        g.push(Guarantee::degraded("scoping", "no signals or abstract-socket connections to processes outside the session", format!("Landlock ABI 6 scopes (host has {abi}) or pid+net namespaces"), "outside processes of the same user can be signalled"));
+        g.push(Guarantee::degraded(
+            "scoping",
+            "no signals or abstract-socket connections to processes outside the session",
+            format!("Landlock ABI 6 scopes (host has {abi}) or pid+net namespaces"),
+            "outside processes of the same user can be signalled",
+        ));
     }
     LandlockPlan { abi, handled_fs, handled_net, scopes, fs_rules, net_rules }
 }

@@ -35,8 +35,17 @@ impl Guarantee {
     pub fn ok(layer: &'static str, what: impl Into<String>, how: impl Into<String>) -> Self {
         Guarantee { layer, what: what.into(), state: State::Enforced { how: how.into() } }
     }
-    pub fn degraded(layer: &'static str, what: impl Into<String>, feature: impl Into<String>, instead: impl Into<String>) -> Self {
-        Guarantee { layer, what: what.into(), state: State::Degraded { feature: feature.into(), instead: instead.into() } }
+    pub fn degraded(
+        layer: &'static str,
+        what: impl Into<String>,
+        feature: impl Into<String>,
+        instead: impl Into<String>,
+    ) -> Self {
+        Guarantee {
+            layer,
+            what: what.into(),
+            state: State::Degraded { feature: feature.into(), instead: instead.into() },
+        }
     }
     pub fn is_degraded(&self) -> bool {
         matches!(self.state, State::Degraded { .. })

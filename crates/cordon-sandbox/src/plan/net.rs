@@ -36,13 +36,23 @@ pub fn plan(p: &CompiledPolicy, ns: &NsPlan, g: &mut Vec<Guarantee>) -> NetPlan 
     match p.net.egress {
         Egress::None => return n,
         Egress::Open => {
-            g.push(Guarantee::degraded("network", "no network beyond the allowlist", "nothing: the policy says net.egress = \"open\"", "the session reaches anything the host can"));
+            g.push(Guarantee::degraded(
+                "network",
+                "no network beyond the allowlist",
+                "nothing: the policy says net.egress = \"open\"",
+                "the session reaches anything the host can",
+            ));
             return n;
         }
         Egress::Proxy => {}
     }
     if !ns.net {
-        g.push(Guarantee::degraded("network", "network only through cordon's egress proxy", "a network namespace", "no network at all (the proxy needs the namespace to be the only way out)"));
+        g.push(Guarantee::degraded(
+            "network",
+            "network only through cordon's egress proxy",
+            "a network namespace",
+            "no network at all (the proxy needs the namespace to be the only way out)",
+        ));
         return n;
     }
     let mut port = PROXY_PORT;
@@ -56,8 +66,15 @@ pub fn plan(p: &CompiledPolicy, ns: &NsPlan, g: &mut Vec<Guarantee>) -> NetPlan 
     // clients that ignore proxy settings.
     for a in &p.net.allow {
         if let (HostSpec::Ip { addr }, Some(pt)) = (&a.host, a.port) {
-            if addr.is_loopback() && pt != port && !p.net.listen.contains(&pt) && !n.listeners.iter().any(|l| l.addr.port() == pt && l.addr.ip() == *addr) {
-                n.listeners.push(Listener { addr: SocketAddr::new(*addr, pt), role: ListenerRole::Forward { to: SocketAddr::new(*addr, pt), rule: a.text.clone() } });
+            if addr.is_loopback()
+                && pt != port
+                && !p.net.listen.contains(&pt)
+                && !n.listeners.iter().any(|l| l.addr.port() == pt && l.addr.ip() == *addr)
+            {
+                n.listeners.push(Listener {
+                    addr: SocketAddr::new(*addr, pt),
+                    role: ListenerRole::Forward { to: SocketAddr::new(*addr, pt), rule: a.text.clone() },
+                });
             }
         }
     }

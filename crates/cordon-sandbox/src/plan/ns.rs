@@ -69,7 +69,14 @@ pub const CLONE_NEWNET: u64 = 0x4000_0000;
 impl NsPlan {
     pub fn clone_flags(&self) -> u64 {
         let mut f = 0;
-        for (on, flag) in [(self.user, CLONE_NEWUSER), (self.pid, CLONE_NEWPID), (self.mount, CLONE_NEWNS), (self.ipc, CLONE_NEWIPC), (self.uts, CLONE_NEWUTS), (self.net, CLONE_NEWNET)] {
+        for (on, flag) in [
+            (self.user, CLONE_NEWUSER),
+            (self.pid, CLONE_NEWPID),
+            (self.mount, CLONE_NEWNS),
+            (self.ipc, CLONE_NEWIPC),
+            (self.uts, CLONE_NEWUTS),
+            (self.net, CLONE_NEWNET),
+        ] {
             if on {
                 f |= flag;
             }
@@ -86,7 +93,12 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
     let can = !user || userns_ok;
     if user && !userns_ok {
         if let Userns::Blocked(why) = &caps.userns {
-            g.push(Guarantee::degraded("namespaces", "private pid, mount, ipc, uts and net namespaces", format!("unprivileged user namespaces ({why})"), "no namespaces: no private /proc, /tmp or network; masks are not applied"));
+            g.push(Guarantee::degraded(
+                "namespaces",
+                "private pid, mount, ipc, uts and net namespaces",
+                format!("unprivileged user namespaces ({why})"),
+                "no namespaces: no private /proc, /tmp or network; masks are not applied",
+            ));
         }
     }
     let pid = want.pid && can;
@@ -110,14 +122,23 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
     // plan) is the layer that holds for everyone, this is a second one.
     ns.memfd_noexec = ns.memfd_noexec && caps.is_root;
     if pid {
-        g.push(Guarantee::ok("processes", "other processes are invisible and unreachable; the whole session ends with its command", "pid namespace (command runs under a private init)"));
+        g.push(Guarantee::ok(
+            "processes",
+            "other processes are invisible and unreachable; the whole session ends with its command",
+            "pid namespace (command runs under a private init)",
+        ));
     }
     if net {
         g.push(Guarantee::ok("network", "no network beyond the session's own loopback", "empty network namespace"));
     }
     if !mount {
         if !p.fs.deny.is_empty() || !p.fs.protect.is_empty() || !p.fs.hide.is_empty() {
-            g.push(Guarantee::degraded("filesystem", "credentials inside allowed trees are masked; protected workspace paths are read-only", "a mount namespace", "only Landlock path rules apply"));
+            g.push(Guarantee::degraded(
+                "filesystem",
+                "credentials inside allowed trees are masked; protected workspace paths are read-only",
+                "a mount namespace",
+                "only Landlock path rules apply",
+            ));
         }
         return ns;
     }
@@ -126,9 +147,20 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
     if pid {
         ns.mounts.push(MountOp::Proc);
     }
-    let keep = |t: &str| -> Vec<PathBuf> { if is_within(&p.workspace, std::path::Path::new(t)) { vec![p.workspace.clone()] } else { vec![] } };
+    let keep = |t: &str| -> Vec<PathBuf> {
+        if is_within(&p.workspace, std::path::Path::new(t)) {
+            vec![p.workspace.clone()]
+        } else {
+            vec![]
+        }
+    };
     ns.mounts.push(MountOp::Tmpfs { target: "/tmp".into(), size: p.fs.tmp_size, mode: 0o1777, keep: keep("/tmp") });
-    ns.mounts.push(MountOp::Tmpfs { target: "/dev/shm".into(), size: p.fs.tmp_size.min(1 << 30), mode: 0o1777, keep: keep("/dev/shm") });
+    ns.mounts.push(MountOp::Tmpfs {
+        target: "/dev/shm".into(),
+        size: p.fs.tmp_size.min(1 << 30),
+        mode: 0o1777,
+        keep: keep("/dev/shm"),
+    });
     // Host daemons' sockets (docker, dbus, ssh and gpg agents) live here.
     ns.mounts.push(MountOp::Tmpfs { target: "/run".into(), size: 1 << 20, mode: 0o755, keep: keep("/run") });
     // HOME is replaced by an empty tmpfs with only the allowed paths bound back: unix sockets and
@@ -136,29 +168,48 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
     let home = &p.home;
     // What stays of HOME under its tmpfs (None: HOME is not replaced).
     let mut home_kept: Option<Vec<PathBuf>> = None;
-    if home.is_dir() && home != std::path::Path::new("/") && p.workspace != *home && !is_within(home, std::path::Path::new("/tmp")) {
-        let mut kept: Vec<PathBuf> = p.fs.rules.iter().map(|r| r.path.clone()).filter(|x| x != home && is_within(x, home) && x.symlink_metadata().is_ok()).collect();
+    if home.is_dir()
+        && home != std::path::Path::new("/")
+        && p.workspace != *home
+        && !is_within(home, std::path::Path::new("/tmp"))
+    {
+        let mut kept: Vec<PathBuf> =
+            p.fs.rules
+                .iter()
+                .map(|r| r.path.clone())
+                .filter(|x| x != home && is_within(x, home) && x.symlink_metadata().is_ok())
+                .collect();
         kept.sort();
         kept.dedup();
-        let outer: Vec<PathBuf> = kept.iter().filter(|x| !kept.iter().any(|y| y != *x && is_within(x, y))).cloned().collect();
+        let outer: Vec<PathBuf> =
+            kept.iter().filter(|x| !kept.iter().any(|y| y != *x && is_within(x, y))).cloned().collect();
         home_kept = Some(outer.clone());
         ns.mounts.push(MountOp::Tmpfs { target: home.clone(), size: 1 << 20, mode: 0o755, keep: outer });
     }
     // A path in HOME that was not bound back is already gone; there is nothing to mask.
-    let gone = |x: &std::path::Path| home_kept.as_ref().is_some_and(|kept| is_within(x, home) && !kept.iter().any(|k| is_within(x, k)));
+    let gone = |x: &std::path::Path| {
+        home_kept.as_ref().is_some_and(|kept| is_within(x, home) && !kept.iter().any(|k| is_within(x, k)))
+    };
     // Writable trees become read-write mounts again; the private tmpfs mounts already are, and device
     // nodes stay writable on a read-only mount.
     let fresh = ["/tmp", "/dev/shm", "/run", "/dev", "/proc"];
     for r in p.fs.rules.iter().filter(|r| r.access.write) {
-        let under_fresh = fresh.iter().any(|f| is_within(&r.path, std::path::Path::new(f))) && !(r.path == p.workspace);
+        let under_fresh = fresh.iter().any(|f| is_within(&r.path, std::path::Path::new(f))) && r.path != p.workspace;
         if !under_fresh && r.path.is_dir() {
             ns.mounts.push(MountOp::Writable { path: r.path.clone() });
         }
     }
     // Masks are needed only where Landlock would otherwise allow the read: inside an allowed tree.
     for m in &p.fs.deny {
-        let inside = p.fs.rules.iter().any(|r| (r.access.read || r.access.write || r.access.exec) && is_within(&m.path, &r.path));
-        if inside && m.path.symlink_metadata().is_ok() && !is_within(&m.path, std::path::Path::new("/tmp")) && !gone(&m.path) {
+        let inside =
+            p.fs.rules
+                .iter()
+                .any(|r| (r.access.read || r.access.write || r.access.exec) && is_within(&m.path, &r.path));
+        if inside
+            && m.path.symlink_metadata().is_ok()
+            && !is_within(&m.path, std::path::Path::new("/tmp"))
+            && !gone(&m.path)
+        {
             ns.mounts.push(MountOp::Mask { path: m.path.clone(), why: format!("{} ({})", m.entry, m.origin) });
         }
     }
@@ -181,21 +232,36 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
         let parent_exists = m.path.parent().is_some_and(|x| x.is_dir());
         let looks_dir = m.path.file_name().is_some_and(|n| n == "hooks");
         if exists || (parent_exists && looks_dir) {
-            ns.mounts.push(MountOp::ReadOnly { path: m.path.clone(), create_dir: !exists, why: format!("fs.protect {} ({})", m.entry, m.origin) });
+            ns.mounts.push(MountOp::ReadOnly {
+                path: m.path.clone(),
+                create_dir: !exists,
+                why: format!("fs.protect {} ({})", m.entry, m.origin),
+            });
         }
     }
     if !p.fs.hide.is_empty() {
         ns.hide = Some(HideScan {
             root: p.workspace.clone(),
             patterns: p.fs.hide.clone(),
-            skip_dirs: ["node_modules", "target", ".venv", "venv", "__pycache__", ".tox", ".cache", ".npm", ".cargo"].iter().map(|s| s.to_string()).collect(),
+            skip_dirs: ["node_modules", "target", ".venv", "venv", "__pycache__", ".tox", ".cache", ".npm", ".cargo"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             max_entries: 200_000,
             secret_roots: p.fs.deny.iter().map(|m| m.path.clone()).collect(),
         });
     }
     if !p.fs.deny.is_empty() || !p.fs.protect.is_empty() {
-        g.push(Guarantee::ok("filesystem", "credentials are unreadable and protected workspace paths read-only, even inside allowed trees", "mount namespace masks and read-only binds"));
+        g.push(Guarantee::ok(
+            "filesystem",
+            "credentials are unreadable and protected workspace paths read-only, even inside allowed trees",
+            "mount namespace masks and read-only binds",
+        ));
     }
-    g.push(Guarantee::ok("filesystem", "nothing outside the writable trees can change: no chmod, chown, utimes or xattrs either", "every inherited mount read-only (mount_setattr), writable trees bound back"));
+    g.push(Guarantee::ok(
+        "filesystem",
+        "nothing outside the writable trees can change: no chmod, chown, utimes or xattrs either",
+        "every inherited mount read-only (mount_setattr), writable trees bound back",
+    ));
     ns
 }

@@ -60,7 +60,9 @@ pub fn escaped(s: &OsStr) -> String {
 }
 
 fn not_utf8_note(what: &str, s: &OsStr) -> Option<String> {
-    s.to_str().is_none().then(|| format!("{what} is not valid UTF-8: records show it as \"{}\"; its exact bytes are {}", text(s), escaped(s)))
+    s.to_str().is_none().then(|| {
+        format!("{what} is not valid UTF-8: records show it as \"{}\"; its exact bytes are {}", text(s), escaped(s))
+    })
 }
 
 fn texts<S: Serializer>(v: &[OsString], s: S) -> Result<S::Ok, S::Error> {
@@ -91,10 +93,22 @@ pub fn resolve_program(cmd: &OsStr, path_var: Option<&OsStr>, cwd: &Path) -> Opt
         return Some(p);
     }
     let path = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
-    path.as_bytes().split(|b| *b == b':').filter(|d| !d.is_empty()).map(|d| Path::new(OsStr::from_bytes(d)).join(cmd)).find(|p| is_exec(p))
+    path.as_bytes()
+        .split(|b| *b == b':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(OsStr::from_bytes(d)).join(cmd))
+        .find(|p| is_exec(p))
 }
 
-pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation, ns: &NsPlan, cg: &CgroupPlan, net: &super::net::NetPlan, g: &mut Vec<Guarantee>) -> ProcessPlan {
+pub fn plan(
+    p: &CompiledPolicy,
+    caps: &KernelCaps,
+    inv: &Invocation,
+    ns: &NsPlan,
+    cg: &CgroupPlan,
+    net: &super::net::NetPlan,
+    g: &mut Vec<Guarantee>,
+) -> ProcessPlan {
     let mut env = Vec::new();
     let mut dropped = Vec::new();
     for (k, v) in &inv.env {
@@ -132,7 +146,8 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation, ns: &NsPlan
     }
     let path_var = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
     let program = inv.argv.first().and_then(|c| resolve_program(c, path_var, &inv.cwd));
-    let mut notes: Vec<String> = inv.argv.iter().enumerate().filter_map(|(i, a)| not_utf8_note(&format!("command argument {i}"), a)).collect();
+    let mut notes: Vec<String> =
+        inv.argv.iter().enumerate().filter_map(|(i, a)| not_utf8_note(&format!("command argument {i}"), a)).collect();
     notes.extend(not_utf8_note("the workspace path", p.workspace.as_os_str()));
     notes.extend(not_utf8_note("the working directory", inv.cwd.as_os_str()));
 
@@ -146,7 +161,28 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation, ns: &NsPlan
     if let Some((m, Mechanism::Rlimit)) = &cg.memory {
         rlimits.push((Rlimit::Data, *m));
     }
-    g.push(Guarantee::ok("process", "no capabilities; setuid programs gain nothing; not dumpable before exec; no core dumps", if caps.is_root { "all five capability sets emptied, securebits locked, no_new_privs, RLIMIT_CORE 0" } else { "no_new_privs, capability sets emptied, RLIMIT_CORE 0" }));
-    g.push(Guarantee::ok("process", format!("secrets removed from the environment ({} variables dropped here)", dropped.len()), "env.drop patterns and LD_* removal"));
-    ProcessPlan { argv: inv.argv.clone(), program, cwd: inv.cwd.clone(), env, env_dropped: dropped, rlimits, drop_capabilities: true, notes }
+    g.push(Guarantee::ok(
+        "process",
+        "no capabilities; setuid programs gain nothing; not dumpable before exec; no core dumps",
+        if caps.is_root {
+            "all five capability sets emptied, securebits locked, no_new_privs, RLIMIT_CORE 0"
+        } else {
+            "no_new_privs, capability sets emptied, RLIMIT_CORE 0"
+        },
+    ));
+    g.push(Guarantee::ok(
+        "process",
+        format!("secrets removed from the environment ({} variables dropped here)", dropped.len()),
+        "env.drop patterns and LD_* removal",
+    ));
+    ProcessPlan {
+        argv: inv.argv.clone(),
+        program,
+        cwd: inv.cwd.clone(),
+        env,
+        env_dropped: dropped,
+        rlimits,
+        drop_capabilities: true,
+        notes,
+    }
 }

@@ -42,30 +42,77 @@ pub fn resolve(rules: &[SyscallRule], arch: Arch) -> Vec<ResolvedRule> {
         .filter(|r| r.arches.contains(&arch))
         .filter_map(|r| {
             let nr = super::syscall_table::number(arch, &r.name)?;
-            Some(ResolvedRule { nr, name: r.name.clone(), when: r.when.clone(), action: r.action, reason: r.reason.clone() })
+            Some(ResolvedRule {
+                nr,
+                name: r.name.clone(),
+                when: r.when.clone(),
+                action: r.action,
+                reason: r.reason.clone(),
+            })
         })
         .collect()
 }
 
 pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> SeccompPlan {
     let Some(arch) = native_arch() else {
-        g.push(Guarantee::degraded("syscalls", "dangerous kernel interfaces are refused", format!("a seccomp table for {}", std::env::consts::ARCH), "no syscall filter"));
-        return SeccompPlan { enabled: false, notify: false, kill: false, arch: std::env::consts::ARCH.into(), rules: vec![] };
+        g.push(Guarantee::degraded(
+            "syscalls",
+            "dangerous kernel interfaces are refused",
+            format!("a seccomp table for {}", std::env::consts::ARCH),
+            "no syscall filter",
+        ));
+        return SeccompPlan {
+            enabled: false,
+            notify: false,
+            kill: false,
+            arch: std::env::consts::ARCH.into(),
+            rules: vec![],
+        };
     };
     if !caps.seccomp_filter {
-        g.push(Guarantee::degraded("syscalls", "dangerous kernel interfaces are refused", "seccomp filter mode", "no syscall filter"));
+        g.push(Guarantee::degraded(
+            "syscalls",
+            "dangerous kernel interfaces are refused",
+            "seccomp filter mode",
+            "no syscall filter",
+        ));
         return SeccompPlan { enabled: false, notify: false, kill: false, arch: format!("{arch:?}"), rules: vec![] };
     }
     let rules = resolve(&p.syscalls, arch);
     let notify = caps.seccomp_user_notif;
-    g.push(Guarantee::ok("syscalls", format!("{} deny rules (bpf, mount, ptrace, io_uring, keyctl, namespaces, raw sockets, TIOCSTI, ...)", rules.len()), format!("seccomp-bpf ({}), {}", std::env::consts::ARCH, if p.kill_on_deny { "process killed" } else { "call fails with EPERM" })));
+    g.push(Guarantee::ok(
+        "syscalls",
+        format!(
+            "{} deny rules (bpf, mount, ptrace, io_uring, keyctl, namespaces, raw sockets, TIOCSTI, ...)",
+            rules.len()
+        ),
+        format!(
+            "seccomp-bpf ({}), {}",
+            std::env::consts::ARCH,
+            if p.kill_on_deny { "process killed" } else { "call fails with EPERM" }
+        ),
+    ));
     if caps.seccomp_user_notif && p.syscalls.iter().any(|r| r.action == DenyAction::Supervise) {
-        g.push(Guarantee::ok("process", "no program runs from memory: every memfd is created non-executable", "memfd_create performed by the supervisor (seccomp user notification + ADDFD) with MFD_NOEXEC_SEAL"));
+        g.push(Guarantee::ok(
+            "process",
+            "no program runs from memory: every memfd is created non-executable",
+            "memfd_create performed by the supervisor (seccomp user notification + ADDFD) with MFD_NOEXEC_SEAL",
+        ));
     } else if p.syscalls.iter().any(|r| r.action == DenyAction::Supervise) {
-        g.push(Guarantee::degraded("process", "no program runs from memory (memfd)", "seccomp user notification", "memfd contents can be executed"));
+        g.push(Guarantee::degraded(
+            "process",
+            "no program runs from memory (memfd)",
+            "seccomp user notification",
+            "memfd contents can be executed",
+        ));
     }
     if !notify && !p.kill_on_deny {
-        g.push(Guarantee::degraded("report", "each refused syscall is itemised in the session summary", "seccomp user notification", "denials are enforced but not itemised"));
+        g.push(Guarantee::degraded(
+            "report",
+            "each refused syscall is itemised in the session summary",
+            "seccomp user notification",
+            "denials are enforced but not itemised",
+        ));
     }
     SeccompPlan { enabled: true, notify, kill: p.kill_on_deny, arch: format!("{arch:?}").to_lowercase(), rules }
 }

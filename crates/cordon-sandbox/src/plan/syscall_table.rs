@@ -64,7 +64,14 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn native_table_agrees_with_libc() {
-        for (n, nr) in [("read", libc::SYS_read), ("ptrace", libc::SYS_ptrace), ("io_uring_setup", libc::SYS_io_uring_setup), ("clone3", libc::SYS_clone3), ("socket", libc::SYS_socket), ("ioctl", libc::SYS_ioctl)] {
+        for (n, nr) in [
+            ("read", libc::SYS_read),
+            ("ptrace", libc::SYS_ptrace),
+            ("io_uring_setup", libc::SYS_io_uring_setup),
+            ("clone3", libc::SYS_clone3),
+            ("socket", libc::SYS_socket),
+            ("ioctl", libc::SYS_ioctl),
+        ] {
             assert_eq!(number(Arch::X86_64, n), Some(nr as i32), "{n}");
         }
         assert_eq!(name(Arch::X86_64, libc::SYS_ptrace as i32), Some("ptrace"));

@@ -26,7 +26,11 @@ fn host(abi: i32, root: bool) -> KernelCaps {
             v2_controllers: vec![],
             v2_base: root.then(|| PathBuf::from("/sys/fs/cgroup/unified")),
             v1: if root {
-                vec![("memory".into(), "/sys/fs/cgroup/memory".into()), ("pids".into(), "/sys/fs/cgroup/pids".into()), ("cpu".into(), "/sys/fs/cgroup/cpu,cpuacct".into())]
+                vec![
+                    ("memory".into(), "/sys/fs/cgroup/memory".into()),
+                    ("pids".into(), "/sys/fs/cgroup/pids".into()),
+                    ("cpu".into(), "/sys/fs/cgroup/cpu,cpuacct".into()),
+                ]
             } else {
                 vec![]
             },
@@ -40,7 +44,12 @@ fn inv() -> Invocation {
         session_id: "s1".into(),
         argv: vec!["/bin/true".into()],
         cwd: "/home/u/ws".into(),
-        env: vec![("PATH".into(), "/usr/bin:/bin".into()), ("AWS_SECRET_ACCESS_KEY".into(), "x".into()), ("LD_PRELOAD".into(), "x".into()), ("LANG".into(), "C".into())],
+        env: vec![
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "x".into()),
+            ("LD_PRELOAD".into(), "x".into()),
+            ("LANG".into(), "C".into()),
+        ],
     }
 }
 
@@ -58,7 +67,13 @@ fn root_on_this_kind_of_host_gets_everything() {
 
 #[test]
 fn landlock_handles_every_right_of_the_abi() {
-    for (abi, refer, trunc, ioctl) in [(1, false, false, false), (2, true, false, false), (3, true, true, false), (5, true, true, true), (7, true, true, true)] {
+    for (abi, refer, trunc, ioctl) in [
+        (1, false, false, false),
+        (2, true, false, false),
+        (3, true, true, false),
+        (5, true, true, true),
+        (7, true, true, true),
+    ] {
         let p = plan(&policy("agent"), &host(abi, true), &inv());
         let h = p.landlock.handled_fs;
         assert_eq!(h & ll::REFER != 0, refer, "abi {abi}");
@@ -73,7 +88,9 @@ fn landlock_handles_every_right_of_the_abi() {
 #[test]
 fn rules_follow_the_policy() {
     let p = plan(&policy("agent"), &host(7, true), &inv());
-    let rule = |path: &str| p.landlock.fs_rules.iter().find(|r| r.path == std::path::Path::new(path)).map(|r| r.rights).unwrap_or(0);
+    let rule = |path: &str| {
+        p.landlock.fs_rules.iter().find(|r| r.path == std::path::Path::new(path)).map(|r| r.rights).unwrap_or(0)
+    };
     use ll::{EXECUTE, IOCTL_DEV, MAKE_BLOCK, MAKE_CHAR, MAKE_REG, REFER, TRUNCATE, WRITE_FILE};
     assert_eq!(rule("/usr") & (WRITE_FILE | MAKE_REG), 0, "system is read-only");
     assert_ne!(rule("/usr") & EXECUTE, 0);
@@ -95,7 +112,11 @@ fn no_scopes_before_abi_6_is_covered_by_namespaces() {
 fn no_landlock_is_a_named_degradation() {
     let p = plan(&policy("agent"), &host(0, true), &inv());
     let d = p.degraded();
-    assert!(d.iter().any(|g| g.layer == "filesystem" && matches!(&g.state, State::Degraded { feature, .. } if feature.contains("Landlock"))), "{d:?}");
+    assert!(
+        d.iter().any(|g| g.layer == "filesystem"
+            && matches!(&g.state, State::Degraded { feature, .. } if feature.contains("Landlock"))),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -105,7 +126,10 @@ fn unprivileged_without_cgroups_degrades_memory_and_cpu_only() {
     let d: Vec<_> = p.degraded().iter().map(|g| g.what.clone()).collect();
     assert_eq!(d.len(), 2, "{d:?}");
     assert!(d.iter().any(|w| w.contains("memory")) && d.iter().any(|w| w.contains("CPU")));
-    assert!(p.process.rlimits.contains(&(process::Rlimit::Nproc, 512)), "processes bound by RLIMIT_NPROC in the userns");
+    assert!(
+        p.process.rlimits.contains(&(process::Rlimit::Nproc, 512)),
+        "processes bound by RLIMIT_NPROC in the userns"
+    );
     assert!(p.process.rlimits.iter().any(|(r, _)| *r == process::Rlimit::Data));
     assert!(p.cgroup.dirs().is_empty());
 }
@@ -116,7 +140,10 @@ fn blocked_user_namespaces_are_named() {
     h.userns = Userns::Blocked("AppArmor restricts unprivileged user namespaces".into());
     let p = plan(&policy("agent"), &h, &inv());
     assert!(!p.ns.pid && !p.ns.mount && !p.ns.net);
-    assert!(p.degraded().iter().any(|g| matches!(&g.state, State::Degraded { feature, .. } if feature.contains("AppArmor"))));
+    assert!(p
+        .degraded()
+        .iter()
+        .any(|g| matches!(&g.state, State::Degraded { feature, .. } if feature.contains("AppArmor"))));
     // Without a network namespace, Landlock TCP rules take over network denial.
     assert_ne!(p.landlock.handled_net, 0);
 }
@@ -135,8 +162,12 @@ fn mounts_mask_only_what_landlock_cannot() {
     let ops = &p.ns.mounts;
     assert_eq!(ops.first(), Some(&ns::MountOp::MakePrivate));
     assert!(ops.contains(&ns::MountOp::Proc));
-    assert!(ops.iter().any(|o| matches!(o, ns::MountOp::Tmpfs { target, .. } if target == std::path::Path::new("/tmp"))));
-    assert!(ops.iter().any(|o| matches!(o, ns::MountOp::Tmpfs { target, .. } if target == std::path::Path::new("/run"))));
+    assert!(ops
+        .iter()
+        .any(|o| matches!(o, ns::MountOp::Tmpfs { target, .. } if target == std::path::Path::new("/tmp"))));
+    assert!(ops
+        .iter()
+        .any(|o| matches!(o, ns::MountOp::Tmpfs { target, .. } if target == std::path::Path::new("/run"))));
     assert!(p.ns.hide.as_ref().is_some_and(|h| h.patterns.contains(&".env".to_string())));
 }
 
@@ -152,14 +183,20 @@ fn seccomp_resolves_for_both_architectures() {
     }
     let p = plan(&pol, &host(7, true), &inv());
     assert!(p.seccomp.enabled && p.seccomp.notify);
-    assert!(p.seccomp.rules.iter().any(|r| r.name == "clone3" && matches!(r.action, cordon_policy::syscalls::DenyAction::QuietErrno(38))));
+    assert!(p
+        .seccomp
+        .rules
+        .iter()
+        .any(|r| r.name == "clone3" && matches!(r.action, cordon_policy::syscalls::DenyAction::QuietErrno(38))));
 }
 
 #[test]
 fn seccomp_arg_matching() {
     let p = plan(&policy("agent"), &host(7, true), &inv());
     let nr = |n: &str| p.seccomp.rules.iter().find(|r| r.name == n).map(|r| r.nr).expect("rule");
-    let hit = |name: &str, args: [u64; 6]| p.seccomp.rules.iter().any(|r| seccomp::matches(r, nr(name), &args) && r.name == name);
+    let hit = |name: &str, args: [u64; 6]| {
+        p.seccomp.rules.iter().any(|r| seccomp::matches(r, nr(name), &args) && r.name == name)
+    };
     assert!(hit("ioctl", [0, 0x5412, 0, 0, 0, 0]));
     assert!(hit("ioctl", [0, 0xdead_0000_5412, 0, 0, 0, 0]), "upper bits cannot hide TIOCSTI");
     assert!(!hit("ioctl", [0, 0x5401, 0, 0, 0, 0]), "TCGETS is fine");
@@ -192,13 +229,31 @@ fn arguments_paths_and_environment_that_are_not_utf8_are_kept_as_bytes() {
     let p = plan(&policy("agent"), &host(7, true), &i);
     assert_eq!(p.process.argv[1], os(b"a\xffb"));
     assert_eq!(p.process.cwd.as_os_str().as_bytes(), b"/home/u/ws/d\xff");
-    assert!(p.process.env.contains(&(os(b"ODD\xffNAME"), os(b"v\xfe"))) && p.process.env.contains(&("KEEP".into(), os(b"\xff"))));
-    assert!(!p.process.env.iter().any(|(k, _)| k.as_bytes().starts_with(b"AWS_")), "env.drop patterns apply to names that are not UTF-8");
-    assert_eq!(p.process.env_dropped.iter().filter(|n| n.starts_with("AWS_")).collect::<Vec<_>>(), ["AWS_SECRET_ACCESS_KEY", "AWS_\u{FFFD}KEY"]);
+    assert!(
+        p.process.env.contains(&(os(b"ODD\xffNAME"), os(b"v\xfe")))
+            && p.process.env.contains(&("KEEP".into(), os(b"\xff")))
+    );
+    assert!(
+        !p.process.env.iter().any(|(k, _)| k.as_bytes().starts_with(b"AWS_")),
+        "env.drop patterns apply to names that are not UTF-8"
+    );
+    assert_eq!(
+        p.process.env_dropped.iter().filter(|n| n.starts_with("AWS_")).collect::<Vec<_>>(),
+        ["AWS_SECRET_ACCESS_KEY", "AWS_\u{FFFD}KEY"]
+    );
     // Records show text; the notes give the exact bytes of each argument and path that is not UTF-8.
     assert_eq!(p.process.notes.len(), 2, "{:?}", p.process.notes);
-    assert!(p.process.notes[0].starts_with("command argument 1 is not valid UTF-8") && p.process.notes[0].ends_with(r"a\xffb"), "{:?}", p.process.notes);
-    assert!(p.process.notes[1].starts_with("the working directory") && p.process.notes[1].ends_with(r"d\xff"), "{:?}", p.process.notes);
+    assert!(
+        p.process.notes[0].starts_with("command argument 1 is not valid UTF-8")
+            && p.process.notes[0].ends_with(r"a\xffb"),
+        "{:?}",
+        p.process.notes
+    );
+    assert!(
+        p.process.notes[1].starts_with("the working directory") && p.process.notes[1].ends_with(r"d\xff"),
+        "{:?}",
+        p.process.notes
+    );
     let j = serde_json::to_value(&p.process).expect("a plan with OS strings serializes");
     assert_eq!(j["argv"][1], "a\u{FFFD}b");
     // PATH lookup works on bytes.
@@ -242,7 +297,8 @@ fn bpf_program_agrees_with_the_rules() {
             rng
         };
         for _ in 0..20_000 {
-            let nr = if next() % 2 == 0 { rules[(next() % rules.len() as u64) as usize].nr } else { (next() % 460) as i32 };
+            let nr =
+                if next() % 2 == 0 { rules[(next() % rules.len() as u64) as usize].nr } else { (next() % 460) as i32 };
             let mut args = [0u64; 6];
             for a in args.iter_mut() {
                 *a = match next() % 4 {
@@ -252,7 +308,11 @@ fn bpf_program_agrees_with_the_rules() {
                     _ => (next() << 32) | [17u64, 0x5412, 0x1000_0000][(next() % 3) as usize],
                 };
             }
-            let want = rules.iter().find(|r| seccomp::matches(r, nr, &args)).map(|r| bpf::action(r, true, false)).unwrap_or(bpf::RET_ALLOW);
+            let want = rules
+                .iter()
+                .find(|r| seccomp::matches(r, nr, &args))
+                .map(|r| bpf::action(r, true, false))
+                .unwrap_or(bpf::RET_ALLOW);
             let got = bpf::simulate(&prog, aa, nr, args);
             assert_eq!(got, want, "{arch:?} nr {nr} args {args:x?}");
         }
