@@ -24,19 +24,32 @@ pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Every file that belongs to the log (existing or not): what no output flag may overwrite and no
-/// session may reach.
+/// session may reach. Includes the fallback spool directory.
 pub fn log_files(db: &Path) -> Vec<PathBuf> {
     let mut v = vec![db.to_path_buf()];
     v.extend(["-wal", "-shm", "-journal"].iter().map(|s| sidecar(db, s)));
     v.extend([key_path(db), head_path(db), crate::spool::dir(db)]);
+    v.extend(crate::spool::fallback_dir(db));
     v
 }
 
-/// `path` made absolute against the working directory, with the symlinks of its longest existing
-/// ancestor resolved and `.`/`..` in the rest taken lexically (the file may not exist yet).
+/// `path` made absolute against the working directory, symlinks resolved wherever they exist — in
+/// the directories and in the last component, even when its target does not exist yet — and
+/// `.`/`..` in the part that does not exist taken lexically.
 pub fn absolute(path: &Path) -> Result<PathBuf, std::io::Error> {
-    let abs = std::path::absolute(path)?;
-    let parts: Vec<std::path::Component> = abs.components().collect();
+    let mut p = std::path::absolute(path)?;
+    // A chain of symbolic links at the end (a dangling one included): follow it by hand.
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target = std::fs::read_link(&p)?;
+                let dir = p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+                p = lexical(&dir.join(target));
+            }
+            _ => break,
+        }
+    }
+    let parts: Vec<std::path::Component> = p.components().collect();
     // The longest prefix that exists is resolved by the kernel (symlinks and all).
     let (mut out, from) = (1..=parts.len())
         .rev()
@@ -52,6 +65,68 @@ pub fn absolute(path: &Path) -> Result<PathBuf, std::io::Error> {
         }
     }
     Ok(out)
+}
+
+/// `.` and `..` removed without looking at the filesystem.
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+}
+
+/// A file or directory of the log must be ours and writable by nobody else: another user who could
+/// plant or edit one (a key, a head, a spool file) in a shared directory could forge the record.
+pub fn check_owned(path: &Path, what: &str) -> Result<(), String> {
+    let m = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{what} {}: {e}", path.display())),
+    };
+    if m.file_type().is_symlink() {
+        return Err(format!("{what} {} is a symbolic link; the log's files must be plain files", path.display()));
+    }
+    if m.uid() != euid() {
+        return Err(format!(
+            "{what} {} belongs to uid {}, not to this user ({}): not trusted",
+            path.display(),
+            m.uid(),
+            euid()
+        ));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{what} {} is writable by other users (mode {:o}): not trusted",
+            path.display(),
+            m.mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
+/// A log file must have one name: a hard link elsewhere (in a tree a session may write) would be a
+/// second door to it.
+pub fn check_single_link(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() && m.nlink() > 1 => Err(format!(
+            "{} has {} hard links: another name for the log's file may be reachable from a session; remove the extra links",
+            path.display(),
+            m.nlink()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Creates `dir` and its missing parents with mode 0700; an existing directory keeps its mode
@@ -80,14 +155,10 @@ pub fn tighten(path: &Path) -> Result<(), std::io::Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    if md.uid() == nix_euid() && md.mode() & 0o077 != 0 && md.is_file() {
+    if md.uid() == euid() && md.mode() & 0o077 != 0 && md.is_file() {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
-}
-
-fn nix_euid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
 }
 
 /// Writes `bytes` to `path` so that after a crash or a power loss either the old or the new content

@@ -10,6 +10,7 @@ use std::path::Path;
 
 pub fn load_or_create(db: &Path) -> Result<SigningKey, String> {
     let p = key_path(db);
+    trusted(&p)?;
     match read(&p) {
         Ok(Some(k)) => return Ok(k),
         Ok(None) => {}
@@ -37,7 +38,22 @@ pub fn load_or_create(db: &Path) -> Result<SigningKey, String> {
     if made {
         return Ok(SigningKey::from_bytes(&seed));
     }
+    trusted(&p)?;
     read(&p)?.ok_or_else(|| format!("signing key {} vanished while it was being created", p.display()))
+}
+
+/// A key someone else made or could read signs nothing: ours, mode 0600 (or tighter).
+fn trusted(p: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    crate::files::check_owned(p, "signing key")?;
+    match std::fs::symlink_metadata(p) {
+        Ok(m) if m.mode() & 0o077 != 0 => Err(format!(
+            "signing key {} is readable by other users (mode {:o}): it may be known; not used",
+            p.display(),
+            m.mode() & 0o777
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The key, if the file exists. A file of the wrong size is an error, never replaced.

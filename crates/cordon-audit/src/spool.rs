@@ -4,14 +4,16 @@
 //! file, and seals the session. `cordon audit verify` lists spool files still waiting.
 //!
 //! The spool lives beside the database (`audit.db.spool/`); when that directory cannot be written
-//! (the disk that filled is the same), in `/var/tmp/cordon-spool-UID/` under a name derived from
-//! the database's path.
+//! (the disk that filled is the same), in a fallback under /run (root: `/run/cordon/spool/`, others:
+//! `$XDG_RUNTIME_DIR/cordon-spool/`), named after the database's path. Both are masked in sessions
+//! (/run is private to a session in any case). Only directories and files owned by this user and
+//! writable by no one else are read: a spool file is trusted to carry the log owner's records.
 
 use crate::files::{private_dirs, sync_dir, unique_tmp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The first line of a spool file.
@@ -51,12 +53,25 @@ pub fn dir(db: &Path) -> PathBuf {
     crate::files::sidecar(db, ".spool")
 }
 
-/// The fallback directory, on another filesystem than most logs.
-pub fn fallback_dir(db: &Path) -> PathBuf {
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+/// The largest spool file read (a session's end records are small; sensor batches can be large).
+pub const MAX_SPOOL_BYTES: u64 = 256 << 20;
+
+/// Record kinds a spool may carry: what a run appends after its start. Never `start`, `seal` or
+/// `recovered`: those are cordon's own.
+const KINDS: &[&str] = &["denial", "egress", "limit", "alert", "sensor", "sensor.summary", "end"];
+
+/// The fallback directory, usually on another filesystem than the log (None: none usable).
+pub fn fallback_dir(db: &Path) -> Option<PathBuf> {
     let tag: String =
         Sha256::digest(db.as_os_str().as_encoded_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
-    PathBuf::from(format!("/var/tmp/cordon-spool-{uid}")).join(tag)
+    let base = if crate::files::euid() == 0 {
+        PathBuf::from("/run/cordon/spool")
+    } else {
+        let rt = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_absolute())?;
+        crate::files::check_owned(&rt, "XDG_RUNTIME_DIR").ok()?;
+        rt.join("cordon-spool")
+    };
+    Some(base.join(tag))
 }
 
 /// Writes `records` of `session` to a new spool file (fsynced) and returns its path. Tries the
@@ -76,7 +91,7 @@ pub fn write(db: &Path, session: &str, records: &[SpoolRecord], seal: bool, reas
         text.push_str(&(serde_json::to_string(r).map_err(|e| e.to_string())? + "\n"));
     }
     let mut errors = vec![];
-    for d in [dir(db), fallback_dir(db)] {
+    for d in std::iter::once(dir(db)).chain(fallback_dir(db)) {
         let file = d.join(format!("{id}.jsonl"));
         match write_file(&d, &file, text.as_bytes()) {
             Ok(()) => return Ok(file),
@@ -88,6 +103,10 @@ pub fn write(db: &Path, session: &str, records: &[SpoolRecord], seal: bool, reas
 
 fn write_file(d: &Path, file: &Path, bytes: &[u8]) -> Result<(), std::io::Error> {
     private_dirs(d)?;
+    // A directory someone else made (or opened to others) would let them read or swap the records.
+    for x in [Some(d), d.parent()].into_iter().flatten() {
+        crate::files::check_owned(x, "spool directory").map_err(std::io::Error::other)?;
+    }
     let tmp = unique_tmp(file);
     let res = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
@@ -102,37 +121,64 @@ fn write_file(d: &Path, file: &Path, bytes: &[u8]) -> Result<(), std::io::Error>
     res
 }
 
-/// Spool files waiting for `db`, oldest first.
+/// Spool files waiting for `db`, oldest first. Files cordon would not trust are listed with their
+/// problem (and never imported).
 pub fn pending(db: &Path) -> Vec<Pending> {
+    let mut out: Vec<Pending> = vec![];
     let mut files: Vec<PathBuf> = vec![];
-    for d in [dir(db), fallback_dir(db)] {
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            files.extend(
-                rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")),
-            );
+    for d in std::iter::once(dir(db)).chain(fallback_dir(db)) {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        if let Err(problem) = crate::files::check_owned(&d, "spool directory") {
+            out.push(Pending { file: d, session: String::new(), records: 0, problem: Some(problem) });
+            continue;
         }
+        files.extend(
+            rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")),
+        );
     }
-    files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
-    files
-        .into_iter()
-        .map(|f| match read(&f) {
-            Ok((h, recs)) => Pending { file: f, session: h.session, records: recs.len(), problem: None },
-            Err(e) => Pending { file: f, session: String::new(), records: 0, problem: Some(e) },
-        })
-        .collect()
+    files.sort_by_key(|p| std::fs::symlink_metadata(p).and_then(|m| m.modified()).ok());
+    out.extend(files.into_iter().filter_map(|f| match read(db, &f) {
+        Ok((h, recs)) => Some(Pending { file: f, session: h.session, records: recs.len(), problem: None }),
+        // Taken by a concurrent cordon that imported it meanwhile.
+        Err(_) if !f.exists() => None,
+        Err(e) => Some(Pending { file: f, session: String::new(), records: 0, problem: Some(e) }),
+    }));
+    out
 }
 
-/// Reads a spool file whole; any damaged line makes the whole file unreadable (it is kept).
-pub fn read(file: &Path) -> Result<(SpoolHeader, Vec<SpoolRecord>), String> {
+/// Reads a spool file whole; anything wrong (owner, size, a damaged line, a kind cordon never
+/// spools, another log's file) makes the whole file unreadable (it is kept).
+pub fn read(db: &Path, file: &Path) -> Result<(SpoolHeader, Vec<SpoolRecord>), String> {
+    crate::files::check_owned(file, "spool file")?;
+    let size = std::fs::symlink_metadata(file).map(|m| m.len()).unwrap_or(0);
+    if size > MAX_SPOOL_BYTES {
+        return Err(format!(
+            "spool file {} is {size} bytes, over the {} MiB limit",
+            file.display(),
+            MAX_SPOOL_BYTES >> 20
+        ));
+    }
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read spool file {}: {e}", file.display()))?;
     let mut lines = text.lines();
     let h: SpoolHeader = serde_json::from_str(lines.next().unwrap_or(""))
         .map_err(|e| format!("spool file {}: bad header: {e}", file.display()))?;
+    if h.db != db.display().to_string() {
+        return Err(format!("spool file {} belongs to the log {}, not to {}", file.display(), h.db, db.display()));
+    }
     let recs = lines
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_str::<SpoolRecord>(l)
-                .map_err(|e| format!("spool file {} line {}: {e}", file.display(), i + 2))
+            let r: SpoolRecord =
+                serde_json::from_str(l).map_err(|e| format!("spool file {} line {}: {e}", file.display(), i + 2))?;
+            if !KINDS.contains(&r.kind.as_str()) {
+                return Err(format!(
+                    "spool file {} line {}: kind `{}` is never spooled",
+                    file.display(),
+                    i + 2,
+                    r.kind
+                ));
+            }
+            Ok(r)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((h, recs))
@@ -143,7 +189,7 @@ pub fn remove(file: &Path) -> Result<(), std::io::Error> {
     std::fs::remove_file(file)?;
     sync_dir(file)?;
     // An emptied fallback directory goes too (remove_dir leaves a directory that is not empty).
-    if let Some(d) = file.parent().filter(|d| d.starts_with("/var/tmp")) {
+    if let Some(d) = file.parent().filter(|d| !d.as_os_str().as_encoded_bytes().ends_with(b".spool")) {
         let _ = std::fs::remove_dir(d);
         let _ = d.parent().map(std::fs::remove_dir);
     }

@@ -5,7 +5,9 @@
 //! Read-only commands open with [`Store::open_read_only`], which creates nothing.
 
 use crate::chain::{canonical, hex, record_hash};
-use crate::files::{absolute, head_path, private_dirs, private_file, sidecar, tighten, write_atomic};
+use crate::files::{
+    absolute, check_owned, check_single_link, head_path, private_dirs, private_file, sidecar, tighten, write_atomic,
+};
 use crate::head::Head;
 use crate::spool;
 use ed25519_dalek::{Signer, SigningKey};
@@ -73,6 +75,9 @@ pub struct Store {
     path: PathBuf,
     key: Option<SigningKey>,
     imported: Vec<String>,
+    /// A record this writer committed earlier (its session's start): every later write checks it is
+    /// still in the log, so that a log cut short meanwhile is never sealed over.
+    anchor: Option<(i64, Vec<u8>)>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -95,6 +100,8 @@ impl Store {
         if let Some(d) = path.parent() {
             private_dirs(d).map_err(|e| io(&path, format!("cannot create {}: {e}", d.display())))?;
         }
+        // Another user's file in a shared directory, or one with a second name, is not ours to trust.
+        check_owned(&path, "the database").map_err(|m| damaged(&path, &m))?;
         private_file(&path).map_err(|e| io(&path, format!("cannot create the database file: {e}")))?;
         let conn = Connection::open(&path).map_err(db(&path))?;
         // The busy timeout first: switching to WAL needs a lock that a concurrent first writer may hold.
@@ -108,8 +115,13 @@ impl Store {
         for s in ["-wal", "-shm"] {
             tighten(&sidecar(&path, s)).map_err(|e| io(&path, format!("cannot make {s} private: {e}")))?;
         }
+        for f in [path.clone(), sidecar(&path, "-wal"), sidecar(&path, "-shm"), head_path(&path)] {
+            check_owned(&f, "the log's file").and_then(|_| check_single_link(&f)).map_err(|m| damaged(&path, &m))?;
+        }
+        check_owned(&spool::dir(&path), "the spool directory").map_err(|m| damaged(&path, &m))?;
         let key = crate::key::load_or_create(&path).map_err(|m| io(&path, m))?;
-        let mut s = Store { conn, path, key: Some(key), imported: vec![] };
+        check_single_link(&crate::files::key_path(&path)).map_err(|m| damaged(&path, &m))?;
+        let mut s = Store { conn, path, key: Some(key), imported: vec![], anchor: None };
         s.check_head()?;
         s.imported = s.import_spool();
         Ok(s)
@@ -137,7 +149,7 @@ impl Store {
                 "no `records` table: not a cordon audit log, or damaged (`cordon audit verify` says more)",
             ));
         }
-        Ok(Store { conn, path, key: None, imported: vec![] })
+        Ok(Store { conn, path, key: None, imported: vec![], anchor: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -147,6 +159,25 @@ impl Store {
     /// What opening imported from the recovery spool, one line each, for the user.
     pub fn imported(&self) -> &[String] {
         &self.imported
+    }
+
+    /// Later writes check that record `seq` still has `hash` (see the field).
+    pub fn set_anchor(&mut self, seq: i64, hash: Vec<u8>) {
+        self.anchor = Some((seq, hash));
+    }
+
+    /// Inside a write transaction: the anchor is still there.
+    fn check_anchor(path: &Path, anchor: &Option<(i64, Vec<u8>)>, tx: &Transaction) -> Result<(), AuditError> {
+        if let Some((seq, hash)) = anchor {
+            let at: Option<Vec<u8>> = tx
+                .query_row("SELECT hash FROM records WHERE seq = ?1", [seq], |r| r.get(0))
+                .optional()
+                .map_err(db(path))?;
+            if at.as_ref() != Some(hash) {
+                return Err(damaged(path, &format!("record {seq}, this session's own start, is no longer in the log as written: the log was cut short or changed while the session ran; nothing is chained onto it")));
+            }
+        }
+        Ok(())
     }
 
     pub fn set_durability(&self, d: Durability) -> Result<(), AuditError> {
@@ -178,6 +209,7 @@ impl Store {
         // IMMEDIATE: take the write lock before reading the tail, so concurrent sessions appending
         // to one log serialize instead of racing for the same sequence number.
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db(&path))?;
+        Self::check_anchor(&path, &self.anchor, &tx)?;
         let tail = append_in(&tx, session, items).map_err(db(&path))?;
         tx.commit().map_err(db(&path))?;
         Ok(tail)
@@ -195,6 +227,7 @@ impl Store {
         let key = self.key.clone().ok_or_else(|| io(&path, "opened read-only".into()))?;
         let raw: Vec<(&str, i64, String)> = items.iter().map(|(k, t, b)| (k.as_str(), *t, canonical(b))).collect();
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db(&path))?;
+        Self::check_anchor(&path, &self.anchor, &tx)?;
         append_in(&tx, session, &raw).map_err(db(&path))?;
         let (seq, h) = seal_in(&tx, &key, session, ts_ms).map_err(db(&path))?;
         tx.commit().map_err(db(&path))?;
@@ -277,44 +310,69 @@ impl Store {
                 continue;
             }
             match self.import_one(&p.file) {
-                Ok(Some(n)) => said.push(format!(
+                Ok(Imported::Records(n)) => said.push(format!(
                     "imported {n} record(s) of session {} from the recovery spool {}",
                     p.session,
                     p.file.display()
                 )),
-                Ok(None) => said.push(format!("spool file {} was already imported; removed", p.file.display())),
-                Err(e) => said.push(format!("could not import the spool file {}: {e}", p.file.display())),
+                Ok(Imported::Before) => {
+                    said.push(format!("spool file {} was already imported; removed", p.file.display()))
+                }
+                // Another cordon took it meanwhile.
+                Ok(Imported::Gone) => {}
+                Err(e) => said.push(format!("spool file {} kept, not imported: {e}", p.file.display())),
             }
         }
         said
     }
 
-    fn import_one(&mut self, file: &Path) -> Result<Option<usize>, String> {
-        let (h, recs) = spool::read(file)?;
+    fn import_one(&mut self, file: &Path) -> Result<Imported, String> {
         let key = self.key.clone().ok_or("opened read-only")?;
-        let tx =
-            self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(|e| e.to_string())?;
+        let e = |x: rusqlite::Error| x.to_string();
+        // Under the write lock: two cordons importing at once see the file in turn.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(e)?;
+        if !file.exists() {
+            return Ok(Imported::Gone);
+        }
+        let (h, recs) = spool::read(&self.path, file)?;
         let done: i64 = tx
-            .query_row("SELECT count(*) FROM records WHERE kind = 'recovered' AND session = ?1 AND json_extract(body, '$.spool') = ?2", params![h.session, h.id], |r| r.get(0))
-            .map_err(|e| e.to_string())?;
+            .query_row(
+                "SELECT count(*) FROM records WHERE kind = 'recovered' AND session = ?1 AND json_extract(body, '$.spool') = ?2",
+                params![h.session, h.id],
+                |r| r.get(0),
+            )
+            .map_err(e)?;
         if done > 0 {
             drop(tx);
-            spool::remove(file).map_err(|e| e.to_string())?;
-            return Ok(None);
+            remove_spool(file)?;
+            return Ok(Imported::Before);
+        }
+        // A spool continues a session that started in this log and was not sealed.
+        let (starts, seals): (i64, i64) = tx
+            .query_row(
+                "SELECT count(*) FILTER (WHERE kind = 'start'), count(*) FILTER (WHERE kind = 'seal') FROM records WHERE session = ?1",
+                [&h.session],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(e)?;
+        if starts == 0 {
+            return Err(format!("session {} has no start record in this log", h.session));
+        }
+        if seals > 0 {
+            return Err(format!("session {} is already sealed", h.session));
         }
         let note =
             canonical(&serde_json::json!({"spool": h.id, "file": file, "reason": h.reason, "records": recs.len()}));
         let mut items: Vec<(&str, i64, String)> = vec![("recovered", now_ms(), note)];
         items.extend(recs.iter().map(|r| (r.kind.as_str(), r.ts_ms, r.body.clone())));
-        append_in(&tx, &h.session, &items).map_err(|e| e.to_string())?;
-        let sealed =
-            if h.seal { Some(seal_in(&tx, &key, &h.session, now_ms()).map_err(|e| e.to_string())?) } else { None };
-        tx.commit().map_err(|e| e.to_string())?;
+        append_in(&tx, &h.session, &items).map_err(e)?;
+        let sealed = if h.seal { Some(seal_in(&tx, &key, &h.session, now_ms()).map_err(e)?) } else { None };
+        tx.commit().map_err(e)?;
         if let Some((seq, hash)) = sealed {
             self.write_head(seq, &hash).map_err(|e| e.to_string())?;
         }
-        spool::remove(file).map_err(|e| format!("imported, but could not remove it: {e}"))?;
-        Ok(Some(recs.len()))
+        remove_spool(file).map_err(|e| format!("imported, but could not remove it: {e}"))?;
+        Ok(Imported::Records(recs.len()))
     }
 
     pub fn sessions(&self) -> Result<Vec<SessionRow>, AuditError> {
@@ -416,6 +474,22 @@ fn create_table(conn: &Connection) -> Result<Result<(), &'static str>, rusqlite:
         }
     }
     res
+}
+
+/// What importing one spool file did.
+enum Imported {
+    Records(usize),
+    /// Its records were chained before (its removal had not happened).
+    Before,
+    /// Another cordon imported it meanwhile.
+    Gone,
+}
+
+fn remove_spool(file: &Path) -> Result<(), String> {
+    match spool::remove(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.to_string()),
+        _ => Ok(()),
+    }
 }
 
 fn table_exists(conn: &Connection) -> Result<bool, rusqlite::Error> {

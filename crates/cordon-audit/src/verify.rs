@@ -34,8 +34,9 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Everything was read and holds (a spool file that cannot be read is evidence unread too).
     pub fn ok(&self) -> bool {
-        self.first_bad.is_none() && self.unreadable.is_none()
+        self.first_bad.is_none() && self.unreadable.is_none() && self.pending.iter().all(|p| p.problem.is_none())
     }
 
     fn bad(&mut self, seq: i64, what: String) {
@@ -74,18 +75,27 @@ pub fn verify_with(path: &Path, expect: Option<&Head>) -> Result<VerifyReport, S
         Ok(Some(h)) if h.seq > 0 => format!("; its signed head names record {}", h.seq),
         _ => String::new(),
     };
+    // A log is born with its key and, right after, its head (record 0): a key without a head means
+    // the head was deleted, whatever the database holds.
+    let key_exists = crate::files::key_path(path).exists();
     if !has_table {
-        // Only a file that was never written (its first writer was killed at once) is an empty log.
-        if size == 0 && named.is_empty() {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap_or(0);
+        // Only a log whose first writer was killed before it made its table (and its key) is empty.
+        if (size == 0 || version == 0) && named.is_empty() && !key_exists && expect.is_none() {
             return Ok(rep);
         }
-        return Ok(unreadable(rep, format!("{} has no `records` table (dropped or renamed){named}", path.display())));
+        let why = if version == 0 && size > 0 && named.is_empty() {
+            " (never created, or dropped)"
+        } else {
+            " (dropped or renamed)"
+        };
+        return Ok(unreadable(rep, format!("{} has no `records` table{why}{named}", path.display())));
     }
     let key = crate::key::public_key(path);
     if let Err(m) = chain(&conn, key.as_ref().ok(), &mut rep) {
         return Ok(unreadable(rep, format!("cannot read the records of {}: {m}{named}", path.display())));
     }
-    check_head(&conn, path, head, key.as_ref().ok(), &mut rep);
+    check_head(&conn, path, head, key.as_ref().ok(), key_exists, &mut rep);
     if let Some(anchor) = expect {
         check_anchor(&conn, anchor, key.as_ref().ok(), &mut rep);
     }
@@ -110,6 +120,7 @@ fn chain(conn: &Connection, key: Option<&VerifyingKey>, rep: &mut VerifyReport) 
     let mut expect = 1i64;
     let mut open: Vec<String> = vec![];
     let mut seen: std::collections::HashSet<String> = Default::default();
+    let mut sealed: std::collections::HashSet<String> = Default::default();
     while let Some(r) = rows.next().map_err(e)? {
         // Borrowed column values: no allocation per record.
         let seq: i64 = r.get(0).map_err(e)?;
@@ -135,11 +146,21 @@ fn chain(conn: &Connection, key: Option<&VerifyingKey>, rep: &mut VerifyReport) 
                 format!("record {seq} ({kind} of session {session}) was modified: its hash does not match its content"),
             );
         }
+        // A session's records run from its start to its seal: anything outside was put there.
+        if kind != "start" && !seen.contains(session) {
+            rep.bad(seq, format!("record {seq} ({kind}) belongs to session {session}, which has no start record before it (deleted?)"));
+        }
+        if sealed.contains(session) {
+            rep.bad(seq, format!("record {seq} ({kind}) comes after the seal of its session {session}"));
+        }
         if kind == "start" {
             if seen.insert(session.to_string()) {
                 open.push(session.to_string());
+            } else {
+                rep.bad(seq, format!("record {seq} is a second start of session {session}"));
             }
         } else if kind == "seal" {
+            sealed.insert(session.to_string());
             let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
             let msg = format!("cordon-seal-v1 {session} {seq} {}", v["head"].as_str().unwrap_or(""));
             let good = v["head"].as_str() == Some(&hex(&prev))
@@ -171,12 +192,13 @@ fn check_head(
     path: &Path,
     head: Result<Option<Head>, String>,
     key: Option<&VerifyingKey>,
+    key_exists: bool,
     rep: &mut VerifyReport,
 ) {
     let hp = head_path(path);
     let h = match head {
         Err(m) => return rep.bad(0, m),
-        Ok(None) if rep.records > 0 => {
+        Ok(None) if rep.records > 0 || key_exists => {
             return rep.bad(
                 rep.records + 1,
                 format!(

@@ -13,7 +13,9 @@ struct Dir(PathBuf);
 impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-        let _ = std::fs::remove_dir_all(spool::fallback_dir(&self.0.join("audit.db")));
+        if let Some(f) = spool::fallback_dir(&self.0.join("audit.db")) {
+            let _ = std::fs::remove_dir_all(f);
+        }
     }
 }
 
@@ -244,4 +246,132 @@ fn spooled_records_are_imported_once_and_sealed() {
     let s = Store::open(&p).expect("open");
     assert!(s.imported()[0].contains("already imported"), "{:?}", s.imported());
     assert_eq!(s.records("late").expect("recs").len(), 4);
+}
+
+/// A hand-made spool file (as the log's owner could write one): header and records.
+fn craft(p: &Path, name: &str, session: &str, seal: bool, records: &[(&str, &str)]) -> PathBuf {
+    let d = spool::dir(p);
+    std::fs::create_dir_all(&d).expect("spool dir");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let mut text = serde_json::to_string(&json!({"cordon_spool": 1, "id": name, "session": session, "seal": seal, "reason": "test", "db": p.display().to_string()})).expect("json") + "\n";
+    for (k, b) in records {
+        text += &(serde_json::to_string(&json!({"kind": k, "ts_ms": 5, "body": b})).expect("json") + "\n");
+    }
+    let f = d.join(format!("{name}.jsonl"));
+    std::fs::write(&f, text).expect("write");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    f
+}
+
+#[test]
+fn spool_files_that_cordon_never_writes_are_kept_not_imported() {
+    let d = dir("craft");
+    let p = build(&d);
+    let mut s = Store::open(&p).expect("open");
+    s.append("open1", &[("start".into(), 1, json!({}))]).expect("start");
+    drop(s);
+    // A seal record, records for a sealed session, records for a session that never started.
+    let a = craft(&p, "a", "open1", false, &[("seal", "{}")]);
+    let b = craft(&p, "b", "sess0", true, &[("end", "{\"exit_code\":0}")]);
+    let c = craft(&p, "c", "ghost", true, &[("end", "{\"exit_code\":0}")]);
+    let s = Store::open(&p).expect("open");
+    let said = s.imported().join("\n");
+    assert!(
+        said.contains("`seal` is never spooled") && said.contains("already sealed") && said.contains("no start record"),
+        "{said}"
+    );
+    drop(s);
+    for f in [&a, &b, &c] {
+        assert!(f.exists(), "{} kept", f.display());
+    }
+    let r = verify(&p).expect("verify");
+    assert!(!r.ok(), "an unreadable spool file is evidence unread: {r:?}");
+    assert_eq!(r.first_bad, None, "the chain itself is intact");
+}
+
+#[test]
+fn spool_files_of_another_user_or_open_to_others_are_not_trusted() {
+    let d = dir("owner");
+    let p = build(&d);
+    let f = craft(&p, "x", "sess0", true, &[("end", "{}")]);
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let s = Store::open(&p).expect("open");
+    assert!(s.imported().join("\n").contains("writable by other users"), "{:?}", s.imported());
+    assert!(f.exists());
+}
+
+#[test]
+fn a_key_or_database_someone_else_could_write_is_refused() {
+    let d = dir("keymode");
+    let p = build(&d);
+    std::fs::set_permissions(d.join("audit.key"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    match Store::open(&p) {
+        Err(e) => assert!(e.to_string().contains("readable by other users"), "{e}"),
+        Ok(_) => panic!("a key others can read signed on"),
+    }
+    std::fs::set_permissions(d.join("audit.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    assert!(Store::open(&p).is_err(), "a database others can write is not trusted");
+}
+
+#[test]
+fn a_log_file_with_a_second_name_is_refused() {
+    let d = dir("nlink");
+    let p = build(&d);
+    std::fs::hard_link(&p, d.join("elsewhere")).expect("link");
+    match Store::open(&p) {
+        Err(e) => assert!(e.to_string().contains("hard links"), "{e}"),
+        Ok(_) => panic!("a log with a second name was opened for writing"),
+    }
+}
+
+#[test]
+fn an_emptied_log_with_its_key_left_is_not_ok_and_an_anchor_catches_it() {
+    let d = dir("emptied");
+    let p = build(&d);
+    let anchor = Store::open_read_only(&p).expect("ro").head().expect("head").expect("some");
+    std::fs::write(&p, b"").expect("empty");
+    for f in ["audit.db-wal", "audit.db-shm", "audit.head"] {
+        let _ = std::fs::remove_file(d.join(f));
+    }
+    assert!(!verify(&p).expect("v").ok(), "a key without a head is a deleted head");
+    let r = verify_with(&p, Some(&anchor)).expect("v");
+    assert!(!r.ok(), "{r:?}");
+    // The same with the table kept but emptied.
+    let d2 = dir("emptied2");
+    let p2 = build(&d2);
+    sql(&p2, "DELETE FROM records");
+    std::fs::remove_file(d2.join("audit.head")).expect("rm");
+    assert!(!verify(&p2).expect("v").ok());
+}
+
+#[test]
+fn records_outside_a_session_are_named() {
+    let d = dir("outside");
+    let p = build(&d);
+    // Append, with correct hashes, a record after sess0's seal and one of a session that never started.
+    let c = Connection::open(&p).expect("open");
+    let (seq, prev): (i64, Vec<u8>) = c
+        .query_row("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("tail");
+    let h = cordon_audit::record_hash(&prev, seq + 1, "sess0", "end", 9, "{}");
+    c.execute("INSERT INTO records VALUES (?1, 'sess0', 'end', 9, '{}', ?2, ?3)", rusqlite::params![seq + 1, prev, h])
+        .expect("insert");
+    drop(c);
+    let r = verify(&p).expect("v");
+    assert!(r.first_bad.as_ref().is_some_and(|b| b.what.contains("after the seal")), "{r:?}");
+}
+
+#[test]
+fn a_writer_never_seals_over_a_log_cut_short_under_it() {
+    let d = dir("under");
+    let p = build(&d);
+    let mut s = Store::open(&p).expect("open");
+    let (seq, hash) = s.append("running", &[("start".into(), 1, json!({}))]).expect("start");
+    s.set_anchor(seq, hash);
+    sql(&p, "DELETE FROM records WHERE seq >= 9");
+    match s.finish("running", &[("end".into(), 2, json!({"exit_code": 0}))], 3) {
+        Err(AuditError::Damaged { why, .. }) => assert!(why.contains("cut short"), "{why}"),
+        other => panic!("sealed over a cut log: {other:?}"),
+    }
 }

@@ -22,7 +22,21 @@ const WITHIN: &[&str] = &[
     "/var/lib/cordon",
     "/var/log",
     "/etc/cordon",
+    // Scheduled jobs, package databases, service state, mail, caches and backups of the system.
+    "/var/spool",
+    "/var/cache",
+    "/var/backups",
+    "/var/mail",
+    "/var/lib/dpkg",
+    "/var/lib/apt",
+    "/var/lib/systemd",
+    "/var/lib/polkit-1",
+    "/var/lib/sudo",
 ];
+
+/// Inside the home directory: where credentials, tool configuration and autostart live (a
+/// workspace there would make them writable). `@secrets` paths under `~` are refused too.
+const HOME_WITHIN: &[&str] = &[".config", ".local/share", ".local/state", ".local/bin", ".ssh", ".gnupg", ".profile.d"];
 
 /// Directories refused themselves and as ancestors (they hold other users' or the system's files),
 /// while a project below them is fine (/var/lib/jenkins/workspace/app, /home/me/src/app).
@@ -33,10 +47,20 @@ pub fn refuse_system_workspace(ws: &Path) -> Result<()> {
     let hint = "hint: cd into a project directory or pass --workspace DIR";
     for t in WITHIN {
         if ws.starts_with(t) {
-            bail!("refusing to use {} as the workspace: it is {} a system tree ({t}) that the session would be able to write\n  {hint}", ws.display(), if ws == Path::new(t) { "" } else { "inside" });
+            let how = if ws == Path::new(t) { "" } else { "inside " };
+            bail!("refusing to use {} as the workspace: it is {how}a system tree ({t}) that the session would be able to write\n  {hint}", ws.display());
         }
     }
     for home in homes() {
+        let secrets = cordon_policy::paths::group("@secrets").map(|g| g.paths).unwrap_or(&[]);
+        let inside = HOME_WITHIN
+            .iter()
+            .map(|d| home.join(d))
+            .chain(secrets.iter().filter_map(|p| p.strip_prefix("~/")).map(|p| home.join(p)))
+            .find(|d| ws.starts_with(d));
+        if let Some(d) = inside {
+            bail!("refusing to use {} as the workspace: it is inside {}, where credentials and tool configuration live\n  {hint}", ws.display(), d.display());
+        }
         if home == ws {
             bail!("refusing to use your home directory {} as the workspace: shell rc files and tool configs would become writable\n  {hint}", ws.display());
         }

@@ -28,6 +28,17 @@ impl Protected {
         self.names.push((p, what.to_string()));
     }
 
+    /// After opening: the file actually opened (a symlink may have been swapped meanwhile) is none
+    /// of the protected files as they are now.
+    fn clash_opened(&self, path: &Path, file: &File) -> Option<&str> {
+        let m = file.metadata().ok()?;
+        let id = (m.dev(), m.ino());
+        let now = self.names.iter().find(|(n, _)| std::fs::metadata(n).is_ok_and(|x| (x.dev(), x.ino()) == id));
+        now.map(|(_, w)| w.as_str())
+            .or_else(|| self.ids.iter().find(|(x, _)| *x == id).map(|(_, w)| w.as_str()))
+            .or_else(|| self.clash(path))
+    }
+
     fn clash(&self, path: &Path) -> Option<&str> {
         let p = lexical(path);
         if let Some((_, w)) = self.names.iter().find(|(n, _)| *n == p) {
@@ -65,6 +76,9 @@ impl Output {
         }
         let fifo = md.as_ref().is_some_and(|m| m.file_type().is_fifo());
         let file = if fifo { open_fifo(path, flag)? } else { open_file(path, flag)? };
+        if let Some(what) = protected.clash_opened(path, &file) {
+            bail!("{flag} {}: that is {what} (the path changed while it was opened); nothing was written to it\n  hint: give {flag} a path of its own", path.display());
+        }
         protected.add(path, &format!("the file given to {flag}"));
         let regular = file.metadata().map(|m| m.is_file()).unwrap_or(false);
         Ok(Output { path: path.to_path_buf(), file, regular })

@@ -9,10 +9,11 @@ use cordon_policy::{CompiledPolicy, Masked};
 use cordon_sandbox::SessionPlan;
 use std::path::{Path, PathBuf};
 
-/// The log's path: `--audit`, else `$CORDON_AUDIT`, else the default; always absolute.
+/// The log's path: `--audit`, else `$CORDON_AUDIT`, else the default; absolute, symlinks resolved
+/// (a link must not lead the checks to one place and SQLite to another).
 pub fn log_path(arg: Option<&Path>) -> Result<PathBuf> {
     Ok(match arg {
-        Some(p) => std::path::absolute(p)?,
+        Some(p) => cordon_audit::files::absolute(p)?,
         None => cordon_audit::default_path(),
     })
 }
@@ -27,22 +28,24 @@ pub fn mask_log(policy: &mut CompiledPolicy, db: &Path) {
 
 /// Refuses a log inside a tree the session may write: the session could rewrite its own evidence.
 pub fn refuse_writable_location(db: &Path, policy: &CompiledPolicy, plan: &SessionPlan) -> Result<Option<String>> {
-    let dir = db
-        .parent()
-        .and_then(|d| d.canonicalize().ok())
-        .unwrap_or_else(|| db.parent().unwrap_or(Path::new("/")).to_path_buf());
     if !plan.ns.mount && !plan.landlock.enabled() {
-        return Ok(Some(format!("the audit log {} is not protected from the session: this host gives neither Landlock nor a mount namespace", db.display())));
+        return Ok(Some(format!(
+            "the audit log {} is not protected from the session: this host gives neither Landlock nor a mount namespace",
+            db.display()
+        )));
     }
+    // The database (its directory holds key, head and spool), and the fallback spool elsewhere.
+    let dir = db.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let mut places = vec![(format!("the audit log {}", db.display()), dir)];
+    places.extend(cordon_audit::spool::fallback_dir(db).map(|f| (format!("its recovery spool {}", f.display()), f)));
     // Under a mount namespace these are fresh, private filesystems; the host's files there are out of reach.
     let fresh = ["/tmp", "/dev/shm", "/run", "/dev", "/proc"].map(Path::new);
     for r in policy.fs.rules.iter().filter(|r| r.access.write) {
         let private = plan.ns.mount && r.path != policy.workspace && fresh.iter().any(|f| r.path.starts_with(f));
         let tree = r.path.canonicalize().unwrap_or_else(|_| r.path.clone());
-        if !private && dir.starts_with(&tree) {
+        if let Some((what, _)) = places.iter().find(|(_, p)| !private && p.starts_with(&tree)) {
             bail!(
-                "the audit log {} is inside {} ({} in {}), which the session may write: it could rewrite its own evidence, so nothing was run\n  hint: keep the log outside every writable tree (the default, $XDG_STATE_HOME/cordon or /var/lib/cordon, is), e.g. --audit {}",
-                db.display(),
+                "{what} is inside {} ({} in {}), which the session may write: it could rewrite its own evidence, so nothing was run\n  hint: keep the log outside every writable tree (the default, $XDG_STATE_HOME/cordon or /var/lib/cordon, is), e.g. --audit {}",
                 tree.display(),
                 r.entry,
                 r.origin,
@@ -57,6 +60,8 @@ pub fn refuse_writable_location(db: &Path, policy: &CompiledPolicy, plan: &Sessi
 pub struct Recording {
     store: Store,
     session: String,
+    /// The start record (seq, hash), once committed.
+    start: Option<(i64, Vec<u8>)>,
 }
 
 /// What became of the end of the record.
@@ -74,9 +79,10 @@ pub enum Finished {
 }
 
 impl Recording {
-    /// Opens the log and commits the start record: if this fails, nothing has run.
-    pub fn start(db: &Path, session: &str, start: serde_json::Value, quiet: bool) -> Result<Recording> {
-        let mut store = Store::open(db).map_err(|e| {
+    /// Opens the log (before the outputs, so that every file of the log exists when they are
+    /// compared with it).
+    pub fn open(db: &Path, session: &str, quiet: bool) -> Result<Recording> {
+        let store = Store::open(db).map_err(|e| {
             anyhow::anyhow!("{e}\n  hint: pass --audit PATH to record elsewhere, or --no-audit to run without a record")
         })?;
         if !quiet {
@@ -84,8 +90,21 @@ impl Recording {
                 eprintln!("cordon: audit: {line}");
             }
         }
-        store.append(session, &[("start".into(), now_ms(), start)])?;
-        Ok(Recording { store, session: session.to_string() })
+        Ok(Recording { store, session: session.to_string(), start: None })
+    }
+
+    /// Commits the start record: if this fails, nothing has run. Every later write checks that this
+    /// record is still in the log.
+    pub fn start(&mut self, start: serde_json::Value) -> Result<()> {
+        let (seq, hash) = self.store.append(&self.session, &[("start".into(), now_ms(), start)])?;
+        self.store.set_anchor(seq, hash.clone());
+        self.start = Some((seq, hash));
+        Ok(())
+    }
+
+    /// The start record, for other writers of this session (the sensor's batches).
+    pub fn anchor(&self) -> Option<(i64, Vec<u8>)> {
+        self.start.clone()
     }
 
     pub fn path(&self) -> &Path {

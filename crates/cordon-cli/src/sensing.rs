@@ -169,8 +169,12 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    pub fn start(path: PathBuf, session: String) -> Result<AuditWriter, String> {
+    /// `anchor`: the session's start record; no batch is chained onto a log that lost it.
+    pub fn start(path: PathBuf, session: String, anchor: Option<(i64, Vec<u8>)>) -> Result<AuditWriter, String> {
         let mut store = cordon_audit::Store::open(&path).map_err(|e| e.to_string())?;
+        if let Some((seq, hash)) = anchor {
+            store.set_anchor(seq, hash);
+        }
         // Batches: a crash of cordon loses none that was committed; a power loss may lose the last.
         store.set_durability(cordon_audit::Durability::Batch).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel::<Vec<(i64, String)>>();

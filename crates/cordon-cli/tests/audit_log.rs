@@ -120,16 +120,27 @@ fn no_output_flag_can_overwrite_the_audit_log() {
     let e = Env::new(Who::Root);
     sessions(&e, 1);
     let key = std::fs::read(e.root.join("audit.key")).expect("key");
-    // A hard link to the database under another name: caught by device and inode.
-    let link = e.root.join("innocent.json");
-    std::fs::hard_link(db(&e), &link).expect("link");
+    // The database under another name: a bind mount (caught by device and inode), a symlink, a
+    // dangling symlink to a log file not created yet, a path through `..`.
+    let bound = e.root.join("innocent.json");
+    std::fs::write(&bound, "").expect("mountpoint");
+    nix::mount::mount(Some(&db(&e)), &bound, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).expect("bind");
+    let _m = Mounted(bound.clone());
+    let sym = e.root.join("sym.json");
+    std::os::unix::fs::symlink(db(&e), &sym).expect("symlink");
+    let dangling = e.root.join("dangling.json");
+    std::os::unix::fs::symlink(e.root.join("audit.db-journal"), &dangling).expect("symlink");
+    let dotdot = e.ws.join("../../audit.key");
     let targets = [
         db(&e),
         e.root.join("audit.db-wal"),
         e.root.join("audit.db-shm"),
         e.root.join("audit.key"),
         e.root.join("audit.head"),
-        link,
+        bound.clone(),
+        sym,
+        dangling,
+        dotdot,
     ];
     for t in &targets {
         for flag in ["--report", "--events", "--head-copy"] {
@@ -141,6 +152,7 @@ fn no_output_flag_can_overwrite_the_audit_log() {
         }
     }
     assert_eq!(std::fs::read(e.root.join("audit.key")).expect("key"), key, "the key is untouched");
+    assert!(!exists(&e.root.join("audit.db-journal")), "nothing was created through the dangling link");
     let o = verify(&e, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
 }
@@ -443,6 +455,10 @@ fn system_trees_and_the_home_directory_are_not_workspaces() {
     for ws in [
         "/",
         "/etc",
+        "/var/lib/dpkg",
+        "/var/spool",
+        "/var/cache",
+        "/root/.config",
         "/proc",
         "/proc/sys",
         "/sys",
@@ -520,7 +536,7 @@ fn a_full_disk_mid_session_spools_elsewhere_and_loses_nothing() {
     ]);
     let _ = filling.wait();
     assert_eq!(o.status.code(), Some(7), "the command's status: {}", show(&o));
-    assert!(err(&o).contains("recovery spool /var/tmp/cordon-spool-0/"), "spooled beside the full disk: {}", show(&o));
+    assert!(err(&o).contains("recovery spool /run/cordon/spool/"), "spooled beside the full disk: {}", show(&o));
     let v = e.cordon(&["audit", "verify", "--audit", &ps]);
     assert!(out(&v).contains("pending: ") && v.status.code() == Some(0), "{}", show(&v));
     std::fs::remove_file(&filler).expect("free the disk");
@@ -532,5 +548,132 @@ fn a_full_disk_mid_session_spools_elsewhere_and_loses_nothing() {
         "{}",
         show(&v)
     );
-    assert!(!exists(&cordon_audit::spool::fallback_dir(&p)), "the fallback spool is gone again");
+    assert!(!exists(&cordon_audit::spool::fallback_dir(&p).expect("root has one")), "the fallback spool is gone again");
+    // Leave /run as it was: the fallback's parents, if this test made them and they are empty.
+    let _ = std::fs::remove_dir("/run/cordon/spool");
+    let _ = std::fs::remove_dir("/run/cordon");
+}
+
+#[test]
+fn a_log_reached_through_a_symlink_into_the_workspace_is_refused() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let safe = e.root.join("safe");
+    std::fs::create_dir_all(&safe).expect("mkdir");
+    std::os::unix::fs::symlink(e.ws.join("real.db"), safe.join("audit.db")).expect("symlink");
+    let o = e.run_sh_with(&["--audit", &safe.join("audit.db").display().to_string()], "touch ran", &[]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("which the session may write"), "{}", show(&o));
+    assert!(!exists(&e.ws.join("real.db")) && !exists(&e.ws.join("ran")), "nothing created, nothing ran");
+}
+
+#[test]
+fn a_log_file_with_a_second_name_is_refused_before_anything_runs() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    sessions(&e, 1);
+    // A second name for the WAL in a tree the policy lets the session write.
+    let wt = e.root.join("wt");
+    std::fs::create_dir_all(&wt).expect("mkdir");
+    std::fs::hard_link(e.root.join("audit.db-wal"), wt.join("cache.bin")).expect("link");
+    let pol = e.write_policy(
+        "p.toml",
+        &format!("version = 1\nextends = [\"builtin:agent\"]\n[fs]\nwrite = [\"{}\"]\n", wt.display()),
+    );
+    let o = e.run_sh_with(
+        &["--policy", &pol.display().to_string()],
+        &format!(": > {}/cache.bin; touch {}/ran", wt.display(), e.ws.display()),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("hard links"), "{}", show(&o));
+    assert!(!exists(&e.ws.join("ran")));
+}
+
+#[test]
+fn an_emptied_log_fails_verification_against_its_anchor() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let anchor = e.root.join("anchor.json");
+    for _ in 0..2 {
+        let o = e.run_sh_with(&["--head-copy", &anchor.display().to_string()], "true", &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    }
+    std::fs::write(db(&e), b"").expect("empty");
+    for f in ["audit.db-wal", "audit.db-shm", "audit.head"] {
+        let _ = std::fs::remove_file(e.root.join(f));
+    }
+    let o = verify(&e, &["--expect-head", &anchor.display().to_string()]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let o = verify(&e, &["--expect-head", &e.root.join("nope.json").display().to_string()]);
+    assert_eq!(o.status.code(), Some(2), "a missing anchor file is a usage error: {}", show(&o));
+}
+
+#[test]
+fn a_log_cut_short_while_a_session_runs_is_not_sealed_over() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    sessions(&e, 3);
+    let flag = e.ws.join("started");
+    let script = "import sqlite3,sys,time,os\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.01)\nc=sqlite3.connect(sys.argv[2]); c.execute('DELETE FROM records WHERE seq >= 7'); c.commit()\n";
+    let mut cutter = Command::new("python3").args(["-c", script]).arg(&flag).arg(db(&e)).spawn().expect("python3");
+    let o = e.run_sh(&format!("touch {}; sleep 1; exit 5", flag.display()));
+    let _ = cutter.wait();
+    assert_eq!(o.status.code(), Some(5), "{}", show(&o));
+    assert!(err(&o).contains("cut short"), "{}", show(&o));
+    let v = verify(&e, &[]);
+    assert_eq!(v.status.code(), Some(1), "the cut is still visible: {}", show(&v));
+}
+
+#[test]
+fn another_users_files_in_a_shared_directory_are_not_trusted() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    // A shared sticky directory where root keeps a log and nobody can create files.
+    let shared = e.root.join("shared");
+    std::fs::create_dir_all(&shared).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let p = shared.join("audit.db");
+    let ps = p.display().to_string();
+    // nobody plants a key of 32 zero bytes before root's first session: never used.
+    let plant = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh", "-c"])
+        .arg(format!("head -c 32 /dev/zero > {}/audit.key", shared.display()))
+        .status()
+        .expect("setpriv");
+    assert!(plant.success());
+    let o = e.cordon(&["run", "--audit", &ps, "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("not trusted"), "{}", show(&o));
+    std::fs::remove_file(shared.join("audit.key")).expect("rm");
+    let o = e.cordon(&["run", "--audit", &ps, "--", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // nobody plants a spool directory with a forged, sealed session: never imported.
+    let forged = format!("{{\"cordon_spool\":1,\"id\":\"f\",\"session\":\"cafe\",\"seal\":true,\"reason\":\"x\",\"db\":\"{ps}\"}}\n{{\"kind\":\"end\",\"ts_ms\":1,\"body\":\"{{}}\"}}\n");
+    let plant = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "sh", "-c"])
+        .arg(format!("mkdir -m 700 {ps}.spool && cat > {ps}.spool/f.jsonl"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().map(|mut i| i.write_all(forged.as_bytes()));
+            c.wait()
+        })
+        .expect("plant");
+    assert!(plant.success());
+    let o = e.cordon(&["run", "--audit", &ps, "--", "true"]);
+    assert_eq!(o.status.code(), Some(125), "a spool directory of another user: {}", show(&o));
+    let v = e.cordon(&["audit", "ls", "--audit", &ps]);
+    assert!(!out(&v).contains("cafe"), "{}", show(&v));
 }

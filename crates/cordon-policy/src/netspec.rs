@@ -50,6 +50,11 @@ pub fn parse_allow(s: &str) -> Result<NetAllow, String> {
         let after = &rest[end + 1..];
         let port = match after {
             "" => None,
+            p if p.starts_with('/') => {
+                return Err(format!(
+                    "an address range is written without brackets: `{host}{p}` (a port cannot follow a range)"
+                ))
+            }
             p => Some(p.strip_prefix(':').ok_or("expected `:PORT` after `]`")?),
         };
         (host, port)
@@ -235,11 +240,20 @@ pub fn warning(a: &NetAllow) -> Option<String> {
                 "`{text}` opens every port of this host: {loopback}; give the one port the task needs ({one})"
             ))
         }
+        // 0.0.0.0 and :: mean "this host" to connect(); a mapped 127.0.0.1 hides what it is.
+        HostSpec::Ip { addr } if is_this_host(addr) && !addr.is_loopback() => Some(format!(
+            "`{text}` names this host ({addr} reaches its own services like 127.0.0.1 does, {loopback}); write 127.0.0.1:PORT if that is what the task needs"
+        )),
+        HostSpec::Wildcard { ref suffix } if !suffix.contains('.') => Some(format!(
+            "`{text}` allows every domain under the top-level domain `.{suffix}` {ports}; name the domains the task needs instead"
+        )),
         HostSpec::Cidr { addr, prefix } => {
             let broad = prefix < 8;
             let lo = [
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 IpAddr::V6(Ipv6Addr::LOCALHOST),
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()),
             ];
             let reaches_lo = lo.iter().any(|ip| cidr_contains(addr, prefix, *ip));
@@ -408,6 +422,12 @@ mod tests {
     }
 
     #[test]
+    fn a_bracketed_range_is_refused_with_the_form_to_write() {
+        let e = parse_allow("[::]/0").expect_err("bracketed range");
+        assert!(e.contains("`::/0`"), "{e}");
+    }
+
+    #[test]
     fn catch_all_and_loopback_ranges_get_a_warning() {
         let w = |s: &str| warning(&parse_allow(s).unwrap_or_else(|e| panic!("`{s}`: {e}")));
         for (s, says) in [
@@ -423,6 +443,11 @@ mod tests {
             ("0.0.0.0", ["every port", "this host"]),
             ("::ffff:0:0/96", ["loopback", "127.0.0.1"]),
             ("2000::/3", ["/3", "IPv6"]),
+            ("[::]:443", ["this host", "127.0.0.1:PORT"]),
+            ("0.0.0.0:443", ["this host", "127.0.0.1:PORT"]),
+            ("[::ffff:127.0.0.1]:80", ["this host", "loopback"]),
+            ("0.0.0.0/8", ["0.0.0.0/8", "loopback"]),
+            ("*.com:443", ["top-level domain", "`.com`"]),
         ] {
             let m = w(s).unwrap_or_else(|| panic!("no warning for `{s}`"));
             assert!(m.contains(&format!("`{s}`")), "names the entry: {m}");

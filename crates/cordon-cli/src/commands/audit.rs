@@ -78,7 +78,7 @@ pub struct ExportArgs {
 
 fn path(p: &Option<PathBuf>) -> Result<PathBuf> {
     match p {
-        Some(p) => Ok(std::path::absolute(p)?),
+        Some(p) => Ok(cordon_audit::files::absolute(p)?),
         None => Ok(cordon_audit::default_path()),
     }
 }
@@ -97,11 +97,12 @@ fn verify(a: VerifyArgs) -> Result<i32> {
     let p = path(&a.common.audit)?;
     let expect = match &a.expect_head {
         None => None,
-        Some(f) => Some(
-            cordon_audit::Head::read(f)
-                .map_err(anyhow::Error::msg)?
-                .ok_or_else(|| anyhow::anyhow!("--expect-head {}: no such file", f.display()))?,
-        ),
+        Some(f) => match cordon_audit::Head::read(f) {
+            Ok(Some(h)) => Some(h),
+            // A usage error (exit 2): nothing was verified against an anchor that is not there.
+            Ok(None) => return usage(&format!("--expect-head {}: no such file", f.display())),
+            Err(m) => return usage(&format!("--expect-head: {m}")),
+        },
     };
     let r = cordon_audit::verify_with(&p, expect.as_ref()).map_err(anyhow::Error::msg)?;
     if a.common.json {
@@ -134,6 +135,13 @@ fn verify(a: VerifyArgs) -> Result<i32> {
         }
     }
     Ok(if r.ok() { 0 } else { 1 })
+}
+
+fn usage(msg: &str) -> Result<i32> {
+    eprintln!(
+        "cordon: error: {msg}\n  hint: give the file `cordon audit head` printed (or `cordon run --head-copy` wrote)"
+    );
+    Ok(2)
 }
 
 fn head(c: Common) -> Result<i32> {

@@ -188,7 +188,10 @@ pub fn run(a: RunArgs) -> Result<i32> {
         Some(db) => crate::recording::refuse_writable_location(db, &policy, &plan)?,
         None => None,
     };
-    // Every output is opened now: a wrong path fails before anything runs, never after.
+    // The log first (every file of it then exists to compare the outputs with), then every output:
+    // a wrong path fails before anything runs, never after.
+    let mut audit =
+        audit_path.as_deref().map(|db| crate::recording::Recording::open(db, &session_id, a.quiet)).transpose()?;
     let mut protected = crate::outputs::Protected::default();
     if let Some(db) = &audit_path {
         for f in cordon_audit::files::log_files(db) {
@@ -226,7 +229,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         }
     }
     // The session's start is committed before the command runs: a crash leaves it "unfinished".
-    let mut audit = if let Some(db) = &audit_path {
+    if let Some(rec) = audit.as_mut() {
         let text = loaded.full_text();
         let hash: String = {
             use sha2::Digest;
@@ -238,10 +241,8 @@ pub fn run(a: RunArgs) -> Result<i32> {
             "host": {"kernel": caps.kernel, "arch": caps.arch, "landlock_abi": caps.landlock_abi},
             "guarantees": plan.guarantees, "allow_degraded": a.allow_degraded,
         });
-        Some(crate::recording::Recording::start(db, &session_id, start, a.quiet)?)
-    } else {
-        None
-    };
+        rec.start(start)?;
+    }
     let monitor = a.monitor || a.events.is_some();
     if let Some(ev) = &a.events {
         // The file is written while the session runs: inside the workspace, the session could rewrite it.
@@ -261,7 +262,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let on_cgroup: Option<cordon_sandbox::session::CgroupHook> = if monitor {
         let audit_writer = match &audit {
             Some(r) => Some(
-                crate::sensing::AuditWriter::start(r.path().to_path_buf(), session_id.clone())
+                crate::sensing::AuditWriter::start(r.path().to_path_buf(), session_id.clone(), r.anchor())
                     .map_err(|e| anyhow::anyhow!("audit: {e}"))?,
             ),
             None => None,
