@@ -23,13 +23,35 @@ pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The spool directory beside the database.
+pub fn spool_dir(db: &Path) -> PathBuf {
+    crate::files::sidecar(db, ".spool")
+}
+
+/// The fallback directory, usually on another filesystem than the log (None: none usable).
+pub fn spool_fallback_dir(db: &Path) -> Option<PathBuf> {
+    let tag: String = <sha2::Sha256 as sha2::Digest>::digest(db.as_os_str().as_encoded_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let base = if euid() == 0 {
+        PathBuf::from("/run/cordon/spool")
+    } else {
+        let rt = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_absolute())?;
+        check_owned(&rt, "XDG_RUNTIME_DIR").ok()?;
+        rt.join("cordon-spool")
+    };
+    Some(base.join(tag))
+}
+
 /// Every file that belongs to the log (existing or not): what no output flag may overwrite and no
 /// session may reach. Includes the fallback spool directory.
 pub fn log_files(db: &Path) -> Vec<PathBuf> {
     let mut v = vec![db.to_path_buf()];
     v.extend(["-wal", "-shm", "-journal"].iter().map(|s| sidecar(db, s)));
-    v.extend([key_path(db), head_path(db), crate::spool::dir(db)]);
-    v.extend(crate::spool::fallback_dir(db));
+    v.extend([key_path(db), head_path(db), spool_dir(db)]);
+    v.extend(spool_fallback_dir(db));
     v
 }
 

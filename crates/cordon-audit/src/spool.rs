@@ -11,7 +11,6 @@
 
 use crate::files::{private_dirs, sync_dir, unique_tmp};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -48,10 +47,7 @@ pub struct Pending {
     pub problem: Option<String>,
 }
 
-/// The spool directory beside the database.
-pub fn dir(db: &Path) -> PathBuf {
-    crate::files::sidecar(db, ".spool")
-}
+pub use crate::files::{spool_dir as dir, spool_fallback_dir as fallback_dir};
 
 /// The largest spool file read (a session's end records are small; sensor batches can be large).
 pub const MAX_SPOOL_BYTES: u64 = 256 << 20;
@@ -59,20 +55,6 @@ pub const MAX_SPOOL_BYTES: u64 = 256 << 20;
 /// Record kinds a spool may carry: what a run appends after its start. Never `start`, `seal` or
 /// `recovered`: those are cordon's own.
 const KINDS: &[&str] = &["denial", "egress", "limit", "alert", "sensor", "sensor.summary", "end"];
-
-/// The fallback directory, usually on another filesystem than the log (None: none usable).
-pub fn fallback_dir(db: &Path) -> Option<PathBuf> {
-    let tag: String =
-        Sha256::digest(db.as_os_str().as_encoded_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let base = if crate::files::euid() == 0 {
-        PathBuf::from("/run/cordon/spool")
-    } else {
-        let rt = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_absolute())?;
-        crate::files::check_owned(&rt, "XDG_RUNTIME_DIR").ok()?;
-        rt.join("cordon-spool")
-    };
-    Some(base.join(tag))
-}
 
 /// Writes `records` of `session` to a new spool file (fsynced) and returns its path. Tries the
 /// spool directory beside the log, then the fallback; the error names both when neither works.
