@@ -90,27 +90,11 @@ fn detect_userns() -> Userns {
     Userns::Allowed
 }
 
-/// One line of /proc/self/mountinfo: the mount point, the filesystem type and its super options.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MountEntry {
-    pub point: PathBuf,
-    pub fstype: String,
-    pub options: String,
-}
+pub use cordon_policy::mountinfo::MountEntry;
 
 /// This process's mount table (empty if /proc is not mounted).
 pub fn mount_table() -> Vec<MountEntry> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let (pre, post) = line.split_once(" - ")?;
-            let point = pre.split(' ').nth(4)?;
-            let mut it = post.split(' ');
-            let fstype = it.next()?;
-            let options = it.nth(1).unwrap_or("");
-            Some(MountEntry { point: PathBuf::from(point), fstype: fstype.to_string(), options: options.to_string() })
-        })
-        .collect()
+    cordon_policy::mountinfo::parse(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
 }
 
 fn detect_cgroups(is_root: bool) -> CgroupCaps {

@@ -5,8 +5,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid hosts).
+/// This process's mount table.
+pub fn mount_table() -> Vec<cordon_policy::mountinfo::MountEntry> {
+    cordon_policy::mountinfo::parse(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+}
+
 pub fn v2_root() -> Option<PathBuf> {
-    cordon_sandbox::caps::mount_table().into_iter().find(|m| m.fstype == "cgroup2").map(|m| m.point)
+    mount_table().into_iter().find(|m| m.fstype == "cgroup2").map(|m| m.point)
 }
 
 #[derive(Debug, Clone)]

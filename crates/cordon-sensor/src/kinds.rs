@@ -104,7 +104,7 @@ fn newer(name: &str) -> Option<i32> {
 }
 
 pub fn number(arch: Arch, name: &str) -> Option<i32> {
-    cordon_sandbox::plan::syscall_table::number(arch, name).or_else(|| newer(name))
+    cordon_policy::syscall_table::number(arch, name).or_else(|| newer(name))
 }
 
 /// (syscall number, entry) for every traced call this architecture has.
@@ -143,9 +143,7 @@ pub fn syscall_name(arch: Arch, nr: u32) -> String {
     if let Some(t) = by_nr(arch, nr) {
         return t.name.to_string();
     }
-    cordon_sandbox::plan::syscall_table::name(arch, nr as i32)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("syscall_{nr}"))
+    cordon_policy::syscall_table::name(arch, nr as i32).map(str::to_string).unwrap_or_else(|| format!("syscall_{nr}"))
 }
 
 #[cfg(test)]

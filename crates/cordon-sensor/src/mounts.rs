@@ -9,5 +9,5 @@ pub const TRACEFS: &str = "/sys/kernel/tracing";
 pub const BPFFS: &str = "/sys/fs/bpf";
 
 pub fn is_mounted(dir: &str, fstype: &str) -> bool {
-    cordon_sandbox::caps::mount_table().iter().any(|m| m.point == Path::new(dir) && m.fstype == fstype)
+    crate::cgroup::mount_table().iter().any(|m| m.point == Path::new(dir) && m.fstype == fstype)
 }

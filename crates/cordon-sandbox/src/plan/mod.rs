@@ -8,7 +8,6 @@ pub mod net;
 pub mod ns;
 pub mod process;
 pub mod seccomp;
-pub mod syscall_table;
 
 use crate::caps::KernelCaps;
 use cordon_policy::CompiledPolicy;
@@ -94,7 +93,7 @@ pub fn plan(policy: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation) -> Ses
         // Connects are shown to the supervisor so that one bypassing the proxy is named in the
         // summary; the network namespace is what refuses it.
         if let Some(arch) = seccomp::native_arch() {
-            if let Some(nr) = syscall_table::number(arch, "connect") {
+            if let Some(nr) = cordon_policy::syscall_table::number(arch, "connect") {
                 seccomp.rules.push(seccomp::ResolvedRule {
                     nr,
                     name: "connect".into(),

@@ -41,7 +41,7 @@ pub fn resolve(rules: &[SyscallRule], arch: Arch) -> Vec<ResolvedRule> {
         .iter()
         .filter(|r| r.arches.contains(&arch))
         .filter_map(|r| {
-            let nr = super::syscall_table::number(arch, &r.name)?;
+            let nr = cordon_policy::syscall_table::number(arch, &r.name)?;
             Some(ResolvedRule {
                 nr,
                 name: r.name.clone(),

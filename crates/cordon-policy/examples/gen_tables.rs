@@ -1,7 +1,7 @@
 //! Regenerates src/data/syscalls_<arch>.txt from libseccomp's tables:
-//! `cargo run -p cordon-sandbox --example gen_tables`.
+//! `cargo run -p cordon-policy --example gen_tables`.
 fn main() {
-    let names = include_str!("../../cordon-policy/src/data/syscall_names.txt");
+    let names = include_str!("../src/data/syscall_names.txt");
     for (arch, file) in [(libseccomp::ScmpArch::X8664, "x86_64"), (libseccomp::ScmpArch::Aarch64, "aarch64")] {
         let mut out = format!("# syscall numbers for {file}, generated from libseccomp by examples/gen_tables.rs\n");
         for n in names.lines() {
