@@ -2,6 +2,7 @@
 //! in cordon-sandbox.
 
 mod commands;
+mod egress;
 mod guards;
 mod outputs;
 mod recording;

@@ -144,7 +144,7 @@ impl Pending<'_> {
         let d = Decision {
             at_ms: self.t0.duration_since(self.ctx.started).as_millis() as u64,
             allowed,
-            protocol: self.protocol,
+            protocol: self.protocol.to_string(),
             host: self.host.clone(),
             port: self.port,
             ip: ip.map(|a| a.ip().to_string()),

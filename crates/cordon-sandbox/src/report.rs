@@ -90,5 +90,5 @@ pub struct Outcome {
     pub hidden_files: usize,
     pub notes: Vec<String>,
     /// Every egress decision of the proxy and forwarders.
-    pub egress: Vec<cordon_egress::Decision>,
+    pub egress: Vec<cordon_schema::egress::Decision>,
 }

@@ -123,6 +123,9 @@ pub struct Session<'a> {
     /// Kill the whole session this long after the first SIGINT or SIGTERM passed on to it, if it
     /// has not ended (`--kill-after`). A second SIGINT or SIGTERM kills it at once in any case.
     pub kill_after: Option<Duration>,
+    /// Serves the egress listeners the init opens when the plan has any (the proxy and the
+    /// forwarders); without it such a session is refused.
+    pub on_egress: Option<crate::egress::EgressHook>,
 }
 
 pub type CgroupHook = Box<dyn FnOnce(Option<&std::path::Path>) -> Result<(), String>>;
@@ -261,7 +264,7 @@ impl Session<'_> {
         let mut wall_exceeded = false;
         let mut stopped_by_rule = false;
         let mut nsock = Some(nsock_s);
-        let mut egress: Option<cordon_egress::Handle> = None;
+        let mut egress: Option<Box<dyn crate::egress::Server>> = None;
         let init_status;
         loop {
             let now = Instant::now();
@@ -341,24 +344,19 @@ impl Session<'_> {
                 match nsock.as_ref().map(|s| sys::recv_fds(s.as_raw_fd())) {
                     Some(Some((b'n', mut fds))) if !fds.is_empty() => sup.notify_fd = Some(fds.remove(0)),
                     Some(Some((b'p', fds))) => {
-                        let listeners: Vec<(std::net::TcpListener, cordon_egress::Role)> = fds
-                            .into_iter()
-                            .zip(plan.net.listeners.iter())
-                            .map(|(fd, l)| {
-                                let role = match &l.role {
-                                    crate::plan::net::ListenerRole::Proxy => cordon_egress::Role::Proxy,
-                                    crate::plan::net::ListenerRole::Forward { to, rule } => {
-                                        cordon_egress::Role::Forward { to: *to, rule: rule.clone() }
-                                    }
-                                };
-                                (std::net::TcpListener::from(fd), role)
-                            })
-                            .collect();
-                        let policy =
-                            cordon_egress::Policy { allow: plan.net.allow.clone(), resolve_override: test_resolver() };
-                        let attribution: cordon_egress::Attribution =
-                            std::sync::Arc::new(move |peer| attribute(pid, peer));
-                        match cordon_egress::start(listeners, policy, attribution) {
+                        let listeners = crate::egress::Listeners {
+                            listeners: fds
+                                .into_iter()
+                                .zip(plan.net.listeners.iter())
+                                .map(|(fd, l)| (std::net::TcpListener::from(fd), l.role.clone()))
+                                .collect(),
+                            attribution: std::sync::Arc::new(move |peer| attribute(pid, peer)),
+                        };
+                        let started = match self.on_egress.take() {
+                            Some(start) => start(listeners),
+                            None => Err("the plan has egress listeners but nothing serves them".to_string()),
+                        };
+                        match started {
                             Ok(h) => egress = Some(h),
                             Err(e) => {
                                 let _ = kill(init, Signal::SIGKILL);
@@ -750,17 +748,6 @@ pub fn describe_call(name: &str, a: &[u64; 6]) -> String {
 
 /// Name overrides for tests that own their names: `CORDON_TEST_RESOLVE=name=ip,name=ip`. Read from
 /// cordon's own environment (the session cannot set it); never touches the machine's resolver.
-fn test_resolver() -> Vec<(String, std::net::IpAddr)> {
-    std::env::var("CORDON_TEST_RESOLVE")
-        .unwrap_or_default()
-        .split(',')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            Some((k.trim().to_ascii_lowercase(), v.trim().parse().ok()?))
-        })
-        .collect()
-}
-
 /// Who owns the client socket `peer` (an address inside the session's network namespace): the pid
 /// and executable, found through the init's /proc view of the namespace's sockets.
 fn attribute(init: i32, peer: std::net::SocketAddr) -> (u32, String) {

@@ -326,6 +326,7 @@ pub fn run(a: RunArgs) -> Result<i32> {
         on_denial: Some(hook),
         on_cgroup,
         kill_after: a.kill_after,
+        on_egress: Some(crate::egress::hook(plan.net.allow.clone())),
     }
     .run();
     let mut sensor_summary = sensor_cell.borrow_mut().take().map(|s| s.finish());
