@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod caps;
+pub mod channel;
 pub mod egress;
 pub mod plan;
 pub mod pty;

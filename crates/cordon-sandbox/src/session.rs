@@ -10,6 +10,7 @@
 //! ```
 
 use crate::apply;
+use crate::channel::{Handoff, Report};
 use crate::plan::SessionPlan;
 use crate::report::{Denial, Denials, Ending, Outcome};
 use crate::sys;
@@ -96,15 +97,8 @@ fn timing_on() -> bool {
 
 fn mark(rep: RawFd, what: &str) {
     if timing_on() {
-        send_msg(rep, 'T', &format!("{} {what}", mono_us()));
+        Report::Mark { at_us: mono_us(), what: what.to_string() }.send(rep);
     }
-}
-
-/// Messages from the session's init and the command's process to the supervisor.
-fn send_msg(fd: RawFd, tag: char, body: &str) {
-    let line = format!("{tag} {}\n", body.replace('\n', " "));
-    // A failure here has nowhere to be reported.
-    sys::write_fd(fd, line.as_bytes());
 }
 
 /// Called for every denial as it happens; returns true to stop the whole session (a rule said kill).
@@ -342,8 +336,12 @@ impl Session<'_> {
             }
             if sock_ready {
                 match nsock.as_ref().map(|s| sys::recv_fds(s.as_raw_fd())) {
-                    Some(Some((b'n', mut fds))) if !fds.is_empty() => sup.notify_fd = Some(fds.remove(0)),
-                    Some(Some((b'p', fds))) => {
+                    Some(Some((tag, mut fds)))
+                        if Handoff::from_tag(tag) == Some(Handoff::Notify) && !fds.is_empty() =>
+                    {
+                        sup.notify_fd = Some(fds.remove(0))
+                    }
+                    Some(Some((tag, fds))) if Handoff::from_tag(tag) == Some(Handoff::Listeners) => {
                         let listeners = crate::egress::Listeners {
                             listeners: fds
                                 .into_iter()
@@ -466,33 +464,26 @@ impl Session<'_> {
         let mut ending = None;
         let mut hidden = 0;
         let mut notes = plan.process.notes.clone();
-        for line in text.lines() {
-            let (tag, body) = line.split_at(1.min(line.len()));
-            let body = body.trim();
-            match tag {
-                "E" => ending = Some(Ending::SetupFailed { error: body.to_string() }),
-                "X" => {
+        for r in text.lines().filter_map(Report::decode) {
+            match r {
+                Report::SetupFailed(error) => ending = Some(Ending::SetupFailed { error }),
+                Report::ExecFailed(errno) => {
                     ending = Some(Ending::ExecFailed {
-                        errno: body.parse().unwrap_or(0),
+                        errno,
                         program: plan.process.argv.first().map(|a| crate::plan::process::text(a)).unwrap_or_default(),
                     })
                 }
-                "S" if ending.is_none() => {
-                    let raw: i32 = body.parse().unwrap_or(0);
+                Report::Status(raw) if ending.is_none() => {
                     ending = Some(if libc::WIFSIGNALED(raw) {
                         Ending::Signaled { signal: libc::WTERMSIG(raw) }
                     } else {
                         Ending::Exited { code: libc::WEXITSTATUS(raw) }
                     });
                 }
-                "H" => hidden = body.parse().unwrap_or(0),
-                "N" => notes.push(body.to_string()),
-                "T" => {
-                    if let Some((t, w)) = body.split_once(' ') {
-                        marks.push((t.parse().unwrap_or(0), w.to_string()));
-                    }
-                }
-                _ => {}
+                Report::Status(_) => {}
+                Report::Hidden(n) => hidden = n,
+                Report::Note(n) => notes.push(n),
+                Report::Mark { at_us, what } => marks.push((at_us, what)),
             }
         }
         let ending = ending.unwrap_or_else(|| match init_status {
@@ -789,7 +780,7 @@ fn attribute(init: i32, peer: std::net::SocketAddr) -> (u32, String) {
 }
 
 fn fail(rep: RawFd, msg: &str) -> ! {
-    send_msg(rep, 'E', msg);
+    Report::SetupFailed(msg.to_string()).send(rep);
     sys::exit_now(125)
 }
 
@@ -829,13 +820,13 @@ fn init_main(
     mark(rep, "init: user namespace mapped");
     match apply::mounts::apply(ns) {
         Ok(r) => {
-            send_msg(rep, 'H', &r.hidden.len().to_string());
+            Report::Hidden(r.hidden.len()).send(rep);
             if r.scan_truncated {
-                send_msg(
-                    rep,
-                    'N',
-                    "the workspace is too large to scan fully for fs.hide patterns; deeper files were not hidden",
-                );
+                Report::Note(
+                    "the workspace is too large to scan fully for fs.hide patterns; deeper files were not hidden"
+                        .into(),
+                )
+                .send(rep);
             }
         }
         Err(e) => fail(rep, &e),
@@ -868,7 +859,8 @@ fn init_main(
             }
         }
         let fds: Vec<RawFd> = socks.iter().map(|s| s.as_raw_fd()).collect();
-        let iov = [IoSlice::new(b"p")];
+        let tag = [Handoff::Listeners.tag()];
+        let iov = [IoSlice::new(&tag)];
         if let Err(e) = sendmsg::<()>(nsock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None) {
             fail(rep, &format!("egress: passing listeners: {e}"));
         }
@@ -902,11 +894,11 @@ fn init_main(
                 match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                     Ok(WaitStatus::Exited(p, code)) if p == child => {
                         mark(rep, "init: command exited");
-                        send_msg(rep, 'S', &((code & 0xff) << 8).to_string());
+                        Report::Status((code & 0xff) << 8).send(rep);
                         sys::exit_now(0);
                     }
                     Ok(WaitStatus::Signaled(p, sig, core)) if p == child => {
-                        send_msg(rep, 'S', &((sig as i32) | if core { 0x80 } else { 0 }).to_string());
+                        Report::Status((sig as i32) | if core { 0x80 } else { 0 }).send(rep);
                         sys::exit_now(0);
                     }
                     Ok(WaitStatus::StillAlive) | Err(_) => break,
@@ -957,7 +949,8 @@ fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, p
         match sys::seccomp_install(prog, plan.seccomp.notify) {
             Ok(Some(fd)) => {
                 let fds = [fd.as_raw_fd()];
-                let iov = [IoSlice::new(b"n")];
+                let tag = [Handoff::Notify.tag()];
+                let iov = [IoSlice::new(&tag)];
                 if let Err(e) = sendmsg::<()>(nsock, &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
                 {
                     fail(rep, &format!("seccomp: passing the notification fd: {e}"));
@@ -972,10 +965,10 @@ fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, p
     let _ = sys::set_dumpable(false);
     mark(rep, "command: seccomp installed, exec");
     let Some(program) = &prep.program else {
-        send_msg(rep, 'X', &libc::ENOENT.to_string());
+        Report::ExecFailed(libc::ENOENT).send(rep);
         sys::exit_now(127);
     };
     let e = nix::unistd::execve(program, &prep.argv, &prep.envp).err().unwrap_or(nix::errno::Errno::EINVAL);
-    send_msg(rep, 'X', &(e as i32).to_string());
+    Report::ExecFailed(e as i32).send(rep);
     sys::exit_now(if e == nix::errno::Errno::ENOENT { 127 } else { 126 })
 }
