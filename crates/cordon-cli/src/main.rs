@@ -2,11 +2,7 @@
 //! in cordon-sandbox.
 
 mod commands;
-mod egress;
-mod guards;
-mod outputs;
-mod recording;
-mod sensing;
+mod render;
 mod sys;
 
 use clap::{Parser, Subcommand};

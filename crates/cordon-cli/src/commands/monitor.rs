@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
+use cordon_session::pipeline;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::path::PathBuf;
@@ -99,20 +100,21 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     let to_stdout = a.events.as_deref() == Some(std::path::Path::new("-"));
     let events_file = match a.events.as_deref() {
         Some(p) if !to_stdout => {
-            Some(crate::outputs::Output::open(p, "--events", &mut Default::default())?.into_events()?)
+            let o = cordon_session::outputs::Output::open(p, "--events", &mut Default::default());
+            Some(o.and_then(|o| o.into_events()).map_err(|e| anyhow::anyhow!("{e}"))?)
         }
         _ => None,
     };
-    let mut built = crate::sensing::build(crate::sensing::Options {
+    let mut built = pipeline::build(pipeline::Options {
         events: events_file,
-        live: a.events.is_none(),
+        live: a.events.is_none().then(crate::render::live),
         rules: Default::default(),
         kill_cgroup: None,
         audit: None,
-    })?;
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     if to_stdout {
-        let out =
-            crate::sensing::EventsOut::stdout().map_err(|e| anyhow::anyhow!("--events -: standard output: {e}"))?;
+        let out = pipeline::EventsOut::stdout().map_err(|e| anyhow::anyhow!("--events -: standard output: {e}"))?;
         *built.shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
     }
     let sink = built.sink.take().ok_or_else(|| anyhow::anyhow!("sink"))?;
@@ -148,9 +150,9 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     };
     let mut sum = sensor.finish();
     let _ = built.finish_audit();
-    crate::sensing::finish_events(&built.shared, &name, &[], Some(&mut sum));
+    pipeline::finish_events(&built.shared, &name, &[], Some(&mut sum));
     eprintln!("cordon: stopped: {why}");
-    crate::sensing::summarize(&sum, true);
+    crate::render::sensor(&sum, true);
     let unwritten = sum.events_output.as_ref().is_some_and(|o| o.lost > 0);
     Ok(if sum.lost > 0 || unwritten { 3 } else { 0 })
 }

@@ -3,7 +3,7 @@
 //! not take them, a recovery spool, so that a session that ran is never lost or reported as one
 //! that did not.
 
-use anyhow::{bail, Result};
+use crate::{Result, SessionError};
 use cordon_audit::{spool, Store};
 use cordon_policy::{CompiledPolicy, Masked};
 use cordon_sandbox::SessionPlan;
@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 /// (a link must not lead the checks to one place and SQLite to another).
 pub fn log_path(arg: Option<&Path>) -> Result<PathBuf> {
     Ok(match arg {
-        Some(p) => cordon_audit::files::absolute(p)?,
+        Some(p) => cordon_audit::files::absolute(p)
+            .map_err(|e| SessionError::Refused(format!("--audit {}: {e}", p.display())))?,
         None => cordon_audit::default_path(),
     })
 }
@@ -72,25 +73,29 @@ pub enum Finished {
         error: String,
         file: PathBuf,
     },
-    /// Neither the database nor any spool directory took them: printed as a last resort.
+    /// Neither the database nor any spool directory took them: the caller prints `records` (one
+    /// JSON line each) as a last resort.
     Lost {
         error: String,
+        records: Vec<String>,
     },
 }
 
 impl Recording {
     /// Opens the log (before the outputs, so that every file of the log exists when they are
     /// compared with it).
-    pub fn open(db: &Path, session: &str, quiet: bool) -> Result<Recording> {
+    pub fn open(db: &Path, session: &str) -> Result<Recording> {
         let store = Store::open(db).map_err(|e| {
-            anyhow::anyhow!("{e}\n  hint: pass --audit PATH to record elsewhere, or --no-audit to run without a record")
+            SessionError::Refused(format!(
+                "{e}\n  hint: pass --audit PATH to record elsewhere, or --no-audit to run without a record"
+            ))
         })?;
-        if !quiet {
-            for line in store.imported() {
-                eprintln!("cordon: audit: {line}");
-            }
-        }
         Ok(Recording { store, session: session.to_string(), start: None })
+    }
+
+    /// What opening imported from the recovery spool, one line each.
+    pub fn imported(&self) -> &[String] {
+        self.store.imported()
     }
 
     /// Commits the start record: if this fails, nothing has run. Every later write checks that this
@@ -130,15 +135,16 @@ impl Recording {
         };
         match spool::write(self.store.path(), &self.session, &rest, true, &error) {
             Ok(file) => Finished::Spooled { error, file },
-            Err(e) => {
-                for r in &rest {
-                    eprintln!(
-                        "cordon: audit record (unsaved): {}",
+            Err(e) => Finished::Lost {
+                error: format!("{error}; and {e}"),
+                records: rest
+                    .iter()
+                    .map(|r| {
                         serde_json::json!({"session": self.session, "kind": r.kind, "ts_ms": r.ts_ms, "body": r.body})
-                    );
-                }
-                Finished::Lost { error: format!("{error}; and {e}") }
-            }
+                            .to_string()
+                    })
+                    .collect(),
+            },
         }
     }
 

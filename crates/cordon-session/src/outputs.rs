@@ -3,7 +3,7 @@
 //! the audit log's own files (compared by device and inode, and by name for files not yet there);
 //! a fifo nobody reads is waited for a bounded time, then refused.
 
-use anyhow::{bail, Result};
+use crate::{Result, SessionError};
 use std::fs::File;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -98,7 +98,9 @@ impl Output {
     /// An events output: emptied (a regular file starts empty), as the sensor's sink takes it.
     pub fn into_events(self) -> Result<(PathBuf, File)> {
         if self.regular {
-            self.file.set_len(0).map_err(|e| anyhow::anyhow!("--events {}: {e}", self.path.display()))?;
+            self.file
+                .set_len(0)
+                .map_err(|e| SessionError::Refused(format!("--events {}: {e}", self.path.display())))?;
         }
         Ok((self.path, self.file))
     }
@@ -112,7 +114,7 @@ fn open_file(path: &Path, flag: &str) -> Result<File> {
         } else {
             "choose a path you can write".into()
         };
-        anyhow::anyhow!("{flag} {}: cannot open for writing: {e}\n  hint: {hint}", path.display())
+        SessionError::Refused(format!("{flag} {}: cannot open for writing: {e}\n  hint: {hint}", path.display()))
     })
 }
 
@@ -122,9 +124,11 @@ fn open_fifo(path: &Path, flag: &str) -> Result<File> {
     loop {
         match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path) {
             Ok(f) => {
-                let flags = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETFL)?;
+                let fail =
+                    |e: nix::errno::Errno| SessionError::Refused(format!("{flag} {}: fcntl: {e}", path.display()));
+                let flags = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETFL).map_err(fail)?;
                 let blocking = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
-                nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFL(blocking))?;
+                nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFL(blocking)).map_err(fail)?;
                 return Ok(f);
             }
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) && t0.elapsed() < FIFO_WAIT => {

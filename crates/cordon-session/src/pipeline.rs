@@ -131,7 +131,7 @@ impl Drop for EventsOut {
 }
 
 /// "N events could not be written to PATH: ERROR".
-fn loss_text(st: &OutputStatus) -> String {
+pub fn loss_text(st: &OutputStatus) -> String {
     let to = if st.path == "-" { "stdout" } else { &st.path };
     format!(
         "{} event{} could not be written to {to}: {}",
@@ -150,10 +150,22 @@ pub struct Shared {
     pub events_file: EventsFile,
 }
 
+/// What the live timeline shows as it happens (the caller renders it).
+pub enum Live<'a> {
+    /// An event worth a line, `at` after the pipeline started.
+    Event {
+        at: Duration,
+        event: &'a Event,
+    },
+    Alert(&'a Alert),
+}
+
+pub type LiveSink = Box<dyn FnMut(Live<'_>) + Send>;
+
 pub struct Options {
     /// The events output, opened by the caller before the session (path for messages, file).
     pub events: Option<(PathBuf, std::fs::File)>,
-    pub live: bool,
+    pub live: Option<LiveSink>,
     pub rules: RuleSet,
     /// Kill the session through this cgroup when a rule says so.
     pub kill_cgroup: Option<PathBuf>,
@@ -320,7 +332,7 @@ impl Built {
     }
 }
 
-pub fn build(o: Options) -> anyhow::Result<Built> {
+pub fn build(o: Options) -> crate::Result<Built> {
     let shared = Shared::default();
     if let Some((p, f)) = o.events {
         *shared.events_file.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -338,7 +350,7 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
     };
     let sh = shared.clone();
     let start = Instant::now();
-    let live = o.live;
+    let mut live = o.live;
     let kill_cgroup = o.kill_cgroup;
     let sink: cordon_sensor::sensor::Sink = Box::new(move |f: cordon_sensor::Feed| {
         let e = match f {
@@ -361,8 +373,8 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
             w.push(j);
         }
         drop(file);
-        if live && on_timeline(e) {
-            eprintln!("cordon: {:>8.3}s {}", start.elapsed().as_secs_f64(), e.line());
+        if let (Some(l), true) = (live.as_mut(), on_timeline(e)) {
+            l(Live::Event { at: start.elapsed(), event: e });
         }
         if let (Some(tx), Some(j)) = (audit_tx.as_mut(), json) {
             tx.push((e.time / 1_000_000) as i64, j);
@@ -373,15 +385,15 @@ pub fn build(o: Options) -> anyhow::Result<Built> {
             let found = eng.feed(&e.kind, (e.time / 1_000_000) as i64, &v);
             if !found.is_empty() {
                 for a in &found {
-                    if live {
-                        eprintln!("cordon: ALERT [{}]: {}", a.rule, a.reason);
+                    if let Some(l) = live.as_mut() {
+                        l(Live::Alert(a));
                     }
                     if a.action == Action::Kill {
                         let mut k = sh.killed_by.lock().unwrap_or_else(|e| e.into_inner());
                         if k.is_none() {
                             *k = Some(a.rule.clone());
                             if let Some(cg) = &kill_cgroup {
-                                let _ = std::fs::write(cg.join("cgroup.kill"), "1");
+                                crate::effects::kill_cgroup(cg);
                             }
                         }
                     }
@@ -469,63 +481,5 @@ pub fn finish_events(shared: &Shared, session: &str, extra: &[Event], summary: O
     let st = w.finish(session);
     if let Some(s) = summary {
         s.events_output = Some(st);
-    }
-}
-
-const TREE_LINES: usize = 30;
-
-/// Prints the sensor's part of the end-of-session summary.
-pub fn summarize(s: &cordon_sensor::Summary, tree: bool) {
-    let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let unwritten = s.events_output.as_ref().filter(|o| o.lost > 0);
-    let loss = match (s.lost, unwritten) {
-        (1.., _) => format!(", {} LOST (ring buffer full; per CPU {:?})", s.lost, s.lost_per_cpu),
-        (0, Some(_)) => ", the ring buffer dropped none".into(),
-        (0, None) => ", none lost".into(),
-    };
-    eprintln!("cordon: sensor: {} events ({}){loss}", s.events, kinds.join(", "));
-    if let Some(o) = unwritten {
-        let what = if o.path == "-" { "the event stream on stdout" } else { "the events file" };
-        eprintln!(
-            "cordon: sensor: {}; {what} is incomplete{}",
-            loss_text(o),
-            if o.marked { " (its last line says so)" } else { "" }
-        );
-    }
-    if s.denials_total > 0 {
-        let mut groups: Vec<(String, String, String, u64)> = vec![];
-        for d in &s.denials {
-            let what = format!(
-                "{} {}",
-                d.syscall.as_deref().unwrap_or("?"),
-                d.path.as_deref().or(d.addr.as_deref()).unwrap_or("")
-            );
-            let layer = d.layer.clone().unwrap_or_default();
-            match groups.iter_mut().find(|g| g.0 == what && g.1 == layer) {
-                Some(g) => g.3 += 1,
-                None => groups.push((what, layer, d.reason.clone().unwrap_or_default(), 1)),
-            }
-        }
-        eprintln!("cordon: sensor: {} refused call(s), by layer:", s.denials_total);
-        for (what, layer, reason, n) in groups.iter().take(20) {
-            let times = if *n > 1 { format!(" ×{n}") } else { String::new() };
-            eprintln!("cordon:   [{layer}] {}{times}: {reason}", what.trim_end());
-        }
-        if groups.len() > 20 {
-            eprintln!("cordon:   … and {} more (see --events)", groups.len() - 20);
-        }
-    }
-    if tree && !s.tree.is_empty() {
-        eprintln!("cordon: process tree ({} processes):", s.processes);
-        let lines: Vec<&str> = s.tree.lines().collect();
-        for l in lines.iter().take(TREE_LINES) {
-            eprintln!("cordon:   {l}");
-        }
-        if lines.len() > TREE_LINES {
-            eprintln!("cordon:   … {} more lines (the whole tree is in --report)", lines.len() - TREE_LINES);
-        }
-    }
-    for n in &s.notes {
-        eprintln!("cordon: sensor note: {n}");
     }
 }

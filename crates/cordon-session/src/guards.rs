@@ -1,7 +1,7 @@
 //! Workspaces cordon refuses: the workspace is made writable, so it must not be a system tree, the
 //! user's home, or anything that contains them.
 
-use anyhow::{bail, Result};
+use crate::Result;
 use std::path::{Path, PathBuf};
 
 /// Trees whose every subdirectory is refused: writing there changes the system or cordon itself.

@@ -1,0 +1,156 @@
+//! What `cordon run` and `cordon monitor` print for a person: the live timeline, the summary at the
+//! end of a session, the alerts. The engine returns data; this turns it into lines on stderr.
+
+use cordon_sandbox::report::{Ending, Outcome};
+use cordon_session::pipeline::{Live, LiveSink};
+
+/// The live timeline on stderr.
+pub fn live() -> LiveSink {
+    Box::new(|l: Live<'_>| match l {
+        Live::Event { at, event } => eprintln!("cordon: {:>8.3}s {}", at.as_secs_f64(), event.line()),
+        Live::Alert(a) => eprintln!("cordon: ALERT [{}]: {}", a.rule, a.reason),
+    })
+}
+
+/// Alerts, identical ones counted, not repeated; the ones that stopped the session first.
+pub fn alerts(alerts: &[cordon_rules::Alert]) {
+    let mut grouped: Vec<(&cordon_rules::Alert, usize)> = vec![];
+    for al in alerts {
+        match grouped.iter_mut().find(|(g, _)| g.rule == al.rule && g.reason == al.reason) {
+            Some((_, n)) => *n += 1,
+            None => grouped.push((al, 1)),
+        }
+    }
+    grouped.sort_by_key(|(g, _)| g.action != cordon_rules::Action::Kill);
+    for (al, n) in grouped.iter().take(20) {
+        let stop = if al.action == cordon_rules::Action::Kill { " (session stopped)" } else { "" };
+        let times = if *n > 1 { format!(" ×{n}") } else { String::new() };
+        eprintln!("cordon: alert [{}]{stop}{times}: {}", al.rule, al.reason);
+    }
+}
+
+/// The end-of-session summary of the sandbox's side: how it ended, denials, egress, limits, notes.
+pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str) {
+    match &o.ending {
+        Ending::SetupFailed { error } => {
+            eprintln!("cordon: could not confine the command, so it did not run: {error}");
+            return;
+        }
+        Ending::ExecFailed { errno, program } => {
+            let e = std::io::Error::from_raw_os_error(*errno);
+            let hint = if *errno == libc::EACCES {
+                " (is it outside the policy's exec allowlist? `cordon policy explain` lists it)"
+            } else {
+                ""
+            };
+            eprintln!("cordon: cannot execute {program}: {e}{hint}");
+            return;
+        }
+        _ => {}
+    }
+    if quiet {
+        return;
+    }
+    let d = &o.denials;
+    let anything = d.total > 0 || !o.limits_hit.is_empty() || !o.notes.is_empty() || !o.egress.is_empty() || verbose;
+    if !anything {
+        return;
+    }
+    let end = match o.ending {
+        Ending::Exited { code } => format!("exit {code}"),
+        Ending::Signaled { signal } => format!("killed by signal {signal}"),
+        _ => String::new(),
+    };
+    eprintln!(
+        "cordon: session {} (policy `{policy}`) ended: {end} after {:.2}s",
+        o.session_id,
+        o.duration_ms as f64 / 1000.0
+    );
+    if d.total > 0 {
+        eprintln!("cordon: denied {} operation{}:", d.total, if d.total == 1 { "" } else { "s" });
+        for x in d.items.iter().take(20) {
+            let times = if x.count > 1 { format!(" ×{}", x.count) } else { String::new() };
+            eprintln!("cordon:   {} by {}[{}]{times} ({}: {})", x.what, x.comm, x.pid, x.layer, x.reason);
+        }
+        if d.items.len() > 20 {
+            eprintln!("cordon:   … and {} more kinds (see --report)", d.items.len() - 20);
+        }
+    }
+    if !o.egress.is_empty() {
+        let denied = o.egress.iter().filter(|e| !e.allowed).count();
+        eprintln!("cordon: network: {} connection(s) through the egress proxy, {denied} denied:", o.egress.len());
+        for e in o.egress.iter().take(20) {
+            eprintln!("cordon:   {}", cordon_egress::server::describe(e));
+        }
+        if o.egress.len() > 20 {
+            eprintln!("cordon:   … and {} more (see --report)", o.egress.len() - 20);
+        }
+    }
+    for l in &o.limits_hit {
+        eprintln!("cordon: limit: {l}");
+    }
+    for n in &o.notes {
+        eprintln!("cordon: note: {n}");
+    }
+    if verbose && o.hidden_files > 0 {
+        eprintln!("cordon: {} workspace file(s) matching fs.hide were unreadable", o.hidden_files);
+    }
+}
+
+const TREE_LINES: usize = 30;
+
+/// The sensor's part of the end-of-session summary.
+pub fn sensor(s: &cordon_sensor::Summary, tree: bool) {
+    let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let unwritten = s.events_output.as_ref().filter(|o| o.lost > 0);
+    let loss = match (s.lost, unwritten) {
+        (1.., _) => format!(", {} LOST (ring buffer full; per CPU {:?})", s.lost, s.lost_per_cpu),
+        (0, Some(_)) => ", the ring buffer dropped none".into(),
+        (0, None) => ", none lost".into(),
+    };
+    eprintln!("cordon: sensor: {} events ({}){loss}", s.events, kinds.join(", "));
+    if let Some(o) = unwritten {
+        let what = if o.path == "-" { "the event stream on stdout" } else { "the events file" };
+        eprintln!(
+            "cordon: sensor: {}; {what} is incomplete{}",
+            cordon_session::pipeline::loss_text(o),
+            if o.marked { " (its last line says so)" } else { "" }
+        );
+    }
+    if s.denials_total > 0 {
+        let mut groups: Vec<(String, String, String, u64)> = vec![];
+        for d in &s.denials {
+            let what = format!(
+                "{} {}",
+                d.syscall.as_deref().unwrap_or("?"),
+                d.path.as_deref().or(d.addr.as_deref()).unwrap_or("")
+            );
+            let layer = d.layer.clone().unwrap_or_default();
+            match groups.iter_mut().find(|g| g.0 == what && g.1 == layer) {
+                Some(g) => g.3 += 1,
+                None => groups.push((what, layer, d.reason.clone().unwrap_or_default(), 1)),
+            }
+        }
+        eprintln!("cordon: sensor: {} refused call(s), by layer:", s.denials_total);
+        for (what, layer, reason, n) in groups.iter().take(20) {
+            let times = if *n > 1 { format!(" ×{n}") } else { String::new() };
+            eprintln!("cordon:   [{layer}] {}{times}: {reason}", what.trim_end());
+        }
+        if groups.len() > 20 {
+            eprintln!("cordon:   … and {} more (see --events)", groups.len() - 20);
+        }
+    }
+    if tree && !s.tree.is_empty() {
+        eprintln!("cordon: process tree ({} processes):", s.processes);
+        let lines: Vec<&str> = s.tree.lines().collect();
+        for l in lines.iter().take(TREE_LINES) {
+            eprintln!("cordon:   {l}");
+        }
+        if lines.len() > TREE_LINES {
+            eprintln!("cordon:   … {} more lines (the whole tree is in --report)", lines.len() - TREE_LINES);
+        }
+    }
+    for n in &s.notes {
+        eprintln!("cordon: sensor note: {n}");
+    }
+}

@@ -1,0 +1,246 @@
+//! A prepared session run to its end: the sensor and its pipeline (when monitored), the supervisor's
+//! denial hook feeding the rules, the egress proxy on the sandbox's listeners, the sandbox itself;
+//! then the proxy's refusals and the egress and limits judged by the rules, the end of the record
+//! and its seal (or the spool), the report.
+
+use crate::pipeline::{self, LiveSink};
+use crate::prepare::Prepared;
+use crate::recording::{self, now_ms};
+use crate::{Result, SessionError};
+use cordon_policy::Egress;
+use cordon_rules::{Alert, Engine};
+use cordon_sandbox::report::Outcome;
+use cordon_sandbox::session::{CgroupHook, DenialHook, Session};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// How a session ended, for the caller to render.
+pub struct Finished {
+    pub outcome: Outcome,
+    pub alerts: Vec<Alert>,
+    pub sensor: Option<cordon_sensor::Summary>,
+    /// The rule that stopped the session through the sensor, if one did.
+    pub killed_by: Option<String>,
+    /// Warnings from after the command ended (a record spooled, a report not written, ...), one
+    /// line each (without "cordon: "); never a different exit status.
+    pub warnings: Vec<String>,
+    /// Audit records that nothing could keep, one JSON line each, to print as a last resort.
+    pub unsaved: Vec<String>,
+}
+
+/// Runs the session. `live` receives the timeline when the sensor watches and no events file does.
+pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
+    let rules = Rc::new(RefCell::new(Engine::new(p.rules.clone())));
+    let alerts: Rc<RefCell<Vec<Alert>>> = Default::default();
+    let sensor_cell: Rc<RefCell<Option<cordon_sensor::Sensor>>> = Default::default();
+    let mut wiring = None;
+    let on_cgroup = if p.spec.monitored() {
+        let (hook, built) = sensor_hook(&mut p, live, sensor_cell.clone())?;
+        wiring = Some(built);
+        Some(hook)
+    } else {
+        None
+    };
+    let hook: DenialHook = {
+        let (rules, alerts) = (rules.clone(), alerts.clone());
+        Box::new(move |d| {
+            let ev = serde_json::to_value(d).unwrap_or_default();
+            let found = rules.borrow_mut().feed("denial", now_ms(), &ev);
+            let kill = crate::effects::wants_kill(&found);
+            alerts.borrow_mut().extend(found);
+            kill
+        })
+    };
+    let outcome = Session {
+        plan: &p.plan,
+        session_id: p.session_id.clone(),
+        interactive: p.spec.interactive,
+        on_denial: Some(hook),
+        on_cgroup,
+        kill_after: p.spec.kill_after,
+        on_egress: Some(crate::egress::hook(p.plan.net.allow.clone())),
+    }
+    .run();
+    let mut sensor = sensor_cell.borrow_mut().take().map(|s| s.finish());
+    let sensor_audit = wiring.as_mut().map(|w: &mut pipeline::Built| w.finish_audit());
+    let outcome = outcome.map_err(|e| SessionError::Sandbox(e.to_string()))?;
+    let mut warnings = vec![];
+    if let Some(Err(e)) = &sensor_audit {
+        warnings.push(format!("audit: sensor events could not all be recorded: {e}"));
+    }
+    let mut killed_by = None;
+    if let Some(w) = &wiring {
+        // The proxy's refusals are denials too; they come from the proxy, not the kernel.
+        let extra: Vec<cordon_sensor::Event> =
+            outcome.egress.iter().filter(|e| !e.allowed).map(|e| proxy_denial(&p.session_id, e)).collect();
+        pipeline::finish_events(&w.shared, &p.session_id, &extra, sensor.as_mut());
+        alerts.borrow_mut().extend(w.shared.alerts.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
+        killed_by = w.shared.killed_by.lock().ok().and_then(|k| k.clone());
+    }
+    judge_at_end(&mut rules.borrow_mut(), &outcome, &mut alerts.borrow_mut());
+    let alerts = alerts.borrow().clone();
+    let mut unsaved = vec![];
+    record_end(&mut p, &outcome, &alerts, sensor.as_ref(), &mut warnings, &mut unsaved);
+    write_report(&mut p, &outcome, &alerts, sensor.as_ref(), &mut warnings);
+    Ok(Finished { outcome, alerts, sensor, killed_by, warnings, unsaved })
+}
+
+/// The sensor, loaded when the session's cgroups exist and before its first instruction; its
+/// events go through the pipeline (events file, timeline, rules, audit).
+fn sensor_hook(
+    p: &mut Prepared,
+    live: Option<LiveSink>,
+    cell: Rc<RefCell<Option<cordon_sensor::Sensor>>>,
+) -> Result<(CgroupHook, pipeline::Built)> {
+    let audit = match &p.recording {
+        Some(r) => Some(
+            pipeline::AuditWriter::start(r.path().to_path_buf(), p.session_id.clone(), r.anchor())
+                .map_err(|e| SessionError::Refused(format!("audit: {e}")))?,
+        ),
+        None => None,
+    };
+    let events = p.events.take().map(|o| o.into_events()).transpose()?;
+    let live = if p.spec.events.is_none() { live } else { None };
+    let mut built = pipeline::build(pipeline::Options {
+        events,
+        live,
+        rules: p.rules.clone(),
+        kill_cgroup: p.plan.cgroup.v2_dir.clone(),
+        audit,
+    })?;
+    let sink = built.sink.take().ok_or_else(|| SessionError::Sandbox("sensor sink missing".into()))?;
+    let (policy, plan) = (&p.policy, &p.plan);
+    let attribution = cordon_sensor::Attribution {
+        policy: Some(std::sync::Arc::new(policy.clone())),
+        landlock: plan.landlock.enabled(),
+        signal_scope: plan.landlock.scopes & cordon_sandbox::plan::landlock::SCOPE_SIGNAL != 0,
+    };
+    let net = cordon_sensor::NetRules { loopback_only: policy.net.egress != Egress::Open, allow: vec![] };
+    let mut seccomp_watch: Vec<u32> = plan.seccomp.rules.iter().filter(|r| r.nr >= 0).map(|r| r.nr as u32).collect();
+    seccomp_watch.sort_unstable();
+    seccomp_watch.dedup();
+    let (sid, ring_bytes) = (p.session_id.clone(), p.ring_bytes);
+    let hook: CgroupHook = Box::new(move |dir: Option<&std::path::Path>| {
+        let dir = dir.ok_or("--monitor: the session has no cgroup v2 directory, which the sensor filters on (is cgroup2 mounted and writable? see `cordon doctor`)")?;
+        let s = cordon_sensor::Sensor::start(cordon_sensor::Config {
+            session: sid,
+            cgroup: dir.to_path_buf(),
+            net: Some(net),
+            attribution,
+            session_start: true,
+            seccomp_watch,
+            ring_bytes: ring_bytes as u32,
+            sink,
+        })
+        .map_err(|e| e.to_string())?;
+        *cell.borrow_mut() = Some(s);
+        Ok(())
+    });
+    Ok((hook, built))
+}
+
+/// Egress decisions and limits are judged when the session ends.
+fn judge_at_end(rules: &mut Engine, outcome: &Outcome, alerts: &mut Vec<Alert>) {
+    let t = now_ms();
+    for e in &outcome.egress {
+        alerts.extend(rules.feed("egress", t, &serde_json::to_value(e).unwrap_or_default()));
+    }
+    for l in &outcome.limits_hit {
+        alerts.extend(rules.feed("limit", t, &serde_json::json!({"text": l})));
+    }
+}
+
+/// The end of the record and the seal; a failure is a warning (the command ran), never lost.
+fn record_end(
+    p: &mut Prepared,
+    outcome: &Outcome,
+    alerts: &[Alert],
+    sensor: Option<&cordon_sensor::Summary>,
+    warnings: &mut Vec<String>,
+    unsaved: &mut Vec<String>,
+) {
+    let Some(rec) = p.recording.as_mut() else { return };
+    let t = now_ms();
+    let mut items: Vec<(String, i64, serde_json::Value)> = vec![];
+    items.extend(outcome.denials.items.iter().map(|d| ("denial".to_string(), t, val(d))));
+    items.extend(outcome.egress.iter().map(|e| ("egress".to_string(), t, val(e))));
+    items.extend(outcome.limits_hit.iter().map(|l| ("limit".to_string(), t, serde_json::json!({"text": l}))));
+    items.extend(alerts.iter().map(|al| ("alert".to_string(), al.ts_ms, val(al))));
+    if let Some(s) = sensor {
+        let mut brief = val(s);
+        if let Some(o) = brief.as_object_mut() {
+            o.remove("denials");
+        }
+        items.push(("sensor.summary".into(), t, brief));
+    }
+    items.push(("end".into(), t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "peaks": outcome.peaks, "denials_total": outcome.denials.total, "notes": outcome.notes})));
+    match rec.finish(items) {
+        recording::Finished::Sealed => {
+            if let (Some(o), Some(line)) = (p.head_copy.as_mut(), rec.head_line()) {
+                if let Err(e) = o.replace(line.as_bytes()) {
+                    warnings.push(format!("WARNING: --head-copy {}: {e}", o.path.display()));
+                }
+            }
+        }
+        recording::Finished::Spooled { error, file } => warnings.push(format!(
+            "WARNING: the audit log {} did not take the end of this session ({error}); its records are kept in the recovery spool {} and go into the log (sealed) at the next cordon run; `cordon audit verify` lists them meanwhile",
+            rec.path().display(),
+            file.display()
+        )),
+        recording::Finished::Lost { error, records } => {
+            unsaved.extend(records);
+            warnings.push(format!("WARNING: the end of this session could not be recorded ({error}); its records were printed above as `cordon: audit record (unsaved)` lines"));
+        }
+    }
+}
+
+/// `--report`: the command ran, so a report that cannot be written is a warning.
+fn write_report(
+    p: &mut Prepared,
+    outcome: &Outcome,
+    alerts: &[Alert],
+    sensor: Option<&cordon_sensor::Summary>,
+    warnings: &mut Vec<String>,
+) {
+    let Some(out) = p.report.as_mut() else { return };
+    let doc = serde_json::json!({
+        "schema": "cordon.session.v1",
+        "policy": { "name": p.policy.name, "sources": p.policy.sources },
+        "workspace": p.workspace.to_string_lossy(),
+        "command": p.plan.process.argv_text(),
+        "outcome": outcome,
+        "alerts": alerts,
+        "guarantees": p.plan.guarantees,
+        "env_dropped": p.plan.process.env_dropped,
+        "sensor": sensor,
+    });
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
+    if let Err(e) = out.replace(text.as_bytes()) {
+        warnings.push(format!("WARNING: --report {}: cannot write the report: {e}", out.path.display()));
+    }
+}
+
+/// A proxy refusal as a sensor-style denial event (for the events file and the rules).
+fn proxy_denial(session: &str, d: &cordon_schema::egress::Decision) -> cordon_sensor::Event {
+    let (host, port) = (&d.host, d.port);
+    cordon_sensor::Event {
+        v: cordon_sensor::event::SCHEMA_VERSION,
+        kind: "deny".into(),
+        time: (now_ms() as u64) * 1_000_000,
+        session: session.into(),
+        pid: d.pid,
+        op: Some("connect".into()),
+        addr: Some(format!("{host}:{port}")),
+        layer: Some("proxy".into()),
+        reason: Some(format!(
+            "{}; if the task needs {host}:{port}, ask the user to add it (cordon run --allow-net {host}:{port})",
+            cordon_egress::server::describe(d)
+        )),
+        ..Default::default()
+    }
+}
+
+/// A value the record holds as JSON (plain structs: cannot fail; `null` if it ever did).
+fn val<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}

@@ -1,0 +1,21 @@
+//! The engine's errors. A refusal carries the whole text a user reads (what, why, and a hint);
+//! errors of the parts below keep their own type.
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// cordon refuses to start (or to write somewhere): the message names the file, flag or feature
+    /// and ends with a hint.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Policy(#[from] cordon_policy::PolicyError),
+    #[error(transparent)]
+    Audit(#[from] cordon_audit::AuditError),
+    #[error("{0}")]
+    Rules(String),
+    /// The sandbox could not be set up (nothing ran).
+    #[error("{0}")]
+    Sandbox(String),
+}
+
+pub type Result<T, E = SessionError> = std::result::Result<T, E>;
