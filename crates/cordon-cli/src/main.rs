@@ -31,12 +31,16 @@ enum Cmd {
     Audit(commands::audit::AuditCmd),
     #[command(subcommand)]
     Rules(commands::rules::RulesCmd),
+    /// One session for a service: reads its spec (JSON) on fd 3 and reports on fd 4 (internal; see
+    /// cordon_session::supervise).
+    #[command(hide = true)]
+    Supervise,
 }
 
 fn main() {
     let cli = Cli::parse();
     // `run` and `monitor` keep SIGPIPE ignored: a closed output must not cut the audit record short.
-    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_)) {
+    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_) | Cmd::Supervise) {
         sys::default_sigpipe();
     }
     let code = match cli.cmd {
@@ -46,6 +50,7 @@ fn main() {
         Cmd::Policy(p) => commands::policy::run(p),
         Cmd::Audit(a) => commands::audit::run(a),
         Cmd::Rules(r) => commands::rules::run(r),
+        Cmd::Supervise => Ok(cordon_session::supervise::serve()),
     };
     match code {
         Ok(c) => std::process::exit(c),

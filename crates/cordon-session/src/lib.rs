@@ -13,6 +13,7 @@ macro_rules! bail {
     };
 }
 
+mod bytes;
 pub mod effects;
 pub mod egress;
 pub mod engine;
@@ -23,6 +24,8 @@ pub mod pipeline;
 pub mod prepare;
 pub mod recording;
 pub mod spec;
+pub mod supervise;
+mod sys;
 
 pub use error::{Result, SessionError};
 pub use spec::SessionSpec;

@@ -1,29 +1,37 @@
 //! What a caller asks for: one session, as data. The CLI builds it from its arguments; a service
 //! builds it from a request.
 
+use crate::bytes;
+use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where the session is recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuditChoice {
     /// `$CORDON_AUDIT`, else the standard place.
     Default,
-    Path(PathBuf),
+    Path(#[serde(with = "bytes::path")] PathBuf),
     /// Not recorded (the user said so explicitly).
     Off,
 }
 
-#[derive(Debug, Clone)]
+/// Serializable (JSON), with Unix strings and paths as bytes, so that a spec crosses to a
+/// `cordon supervise` process unchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionSpec {
     /// The command and its arguments.
+    #[serde(with = "bytes::os_vec")]
     pub argv: Vec<OsString>,
     /// The caller's environment (the policy scrubs it).
+    #[serde(with = "bytes::os_pairs")]
     pub env: Vec<(OsString, OsString)>,
     /// The caller's working directory (the command starts there when it is inside the workspace).
+    #[serde(with = "bytes::path")]
     pub cwd: PathBuf,
     /// The writable workspace; None: `cwd`.
+    #[serde(with = "bytes::opt_path")]
     pub workspace: Option<PathBuf>,
     /// `builtin:NAME` or a policy file.
     pub policy: String,
@@ -33,8 +41,11 @@ pub struct SessionSpec {
     pub allow_degraded: bool,
     pub audit: AuditChoice,
     /// Output files, opened before the session starts.
+    #[serde(with = "bytes::opt_path")]
     pub report: Option<PathBuf>,
+    #[serde(with = "bytes::opt_path")]
     pub events: Option<PathBuf>,
+    #[serde(with = "bytes::opt_path")]
     pub head_copy: Option<PathBuf>,
     /// Watch with the eBPF sensor (implied by `events`).
     pub monitor: bool,
@@ -49,5 +60,39 @@ pub struct SessionSpec {
 impl SessionSpec {
     pub fn monitored(&self) -> bool {
         self.monitor || self.events.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn a_spec_with_bytes_that_are_not_utf8_round_trips() {
+        let odd = || OsString::from_vec(vec![b'a', 0xff, b'b']);
+        let spec = SessionSpec {
+            argv: vec!["echo".into(), odd()],
+            env: vec![(odd(), odd())],
+            cwd: PathBuf::from(odd()),
+            workspace: Some(PathBuf::from(odd())),
+            policy: "builtin:agent".into(),
+            allow_net: vec![],
+            allow_degraded: false,
+            audit: AuditChoice::Path(PathBuf::from(odd())),
+            report: None,
+            events: Some(PathBuf::from(odd())),
+            head_copy: None,
+            monitor: true,
+            sensor_buffer: "64M".into(),
+            kill_after: Some(Duration::from_secs(3)),
+            interactive: false,
+        };
+        let json = serde_json::to_string(&spec).expect("json");
+        let back: SessionSpec = serde_json::from_str(&json).expect("back");
+        assert_eq!(back.argv, spec.argv);
+        assert_eq!(back.env, spec.env);
+        assert_eq!((back.cwd, back.workspace, back.audit), (spec.cwd, spec.workspace, spec.audit));
+        assert_eq!((back.events, back.kill_after), (spec.events, spec.kill_after));
     }
 }
