@@ -3,9 +3,11 @@
 //! reason written for the agent. Pure: no syscalls, no storage; the caller feeds events.
 
 mod engine;
+pub mod error;
 mod load;
 
 pub use engine::{Alert, Engine};
+pub use error::RulesError;
 pub use load::{load, load_text, Action, Cond, Op, Rule, RuleSet};
 
 /// Event kinds rules may match: from the supervisor today, from the sensor later.
@@ -16,6 +18,9 @@ pub const KINDS: &[&str] = &[
     "rename", "chmod", "chown", "mkdir", "truncate", "ptrace", "kill", "setid", "mount", "unshare", "setns", "bpf",
     "module", "memfd", "io_uring", "syscall", "net", "deny", "loss",
 ];
+
+/// The names of the built-in rule sets (`builtin:NAME`).
+pub const BUILTINS: &[&str] = &["agent"];
 
 pub fn builtin(name: &str) -> Option<&'static str> {
     match name {

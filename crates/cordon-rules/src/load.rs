@@ -1,6 +1,7 @@
 //! Rule files: TOML, checked with positions.
 
-use cordon_policy::error::{Diagnostic, PolicyError, Source};
+use crate::error::RulesError;
+use cordon_policy::error::{Diagnostic, Source};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -82,15 +83,9 @@ pub struct RuleSet {
 }
 
 /// `builtin:NAME` or a file.
-pub fn load(spec: &str) -> Result<RuleSet, PolicyError> {
+pub fn load(spec: &str) -> Result<RuleSet, RulesError> {
     if let Some(n) = spec.strip_prefix("builtin:") {
-        let t = crate::builtin(n).ok_or_else(|| PolicyError::Read {
-            path: spec.into(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("no built-in rule set `{n}` (have: agent)"),
-            ),
-        })?;
+        let t = crate::builtin(n).ok_or_else(|| RulesError::UnknownBuiltin { name: n.into() })?;
         return load_text(spec, t);
     }
     // Same limits as policy files: at most 1 MiB of UTF-8 from a regular file, never a fifo.
@@ -102,7 +97,7 @@ fn to_json(v: &toml::Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
+pub fn load_text(name: &str, text: &str) -> Result<RuleSet, RulesError> {
     let src = Source::new(name, text);
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let d = src.diag(
@@ -111,7 +106,7 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
             e.message().trim(),
             Some("see `builtin:agent` (cordon rules show builtin:agent) for the syntax".into()),
         );
-        PolicyError::Invalid(vec![d])
+        RulesError::Invalid(vec![d])
     })?;
     let mut out: Vec<Diagnostic> = vec![];
     match &raw.version {
@@ -290,6 +285,6 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, PolicyError> {
     if out.is_empty() {
         Ok(RuleSet { sources: vec![name.to_string()], rules })
     } else {
-        Err(PolicyError::Invalid(out))
+        Err(RulesError::Invalid(out))
     }
 }

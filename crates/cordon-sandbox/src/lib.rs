@@ -7,13 +7,17 @@ pub mod apply;
 pub mod caps;
 pub mod channel;
 pub mod egress;
+pub mod error;
 pub mod plan;
 pub mod pty;
 pub mod report;
 pub mod session;
 pub mod sys;
+#[cfg(test)]
+mod testutil;
 
 pub use caps::KernelCaps;
+pub use error::SandboxError;
 pub use plan::{plan, Guarantee, Invocation, SessionPlan, State};
 pub use report::Outcome;
 

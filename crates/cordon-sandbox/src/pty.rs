@@ -6,6 +6,22 @@
 use nix::sys::termios::{self, SetArg, Termios};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
+/// Why the session's pseudo-terminal could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum PtyError {
+    #[error("openpty: {0}")]
+    Open(#[source] nix::errno::Errno),
+    /// Marking the master close-on-exec.
+    #[error("pty: {0}")]
+    CloseOnExec(#[source] nix::errno::Errno),
+    #[error("pty: no slave")]
+    NoSlave,
+    #[error("pty: TIOCSCTTY: {0}")]
+    ControllingTty(#[source] std::io::Error),
+    #[error("pty: dup2: {0}")]
+    Dup2(#[source] std::io::Error),
+}
+
 pub struct Pty {
     pub master: OwnedFd,
     pub slave: Option<OwnedFd>,
@@ -20,15 +36,15 @@ fn isatty<F: AsFd>(f: F) -> bool {
 
 impl Pty {
     /// A pty when stdin is a terminal; None otherwise (pipes and files pass through untouched).
-    pub fn open_if_interactive() -> Result<Option<Pty>, String> {
+    pub fn open_if_interactive() -> Result<Option<Pty>, PtyError> {
         if !isatty(std::io::stdin()) {
             return Ok(None);
         }
-        let p = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
+        let p = nix::pty::openpty(None, None).map_err(PtyError::Open)?;
         let _ = crate::sys::copy_winsize(0, p.slave.as_raw_fd());
         let slave = Some(p.slave);
         nix::fcntl::fcntl(&p.master, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
-            .map_err(|e| format!("pty: {e}"))?;
+            .map_err(PtyError::CloseOnExec)?;
         Ok(Some(Pty {
             master: p.master,
             slave,
@@ -66,12 +82,12 @@ impl Pty {
 
     /// In the command's process: new session already made; take the slave as controlling terminal and
     /// as every standard fd that was a terminal.
-    pub fn attach_child(&self) -> Result<(), String> {
-        let s = self.slave.as_ref().map(|s| s.as_raw_fd()).ok_or("pty: no slave")?;
-        crate::sys::set_controlling_tty(s).map_err(|e| format!("pty: TIOCSCTTY: {e}"))?;
+    pub fn attach_child(&self) -> Result<(), PtyError> {
+        let s = self.slave.as_ref().map(|s| s.as_raw_fd()).ok_or(PtyError::NoSlave)?;
+        crate::sys::set_controlling_tty(s).map_err(PtyError::ControllingTty)?;
         for (fd, tty) in self.ttys.iter().enumerate() {
             if *tty {
-                crate::sys::dup2(s, fd as RawFd).map_err(|e| format!("pty: dup2: {e}"))?;
+                crate::sys::dup2(s, fd as RawFd).map_err(PtyError::Dup2)?;
             }
         }
         Ok(())
@@ -104,5 +120,32 @@ impl Pty {
 impl Drop for Pty {
     fn drop(&mut self) {
         self.restore();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::io_source;
+
+    fn pty(slave: Option<OwnedFd>) -> Pty {
+        let (_, w) = nix::unistd::pipe().expect("pipe");
+        Pty { master: w, slave, saved: None, ttys: [true, false, false] }
+    }
+
+    #[test]
+    fn a_slave_that_is_no_terminal_fails_at_tiocsctty_keeping_the_io_error() {
+        let (r, _w) = nix::unistd::pipe().expect("pipe");
+        let e = pty(Some(r)).attach_child().expect_err("a pipe is no terminal");
+        assert!(matches!(e, PtyError::ControllingTty(_)), "{e:?}");
+        assert_eq!(io_source(&e).raw_os_error(), Some(libc::ENOTTY));
+        assert_eq!(e.to_string(), format!("pty: TIOCSCTTY: {}", io_source(&e)));
+    }
+
+    #[test]
+    fn no_slave_is_reported_as_such() {
+        let e = pty(None).attach_child().expect_err("no slave");
+        assert_eq!(e.to_string(), "pty: no slave");
+        assert!(std::error::Error::source(&e).is_none());
     }
 }

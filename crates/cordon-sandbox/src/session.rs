@@ -11,6 +11,7 @@
 
 use crate::apply;
 use crate::channel::{Handoff, Report};
+use crate::error::SandboxError;
 use crate::plan::SessionPlan;
 use crate::report::{Denial, Denials, Ending, Outcome};
 use crate::sys;
@@ -58,11 +59,11 @@ struct Prepared {
 }
 
 /// The bytes of an OS string for execve, whatever their encoding.
-fn cstr(s: &std::ffi::OsStr) -> Result<CString, String> {
-    CString::new(s.as_bytes()).map_err(|_| format!("argument contains a NUL byte: {s:?}"))
+fn cstr(s: &std::ffi::OsStr) -> Result<CString, SandboxError> {
+    CString::new(s.as_bytes()).map_err(|_| SandboxError::NulByte(s.to_os_string()))
 }
 
-fn prepare(plan: &SessionPlan) -> Result<Prepared, String> {
+fn prepare(plan: &SessionPlan) -> Result<Prepared, SandboxError> {
     let argv = plan.process.argv.iter().map(|a| cstr(a)).collect::<Result<Vec<_>, _>>()?;
     let envp = plan
         .process
@@ -138,7 +139,7 @@ impl Session<'_> {
     /// Runs the session to its end. On return SIGINT, SIGTERM, SIGHUP and SIGQUIT stay blocked (any
     /// that arrived are discarded): the session is over, and the caller's end-of-session records
     /// must not be cut short by one more Ctrl-C.
-    pub fn run(&mut self) -> Result<Outcome, String> {
+    pub fn run(&mut self) -> Result<Outcome, SandboxError> {
         let start = Instant::now();
         let t0 = mono_us();
         let mut marks: Vec<(u64, String)> = vec![];
@@ -151,16 +152,17 @@ impl Session<'_> {
         let prepared = prepare(plan)?;
         mark_s("supervisor: seccomp program built");
 
-        let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-        let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SandboxError::sys("pipe"))?;
+        let (rep_r, rep_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SandboxError::sys("pipe"))?;
         let (nsock_s, nsock_c) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| format!("socketpair: {e}"))?;
+            .map_err(SandboxError::sys("socketpair"))?;
 
         // Block the signals we forward before the clone, so none is lost in between; the children
         // inherit the mask and the command's process clears it before exec.
         let fwd = forwarded_set(true);
         let mut old_mask = SigSet::empty();
-        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&fwd), Some(&mut old_mask)).map_err(|e| format!("sigprocmask: {e}"))?;
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&fwd), Some(&mut old_mask))
+            .map_err(SandboxError::sys("sigprocmask"))?;
         let mut pty = if self.interactive { crate::pty::Pty::open_if_interactive()? } else { None };
         apply::cgroup::collect_stale(&plan.cgroup);
         let cgroups = apply::cgroup::create(&plan.cgroup)?;
@@ -170,7 +172,7 @@ impl Session<'_> {
         if let Some(h) = self.on_cgroup.take() {
             if let Err(e) = h(cgroups.v2.as_deref()) {
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-                return Err(e);
+                return Err(SandboxError::CgroupHook(e));
             }
             mark_s("supervisor: cgroup hook (sensor) done");
         }
@@ -194,12 +196,7 @@ impl Session<'_> {
             Ok(p) => p,
             Err(e) => {
                 let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-                let hint = if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::ENOSPC) {
-                    " (are user namespaces allowed? see `cordon doctor`)"
-                } else {
-                    ""
-                };
-                return Err(format!("could not create the session's namespaces: {e}{hint}"));
+                return Err(SandboxError::Namespaces { source: e });
             }
         };
         if pid == 0 {
@@ -223,7 +220,7 @@ impl Session<'_> {
         let mut master_open = pty.is_some();
         let init = Pid::from_raw(pid);
         let stdin = std::io::stdin();
-        let pidfd = sys::pidfd_open(pid).map_err(|e| format!("pidfd_open: {e}"))?;
+        let pidfd = sys::pidfd_open(pid).map_err(SandboxError::PidfdOpen)?;
         mark_s("supervisor: init cloned");
         drop(v2_fd);
         // The init joins the v1 cgroups itself; the v2 one was joined at clone time, or is joined
@@ -232,7 +229,7 @@ impl Session<'_> {
             if let Err(e) = cgroups.add_v2(pid) {
                 let _ = kill(init, Signal::SIGKILL);
                 let _ = waitpid(init, None);
-                return Err(e);
+                return Err(e.into());
             }
         }
         mark_s("supervisor: init moved into cgroups");
@@ -248,7 +245,7 @@ impl Session<'_> {
             stop: false,
         };
         let sfd = SignalFd::with_flags(&forwarded_set(true), SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .map_err(|e| format!("signalfd: {e}"))?;
+            .map_err(SandboxError::sys("signalfd"))?;
         let wall_deadline = plan.cgroup.wall_time.map(|w| start + w);
         let mut kill_deadline: Option<Instant> = None;
         // The first SIGINT/SIGTERM passed on, and when --kill-after kills the session.
@@ -291,7 +288,7 @@ impl Session<'_> {
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(format!("poll: {e}")),
+                Err(e) => return Err(SandboxError::Sys { call: "poll", source: e }),
             }
             let rev = |i: usize| fds.get(i).and_then(|f| f.revents()).unwrap_or(PollFlags::empty());
             let init_done = !rev(0).is_empty();
@@ -351,14 +348,14 @@ impl Session<'_> {
                             attribution: std::sync::Arc::new(move |peer| attribute(pid, peer)),
                         };
                         let started = match self.on_egress.take() {
-                            Some(start) => start(listeners),
-                            None => Err("the plan has egress listeners but nothing serves them".to_string()),
+                            Some(start) => start(listeners).map_err(SandboxError::Egress),
+                            None => Err(SandboxError::NoEgressServer),
                         };
                         match started {
                             Ok(h) => egress = Some(h),
                             Err(e) => {
                                 let _ = kill(init, Signal::SIGKILL);
-                                return Err(format!("egress proxy: {e}"));
+                                return Err(e);
                             }
                         }
                     }
@@ -396,7 +393,7 @@ impl Session<'_> {
                 }
             }
             if init_done {
-                init_status = waitpid(init, None).map_err(|e| format!("waitpid: {e}"))?;
+                init_status = waitpid(init, None).map_err(SandboxError::sys("waitpid"))?;
                 mark_s("supervisor: init reaped");
                 break;
             }
@@ -829,7 +826,7 @@ fn init_main(
                 .send(rep);
             }
         }
-        Err(e) => fail(rep, &e),
+        Err(e) => fail(rep, &e.to_string()),
     }
     mark(rep, "init: mounts done");
     if ns.memfd_noexec {
@@ -924,12 +921,12 @@ fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, p
     }
     if let Some(p) = pty {
         if let Err(e) = p.attach_child() {
-            fail(rep, &e);
+            fail(rep, &e.to_string());
         }
     }
     sys::close_fds_from(3, &[rep, nsock]);
     if let Err(e) = apply::process::set_rlimits(&plan.process) {
-        fail(rep, &e);
+        fail(rep, &e.to_string());
     }
     if let Err(e) = nix::unistd::chdir(&plan.process.cwd) {
         fail(rep, &format!("chdir {}: {e}", plan.process.cwd.display()));
@@ -942,7 +939,7 @@ fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, p
     }
     mark(rep, "command: hardened (rlimits, caps)");
     if let Err(e) = apply::landlock::apply(&plan.landlock) {
-        fail(rep, &e);
+        fail(rep, &e.to_string());
     }
     mark(rep, "command: landlock applied");
     if let Some(prog) = &prep.seccomp {
@@ -971,4 +968,79 @@ fn command_main(plan: &SessionPlan, prep: &Prepared, rep: RawFd, nsock: RawFd, p
     let e = nix::unistd::execve(program, &prep.argv, &prep.envp).err().unwrap_or(nix::errno::Errno::EINVAL);
     Report::ExecFailed(e as i32).send(rep);
     sys::exit_now(if e == nix::errno::Errno::ENOENT { 127 } else { 126 })
+}
+
+#[cfg(test)]
+mod tests {
+    //! `Session::run` failing before its init is cloned: no root, no namespaces needed.
+    use super::*;
+    use crate::apply::cgroup::CgroupError;
+    use crate::plan::cgroup::CgroupPlan;
+    use crate::testutil::{io_source, Tmp};
+
+    fn plan(argv: Vec<std::ffi::OsString>) -> SessionPlan {
+        let cx = cordon_policy::Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
+        let policy = cordon_policy::load_and_compile("builtin:agent", &cx).expect("builtin").1;
+        let inv = crate::Invocation {
+            session_id: "t1".into(),
+            argv,
+            cwd: "/home/u/ws".into(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        };
+        let mut p = crate::plan(&policy, &crate::KernelCaps::detect(), &inv);
+        p.cgroup = CgroupPlan {
+            v2_dir: None,
+            v2_controllers: vec![],
+            memory: None,
+            processes: None,
+            cpu: None,
+            wall_time: None,
+        };
+        p
+    }
+
+    fn run(plan: &SessionPlan, on_cgroup: Option<CgroupHook>) -> Result<Outcome, SandboxError> {
+        // The signal mask run() sets is this test thread's own.
+        Session {
+            plan,
+            session_id: "t1".into(),
+            interactive: false,
+            on_denial: None,
+            on_cgroup,
+            kill_after: None,
+            on_egress: None,
+        }
+        .run()
+    }
+
+    #[test]
+    fn a_nul_byte_in_an_argument_is_refused_naming_the_argument() {
+        let e = run(&plan(vec!["/bin/echo".into(), "a\0b".into()]), None).expect_err("NUL");
+        assert!(matches!(&e, SandboxError::NulByte(a) if a == "a\0b"), "{e:?}");
+        assert_eq!(e.to_string(), "argument contains a NUL byte: \"a\\0b\"");
+    }
+
+    #[test]
+    fn a_cgroup_the_session_cannot_create_is_a_typed_error_keeping_its_cause() {
+        let tmp = Tmp::new("session-cg");
+        let file = tmp.0.join("file");
+        std::fs::write(&file, "").expect("write");
+        let mut p = plan(vec!["/bin/true".into()]);
+        p.cgroup.v2_dir = Some(file.join("cordon").join("t1"));
+        let e = run(&p, None).expect_err("a file is no directory");
+        assert!(matches!(&e, SandboxError::Cgroup(CgroupError::Create { .. })), "{e:?}");
+        assert_eq!(io_source(&e).raw_os_error(), Some(libc::ENOTDIR));
+        assert_eq!(e.to_string(), format!("cgroup: create {}: {}", file.join("cordon").display(), io_source(&e)));
+    }
+
+    #[test]
+    fn a_refusing_cgroup_hook_stops_the_session_with_its_own_words() {
+        let hook: CgroupHook = Box::new(|dir| {
+            assert!(dir.is_none(), "the plan has no v2 cgroup");
+            Err("--monitor: the session has no cgroup v2 directory".to_string())
+        });
+        let e = run(&plan(vec!["/bin/true".into()]), Some(hook)).expect_err("the hook refused");
+        assert!(matches!(e, SandboxError::CgroupHook(_)), "{e:?}");
+        assert_eq!(e.to_string(), "--monitor: the session has no cgroup v2 directory");
+    }
 }

@@ -5,6 +5,7 @@
 //! int or flag word the kernel truncates to 32 bits, so comparing 64 bits would let high garbage slip a
 //! denied value past the filter.
 
+use super::seccomp::SeccompError;
 use crate::plan::seccomp::ResolvedRule;
 use cordon_policy::syscalls::{Arch, CmpOp, DenyAction};
 use std::collections::BTreeMap;
@@ -58,7 +59,7 @@ impl Asm {
     fn put(&mut self, i: Ins) {
         self.ins.push(i);
     }
-    fn finish(self) -> Result<Vec<libc::sock_filter>, String> {
+    fn finish(self) -> Result<Vec<libc::sock_filter>, SeccompError> {
         let mut pos = vec![usize::MAX; self.labels];
         let mut n = 0;
         for i in &self.ins {
@@ -70,12 +71,12 @@ impl Asm {
         let mut out = Vec::with_capacity(n);
         for i in &self.ins {
             let here = out.len();
-            let rel = |t: Target| -> Result<u8, String> {
+            let rel = |t: Target| -> Result<u8, SeccompError> {
                 match t {
                     Target::Next => Ok(0),
                     Target::Label(l) => {
-                        let d = pos[l].checked_sub(here + 1).ok_or("seccomp: backward jump")?;
-                        u8::try_from(d).map_err(|_| "seccomp: conditional jump too far".to_string())
+                        let d = pos[l].checked_sub(here + 1).ok_or(SeccompError::BackwardJump)?;
+                        u8::try_from(d).map_err(|_| SeccompError::JumpTooFar { distance: d })
                     }
                 }
             };
@@ -86,14 +87,14 @@ impl Asm {
                 Ins::And(k) => out.push(f(AND_K, 0, 0, *k)),
                 Ins::J(op, k, t, e) => out.push(f(*op, rel(*t)?, rel(*e)?, *k)),
                 Ins::Ja(l) => {
-                    let d = pos[*l].checked_sub(here + 1).ok_or("seccomp: backward jump")?;
+                    let d = pos[*l].checked_sub(here + 1).ok_or(SeccompError::BackwardJump)?;
                     out.push(f(JA, 0, 0, d as u32));
                 }
                 Ins::Ret(k) => out.push(f(RET_K, 0, 0, *k)),
             }
         }
         if out.len() > 4096 {
-            return Err(format!("seccomp: program of {} instructions exceeds the kernel's 4096", out.len()));
+            return Err(SeccompError::TooLong { len: out.len() });
         }
         Ok(out)
     }
@@ -121,7 +122,12 @@ pub fn action(r: &ResolvedRule, notify: bool, kill: bool) -> u32 {
 
 /// Compiles rules into a filter: wrong architecture (and x32 on x86_64) kills; listed syscalls run
 /// their rules in order; everything else is allowed.
-pub fn compile(arch: Arch, rules: &[ResolvedRule], notify: bool, kill: bool) -> Result<Vec<libc::sock_filter>, String> {
+pub fn compile(
+    arch: Arch,
+    rules: &[ResolvedRule],
+    notify: bool,
+    kill: bool,
+) -> Result<Vec<libc::sock_filter>, SeccompError> {
     for r in rules {
         for c in &r.when {
             let m = match c.op {
@@ -129,7 +135,7 @@ pub fn compile(arch: Arch, rules: &[ResolvedRule], notify: bool, kill: bool) -> 
                 _ => 0,
             };
             if c.value > u32::MAX as u64 || m > u32::MAX as u64 || c.arg > 5 {
-                return Err(format!("seccomp: rule for {} compares beyond 32 bits or past arg 5", r.name));
+                return Err(SeccompError::RuleTooWide { name: r.name.clone() });
             }
         }
     }

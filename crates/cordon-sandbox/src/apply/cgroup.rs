@@ -11,15 +11,33 @@ pub struct Cgroups {
     pub dirs: Vec<PathBuf>,
 }
 
-fn write(p: &Path, v: &str) -> Result<(), String> {
-    std::fs::write(p, v).map_err(|e| format!("cgroup: write {v:?} to {}: {e}", p.display()))
+/// Why a session's cgroups could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("cgroup: create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cgroup: write {value:?} to {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-fn mkdir_p(p: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(p).map_err(|e| format!("cgroup: create {}: {e}", p.display()))
+fn write(p: &Path, v: &str) -> Result<(), CgroupError> {
+    std::fs::write(p, v).map_err(|source| CgroupError::Write { path: p.to_path_buf(), value: v.to_string(), source })
 }
 
-pub fn create(plan: &CgroupPlan) -> Result<Cgroups, String> {
+fn mkdir_p(p: &Path) -> Result<(), CgroupError> {
+    std::fs::create_dir_all(p).map_err(|source| CgroupError::Create { path: p.to_path_buf(), source })
+}
+
+pub fn create(plan: &CgroupPlan) -> Result<Cgroups, CgroupError> {
     let mut cg = Cgroups::default();
     let res = (|| {
         if let Some(d) = &plan.v2_dir {
@@ -102,7 +120,7 @@ impl Cgroups {
     }
 
     /// Moves a process into the v2 cgroup only (the slow path, when clone3 cannot place it).
-    pub fn add_v2(&self, pid: i32) -> Result<(), String> {
+    pub fn add_v2(&self, pid: i32) -> Result<(), CgroupError> {
         match &self.v2 {
             Some(d) => write(&d.join("cgroup.procs"), &pid.to_string()),
             None => Ok(()),
@@ -110,7 +128,7 @@ impl Cgroups {
     }
 
     /// Moves a process (and so its future children) into every session cgroup.
-    pub fn add(&self, pid: i32) -> Result<(), String> {
+    pub fn add(&self, pid: i32) -> Result<(), CgroupError> {
         for d in &self.dirs {
             let procs = d.join("cgroup.procs");
             write(&procs, &pid.to_string())?;
@@ -260,5 +278,40 @@ pub fn collect_stale(plan: &CgroupPlan) {
                 let _ = std::fs::remove_dir(e.path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{io_source, Tmp};
+
+    fn plan_with(v2_dir: Option<PathBuf>) -> CgroupPlan {
+        CgroupPlan { v2_dir, v2_controllers: vec![], memory: None, processes: None, cpu: None, wall_time: None }
+    }
+
+    #[test]
+    fn a_cgroup_that_cannot_be_created_names_it_and_keeps_the_io_error() {
+        let tmp = Tmp::new("cg-create");
+        let file = tmp.0.join("file");
+        std::fs::write(&file, "").expect("write");
+        let e = create(&plan_with(Some(file.join("cordon").join("s1")))).expect_err("a file is no directory");
+        let parent = file.join("cordon");
+        assert!(matches!(&e, CgroupError::Create { path, .. } if *path == parent), "{e:?}");
+        assert_eq!(io_source(&e).raw_os_error(), Some(libc::ENOTDIR));
+        assert_eq!(e.to_string(), format!("cgroup: create {}: {}", parent.display(), io_source(&e)));
+    }
+
+    #[test]
+    fn a_limit_that_cannot_be_written_names_the_value_and_the_file() {
+        let tmp = Tmp::new("cg-write");
+        let dir = tmp.0.join("missing");
+        let mut plan = plan_with(None);
+        plan.memory = Some((1 << 20, Mechanism::V2 { dir: dir.clone() }));
+        let e = create(&plan).expect_err("no such directory");
+        let file = dir.join("memory.max");
+        assert!(matches!(&e, CgroupError::Write { path, value, .. } if *path == file && value == "1048576"), "{e:?}");
+        assert_eq!(io_source(&e).kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), format!("cgroup: write \"1048576\" to {}: {}", file.display(), io_source(&e)));
     }
 }

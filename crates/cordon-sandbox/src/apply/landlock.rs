@@ -3,10 +3,37 @@
 use crate::plan::landlock::{LandlockPlan, FILE_RIGHTS};
 use landlock::{
     AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, Scope,
+    RulesetCreatedAttr, RulesetError, Scope,
 };
+use std::path::PathBuf;
 
-pub fn apply(plan: &LandlockPlan) -> Result<(), String> {
+/// Why the Landlock ruleset could not be built or enforced, by step.
+#[derive(Debug, thiserror::Error)]
+pub enum LandlockError {
+    /// Declaring the handled rights or scopes.
+    #[error("landlock: {0}")]
+    Handle(#[source] RulesetError),
+    #[error("landlock: create ruleset: {0}")]
+    Create(#[source] RulesetError),
+    #[error("landlock: rule for {}: {source}", path.display())]
+    PathRule {
+        path: PathBuf,
+        #[source]
+        source: RulesetError,
+    },
+    #[error("landlock: rule for port {port}: {source}")]
+    PortRule {
+        port: u16,
+        #[source]
+        source: RulesetError,
+    },
+    #[error("landlock: restrict_self: {0}")]
+    RestrictSelf(#[source] RulesetError),
+    #[error("landlock: the kernel did not enforce the ruleset")]
+    NotEnforced,
+}
+
+pub fn apply(plan: &LandlockPlan) -> Result<(), LandlockError> {
     if !plan.enabled() {
         return Ok(());
     }
@@ -14,16 +41,16 @@ pub fn apply(plan: &LandlockPlan) -> Result<(), String> {
     let mut rs = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
         .handle_access(fs)
-        .map_err(|e| format!("landlock: {e}"))?;
+        .map_err(LandlockError::Handle)?;
     if plan.handled_net != 0 {
         rs = rs
             .handle_access(BitFlags::<AccessNet>::from_bits_truncate(plan.handled_net))
-            .map_err(|e| format!("landlock: {e}"))?;
+            .map_err(LandlockError::Handle)?;
     }
     if plan.scopes != 0 {
-        rs = rs.scope(BitFlags::<Scope>::from_bits_truncate(plan.scopes)).map_err(|e| format!("landlock: {e}"))?;
+        rs = rs.scope(BitFlags::<Scope>::from_bits_truncate(plan.scopes)).map_err(LandlockError::Handle)?;
     }
-    let mut created = rs.create().map_err(|e| format!("landlock: create ruleset: {e}"))?;
+    let mut created = rs.create().map_err(LandlockError::Create)?;
     for r in &plan.fs_rules {
         if r.rights == 0 {
             continue;
@@ -48,16 +75,43 @@ pub fn apply(plan: &LandlockPlan) -> Result<(), String> {
         }
         created = created
             .add_rule(PathBeneath::new(fd, BitFlags::<AccessFs>::from_bits_truncate(rights)))
-            .map_err(|e| format!("landlock: rule for {}: {e}", r.path.display()))?;
+            .map_err(|source| LandlockError::PathRule { path: r.path.clone(), source })?;
     }
     for (port, rights) in &plan.net_rules {
         created = created
             .add_rule(NetPort::new(*port, BitFlags::<AccessNet>::from_bits_truncate(*rights)))
-            .map_err(|e| format!("landlock: rule for port {port}: {e}"))?;
+            .map_err(|source| LandlockError::PortRule { port: *port, source })?;
     }
-    let status = created.restrict_self().map_err(|e| format!("landlock: restrict_self: {e}"))?;
+    let status = created.restrict_self().map_err(LandlockError::RestrictSelf)?;
     if status.ruleset == landlock::RulesetStatus::NotEnforced {
-        return Err("landlock: the kernel did not enforce the ruleset".into());
+        return Err(LandlockError::NotEnforced);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The ruleset is created (a real landlock_create_ruleset) but never enforced: the failing rule
+    //! stops `apply` before restrict_self, so the test thread stays unconfined.
+    use super::*;
+    use crate::plan::landlock::{FsRule, READ_FILE, WRITE_FILE};
+    use crate::testutil::Tmp;
+
+    #[test]
+    fn a_rule_the_kernel_refuses_names_its_path_and_keeps_the_landlock_error() {
+        let tmp = Tmp::new("landlock");
+        let plan = LandlockPlan {
+            abi: 1,
+            handled_fs: READ_FILE,
+            handled_net: 0,
+            scopes: 0,
+            // A right the ruleset does not handle.
+            fs_rules: vec![FsRule { path: tmp.0.clone(), rights: WRITE_FILE, why: "test".into() }],
+            net_rules: vec![],
+        };
+        let e = apply(&plan).expect_err("an unhandled right");
+        assert!(matches!(&e, LandlockError::PathRule { path, .. } if *path == tmp.0), "{e:?}");
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<RulesetError>()).expect("source");
+        assert_eq!(e.to_string(), format!("landlock: rule for {}: {source}", tmp.0.display()));
+    }
 }

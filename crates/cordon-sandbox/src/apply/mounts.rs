@@ -22,8 +22,35 @@ pub struct MountReport {
 
 const STAGE: &str = "/tmp/.cordon-stage";
 
-fn err(what: &str, p: &Path, e: impl std::fmt::Display) -> String {
-    format!("mount: {what} {}: {e}", p.display())
+/// Why the session's mount table could not be set up: the step, the path, and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    /// A mount(2) or mkdir(2) call.
+    #[error("mount: {what} {}: {source}", path.display())]
+    Sys {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// A file operation (stat, create, chmod, mount_setattr).
+    #[error("mount: {what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mount: protected path {} is a symlink; refusing to guess what to protect", path.display())]
+    ProtectedSymlink { path: PathBuf },
+}
+
+fn sys_err<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(nix::errno::Errno) -> MountError + 'a {
+    move |source| MountError::Sys { what, path: p.to_path_buf(), source }
+}
+
+fn io_err<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> MountError + 'a {
+    move |source| MountError::Io { what, path: p.to_path_buf(), source }
 }
 
 /// Flags that a bind remount must keep: in a user namespace the kernel refuses to clear locked ones.
@@ -47,29 +74,29 @@ fn locked_flags(p: &Path) -> MsFlags {
     f
 }
 
-fn bind_readonly(src: &Path, dst: &Path) -> Result<(), String> {
-    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| err("bind", dst, e))?;
+fn bind_readonly(src: &Path, dst: &Path) -> Result<(), MountError> {
+    mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(sys_err("bind", dst))?;
     let flags = MsFlags::MS_BIND
         | MsFlags::MS_REMOUNT
         | MsFlags::MS_RDONLY
         | MsFlags::MS_NOSUID
         | MsFlags::MS_NODEV
         | locked_flags(dst);
-    mount(None::<&str>, dst, None::<&str>, flags, None::<&str>).map_err(|e| err("remount read-only", dst, e))
+    mount(None::<&str>, dst, None::<&str>, flags, None::<&str>).map_err(sys_err("remount read-only", dst))
 }
 
-fn mask(path: &Path) -> Result<(), String> {
-    let md = path.metadata().map_err(|e| err("stat", path, e))?;
+fn mask(path: &Path) -> Result<(), MountError> {
+    let md = path.metadata().map_err(io_err("stat", path))?;
     if md.is_dir() {
         let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some("size=4k,nr_inodes=1,mode=000"))
-            .map_err(|e| err("mask", path, e))
+            .map_err(sys_err("mask", path))
     } else {
         bind_readonly(Path::new(&format!("{STAGE}/empty")), path)
     }
 }
 
-pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
+pub fn apply(plan: &NsPlan) -> Result<MountReport, MountError> {
     let mut rep = MountReport::default();
     // Credential inodes are read before HOME is replaced below.
     let secrets = plan.hide.as_ref().map(|h| secret_inodes(&h.secret_roots, &h.root)).unwrap_or_default();
@@ -78,22 +105,22 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
         match op {
             MountOp::MakePrivate => {
                 mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-                    .map_err(|e| err("make private", Path::new("/"), e))?;
+                    .map_err(sys_err("make private", Path::new("/")))?;
             }
             MountOp::ReadOnlyRoot => {
-                sys::make_tree_readonly(c"/").map_err(|e| err("make read-only", Path::new("/"), e))?;
+                sys::make_tree_readonly(c"/").map_err(io_err("make read-only", Path::new("/")))?;
             }
             MountOp::Writable { path } => {
                 mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .map_err(|e| err("bind", path, e))?;
+                    .map_err(sys_err("bind", path))?;
                 let flags = (MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked_flags(path)) & !MsFlags::MS_RDONLY;
                 mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
-                    .map_err(|e| err("remount read-write", path, e))?;
+                    .map_err(sys_err("remount read-write", path))?;
             }
             MountOp::Proc => {
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
                 mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
-                    .map_err(|e| err("mount proc on", Path::new("/proc"), e))?;
+                    .map_err(sys_err("mount proc on", Path::new("/proc")))?;
             }
             MountOp::Tmpfs { target, size, mode, keep } => {
                 if !target.is_dir() {
@@ -117,21 +144,21 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                 let data = format!("size={size},mode={mode:o}");
                 mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(data.as_str()))
-                    .map_err(|e| err("tmpfs on", target, e))?;
+                    .map_err(sys_err("tmpfs on", target))?;
                 for (k, f, is_dir) in held {
                     use std::os::fd::AsRawFd;
                     if is_dir {
-                        std::fs::create_dir_all(&k).map_err(|e| err("recreate", &k, e))?;
+                        std::fs::create_dir_all(&k).map_err(io_err("recreate", &k))?;
                     } else {
                         if let Some(d) = k.parent() {
-                            std::fs::create_dir_all(d).map_err(|e| err("recreate", d, e))?;
+                            std::fs::create_dir_all(d).map_err(io_err("recreate", d))?;
                         }
-                        std::fs::File::create(&k).map_err(|e| err("recreate", &k, e))?;
+                        std::fs::File::create(&k).map_err(io_err("recreate", &k))?;
                     }
                     let src = format!("/proc/self/fd/{}", f.as_raw_fd());
                     let rec = if is_dir { MsFlags::MS_REC } else { MsFlags::empty() };
                     mount(Some(src.as_str()), &k, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-                        .map_err(|e| err("bind back", &k, e))?;
+                        .map_err(sys_err("bind back", &k))?;
                 }
             }
             MountOp::Mask { path, .. } => {
@@ -143,20 +170,16 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
                 rep.masked += 1;
             }
             MountOp::Pin { path } => {
-                mount(Some(path), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                    .map_err(|e| err("pin", path, e))?;
+                mount(Some(path), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(sys_err("pin", path))?;
             }
             MountOp::ReadOnly { path, create_dir, .. } => {
                 if *create_dir && path.symlink_metadata().is_err() {
-                    std::fs::create_dir(path).map_err(|e| err("create", path, e))?;
+                    std::fs::create_dir(path).map_err(io_err("create", path))?;
                 }
                 // A symlink here could point the read-only bind somewhere harmless while the real
                 // target stays writable; refuse instead.
                 if path.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
-                    return Err(format!(
-                        "mount: protected path {} is a symlink; refusing to guess what to protect",
-                        path.display()
-                    ));
+                    return Err(MountError::ProtectedSymlink { path: path.clone() });
                 }
                 bind_readonly(path, path)?;
                 rep.protected += 1;
@@ -182,12 +205,12 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, String> {
     Ok(rep)
 }
 
-fn stage() -> Result<(), String> {
+fn stage() -> Result<(), MountError> {
     let d = Path::new(STAGE);
-    nix::unistd::mkdir(d, Mode::from_bits_truncate(0o700)).map_err(|e| err("mkdir", d, e))?;
+    nix::unistd::mkdir(d, Mode::from_bits_truncate(0o700)).map_err(sys_err("mkdir", d))?;
     let f = d.join("empty");
-    std::fs::File::create(&f).map_err(|e| err("create", &f, e))?;
-    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o000)).map_err(|e| err("chmod", &f, e))?;
+    std::fs::File::create(&f).map_err(io_err("create", &f))?;
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o000)).map_err(io_err("chmod", &f))?;
     Ok(())
 }
 
@@ -257,4 +280,64 @@ pub fn scan(h: &HideScan, secrets: &std::collections::HashSet<(u64, u64)>, trunc
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each case fails before anything is mounted (a missing path, a symlink), so the host's mount
+    //! table is never touched.
+    use super::*;
+    use crate::testutil::{errno_source, io_source, Tmp};
+
+    fn plan(op: MountOp) -> NsPlan {
+        NsPlan {
+            user: false,
+            pid: false,
+            mount: true,
+            ipc: false,
+            uts: false,
+            net: false,
+            uid: 0,
+            gid: 0,
+            mounts: vec![op],
+            hide: None,
+            hostname: None,
+            memfd_noexec: false,
+        }
+    }
+
+    #[test]
+    fn a_failed_mount_call_names_the_step_and_path_and_keeps_the_errno() {
+        let tmp = Tmp::new("mnt-sys");
+        let path = tmp.0.join("missing");
+        let e = apply(&plan(MountOp::Pin { path: path.clone() })).expect_err("no such path");
+        assert!(matches!(&e, MountError::Sys { what: "pin", .. }), "{e:?}");
+        let errno = errno_source(&e);
+        assert_eq!(e.to_string(), format!("mount: pin {}: {errno}", path.display()));
+    }
+
+    #[test]
+    fn a_failed_file_operation_names_the_step_and_path_and_keeps_the_io_error() {
+        let tmp = Tmp::new("mnt-io");
+        let path = tmp.0.join("missing").join("dir");
+        let op = MountOp::ReadOnly { path: path.clone(), create_dir: true, why: "test".into() };
+        let e = apply(&plan(op)).expect_err("no parent");
+        assert!(matches!(&e, MountError::Io { what: "create", .. }), "{e:?}");
+        assert_eq!(io_source(&e).kind(), std::io::ErrorKind::NotFound);
+        assert_eq!(e.to_string(), format!("mount: create {}: {}", path.display(), io_source(&e)));
+    }
+
+    #[test]
+    fn a_protected_symlink_is_refused_by_name() {
+        let tmp = Tmp::new("mnt-link");
+        let link = tmp.0.join("link");
+        std::os::unix::fs::symlink(&tmp.0, &link).expect("symlink");
+        let e = apply(&plan(MountOp::ReadOnly { path: link.clone(), create_dir: false, why: "test".into() }))
+            .expect_err("a symlink");
+        assert_eq!(
+            e.to_string(),
+            format!("mount: protected path {} is a symlink; refusing to guess what to protect", link.display())
+        );
+        assert!(std::error::Error::source(&e).is_none());
+    }
 }

@@ -3,7 +3,25 @@
 use crate::plan::process::{ProcessPlan, Rlimit};
 use nix::sys::resource::{setrlimit, Resource};
 
-pub fn set_rlimits(plan: &ProcessPlan) -> Result<(), String> {
+/// Why a resource limit could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum RlimitError {
+    #[error("getrlimit {resource:?}: {source}")]
+    Get {
+        resource: Rlimit,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    #[error("setrlimit {resource:?}={value}: {source}")]
+    Set {
+        resource: Rlimit,
+        value: u64,
+        #[source]
+        source: nix::errno::Errno,
+    },
+}
+
+pub fn set_rlimits(plan: &ProcessPlan) -> Result<(), RlimitError> {
     for (r, v) in &plan.rlimits {
         let res = match r {
             Rlimit::Core => Resource::RLIMIT_CORE,
@@ -12,9 +30,26 @@ pub fn set_rlimits(plan: &ProcessPlan) -> Result<(), String> {
             Rlimit::Data => Resource::RLIMIT_DATA,
         };
         // Never raise a hard limit the host set lower.
-        let (_, hard) = nix::sys::resource::getrlimit(res).map_err(|e| format!("getrlimit {r:?}: {e}"))?;
+        let (_, hard) =
+            nix::sys::resource::getrlimit(res).map_err(|source| RlimitError::Get { resource: *r, source })?;
         let v = (*v).min(hard);
-        setrlimit(res, v, v).map_err(|e| format!("setrlimit {r:?}={v}: {e}"))?;
+        setrlimit(res, v, v).map_err(|source| RlimitError::Set { resource: *r, value: v, source })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::errno::Errno;
+
+    #[test]
+    fn rlimit_errors_name_the_limit_and_keep_the_errno() {
+        let e = RlimitError::Set { resource: Rlimit::Nofile, value: 64, source: Errno::EPERM };
+        assert_eq!(e.to_string(), format!("setrlimit Nofile=64: {}", Errno::EPERM));
+        assert_eq!(crate::testutil::errno_source(&e), Errno::EPERM);
+        let e = RlimitError::Get { resource: Rlimit::Core, source: Errno::EINVAL };
+        assert_eq!(e.to_string(), format!("getrlimit Core: {}", Errno::EINVAL));
+        assert_eq!(crate::testutil::errno_source(&e), Errno::EINVAL);
+    }
 }
