@@ -166,3 +166,15 @@ fn doctor_reports_this_host() {
     let s = out(&o);
     assert!(s.contains("As an unprivileged user (nobody)") && s.contains("LOST"), "{s}");
 }
+
+#[test]
+fn a_missing_rule_file_is_named_as_a_rule_file() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["rules", "check", "/nonexistent/r.toml"])
+        .output()
+        .expect("spawn");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot read rule file /nonexistent/r.toml"), "{err}");
+    assert!(!err.contains("policy file"), "{err}");
+}

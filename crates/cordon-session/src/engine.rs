@@ -63,7 +63,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     .run();
     let mut sensor = sensor_cell.borrow_mut().take().map(|s| s.finish());
     let sensor_audit = wiring.as_mut().map(|w: &mut pipeline::Built| w.finish_audit());
-    let outcome = outcome.map_err(|e| SessionError::Sandbox(e.to_string()))?;
+    let outcome = outcome?;
     let mut warnings = vec![];
     if let Some(Err(e)) = &sensor_audit {
         warnings.push(format!("audit: sensor events could not all be recorded: {e}"));
@@ -108,7 +108,7 @@ fn sensor_hook(
         kill_cgroup: p.plan.cgroup.v2_dir.clone(),
         audit,
     })?;
-    let sink = built.sink.take().ok_or_else(|| SessionError::Sandbox("sensor sink missing".into()))?;
+    let sink = built.sink.take().ok_or_else(|| SessionError::Sensor("sensor sink missing".into()))?;
     let (policy, plan) = (&p.policy, &p.plan);
     let attribution = cordon_sensor::Attribution {
         policy: Some(std::sync::Arc::new(policy.clone())),

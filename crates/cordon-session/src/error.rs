@@ -11,11 +11,14 @@ pub enum SessionError {
     Policy(#[from] cordon_policy::PolicyError),
     #[error(transparent)]
     Audit(#[from] cordon_audit::AuditError),
-    #[error("{0}")]
-    Rules(String),
+    #[error(transparent)]
+    Rules(#[from] cordon_rules::RulesError),
     /// The sandbox could not be set up (nothing ran).
+    #[error(transparent)]
+    Sandbox(#[from] cordon_sandbox::SandboxError),
+    /// The sensor's pipeline could not be wired (nothing ran).
     #[error("{0}")]
-    Sandbox(String),
+    Sensor(String),
 }
 
 pub type Result<T, E = SessionError> = std::result::Result<T, E>;

@@ -154,7 +154,7 @@ fn allow_net(
 fn rules(policy: &CompiledPolicy) -> Result<cordon_rules::RuleSet> {
     let mut set = cordon_rules::RuleSet::default();
     for spec in &policy.monitor_rules {
-        let s = cordon_rules::load(spec).map_err(|e| SessionError::Rules(e.to_string()))?;
+        let s = cordon_rules::load(spec)?;
         set.sources.extend(s.sources);
         set.rules.extend(s.rules);
     }
