@@ -4,6 +4,50 @@
 use cordon_sandbox::report::{Ending, Outcome};
 use cordon_session::pipeline::{Live, LiveSink};
 
+/// Before the command runs: what the user should read, and with -v the guarantees in force.
+pub fn before(p: &cordon_session::prepare::Prepared, quiet: bool, verbose: bool) {
+    if quiet {
+        return;
+    }
+    for n in &p.notices {
+        eprintln!("cordon: {n}");
+    }
+    if verbose {
+        let (policy, ws) = (&p.policy, p.workspace.display());
+        eprintln!(
+            "cordon: session {}, policy `{}` ({}), workspace {ws}",
+            p.session_id,
+            policy.name,
+            policy.sources.join(" -> ")
+        );
+        for g in &p.plan.guarantees {
+            if let cordon_sandbox::State::Enforced { how } = &g.state {
+                eprintln!("cordon:   [{}] {} — {}", g.layer, g.what, how);
+            }
+        }
+    }
+}
+
+/// After the session: what could not be kept, warnings, the summary, the alerts.
+pub fn after(f: &cordon_session::engine::Finished, policy: &str, quiet: bool, verbose: bool, tree: bool) {
+    for r in &f.unsaved {
+        eprintln!("cordon: audit record (unsaved): {r}");
+    }
+    for w in &f.warnings {
+        eprintln!("cordon: {w}");
+    }
+    outcome(&f.outcome, quiet, verbose, policy);
+    if let (Some(s), false) = (&f.sensor, quiet) {
+        sensor(s, tree);
+    }
+    if let Some(rule) = &f.killed_by {
+        eprintln!("cordon: the session was stopped by rule `{rule}` (cgroup.kill)");
+    }
+    if !quiet {
+        alerts(&f.alerts);
+    }
+}
+
 /// The live timeline on stderr.
 pub fn live() -> LiveSink {
     Box::new(|l: Live<'_>| match l {

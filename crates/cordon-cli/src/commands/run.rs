@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 use clap::Args;
-use cordon_sandbox::State;
 use cordon_session::spec::{AuditChoice, SessionSpec};
 use std::path::PathBuf;
 
@@ -140,44 +139,11 @@ pub fn run(a: RunArgs) -> Result<i32> {
     // The engine's errors carry the whole text a user reads (message and hint).
     let p = cordon_session::prepare::prepare(spec(&a)?).map_err(|e| anyhow::anyhow!("{e}"))?;
     tm("prepared: policy, plans, record, outputs");
-    if !a.quiet {
-        for n in &p.notices {
-            eprintln!("cordon: {n}");
-        }
-        if a.verbose {
-            let (policy, ws) = (&p.policy, p.workspace.display());
-            eprintln!(
-                "cordon: session {}, policy `{}` ({}), workspace {ws}",
-                p.session_id,
-                policy.name,
-                policy.sources.join(" -> ")
-            );
-            for g in &p.plan.guarantees {
-                if let State::Enforced { how } = &g.state {
-                    eprintln!("cordon:   [{}] {} — {}", g.layer, g.what, how);
-                }
-            }
-        }
-    }
+    crate::render::before(&p, a.quiet, a.verbose);
     let policy_name = p.policy.name.clone();
     let live = (!a.quiet).then(crate::render::live);
     let f = cordon_session::engine::run(p, live).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for r in &f.unsaved {
-        eprintln!("cordon: audit record (unsaved): {r}");
-    }
-    for w in &f.warnings {
-        eprintln!("cordon: {w}");
-    }
     tm("session over");
-    crate::render::outcome(&f.outcome, a.quiet, a.verbose, &policy_name);
-    if let (Some(s), false) = (&f.sensor, a.quiet) {
-        crate::render::sensor(s, a.monitor || a.events.is_some());
-    }
-    if let Some(rule) = &f.killed_by {
-        eprintln!("cordon: the session was stopped by rule `{rule}` (cgroup.kill)");
-    }
-    if !a.quiet {
-        crate::render::alerts(&f.alerts);
-    }
+    crate::render::after(&f, &policy_name, a.quiet, a.verbose, a.monitor || a.events.is_some());
     Ok(f.outcome.exit_code)
 }
