@@ -407,6 +407,12 @@ fn the_live_timeline_and_attaching_from_outside() {
         }
         assert!(n > 0 && t0.elapsed().as_secs() < 10, "no session id in: {first}");
     };
+    // `-v` names the session before its cgroup exists: wait (bounded) until it is there to watch.
+    let cg = cordon_sensor::cgroup::v2_root().expect("cgroup2").join("cordon").join(&session);
+    while !cg.is_dir() {
+        assert!(t0.elapsed().as_secs() < 10, "the session's cgroup {} never appeared", cg.display());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let mut mon = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
         .args(["monitor", "--events", "-", &session])
         .stdout(std::process::Stdio::piped())
