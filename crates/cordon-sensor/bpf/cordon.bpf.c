@@ -17,7 +17,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define EACCES 13
 
 /* Sessions, added and removed at run time by user space (src/hub.rs). A task belongs to a session
- * when its cgroup, or an ancestor at one of `levels`, is a key of `sessions`. */
+ * when its cgroup, or its ancestor at one of the depths in `filter`, is a key of `sessions`. */
 #define MAX_SESSIONS 1024
 #define MAX_LEVELS 4
 
@@ -39,18 +39,24 @@ struct {
 	__type(value, struct session);
 } sessions SEC(".maps");
 
-/* The depths below the v2 root at which sessions' cgroups sit, plus one (0: unused). Filled in
- * order and never emptied while the object is loaded, so a reader never sees a hole. */
-struct levels {
+/* What every syscall of every process on the host checks first, in one array element (a lookup the
+ * verifier inlines). lv: the depths below the v2 root at which sessions' cgroups sit, plus one (0:
+ * unused), filled in order and never emptied while the object is loaded, so a reader never sees a
+ * hole. bits: bit (id % 4096) is set for each session's cgroup id, so a process outside every
+ * session is told so without a hash lookup (a set bit is confirmed in `sessions`). */
+#define FILTER_BITS 4096
+
+struct filter {
 	__u32 lv[MAX_LEVELS];
+	__u64 bits[FILTER_BITS / 64];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct levels);
-} levels SEC(".maps");
+	__type(value, struct filter);
+} filter SEC(".maps");
 
 /* Per session, per CPU: records offered to its ring buffer, and dropped because it was full. Kept
  * until user space has read the ring empty, after the session stopped reporting. */
@@ -154,9 +160,11 @@ struct {
 	__type(value, struct ev_exec);
 } exec_scratch SEC(".maps");
 
-static __always_inline struct session *session_at(__u32 lv)
+static __always_inline struct session *session_at(struct filter *f, __u32 lv)
 {
 	__u64 id = bpf_get_current_ancestor_cgroup_id(lv - 1);
+	if (!((f->bits[(id >> 6) & (FILTER_BITS / 64 - 1)] >> (id & 63)) & 1))
+		return 0;
 	return bpf_map_lookup_elem(&sessions, &id);
 }
 
@@ -166,22 +174,32 @@ static __always_inline struct session *session_at(__u32 lv)
 static __always_inline struct session *current_session(void)
 {
 	__u32 zero = 0;
-	struct levels *l = bpf_map_lookup_elem(&levels, &zero);
+	struct filter *f = bpf_map_lookup_elem(&filter, &zero);
 	struct session *s;
-	if (!l || !l->lv[0])
+	if (!f || !f->lv[0])
 		return 0;
-	if ((s = session_at(l->lv[0])) || !l->lv[1])
+	if ((s = session_at(f, f->lv[0])) || !f->lv[1])
 		return s;
-	if ((s = session_at(l->lv[1])) || !l->lv[2])
+	if ((s = session_at(f, f->lv[1])) || !f->lv[2])
 		return s;
-	if ((s = session_at(l->lv[2])) || !l->lv[3])
+	if ((s = session_at(f, f->lv[2])) || !f->lv[3])
 		return s;
-	return session_at(l->lv[3]);
+	return session_at(f, f->lv[3]);
 }
 
 static __always_inline bool watched(struct session *s, __u32 nr)
 {
 	return nr < 512 && ((s->watch[(nr >> 6) & 7] >> (nr & 63)) & 1);
+}
+
+/* Writes a record without waking the reader, unless a quarter of the ring is waiting: the reader
+ * looks every 10 ms anyway, and a wakeup per record (an irq_work, then the reader's thread
+ * scheduled) costs the writing process more than the record itself. */
+static __always_inline long output(void *ring, void *data, __u64 size)
+{
+	__u64 waiting = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	__u64 wake = waiting > bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return bpf_ringbuf_output(ring, data, size, wake);
 }
 
 /* Offers a record to the session's ring; counts it, and counts it lost when the ring is full. */
@@ -195,9 +213,9 @@ static __always_inline void emit(struct session *s, void *data, __u64 size)
 	long err;
 	if (s->ring) {
 		void *ring = bpf_map_lookup_elem(&rings, &cgid);
-		err = ring ? bpf_ringbuf_output(ring, data, size, 0) : -1;
+		err = ring ? output(ring, data, size) : -1;
 	} else {
-		err = bpf_ringbuf_output(&events, data, size, 0);
+		err = output(&events, data, size);
 	}
 	if (err)
 		c->dropped += 1;

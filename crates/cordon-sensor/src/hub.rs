@@ -1,9 +1,10 @@
 //! One loaded copy of the sensor's BPF programs, shared by every session a process watches.
 //!
-//! The programs find a task's session by its cgroup: `levels` holds the depths below the v2 root
-//! at which watched cgroups sit, `sessions` maps a cgroup id to that session's settings (its
-//! network mode, the syscalls its seccomp filter may refuse). Processes outside every session stop
-//! at that lookup. Each session has a ring buffer of its own (`rings`, a hash of maps keyed by the
+//! The programs find a task's session by its cgroup: `filter` holds the depths below the v2 root
+//! at which watched cgroups sit and a bitmap of their ids, `sessions` maps a cgroup id to that
+//! session's settings (its network mode, the syscalls its seccomp filter may refuse). A process
+//! outside every session stops at the bitmap: every syscall on the host passes through these
+//! programs while they are loaded. Each session has a ring buffer of its own (`rings`, a hash of maps keyed by the
 //! same id) and per-CPU counters of records offered and dropped (`counts`): one session's burst can
 //! neither fill another's buffer nor blur its loss count, and per session offered = read + lost.
 //! The cgroup-bpf network programs are loaded once and attached to each session's cgroup that has
@@ -15,7 +16,8 @@
 //! sized before load, so a process that watches one session pays no such wait; that ring serves
 //! no later session.
 //!
-//! Adding a session: its ring, counters and allow-list, its depth, then its `sessions` entry (from
+//! Adding a session: its depth and bit in `filter`, its ring, counters and allow-list, then its
+//! `sessions` entry (from
 //! which point its records flow), then its network links. Removing it ([`Registration::stop`]):
 //! the links go, then the `sessions` entry, so no record starts after it; its reader drains the
 //! ring until offered = read + lost; then the rest is deleted when the registration drops.
@@ -37,6 +39,7 @@ use std::time::{Duration, Instant};
 
 /// As in bpf/cordon.bpf.c.
 const MAX_LEVELS: usize = 4;
+const FILTER_BITS: usize = 4096;
 const MAX_SESSIONS: usize = 1024;
 /// struct session: cgid, net_mode, ring, watch[8].
 const SESSION_SIZE: usize = 8 + 4 + 4 + 64;
@@ -45,7 +48,7 @@ const COUNTS_SIZE: usize = 16;
 
 struct Maps {
     sessions: MapHandle,
-    levels: MapHandle,
+    filter: MapHandle,
     counts: MapHandle,
     rings: MapHandle,
     kill_tgids: MapHandle,
@@ -67,12 +70,39 @@ pub struct Hub {
     pub loaded_in: Duration,
 }
 
-#[derive(Default)]
 struct State {
     /// Cgroup ids of the sessions registered now.
     watched: BTreeSet<u64>,
-    /// The depths in the `levels` map (depth + 1), in its order.
+    /// The depths in the `filter` map (depth + 1), in its order.
     levels: Vec<u32>,
+    /// Per bit of the filter's bitmap: how many watched sessions' ids set it.
+    bits: Vec<u32>,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State { watched: BTreeSet::new(), levels: vec![], bits: vec![0; FILTER_BITS] }
+    }
+}
+
+impl State {
+    /// struct filter in bpf/cordon.bpf.c.
+    fn filter(&self) -> Vec<u8> {
+        let mut v = vec![0u8; 4 * MAX_LEVELS + FILTER_BITS / 8];
+        for (i, l) in self.levels.iter().enumerate().take(MAX_LEVELS) {
+            v[4 * i..4 * i + 4].copy_from_slice(&l.to_ne_bytes());
+        }
+        for (w, chunk) in self.bits.chunks(64).enumerate() {
+            let word = chunk.iter().enumerate().filter(|(_, n)| **n > 0).fold(0u64, |a, (i, _)| a | 1 << i);
+            let at = 4 * MAX_LEVELS + 8 * w;
+            v[at..at + 8].copy_from_slice(&word.to_ne_bytes());
+        }
+        v
+    }
+}
+
+fn filter_bit(cgid: u64) -> usize {
+    (cgid % FILTER_BITS as u64) as usize
 }
 
 impl Hub {
@@ -109,7 +139,7 @@ impl Hub {
         };
         let maps = Maps {
             sessions: dup(&m.sessions, "sessions map")?,
-            levels: dup(&m.levels, "levels map")?,
+            filter: dup(&m.filter, "filter map")?,
             counts: dup(&m.counts, "counts map")?,
             rings: dup(&m.rings, "rings map")?,
             kill_tgids: dup(&m.kill_tgids, "kill_tgids map")?,
@@ -227,22 +257,26 @@ impl Hub {
                 return Err(SensorError::Setup(format!("this process already watches {MAX_SESSIONS} sessions")));
             }
             let level = target.level + 1;
-            if !st.levels.contains(&level) {
-                if st.levels.len() >= MAX_LEVELS {
-                    return Err(SensorError::Setup(format!(
-                        "the cgroup {} is {} levels deep; the sessions watched by this process already sit at {MAX_LEVELS} other depths ({:?}), the most the sensor follows",
-                        target.dir.display(),
-                        target.level,
-                        st.levels.iter().map(|l| l - 1).collect::<Vec<_>>()
-                    )));
-                }
-                // struct levels: the depths in order, then zeros.
-                let mut v = [0u8; 4 * MAX_LEVELS];
-                for (i, l) in st.levels.iter().chain([&level]).enumerate() {
-                    v[4 * i..4 * i + 4].copy_from_slice(&l.to_ne_bytes());
-                }
-                self.maps.levels.update(&0u32.to_ne_bytes(), &v, MapFlags::ANY).map_err(setup("levels map".into()))?;
+            let new_level = !st.levels.contains(&level);
+            if new_level && st.levels.len() >= MAX_LEVELS {
+                return Err(SensorError::Setup(format!(
+                    "the cgroup {} is {} levels deep; the sessions watched by this process already sit at {MAX_LEVELS} other depths ({:?}), the most the sensor follows",
+                    target.dir.display(),
+                    target.level,
+                    st.levels.iter().map(|l| l - 1).collect::<Vec<_>>()
+                )));
+            }
+            if new_level {
                 st.levels.push(level);
+            }
+            st.bits[filter_bit(target.id)] += 1;
+            if let Err(e) = self.maps.filter.update(&0u32.to_ne_bytes(), &st.filter(), MapFlags::ANY) {
+                // A depth, once in the map, stays; one that could not be written is not there.
+                st.bits[filter_bit(target.id)] -= 1;
+                if new_level {
+                    st.levels.pop();
+                }
+                return Err(setup("filter map".into())(e));
             }
             st.watched.insert(target.id);
         }
@@ -393,7 +427,13 @@ impl Drop for Registration {
                 let _ = m.kill_tgids.delete(&pid.to_ne_bytes());
             }
         }
-        self.hub.lock().watched.remove(&self.cgid);
+        let mut st = self.hub.lock();
+        st.watched.remove(&self.cgid);
+        let bit = filter_bit(self.cgid);
+        st.bits[bit] = st.bits[bit].saturating_sub(1);
+        if st.bits[bit] == 0 {
+            let _ = m.filter.update(&0u32.to_ne_bytes(), &st.filter(), MapFlags::ANY);
+        }
     }
 }
 
@@ -414,6 +454,20 @@ mod tests {
         assert_eq!(word(5), 1 << (321 - 320));
         assert_eq!(word(7), 1 << 63, "511 is the last; 512 is out of the table");
         assert_eq!(session_value(7, None, &[], true)[8..], [0u8; SESSION_SIZE - 8]);
+    }
+
+    #[test]
+    fn filter_layout() {
+        let mut st = State { levels: vec![3, 5], ..Default::default() };
+        st.bits[filter_bit(4096 + 70)] = 1;
+        st.bits[filter_bit(4095)] = 2;
+        let v = st.filter();
+        let word = |at: usize| u64::from_ne_bytes(v[at..at + 8].try_into().expect("width"));
+        assert_eq!(v.len(), 16 + 512);
+        assert_eq!((v[0], v[4], v[8], v[12]), (3, 5, 0, 0));
+        assert_eq!(word(16 + 8), 1 << 6, "bit 70: word 1, bit 6");
+        assert_eq!(word(16 + 8 * 63), 1 << 63, "bit 4095: the last");
+        assert_eq!(v.iter().skip(16).filter(|b| **b != 0).count(), 2);
     }
 
     #[test]
