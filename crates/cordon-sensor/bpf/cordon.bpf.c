@@ -85,7 +85,8 @@ struct {
  * another's buffer. */
 struct ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096); /* the prototype; each session's ring has its own size */
+	/* The prototype, a multiple of any page size; each session's ring has its own size. */
+	__uint(max_entries, 1 << 16);
 };
 
 struct {
