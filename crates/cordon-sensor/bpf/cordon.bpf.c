@@ -43,12 +43,15 @@ struct {
  * verifier inlines). lv: the depths below the v2 root at which sessions' cgroups sit, plus one (0:
  * unused), filled in order and never emptied while the object is loaded, so a reader never sees a
  * hole. bits: bit (id % 4096) is set for each session's cgroup id, so a process outside every
- * session is told so without a hash lookup (a set bit is confirmed in `sessions`). */
+ * session is told so without a hash lookup (a set bit is confirmed in `sessions`). kills: how many
+ * signals asked for through kill_tgids are pending (0: no lookup there). */
 #define FILTER_BITS 4096
 
 struct filter {
 	__u32 lv[MAX_LEVELS];
 	__u64 bits[FILTER_BITS / 64];
+	__u32 kills;
+	__u32 _pad;
 };
 
 struct {
@@ -463,10 +466,14 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	struct session *s = current_session();
 	if (!s)
 		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct kill *kl = bpf_map_lookup_elem(&kill_tgids, &tgid);
-	if (kl && kl->cgid == s->cgid)
-		bpf_send_signal(kl->sig);
+	__u32 zero = 0;
+	struct filter *f = bpf_map_lookup_elem(&filter, &zero);
+	if (f && f->kills) {
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		struct kill *kl = bpf_map_lookup_elem(&kill_tgids, &tgid);
+		if (kl && kl->cgid == s->cgid)
+			bpf_send_signal(kl->sig);
+	}
 
 	__u32 nr = id;
 	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);

@@ -77,18 +77,20 @@ struct State {
     levels: Vec<u32>,
     /// Per bit of the filter's bitmap: how many watched sessions' ids set it.
     bits: Vec<u32>,
+    /// Signals asked for in kill_tgids by the sessions registered now.
+    kills: u32,
 }
 
 impl Default for State {
     fn default() -> State {
-        State { watched: BTreeSet::new(), levels: vec![], bits: vec![0; FILTER_BITS] }
+        State { watched: BTreeSet::new(), levels: vec![], bits: vec![0; FILTER_BITS], kills: 0 }
     }
 }
 
 impl State {
     /// struct filter in bpf/cordon.bpf.c.
     fn filter(&self) -> Vec<u8> {
-        let mut v = vec![0u8; 4 * MAX_LEVELS + FILTER_BITS / 8];
+        let mut v = vec![0u8; 4 * MAX_LEVELS + FILTER_BITS / 8 + 8];
         for (i, l) in self.levels.iter().enumerate().take(MAX_LEVELS) {
             v[4 * i..4 * i + 4].copy_from_slice(&l.to_ne_bytes());
         }
@@ -97,6 +99,8 @@ impl State {
             let at = 4 * MAX_LEVELS + 8 * w;
             v[at..at + 8].copy_from_slice(&word.to_ne_bytes());
         }
+        let at = 4 * MAX_LEVELS + FILTER_BITS / 8;
+        v[at..at + 4].copy_from_slice(&self.kills.to_ne_bytes());
         v
     }
 }
@@ -396,7 +400,17 @@ impl Registration {
             .kill_tgids
             .update(&pid.to_ne_bytes(), &v, MapFlags::ANY)
             .map_err(|e| SensorError::Setup(format!("kill_tgids map: {e:#}")))?;
-        self.kills.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+        let mut kills = self.kills.lock().unwrap_or_else(|e| e.into_inner());
+        if !kills.contains(&pid) {
+            kills.push(pid);
+            let mut st = self.hub.lock();
+            st.kills += 1;
+            self.hub
+                .maps
+                .filter
+                .update(&0u32.to_ne_bytes(), &st.filter(), MapFlags::ANY)
+                .map_err(|e| SensorError::Setup(format!("filter map: {e:#}")))?;
+        }
         Ok(())
     }
 }
@@ -431,7 +445,9 @@ impl Drop for Registration {
         st.watched.remove(&self.cgid);
         let bit = filter_bit(self.cgid);
         st.bits[bit] = st.bits[bit].saturating_sub(1);
-        if st.bits[bit] == 0 {
+        let kills = self.kills.lock().unwrap_or_else(|e| e.into_inner()).len() as u32;
+        st.kills = st.kills.saturating_sub(kills);
+        if st.bits[bit] == 0 || kills > 0 {
             let _ = m.filter.update(&0u32.to_ne_bytes(), &st.filter(), MapFlags::ANY);
         }
     }
@@ -458,16 +474,17 @@ mod tests {
 
     #[test]
     fn filter_layout() {
-        let mut st = State { levels: vec![3, 5], ..Default::default() };
+        let mut st = State { levels: vec![3, 5], kills: 2, ..Default::default() };
         st.bits[filter_bit(4096 + 70)] = 1;
         st.bits[filter_bit(4095)] = 2;
         let v = st.filter();
         let word = |at: usize| u64::from_ne_bytes(v[at..at + 8].try_into().expect("width"));
-        assert_eq!(v.len(), 16 + 512);
+        assert_eq!(v.len(), 16 + 512 + 8);
+        assert_eq!(u32::from_ne_bytes(v[528..532].try_into().expect("width")), 2);
         assert_eq!((v[0], v[4], v[8], v[12]), (3, 5, 0, 0));
         assert_eq!(word(16 + 8), 1 << 6, "bit 70: word 1, bit 6");
         assert_eq!(word(16 + 8 * 63), 1 << 63, "bit 4095: the last");
-        assert_eq!(v.iter().skip(16).filter(|b| **b != 0).count(), 2);
+        assert_eq!(v.iter().skip(16).take(512).filter(|b| **b != 0).count(), 2);
     }
 
     #[test]

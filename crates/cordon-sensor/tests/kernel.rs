@@ -518,3 +518,24 @@ fn network_rules_stay_per_session() {
     assert_eq!(nets(&seen_c, "deny"), 0, "c was refused nothing");
     assert!(nets(&seen_c, "net") >= 1, "c's connect is c's event");
 }
+
+#[test]
+fn a_signal_asked_by_one_session_does_not_reach_another() {
+    use std::os::unix::process::ExitStatusExt;
+    if !need_root() {
+        return;
+    }
+    let _serial = serial();
+    let (a, b) = (Cg::new("asks"), Cg::new("other"));
+    let sa = watch(&a, 1 << 20, None, Box::new(|_| {}));
+    let sb = watch(&b, 1 << 20, None, Box::new(|_| {}));
+    let mut p = b.spawn_busy();
+    wait_in_cgroup(&b, 1);
+    sa.signal_process(p.id(), 9);
+    assert!(wait_exit(&mut p, Duration::from_millis(300)).is_none(), "a's request does not kill b's process");
+    // Control: b's own request does.
+    sb.signal_process(p.id(), 9);
+    let st = wait_exit(&mut p, Duration::from_secs(3)).expect("killed at its next syscall");
+    assert_eq!(st.signal(), Some(9));
+    let _ = (sa.finish(), sb.finish());
+}
