@@ -12,6 +12,7 @@ use cordon_sensor::{Config, Event, Feed, NetRules, Sensor};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -538,4 +539,56 @@ fn a_signal_asked_by_one_session_does_not_reach_another() {
     let st = wait_exit(&mut p, Duration::from_secs(3)).expect("killed at its next syscall");
     assert_eq!(st.signal(), Some(9));
     let _ = (sa.finish(), sb.finish());
+}
+
+#[test]
+fn eight_sessions_started_from_eight_threads_at_once_each_get_their_own() {
+    if !need_root() {
+        return;
+    }
+    let _serial = serial();
+    // Each thread waits here for the others, or at most 10 s (a thread that failed does not hang
+    // the rest).
+    let (ready, live) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let meet = |n: &AtomicUsize| {
+        n.fetch_add(1, Ordering::SeqCst);
+        let t = Instant::now();
+        while n.load(Ordering::SeqCst) < 8 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (ready, live) = (ready.clone(), live.clone());
+            std::thread::spawn(move || {
+                let cg = Cg::new(&format!("many{i}"));
+                let marker = Marker::new(&format!("many{i}"));
+                let (seen, sink) = collect();
+                meet(&ready);
+                let s = watch(&cg, 1 << 20, Some(NetRules { loopback_only: true, allow: vec![] }), sink);
+                let (pid, code) = cg.run(&format!("cat {}", marker.0.display()));
+                assert_eq!(code, Some(0));
+                wait_opened(&seen, &marker.0, 1);
+                meet(&live); // every session is live before any ends
+                let sum = s.finish();
+                assert!(sum.lost == 0 && sum.attempted == sum.events + sum.decode_errors, "session {i}: {sum:?}");
+                let strangers: Vec<String> = seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .filter(|e| e.pid != pid)
+                    .map(|e| e.line())
+                    .collect();
+                assert!(strangers.is_empty(), "session {i} saw only its own process {pid}: {strangers:?}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a session's thread failed");
+    }
+    let t = Instant::now();
+    while held_ids() != (vec![], vec![]) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(held_ids(), (vec![], vec![]), "the hub went with its last session");
 }
