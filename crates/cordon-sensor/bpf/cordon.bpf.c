@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR Apache-2.0
-/* cordon's sensor: what a session's processes really did, from tracepoints, plus the session's
- * network rules enforced by cgroup-bpf. Only program types these kernels accept (KERNEL.md):
- * tp_btf and cgroup/{connect,sendmsg}{4,6}, cgroup/sock_create. Nothing is pinned. */
+/* cordon's sensor: what sessions' processes really did, from tracepoints, plus each session's
+ * network rules enforced by cgroup-bpf. One loaded copy serves every session of the process that
+ * loaded it: sessions are entries in maps, each with its own ring buffer and loss counters. Only
+ * program types these kernels accept (KERNEL.md): tp_btf and cgroup/{connect,sendmsg}{4,6},
+ * cgroup/sock_create. Nothing is pinned. */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -14,23 +16,88 @@ char LICENSE[] SEC("license") = "GPL";
 #define EPERM 1
 #define EACCES 13
 
-/* Set by user space before load. */
-const volatile __u64 target_cgid = 0;  /* the session's cgroup v2 id */
-const volatile __u32 target_level = 0; /* its depth, for bpf_get_current_ancestor_cgroup_id */
-const volatile __u32 net_mode = 0;     /* 0: observe only; 1: loopback only (plus net_allow) */
+/* Sessions, added and removed at run time by user space (src/hub.rs). A task belongs to a session
+ * when its cgroup, or its ancestor at one of the depths in `filter`, is a key of `sessions`. */
+#define MAX_SESSIONS 1024
+#define MAX_LEVELS 4
 
+struct session {
+	__u64 cgid;     /* the session's cgroup v2 id (the key, repeated) */
+	__u32 net_mode; /* 0: observe only; 1: loopback only (plus net_allow) */
+	__u32 ring;     /* 0: the object's own ring (`events`); 1: the session's in `rings` */
+	/* Bit nr: the session's seccomp filter may refuse syscall nr (track entry to attribute it). */
+	__u64 watch[8];
+};
+
+/* Not preallocated: a deleted entry is freed after the programs that looked it up are done, never
+ * reused under them for another session. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MAX_SESSIONS);
+	__type(key, __u64);
+	__type(value, struct session);
+} sessions SEC(".maps");
+
+/* What every syscall of every process on the host checks first, in one array element (a lookup the
+ * verifier inlines). lv: the depths below the v2 root at which sessions' cgroups sit, plus one (0:
+ * unused), filled in order and never emptied while the object is loaded, so a reader never sees a
+ * hole. bits: bit (id % 4096) is set for each session's cgroup id, so a process outside every
+ * session is told so without a hash lookup (a set bit is confirmed in `sessions`). kills: how many
+ * signals asked for through kill_tgids are pending (0: no lookup there). */
+#define FILTER_BITS 4096
+
+struct filter {
+	__u32 lv[MAX_LEVELS];
+	__u64 bits[FILTER_BITS / 64];
+	__u32 kills;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct filter);
+} filter SEC(".maps");
+
+/* Per session, per CPU: records offered to its ring buffer, and dropped because it was full. Kept
+ * until user space has read the ring empty, after the session stopped reporting. */
+struct counts {
+	__u64 offered;
+	__u64 dropped;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MAX_SESSIONS);
+	__type(key, __u64);
+	__type(value, struct counts);
+} counts SEC(".maps");
+
+/* The object's own ring buffer, sized before load: the ring of the first session of a process
+ * that watches one (no map-in-map change, which makes the kernel wait for an RCU grace period).
+ * It serves that session only, never a later one. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20); /* resized from user space */
+	__uint(max_entries, 4096); /* resized from user space */
 } events SEC(".maps");
 
-/* Per CPU: [0] events attempted, [1] events dropped because the ring buffer was full. */
+/* Per session: a ring buffer of its own, sized by user space, so one session's burst cannot fill
+ * another's buffer. */
+struct ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	/* The prototype, a multiple of any page size; each session's ring has its own size. */
+	__uint(max_entries, 1 << 16);
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, MAX_SESSIONS);
+	__type(key, __u64);
+	__array(values, struct ring);
+} rings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -39,15 +106,23 @@ struct {
 	__type(value, struct sc_kind);
 } kinds SEC(".maps");
 
-/* tgid -> signal: a rule asked for this process to die; it gets the signal at its next syscall. */
+/* tgid -> signal: a rule asked for this process to die; it gets the signal at its next syscall,
+ * if it is still in the session that asked. */
+struct kill {
+	__u32 sig;
+	__u32 _pad;
+	__u64 cgid;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct kill);
 } kill_tgids SEC(".maps");
 
 struct net_key {
+	__u64 cgid; /* the session's */
 	__u32 family;
 	__u32 port; /* 0: any */
 	__u8 addr[16];
@@ -89,23 +164,65 @@ struct {
 	__type(value, struct ev_exec);
 } exec_scratch SEC(".maps");
 
-static __always_inline bool in_session(void)
+static __always_inline struct session *session_at(struct filter *f, __u32 lv)
 {
-	return bpf_get_current_ancestor_cgroup_id(target_level) == target_cgid;
+	__u64 id = bpf_get_current_ancestor_cgroup_id(lv - 1);
+	if (!((f->bits[(id >> 6) & (FILTER_BITS / 64 - 1)] >> (id & 63)) & 1))
+		return 0;
+	return bpf_map_lookup_elem(&sessions, &id);
 }
 
-static __always_inline void count(__u32 idx)
+/* The session the current task belongs to, or NULL: the first cgroup among its ancestors at the
+ * watched depths that is a session's. Processes outside every session stop here. Written out, not
+ * a loop: no verifier needs to prove it ends. */
+static __always_inline struct session *current_session(void)
 {
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
-	if (v)
-		*v += 1;
+	__u32 zero = 0;
+	struct filter *f = bpf_map_lookup_elem(&filter, &zero);
+	struct session *s;
+	if (!f || !f->lv[0])
+		return 0;
+	if ((s = session_at(f, f->lv[0])) || !f->lv[1])
+		return s;
+	if ((s = session_at(f, f->lv[1])) || !f->lv[2])
+		return s;
+	if ((s = session_at(f, f->lv[2])) || !f->lv[3])
+		return s;
+	return session_at(f, f->lv[3]);
 }
 
-static __always_inline void emit(void *data, __u64 size)
+static __always_inline bool watched(struct session *s, __u32 nr)
 {
-	count(0);
-	if (bpf_ringbuf_output(&events, data, size, 0))
-		count(1);
+	return nr < 512 && ((s->watch[(nr >> 6) & 7] >> (nr & 63)) & 1);
+}
+
+/* Writes a record without waking the reader, unless a quarter of the ring is waiting: the reader
+ * looks every 10 ms anyway, and a wakeup per record (an irq_work, then the reader's thread
+ * scheduled) costs the writing process more than the record itself. */
+static __always_inline long output(void *ring, void *data, __u64 size)
+{
+	__u64 waiting = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
+	__u64 wake = waiting > bpf_ringbuf_query(ring, BPF_RB_RING_SIZE) / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return bpf_ringbuf_output(ring, data, size, wake);
+}
+
+/* Offers a record to the session's ring; counts it, and counts it lost when the ring is full. */
+static __always_inline void emit(struct session *s, void *data, __u64 size)
+{
+	__u64 cgid = s->cgid;
+	struct counts *c = bpf_map_lookup_elem(&counts, &cgid);
+	if (!c)
+		return;
+	c->offered += 1;
+	long err;
+	if (s->ring) {
+		void *ring = bpf_map_lookup_elem(&rings, &cgid);
+		err = ring ? output(ring, data, size) : -1;
+	} else {
+		err = output(&events, data, size);
+	}
+	if (err)
+		c->dropped += 1;
 }
 
 static __always_inline void fill_hdr(struct ev_hdr *h, __u32 kind, struct task_struct *t)
@@ -263,7 +380,7 @@ struct {
 
 #define FIXED_SYS __builtin_offsetof(struct ev_sys, p1)
 
-static __always_inline void emit_sys(struct ev_sys *ev)
+static __always_inline void emit_sys(struct session *s, struct ev_sys *ev)
 {
 	__u32 zero = 0;
 	char *b = bpf_map_lookup_elem(&pack_scratch, &zero);
@@ -288,7 +405,7 @@ static __always_inline void emit_sys(struct ev_sys *ev)
 	if (la)
 		bpf_probe_read_kernel(b + (off & 767), la, ev->addr);
 	off += la;
-	emit(b, off & 1023);
+	emit(s, b, off & 1023);
 }
 
 /* Argument i without pointer arithmetic the verifier cannot bound. */
@@ -346,18 +463,23 @@ static __always_inline void decode(struct ev_sys *ev, struct sc_kind *k)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-	if (!in_session())
+	struct session *s = current_session();
+	if (!s)
 		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 *sig = bpf_map_lookup_elem(&kill_tgids, &tgid);
-	if (sig)
-		bpf_send_signal(*sig);
+	__u32 zero = 0;
+	struct filter *f = bpf_map_lookup_elem(&filter, &zero);
+	if (f && f->kills) {
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		struct kill *kl = bpf_map_lookup_elem(&kill_tgids, &tgid);
+		if (kl && kl->cgid == s->cgid)
+			bpf_send_signal(kl->sig);
+	}
 
 	__u32 nr = id;
 	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
 	/* Most calls (read, write, mmap, ...) are neither recorded nor refusable by the session's
 	 * seccomp filter: they cost this lookup and nothing more. */
-	if (!k || (k->kind == SK_NONE && !(k->flags & KF_WATCHED)))
+	if (!k || (k->kind == SK_NONE && !watched(s, nr)))
 		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct inflight *st = bpf_task_storage_get(&inflight_store, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -398,21 +520,22 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	if (!in_session())
+	struct session *s = current_session();
+	if (!s)
 		return 0;
 	__u32 nr = sc_nr(regs);
 	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
 	bool interesting = k && k->kind != SK_NONE;
-	bool watched = k && (k->flags & KF_WATCHED);
+	bool watch = k && watched(s, nr);
 	bool errish = ret == -EPERM || ret == -EACCES;
-	if (!interesting && !watched && !errish)
+	if (!interesting && !watch && !errish)
 		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
 	struct inflight *st = bpf_task_storage_get(&inflight_store, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st)
 		return 0;
 	/* Only calls the enter program tracks can be told apart as "refused before entry". */
-	bool entered = (interesting || watched) ? (st->entered && st->nr == nr) : true;
+	bool entered = (interesting || watch) ? (st->entered && st->nr == nr) : true;
 	st->entered = 0;
 	bool refused = errish || (!entered && ret < 0);
 	if (!interesting && !refused)
@@ -446,14 +569,15 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 	if (!entered)
 		ev->h.flags |= F_NOT_ENTERED;
 	ev->ret = ret;
-	emit_sys(ev);
+	emit_sys(s, ev);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	if (!in_session())
+	struct session *s = current_session();
+	if (!s)
 		return 0;
 	__u32 zero = 0;
 	struct ev_exec *ev = bpf_map_lookup_elem(&exec_scratch, &zero);
@@ -476,14 +600,15 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 		if (bpf_probe_read_user(ev->argv, ARGV_MAX, (void *)a0) == 0)
 			ev->argv_len = ARGV_MAX;
 	}
-	emit(ev, sizeof(*ev));
+	emit(s, ev, sizeof(*ev));
 	return 0;
 }
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	if (!in_session())
+	struct session *s = current_session();
+	if (!s)
 		return 0;
 	struct ev_fork ev = {};
 	fill_hdr(&ev.h, EV_FORK, parent);
@@ -494,14 +619,15 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	if (ev.child_pid == ev.h.pid)
 		return 0;
 	ev.child_start = BPF_CORE_READ(child, start_time);
-	emit(&ev, sizeof(ev));
+	emit(s, &ev, sizeof(ev));
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
-	if (!in_session())
+	struct session *s = current_session();
+	if (!s)
 		return 0;
 	/* One event per process: when its last thread goes (the leader's exit is the one reported). */
 	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
@@ -509,15 +635,20 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	struct ev_exit ev = {};
 	fill_hdr(&ev.h, EV_EXIT, p);
 	ev.code = BPF_CORE_READ(p, exit_code);
-	emit(&ev, sizeof(ev));
+	emit(s, &ev, sizeof(ev));
 	return 0;
 }
 
-/* ---- network, per session, in the kernel ---- */
+/* ---- network, per session, in the kernel ----
+ * These programs are attached to each session's cgroup that has network rules, so they run only
+ * for its sockets. The rules are those of the calling task's session (cgroup programs have no
+ * attach cookie on these kernels); a caller in no session (a socket handed out of the session) gets
+ * the strictest: loopback only. */
 
-static __always_inline bool allowed(__u32 family, __u32 port, __u8 *addr)
+static __always_inline bool allowed(__u64 cgid, __u32 family, __u32 port, __u8 *addr)
 {
 	struct net_key k = {};
+	k.cgid = cgid;
 	k.family = family;
 	k.port = port;
 	__builtin_memcpy(k.addr, addr, 16);
@@ -541,6 +672,7 @@ static __always_inline void net_hdr(struct ev_net *ev)
 
 static __always_inline int net_decide(struct bpf_sock_addr *ctx, __u32 hook, bool v6)
 {
+	struct session *s = current_session();
 	struct ev_net ev = {};
 	net_hdr(&ev);
 	ev.hook = hook;
@@ -564,11 +696,11 @@ static __always_inline int net_decide(struct bpf_sock_addr *ctx, __u32 hook, boo
 		       (a0 == 0 && a1 == 0 && a2 == bpf_htonl(0xffff) && (a3 & 0xff) == 127);
 	}
 	ev.verdict = 1;
-	if (net_mode == 1 && !loop && !allowed(ev.family, ev.port, ev.addr))
+	if (!loop && (!s || (s->net_mode == 1 && !allowed(s->cgid, ev.family, ev.port, ev.addr))))
 		ev.verdict = 0;
 	/* Allowed loopback traffic is the proxy's business and would only add noise. */
-	if (!loop || !ev.verdict)
-		emit(&ev, sizeof(ev));
+	if (s && (!loop || !ev.verdict))
+		emit(s, &ev, sizeof(ev));
 	return ev.verdict ? 1 : 0;
 }
 
@@ -599,6 +731,8 @@ int sock_create(struct bpf_sock *ctx)
 	ev.family = family;
 	ev.type = type;
 	ev.protocol = ctx->protocol;
-	emit(&ev, sizeof(ev));
+	struct session *s = current_session();
+	if (s)
+		emit(s, &ev, sizeof(ev));
 	return 0;
 }

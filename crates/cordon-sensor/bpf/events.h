@@ -34,7 +34,8 @@ struct sc_kind {
 
 /* sc_kind.flags */
 #define KF_QUIET_OK 1 /* successful calls without an address are not events (sendto on a connected socket) */
-#define KF_WATCHED 2  /* the session's seccomp filter may refuse it: track entry to attribute refusals */
+/* Whether a session's seccomp filter may refuse a call (track its entry to attribute a refusal) is
+ * per session: struct session's watch bitmap in cordon.bpf.c. */
 
 /* 56 bytes */
 struct ev_hdr {

@@ -1,24 +1,22 @@
-//! Loads the BPF programs for one session, reads its events on a thread of their own, and hands
-//! back a summary when the session ends.
+//! Watches one session: adds it to the loaded programs ([`Hub`]), reads its events on a thread of
+//! their own, and hands back a summary when the session ends.
 //!
-//! Back-pressure: the kernel never waits for cordon. Each record is offered to the ring buffer;
-//! when it is full the record is dropped and a per-CPU counter goes up. The reader polls
-//! continuously, emits a `loss` event whenever the counters moved, and the summary gives the
-//! totals, so a loss is never silent. The buffer's size (default 16 MiB) sets how long a burst
-//! can outrun the reader.
+//! Back-pressure: the kernel never waits for cordon. Each record is offered to the session's own
+//! ring buffer; when it is full the record is dropped and the session's per-CPU counter goes up.
+//! The reader polls continuously, emits a `loss` event whenever the counters moved, and the
+//! summary gives the totals, so a loss is never silent. The buffer's size (default 16 MiB) sets how
+//! long a burst can outrun the reader.
 
 use crate::attribute::Attribution;
 use crate::convert::Converter;
 use crate::event::Event;
+use crate::hub::{Hub, Registration};
 use crate::lineage::Lineage;
 use crate::raw;
-use crate::sys::{CordonSkelBuilder, OpenCordonSkel};
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, MapFlags, RingBufferBuilder};
+use libbpf_rs::RingBufferBuilder;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -111,38 +109,53 @@ pub struct OutputStatus {
     pub marked: bool,
 }
 
-enum Ctl {
-    Signal(u32, u32),
-}
-
+/// One watched session: its reader thread, and its place in the hub (which stays loaded while any
+/// of its sessions is watched). [`Sensor::finish`] or dropping it removes the session.
 pub struct Sensor {
     stop: Arc<AtomicBool>,
-    ctl: mpsc::Sender<Ctl>,
     thread: Option<std::thread::JoinHandle<Summary>>,
+    reg: Arc<Registration>,
     pub cgroup: PathBuf,
 }
 
-fn num_cpus() -> usize {
-    libbpf_rs::num_possible_cpus().unwrap_or(1).max(1)
-}
-
 impl Sensor {
-    /// Loads and attaches everything; returns once events flow, or with the reason it cannot.
+    /// Watches one session: adds it to this process's hub (loading the programs if no session of
+    /// the process holds them) and returns once its events flow, or with the reason it cannot.
     pub fn start(cfg: Config) -> Result<Sensor, SensorError> {
         if !nix::unistd::geteuid().is_root() {
             return Err(SensorError::NotRoot);
         }
+        let t = Instant::now();
+        let (hub, loaded) = Hub::shared_or_loaded(cfg.ring_bytes)?;
+        let hub_ready = t.elapsed();
+        let s = hub.add_session(cfg)?;
+        if timing() {
+            eprintln!(
+                "cordon-timing: sensor loaded and attached in {} us (programs {} in {} us, session added in {} us)",
+                t.elapsed().as_micros(),
+                if loaded { "loaded" } else { "shared" },
+                hub_ready.as_micros(),
+                (t.elapsed() - hub_ready).as_micros()
+            );
+        }
+        Ok(s)
+    }
+
+    pub(crate) fn attach(hub: Arc<Hub>, cfg: Config) -> Result<Sensor, SensorError> {
+        let target = crate::cgroup::target(&cfg.cgroup).map_err(SensorError::Setup)?;
+        let reg = Arc::new(hub.register(&target, cfg.net.as_ref(), &cfg.seccomp_watch, cfg.ring_bytes)?);
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), SensorError>>();
-        let (ctl_tx, ctl_rx) = mpsc::channel::<Ctl>();
-        let cgroup = cfg.cgroup.clone();
-        let st = stop.clone();
+        let mut conv = Converter::new(&cfg.session, cfg.attribution.clone());
+        conv.track_setup = cfg.session_start;
+        let (st, r) = (stop.clone(), reg.clone());
+        let sink = cfg.sink;
         let thread = std::thread::Builder::new()
             .name("cordon-sensor".into())
-            .spawn(move || run(cfg, ready_tx, ctl_rx, st))
+            .spawn(move || run(r, conv, sink, ready_tx, st))
             .map_err(|e| SensorError::Setup(format!("thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Sensor { stop, ctl: ctl_tx, thread: Some(thread), cgroup }),
+            Ok(Ok(())) => Ok(Sensor { stop, thread: Some(thread), reg, cgroup: cfg.cgroup }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
@@ -154,9 +167,10 @@ impl Sensor {
         }
     }
 
-    /// Sends `sig` to process `pid` from the kernel, at its next system call (bpf_send_signal).
+    /// Sends `sig` to process `pid` from the kernel, at its next system call (bpf_send_signal), if
+    /// it is in this session then.
     pub fn signal_process(&self, pid: u32, sig: u32) {
-        let _ = self.ctl.send(Ctl::Signal(pid, sig));
+        let _ = self.reg.signal(pid, sig);
     }
 
     /// Kills every process of the session at once (cgroup.kill).
@@ -165,10 +179,17 @@ impl Sensor {
             .map_err(|e| format!("cgroup.kill in {}: {e}", self.cgroup.display()))
     }
 
-    /// Reads what is left in the buffer, detaches and unloads everything, and returns the summary.
+    /// Stops watching the session, reads what is left in its buffer, and returns the summary. The
+    /// programs are unloaded if this was the hub's last session.
     pub fn finish(mut self) -> Summary {
+        let t = Instant::now();
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+        let sum = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        drop(self);
+        if timing() {
+            eprintln!("cordon-timing: sensor detach and unload {} us", t.elapsed().as_micros());
+        }
+        sum
     }
 }
 
@@ -179,6 +200,14 @@ impl Drop for Sensor {
             let _ = t.join();
         }
     }
+}
+
+fn num_cpus() -> usize {
+    libbpf_rs::num_possible_cpus().unwrap_or(1).max(1)
+}
+
+fn timing() -> bool {
+    std::env::var_os("CORDON_TIMING").is_some()
 }
 
 struct State {
@@ -242,189 +271,70 @@ impl State {
     }
 }
 
-fn counters(skel: &crate::sys::CordonSkel, idx: u32) -> Vec<u64> {
-    match skel.maps.counters.lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY) {
-        Ok(Some(v)) => {
-            v.iter().map(|b| b.get(..8).and_then(|s| s.try_into().ok()).map(u64::from_ne_bytes).unwrap_or(0)).collect()
-        }
-        _ => vec![0; num_cpus()],
-    }
-}
-
-fn configure(open: &mut OpenCordonSkel, cfg: &Config, target: &crate::cgroup::Target) -> Result<(), SensorError> {
-    let ro = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .ok_or_else(|| SensorError::Load("the object has no read-only data section".into()))?;
-    ro.target_cgid = target.id;
-    ro.target_level = target.level;
-    ro.net_mode = u32::from(cfg.net.as_ref().is_some_and(|n| n.loopback_only));
-    let pages = (cfg.ring_bytes.max(4096)).next_power_of_two();
-    open.maps.events.set_max_entries(pages).map_err(|e| SensorError::Load(format!("ring buffer size {pages}: {e}")))?;
-    Ok(())
-}
-
+/// The session's reader: hands each record to the sink until told to stop, then stops the
+/// session's reporting and drains its ring.
 fn run(
-    cfg: Config,
+    reg: Arc<Registration>,
+    conv: Converter,
+    sink: Sink,
     ready: mpsc::Sender<Result<(), SensorError>>,
-    ctl: mpsc::Receiver<Ctl>,
     stop: Arc<AtomicBool>,
 ) -> Summary {
     let started = Instant::now();
-    let fail = |e: SensorError| {
-        let _ = ready.send(Err(e));
-        Summary::default()
-    };
-    let target = match crate::cgroup::target(&cfg.cgroup) {
-        Ok(t) => t,
-        Err(e) => return fail(SensorError::Setup(e)),
-    };
-    let mut obj = std::mem::MaybeUninit::uninit();
-    let mut open = match CordonSkelBuilder::default().open(&mut obj) {
-        Ok(o) => o,
-        Err(e) => return fail(SensorError::Load(format!("{e:#}"))),
-    };
-    if let Err(e) = configure(&mut open, &cfg, &target) {
-        return fail(e);
-    }
-    if cfg.net.is_none() {
-        for p in [
-            &mut open.progs.connect4,
-            &mut open.progs.connect6,
-            &mut open.progs.sendmsg4,
-            &mut open.progs.sendmsg6,
-            &mut open.progs.sock_create,
-        ] {
-            p.set_autoload(false);
-        }
-    }
-    let skel = match open.load() {
-        Ok(s) => s,
-        Err(e) => return fail(SensorError::Load(format!("{e:#}"))),
-    };
-    // Which syscalls to decode, per this architecture's numbers.
-    let mut kinds = vec![[0u8; 4]; 512];
-    for (nr, t) in crate::kinds::table(crate::kinds::native_arch()) {
-        if let Some(slot) = kinds.get_mut(nr as usize) {
-            *slot = [t.kind, t.p1, t.p2, u8::from(t.quiet_ok)];
-        }
-    }
-    for nr in &cfg.seccomp_watch {
-        if let Some(slot) = kinds.get_mut(*nr as usize) {
-            slot[3] |= 2;
-        }
-    }
-    for (nr, v) in kinds.iter().enumerate().filter(|(_, v)| **v != [0; 4]) {
-        if let Err(e) = skel.maps.kinds.update(&(nr as u32).to_ne_bytes(), v, MapFlags::ANY) {
-            return fail(SensorError::Load(format!("kinds map: {e}")));
-        }
-    }
-    if let Some(n) = &cfg.net {
-        for (ip, port) in &n.allow {
-            let mut k = [0u8; 24];
-            let (fam, bytes): (u32, Vec<u8>) = match ip {
-                IpAddr::V4(a) => (2, a.octets().to_vec()),
-                IpAddr::V6(a) => (10, a.octets().to_vec()),
-            };
-            k[..4].copy_from_slice(&fam.to_ne_bytes());
-            k[4..8].copy_from_slice(&u32::from(port.unwrap_or(0)).to_ne_bytes());
-            k[8..8 + bytes.len()].copy_from_slice(&bytes);
-            if let Err(e) = skel.maps.net_allow.update(&k, &[1], MapFlags::ANY) {
-                return fail(SensorError::Load(format!("net_allow map: {e}")));
-            }
-        }
-    }
-    let mut links = vec![];
-    let tps: [(&'static str, &libbpf_rs::ProgramMut); 5] = [
-        ("tp_btf/sys_enter", &skel.progs.sys_enter),
-        ("tp_btf/sys_exit", &skel.progs.sys_exit),
-        ("tp_btf/sched_process_exec", &skel.progs.on_exec),
-        ("tp_btf/sched_process_fork", &skel.progs.on_fork),
-        ("tp_btf/sched_process_exit", &skel.progs.on_exit),
-    ];
-    for (name, p) in tps {
-        match p.attach() {
-            Ok(l) => links.push(l),
-            Err(e) => return fail(SensorError::Attach { prog: name, err: format!("{e:#}") }),
-        }
-    }
-    if cfg.net.is_some() {
-        let dir = match std::fs::File::open(&target.dir) {
-            Ok(f) => f,
-            Err(e) => return fail(SensorError::Setup(format!("open {}: {e}", target.dir.display()))),
-        };
-        let cg: [(&'static str, &libbpf_rs::ProgramMut); 5] = [
-            ("cgroup/connect4", &skel.progs.connect4),
-            ("cgroup/connect6", &skel.progs.connect6),
-            ("cgroup/sendmsg4", &skel.progs.sendmsg4),
-            ("cgroup/sendmsg6", &skel.progs.sendmsg6),
-            ("cgroup/sock_create", &skel.progs.sock_create),
-        ];
-        for (name, p) in cg {
-            match p.attach_cgroup(dir.as_raw_fd()) {
-                Ok(l) => links.push(l),
-                Err(e) => return fail(SensorError::Attach { prog: name, err: format!("{e:#}") }),
-            }
-        }
-    }
-    let mut conv = Converter::new(&cfg.session, cfg.attribution.clone());
-    conv.track_setup = cfg.session_start;
-    let state =
-        std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink: cfg.sink, sum: Summary::default() });
+    let state = std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink, sum: Summary::default() });
     let mut rb = RingBufferBuilder::new();
-    if let Err(e) = rb.add(&skel.maps.events, |data: &[u8]| {
+    if let Err(e) = rb.add(&reg.ring, |data: &[u8]| {
         state.borrow_mut().record(data);
         0
     }) {
-        return fail(SensorError::Load(format!("ring buffer: {e}")));
+        let _ = ready.send(Err(SensorError::Load(format!("ring buffer: {e}"))));
+        return Summary::default();
     }
     let rb = match rb.build() {
         Ok(r) => r,
-        Err(e) => return fail(SensorError::Load(format!("ring buffer: {e}"))),
+        Err(e) => {
+            let _ = ready.send(Err(SensorError::Load(format!("ring buffer: {e}"))));
+            return Summary::default();
+        }
     };
-    if std::env::var_os("CORDON_TIMING").is_some() {
-        eprintln!("cordon-timing: sensor loaded and attached in {} us", started.elapsed().as_micros());
-    }
     let _ = ready.send(Ok(()));
 
     let mut last_drops = vec![0u64; num_cpus()];
     let mut last_check = Instant::now();
-    loop {
-        let stopping = stop.load(Ordering::SeqCst);
-        let _ = rb.poll(Duration::from_millis(if stopping { 0 } else { 10 }));
-        while let Ok(c) = ctl.try_recv() {
-            match c {
-                Ctl::Signal(pid, sig) => {
-                    let _ = skel.maps.kill_tgids.update(&pid.to_ne_bytes(), &sig.to_ne_bytes(), MapFlags::ANY);
-                }
-            }
-        }
-        if stopping || last_check.elapsed() >= Duration::from_millis(200) {
+    while !stop.load(Ordering::SeqCst) {
+        // The programs wake the reader only when a quarter of the ring is waiting: what a timeout
+        // leaves is read here.
+        let _ = rb.poll(Duration::from_millis(10));
+        let _ = rb.consume();
+        if last_check.elapsed() >= Duration::from_millis(200) {
             last_check = Instant::now();
-            let drops = counters(&skel, 1);
             let mut st = state.borrow_mut();
-            st.loss(&drops, &mut last_drops);
+            st.loss(&reg.counters().1, &mut last_drops);
             (st.sink)(Feed::Tick);
         }
-        if stopping {
-            let _ = rb.consume();
-            break;
+    }
+    let stopped = Instant::now();
+    reg.stop();
+    // A program that found the session just before it was removed may still be writing: read until
+    // every record offered is read or counted lost (briefly; the note below says if it fell short).
+    let (offered, dropped) = loop {
+        let _ = rb.consume();
+        let (offered, dropped) = reg.counters();
+        let st = state.borrow();
+        let accounted = st.sum.events + st.sum.decode_errors + dropped.iter().sum::<u64>();
+        if accounted >= offered.iter().sum::<u64>() || stopped.elapsed() >= Duration::from_millis(100) {
+            break (offered, dropped);
         }
-    }
-    let t_detach = Instant::now();
+        drop(st);
+        std::thread::sleep(Duration::from_millis(1));
+    };
     drop(rb);
-    let attempted: u64 = counters(&skel, 0).iter().sum();
-    let lost_per_cpu = counters(&skel, 1);
-    drop(links);
-    drop(skel);
-    if std::env::var_os("CORDON_TIMING").is_some() {
-        eprintln!("cordon-timing: sensor detach and unload {} us", t_detach.elapsed().as_micros());
-    }
     let mut st = state.into_inner();
-    st.sum.attempted = attempted;
-    st.sum.lost = lost_per_cpu.iter().sum();
-    st.sum.lost_per_cpu = lost_per_cpu;
+    st.loss(&dropped, &mut last_drops);
+    (st.sink)(Feed::Tick);
+    st.sum.attempted = offered.iter().sum();
+    st.sum.lost = dropped.iter().sum();
+    st.sum.lost_per_cpu = dropped;
     st.sum.processes = st.lineage.len();
     st.sum.tree = st.lineage.render(200);
     st.sum.seconds = started.elapsed().as_secs_f64();

@@ -1,15 +1,19 @@
-//! The sensor against the real kernel, as root: killing through bpf_send_signal and cgroup.kill, and
-//! nothing left behind (programs, maps, cgroups, mounts). Each kill test first shows the process
-//! survives without the kill (the control). As another user these fail unless
-//! CORDON_TESTS_ALLOW_SKIP=1, which counts them as skipped.
+//! The sensor against the real kernel, as root: killing through bpf_send_signal and cgroup.kill,
+//! several sessions in one loaded object (each gets only its own events, its own network rules and
+//! its own loss count; one can be removed while the others run), and nothing left behind
+//! (programs, maps, cgroups, mounts). Each kill test first shows the process survives without the
+//! kill (the control). As another user these fail unless CORDON_TESTS_ALLOW_SKIP=1, which counts
+//! them as skipped.
 //!
 //! The tests of this binary run one at a time (`serial`): what one checks (this process's BPF file
 //! descriptors) is what the other's sensor holds while it runs.
 
-use cordon_sensor::{Config, NetRules, Sensor};
+use cordon_sensor::{Config, Event, Feed, NetRules, Sensor};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -51,6 +55,21 @@ impl Cg {
         Command::new("sh").args(["-c", &script]).spawn().expect("spawn")
     }
 
+    /// Runs `cmd` (a shell command) in a process that first enters this cgroup; waits for it.
+    /// Returns its pid and exit status.
+    fn run(&self, cmd: &str) -> (u32, Option<i32>) {
+        let script = format!("echo $$ > {}/cgroup.procs && exec {cmd}", self.0.display());
+        let mut c =
+            Command::new("sh").args(["-c", &script]).stdout(std::process::Stdio::null()).spawn().expect("spawn");
+        let pid = c.id();
+        (pid, c.wait().expect("wait").code())
+    }
+
+    /// The cgroup's id, as the kernel's filter sees it (its inode).
+    fn id(&self) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&self.0).expect("cgroup"))
+    }
+
     fn procs(&self) -> usize {
         std::fs::read_to_string(self.0.join("cgroup.procs")).unwrap_or_default().lines().count()
     }
@@ -84,6 +103,92 @@ fn sensor(cg: &Cg) -> Sensor {
     })
     .unwrap_or_else(|e| panic!("{e}"))
 }
+
+type Seen = Arc<Mutex<Vec<Event>>>;
+
+/// A sink that keeps every event it is handed.
+fn collect() -> (Seen, cordon_sensor::sensor::Sink) {
+    let seen: Seen = Default::default();
+    let s = seen.clone();
+    (
+        seen,
+        Box::new(move |f| {
+            if let Feed::Event(e) = f {
+                s.lock().unwrap_or_else(|e| e.into_inner()).push(e.clone());
+            }
+        }),
+    )
+}
+
+fn watch(cg: &Cg, ring_bytes: u32, net: Option<NetRules>, sink: cordon_sensor::sensor::Sink) -> Sensor {
+    Sensor::start(Config {
+        session: cg.0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        cgroup: cg.0.clone(),
+        net,
+        attribution: Default::default(),
+        seccomp_watch: vec![],
+        session_start: false,
+        ring_bytes,
+        sink,
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn opened(seen: &Seen, path: &Path) -> usize {
+    let p = path.to_string_lossy();
+    seen.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|e| e.kind == "open" && e.path.as_deref() == Some(&*p))
+        .count()
+}
+
+fn wait_opened(seen: &Seen, path: &Path, n: usize) {
+    let t = Instant::now();
+    while opened(seen, path) < n {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{} was opened {n} times but the sensor did not report it",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A file of this test's own, removed on drop.
+struct Marker(PathBuf);
+
+impl Marker {
+    fn new(tag: &str) -> Marker {
+        let p = std::env::temp_dir().join(format!("cordon-sensor-test-{}-{tag}", std::process::id()));
+        std::fs::write(&p, tag).expect("marker");
+        Marker(p)
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The cgroup ids in the kernel's `sessions` map of the sensor this process holds: which sessions
+/// the loaded programs report on, as the kernel sees it.
+fn watched_in_kernel() -> Vec<u64> {
+    let (_, maps) = held_ids();
+    let mut v = vec![];
+    for id in maps {
+        use libbpf_rs::MapCore;
+        let Ok(m) = libbpf_rs::MapHandle::from_map_id(id) else { continue };
+        if m.name().to_str() == Some("sessions") {
+            v.extend(m.keys().filter_map(|k| k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes)));
+        }
+    }
+    v.sort_unstable();
+    v
+}
+
+const UDP_CONNECT: &str = "python3 -c 'import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ntry: s.connect((sys.argv[1],9))\nexcept PermissionError: sys.exit(7)'";
 
 fn wait_exit(c: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
     let t = Instant::now();
@@ -218,4 +323,272 @@ fn nothing_is_left_behind() {
     assert_eq!(held_ids(), (vec![], vec![]), "no BPF file descriptor remains open");
     assert!(!dir.exists(), "the test cgroup is gone");
     assert_eq!(trace_bpf_mounts(), mounts_before, "the mount table is as it was");
+}
+
+#[test]
+fn two_sessions_in_one_loaded_object_each_get_only_their_own_events() {
+    if !need_root() {
+        return;
+    }
+    let _serial = serial();
+    let (a, b) = (Cg::new("one"), Cg::new("two"));
+    let (ma, mb, mo) = (Marker::new("one"), Marker::new("two"), Marker::new("outside"));
+    let (seen_a, sink_a) = collect();
+    let (seen_b, sink_b) = collect();
+    let sa = watch(&a, 1 << 20, None, sink_a);
+    let (progs_one, _) = held_ids();
+    let sb = watch(&b, 1 << 20, None, sink_b);
+    let (progs_two, _) = held_ids();
+    assert_eq!(progs_two, progs_one, "the second session loads no program of its own: both share one loaded object");
+    assert_eq!(
+        watched_in_kernel(),
+        {
+            let mut v = vec![a.id(), b.id()];
+            v.sort_unstable();
+            v
+        },
+        "the kernel's session map holds both cgroups"
+    );
+    let (pa, ok_a) = a.run(&format!("cat {}", ma.0.display()));
+    let (pb, ok_b) = b.run(&format!("cat {}", mb.0.display()));
+    assert_eq!((ok_a, ok_b), (Some(0), Some(0)));
+    // Control: the same open outside every session is nobody's event.
+    assert!(Command::new("cat").arg(&mo.0).output().expect("cat").status.success());
+    wait_opened(&seen_a, &ma.0, 1);
+    wait_opened(&seen_b, &mb.0, 1);
+    let (sum_a, sum_b) = (sa.finish(), sb.finish());
+    for (name, seen, own, pid, others) in [("one", &seen_a, &ma, pa, [&mb, &mo]), ("two", &seen_b, &mb, pb, [&ma, &mo])]
+    {
+        assert_eq!(opened(seen, &own.0), 1, "{name} saw its own open once");
+        for o in others {
+            assert_eq!(opened(seen, &o.0), 0, "{name} saw {}", o.0.display());
+        }
+        let strangers: Vec<String> =
+            seen.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|e| e.pid != pid).map(|e| e.line()).collect();
+        assert!(strangers.is_empty(), "{name}'s events all come from its one process {pid}: {strangers:?}");
+    }
+    for (name, s) in [("one", &sum_a), ("two", &sum_b)] {
+        assert!(s.events > 0 && s.lost == 0, "{name}: {s:?}");
+        assert_eq!(s.attempted, s.events + s.lost + s.decode_errors, "{name}: offered = read + lost");
+    }
+}
+
+#[test]
+fn a_session_removed_at_run_time_stops_receiving_events_and_leaves_nothing() {
+    if !need_root() {
+        return;
+    }
+    let _serial = serial();
+    let (progs, maps);
+    let dirs;
+    {
+        let (a, b) = (Cg::new("stays"), Cg::new("leaves"));
+        dirs = [a.0.clone(), b.0.clone()];
+        let (ma, mb) = (Marker::new("stays"), Marker::new("leaves"));
+        let (seen_a, sink_a) = collect();
+        let (seen_b, sink_b) = collect();
+        let loopback = || Some(NetRules { loopback_only: true, allow: vec![] });
+        let sa = watch(&a, 1 << 20, loopback(), sink_a);
+        let sb = watch(&b, 1 << 20, loopback(), sink_b);
+        (progs, maps) = held_ids();
+        assert_eq!(b.run(&format!("cat {}", mb.0.display())).1, Some(0));
+        wait_opened(&seen_b, &mb.0, 1);
+        // While watched, b's network rule holds (its cgroup-bpf programs are attached).
+        assert_eq!(b.run(&format!("{UDP_CONNECT} 198.51.100.7")).1, Some(7), "refused while watched");
+        let sum_b = sb.finish();
+        assert!(sum_b.events > 0 && sum_b.attempted == sum_b.events + sum_b.lost, "{sum_b:?}");
+        assert_eq!(watched_in_kernel(), vec![a.id()], "the kernel no longer reports on the removed session");
+        let after = seen_b.lock().unwrap_or_else(|e| e.into_inner()).len();
+        // b's cgroup lives on without a sensor: its processes are nobody's events and its network
+        // programs are gone; a keeps being watched.
+        assert_eq!(b.run(&format!("cat {}", mb.0.display())).1, Some(0));
+        assert_eq!(b.run(&format!("{UDP_CONNECT} 198.51.100.7")).1, Some(0), "b's network programs left with it");
+        assert_eq!(a.run(&format!("{UDP_CONNECT} 198.51.100.7")).1, Some(7), "a's network rule still holds");
+        assert_eq!(a.run(&format!("cat {}", ma.0.display())).1, Some(0));
+        wait_opened(&seen_a, &ma.0, 1);
+        assert_eq!(seen_b.lock().unwrap_or_else(|e| e.into_inner()).len(), after, "b gets nothing after its removal");
+        assert_eq!(opened(&seen_a, &mb.0), 0, "a never sees b's events");
+        let sum_a = sa.finish();
+        assert!(sum_a.lost == 0 && sum_a.attempted == sum_a.events + sum_a.lost, "{sum_a:?}");
+    }
+    let t = Instant::now();
+    while !still_loaded(&progs, &maps).is_empty() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(still_loaded(&progs, &maps), Vec::<String>::new(), "no program or map of the sensor remains");
+    assert_eq!(held_ids(), (vec![], vec![]), "no BPF file descriptor remains open");
+    for d in dirs {
+        assert!(!d.exists(), "{} is gone", d.display());
+    }
+}
+
+#[test]
+fn loss_is_counted_per_session() {
+    if !need_root() {
+        return;
+    }
+    let _serial = serial();
+    let (a, b) = (Cg::new("tiny"), Cg::new("roomy"));
+    let (ma, mb) = (Marker::new("tiny"), Marker::new("roomy"));
+    let (seen_a, sink_a) = collect();
+    let (seen_b, sink_b) = collect();
+    // The roomy one first: the tiny one's ring is then one of its own (the first session of a
+    // process uses the object's ring, whose overflow the CLI's tests cover).
+    let sb = watch(&b, 4 << 20, None, sink_b);
+    let sa = watch(&a, 4096, None, sink_a);
+    let opens = |m: &Marker, n: usize| {
+        format!("python3 -c 'import os\nfor _ in range({n}): os.close(os.open(\"{}\", os.O_RDONLY))'", m.0.display())
+    };
+    let (n_a, n_b) = (30_000, 300);
+    // Both at once: the flood in one session must not cost the other anything.
+    let flood = {
+        let (a_cmd, dir) = (opens(&ma, n_a), a.0.clone());
+        std::thread::spawn(move || {
+            let script = format!("echo $$ > {}/cgroup.procs && exec {a_cmd}", dir.display());
+            Command::new("sh").args(["-c", &script]).status().expect("flood").code()
+        })
+    };
+    assert_eq!(b.run(&opens(&mb, n_b)).1, Some(0));
+    assert_eq!(flood.join().expect("flood thread"), Some(0));
+    wait_opened(&seen_b, &mb.0, n_b);
+    let (sum_a, sum_b) = (sa.finish(), sb.finish());
+    assert!(sum_a.lost > 0, "a 4 KiB ring must overflow under {n_a} opens: {sum_a:?}");
+    assert_eq!(
+        sum_a.attempted,
+        sum_a.events + sum_a.lost + sum_a.decode_errors,
+        "offered = read + lost, for the tiny one"
+    );
+    assert_eq!(sum_a.lost_per_cpu.iter().sum::<u64>(), sum_a.lost);
+    let in_stream: u64 = seen_a
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|e| e.kind == "loss")
+        .filter_map(|e| e.lost)
+        .sum();
+    assert_eq!(in_stream, sum_a.lost, "its event stream reports the same loss");
+    let seen = opened(&seen_a, &ma.0) as u64;
+    assert!(
+        seen < n_a as u64 && seen + sum_a.lost >= n_a as u64,
+        "opens seen ({seen}) + lost ({}) cover the {n_a} made",
+        sum_a.lost
+    );
+    assert_eq!(sum_b.lost, 0, "the other session lost nothing: {sum_b:?}");
+    assert_eq!(sum_b.attempted, sum_b.events + sum_b.decode_errors, "offered = read, for the roomy one");
+    assert_eq!(opened(&seen_b, &mb.0), n_b, "every open of the roomy session was seen");
+    assert!(
+        seen_b.lock().unwrap_or_else(|e| e.into_inner()).iter().all(|e| e.kind != "loss"),
+        "no loss event in the roomy session"
+    );
+    assert_eq!(opened(&seen_b, &ma.0) + opened(&seen_a, &mb.0), 0, "neither saw the other's opens");
+}
+
+#[test]
+fn network_rules_stay_per_session() {
+    if !need_root() {
+        return;
+    }
+    let _serial = serial();
+    let allowed: IpAddr = "198.51.100.7".parse().expect("ip");
+    let (a, b, c) = (Cg::new("allow"), Cg::new("strict"), Cg::new("open"));
+    let (seen_b, sink_b) = collect();
+    let (seen_c, sink_c) = collect();
+    let sa =
+        watch(&a, 1 << 20, Some(NetRules { loopback_only: true, allow: vec![(allowed, Some(9))] }), Box::new(|_| {}));
+    let sb = watch(&b, 1 << 20, Some(NetRules { loopback_only: true, allow: vec![] }), sink_b);
+    let sc = watch(&c, 1 << 20, Some(NetRules { loopback_only: false, allow: vec![] }), sink_c);
+    let outside =
+        |ip: &str| Command::new("sh").args(["-c", &format!("{UDP_CONNECT} {ip}")]).status().expect("control").code();
+    for ip in ["198.51.100.7", "198.51.100.8"] {
+        assert_eq!(outside(ip), Some(0), "control: outside every session, connecting to {ip} works");
+    }
+    let connect = |cg: &Cg, ip: &str| cg.run(&format!("{UDP_CONNECT} {ip}")).1;
+    assert_eq!(connect(&a, "198.51.100.7"), Some(0), "a's allow list lets it reach 198.51.100.7:9");
+    assert_eq!(connect(&a, "198.51.100.8"), Some(7), "and nothing else");
+    assert_eq!(connect(&b, "198.51.100.7"), Some(7), "a's allow list is not b's");
+    assert_eq!(connect(&c, "198.51.100.8"), Some(0), "c only observes");
+    let (_, _, _) = (sa.finish(), sb.finish(), sc.finish());
+    let nets = |s: &Seen, verdict: &str| {
+        s.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|e| e.kind == verdict && e.addr.as_deref().is_some_and(|x| x.starts_with("198.51.100.")))
+            .count()
+    };
+    assert!(nets(&seen_b, "deny") >= 1, "b's refusal is b's event");
+    assert_eq!(nets(&seen_c, "deny"), 0, "c was refused nothing");
+    assert!(nets(&seen_c, "net") >= 1, "c's connect is c's event");
+}
+
+#[test]
+fn a_signal_asked_by_one_session_does_not_reach_another() {
+    use std::os::unix::process::ExitStatusExt;
+    if !need_root() {
+        return;
+    }
+    let _serial = serial();
+    let (a, b) = (Cg::new("asks"), Cg::new("other"));
+    let sa = watch(&a, 1 << 20, None, Box::new(|_| {}));
+    let sb = watch(&b, 1 << 20, None, Box::new(|_| {}));
+    let mut p = b.spawn_busy();
+    wait_in_cgroup(&b, 1);
+    sa.signal_process(p.id(), 9);
+    assert!(wait_exit(&mut p, Duration::from_millis(300)).is_none(), "a's request does not kill b's process");
+    // Control: b's own request does.
+    sb.signal_process(p.id(), 9);
+    let st = wait_exit(&mut p, Duration::from_secs(3)).expect("killed at its next syscall");
+    assert_eq!(st.signal(), Some(9));
+    let _ = (sa.finish(), sb.finish());
+}
+
+#[test]
+fn eight_sessions_started_from_eight_threads_at_once_each_get_their_own() {
+    if !need_root() {
+        return;
+    }
+    let _serial = serial();
+    // Each thread waits here for the others, or at most 10 s (a thread that failed does not hang
+    // the rest).
+    let (ready, live) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let meet = |n: &AtomicUsize| {
+        n.fetch_add(1, Ordering::SeqCst);
+        let t = Instant::now();
+        while n.load(Ordering::SeqCst) < 8 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (ready, live) = (ready.clone(), live.clone());
+            std::thread::spawn(move || {
+                let cg = Cg::new(&format!("many{i}"));
+                let marker = Marker::new(&format!("many{i}"));
+                let (seen, sink) = collect();
+                meet(&ready);
+                let s = watch(&cg, 1 << 20, Some(NetRules { loopback_only: true, allow: vec![] }), sink);
+                let (pid, code) = cg.run(&format!("cat {}", marker.0.display()));
+                assert_eq!(code, Some(0));
+                wait_opened(&seen, &marker.0, 1);
+                meet(&live); // every session is live before any ends
+                let sum = s.finish();
+                assert!(sum.lost == 0 && sum.attempted == sum.events + sum.decode_errors, "session {i}: {sum:?}");
+                let strangers: Vec<String> = seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .filter(|e| e.pid != pid)
+                    .map(|e| e.line())
+                    .collect();
+                assert!(strangers.is_empty(), "session {i} saw only its own process {pid}: {strangers:?}");
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a session's thread failed");
+    }
+    let t = Instant::now();
+    while held_ids() != (vec![], vec![]) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(held_ids(), (vec![], vec![]), "the hub went with its last session");
 }
