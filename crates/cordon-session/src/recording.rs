@@ -39,17 +39,21 @@ pub fn refuse_writable_location(db: &Path, policy: &CompiledPolicy, plan: &Sessi
     let dir = db.parent().unwrap_or(Path::new("/")).to_path_buf();
     let mut places = vec![(format!("the audit log {}", db.display()), dir)];
     places.extend(cordon_audit::spool::fallback_dir(db).map(|f| (format!("its recovery spool {}", f.display()), f)));
-    // Under a mount namespace these are fresh, private filesystems; the host's files there are out of reach.
-    let fresh = ["/tmp", "/dev/shm", "/run", "/dev", "/proc"].map(Path::new);
-    for r in policy.fs.rules.iter().filter(|r| r.access.write) {
-        let private = plan.ns.mount && r.path != policy.workspace && fresh.iter().any(|f| r.path.starts_with(f));
-        let tree = r.path.canonicalize().unwrap_or_else(|_| r.path.clone());
-        if let Some((what, _)) = places.iter().find(|(_, p)| !private && p.starts_with(&tree)) {
+    // The host trees the session can write, as the plan makes them (not a second reckoning here).
+    let trees: Vec<&Path> = match plan.host_writable() {
+        Some(v) => v,
+        None => policy.fs.rules.iter().filter(|r| r.access.write).map(|r| r.path.as_path()).collect(),
+    };
+    for t in trees {
+        let tree = t.canonicalize().unwrap_or_else(|_| t.to_path_buf());
+        if let Some((what, _)) = places.iter().find(|(_, p)| p.starts_with(&tree)) {
+            let from = match policy.fs.rules.iter().find(|r| r.path == t) {
+                Some(r) => format!(" ({} in {})", r.entry, r.origin),
+                None => String::new(),
+            };
             bail!(
-                "{what} is inside {} ({} in {}), which the session may write: it could rewrite its own evidence, so nothing was run\n  hint: keep the log outside every writable tree (the default, $XDG_STATE_HOME/cordon or /var/lib/cordon, is), e.g. --audit {}",
+                "{what} is inside {}{from}, which the session may write: it could rewrite its own evidence, so nothing was run\n  hint: keep the log outside every writable tree (the default, $XDG_STATE_HOME/cordon or /var/lib/cordon, is), e.g. --audit {}",
                 tree.display(),
-                r.entry,
-                r.origin,
                 cordon_audit::standard_path().display()
             );
         }

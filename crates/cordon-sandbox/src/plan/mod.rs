@@ -67,6 +67,22 @@ impl SessionPlan {
     pub fn degraded(&self) -> Vec<&Guarantee> {
         self.guarantees.iter().filter(|g| g.is_degraded()).collect()
     }
+
+    /// With a mount namespace, the host trees the session's writes reach: those bound back
+    /// writable over the read-only root (its private tmpfs mounts are not the host's). None without
+    /// a mount namespace: then every tree the policy lets it write is the host's.
+    pub fn host_writable(&self) -> Option<Vec<&std::path::Path>> {
+        self.ns.mount.then(|| {
+            self.ns
+                .mounts
+                .iter()
+                .filter_map(|m| match m {
+                    ns::MountOp::Writable { path } => Some(path.as_path()),
+                    _ => None,
+                })
+                .collect()
+        })
+    }
 }
 
 /// Inputs that come from the command line rather than the policy. OS strings: arguments, paths and
