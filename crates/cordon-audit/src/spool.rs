@@ -52,9 +52,11 @@ pub use crate::files::{spool_dir as dir, spool_fallback_dir as fallback_dir};
 /// The largest spool file read (a session's end records are small; sensor batches can be large).
 pub const MAX_SPOOL_BYTES: u64 = 256 << 20;
 
-/// Record kinds a spool may carry: what a run appends after its start. Never `start`, `seal` or
-/// `recovered`: those are cordon's own.
-const KINDS: &[&str] = &["denial", "egress", "limit", "alert", "sensor", "sensor.summary", "end"];
+/// Record kinds a spool may carry: what a run appends after its start (`RecordKind::spoolable`).
+/// Never `start`, `seal` or `recovered`: those are cordon's own.
+fn spoolable(kind: &str) -> bool {
+    cordon_schema::RecordKind::parse(kind).is_some_and(|k| k.spoolable())
+}
 
 /// Writes `records` of `session` to a new spool file (fsynced) and returns its path. Tries the
 /// spool directory beside the log, then the fallback; the error names both when neither works.
@@ -152,7 +154,7 @@ pub fn read(db: &Path, file: &Path) -> Result<(SpoolHeader, Vec<SpoolRecord>), S
         .map(|(i, l)| {
             let r: SpoolRecord =
                 serde_json::from_str(l).map_err(|e| format!("spool file {} line {}: {e}", file.display(), i + 2))?;
-            if !KINDS.contains(&r.kind.as_str()) {
+            if !spoolable(&r.kind) {
                 return Err(format!(
                     "spool file {} line {}: kind `{}` is never spooled",
                     file.display(),

@@ -362,7 +362,7 @@ impl Store {
         }
         let note =
             canonical(&serde_json::json!({"spool": h.id, "file": file, "reason": h.reason, "records": recs.len()}));
-        let mut items: Vec<(&str, i64, String)> = vec![("recovered", now_ms(), note)];
+        let mut items: Vec<(&str, i64, String)> = vec![(cordon_schema::RecordKind::Recovered.as_str(), now_ms(), note)];
         items.extend(recs.iter().map(|r| (r.kind.as_str(), r.ts_ms, r.body.clone())));
         append_in(&tx, &h.session, &items).map_err(e)?;
         let sealed = if h.seal { Some(seal_in(&tx, &key, &h.session, now_ms()).map_err(e)?) } else { None };
@@ -533,7 +533,7 @@ fn seal_in(tx: &Transaction, key: &SigningKey, session: &str, ts_ms: i64) -> Res
     let body = canonical(
         &serde_json::json!({"covers_seq": seq, "head": hex(&head), "signature": hex(&sig.to_bytes()), "public_key": hex(&key.verifying_key().to_bytes())}),
     );
-    let h = record_hash(&head, seq + 1, session, "seal", ts_ms, &body);
+    let h = record_hash(&head, seq + 1, session, cordon_schema::RecordKind::Seal.as_str(), ts_ms, &body);
     tx.execute(
         "INSERT INTO records (seq, session, kind, ts_ms, body, prev, hash) VALUES (?1, ?2, 'seal', ?3, ?4, ?5, ?6)",
         params![seq + 1, session, ts_ms, body, head, h],

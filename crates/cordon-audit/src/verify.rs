@@ -6,6 +6,7 @@ use crate::chain::{hex, record_hash};
 use crate::files::head_path;
 use crate::head::{sig, Head};
 use crate::spool::{self, Pending};
+use cordon_schema::RecordKind;
 use ed25519_dalek::{Verifier, VerifyingKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
@@ -147,19 +148,19 @@ fn chain(conn: &Connection, key: Option<&VerifyingKey>, rep: &mut VerifyReport) 
             );
         }
         // A session's records run from its start to its seal: anything outside was put there.
-        if kind != "start" && !seen.contains(session) {
+        if kind != RecordKind::Start.as_str() && !seen.contains(session) {
             rep.bad(seq, format!("record {seq} ({kind}) belongs to session {session}, which has no start record before it (deleted?)"));
         }
         if sealed.contains(session) {
             rep.bad(seq, format!("record {seq} ({kind}) comes after the seal of its session {session}"));
         }
-        if kind == "start" {
+        if kind == RecordKind::Start.as_str() {
             if seen.insert(session.to_string()) {
                 open.push(session.to_string());
             } else {
                 rep.bad(seq, format!("record {seq} is a second start of session {session}"));
             }
-        } else if kind == "seal" {
+        } else if kind == RecordKind::Seal.as_str() {
             sealed.insert(session.to_string());
             let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
             let msg = format!("cordon-seal-v1 {session} {seq} {}", v["head"].as_str().unwrap_or(""));

@@ -169,7 +169,7 @@ pub fn sensor(s: &cordon_sensor::Summary, tree: bool) {
                 d.syscall.as_deref().unwrap_or("?"),
                 d.path.as_deref().or(d.addr.as_deref()).unwrap_or("")
             );
-            let layer = d.layer.clone().unwrap_or_default();
+            let layer = d.layer.map(|l| l.to_string()).unwrap_or_default();
             match groups.iter_mut().find(|g| g.0 == what && g.1 == layer) {
                 Some(g) => g.3 += 1,
                 None => groups.push((what, layer, d.reason.clone().unwrap_or_default(), 1)),

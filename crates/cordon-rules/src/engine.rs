@@ -1,19 +1,9 @@
 //! Evaluation over a stream of events, in time order.
 
-use crate::load::{Action, Cond, Op, RuleSet};
-use serde::Serialize;
+use crate::load::{Cond, Op, RuleSet};
+use cordon_schema::{Alert, Subject};
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Alert {
-    pub rule: String,
-    pub action: Action,
-    pub ts_ms: i64,
-    /// The rule's reason with {field} filled from the event.
-    pub reason: String,
-    pub event: Value,
-}
 
 pub struct Engine {
     set: RuleSet,
@@ -83,7 +73,7 @@ impl Engine {
     }
 
     /// One event: `kind` (denial, egress, ...), time, and its fields. Returns the alerts it raises.
-    pub fn feed(&mut self, kind: &str, ts_ms: i64, ev: &Value) -> Vec<Alert> {
+    pub fn feed(&mut self, kind: Subject, ts_ms: i64, ev: &Value) -> Vec<Alert> {
         let mut out = vec![];
         for r in &self.set.rules {
             if r.kind != kind || !r.conds.iter().all(|c| holds(c, ev)) {
@@ -124,7 +114,12 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cordon_schema::Action;
     use serde_json::json;
+
+    fn k(s: &str) -> Subject {
+        Subject::parse(s).expect("a kind")
+    }
 
     fn engine() -> Engine {
         Engine::new(crate::load("builtin:agent").expect("builtin"))
@@ -133,12 +128,12 @@ mod tests {
     #[test]
     fn builtin_agent_flags_attacks() {
         let mut e = engine();
-        let a = e.feed("denial", 1, &json!({"layer": "seccomp", "what": "unshare(flags=0x10000000)", "comm": "unshare", "reason": "namespaces"}));
+        let a = e.feed(k("denial"), 1, &json!({"layer": "seccomp", "what": "unshare(flags=0x10000000)", "comm": "unshare", "reason": "namespaces"}));
         assert_eq!(a.len(), 1);
         assert!(a[0].reason.contains("unshare(flags=0x10000000)"), "{}", a[0].reason);
-        let a = e.feed("egress", 2, &json!({"allowed": false, "host": "evil.com", "port": 443}));
+        let a = e.feed(k("egress"), 2, &json!({"allowed": false, "host": "evil.com", "port": 443}));
         assert!(a[0].reason.contains("--allow-net evil.com:443"), "{}", a[0].reason);
-        let a = e.feed("denial", 3, &json!({"layer": "seccomp", "what": "mount()"}));
+        let a = e.feed(k("denial"), 3, &json!({"layer": "seccomp", "what": "mount()"}));
         assert!(a.iter().any(|x| x.rule == "sandbox-tampering-after-privilege"), "sequence: {a:?}");
     }
 
@@ -147,9 +142,9 @@ mod tests {
         let mut e = engine();
         let mut kills = 0;
         for i in 0..40 {
-            kills += e.feed("denial", i * 100, &json!({"what": "ptrace(request=16, pid=1)"})).len();
+            kills += e.feed(k("denial"), i * 100, &json!({"what": "ptrace(request=16, pid=1)"})).len();
             kills += e
-                .feed("denial", i * 100, &json!({"what": "bpf()"}))
+                .feed(k("denial"), i * 100, &json!({"what": "bpf()"}))
                 .iter()
                 .filter(|a| a.action == Action::Kill)
                 .count();
@@ -161,8 +156,8 @@ mod tests {
     fn normal_events_raise_nothing() {
         let mut e = engine();
         for i in 0..1000 {
-            assert!(e.feed("egress", i, &json!({"allowed": true, "host": "crates.io", "port": 443})).is_empty());
-            assert!(e.feed("open", i, &json!({"path": "/work/src/main.rs", "write": false})).is_empty());
+            assert!(e.feed(k("egress"), i, &json!({"allowed": true, "host": "crates.io", "port": 443})).is_empty());
+            assert!(e.feed(k("open"), i, &json!({"path": "/work/src/main.rs", "write": false})).is_empty());
         }
     }
 

@@ -6,18 +6,16 @@ mod engine;
 pub mod error;
 mod load;
 
-pub use engine::{Alert, Engine};
+pub use cordon_schema::{Action, Alert, Subject};
+pub use engine::Engine;
 pub use error::RulesError;
-pub use load::{load, load_text, Action, Cond, Op, Rule, RuleSet};
+pub use load::{load, load_text, placeholders, Cond, Op, Rule, RuleSet};
 
-/// Event kinds rules may match: from the supervisor today, from the sensor later.
-/// Supervisor records (denial, egress, limit, start, end) and the sensor's event kinds
-/// (docs/events.schema.json).
-pub const KINDS: &[&str] = &[
-    "denial", "egress", "limit", "start", "end", "exec", "fork", "exit", "open", "connect", "bind", "send", "unlink",
-    "rename", "chmod", "chown", "mkdir", "truncate", "ptrace", "kill", "setid", "mount", "unshare", "setns", "bpf",
-    "module", "memfd", "io_uring", "syscall", "net", "deny", "loss",
-];
+/// The kinds a rule may be about, by name: the supervisor's records (start, denial, egress, limit,
+/// end) and the sensor's event kinds (docs/events.schema.json), from cordon-schema's types.
+pub fn kinds() -> Vec<&'static str> {
+    Subject::all().map(Subject::as_str).collect()
+}
 
 /// The names of the built-in rule sets (`builtin:NAME`).
 pub const BUILTINS: &[&str] = &["agent"];

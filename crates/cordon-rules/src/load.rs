@@ -2,6 +2,7 @@
 
 use crate::error::RulesError;
 use cordon_policy::error::{Diagnostic, Source};
+use cordon_schema::{Action, Subject};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -58,17 +59,10 @@ pub struct Cond {
     pub values: Vec<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Alert,
-    Kill,
-}
-
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Rule {
     pub id: String,
-    pub kind: String,
+    pub kind: Subject,
     pub conds: Vec<Cond>,
     pub rate: Option<(u32, Duration)>,
     pub after: Option<(String, Duration)>,
@@ -91,6 +85,19 @@ pub fn load(spec: &str) -> Result<RuleSet, RulesError> {
     // Same limits as policy files: at most 1 MiB of UTF-8 from a regular file, never a fifo.
     let t = cordon_policy::load::read_file(std::path::Path::new(spec))?;
     load_text(spec, &t)
+}
+
+/// The `{field}` placeholders of a reason template.
+pub fn placeholders(reason: &str) -> Vec<&str> {
+    let mut out = vec![];
+    let mut rest = reason;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        let Some(j) = after.find('}') else { break };
+        out.push(&after[..j]);
+        rest = &after[j + 1..];
+    }
+    out
 }
 
 fn to_json(v: &toml::Value) -> serde_json::Value {
@@ -123,15 +130,16 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, RulesError> {
     for (i, r) in raw.rules.iter().enumerate() {
         let r = r.get_ref();
         let f = format!("rule[{i}]");
-        let kind = r.kind.get_ref();
-        if !crate::KINDS.contains(&kind.as_str()) {
+        let kind = Subject::parse(r.kind.get_ref());
+        if kind.is_none() {
             out.push(src.diag(
                 r.kind.span(),
                 format!("{f}.kind"),
-                format!("unknown event kind `{kind}`"),
-                Some(format!("kinds: {}", crate::KINDS.join(", "))),
+                format!("unknown event kind `{}`", r.kind.get_ref()),
+                Some(format!("kinds: {}", crate::kinds().join(", "))),
             ));
         }
+        let fields = kind.and_then(Subject::fields);
         let action = match r.action.get_ref().as_str() {
             "alert" => Action::Alert,
             "kill" => Action::Kill,
@@ -145,6 +153,19 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, RulesError> {
                 Action::Alert
             }
         };
+        if let (Some(kind), Some(known)) = (kind, &fields) {
+            for key in placeholders(r.reason.get_ref()) {
+                let top = key.split('.').next().unwrap_or("");
+                if !known.iter().any(|x| x == top) {
+                    out.push(src.diag(
+                        r.reason.span(),
+                        format!("{f}.reason"),
+                        format!("`{{{key}}}`: `{kind}` has no field `{top}`"),
+                        Some(format!("fields of `{kind}`: {}", known.join(", "))),
+                    ));
+                }
+            }
+        }
         if r.reason.get_ref().trim().is_empty() {
             out.push(src.diag(
                 r.reason.span(),
@@ -166,6 +187,18 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, RulesError> {
                 ));
                 continue;
             };
+            if let (Some(kind), Some(known)) = (kind, &fields) {
+                let top = field.split('.').next().unwrap_or("");
+                if !known.iter().any(|x| x == top) {
+                    out.push(src.diag(
+                        v.span(),
+                        format!("{f}.when.{k}"),
+                        format!("`{kind}` has no field `{top}`"),
+                        Some(format!("fields of `{kind}`: {}", known.join(", "))),
+                    ));
+                    continue;
+                }
+            }
             let op = match op {
                 "eq" => Op::Eq,
                 "ne" => Op::Ne,
@@ -252,9 +285,10 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, RulesError> {
             }
             (None, None) => None,
         };
+        let Some(kind) = kind else { continue };
         rules.push(Rule {
             id: r.id.get_ref().clone(),
-            kind: kind.clone(),
+            kind,
             conds,
             rate,
             after,

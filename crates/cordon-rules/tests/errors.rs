@@ -68,3 +68,37 @@ fn a_bad_rule_in_a_file_is_reported_at_its_position_in_that_file() {
     assert!(e.to_string().starts_with(&format!("{spec}:4:8: error")), "{e}");
     assert!(e.source().is_none(), "diagnostics have no underlying error");
 }
+
+/// A rule naming a field its kind's events do not have would never fire: it is an error at load,
+/// with the file, line, field and the fields there are (a rule about `tool` on exec events sat in
+/// the built-in set unnoticed until this check came).
+#[test]
+fn a_field_the_kind_does_not_have_is_an_error_naming_the_fields_there_are() {
+    let text = r#"version = 1
+
+[[rule]]
+id = "typo"
+kind = "open"
+when = { "pth.prefix" = "/etc" }
+action = "alert"
+reason = "{comm} opened {pth}"
+
+[[rule]]
+id = "record-field"
+kind = "denial"
+when = { "what.prefix" = "ptrace", "host.eq" = "x" }
+action = "alert"
+reason = "{what}"
+"#;
+    let e = cordon_rules::load_text("r.toml", text).expect_err("unknown fields");
+    let msg = e.to_string();
+    assert!(msg.contains("r.toml:6:") && msg.contains("rule[0].when.pth.prefix"), "{msg}");
+    assert!(msg.contains("`open` has no field `pth`"), "{msg}");
+    assert!(msg.contains("rule[0].reason") && msg.contains("`{pth}`"), "{msg}");
+    assert!(msg.contains("fields of `open`: ") && msg.contains("path"), "{msg}");
+    assert!(msg.contains("rule[1].when.host.eq") && msg.contains("`denial` has no field `host`"), "{msg}");
+    assert!(!msg.contains("`what`"), "`what` is a field of denial records: {msg}");
+    // The same rules with the right names load.
+    let good = text.replace("pth", "path").replace(", \"host.eq\" = \"x\"", "");
+    cordon_rules::load_text("r.toml", &good).expect("good fields load");
+}

@@ -3,18 +3,7 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Denial {
-    /// `seccomp`, `landlock`, `cgroup`, `proxy`, ...
-    pub layer: String,
-    pub pid: u32,
-    pub comm: String,
-    /// What was attempted, e.g. `ptrace(PTRACE_ATTACH, 1)` or `socket(AF_PACKET)`.
-    pub what: String,
-    /// The rule's reason, readable by a person or an agent.
-    pub reason: String,
-    pub count: u64,
-}
+pub use cordon_schema::{Denial, Layer};
 
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Denials {

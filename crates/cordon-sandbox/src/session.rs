@@ -581,7 +581,7 @@ impl Supervisor<'_> {
                     let _ = sys::notif_deny(fd, req.id, libc::ENETUNREACH);
                     let comm = self.comm(req.pid);
                     self.record(Denial {
-                        layer: "network".into(),
+                        layer: crate::report::Layer::Network,
                         pid: req.pid,
                         comm,
                         what: format!("connect({target})"),
@@ -606,7 +606,7 @@ impl Supervisor<'_> {
         let what = describe_call(&name, &req.data.args);
         let comm = self.comm(req.pid);
         self.record(Denial {
-            layer: "seccomp".into(),
+            layer: crate::report::Layer::Seccomp,
             pid: req.pid,
             comm,
             what,

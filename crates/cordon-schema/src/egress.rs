@@ -1,8 +1,9 @@
 //! One decision of the egress proxy, as the report and the audit log store it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Decision {
     /// Milliseconds since the session's proxy started.
     pub at_ms: u64,

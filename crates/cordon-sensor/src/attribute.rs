@@ -7,8 +7,9 @@
 //!   one the policy would allow is the file's own permissions (DAC);
 //! - the proxy's refusals come from the proxy itself (merged by the caller).
 
-use crate::event::Event;
+use crate::event::{Event, Kind};
 use cordon_policy::{Access, CompiledPolicy};
+use cordon_schema::Layer;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,10 +31,10 @@ pub fn net_reason(hook: u32, addr: &str) -> String {
     }
 }
 
-fn want(op: &str, e: &Event) -> Access {
+fn want(op: Kind, e: &Event) -> Access {
     let flags = e.flags.unwrap_or(0);
     match op {
-        "open" => {
+        Kind::Open => {
             let acc = flags & 3;
             let write = acc == 1
                 || acc == 2
@@ -41,7 +42,7 @@ fn want(op: &str, e: &Event) -> Access {
                 || e.syscall.as_deref() == Some("creat");
             Access { read: acc == 0 || acc == 2, write, exec: false }
         }
-        "exec" => Access { read: false, write: false, exec: true },
+        Kind::Exec => Access { read: false, write: false, exec: true },
         _ => Access { read: false, write: true, exec: false },
     }
 }
@@ -50,15 +51,15 @@ impl Attribution {
     pub fn attribute(
         &self,
         syscall: &str,
-        op: &str,
+        op: Kind,
         e: &Event,
         not_entered: bool,
         net_refusal: Option<&str>,
-    ) -> (String, String) {
+    ) -> (Layer, String) {
         if not_entered && syscall == "connect" {
             // The supervisor answers connect() through seccomp user notification when the session
             // has an egress proxy: a direct connection is a proxy bypass.
-            return ("seccomp".into(), format!("direct connection to {} refused: the session reaches the network only through cordon's egress proxy (HTTPS_PROXY/HTTP_PROXY); if the task needs this host, ask the user to add it to net.allow", e.addr.as_deref().unwrap_or("?")));
+            return (Layer::Seccomp, format!("direct connection to {} refused: the session reaches the network only through cordon's egress proxy (HTTPS_PROXY/HTTP_PROXY); if the task needs this host, ask the user to add it to net.allow", e.addr.as_deref().unwrap_or("?")));
         }
         if not_entered {
             // The reasons of the rules for this call (the sensor does not re-evaluate argument
@@ -74,17 +75,27 @@ impl Attribution {
             } else {
                 format!("seccomp refused {syscall}: {}", rules.join("; "))
             };
-            return ("seccomp".into(), format!("{reason}; this is not something a task in a cordon session can do — do the work another way or ask the user"));
+            return (Layer::Seccomp, format!("{reason}; this is not something a task in a cordon session can do — do the work another way or ask the user"));
         }
         if let Some(a) = net_refusal {
             if matches!(syscall, "connect" | "sendto" | "sendmsg" | "sendmmsg") {
-                return ("cgroup-bpf".into(), net_reason(1, a));
+                return (Layer::CgroupBpf, net_reason(1, a));
             }
             if syscall == "socket" {
-                return ("cgroup-bpf".into(), net_reason(5, a));
+                return (Layer::CgroupBpf, net_reason(5, a));
             }
         }
-        let fs_op = matches!(op, "open" | "exec" | "unlink" | "rename" | "chmod" | "chown" | "mkdir" | "truncate");
+        let fs_op = matches!(
+            op,
+            Kind::Open
+                | Kind::Exec
+                | Kind::Unlink
+                | Kind::Rename
+                | Kind::Chmod
+                | Kind::Chown
+                | Kind::Mkdir
+                | Kind::Truncate
+        );
         if fs_op {
             if let (Some(p), Some(path)) = (&self.policy, e.path.as_deref()) {
                 if self.landlock && path.starts_with('/') {
@@ -106,12 +117,12 @@ impl Attribution {
                         } else {
                             "ask the user to add the path to fs.read if the task needs it".to_string()
                         };
-                        return ("landlock".into(), format!("{}; {hint}", d.reason));
+                        return (Layer::Landlock, format!("{}; {hint}", d.reason));
                     }
                 }
             }
             if self.policy.is_none() {
-                return ("landlock-or-dac".into(), format!("{op} of {} was refused; the session's policy is not known here, so Landlock and file permissions cannot be told apart (`cordon run --monitor` attributes exactly)", e.path.as_deref().unwrap_or("?")));
+                return (Layer::LandlockOrDac, format!("{op} of {} was refused; the session's policy is not known here, so Landlock and file permissions cannot be told apart (`cordon run --monitor` attributes exactly)", e.path.as_deref().unwrap_or("?")));
             }
             let why = if e.errno.as_deref() == Some("EPERM") {
                 "the file's owner or attributes refuse it"
@@ -119,22 +130,22 @@ impl Attribution {
                 "the file's permission bits refuse it"
             };
             return (
-                "dac".into(),
+                Layer::Dac,
                 format!(
                     "{op} of {} failed: {why} (the session's policy would allow it); nothing in cordon can change that",
                     e.path.as_deref().unwrap_or("?")
                 ),
             );
         }
-        if op == "kill" && self.signal_scope {
-            return ("landlock".into(), "signals may only go to processes inside the session (Landlock signal scoping); leave other processes alone".into());
+        if op == Kind::Kill && self.signal_scope {
+            return (Layer::Landlock, "signals may only go to processes inside the session (Landlock signal scoping); leave other processes alone".into());
         }
-        if matches!(op, "connect" | "bind")
+        if matches!(op, Kind::Connect | Kind::Bind)
             && self.landlock
             && self.policy.as_ref().is_some_and(|p| p.net.egress == cordon_policy::Egress::Open)
         {
             return (
-                "landlock".into(),
+                Layer::Landlock,
                 format!(
                     "{op} to {} is outside the policy's TCP ports; ask the user to allow it",
                     e.addr.as_deref().unwrap_or("?")
@@ -142,7 +153,7 @@ impl Attribution {
             );
         }
         (
-            "dac".into(),
+            Layer::Dac,
             format!(
                 "{syscall} failed with {}: the kernel's ordinary permission checks (owner, capabilities) refused it",
                 e.errno.as_deref().unwrap_or("EPERM")
@@ -162,8 +173,8 @@ mod tests {
         let socket_rules: Vec<&str> =
             policy.syscalls.iter().filter(|r| r.name == "socket").map(|r| r.reason.as_str()).collect();
         let a = Attribution { policy: Some(Arc::new(policy.clone())), landlock: true, signal_scope: true };
-        let (layer, reason) = a.attribute("socket", "socket", &Event::default(), true, None);
-        assert_eq!(layer, "seccomp");
+        let (layer, reason) = a.attribute("socket", Kind::Syscall, &Event::default(), true, None);
+        assert_eq!(layer.as_str(), "seccomp");
         let mut distinct = socket_rules.clone();
         distinct.sort_unstable();
         distinct.dedup();

@@ -2,10 +2,11 @@
 //! addresses and errno names, and for refused calls the layer that refused and why.
 
 use crate::attribute::{self, Attribution};
-use crate::event::{Event, SCHEMA_VERSION};
+use crate::event::{Event, Kind, SCHEMA_VERSION};
 use crate::kinds;
 use crate::raw::{Raw, F_NOT_ENTERED};
 use cordon_policy::syscalls::Arch;
+use cordon_schema::Layer;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -100,7 +101,7 @@ impl Converter {
         }
     }
 
-    fn base(&mut self, h: &crate::raw::Hdr, kind: &str) -> Event {
+    fn base(&mut self, h: &crate::raw::Hdr, kind: Kind) -> Event {
         let exe = match self.exes.get(&(h.pid, h.start)) {
             Some(e) => e.clone(),
             None => {
@@ -117,7 +118,7 @@ impl Converter {
         };
         Event {
             v: SCHEMA_VERSION,
-            kind: kind.into(),
+            kind,
             time: (h.ts as i128 + self.clock_offset).max(0) as u64,
             session: self.session.clone(),
             pid: h.pid,
@@ -169,13 +170,13 @@ impl Converter {
             Raw::Exec { h, filename, argv, .. } => {
                 let path = resolve(h.pid, filename);
                 self.exes.insert((h.pid, h.start), path.clone());
-                let mut e = self.base(h, "exec");
+                let mut e = self.base(h, Kind::Exec);
                 e.path = Some(path);
                 e.argv = Some(argv.clone());
                 e
             }
             Raw::Fork { h, child_pid, child_start, .. } => {
-                let mut e = self.base(h, "fork");
+                let mut e = self.base(h, Kind::Fork);
                 if let Some(x) = self.exes.get(&(h.pid, h.start)).cloned() {
                     self.exes.insert((*child_pid, *child_start), x);
                 }
@@ -183,7 +184,7 @@ impl Converter {
                 e
             }
             Raw::Exit { h, code } => {
-                let mut e = self.base(h, "exit");
+                let mut e = self.base(h, Kind::Exit);
                 e.code = Some(*code);
                 self.exes.remove(&(h.pid, h.start));
                 e
@@ -200,12 +201,12 @@ impl Converter {
                     net_addr(*family, addr, *port)
                 };
                 // The decision itself; the refused call's own exit becomes the `deny` event.
-                let mut e = self.base(h, "net");
+                let mut e = self.base(h, Kind::Net);
                 e.syscall = Some(what.into());
                 e.addr = Some(a.clone());
                 e.result = Some(i64::from(*allowed));
                 if !allowed {
-                    e.layer = Some("cgroup-bpf".into());
+                    e.layer = Some(Layer::CgroupBpf);
                     e.reason = Some(attribute::net_reason(*hook, &a));
                     e.errno = Some("EPERM".into());
                     if self.net_refusals.len() > 4096 {
@@ -218,7 +219,7 @@ impl Converter {
             Raw::Syscall { h, nr, ret, args, p1, p2, addr } => {
                 let t = kinds::by_nr(self.arch, *nr);
                 let name = t.map(|t| t.name.to_string()).unwrap_or_else(|| kinds::syscall_name(self.arch, *nr));
-                let op = t.map(|t| t.op).unwrap_or("syscall");
+                let op = t.map_or(Kind::Syscall, |t| t.op);
                 let mut e = self.base(h, op);
                 e.syscall = Some(name.clone());
                 e.result = Some(*ret);
@@ -243,7 +244,7 @@ impl Converter {
                 // is relative (see cwd_into in the BPF program).
                 let cwd = if single { p2.as_deref().filter(|c| c.starts_with('/')) } else { None };
                 e.path = p1.as_ref().map(|p| {
-                    if matches!(op, "memfd" | "module") {
+                    if matches!(op, Kind::Memfd | Kind::Module) {
                         p.clone()
                     } else if let (Some(c), false) = (cwd, p.starts_with('/')) {
                         normalize(&format!("{c}/{p}"))
@@ -277,7 +278,7 @@ impl Converter {
                     "tgkill" => Some(args[2]),
                     _ => None,
                 };
-                if op == "open" {
+                if op == Kind::Open {
                     let f = e.flags.unwrap_or(0);
                     e.write = Some(f & 3 != 0 || f & (libc::O_CREAT | libc::O_TRUNC) as u64 != 0 || name == "creat");
                 }
@@ -296,8 +297,8 @@ impl Converter {
                         .map(|(_, a)| a.clone());
                     let (layer, reason) =
                         self.attribution.attribute(&name, op, &e, h.flags & F_NOT_ENTERED != 0, net_hint.as_deref());
-                    e.op = Some(op.to_string());
-                    e.kind = "deny".into();
+                    e.op = Some(op);
+                    e.kind = Kind::Deny;
                     e.layer = Some(layer);
                     e.reason = Some(reason);
                 }

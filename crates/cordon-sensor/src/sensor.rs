@@ -229,10 +229,10 @@ impl State {
         self.sum.events += 1;
         self.lineage.add(&r);
         let e = self.conv.convert(&r);
-        match self.sum.by_kind.get_mut(&e.kind) {
+        match self.sum.by_kind.get_mut(e.kind.as_str()) {
             Some(n) => *n += 1,
             None => {
-                self.sum.by_kind.insert(e.kind.clone(), 1);
+                self.sum.by_kind.insert(e.kind.as_str().to_string(), 1);
             }
         }
         if e.is_deny() {
@@ -254,7 +254,7 @@ impl State {
         if total > 0 {
             let e = Event {
                 v: crate::event::SCHEMA_VERSION,
-                kind: "loss".into(),
+                kind: crate::event::Kind::Loss,
                 time: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos() as u64)

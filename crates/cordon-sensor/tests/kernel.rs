@@ -139,7 +139,7 @@ fn opened(seen: &Seen, path: &Path) -> usize {
     seen.lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .filter(|e| e.kind == "open" && e.path.as_deref() == Some(&*p))
+        .filter(|e| e.kind.as_str() == "open" && e.path.as_deref() == Some(&*p))
         .count()
 }
 
@@ -463,7 +463,7 @@ fn loss_is_counted_per_session() {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
-        .filter(|e| e.kind == "loss")
+        .filter(|e| e.kind.as_str() == "loss")
         .filter_map(|e| e.lost)
         .sum();
     assert_eq!(in_stream, sum_a.lost, "its event stream reports the same loss");
@@ -477,7 +477,7 @@ fn loss_is_counted_per_session() {
     assert_eq!(sum_b.attempted, sum_b.events + sum_b.decode_errors, "offered = read, for the roomy one");
     assert_eq!(opened(&seen_b, &mb.0), n_b, "every open of the roomy session was seen");
     assert!(
-        seen_b.lock().unwrap_or_else(|e| e.into_inner()).iter().all(|e| e.kind != "loss"),
+        seen_b.lock().unwrap_or_else(|e| e.into_inner()).iter().all(|e| e.kind.as_str() != "loss"),
         "no loss event in the roomy session"
     );
     assert_eq!(opened(&seen_b, &ma.0) + opened(&seen_a, &mb.0), 0, "neither saw the other's opens");
@@ -512,7 +512,7 @@ fn network_rules_stay_per_session() {
         s.lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|e| e.kind == verdict && e.addr.as_deref().is_some_and(|x| x.starts_with("198.51.100.")))
+            .filter(|e| e.kind.as_str() == verdict && e.addr.as_deref().is_some_and(|x| x.starts_with("198.51.100.")))
             .count()
     };
     assert!(nets(&seen_b, "deny") >= 1, "b's refusal is b's event");

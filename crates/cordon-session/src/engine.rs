@@ -11,6 +11,7 @@ use cordon_policy::Egress;
 use cordon_rules::{Alert, Engine};
 use cordon_sandbox::report::Outcome;
 use cordon_sandbox::session::{CgroupHook, DenialHook, Session};
+use cordon_schema::{Event, Kind, Layer, RecordKind, Subject};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -45,7 +46,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         let (rules, alerts) = (rules.clone(), alerts.clone());
         Box::new(move |d| {
             let ev = serde_json::to_value(d).unwrap_or_default();
-            let found = rules.borrow_mut().feed("denial", now_ms(), &ev);
+            let found = rules.borrow_mut().feed(Subject::Record(RecordKind::Denial), now_ms(), &ev);
             let kill = crate::effects::wants_kill(&found);
             alerts.borrow_mut().extend(found);
             kill
@@ -71,7 +72,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     let mut killed_by = None;
     if let Some(w) = &wiring {
         // The proxy's refusals are denials too; they come from the proxy, not the kernel.
-        let extra: Vec<cordon_sensor::Event> =
+        let extra: Vec<Event> =
             outcome.egress.iter().filter(|e| !e.allowed).map(|e| proxy_denial(&p.session_id, e)).collect();
         pipeline::finish_events(&w.shared, &p.session_id, &extra, sensor.as_mut());
         alerts.borrow_mut().extend(w.shared.alerts.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
@@ -143,10 +144,10 @@ fn sensor_hook(
 fn judge_at_end(rules: &mut Engine, outcome: &Outcome, alerts: &mut Vec<Alert>) {
     let t = now_ms();
     for e in &outcome.egress {
-        alerts.extend(rules.feed("egress", t, &serde_json::to_value(e).unwrap_or_default()));
+        alerts.extend(rules.feed(Subject::Record(RecordKind::Egress), t, &serde_json::to_value(e).unwrap_or_default()));
     }
     for l in &outcome.limits_hit {
-        alerts.extend(rules.feed("limit", t, &serde_json::json!({"text": l})));
+        alerts.extend(rules.feed(Subject::Record(RecordKind::Limit), t, &serde_json::json!({"text": l})));
     }
 }
 
@@ -161,19 +162,19 @@ fn record_end(
 ) {
     let Some(rec) = p.recording.as_mut() else { return };
     let t = now_ms();
-    let mut items: Vec<(String, i64, serde_json::Value)> = vec![];
-    items.extend(outcome.denials.items.iter().map(|d| ("denial".to_string(), t, val(d))));
-    items.extend(outcome.egress.iter().map(|e| ("egress".to_string(), t, val(e))));
-    items.extend(outcome.limits_hit.iter().map(|l| ("limit".to_string(), t, serde_json::json!({"text": l}))));
-    items.extend(alerts.iter().map(|al| ("alert".to_string(), al.ts_ms, val(al))));
+    let mut items: Vec<(RecordKind, i64, serde_json::Value)> = vec![];
+    items.extend(outcome.denials.items.iter().map(|d| (RecordKind::Denial, t, val(d))));
+    items.extend(outcome.egress.iter().map(|e| (RecordKind::Egress, t, val(e))));
+    items.extend(outcome.limits_hit.iter().map(|l| (RecordKind::Limit, t, serde_json::json!({"text": l}))));
+    items.extend(alerts.iter().map(|al| (RecordKind::Alert, al.ts_ms, val(al))));
     if let Some(s) = sensor {
         let mut brief = val(s);
         if let Some(o) = brief.as_object_mut() {
             o.remove("denials");
         }
-        items.push(("sensor.summary".into(), t, brief));
+        items.push((RecordKind::SensorSummary, t, brief));
     }
-    items.push(("end".into(), t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "peaks": outcome.peaks, "denials_total": outcome.denials.total, "notes": outcome.notes})));
+    items.push((RecordKind::End, t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "peaks": outcome.peaks, "denials_total": outcome.denials.total, "notes": outcome.notes})));
     match rec.finish(items) {
         recording::Finished::Sealed => {
             if let (Some(o), Some(line)) = (p.head_copy.as_mut(), rec.head_line()) {
@@ -221,17 +222,17 @@ fn write_report(
 }
 
 /// A proxy refusal as a sensor-style denial event (for the events file and the rules).
-fn proxy_denial(session: &str, d: &cordon_schema::egress::Decision) -> cordon_sensor::Event {
+fn proxy_denial(session: &str, d: &cordon_schema::egress::Decision) -> Event {
     let (host, port) = (&d.host, d.port);
-    cordon_sensor::Event {
-        v: cordon_sensor::event::SCHEMA_VERSION,
-        kind: "deny".into(),
+    Event {
+        v: cordon_schema::SCHEMA_VERSION,
+        kind: Kind::Deny,
         time: (now_ms() as u64) * 1_000_000,
         session: session.into(),
         pid: d.pid,
-        op: Some("connect".into()),
+        op: Some(Kind::Connect),
         addr: Some(format!("{host}:{port}")),
-        layer: Some("proxy".into()),
+        layer: Some(Layer::Proxy),
         reason: Some(format!(
             "{}; if the task needs {host}:{port}, ask the user to add it (cordon run --allow-net {host}:{port})",
             cordon_egress::server::describe(d)

@@ -2,7 +2,8 @@
 //! the audit record, the detection rules) and what a rule that says "kill" does.
 
 use cordon_rules::{Action, Alert, Engine, RuleSet};
-use cordon_sensor::{Event, OutputStatus};
+use cordon_schema::{Event, Kind, RecordKind, Subject};
+use cordon_sensor::OutputStatus;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -102,8 +103,8 @@ impl EventsOut {
         let mut st = self.status();
         if st.lost > 0 {
             let e = Event {
-                v: cordon_sensor::event::SCHEMA_VERSION,
-                kind: "loss".into(),
+                v: cordon_schema::SCHEMA_VERSION,
+                kind: Kind::Loss,
                 time: std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_nanos() as u64)
@@ -227,7 +228,7 @@ impl AuditWriter {
                                     body.push_str(&x.1);
                                 }
                                 body.push(']');
-                                ("sensor", c[0].0, body)
+                                (RecordKind::Sensor.as_str(), c[0].0, body)
                             })
                             .collect();
                         if let Err(e) = store.append_raw(&session, &records) {
@@ -302,16 +303,16 @@ fn on_timeline(e: &Event) -> bool {
     if e.setup {
         return false;
     }
-    match e.kind.as_str() {
-        "fork" => false,
+    match e.kind {
+        Kind::Fork => false,
         // A PATH search tries each directory in turn.
-        "exec" => e.syscall.is_none() || e.errno.as_deref().is_some_and(|x| x != "ENOENT"),
-        "open" => {
+        Kind::Exec => e.syscall.is_none() || e.errno.as_deref().is_some_and(|x| x != "ENOENT"),
+        Kind::Open => {
             let f = e.flags.unwrap_or(0);
             let writes = f & 3 != 0 || f & (libc::O_CREAT | libc::O_TRUNC) as u64 != 0;
             writes || e.errno.as_deref().is_some_and(|x| x != "ENOENT" && x != "ENOTDIR")
         }
-        "net" => e.result == Some(0),
+        Kind::Net => e.result == Some(0),
         _ => true,
     }
 }
@@ -382,7 +383,7 @@ pub fn build(o: Options) -> crate::Result<Built> {
         // cordon's own setup (mounting masks over credentials, say) is not the agent's doing.
         if let (Some(eng), Some(fields), false) = (engine.as_mut(), rule_fields.get(&e.kind), e.setup) {
             let v = fields_of(e, fields);
-            let found = eng.feed(&e.kind, (e.time / 1_000_000) as i64, &v);
+            let found = eng.feed(Subject::Event(e.kind), (e.time / 1_000_000) as i64, &v);
             if !found.is_empty() {
                 for a in &found {
                     if let Some(l) = live.as_mut() {
@@ -405,20 +406,18 @@ pub fn build(o: Options) -> crate::Result<Built> {
     Ok(Built { sink: Some(sink), shared, audit: audit_thread })
 }
 
-/// Per event kind, the top-level fields its rules read, in conditions and in reason templates.
-fn referenced_fields(rs: &RuleSet) -> std::collections::HashMap<String, Vec<String>> {
-    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+/// Per event kind, the top-level fields its rules read, in conditions and in reason templates
+/// (the rule loader has checked that events have them).
+fn referenced_fields(rs: &RuleSet) -> std::collections::HashMap<Kind, Vec<String>> {
+    let mut out: std::collections::HashMap<Kind, Vec<String>> = Default::default();
     for r in &rs.rules {
-        let v = out.entry(r.kind.clone()).or_insert_with(|| vec!["kind".into()]);
+        let Subject::Event(kind) = r.kind else { continue };
+        let v = out.entry(kind).or_insert_with(|| vec!["kind".into()]);
         for c in &r.conds {
             v.push(c.field.split('.').next().unwrap_or("").to_string());
         }
-        let mut rest = r.reason.as_str();
-        while let Some(i) = rest.find('{') {
-            let after = &rest[i + 1..];
-            let Some(j) = after.find('}') else { break };
-            v.push(after[..j].split('.').next().unwrap_or("").to_string());
-            rest = &after[j + 1..];
+        for key in cordon_rules::placeholders(&r.reason) {
+            v.push(key.split('.').next().unwrap_or("").to_string());
         }
     }
     for v in out.values_mut() {
@@ -431,42 +430,8 @@ fn referenced_fields(rs: &RuleSet) -> std::collections::HashMap<String, Vec<Stri
 /// Only the fields the rules use: converting a whole event for every file opened would cost more
 /// than everything else the sensor does per event.
 fn fields_of(e: &Event, fields: &[String]) -> serde_json::Value {
-    use serde_json::Value as V;
-    let mut m = serde_json::Map::new();
-    let opt_s = |x: &Option<String>| x.as_ref().map(|s| V::String(s.clone()));
-    for f in fields {
-        let v = match f.as_str() {
-            "kind" => Some(V::String(e.kind.clone())),
-            "session" => Some(V::String(e.session.clone())),
-            "comm" => Some(V::String(e.comm.clone())),
-            "exe" => Some(V::String(e.exe.clone())),
-            "pid" => Some(e.pid.into()),
-            "ppid" => Some(e.ppid.into()),
-            "uid" => Some(e.uid.into()),
-            "time" => Some(e.time.into()),
-            "syscall" => opt_s(&e.syscall),
-            "op" => opt_s(&e.op),
-            "path" => opt_s(&e.path),
-            "path2" => opt_s(&e.path2),
-            "addr" => opt_s(&e.addr),
-            "errno" => opt_s(&e.errno),
-            "layer" => opt_s(&e.layer),
-            "reason" => opt_s(&e.reason),
-            "flags" => e.flags.map(V::from),
-            "write" => e.write.map(V::from),
-            "result" => e.result.map(V::from),
-            "target_pid" => e.target_pid.map(V::from),
-            "code" => e.code.map(V::from),
-            "argv" => e.argv.as_ref().map(|a| V::from(a.clone())),
-            "lost" => e.lost.map(V::from),
-            // Not a sensor field (rules of this kind may also match supervisor records).
-            _ => None,
-        };
-        if let Some(v) = v {
-            m.insert(f.clone(), v);
-        }
-    }
-    V::Object(m)
+    let m = fields.iter().filter_map(|f| e.field(f).map(|v| (f.clone(), v))).collect();
+    serde_json::Value::Object(m)
 }
 
 /// Ends the events output once the sensor has finished: appends the events that did not come from

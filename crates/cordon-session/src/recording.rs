@@ -7,6 +7,7 @@ use crate::{Result, SessionError};
 use cordon_audit::{spool, Store};
 use cordon_policy::{CompiledPolicy, Masked};
 use cordon_sandbox::SessionPlan;
+use cordon_schema::RecordKind;
 use std::path::{Path, PathBuf};
 
 /// The log's path: `--audit`, else `$CORDON_AUDIT`, else the default; absolute, symlinks resolved
@@ -105,7 +106,7 @@ impl Recording {
     /// Commits the start record: if this fails, nothing has run. Every later write checks that this
     /// record is still in the log.
     pub fn start(&mut self, start: serde_json::Value) -> Result<()> {
-        let (seq, hash) = self.store.append(&self.session, &[("start".into(), now_ms(), start)])?;
+        let (seq, hash) = self.store.append(&self.session, &[(RecordKind::Start.as_str().into(), now_ms(), start)])?;
         self.store.set_anchor(seq, hash.clone());
         self.start = Some((seq, hash));
         Ok(())
@@ -121,14 +122,20 @@ impl Recording {
     }
 
     /// Appends the end of the session and seals it; on failure the records go to the spool.
-    pub fn finish(&mut self, items: Vec<(String, i64, serde_json::Value)>) -> Finished {
+    pub fn finish(&mut self, items: Vec<(RecordKind, i64, serde_json::Value)>) -> Finished {
+        let items: Vec<(String, i64, serde_json::Value)> =
+            items.into_iter().map(|(k, t, b)| (k.as_str().to_string(), t, b)).collect();
         let res = self.store.finish(&self.session, &items, now_ms());
         let error = match res {
             Ok(()) => return Finished::Sealed,
             Err(e) => e.to_string(),
         };
         // The seal may be all that failed: records already committed are not spooled again.
-        let committed = self.store.records(&self.session).map(|r| r.iter().any(|x| x.kind == "end")).unwrap_or(false);
+        let committed = self
+            .store
+            .records(&self.session)
+            .map(|r| r.iter().any(|x| x.kind == RecordKind::End.as_str()))
+            .unwrap_or(false);
         let rest: Vec<spool::SpoolRecord> = if committed {
             vec![]
         } else {

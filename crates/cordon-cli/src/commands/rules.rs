@@ -65,10 +65,13 @@ pub fn run(cmd: RulesCmd) -> Result<i32> {
             for r in &recs {
                 for (kind, ts, ev) in super::audit::entries(r) {
                     // Sensor events are matched by their own kind (open, exec, deny, ...).
-                    let kind = kind.strip_prefix("sensor.").unwrap_or(&kind).to_string();
+                    // Records of kinds no rule can be about (alert, seal, ...) are skipped.
+                    let Some(kind) = cordon_rules::Subject::parse(kind.strip_prefix("sensor.").unwrap_or(&kind)) else {
+                        continue;
+                    };
                     let n = ev["count"].as_u64().unwrap_or(1).clamp(1, 100_000);
                     for _ in 0..n {
-                        alerts.extend(engine.feed(&kind, ts, &ev));
+                        alerts.extend(engine.feed(kind, ts, &ev));
                     }
                 }
             }
