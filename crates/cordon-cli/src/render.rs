@@ -1,7 +1,7 @@
 //! What `cordon run` and `cordon monitor` print for a person: the live timeline, the summary at the
 //! end of a session, the alerts. The engine returns data; this turns it into lines on stderr.
 
-use cordon_sandbox::report::{Ending, Outcome};
+use cordon_schema::outcome::{Ending, Outcome};
 use cordon_session::pipeline::{Live, LiveSink};
 
 /// Before the command runs: what the user should read, and with -v the guarantees in force.
@@ -21,7 +21,7 @@ pub fn before(p: &cordon_session::prepare::Prepared, quiet: bool, verbose: bool)
             policy.sources.join(" -> ")
         );
         for g in &p.plan.guarantees {
-            if let cordon_sandbox::State::Enforced { how } = &g.state {
+            if let cordon_schema::guarantee::State::Enforced { how } = &g.state {
                 eprintln!("cordon:   [{}] {} — {}", g.layer, g.what, how);
             }
         }
@@ -124,7 +124,7 @@ pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str) {
         let denied = o.egress.iter().filter(|e| !e.allowed).count();
         eprintln!("cordon: network: {} connection(s) through the egress proxy, {denied} denied:", o.egress.len());
         for e in o.egress.iter().take(20) {
-            eprintln!("cordon:   {}", cordon_egress::server::describe(e));
+            eprintln!("cordon:   {}", e.describe());
         }
         if o.egress.len() > 20 {
             eprintln!("cordon:   … and {} more (see --report)", o.egress.len() - 20);
@@ -144,7 +144,7 @@ pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str) {
 const TREE_LINES: usize = 30;
 
 /// The sensor's part of the end-of-session summary.
-pub fn sensor(s: &cordon_sensor::Summary, tree: bool) {
+pub fn sensor(s: &cordon_schema::sensor::Summary, tree: bool) {
     let kinds: Vec<String> = s.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let unwritten = s.events_output.as_ref().filter(|o| o.lost > 0);
     let loss = match (s.lost, unwritten) {

@@ -366,22 +366,7 @@ async fn forward(s: TcpStream, who: Who, to: SocketAddr, rule: String, ctx: &Ctx
     }
 }
 
-/// Text for the exit summary.
+/// One line for a decision (the summary, the proxy's own log).
 pub fn describe(d: &Decision) -> String {
-    let who = if d.pid > 0 { format!(" by {}[{}]", d.exe, d.pid) } else { String::new() };
-    if d.allowed {
-        format!(
-            "allowed {} {}:{} -> {} ({}; {} B up, {} B down, {} ms){who}",
-            d.protocol,
-            d.host,
-            d.port,
-            d.ip.as_deref().unwrap_or("?"),
-            d.rule,
-            d.bytes_up,
-            d.bytes_down,
-            d.duration_ms
-        )
-    } else {
-        format!("DENIED {} {}:{}{who}: {}", d.protocol, d.host, d.port, d.rule)
-    }
+    d.describe()
 }

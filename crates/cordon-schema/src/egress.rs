@@ -23,6 +23,29 @@ pub struct Decision {
     pub exe: String,
 }
 
+impl Decision {
+    /// One line: what was allowed or refused, by whom, and by which rule.
+    pub fn describe(&self) -> String {
+        let d = self;
+        let who = if d.pid > 0 { format!(" by {}[{}]", d.exe, d.pid) } else { String::new() };
+        if d.allowed {
+            format!(
+                "allowed {} {}:{} -> {} ({}; {} B up, {} B down, {} ms){who}",
+                d.protocol,
+                d.host,
+                d.port,
+                d.ip.as_deref().unwrap_or("?"),
+                d.rule,
+                d.bytes_up,
+                d.bytes_down,
+                d.duration_ms
+            )
+        } else {
+            format!("DENIED {} {}:{}{who}: {}", d.protocol, d.host, d.port, d.rule)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

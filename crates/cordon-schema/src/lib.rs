@@ -9,13 +9,18 @@
 //! - [`egress::Decision`]: one decision of the egress proxy.
 //! - [`Alert`] and [`Action`]: a detection rule that fired.
 //! - [`RecordKind`] and [`Subject`]: the audit record's kinds, and what a rule can be about.
+//! - [`outcome::Outcome`]: how a session ended; [`guarantee::Guarantee`]: what it promised;
+//!   [`sensor::Summary`]: what the sensor counted.
 
 mod alert;
 mod denial;
 pub mod egress;
 mod event;
+pub mod guarantee;
 mod layer;
+pub mod outcome;
 mod record;
+pub mod sensor;
 
 pub use alert::{Action, Alert};
 pub use denial::Denial;

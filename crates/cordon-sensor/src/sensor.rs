@@ -13,9 +13,8 @@ use crate::event::Event;
 use crate::hub::{Hub, Registration};
 use crate::lineage::Lineage;
 use crate::raw;
+pub use cordon_schema::sensor::{OutputStatus, Summary};
 use libbpf_rs::RingBufferBuilder;
-use serde::Serialize;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,44 +68,6 @@ pub enum SensorError {
     Load(String),
     #[error("sensor: attaching {prog} failed: {err}")]
     Attach { prog: &'static str, err: String },
-}
-
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Summary {
-    pub events: u64,
-    /// Records the programs tried to hand over (events + lost).
-    pub attempted: u64,
-    pub lost: u64,
-    pub lost_per_cpu: Vec<u64>,
-    pub decode_errors: u64,
-    pub by_kind: BTreeMap<String, u64>,
-    pub denials_total: u64,
-    /// The first denials (at most 10000), each with its layer and reason.
-    pub denials: Vec<Event>,
-    pub processes: usize,
-    pub tree: String,
-    pub seconds: f64,
-    pub notes: Vec<String>,
-    /// The events output (`--events`), when there is one: filled in by whoever writes it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub events_output: Option<OutputStatus>,
-}
-
-/// What became of the events handed to an events output: each one was written whole or is
-/// counted in `lost`.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct OutputStatus {
-    /// The file, fifo or `-` (stdout).
-    pub path: String,
-    pub written: u64,
-    /// Events not written (the first write error and everything after it).
-    pub lost: u64,
-    /// The first write error.
-    pub error: Option<String>,
-    /// Events are missing from the output.
-    pub incomplete: bool,
-    /// A final `loss` line with `incomplete: true` could be written at the end of the output.
-    pub marked: bool,
 }
 
 /// One watched session: its reader thread, and its place in the hub (which stays loaded while any

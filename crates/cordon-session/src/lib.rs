@@ -19,6 +19,8 @@ pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod guards;
+pub mod host;
+pub mod monitor;
 pub mod outputs;
 pub mod pipeline;
 pub mod prepare;

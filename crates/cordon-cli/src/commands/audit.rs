@@ -200,7 +200,7 @@ fn show(a: ShowArgs) -> Result<i32> {
     for r in recs {
         for (kind, ts, body) in entries(&r) {
             let text = if kind.starts_with("sensor.") {
-                serde_json::from_value::<cordon_sensor::Event>(body.clone())
+                serde_json::from_value::<cordon_schema::Event>(body.clone())
                     .map(|e| e.line())
                     .unwrap_or_else(|_| body.to_string())
             } else {

@@ -3,8 +3,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use cordon_sandbox::caps::{KernelCaps, Userns};
-use cordon_sandbox::{plan, Invocation, State};
+use cordon_session::host::{self, Host};
 use serde_json::{json, Value};
 
 #[derive(Args)]
@@ -15,62 +14,16 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
-fn view(caps: &KernelCaps) -> Value {
-    let ws = std::env::temp_dir();
-    let (_, policy) =
-        cordon_policy::load_and_compile("builtin:agent", &cordon_policy::Context::for_workspace(ws.clone()))
-            .expect("built-in profile compiles");
-    let inv = Invocation { session_id: "doctor".into(), argv: vec!["/bin/true".into()], cwd: ws, env: vec![] };
-    let p = plan(&policy, caps, &inv);
-    let guarantees: Vec<Value> = p
-        .guarantees
-        .iter()
-        .map(|g| match &g.state {
-            State::Enforced { how } => json!({"layer": g.layer, "what": g.what, "enforced": true, "how": how}),
-            State::Degraded { feature, instead } => {
-                json!({"layer": g.layer, "what": g.what, "enforced": false, "missing": feature, "instead": instead})
-            }
-        })
-        .collect();
-    let degraded = p.degraded().len();
-    json!({
-        "uid": caps.uid,
-        "landlock": {"abi": caps.landlock_abi, "available": caps.landlock_abi > 0, "enforces": cordon_sandbox::plan::landlock::abi_features(caps.landlock_abi)},
-        "seccomp": {"filter": caps.seccomp_filter, "user_notification": caps.seccomp_user_notif},
-        "namespaces": match &caps.userns { Userns::NotNeeded => json!({"available": true, "via": "root"}), Userns::Allowed => json!({"available": true, "via": "unprivileged user namespace"}), Userns::Blocked(w) => json!({"available": false, "why": w}) },
-        "cgroups": {
-            "v2_mount": caps.cgroup.v2_mount, "v2_controllers": caps.cgroup.v2_controllers, "v2_writable_base": caps.cgroup.v2_base,
-            "v1_writable": caps.cgroup.v1.iter().map(|(c, p)| json!({"controller": c, "mount": p})).collect::<Vec<_>>(),
-        },
-        "default_profile": {"runs_without_degrading": degraded == 0, "degraded": degraded, "guarantees": guarantees},
-    })
-}
-
 /// The other user's view: as root, a child drops to `nobody` and detects; as a user, what root gets is
 /// described from the host's mounts (root can write cgroups and load BPF).
-fn other_view(caps: &KernelCaps) -> Value {
-    if caps.is_root {
+fn other_view(host: &Host) -> Value {
+    if host.is_root() {
         match probe_as_nobody() {
             Some(v) => v,
             None => json!({"error": "could not probe as nobody"}),
         }
     } else {
-        let mut c = caps.clone();
-        c.uid = 0;
-        c.is_root = true;
-        c.userns = Userns::NotNeeded;
-        c.cgroup.v2_base = c.cgroup.v2_mount.clone();
-        c.cgroup.v1 = cordon_sandbox::caps::mount_table()
-            .into_iter()
-            .filter(|m| m.fstype == "cgroup")
-            .flat_map(|m| {
-                ["memory", "pids", "cpu"]
-                    .into_iter()
-                    .filter(move |c| m.options.split(',').any(|o| o == *c))
-                    .map(move |c| (c.to_string(), m.point.clone()))
-            })
-            .collect();
-        let mut v = view(&c);
+        let mut v = host.as_root_inferred().view();
         v["note"] = json!("inferred: root can write the cgroup hierarchies and load the eBPF sensor");
         v
     }
@@ -90,26 +43,26 @@ fn probe_as_nobody() -> Option<Value> {
 }
 
 pub fn run(a: DoctorArgs) -> Result<i32> {
-    let caps = KernelCaps::detect();
-    let me = view(&caps);
+    let h = Host::detect();
+    let me = h.view();
     let inner = std::env::var_os("CORDON_DOCTOR_INNER").is_some();
-    let other = if inner { Value::Null } else { other_view(&caps) };
+    let other = if inner { Value::Null } else { other_view(&h) };
     let doc = json!({
-        "kernel": caps.kernel, "arch": caps.arch,
+        "kernel": h.kernel(), "arch": h.arch(),
         "this_user": me,
         "other_user": other,
-        "sensor": sensor_view(),
+        "sensor": host::sensor_view(),
         "lsm": std::fs::read_to_string("/sys/kernel/security/lsm").ok().map(|s| s.trim().to_string()),
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
     }
-    println!("cordon doctor — Linux {} ({})\n", caps.kernel, caps.arch);
-    print_view(&format!("As this user (uid {})", caps.uid), &me);
+    println!("cordon doctor — Linux {} ({})\n", h.kernel(), h.arch());
+    print_view(&format!("As this user (uid {})", h.uid()), &me);
     if !other.is_null() {
         println!();
-        print_view(if caps.is_root { "As an unprivileged user (nobody)" } else { "As root" }, &other);
+        print_view(if h.is_root() { "As an unprivileged user (nobody)" } else { "As root" }, &other);
     }
     let sv = &doc["sensor"];
     println!();
@@ -134,10 +87,6 @@ pub fn run(a: DoctorArgs) -> Result<i32> {
         if sv["bpffs_mounted"].as_bool() == Some(true) { "mounted" } else { "not mounted" }
     );
     Ok(0)
-}
-
-fn sensor_view() -> Value {
-    serde_json::to_value(cordon_sensor::probe::probe()).unwrap_or(Value::Null)
 }
 
 fn print_view(title: &str, v: &Value) {

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use cordon_session::pipeline;
+use cordon_session::{monitor, pipeline};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::path::PathBuf;
@@ -44,42 +44,6 @@ pub struct MonitorArgs {
     pub sensor_buffer: String,
 }
 
-fn populated(dir: &std::path::Path) -> bool {
-    match std::fs::read_to_string(dir.join("cgroup.events")) {
-        Ok(s) => s.lines().any(|l| l == "populated 1"),
-        Err(_) => false,
-    }
-}
-
-/// The running session whose id is `prefix` or the only one that starts with it (compared as text:
-/// no pattern, no path); its cgroup directory and full id.
-fn running_session(prefix: &str) -> Result<(PathBuf, String)> {
-    let running = cordon_sensor::cgroup::running_sessions();
-    let list = |ids: &[&String]| {
-        ids.iter().take(20).map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-            + if ids.len() > 20 { ", ..." } else { "" }
-    };
-    let all: Vec<&String> = running.iter().collect();
-    if prefix.is_empty() {
-        bail!(
-            "SESSION is empty: give a session id or a unique prefix of one\n  running sessions: {}",
-            if all.is_empty() { "none".into() } else { list(&all) }
-        );
-    }
-    let found: Vec<&String> = match running.iter().find(|s| *s == prefix) {
-        Some(exact) => vec![exact],
-        None => running.iter().filter(|s| s.starts_with(prefix)).collect(),
-    };
-    match found.as_slice() {
-        [id] => match cordon_sensor::cgroup::session_dir(id) {
-            Some(d) => Ok((d, id.to_string())),
-            None => bail!("session {id} ended"),
-        },
-        [] => bail!("no running session `{prefix}`: no cgroup under {}/cordon/ has that id or starts with it\n  hint: `cordon audit ls` lists sessions; only running ones can be watched", cordon_sensor::cgroup::v2_root().map(|p| p.display().to_string()).unwrap_or_else(|| "<cgroup2>".into())),
-        many => bail!("`{prefix}` matches {} running sessions: {}\n  hint: give more of the id", many.len(), list(many)),
-    }
-}
-
 pub fn run(a: MonitorArgs) -> Result<i32> {
     let ring = cordon_policy::units::parse_size(&a.sensor_buffer)
         .map_err(|e| anyhow::anyhow!("--sensor-buffer `{}`: {e}\n  hint: a size such as 64K, 16M", a.sensor_buffer))?;
@@ -88,7 +52,7 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     }
     let (dir, name) = match (&a.cgroup, &a.session) {
         (Some(c), _) => (c.clone(), c.display().to_string()),
-        (None, Some(s)) => running_session(s)?,
+        (None, Some(s)) => monitor::running_session(s).map_err(|e| anyhow::anyhow!("{e}"))?,
         _ => bail!("name a SESSION or --cgroup PATH"),
     };
     if !dir.is_dir() {
@@ -123,17 +87,7 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
     mask.add(Signal::SIGTERM);
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?;
-    let sensor = cordon_sensor::Sensor::start(cordon_sensor::Config {
-        session: name.clone(),
-        cgroup: dir.clone(),
-        net: None,
-        attribution: Default::default(),
-        session_start: false,
-        seccomp_watch: cordon_sensor::kinds::baseline_watch(cordon_sensor::kinds::native_arch()),
-        ring_bytes: ring as u32,
-        sink,
-    })
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sensor = monitor::Watch::start(&name, &dir, ring as u32, sink).map_err(|e| anyhow::anyhow!("{e}"))?;
     eprintln!("cordon: monitoring {name} ({}); Ctrl-C to stop", dir.display());
     let start = std::time::Instant::now();
     let why = loop {
@@ -141,7 +95,7 @@ pub fn run(a: MonitorArgs) -> Result<i32> {
         if matches!(sfd.read_signal(), Ok(Some(_))) {
             break "interrupted";
         }
-        if !dir.is_dir() || (a.session.is_some() && !populated(&dir)) {
+        if !dir.is_dir() || (a.session.is_some() && !monitor::populated(&dir)) {
             break "the session ended";
         }
         if a.duration.is_some_and(|d| start.elapsed().as_secs_f64() >= d) {

@@ -13,43 +13,7 @@ use crate::caps::KernelCaps;
 use cordon_policy::CompiledPolicy;
 use serde::Serialize;
 
-/// One promise a session makes, and whether this host keeps it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Guarantee {
-    pub layer: &'static str,
-    pub what: String,
-    pub state: State,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum State {
-    /// Enforced, and how.
-    Enforced { how: String },
-    /// Not enforced as the policy asks. `feature` names what the host lacks; `instead` what is done.
-    Degraded { feature: String, instead: String },
-}
-
-impl Guarantee {
-    pub fn ok(layer: &'static str, what: impl Into<String>, how: impl Into<String>) -> Self {
-        Guarantee { layer, what: what.into(), state: State::Enforced { how: how.into() } }
-    }
-    pub fn degraded(
-        layer: &'static str,
-        what: impl Into<String>,
-        feature: impl Into<String>,
-        instead: impl Into<String>,
-    ) -> Self {
-        Guarantee {
-            layer,
-            what: what.into(),
-            state: State::Degraded { feature: feature.into(), instead: instead.into() },
-        }
-    }
-    pub fn is_degraded(&self) -> bool {
-        matches!(self.state, State::Degraded { .. })
-    }
-}
+pub use cordon_schema::guarantee::{Guarantee, State};
 
 /// Everything needed to start one session, computed before anything is changed on the host.
 #[derive(Debug, Clone, Serialize)]
