@@ -50,6 +50,41 @@ fn forwarded_set(with_chld: bool) -> SigSet {
     s
 }
 
+/// The caller's signal mask, put back when this is dropped: every way out of a session's setup
+/// leaves the caller's mask as it found it. A session that ran ends with [`MaskGuard::end`].
+struct MaskGuard {
+    old: SigSet,
+    armed: bool,
+}
+
+impl MaskGuard {
+    /// Blocks `set` (on top of what the caller blocks).
+    fn block(set: &SigSet) -> Result<MaskGuard, SandboxError> {
+        let mut old = SigSet::empty();
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(set), Some(&mut old)).map_err(SandboxError::sys("sigprocmask"))?;
+        Ok(MaskGuard { old, armed: true })
+    }
+
+    /// The session is over: the caller's mask with SIGINT, SIGTERM, SIGHUP and SIGQUIT blocked
+    /// (see [`Session::run`]).
+    fn end(mut self) {
+        let mut mask = self.old;
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+            mask.add(sig);
+        }
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
+        self.armed = false;
+    }
+}
+
+impl Drop for MaskGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old), None);
+        }
+    }
+}
+
 /// Everything prepared in the supervisor before the fork, so the children only make syscalls.
 struct Prepared {
     argv: Vec<CString>,
@@ -159,10 +194,7 @@ impl Session<'_> {
 
         // Block the signals we forward before the clone, so none is lost in between; the children
         // inherit the mask and the command's process clears it before exec.
-        let fwd = forwarded_set(true);
-        let mut old_mask = SigSet::empty();
-        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&fwd), Some(&mut old_mask))
-            .map_err(SandboxError::sys("sigprocmask"))?;
+        let mask = MaskGuard::block(&forwarded_set(true))?;
         let mut pty = if self.interactive { crate::pty::Pty::open_if_interactive()? } else { None };
         apply::cgroup::collect_stale(&plan.cgroup);
         let cgroups = apply::cgroup::create(&plan.cgroup)?;
@@ -170,10 +202,7 @@ impl Session<'_> {
         let v2_fd = cgroups.v2_dir_fd();
         mark_s("supervisor: cgroups created");
         if let Some(h) = self.on_cgroup.take() {
-            if let Err(e) = h(cgroups.v2.as_deref()) {
-                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-                return Err(SandboxError::CgroupHook(e));
-            }
+            h(cgroups.v2.as_deref()).map_err(SandboxError::CgroupHook)?;
             mark_s("supervisor: cgroup hook (sensor) done");
         }
         let flags = plan.ns.clone_flags();
@@ -194,10 +223,7 @@ impl Session<'_> {
         };
         let pid = match cloned {
             Ok(p) => p,
-            Err(e) => {
-                let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-                return Err(SandboxError::Namespaces { source: e });
-            }
+            Err(e) => return Err(SandboxError::Namespaces { source: e }),
         };
         if pid == 0 {
             drop(sync_w);
@@ -437,11 +463,7 @@ impl Session<'_> {
         }
         // Signals that arrived since are dropped; the ones that end a process stay blocked (see run).
         while let Ok(Some(_)) = sfd.read_signal() {}
-        let mut mask = old_mask;
-        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
-            mask.add(sig);
-        }
-        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None);
+        mask.end();
 
         let egress = egress.map(|h| h.finish()).unwrap_or_default();
         let mut limits_hit = cgroups.events(&plan.cgroup);
@@ -1031,6 +1053,36 @@ mod tests {
         assert!(matches!(&e, SandboxError::Cgroup(CgroupError::Create { .. })), "{e:?}");
         assert_eq!(io_source(&e).raw_os_error(), Some(libc::ENOTDIR));
         assert_eq!(e.to_string(), format!("cgroup: create {}: {}", file.join("cordon").display(), io_source(&e)));
+    }
+
+    /// The signals this thread has blocked, of those a session forwards.
+    fn blocked_forwarded() -> Vec<Signal> {
+        let mut cur = SigSet::empty();
+        sigprocmask(SigmaskHow::SIG_BLOCK, None, Some(&mut cur)).expect("sigprocmask");
+        FORWARDED.iter().copied().filter(|s| cur.contains(*s)).collect()
+    }
+
+    #[test]
+    fn a_session_that_fails_to_set_up_leaves_the_callers_signal_mask_as_it_was() {
+        // Only SIGUSR1 blocked before: the failed session must leave exactly that.
+        let mut before = SigSet::empty();
+        before.add(Signal::SIGUSR1);
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&before), None).expect("sigprocmask");
+        let tmp = Tmp::new("session-mask");
+        let file = tmp.0.join("file");
+        std::fs::write(&file, "").expect("write");
+        // A cgroup that cannot be created (after the signals were blocked for the clone).
+        let mut p = plan(vec!["/bin/true".into()]);
+        p.cgroup.v2_dir = Some(file.join("cordon").join("t1"));
+        run(&p, None).expect_err("a file is no directory");
+        assert_eq!(blocked_forwarded(), [Signal::SIGUSR1], "after a failed cgroup");
+        // A refusing hook, and an argument that cannot be passed.
+        let hook: CgroupHook = Box::new(|_| Err("no".to_string()));
+        run(&plan(vec!["/bin/true".into()]), Some(hook)).expect_err("the hook refused");
+        assert_eq!(blocked_forwarded(), [Signal::SIGUSR1], "after a refusing hook");
+        run(&plan(vec!["a\0b".into()]), None).expect_err("NUL");
+        assert_eq!(blocked_forwarded(), [Signal::SIGUSR1], "after a NUL byte");
+        sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).expect("sigprocmask");
     }
 
     #[test]
