@@ -106,6 +106,50 @@ impl Environment {
         let mut limits_hit = self.cgroups.events(&self.plan.cgroup);
         let peaks = self.cgroups.peaks(&self.plan.cgroup);
         self.cgroups.kill_all();
+        let (ending, hidden, mut notes) = self.read_reports(process);
+        let ending = ending.unwrap_or_else(|| match init_status {
+            WaitStatus::Signaled(_, s, _) => Ending::Signaled { signal: s as i32 },
+            WaitStatus::Exited(_, c) => {
+                Ending::SetupFailed { error: format!("the session's init exited with {c} before the command ran") }
+            }
+            other => Ending::SetupFailed { error: format!("the session's init ended unexpectedly: {other:?}") },
+        });
+        if ended.stopped_by_rule {
+            notes.push("the session was stopped by a detection rule (see the alerts)".into());
+        }
+        notes.extend(ended.escalated);
+        if timing_on() {
+            self.marks.print();
+        }
+        if ended.wall_exceeded {
+            limits_hit.push(format!(
+                "wall time limit {} reached: the session was terminated",
+                self.plan.cgroup.wall_time.map(cordon_policy::units::fmt_duration).unwrap_or_default()
+            ));
+        }
+        if ending == (Ending::Signaled { signal: libc::SIGSYS }) {
+            notes.push("the command was killed by seccomp (SIGSYS) for a denied system call".into());
+        }
+        Outcome {
+            session_id,
+            exit_code: exit_code(&ending),
+            ending,
+            duration_ms: start.elapsed().as_millis() as u64,
+            wall_time_exceeded: ended.wall_exceeded,
+            denials: ended.denials,
+            limits_hit,
+            peaks,
+            hidden_files: hidden,
+            notes,
+            egress,
+        }
+    }
+}
+
+impl Environment {
+    /// What the init and the command reported: how the command ended (if they know), how many
+    /// files were hidden, the process plan's notes and theirs.
+    fn read_reports(&mut self, process: &ProcessPlan) -> (Option<Ending>, usize, Vec<String>) {
         let mut text = String::new();
         if let Some(r) = self.rep_r.take() {
             use std::io::Read;
@@ -135,49 +179,17 @@ impl Environment {
                 Report::Mark { at_us, what } => self.marks.list.push((at_us, what)),
             }
         }
-        let ending = ending.unwrap_or_else(|| match init_status {
-            WaitStatus::Signaled(_, s, _) => Ending::Signaled { signal: s as i32 },
-            WaitStatus::Exited(_, c) => {
-                Ending::SetupFailed { error: format!("the session's init exited with {c} before the command ran") }
-            }
-            other => Ending::SetupFailed { error: format!("the session's init ended unexpectedly: {other:?}") },
-        });
-        if ended.stopped_by_rule {
-            notes.push("the session was stopped by a detection rule (see the alerts)".into());
-        }
-        notes.extend(ended.escalated);
-        if timing_on() {
-            self.marks.print();
-        }
-        if ended.wall_exceeded {
-            limits_hit.push(format!(
-                "wall time limit {} reached: the session was terminated",
-                self.plan.cgroup.wall_time.map(cordon_policy::units::fmt_duration).unwrap_or_default()
-            ));
-        }
-        if ending == (Ending::Signaled { signal: libc::SIGSYS }) {
-            notes.push("the command was killed by seccomp (SIGSYS) for a denied system call".into());
-        }
-        let exit_code = match &ending {
-            Ending::Exited { code } => *code,
-            Ending::Signaled { signal } => 128 + signal,
-            Ending::SetupFailed { .. } => 125,
-            Ending::ExecFailed { errno, .. } if *errno == libc::ENOENT => 127,
-            Ending::ExecFailed { .. } => 126,
-        };
-        Outcome {
-            session_id,
-            ending,
-            exit_code,
-            duration_ms: start.elapsed().as_millis() as u64,
-            wall_time_exceeded: ended.wall_exceeded,
-            denials: ended.denials,
-            limits_hit,
-            peaks,
-            hidden_files: hidden,
-            notes,
-            egress,
-        }
+        (ending, hidden, notes)
+    }
+}
+
+fn exit_code(ending: &Ending) -> i32 {
+    match ending {
+        Ending::Exited { code } => *code,
+        Ending::Signaled { signal } => 128 + signal,
+        Ending::SetupFailed { .. } => 125,
+        Ending::ExecFailed { errno, .. } if *errno == libc::ENOENT => 127,
+        Ending::ExecFailed { .. } => 126,
     }
 }
 
