@@ -1,8 +1,12 @@
 //! The protocol between the session's children (its init and the command's process) and the
 //! supervisor, typed. Two channels:
 //! - the report pipe: one [`Report`] per line, read by the supervisor when the session is over;
-//! - the fd socketpair: each message is one [`Handoff`] byte with file descriptors attached.
+//! - the fd socketpair: each message is one [`Handoff`] byte with file descriptors attached;
+//! - the order pipe: the supervisor writes one [`Order`] (the process plan, as JSON) to a ready
+//!   environment's init and closes it; the init forks the command only then.
 
+use crate::plan::process::Rlimit;
+use serde::{Deserialize, Serialize};
 use std::os::fd::RawFd;
 
 /// A line the init or the command's process writes on the report pipe.
@@ -68,6 +72,8 @@ pub enum Handoff {
     Notify,
     /// The egress listeners, in the order of the plan's listeners.
     Listeners,
+    /// No fds: the environment is set up and bounded; its init waits for an [`Order`].
+    Ready,
 }
 
 impl Handoff {
@@ -75,6 +81,7 @@ impl Handoff {
         match self {
             Handoff::Notify => b'n',
             Handoff::Listeners => b'p',
+            Handoff::Ready => b'r',
         }
     }
 
@@ -82,8 +89,49 @@ impl Handoff {
         match b {
             b'n' => Some(Handoff::Notify),
             b'p' => Some(Handoff::Listeners),
+            b'r' => Some(Handoff::Ready),
             _ => None,
         }
+    }
+}
+
+/// A process plan on its way to a ready environment's init: every OS string as its bytes (the plan's
+/// own JSON shows them as text), the process's extra seccomp filter already compiled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub argv: Vec<Vec<u8>>,
+    /// `NAME=value` entries.
+    pub env: Vec<Vec<u8>>,
+    /// None: the program was not found (exec reports ENOENT).
+    pub program: Option<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub rlimits: Vec<(Rlimit, u64)>,
+    /// The process's own Landlock ruleset, stacked on the environment's.
+    pub landlock: Option<OrderLandlock>,
+    /// The process's own seccomp filter, (code, jt, jf, k) per instruction, installed after the
+    /// environment's and without a listener. None: the environment's filter alone.
+    pub seccomp: Option<Vec<(u16, u8, u8, u32)>>,
+}
+
+/// A Landlock ruleset with its paths as bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderLandlock {
+    pub abi: i32,
+    pub handled_fs: u64,
+    pub handled_net: u64,
+    pub scopes: u64,
+    pub fs_rules: Vec<(Vec<u8>, u64)>,
+    pub net_rules: Vec<(u16, u64)>,
+}
+
+impl Order {
+    pub fn encode(&self) -> Vec<u8> {
+        // Plain data (bytes, numbers, enums without maps): serializing cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Order, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("the process plan the environment was given: {e}"))
     }
 }
 
@@ -122,9 +170,32 @@ mod tests {
 
     #[test]
     fn handoff_tags_round_trip() {
-        for h in [Handoff::Notify, Handoff::Listeners] {
+        for h in [Handoff::Notify, Handoff::Listeners, Handoff::Ready] {
             assert_eq!(Handoff::from_tag(h.tag()), Some(h));
         }
         assert_eq!(Handoff::from_tag(b'x'), None);
+    }
+
+    #[test]
+    fn an_order_round_trips_byte_for_byte() {
+        let o = Order {
+            argv: vec![b"/bin/echo".to_vec(), b"a\xffb".to_vec(), vec![]],
+            env: vec![b"K=\x80v".to_vec()],
+            program: Some(b"/bin/echo".to_vec()),
+            cwd: b"/w\xfe".to_vec(),
+            rlimits: vec![(Rlimit::Core, 0), (Rlimit::Nofile, 64)],
+            landlock: Some(OrderLandlock {
+                abi: 6,
+                handled_fs: 0xffff,
+                handled_net: 0,
+                scopes: 3,
+                fs_rules: vec![(b"/w\xfe".to_vec(), 7)],
+                net_rules: vec![(80, 2)],
+            }),
+            seccomp: Some(vec![(0x20, 0, 0, 4), (6, 0, 0, 0x7fff_0000)]),
+        };
+        assert_eq!(Order::decode(&o.encode()), Ok(o));
+        let e = Order::decode(b"{\"argv\": 1}").expect_err("not an order");
+        assert!(e.starts_with("the process plan the environment was given: "), "{e}");
     }
 }

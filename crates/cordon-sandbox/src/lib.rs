@@ -1,12 +1,15 @@
 //! cordon-sandbox owns enforcement. It detects what the host can do ([`caps`]), turns a compiled
 //! policy into one plain-data plan per layer ([`plan`]), applies those plans ([`apply`]) and runs a
-//! supervised session ([`session`]). It knows nothing of TOML: policies arrive compiled.
+//! supervised session ([`session`]): an environment made ready ([`environment`]), then a command
+//! run in it ([`command`], [`watch`]). It knows nothing of TOML: policies arrive compiled.
 //! Raw syscalls live in [`sys`] only.
 
 pub mod apply;
 pub mod caps;
 pub mod channel;
+pub mod command;
 pub mod egress;
+pub mod environment;
 pub mod error;
 pub mod plan;
 pub mod pty;
@@ -15,11 +18,14 @@ pub mod session;
 pub mod sys;
 #[cfg(test)]
 mod testutil;
+pub mod watch;
 
 pub use caps::KernelCaps;
+pub use environment::{EnvOptions, Environment};
 pub use error::SandboxError;
-pub use plan::{plan, Guarantee, Invocation, SessionPlan, State};
+pub use plan::{plan, EnvironmentPlan, Guarantee, Invocation, SessionPlan, State};
 pub use report::Outcome;
+pub use session::Launch;
 
 /// A fresh random session id (16 hex digits).
 pub fn new_session_id() -> String {

@@ -59,7 +59,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         on_denial: Some(hook),
         on_cgroup,
         kill_after: p.spec.kill_after,
-        on_egress: Some(crate::egress::hook(p.plan.net.allow.clone())),
+        on_egress: Some(crate::egress::hook(p.plan.environment.net.allow.clone())),
     }
     .run();
     let mut sensor = sensor_cell.borrow_mut().take().map(|s| s.finish());
@@ -106,18 +106,19 @@ fn sensor_hook(
         events,
         live,
         rules: p.rules.clone(),
-        kill_cgroup: p.plan.cgroup.v2_dir.clone(),
+        kill_cgroup: p.plan.environment.cgroup.v2_dir.clone(),
         audit,
     })?;
     let sink = built.sink.take().ok_or_else(|| SessionError::Sensor("sensor sink missing".into()))?;
     let (policy, plan) = (&p.policy, &p.plan);
     let attribution = cordon_sensor::Attribution {
         policy: Some(std::sync::Arc::new(policy.clone())),
-        landlock: plan.landlock.enabled(),
-        signal_scope: plan.landlock.scopes & cordon_sandbox::plan::landlock::SCOPE_SIGNAL != 0,
+        landlock: plan.process.landlock.enabled(),
+        signal_scope: plan.process.landlock.scopes & cordon_sandbox::plan::landlock::SCOPE_SIGNAL != 0,
     };
     let net = cordon_sensor::NetRules { loopback_only: policy.net.egress != Egress::Open, allow: vec![] };
-    let mut seccomp_watch: Vec<u32> = plan.seccomp.rules.iter().filter(|r| r.nr >= 0).map(|r| r.nr as u32).collect();
+    let mut seccomp_watch: Vec<u32> =
+        plan.process.seccomp.rules.iter().filter(|r| r.nr >= 0).map(|r| r.nr as u32).collect();
     seccomp_watch.sort_unstable();
     seccomp_watch.dedup();
     let (sid, ring_bytes) = (p.session_id.clone(), p.ring_bytes);

@@ -30,7 +30,7 @@ pub fn mask_log(policy: &mut CompiledPolicy, db: &Path) {
 
 /// Refuses a log inside a tree the session may write: the session could rewrite its own evidence.
 pub fn refuse_writable_location(db: &Path, policy: &CompiledPolicy, plan: &SessionPlan) -> Result<Option<String>> {
-    if !plan.ns.mount && !plan.landlock.enabled() {
+    if !plan.environment.ns.mount && !plan.process.landlock.enabled() {
         return Ok(Some(format!(
             "the audit log {} is not protected from the session: this host gives neither Landlock nor a mount namespace",
             db.display()

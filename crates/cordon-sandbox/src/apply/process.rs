@@ -1,6 +1,6 @@
 //! Process hardening applied in the child just before exec.
 
-use crate::plan::process::{ProcessPlan, Rlimit};
+use crate::plan::process::Rlimit;
 use nix::sys::resource::{setrlimit, Resource};
 
 /// Why a resource limit could not be set.
@@ -21,8 +21,8 @@ pub enum RlimitError {
     },
 }
 
-pub fn set_rlimits(plan: &ProcessPlan) -> Result<(), RlimitError> {
-    for (r, v) in &plan.rlimits {
+pub fn set_rlimits(limits: &[(Rlimit, u64)]) -> Result<(), RlimitError> {
+    for (r, v) in limits {
         let res = match r {
             Rlimit::Core => Resource::RLIMIT_CORE,
             Rlimit::Nofile => Resource::RLIMIT_NOFILE,

@@ -15,15 +15,13 @@ use serde::Serialize;
 
 pub use cordon_schema::guarantee::{Guarantee, State};
 
-/// Everything needed to start one session, computed before anything is changed on the host.
+/// Everything needed to start one session, computed before anything is changed on the host: the
+/// environment it runs in and the process it runs there.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionPlan {
-    pub landlock: landlock::LandlockPlan,
-    pub seccomp: seccomp::SeccompPlan,
-    pub ns: ns::NsPlan,
-    pub cgroup: cgroup::CgroupPlan,
-    pub net: net::NetPlan,
+    pub environment: EnvironmentPlan,
     pub process: process::ProcessPlan,
+    /// The environment's guarantees, then the process's.
     pub guarantees: Vec<Guarantee>,
 }
 
@@ -32,6 +30,32 @@ impl SessionPlan {
         self.guarantees.iter().filter(|g| g.is_degraded()).collect()
     }
 
+    /// See [`EnvironmentPlan::host_writable`].
+    pub fn host_writable(&self) -> Option<Vec<&std::path::Path>> {
+        self.environment.host_writable()
+    }
+}
+
+/// The place a command runs, known before the command is: namespaces and the mount table, cgroups,
+/// the network, and the most any command there may do. A ready environment holds this while it
+/// waits; the process plan it is given later can only tighten it:
+/// - the init confines itself with [`landlock`](Self::landlock), sets no_new_privs and drops every
+///   capability before it waits, so the kernel bounds whatever a later process plan grants;
+/// - the init's own code applies [`rlimits`](Self::rlimits) and installs [`seccomp`](Self::seccomp)
+///   (with the session's only notification listener) in every command, before the process plan's
+///   own filter, which has no listener.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EnvironmentPlan {
+    pub ns: ns::NsPlan,
+    pub cgroup: cgroup::CgroupPlan,
+    pub net: net::NetPlan,
+    pub landlock: landlock::LandlockPlan,
+    pub seccomp: seccomp::SeccompPlan,
+    pub rlimits: Vec<(process::Rlimit, u64)>,
+    pub guarantees: Vec<Guarantee>,
+}
+
+impl EnvironmentPlan {
     /// With a mount namespace, the host trees the session's writes reach: those bound back
     /// writable over the read-only root (its private tmpfs mounts are not the host's). None without
     /// a mount namespace: then every tree the policy lets it write is the host's.
@@ -61,17 +85,46 @@ pub struct Invocation {
     pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
+/// The environment and the process plans of one session, the guarantees of both.
 pub fn plan(policy: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation) -> SessionPlan {
+    let environment = environment(policy, caps, &inv.session_id);
+    let process = process(policy, caps, &environment, inv);
+    let guarantees = environment.guarantees.iter().chain(&process.guarantees).cloned().collect();
+    SessionPlan { environment, process, guarantees }
+}
+
+/// The environment plan: no command needed. `name` names its cgroups (the session id).
+pub fn environment(policy: &CompiledPolicy, caps: &KernelCaps, name: &str) -> EnvironmentPlan {
     let mut g = Vec::new();
     let ns = ns::plan(policy, caps, &mut g);
     let landlock = landlock::plan(policy, caps, &ns, &mut g);
     let seccomp = seccomp::plan(policy, caps, &mut g);
-    let cgroup = cgroup::plan(policy, caps, &inv.session_id, &ns, &mut g);
+    let cgroup = cgroup::plan(policy, caps, name, &ns, &mut g);
     let net = net::plan(policy, &ns, &mut g);
-    let mut seccomp = seccomp;
+    let seccomp = with_proxy_connect(seccomp, &net);
+    let rlimits = process::rlimits(policy, &cgroup);
+    EnvironmentPlan { ns, cgroup, net, landlock, seccomp, rlimits, guarantees: g }
+}
+
+/// The process plan of a command in `env`. `policy` may be stricter than the environment's (a
+/// claim that tightens); what it grants beyond the environment is bounded by the environment.
+pub fn process(
+    policy: &CompiledPolicy,
+    caps: &KernelCaps,
+    env: &EnvironmentPlan,
+    inv: &Invocation,
+) -> process::ProcessPlan {
+    // The layers' guarantees are the environment's, which bounds them.
+    let mut scratch = Vec::new();
+    let landlock = landlock::plan(policy, caps, &env.ns, &mut scratch);
+    let seccomp = with_proxy_connect(seccomp::plan(policy, caps, &mut scratch), &env.net);
+    process::plan(policy, caps, inv, env, landlock, seccomp)
+}
+
+/// Connects are shown to the supervisor so that one bypassing the proxy is named in the summary;
+/// the network namespace is what refuses it.
+fn with_proxy_connect(mut seccomp: seccomp::SeccompPlan, net: &net::NetPlan) -> seccomp::SeccompPlan {
     if net.proxy_url.is_some() && seccomp.enabled && seccomp.notify {
-        // Connects are shown to the supervisor so that one bypassing the proxy is named in the
-        // summary; the network namespace is what refuses it.
         if let Some(arch) = seccomp::native_arch() {
             if let Some(nr) = cordon_policy::syscall_table::number(arch, "connect") {
                 seccomp.rules.push(seccomp::ResolvedRule {
@@ -84,8 +137,7 @@ pub fn plan(policy: &CompiledPolicy, caps: &KernelCaps, inv: &Invocation) -> Ses
             }
         }
     }
-    let process = process::plan(policy, caps, inv, &ns, &cgroup, &net, &mut g);
-    SessionPlan { landlock, seccomp, ns, cgroup, net, process, guarantees: g }
+    seccomp
 }
 
 #[cfg(test)]

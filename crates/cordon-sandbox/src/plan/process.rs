@@ -1,15 +1,17 @@
 //! Process hardening and the command itself: environment, rlimits, capabilities, and what is executed.
 
 use super::cgroup::{CgroupPlan, Mechanism};
-use super::{ns::NsPlan, Guarantee, Invocation};
+use super::landlock::LandlockPlan;
+use super::seccomp::SeccompPlan;
+use super::{EnvironmentPlan, Guarantee, Invocation};
 use crate::caps::KernelCaps;
 use cordon_policy::{decide, CompiledPolicy};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Rlimit {
     Core,
@@ -18,7 +20,9 @@ pub enum Rlimit {
     Data,
 }
 
-/// The command's arguments, paths and environment are OS strings, passed to execve byte for byte;
+/// What runs in an environment and how it is confined on top of it: the command (arguments,
+/// environment, working directory), its hardening and rlimits, its own Landlock ruleset and seccomp
+/// filter. The command's arguments, paths and environment are OS strings, passed to execve byte for byte;
 /// where they are written as JSON, bytes that are not UTF-8 show as U+FFFD ([`text`]) and a note
 /// ([`ProcessPlan::notes`]) gives the exact bytes.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -34,11 +38,19 @@ pub struct ProcessPlan {
     pub env: Vec<(OsString, OsString)>,
     /// Names of variables removed, for the report (values are never recorded), as [`text`].
     pub env_dropped: Vec<String>,
+    /// Applied after the environment's, so they can only lower it.
     pub rlimits: Vec<(Rlimit, u64)>,
     pub drop_capabilities: bool,
+    /// Stacked on the environment's ruleset (the kernel grants what both grant).
+    pub landlock: LandlockPlan,
+    /// Installed after the environment's filter, without a listener (the stricter action wins);
+    /// not installed when it is the environment's own.
+    pub seccomp: SeccompPlan,
     /// For the session's notes: each argument, the workspace and the working directory that is not
     /// UTF-8, with its exact bytes.
     pub notes: Vec<String>,
+    /// What the process plan itself promises (hardening, the environment variables).
+    pub guarantees: Vec<Guarantee>,
 }
 
 impl ProcessPlan {
@@ -100,15 +112,32 @@ pub fn resolve_program(cmd: &OsStr, path_var: Option<&OsStr>, cwd: &Path) -> Opt
         .find(|p| is_exec(p))
 }
 
+/// The rlimits a policy sets: no core dumps, its open-file limit, and the cgroup limits that fall
+/// back to rlimits on this host.
+pub fn rlimits(p: &CompiledPolicy, cg: &CgroupPlan) -> Vec<(Rlimit, u64)> {
+    let mut rlimits = vec![(Rlimit::Core, 0)];
+    if let Some(n) = p.limits.open_files {
+        rlimits.push((Rlimit::Nofile, n));
+    }
+    if let Some((n, Mechanism::Rlimit)) = &cg.processes {
+        rlimits.push((Rlimit::Nproc, *n));
+    }
+    if let Some((m, Mechanism::Rlimit)) = &cg.memory {
+        rlimits.push((Rlimit::Data, *m));
+    }
+    rlimits
+}
+
 pub fn plan(
     p: &CompiledPolicy,
     caps: &KernelCaps,
     inv: &Invocation,
-    ns: &NsPlan,
-    cg: &CgroupPlan,
-    net: &super::net::NetPlan,
-    g: &mut Vec<Guarantee>,
+    envp: &EnvironmentPlan,
+    landlock: LandlockPlan,
+    seccomp: SeccompPlan,
 ) -> ProcessPlan {
+    let (ns, net) = (&envp.ns, &envp.net);
+    let mut g = Vec::new();
     let mut env = Vec::new();
     let mut dropped = Vec::new();
     for (k, v) in &inv.env {
@@ -151,16 +180,6 @@ pub fn plan(
     notes.extend(not_utf8_note("the workspace path", p.workspace.as_os_str()));
     notes.extend(not_utf8_note("the working directory", inv.cwd.as_os_str()));
 
-    let mut rlimits = vec![(Rlimit::Core, 0)];
-    if let Some(n) = p.limits.open_files {
-        rlimits.push((Rlimit::Nofile, n));
-    }
-    if let Some((n, Mechanism::Rlimit)) = &cg.processes {
-        rlimits.push((Rlimit::Nproc, *n));
-    }
-    if let Some((m, Mechanism::Rlimit)) = &cg.memory {
-        rlimits.push((Rlimit::Data, *m));
-    }
     g.push(Guarantee::ok(
         "process",
         "no capabilities; setuid programs gain nothing; not dumpable before exec; no core dumps",
@@ -181,8 +200,11 @@ pub fn plan(
         cwd: inv.cwd.clone(),
         env,
         env_dropped: dropped,
-        rlimits,
+        rlimits: rlimits(p, &envp.cgroup),
         drop_capabilities: true,
+        landlock,
+        seccomp,
         notes,
+        guarantees: g,
     }
 }

@@ -54,15 +54,57 @@ fn inv() -> Invocation {
 }
 
 #[test]
+fn the_environment_plan_needs_no_command() {
+    let pol = policy("agent");
+    for (abi, root) in [(7, true), (7, false), (3, false)] {
+        let env = environment(&pol, &host(abi, root), "s1");
+        let other = Invocation {
+            argv: vec!["/usr/bin/env".into(), "x".into()],
+            cwd: "/home/u/ws/sub".into(),
+            env: vec![],
+            ..inv()
+        };
+        assert_eq!(plan(&pol, &host(abi, root), &inv()).environment, env);
+        assert_eq!(plan(&pol, &host(abi, root), &other).environment, env);
+    }
+}
+
+#[test]
+fn a_session_plan_is_its_environment_then_its_process() {
+    for (abi, root) in [(7, true), (7, false), (2, false)] {
+        let p = plan(&policy("agent"), &host(abi, root), &inv());
+        let both: Vec<Guarantee> = p.environment.guarantees.iter().chain(&p.process.guarantees).cloned().collect();
+        assert_eq!(p.guarantees, both);
+        assert!(p.process.guarantees.iter().all(|g| g.layer == "process"), "{:?}", p.process.guarantees);
+        // Run as it is, the process is confined exactly as its environment bounds it.
+        assert_eq!(p.process.landlock, p.environment.landlock);
+        assert_eq!(p.process.seccomp, p.environment.seccomp);
+        assert_eq!(p.process.rlimits, p.environment.rlimits);
+    }
+}
+
+#[test]
+fn a_process_plan_from_a_stricter_policy_is_stricter_in_its_own_layers_only() {
+    let caps = host(7, true);
+    let env = environment(&policy("agent"), &caps, "s1");
+    let mut strict = policy("agent");
+    strict.fs.rules.retain(|r| !r.access.write);
+    let p = process(&strict, &caps, &env, &inv());
+    assert!(p.landlock.fs_rules.iter().all(|r| r.rights & ll::WRITE_FILE == 0));
+    assert!(env.landlock.fs_rules.iter().any(|r| r.rights & ll::WRITE_FILE != 0));
+    assert_eq!(p.seccomp, env.seccomp);
+}
+
+#[test]
 fn root_on_this_kind_of_host_gets_everything() {
     let p = plan(&policy("agent"), &host(7, true), &inv());
     assert!(p.degraded().is_empty(), "{:?}", p.degraded());
-    assert!(!p.ns.user && p.ns.pid && p.ns.mount && p.ns.net);
-    assert!(matches!(p.cgroup.memory, Some((_, cgroup::Mechanism::V1 { .. }))));
-    assert_eq!(p.cgroup.v2_dir, Some(PathBuf::from("/sys/fs/cgroup/unified/cordon/s1")));
-    assert_eq!(p.landlock.scopes, ll::SCOPE_ABSTRACT_UNIX | ll::SCOPE_SIGNAL);
+    assert!(!p.environment.ns.user && p.environment.ns.pid && p.environment.ns.mount && p.environment.ns.net);
+    assert!(matches!(p.environment.cgroup.memory, Some((_, cgroup::Mechanism::V1 { .. }))));
+    assert_eq!(p.environment.cgroup.v2_dir, Some(PathBuf::from("/sys/fs/cgroup/unified/cordon/s1")));
+    assert_eq!(p.process.landlock.scopes, ll::SCOPE_ABSTRACT_UNIX | ll::SCOPE_SIGNAL);
     // netns is the network layer; Landlock TCP is not needed (and would break in-session loopback).
-    assert_eq!(p.landlock.handled_net, 0);
+    assert_eq!(p.process.landlock.handled_net, 0);
 }
 
 #[test]
@@ -75,11 +117,11 @@ fn landlock_handles_every_right_of_the_abi() {
         (7, true, true, true),
     ] {
         let p = plan(&policy("agent"), &host(abi, true), &inv());
-        let h = p.landlock.handled_fs;
+        let h = p.process.landlock.handled_fs;
         assert_eq!(h & ll::REFER != 0, refer, "abi {abi}");
         assert_eq!(h & ll::TRUNCATE != 0, trunc, "abi {abi}");
         assert_eq!(h & ll::IOCTL_DEV != 0, ioctl, "abi {abi}");
-        for r in &p.landlock.fs_rules {
+        for r in &p.process.landlock.fs_rules {
             assert_eq!(r.rights & !h, 0, "rule asks for rights the ABI lacks");
         }
     }
@@ -89,7 +131,7 @@ fn landlock_handles_every_right_of_the_abi() {
 fn rules_follow_the_policy() {
     let p = plan(&policy("agent"), &host(7, true), &inv());
     let rule = |path: &str| {
-        p.landlock.fs_rules.iter().find(|r| r.path == std::path::Path::new(path)).map(|r| r.rights).unwrap_or(0)
+        p.process.landlock.fs_rules.iter().find(|r| r.path == std::path::Path::new(path)).map(|r| r.rights).unwrap_or(0)
     };
     use ll::{EXECUTE, IOCTL_DEV, MAKE_BLOCK, MAKE_CHAR, MAKE_REG, REFER, TRUNCATE, WRITE_FILE};
     assert_eq!(rule("/usr") & (WRITE_FILE | MAKE_REG), 0, "system is read-only");
@@ -98,13 +140,13 @@ fn rules_follow_the_policy() {
     assert_eq!(rule("/home/u/ws") & (MAKE_CHAR | MAKE_BLOCK), 0, "never device nodes");
     assert_ne!(rule("/dev/pts") & IOCTL_DEV, 0, "terminal ioctls");
     assert_eq!(rule("/home/u"), 0, "HOME itself is not readable");
-    assert!(p.landlock.fs_rules.iter().all(|r| !r.path.starts_with("/home/u/.ssh")));
+    assert!(p.process.landlock.fs_rules.iter().all(|r| !r.path.starts_with("/home/u/.ssh")));
 }
 
 #[test]
 fn no_scopes_before_abi_6_is_covered_by_namespaces() {
     let p = plan(&policy("agent"), &host(4, true), &inv());
-    assert_eq!(p.landlock.scopes, 0);
+    assert_eq!(p.process.landlock.scopes, 0);
     assert!(p.degraded().iter().all(|g| g.layer != "scoping"), "pid+net namespaces cover scoping");
 }
 
@@ -122,7 +164,7 @@ fn no_landlock_is_a_named_degradation() {
 #[test]
 fn unprivileged_without_cgroups_degrades_memory_and_cpu_only() {
     let p = plan(&policy("agent"), &host(7, false), &inv());
-    assert!(p.ns.user, "unprivileged sessions use a user namespace");
+    assert!(p.environment.ns.user, "unprivileged sessions use a user namespace");
     let d: Vec<_> = p.degraded().iter().map(|g| g.what.clone()).collect();
     assert_eq!(d.len(), 2, "{d:?}");
     assert!(d.iter().any(|w| w.contains("memory")) && d.iter().any(|w| w.contains("CPU")));
@@ -131,7 +173,7 @@ fn unprivileged_without_cgroups_degrades_memory_and_cpu_only() {
         "processes bound by RLIMIT_NPROC in the userns"
     );
     assert!(p.process.rlimits.iter().any(|(r, _)| *r == process::Rlimit::Data));
-    assert!(p.cgroup.dirs().is_empty());
+    assert!(p.environment.cgroup.dirs().is_empty());
 }
 
 #[test]
@@ -139,13 +181,13 @@ fn blocked_user_namespaces_are_named() {
     let mut h = host(7, false);
     h.userns = Userns::Blocked("AppArmor restricts unprivileged user namespaces".into());
     let p = plan(&policy("agent"), &h, &inv());
-    assert!(!p.ns.pid && !p.ns.mount && !p.ns.net);
+    assert!(!p.environment.ns.pid && !p.environment.ns.mount && !p.environment.ns.net);
     assert!(p
         .degraded()
         .iter()
         .any(|g| matches!(&g.state, State::Degraded { feature, .. } if feature.contains("AppArmor"))));
     // Without a network namespace, Landlock TCP rules take over network denial.
-    assert_ne!(p.landlock.handled_net, 0);
+    assert_ne!(p.process.landlock.handled_net, 0);
 }
 
 #[test]
@@ -159,7 +201,7 @@ fn old_abi_without_netns_loses_the_network_guarantee() {
 #[test]
 fn mounts_mask_only_what_landlock_cannot() {
     let p = plan(&policy("agent"), &host(7, true), &inv());
-    let ops = &p.ns.mounts;
+    let ops = &p.environment.ns.mounts;
     assert_eq!(ops.first(), Some(&ns::MountOp::MakePrivate));
     assert!(ops.contains(&ns::MountOp::Proc));
     assert!(ops
@@ -168,7 +210,7 @@ fn mounts_mask_only_what_landlock_cannot() {
     assert!(ops
         .iter()
         .any(|o| matches!(o, ns::MountOp::Tmpfs { target, .. } if target == std::path::Path::new("/run"))));
-    assert!(p.ns.hide.as_ref().is_some_and(|h| h.patterns.contains(&".env".to_string())));
+    assert!(p.environment.ns.hide.as_ref().is_some_and(|h| h.patterns.contains(&".env".to_string())));
 }
 
 #[test]
@@ -182,8 +224,9 @@ fn seccomp_resolves_for_both_architectures() {
         assert!(rules.iter().any(|r| r.name == "io_uring_setup"));
     }
     let p = plan(&pol, &host(7, true), &inv());
-    assert!(p.seccomp.enabled && p.seccomp.notify);
+    assert!(p.process.seccomp.enabled && p.process.seccomp.notify);
     assert!(p
+        .process
         .seccomp
         .rules
         .iter()
@@ -193,9 +236,9 @@ fn seccomp_resolves_for_both_architectures() {
 #[test]
 fn seccomp_arg_matching() {
     let p = plan(&policy("agent"), &host(7, true), &inv());
-    let nr = |n: &str| p.seccomp.rules.iter().find(|r| r.name == n).map(|r| r.nr).expect("rule");
+    let nr = |n: &str| p.process.seccomp.rules.iter().find(|r| r.name == n).map(|r| r.nr).expect("rule");
     let hit = |name: &str, args: [u64; 6]| {
-        p.seccomp.rules.iter().any(|r| seccomp::matches(r, nr(name), &args) && r.name == name)
+        p.process.seccomp.rules.iter().any(|r| seccomp::matches(r, nr(name), &args) && r.name == name)
     };
     assert!(hit("ioctl", [0, 0x5412, 0, 0, 0, 0]));
     assert!(hit("ioctl", [0, 0xdead_0000_5412, 0, 0, 0, 0]), "upper bits cannot hide TIOCSTI");
@@ -277,7 +320,7 @@ fn open_egress_needs_no_netns() {
     pol.net.egress = Egress::Open;
     pol.namespaces.net = false;
     let p = plan(&pol, &host(7, true), &inv());
-    assert!(!p.ns.net && p.landlock.handled_net == 0);
+    assert!(!p.environment.ns.net && p.process.landlock.handled_net == 0);
 }
 
 #[test]
