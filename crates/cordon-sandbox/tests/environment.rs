@@ -149,7 +149,7 @@ fn a_process_plan_cannot_widen_its_environment(ws: &Path) {
     let unshare = std::fs::read_to_string(ws.join("open/unshare")).expect("written");
     assert_ne!(unshare.trim(), "0", "the environment's seccomp filter refuses unshare");
     assert!(
-        o.denials.items.iter().any(|d| d.layer == "seccomp" && d.what.starts_with("unshare")),
+        o.denials.items.iter().any(|d| d.layer.as_str() == "seccomp" && d.what.starts_with("unshare")),
         "reported through the environment's listener: {:?}",
         o.denials.items
     );
