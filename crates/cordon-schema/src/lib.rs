@@ -13,6 +13,7 @@
 //!   [`sensor::Summary`]: what the sensor counted.
 
 mod alert;
+pub mod bodies;
 mod denial;
 pub mod egress;
 mod event;
@@ -38,8 +39,17 @@ pub fn events_schema() -> serde_json::Value {
 }
 
 /// The property names of an object schema.
+#[cfg(test)]
 fn properties(schema: &serde_json::Value) -> Vec<String> {
     schema.get("properties").and_then(|p| p.as_object()).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+}
+
+/// The top-level keys of a value serialized to JSON.
+fn keys<T: serde::Serialize>(v: &T) -> Vec<String> {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+        _ => vec![],
+    }
 }
 
 /// The schema as the committed file holds it.

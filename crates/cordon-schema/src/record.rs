@@ -127,15 +127,20 @@ impl Subject {
     }
 
     /// The fields a rule about this subject can read; None when they are not fixed (the start and
-    /// end records).
-    pub fn fields(self) -> Option<Vec<String>> {
-        use schemars::schema_for;
-        let of = |s: schemars::Schema| Some(crate::properties(&s.into()));
+    /// end records). The keys of a serialized value (cheap at run time); a test checks them
+    /// against the types' schemas.
+    pub fn fields(self) -> Option<&'static [String]> {
+        use std::sync::OnceLock;
+        static DENIAL: OnceLock<Vec<String>> = OnceLock::new();
+        static EGRESS: OnceLock<Vec<String>> = OnceLock::new();
+        static LIMIT: OnceLock<Vec<String>> = OnceLock::new();
         match self {
             Subject::Event(_) => Some(crate::Event::field_names()),
-            Subject::Record(RecordKind::Denial) => of(schema_for!(crate::Denial)),
-            Subject::Record(RecordKind::Egress) => of(schema_for!(crate::egress::Decision)),
-            Subject::Record(RecordKind::Limit) => Some(vec!["text".into()]),
+            Subject::Record(RecordKind::Denial) => Some(DENIAL.get_or_init(|| crate::keys(&sample_denial()))),
+            Subject::Record(RecordKind::Egress) => Some(EGRESS.get_or_init(|| crate::keys(&sample_decision()))),
+            Subject::Record(RecordKind::Limit) => {
+                Some(LIMIT.get_or_init(|| crate::keys(&crate::bodies::Limit { text: String::new() })))
+            }
             Subject::Record(_) => None,
         }
     }
@@ -145,6 +150,34 @@ impl Subject {
             Subject::Record(k) => k.as_str(),
             Subject::Event(k) => k.as_str(),
         }
+    }
+}
+
+fn sample_denial() -> crate::Denial {
+    crate::Denial {
+        layer: crate::Layer::Seccomp,
+        pid: 0,
+        comm: String::new(),
+        what: String::new(),
+        reason: String::new(),
+        count: 0,
+    }
+}
+
+fn sample_decision() -> crate::egress::Decision {
+    crate::egress::Decision {
+        at_ms: 0,
+        allowed: false,
+        protocol: String::new(),
+        host: String::new(),
+        port: 0,
+        ip: None,
+        rule: String::new(),
+        bytes_up: 0,
+        bytes_down: 0,
+        duration_ms: 0,
+        pid: 0,
+        exe: String::new(),
     }
 }
 
@@ -195,5 +228,18 @@ mod tests {
         let open = Subject::Event(Kind::Open).fields().expect("fixed");
         assert!(open.contains(&"path".to_string()) && !open.contains(&"what".to_string()));
         assert_eq!(Subject::Record(RecordKind::End).fields(), None);
+    }
+
+    #[test]
+    fn the_fields_are_the_properties_of_the_types_schemas() {
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        let schema = |s: schemars::Schema| sorted(crate::properties(&s.into()));
+        let fields = |k: RecordKind| sorted(Subject::Record(k).fields().expect("fixed").to_vec());
+        assert_eq!(fields(RecordKind::Denial), schema(schemars::schema_for!(crate::Denial)));
+        assert_eq!(fields(RecordKind::Egress), schema(schemars::schema_for!(crate::egress::Decision)));
+        assert_eq!(fields(RecordKind::Limit), schema(schemars::schema_for!(crate::bodies::Limit)));
     }
 }

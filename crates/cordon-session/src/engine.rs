@@ -11,7 +11,7 @@ use cordon_policy::Egress;
 use cordon_rules::{Alert, Engine};
 use cordon_sandbox::report::Outcome;
 use cordon_sandbox::session::{CgroupHook, DenialHook, Session};
-use cordon_schema::{Event, Kind, Layer, RecordKind, Subject};
+use cordon_schema::{bodies, Event, Kind, Layer, RecordKind, Subject};
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -148,7 +148,7 @@ fn judge_at_end(rules: &mut Engine, outcome: &Outcome, alerts: &mut Vec<Alert>) 
         alerts.extend(rules.feed(Subject::Record(RecordKind::Egress), t, &serde_json::to_value(e).unwrap_or_default()));
     }
     for l in &outcome.limits_hit {
-        alerts.extend(rules.feed(Subject::Record(RecordKind::Limit), t, &serde_json::json!({"text": l})));
+        alerts.extend(rules.feed(Subject::Record(RecordKind::Limit), t, &val(&bodies::Limit { text: l.clone() })));
     }
 }
 
@@ -166,7 +166,7 @@ fn record_end(
     let mut items: Vec<(RecordKind, i64, serde_json::Value)> = vec![];
     items.extend(outcome.denials.items.iter().map(|d| (RecordKind::Denial, t, val(d))));
     items.extend(outcome.egress.iter().map(|e| (RecordKind::Egress, t, val(e))));
-    items.extend(outcome.limits_hit.iter().map(|l| (RecordKind::Limit, t, serde_json::json!({"text": l}))));
+    items.extend(outcome.limits_hit.iter().map(|l| (RecordKind::Limit, t, val(&bodies::Limit { text: l.clone() }))));
     items.extend(alerts.iter().map(|al| (RecordKind::Alert, al.ts_ms, val(al))));
     if let Some(s) = sensor {
         let mut brief = val(s);
@@ -175,7 +175,15 @@ fn record_end(
         }
         items.push((RecordKind::SensorSummary, t, brief));
     }
-    items.push((RecordKind::End, t, serde_json::json!({"ending": outcome.ending, "exit_code": outcome.exit_code, "duration_ms": outcome.duration_ms, "peaks": outcome.peaks, "denials_total": outcome.denials.total, "notes": outcome.notes})));
+    let end = bodies::End {
+        ending: outcome.ending.clone(),
+        exit_code: outcome.exit_code,
+        duration_ms: outcome.duration_ms,
+        peaks: outcome.peaks.clone(),
+        denials_total: outcome.denials.total,
+        notes: outcome.notes.clone(),
+    };
+    items.push((RecordKind::End, t, val(&end)));
     match rec.finish(items) {
         recording::Finished::Sealed => {
             if let (Some(o), Some(line)) = (p.head_copy.as_mut(), rec.head_line()) {
@@ -205,17 +213,19 @@ fn write_report(
     warnings: &mut Vec<String>,
 ) {
     let Some(out) = p.report.as_mut() else { return };
-    let doc = serde_json::json!({
-        "schema": "cordon.session.v1",
-        "policy": { "name": p.policy.name, "sources": p.policy.sources },
-        "workspace": p.workspace.to_string_lossy(),
-        "command": p.plan.process.argv_text(),
-        "outcome": outcome,
-        "alerts": alerts,
-        "guarantees": p.plan.guarantees,
-        "env_dropped": p.plan.process.env_dropped,
-        "sensor": sensor,
-    });
+    let report = bodies::Report {
+        schema: bodies::REPORT_SCHEMA.into(),
+        policy: bodies::ReportPolicy { name: p.policy.name.clone(), sources: p.policy.sources.clone() },
+        workspace: p.workspace.to_string_lossy().into_owned(),
+        command: p.plan.process.argv_text(),
+        outcome: outcome.clone(),
+        alerts: alerts.to_vec(),
+        guarantees: p.plan.guarantees.clone(),
+        env_dropped: p.plan.process.env_dropped.clone(),
+        sensor: sensor.cloned(),
+    };
+    // Through a JSON value: the same key order as every other JSON document cordon writes.
+    let doc = val(&report);
     let text = serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n";
     if let Err(e) = out.replace(text.as_bytes()) {
         warnings.push(format!("WARNING: --report {}: cannot write the report: {e}", out.path.display()));

@@ -313,7 +313,30 @@ fn on_timeline(e: &Event) -> bool {
             writes || e.errno.as_deref().is_some_and(|x| x != "ENOENT" && x != "ENOTDIR")
         }
         Kind::Net => e.result == Some(0),
-        _ => true,
+        // Listed, not `_`: a new kind must be placed here on purpose.
+        Kind::Exit
+        | Kind::Connect
+        | Kind::Bind
+        | Kind::Send
+        | Kind::Unlink
+        | Kind::Rename
+        | Kind::Chmod
+        | Kind::Chown
+        | Kind::Mkdir
+        | Kind::Truncate
+        | Kind::Ptrace
+        | Kind::Kill
+        | Kind::Setid
+        | Kind::Mount
+        | Kind::Unshare
+        | Kind::Setns
+        | Kind::Bpf
+        | Kind::Module
+        | Kind::Memfd
+        | Kind::IoUring
+        | Kind::Syscall
+        | Kind::Deny
+        | Kind::Loss => true,
     }
 }
 

@@ -203,11 +203,24 @@ fn start_record(p: &mut Prepared) -> Result<()> {
         sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     };
     let (policy, plan, caps) = (&p.policy, &p.plan, &p.caps);
-    let start = serde_json::json!({
-        "command": plan.process.argv_text(), "workspace": p.workspace.to_string_lossy(), "uid": caps.uid, "cordon": env!("CARGO_PKG_VERSION"),
-        "policy": {"name": policy.name, "sources": policy.sources, "sha256": hash, "text": text},
-        "host": {"kernel": caps.kernel, "arch": caps.arch, "landlock_abi": caps.landlock_abi},
-        "guarantees": plan.guarantees, "allow_degraded": p.spec.allow_degraded,
-    });
-    rec.start(start)
+    let start = cordon_schema::bodies::Start {
+        command: plan.process.argv_text(),
+        workspace: p.workspace.to_string_lossy().into_owned(),
+        uid: caps.uid,
+        cordon: env!("CARGO_PKG_VERSION").into(),
+        policy: cordon_schema::bodies::PolicyRef {
+            name: policy.name.clone(),
+            sources: policy.sources.clone(),
+            sha256: hash,
+            text,
+        },
+        host: cordon_schema::bodies::HostRef {
+            kernel: caps.kernel.clone(),
+            arch: caps.arch.clone(),
+            landlock_abi: caps.landlock_abi,
+        },
+        guarantees: plan.guarantees.clone(),
+        allow_degraded: p.spec.allow_degraded,
+    };
+    rec.start(serde_json::to_value(&start).unwrap_or_default())
 }
