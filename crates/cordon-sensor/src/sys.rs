@@ -1,8 +1,8 @@
-//! The generated libbpf-rs skeletons (their unsafe code is generated, not written here), and the one
-//! raw BPF call the crate makes itself.
+//! The generated libbpf-rs skeletons (their unsafe code is generated, not written here), and the
+//! raw calls the crate makes itself.
 
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 pub use skel::*;
