@@ -1,8 +1,8 @@
 //! What the eBPF sensor costs a real workload and a syscall-bound one: each workload run bare, under
 //! `cordon run`, and under `cordon run --events FILE` (the sensor and the whole events pipeline:
-//! JSON lines, the builtin rules, the audit log), in a rotating order within each round so that
-//! every variant meets the machine in every state; ratios against bare are taken per round (paired)
-//! and summarised by their median and range.
+//! JSON lines, the builtin rules, the audit log), in an order rotated each round and reversed every
+//! other round, so that every variant meets the machine in every state; ratios against bare are
+//! taken per round (paired) and summarised by their median and range.
 //!
 //! `sudo cargo bench -p cordon-cli --bench sensor_cost`; needs root (the sensor loads BPF programs).
 //! - CORDON_BENCH_ROUNDS: paired rounds (default 8).
@@ -109,6 +109,9 @@ fn bench(w: &Workload, variants: &[Variant], rounds: usize, ws: &Path, report: &
     let mut samples: Vec<Sample> = variants.iter().map(|_| Sample::default()).collect();
     for r in 0..rounds {
         for k in 0..variants.len() {
+            // Rotated each round, and reversed every other round, so that no variant always
+            // follows the same one (a session's teardown may spill into the next run).
+            let k = if r % 2 == 1 { variants.len() - 1 - k } else { k };
             let i = (k + r) % variants.len();
             let v = &variants[i];
             let argv: Vec<String> = v.prefix.iter().chain(w.cmd.iter()).cloned().collect();
@@ -123,7 +126,7 @@ fn bench(w: &Workload, variants: &[Variant], rounds: usize, ws: &Path, report: &
             s.inner.extend(inner);
         }
     }
-    println!("{}: {rounds} rounds, each variant once per round in a rotating order", w.name);
+    println!("{}: {rounds} rounds, each variant once per round, in a rotating order", w.name);
     println!(
         "  {:<34} {:>8} {:>15}  {:>7}  {:>23}  {:>8}",
         "variant", "wall", "wall range", "cpu", "wall/bare, paired", "cpu/bare"
