@@ -738,16 +738,16 @@ static __always_inline int net_decide(struct bpf_sock_addr *ctx, __u32 hook, boo
 
 
 SEC("cgroup/connect4")
-int connect4(struct bpf_sock_addr *ctx) { return net_decide(ctx, 1, false); }
+int connect4(struct bpf_sock_addr *ctx) { return net_decide(ctx, HOOK_CONNECT4, false); }
 
 SEC("cgroup/connect6")
-int connect6(struct bpf_sock_addr *ctx) { return net_decide(ctx, 2, true); }
+int connect6(struct bpf_sock_addr *ctx) { return net_decide(ctx, HOOK_CONNECT6, true); }
 
 SEC("cgroup/sendmsg4")
-int sendmsg4(struct bpf_sock_addr *ctx) { return net_decide(ctx, 3, false); }
+int sendmsg4(struct bpf_sock_addr *ctx) { return net_decide(ctx, HOOK_SENDMSG4, false); }
 
 SEC("cgroup/sendmsg6")
-int sendmsg6(struct bpf_sock_addr *ctx) { return net_decide(ctx, 4, true); }
+int sendmsg6(struct bpf_sock_addr *ctx) { return net_decide(ctx, HOOK_SENDMSG6, true); }
 
 /* Raw and packet sockets see and forge traffic below every other rule. */
 SEC("cgroup/sock_create")
@@ -758,7 +758,7 @@ int sock_create(struct bpf_sock *ctx)
 		return 1;
 	struct ev_net ev = {};
 	net_hdr(&ev);
-	ev.hook = 5;
+	ev.hook = HOOK_SOCK_CREATE;
 	ev.verdict = 0;
 	ev.family = family;
 	ev.type = type;

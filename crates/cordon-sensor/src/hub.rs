@@ -162,7 +162,8 @@ impl Hub {
         // Which syscalls to decode, per this architecture's numbers (the same for every session).
         let mut state = State::default();
         for (nr, t) in crate::kinds::table(crate::kinds::native_arch()) {
-            let v = [t.kind, t.p1, t.p2, u8::from(t.quiet_ok)];
+            let flags = if t.quiet_ok { crate::kinds::KF_QUIET_OK } else { 0 };
+            let v = [t.kind, t.p1, t.p2, flags];
             if (nr as usize) < NR_SYSCALLS_MAX && v != [0; 4] {
                 skel.maps.kinds.update(&nr.to_ne_bytes(), &v, MapFlags::ANY).map_err(|e| load("kinds map", e))?;
                 state.recorded.insert(nr);
@@ -543,6 +544,23 @@ mod tests {
         assert_eq!(care(&st), [2, 59, 257], "59 is still watched by the other session; 257 is recorded");
         st.watch(&[59], false);
         assert_eq!(care(&st), [2, 257]);
+    }
+
+    #[test]
+    fn the_limits_match_the_bpf_source() {
+        let src = include_str!("../bpf/cordon.bpf.c");
+        let define = |name: &str| -> Option<usize> {
+            src.lines()
+                .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name)?.split_whitespace().next()?.parse().ok())
+        };
+        for (name, ours) in [
+            ("MAX_SESSIONS ", MAX_SESSIONS),
+            ("MAX_LEVELS ", MAX_LEVELS),
+            ("FILTER_BITS ", FILTER_BITS),
+            ("NR_SYSCALLS_MAX ", NR_SYSCALLS_MAX),
+        ] {
+            assert_eq!(define(name), Some(ours), "#define {name}in bpf/cordon.bpf.c");
+        }
     }
 
     #[test]
