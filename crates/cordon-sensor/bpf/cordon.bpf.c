@@ -44,14 +44,19 @@ struct {
  * unused), filled in order and never emptied while the object is loaded, so a reader never sees a
  * hole. bits: bit (id % 4096) is set for each session's cgroup id, so a process outside every
  * session is told so without a hash lookup (a set bit is confirmed in `sessions`). kills: how many
- * signals asked for through kill_tgids are pending (0: no lookup there). */
+ * signals asked for through kill_tgids are pending (0: no lookup there). care: bit nr is set when
+ * syscall nr is recorded (`kinds`) or in some session's `watch`: a call outside this set that did
+ * not fail with EPERM/EACCES is nobody's business, whichever process made it, and the programs
+ * return before finding the caller's session. */
 #define FILTER_BITS 4096
+#define NR_SYSCALLS_MAX 512
 
 struct filter {
 	__u32 lv[MAX_LEVELS];
 	__u64 bits[FILTER_BITS / 64];
 	__u32 kills;
 	__u32 _pad;
+	__u64 care[NR_SYSCALLS_MAX / 64];
 };
 
 struct {
@@ -175,12 +180,10 @@ static __always_inline struct session *session_at(struct filter *f, __u32 lv)
 /* The session the current task belongs to, or NULL: the first cgroup among its ancestors at the
  * watched depths that is a session's. Processes outside every session stop here. Written out, not
  * a loop: no verifier needs to prove it ends. */
-static __always_inline struct session *current_session(void)
+static __always_inline struct session *session_in(struct filter *f)
 {
-	__u32 zero = 0;
-	struct filter *f = bpf_map_lookup_elem(&filter, &zero);
 	struct session *s;
-	if (!f || !f->lv[0])
+	if (!f->lv[0])
 		return 0;
 	if ((s = session_at(f, f->lv[0])) || !f->lv[1])
 		return s;
@@ -189,6 +192,23 @@ static __always_inline struct session *current_session(void)
 	if ((s = session_at(f, f->lv[2])) || !f->lv[3])
 		return s;
 	return session_at(f, f->lv[3]);
+}
+
+static __always_inline struct filter *get_filter(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&filter, &zero);
+}
+
+static __always_inline struct session *current_session(void)
+{
+	struct filter *f = get_filter();
+	return f ? session_in(f) : 0;
+}
+
+static __always_inline bool cared(struct filter *f, __u64 nr)
+{
+	return nr < NR_SYSCALLS_MAX && ((f->care[(nr >> 6) & (NR_SYSCALLS_MAX / 64 - 1)] >> (nr & 63)) & 1);
 }
 
 static __always_inline bool watched(struct session *s, __u32 nr)
@@ -257,12 +277,14 @@ static __always_inline unsigned long sc_arg(struct pt_regs *regs, int i)
 #endif
 }
 
-static __always_inline long sc_nr(struct pt_regs *regs)
+/* The syscall number at sys_exit, read straight from the tracepoint's pt_regs (a pointer the
+ * verifier knows from BTF: a plain load, no probe-read helper call on every syscall). */
+static __always_inline long sc_nr_fast(struct pt_regs *regs)
 {
 #if defined(__TARGET_ARCH_x86)
-	return BPF_CORE_READ(regs, orig_ax);
+	return regs->orig_ax;
 #else
-	return BPF_CORE_READ(regs, syscallno);
+	return regs->syscallno;
 #endif
 }
 
@@ -463,12 +485,17 @@ static __always_inline void decode(struct ev_sys *ev, struct sc_kind *k)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-	struct session *s = current_session();
+	struct filter *f = get_filter();
+	if (!f)
+		return 0;
+	/* Most calls (read, write, stat, mmap, ...) are neither recorded nor refusable by any watched
+	 * session's seccomp filter: they cost this lookup and one bit, unless a signal is pending. */
+	if (!cared(f, id) && !f->kills)
+		return 0;
+	struct session *s = session_in(f);
 	if (!s)
 		return 0;
-	__u32 zero = 0;
-	struct filter *f = bpf_map_lookup_elem(&filter, &zero);
-	if (f && f->kills) {
+	if (f->kills) {
 		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 		struct kill *kl = bpf_map_lookup_elem(&kill_tgids, &tgid);
 		if (kl && kl->cgid == s->cgid)
@@ -477,8 +504,7 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 
 	__u32 nr = id;
 	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
-	/* Most calls (read, write, mmap, ...) are neither recorded nor refusable by the session's
-	 * seccomp filter: they cost this lookup and nothing more. */
+	/* Refusable by another session's filter, not this one's. */
 	if (!k || (k->kind == SK_NONE && !watched(s, nr)))
 		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -520,14 +546,20 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	struct session *s = current_session();
+	struct filter *f = get_filter();
+	if (!f)
+		return 0;
+	bool errish = ret == -EPERM || ret == -EACCES;
+	__u32 nr = sc_nr_fast(regs);
+	/* As at entry: a call nobody records or watches matters only when it was refused. */
+	if (!errish && !cared(f, nr))
+		return 0;
+	struct session *s = session_in(f);
 	if (!s)
 		return 0;
-	__u32 nr = sc_nr(regs);
 	struct sc_kind *k = bpf_map_lookup_elem(&kinds, &nr);
 	bool interesting = k && k->kind != SK_NONE;
 	bool watch = k && watched(s, nr);
-	bool errish = ret == -EPERM || ret == -EACCES;
 	if (!interesting && !watch && !errish)
 		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -706,16 +738,16 @@ static __always_inline int net_decide(struct bpf_sock_addr *ctx, __u32 hook, boo
 
 
 SEC("cgroup/connect4")
-int connect4(struct bpf_sock_addr *ctx) { return net_decide(ctx, 1, false); }
+int connect4(struct bpf_sock_addr *ctx) { return net_decide(ctx, HOOK_CONNECT4, false); }
 
 SEC("cgroup/connect6")
-int connect6(struct bpf_sock_addr *ctx) { return net_decide(ctx, 2, true); }
+int connect6(struct bpf_sock_addr *ctx) { return net_decide(ctx, HOOK_CONNECT6, true); }
 
 SEC("cgroup/sendmsg4")
-int sendmsg4(struct bpf_sock_addr *ctx) { return net_decide(ctx, 3, false); }
+int sendmsg4(struct bpf_sock_addr *ctx) { return net_decide(ctx, HOOK_SENDMSG4, false); }
 
 SEC("cgroup/sendmsg6")
-int sendmsg6(struct bpf_sock_addr *ctx) { return net_decide(ctx, 4, true); }
+int sendmsg6(struct bpf_sock_addr *ctx) { return net_decide(ctx, HOOK_SENDMSG6, true); }
 
 /* Raw and packet sockets see and forge traffic below every other rule. */
 SEC("cgroup/sock_create")
@@ -726,7 +758,7 @@ int sock_create(struct bpf_sock *ctx)
 		return 1;
 	struct ev_net ev = {};
 	net_hdr(&ev);
-	ev.hook = 5;
+	ev.hook = HOOK_SOCK_CREATE;
 	ev.verdict = 0;
 	ev.family = family;
 	ev.type = type;

@@ -6,24 +6,34 @@
 
 #define WIRE_VERSION 1
 
-#define EV_EXEC 1
-#define EV_FORK 2
-#define EV_EXIT 3
-#define EV_SYSCALL 4
-#define EV_NET 5
+/* Every number below that a record carries, or that user space writes into a map, has its Rust
+ * twin in src/raw.rs or src/kinds.rs; raw.rs's test `the_wire_numbers_match_events_h` reads this
+ * file and fails when the two disagree or one side has a name the other lacks (enumerators and
+ * #defines named EV_, HOOK_, SK_, F_, KF_, and WIRE_VERSION). */
+
+/* struct ev_hdr.kind: which record follows the header. */
+enum ev_kind {
+	EV_EXEC = 1,
+	EV_FORK = 2,
+	EV_EXIT = 3,
+	EV_SYSCALL = 4,
+	EV_NET = 5,
+};
 
 #define PATH_MAX_BPF 256
 #define ARGV_MAX 512
 #define ADDR_MAX 112
 
-/* syscall kinds: how the enter program decodes the arguments. Filled from user space per
- * architecture, indexed by syscall number. */
-#define SK_NONE 0
-#define SK_TRACE 1     /* record the numbers only */
-#define SK_PATH 2      /* arg[p1] is a path (or name) */
-#define SK_PATH2 3     /* arg[p1] and arg[p2] are paths */
-#define SK_SOCKADDR 4  /* arg[p1] is a sockaddr, arg[p2] its length */
-#define SK_MSGHDR 5    /* arg[p1] is a msghdr whose msg_name is the address */
+/* syscall kinds (struct sc_kind.kind): how the enter program decodes the arguments. Filled from
+ * user space per architecture, indexed by syscall number. */
+enum sc_decode {
+	SK_NONE = 0,
+	SK_TRACE = 1,    /* record the numbers only */
+	SK_PATH = 2,     /* arg[p1] is a path (or name) */
+	SK_PATH2 = 3,    /* arg[p1] and arg[p2] are paths */
+	SK_SOCKADDR = 4, /* arg[p1] is a sockaddr, arg[p2] its length */
+	SK_MSGHDR = 5,   /* arg[p1] is a msghdr whose msg_name is the address */
+};
 
 struct sc_kind {
 	__u8 kind;
@@ -90,10 +100,19 @@ struct ev_sys {
 	__u8 addr[ADDR_MAX];
 };
 
+/* struct ev_net.hook: the cgroup program that decided. */
+enum net_hook {
+	HOOK_CONNECT4 = 1,
+	HOOK_CONNECT6 = 2,
+	HOOK_SENDMSG4 = 3,
+	HOOK_SENDMSG6 = 4,
+	HOOK_SOCK_CREATE = 5,
+};
+
 /* From the cgroup programs: a connect/sendmsg/socket decision. */
 struct ev_net {
 	struct ev_hdr h;
-	__u32 hook;    /* 1 connect4, 2 connect6, 3 sendmsg4, 4 sendmsg6, 5 sock_create */
+	__u32 hook;    /* enum net_hook */
 	__u32 verdict; /* 1 allowed, 0 denied */
 	__u32 family;
 	__u32 type;

@@ -8,6 +8,7 @@
 //! - the proxy's refusals come from the proxy itself (merged by the caller).
 
 use crate::event::{Event, Kind};
+use crate::raw::Hook;
 use cordon_policy::{Access, CompiledPolicy};
 use cordon_schema::Layer;
 use std::path::Path;
@@ -23,8 +24,8 @@ pub struct Attribution {
     pub signal_scope: bool,
 }
 
-pub fn net_reason(hook: u32, addr: &str) -> String {
-    if hook == 5 {
+pub fn net_reason(hook: Hook, addr: &str) -> String {
+    if hook == Hook::SockCreate {
         format!("raw and packet sockets ({addr}) are refused in cordon sessions: they bypass every network rule; use ordinary TCP/UDP sockets")
     } else {
         format!("the session may not reach {addr} directly: traffic leaves only through cordon's egress proxy (HTTP(S)_PROXY); if the task needs this host, ask the user to add it to net.allow")
@@ -79,10 +80,10 @@ impl Attribution {
         }
         if let Some(a) = net_refusal {
             if matches!(syscall, "connect" | "sendto" | "sendmsg" | "sendmmsg") {
-                return (Layer::CgroupBpf, net_reason(1, a));
+                return (Layer::CgroupBpf, net_reason(Hook::Connect4, a));
             }
             if syscall == "socket" {
-                return (Layer::CgroupBpf, net_reason(5, a));
+                return (Layer::CgroupBpf, net_reason(Hook::SockCreate, a));
             }
         }
         let fs_op = matches!(

@@ -4,7 +4,7 @@
 use crate::attribute::{self, Attribution};
 use crate::event::{Event, Kind, SCHEMA_VERSION};
 use crate::kinds;
-use crate::raw::{Raw, F_NOT_ENTERED};
+use crate::raw::{Hook, Raw, F_NOT_ENTERED};
 use cordon_policy::syscalls::Arch;
 use cordon_schema::Layer;
 use std::collections::HashMap;
@@ -191,11 +191,11 @@ impl Converter {
             }
             Raw::Net { h, hook, allowed, family, sock_type, port, addr, .. } => {
                 let what = match hook {
-                    1 | 2 => "connect",
-                    3 | 4 => "sendmsg",
-                    _ => "socket",
+                    Hook::Connect4 | Hook::Connect6 => "connect",
+                    Hook::Sendmsg4 | Hook::Sendmsg6 => "sendmsg",
+                    Hook::SockCreate => "socket",
                 };
-                let a = if *hook == 5 {
+                let a = if *hook == Hook::SockCreate {
                     format!("family {family} type {sock_type}")
                 } else {
                     net_addr(*family, addr, *port)

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 /// As in bpf/cordon.bpf.c.
 const MAX_LEVELS: usize = 4;
 const FILTER_BITS: usize = 4096;
+const NR_SYSCALLS_MAX: usize = 512;
 const MAX_SESSIONS: usize = 1024;
 /// struct session: cgid, net_mode, ring, watch[8].
 const SESSION_SIZE: usize = 8 + 4 + 4 + 64;
@@ -79,18 +80,31 @@ struct State {
     bits: Vec<u32>,
     /// Signals asked for in kill_tgids by the sessions registered now.
     kills: u32,
+    /// The syscalls the sensor records (from `kinds`, fixed at load).
+    recorded: BTreeSet<u32>,
+    /// Per syscall number: how many sessions registered now watch it (their seccomp filter may
+    /// refuse it).
+    watching: Vec<u32>,
 }
 
 impl Default for State {
     fn default() -> State {
-        State { watched: BTreeSet::new(), levels: vec![], bits: vec![0; FILTER_BITS], kills: 0 }
+        State {
+            watched: BTreeSet::new(),
+            levels: vec![],
+            bits: vec![0; FILTER_BITS],
+            kills: 0,
+            recorded: BTreeSet::new(),
+            watching: vec![0; NR_SYSCALLS_MAX],
+        }
     }
 }
 
 impl State {
     /// struct filter in bpf/cordon.bpf.c.
     fn filter(&self) -> Vec<u8> {
-        let mut v = vec![0u8; 4 * MAX_LEVELS + FILTER_BITS / 8 + 8];
+        let care_at = 4 * MAX_LEVELS + FILTER_BITS / 8 + 8;
+        let mut v = vec![0u8; care_at + NR_SYSCALLS_MAX / 8];
         for (i, l) in self.levels.iter().enumerate().take(MAX_LEVELS) {
             v[4 * i..4 * i + 4].copy_from_slice(&l.to_ne_bytes());
         }
@@ -101,7 +115,24 @@ impl State {
         }
         let at = 4 * MAX_LEVELS + FILTER_BITS / 8;
         v[at..at + 4].copy_from_slice(&self.kills.to_ne_bytes());
+        let mut care = [0u64; NR_SYSCALLS_MAX / 64];
+        let watching = self.watching.iter().enumerate().filter(|(_, n)| **n > 0).map(|(nr, _)| nr as u32);
+        for nr in self.recorded.iter().copied().chain(watching).filter(|nr| (*nr as usize) < NR_SYSCALLS_MAX) {
+            care[nr as usize / 64] |= 1 << (nr % 64);
+        }
+        for (w, word) in care.iter().enumerate() {
+            v[care_at + 8 * w..care_at + 8 * w + 8].copy_from_slice(&word.to_ne_bytes());
+        }
         v
+    }
+
+    /// Counts a session's watched syscalls in (`add`) or out.
+    fn watch(&mut self, nrs: &[u32], add: bool) {
+        for nr in nrs {
+            if let Some(n) = self.watching.get_mut(*nr as usize) {
+                *n = if add { *n + 1 } else { n.saturating_sub(1) };
+            }
+        }
     }
 }
 
@@ -129,10 +160,13 @@ impl Hub {
         open.maps.events.set_max_entries(own).map_err(|e| load(&format!("a ring buffer of {own} bytes"), e))?;
         let skel = open.load().map_err(|e| load("the verifier", e))?;
         // Which syscalls to decode, per this architecture's numbers (the same for every session).
+        let mut state = State::default();
         for (nr, t) in crate::kinds::table(crate::kinds::native_arch()) {
-            let v = [t.kind, t.p1, t.p2, u8::from(t.quiet_ok)];
-            if nr < 512 && v != [0; 4] {
+            let flags = if t.quiet_ok { crate::kinds::KF_QUIET_OK } else { 0 };
+            let v = [t.kind, t.p1, t.p2, flags];
+            if (nr as usize) < NR_SYSCALLS_MAX && v != [0; 4] {
                 skel.maps.kinds.update(&nr.to_ne_bytes(), &v, MapFlags::ANY).map_err(|e| load("kinds map", e))?;
+                state.recorded.insert(nr);
             }
         }
         let m = &skel.maps;
@@ -179,7 +213,7 @@ impl Hub {
             _links: links,
             net_progs,
             maps,
-            state: Mutex::default(),
+            state: Mutex::new(state),
             own_ring: Mutex::new(own_ring),
             cpus: libbpf_rs::num_possible_cpus().unwrap_or(1).max(1),
             loaded_in: started.elapsed(),
@@ -274,9 +308,11 @@ impl Hub {
                 st.levels.push(level);
             }
             st.bits[filter_bit(target.id)] += 1;
+            st.watch(watch, true);
             if let Err(e) = self.maps.filter.update(&0u32.to_ne_bytes(), &st.filter(), MapFlags::ANY) {
                 // A depth, once in the map, stays; one that could not be written is not there.
                 st.bits[filter_bit(target.id)] -= 1;
+                st.watch(watch, false);
                 if new_level {
                     st.levels.pop();
                 }
@@ -290,6 +326,7 @@ impl Hub {
             cgid: target.id,
             ring,
             own_ring: own,
+            watch: watch.to_vec(),
             links: Mutex::default(),
             net_keys: vec![],
             kills: Mutex::default(),
@@ -367,6 +404,8 @@ pub(crate) struct Registration {
     pub(crate) ring: MapHandle,
     /// `ring` is the object's own, not an entry of `rings`.
     own_ring: bool,
+    /// The syscalls the session's seccomp filter may refuse, counted in the filter's `care` bits.
+    watch: Vec<u32>,
     links: Mutex<Vec<OwnedFd>>,
     net_keys: Vec<[u8; 32]>,
     /// Processes a signal was asked for.
@@ -447,9 +486,8 @@ impl Drop for Registration {
         st.bits[bit] = st.bits[bit].saturating_sub(1);
         let kills = self.kills.lock().unwrap_or_else(|e| e.into_inner()).len() as u32;
         st.kills = st.kills.saturating_sub(kills);
-        if st.bits[bit] == 0 || kills > 0 {
-            let _ = m.filter.update(&0u32.to_ne_bytes(), &st.filter(), MapFlags::ANY);
-        }
+        st.watch(&self.watch, false);
+        let _ = m.filter.update(&0u32.to_ne_bytes(), &st.filter(), MapFlags::ANY);
     }
 }
 
@@ -479,12 +517,50 @@ mod tests {
         st.bits[filter_bit(4095)] = 2;
         let v = st.filter();
         let word = |at: usize| u64::from_ne_bytes(v[at..at + 8].try_into().expect("width"));
-        assert_eq!(v.len(), 16 + 512 + 8);
+        assert_eq!(v.len(), 16 + 512 + 8 + 64);
         assert_eq!(u32::from_ne_bytes(v[528..532].try_into().expect("width")), 2);
         assert_eq!((v[0], v[4], v[8], v[12]), (3, 5, 0, 0));
         assert_eq!(word(16 + 8), 1 << 6, "bit 70: word 1, bit 6");
         assert_eq!(word(16 + 8 * 63), 1 << 63, "bit 4095: the last");
         assert_eq!(v.iter().skip(16).take(512).filter(|b| **b != 0).count(), 2);
+    }
+
+    #[test]
+    fn care_bits_are_the_recorded_calls_and_those_some_session_watches() {
+        let mut st = State { recorded: [2, 257].into_iter().collect(), ..Default::default() };
+        st.watch(&[59, 257, 511, 512], true);
+        st.watch(&[59], true);
+        let care = |st: &State| -> Vec<u32> {
+            let v = st.filter();
+            (0..512u32)
+                .filter(|nr| {
+                    let at = 536 + 8 * (*nr as usize / 64);
+                    u64::from_ne_bytes(v[at..at + 8].try_into().expect("width")) >> (nr % 64) & 1 == 1
+                })
+                .collect()
+        };
+        assert_eq!(care(&st), [2, 59, 257, 511]);
+        st.watch(&[59, 257, 511, 512], false);
+        assert_eq!(care(&st), [2, 59, 257], "59 is still watched by the other session; 257 is recorded");
+        st.watch(&[59], false);
+        assert_eq!(care(&st), [2, 257]);
+    }
+
+    #[test]
+    fn the_limits_match_the_bpf_source() {
+        let src = include_str!("../bpf/cordon.bpf.c");
+        let define = |name: &str| -> Option<usize> {
+            src.lines()
+                .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name)?.split_whitespace().next()?.parse().ok())
+        };
+        for (name, ours) in [
+            ("MAX_SESSIONS ", MAX_SESSIONS),
+            ("MAX_LEVELS ", MAX_LEVELS),
+            ("FILTER_BITS ", FILTER_BITS),
+            ("NR_SYSCALLS_MAX ", NR_SYSCALLS_MAX),
+        ] {
+            assert_eq!(define(name), Some(ours), "#define {name}in bpf/cordon.bpf.c");
+        }
     }
 
     #[test]

@@ -4,11 +4,27 @@
 use cordon_policy::syscalls::Arch;
 use cordon_schema::Kind;
 
-pub const SK_TRACE: u8 = 1;
-pub const SK_PATH: u8 = 2;
-pub const SK_PATH2: u8 = 3;
-pub const SK_SOCKADDR: u8 = 4;
-pub const SK_MSGHDR: u8 = 5;
+crate::raw::wire_enum! {
+    /// How the enter program decodes a call's arguments (enum sc_decode in bpf/events.h; the
+    /// `kind` of each entry of the `kinds` map).
+    pub enum Decode: u8 {
+        None = 0 => "SK_NONE",
+        Trace = 1 => "SK_TRACE",
+        Path = 2 => "SK_PATH",
+        Path2 = 3 => "SK_PATH2",
+        Sockaddr = 4 => "SK_SOCKADDR",
+        Msghdr = 5 => "SK_MSGHDR",
+    }
+}
+
+pub const SK_TRACE: u8 = Decode::Trace as u8;
+pub const SK_PATH: u8 = Decode::Path as u8;
+pub const SK_PATH2: u8 = Decode::Path2 as u8;
+pub const SK_SOCKADDR: u8 = Decode::Sockaddr as u8;
+pub const SK_MSGHDR: u8 = Decode::Msghdr as u8;
+
+/// struct sc_kind.flags: a successful call without an address is not an event.
+pub const KF_QUIET_OK: u8 = 1;
 
 /// One traced syscall: its name, the event category it belongs to, and where its arguments are.
 #[derive(Debug, Clone, Copy)]

@@ -15,7 +15,10 @@ use crate::lineage::Lineage;
 use crate::raw;
 pub use cordon_schema::sensor::{OutputStatus, Summary};
 use libbpf_rs::RingBufferBuilder;
+use std::io::Write;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -74,6 +77,8 @@ pub enum SensorError {
 /// of its sessions is watched). [`Sensor::finish`] or dropping it removes the session.
 pub struct Sensor {
     stop: Arc<AtomicBool>,
+    /// Written when the reader is told to stop, so it stops now rather than at its next timeout.
+    wake: UnixStream,
     thread: Option<std::thread::JoinHandle<Summary>>,
     reg: Arc<Registration>,
     pub cgroup: PathBuf,
@@ -106,6 +111,7 @@ impl Sensor {
         let target = crate::cgroup::target(&cfg.cgroup).map_err(SensorError::Setup)?;
         let reg = Arc::new(hub.register(&target, cfg.net.as_ref(), &cfg.seccomp_watch, cfg.ring_bytes)?);
         let stop = Arc::new(AtomicBool::new(false));
+        let (wake, woken) = UnixStream::pair().map_err(|e| SensorError::Setup(format!("socketpair: {e}")))?;
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), SensorError>>();
         let mut conv = Converter::new(&cfg.session, cfg.attribution.clone());
         conv.track_setup = cfg.session_start;
@@ -113,10 +119,10 @@ impl Sensor {
         let sink = cfg.sink;
         let thread = std::thread::Builder::new()
             .name("cordon-sensor".into())
-            .spawn(move || run(r, conv, sink, ready_tx, st))
+            .spawn(move || run(r, conv, sink, ready_tx, st, woken))
             .map_err(|e| SensorError::Setup(format!("thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(Sensor { stop, thread: Some(thread), reg, cgroup: cfg.cgroup }),
+            Ok(Ok(())) => Ok(Sensor { stop, wake, thread: Some(thread), reg, cgroup: cfg.cgroup }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
@@ -144,7 +150,7 @@ impl Sensor {
     /// programs are unloaded if this was the hub's last session.
     pub fn finish(mut self) -> Summary {
         let t = Instant::now();
-        self.stop.store(true, Ordering::SeqCst);
+        self.tell_stop();
         let sum = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
         drop(self);
         if timing() {
@@ -154,9 +160,16 @@ impl Sensor {
     }
 }
 
+impl Sensor {
+    fn tell_stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.write(&[1]);
+    }
+}
+
 impl Drop for Sensor {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.tell_stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -240,6 +253,7 @@ fn run(
     sink: Sink,
     ready: mpsc::Sender<Result<(), SensorError>>,
     stop: Arc<AtomicBool>,
+    woken: UnixStream,
 ) -> Summary {
     let started = Instant::now();
     let state = std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink, sum: Summary::default() });
@@ -264,8 +278,8 @@ fn run(
     let mut last_check = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         // The programs wake the reader only when a quarter of the ring is waiting: what a timeout
-        // leaves is read here.
-        let _ = rb.poll(Duration::from_millis(10));
+        // leaves is read here. `finish` wakes it through `woken`.
+        crate::sys::wait_ring_or(&rb, woken.as_fd(), Duration::from_millis(10));
         let _ = rb.consume();
         if last_check.elapsed() >= Duration::from_millis(200) {
             last_check = Instant::now();

@@ -1,7 +1,9 @@
-//! The generated libbpf-rs skeletons (their unsafe code is generated, not written here), and the one
-//! raw BPF call the crate makes itself.
+//! The generated libbpf-rs skeletons (their unsafe code is generated, not written here), and the
+//! raw calls the crate makes itself.
 
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 pub use skel::*;
 
@@ -46,4 +48,15 @@ pub(crate) fn cgroup_link(prog: BorrowedFd, cgroup: BorrowedFd, attach: u32) -> 
     }
     // SAFETY: a non-negative return is a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits until the ring buffer has data, `wake` is readable, or `timeout` passes (whichever comes
+/// first), so that a reader told to stop need not sit out its poll timeout.
+pub(crate) fn wait_ring_or(rb: &libbpf_rs::RingBuffer, wake: BorrowedFd, timeout: Duration) {
+    // SAFETY: the epoll descriptor belongs to `rb`, which is borrowed for the whole call and closes
+    // it only when dropped; the borrowed descriptor does not outlive this function.
+    let ep = unsafe { BorrowedFd::borrow_raw(rb.epoll_fd()) };
+    let mut fds = [PollFd::new(ep, PollFlags::POLLIN), PollFd::new(wake, PollFlags::POLLIN)];
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
 }
