@@ -4,7 +4,7 @@
 use crate::Kind;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum RecordKind {
     /// Committed before the command runs: the policy, the plan, the command.
     #[serde(rename = "start")]
@@ -203,6 +203,15 @@ mod tests {
             assert_eq!(serde_json::to_string(&k).expect("json"), format!("\"{k}\""));
             assert_eq!(RecordKind::parse(k.as_str()), Some(k));
         }
+    }
+
+    /// `ALL` is kept by hand; the schema is derived from the enum: a variant missing from ALL fails.
+    #[test]
+    fn every_record_kind_is_in_all() {
+        let s: serde_json::Value = schemars::schema_for!(RecordKind).into();
+        let text = s.to_string();
+        let n = s["oneOf"].as_array().map_or(0, |v| v.len());
+        assert_eq!(n, RecordKind::ALL.len(), "{text}");
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn sensor_hook(
     let audit = match &p.recording {
         Some(r) => Some(
             pipeline::AuditWriter::start(r.path().to_path_buf(), p.session_id.clone(), r.anchor())
-                .map_err(|e| SessionError::Refused(format!("audit: {e}")))?,
+                .map_err(|e| SessionError::Refused(e.to_string()))?,
         ),
         None => None,
     };

@@ -13,6 +13,7 @@ macro_rules! bail {
     };
 }
 
+pub mod audit_writer;
 mod bytes;
 pub mod effects;
 pub mod egress;

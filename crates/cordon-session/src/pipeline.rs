@@ -1,12 +1,13 @@
 //! Wires the eBPF sensor into a session: where its events go (a JSON-lines file, the live timeline,
 //! the audit record, the detection rules) and what a rule that says "kill" does.
 
+pub use crate::audit_writer::{AuditWriter, WriterError};
+use crate::audit_writer::{Chunked, CHUNK};
 use cordon_rules::{Action, Alert, Engine, RuleSet};
-use cordon_schema::{Event, Kind, RecordKind, Subject};
+use cordon_schema::{Event, Kind, Subject};
 use cordon_sensor::OutputStatus;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -173,130 +174,6 @@ pub struct Options {
     pub audit: Option<AuditWriter>,
 }
 
-/// Streams sensor events into the audit record while the session runs, in batches, so a crash of
-/// cordon loses at most the last fraction of a second (never a committed event).
-pub struct AuditWriter {
-    /// Chunks of (time in ms, the event as JSON).
-    tx: mpsc::Sender<Vec<(i64, String)>>,
-    thread: std::thread::JoinHandle<Result<u64, String>>,
-}
-
-impl AuditWriter {
-    /// `anchor`: the session's start record; no batch is chained onto a log that lost it.
-    pub fn start(path: PathBuf, session: String, anchor: Option<(i64, Vec<u8>)>) -> Result<AuditWriter, String> {
-        let mut store = cordon_audit::Store::open(&path).map_err(|e| e.to_string())?;
-        if let Some((seq, hash)) = anchor {
-            store.set_anchor(seq, hash);
-        }
-        // Batches: a crash of cordon loses none that was committed; a power loss may lose the last.
-        store.set_durability(cordon_audit::Durability::Batch).map_err(|e| e.to_string())?;
-        let (tx, rx) = mpsc::channel::<Vec<(i64, String)>>();
-        let thread = std::thread::Builder::new()
-            .name("cordon-audit".into())
-            .spawn(move || {
-                let mut n = 0u64;
-                let mut batch: Vec<(i64, String)> = vec![];
-                let mut last = Instant::now();
-                let mut spooled: Vec<String> = vec![];
-                loop {
-                    let got = rx.recv_timeout(Duration::from_millis(200));
-                    let done = matches!(got, Err(mpsc::RecvTimeoutError::Disconnected));
-                    if let Ok(chunk) = got {
-                        batch.extend(chunk);
-                        while let Ok(chunk) = rx.try_recv() {
-                            batch.extend(chunk);
-                            if batch.len() >= 20_000 {
-                                break;
-                            }
-                        }
-                    }
-                    if !batch.is_empty()
-                        && (done || batch.len() >= 5_000 || last.elapsed() >= Duration::from_millis(200))
-                    {
-                        // Up to 1000 events per record (kind `sensor`, body a JSON array): the chain
-                        // covers every byte, and a record per event would cost more than the sensor.
-                        let records: Vec<(&str, i64, String)> = batch
-                            .chunks(1000)
-                            .map(|c| {
-                                let mut body =
-                                    String::with_capacity(c.iter().map(|x| x.1.len() + 1).sum::<usize>() + 2);
-                                body.push('[');
-                                for (i, x) in c.iter().enumerate() {
-                                    if i > 0 {
-                                        body.push(',');
-                                    }
-                                    body.push_str(&x.1);
-                                }
-                                body.push(']');
-                                (RecordKind::Sensor.as_str(), c[0].0, body)
-                            })
-                            .collect();
-                        if let Err(e) = store.append_raw(&session, &records) {
-                            // Never dropped: the batch waits in the recovery spool for the next open.
-                            let recs: Vec<_> = records
-                                .iter()
-                                .map(|(k, t, b)| cordon_audit::spool::SpoolRecord {
-                                    kind: k.to_string(),
-                                    ts_ms: *t,
-                                    body: b.clone(),
-                                })
-                                .collect();
-                            match cordon_audit::spool::write(store.path(), &session, &recs, false, &e.to_string()) {
-                                Ok(f) => spooled.push(format!(
-                                    "{} events ({e}) kept in the recovery spool {}",
-                                    batch.len(),
-                                    f.display()
-                                )),
-                                Err(s) => spooled.push(format!("{} events LOST: {e}; {s}", batch.len())),
-                            }
-                        } else {
-                            n += batch.len() as u64;
-                        }
-                        batch.clear();
-                        last = Instant::now();
-                    }
-                    if done {
-                        return if spooled.is_empty() { Ok(n) } else { Err(spooled.join("; ")) };
-                    }
-                }
-            })
-            .map_err(|e| format!("audit thread: {e}"))?;
-        Ok(AuditWriter { tx, thread })
-    }
-}
-
-const CHUNK: usize = 512;
-
-/// Hands events to the audit writer in chunks (a wake-up per event would cost more than the event);
-/// what is pending goes when the chunk fills, every 100 ms, and when the sensor drops its sink.
-struct Chunked {
-    tx: mpsc::Sender<Vec<(i64, String)>>,
-    pending: Vec<(i64, String)>,
-    last: Instant,
-}
-
-impl Chunked {
-    fn push(&mut self, ts: i64, json: String) {
-        self.pending.push((ts, json));
-        if self.pending.len() >= CHUNK || self.last.elapsed() >= Duration::from_millis(100) {
-            self.flush();
-        }
-    }
-
-    fn flush(&mut self) {
-        if !self.pending.is_empty() {
-            let _ = self.tx.send(std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK)));
-        }
-        self.last = Instant::now();
-    }
-}
-
-impl Drop for Chunked {
-    fn drop(&mut self) {
-        self.flush();
-    }
-}
-
 /// Shown on the live timeline: what a person watching wants; everything goes to --events.
 fn on_timeline(e: &Event) -> bool {
     // The session's init setting up the sandbox (mounts, cgroups) is cordon itself.
@@ -343,14 +220,14 @@ fn on_timeline(e: &Event) -> bool {
 pub struct Built {
     pub sink: Option<cordon_sensor::sensor::Sink>,
     pub shared: Shared,
-    audit: Option<std::thread::JoinHandle<Result<u64, String>>>,
+    audit: Option<std::thread::JoinHandle<Result<u64, WriterError>>>,
 }
 
 impl Built {
     /// Waits for the audit writer (after the sensor, which owns the sink, has finished).
-    pub fn finish_audit(&mut self) -> Result<u64, String> {
+    pub fn finish_audit(&mut self) -> Result<u64, WriterError> {
         match self.audit.take() {
-            Some(t) => t.join().map_err(|_| "the audit writer panicked".to_string())?,
+            Some(t) => t.join().map_err(|_| WriterError::Panicked)?,
             None => Ok(0),
         }
     }
