@@ -149,3 +149,39 @@ fn catch_all_ranges_from_the_flag_and_the_policy_get_a_loud_warning() {
         show(&o)
     );
 }
+
+/// `@pypi` is both of pip's hosts: a user never learns about the second one from a failed install.
+/// Presets work in `[net] allow` and `--allow-net`, show in `policy explain` with where each entry
+/// came from, are judged by `policy test`, and an unknown one is an error naming the presets.
+#[test]
+fn presets_expand_to_their_hosts_in_the_policy_and_on_the_command_line() {
+    let tmp = Tmp::new();
+    let policy = tmp.0.join("p.toml");
+    std::fs::write(
+        &policy,
+        "version = 1\nextends = [\"builtin:agent\"]\n[net]\negress = \"proxy\"\nallow = [\"@pypi\", \"example.org:443\"]\n\n\
+         [[test]]\nconnect = \"files.pythonhosted.org:443\"\nexpect = \"allow\"\n\n\
+         [[test]]\nconnect = \"pypi.org:443\"\nexpect = \"allow\"\n\n\
+         [[test]]\nconnect = \"pypi.org:80\"\nexpect = \"deny\"\n\n\
+         [[test]]\nconnect = \"registry.npmjs.org:443\"\nexpect = \"deny\"\n",
+    )
+    .expect("policy");
+    let p = policy.display().to_string();
+    let o = cordon_within(20, &tmp, &["policy", "explain", &p]);
+    assert!(o.status.success(), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("pypi.org:443 (@pypi)") && out.contains("files.pythonhosted.org:443 (@pypi)"), "{}", show(&o));
+    let o = cordon_within(60, &tmp, &["policy", "test", &p]);
+    assert!(o.status.success(), "the four examples hold: {}", show(&o));
+
+    std::fs::write(&policy, "version = 1\n[net]\negress = \"proxy\"\nallow = [\"@pipy\"]\n").expect("policy");
+    let o = cordon_within(20, &tmp, &["policy", "check", &p]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), err(&o));
+    assert!(all.contains(":4:") && all.contains("net.allow[0]"), "file:line and the field: {all}");
+    assert!(all.contains("unknown preset `@pipy`") && all.contains("@pypi, @npm"), "{all}");
+
+    let o = cordon_within(10, &tmp, &["run", "--allow-net", "@nope", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("--allow-net #1 `@nope`: unknown preset `@nope`; presets: @pypi"), "{}", show(&o));
+}

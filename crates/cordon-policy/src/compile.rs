@@ -49,7 +49,7 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
                 _ => Egress::None,
             };
         }
-        c.net.allow.extend(r.net.allow.iter().filter_map(|a| netspec::parse_allow(a.get_ref()).ok()));
+        c.net.allow.extend(r.net.allow.iter().filter_map(|a| netspec::parse_allow_item(a.get_ref()).ok()).flatten());
         c.net.listen.extend(r.net.listen.iter().map(|p| *p.get_ref() as u16));
         if let Some(u) = &r.net.udp {
             c.net.udp = *u.get_ref();
@@ -114,7 +114,9 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
                 net_allow: t
                     .net
                     .as_ref()
-                    .map(|n| n.allow.iter().filter_map(|a| netspec::parse_allow(a.get_ref()).ok()).collect())
+                    .map(|n| {
+                        n.allow.iter().filter_map(|a| netspec::parse_allow_item(a.get_ref()).ok()).flatten().collect()
+                    })
                     .unwrap_or_default(),
             };
             c.tools.push((name.clone(), tp));

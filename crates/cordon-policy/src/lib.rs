@@ -16,6 +16,7 @@ pub mod mountinfo;
 pub mod netspec;
 mod parse;
 pub mod paths;
+pub mod presets;
 pub mod syscall_table;
 pub mod syscalls;
 pub mod units;

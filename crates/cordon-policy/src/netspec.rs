@@ -30,6 +30,24 @@ pub struct NetAllow {
     pub text: String,
 }
 
+/// Parses one allowlist item: `HOST[:PORT]`, or `@NAME` for a preset (several entries, each
+/// remembering the preset it came from).
+pub fn parse_allow_item(s: &str) -> Result<Vec<NetAllow>, String> {
+    let t = s.trim();
+    let Some(name) = t.strip_prefix('@') else { return parse_allow(t).map(|a| vec![a]) };
+    let entries = crate::presets::get(name)
+        .ok_or_else(|| format!("unknown preset `@{name}`; presets: {}", crate::presets::names()))?;
+    entries
+        .iter()
+        .map(|e| {
+            parse_allow(e).map(|mut a| {
+                a.text = format!("{e} (@{name})");
+                a
+            })
+        })
+        .collect()
+}
+
 /// Parses `HOST[:PORT]`. IPv6 addresses take brackets (`[::1]:443`, `[::1]` for every port); an IPv6
 /// range may go without them when it has no port (`fd00::/8`). A bare IPv6 address is refused:
 /// `::1:443` is both port 443 of `::1` and the address `::1:443`. A host that ends in a number is an

@@ -180,12 +180,15 @@ fn net(v: &mut V, n: &RawNet, p: &str) {
         }
     }
     for (i, a) in n.allow.iter().enumerate() {
-        if let Err(m) = netspec::parse_allow(a.get_ref()) {
+        if let Err(m) = netspec::parse_allow_item(a.get_ref()) {
             v.err(
                 a,
                 format!("{p}.allow[{i}]"),
                 m,
-                Some("write HOST[:PORT], e.g. \"github.com:443\", \"*.pypi.org:443\", \"10.0.0.0/8\"".into()),
+                Some(format!(
+                    "write HOST[:PORT] or a preset, e.g. \"github.com:443\", \"*.pypi.org:443\", \"10.0.0.0/8\", \"@pypi\" ({})",
+                    crate::presets::names()
+                )),
             );
         }
     }

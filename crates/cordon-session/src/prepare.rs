@@ -129,14 +129,16 @@ fn allow_net(
     notices: &mut Vec<String>,
 ) -> Result<()> {
     for (i, raw) in entries.iter().enumerate() {
-        match cordon_policy::netspec::parse_allow(raw) {
-            Ok(e) => {
-                if let Some(w) = cordon_policy::netspec::warning(&e) {
-                    notices.push(format!("WARNING: --allow-net #{}: {w}", i + 1));
+        match cordon_policy::netspec::parse_allow_item(raw) {
+            Ok(list) => {
+                for e in list {
+                    if let Some(w) = cordon_policy::netspec::warning(&e) {
+                        notices.push(format!("WARNING: --allow-net #{}: {w}", i + 1));
+                    }
+                    policy.net.allow.push(e)
                 }
-                policy.net.allow.push(e)
             }
-            Err(m) => bail!("--allow-net #{} `{raw}`: {m}\n  hint: write HOST[:PORT], e.g. --allow-net github.com:443, --allow-net '*.pypi.org:443', --allow-net 127.0.0.1:11434", i + 1),
+            Err(m) => bail!("--allow-net #{} `{raw}`: {m}\n  hint: write HOST[:PORT] or a preset, e.g. --allow-net github.com:443, --allow-net '*.pypi.org:443', --allow-net 127.0.0.1:11434, --allow-net @pypi ({})", i + 1, cordon_policy::presets::names()),
         }
     }
     if !entries.is_empty() && policy.net.egress != Egress::Open {

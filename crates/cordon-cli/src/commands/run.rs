@@ -48,8 +48,10 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub verbose: bool,
     /// Allow network egress to HOST[:PORT] through cordon's proxy (repeatable). HOST is a domain,
-    /// `*.domain`, an IP or a CIDR. Switches the policy's egress to "proxy".
-    #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
+    /// `*.domain`, an IP or a CIDR; or a preset of the hosts a tool really uses: @pypi, @npm,
+    /// @crates, @github, @anthropic, @openai (`cordon policy explain` shows what they hold).
+    /// Switches the policy's egress to "proxy".
+    #[arg(long = "allow-net", value_name = "HOST[:PORT]|@PRESET")]
     pub allow_net: Vec<String>,
     /// The audit log to record this session in (default: $XDG_STATE_HOME/cordon/audit.db, or
     /// /var/lib/cordon/audit.db as root).
