@@ -36,7 +36,8 @@ pub fn after(f: &cordon_session::engine::Finished, policy: &str, quiet: bool, ve
     for w in &f.warnings {
         eprintln!("cordon: {w}");
     }
-    outcome(&f.outcome, quiet, verbose, policy);
+    let sensor_refused = f.sensor.as_ref().map_or(0, |s| s.denials_total);
+    outcome(&f.outcome, quiet, verbose, policy, sensor_refused + f.alerts.len() as u64);
     if let (Some(s), false) = (&f.sensor, quiet) {
         sensor(s, tree);
     }
@@ -74,7 +75,9 @@ pub fn alerts(alerts: &[cordon_rules::Alert]) {
 }
 
 /// The end-of-session summary of the sandbox's side: how it ended, denials, egress, limits, notes.
-pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str) {
+/// With nothing to say, one line, so the user knows cordon was there. `elsewhere`: refusals and
+/// alerts the sensor's summary and the alerts show after this.
+pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str, elsewhere: u64) {
     match &o.ending {
         Ending::SetupFailed { error } => {
             eprintln!("cordon: could not confine the command, so it did not run: {error}");
@@ -97,19 +100,20 @@ pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str) {
     }
     let d = &o.denials;
     let anything = d.total > 0 || !o.limits_hit.is_empty() || !o.notes.is_empty() || !o.egress.is_empty() || verbose;
-    if !anything {
-        return;
-    }
     let end = match o.ending {
         Ending::Exited { code } => format!("exit {code}"),
         Ending::Signaled { signal } => format!("killed by signal {signal}"),
         _ => String::new(),
     };
+    let quietly = if anything || elsewhere > 0 { "" } else { "; nothing was refused" };
     eprintln!(
-        "cordon: session {} (policy `{policy}`) ended: {end} after {:.2}s",
+        "cordon: session {} (policy `{policy}`) ended: {end} after {:.2}s{quietly}",
         o.session_id,
         o.duration_ms as f64 / 1000.0
     );
+    if !anything {
+        return;
+    }
     if d.total > 0 {
         eprintln!("cordon: denied {} operation{}:", d.total, if d.total == 1 { "" } else { "s" });
         for x in d.items.iter().take(20) {

@@ -557,3 +557,30 @@ fn detection_rules_alert_on_attacks_stay_quiet_on_normal_work_and_can_stop_a_ses
         .expect("verify");
     assert!(o.status.success(), "{}", show(&o));
 }
+
+/// A session where nothing was refused still ends with one line (issue 17: users could not tell
+/// cordon was there); `-q` silences it.
+#[test]
+fn a_quiet_session_still_says_it_ran_in_one_line() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let o = e.run_sh("echo hi > made.txt");
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+        let text = err(&o);
+        let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("cordon:")).collect();
+        let ended: Vec<&&str> = lines.iter().filter(|l| l.contains(") ended: exit 0 after ")).collect();
+        assert_eq!(ended.len(), 1, "{who:?}: {}", show(&o));
+        assert!(ended[0].ends_with("s; nothing was refused"), "{who:?}: {}", show(&o));
+        let o = e.run_sh("exit 3");
+        assert_eq!(o.status.code(), Some(3));
+        assert!(err(&o).contains(") ended: exit 3 after "), "{who:?}: {}", show(&o));
+        let o = e.run_sh_with(&["-q"], "true", &[]);
+        assert!(!err(&o).contains("cordon:"), "{who:?}: {}", show(&o));
+        // A session with a refusal says what was refused instead of "nothing".
+        let o = e.run_sh("unshare -U true");
+        assert!(!err(&o).contains("nothing was refused"), "{who:?}: {}", show(&o));
+    }
+}
