@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 
 const ABOUT: &str = "Run AI agents and the commands they write confined by the Linux kernel.
 
-One declarative policy says what a session may read, write, execute, reach and consume; cordon compiles
-it into Landlock, seccomp, namespaces and cgroups, refuses to start when the host cannot enforce it (unless
+One declarative policy says what a session may read, write, execute, reach and consume; cordon compiles \
+it into Landlock, seccomp, namespaces and cgroups, refuses to start when the host cannot enforce it (unless \
 you accept a degraded mode, which is then reported), and tells you what was denied.";
 
 #[derive(Parser)]

@@ -178,3 +178,35 @@ fn a_missing_rule_file_is_named_as_a_rule_file() {
     assert!(err.contains("cannot read rule file /nonexistent/r.toml"), "{err}");
     assert!(!err.contains("policy file"), "{err}");
 }
+
+/// Help reads as paragraphs at any width (issue 17 #11): clap wraps them, so a wide terminal gets
+/// whole sentences on a line and a narrow one gets no line longer than it is.
+#[test]
+fn help_text_wraps_to_the_terminal_and_never_breaks_a_sentence_by_itself() {
+    for cmd in [&[][..], &["run"][..], &["monitor"][..], &["policy"][..], &["audit", "verify"][..]] {
+        let help = |cols: &str| {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+                .args(cmd)
+                .arg("--help")
+                .env("COLUMNS", cols)
+                .output()
+                .expect("cordon --help");
+            assert!(o.status.success(), "{cmd:?}");
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        };
+        let narrow = help("60");
+        for l in narrow.lines() {
+            assert!(l.chars().count() <= 60, "{cmd:?} at 60 columns: `{l}`");
+        }
+        let wide = help("400");
+        // At 400 columns a paragraph is one line: no line of prose ends where the source did.
+        for l in wide.lines().filter(|l| !l.starts_with(' ') && l.len() > 40) {
+            let next_starts_prose = wide
+                .lines()
+                .skip_while(|x| *x != l)
+                .nth(1)
+                .is_some_and(|n| n.chars().next().is_some_and(|c| c.is_lowercase()));
+            assert!(!next_starts_prose, "{cmd:?}: a sentence broken after `{l}`");
+        }
+    }
+}

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 const LONG: &str = "Watch a running session from the kernel, without touching it.
 
-Attaches cordon's eBPF sensor to the session's cgroup and prints what its processes do — exec, fork,
-exit, file, network and privilege calls, every refused call — until the session ends or you press
+Attaches cordon's eBPF sensor to the session's cgroup and prints what its processes do — exec, fork, \
+exit, file, network and privilege calls, every refused call — until the session ends or you press \
 Ctrl-C; then prints the process tree and how many events, if any, were lost. Needs root.
 
-SESSION is the id `cordon run` prints (also in `cordon audit ls`), or a prefix of it that no other
-running session shares; --cgroup watches any cgroup v2
-directory instead. Refusals of filesystem calls are shown as `landlock-or-dac`: only `cordon run
+SESSION is the id `cordon run` prints (also in `cordon audit ls`), or a prefix of it that no other \
+running session shares; --cgroup watches any cgroup v2 \
+directory instead. Refusals of filesystem calls are shown as `landlock-or-dac`: only `cordon run \
 --monitor`, which knows the session's policy, can tell the two apart.
 
 Examples:

@@ -7,15 +7,15 @@ use std::path::PathBuf;
 
 const LONG: &str = "Run CMD confined by a policy.
 
-The command sees the workspace (default: the current directory) read-write, the system read-only, a
-private /tmp, and nothing else of the filesystem; it has no network, no capabilities and no secrets in
-its environment (with the default `agent` profile). When it ends, or cordon is killed, every process of
+The command sees the workspace (default: the current directory) read-write, the system read-only, a \
+private /tmp, and nothing else of the filesystem; it has no network, no capabilities and no secrets in \
+its environment (with the default `agent` profile). When it ends, or cordon is killed, every process of \
 the session ends too.
 
-If the host cannot enforce something the policy asks for, cordon refuses to start and names the missing
+If the host cannot enforce something the policy asks for, cordon refuses to start and names the missing \
 kernel feature; --allow-degraded runs anyway and prints what was actually enforced.
 
-Exit status: CMD's own, 128+N if a signal N ended it, 125 if the sandbox could not be set up (nothing
+Exit status: CMD's own, 128+N if a signal N ended it, 125 if the sandbox could not be set up (nothing \
 ran), 126 if CMD could not be executed, 127 if it was not found.
 
 Examples:
