@@ -5,7 +5,7 @@ mod commands;
 mod render;
 mod sys;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const ABOUT: &str = "Run AI agents and the commands they write confined by the Linux kernel.
 
@@ -31,16 +31,40 @@ enum Cmd {
     Audit(commands::audit::AuditCmd),
     #[command(subcommand)]
     Rules(commands::rules::RulesCmd),
-    /// One session for a service: reads its spec (JSON) on fd 3 and reports on fd 4 (internal; see
-    /// cordon_session::supervise).
-    #[command(hide = true)]
-    Supervise,
+    /// Print shell completions (bash, zsh, fish, elvish or powershell) to standard output, e.g.
+    /// `cordon completions bash > /etc/bash_completion.d/cordon`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output, e.g. `cordon man | man -l -`.
+    Man,
+}
+
+/// The man page: cordon(1) with every subcommand's page after it, from the same definitions as
+/// --help.
+fn man() -> anyhow::Result<i32> {
+    use std::io::Write;
+    let cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        writeln!(out)?;
+        clap_mangen::Man::new(sub.clone()).title(format!("cordon-{}", sub.get_name())).render(&mut out)?;
+    }
+    Ok(0)
 }
 
 fn main() {
+    // `cordon supervise`: one session for a service, its spec (JSON) on fd 3, reports on fd 4
+    // (cordon_session::supervise). Internal: not a clap verb, so no help, completion or man page
+    // offers it.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "supervise") {
+        std::process::exit(cordon_session::supervise::serve());
+    }
     let cli = Cli::parse();
     // `run` and `monitor` keep SIGPIPE ignored: a closed output must not cut the audit record short.
-    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_) | Cmd::Supervise) {
+    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_)) {
         sys::default_sigpipe();
     }
     let code = match cli.cmd {
@@ -50,7 +74,11 @@ fn main() {
         Cmd::Policy(p) => commands::policy::run(p),
         Cmd::Audit(a) => commands::audit::run(a),
         Cmd::Rules(r) => commands::rules::run(r),
-        Cmd::Supervise => Ok(cordon_session::supervise::serve()),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "cordon", &mut std::io::stdout());
+            Ok(0)
+        }
+        Cmd::Man => man(),
     };
     match code {
         Ok(c) => std::process::exit(c),

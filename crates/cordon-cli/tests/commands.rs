@@ -210,3 +210,27 @@ fn help_text_wraps_to_the_terminal_and_never_breaks_a_sentence_by_itself() {
         }
     }
 }
+
+/// Completions and the man page come from the same definitions as --help (issue 17 #11).
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = cordon(&["completions", shell]);
+        assert!(o.status.success(), "{shell}: {}", show(&o));
+        let text = String::from_utf8_lossy(&o.stdout);
+        for sub in ["run", "monitor", "doctor", "policy", "audit", "rules"] {
+            assert!(text.contains(sub), "{shell} completions lack `{sub}`");
+        }
+        assert!(text.contains("allow-net"), "{shell} completions lack run's flags");
+        assert!(!text.contains("supervise"), "{shell}: the internal verb is not offered");
+    }
+    let o = cordon(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2), "an unknown shell is a usage error: {}", show(&o));
+    let o = cordon(&["man"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let man = String::from_utf8_lossy(&o.stdout);
+    for page in ["cordon 1", "cordon-run 1", "cordon-monitor 1", "cordon-policy 1", "cordon-audit 1"] {
+        assert!(man.contains(&format!(".TH {page}")), "no page `{page}` in cordon man");
+    }
+    assert!(man.contains("allow\\-net") && !man.contains("cordon-supervise"), "the man page's run flags");
+}
