@@ -14,6 +14,8 @@ fn spec(e: &Env, i: usize) -> SessionSpec {
     std::fs::create_dir_all(&ws).expect("ws");
     std::fs::write(ws.join("README.md"), format!("session {i}\n")).expect("readme");
     SessionSpec {
+        allow_read: vec![],
+        allow_write: vec![],
         argv: vec![
             "/bin/sh".into(),
             "-c".into(),

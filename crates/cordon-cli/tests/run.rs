@@ -584,3 +584,47 @@ fn a_quiet_session_still_says_it_ran_in_one_line() {
         assert!(!err(&o).contains("nothing was refused"), "{who:?}: {}", show(&o));
     }
 }
+
+/// `--allow-read DIR` / `--allow-write DIR`: one-off grants without a policy file (issue 17 #4).
+/// Control: without the grant the session can neither read nor write the directory; with
+/// `--allow-read` it reads but cannot write; with `--allow-write` the write reaches the host. Grants
+/// of system trees, of secrets, of the session's private /tmp and of missing paths are refused
+/// before anything runs.
+#[test]
+fn one_off_read_and_write_grants_from_the_command_line() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let data = e.root.join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        std::fs::write(data.join("in.txt"), "granted\n").expect("write");
+        if who == Who::Nobody {
+            e.chown_all();
+        }
+        let d = data.display().to_string();
+        let read = format!("cat {d}/in.txt");
+        let write = format!("echo out > {d}/out.txt");
+        let o = e.run_sh(&read);
+        assert!(!o.status.success(), "{who:?}: without a grant the read fails: {}", show(&o));
+        let o = e.run_sh_with(&["--allow-read", &d], &read, &[]);
+        assert!(o.status.success() && out(&o) == "granted\n", "{who:?}: {}", show(&o));
+        let o = e.run_sh_with(&["--allow-read", &d], &write, &[]);
+        assert!(!o.status.success() && !data.join("out.txt").exists(), "{who:?}: read-only grant: {}", show(&o));
+        let o = e.run_sh_with(&["--allow-write", &d], &write, &[]);
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+        assert_eq!(std::fs::read_to_string(data.join("out.txt")).ok().as_deref(), Some("out\n"), "{who:?}");
+
+        let refused = |flag: &str, path: &str, says: &str| {
+            let o = e.run_sh_with(&[flag, path], "touch ran", &[]);
+            assert_eq!(o.status.code(), Some(125), "{who:?} {flag} {path}: {}", show(&o));
+            assert!(err(&o).contains(says), "{who:?} {flag} {path}: `{says}`: {}", show(&o));
+            assert!(!e.ws.join("ran").exists(), "{who:?} {flag} {path}: nothing ran");
+        };
+        refused("--allow-write", "/etc", "refusing to use /etc as a one-off writable tree (--allow-write)");
+        refused("--allow-read", &e.home.join(".ssh").display().to_string(), "a one-off grant cannot reach secrets");
+        refused("--allow-write", "/tmp", "/tmp is private to the session");
+        refused("--allow-read", &e.root.join("nope").display().to_string(), "--allow-read");
+    }
+}

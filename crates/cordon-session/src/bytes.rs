@@ -41,6 +41,16 @@ pub mod path {
     }
 }
 
+pub mod path_vec {
+    use super::*;
+    pub fn serialize<S: Serializer>(v: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+        v.iter().map(|p| b(p.as_os_str())).collect::<Vec<_>>().serialize(s)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+        Ok(Vec::<Vec<u8>>::deserialize(d)?.into_iter().map(|v| PathBuf::from(OsString::from_vec(v))).collect())
+    }
+}
+
 pub mod opt_path {
     use super::*;
     pub fn serialize<S: Serializer>(p: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {

@@ -44,11 +44,17 @@ const ROOTS: &[&str] =
     &["/", "/var", "/var/lib", "/var/tmp", "/tmp", "/home", "/srv", "/opt", "/root", "/mnt", "/media"];
 
 pub fn refuse_system_workspace(ws: &Path) -> Result<()> {
-    let hint = "hint: cd into a project directory or pass --workspace DIR";
+    refuse_writable(ws, "the workspace", "hint: cd into a project directory or pass --workspace DIR")
+}
+
+/// Refuses a tree the session would be able to write when it is a system tree, the home directory
+/// or one of its ancestors, where credentials live, or cordon's own state. `what` names the role
+/// (the workspace, an --allow-write grant).
+pub fn refuse_writable(ws: &Path, what: &str, hint: &str) -> Result<()> {
     for t in WITHIN {
         if ws.starts_with(t) {
             let how = if ws == Path::new(t) { "" } else { "inside " };
-            bail!("refusing to use {} as the workspace: it is {how}a system tree ({t}) that the session would be able to write\n  {hint}", ws.display());
+            bail!("refusing to use {} as {what}: it is {how}a system tree ({t}) that the session would be able to write\n  {hint}", ws.display());
         }
     }
     for home in homes() {
@@ -59,19 +65,19 @@ pub fn refuse_system_workspace(ws: &Path) -> Result<()> {
             .chain(secrets.iter().filter_map(|p| p.strip_prefix("~/")).map(|p| home.join(p)))
             .find(|d| ws.starts_with(d));
         if let Some(d) = inside {
-            bail!("refusing to use {} as the workspace: it is inside {}, where credentials and tool configuration live\n  {hint}", ws.display(), d.display());
+            bail!("refusing to use {} as {what}: it is inside {}, where credentials and tool configuration live\n  {hint}", ws.display(), d.display());
         }
         if home == ws {
-            bail!("refusing to use your home directory {} as the workspace: shell rc files and tool configs would become writable\n  {hint}", ws.display());
+            bail!("refusing to use your home directory {} as {what}: shell rc files and tool configs would become writable\n  {hint}", ws.display());
         }
         if home.starts_with(ws) {
-            bail!("refusing to use {} as the workspace: it contains your home directory {}, whose shell rc files and tool configs would become writable\n  {hint}", ws.display(), home.display());
+            bail!("refusing to use {} as {what}: it contains your home directory {}, whose shell rc files and tool configs would become writable\n  {hint}", ws.display(), home.display());
         }
     }
     for state in state_dirs() {
         if state.starts_with(ws) || ws.starts_with(&state) {
             bail!(
-                "refusing to use {} as the workspace: it {} cordon's own state directory {}\n  {hint}",
+                "refusing to use {} as {what}: it {} cordon's own state directory {}\n  {hint}",
                 ws.display(),
                 if ws.starts_with(&state) { "is inside" } else { "contains" },
                 state.display()
@@ -79,7 +85,7 @@ pub fn refuse_system_workspace(ws: &Path) -> Result<()> {
         }
     }
     if let Some(r) = ROOTS.iter().find(|r| Path::new(r) == ws) {
-        bail!("refusing to use {r} as the workspace: it holds the system's or other users' files, all of which would become writable\n  {hint}");
+        bail!("refusing to use {r} as {what}: it holds the system's or other users' files, all of which would become writable\n  {hint}");
     }
     Ok(())
 }

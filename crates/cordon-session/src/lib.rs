@@ -19,6 +19,7 @@ pub mod effects;
 pub mod egress;
 pub mod engine;
 pub mod error;
+pub mod grants;
 pub mod guards;
 pub mod host;
 pub mod monitor;

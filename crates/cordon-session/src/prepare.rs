@@ -42,6 +42,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     let mut notices = vec![];
     let (loaded, mut policy) = cordon_policy::load_and_compile(&spec.policy, &Context::for_workspace(ws.clone()))?;
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;
+    crate::grants::apply(&spec, &mut policy)?;
     let audit_path = match &spec.audit {
         AuditChoice::Off => None,
         AuditChoice::Default => Some(recording::log_path(None)?),

@@ -37,6 +37,11 @@ pub struct SessionSpec {
     pub policy: String,
     /// Extra `--allow-net` entries (HOST[:PORT]); any switches egress to the proxy.
     pub allow_net: Vec<String>,
+    /// One-off grants without a policy file (`--allow-read`, `--allow-write`: directories).
+    #[serde(with = "bytes::path_vec", default)]
+    pub allow_read: Vec<PathBuf>,
+    #[serde(with = "bytes::path_vec", default)]
+    pub allow_write: Vec<PathBuf>,
     /// Run even if the host cannot enforce everything; what is lost is reported.
     pub allow_degraded: bool,
     pub audit: AuditChoice,
@@ -78,6 +83,8 @@ mod tests {
             workspace: Some(PathBuf::from(odd())),
             policy: "builtin:agent".into(),
             allow_net: vec![],
+            allow_read: vec![PathBuf::from(odd())],
+            allow_write: vec![],
             allow_degraded: false,
             audit: AuditChoice::Path(PathBuf::from(odd())),
             report: None,
@@ -94,5 +101,6 @@ mod tests {
         assert_eq!(back.env, spec.env);
         assert_eq!((back.cwd, back.workspace, back.audit), (spec.cwd, spec.workspace, spec.audit));
         assert_eq!((back.events, back.kill_after), (spec.events, spec.kill_after));
+        assert_eq!(back.allow_read, spec.allow_read);
     }
 }

@@ -53,6 +53,14 @@ pub struct RunArgs {
     /// Switches the policy's egress to "proxy".
     #[arg(long = "allow-net", value_name = "HOST[:PORT]|@PRESET")]
     pub allow_net: Vec<String>,
+    /// Let the session read (and execute in) DIR for this run only, without a policy file
+    /// (repeatable). Secrets stay masked: a grant cannot reach `@secrets`.
+    #[arg(long = "allow-read", value_name = "DIR")]
+    pub allow_read: Vec<PathBuf>,
+    /// Let the session write DIR for this run only, without a policy file (repeatable). System
+    /// trees, your home directory and where credentials live are refused, as for workspaces.
+    #[arg(long = "allow-write", value_name = "DIR")]
+    pub allow_write: Vec<PathBuf>,
     /// The audit log to record this session in (default: $XDG_STATE_HOME/cordon/audit.db, or
     /// /var/lib/cordon/audit.db as root).
     #[arg(long, value_name = "PATH", conflicts_with = "no_audit")]
@@ -114,6 +122,8 @@ fn spec(a: &RunArgs) -> Result<SessionSpec> {
         workspace: a.workspace.clone(),
         policy: super::policy_spec(a.profile.as_deref(), a.policy.as_deref()),
         allow_net: a.allow_net.clone(),
+        allow_read: a.allow_read.clone(),
+        allow_write: a.allow_write.clone(),
         allow_degraded: a.allow_degraded,
         audit: match (&a.audit, a.no_audit) {
             (_, true) => AuditChoice::Off,
