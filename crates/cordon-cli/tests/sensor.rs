@@ -837,3 +837,30 @@ fn monitor_counts_events_its_stdout_reader_did_not_take() {
         "{t}"
     );
 }
+
+/// What toolchains only probe raises no alert and lists no refusal (issue 17 #8): reading
+/// /proc/meminfo (was flagged as another process's memory), the transparent-hugepage setting every
+/// Rust build reads (was refused by Landlock, seven alerts), and clone3, which the filter answers
+/// with ENOSYS so that libc falls back to clone (was listed as refusals on every thread start).
+/// Control: another process's environ still raises its alert.
+#[test]
+fn what_toolchains_only_probe_raises_no_alert_and_no_refusal() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let probe = "cat /proc/meminfo >/dev/null && cat /sys/kernel/mm/transparent_hugepage/enabled >/dev/null && \
+                 /usr/bin/python3 -c 'import threading; t = threading.Thread(target=lambda: None); t.start(); t.join()'";
+    let (o, evs, report) = monitored(&e, &[], probe);
+    assert!(o.status.success(), "{}", show(&o));
+    let denies: Vec<&Value> = evs.iter().filter(|v| s(v, "kind") == "deny").collect();
+    assert!(denies.is_empty(), "refusals listed for probes: {denies:?}");
+    assert_eq!(report["sensor"]["denials_total"], 0, "{}", report["sensor"]);
+    assert_eq!(report["alerts"], serde_json::json!([]), "{}", show(&o));
+    let clone3 = evs.iter().filter(|v| s(v, "syscall") == "clone3").count();
+    assert_eq!(clone3, 0, "clone3 is not watched");
+    // The control: the same kind of read of another process's environment still alerts.
+    let (_, _, report) = monitored(&e, &[], "cat /proc/1/environ >/dev/null 2>&1; true");
+    let ids: Vec<&str> = report["alerts"].as_array().into_iter().flatten().map(|a| s(a, "rule")).collect();
+    assert!(ids.iter().any(|r| r.starts_with("process-environ-or-memory")), "{ids:?}");
+}

@@ -57,8 +57,10 @@ pub const GROUPS: &[Group] = &[
     },
     Group {
         name: "@proc",
-        about: "the session's own /proc and CPU topology",
-        paths: &["/proc", "/sys/devices/system/cpu", "/sys/fs/cgroup"],
+        about: "the session's own /proc, CPU topology and the memory settings runtimes probe",
+        // transparent_hugepage: every Rust (jemalloc, std) and JVM start reads `enabled`; refusing
+        // it raised alerts on every build and protected nothing.
+        paths: &["/proc", "/sys/devices/system/cpu", "/sys/fs/cgroup", "/sys/kernel/mm/transparent_hugepage"],
     },
     Group {
         name: "@toolchains",

@@ -37,6 +37,7 @@ fn holds(c: &Cond, ev: &Value) -> bool {
         Op::Eq | Op::In => any(&|g, w| g == w || text(g) == text(w)),
         Op::Ne => !c.values.iter().any(|w| v.is_some_and(|g| g == w || text(g) == text(w))) && v.is_some(),
         Op::Prefix => any(&|g, w| text(g).starts_with(&*text(w))),
+        Op::Suffix => any(&|g, w| text(g).ends_with(&*text(w))),
         Op::Contains => any(&|g, w| text(g).contains(&*text(w))),
         Op::Gt => any(&|g, w| g.as_f64().zip(w.as_f64()).is_some_and(|(a, b)| a > b)),
         Op::Lt => any(&|g, w| g.as_f64().zip(w.as_f64()).is_some_and(|(a, b)| a < b)),

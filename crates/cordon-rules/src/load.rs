@@ -46,6 +46,7 @@ pub enum Op {
     Ne,
     In,
     Prefix,
+    Suffix,
     Contains,
     Gt,
     Lt,
@@ -182,7 +183,7 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, RulesError> {
                     format!("{f}.when.{k}"),
                     format!("condition `{k}` has no operator"),
                     Some(
-                        "write FIELD.OP, e.g. \"what.prefix\"; operators: eq, ne, in, prefix, contains, gt, lt".into(),
+                        "write FIELD.OP, e.g. \"what.prefix\"; operators: eq, ne, in, prefix, suffix, contains, gt, lt".into(),
                     ),
                 ));
                 continue;
@@ -204,6 +205,7 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, RulesError> {
                 "ne" => Op::Ne,
                 "in" => Op::In,
                 "prefix" => Op::Prefix,
+                "suffix" => Op::Suffix,
                 "contains" => Op::Contains,
                 "gt" => Op::Gt,
                 "lt" => Op::Lt,
@@ -212,7 +214,7 @@ pub fn load_text(name: &str, text: &str) -> Result<RuleSet, RulesError> {
                         v.span(),
                         format!("{f}.when.{k}"),
                         format!("unknown operator `{other}`"),
-                        Some("eq, ne, in, prefix, contains, gt, lt".into()),
+                        Some("eq, ne, in, prefix, suffix, contains, gt, lt".into()),
                     ));
                     continue;
                 }

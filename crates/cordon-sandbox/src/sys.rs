@@ -76,6 +76,13 @@ fn prctl(op: libc::c_int, a: libc::c_ulong, b: libc::c_ulong) -> io::Result<()> 
     cvt(r as libc::c_long).map(|_| ())
 }
 
+/// A prctl that reads: its return value.
+fn prctl_get(op: libc::c_int, a: libc::c_ulong) -> io::Result<libc::c_int> {
+    // SAFETY: the read ops used here (PR_GET_SECUREBITS, PR_CAPBSET_READ) take integer arguments.
+    let r = unsafe { libc::prctl(op, a, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    cvt(r as libc::c_long).map(|v| v as libc::c_int)
+}
+
 pub fn set_no_new_privs() -> io::Result<()> {
     prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0)
 }
@@ -113,12 +120,20 @@ pub fn drop_all_capabilities() -> io::Result<()> {
     // SECBIT_NOROOT | NOROOT_LOCKED | NO_SETUID_FIXUP | NO_SETUID_FIXUP_LOCKED | KEEP_CAPS_LOCKED |
     // NO_CAP_AMBIENT_RAISE | NO_CAP_AMBIENT_RAISE_LOCKED. Needs CAP_SETPCAP; without it (an unprivileged
     // caller outside a user namespace) there is nothing to gain, so EPERM is fine.
-    match prctl(libc::PR_SET_SECUREBITS, 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80, 0) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
-        Err(e) => return Err(e),
+    // Already done (a process of an environment whose init dropped them) is not tried again: the
+    // calls would fail with EPERM and show up as refusals of cordon's own setup.
+    const BITS: libc::c_int = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80;
+    if prctl_get(libc::PR_GET_SECUREBITS, 0).map_or(true, |b| b & BITS != BITS) {
+        match prctl(libc::PR_SET_SECUREBITS, BITS as libc::c_ulong, 0) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+            Err(e) => return Err(e),
+        }
     }
     for cap in 0..=cap_last_cap() {
+        if prctl_get(libc::PR_CAPBSET_READ, cap as libc::c_ulong).is_ok_and(|v| v == 0) {
+            continue;
+        }
         match prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0) {
             Ok(()) => {}
             // EPERM: no CAP_SETPCAP, so the bounding set cannot matter (nothing can be gained: no_new_privs).

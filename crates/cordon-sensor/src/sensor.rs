@@ -209,7 +209,8 @@ impl State {
                 self.sum.by_kind.insert(e.kind.as_str().to_string(), 1);
             }
         }
-        if e.is_deny() {
+        // cordon's own setup of the session is not a refusal of the session's.
+        if e.is_deny() && !e.setup {
             self.sum.denials_total += 1;
             if self.sum.denials.len() < 10_000 {
                 self.sum.denials.push(e.clone());
