@@ -259,21 +259,28 @@ static __always_inline void fill_hdr(struct ev_hdr *h, __u32 kind, struct task_s
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/* Argument i of the syscall, read straight from the tracepoint's pt_regs (a pointer the verifier
+ * knows from BTF: a plain load each, not a probe-read helper call each; constant offsets only). */
 static __always_inline unsigned long sc_arg(struct pt_regs *regs, int i)
 {
 #if defined(__TARGET_ARCH_x86)
 	switch (i) {
-	case 0: return BPF_CORE_READ(regs, di);
-	case 1: return BPF_CORE_READ(regs, si);
-	case 2: return BPF_CORE_READ(regs, dx);
-	case 3: return BPF_CORE_READ(regs, r10);
-	case 4: return BPF_CORE_READ(regs, r8);
-	default: return BPF_CORE_READ(regs, r9);
+	case 0: return regs->di;
+	case 1: return regs->si;
+	case 2: return regs->dx;
+	case 3: return regs->r10;
+	case 4: return regs->r8;
+	default: return regs->r9;
 	}
 #else
-	if (i == 0)
-		return BPF_CORE_READ(regs, orig_x0);
-	return BPF_CORE_READ(regs, regs[i & 7]);
+	switch (i) {
+	case 0: return regs->orig_x0;
+	case 1: return regs->regs[1];
+	case 2: return regs->regs[2];
+	case 3: return regs->regs[3];
+	case 4: return regs->regs[4];
+	default: return regs->regs[5];
+	}
 #endif
 }
 
