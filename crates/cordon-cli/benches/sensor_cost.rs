@@ -9,6 +9,8 @@
 //! - CORDON_BENCH_ONLY: `compile` or `stat` to run one workload.
 //! - CORDON_BENCH_OLD=path/to/old/cordon: also runs an older binary's two variants in the same
 //!   rounds, for before/after figures from one run.
+//! - CORDON_BENCH_SENSOR_BUFFER=SIZE: also runs `--events FILE --sensor-buffer SIZE` (the ring
+//!   buffer's allocation is part of each session's fixed cost).
 //!
 //! Workloads:
 //! 1. file-heavy: `python3 -m compileall -q` of a copy of /usr/lib/python3.11 in the workspace
@@ -216,6 +218,15 @@ fn main() {
         });
     }
 
+    if let Ok(size) = std::env::var("CORDON_BENCH_SENSOR_BUFFER") {
+        let mut v = Variant {
+            name: format!("cordon run --events --sensor-buffer {size}"),
+            prefix: variants[2].prefix.clone(),
+            report: true,
+        };
+        v.prefix.splice(2..2, ["--sensor-buffer".to_string(), size]);
+        variants.push(v);
+    }
     let mut workloads = vec![];
     if matches!(only.as_deref(), None | Some("compile")) {
         let lib = ws.join("lib");

@@ -144,8 +144,9 @@ struct {
 struct inflight {
 	__u32 nr;
 	__u32 entered;
-	/* The working directory last resolved for this task, kept while pwd stays the same
-	 * (dentry and mount identity; a rename of an ancestor directory is not noticed). */
+	/* The directory last resolved for this task (its working directory or a directory fd's),
+	 * kept for the next call relative to the same dentry and mount (a rename of an ancestor
+	 * directory is not noticed). */
 	__u64 cwd_dentry;
 	__u64 cwd_mnt;
 	__u32 cwd_len;
@@ -259,21 +260,28 @@ static __always_inline void fill_hdr(struct ev_hdr *h, __u32 kind, struct task_s
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
+/* Argument i of the syscall, read straight from the tracepoint's pt_regs (a pointer the verifier
+ * knows from BTF: a plain load each, not a probe-read helper call each; constant offsets only). */
 static __always_inline unsigned long sc_arg(struct pt_regs *regs, int i)
 {
 #if defined(__TARGET_ARCH_x86)
 	switch (i) {
-	case 0: return BPF_CORE_READ(regs, di);
-	case 1: return BPF_CORE_READ(regs, si);
-	case 2: return BPF_CORE_READ(regs, dx);
-	case 3: return BPF_CORE_READ(regs, r10);
-	case 4: return BPF_CORE_READ(regs, r8);
-	default: return BPF_CORE_READ(regs, r9);
+	case 0: return regs->di;
+	case 1: return regs->si;
+	case 2: return regs->dx;
+	case 3: return regs->r10;
+	case 4: return regs->r8;
+	default: return regs->r9;
 	}
 #else
-	if (i == 0)
-		return BPF_CORE_READ(regs, orig_x0);
-	return BPF_CORE_READ(regs, regs[i & 7]);
+	switch (i) {
+	case 0: return regs->orig_x0;
+	case 1: return regs->regs[1];
+	case 2: return regs->regs[2];
+	case 3: return regs->regs[3];
+	case 4: return regs->regs[4];
+	default: return regs->regs[5];
+	}
 #endif
 }
 
@@ -360,16 +368,17 @@ static long write_down(__u32 i, struct walk *w)
 	return 0;
 }
 
-/* The task's working directory as a path in its own mount namespace, written into ev->p2: a relative
- * path in an event is resolved against it in user space. Walks dentries up to each mount's root and
- * crosses to the parent mount, like d_path(), which tracepoint programs may not call; bpf_loop keeps
- * the verifier's work to one pass over each step. */
-static __always_inline void cwd_into(struct ev_sys *ev, struct task_struct *t)
+/* A directory (the task's working directory, or what a directory fd names) as a path in the task's
+ * own mount namespace, written into ev->p2: a relative path in an event is resolved against it in
+ * user space. Walks dentries up to each mount's root and crosses to the parent mount, like d_path(),
+ * which tracepoint programs may not call; bpf_loop keeps the verifier's work to one pass over each
+ * step. */
+static __always_inline void dir_into(struct ev_sys *ev, struct dentry *dentry, struct vfsmount *mnt)
 {
 	__u32 zero = 0;
 	struct walk w = {};
-	w.d = BPF_CORE_READ(t, fs, pwd.dentry);
-	w.vm = BPF_CORE_READ(t, fs, pwd.mnt);
+	w.d = dentry;
+	w.vm = mnt;
 	w.m = (void *)w.vm - bpf_core_field_offset(struct mount, mnt);
 	w.steps = MAX_STEPS;
 	bpf_loop(MAX_STEPS, walk_up, &w, 0);
@@ -389,6 +398,21 @@ static __always_inline void cwd_into(struct ev_sys *ev, struct task_struct *t)
 	buf[e] = 0;
 	bpf_probe_read_kernel(ev->p2, sizeof(ev->p2), buf);
 	ev->p2_len = e + 1;
+}
+
+/* The dentry and mount of what the task's descriptor fd refers to, or zeros. Read at the call, so a
+ * descriptor closed or reused right after still counts for what it was. */
+static __always_inline void fd_path(struct task_struct *t, int fd, __u64 *dentry, __u64 *mnt)
+{
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt || fd < 0 || (unsigned int)fd >= BPF_CORE_READ(fdt, max_fds))
+		return;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return;
+	*dentry = (__u64)BPF_CORE_READ(f, f_path.dentry);
+	*mnt = (__u64)BPF_CORE_READ(f, f_path.mnt);
 }
 
 /* Scratch for packing a syscall record: the fixed part, then p1, p2 and addr back to back, each only
@@ -522,16 +546,23 @@ int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 	for (int i = 0; i < 6; i++)
 		ev->args[i] = sc_arg(regs, i);
 	decode(ev, k);
-	/* A relative path: also record the working directory it is relative to, while the process
-	 * is certainly alive (*at calls with a real directory fd are resolved in user space). */
-	if (k->kind == SK_PATH && ev->p1_len > 1 && ev->p1[0] != '/' && (k->p1 == 0 || (int)ev->args[0] == -100)) {
-		__u64 dn = (__u64)BPF_CORE_READ(t, fs, pwd.dentry);
-		__u64 mn = (__u64)BPF_CORE_READ(t, fs, pwd.mnt);
-		if (st->cwd_len && st->cwd_dentry == dn && st->cwd_mnt == mn) {
+	/* A relative path: also record the directory it is relative to (the working directory, or
+	 * for *at calls the directory fd's), while the process certainly has it. */
+	if (k->kind == SK_PATH && ev->p1_len > 1 && ev->p1[0] != '/') {
+		__u64 dn = 0, mn = 0;
+		if (k->p1 == 0 || (int)ev->args[0] == -100 /* AT_FDCWD */) {
+			dn = (__u64)BPF_CORE_READ(t, fs, pwd.dentry);
+			mn = (__u64)BPF_CORE_READ(t, fs, pwd.mnt);
+		} else if (k->p1 == 1) {
+			fd_path(t, (int)ev->args[0], &dn, &mn);
+		}
+		if (!dn || !mn) {
+			/* no such descriptor: the call fails, user space says what it can */
+		} else if (st->cwd_len && st->cwd_dentry == dn && st->cwd_mnt == mn) {
 			__builtin_memcpy(ev->p2, st->cwd, PATH_MAX_BPF);
 			ev->p2_len = st->cwd_len;
 		} else {
-			cwd_into(ev, t);
+			dir_into(ev, (struct dentry *)dn, (struct vfsmount *)mn);
 			if (ev->p2_len) {
 				__builtin_memcpy(st->cwd, ev->p2, PATH_MAX_BPF);
 				st->cwd_len = ev->p2_len;

@@ -135,8 +135,18 @@ struct fs_struct {
 	struct path pwd;
 } __attribute__((preserve_access_index));
 
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+	struct fdtable *fdt;
+} __attribute__((preserve_access_index));
+
 struct task_struct {
 	struct fs_struct *fs;
+	struct files_struct *files;
 	int pid;
 	int tgid;
 	int exit_code;

@@ -314,6 +314,18 @@ fn run(
     st.sum.processes = st.lineage.len();
     st.sum.tree = st.lineage.render(200);
     st.sum.seconds = started.elapsed().as_secs_f64();
+    if timing() {
+        // What the reader itself cost (decoding, converting and whatever the sink does per event).
+        let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+            .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+            .unwrap_or(0.0);
+        eprintln!(
+            "cordon-timing: sensor reader: {} events, {:.1} ms CPU ({:.1} us per event)",
+            st.sum.events,
+            cpu * 1e3,
+            cpu * 1e6 / st.sum.events.max(1) as f64
+        );
+    }
     if st.sum.attempted != st.sum.events + st.sum.lost + st.sum.decode_errors {
         st.sum.notes.push(format!(
             "accounting: {} records offered, {} read, {} lost, {} malformed",

@@ -616,3 +616,39 @@ fn finishing_a_quiet_session_wakes_its_reader() {
     eprintln!("finish took {took:?}");
     assert!(took[4] < Duration::from_millis(6), "median finish {:?} (all: {took:?})", took[4]);
 }
+
+/// A path relative to a directory fd (openat(fd, "name"), as tar and find make them) is made
+/// absolute from the directory the fd named at the call, in the kernel. The process closes the fd
+/// at once and lives on: /proc/PID/fd/N, which user space used to read when the event came, no
+/// longer names it (nor does it once the process has gone).
+#[test]
+fn a_path_relative_to_a_directory_fd_is_resolved_at_the_call() {
+    if !need_root() {
+        return;
+    }
+    let _serial = serial();
+    let cg = Cg::new("dirfd");
+    let m = Marker::new("dirfd");
+    let (dir, name) = (m.0.parent().expect("dir"), m.0.file_name().expect("name").to_string_lossy().into_owned());
+    let (seen, sink) = collect();
+    let s = watch(&cg, 1 << 20, None, sink);
+    let py = format!(
+        "import os, time\nd = os.open('{}', os.O_RDONLY)\nos.close(os.open('{name}', os.O_RDONLY, dir_fd=d))\nos.close(d)\ntime.sleep(0.3)",
+        dir.display()
+    );
+    let (_, code) = cg.run(&format!("python3 -c \"{py}\""));
+    assert_eq!(code, Some(0));
+    let t = Instant::now();
+    while opened(&seen, &m.0) == 0 && t.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|e| e.kind.as_str() == "open" && e.path.as_deref().is_some_and(|p| p.ends_with(&name)))
+        .filter_map(|e| e.path.clone())
+        .collect();
+    s.finish();
+    assert_eq!(paths, vec![m.0.display().to_string()], "the open through the directory fd, with its absolute path");
+}
