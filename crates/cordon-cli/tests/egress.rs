@@ -196,6 +196,10 @@ fn https_through_connect_and_domain_matching() {
         &[("CORDON_TEST_RESOLVE", "rebind.test=127.0.0.1")],
     );
     assert!(err(&o).contains("internal address 127.0.0.1") && !out(&o).contains("tls-ok"), "{}", show(&o));
+    // One decision, one reason: the range is named, and a host on the allowlist is not told it is
+    // not on it.
+    assert!(err(&o).contains("in the loopback (127.0.0.0/8) range"), "{}", show(&o));
+    assert!(!err(&o).contains("not in the session's network allowlist"), "{}", show(&o));
 }
 
 #[test]

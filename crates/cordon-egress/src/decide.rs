@@ -20,35 +20,57 @@ pub enum Verdict {
 /// Addresses a name must never silently resolve to: loopback, private, link-local (cloud metadata
 /// at 169.254.169.254), shared, documentation, multicast and unspecified ranges.
 pub fn is_internal(ip: IpAddr) -> bool {
+    internal_range(ip).is_some()
+}
+
+/// The internal range an address is in, named with its prefix (for the refusal's reason).
+pub fn internal_range(ip: IpAddr) -> Option<&'static str> {
     match ip {
-        IpAddr::V4(v) => v4_internal(v),
+        IpAddr::V4(v) => v4_range(v),
         IpAddr::V6(v) => {
             if let Some(m) = v.to_ipv4_mapped() {
-                return v4_internal(m);
+                return v4_range(m);
             }
             let s = v.segments();
-            v.is_loopback()
-                || v.is_unspecified()
-                || v.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || s[0] == 0x2001 && s[1] == 0x0db8
+            if v.is_loopback() {
+                Some("loopback (::1)")
+            } else if v.is_unspecified() {
+                Some("unspecified (::)")
+            } else if v.is_multicast() {
+                Some("multicast (ff00::/8)")
+            } else if (s[0] & 0xfe00) == 0xfc00 {
+                Some("unique local (fc00::/7)")
+            } else if (s[0] & 0xffc0) == 0xfe80 {
+                Some("link-local (fe80::/10)")
+            } else if s[0] == 0x2001 && s[1] == 0x0db8 {
+                Some("documentation (2001:db8::/32)")
+            } else {
+                None
+            }
         }
     }
 }
 
-fn v4_internal(v: Ipv4Addr) -> bool {
+fn v4_range(v: Ipv4Addr) -> Option<&'static str> {
     let o = v.octets();
-    v.is_loopback()
-        || v.is_private()
-        || v.is_link_local()
-        || v.is_unspecified()
-        || v.is_broadcast()
-        || v.is_multicast()
-        || v.is_documentation()
-        || o[0] == 0
-        || (o[0] == 100 && (o[1] & 0xc0) == 64)
-        || (o[0] == 198 && (o[1] & 0xfe) == 18)
+    Some(match o {
+        [127, ..] => "loopback (127.0.0.0/8)",
+        [10, ..] => "private (10.0.0.0/8)",
+        [172, b, ..] if (16..32).contains(&b) => "private (172.16.0.0/12)",
+        [192, 168, ..] => "private (192.168.0.0/16)",
+        [169, 254, 169, 254] => "link-local (169.254.0.0/16): the cloud metadata service",
+        [169, 254, ..] => "link-local (169.254.0.0/16)",
+        [0, 0, 0, 0] => "unspecified (0.0.0.0)",
+        [0, ..] => "\"this network\" (0.0.0.0/8)",
+        [255, 255, 255, 255] => "broadcast (255.255.255.255)",
+        [a, ..] if (224..240).contains(&a) => "multicast (224.0.0.0/4)",
+        [192, 0, 2, _] => "documentation (192.0.2.0/24)",
+        [198, 51, 100, _] => "documentation (198.51.100.0/24)",
+        [203, 0, 113, _] => "documentation (203.0.113.0/24)",
+        [100, b, ..] if (b & 0xc0) == 64 => "shared address space (100.64.0.0/10)",
+        [198, b, ..] if (b & 0xfe) == 18 => "benchmarking (198.18.0.0/15)",
+        _ => return None,
+    })
 }
 
 fn covers(a: &NetAllow, ip: IpAddr, port: u16) -> bool {
@@ -95,12 +117,14 @@ pub async fn decide(p: &Policy, host: &str, port: u16) -> Verdict {
             return Verdict::Allow { addr: SocketAddr::new(*ip, port), rule };
         }
     }
+    let first = ips.first().copied();
+    let ip = first.map(|i| i.to_string()).unwrap_or_default();
+    let range = first.and_then(internal_range).unwrap_or("an internal range");
+    let at = if first.is_some_and(|i| i.is_ipv6()) { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
     Verdict::Deny {
         rule: "internal-address".into(),
         message: format!(
-            "{host} resolves to internal address {} (loopback, private, link-local or metadata); such addresses are reachable only when an IP or CIDR entry names them, e.g. --allow-net {}:{port}",
-            ips.first().map(|i| i.to_string()).unwrap_or_default(),
-            ips.first().map(|i| i.to_string()).unwrap_or_default()
+            "{host} is allowed by `{rule}`, but it resolves to internal address {ip}, in the {range} range; such addresses are reachable only when an IP or CIDR entry names them, e.g. --allow-net {at}"
         ),
     }
 }
@@ -108,6 +132,23 @@ pub async fn decide(p: &Policy, host: &str, port: u16) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_internal_address_is_named_with_its_real_range() {
+        let r = |s: &str| internal_range(s.parse().expect("ip"));
+        assert_eq!(r("192.0.2.10"), Some("documentation (192.0.2.0/24)"));
+        assert_eq!(r("169.254.169.254"), Some("link-local (169.254.0.0/16): the cloud metadata service"));
+        assert_eq!(r("10.1.2.3"), Some("private (10.0.0.0/8)"));
+        assert_eq!(r("172.31.0.1"), Some("private (172.16.0.0/12)"));
+        assert_eq!(r("172.32.0.1"), None);
+        assert_eq!(r("100.100.0.1"), Some("shared address space (100.64.0.0/10)"));
+        assert_eq!(r("::ffff:127.0.0.1"), Some("loopback (127.0.0.0/8)"));
+        assert_eq!(r("fd00::1"), Some("unique local (fc00::/7)"));
+        assert_eq!(r("93.184.216.34"), None);
+        for ip in ["192.0.2.1", "198.18.0.1", "0.1.2.3", "224.0.0.1", "255.255.255.255", "2001:db8::1", "fe80::1"] {
+            assert!(is_internal(ip.parse().expect("ip")), "{ip}");
+        }
+    }
     use cordon_policy::netspec::parse_allow;
 
     fn pol(entries: &[&str]) -> Policy {

@@ -253,11 +253,54 @@ fn proxy_denial(session: &str, d: &cordon_schema::egress::Decision) -> Event {
         op: Some(Kind::Connect),
         addr: Some(format!("{host}:{port}")),
         layer: Some(Layer::Proxy),
-        reason: Some(format!(
-            "{}; if the task needs {host}:{port}, ask the user to add it (cordon run --allow-net {host}:{port})",
-            cordon_egress::server::describe(d)
-        )),
+        reason: Some(proxy_denial_reason(d)),
         ..Default::default()
+    }
+}
+
+/// The proxy's own reason, plus how to allow the host when what refused it was the allowlist (and
+/// only then: a host on the allowlist that resolved to an internal address needs an IP entry,
+/// which the proxy's reason names).
+fn proxy_denial_reason(d: &cordon_schema::egress::Decision) -> String {
+    let (host, port) = (&d.host, d.port);
+    if d.rule.starts_with("net.allow") {
+        format!(
+            "{}; if the task needs {host}:{port}, ask the user to add it (cordon run --allow-net {host}:{port})",
+            d.describe()
+        )
+    } else {
+        d.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(rule: &str) -> cordon_schema::egress::Decision {
+        cordon_schema::egress::Decision {
+            at_ms: 0,
+            allowed: false,
+            protocol: "connect".into(),
+            host: "docs.example".into(),
+            port: 443,
+            ip: None,
+            rule: rule.into(),
+            bytes_up: 0,
+            bytes_down: 0,
+            duration_ms: 0,
+            pid: 0,
+            exe: String::new(),
+        }
+    }
+
+    /// One decision, one reason: a host that is on the allowlist is never told to get itself added.
+    #[test]
+    fn a_refusal_of_an_allowed_host_does_not_say_it_is_not_allowed() {
+        let r = proxy_denial_reason(&decision("internal-address: docs.example is allowed by `docs.example:443`, but it resolves to 192.0.2.7, in the documentation (192.0.2.0/24) range; ..."));
+        assert!(r.contains("documentation (192.0.2.0/24)") && !r.contains("ask the user to add it"), "{r}");
+        let r = proxy_denial_reason(&decision("net.allow: docs.example:443 is not in the session's network allowlist"));
+        assert!(r.contains("cordon run --allow-net docs.example:443"), "{r}");
     }
 }
 
