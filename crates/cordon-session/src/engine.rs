@@ -273,6 +273,11 @@ fn proxy_denial_reason(d: &cordon_schema::egress::Decision) -> String {
     }
 }
 
+/// A value the record holds as JSON (plain structs: cannot fail; `null` if it ever did).
+fn val<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,9 +307,4 @@ mod tests {
         let r = proxy_denial_reason(&decision("net.allow: docs.example:443 is not in the session's network allowlist"));
         assert!(r.contains("cordon run --allow-net docs.example:443"), "{r}");
     }
-}
-
-/// A value the record holds as JSON (plain structs: cannot fail; `null` if it ever did).
-fn val<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or_default()
 }
