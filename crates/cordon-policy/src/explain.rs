@@ -39,6 +39,51 @@ fn list_paths(c: &CompiledPolicy, f: impl Fn(&Access) -> bool) -> String {
         .join("; ")
 }
 
+/// The host trees bound into the session's root, per entry, each read-only or read-write (a path
+/// is writable when any grant says so). The session's own mounts (/tmp, /dev/shm, /run, /proc) and
+/// the device nodes are not host trees.
+fn view(c: &CompiledPolicy) -> String {
+    use std::path::Path;
+    let own =
+        |p: &Path| ["/tmp", "/dev", "/run", "/proc"].iter().any(|o| p.starts_with(o)) && p != c.workspace.as_path();
+    // Linear in the policy's size: ancestors are looked up, not every rule compared with every other.
+    let writes: std::collections::HashSet<&Path> =
+        c.fs.rules.iter().filter(|r| r.access.write).map(|r| r.path.as_path()).collect();
+    let writable = |p: &Path| p.ancestors().any(|a| writes.contains(a));
+    let mut groups: Vec<(String, bool, Vec<String>)> = vec![];
+    let mut group_at: HashMap<(&str, bool), usize> = HashMap::new();
+    for r in c.fs.rules.iter().filter(|r| (r.access.read || r.access.write || r.access.exec) && !own(&r.path)) {
+        let w = writable(&r.path);
+        let p = shorten(c, &r.path.display().to_string());
+        match group_at.get(&(r.entry.as_str(), w)) {
+            Some(&i) => groups[i].2.push(p),
+            None => {
+                group_at.insert((r.entry.as_str(), w), groups.len());
+                groups.push((r.entry.clone(), w, vec![p]));
+            }
+        }
+    }
+    if groups.is_empty() {
+        return "no host tree".into();
+    }
+    groups
+        .into_iter()
+        .map(|(e, w, v)| {
+            let how = if w { "read-write" } else { "read-only" };
+            if v.len() == 1 && v[0] == e {
+                format!("{e} {how}")
+            } else if e.starts_with('@') && v.len() > 4 {
+                format!("{e} {how} ({}, {} … {} paths)", v[0], v[1], v.len())
+            } else if e.starts_with('@') {
+                format!("{e} {how} ({})", v.join(", "))
+            } else {
+                format!("{} {how}", v.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn shorten(c: &CompiledPolicy, p: &str) -> String {
     let h = c.home.display().to_string();
     if p == h {
@@ -75,6 +120,19 @@ pub fn explain(c: &CompiledPolicy) -> String {
         let _ = writeln!(s, "  unreadable files in the workspace: {}", c.fs.hide.join(", "));
     }
     let _ = writeln!(s, "  /tmp is private to the session ({}), and gone when it ends", fmt_size(c.fs.tmp_size));
+    if c.namespaces.mount {
+        let _ = writeln!(
+            s,
+            "  the session sees only: {}; its own /tmp, /dev/shm, /run and /proc; the granted device nodes. \
+             Nothing else exists inside: any other path is \"No such file or directory\"",
+            view(c)
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "  the host's whole tree is visible (no mount namespace): only the rules above refuse what is not listed"
+        );
+    }
     let _ = writeln!(s, "\nNetwork:");
     match c.net.egress {
         Egress::None => {
@@ -163,4 +221,37 @@ pub fn explain(c: &CompiledPolicy) -> String {
         let _ = writeln!(s, "\n{} embedded examples; run `cordon policy test` to check them.", c.tests.len());
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paths::Context;
+
+    fn agent() -> CompiledPolicy {
+        let cx = Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
+        crate::load_and_compile("builtin:agent", &cx).expect("builtin:agent compiles").1
+    }
+
+    #[test]
+    fn the_view_names_each_tree_once_with_its_access() {
+        let text = explain(&agent());
+        let line = text.lines().find(|l| l.contains("the session sees only:")).expect(&text);
+        assert!(line.contains("@system read-only (/usr, /bin … 9 paths)"), "{line}");
+        assert!(line.contains("@workspace read-write (~/ws)"), "{line}");
+        assert!(line.contains("~/.gitconfig read-only"), "{line}");
+        assert!(line.contains("@proc read-only (/sys/devices/system/cpu, /sys/fs/cgroup)"), "{line}");
+        assert!(line.contains("its own /tmp, /dev/shm, /run and /proc"), "{line}");
+        assert!(!line.contains("@tmp"), "/tmp is the session's own, not a host tree: {line}");
+        assert!(text.contains("Nothing else exists inside"), "{text}");
+    }
+
+    #[test]
+    fn without_a_mount_namespace_the_host_tree_is_said_to_be_visible() {
+        let mut c = agent();
+        c.namespaces.mount = false;
+        let text = explain(&c);
+        assert!(!text.contains("the session sees only:"), "{text}");
+        assert!(text.contains("the host's whole tree is visible"), "{text}");
+    }
 }

@@ -4,7 +4,7 @@
 use crate::plan::ns::{HideScan, MountOp, NsPlan};
 use crate::sys;
 use cordon_policy::paths::name_matches;
-use nix::mount::{mount, MsFlags};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::sys::statvfs::{statvfs, FsFlags};
 use std::os::unix::fs::PermissionsExt;
@@ -107,59 +107,25 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, MountError> {
                 mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
                     .map_err(sys_err("make private", Path::new("/")))?;
             }
-            MountOp::ReadOnlyRoot => {
-                sys::make_tree_readonly(c"/").map_err(io_err("make read-only", Path::new("/")))?;
+            MountOp::NewRoot { scratch, host } => new_root(scratch, host)?,
+            MountOp::Bind { src, dst, writable } => bind(&host_path(plan, src), src, dst, *writable)?,
+            MountOp::Symlink { path, target } => {
+                make_parent(path)?;
+                std::os::unix::fs::symlink(target, path).map_err(io_err("symlink", path))?;
             }
-            MountOp::Writable { path } => {
-                mount(Some(path), path, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                    .map_err(sys_err("bind", path))?;
-                let flags = (MsFlags::MS_BIND | MsFlags::MS_REMOUNT | locked_flags(path)) & !MsFlags::MS_RDONLY;
-                mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
-                    .map_err(sys_err("remount read-write", path))?;
-            }
+            MountOp::DevNodes { nodes } => dev_nodes(plan, nodes)?,
             MountOp::Proc => {
+                let p = Path::new("/proc");
+                make_dir(p)?;
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-                mount(Some("proc"), "/proc", Some("proc"), flags, None::<&str>)
-                    .map_err(sys_err("mount proc on", Path::new("/proc")))?;
+                mount(Some("proc"), p, Some("proc"), flags, None::<&str>).map_err(sys_err("mount proc on", p))?;
             }
-            MountOp::Tmpfs { target, size, mode, keep } => {
-                if !target.is_dir() {
-                    continue;
-                }
-                // Hold the kept trees by fd: the tmpfs is about to cover their paths.
-                let held: Vec<(PathBuf, std::fs::File, bool)> = keep
-                    .iter()
-                    .filter_map(|k| {
-                        use std::os::unix::fs::OpenOptionsExt;
-                        let is_dir = k.is_dir();
-                        // O_PATH|O_NOFOLLOW would pin a symlink itself; follow it like the policy does.
-                        std::fs::OpenOptions::new()
-                            .read(true)
-                            .custom_flags(libc::O_PATH)
-                            .open(k)
-                            .ok()
-                            .map(|f| (k.clone(), f, is_dir))
-                    })
-                    .collect();
+            MountOp::Tmpfs { target, size, mode } => {
+                make_dir(target)?;
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
                 let data = format!("size={size},mode={mode:o}");
                 mount(Some("tmpfs"), target, Some("tmpfs"), flags, Some(data.as_str()))
                     .map_err(sys_err("tmpfs on", target))?;
-                for (k, f, is_dir) in held {
-                    use std::os::fd::AsRawFd;
-                    if is_dir {
-                        std::fs::create_dir_all(&k).map_err(io_err("recreate", &k))?;
-                    } else {
-                        if let Some(d) = k.parent() {
-                            std::fs::create_dir_all(d).map_err(io_err("recreate", d))?;
-                        }
-                        std::fs::File::create(&k).map_err(io_err("recreate", &k))?;
-                    }
-                    let src = format!("/proc/self/fd/{}", f.as_raw_fd());
-                    let rec = if is_dir { MsFlags::MS_REC } else { MsFlags::empty() };
-                    mount(Some(src.as_str()), &k, None::<&str>, MsFlags::MS_BIND | rec, None::<&str>)
-                        .map_err(sys_err("bind back", &k))?;
-                }
             }
             MountOp::Mask { path, .. } => {
                 if !staged {
@@ -184,6 +150,21 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, MountError> {
                 bind_readonly(path, path)?;
                 rep.protected += 1;
             }
+            MountOp::DetachHost { host } => {
+                umount2(host, MntFlags::MNT_DETACH).map_err(sys_err("detach the host's tree at", host))?;
+                std::fs::remove_dir(host).map_err(io_err("remove", host))?;
+            }
+            MountOp::SealRoot => {
+                let root = Path::new("/");
+                let flags = MsFlags::MS_BIND
+                    | MsFlags::MS_REMOUNT
+                    | MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | locked_flags(root);
+                mount(None::<&str>, root, None::<&str>, flags, None::<&str>)
+                    .map_err(sys_err("remount read-only", root))?;
+            }
         }
     }
     if let Some(h) = &plan.hide {
@@ -203,6 +184,91 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, MountError> {
         let _ = std::fs::remove_dir(STAGE);
     }
     Ok(rep)
+}
+
+/// Where the host's `path` is while the root is built (under the host tree's mount point once
+/// [`MountOp::NewRoot`] ran; the host path itself before).
+fn host_path(plan: &NsPlan, path: &Path) -> PathBuf {
+    let host = plan.mounts.iter().find_map(|m| match m {
+        MountOp::NewRoot { host, .. } => Some(host),
+        _ => None,
+    });
+    match host {
+        Some(h) => h.join(path.strip_prefix("/").unwrap_or(path)),
+        None => path.to_path_buf(),
+    }
+}
+
+fn make_dir(p: &Path) -> Result<(), MountError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(p).map_err(io_err("create", p))
+}
+
+fn make_parent(p: &Path) -> Result<(), MountError> {
+    match p.parent() {
+        Some(d) => make_dir(d),
+        None => Ok(()),
+    }
+}
+
+/// A tmpfs on `scratch` becomes the root; the host's tree hangs at `host` inside it.
+fn new_root(scratch: &Path, host: &Path) -> Result<(), MountError> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(Some("tmpfs"), scratch, Some("tmpfs"), flags, Some("size=1m,mode=755"))
+        .map_err(sys_err("tmpfs for the new root on", scratch))?;
+    let put_old = scratch.join(host.strip_prefix("/").unwrap_or(host));
+    nix::unistd::mkdir(&put_old, Mode::from_bits_truncate(0o700)).map_err(sys_err("mkdir", &put_old))?;
+    nix::unistd::pivot_root(scratch, &put_old).map_err(sys_err("pivot_root into", scratch))?;
+    // The cwd still points into the host's tree; nothing may keep it.
+    nix::unistd::chdir("/").map_err(sys_err("chdir", Path::new("/")))
+}
+
+/// Binds the host tree `from` (`src` on the host) at `dst`, every mount of it read-only unless
+/// `writable`.
+fn bind(from: &Path, src: &Path, dst: &Path, writable: bool) -> Result<(), MountError> {
+    let md = from.metadata().map_err(io_err("stat", src))?;
+    if md.is_dir() {
+        make_dir(dst)?;
+    } else {
+        make_parent(dst)?;
+        if dst.symlink_metadata().is_err() {
+            std::fs::File::create(dst).map_err(io_err("create", dst))?;
+        }
+    }
+    mount(Some(from), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .map_err(sys_err("bind", dst))?;
+    if !writable {
+        let c = std::ffi::CString::new(dst.as_os_str().as_encoded_bytes()).map_err(|_| MountError::Io {
+            what: "make read-only",
+            path: dst.to_path_buf(),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })?;
+        sys::make_tree_readonly(&c).map_err(io_err("make read-only", dst))?;
+    }
+    Ok(())
+}
+
+/// /dev with the granted nodes only, and the links programs expect.
+fn dev_nodes(plan: &NsPlan, nodes: &[PathBuf]) -> Result<(), MountError> {
+    let dev = Path::new("/dev");
+    make_dir(dev)?;
+    for n in nodes {
+        let from = host_path(plan, n);
+        if from.symlink_metadata().is_err() {
+            continue;
+        }
+        bind(&from, n, n, true)?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        let p = dev.join(name);
+        std::os::unix::fs::symlink(target, &p).map_err(io_err("symlink", &p))?;
+    }
+    Ok(())
 }
 
 fn stage() -> Result<(), MountError> {

@@ -122,6 +122,15 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, ns: &NsPlan, g: &mut Vec<Guar
             why: format!("{} ({})", r.entry, r.origin),
         });
     }
+    if ns.mounts.iter().any(|m| matches!(m, super::ns::MountOp::NewRoot { .. })) {
+        // The built root holds only what the policy grants: listing its directories (`ls /`, the
+        // parents of the workspace) shows granted names and nothing else.
+        fs_rules.push(FsRule {
+            path: "/".into(),
+            rights: READ_DIR & handled_fs,
+            why: "the session's root, built from the policy, lists only granted names".into(),
+        });
+    }
     if abi > 0 {
         g.push(Guarantee::ok(
             "filesystem",

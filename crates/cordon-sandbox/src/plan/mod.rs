@@ -7,6 +7,7 @@ pub mod landlock;
 pub mod net;
 pub mod ns;
 pub mod process;
+pub mod root;
 pub mod seccomp;
 
 use crate::caps::KernelCaps;
@@ -56,8 +57,8 @@ pub struct EnvironmentPlan {
 }
 
 impl EnvironmentPlan {
-    /// With a mount namespace, the host trees the session's writes reach: those bound back
-    /// writable over the read-only root (its private tmpfs mounts are not the host's). None without
+    /// With a mount namespace, the host trees the session's writes reach: those bound writable
+    /// into its root (its private tmpfs mounts are not the host's). None without
     /// a mount namespace: then every tree the policy lets it write is the host's.
     pub fn host_writable(&self) -> Option<Vec<&std::path::Path>> {
         self.ns.mount.then(|| {
@@ -65,7 +66,7 @@ impl EnvironmentPlan {
                 .mounts
                 .iter()
                 .filter_map(|m| match m {
-                    ns::MountOp::Writable { path } => Some(path.as_path()),
+                    ns::MountOp::Bind { src, writable: true, .. } => Some(src.as_path()),
                     _ => None,
                 })
                 .collect()

@@ -1,5 +1,6 @@
-//! Namespaces and the mount table the sandbox sees: a private /proc, /tmp, /dev/shm and /run, masks
-//! over credentials that sit inside allowed trees, and read-only binds over protected workspace paths.
+//! Namespaces and the mount table the sandbox sees: a root built from the policy (see [`super::root`]),
+//! masks over credentials that sit inside allowed trees, and read-only binds over protected workspace
+//! paths.
 
 use super::Guarantee;
 use crate::caps::{KernelCaps, Userns};
@@ -13,21 +14,31 @@ use std::path::PathBuf;
 pub enum MountOp {
     /// Stop mount events propagating back to the host.
     MakePrivate,
-    /// Every inherited mount read-only: what Landlock does not mediate (chmod, chown, utimes,
-    /// xattrs, and uid 0's owner rights) cannot change anything outside the writable trees.
-    ReadOnlyRoot,
-    /// Bind a writable tree onto itself read-write (after ReadOnlyRoot).
-    Writable { path: PathBuf },
+    /// A fresh tmpfs becomes the root: mounted on `scratch`, pivoted into, the host's tree hung at
+    /// `host` (inside the new root) until [`MountOp::DetachHost`]. The process's cwd becomes "/".
+    NewRoot { scratch: PathBuf, host: PathBuf },
+    /// Bind the host's `src` (with everything mounted beneath it) at `dst` in the new root, its
+    /// parents made as 0755 directories; read-only unless `writable` (every mount of the tree).
+    Bind { src: PathBuf, dst: PathBuf, writable: bool },
+    /// A symlink in the new root, as the host has it (e.g. /bin -> usr/bin).
+    Symlink { path: PathBuf, target: PathBuf },
+    /// /dev with only these host device nodes (and directories such as /dev/pts) bound, and the
+    /// /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr links.
+    DevNodes { nodes: Vec<PathBuf> },
     /// A fresh procfs for the new pid namespace.
     Proc,
-    /// A fresh tmpfs; `keep` are paths beneath `target` (the workspace) bound back on top of it.
-    Tmpfs { target: PathBuf, size: u64, mode: u32, keep: Vec<PathBuf> },
+    /// A fresh tmpfs, private to the session.
+    Tmpfs { target: PathBuf, size: u64, mode: u32 },
     /// Replace a path with an unreadable, read-only empty file or directory.
     Mask { path: PathBuf, why: String },
     /// Bind a directory onto itself so that it cannot be renamed away (its contents stay writable).
     Pin { path: PathBuf },
     /// Bind a path onto itself read-only. `create_dir`: make it first if missing (its parent exists).
     ReadOnly { path: PathBuf, create_dir: bool, why: String },
+    /// Unmount the host's tree (lazily: nothing inside holds it) and remove its mount point.
+    DetachHost { host: PathBuf },
+    /// Make the new root's own tmpfs read-only: no new top-level names.
+    SealRoot,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -132,6 +143,12 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
         g.push(Guarantee::ok("network", "no network beyond the session's own loopback", "empty network namespace"));
     }
     if !mount {
+        g.push(Guarantee::degraded(
+            "filesystem",
+            "the session sees only the policy's trees: any other file, directory or unix socket does not exist",
+            "a mount namespace (to build the session's root)",
+            "the host's whole tree is visible; only Landlock path rules apply (pathname unix sockets are not mediated)",
+        ));
         if !p.fs.deny.is_empty() || !p.fs.protect.is_empty() || !p.fs.hide.is_empty() {
             g.push(Guarantee::degraded(
                 "filesystem",
@@ -143,62 +160,10 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
         return ns;
     }
     ns.mounts.push(MountOp::MakePrivate);
-    ns.mounts.push(MountOp::ReadOnlyRoot);
-    if pid {
-        ns.mounts.push(MountOp::Proc);
-    }
-    let keep = |t: &str| -> Vec<PathBuf> {
-        if is_within(&p.workspace, std::path::Path::new(t)) {
-            vec![p.workspace.clone()]
-        } else {
-            vec![]
-        }
-    };
-    ns.mounts.push(MountOp::Tmpfs { target: "/tmp".into(), size: p.fs.tmp_size, mode: 0o1777, keep: keep("/tmp") });
-    ns.mounts.push(MountOp::Tmpfs {
-        target: "/dev/shm".into(),
-        size: p.fs.tmp_size.min(1 << 30),
-        mode: 0o1777,
-        keep: keep("/dev/shm"),
-    });
-    // Host daemons' sockets (docker, dbus, ssh and gpg agents) live here.
-    ns.mounts.push(MountOp::Tmpfs { target: "/run".into(), size: 1 << 20, mode: 0o755, keep: keep("/run") });
-    // HOME is replaced by an empty tmpfs with only the allowed paths bound back: unix sockets and
-    // everything else in it that the policy does not name are simply not there.
-    let home = &p.home;
-    // What stays of HOME under its tmpfs (None: HOME is not replaced).
-    let mut home_kept: Option<Vec<PathBuf>> = None;
-    if home.is_dir()
-        && home != std::path::Path::new("/")
-        && p.workspace != *home
-        && !is_within(home, std::path::Path::new("/tmp"))
-    {
-        let mut kept: Vec<PathBuf> =
-            p.fs.rules
-                .iter()
-                .map(|r| r.path.clone())
-                .filter(|x| x != home && is_within(x, home) && x.symlink_metadata().is_ok())
-                .collect();
-        kept.sort();
-        kept.dedup();
-        let outer: Vec<PathBuf> =
-            kept.iter().filter(|x| !kept.iter().any(|y| y != *x && is_within(x, y))).cloned().collect();
-        home_kept = Some(outer.clone());
-        ns.mounts.push(MountOp::Tmpfs { target: home.clone(), size: 1 << 20, mode: 0o755, keep: outer });
-    }
-    // A path in HOME that was not bound back is already gone; there is nothing to mask.
-    let gone = |x: &std::path::Path| {
-        home_kept.as_ref().is_some_and(|kept| is_within(x, home) && !kept.iter().any(|k| is_within(x, k)))
-    };
-    // Writable trees become read-write mounts again; the private tmpfs mounts already are, and device
-    // nodes stay writable on a read-only mount.
-    let fresh = ["/tmp", "/dev/shm", "/run", "/dev", "/proc"];
-    for r in p.fs.rules.iter().filter(|r| r.access.write) {
-        let under_fresh = fresh.iter().any(|f| is_within(&r.path, std::path::Path::new(f))) && r.path != p.workspace;
-        if !under_fresh && r.path.is_dir() {
-            ns.mounts.push(MountOp::Writable { path: r.path.clone() });
-        }
-    }
+    let root = super::root::build(p, pid, p.fs.tmp_size);
+    ns.mounts.extend(root.ops);
+    // A path that no bind brought into the new root is already gone; there is nothing to mask.
+    let gone = |x: &std::path::Path| !root.bound.iter().any(|b| is_within(x, b));
     // Masks are needed only where Landlock would otherwise allow the read: inside an allowed tree.
     for m in &p.fs.deny {
         let inside =
@@ -258,10 +223,17 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
             "mount namespace masks and read-only binds",
         ));
     }
+    ns.mounts.push(MountOp::DetachHost { host: super::root::HOST.into() });
+    ns.mounts.push(MountOp::SealRoot);
+    g.push(Guarantee::ok(
+        "filesystem",
+        "the session sees only the policy's trees: any other file, directory or unix socket does not exist",
+        "a root built from the policy (tmpfs, bind mounts, pivot_root)",
+    ));
     g.push(Guarantee::ok(
         "filesystem",
         "nothing outside the writable trees can change: no chmod, chown, utimes or xattrs either",
-        "every inherited mount read-only (mount_setattr), writable trees bound back",
+        "read-only binds of the read-only trees (mount_setattr), the built root sealed read-only",
     ));
     ns
 }

@@ -370,3 +370,17 @@ fn bpf_program_agrees_with_the_rules() {
         assert_eq!(bpf::simulate(&prog, aa, sock, [2, 1, 0, 0, 0, 0]), bpf::RET_ALLOW, "TCP sockets are fine");
     }
 }
+
+#[test]
+fn without_a_mount_namespace_the_built_root_is_a_named_degradation() {
+    let mut h = host(7, false);
+    h.userns = Userns::Blocked("sysctl".into());
+    let p = plan(&policy("agent"), &h, &inv());
+    assert!(p.environment.ns.mounts.is_empty());
+    let g = p.degraded();
+    let root = g.iter().find(|g| g.what.starts_with("the session sees only the policy's trees")).expect("degraded");
+    assert!(format!("{root:?}").contains("a mount namespace"), "{root:?}");
+    let ok = plan(&policy("agent"), &host(7, true), &inv());
+    assert!(matches!(ok.environment.ns.mounts.get(1), Some(ns::MountOp::NewRoot { .. })));
+    assert!(ok.environment.landlock.fs_rules.iter().any(|r| r.path == std::path::Path::new("/")));
+}

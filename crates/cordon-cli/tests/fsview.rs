@@ -1,0 +1,213 @@
+//! The session's filesystem is built from the policy (issue 13): what the policy does not grant does
+//! not exist inside. Each case runs its attack without cordon first (the control, which must work)
+//! and then inside `cordon run` with the default profile, as root and as nobody. Every script also
+//! writes a marker in the workspace, so a case cannot pass because the command never ran.
+
+mod common;
+use common::*;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A file outside every tree the default profile grants (the test root is the parent of HOME), and
+/// a symlink to it from the workspace.
+fn outside(e: &Env) -> PathBuf {
+    let dir = e.root.join("service");
+    std::fs::create_dir_all(&dir).expect("mkdir service");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let f = dir.join("data.txt");
+    std::fs::write(&f, "HOST-SECRET-DATA\n").expect("write outside");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::os::unix::fs::symlink(&f, e.ws.join("link-out")).expect("symlink");
+    if e.who == Who::Nobody {
+        e.chown_all();
+    }
+    f
+}
+
+/// Runs `script` bare (the control) and confined; returns both. The confined script must have
+/// written its marker (it really ran inside).
+fn both(e: &Env, script: &str) -> (std::process::Output, std::process::Output) {
+    (e.bare_sh(script), inside(e, script))
+}
+
+/// Runs `script` in `cordon run`; it must have written its marker.
+fn inside(e: &Env, script: &str) -> std::process::Output {
+    let marker = e.ws.join("ran-inside");
+    let _ = std::fs::remove_file(&marker);
+    let inside = e.run_sh(&format!("echo yes > {}; {script}", marker.display()));
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap_or_default(),
+        "yes\n",
+        "{:?}: the command did not run inside the session\n{}",
+        e.who,
+        show(&inside)
+    );
+    std::fs::remove_file(&marker).expect("remove marker");
+    inside
+}
+
+fn users() -> Vec<Who> {
+    if need_root() {
+        BOTH.to_vec()
+    } else {
+        vec![]
+    }
+}
+
+/// A host service's pathname unix socket outside the allowed trees: judged by what the listener
+/// received.
+#[test]
+fn a_host_unix_socket_outside_the_grants_cannot_be_reached() {
+    for who in users() {
+        let e = Env::new(who);
+        let dir = e.root.join("svc");
+        std::fs::create_dir_all(&dir).expect("mkdir svc");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let sock = dir.join("service.sock");
+        let l = UnixListener::bind(&sock).expect("bind the host service");
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).expect("chmod sock");
+        l.set_nonblocking(true).expect("nonblocking");
+        let got = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicUsize::new(0));
+        let (g, s) = (got.clone(), stop.clone());
+        let t = std::thread::spawn(move || {
+            while s.load(Ordering::SeqCst) == 0 {
+                match l.accept() {
+                    Ok((mut c, _)) => {
+                        c.set_nonblocking(false).expect("blocking");
+                        c.set_read_timeout(Some(std::time::Duration::from_secs(5))).expect("timeout");
+                        let mut b = vec![];
+                        let _ = c.read_to_end(&mut b);
+                        g.fetch_add(b.len(), Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        let script = format!(
+            "/usr/bin/python3 -c 'import socket; s = socket.socket(socket.AF_UNIX); s.connect(\"{}\"); s.sendall(b\"leak\"); s.close()'",
+            sock.display()
+        );
+        let bare = e.bare_sh(&script);
+        assert!(bare.status.success(), "{who:?} control: {}", show(&bare));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while got.load(Ordering::SeqCst) < 4 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(got.load(Ordering::SeqCst), 4, "{who:?} control: the listener did not receive the bytes");
+        got.store(0, Ordering::SeqCst);
+        let inside = inside(&e, &script);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        stop.store(1, Ordering::SeqCst);
+        t.join().expect("listener thread");
+        assert_eq!(got.load(Ordering::SeqCst), 0, "{who:?}: the host service received bytes\n{}", show(&inside));
+        assert!(!inside.status.success(), "{who:?}: {}", show(&inside));
+        assert!(err(&inside).contains("No such file or directory"), "{who:?}: {}", show(&inside));
+    }
+}
+
+/// `ls /` works and lists only the top-level names of what the policy grants.
+#[test]
+fn listing_the_root_shows_only_granted_names() {
+    for who in users() {
+        let e = Env::new(who);
+        let (bare, inside) = both(&e, "ls -A /");
+        assert!(bare.status.success(), "{who:?} control: {}", show(&bare));
+        let host: Vec<String> = out(&bare).lines().map(String::from).collect();
+        // Names the host has that no grant of the default profile reaches.
+        let hidden: Vec<&String> =
+            host.iter().filter(|n| ["root", "boot", "srv", "home", "mnt", "media"].contains(&n.as_str())).collect();
+        assert!(!hidden.is_empty(), "{who:?} control: the host has none of root, boot, srv, home, mnt, media");
+        assert!(inside.status.success(), "{who:?}: ls / failed inside\n{}", show(&inside));
+        let seen: Vec<String> = out(&inside).lines().map(String::from).collect();
+        for n in &hidden {
+            assert!(!seen.contains(n), "{who:?}: /{n} is visible inside: {seen:?}");
+        }
+        // Every name seen is the top of a grant or one of the session's own mounts.
+        let allowed = [
+            "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "opt", "var", "tmp", "dev", "proc", "sys",
+            "run",
+        ];
+        for n in &seen {
+            assert!(allowed.contains(&n.as_str()), "{who:?}: unexpected top-level name /{n}: {seen:?}");
+        }
+        for n in ["usr", "etc", "tmp", "proc", "dev", "var"] {
+            assert!(seen.iter().any(|s| s == n), "{who:?}: /{n} missing inside: {seen:?}");
+        }
+    }
+}
+
+/// Names outside the grants are not there at all: stat says ENOENT, not EACCES.
+#[test]
+fn a_name_outside_the_grants_does_not_exist() {
+    for who in users() {
+        let e = Env::new(who);
+        let f = outside(&e);
+        let script = format!("stat -c %s {0} && stat -c %F {1} && stat -c %F /srv", f.display(), e.root.display());
+        let (bare, inside) = both(&e, &script);
+        assert!(bare.status.success(), "{who:?} control: {}", show(&bare));
+        assert!(!inside.status.success(), "{who:?}: {}", show(&inside));
+        assert!(
+            err(&inside).contains(&format!("cannot statx '{}': No such file or directory", f.display())),
+            "{who:?}: {}",
+            show(&inside)
+        );
+        let (_, srv) = both(&e, "stat /srv");
+        assert!(err(&srv).contains("No such file or directory"), "{who:?}: {}", show(&srv));
+    }
+}
+
+/// A symlink in the workspace to a host file outside the grants resolves to nothing.
+#[test]
+fn a_workspace_symlink_to_an_outside_file_reads_nothing() {
+    for who in users() {
+        let e = Env::new(who);
+        outside(&e);
+        let (bare, inside) = both(&e, "cat link-out");
+        assert!(out(&bare).contains("HOST-SECRET-DATA"), "{who:?} control: {}", show(&bare));
+        assert!(!out(&inside).contains("HOST-SECRET-DATA"), "{who:?}: {}", show(&inside));
+        assert!(err(&inside).contains("No such file or directory"), "{who:?}: {}", show(&inside));
+    }
+}
+
+/// `..` from the workspace's bind mount stays in the built root: the parents are empty directories.
+#[test]
+fn dot_dot_from_a_bind_mount_does_not_reach_the_host() {
+    for who in users() {
+        let e = Env::new(who);
+        outside(&e);
+        let script = "ls -A ../.. && cat ../../service/data.txt";
+        let (bare, inside) = both(&e, script);
+        assert!(out(&bare).contains("HOST-SECRET-DATA"), "{who:?} control: {}", show(&bare));
+        assert!(!out(&inside).contains("HOST-SECRET-DATA"), "{who:?}: {}", show(&inside));
+        // The test root holds home/ (the path to the workspace) and nothing else of the host's.
+        let text = out(&inside);
+        let listed: Vec<&str> = text.lines().collect();
+        assert_eq!(listed, vec!["home"], "{who:?}: {}", show(&inside));
+        assert!(err(&inside).contains("No such file or directory"), "{who:?}: {}", show(&inside));
+    }
+}
+
+/// /proc/self/root, /proc/self/cwd and the init's /proc/1/{root,cwd} do not lead out of the root.
+#[test]
+fn proc_root_and_cwd_links_do_not_lead_out() {
+    for who in users() {
+        let e = Env::new(who);
+        let f = outside(&e);
+        let rel = f.strip_prefix("/").expect("absolute");
+        let script = format!(
+            "for p in /proc/self/root/{0} /proc/$$/cwd/../../service/data.txt /proc/1/root/{0} /proc/1/cwd/{0}; do cat $p; done; ls /proc/self/root/ /proc/1/root/",
+            rel.display()
+        );
+        let (bare, inside) = both(&e, &script);
+        assert!(out(&bare).contains("HOST-SECRET-DATA"), "{who:?} control: {}", show(&bare));
+        assert!(!out(&inside).contains("HOST-SECRET-DATA"), "{who:?}: {}", show(&inside));
+        for n in ["root", "boot", "srv", "home"] {
+            assert!(!out(&inside).lines().any(|l| l == n), "{who:?}: /{n} seen through /proc\n{}", show(&inside));
+        }
+    }
+}

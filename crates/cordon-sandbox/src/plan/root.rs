@@ -1,0 +1,230 @@
+//! The session's root, built from the policy: a fresh tmpfs holding only the trees the policy grants,
+//! bound at their host paths, and the session's own /tmp, /dev/shm, /run, /proc and /dev. What no
+//! grant reaches does not exist inside (ENOENT), whatever Landlock would say about it: a host
+//! service's unix socket, a second user's home, a symlink from the workspace to outside.
+//!
+//! The root is a list of [`MountOp`]s in the order they are applied (parents before the paths
+//! beneath them); a devbox's overlay root is another list of the same operations.
+
+use super::ns::MountOp;
+use cordon_policy::paths::is_within;
+use cordon_policy::CompiledPolicy;
+use std::path::{Path, PathBuf};
+
+/// Where the host's tree hangs while the root is built (removed before anything runs).
+pub const HOST: &str = "/.cordon-host";
+/// The host directory the new root's tmpfs is first mounted on, then pivoted into (the mount
+/// namespace is private: the host never sees it).
+pub const SCRATCH: &str = "/tmp";
+
+/// Paths that are the session's own mounts, never the host's.
+const FRESH: [&str; 4] = ["/tmp", "/dev/shm", "/run", "/proc"];
+
+/// One thing to put at a path of the new root, before ordering.
+struct Entry {
+    dst: PathBuf,
+    /// Applied before a bind at the same path (the workspace may be /tmp's only content).
+    rank: u8,
+    op: MountOp,
+}
+
+/// The operations that build the root, and the host trees bound into it (for masks: a path
+/// outside all of them is not there to mask).
+pub struct Root {
+    pub ops: Vec<MountOp>,
+    pub bound: Vec<PathBuf>,
+}
+
+/// `pid`: the session has its own pid namespace (a fresh /proc); without one the host's /proc is
+/// bound read-only when the policy grants it.
+pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
+    let mut entries: Vec<Entry> = vec![];
+    let fresh = |t: &str, size: u64, mode: u32| Entry {
+        dst: t.into(),
+        rank: 0,
+        op: MountOp::Tmpfs { target: t.into(), size, mode },
+    };
+    entries.push(fresh("/tmp", tmp_size, 0o1777));
+    entries.push(fresh("/dev/shm", tmp_size.min(1 << 30), 0o1777));
+    // Host daemons' sockets (docker, dbus, systemd) live here.
+    entries.push(fresh("/run", 1 << 20, 0o755));
+    if pid {
+        entries.push(Entry { dst: "/proc".into(), rank: 0, op: MountOp::Proc });
+    }
+    // Device nodes: only those the policy names, each bound from the host's /dev.
+    let nodes: Vec<PathBuf> = {
+        let mut v: Vec<PathBuf> =
+            p.fs.rules
+                .iter()
+                .map(|r| r.path.clone())
+                .filter(|x| {
+                    is_within(x, Path::new("/dev")) && !is_within(x, Path::new("/dev/shm")) && x != Path::new("/dev")
+                })
+                .filter(|x| x.symlink_metadata().is_ok())
+                .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    entries.push(Entry { dst: "/dev".into(), rank: 0, op: MountOp::DevNodes { nodes } });
+
+    // The granted trees: (destination, canonical source, writable), outermost first.
+    let mut grants: Vec<(PathBuf, PathBuf, bool)> = vec![];
+    let mut links: Vec<(PathBuf, PathBuf)> = vec![];
+    let mut add = |path: &Path, write: bool, grants: &mut Vec<(PathBuf, PathBuf, bool)>| {
+        let own = FRESH.iter().any(|f| is_within(path, Path::new(f))) && path != p.workspace;
+        if own || is_within(path, Path::new("/dev")) {
+            return;
+        }
+        let Ok(md) = path.symlink_metadata() else { return };
+        // A granted symlink stays a symlink (e.g. /bin -> usr/bin); its target is granted with it,
+        // as Landlock grants what the path resolves to.
+        let dst = if md.file_type().is_symlink() {
+            if let Ok(t) = std::fs::read_link(path) {
+                links.push((path.to_path_buf(), t));
+            }
+            match std::fs::canonicalize(path) {
+                Ok(c) => c,
+                Err(_) => return,
+            }
+        } else {
+            path.to_path_buf()
+        };
+        let Ok(src) = std::fs::canonicalize(&dst) else { return };
+        grants.push((dst, src, write));
+    };
+    for r in p.fs.rules.iter().filter(|r| r.access.read || r.access.write || r.access.exec) {
+        if r.path == Path::new("/") {
+            // A bind over the new root's own "/" would not be seen from inside it: bind its
+            // entries instead.
+            for e in std::fs::read_dir("/").into_iter().flatten().flatten() {
+                add(&e.path(), r.access.write, &mut grants);
+            }
+        } else {
+            add(&r.path, r.access.write, &mut grants);
+        }
+    }
+    grants.sort();
+    grants.dedup();
+    // Landlock adds rights down a path: a path is writable if any grant above it is. A nested
+    // grant is bound only where it makes writable what its parent's bind leaves read-only (or
+    // comes from elsewhere on the host).
+    // Ancestors are looked up by path (linear in the policy's size, not quadratic).
+    let mut bound: Vec<(PathBuf, PathBuf, bool)> = vec![];
+    let mut bound_at: std::collections::HashMap<PathBuf, usize> = std::collections::HashMap::new();
+    for (dst, src, write) in grants {
+        if let Some(&i) = bound_at.get(&dst) {
+            bound[i].2 |= write;
+            continue;
+        }
+        let parent = dst.ancestors().skip(1).find_map(|a| bound_at.get(a)).map(|&i| bound[i].clone());
+        let mut writable = write;
+        if let Some((pd, ps, pw)) = parent {
+            let same_source = dst.strip_prefix(&pd).map(|rel| ps.join(rel) == src).unwrap_or(false);
+            if same_source && (pw || !write) {
+                continue;
+            }
+            writable |= pw;
+        }
+        bound_at.insert(dst.clone(), bound.len());
+        bound.push((dst, src, writable));
+    }
+    for (dst, src, writable) in &bound {
+        entries.push(Entry {
+            dst: dst.clone(),
+            rank: 1,
+            op: MountOp::Bind { src: src.clone(), dst: dst.clone(), writable: *writable },
+        });
+    }
+    links.sort();
+    links.dedup();
+    for (path, target) in links {
+        entries.push(Entry { dst: path.clone(), rank: 1, op: MountOp::Symlink { path, target } });
+    }
+    entries.sort_by(|a, b| (a.dst.as_path(), a.rank).cmp(&(b.dst.as_path(), b.rank)));
+    let mut ops = vec![MountOp::NewRoot { scratch: SCRATCH.into(), host: HOST.into() }];
+    ops.extend(entries.into_iter().map(|e| e.op));
+    Root { ops, bound: bound.into_iter().map(|(d, _, _)| d).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Tmp;
+
+    fn policy(ws: &Path, extra: &str) -> CompiledPolicy {
+        let cx = cordon_policy::Context { home: ws.join("home"), workspace: ws.join("ws"), tmp: "/tmp".into() };
+        let text = format!("version = 1\nextends = [\"builtin:agent\"]\n{extra}");
+        let l = cordon_policy::load_text("t.toml", &text).expect("loads");
+        cordon_policy::compile(&l, &cx)
+    }
+
+    fn binds(r: &Root) -> Vec<(PathBuf, bool)> {
+        r.ops
+            .iter()
+            .filter_map(|o| match o {
+                MountOp::Bind { dst, writable, .. } => Some((dst.clone(), *writable)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Under /var/tmp: grants under /tmp are the session's own tmpfs, not host trees.
+    struct VarTmp(PathBuf);
+    impl Drop for VarTmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn the_root_binds_each_granted_tree_once_parents_first_and_nothing_else() {
+        let t = VarTmp(PathBuf::from(format!("/var/tmp/cordon-sandbox-root-plan-{}", std::process::id())));
+        for d in ["ws/sub", "ro/rw", "ro/other", "home/.cargo", "outside"] {
+            std::fs::create_dir_all(t.0.join(d)).expect("mkdir");
+        }
+        std::os::unix::fs::symlink(t.0.join("ro"), t.0.join("link")).expect("symlink");
+        let extra = format!(
+            "[fs]\nread = [\"{0}/ro\", \"{0}/ws/sub\", \"{0}/link\", \"{0}/missing\"]\nwrite = [\"{0}/ro/rw\"]\n",
+            t.0.display()
+        );
+        let r = build(&policy(&t.0, &extra), true, 1 << 20);
+        assert_eq!(r.ops.first(), Some(&MountOp::NewRoot { scratch: SCRATCH.into(), host: HOST.into() }));
+        let b = binds(&r);
+        let at = |p: &Path| b.iter().position(|(d, _)| d == p);
+        // The workspace, writable; its granted subdirectory rides on its bind.
+        assert!(b.contains(&(t.0.join("ws"), true)), "{b:?}");
+        assert_eq!(at(&t.0.join("ws/sub")), None, "{b:?}");
+        // A read-only tree, and the writable tree inside it bound after it.
+        assert!(b.contains(&(t.0.join("ro"), false)), "{b:?}");
+        assert!(b.contains(&(t.0.join("ro/rw"), true)), "{b:?}");
+        assert!(at(&t.0.join("ro")) < at(&t.0.join("ro/rw")), "{b:?}");
+        // A granted symlink stays one; its target is granted with it (here it already is).
+        assert!(r.ops.contains(&MountOp::Symlink { path: t.0.join("link"), target: t.0.join("ro") }), "{:?}", r.ops);
+        // Neither what does not exist nor what no grant names.
+        assert_eq!(at(&t.0.join("missing")), None);
+        assert!(!b.iter().any(|(d, _)| d.starts_with(t.0.join("outside")) || *d == t.0.join("home")), "{b:?}");
+        assert!(b.contains(&(t.0.join("home/.cargo"), false)), "{b:?}");
+        // The session's own mounts, never the host's.
+        assert!(!b.iter().any(|(d, _)| d.starts_with("/tmp") || d.starts_with("/proc") || d.starts_with("/run")));
+        assert!(r.ops.contains(&MountOp::Proc));
+        assert!(r
+            .ops
+            .iter()
+            .any(|o| matches!(o, MountOp::DevNodes { nodes } if nodes.contains(&PathBuf::from("/dev/null")))));
+        assert!(b.contains(&(PathBuf::from("/usr"), false)), "{b:?}");
+    }
+
+    #[test]
+    fn a_workspace_under_tmp_is_bound_over_the_private_tmp() {
+        let t = Tmp::new("root-plan-tmp");
+        let extra = String::new();
+        let cx = cordon_policy::Context { home: t.0.join("home"), workspace: t.0.clone(), tmp: "/tmp".into() };
+        let l = cordon_policy::load_text("t.toml", &format!("version = 1\nextends = [\"builtin:agent\"]\n{extra}"))
+            .expect("loads");
+        let r = build(&cordon_policy::compile(&l, &cx), true, 1 << 20);
+        let tmp = r.ops.iter().position(|o| matches!(o, MountOp::Tmpfs { target, .. } if target == Path::new("/tmp")));
+        let ws = r.ops.iter().position(|o| matches!(o, MountOp::Bind { dst, .. } if *dst == t.0));
+        assert!(tmp.is_some() && ws.is_some() && tmp < ws, "{:?}", r.ops);
+    }
+}
