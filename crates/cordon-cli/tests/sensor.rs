@@ -137,15 +137,17 @@ fn each_kind_of_denial_is_attributed_to_its_layer() {
     std::fs::write(e.ws.join("locked.txt"), "x").expect("write");
     std::fs::set_permissions(e.ws.join("locked.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o000))
         .expect("chmod");
-    // Outside every allowed tree: Landlock's to refuse (root's real home, not the test's HOME).
-    let key = std::path::PathBuf::from("/root");
+    // Landlock's to refuse: a program in the session's /tmp, which the policy lets it write but
+    // not execute (since the session's root is built from the policy, a path outside every grant
+    // no longer exists there at all: ENOENT is no refusal to attribute).
+    let key = std::path::PathBuf::from("/tmp/cordon-t");
     let connect = |host: &str, p: u16| {
         format!("python3 -c 'import socket; socket.create_connection((\"{host}\", {p}), timeout=3)'")
     };
     let proxy_get = format!("python3 -c 'import urllib.request as u; u.urlopen(\"http://{ip}:{port}/\", timeout=5)'");
     // Controls: each works without cordon (root, on the host).
     for (what, c) in [
-        ("list /root", format!("ls {}", key.display())),
+        ("exec from /tmp", format!("cp /bin/true {k} && {k}; rm -f {k}", k = key.display())),
         ("unshare", "unshare -r true".into()),
         ("read mode 000", "cat locked.txt".into()),
         ("connect", connect(&ip, port)),
@@ -154,13 +156,17 @@ fn each_kind_of_denial_is_attributed_to_its_layer() {
         assert!(b.status.success(), "control `{what}` must work without cordon: {}", show(&b));
     }
     // Without an allowlist the session has no proxy and connect() reaches cgroup-bpf.
-    let script = format!("ls {} ; unshare -r true; cat locked.txt; {}; true", key.display(), connect(&ip, port));
+    let script = format!(
+        "cp /bin/true {k}; {k}; unshare -r true; cat locked.txt; {}; true",
+        connect(&ip, port),
+        k = key.display()
+    );
     let (o, evs, _) = monitored(&e, &[], &script);
     let denies: Vec<&Value> = evs.iter().filter(|v| s(v, "kind") == "deny").collect();
     let find =
         |layer: &str, pred: &dyn Fn(&Value) -> bool| denies.iter().find(|v| s(v, "layer") == layer && pred(v)).copied();
     let ll = find("landlock", &|v| s(v, "path") == key.to_str().unwrap_or(""))
-        .unwrap_or_else(|| panic!("landlock denial of /root: {denies:#?}\n{}", show(&o)));
+        .unwrap_or_else(|| panic!("landlock denial of {}: {denies:#?}\n{}", key.display(), show(&o)));
     assert!(s(ll, "reason").contains("allowlist"), "{ll}");
     let sc = find("seccomp", &|v| s(v, "syscall") == "unshare")
         .unwrap_or_else(|| panic!("seccomp denial of unshare: {denies:#?}"));
@@ -371,11 +377,12 @@ fn the_live_timeline_and_attaching_from_outside() {
     }
     let e = Env::new(Who::Root);
     // --monitor alone: a readable timeline on stderr (cordon's own setup is not on it).
-    let o = e.run_sh_with(&["--monitor"], "cat README.md >/dev/null; ls /root 2>/dev/null; true", &[]);
+    let o =
+        e.run_sh_with(&["--monitor"], "cat README.md >/dev/null; cp /bin/true /tmp/t; /tmp/t 2>/dev/null; true", &[]);
     assert!(o.status.success(), "{}", show(&o));
     let t = err(&o);
     assert!(t.contains("exec cat README.md"), "{t}");
-    assert!(t.contains("DENIED open /root [landlock]"), "{t}");
+    assert!(t.contains("DENIED exec /tmp/t [landlock]"), "{t}");
     assert!(
         !t.lines().any(|l| l.split_whitespace().nth(3) == Some("cordon")),
         "cordon's own setup is not on the timeline: {t}"
