@@ -240,7 +240,12 @@ mod tests {
         assert!(line.contains("@system read-only (/usr, /bin … 9 paths)"), "{line}");
         assert!(line.contains("@workspace read-write (~/ws)"), "{line}");
         assert!(line.contains("~/.gitconfig read-only"), "{line}");
-        assert!(line.contains("@proc read-only (/sys/devices/system/cpu, /sys/fs/cgroup)"), "{line}");
+        assert!(
+            line.contains(
+                "@proc read-only (/sys/devices/system/cpu, /sys/fs/cgroup, /sys/kernel/mm/transparent_hugepage)"
+            ),
+            "{line}"
+        );
         assert!(line.contains("its own /tmp, /dev/shm, /run and /proc"), "{line}");
         assert!(!line.contains("@tmp"), "/tmp is the session's own, not a host tree: {line}");
         assert!(text.contains("Nothing else exists inside"), "{text}");
