@@ -95,7 +95,16 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KE
 
 impl Store {
     /// Opens (creating if needed) the log for writing; imports waiting spool files.
+    ///
+    /// SQLite answers "database is locked" at once, without its busy timeout, to a connection that
+    /// opens while the last other one closes and checkpoints the WAL (it holds the WAL's lock
+    /// exclusively for that moment). Many sessions starting and ending on one log meet this: the
+    /// open is retried for up to 5 s before it is an error.
     pub fn open(path: &Path) -> Result<Store, AuditError> {
+        retry_busy(|| Store::open_once(path))
+    }
+
+    fn open_once(path: &Path) -> Result<Store, AuditError> {
         let path = absolute(path).map_err(|e| io(path, format!("cannot resolve the path: {e}")))?;
         if let Some(d) = path.parent() {
             private_dirs(d).map_err(|e| io(&path, format!("cannot create {}: {e}", d.display())))?;
@@ -129,6 +138,10 @@ impl Store {
     /// Opens an existing log for reading: creates nothing, fails naming the path if it is missing
     /// or not a cordon log.
     pub fn open_read_only(path: &Path) -> Result<Store, AuditError> {
+        retry_busy(|| Store::open_read_only_once(path))
+    }
+
+    fn open_read_only_once(path: &Path) -> Result<Store, AuditError> {
         let path = absolute(path).map_err(|e| io(path, format!("cannot resolve the path: {e}")))?;
         match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => {}
@@ -539,6 +552,24 @@ fn seal_in(tx: &Transaction, key: &SigningKey, session: &str, ts_ms: i64) -> Res
         params![seq + 1, session, ts_ms, body, head, h],
     )?;
     Ok((seq + 1, h))
+}
+
+/// Retries an open that SQLite refused as busy without waiting (see [`Store::open`]), for up to 5 s.
+fn retry_busy(mut open: impl FnMut() -> Result<Store, AuditError>) -> Result<Store, AuditError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match open() {
+            Err(AuditError::Db { source, .. })
+                if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            r => return r,
+        }
+    }
 }
 
 fn db(path: &Path) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
