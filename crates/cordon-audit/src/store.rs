@@ -88,6 +88,10 @@ pub struct SessionRow {
     pub records: i64,
     pub summary: serde_json::Value,
     pub sealed: bool,
+    /// The `end` record's body (exit code, duration, denials), Null while unfinished.
+    pub end: serde_json::Value,
+    /// How many detection rules fired.
+    pub alerts: i64,
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS records (seq INTEGER PRIMARY KEY, session TEXT NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL, body TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL);
@@ -390,7 +394,7 @@ impl Store {
     pub fn sessions(&self) -> Result<Vec<SessionRow>, AuditError> {
         let mut st = self
             .conn
-            .prepare("SELECT session, MIN(ts_ms), MAX(CASE WHEN kind='end' THEN ts_ms END), COUNT(*), MAX(CASE WHEN kind='start' THEN body END), MAX(kind='seal') FROM records GROUP BY session ORDER BY MIN(seq)")
+            .prepare("SELECT session, MIN(ts_ms), MAX(CASE WHEN kind='end' THEN ts_ms END), COUNT(*), MAX(CASE WHEN kind='start' THEN body END), MAX(kind='seal'), MAX(CASE WHEN kind='end' THEN body END), SUM(kind='alert') FROM records GROUP BY session ORDER BY MIN(seq)")
             .map_err(db(&self.path))?;
         let rows = st
             .query_map([], |r| {
@@ -404,6 +408,11 @@ impl Store {
                         .and_then(|s| serde_json::from_str(&s).ok())
                         .unwrap_or(serde_json::Value::Null),
                     sealed: r.get::<_, i64>(5)? == 1,
+                    end: r
+                        .get::<_, Option<String>>(6)?
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or(serde_json::Value::Null),
+                    alerts: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
                 })
             })
             .map_err(db(&self.path))?;

@@ -713,3 +713,31 @@ fn another_users_files_in_a_shared_directory_are_not_trusted() {
     let v = e.cordon(&["audit", "ls", "--audit", &ps]);
     assert!(!out(&v).contains("cafe"), "{}", show(&v));
 }
+
+/// `cordon audit ls` for people (issue 17 #9): one line per session with its start, duration, exit,
+/// denials, alerts, state, policy, workspace and command; a multi-line command stays on its line.
+#[test]
+fn audit_ls_has_a_line_per_session_with_exit_denials_and_alerts() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    assert!(e.run_sh("exit 0").status.success());
+    assert_eq!(e.run_sh("unshare -U true; exit 3").status.code(), Some(3));
+    assert!(e.run_sh("echo 'first\nsecond' >/dev/null").status.success());
+    let o = e.cordon(&["audit", "ls"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let text = out(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and one line per session: {text}");
+    assert!(lines[0].starts_with("SESSION") && lines[0].contains("EXIT") && lines[0].contains("ALERTS"), "{text}");
+    let cols = |l: &str| l.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    // SESSION DATE TIME DURATION EXIT DENIED ALERTS STATE POLICY WORKSPACE COMMAND...
+    let a = cols(lines[1]);
+    assert_eq!((a[4].as_str(), a[5].as_str(), a[7].as_str()), ("0", "0", "sealed"), "{text}");
+    let b = cols(lines[2]);
+    assert_eq!((b[4].as_str(), b[5].as_str()), ("3", "1"), "exit 3, one denial: {text}");
+    assert!(b[6].parse::<u32>().is_ok_and(|n| n >= 1), "the unshare raised an alert: {text}");
+    assert!(lines[3].contains("echo 'first\\nsecond'"), "the newline is escaped: {text}");
+    assert_eq!(a[9], e.ws.display().to_string(), "{text}");
+}

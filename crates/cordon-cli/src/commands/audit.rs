@@ -170,22 +170,67 @@ fn ls(c: Common) -> Result<i32> {
         writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(0);
     }
+    let header = format!(
+        "{:<16}  {:<19}  {:>9}  {:>4}  {:>6}  {:>6}  {:<10}  {:<8}  {}",
+        "SESSION", "STARTED (UTC)", "DURATION", "EXIT", "DENIED", "ALERTS", "STATE", "POLICY", "WORKSPACE  COMMAND"
+    );
+    writeln!(out, "{header}")?;
     for r in rows {
-        let cmd = r.summary["command"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "{}  {:>6} records  {}  {}  {}",
-            r.session,
-            r.records,
-            if r.sealed { "sealed    " } else { "unfinished" },
-            r.summary["policy"]["name"].as_str().unwrap_or("?"),
-            cmd
-        )?;
+        writeln!(out, "{}", ls_line(&r))?;
     }
     Ok(0)
+}
+
+/// One session on one line: a multi-line or tabbed command is escaped, never spread over lines.
+fn ls_line(r: &cordon_audit::SessionRow) -> String {
+    let cmd = r.summary["command"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    let (duration, exit, denied) = if r.end.is_null() {
+        ("-".to_string(), "-".to_string(), "-".to_string())
+    } else {
+        (
+            format!("{:.2}s", r.end["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0),
+            r.end["exit_code"].as_i64().map_or("?".into(), |c| c.to_string()),
+            r.end["denials_total"].as_u64().unwrap_or(0).to_string(),
+        )
+    };
+    format!(
+        "{:<16}  {:<19}  {:>9}  {:>4}  {:>6}  {:>6}  {:<10}  {:<8}  {}  {}",
+        r.session,
+        utc(r.started_ms),
+        duration,
+        exit,
+        denied,
+        r.alerts,
+        if r.sealed { "sealed" } else { "unfinished" },
+        r.summary["policy"]["name"].as_str().unwrap_or("?"),
+        one_line(r.summary["workspace"].as_str().unwrap_or("?")),
+        one_line(&cmd)
+    )
+}
+
+/// Control characters shown as escapes (`\n`, `\t`, `\u{1b}`), so one record stays one line.
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC; days to a civil date after Howard
+/// Hinnant's algorithm).
+fn utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn show(a: ShowArgs) -> Result<i32> {
@@ -273,5 +318,16 @@ pub fn entries(r: &cordon_audit::Record) -> Vec<(String, i64, serde_json::Value)
             })
             .collect(),
         (_, body) => vec![(r.kind.clone(), r.ts_ms, body)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates_are_civil_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(super::utc(1_796_012_255_122), "2026-11-30 04:17:35");
+        assert_eq!(super::one_line("a\nb\tc"), "a\\nb\\tc");
     }
 }
