@@ -24,9 +24,9 @@ const CASES: &[Case] = &[
 fn main() {
     if let Ok(name) = std::env::var("CORDON_ENV_CASE") {
         let case = CASES.iter().find(|(n, _)| *n == name).expect("a known case");
-        let ws = workspace();
-        (case.1)(&ws);
-        let _ = std::fs::remove_dir_all(&ws);
+        // Removed also when the case fails: the panic unwinds through the guard.
+        let ws = Removed(workspace());
+        (case.1)(&ws.0);
         return;
     }
     if !nix::unistd::geteuid().is_root() {
@@ -55,6 +55,15 @@ fn main() {
         }
     }
     assert!(failed.is_empty(), "failed: {failed:?}");
+}
+
+/// A directory removed when dropped.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A fresh workspace of the user running the case (removed by `main` after the case).
