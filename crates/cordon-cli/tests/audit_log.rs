@@ -235,18 +235,13 @@ fn a_session_that_ran_is_recorded_when_the_database_fails() {
     );
 }
 
-#[test]
-fn twenty_sessions_on_a_new_log_sign_with_one_key() {
-    if !need_root() {
-        return;
-    }
-    let e = Env::new(Who::Root);
-    let fresh = e.root.join("fresh/audit.db");
-    let kids: Vec<_> = (0..20)
+/// `n` sessions of `cordon run -- true` recording into `log`, started at once; their outputs.
+fn runs_at_once(e: &Env, log: &std::path::Path, n: usize) -> Vec<std::process::Output> {
+    let kids: Vec<_> = (0..n)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_cordon"))
                 .args(["run", "--audit"])
-                .arg(&fresh)
+                .arg(log)
                 .args(["--", "true"])
                 .current_dir(&e.ws)
                 .env("HOME", &e.home)
@@ -256,8 +251,17 @@ fn twenty_sessions_on_a_new_log_sign_with_one_key() {
                 .expect("spawn")
         })
         .collect();
-    for k in kids {
-        let o = k.wait_with_output().expect("wait");
+    kids.into_iter().map(|k| k.wait_with_output().expect("wait")).collect()
+}
+
+#[test]
+fn twenty_sessions_on_a_new_log_sign_with_one_key() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let fresh = e.root.join("fresh/audit.db");
+    for o in runs_at_once(&e, &fresh, 20) {
         assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     }
     let o = e.cordon(&["audit", "verify", "--audit", &fresh.display().to_string(), "--json"]);
@@ -277,22 +281,7 @@ fn sessions_starting_while_others_end_are_never_refused_by_a_busy_log() {
     let log = e.root.join("churn/audit.db");
     let mut failures = vec![];
     for _round in 0..12 {
-        let kids: Vec<_> = (0..8)
-            .map(|_| {
-                Command::new(env!("CARGO_BIN_EXE_cordon"))
-                    .args(["run", "-q", "--audit"])
-                    .arg(&log)
-                    .args(["--", "true"])
-                    .current_dir(&e.ws)
-                    .env("HOME", &e.home)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("spawn")
-            })
-            .collect();
-        for k in kids {
-            let o = k.wait_with_output().expect("wait");
+        for o in runs_at_once(&e, &log, 8) {
             if o.status.code() != Some(0) {
                 failures.push(err(&o));
             }

@@ -48,6 +48,14 @@ pub enum DenyAction {
     Supervise,
 }
 
+impl DenyAction {
+    /// A quiet answer (clone3 -> ENOSYS, and libc falls back) is a probe, not a refusal: neither
+    /// reported nor watched by the sensor.
+    pub fn is_quiet(&self) -> bool {
+        matches!(self, DenyAction::QuietErrno(_))
+    }
+}
+
 /// One deny rule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyscallRule {

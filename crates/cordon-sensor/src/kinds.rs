@@ -132,13 +132,10 @@ pub fn table(arch: Arch) -> Vec<(u32, &'static Traced)> {
 /// Every call cordon's seccomp baseline may refuse (for `cordon monitor`, which does not know the
 /// session's own filter), plus connect (answered by the supervisor when a proxy is in use).
 pub fn baseline_watch(arch: Arch) -> Vec<u32> {
-    use cordon_policy::syscalls::DenyAction;
+    // A call is watched when some rule refuses it; quiet answers (probes) are not refusals.
     let base = cordon_policy::syscalls::baseline();
-    // Quiet answers (clone3 -> ENOSYS, libc falls back) are probes, not refusals.
-    let quiet =
-        |name: &str| base.iter().filter(|r| r.name == name).all(|r| matches!(r.action, DenyAction::QuietErrno(_)));
     let mut v: Vec<u32> =
-        base.iter().filter(|r| !quiet(&r.name)).filter_map(|r| number(arch, &r.name)).map(|n| n as u32).collect();
+        base.iter().filter(|r| !r.action.is_quiet()).filter_map(|r| number(arch, &r.name)).map(|n| n as u32).collect();
     v.extend(number(arch, "connect").map(|n| n as u32));
     v.sort_unstable();
     v.dedup();

@@ -117,17 +117,9 @@ fn sensor_hook(
         signal_scope: plan.process.landlock.scopes & cordon_sandbox::plan::landlock::SCOPE_SIGNAL != 0,
     };
     let net = cordon_sensor::NetRules { loopback_only: policy.net.egress != Egress::Open, allow: vec![] };
-    // Calls the filter answers quietly (clone3 -> ENOSYS, and libc falls back) are probes, not
-    // refusals: the sensor does not watch them unless another rule for the same call refuses.
-    let quiet = |r: &&cordon_sandbox::plan::seccomp::ResolvedRule| {
-        matches!(r.action, cordon_policy::syscalls::DenyAction::QuietErrno(_))
-    };
-    let rules = &plan.process.seccomp.rules;
-    let mut seccomp_watch: Vec<u32> = rules
-        .iter()
-        .filter(|r| r.nr >= 0 && !(quiet(r) && rules.iter().filter(|x| x.nr == r.nr).all(|x| quiet(&x))))
-        .map(|r| r.nr as u32)
-        .collect();
+    // A call is watched when some rule refuses it; quiet answers (probes) are not refusals.
+    let mut seccomp_watch: Vec<u32> =
+        plan.process.seccomp.rules.iter().filter(|r| r.nr >= 0 && !r.action.is_quiet()).map(|r| r.nr as u32).collect();
     seccomp_watch.sort_unstable();
     seccomp_watch.dedup();
     let (sid, ring_bytes) = (p.session_id.clone(), p.ring_bytes);
