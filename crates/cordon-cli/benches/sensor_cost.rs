@@ -52,6 +52,21 @@ struct Sample {
     lost: Vec<u64>,
     /// The loop's own (wall, CPU) seconds.
     inner: Vec<(f64, f64)>,
+    /// cordon's own CPU seconds (every thread of the `cordon` process, not the session's), from
+    /// the `cordon-timing: cpu:` line.
+    own: Vec<f64>,
+}
+
+/// What one run measured.
+struct Measured {
+    wall: f64,
+    cpu: f64,
+    events: u64,
+    lost: u64,
+    inner: Option<(f64, f64)>,
+    own: Option<f64>,
+    /// The sensor's programs' run time in seconds (with kernel.bpf_stats_enabled=1).
+    programs: Option<f64>,
 }
 
 struct Workload {
@@ -65,11 +80,12 @@ struct Workload {
 
 /// Wall and CPU time of the whole run, the sensor's events and losses (with `report`), and the
 /// loop's own wall and CPU time when the workload prints `... in SECONDS s (cpu SECONDS s ...`.
-fn run(ws: &Path, argv: &[String], report: Option<&Path>) -> (f64, f64, u64, u64, Option<(f64, f64)>) {
+fn run(ws: &Path, argv: &[String], report: Option<&Path>) -> Measured {
     let c0 = common::children_cpu();
     let t = Instant::now();
     let st = Command::new(&argv[0])
         .args(&argv[1..])
+        .env("CORDON_TIMING", "1")
         .current_dir(ws)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -88,7 +104,13 @@ fn run(ws: &Path, argv: &[String], report: Option<&Path>) -> (f64, f64, u64, u64
     let stderr = String::from_utf8_lossy(&st.stderr);
     let after = |l: &str, tag: &str| -> Option<f64> { l.split(tag).nth(1)?.split(' ').next()?.parse().ok() };
     let inner = stderr.lines().rev().find_map(|l| Some((after(l, " in ")?, after(l, "(cpu ")?)));
-    (wall, cpu, events, lost, inner)
+    let ms = |tag: &str, field: &str| {
+        let l = stderr.lines().find(|l| l.starts_with(tag))?;
+        after(l, field).map(|v| v / 1e3)
+    };
+    let own = ms("cordon-timing: cpu:", "cordon ");
+    let programs = ms("cordon-timing: sensor programs:", " runs, ");
+    Measured { wall, cpu, events, lost, inner, own, programs }
 }
 
 /// One million os.stat, timed by Python itself (the line the benchmark reads).
@@ -119,13 +141,14 @@ fn bench(w: &Workload, variants: &[Variant], rounds: usize, ws: &Path, report: &
             let argv: Vec<String> = v.prefix.iter().chain(w.cmd.iter()).cloned().collect();
             (w.prepare)();
             nix::unistd::sync();
-            let (wall, cpu, events, lost, inner) = run(ws, &argv, v.report.then_some(report));
+            let m = run(ws, &argv, v.report.then_some(report));
             let s = &mut samples[i];
-            s.wall.push(wall);
-            s.cpu.push(cpu);
-            s.events.push(events);
-            s.lost.push(lost);
-            s.inner.extend(inner);
+            s.wall.push(m.wall);
+            s.cpu.push(m.cpu);
+            s.events.push(m.events);
+            s.lost.push(m.lost);
+            s.inner.extend(m.inner);
+            s.own.extend(m.own);
         }
     }
     println!("{}: {rounds} rounds, each variant once per round, in a rotating order", w.name);
@@ -171,7 +194,83 @@ fn bench(w: &Workload, variants: &[Variant], rounds: usize, ws: &Path, report: &
             let ev: Vec<f64> = s.events.iter().map(|e| *e as f64).collect();
             print!("  events {:.0}, lost {} at most", median(&ev), s.lost.iter().max().unwrap_or(&0));
         }
+        if !s.own.is_empty() {
+            print!("  cordon's own cpu {:.1} ms", median(&s.own) * 1e3);
+        }
         println!();
+    }
+    sensor_share(w, variants, &samples, ws, report);
+}
+
+/// The sensor's cost taken apart, which the machine's noise cannot hide: cordon's own CPU with the
+/// sensor minus without it (paired by round), plus the time its programs ran in the kernel (a
+/// separate pass with kernel.bpf_stats_enabled=1, since keeping the figures costs time itself),
+/// against the bare run's CPU.
+fn sensor_share(w: &Workload, variants: &[Variant], samples: &[Sample], ws: &Path, report: &Path) {
+    let (Some(plain), Some(events)) = (
+        variants.iter().position(|v| v.name == "cordon run"),
+        variants.iter().position(|v| v.name == "cordon run --events FILE"),
+    ) else {
+        return;
+    };
+    let (p, e) = (&samples[plain].own, &samples[events].own);
+    if p.len() != e.len() || p.is_empty() {
+        return;
+    }
+    let extra: Vec<f64> = e.iter().zip(p).map(|(a, b)| a - b).collect();
+    let rounds = p.len().clamp(3, 5);
+    let programs: Vec<f64> = {
+        let _stats = BpfStats::on();
+        let argv: Vec<String> = variants[events].prefix.iter().chain(w.cmd.iter()).cloned().collect();
+        (0..rounds)
+            .filter_map(|_| {
+                (w.prepare)();
+                run(ws, &argv, Some(report)).programs
+            })
+            .collect()
+    };
+    let bare = median(&samples[0].cpu);
+    let (lo, hi) = range(&extra);
+    print!(
+        "  the sensor's own cost: cordon's threads {:+.1} ms CPU [{:+.1} to {:+.1}]",
+        median(&extra) * 1e3,
+        lo * 1e3,
+        hi * 1e3
+    );
+    if programs.is_empty() {
+        println!(" (program time unknown: kernel.bpf_stats_enabled could not be set)");
+        return;
+    }
+    let prog = median(&programs);
+    println!(
+        ", programs {:.1} ms ({} runs with bpf stats); together {:.2}% of the bare run's {:.3} s CPU",
+        prog * 1e3,
+        programs.len(),
+        (median(&extra) + prog) / bare * 100.0,
+        bare
+    );
+}
+
+/// kernel.bpf_stats_enabled=1 while alive; the old value back when dropped.
+struct BpfStats(Option<String>);
+
+impl BpfStats {
+    const PATH: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    fn on() -> BpfStats {
+        let old = std::fs::read_to_string(Self::PATH).ok();
+        if old.is_some() && std::fs::write(Self::PATH, "1").is_err() {
+            return BpfStats(None);
+        }
+        BpfStats(old)
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write(Self::PATH, old.trim());
+        }
     }
 }
 

@@ -69,6 +69,8 @@ pub struct Hub {
     cpus: usize,
     /// How long loading and attaching took.
     pub loaded_in: Duration,
+    /// The kernel's ids of every program loaded, for [`Hub::program_time`].
+    prog_ids: Vec<u32>,
 }
 
 struct State {
@@ -202,6 +204,10 @@ impl Hub {
             ("tp_btf/sched_process_fork", &p.on_fork),
             ("tp_btf/sched_process_exit", &p.on_exit),
         ];
+        let mut prog_ids = vec![];
+        for prog in tps.iter().map(|t| t.1).chain(net.iter().map(|n| n.1)) {
+            prog_ids.extend(libbpf_rs::Program::id_from_fd(prog.as_fd()));
+        }
         let mut links = vec![];
         for (name, prog) in tps {
             links.push(prog.attach().map_err(|e| SensorError::Attach { prog: name, err: format!("{e:#}") })?);
@@ -217,6 +223,7 @@ impl Hub {
             own_ring: Mutex::new(own_ring),
             cpus: libbpf_rs::num_possible_cpus().unwrap_or(1).max(1),
             loaded_in: started.elapsed(),
+            prog_ids,
         }))
     }
 
@@ -240,6 +247,17 @@ impl Hub {
 
     /// Starts watching the session in `cfg.cgroup`; its events go to `cfg.sink` from a reader
     /// thread of its own. [`Sensor::finish`] (or dropping it) removes the session.
+    /// How often the programs ran and the time they took, summed over all of them, for every
+    /// process they ran in (those outside any session return at once, but pay for the call). None
+    /// unless the kernel keeps the figures (`sysctl kernel.bpf_stats_enabled=1`, which itself adds
+    /// two clock reads to every run).
+    pub fn program_time(&self) -> Option<(u64, Duration)> {
+        let (runs, ns) = libbpf_rs::query::ProgInfoIter::default()
+            .filter(|p| self.prog_ids.contains(&p.id))
+            .fold((0u64, 0u64), |(r, t), p| (r + p.run_cnt, t + p.run_time_ns));
+        (ns > 0).then(|| (runs, Duration::from_nanos(ns)))
+    }
+
     pub fn add_session(self: &Arc<Self>, cfg: Config) -> Result<Sensor, SensorError> {
         Sensor::attach(self.clone(), cfg)
     }
@@ -413,6 +431,10 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     /// Stops the session's reporting: its network programs are detached and the programs no longer
     /// count its processes as a session's. Records already offered stay in the ring.
     pub(crate) fn stop(&self) {

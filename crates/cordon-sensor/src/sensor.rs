@@ -150,6 +150,16 @@ impl Sensor {
     /// programs are unloaded if this was the hub's last session.
     pub fn finish(mut self) -> Summary {
         let t = Instant::now();
+        if timing() {
+            if let Some((runs, took)) = self.reg.hub().program_time() {
+                let ns = took.as_nanos() as f64;
+                eprintln!(
+                    "cordon-timing: sensor programs: {runs} runs, {:.1} ms ({:.0} ns per run, every process on the host)",
+                    ns / 1e6,
+                    ns / runs.max(1) as f64
+                );
+            }
+        }
         self.tell_stop();
         let sum = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
         drop(self);

@@ -140,6 +140,12 @@ fn spec(a: &RunArgs) -> Result<SessionSpec> {
     })
 }
 
+/// User + system CPU of `who` (getrusage), in milliseconds.
+fn cpu_ms(who: nix::sys::resource::UsageWho) -> f64 {
+    let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 * 1e3 + v.tv_usec() as f64 / 1e3;
+    nix::sys::resource::getrusage(who).map(|u| t(u.user_time()) + t(u.system_time())).unwrap_or(f64::NAN)
+}
+
 pub fn run(a: RunArgs) -> Result<i32> {
     let timing = std::env::var_os("CORDON_TIMING").is_some();
     let t0 = std::time::Instant::now();
@@ -156,6 +162,15 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let live = (!a.quiet).then(crate::render::live);
     let f = cordon_session::engine::run(p, live).map_err(|e| anyhow::anyhow!("{e}"))?;
     tm("session over");
+    if timing {
+        // cordon's own CPU (every thread: supervisor, sensor reader, audit writer, proxy) apart from
+        // the session's, which the benchmarks need to tell the sensor's cost from the workload's noise.
+        let (own, session) = {
+            use nix::sys::resource::UsageWho;
+            (cpu_ms(UsageWho::RUSAGE_SELF), cpu_ms(UsageWho::RUSAGE_CHILDREN))
+        };
+        eprintln!("cordon-timing: cpu: cordon {own:.1} ms, session {session:.1} ms");
+    }
     crate::render::after(&f, &policy_name, a.quiet, a.verbose, a.monitor || a.events.is_some());
     Ok(f.outcome.exit_code)
 }
