@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod grants;
 pub mod guards;
+pub mod hints;
 pub mod host;
 pub mod monitor;
 pub mod outputs;
