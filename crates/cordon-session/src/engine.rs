@@ -80,6 +80,8 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         alerts.borrow_mut().extend(w.shared.alerts.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
         killed_by = w.shared.killed_by.lock().ok().and_then(|k| k.clone());
     }
+    let cache_hints = crate::caches::hint(&p.policy, &p.spec.argv, &outcome, sensor.as_ref());
+    outcome.notes.extend(cache_hints);
     judge_at_end(&mut rules.borrow_mut(), &outcome, &mut alerts.borrow_mut());
     let alerts = alerts.borrow().clone();
     let mut unsaved = vec![];

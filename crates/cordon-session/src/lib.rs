@@ -15,6 +15,7 @@ macro_rules! bail {
 
 pub mod audit_writer;
 mod bytes;
+pub mod caches;
 pub mod effects;
 pub mod egress;
 pub mod engine;
