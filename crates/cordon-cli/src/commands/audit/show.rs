@@ -200,7 +200,13 @@ fn words(kind: &str, body: &Value) -> String {
             "sealed: records up to #{} signed with the log's key",
             body["covers_seq"].as_i64().map_or("?".into(), |n| n.to_string())
         ),
-        Some(RecordKind::Recovered) => format!("imported from the recovery spool: {body}"),
+        Some(RecordKind::Recovered) => match (body["records"].as_u64(), body["file"].as_str(), body["reason"].as_str())
+        {
+            (Some(n), Some(f), Some(why)) => {
+                format!("imported {n} record(s) from the recovery spool {f} (the log had refused them: {why})")
+            }
+            _ => format!("imported from the recovery spool: {body}"),
+        },
         Some(RecordKind::Sensor) | None if kind.starts_with("sensor.") => {
             typed(&|| serde_json::from_value::<Event>(body.clone()).ok().map(|e| e.line()))
         }
