@@ -227,9 +227,7 @@ fn a_session_that_ran_is_recorded_when_the_database_fails() {
     let id = r["outcome"]["session_id"].as_str().expect("id").to_string();
     let show_o = e.cordon(&["audit", "show", &id]);
     assert!(
-        out(&show_o).contains("recovered")
-            && out(&show_o).contains("\"exit_code\":42")
-            && out(&show_o).contains("seal"),
+        out(&show_o).contains("recovered") && out(&show_o).contains("exit 42") && out(&show_o).contains("seal"),
         "{}",
         show(&show_o)
     );
@@ -729,4 +727,67 @@ fn audit_ls_has_a_line_per_session_with_exit_denials_and_alerts() {
     assert!(b[6].parse::<u32>().is_ok_and(|n| n >= 1), "the unshare raised an alert: {text}");
     assert!(lines[3].contains("echo 'first\\nsecond'"), "the newline is escaped: {text}");
     assert_eq!(a[9], e.ws.display().to_string(), "{text}");
+}
+
+/// `cordon audit show` for people (issue 17 #9): a header, then one line per record with its time,
+/// kind and the fact in words, denials and alerts marked; `--json` keeps the machine format;
+/// `--denials`, `--alerts` and `--kind K` filter (an unknown kind is a usage error naming the valid
+/// ones). A session whose command never ran is listed by `ls` as such.
+#[test]
+fn audit_show_reads_as_a_timeline_and_filters() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    assert_eq!(e.run_sh("unshare -U true; exit 3").status.code(), Some(3));
+    let o = e.cordon(&["run", "--", "/definitely/not/here"]);
+    assert_eq!(o.status.code(), Some(127), "{}", show(&o));
+    let o = e.cordon(&["audit", "ls", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("ls json");
+    let ids: Vec<String> =
+        v.as_array().expect("array").iter().map(|r| r["session"].as_str().unwrap_or_default().into()).collect();
+    assert_eq!(ids.len(), 2);
+
+    let o = e.cordon(&["audit", "show", &ids[0]]);
+    assert!(o.status.success(), "{}", show(&o));
+    let text = out(&o);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with(&format!("session {}", ids[0])) && first.contains("policy `agent`"), "{text}");
+    assert!(text.contains("exit 3"), "{text}");
+    assert!(!text.contains("{\""), "no raw JSON by default: {text}");
+    let denied: Vec<&str> = text.lines().filter(|l| l.contains("DENIED")).collect();
+    assert!(denied.iter().any(|l| l.contains("unshare")), "{text}");
+    assert!(text.lines().any(|l| l.contains("ALERT")), "{text}");
+    assert!(text.lines().any(|l| l.contains(" start ") && l.contains("/bin/sh -c")), "{text}");
+    assert!(text.lines().any(|l| l.contains(" end ") && l.contains("exit 3")), "{text}");
+
+    // Filters: only what was asked for, after the same header.
+    let body = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["audit", "show", &ids[0]];
+        a.extend_from_slice(args);
+        let o = e.cordon(&a);
+        assert!(o.status.success(), "{args:?} {}", show(&o));
+        out(&o).lines().skip_while(|l| !l.starts_with("TIME")).skip(1).map(String::from).collect()
+    };
+    let d = body(&["--denials"]);
+    assert!(!d.is_empty() && d.iter().all(|l| l.contains("DENIED")), "{d:#?}");
+    let a = body(&["--alerts"]);
+    assert!(!a.is_empty() && a.iter().all(|l| l.contains("ALERT")), "{a:#?}");
+    let k = body(&["--kind", "end"]);
+    assert_eq!(k.len(), 1, "{k:#?}");
+    let o = e.cordon(&["audit", "show", &ids[0], "--kind", "nope"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        err(&o).contains("--kind nope") && err(&o).contains("denial") && err(&o).contains("sensor.exec"),
+        "{}",
+        show(&o)
+    );
+
+    let o = e.cordon(&["audit", "show", &ids[0], "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("show --json");
+    assert!(j.as_array().is_some_and(|a| a.iter().any(|r| r["kind"] == "denial")), "{}", show(&o));
+
+    let o = e.cordon(&["audit", "ls"]);
+    let line = out(&o).lines().find(|l| l.starts_with(&ids[1][..16])).unwrap_or_default().to_string();
+    assert!(line.contains("not run"), "{}", out(&o));
 }

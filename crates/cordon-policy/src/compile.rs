@@ -188,6 +188,13 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
         }
     }
     push_unique(&mut fs.hide, r.hide.iter().map(|e| e.get_ref().clone()));
+    for e in &r.create {
+        for p in paths::expand(e.get_ref(), cx) {
+            if !fs.create.iter().any(|m| m.path == p) {
+                fs.create.push(Masked { path: p, entry: e.get_ref().clone(), origin: origin.to_string() });
+            }
+        }
+    }
     if let Some(t) = &r.tmp_size {
         if let Ok(n) = units::parse_size(t.get_ref()) {
             fs.tmp_size = n;

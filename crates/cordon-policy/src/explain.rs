@@ -119,6 +119,14 @@ pub fn explain(c: &CompiledPolicy) -> String {
     if !c.fs.hide.is_empty() {
         let _ = writeln!(s, "  unreadable files in the workspace: {}", c.fs.hide.join(", "));
     }
+    if !c.fs.create.is_empty() {
+        let v: Vec<_> = c.fs.create.iter().map(|m| m.entry.clone()).collect();
+        let _ = writeln!(
+            s,
+            "  made before the session when missing (so the caches above work on first use): {}",
+            v.join(", ")
+        );
+    }
     let _ = writeln!(s, "  /tmp is private to the session ({}), and gone when it ends", fmt_size(c.fs.tmp_size));
     if c.namespaces.mount {
         let _ = writeln!(

@@ -149,6 +149,18 @@ fn fs(v: &mut V, f: &RawFs, p: &str) {
     paths(v, &f.write, &format!("{p}.write"), true);
     paths(v, &f.exec, &format!("{p}.exec"), true);
     paths(v, &f.deny, &format!("{p}.deny"), false);
+    paths(v, &f.create, &format!("{p}.create"), true);
+    for (i, e) in f.create.iter().enumerate() {
+        let r = e.get_ref();
+        if !(r.starts_with("~/") || r.starts_with("$HOME/")) {
+            v.err(
+                e,
+                format!("{p}.create[{i}]"),
+                "fs.create makes directories in the user's home only",
+                Some("write a path starting with `~/`, e.g. \"~/.cache\"".into()),
+            );
+        }
+    }
     for (i, e) in f.protect.iter().enumerate() {
         if let Err((m, h)) = check_relative(e.get_ref()) {
             v.err(e, format!("{p}.protect[{i}]"), m, h);

@@ -86,3 +86,15 @@ fn catch_all_allow_entries_are_warnings_with_their_position() {
     assert!(w[1].starts_with("wide.toml:6:10: warning in `tools.db.net.allow[0]`: `127.0.0.0/8:5432` opens the range 127.0.0.0/8 on port 5432"), "{w:#?}");
     assert!(cordon_policy::load("builtin:agent").map(|l| l.warnings().is_empty()).unwrap_or(false));
 }
+
+/// `fs.create` makes directories as the invoking user before the session: only in HOME, never a
+/// credential store.
+#[test]
+fn fs_create_is_for_directories_in_home_only() {
+    let d = diags("version = 1\n[fs]\ncreate = [\"/opt/cache\", \"~/.ssh\", \"~/.cache\"]\n");
+    let shown: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+    assert_eq!(d.len(), 2, "{shown:#?}");
+    assert!(shown[0].contains("fs.create[0]") && shown[0].contains("home only"), "{shown:#?}");
+    assert!(shown[1].contains("fs.create[1]") && shown[1].contains("credential"), "{shown:#?}");
+    assert!(cordon_policy::load_text("ok.toml", "version = 1\n[fs]\ncreate = [\"~/.cache\"]\n").is_ok());
+}

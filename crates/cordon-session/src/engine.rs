@@ -52,6 +52,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
             kill
         })
     };
+    let protect_watch = crate::hints::ProtectWatch::start(&p.policy);
     let outcome = Session {
         plan: &p.plan,
         session_id: p.session_id.clone(),
@@ -64,7 +65,8 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     .run();
     let mut sensor = sensor_cell.borrow_mut().take().map(|s| s.finish());
     let sensor_audit = wiring.as_mut().map(|w: &mut pipeline::Built| w.finish_audit());
-    let outcome = outcome?;
+    let mut outcome = outcome?;
+    outcome.notes.extend(protect_watch.map(|w| w.finish(&p.workspace)).unwrap_or_default());
     let mut warnings = vec![];
     if let Some(Err(e)) = &sensor_audit {
         warnings.push(format!("audit: sensor events could not all be recorded: {e}"));
@@ -78,6 +80,8 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         alerts.borrow_mut().extend(w.shared.alerts.lock().unwrap_or_else(|e| e.into_inner()).drain(..));
         killed_by = w.shared.killed_by.lock().ok().and_then(|k| k.clone());
     }
+    let cache_hints = crate::caches::hint(&p.policy, &p.spec.argv, &outcome, sensor.as_ref());
+    outcome.notes.extend(cache_hints);
     judge_at_end(&mut rules.borrow_mut(), &outcome, &mut alerts.borrow_mut());
     let alerts = alerts.borrow().clone();
     let mut unsaved = vec![];

@@ -15,12 +15,14 @@ macro_rules! bail {
 
 pub mod audit_writer;
 mod bytes;
+pub mod caches;
 pub mod effects;
 pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod grants;
 pub mod guards;
+pub mod hints;
 pub mod host;
 pub mod monitor;
 pub mod outputs;

@@ -56,8 +56,14 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     let session_id = cordon_sandbox::new_session_id();
     let cwd = Some(spec.cwd.clone()).filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
     let inv = Invocation { session_id: session_id.clone(), argv: spec.argv.clone(), cwd, env: spec.env.clone() };
-    let plan = plan(&policy, &caps, &inv);
+    let mut plan = plan(&policy, &caps, &inv);
     let lost = verdict(&plan, &policy, spec.allow_degraded)?;
+    // Made once the run is not refused; the root then holds them, so the plan is made again.
+    let (made, created) = crate::caches::make(&policy);
+    notices.extend(created);
+    if made {
+        plan = cordon_sandbox::plan(&policy, &caps, &inv);
+    }
     if let Some(w) =
         audit_path.as_deref().map(|db| recording::refuse_writable_location(db, &policy, &plan)).transpose()?.flatten()
     {

@@ -5,6 +5,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write as _;
 use std::path::PathBuf;
 
+mod show;
+
 #[derive(Subcommand)]
 #[command(about = "Inspect and verify the tamper-evident session record")]
 pub enum AuditCmd {
@@ -24,7 +26,8 @@ pub enum AuditCmd {
     Head(Common),
     /// List sessions.
     Ls(Common),
-    /// A session's timeline.
+    /// A session's timeline: a header, then one line per record (time since the start, kind, what
+    /// happened); refusals and alerts are marked `!`. `--json` prints the records as stored.
     Show(ShowArgs),
     /// A session's records as JSON lines or OpenTelemetry log JSON.
     Export(ExportArgs),
@@ -57,6 +60,18 @@ pub struct ShowArgs {
     pub session: String,
     #[command(flatten)]
     pub common: Common,
+    /// Only refusals: the supervisor's denials, the sensor's deny events, the proxy's refused
+    /// connections.
+    #[arg(long)]
+    pub denials: bool,
+    /// Only alerts (detection rules that fired).
+    #[arg(long)]
+    pub alerts: bool,
+    /// Only entries of this kind: a record kind (start, denial, egress, limit, alert,
+    /// sensor.summary, end, seal, ...) or a sensor event kind (sensor.exec, sensor.open, ...).
+    /// Repeatable; with --denials or --alerts, an entry matching any of them is shown.
+    #[arg(long, value_name = "K")]
+    pub kind: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -204,11 +219,21 @@ fn ls_line(r: &cordon_audit::SessionRow) -> String {
         exit,
         denied,
         r.alerts,
-        if r.sealed { "sealed" } else { "unfinished" },
+        state(r),
         r.summary["policy"]["name"].as_str().unwrap_or("?"),
         one_line(r.summary["workspace"].as_str().unwrap_or("?")),
         one_line(&cmd)
     )
+}
+
+/// sealed, unfinished, or `not run` when the command never started (the sandbox could not be set
+/// up, or the program could not be executed): the session is recorded, nothing of it ran.
+fn state(r: &cordon_audit::SessionRow) -> &'static str {
+    match r.end["ending"]["kind"].as_str() {
+        Some("setup_failed" | "exec_failed") => "not run",
+        _ if r.sealed => "sealed",
+        _ => "unfinished",
+    }
 }
 
 /// Control characters shown as escapes (`\n`, `\t`, `\u{1b}`), so one record stays one line.
@@ -234,33 +259,15 @@ fn utc(ms: i64) -> String {
 }
 
 fn show(a: ShowArgs) -> Result<i32> {
+    let filter = show::Filter { denials: a.denials, alerts: a.alerts, kinds: a.kind };
+    if let Some(msg) = filter.unknown_kind() {
+        eprintln!("cordon: error: {msg}");
+        return Ok(2);
+    }
     let s = cordon_audit::Store::open_read_only(&path(&a.common.audit)?)?;
-    let recs = s.records(&s.resolve_session(&a.session)?)?;
-    let mut out = std::io::stdout().lock();
-    if a.common.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&recs)?)?;
-        return Ok(0);
-    }
-    let t0 = recs.first().map(|r| r.ts_ms).unwrap_or(0);
-    for r in recs {
-        for (kind, ts, body) in entries(&r) {
-            let text = if kind.starts_with("sensor.") {
-                serde_json::from_value::<cordon_schema::Event>(body.clone())
-                    .map(|e| e.line())
-                    .unwrap_or_else(|_| body.to_string())
-            } else {
-                body.to_string()
-            };
-            writeln!(
-                out,
-                "+{:>8.3}s  #{:<6} {:<14} {}",
-                (ts - t0) as f64 / 1000.0,
-                r.seq,
-                kind,
-                text.chars().take(200).collect::<String>()
-            )?;
-        }
-    }
+    let id = s.resolve_session(&a.session)?;
+    let recs = s.records(&id)?;
+    show::show(&mut std::io::stdout().lock(), &id, &recs, &filter, a.common.json)?;
     Ok(0)
 }
 

@@ -1,0 +1,215 @@
+//! `cordon audit show SESSION` for people: a header (session, policy, workspace, command, how it
+//! ended), then one line per record or sensor event: its time since the start, its kind and the fact
+//! in words; refusals and alerts marked with `!` and the words DENIED and ALERT. `--denials`,
+//! `--alerts` and `--kind K` keep only those entries; `--json` prints the records as stored (or,
+//! with a filter, the matching entries as `cordon audit export` shapes them).
+
+use super::{entries, one_line, utc};
+use cordon_schema::bodies::{End, Limit, Start};
+use cordon_schema::outcome::Ending;
+use cordon_schema::{Denial, Event, Kind, RecordKind};
+use serde_json::Value;
+use std::io::Write;
+
+/// Which entries to show; empty: all.
+pub struct Filter {
+    pub denials: bool,
+    pub alerts: bool,
+    pub kinds: Vec<String>,
+}
+
+impl Filter {
+    pub fn any(&self) -> bool {
+        self.denials || self.alerts || !self.kinds.is_empty()
+    }
+
+    /// A `--kind` that names no record kind and no sensor event kind: the usage error's text.
+    pub fn unknown_kind(&self) -> Option<String> {
+        let bad = self.kinds.iter().find(|k| !valid_kinds().contains(k))?;
+        let records: Vec<&str> = RecordKind::ALL.iter().map(|k| k.as_str()).collect();
+        let sensor: Vec<String> = Kind::ALL.iter().map(|k| format!("sensor.{}", k.as_str())).collect();
+        Some(format!(
+            "--kind {bad}: not a kind of record\n  hint: a record kind ({}) or a sensor event kind ({})",
+            records.join(", "),
+            sensor.join(", ")
+        ))
+    }
+
+    fn keeps(&self, kind: &str, body: &Value) -> bool {
+        if !self.any() {
+            return true;
+        }
+        (self.denials && is_denial(kind, body))
+            || (self.alerts && kind == RecordKind::Alert.as_str())
+            || self.kinds.iter().any(|k| k == kind || (k == "sensor" && kind.starts_with("sensor.")))
+    }
+}
+
+fn valid_kinds() -> Vec<String> {
+    RecordKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_string())
+        .chain(Kind::ALL.iter().map(|k| format!("sensor.{}", k.as_str())))
+        .collect()
+}
+
+fn is_denial(kind: &str, body: &Value) -> bool {
+    kind == RecordKind::Denial.as_str()
+        || kind == "sensor.deny"
+        || (kind == RecordKind::Egress.as_str() && body["allowed"] == Value::Bool(false))
+}
+
+pub fn show(
+    out: &mut impl Write,
+    session: &str,
+    recs: &[cordon_audit::Record],
+    filter: &Filter,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        if !filter.any() {
+            writeln!(out, "{}", serde_json::to_string_pretty(recs)?)?;
+            return Ok(());
+        }
+        let kept: Vec<Value> = recs
+            .iter()
+            .flat_map(|r| entries(r).into_iter().map(move |e| (r, e)))
+            .filter(|(_, (kind, _, body))| filter.keeps(kind, body))
+            .map(|(r, (kind, ts, body))| {
+                serde_json::json!({"seq": r.seq, "session": r.session, "kind": kind, "ts_ms": ts, "body": body})
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&kept)?)?;
+        return Ok(());
+    }
+    header(out, session, recs)?;
+    writeln!(out, "{:<10} {:<1} {:<14} WHAT", "TIME", "", "KIND")?;
+    let t0 = recs.first().map(|r| r.ts_ms).unwrap_or(0);
+    for r in recs {
+        for (kind, ts, body) in entries(r) {
+            if !filter.keeps(&kind, &body) {
+                continue;
+            }
+            let mark = if is_denial(&kind, &body) || kind == RecordKind::Alert.as_str() { "!" } else { "" };
+            writeln!(
+                out,
+                "{:<10} {mark:<1} {kind:<14} {}",
+                format!("+{:.3}s", (ts - t0) as f64 / 1000.0),
+                one_line(&words(&kind, &body))
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The session in three lines: who and where, what ran, how it ended.
+fn header(out: &mut impl Write, session: &str, recs: &[cordon_audit::Record]) -> anyhow::Result<()> {
+    let body = |k: RecordKind| -> Option<Value> {
+        recs.iter().find(|r| r.kind == k.as_str()).and_then(|r| serde_json::from_str(&r.body).ok())
+    };
+    let start: Option<Start> = body(RecordKind::Start).and_then(|v| serde_json::from_value(v).ok());
+    let end: Option<End> = body(RecordKind::End).and_then(|v| serde_json::from_value(v).ok());
+    let sealed = recs.iter().any(|r| r.kind == RecordKind::Seal.as_str());
+    match &start {
+        Some(s) => {
+            writeln!(out, "session {session}  policy `{}`  workspace {}", s.policy.name, one_line(&s.workspace))?;
+            writeln!(out, "command: {}", one_line(&s.command.join(" ")))?;
+        }
+        None => writeln!(out, "session {session}  (no start record)")?,
+    }
+    let alerts = recs.iter().filter(|r| r.kind == RecordKind::Alert.as_str()).count();
+    let started = recs.first().map(|r| utc(r.ts_ms)).unwrap_or_default();
+    let ended = match &end {
+        Some(e) => format!("{}; {} denial(s), {alerts} alert(s)", ending(e), e.denials_total + sensor_denials(recs)),
+        None => "unfinished (no end record: cordon was killed, or the session is still running)".into(),
+    };
+    writeln!(out, "started {started} UTC, {ended}; {}", if sealed { "sealed" } else { "not sealed" })?;
+    Ok(())
+}
+
+fn sensor_denials(recs: &[cordon_audit::Record]) -> u64 {
+    recs.iter()
+        .find(|r| r.kind == RecordKind::SensorSummary.as_str())
+        .and_then(|r| serde_json::from_str::<Value>(&r.body).ok())
+        .and_then(|v| v["denials_total"].as_u64())
+        .unwrap_or(0)
+}
+
+fn ending(e: &End) -> String {
+    let after = format!("after {:.2}s", e.duration_ms as f64 / 1000.0);
+    match &e.ending {
+        Ending::Exited { code } => format!("exit {code} {after}"),
+        Ending::Signaled { signal } => format!("killed by signal {signal} {after} (exit {})", e.exit_code),
+        Ending::SetupFailed { error } => format!("not run: could not confine the command: {error}"),
+        Ending::ExecFailed { errno, program } => format!(
+            "not run: cannot execute {program}: {} (exit {})",
+            std::io::Error::from_raw_os_error(*errno),
+            e.exit_code
+        ),
+    }
+}
+
+/// One entry in words; a body that does not parse is shown as its JSON.
+fn words(kind: &str, body: &Value) -> String {
+    let typed = |f: &dyn Fn() -> Option<String>| f().unwrap_or_else(|| body.to_string());
+    match RecordKind::parse(kind) {
+        Some(RecordKind::Start) => typed(&|| {
+            let s: Start = serde_json::from_value(body.clone()).ok()?;
+            Some(format!(
+                "ran `{}` in {} under policy `{}` (uid {}, kernel {}, Landlock ABI {}{})",
+                s.command.join(" "),
+                s.workspace,
+                s.policy.name,
+                s.uid,
+                s.host.kernel,
+                s.host.landlock_abi,
+                if s.allow_degraded { ", degraded accepted" } else { "" }
+            ))
+        }),
+        Some(RecordKind::Denial) => typed(&|| {
+            let d: Denial = serde_json::from_value(body.clone()).ok()?;
+            let times = if d.count > 1 { format!(" ×{}", d.count) } else { String::new() };
+            Some(format!("DENIED [{}] {} by {}[{}]{times}: {}", d.layer, d.what, d.comm, d.pid, d.reason))
+        }),
+        Some(RecordKind::Egress) => typed(&|| {
+            let d: cordon_schema::egress::Decision = serde_json::from_value(body.clone()).ok()?;
+            Some(d.describe())
+        }),
+        Some(RecordKind::Limit) => typed(&|| {
+            let l: Limit = serde_json::from_value(body.clone()).ok()?;
+            Some(format!("limit hit: {}", l.text))
+        }),
+        Some(RecordKind::Alert) => typed(&|| {
+            let a: cordon_schema::Alert = serde_json::from_value(body.clone()).ok()?;
+            let stop = if a.action == cordon_schema::Action::Kill { " (session stopped)" } else { "" };
+            Some(format!("ALERT [{}]{stop}: {}", a.rule, a.reason))
+        }),
+        Some(RecordKind::SensorSummary) => typed(&|| {
+            let s: cordon_schema::sensor::Summary = serde_json::from_value(body.clone()).ok()?;
+            Some(format!(
+                "sensor: {} events, {} lost, {} refused, {} processes",
+                s.events, s.lost, s.denials_total, s.processes
+            ))
+        }),
+        Some(RecordKind::End) => typed(&|| {
+            let e: End = serde_json::from_value(body.clone()).ok()?;
+            let notes = e.notes.iter().map(|n| format!("; note: {n}")).collect::<String>();
+            Some(format!("{}, {} denial(s){notes}", ending(&e), e.denials_total))
+        }),
+        Some(RecordKind::Seal) => format!(
+            "sealed: records up to #{} signed with the log's key",
+            body["covers_seq"].as_i64().map_or("?".into(), |n| n.to_string())
+        ),
+        Some(RecordKind::Recovered) => match (body["records"].as_u64(), body["file"].as_str(), body["reason"].as_str())
+        {
+            (Some(n), Some(f), Some(why)) => {
+                format!("imported {n} record(s) from the recovery spool {f} (the log had refused them: {why})")
+            }
+            _ => format!("imported from the recovery spool: {body}"),
+        },
+        Some(RecordKind::Sensor) | None if kind.starts_with("sensor.") => {
+            typed(&|| serde_json::from_value::<Event>(body.clone()).ok().map(|e| e.line()))
+        }
+        _ => body.to_string(),
+    }
+}
