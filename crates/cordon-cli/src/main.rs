@@ -23,6 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     Run(commands::run::RunArgs),
+    Init(commands::init::InitArgs),
     Doctor(commands::doctor::DoctorArgs),
     Monitor(commands::monitor::MonitorArgs),
     #[command(subcommand)]
@@ -69,6 +70,7 @@ fn main() {
     }
     let code = match cli.cmd {
         Cmd::Run(a) => commands::run::run(a),
+        Cmd::Init(a) => commands::init::run(a),
         Cmd::Doctor(a) => commands::doctor::run(a),
         Cmd::Monitor(a) => commands::monitor::run(a),
         Cmd::Policy(p) => commands::policy::run(p),

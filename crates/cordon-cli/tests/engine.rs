@@ -25,6 +25,7 @@ fn spec(e: &Env, i: usize) -> SessionSpec {
         cwd: ws.clone(),
         workspace: Some(ws),
         policy: "builtin:agent".into(),
+        project_policy: false,
         allow_net: vec![],
         allow_degraded: false,
         audit: AuditChoice::Path(e.root.join("audit.db")),

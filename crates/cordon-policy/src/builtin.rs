@@ -6,6 +6,8 @@ const PROFILES: &[(&str, &str)] = &[
     ("readonly", include_str!("profiles/readonly.toml")),
     ("build", include_str!("profiles/build.toml")),
     ("strict", include_str!("profiles/strict.toml")),
+    ("claude-code", include_str!("profiles/claude-code.toml")),
+    ("codex", include_str!("profiles/codex.toml")),
 ];
 
 /// The default profile when no policy is named.

@@ -28,6 +28,7 @@ pub mod monitor;
 pub mod outputs;
 pub mod pipeline;
 pub mod prepare;
+pub mod project;
 pub mod recording;
 pub mod spec;
 pub mod supervise;

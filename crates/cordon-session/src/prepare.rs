@@ -41,6 +41,11 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     }
     let mut notices = vec![];
     let (loaded, mut policy) = cordon_policy::load_and_compile(&spec.policy, &Context::for_workspace(ws.clone()))?;
+    if spec.project_policy {
+        let file = Path::new(&spec.policy);
+        crate::project::require_trusted(&file.canonicalize().unwrap_or_else(|_| file.to_path_buf()), &loaded)?;
+        notices.push(format!("policy: {} (the workspace's own, trusted)", file.display()));
+    }
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;
     crate::grants::apply(&spec, &mut policy)?;
     let audit_path = match &spec.audit {

@@ -35,6 +35,10 @@ pub struct SessionSpec {
     pub workspace: Option<PathBuf>,
     /// `builtin:NAME` or a policy file.
     pub policy: String,
+    /// `policy` is the workspace's own `.cordon.toml`, taken because no policy was named: it runs
+    /// only if the user trusted its text ([`crate::project`]).
+    #[serde(default)]
+    pub project_policy: bool,
     /// Extra `--allow-net` entries (HOST[:PORT]); any switches egress to the proxy.
     pub allow_net: Vec<String>,
     /// One-off grants without a policy file (`--allow-read`, `--allow-write`: directories).
@@ -82,6 +86,7 @@ mod tests {
             cwd: PathBuf::from(odd()),
             workspace: Some(PathBuf::from(odd())),
             policy: "builtin:agent".into(),
+            project_policy: false,
             allow_net: vec![],
             allow_read: vec![PathBuf::from(odd())],
             allow_write: vec![],

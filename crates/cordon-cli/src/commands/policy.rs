@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use cordon_policy::{decide, explain, export, Probe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 #[command(about = "Check, explain, test and export policies")]
@@ -18,6 +18,19 @@ pub enum PolicyCmd {
     Export(ExportArgs),
     /// List the built-in profiles.
     List,
+    /// Trust a project's .cordon.toml as it is now, once you have read it. `cordon run` uses the
+    /// workspace's .cordon.toml (when no policy is named) only while its text, and that of every
+    /// file it extends, is the text trusted: an agent that edits it cannot widen its next session.
+    Trust(TrustArgs),
+}
+
+#[derive(Args)]
+pub struct TrustArgs {
+    /// The policy file (default: .cordon.toml in the current directory).
+    pub file: Option<PathBuf>,
+    /// Print what was trusted as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args)]
@@ -82,6 +95,7 @@ pub fn run(cmd: PolicyCmd) -> Result<i32> {
             Ok(0)
         }
         PolicyCmd::Test(a) => test(a),
+        PolicyCmd::Trust(a) => trust(a),
         PolicyCmd::Export(a) => {
             let ws = super::workspace(a.workspace.as_deref())?;
             let (_, c) = super::load(&a.policy, &ws)?;
@@ -100,11 +114,36 @@ pub fn run(cmd: PolicyCmd) -> Result<i32> {
             for n in cordon_policy::builtin::names() {
                 let text = cordon_policy::builtin::text(n).unwrap_or("");
                 let desc = text.lines().find_map(|l| l.strip_prefix("description = ")).unwrap_or("").trim_matches('"');
-                println!("builtin:{n:<10} {desc}");
+                println!("builtin:{n:<12} {desc}");
             }
             Ok(0)
         }
     }
+}
+
+fn trust(a: TrustArgs) -> Result<i32> {
+    use cordon_session::project;
+    let file = match a.file {
+        Some(f) => f,
+        None => std::env::current_dir()?.join(project::FILE),
+    };
+    let canon = file.canonicalize().map_err(|e| {
+        anyhow::anyhow!("{}: {e}\n  hint: `cordon init` writes a starting .cordon.toml", file.display())
+    })?;
+    let ws = canon.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let (loaded, c) = super::load(&canon.to_string_lossy(), &ws)?;
+    let digest = project::digest(&loaded);
+    project::trust(&project::store_path()?, &canon, &digest)?;
+    let files: Vec<String> = loaded.layers.iter().map(|l| l.name.clone()).collect();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"path": canon.to_string_lossy(), "policy": c.name, "files": files, "sha256": digest})
+        );
+    } else {
+        println!("trusted {}: policy `{}` ({}), sha256 {}", canon.display(), c.name, files.join(" -> "), &digest[..16]);
+    }
+    Ok(0)
 }
 
 fn check(a: CheckArgs) -> Result<i32> {

@@ -29,7 +29,8 @@ Examples:
 #[derive(Args)]
 #[command(about = "Run a command confined by a policy", long_about = LONG)]
 pub struct RunArgs {
-    /// Built-in profile: agent (default), readonly, build, strict.
+    /// Built-in profile: agent (the default, unless the workspace has a trusted .cordon.toml: see
+    /// `cordon init`), readonly, build, strict, claude-code, codex.
     #[arg(long, value_name = "NAME", conflicts_with = "policy")]
     pub profile: Option<String>,
     /// Policy file (TOML).
@@ -80,9 +81,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
     /// The sensor's ring buffer: kernel memory that holds events until cordon reads them (about
-    /// 200 bytes each; 64M absorbs a second and more of 300k events/s). A burst larger than this
-    /// loses events; losses are always counted and reported. Rounded up to a power of two.
-    #[arg(long, value_name = "SIZE", default_value = "64M")]
+    /// 200 bytes each; 16M holds some 80k, while the reader keeps pace with 300k events/s here). A
+    /// burst larger than this loses events; losses are always counted and reported. Rounded up to a
+    /// power of two. Each session allocates and maps it at start: 64M costs ~15 ms more than 16M.
+    #[arg(long, value_name = "SIZE", default_value = "16M")]
     pub sensor_buffer: String,
     /// Write the session outcome (ending, denials, limits hit, guarantees) as JSON to FILE. FILE is
     /// opened before the session starts (a wrong path fails then); a fifo must have a reader.
@@ -115,12 +117,21 @@ fn kill_after(s: &str) -> Result<std::time::Duration, String> {
 
 /// The arguments as the engine's spec.
 fn spec(a: &RunArgs) -> Result<SessionSpec> {
+    let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot determine the current directory: {e}"))?;
+    // No policy named: the workspace's own `.cordon.toml`, if it has one (and it is trusted).
+    let project = (a.profile.is_none() && a.policy.is_none())
+        .then(|| cordon_session::project::find(&cwd.join(a.workspace.as_deref().unwrap_or(&cwd))))
+        .flatten();
     Ok(SessionSpec {
         argv: a.cmd.clone(),
         env: std::env::vars_os().collect(),
-        cwd: std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot determine the current directory: {e}"))?,
+        cwd,
         workspace: a.workspace.clone(),
-        policy: super::policy_spec(a.profile.as_deref(), a.policy.as_deref()),
+        policy: match &project {
+            Some(p) => p.display().to_string(),
+            None => super::policy_spec(a.profile.as_deref(), a.policy.as_deref()),
+        },
+        project_policy: project.is_some(),
         allow_net: a.allow_net.clone(),
         allow_read: a.allow_read.clone(),
         allow_write: a.allow_write.clone(),
