@@ -24,6 +24,7 @@ struct Cli {
 enum Cmd {
     Run(commands::run::RunArgs),
     Init(commands::init::InitArgs),
+    Hook(commands::hook::HookArgs),
     Doctor(commands::doctor::DoctorArgs),
     Monitor(commands::monitor::MonitorArgs),
     #[command(subcommand)]
@@ -71,6 +72,7 @@ fn main() {
     let code = match cli.cmd {
         Cmd::Run(a) => commands::run::run(a),
         Cmd::Init(a) => commands::init::run(a),
+        Cmd::Hook(a) => commands::hook::run(a),
         Cmd::Doctor(a) => commands::doctor::run(a),
         Cmd::Monitor(a) => commands::monitor::run(a),
         Cmd::Policy(p) => commands::policy::run(p),

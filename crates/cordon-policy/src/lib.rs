@@ -19,6 +19,7 @@ pub mod paths;
 pub mod presets;
 pub mod syscall_table;
 pub mod syscalls;
+pub mod toolcall;
 pub mod units;
 mod validate;
 

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod doctor;
+pub mod hook;
 pub mod init;
 pub mod monitor;
 pub mod policy;

@@ -1,0 +1,193 @@
+//! `cordon hook claude-code|codex`: the command an agent's hooks run around each tool call. Before
+//! the call (PreToolUse) it reads what the call names — the files a shell command or an edit touches,
+//! the host a fetch reaches — and, when the session's policy refuses one, denies the call with the
+//! policy's reason and the one-run fix, so the agent reads why instead of guessing from an EACCES.
+//! After it (PostToolUse) it adds the same reasons as context when the call ran anyway. Both agents
+//! speak the same JSON (docs/hooks.md). It never allows a call: no output leaves the decision to the
+//! agent's own permission rules, and the kernel's layers decide in any case.
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use cordon_policy::toolcall::{self, Refusal, Touch};
+use cordon_policy::{CompiledPolicy, Context};
+use serde_json::{json, Value};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+const LONG: &str = "Answer an agent's tool-call hook from the session's policy.
+
+Claude Code and Codex run hook commands before and after each tool call, with the call as JSON on \
+standard input. Before a call, cordon denies it when it names something the policy refuses (a file \
+under ~/.ssh, a write outside the workspace, a host not in net.allow), with the policy's reason and \
+the flag that would allow it; after a call, it adds those reasons as context for the model. It \
+never allows anything: with nothing to say it prints nothing, and the agent's own permission rules \
+decide. This reads the call's text (the paths and URLs it names): the sandbox still decides what \
+really happens. Input and output: docs/hooks.md.
+
+The policy: --policy/--profile; else the workspace's trusted .cordon.toml; else, inside a cordon \
+session, the session's built-in profile (CORDON_POLICY); else builtin:agent.
+
+Claude Code (.claude/settings.json):
+  {\"hooks\": {\"PreToolUse\": [{\"matcher\": \"\", \"hooks\": [{\"type\": \"command\", \"command\": \"cordon hook claude-code\"}]}],
+             \"PostToolUse\": [{\"matcher\": \"\", \"hooks\": [{\"type\": \"command\", \"command\": \"cordon hook claude-code\"}]}]}}
+Codex (~/.codex/config.toml):
+  [[hooks.PreToolUse]]
+  [[hooks.PreToolUse.hooks]]
+  type = \"command\"
+  command = \"cordon hook codex\"";
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+pub enum Agent {
+    ClaudeCode,
+    Codex,
+}
+
+#[derive(Args)]
+#[command(about = "Answer an agent's tool-call hook (Claude Code, Codex) from the policy", long_about = LONG)]
+pub struct HookArgs {
+    #[arg(value_enum)]
+    pub agent: Agent,
+    /// Built-in profile to judge by.
+    #[arg(long, value_name = "NAME", conflicts_with = "policy")]
+    pub profile: Option<String>,
+    /// Policy file to judge by.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The session's workspace (default: the call's `cwd`, else the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}
+
+/// The most a hook input may be: a tool call's arguments, not a file upload.
+const MAX_INPUT: u64 = 4 << 20;
+
+fn input() -> Result<Value> {
+    let mut buf = vec![];
+    std::io::stdin().lock().take(MAX_INPUT + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_INPUT {
+        bail!("the hook input on stdin is larger than {} MiB: not a tool call", MAX_INPUT >> 20);
+    }
+    let v: Value = serde_json::from_slice(&buf).map_err(|e| {
+        anyhow::anyhow!("the hook input on stdin is not JSON ({e})\n  hint: the agent sends one JSON object per call; see docs/hooks.md")
+    })?;
+    if !v.is_object() {
+        bail!("the hook input on stdin is not a JSON object\n  hint: see docs/hooks.md");
+    }
+    Ok(v)
+}
+
+fn policy(a: &HookArgs, ws: &Path) -> Result<CompiledPolicy> {
+    let spec = if a.profile.is_some() || a.policy.is_some() {
+        super::policy_spec(a.profile.as_deref(), a.policy.as_deref())
+    } else if let Some(p) = cordon_session::project::find(ws).filter(|p| trusted(p, ws)) {
+        p.display().to_string()
+    } else {
+        match std::env::var("CORDON_POLICY").ok().filter(|n| cordon_policy::builtin::text(n).is_some()) {
+            Some(n) => format!("builtin:{n}"),
+            None => format!("builtin:{}", cordon_policy::builtin::DEFAULT),
+        }
+    };
+    Ok(super::load(&spec, ws)?.1)
+}
+
+/// A project policy explains calls only when trusted (an agent's own edit must not speak for it).
+fn trusted(p: &Path, ws: &Path) -> bool {
+    let Ok((loaded, _)) = super::load(&p.display().to_string(), ws) else { return false };
+    let Ok(store) = cordon_session::project::store_path() else { return false };
+    let file = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    matches!(
+        cordon_session::project::check(&store, &file, &cordon_session::project::digest(&loaded)),
+        Ok(cordon_session::project::Trust::Trusted)
+    )
+}
+
+/// What the call names, by tool.
+fn touches(agent: Agent, v: &Value, cx: &Context, cwd: &Path) -> Vec<Touch> {
+    let tool = v["tool_name"].as_str().unwrap_or("");
+    let input = &v["tool_input"];
+    let s = |k: &str| input[k].as_str();
+    let file = |k: &str, write: bool| -> Vec<Touch> {
+        s(k).map(|f| {
+            let p = cordon_policy::paths::normalize(&cwd.join(f));
+            let probe = if write { cordon_policy::Probe::Write(p) } else { cordon_policy::Probe::Read(p) };
+            Touch { probe, because: format!("{tool}'s `{k}`: {f}") }
+        })
+        .into_iter()
+        .collect()
+    };
+    match tool {
+        "Bash" | "shell" | "local_shell" | "exec_command" => match command_text(&input["command"]) {
+            Some(c) => toolcall::shell(&c, cx, cwd),
+            None => vec![],
+        },
+        "apply_patch" if agent == Agent::Codex => {
+            let body = input["command"].as_str().or(input["input"].as_str()).or(input["patch"].as_str()).unwrap_or("");
+            toolcall::patch(body, cx, cwd)
+        }
+        "Read" => file("file_path", false),
+        "Write" | "Edit" | "MultiEdit" => file("file_path", true),
+        "NotebookEdit" => file("notebook_path", true),
+        "Glob" | "Grep" | "LS" => file("path", false),
+        "WebFetch" => s("url").map(|u| toolcall::shell(u, cx, cwd)).unwrap_or_default(),
+        _ => vec![],
+    }
+}
+
+/// A command as text: a string, or an argv (`["bash", "-lc", "CMD"]` is CMD).
+fn command_text(c: &Value) -> Option<String> {
+    if let Some(s) = c.as_str() {
+        return Some(s.to_string());
+    }
+    let argv: Vec<&str> = c.as_array()?.iter().filter_map(Value::as_str).collect();
+    match argv.as_slice() {
+        [sh, flag, cmd] if sh.ends_with("sh") && flag.starts_with('-') && flag.contains('c') => Some(cmd.to_string()),
+        _ => Some(argv.join(" ")),
+    }
+}
+
+fn words(rs: &[Refusal], policy: &str) -> String {
+    let mut out = format!("cordon's policy `{policy}` refuses what this call names:");
+    for r in rs {
+        out.push_str(&format!("\n- {} {}: {}", toolcall::verb(&r.touch.probe), r.touch.because, r.reason));
+        match &r.fix {
+            Some(f) => out.push_str(&format!(" (to allow it for one run, the user adds `{f}` to `cordon run`)")),
+            None => out.push_str(" (no one-run flag allows this)"),
+        }
+    }
+    out
+}
+
+pub fn run(a: HookArgs) -> Result<i32> {
+    let v = input()?;
+    let event = v["hook_event_name"].as_str().unwrap_or("");
+    if !matches!(event, "PreToolUse" | "PostToolUse") {
+        return Ok(0);
+    }
+    let cwd = match v["cwd"].as_str() {
+        Some(c) if Path::new(c).is_absolute() => PathBuf::from(c),
+        _ => std::env::current_dir()?,
+    };
+    let ws = super::workspace(Some(a.workspace.as_deref().unwrap_or(&cwd)))?;
+    let c = policy(&a, &ws)?;
+    let cx = Context::for_workspace(ws);
+    let mut rs = toolcall::refusals(&c, &touches(a.agent, &v, &cx, &cwd));
+    // A one-run grant cordon would refuse (system trees, HOME itself) is no fix.
+    for r in &mut rs {
+        if let Some(dir) = r.fix.as_deref().and_then(|f| f.strip_prefix("--allow-write ")) {
+            if cordon_session::guards::refuse_writable(Path::new(dir), "--allow-write", "").is_err() {
+                r.fix = None;
+            }
+        }
+    }
+    if rs.is_empty() {
+        return Ok(0);
+    }
+    let text = words(&rs, &c.name);
+    let out = if event == "PreToolUse" {
+        json!({"hookSpecificOutput": {"hookEventName": event, "permissionDecision": "deny", "permissionDecisionReason": text}})
+    } else {
+        json!({"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}})
+    };
+    println!("{out}");
+    Ok(0)
+}
