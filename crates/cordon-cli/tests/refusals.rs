@@ -62,7 +62,9 @@ fn a_write_the_policy_refuses_is_named_with_its_fix() {
         let ro = e.root.join("ro");
         std::fs::create_dir_all(&ro).expect("mkdir ro");
         std::fs::create_dir_all(e.home.join(".cache/pip")).expect("mkdir pip cache");
-        e.chown_all();
+        if who == Who::Nobody {
+            e.chown_all();
+        }
         let ro_s = ro.display().to_string();
         let (head, tail) = ro_s.split_at(ro_s.len() - 1);
         let py = format!("open('{head}' + '{tail}/new', 'w').write('x')");

@@ -29,6 +29,7 @@ pub mod outputs;
 pub mod pipeline;
 pub mod prepare;
 pub mod recording;
+pub mod refusals;
 pub mod spec;
 pub mod supervise;
 mod sys;
