@@ -53,9 +53,13 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         })
     };
     let protect_watch = crate::hints::ProtectWatch::start(&p.policy);
-    // The write watch names refused writes without the sensor; with it, the sensor sees the real
-    // refusals, so the watch is left out of the filter.
-    let on_write = if p.spec.monitored() || !crate::refusals::watch_wanted() {
+    // The write watch and the no-network connect rule name refusals without the sensor; with it,
+    // the sensor sees the real refusals, so they are left out of the filter.
+    let on_write = if p.spec.monitored() {
+        cordon_sandbox::plan::without_refusal_watches(&mut p.plan.environment.seccomp);
+        cordon_sandbox::plan::without_refusal_watches(&mut p.plan.process.seccomp);
+        None
+    } else if !crate::refusals::watch_wanted() {
         p.plan.environment.seccomp.watch.clear();
         p.plan.process.seccomp.watch.clear();
         None

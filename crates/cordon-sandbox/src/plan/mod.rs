@@ -127,6 +127,17 @@ pub fn process(
     process::plan(policy, caps, inv, env, landlock, seccomp)
 }
 
+/// How the reason of the connect rule under `egress = "none"` begins.
+const NO_NETWORK: &str = "the session has no network (net.egress = \"none\")";
+
+/// The session is watched by the sensor, which sees the real refusals: the write watch and the
+/// connect rule under `egress = "none"` are left out (they only name refusals; with them, a
+/// connect would be refused before the sensor's cgroup-bpf rules see it).
+pub fn without_refusal_watches(seccomp: &mut seccomp::SeccompPlan) {
+    seccomp.watch.clear();
+    seccomp.rules.retain(|r| !(r.name == "connect" && r.reason.starts_with(NO_NETWORK)));
+}
+
 /// Connects are shown to the supervisor so that one the session cannot make is named in the
 /// summary: one bypassing the proxy, or any under `egress = "none"`. The network namespace is what
 /// refuses it (the supervisor answers ENETUNREACH, as the namespace would). `{target}` in the
@@ -139,7 +150,7 @@ fn with_connect_watch(
 ) -> seccomp::SeccompPlan {
     let reason = match &net.proxy_url {
         Some(url) => format!("a direct connection bypassing the egress proxy has no route; use {url} (HTTPS_PROXY/HTTP_PROXY are set)"),
-        None if egress == cordon_policy::Egress::None && netns => "the session has no network (net.egress = \"none\"): nothing beyond its own loopback can be reached; if the task needs it, ask the user to run with `--allow-net {target}` (cordon's egress proxy then lets exactly that through)".into(),
+        None if egress == cordon_policy::Egress::None && netns => format!("{NO_NETWORK}: nothing beyond its own loopback can be reached; if the task needs it, ask the user to run with `--allow-net {{target}}` (cordon's egress proxy then lets exactly that through)"),
         None => return seccomp,
     };
     if seccomp.enabled && seccomp.notify {
