@@ -19,6 +19,7 @@ pub mod sys;
 #[cfg(test)]
 mod testutil;
 pub mod watch;
+pub mod writes;
 
 pub use caps::KernelCaps;
 pub use environment::{EnvOptions, Environment};

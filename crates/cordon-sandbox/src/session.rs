@@ -141,6 +141,9 @@ pub struct Session<'a> {
     /// Serves the egress listeners the init opens when the plan has any (the proxy and the
     /// forwarders); without it such a session is refused.
     pub on_egress: Option<crate::egress::EgressHook>,
+    /// Judges the write attempts the plan's write watch shows (see [`crate::writes`]); without
+    /// it they are let through unjudged.
+    pub on_write: Option<crate::writes::WriteHook>,
 }
 
 pub type CgroupHook = Box<dyn FnOnce(Option<&std::path::Path>) -> Result<(), String>>;
@@ -169,6 +172,7 @@ impl Session<'_> {
             session_id: self.session_id.clone(),
             on_denial: self.on_denial.take(),
             on_egress: self.on_egress.take(),
+            on_write: self.on_write.take(),
             kill_after: self.kill_after,
         };
         env.run_order(&order, &self.plan.process, launch)
@@ -186,11 +190,13 @@ pub struct Launch {
     /// Kill the whole session this long after the first SIGINT or SIGTERM passed on to it, if it
     /// has not ended (`--kill-after`). A second SIGINT or SIGTERM kills it at once in any case.
     pub kill_after: Option<Duration>,
+    /// Judges the write attempts the plan's write watch shows.
+    pub on_write: Option<crate::writes::WriteHook>,
 }
 
 impl Launch {
     pub fn new(session_id: impl Into<String>) -> Launch {
-        Launch { session_id: session_id.into(), on_denial: None, on_egress: None, kill_after: None }
+        Launch { session_id: session_id.into(), on_denial: None, on_egress: None, kill_after: None, on_write: None }
     }
 }
 
@@ -200,6 +206,7 @@ pub(crate) struct Supervisor<'a> {
     pub(crate) notify_fd: Option<OwnedFd>,
     pub(crate) comm_cache: Vec<(u32, String)>,
     pub(crate) hook: Option<DenialHook>,
+    pub(crate) on_write: Option<crate::writes::WriteHook>,
     pub(crate) stop: bool,
 }
 
@@ -223,6 +230,12 @@ impl Supervisor<'_> {
         };
         let nr = req.data.nr;
         let rule = self.seccomp.rules.iter().find(|r| crate::plan::seccomp::matches(r, nr, &req.data.args));
+        // The write watch: a number no deny rule holds, let through as the filter would have.
+        let watched = crate::plan::write_watch::find(&self.seccomp.watch, nr, &req.data.args);
+        if let (None, Some(w)) = (rule, watched) {
+            self.write_attempt(fd, w, &req);
+            return;
+        }
         let memfd = rule
             .is_some_and(|r| r.action == cordon_policy::syscalls::DenyAction::Supervise && r.name == "memfd_create");
         if memfd && self.memfd_for(fd, &req) {
@@ -240,7 +253,7 @@ impl Supervisor<'_> {
                         pid: req.pid,
                         comm,
                         what: format!("connect({target})"),
-                        reason: r.reason.clone(),
+                        reason: connect_reason(&r.reason, &target),
                         count: 1,
                     });
                 }
@@ -268,6 +281,21 @@ impl Supervisor<'_> {
             reason: rule.map(|r| r.reason.clone()).unwrap_or_else(|| "denied by the seccomp filter".into()),
             count: 1,
         });
+    }
+
+    /// A watched write: read, let through, then judged (see [`crate::writes`]).
+    fn write_attempt(&mut self, fd: RawFd, w: &crate::plan::write_watch::WatchedCall, req: &sys::SeccompNotif) {
+        let attempt = crate::writes::read(w, req);
+        // Failing, the caller died meanwhile (or the id is stale): nothing happened to judge.
+        if sys::notif_continue(fd, req.id).is_err() {
+            return;
+        }
+        let (Some(a), Some(hook)) = (attempt, self.on_write.as_mut()) else { return };
+        if let Some(mut d) = hook(&a) {
+            d.pid = req.pid;
+            d.comm = self.comm(req.pid);
+            self.record(d);
+        }
     }
 
     /// memfd_create on the session's behalf: the same flags, but always MFD_NOEXEC_SEAL, so the
@@ -353,6 +381,18 @@ fn remote_inet_target(req: &sys::SeccompNotif) -> Option<String> {
         }
     };
     (!loopback).then(|| std::net::SocketAddr::new(ip, port).to_string())
+}
+
+/// The connect rule's reason for one address: a lookup (port 53) names no host to allow.
+fn connect_reason(reason: &str, target: &str) -> String {
+    if target.ends_with(":53") {
+        reason.replace(
+            "`--allow-net {target}`",
+            "`--allow-net HOST[:PORT]` for the host it looked up (the proxy resolves names; this was a DNS lookup)",
+        )
+    } else {
+        reason.replace("{target}", target)
+    }
 }
 
 /// A short rendering of a denied call with the arguments that explain it.
@@ -475,6 +515,7 @@ mod tests {
             on_cgroup,
             kill_after: None,
             on_egress: None,
+            on_write: None,
         }
         .run()
     }

@@ -50,6 +50,7 @@ impl Environment {
                 notify_fd: None,
                 comm_cache: vec![],
                 hook: launch.on_denial.take(),
+                on_write: launch.on_write.take(),
                 stop: false,
             },
             kill_after: launch.kill_after,

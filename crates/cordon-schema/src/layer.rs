@@ -5,8 +5,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The layer that refused: landlock, seccomp, network (a connection bypassing the egress proxy),
-/// cgroup-bpf (the session's network rules), proxy (the egress proxy), dac (file permissions, not
-/// cordon) or landlock-or-dac (one of the two, when the policy is not known: `cordon monitor`).
+/// cgroup-bpf (the session's network rules), proxy (the egress proxy), mounts (the session's
+/// filesystem view), dac (file permissions, not cordon) or landlock-or-dac (one of the two, when the policy is not known: `cordon monitor`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 #[schemars(inline)]
@@ -21,6 +21,9 @@ pub enum Layer {
     CgroupBpf,
     // The egress proxy refused the destination.
     Proxy,
+    // The session's filesystem, built from the policy: outside every grant nothing exists (ENOENT),
+    // a read-only grant is a read-only mount (EROFS).
+    Mounts,
     // File permissions (discretionary access control), not cordon.
     Dac,
     // Landlock or file permissions, when the policy is not known (`cordon monitor`).
@@ -35,6 +38,7 @@ impl Layer {
             Layer::Network => "network",
             Layer::CgroupBpf => "cgroup-bpf",
             Layer::Proxy => "proxy",
+            Layer::Mounts => "mounts",
             Layer::Dac => "dac",
             Layer::LandlockOrDac => "landlock-or-dac",
         }
@@ -59,6 +63,7 @@ mod tests {
             Layer::Network,
             Layer::CgroupBpf,
             Layer::Proxy,
+            Layer::Mounts,
             Layer::Dac,
             Layer::LandlockOrDac,
         ] {

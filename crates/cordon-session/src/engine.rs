@@ -53,6 +53,19 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         })
     };
     let protect_watch = crate::hints::ProtectWatch::start(&p.policy);
+    // The write watch and the no-network connect rule name refusals without the sensor; with it,
+    // the sensor sees the real refusals, so they are left out of the filter.
+    let on_write = if p.spec.monitored() {
+        cordon_sandbox::plan::without_refusal_watches(&mut p.plan.environment.seccomp);
+        cordon_sandbox::plan::without_refusal_watches(&mut p.plan.process.seccomp);
+        None
+    } else if !crate::refusals::watch_wanted() {
+        p.plan.environment.seccomp.watch.clear();
+        p.plan.process.seccomp.watch.clear();
+        None
+    } else {
+        Some(crate::refusals::write_hook(p.policy.clone(), p.plan.environment.ns.mount))
+    };
     let outcome = Session {
         plan: &p.plan,
         session_id: p.session_id.clone(),
@@ -61,6 +74,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         on_cgroup,
         kill_after: p.spec.kill_after,
         on_egress: Some(crate::egress::hook(p.plan.environment.net.allow.clone())),
+        on_write,
     }
     .run();
     let mut sensor = sensor_cell.borrow_mut().take().map(|s| s.finish());
@@ -82,6 +96,10 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     }
     let cache_hints = crate::caches::hint(&p.policy, &p.spec.argv, &outcome, sensor.as_ref());
     outcome.notes.extend(cache_hints);
+    if sensor.is_none() {
+        let hints = crate::refusals::hints(&p.policy, &p.spec.argv, &p.workspace, &outcome);
+        outcome.notes.extend(hints);
+    }
     judge_at_end(&mut rules.borrow_mut(), &outcome, &mut alerts.borrow_mut());
     let alerts = alerts.borrow().clone();
     let mut unsaved = vec![];

@@ -30,6 +30,7 @@ pub mod pipeline;
 pub mod prepare;
 pub mod project;
 pub mod recording;
+pub mod refusals;
 pub mod spec;
 pub mod supervise;
 mod sys;

@@ -7,6 +7,7 @@
 
 use super::seccomp::SeccompError;
 use crate::plan::seccomp::ResolvedRule;
+use crate::plan::write_watch::WatchedCall;
 use cordon_policy::syscalls::{Arch, CmpOp, DenyAction};
 use std::collections::BTreeMap;
 
@@ -128,6 +129,19 @@ pub fn compile(
     notify: bool,
     kill: bool,
 ) -> Result<Vec<libc::sock_filter>, SeccompError> {
+    compile_watching(arch, rules, &[], notify, kill)
+}
+
+/// [`compile`], and the write watch (with `notify` only): a watched number whose deny rules (if
+/// any) did not match goes to the supervisor when its flags show write intent, and is allowed
+/// otherwise.
+pub fn compile_watching(
+    arch: Arch,
+    rules: &[ResolvedRule],
+    watch: &[WatchedCall],
+    notify: bool,
+    kill: bool,
+) -> Result<Vec<libc::sock_filter>, SeccompError> {
     for r in rules {
         for c in &r.when {
             let m = match c.op {
@@ -142,6 +156,11 @@ pub fn compile(
     let mut by_nr: BTreeMap<i32, Vec<&ResolvedRule>> = BTreeMap::new();
     for r in rules {
         by_nr.entry(r.nr).or_default().push(r);
+    }
+    let watch: BTreeMap<i32, &WatchedCall> =
+        if notify { watch.iter().map(|w| (w.nr, w)).collect() } else { BTreeMap::new() };
+    for nr in watch.keys() {
+        by_nr.entry(*nr).or_default();
     }
     let mut a = Asm { ins: vec![], labels: 0 };
     let allow_l = a.label();
@@ -180,8 +199,20 @@ pub fn compile(
             a.put(Ins::Ret(action(r, notify, kill)));
             a.put(Ins::Label(next));
         }
-        // The number was reloaded into A by argument checks; no rule matched: allow.
-        a.put(Ins::Ret(RET_ALLOW));
+        if let Some(w) = watch.get(nr) {
+            if let Some((arg, mask)) = w.flags {
+                let intent = a.label();
+                a.put(Ins::Ld(off_arg_lo(arg)));
+                a.put(Ins::And(mask));
+                a.put(Ins::J(JEQ_K, 0, Target::Next, Target::Label(intent)));
+                a.put(Ins::Ret(RET_ALLOW));
+                a.put(Ins::Label(intent));
+            }
+            a.put(Ins::Ret(RET_USER_NOTIF));
+        } else {
+            // No rule matched: allow.
+            a.put(Ins::Ret(RET_ALLOW));
+        }
     }
     a.put(Ins::Label(allow_l));
     a.put(Ins::Ret(RET_ALLOW));

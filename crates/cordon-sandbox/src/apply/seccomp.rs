@@ -22,7 +22,7 @@ pub enum SeccompError {
 /// Compiles the plan into a BPF program for the native architecture.
 pub fn build(plan: &SeccompPlan) -> Result<Vec<libc::sock_filter>, SeccompError> {
     let arch = native_arch().ok_or(SeccompError::NoSyscallTable { arch: std::env::consts::ARCH })?;
-    super::bpf::compile(arch, &plan.rules, plan.notify, plan.kill)
+    super::bpf::compile_watching(arch, &plan.rules, &plan.watch, plan.notify, plan.kill)
 }
 
 #[cfg(test)]

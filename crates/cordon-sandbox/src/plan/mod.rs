@@ -9,6 +9,7 @@ pub mod ns;
 pub mod process;
 pub mod root;
 pub mod seccomp;
+pub mod write_watch;
 
 use crate::caps::KernelCaps;
 use cordon_policy::CompiledPolicy;
@@ -105,7 +106,7 @@ pub fn environment(policy: &CompiledPolicy, caps: &KernelCaps, name: &str) -> En
     let seccomp = seccomp::plan(policy, caps, &mut g);
     let cgroup = cgroup::plan(policy, caps, name, &ns, &mut g);
     let net = net::plan(policy, &ns, &mut g);
-    let seccomp = with_proxy_connect(seccomp, &net);
+    let seccomp = with_connect_watch(seccomp, &net, policy.net.egress, ns.net);
     let rlimits = process::rlimits(policy, &cgroup);
     EnvironmentPlan { ns, cgroup, net, landlock, seccomp, rlimits, guarantees: g }
 }
@@ -121,14 +122,38 @@ pub fn process(
     // The layers' guarantees are the environment's, which bounds them.
     let mut scratch = Vec::new();
     let landlock = landlock::plan(policy, caps, &env.ns, &mut scratch);
-    let seccomp = with_proxy_connect(seccomp::plan(policy, caps, &mut scratch), &env.net);
+    let seccomp =
+        with_connect_watch(seccomp::plan(policy, caps, &mut scratch), &env.net, policy.net.egress, env.ns.net);
     process::plan(policy, caps, inv, env, landlock, seccomp)
 }
 
-/// Connects are shown to the supervisor so that one bypassing the proxy is named in the summary;
-/// the network namespace is what refuses it.
-fn with_proxy_connect(mut seccomp: seccomp::SeccompPlan, net: &net::NetPlan) -> seccomp::SeccompPlan {
-    if net.proxy_url.is_some() && seccomp.enabled && seccomp.notify {
+/// How the reason of the connect rule under `egress = "none"` begins.
+const NO_NETWORK: &str = "the session has no network (net.egress = \"none\")";
+
+/// The session is watched by the sensor, which sees the real refusals: the write watch and the
+/// connect rule under `egress = "none"` are left out (they only name refusals; with them, a
+/// connect would be refused before the sensor's cgroup-bpf rules see it).
+pub fn without_refusal_watches(seccomp: &mut seccomp::SeccompPlan) {
+    seccomp.watch.clear();
+    seccomp.rules.retain(|r| !(r.name == "connect" && r.reason.starts_with(NO_NETWORK)));
+}
+
+/// Connects are shown to the supervisor so that one the session cannot make is named in the
+/// summary: one bypassing the proxy, or any under `egress = "none"`. The network namespace is what
+/// refuses it (the supervisor answers ENETUNREACH, as the namespace would). `{target}` in the
+/// reason is the address the call asked for.
+fn with_connect_watch(
+    mut seccomp: seccomp::SeccompPlan,
+    net: &net::NetPlan,
+    egress: cordon_policy::Egress,
+    netns: bool,
+) -> seccomp::SeccompPlan {
+    let reason = match &net.proxy_url {
+        Some(url) => format!("a direct connection bypassing the egress proxy has no route; use {url} (HTTPS_PROXY/HTTP_PROXY are set)"),
+        None if egress == cordon_policy::Egress::None && netns => format!("{NO_NETWORK}: nothing beyond its own loopback can be reached; if the task needs it, ask the user to run with `--allow-net {{target}}` (cordon's egress proxy then lets exactly that through)"),
+        None => return seccomp,
+    };
+    if seccomp.enabled && seccomp.notify {
         if let Some(arch) = seccomp::native_arch() {
             if let Some(nr) = cordon_policy::syscall_table::number(arch, "connect") {
                 seccomp.rules.push(seccomp::ResolvedRule {
@@ -136,8 +161,9 @@ fn with_proxy_connect(mut seccomp: seccomp::SeccompPlan, net: &net::NetPlan) -> 
                     name: "connect".into(),
                     when: vec![],
                     action: cordon_policy::syscalls::DenyAction::Supervise,
-                    reason: format!("a direct connection bypassing the egress proxy has no route; use {} (HTTPS_PROXY/HTTP_PROXY are set)", net.proxy_url.as_deref().unwrap_or("the proxy")),
+                    reason,
                 });
+                seccomp.watch.retain(|w| w.nr != nr);
             }
         }
     }

@@ -25,6 +25,9 @@ pub struct SeccompPlan {
     pub kill: bool,
     pub arch: String,
     pub rules: Vec<ResolvedRule>,
+    /// Write-intent calls shown to the supervisor and let through (see [`super::write_watch`]);
+    /// empty without user notification.
+    pub watch: Vec<super::write_watch::WatchedCall>,
 }
 
 pub fn native_arch() -> Option<Arch> {
@@ -67,6 +70,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Se
             kill: false,
             arch: std::env::consts::ARCH.into(),
             rules: vec![],
+            watch: vec![],
         };
     };
     if !caps.seccomp_filter {
@@ -76,7 +80,14 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Se
             "seccomp filter mode",
             "no syscall filter",
         ));
-        return SeccompPlan { enabled: false, notify: false, kill: false, arch: format!("{arch:?}"), rules: vec![] };
+        return SeccompPlan {
+            enabled: false,
+            notify: false,
+            kill: false,
+            arch: format!("{arch:?}"),
+            rules: vec![],
+            watch: vec![],
+        };
     }
     let rules = resolve(&p.syscalls, arch);
     let notify = caps.seccomp_user_notif;
@@ -114,7 +125,14 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Se
             "denials are enforced but not itemised",
         ));
     }
-    SeccompPlan { enabled: true, notify, kill: p.kill_on_deny, arch: format!("{arch:?}").to_lowercase(), rules }
+    // Killing on a deny ends the session at the first refusal: nothing left to explain.
+    let watch = if notify && !p.kill_on_deny {
+        let denied: Vec<i32> = rules.iter().map(|r| r.nr).collect();
+        super::write_watch::plan(arch, &denied)
+    } else {
+        vec![]
+    };
+    SeccompPlan { enabled: true, notify, kill: p.kill_on_deny, arch: format!("{arch:?}").to_lowercase(), rules, watch }
 }
 
 /// Does a notified syscall match this rule's argument conditions?
