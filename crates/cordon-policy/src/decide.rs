@@ -19,51 +19,80 @@ fn no(r: impl Into<String>) -> Decision {
     Decision { allow: false, reason: r.into() }
 }
 
-/// Filesystem access to `path` (absolute, lexically normalized).
-pub fn fs(c: &CompiledPolicy, path: &Path, want: Access) -> Decision {
+/// Why an access is refused, before it is put in words.
+enum FsVerdict<'a> {
+    Allowed,
+    Denied(&'a Masked),
+    Hidden(&'a str, &'a str),
+    Protected(&'a Masked),
+    /// read, write, exec: the accesses no rule grants.
+    Missing([bool; 3]),
+}
+
+fn fs_verdict<'a>(c: &'a CompiledPolicy, path: &'a Path, want: Access) -> FsVerdict<'a> {
     if let Some(m) = c.fs.deny.iter().find(|m| is_within(path, &m.path)) {
-        return no(format!(
-            "{} is in fs.deny ({} from {}); it is masked even inside allowed trees",
-            path.display(),
-            m.entry,
-            m.origin
-        ));
+        return FsVerdict::Denied(m);
     }
     if is_within(path, &c.workspace) {
         if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
             if let Some(p) = c.fs.hide.iter().find(|p| name_matches(p, name)) {
-                return no(format!("{name} matches fs.hide pattern `{p}`: such files are unreadable in the workspace"));
+                return FsVerdict::Hidden(name, p);
             }
         }
         if want.write {
             if let Some(m) = c.fs.protect.iter().find(|m| is_within(path, &m.path)) {
-                return no(format!(
-                    "{} is protected read-only (fs.protect `{}` from {})",
-                    path.display(),
-                    m.entry,
-                    m.origin
-                ));
+                return FsVerdict::Protected(m);
             }
         }
     }
     let mut have = Access::default();
-    let mut via = Vec::new();
     for r in c.fs.rules.iter().filter(|r| is_within(path, &r.path)) {
         have.read |= r.access.read;
         have.write |= r.access.write;
         have.exec |= r.access.exec;
-        via.push(format!("{} ({})", r.entry, r.origin));
     }
-    let missing: Vec<&str> =
-        [("read", want.read && !have.read), ("write", want.write && !have.write), ("exec", want.exec && !have.exec)]
-            .iter()
-            .filter(|(_, m)| *m)
-            .map(|(n, _)| *n)
-            .collect();
-    if missing.is_empty() {
-        yes(format!("allowed by {}", via.join(", ")))
+    let missing = [want.read && !have.read, want.write && !have.write, want.exec && !have.exec];
+    if missing.contains(&true) {
+        FsVerdict::Missing(missing)
     } else {
-        no(format!("{} is not in the {} allowlist", path.display(), missing.join("/")))
+        FsVerdict::Allowed
+    }
+}
+
+/// Whether the policy allows it, without the words (the write watch asks on every watched call).
+pub fn fs_allows(c: &CompiledPolicy, path: &Path, want: Access) -> bool {
+    matches!(fs_verdict(c, path, want), FsVerdict::Allowed)
+}
+
+/// Filesystem access to `path` (absolute, lexically normalized).
+pub fn fs(c: &CompiledPolicy, path: &Path, want: Access) -> Decision {
+    match fs_verdict(c, path, want) {
+        FsVerdict::Denied(m) => no(format!(
+            "{} is in fs.deny ({} from {}); it is masked even inside allowed trees",
+            path.display(),
+            m.entry,
+            m.origin
+        )),
+        FsVerdict::Hidden(name, p) => {
+            no(format!("{name} matches fs.hide pattern `{p}`: such files are unreadable in the workspace"))
+        }
+        FsVerdict::Protected(m) => {
+            no(format!("{} is protected read-only (fs.protect `{}` from {})", path.display(), m.entry, m.origin))
+        }
+        FsVerdict::Missing(m) => {
+            let names: Vec<&str> =
+                ["read", "write", "exec"].iter().zip(m).filter(|(_, x)| *x).map(|(n, _)| *n).collect();
+            no(format!("{} is not in the {} allowlist", path.display(), names.join("/")))
+        }
+        FsVerdict::Allowed => {
+            let via: Vec<String> =
+                c.fs.rules
+                    .iter()
+                    .filter(|r| is_within(path, &r.path))
+                    .map(|r| format!("{} ({})", r.entry, r.origin))
+                    .collect();
+            yes(format!("allowed by {}", via.join(", ")))
+        }
     }
 }
 

@@ -8,7 +8,6 @@ use crate::plan::write_watch::{Effect, WatchedCall, WRITE_INTENT};
 use crate::report::Denial;
 use crate::sys;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// A write the session attempted, as the session names it.
@@ -56,7 +55,7 @@ const PATH_MAX: usize = 4096;
 /// flags) or the caller's memory could not be read (it died meanwhile); the call is let through
 /// either way.
 pub(crate) fn read(w: &WatchedCall, req: &sys::SeccompNotif) -> Option<WriteAttempt> {
-    let mem = std::fs::File::open(format!("/proc/{}/mem", req.pid)).ok()?;
+    let mem = Mem(nix::unistd::Pid::from_raw(req.pid as i32));
     let a = &req.data.args;
     let flags = match (w.effect, w.name.as_str()) {
         (Effect::Open, "creat") => 0o1 | 0o100 | 0o1000,
@@ -92,9 +91,28 @@ pub(crate) fn read(w: &WatchedCall, req: &sys::SeccompNotif) -> Option<WriteAtte
     Some(WriteAttempt { pid: req.pid, call: w.name.clone(), paths, effect: w.effect, flags })
 }
 
+/// The caller's memory, read with process_vm_readv: one call per read, where /proc/PID/mem took an
+/// open, a read and a close on every watched call.
+struct Mem(nix::unistd::Pid);
+
+impl Mem {
+    fn read_at(&self, buf: &mut [u8], addr: u64) -> std::io::Result<usize> {
+        let len = buf.len();
+        let remote = [nix::sys::uio::RemoteIoVec { base: addr as usize, len }];
+        Ok(nix::sys::uio::process_vm_readv(self.0, &mut [std::io::IoSliceMut::new(buf)], &remote)?)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], addr: u64) -> std::io::Result<()> {
+        match self.read_at(buf, addr)? {
+            n if n == buf.len() => Ok(()),
+            _ => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+}
+
 /// A NUL-terminated string at `addr` in the caller's memory (at most PATH_MAX bytes), read up to
 /// page ends so that a string near an unmapped page is still read.
-fn c_string(mem: &std::fs::File, addr: u64) -> Option<Vec<u8>> {
+fn c_string(mem: &Mem, addr: u64) -> Option<Vec<u8>> {
     if addr == 0 {
         return None;
     }

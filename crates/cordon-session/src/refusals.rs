@@ -68,10 +68,10 @@ fn refused(policy: &CompiledPolicy, a: &WriteAttempt) -> Option<(PathBuf, decide
         if p.starts_with("/proc") || p.starts_with("/dev") || p.starts_with("/sys") {
             continue;
         }
-        let d = decide::fs(policy, p, write);
-        if d.allow {
+        if decide::fs_allows(policy, p, write) {
             continue;
         }
+        let d = decide::fs(policy, p, write);
         // The host's tree is the session's wherever it is granted at all (bind mounts).
         let exists = p.symlink_metadata().is_ok();
         let creates = i == last && a.creates();
