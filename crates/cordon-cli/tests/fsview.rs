@@ -211,3 +211,53 @@ fn proc_root_and_cwd_links_do_not_lead_out() {
         }
     }
 }
+
+/// The host's terminals (/dev/pts holds every pty of the host, /dev/ptmx makes new ones there) are in
+/// the session only when it has a pty of its own: without one they do not exist; with one, `tty`
+/// names the session's terminal.
+#[test]
+fn the_hosts_terminals_are_there_only_when_the_session_has_a_pty() {
+    for who in users() {
+        let e = Env::new(who);
+        let (bare, inside) = both(&e, "ls -d /dev/pts /dev/ptmx; ls -d /dev/null");
+        assert!(bare.status.success(), "{who:?} control: {}", show(&bare));
+        assert!(out(&inside).contains("/dev/null"), "{who:?}: {}", show(&inside));
+        for n in ["/dev/pts", "/dev/ptmx"] {
+            assert!(
+                err(&inside).contains(&format!("cannot access '{n}': No such file or directory")),
+                "{who:?}: {n} is in a session without a pty\n{}",
+                show(&inside)
+            );
+        }
+        // With a terminal as stdin (`script` gives one, as an interactive user has), the session gets
+        // its own pty, and the nodes that name it.
+        let probe = e.ws.join("probe.sh");
+        std::fs::write(&probe, "tty; ls -d /dev/ptmx\n").expect("probe");
+        if who == Who::Nobody {
+            e.chown_all();
+        }
+        let degraded = if who == Who::Nobody { "--allow-degraded" } else { "" };
+        let cmd = format!("{} run -q {degraded} -- /bin/sh {}", env!("CARGO_BIN_EXE_cordon"), probe.display());
+        let o = e.bare_sh(&format!("script -qec '{cmd}' /dev/null"));
+        let s = out(&o);
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+        assert!(s.contains("/dev/pts/") && s.contains("/dev/ptmx"), "{who:?}: {}", show(&o));
+        assert!(!s.contains("not a tty"), "{who:?}: {}", show(&o));
+    }
+}
+
+/// A policy that names the terminals itself has them in every session, pty or not.
+#[test]
+fn a_policy_that_names_the_terminals_has_them_without_a_pty() {
+    for who in users() {
+        let e = Env::new(who);
+        let policy = e.write_policy(
+            "terminals.toml",
+            "version = 1\nname = \"terminals\"\n[fs]\nread = [\"@system\", \"@workspace\", \"@proc\", \"/dev/null\", \"/dev/pts\", \"/dev/ptmx\"]\nwrite = [\"@workspace\", \"/dev/null\", \"/dev/pts\", \"/dev/ptmx\"]\nexec = [\"@system\", \"@workspace\"]\n[namespaces]\npid = true\nmount = true\n",
+        );
+        let p = policy.display().to_string();
+        let o = e.run_sh_with(&["--policy", &p], "ls -d /dev/pts /dev/ptmx", &[]);
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+        assert!(out(&o).contains("/dev/pts") && out(&o).contains("/dev/ptmx"), "{who:?}: {}", show(&o));
+    }
+}

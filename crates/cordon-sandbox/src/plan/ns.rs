@@ -23,8 +23,9 @@ pub enum MountOp {
     /// A symlink in the new root, as the host has it (e.g. /bin -> usr/bin).
     Symlink { path: PathBuf, target: PathBuf },
     /// /dev with only these host device nodes (and directories such as /dev/pts) bound, and the
-    /// /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr links.
-    DevNodes { nodes: Vec<PathBuf> },
+    /// /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr links. `pty`: bound too, only when the session
+    /// has a pseudo-terminal of its own (the host's /dev/pts and /dev/ptmx).
+    DevNodes { nodes: Vec<PathBuf>, pty: Vec<PathBuf> },
     /// A fresh procfs for the new pid namespace.
     Proc,
     /// A fresh tmpfs, private to the session.
