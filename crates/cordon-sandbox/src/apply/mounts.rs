@@ -254,12 +254,24 @@ fn new_root(scratch: &Path, host: &Path) -> Result<(), MountError> {
 /// `writable`.
 fn bind(from: &Path, src: &Path, dst: &Path, writable: bool) -> Result<(), MountError> {
     let md = from.metadata().map_err(io_err("stat", src))?;
-    if md.is_dir() {
+    bind_as(md.is_dir(), from, dst, writable)
+}
+
+/// [`bind`] once the source's kind is known (a directory or not).
+fn bind_as(dir: bool, from: &Path, dst: &Path, writable: bool) -> Result<(), MountError> {
+    if dir {
         make_dir(dst)?;
     } else {
-        make_parent(dst)?;
-        if dst.symlink_metadata().is_err() {
-            std::fs::File::create(dst).map_err(io_err("create", dst))?;
+        // The file to bind over, its parents made only when missing (one call in the common case).
+        let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(dst);
+        match create() {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                make_parent(dst)?;
+                create().map_err(io_err("create", dst))?;
+            }
+            Err(e) => return Err(io_err("create", dst)(e)),
         }
     }
     mount(Some(from), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
@@ -281,10 +293,9 @@ fn dev_nodes<'a>(plan: &NsPlan, nodes: impl Iterator<Item = &'a PathBuf>) -> Res
     make_dir(dev)?;
     for n in nodes {
         let from = host_path(plan, n);
-        if from.symlink_metadata().is_err() {
-            continue;
-        }
-        bind(&from, n, n, true)?;
+        // A node the host does not have is not there to bind.
+        let Ok(md) = from.metadata() else { continue };
+        bind_as(md.is_dir(), &from, n, true)?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),
