@@ -90,18 +90,21 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
         let Ok(md) = path.symlink_metadata() else { return };
         // A granted symlink stays a symlink (e.g. /bin -> usr/bin); its target is granted with it,
         // as Landlock grants what the path resolves to.
-        let dst = if md.file_type().is_symlink() {
+        // The source: the path with every symlink resolved (a granted link's target is already).
+        let (dst, src) = if md.file_type().is_symlink() {
             if let Ok(t) = std::fs::read_link(path) {
                 links.push((path.to_path_buf(), t));
             }
             match std::fs::canonicalize(path) {
-                Ok(c) => c,
+                Ok(c) => (c.clone(), c),
                 Err(_) => return,
             }
         } else {
-            path.to_path_buf()
+            match std::fs::canonicalize(path) {
+                Ok(c) => (path.to_path_buf(), c),
+                Err(_) => return,
+            }
         };
-        let Ok(src) = std::fs::canonicalize(&dst) else { return };
         grants.push((dst, src, write));
     };
     for r in p.fs.rules.iter().filter(|r| r.access.read || r.access.write || r.access.exec) {
