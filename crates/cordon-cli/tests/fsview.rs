@@ -211,3 +211,172 @@ fn proc_root_and_cwd_links_do_not_lead_out() {
         }
     }
 }
+
+/// The host's terminals (/dev/pts holds every pty of the host, /dev/ptmx makes new ones there) are in
+/// the session only when it has a pty of its own: without one they do not exist; with one, `tty`
+/// names the session's terminal.
+#[test]
+fn the_hosts_terminals_are_there_only_when_the_session_has_a_pty() {
+    for who in users() {
+        let e = Env::new(who);
+        let (bare, inside) = both(&e, "ls -d /dev/pts /dev/ptmx; ls -d /dev/null");
+        assert!(bare.status.success(), "{who:?} control: {}", show(&bare));
+        assert!(out(&inside).contains("/dev/null"), "{who:?}: {}", show(&inside));
+        for n in ["/dev/pts", "/dev/ptmx"] {
+            assert!(
+                err(&inside).contains(&format!("cannot access '{n}': No such file or directory")),
+                "{who:?}: {n} is in a session without a pty\n{}",
+                show(&inside)
+            );
+        }
+        // With a terminal as stdin (`script` gives one, as an interactive user has), the session gets
+        // its own pty, and the nodes that name it.
+        let probe = e.ws.join("probe.sh");
+        std::fs::write(&probe, "tty; ls -d /dev/ptmx\n").expect("probe");
+        if who == Who::Nobody {
+            e.chown_all();
+        }
+        let degraded = if who == Who::Nobody { "--allow-degraded" } else { "" };
+        let cmd = format!("{} run -q {degraded} -- /bin/sh {}", env!("CARGO_BIN_EXE_cordon"), probe.display());
+        let o = e.bare_sh(&format!("script -qec '{cmd}' /dev/null"));
+        let s = out(&o);
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+        assert!(s.contains("/dev/pts/") && s.contains("/dev/ptmx"), "{who:?}: {}", show(&o));
+        assert!(!s.contains("not a tty"), "{who:?}: {}", show(&o));
+    }
+}
+
+/// A policy that names the terminals itself has them in every session, pty or not.
+#[test]
+fn a_policy_that_names_the_terminals_has_them_without_a_pty() {
+    for who in users() {
+        let e = Env::new(who);
+        let policy = e.write_policy(
+            "terminals.toml",
+            "version = 1\nname = \"terminals\"\n[fs]\nread = [\"@system\", \"@workspace\", \"@proc\", \"/dev/null\", \"/dev/pts\", \"/dev/ptmx\"]\nwrite = [\"@workspace\", \"/dev/null\", \"/dev/pts\", \"/dev/ptmx\"]\nexec = [\"@system\", \"@workspace\"]\n[namespaces]\npid = true\nmount = true\n",
+        );
+        let p = policy.display().to_string();
+        let o = e.run_sh_with(&["--policy", &p], "ls -d /dev/pts /dev/ptmx", &[]);
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+        assert!(out(&o).contains("/dev/pts") && out(&o).contains("/dev/ptmx"), "{who:?}: {}", show(&o));
+    }
+}
+
+/// name_to_handle_at / open_by_handle_at through Python's ctypes: `make PATH` prints a handle,
+/// `open MOUNT_PATH TYPE HEX` opens it against MOUNT_PATH's filesystem and prints what it reads.
+const HANDLE_PY: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+class FH(ctypes.Structure):
+    _fields_ = [("handle_bytes", ctypes.c_uint), ("handle_type", ctypes.c_int), ("f_handle", ctypes.c_ubyte * 128)]
+fh = FH()
+def fail(call):
+    print(call + ": " + os.strerror(ctypes.get_errno()), file=sys.stderr)
+    sys.exit(1)
+if sys.argv[1] == "make":
+    fh.handle_bytes = 128
+    mount_id = ctypes.c_int()
+    if libc.name_to_handle_at(-100, sys.argv[2].encode(), ctypes.byref(fh), ctypes.byref(mount_id), 0) != 0:
+        fail("name_to_handle_at")
+    print(fh.handle_type, bytes(fh.f_handle[:fh.handle_bytes]).hex())
+else:
+    mount_fd = os.open(sys.argv[2], os.O_RDONLY)
+    raw = bytes.fromhex(sys.argv[4])
+    fh.handle_bytes, fh.handle_type = len(raw), int(sys.argv[3])
+    ctypes.memmove(fh.f_handle, raw, len(raw))
+    fd = libc.open_by_handle_at(mount_fd, ctypes.byref(fh), os.O_RDONLY)
+    if fd < 0:
+        fail("open_by_handle_at")
+    print(os.read(fd, 100).decode())
+"#;
+
+/// Open-by-handle: a handle of a host file outside the grants, made outside the session, opened
+/// against a granted file on the same filesystem. The control (root, outside) reads the file; nobody
+/// cannot even outside (the kernel wants CAP_DAC_READ_SEARCH); inside, making a handle of a granted
+/// file and opening the host's are both refused by the session's seccomp filter (EPERM), and the
+/// command holds no capabilities besides.
+#[test]
+fn open_by_handle_does_not_reach_a_host_file() {
+    for who in users() {
+        let e = Env::new(who);
+        let f = outside(&e);
+        let py = e.ws.join("handle.py");
+        std::fs::write(&py, HANDLE_PY).expect("handle.py");
+        if who == Who::Nobody {
+            e.chown_all();
+        }
+        // The handle is made by the control, as root, outside the session.
+        let made = std::process::Command::new("/usr/bin/python3").arg(&py).args(["make"]).arg(&f).output().expect("py");
+        assert!(made.status.success(), "{who:?} control: {}", show(&made));
+        let handle = out(&made);
+        let (ty, hex) = handle.trim().split_once(' ').expect("type and handle");
+        let readme = e.ws.join("README.md");
+        let open = format!("/usr/bin/python3 {} open {} {ty} {hex}", py.display(), readme.display());
+        let as_root = std::process::Command::new("/bin/sh").args(["-c", &open]).output().expect("sh");
+        assert!(out(&as_root).contains("HOST-SECRET-DATA"), "{who:?} control: {}", show(&as_root));
+        let bare = e.bare_sh(&open);
+        if who == Who::Nobody {
+            assert!(
+                err(&bare).contains("open_by_handle_at: Operation not permitted"),
+                "{who:?} control: {}",
+                show(&bare)
+            );
+        } else {
+            assert!(out(&bare).contains("HOST-SECRET-DATA"), "{who:?} control: {}", show(&bare));
+        }
+        let script = format!("/usr/bin/python3 {} make {}; {open}", py.display(), readme.display());
+        let inside = inside(&e, &script);
+        assert!(!out(&inside).contains("HOST-SECRET-DATA"), "{who:?}: {}", show(&inside));
+        for call in ["name_to_handle_at", "open_by_handle_at"] {
+            assert!(
+                err(&inside).contains(&format!("{call}: Operation not permitted")),
+                "{who:?}: {call}\n{}",
+                show(&inside)
+            );
+        }
+    }
+}
+
+/// A policy granting `/` (read): the session sees the host's top-level names again, still with its
+/// own /tmp, /proc and /dev and the credentials masked, and commands run. A masked directory with a
+/// masked file inside (as /var/lib/cordon holds the default audit log) is masked once.
+#[test]
+fn a_policy_granting_the_root_sees_the_hosts_names_and_still_works() {
+    for who in users() {
+        let e = Env::new(who);
+        let f = outside(&e);
+        let policy = e.write_policy(
+            "root.toml",
+            &format!(
+                "version = 1\nextends = [\"builtin:agent\"]\n[fs]\nread = [\"/\"]\ndeny = [\"{}\", \"{}\"]\n",
+                f.parent().expect("dir").display(),
+                f.display()
+            ),
+        );
+        let p = policy.display().to_string();
+        let host_tmp = std::path::PathBuf::from(format!("/tmp/cordon-fsview-root-{}", std::process::id()));
+        std::fs::write(&host_tmp, "host tmp\n").expect("host tmp file");
+        let script = format!(
+            "ls -A /; cat {0} || echo tmp-is-private; cat {1} || echo key-is-masked; cat {2} || echo dir-is-masked; /usr/bin/python3 -c 'print(\"ran\", 6 * 7)'",
+            host_tmp.display(),
+            e.home.join(".ssh/id_rsa").display(),
+            f.display()
+        );
+        let o = e.run_sh_with(&["--policy", &p], &script, &[]);
+        let _ = std::fs::remove_file(&host_tmp);
+        let text = out(&o);
+        let names: Vec<&str> = text.lines().collect();
+        for n in ["usr", "etc", "var", "root", "srv", "proc", "tmp", "dev"] {
+            if n == "srv" && !std::path::Path::new("/srv").exists() {
+                continue;
+            }
+            assert!(names.contains(&n), "{who:?}: /{n} missing\n{}", show(&o));
+        }
+        assert!(!names.contains(&".cordon-host"), "{who:?}: {}", show(&o));
+        assert!(text.contains("tmp-is-private"), "{who:?}: {}", show(&o));
+        assert!(text.contains("key-is-masked") && !text.contains("FAKE KEY"), "{who:?}: {}", show(&o));
+        assert!(text.contains("dir-is-masked") && !text.contains("HOST-SECRET-DATA"), "{who:?}: {}", show(&o));
+        assert!(text.contains("ran 42"), "{who:?}: {}", show(&o));
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+    }
+}

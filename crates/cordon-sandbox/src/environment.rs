@@ -257,7 +257,7 @@ fn init_main(
     }
     let _ = sys::set_pdeathsig(libc::SIGKILL);
     mark(rep, "init: started");
-    set_up(plan, rep, ch.nsock);
+    set_up(plan, rep, ch.nsock, pty.is_some());
     bound(plan, rep);
     let tag = [Handoff::Ready.tag()];
     if sendmsg::<()>(ch.nsock, &[IoSlice::new(&tag)], &[], MsgFlags::empty(), None).is_err() {
@@ -291,7 +291,7 @@ fn init_main(
 }
 
 /// The user namespace's maps, the mounts, the hostname, loopback and the egress listeners.
-fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd) {
+fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
     let ns = &plan.ns;
     if ns.user {
         let w = |p: &str, v: String| std::fs::write(p, v).map_err(|e| format!("user namespace: write {p}: {e}"));
@@ -303,7 +303,7 @@ fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd) {
         }
     }
     mark(rep, "init: user namespace mapped");
-    match apply::mounts::apply(ns) {
+    match apply::mounts::apply_with(ns, pty, &mut |w| mark(rep, w)) {
         Ok(r) => {
             crate::channel::Report::Hidden(r.hidden.len()).send(rep);
             if r.scan_truncated {

@@ -97,11 +97,33 @@ fn mask(path: &Path) -> Result<(), MountError> {
 }
 
 pub fn apply(plan: &NsPlan) -> Result<MountReport, MountError> {
+    apply_with(plan, false, &mut |_| {})
+}
+
+/// [`apply`] for a session that has a pseudo-terminal of its own (`pty`: the terminal nodes of
+/// [`MountOp::DevNodes`] are bound), calling `mark` after the costly steps (CORDON_TIMING).
+pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Result<MountReport, MountError> {
     let mut rep = MountReport::default();
     // Credential inodes are read before HOME is replaced below.
     let secrets = plan.hide.as_ref().map(|h| secret_inodes(&h.secret_roots, &h.root)).unwrap_or_default();
+    mark("init: mounts: credential inodes read");
     let mut staged = false;
+    let mut built = false;
     for op in &plan.mounts {
+        if !built
+            && matches!(
+                op,
+                MountOp::Mask { .. } | MountOp::Pin { .. } | MountOp::ReadOnly { .. } | MountOp::DetachHost { .. }
+            )
+        {
+            built = true;
+            mark("init: mounts: the root's binds done");
+        }
+        let step = match op {
+            MountOp::NewRoot { .. } => Some("init: mounts: new root, pivoted"),
+            MountOp::DetachHost { .. } => Some("init: mounts: host tree detached"),
+            _ => None,
+        };
         match op {
             MountOp::MakePrivate => {
                 mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
@@ -113,7 +135,9 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, MountError> {
                 make_parent(path)?;
                 std::os::unix::fs::symlink(target, path).map_err(io_err("symlink", path))?;
             }
-            MountOp::DevNodes { nodes } => dev_nodes(plan, nodes)?,
+            MountOp::DevNodes { nodes, pty: terminal } => {
+                dev_nodes(plan, nodes.iter().chain(terminal.iter().filter(|_| pty)))?
+            }
             MountOp::Proc => {
                 let p = Path::new("/proc");
                 make_dir(p)?;
@@ -165,6 +189,9 @@ pub fn apply(plan: &NsPlan) -> Result<MountReport, MountError> {
                 mount(None::<&str>, root, None::<&str>, flags, None::<&str>)
                     .map_err(sys_err("remount read-only", root))?;
             }
+        }
+        if let Some(s) = step {
+            mark(s);
         }
     }
     if let Some(h) = &plan.hide {
@@ -227,12 +254,24 @@ fn new_root(scratch: &Path, host: &Path) -> Result<(), MountError> {
 /// `writable`.
 fn bind(from: &Path, src: &Path, dst: &Path, writable: bool) -> Result<(), MountError> {
     let md = from.metadata().map_err(io_err("stat", src))?;
-    if md.is_dir() {
+    bind_as(md.is_dir(), from, dst, writable)
+}
+
+/// [`bind`] once the source's kind is known (a directory or not).
+fn bind_as(dir: bool, from: &Path, dst: &Path, writable: bool) -> Result<(), MountError> {
+    if dir {
         make_dir(dst)?;
     } else {
-        make_parent(dst)?;
-        if dst.symlink_metadata().is_err() {
-            std::fs::File::create(dst).map_err(io_err("create", dst))?;
+        // The file to bind over, its parents made only when missing (one call in the common case).
+        let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(dst);
+        match create() {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                make_parent(dst)?;
+                create().map_err(io_err("create", dst))?;
+            }
+            Err(e) => return Err(io_err("create", dst)(e)),
         }
     }
     mount(Some(from), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
@@ -249,15 +288,14 @@ fn bind(from: &Path, src: &Path, dst: &Path, writable: bool) -> Result<(), Mount
 }
 
 /// /dev with the granted nodes only, and the links programs expect.
-fn dev_nodes(plan: &NsPlan, nodes: &[PathBuf]) -> Result<(), MountError> {
+fn dev_nodes<'a>(plan: &NsPlan, nodes: impl Iterator<Item = &'a PathBuf>) -> Result<(), MountError> {
     let dev = Path::new("/dev");
     make_dir(dev)?;
     for n in nodes {
         let from = host_path(plan, n);
-        if from.symlink_metadata().is_err() {
-            continue;
-        }
-        bind(&from, n, n, true)?;
+        // A node the host does not have is not there to bind.
+        let Ok(md) = from.metadata() else { continue };
+        bind_as(md.is_dir(), &from, n, true)?;
     }
     for (name, target) in [
         ("fd", "/proc/self/fd"),

@@ -23,8 +23,9 @@ pub enum MountOp {
     /// A symlink in the new root, as the host has it (e.g. /bin -> usr/bin).
     Symlink { path: PathBuf, target: PathBuf },
     /// /dev with only these host device nodes (and directories such as /dev/pts) bound, and the
-    /// /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr links.
-    DevNodes { nodes: Vec<PathBuf> },
+    /// /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr links. `pty`: bound too, only when the session
+    /// has a pseudo-terminal of its own (the host's /dev/pts and /dev/ptmx).
+    DevNodes { nodes: Vec<PathBuf>, pty: Vec<PathBuf> },
     /// A fresh procfs for the new pid namespace.
     Proc,
     /// A fresh tmpfs, private to the session.
@@ -165,16 +166,29 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
     // A path that no bind brought into the new root is already gone; there is nothing to mask.
     let gone = |x: &std::path::Path| !root.bound.iter().any(|b| is_within(x, b));
     // Masks are needed only where Landlock would otherwise allow the read: inside an allowed tree.
-    for m in &p.fs.deny {
-        let inside =
-            p.fs.rules
-                .iter()
-                .any(|r| (r.access.read || r.access.write || r.access.exec) && is_within(&m.path, &r.path));
-        if inside
-            && m.path.symlink_metadata().is_ok()
-            && !is_within(&m.path, std::path::Path::new("/tmp"))
-            && !gone(&m.path)
-        {
+    let needed: Vec<&cordon_policy::Masked> =
+        p.fs.deny
+            .iter()
+            .filter(|m| {
+                let inside =
+                    p.fs.rules
+                        .iter()
+                        .any(|r| (r.access.read || r.access.write || r.access.exec) && is_within(&m.path, &r.path));
+                inside
+                    && m.path.symlink_metadata().is_ok()
+                    && !is_within(&m.path, std::path::Path::new("/tmp"))
+                    && !gone(&m.path)
+            })
+            .collect();
+    // A path inside a masked directory is gone with it (the audit log in /var/lib/cordon): masking it
+    // again would look for it in the empty mask.
+    let masked_dir = |x: &std::path::Path| {
+        needed.iter().any(|d| d.path != x && is_within(x, &d.path) && d.path.is_dir() && !d.path.is_symlink())
+    };
+    let mut done: Vec<&std::path::Path> = vec![];
+    for m in needed.iter().filter(|m| !masked_dir(&m.path)) {
+        if !done.contains(&m.path.as_path()) {
+            done.push(&m.path);
             ns.mounts.push(MountOp::Mask { path: m.path.clone(), why: format!("{} ({})", m.entry, m.origin) });
         }
     }

@@ -17,6 +17,11 @@ pub const HOST: &str = "/.cordon-host";
 /// namespace is private: the host never sees it).
 pub const SCRATCH: &str = "/tmp";
 
+/// The host's terminals: every pty of the host is under /dev/pts, and /dev/ptmx makes new ones there.
+const PTY_NODES: [&str; 2] = ["/dev/pts", "/dev/ptmx"];
+/// The path group that grants the harmless devices and the terminal to every profile.
+const DEVICES: &str = "@devices";
+
 /// Paths that are the session's own mounts, never the host's.
 const FRESH: [&str; 4] = ["/tmp", "/dev/shm", "/run", "/proc"];
 
@@ -51,22 +56,28 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
     if pid {
         entries.push(Entry { dst: "/proc".into(), rank: 0, op: MountOp::Proc });
     }
-    // Device nodes: only those the policy names, each bound from the host's /dev.
-    let nodes: Vec<PathBuf> = {
-        let mut v: Vec<PathBuf> =
-            p.fs.rules
-                .iter()
-                .map(|r| r.path.clone())
-                .filter(|x| {
-                    is_within(x, Path::new("/dev")) && !is_within(x, Path::new("/dev/shm")) && x != Path::new("/dev")
-                })
-                .filter(|x| x.symlink_metadata().is_ok())
-                .collect();
+    // Device nodes: only those the policy names, each bound from the host's /dev. The host's
+    // terminals (/dev/pts, /dev/ptmx) that come with the `@devices` defaults are there only when the
+    // session has a pty of its own; a policy that names them itself has them always.
+    let (mut nodes, mut pty): (Vec<PathBuf>, Vec<PathBuf>) = (vec![], vec![]);
+    for r in &p.fs.rules {
+        let x = &r.path;
+        let dev = is_within(x, Path::new("/dev")) && !is_within(x, Path::new("/dev/shm")) && x != Path::new("/dev");
+        if !dev || x.symlink_metadata().is_err() {
+            continue;
+        }
+        let terminal = PTY_NODES.iter().any(|t| is_within(x, Path::new(t)));
+        if terminal && r.entry == DEVICES {
+            pty.push(x.clone());
+        } else {
+            nodes.push(x.clone());
+        }
+    }
+    for v in [&mut nodes, &mut pty] {
         v.sort();
         v.dedup();
-        v
-    };
-    entries.push(Entry { dst: "/dev".into(), rank: 0, op: MountOp::DevNodes { nodes } });
+    }
+    entries.push(Entry { dst: "/dev".into(), rank: 0, op: MountOp::DevNodes { nodes, pty } });
 
     // The granted trees: (destination, canonical source, writable), outermost first.
     let mut grants: Vec<(PathBuf, PathBuf, bool)> = vec![];
@@ -79,18 +90,21 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
         let Ok(md) = path.symlink_metadata() else { return };
         // A granted symlink stays a symlink (e.g. /bin -> usr/bin); its target is granted with it,
         // as Landlock grants what the path resolves to.
-        let dst = if md.file_type().is_symlink() {
+        // The source: the path with every symlink resolved (a granted link's target is already).
+        let (dst, src) = if md.file_type().is_symlink() {
             if let Ok(t) = std::fs::read_link(path) {
                 links.push((path.to_path_buf(), t));
             }
             match std::fs::canonicalize(path) {
-                Ok(c) => c,
+                Ok(c) => (c.clone(), c),
                 Err(_) => return,
             }
         } else {
-            path.to_path_buf()
+            match std::fs::canonicalize(path) {
+                Ok(c) => (path.to_path_buf(), c),
+                Err(_) => return,
+            }
         };
-        let Ok(src) = std::fs::canonicalize(&dst) else { return };
         grants.push((dst, src, write));
     };
     for r in p.fs.rules.iter().filter(|r| r.access.read || r.access.write || r.access.exec) {
@@ -211,8 +225,33 @@ mod tests {
         assert!(r
             .ops
             .iter()
-            .any(|o| matches!(o, MountOp::DevNodes { nodes } if nodes.contains(&PathBuf::from("/dev/null")))));
+            .any(|o| matches!(o, MountOp::DevNodes { nodes, .. } if nodes.contains(&PathBuf::from("/dev/null")))));
         assert!(b.contains(&(PathBuf::from("/usr"), false)), "{b:?}");
+    }
+
+    #[test]
+    fn the_hosts_terminals_from_the_defaults_wait_for_a_pty_and_named_ones_do_not() {
+        let dev = |r: &Root| {
+            r.ops
+                .iter()
+                .find_map(|o| match o {
+                    MountOp::DevNodes { nodes, pty } => Some((nodes.clone(), pty.clone())),
+                    _ => None,
+                })
+                .expect("a /dev")
+        };
+        let t = VarTmp(PathBuf::from(format!("/var/tmp/cordon-sandbox-root-pty-{}", std::process::id())));
+        std::fs::create_dir_all(t.0.join("ws")).expect("mkdir");
+        let (nodes, pty) = dev(&build(&policy(&t.0, ""), true, 1 << 20));
+        assert!(nodes.contains(&PathBuf::from("/dev/null")), "{nodes:?}");
+        assert!(!nodes.iter().any(|n| n.starts_with("/dev/pts") || n == Path::new("/dev/ptmx")), "{nodes:?}");
+        assert_eq!(pty, vec![PathBuf::from("/dev/ptmx"), PathBuf::from("/dev/pts")]);
+        let cx = cordon_policy::Context { home: t.0.join("home"), workspace: t.0.join("ws"), tmp: "/tmp".into() };
+        let text = "version = 1\n[fs]\nread = [\"/dev/null\", \"/dev/pts\"]\n";
+        let named = cordon_policy::compile(&cordon_policy::load_text("t.toml", text).expect("loads"), &cx);
+        let (nodes, pty) = dev(&build(&named, true, 1 << 20));
+        assert_eq!(nodes, vec![PathBuf::from("/dev/null"), PathBuf::from("/dev/pts")]);
+        assert!(pty.is_empty(), "{pty:?}");
     }
 
     #[test]
