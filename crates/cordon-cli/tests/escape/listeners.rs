@@ -128,3 +128,27 @@ impl Drop for Listeners {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A connection that sends nothing and stays open still counts: an escape is the connection
+    /// itself (counting after a read, as before, missed a peer that never wrote or closed).
+    #[test]
+    fn a_silent_open_connection_counts() {
+        let home = std::env::temp_dir().join(format!("escape-listeners-{}", std::process::id()));
+        let l = Listeners::start(&format!("t{}", std::process::id()), Who::Root, &home);
+        let port: u16 = l.env.iter().find(|(k, _)| k == "TCP4_PORT").and_then(|(_, v)| v.parse().ok()).expect("port");
+        let held = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let t = Instant::now();
+        while l.count("tcp4") == 0 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(l.count("tcp4"), 1, "the open connection was not counted");
+        drop(held);
+        drop(l);
+        let _ = std::fs::remove_dir_all(&home);
+    }
+}
