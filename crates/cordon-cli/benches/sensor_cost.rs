@@ -1,8 +1,10 @@
 //! What the eBPF sensor costs a real workload and a syscall-bound one: each workload run bare, under
-//! `cordon run`, and under `cordon run --events FILE` (the sensor and the whole events pipeline:
-//! JSON lines, the builtin rules, the audit log), in an order rotated each round and reversed every
-//! other round, so that every variant meets the machine in every state; ratios against bare are
-//! taken per round (paired) and summarised by their median and range.
+//! `cordon run` (with and without the write watch that names refusals when the sensor is off), and
+//! under `cordon run --events FILE` (the sensor and the whole events pipeline: JSON lines, the
+//! builtin rules, the audit log), in an order rotated each round and reversed every other round, so that every variant meets the machine in every state; ratios against bare are
+//! taken per round (paired) and summarised by their median and range. Last, the sensor's own cost
+//! taken apart: cordon's own CPU with the sensor minus without it (write watch off), paired, plus
+//! its programs' run time in the kernel (a separate pass with kernel.bpf_stats_enabled=1).
 //!
 //! `sudo cargo bench -p cordon-cli --bench sensor_cost`; needs root (the sensor loads BPF programs).
 //! - CORDON_BENCH_ROUNDS: paired rounds (default 8).
@@ -208,7 +210,7 @@ fn bench(w: &Workload, variants: &[Variant], rounds: usize, ws: &Path, report: &
 /// against the bare run's CPU.
 fn sensor_share(w: &Workload, variants: &[Variant], samples: &[Sample], ws: &Path, report: &Path) {
     let (Some(plain), Some(events)) = (
-        variants.iter().position(|v| v.name == "cordon run"),
+        variants.iter().position(|v| v.name == "cordon run, write watch off"),
         variants.iter().position(|v| v.name == "cordon run --events FILE"),
     ) else {
         return;
@@ -317,10 +319,21 @@ fn main() {
         });
     }
 
+    // The write watch (refusals named without the sensor) is on in a plain run and off under the
+    // sensor, which sees the refusals itself: the sensor's own cost is against a run without it.
+    let bin = env!("CARGO_BIN_EXE_cordon").to_string();
+    variants.insert(
+        2,
+        Variant {
+            name: "cordon run, write watch off".into(),
+            prefix: ["env", "CORDON_REFUSAL_WATCH=off", &bin, "run", "-q", "--"].map(String::from).to_vec(),
+            report: false,
+        },
+    );
     if let Ok(size) = std::env::var("CORDON_BENCH_SENSOR_BUFFER") {
         let mut v = Variant {
             name: format!("cordon run --events --sensor-buffer {size}"),
-            prefix: variants[2].prefix.clone(),
+            prefix: variants[3].prefix.clone(),
             report: true,
         };
         v.prefix.splice(2..2, ["--sensor-buffer".to_string(), size]);
