@@ -5,6 +5,7 @@ result (text, isError)."""
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import ClientSession, StdioServerParameters
@@ -14,7 +15,8 @@ from mcp.client.stdio import stdio_client
 async def main() -> None:
     argv = sys.argv[sys.argv.index("--") + 1 :]
     calls = json.load(sys.stdin)
-    params = StdioServerParameters(command=argv[0], args=argv[1:])
+    # The whole environment: the SDK passes only a few variables by default.
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
     out = {"tools": [], "calls": []}
     async with stdio_client(params) as streams:
         read, write = streams[0], streams[1]

@@ -18,7 +18,8 @@ def echo(text: str) -> str:
 @server.tool()
 def env() -> str:
     """What the server sees of its environment and identity."""
-    return f"uid={os.getuid()} HOME={os.environ.get('HOME')} SECRET={os.environ.get('GW_TEST_SECRET')}"
+    get = os.environ.get
+    return f"uid={os.getuid()} HOME={get('HOME')} GW_TEST_VALUE={get('GW_TEST_VALUE')} GW_OTHER={get('GW_OTHER')}"
 
 
 @server.tool()

@@ -8,6 +8,7 @@
 //! policy = "builtin:mcp-tool"        # the default; or a policy file, relative to this file
 //! workspace = "/srv/docs"            # the default: this file's directory
 //! env = ["LANG"]                     # names passed from the gateway's environment
+//! isolation = "server"               # one sandbox for the server process (the only one so far)
 //! tools.allow = ["read_text_file"]   # only these (absent: every tool)
 //! tools.deny = ["write_file"]        # never these
 //! ```
@@ -40,6 +41,7 @@ struct RawServer {
     workspace: Option<S<String>>,
     #[serde(default)]
     env: Vec<S<String>>,
+    isolation: Option<S<String>>,
     #[serde(default)]
     tools: RawTools,
 }
@@ -95,7 +97,7 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
         let hint = if e.message().contains("duplicate key") {
             Some("each server is one `[servers.NAME]` table; give the second one another name".to_string())
         } else if e.message().contains("unknown field") {
-            Some("a server takes command, policy, workspace, env and tools (allow, deny)".to_string())
+            Some("a server takes command, policy, workspace, env, isolation and tools (allow, deny)".to_string())
         } else {
             None
         };
@@ -200,6 +202,16 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     "`cordon policy check FILE` shows every problem in it".into()
                 };
                 errs.push(src.diag(at, field("policy"), format!("policy {policy} cannot be used:\n{e}"), Some(hint)));
+            }
+        }
+        if let Some(i) = &s.isolation {
+            if i.get_ref() != "server" {
+                let why = if i.get_ref() == "call" {
+                    "a sandbox per call is not served yet: each server runs in one sandbox of its own".to_string()
+                } else {
+                    format!("`{}` is not an isolation", i.get_ref())
+                };
+                errs.push(src.diag(i.span(), field("isolation"), why, Some("isolation = \"server\"".into())));
             }
         }
         for v in &s.env {

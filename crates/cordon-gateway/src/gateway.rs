@@ -15,6 +15,15 @@ use std::time::{Duration, Instant};
 /// How long one call may take before the caller is told the server did not answer.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How the servers' sessions are run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the gateway and its servers' sessions are recorded.
+    pub audit: AuditChoice,
+    /// Start a server even when the host cannot enforce all of its policy (what is lost is printed).
+    pub allow_degraded: bool,
+}
+
 pub struct Gateway {
     servers: Vec<(Server, Upstream)>,
     log: Arc<Log>,
@@ -25,10 +34,10 @@ pub struct Gateway {
 impl Gateway {
     /// Starts every server in its own session; if one cannot start, the ones started are stopped
     /// and nothing is served.
-    pub async fn start(cfg: &Config, exe: &Path, audit: &AuditChoice, log: Arc<Log>) -> Result<Gateway, GatewayError> {
+    pub async fn start(cfg: &Config, exe: &Path, opts: &Options, log: Arc<Log>) -> Result<Gateway, GatewayError> {
         let mut servers = vec![];
         for s in &cfg.servers {
-            match Upstream::start(exe, s, audit).await {
+            match Upstream::start(exe, s, opts).await {
                 Ok(u) => {
                     for n in &u.notices {
                         eprintln!("cordon gateway: server {}: {n}", s.name);
@@ -178,19 +187,23 @@ impl Tools for Gateway {
 
 /// `cordon gateway --stdio`: opens the audit log, starts the servers, serves MCP on stdin and
 /// stdout until the client closes stdin (or SIGINT/SIGTERM), stops the servers, seals the record.
-pub async fn run_stdio(cfg: Config, exe: &Path, audit: AuditChoice) -> Result<(), GatewayError> {
+pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), GatewayError> {
+    let audit = &opts.audit;
     let started = Instant::now();
-    let log = Arc::new(match &audit {
+    let log = Arc::new(match audit {
         AuditChoice::Off => Log::off(),
         AuditChoice::Path(p) => Log::open(p, &cfg)?,
         AuditChoice::Default => Log::open(&cordon_audit::default_path(), &cfg)?,
     });
     // The servers record their sessions in the same log as the gateway's.
-    let server_audit = match &audit {
-        AuditChoice::Default => AuditChoice::Path(cordon_audit::default_path()),
-        a => a.clone(),
+    let server_opts = Options {
+        audit: match audit {
+            AuditChoice::Default => AuditChoice::Path(cordon_audit::default_path()),
+            a => a.clone(),
+        },
+        ..opts.clone()
     };
-    let gw = match Gateway::start(&cfg, exe, &server_audit, log.clone()).await {
+    let gw = match Gateway::start(&cfg, exe, &server_opts, log.clone()).await {
         Ok(g) => Arc::new(g),
         Err(e) => {
             let _ = tokio::task::block_in_place(|| log.finish(started));

@@ -214,15 +214,17 @@ fn check(line: &[u8]) -> Check {
     }
     let v: Value = match serde_json::from_slice(text) {
         Ok(v) => v,
-        Err(e) => return Check::Reply(error_line(
-            None,
-            -32700,
-            format!(
+        Err(e) => {
+            return Check::Reply(error_line(
+                None,
+                -32700,
+                format!(
                 "parse error: not JSON ({e}); send one JSON-RPC message per line (line {}, column {} of that message)",
                 e.line(),
                 e.column()
             ),
-        )),
+            ))
+        }
     };
     let obj = match &v {
         Value::Array(_) => return Check::Reply(error_line(

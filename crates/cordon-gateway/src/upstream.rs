@@ -28,7 +28,7 @@ pub struct Upstream {
 
 /// The session a server runs in: its command under its policy, in its workspace, with only the
 /// environment it was given (PATH and the names in `env`); not interactive, not watched.
-pub fn spec(s: &Server, audit: &AuditChoice) -> SessionSpec {
+pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool) -> SessionSpec {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     let env = std::iter::once(("PATH".into(), path))
         .chain(s.env.iter().filter_map(|n| std::env::var_os(n).map(|v| (n.into(), v))))
@@ -43,7 +43,7 @@ pub fn spec(s: &Server, audit: &AuditChoice) -> SessionSpec {
         allow_net: vec![],
         allow_read: vec![],
         allow_write: vec![],
-        allow_degraded: false,
+        allow_degraded,
         audit: audit.clone(),
         report: None,
         events: None,
@@ -71,9 +71,9 @@ fn describe(msgs: &[Message], status: Option<std::process::ExitStatus>) -> Strin
 
 impl Upstream {
     /// Starts `s` in its own session (`exe`: the cordon binary) and connects to it.
-    pub async fn start(exe: &Path, s: &Server, audit: &AuditChoice) -> Result<Upstream, GatewayError> {
+    pub async fn start(exe: &Path, s: &Server, opts: &crate::gateway::Options) -> Result<Upstream, GatewayError> {
         let fail = |why: String| GatewayError::Upstream { server: s.name.clone(), why };
-        let (spec, exe_owned) = (spec(s, audit), exe.to_path_buf());
+        let (spec, exe_owned) = (spec(s, &opts.audit, opts.allow_degraded), exe.to_path_buf());
         let (mut sup, first) = tokio::task::spawn_blocking(move || {
             let mut sup = supervise::spawn(&exe_owned, &spec, [Stdio::piped(), Stdio::piped(), Stdio::inherit()])?;
             let first = sup.next_message();

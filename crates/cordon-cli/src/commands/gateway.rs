@@ -38,6 +38,10 @@ pub struct GatewayArgs {
     /// Record nothing (neither the calls nor the servers' sessions).
     #[arg(long)]
     pub no_audit: bool,
+    /// Start the servers even when the host cannot enforce all of their policies; what is lost is
+    /// printed for each.
+    #[arg(long)]
+    pub allow_degraded: bool,
 }
 
 pub fn run(a: GatewayArgs) -> Result<i32> {
@@ -52,6 +56,7 @@ pub fn run(a: GatewayArgs) -> Result<i32> {
         (None, false) => AuditChoice::Default,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(cordon_gateway::gateway::run_stdio(cfg, &exe, audit))?;
+    let opts = cordon_gateway::gateway::Options { audit, allow_degraded: a.allow_degraded };
+    rt.block_on(cordon_gateway::gateway::run_stdio(cfg, &exe, opts))?;
     Ok(0)
 }
