@@ -363,3 +363,26 @@ fn a_bad_config_is_reported_with_its_position_and_nothing_starts() {
         assert!(!e.root.join("audit.db").exists(), "nothing started, nothing recorded: {s}");
     }
 }
+
+#[test]
+fn a_server_that_does_not_start_stops_the_others_and_the_gateway_says_which() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "[servers.a-good]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\n[servers.z-bad]\ncommand = [\"/bin/false\"]\nworkspace = \"home/ws\"\n"
+        ),
+    );
+    let o = e.cordon(&gateway_args(&e, &cfg).iter().map(String::as_str).collect::<Vec<_>>());
+    let s = err(&o);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(s.contains("server `z-bad`") && s.contains("initialize") && s.contains("exited with code 1"), "{s}");
+    // Servers start in name order: a-good ran and was stopped, not left behind; every session in
+    // the log ended and was sealed.
+    let r = cordon_audit::verify(&e.root.join("audit.db")).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty() && r.sealed == 3, "{r:?}");
+}
