@@ -27,6 +27,7 @@ enum Cmd {
     Hook(commands::hook::HookArgs),
     Doctor(commands::doctor::DoctorArgs),
     Monitor(commands::monitor::MonitorArgs),
+    Gateway(commands::gateway::GatewayArgs),
     #[command(subcommand)]
     Policy(commands::policy::PolicyCmd),
     #[command(subcommand)]
@@ -65,8 +66,8 @@ fn main() {
         std::process::exit(cordon_session::supervise::serve());
     }
     let cli = Cli::parse();
-    // `run` and `monitor` keep SIGPIPE ignored: a closed output must not cut the audit record short.
-    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_)) {
+    // `run`, `monitor` and `gateway` keep SIGPIPE ignored: a closed output must not cut the audit record short.
+    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_) | Cmd::Gateway(_)) {
         sys::default_sigpipe();
     }
     let code = match cli.cmd {
@@ -75,6 +76,7 @@ fn main() {
         Cmd::Hook(a) => commands::hook::run(a),
         Cmd::Doctor(a) => commands::doctor::run(a),
         Cmd::Monitor(a) => commands::monitor::run(a),
+        Cmd::Gateway(a) => commands::gateway::run(a),
         Cmd::Policy(p) => commands::policy::run(p),
         Cmd::Audit(a) => commands::audit::run(a),
         Cmd::Rules(r) => commands::rules::run(r),

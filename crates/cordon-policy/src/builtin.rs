@@ -8,6 +8,7 @@ const PROFILES: &[(&str, &str)] = &[
     ("strict", include_str!("profiles/strict.toml")),
     ("claude-code", include_str!("profiles/claude-code.toml")),
     ("codex", include_str!("profiles/codex.toml")),
+    ("mcp-tool", include_str!("profiles/mcp-tool.toml")),
 ];
 
 /// The default profile when no policy is named.

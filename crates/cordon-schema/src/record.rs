@@ -36,10 +36,14 @@ pub enum RecordKind {
     /// Records imported from a recovery spool.
     #[serde(rename = "recovered")]
     Recovered,
+    /// One MCP tool call through `cordon gateway` (in the gateway's own session): who, which server
+    /// and tool, the arguments' hash, the decision and its rule, and the sandbox session it ran in.
+    #[serde(rename = "tool_call")]
+    ToolCall,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 10] = [
+    pub const ALL: [RecordKind; 11] = [
         RecordKind::Start,
         RecordKind::Denial,
         RecordKind::Egress,
@@ -50,6 +54,7 @@ impl RecordKind {
         RecordKind::End,
         RecordKind::Seal,
         RecordKind::Recovered,
+        RecordKind::ToolCall,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -64,6 +69,7 @@ impl RecordKind {
             RecordKind::End => "end",
             RecordKind::Seal => "seal",
             RecordKind::Recovered => "recovered",
+            RecordKind::ToolCall => "tool_call",
         }
     }
 
@@ -81,7 +87,8 @@ impl RecordKind {
             | RecordKind::Alert
             | RecordKind::Sensor
             | RecordKind::SensorSummary
-            | RecordKind::End => true,
+            | RecordKind::End
+            | RecordKind::ToolCall => true,
             RecordKind::Start | RecordKind::Seal | RecordKind::Recovered => false,
         }
     }
@@ -94,7 +101,8 @@ impl RecordKind {
             | RecordKind::Sensor
             | RecordKind::SensorSummary
             | RecordKind::Seal
-            | RecordKind::Recovered => false,
+            | RecordKind::Recovered
+            | RecordKind::ToolCall => false,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod doctor;
+pub mod gateway;
 pub mod hook;
 pub mod init;
 pub mod monitor;

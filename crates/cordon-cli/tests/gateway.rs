@@ -1,0 +1,388 @@
+//! `cordon gateway --stdio` (issue 14, step 1) against implementations nobody here wrote: the
+//! official Python MCP SDK (`mcp` on PyPI) as the client and as an upstream server, and
+//! `@modelcontextprotocol/server-filesystem` from npm as a confined upstream. .ci/run installs both;
+//! a test that cannot find them fails.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The Python with the `mcp` SDK (.ci/run makes this venv; CORDON_TEST_MCP_PYTHON overrides).
+fn mcp_python() -> PathBuf {
+    let p = std::env::var_os("CORDON_TEST_MCP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/cordon-test/mcp-venv/bin/python"));
+    let ok = Command::new(&p).args(["-c", "import mcp"]).output().is_ok_and(|o| o.status.success());
+    assert!(ok, "{} with the `mcp` package is missing: run the install lines of .ci/run", p.display());
+    p
+}
+
+/// `mcp-server-filesystem` from npm, found in PATH.
+fn fs_server() -> PathBuf {
+    let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("mcp-server-filesystem"))
+        .find(|p| p.exists());
+    found.expect("mcp-server-filesystem (@modelcontextprotocol/server-filesystem) is not in PATH: run the install lines of .ci/run")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/gateway").join(name)
+}
+
+/// Copies the fixtures into the workspace (the sandbox reads them there), writes `gw.toml` in the
+/// env's root, owned by its user.
+fn setup(e: &Env, config: &str) -> PathBuf {
+    for f in ["server.py", "client.py"] {
+        std::fs::copy(fixture(f), e.ws.join(f)).expect("fixture");
+    }
+    let cfg = e.write_policy("gw.toml", config);
+    if e.who == Who::Nobody {
+        e.chown_all();
+    }
+    cfg
+}
+
+fn gateway_args(e: &Env, cfg: &Path) -> Vec<String> {
+    let audit = e.root.join("audit.db").display().to_string();
+    let mut a = vec!["gateway".into(), "--config".into(), cfg.display().to_string(), "--stdio".into()];
+    a.extend(["--audit".into(), audit]);
+    // nobody has no writable cgroup here: its servers run degraded by explicit choice.
+    if e.who == Who::Nobody {
+        a.push("--allow-degraded".into());
+    }
+    a
+}
+
+/// The Python SDK's client, started as the env's user, running `calls` through the gateway.
+fn python_client(e: &Env, cfg: &Path, calls: Value, env: &[(&str, &str)]) -> (Value, std::process::Output) {
+    let py = mcp_python();
+    let mut c = match e.who {
+        Who::Root => Command::new(&py),
+        Who::Nobody => {
+            let mut c = Command::new("setpriv");
+            c.args([format!("--reuid={NOBODY}"), format!("--regid={NOBODY}"), "--clear-groups".into(), "--".into()])
+                .arg(&py);
+            c
+        }
+    };
+    c.arg(e.ws.join("client.py")).arg("--").arg(env!("CARGO_BIN_EXE_cordon")).args(gateway_args(e, cfg));
+    c.current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .env("CORDON_AUDIT", e.root.join("audit.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("python client");
+    child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+    let o = child.wait_with_output().expect("wait");
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("client output: {}", show(&o)));
+    (v, o)
+}
+
+fn call(v: &Value, i: usize) -> (&str, bool) {
+    (v["calls"][i]["text"].as_str().unwrap_or(""), v["calls"][i]["is_error"].as_bool().unwrap_or(false))
+}
+
+/// The gateway's session in the log and its `tool_call` bodies.
+fn tool_calls(e: &Env) -> Vec<Value> {
+    let db = e.root.join("audit.db");
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+    let store = cordon_audit::Store::open_read_only(&db).expect("log");
+    let gw: Vec<_> = store.sessions().expect("sessions").into_iter().filter(|s| s.session.starts_with("gw-")).collect();
+    assert_eq!(gw.len(), 1, "one gateway session");
+    assert!(gw[0].sealed, "the gateway's session is sealed");
+    store
+        .records(&gw[0].session)
+        .expect("records")
+        .into_iter()
+        .filter(|r| r.kind == "tool_call")
+        .map(|r| serde_json::from_str(&r.body).expect("body"))
+        .collect()
+}
+
+fn sha256(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const PY_CONFIG: &str = r#"
+[servers.py]
+command = ["PYTHON", "server.py"]
+workspace = "home/ws"
+env = ["GW_TEST_VALUE"]
+tools.deny = ["forbidden"]
+"#;
+
+#[test]
+fn the_python_sdk_client_reaches_a_python_sdk_server_in_its_sandbox_through_the_gateway() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let cfg = setup(&e, &PY_CONFIG.replace("PYTHON", &mcp_python().display().to_string()));
+        let key = e.home.join(".ssh/id_rsa").display().to_string();
+        let calls = json!([
+            {"tool": "py__echo", "args": {"text": "hi"}},
+            {"tool": "py__env"},
+            {"tool": "py__forbidden"},
+            {"tool": "py__read", "args": {"path": e.ws.join("README.md")}},
+            {"tool": "py__write", "args": {"path": e.ws.join("new.txt"), "text": "x"}},
+            {"tool": "py__read", "args": {"path": key}},
+            {"tool": "nope__echo", "args": {"text": "hi"}},
+        ]);
+        let (v, o) = python_client(&e, &cfg, calls, &[("GW_TEST_VALUE", "passed-on"), ("GW_OTHER", "kept-back")]);
+        let ctx = format!("{who:?}: {v}\n{}", err(&o));
+        assert!(o.status.success(), "{ctx}");
+        // Prefixed names; the denied tool is not offered.
+        let tools: Vec<&str> = v["tools"].as_array().expect("tools").iter().filter_map(|t| t.as_str()).collect();
+        assert_eq!(tools, ["py__crash", "py__echo", "py__env", "py__read", "py__write"], "{ctx}");
+        assert_eq!(call(&v, 0), ("hi", false), "{ctx}");
+        let (env, _) = call(&v, 1);
+        let uid = if who == Who::Root { 0 } else { NOBODY };
+        assert!(env.starts_with(&format!("uid={uid} HOME=None")), "no HOME in the server's sandbox: {ctx}");
+        // Only the listed variable crossed.
+        assert!(env.contains("GW_TEST_VALUE=passed-on GW_OTHER=None"), "{ctx}");
+        let (refused, is_err) = call(&v, 2);
+        assert!(
+            is_err && refused.contains("servers.py.tools.deny") && refused.contains("remove \"forbidden\""),
+            "{ctx}"
+        );
+        assert_eq!(call(&v, 3), ("hello\n", false), "the read-only workspace is readable: {ctx}");
+        assert!(call(&v, 4).1 && !e.ws.join("new.txt").exists(), "the workspace is read-only: {ctx}");
+        assert!(call(&v, 5).1 && !call(&v, 5).0.contains("FAKE KEY"), "HOME is not readable: {ctx}");
+        let (unknown, is_err) = call(&v, 6);
+        assert!(is_err && unknown.contains("SERVER__TOOL") && unknown.contains("servers: py"), "{ctx}");
+
+        // The evidence: one record per call, with the server's session.
+        let recs = tool_calls(&e);
+        assert_eq!(recs.len(), 7, "{ctx}\n{recs:?}");
+        let echo = &recs[0];
+        assert_eq!((echo["server"].as_str(), echo["tool"].as_str()), (Some("py"), Some("echo")), "{echo}");
+        assert_eq!(echo["identity"], "stdio");
+        assert_eq!(echo["decision"], "allow");
+        assert_eq!(echo["args_sha256"].as_str(), Some(sha256(r#"{"text":"hi"}"#).as_str()), "{echo}");
+        assert!(echo["result_bytes"].as_u64().is_some_and(|n| n > 0), "{echo}");
+        assert!(echo["duration_ms"].is_u64(), "{echo}");
+        let sid = echo["session"].as_str().expect("the sandbox session");
+        let store = cordon_audit::Store::open_read_only(&e.root.join("audit.db")).expect("log");
+        let start = store.records(sid).expect("records").into_iter().find(|r| r.kind == "start").expect("its start");
+        assert!(start.body.contains("server.py") && start.body.contains("mcp-tool"), "{}", start.body);
+        let denied = &recs[2];
+        assert_eq!(
+            (denied["decision"].as_str(), denied["rule"].as_str()),
+            (Some("deny"), Some("servers.py.tools.deny"))
+        );
+        assert!(denied["session"].is_null(), "a refused call ran nowhere: {denied}");
+        assert_eq!(recs[6]["decision"], "deny");
+    }
+}
+
+#[test]
+fn server_filesystem_from_npm_works_in_its_workspace_and_the_kernel_refuses_the_rest() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        // The server is told it may use everything ("/"): what it really reaches is the sandbox's
+        // decision, not its own.
+        let cfg = setup(
+            &e,
+            &format!("[servers.fs]\ncommand = [\"{}\", \"/\"]\nworkspace = \"home/ws\"\n", fs_server().display()),
+        );
+        let calls = json!([
+            {"tool": "fs__read_text_file", "args": {"path": e.ws.join("README.md")}},
+            {"tool": "fs__list_directory", "args": {"path": e.ws}},
+            {"tool": "fs__write_file", "args": {"path": e.ws.join("new.txt"), "content": "x"}},
+            {"tool": "fs__read_text_file", "args": {"path": e.home.join(".ssh/id_rsa")}},
+            {"tool": "fs__read_text_file", "args": {"path": "/etc/shadow"}},
+        ]);
+        let (v, o) = python_client(&e, &cfg, calls, &[]);
+        let ctx = format!("{who:?}: {v}\n{}", err(&o));
+        assert!(o.status.success(), "{ctx}");
+        assert!(v["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "fs__read_text_file")), "{ctx}");
+        assert_eq!(call(&v, 0), ("hello\n", false), "{ctx}");
+        assert!(!call(&v, 1).1 && call(&v, 1).0.contains("README.md"), "{ctx}");
+        let (w, is_err) = call(&v, 2);
+        assert!(is_err && w.contains("EROFS"), "the kernel refuses the write (read-only workspace): {ctx}");
+        assert!(!e.ws.join("new.txt").exists(), "{ctx}");
+        for i in [3, 4] {
+            let (r, is_err) = call(&v, i);
+            assert!(is_err && (r.contains("ENOENT") || r.contains("EACCES")), "refused by the sandbox: {ctx}");
+            assert!(!r.contains("FAKE KEY") && !r.contains("root:"), "{ctx}");
+        }
+        let recs = tool_calls(&e);
+        assert_eq!(recs.len(), 5, "{recs:?}");
+        assert!(recs.iter().all(|r| r["server"] == "fs" && r["decision"] == "allow"), "{recs:?}");
+        assert_eq!(recs[2]["is_error"], true, "{recs:?}");
+    }
+}
+
+/// A raw JSON-RPC client on the gateway's stdio.
+struct Raw {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Raw {
+    fn start(e: &Env, cfg: &Path) -> Raw {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(gateway_args(e, cfg))
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .env("CORDON_AUDIT", e.root.join("audit.db"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gateway");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        Raw { child, out }
+    }
+
+    fn send(&mut self, line: &str) {
+        let i = self.child.stdin.as_mut().expect("stdin");
+        i.write_all(line.as_bytes()).and_then(|_| i.write_all(b"\n")).and_then(|_| i.flush()).expect("send");
+    }
+
+    fn recv(&mut self) -> Value {
+        let mut l = String::new();
+        self.out.read_line(&mut l).expect("read");
+        serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON from the gateway: {l:?}"))
+    }
+
+    fn ask(&mut self, line: &str) -> Value {
+        self.send(line);
+        self.recv()
+    }
+}
+
+#[test]
+fn malformed_json_rpc_and_a_crashing_server_get_clear_errors_and_the_gateway_keeps_serving() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "[servers.a]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\n[servers.b]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n"
+        ),
+    );
+    let mut g = Raw::start(&e, &cfg);
+    let init = g.ask(
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#,
+    );
+    assert_eq!(init["id"], 1, "{init}");
+    assert!(init["result"]["capabilities"]["tools"].is_object(), "{init}");
+    g.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"a__echo","#);
+    assert_eq!((r["error"]["code"].as_i64(), r["id"].is_null()), (Some(-32700), true), "{r}");
+    assert!(r["error"]["message"].as_str().is_some_and(|m| m.contains("parse error")), "{r}");
+    let r = g.ask(r#"[{"jsonrpc":"2.0","id":3,"method":"tools/list"}]"#);
+    assert!(r["error"]["message"].as_str().is_some_and(|m| m.contains("batch")), "{r}");
+    let r = g.ask(r#""just a string""#);
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":["a__echo"]}}"#);
+    assert_eq!((r["id"].as_i64(), r["error"]["code"].as_i64()), (Some(4), Some(-32602)), "{r}");
+    let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(g.ask(&deep)["error"]["code"], -32700);
+
+    // Server a crashes mid-call: the caller is told, b still serves.
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"a__crash","arguments":{}}}"#);
+    assert_eq!(r["id"], 5, "{r}");
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let text = r["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert!(text.contains("server `a` failed during `crash`") && text.contains("exited with code 3"), "{r}");
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"b__echo","arguments":{"text":"still here"}}}"#);
+    assert_eq!(r["result"]["content"][0]["text"], "still here", "{r}");
+    let r =
+        g.ask(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a__echo","arguments":{"text":"x"}}}"#);
+    let text = r["result"]["content"][0]["text"].as_str().unwrap_or("");
+    assert!(r["result"]["isError"] == true && text.contains("server `a` is not running"), "{r}");
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":8,"method":"tools/list"}"#);
+    let names: Vec<&str> =
+        r["result"]["tools"].as_array().expect("tools").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"b__echo") && !names.iter().any(|n| n.starts_with("a__")), "{r}");
+
+    drop(g.child.stdin.take());
+    let st = g.child.wait().expect("wait");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(g.child.stderr.as_mut().expect("stderr"), &mut rest);
+    assert!(st.success(), "{st:?} {rest}");
+    assert!(!rest.contains("panicked"), "{rest}");
+    let recs = tool_calls(&e);
+    let crash = recs.iter().find(|r| r["tool"] == "crash").expect("the crash is recorded");
+    assert!(crash["error"].as_str().is_some_and(|m| m.contains("exited with code 3")), "{crash}");
+}
+
+#[test]
+fn a_bad_config_is_reported_with_its_position_and_nothing_starts() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cases = [
+        (
+            format!("[servers.ok]\ncommand = [\"{py}\", \"server.py\"]\n\n[servers.bad]\nenv = []\n"),
+            "gw.toml:4:10",
+            "servers.bad.command",
+        ),
+        ("[servers.ok]\ncommand = [\"no-such-mcp-server\"]\n".to_string(), "gw.toml:2:12", "not found in PATH"),
+        (
+            format!("[servers.ok]\ncommand = [\"{py}\"]\npolicy = \"builtin:nope\"\n"),
+            "gw.toml:3:10",
+            "servers.ok.policy",
+        ),
+        (
+            format!("[servers.ok]\ncommand = [\"{py}\"]\n[servers.ok]\ncommand = [\"{py}\"]\n"),
+            "gw.toml:3:",
+            "duplicate",
+        ),
+        (format!("[servers.ok]\ncommand = [\"{py}\"]\ncomand = 1\n"), "gw.toml:3:1", "unknown field"),
+        (format!("[servers.ok]\ncommand = [\"{py}\"]\nisolation = \"call\"\n"), "gw.toml:3:13", "servers.ok.isolation"),
+    ];
+    for (text, at, what) in cases {
+        let cfg = setup(&e, &text);
+        let o = e.cordon(&["gateway", "--config", &cfg.display().to_string(), "--stdio"]);
+        let s = err(&o);
+        assert_eq!(o.status.code(), Some(125), "{text}\n{}", show(&o));
+        assert!(s.contains(&format!("{}", e.root.join(at).display())) && s.contains(what), "{text}\n{s}");
+        assert!(s.contains("hint:"), "{s}");
+        assert!(!e.root.join("audit.db").exists(), "nothing started, nothing recorded: {s}");
+    }
+}
+
+#[test]
+fn a_server_that_does_not_start_stops_the_others_and_the_gateway_says_which() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "[servers.a-good]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\n[servers.z-bad]\ncommand = [\"/bin/false\"]\nworkspace = \"home/ws\"\n"
+        ),
+    );
+    let o = e.cordon(&gateway_args(&e, &cfg).iter().map(String::as_str).collect::<Vec<_>>());
+    let s = err(&o);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(s.contains("server `z-bad`") && s.contains("initialize") && s.contains("exited with code 1"), "{s}");
+    // Servers start in name order: a-good ran and was stopped, not left behind; every session in
+    // the log ended and was sealed.
+    let r = cordon_audit::verify(&e.root.join("audit.db")).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty() && r.sealed == 3, "{r:?}");
+}

@@ -1,0 +1,378 @@
+//! `gateway.toml`: the upstream MCP servers, each with its command, policy, workspace, the
+//! environment it is given and its tool rules. Every problem is reported with file:line:col, the
+//! field and a hint, like a policy's, and all of them are found before anything starts.
+//!
+//! ```toml
+//! [servers.files]
+//! command = ["mcp-server-filesystem", "/srv/docs"]
+//! policy = "builtin:mcp-tool"        # the default; or a policy file, relative to this file
+//! workspace = "/srv/docs"            # the default: this file's directory
+//! env = ["LANG"]                     # names passed from the gateway's environment
+//! isolation = "server"               # one sandbox for the server process (the only one so far)
+//! tools.allow = ["read_text_file"]   # only these (absent: every tool)
+//! tools.deny = ["write_file"]        # never these
+//! ```
+
+use crate::GatewayError;
+use cordon_policy::error::Source;
+use cordon_policy::Diagnostic;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+type S<T> = Spanned<T>;
+
+/// The separator between a server's name and its tool's in the names the gateway serves.
+pub const SEP: &str = "__";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    servers: BTreeMap<S<String>, S<RawServer>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    command: Option<S<Vec<S<String>>>>,
+    policy: Option<S<String>>,
+    workspace: Option<S<String>>,
+    #[serde(default)]
+    env: Vec<S<String>>,
+    isolation: Option<S<String>>,
+    #[serde(default)]
+    tools: RawTools,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTools {
+    allow: Option<Vec<S<String>>>,
+    #[serde(default)]
+    deny: Vec<S<String>>,
+}
+
+/// A checked configuration: every command found, every policy compiled, every workspace a directory.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file, as named.
+    pub file: String,
+    pub servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub name: String,
+    /// The command; its first word resolved to an absolute path.
+    pub argv: Vec<String>,
+    /// `builtin:NAME` or an absolute policy file.
+    pub policy: String,
+    pub workspace: PathBuf,
+    /// Names of the gateway's environment variables given to the server.
+    pub env: Vec<String>,
+    /// Only these tools (None: all of them).
+    pub allow: Option<Vec<String>>,
+    pub deny: Vec<String>,
+}
+
+/// The policy a server runs under when its entry names none.
+pub const DEFAULT_POLICY: &str = "builtin:mcp-tool";
+
+/// Reads and checks `path`.
+pub fn load(path: &Path) -> Result<Config, GatewayError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| GatewayError::Read { path: file.clone(), source })?;
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = base.canonicalize().map_err(|source| GatewayError::Read { path: file.clone(), source })?;
+    parse(&file, &text, &base, std::env::var_os("PATH").as_deref())
+}
+
+/// Checks `text` (the file `file`, whose relative paths are taken from `base`). `path_var`: the PATH
+/// commands are searched in.
+pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::OsStr>) -> Result<Config, GatewayError> {
+    let src = Source::new(file, text);
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let hint = if e.message().contains("duplicate key") {
+            Some("each server is one `[servers.NAME]` table; give the second one another name".to_string())
+        } else if e.message().contains("unknown field") {
+            Some("a server takes command, policy, workspace, env, isolation and tools (allow, deny)".to_string())
+        } else {
+            None
+        };
+        GatewayError::Config(vec![src.diag(e.span().unwrap_or(0..0), "", e.message().trim(), hint)])
+    })?;
+    let mut errs = vec![];
+    let mut servers = vec![];
+    if raw.servers.is_empty() {
+        errs.push(src.diag(
+            0..0,
+            "servers",
+            "no servers configured",
+            Some("add one: [servers.NAME] with command = [\"PROGRAM\", \"ARG\", ...]".into()),
+        ));
+    }
+    for (name, s) in &raw.servers {
+        let n = name.get_ref();
+        let field = |f: &str| format!("servers.{n}.{f}");
+        let before = errs.len();
+        if n.is_empty() || n.contains(SEP) || !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            errs.push(src.diag(
+                name.span(),
+                format!("servers.{n}"),
+                format!("`{n}` cannot be a server name: the gateway serves its tools as `{n}{SEP}TOOL`"),
+                Some(format!("use letters, digits, `-` and single `_` (no `{SEP}`), e.g. `files`")),
+            ));
+        }
+        let s = s.get_ref();
+        let argv = match &s.command {
+            None => {
+                errs.push(src.diag(
+                    name.span(),
+                    field("command"),
+                    "missing: the program that serves MCP on its stdin and stdout",
+                    Some("command = [\"PROGRAM\", \"ARG\", ...]".into()),
+                ));
+                None
+            }
+            Some(c) if c.get_ref().is_empty() || c.get_ref()[0].get_ref().is_empty() => {
+                errs.push(src.diag(
+                    c.span(),
+                    field("command"),
+                    "empty: it needs at least the program",
+                    Some("command = [\"PROGRAM\", \"ARG\", ...]".into()),
+                ));
+                None
+            }
+            Some(c) => {
+                let first = &c.get_ref()[0];
+                match resolve_program(first.get_ref(), base, path_var) {
+                    Ok(p) => Some(
+                        std::iter::once(p.display().to_string())
+                            .chain(c.get_ref()[1..].iter().map(|a| a.get_ref().clone()))
+                            .collect::<Vec<_>>(),
+                    ),
+                    Err((msg, hint)) => {
+                        errs.push(src.diag(first.span(), format!("{}[0]", field("command")), msg, Some(hint)));
+                        None
+                    }
+                }
+            }
+        };
+        let workspace = match &s.workspace {
+            None => Some(base.to_path_buf()),
+            Some(w) => {
+                let p = base.join(w.get_ref());
+                match p.canonicalize() {
+                    Ok(c) if c.is_dir() => Some(c),
+                    Ok(_) => {
+                        errs.push(src.diag(
+                            w.span(),
+                            field("workspace"),
+                            format!("{} is not a directory", p.display()),
+                            Some("name the directory the server works on".into()),
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        errs.push(src.diag(
+                            w.span(),
+                            field("workspace"),
+                            format!("{}: {e}", p.display()),
+                            Some("a relative path is taken from this file's directory".into()),
+                        ));
+                        None
+                    }
+                }
+            }
+        };
+        let policy = match &s.policy {
+            None => DEFAULT_POLICY.to_string(),
+            Some(p) if p.get_ref().starts_with("builtin:") => p.get_ref().clone(),
+            Some(p) => base.join(p.get_ref()).display().to_string(),
+        };
+        if let Some(ws) = &workspace {
+            let cx = cordon_policy::Context::for_workspace(ws.clone());
+            if let Err(e) = cordon_policy::load_and_compile(&policy, &cx) {
+                let at = s.policy.as_ref().map_or(name.span(), |p| p.span());
+                let hint = if policy.starts_with("builtin:") {
+                    format!("built-in profiles: {}", cordon_policy::builtin::names().join(", "))
+                } else {
+                    "`cordon policy check FILE` shows every problem in it".into()
+                };
+                errs.push(src.diag(at, field("policy"), format!("policy {policy} cannot be used:\n{e}"), Some(hint)));
+            }
+        }
+        if let Some(i) = &s.isolation {
+            if i.get_ref() != "server" {
+                let why = if i.get_ref() == "call" {
+                    "a sandbox per call is not served yet: each server runs in one sandbox of its own".to_string()
+                } else {
+                    format!("`{}` is not an isolation", i.get_ref())
+                };
+                errs.push(src.diag(i.span(), field("isolation"), why, Some("isolation = \"server\"".into())));
+            }
+        }
+        for v in &s.env {
+            let ok = !v.get_ref().is_empty() && !v.get_ref().contains('=') && !v.get_ref().contains('\0');
+            if !ok {
+                errs.push(src.diag(
+                    v.span(),
+                    field("env"),
+                    format!("`{}` is not a variable name", v.get_ref()),
+                    Some("list names only (e.g. \"LANG\"); their values come from the gateway's environment".into()),
+                ));
+            }
+        }
+        let names = |l: &[S<String>]| l.iter().map(|t| t.get_ref().clone()).collect::<Vec<_>>();
+        let allow = s.tools.allow.as_deref().map(names);
+        for t in s.tools.allow.iter().flatten().chain(&s.tools.deny) {
+            if t.get_ref().is_empty() {
+                errs.push(src.diag(
+                    t.span(),
+                    field("tools"),
+                    "an empty tool name",
+                    Some("name a tool the server lists, without the server's prefix".into()),
+                ));
+            }
+        }
+        for d in &s.tools.deny {
+            if allow.as_ref().is_some_and(|a| a.contains(d.get_ref())) {
+                errs.push(src.diag(
+                    d.span(),
+                    field("tools.deny"),
+                    format!("`{}` is in both tools.allow and tools.deny", d.get_ref()),
+                    Some("keep it in one list: deny would win".into()),
+                ));
+            }
+        }
+        if errs.len() == before {
+            if let (Some(argv), Some(workspace)) = (argv, workspace) {
+                servers.push(Server {
+                    name: n.clone(),
+                    argv,
+                    policy,
+                    workspace,
+                    env: names(&s.env),
+                    allow,
+                    deny: names(&s.tools.deny),
+                });
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(Config { file: file.to_string(), servers })
+    } else {
+        Err(GatewayError::Config(errs))
+    }
+}
+
+/// `program` as an absolute path: a name with a `/` is taken from `base`, a bare name is searched
+/// in `path_var`. It must be an executable regular file.
+fn resolve_program(
+    program: &str,
+    base: &Path,
+    path_var: Option<&std::ffi::OsStr>,
+) -> Result<PathBuf, (String, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if program.contains('/') {
+        let p = base.join(program);
+        return if runnable(&p) {
+            Ok(p)
+        } else {
+            Err((
+                format!("{} is not an executable file", p.display()),
+                "a relative path is taken from this file's directory; or give a program name found in PATH".into(),
+            ))
+        };
+    }
+    let dirs: Vec<PathBuf> = path_var.map(|v| std::env::split_paths(v).collect()).unwrap_or_default();
+    dirs.iter().map(|d| d.join(program)).find(|p| p.is_absolute() && runnable(p)).ok_or_else(|| {
+        (format!("program `{program}` not found in PATH"), "install it, or give its absolute path".to_string())
+    })
+}
+
+/// Renders diagnostics one after another (as the policy errors are).
+pub fn render(d: &[Diagnostic]) -> String {
+    d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir() -> PathBuf {
+        std::env::temp_dir()
+    }
+
+    fn errors(text: &str) -> Vec<Diagnostic> {
+        match parse("gw.toml", text, &dir(), Some("/usr/bin:/bin".as_ref())) {
+            Err(GatewayError::Config(d)) => d,
+            other => panic!("expected errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_config_resolves_the_program_and_takes_the_defaults() {
+        let c = parse(
+            "gw.toml",
+            "[servers.files]\ncommand = [\"sh\", \"-c\", \"true\"]\ntools.deny = [\"write\"]\n",
+            &dir(),
+            Some("/nonexistent:/bin".as_ref()),
+        )
+        .expect("config");
+        let s = &c.servers[0];
+        assert_eq!((s.name.as_str(), s.policy.as_str()), ("files", DEFAULT_POLICY));
+        assert_eq!(s.argv, ["/bin/sh", "-c", "true"]);
+        assert_eq!((s.allow.clone(), s.deny.clone()), (None, vec!["write".to_string()]));
+        assert_eq!(s.workspace, dir());
+    }
+
+    #[test]
+    fn a_missing_command_is_placed_at_its_server() {
+        let d = errors("[servers.a]\ncommand = [\"/bin/sh\"]\n\n[servers.b]\nenv = [\"LANG\"]\n");
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!((d[0].line, d[0].col, d[0].field.as_str()), (4, 10, "servers.b.command"));
+        assert!(d[0].hint.as_deref().is_some_and(|h| h.contains("command = [")), "{d:?}");
+    }
+
+    #[test]
+    fn a_program_not_in_path_is_named_with_its_position() {
+        let d = errors("[servers.a]\ncommand = [\"no-such-mcp-server-x\", \"--x\"]\n");
+        assert_eq!((d[0].line, d[0].col, d[0].field.as_str()), (2, 12, "servers.a.command[0]"));
+        assert!(d[0].message.contains("no-such-mcp-server-x") && d[0].message.contains("PATH"), "{d:?}");
+    }
+
+    #[test]
+    fn a_duplicate_server_is_a_positioned_error() {
+        let d = errors("[servers.a]\ncommand = [\"/bin/sh\"]\n[servers.a]\ncommand = [\"/bin/sh\"]\n");
+        assert_eq!(d[0].line, 3, "{d:?}");
+        assert!(d[0].message.contains("duplicate"), "{d:?}");
+        assert!(d[0].hint.is_some());
+    }
+
+    #[test]
+    fn an_unknown_field_is_a_positioned_error() {
+        let d = errors("[servers.a]\ncommand = [\"/bin/sh\"]\ncomand = 1\n");
+        assert_eq!(d[0].line, 3, "{d:?}");
+        assert!(d[0].message.contains("comand"), "{d:?}");
+    }
+
+    #[test]
+    fn a_bad_policy_is_placed_at_the_policy_field_with_the_policys_own_error() {
+        let d = errors("[servers.a]\ncommand = [\"/bin/sh\"]\npolicy = \"builtin:nope\"\n");
+        assert_eq!((d[0].line, d[0].col, d[0].field.as_str()), (3, 10, "servers.a.policy"));
+        assert!(d[0].hint.as_deref().is_some_and(|h| h.contains("mcp-tool")), "{d:?}");
+    }
+
+    #[test]
+    fn names_with_the_separator_and_bad_lists_are_refused_all_at_once() {
+        let d = errors(
+            "[servers.a__b]\ncommand = [\"/bin/sh\"]\n[servers.c]\ncommand = []\nenv = [\"A=B\"]\ntools.allow = [\"x\"]\ntools.deny = [\"x\"]\n",
+        );
+        let fields: Vec<&str> = d.iter().map(|x| x.field.as_str()).collect();
+        assert_eq!(fields, ["servers.a__b", "servers.c.command", "servers.c.env", "servers.c.tools.deny"], "{d:?}");
+    }
+}

@@ -1,0 +1,39 @@
+//! cordon-gateway owns `cordon gateway`: one MCP endpoint in front of the configured upstream MCP
+//! servers, each started inside its own cordon session (through `cordon supervise`, see
+//! cordon_session::supervise) under its own policy. Their tools are served under prefixed names
+//! (`SERVER__TOOL`, so none can collide with or shadow another's), every `tools/call` is decided
+//! by the server's tool rules (the tool name read from the JSON-RPC body) and recorded in the audit
+//! log with the sandbox session it ran in.
+//!
+//! It does not own the protocol's wire format (the `rmcp` SDK does, behind [`mcp`] alone), the
+//! sandbox (cordon-session) or the policy language (cordon-policy).
+
+pub mod config;
+pub mod decide;
+pub mod gateway;
+pub mod mcp;
+pub mod record;
+pub mod upstream;
+
+pub use config::{Config, Server};
+
+/// What can stop the gateway from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration has problems; each names its position.
+    #[error("{}", config::render(.0))]
+    Config(Vec<cordon_policy::Diagnostic>),
+    /// An upstream server did not start (nothing is served then).
+    #[error("server `{server}`: {why}")]
+    Upstream { server: String, why: String },
+    #[error("the audit log: {0}")]
+    Audit(#[from] cordon_audit::AuditError),
+    #[error("MCP on the gateway's stdio: {0}")]
+    Serve(String),
+}

@@ -1,0 +1,397 @@
+//! The MCP boundary: the only module that uses the `rmcp` SDK (pinned in Cargo.toml), so that an
+//! upgrade touches this file alone. The rest of the gateway sees tool definitions and call results
+//! as their JSON wire form, a [`Tools`] implementation to serve, and a [`Client`] per upstream.
+//!
+//! In front of rmcp's server sits a line filter on the gateway's stdin: rmcp ignores a line that
+//! is not JSON (as the other SDKs do) and answers a message of the wrong shape with a bare
+//! "Invalid request". The caller gets a JSON-RPC error that says what was wrong instead (parse
+//! error with its position, a batch, a message that is not a request, an oversized line), and the
+//! gateway keeps serving.
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ContentBlock, ErrorData,
+    Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RunningService};
+use rmcp::{RoleClient, RoleServer, ServerHandler, ServiceExt};
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+pub type Json = serde_json::Map<String, Value>;
+
+/// The largest message accepted from the client, in bytes (one line).
+pub const MAX_LINE: usize = 8 << 20;
+
+/// What a call answers: the upstream's result as it came (its JSON), or a tool error whose text
+/// the calling agent reads (a refusal, an upstream that failed).
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Result(Value),
+    ToolError(String),
+}
+
+/// What the gateway serves.
+pub trait Tools: Send + Sync + 'static {
+    /// Tool definitions in their wire form (`name`, `description`, `inputSchema`, ...).
+    fn list(&self) -> impl Future<Output = Vec<Json>> + Send;
+    fn call(&self, name: String, args: Option<Json>) -> impl Future<Output = Answer> + Send;
+}
+
+struct Handler<T>(Arc<T>);
+
+impl<T: Tools> ServerHandler for Handler<T> {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("cordon-gateway", env!("CARGO_PKG_VERSION")))
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools: Vec<Tool> =
+            self.0.list().await.into_iter().filter_map(|t| serde_json::from_value(Value::Object(t)).ok()).collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        match self.0.call(request.name.to_string(), request.arguments).await {
+            Answer::Result(v) => match serde_json::from_value::<CallToolResult>(v) {
+                Ok(r) => Ok(r.into()),
+                Err(e) => Ok(tool_error(format!("the upstream's result is not a tool result: {e}")).into()),
+            },
+            Answer::ToolError(text) => Ok(tool_error(text).into()),
+        }
+    }
+}
+
+fn tool_error(text: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(text)])
+}
+
+/// Serves `tools` over MCP on `input` and `output` (the gateway's stdin and stdout) until the
+/// client closes its end.
+pub async fn serve<T, R, W>(tools: Arc<T>, input: R, output: W) -> Result<(), String>
+where
+    T: Tools,
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    // rmcp talks to one end of an in-memory pipe; the filter and the writer hold the other.
+    let (ours, theirs) = tokio::io::duplex(1 << 20);
+    let (ours_r, mut ours_w) = tokio::io::split(ours);
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    // One writer: rmcp's messages and the filter's errors, whole lines each.
+    let writer = tokio::spawn(async move {
+        let mut output = output;
+        while let Some(l) = lines_rx.recv().await {
+            if output.write_all(&l).await.is_err() || output.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let from_rmcp = {
+        let tx = lines_tx.clone();
+        tokio::spawn(async move {
+            let mut r = BufReader::new(ours_r);
+            let mut line = vec![];
+            while r.read_until(b'\n', &mut line).await.is_ok_and(|n| n > 0) {
+                if tx.send(std::mem::take(&mut line)).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
+    let (rmcp_r, rmcp_w) = tokio::io::split(theirs);
+    let running = Handler(tools).serve((rmcp_r, rmcp_w));
+    let filter = async move {
+        let mut input = BufReader::new(input);
+        let mut line = vec![];
+        loop {
+            match read_bounded(&mut input, &mut line, MAX_LINE).await {
+                Ok(Line::Eof) | Err(_) => break,
+                Ok(Line::Oversized) => {
+                    let e = error_line(
+                        None,
+                        -32600,
+                        format!("message larger than {MAX_LINE} bytes: discarded (the gateway's limit for one line)"),
+                    );
+                    if lines_tx.send(e).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Line::Full) => match check(&line) {
+                    Check::Skip => {}
+                    Check::Pass => {
+                        if ours_w.write_all(&line).await.is_err() || ours_w.write_all(b"\n").await.is_err() {
+                            break;
+                        }
+                    }
+                    Check::Reply(e) => {
+                        if lines_tx.send(e).await.is_err() {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        // The client is gone: rmcp sees the end of its input and stops.
+        let _ = ours_w.shutdown().await;
+    };
+    let served = async move {
+        match running.await {
+            Ok(s) => s.waiting().await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let (_, result) = tokio::join!(filter, served);
+    let _ = from_rmcp.await;
+    let _ = writer.await;
+    result
+}
+
+enum Line {
+    Full,
+    Oversized,
+    Eof,
+}
+
+/// One line into `buf` (without its newline), never holding more than `max` bytes of it.
+async fn read_bounded<R: AsyncRead + Unpin>(
+    r: &mut BufReader<R>,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    buf.clear();
+    let mut over = false;
+    loop {
+        let chunk = r.fill_buf().await?;
+        if chunk.is_empty() {
+            return Ok(if over {
+                Line::Oversized
+            } else if buf.is_empty() {
+                Line::Eof
+            } else {
+                Line::Full
+            });
+        }
+        let (part, done) = match chunk.iter().position(|b| *b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if !over && buf.len() + part.len() <= max {
+            buf.extend_from_slice(part);
+        } else {
+            over = true;
+            buf.clear();
+        }
+        let n = done.unwrap_or(part.len());
+        r.consume(n);
+        if done.is_some() {
+            return Ok(if over { Line::Oversized } else { Line::Full });
+        }
+    }
+}
+
+enum Check {
+    Pass,
+    Skip,
+    Reply(Vec<u8>),
+}
+
+/// Whether a client's line goes on to rmcp, or what the client is told instead.
+fn check(line: &[u8]) -> Check {
+    let text = line.strip_suffix(b"\r").unwrap_or(line);
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Check::Skip;
+    }
+    let v: Value = match serde_json::from_slice(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return Check::Reply(error_line(
+                None,
+                -32700,
+                format!(
+                "parse error: not JSON ({e}); send one JSON-RPC message per line (line {}, column {} of that message)",
+                e.line(),
+                e.column()
+            ),
+            ))
+        }
+    };
+    let obj = match &v {
+        Value::Array(_) => return Check::Reply(error_line(
+            None,
+            -32600,
+            "a JSON-RPC batch: MCP does not take batches (removed in 2025-06-18); send each message on its own line"
+                .into(),
+        )),
+        Value::Object(o) => o,
+        _ => {
+            return Check::Reply(error_line(
+                None,
+                -32600,
+                format!("not a JSON-RPC message: expected an object, got {}", kind(&v)),
+            ))
+        }
+    };
+    let id = obj.get("id").filter(|i| i.is_string() || i.is_i64() || i.is_u64()).cloned();
+    // rmcp takes a known method with params of the wrong shape as a custom request and answers
+    // "method not found"; the caller is told what is wrong with its params instead.
+    if obj.get("method").and_then(Value::as_str) == Some("tools/call") {
+        let params = obj.get("params").cloned().unwrap_or(Value::Null);
+        if let Err(e) = serde_json::from_value::<CallToolRequestParams>(params) {
+            return Check::Reply(error_line(
+                id,
+                -32602,
+                format!("invalid params for `tools/call`: {e}; expected {{\"name\": TOOL, \"arguments\": {{...}}}}"),
+            ));
+        }
+    }
+    match serde_json::from_value::<ClientJsonRpcMessage>(v.clone()) {
+        Ok(_) => Check::Pass,
+        Err(e) => {
+            let what = obj.get("method").and_then(Value::as_str).map_or(String::new(), |m| format!(" `{m}`"));
+            Check::Reply(error_line(id, -32600, format!("invalid request{what}: {e}")))
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn error_line(id: Option<Value>, code: i64, message: String) -> Vec<u8> {
+    let v = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}});
+    let mut s = v.to_string().into_bytes();
+    s.push(b'\n');
+    s
+}
+
+/// Why a request to an upstream failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum UpstreamError {
+    /// Its end closed (it exited or crashed).
+    #[error("the connection closed (the server exited)")]
+    Closed,
+    /// It answered with a JSON-RPC error.
+    #[error("it answered with an error: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn upstream_error(e: rmcp::ServiceError) -> UpstreamError {
+    match e {
+        rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_) => UpstreamError::Closed,
+        rmcp::ServiceError::McpError(d) => UpstreamError::Protocol(format!("{} ({})", d.message, d.code.0)),
+        other => UpstreamError::Other(other.to_string()),
+    }
+}
+
+/// An MCP client of one upstream server (over its stdin and stdout).
+pub struct Client {
+    peer: rmcp::Peer<RoleClient>,
+    svc: tokio::sync::Mutex<Option<RunningService<RoleClient, ()>>>,
+}
+
+impl Client {
+    /// Connects and initializes (the `initialize` handshake, which every server speaks).
+    pub async fn connect<R, W>(read: R, write: W) -> Result<Client, UpstreamError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let svc = ().serve((read, write)).await.map_err(|e| UpstreamError::Other(e.to_string()))?;
+        Ok(Client { peer: svc.peer().clone(), svc: tokio::sync::Mutex::new(Some(svc)) })
+    }
+
+    /// Every tool (all pages), in wire form.
+    pub async fn list_tools(&self) -> Result<Vec<Json>, UpstreamError> {
+        let tools = self.peer.list_all_tools().await.map_err(upstream_error)?;
+        Ok(tools
+            .into_iter()
+            .filter_map(|t| match serde_json::to_value(t) {
+                Ok(Value::Object(m)) => Some(m),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// One `tools/call`; the result in wire form.
+    pub async fn call(&self, name: &str, args: Option<Json>) -> Result<Value, UpstreamError> {
+        let mut p = CallToolRequestParams::new(name.to_string());
+        p.arguments = args;
+        let r = self.peer.call_tool(p).await.map_err(upstream_error)?;
+        serde_json::to_value(r).map_err(|e| UpstreamError::Other(e.to_string()))
+    }
+
+    /// Closes the connection (the server sees the end of its stdin).
+    pub async fn close(&self) {
+        if let Some(mut svc) = self.svc.lock().await.take() {
+            let _ = svc.close_with_timeout(std::time::Duration::from_secs(2)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(line: &str) -> Value {
+        match check(line.as_bytes()) {
+            Check::Reply(b) => serde_json::from_slice(&b).expect("json"),
+            Check::Pass => panic!("passed: {line}"),
+            Check::Skip => panic!("skipped: {line}"),
+        }
+    }
+
+    #[test]
+    fn bad_lines_get_an_error_that_says_what_is_wrong() {
+        let e = reply("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": ");
+        assert_eq!(e["error"]["code"], -32700);
+        assert!(e["id"].is_null());
+        let e = reply("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}]");
+        assert!(e["error"]["message"].as_str().is_some_and(|m| m.contains("batch")), "{e}");
+        let e = reply("42");
+        assert!(e["error"]["message"].as_str().is_some_and(|m| m.contains("a number")), "{e}");
+        let e = reply("{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":5}}");
+        assert_eq!((e["id"].clone(), e["error"]["code"].clone()), (Value::from(7), Value::from(-32602)), "{e}");
+        assert!(e["error"]["message"].as_str().is_some_and(|m| m.contains("tools/call")), "{e}");
+        let deep = "[".repeat(10_000);
+        assert_eq!(reply(&deep)["error"]["code"], -32700);
+    }
+
+    #[test]
+    fn good_lines_and_blank_lines() {
+        assert!(matches!(check(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"), Check::Pass));
+        assert!(matches!(check(b"  \r"), Check::Skip));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_line_is_discarded_without_being_held() {
+        let mut input = vec![b'x'; 100];
+        input.extend_from_slice(b"\nok\n");
+        let mut r = BufReader::with_capacity(16, &input[..]);
+        let mut buf = vec![];
+        assert!(matches!(read_bounded(&mut r, &mut buf, 50).await, Ok(Line::Oversized)));
+        assert!(buf.len() <= 50);
+        assert!(matches!(read_bounded(&mut r, &mut buf, 50).await, Ok(Line::Full)));
+        assert_eq!(buf, b"ok");
+        assert!(matches!(read_bounded(&mut r, &mut buf, 50).await, Ok(Line::Eof)));
+    }
+}

@@ -1,0 +1,197 @@
+//! One upstream MCP server running inside its own cordon session: started through `cordon
+//! supervise` (a long-lived, multi-threaded process cannot run a session itself) with its stdin
+//! and stdout piped to the gateway, which speaks MCP to it over them.
+
+use crate::config::Server;
+use crate::mcp::{Client, UpstreamError};
+use crate::GatewayError;
+use cordon_session::spec::{AuditChoice, SessionSpec};
+use cordon_session::supervise::{self, Message};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a server has to answer `initialize` once its session started.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Upstream {
+    pub name: String,
+    /// The cordon session it runs in.
+    pub session: String,
+    pub notices: Vec<String>,
+    client: Client,
+    /// The supervisor's pid, and how the session ended once it has (set after it was reaped).
+    pid: u32,
+    ended: Arc<Mutex<Option<String>>>,
+}
+
+/// The session a server runs in: its command under its policy, in its workspace, with only the
+/// environment it was given (PATH and the names in `env`); not interactive, not watched.
+pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool) -> SessionSpec {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let env = std::iter::once(("PATH".into(), path))
+        .chain(s.env.iter().filter_map(|n| std::env::var_os(n).map(|v| (n.into(), v))))
+        .collect();
+    SessionSpec {
+        argv: s.argv.iter().map(Into::into).collect(),
+        env,
+        cwd: s.workspace.clone(),
+        workspace: Some(s.workspace.clone()),
+        policy: s.policy.clone(),
+        project_policy: false,
+        allow_net: vec![],
+        allow_read: vec![],
+        allow_write: vec![],
+        allow_degraded,
+        audit: audit.clone(),
+        report: None,
+        events: None,
+        head_copy: None,
+        monitor: false,
+        sensor_buffer: "16M".into(),
+        kill_after: Some(Duration::from_secs(5)),
+        interactive: false,
+    }
+}
+
+fn describe(msgs: &[Message], status: Option<std::process::ExitStatus>) -> String {
+    match msgs.iter().rev().find(|m| !matches!(m, Message::Started { .. })) {
+        Some(Message::Finished { exit_code, killed_by, .. }) => match killed_by {
+            Some(k) => format!("stopped by {k}, exit code {exit_code}"),
+            None => format!("the server exited with code {exit_code}"),
+        },
+        Some(Message::Failed { error }) => format!("the session failed: {error}"),
+        _ => format!(
+            "its supervisor ended without a report ({})",
+            status.map_or("status unknown".to_string(), |s| s.to_string())
+        ),
+    }
+}
+
+impl Upstream {
+    /// Starts `s` in its own session (`exe`: the cordon binary) and connects to it.
+    pub async fn start(exe: &Path, s: &Server, opts: &crate::gateway::Options) -> Result<Upstream, GatewayError> {
+        let fail = |why: String| GatewayError::Upstream { server: s.name.clone(), why };
+        let (spec, exe_owned) = (spec(s, &opts.audit, opts.allow_degraded), exe.to_path_buf());
+        let (mut sup, first) = tokio::task::spawn_blocking(move || {
+            let mut sup = supervise::spawn(&exe_owned, &spec, [Stdio::piped(), Stdio::piped(), Stdio::inherit()])?;
+            let first = sup.next_message();
+            Ok::<_, std::io::Error>((sup, first))
+        })
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(format!("cannot start `{} supervise`: {e}", exe.display())))?;
+        let (session, notices) = match first {
+            Some(Message::Started { session_id, notices }) => (session_id, notices),
+            other => {
+                let why = match &other {
+                    Some(Message::Failed { error }) => format!("its session did not start: {error}"),
+                    _ => "its session did not start (the supervisor said nothing)".into(),
+                };
+                let _ = tokio::task::spawn_blocking(move || sup.wait()).await;
+                return Err(fail(why));
+            }
+        };
+        let (stdin, stdout) = match (sup.child.stdin.take(), sup.child.stdout.take()) {
+            (Some(i), Some(o)) => (i, o),
+            _ => return Err(fail("no pipes to the server".into())),
+        };
+        let pid = sup.child.id();
+        let ended = Arc::new(Mutex::new(None));
+        {
+            let ended = ended.clone();
+            std::thread::spawn(move || {
+                let text = match sup.wait() {
+                    Ok((msgs, status)) => describe(&msgs, Some(status)),
+                    Err(e) => format!("cannot wait for its supervisor: {e}"),
+                };
+                if let Ok(mut g) = ended.lock() {
+                    *g = Some(text);
+                }
+            });
+        }
+        let io = tokio::process::ChildStdin::from_std(stdin)
+            .and_then(|i| Ok((i, tokio::process::ChildStdout::from_std(stdout)?)));
+        let (w, r) = io.map_err(|e| fail(format!("the server's pipes: {e}")))?;
+        let up = |client| Upstream {
+            name: s.name.clone(),
+            session: session.clone(),
+            notices: notices.clone(),
+            client,
+            pid,
+            ended: ended.clone(),
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(r, w)).await {
+            Ok(Ok(client)) => Ok(up(client)),
+            Ok(Err(e)) => {
+                stop(pid, &ended).await;
+                let how = ended.lock().ok().and_then(|g| g.clone()).unwrap_or_default();
+                Err(fail(format!("it did not answer MCP's initialize in session {session}: {e}; {how}")))
+            }
+            Err(_) => {
+                stop(pid, &ended).await;
+                Err(fail(format!(
+                    "it did not answer MCP's initialize within {}s (session {session}); is it an MCP server on stdio?",
+                    CONNECT_TIMEOUT.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// How its session ended, once it has.
+    pub fn ended(&self) -> Option<String> {
+        self.ended.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Like [`Upstream::ended`], waiting up to `d` for the report (a server that just closed its
+    /// pipes is being reaped).
+    pub async fn ended_within(&self, d: Duration) -> Option<String> {
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(e) = self.ended() {
+                return Some(e);
+            }
+            if t.elapsed() >= d {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn list_tools(&self) -> Result<Vec<crate::mcp::Json>, UpstreamError> {
+        self.client.list_tools().await
+    }
+
+    pub async fn call(&self, tool: &str, args: Option<crate::mcp::Json>) -> Result<serde_json::Value, UpstreamError> {
+        self.client.call(tool, args).await
+    }
+
+    /// Closes its stdin (an MCP server on stdio exits then), then stops its session if it has not
+    /// ended within a few seconds.
+    pub async fn shutdown(&self) {
+        self.client.close().await;
+        if self.ended_within(Duration::from_secs(3)).await.is_none() {
+            stop(self.pid, &self.ended).await;
+        }
+    }
+}
+
+/// SIGTERM to the supervisor (passed on to the server), a second one (the session is killed) if it
+/// is still there after 2 s. Only while it has not been reaped, so the pid is still its own.
+async fn stop(pid: u32, ended: &Mutex<Option<String>>) {
+    use nix::sys::signal::{kill, Signal};
+    let alive = || ended.lock().map(|g| g.is_none()).unwrap_or(false);
+    for _ in 0..2 {
+        if !alive() {
+            return;
+        }
+        let _ = kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGTERM);
+        for _ in 0..100 {
+            if !alive() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,34 @@
+"""An MCP client written with the official Python SDK (`mcp` on PyPI): starts the command given after
+`--` as its stdio MCP server (`cordon gateway --stdio`), runs the calls read as JSON from stdin
+([{"tool": NAME, "args": {...}}, ...]) and prints one JSON document: the tools listed and each call's
+result (text, isError)."""
+
+import asyncio
+import json
+import os
+import sys
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+
+async def main() -> None:
+    argv = sys.argv[sys.argv.index("--") + 1 :]
+    calls = json.load(sys.stdin)
+    # The whole environment: the SDK passes only a few variables by default.
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+    out = {"tools": [], "calls": []}
+    async with stdio_client(params) as streams:
+        read, write = streams[0], streams[1]
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            listed = await session.list_tools()
+            out["tools"] = sorted(t.name for t in listed.tools)
+            for c in calls:
+                r = await session.call_tool(c["tool"], c.get("args", {}))
+                text = "\n".join(getattr(b, "text", "") for b in r.content)
+                out["calls"].append({"tool": c["tool"], "text": text, "is_error": bool(r.is_error)})
+    print(json.dumps(out))
+
+
+asyncio.run(main())
