@@ -297,6 +297,20 @@ pub fn notif_continue(fd: RawFd, id: u64) -> io::Result<()> {
     cvt(r as libc::c_long).map(|_| ())
 }
 
+/// SECCOMP_IOCTL_NOTIF_SET_FLAGS (_IOW('!', 4, __u64)) and its one flag (Linux 6.6+).
+const SECCOMP_IOCTL_NOTIF_SET_FLAGS: u64 = 0x4008_2104;
+const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+
+/// Asks the kernel to hand the CPU straight over between a notifying task and the supervisor
+/// (synchronous wake-ups): on an idle virtual machine each notification otherwise waits for a
+/// halted CPU to wake, twice (~70 µs per watched call here instead of a few). Older kernels say
+/// EINVAL; the watch then works as before, only slower.
+pub fn notif_sync_wakeup(fd: RawFd) -> io::Result<()> {
+    // SAFETY: this ioctl takes its flags as an integer argument; the kernel reads nothing else.
+    let r = unsafe { libc::ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS as _, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) };
+    cvt(r as libc::c_long).map(|_| ())
+}
+
 /// Answers a notification: the syscall fails with `errno`.
 pub fn notif_deny(fd: RawFd, id: u64, errno: i32) -> io::Result<()> {
     let resp = SeccompNotifResp { id, val: 0, error: -errno, flags: 0 };

@@ -342,7 +342,9 @@ impl Watch<'_> {
     fn on_handoff(&mut self) {
         match self.nsock.as_ref().map(|s| sys::recv_fds(s.as_raw_fd())) {
             Some(Some((tag, mut fds))) if Handoff::from_tag(tag) == Some(Handoff::Notify) && !fds.is_empty() => {
-                self.sup.notify_fd = Some(fds.remove(0))
+                let fd = fds.remove(0);
+                let _ = sys::notif_sync_wakeup(fd.as_raw_fd());
+                self.sup.notify_fd = Some(fd)
             }
             Some(Some(_)) => {}
             Some(None) | None => *self.nsock = None,
