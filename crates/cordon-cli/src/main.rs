@@ -27,7 +27,7 @@ enum Cmd {
     Hook(commands::hook::HookArgs),
     Doctor(commands::doctor::DoctorArgs),
     Monitor(commands::monitor::MonitorArgs),
-    Gateway(commands::gateway::GatewayArgs),
+    Gateway(cordon_gateway::cli::GatewayArgs),
     #[command(subcommand)]
     Policy(commands::policy::PolicyCmd),
     #[command(subcommand)]
@@ -76,7 +76,7 @@ fn main() {
         Cmd::Hook(a) => commands::hook::run(a),
         Cmd::Doctor(a) => commands::doctor::run(a),
         Cmd::Monitor(a) => commands::monitor::run(a),
-        Cmd::Gateway(a) => commands::gateway::run(a),
+        Cmd::Gateway(_) => commands::gateway::exec(),
         Cmd::Policy(p) => commands::policy::run(p),
         Cmd::Audit(a) => commands::audit::run(a),
         Cmd::Rules(r) => commands::rules::run(r),

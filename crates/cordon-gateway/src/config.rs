@@ -83,9 +83,9 @@ pub const DEFAULT_POLICY: &str = "builtin:mcp-tool";
 /// Reads and checks `path`.
 pub fn load(path: &Path) -> Result<Config, GatewayError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| GatewayError::Read { path: file.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|err| GatewayError::Read { path: file.clone(), err })?;
     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let base = base.canonicalize().map_err(|source| GatewayError::Read { path: file.clone(), source })?;
+    let base = base.canonicalize().map_err(|err| GatewayError::Read { path: file.clone(), err })?;
     parse(&file, &text, &base, std::env::var_os("PATH").as_deref())
 }
 

@@ -8,6 +8,7 @@
 //! It does not own the protocol's wire format (the `rmcp` SDK does, behind [`mcp`] alone), the
 //! sandbox (cordon-session) or the policy language (cordon-policy).
 
+pub mod cli;
 pub mod config;
 pub mod decide;
 pub mod gateway;
@@ -20,12 +21,9 @@ pub use config::{Config, Server};
 /// What can stop the gateway from starting or serving.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The io error is in the text, not a `source`: printed with its chain, it would say it twice.
+    #[error("cannot read {path}: {err}")]
+    Read { path: String, err: std::io::Error },
     /// The configuration has problems; each names its position.
     #[error("{}", config::render(.0))]
     Config(Vec<cordon_policy::Diagnostic>),

@@ -1,62 +1,16 @@
-//! `cordon gateway`: MCP servers behind one endpoint, each in its own cordon session.
+//! `cordon gateway`: runs the `cordon-gateway` binary installed next to `cordon`, with the arguments
+//! that follow the verb (parsed here first, so that a usage error reads the same as any other).
 
-use anyhow::{bail, Result};
-use clap::Args;
-use cordon_session::spec::AuditChoice;
-use std::path::PathBuf;
+use anyhow::Result;
+use std::os::unix::process::CommandExt;
 
-const LONG: &str = "Serve the MCP servers named in a config file as one MCP server, each upstream server \
-running inside its own cordon session under its own policy (default: builtin:mcp-tool: no network, \
-read-only workspace, no HOME, tight limits).
-
-Tools are served as SERVER__TOOL, so no server's tool can collide with or shadow another's. Every \
-tools/call is decided by the server's tools.allow / tools.deny (a refusal is a tool error naming the \
-rule and what would allow it) and recorded in the audit log (`tool_call` records in the gateway's own \
-session, each naming the session its server runs in).
-
-Example gateway.toml:
-  [servers.files]
-  command = [\"mcp-server-filesystem\", \"/srv/docs\"]
-  workspace = \"/srv/docs\"
-  tools.deny = [\"write_file\", \"edit_file\"]
-
-A client such as Claude Code starts it as its MCP server: `cordon gateway --config gateway.toml --stdio`.
-The configuration is checked whole before anything starts (errors name file:line:col and the field).";
-
-#[derive(Args)]
-#[command(about = "Serve MCP servers through one endpoint, each in its own sandbox", long_about = LONG)]
-pub struct GatewayArgs {
-    /// The gateway's configuration (TOML): [servers.NAME] tables.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Serve MCP on standard input and output, to the one client that started cordon.
-    #[arg(long)]
-    pub stdio: bool,
-    /// The audit log for the calls and the servers' sessions (default: as for `cordon run`).
-    #[arg(long, value_name = "PATH", conflicts_with = "no_audit")]
-    pub audit: Option<PathBuf>,
-    /// Record nothing (neither the calls nor the servers' sessions).
-    #[arg(long)]
-    pub no_audit: bool,
-    /// Start the servers even when the host cannot enforce all of their policies; what is lost is
-    /// printed for each.
-    #[arg(long)]
-    pub allow_degraded: bool,
-}
-
-pub fn run(a: GatewayArgs) -> Result<i32> {
-    if !a.stdio {
-        bail!("say where to serve: --stdio (the only listener so far)");
-    }
-    let cfg = cordon_gateway::config::load(&a.config)?;
+pub fn exec() -> Result<i32> {
     let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find cordon's own binary: {e}"))?;
-    let audit = match (a.audit, a.no_audit) {
-        (_, true) => AuditChoice::Off,
-        (Some(p), false) => AuditChoice::Path(p),
-        (None, false) => AuditChoice::Default,
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let opts = cordon_gateway::gateway::Options { audit, allow_degraded: a.allow_degraded };
-    rt.block_on(cordon_gateway::gateway::run_stdio(cfg, &exe, opts))?;
-    Ok(0)
+    let gw = exe.with_file_name("cordon-gateway");
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).skip_while(|a| a != "gateway").skip(1).collect();
+    let err = std::process::Command::new(&gw).args(&args).exec();
+    anyhow::bail!(
+        "cannot run {}: {err}\n  hint: cordon-gateway is installed next to cordon (cargo build puts both in target/)",
+        gw.display()
+    )
 }
