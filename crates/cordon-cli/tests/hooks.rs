@@ -48,16 +48,23 @@ fn a_scripted_agent_is_told_why_before_the_kernel_refuses() {
             if who == Who::Nobody {
                 e.chown_all();
             }
-            let bin = env!("CARGO_BIN_EXE_cordon");
+            // cordon is installed in a system tree in real use; here a copy of the built binary sits
+            // in a directory granted for the run (the build may be under /tmp, which the session
+            // cannot be granted: its /tmp is its own).
+            let dir = e.root.join("bin");
+            std::fs::create_dir_all(&dir).expect("bin dir");
+            let bin = dir.join("cordon");
+            if std::fs::hard_link(env!("CARGO_BIN_EXE_cordon"), &bin).is_err() {
+                std::fs::copy(env!("CARGO_BIN_EXE_cordon"), &bin).expect("copy cordon");
+            }
+            let (bin, dir) = (bin.display().to_string(), dir.display().to_string());
             // The control: without cordon the first call reads the key (the attack works).
             let bare = e.bare_sh("cat ~/.ssh/id_rsa");
             assert!(out(&bare).contains("FAKE KEY"), "{who:?}: control: {}", show(&bare));
-            // cordon is installed in a system tree in real use; here its build directory is granted.
-            let dir = std::path::Path::new(bin).parent().expect("dir").display().to_string();
             let o = e.run_sh_with(
                 &["--no-audit", "--allow-read", &dir],
                 &format!("python3 agent.py {agent}"),
-                &[("CORDON_BIN", bin)],
+                &[("CORDON_BIN", &bin)],
             );
             assert!(o.status.success(), "{who:?} {agent}: {}", show(&o));
             let text = out(&o);
