@@ -139,6 +139,42 @@ mod tests {
     }
 
     #[test]
+    fn every_refused_host_wide_call_is_a_privilege_attempt() {
+        // The supervisor's words for these denials (cordon_sandbox::session::describe_call).
+        for what in [
+            "reboot()",
+            "settimeofday()",
+            "clock_settime()",
+            "clock_adjtime()",
+            "adjtimex()",
+            "swapon()",
+            "swapoff()",
+            "syslog()",
+            "socket(AF_PACKET, SOCK_RAW)",
+            "socket(AF_PACKET)",
+            "socket(AF_INET, SOCK_RAW)",
+            "socket(AF_INET6, SOCK_RAW)",
+        ] {
+            let a = engine().feed(k("denial"), 1, &json!({"layer": "seccomp", "what": what}));
+            assert!(a.iter().any(|x| x.rule == "privilege-attempt"), "{what}: {a:?}");
+        }
+        // An ordinary socket refused for its family is not one.
+        let a = engine().feed(k("denial"), 1, &json!({"layer": "seccomp", "what": "socket(AF_INET)"}));
+        assert!(a.is_empty(), "{a:?}");
+    }
+
+    #[test]
+    fn a_refusal_by_the_sessions_mounts_is_a_sandbox_refusal() {
+        // The sensor names a mode-000 mask over a secret inside a granted tree `mounts`.
+        let a = engine().feed(
+            k("deny"),
+            1,
+            &json!({"layer": "mounts", "op": "open", "path": "/w/.env", "reason": "masked"}),
+        );
+        assert!(a.iter().any(|x| x.rule == "sandbox-refusal"), "{a:?}");
+    }
+
+    #[test]
     fn rates_fire_once_per_window() {
         let mut e = engine();
         let mut kills = 0;

@@ -22,7 +22,7 @@ pub enum Layer {
     // The egress proxy refused the destination.
     Proxy,
     // The session's filesystem, built from the policy: outside every grant nothing exists (ENOENT),
-    // a read-only grant is a read-only mount (EROFS).
+    // a read-only grant is a read-only mount (EROFS), a secret inside a grant is a mode-000 mask (EACCES).
     Mounts,
     // File permissions (discretionary access control), not cordon.
     Dac,

@@ -3,8 +3,11 @@
 //! - seccomp refuses before the sys_enter tracepoint, so a call that exits without having entered
 //!   was refused by seccomp (the kernel's order, not a guess);
 //! - cgroup-bpf refusals are seen by the sensor's own cgroup programs (matched by thread);
-//! - an EACCES/EPERM on a filesystem call that the session's policy would refuse is Landlock's;
-//!   one the policy would allow is the file's own permissions (DAC);
+//! - an EACCES/EPERM on a filesystem call that the session's policy would refuse is Landlock's
+//!   when the policy's grants (the Landlock rules) lack the access, and the session's mounts' when
+//!   they have it (a mode-000 mask over a secret inside a granted tree); one the policy would allow
+//!   is the file's own permissions (DAC). A device node is always Landlock's (never granted), an
+//!   exec of a memfd always its mode's (cordon seals every memfd non-executable);
 //! - the proxy's refusals come from the proxy itself (merged by the caller).
 
 use crate::event::{Event, Kind};
@@ -56,6 +59,7 @@ impl Attribution {
         e: &Event,
         not_entered: bool,
         net_refusal: Option<&str>,
+        memfd: bool,
     ) -> (Layer, String) {
         if not_entered && syscall == "connect" {
             // The supervisor answers connect() through seccomp user notification when the session
@@ -86,26 +90,51 @@ impl Attribution {
                 return (Layer::CgroupBpf, net_reason(Hook::SockCreate, a));
             }
         }
-        let fs_op = matches!(
-            op,
-            Kind::Open
-                | Kind::Exec
-                | Kind::Unlink
-                | Kind::Rename
-                | Kind::Chmod
-                | Kind::Chown
-                | Kind::Mkdir
-                | Kind::Truncate
-        );
+        if op == Kind::Exec && memfd {
+            // Landlock does not govern memfds (they live on no mount a path reaches); the mode does.
+            return (Layer::Dac, format!("exec of a memfd ({}) was refused: cordon creates every memfd in the session with MFD_NOEXEC_SEAL, so its mode has no exec bits and never will; run programs from files under fs.exec instead", e.path.as_deref().unwrap_or("?")));
+        }
+        let mknod = matches!(syscall, "mknod" | "mknodat");
+        let fs_op = mknod
+            || matches!(
+                op,
+                Kind::Open
+                    | Kind::Exec
+                    | Kind::Unlink
+                    | Kind::Rename
+                    | Kind::Chmod
+                    | Kind::Chown
+                    | Kind::Mkdir
+                    | Kind::Truncate
+            );
         if fs_op {
             if let (Some(p), Some(path)) = (&self.policy, e.path.as_deref()) {
                 if self.landlock && path.starts_with('/') {
+                    let kind = e.flags.unwrap_or(0) as u32 & libc::S_IFMT;
+                    if mknod && (kind == libc::S_IFCHR || kind == libc::S_IFBLK) && e.errno.as_deref() == Some("EACCES")
+                    {
+                        // Landlock's mknod hook comes before the kernel's own checks (CAP_MKNOD).
+                        return (Layer::Landlock, format!("making the device node {path} was refused: cordon grants Landlock's right to make character or block devices nowhere; a task has no use for device nodes"));
+                    }
                     let w = want(op, e);
                     let mut d = cordon_policy::decide::fs(p, Path::new(path), w);
+                    let mut at = path;
                     if d.allow {
                         if let Some(p2) = e.path2.as_deref() {
                             d = cordon_policy::decide::fs(p, Path::new(p2), w);
+                            at = p2;
                         }
+                    }
+                    if !d.allow && landlock_grants(p, Path::new(at), w) {
+                        // Landlock allows it (its rules cannot carve a secret out of a granted tree):
+                        // the session's mounts refuse, a mode-000 mask over the secret or a
+                        // read-only bind over a protected path.
+                        let how = if d.reason.contains("fs.deny") || d.reason.contains("fs.hide") {
+                            "inside the session a mode-000 mask covers it; it holds secrets, do not try to read it another way"
+                        } else {
+                            "inside the session it is a read-only bind; leave it as it is"
+                        };
+                        return (Layer::Mounts, format!("{}; {how}", d.reason));
                     }
                     if !d.allow {
                         let hint = if d.reason.contains("fs.deny") || d.reason.contains("fs.hide") {
@@ -163,6 +192,18 @@ impl Attribution {
     }
 }
 
+/// Whether the policy's grants alone (what the Landlock ruleset is made of) give `want` at `path`:
+/// fs.deny, fs.hide and fs.protect inside a grant are the session's mounts, not Landlock rules.
+fn landlock_grants(p: &CompiledPolicy, path: &Path, want: Access) -> bool {
+    let mut have = Access::default();
+    for r in p.fs.rules.iter().filter(|r| cordon_policy::paths::is_within(path, &r.path)) {
+        have.read |= r.access.read;
+        have.write |= r.access.write;
+        have.exec |= r.access.exec;
+    }
+    (!want.read || have.read) && (!want.write || have.write) && (!want.exec || have.exec)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,7 +215,7 @@ mod tests {
         let socket_rules: Vec<&str> =
             policy.syscalls.iter().filter(|r| r.name == "socket").map(|r| r.reason.as_str()).collect();
         let a = Attribution { policy: Some(Arc::new(policy.clone())), landlock: true, signal_scope: true };
-        let (layer, reason) = a.attribute("socket", Kind::Syscall, &Event::default(), true, None);
+        let (layer, reason) = a.attribute("socket", Kind::Syscall, &Event::default(), true, None, false);
         assert_eq!(layer.as_str(), "seccomp");
         let mut distinct = socket_rules.clone();
         distinct.sort_unstable();

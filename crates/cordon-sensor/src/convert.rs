@@ -24,6 +24,9 @@ pub struct Converter {
     /// session start (the first process seen is its init).
     pub setup: std::collections::HashSet<u32>,
     pub track_setup: bool,
+    /// pid -> the descriptors memfd_create returned to it (inherited by its children), so that a
+    /// refused exec of one is attributed to the memfd's mode, not to Landlock.
+    memfds: HashMap<u32, Vec<i32>>,
     seen_any: bool,
     setup_comm: String,
 }
@@ -96,6 +99,7 @@ impl Converter {
             net_refusals: HashMap::new(),
             setup: Default::default(),
             track_setup: false,
+            memfds: HashMap::new(),
             seen_any: false,
             setup_comm: String::new(),
         }
@@ -177,6 +181,9 @@ impl Converter {
             }
             Raw::Fork { h, child_pid, child_start, .. } => {
                 let mut e = self.base(h, Kind::Fork);
+                if let Some(fds) = self.memfds.get(&h.pid).cloned() {
+                    self.memfds.insert(*child_pid, fds);
+                }
                 if let Some(x) = self.exes.get(&(h.pid, h.start)).cloned() {
                     self.exes.insert((*child_pid, *child_start), x);
                 }
@@ -187,6 +194,7 @@ impl Converter {
                 let mut e = self.base(h, Kind::Exit);
                 e.code = Some(*code);
                 self.exes.remove(&(h.pid, h.start));
+                self.memfds.remove(&h.pid);
                 e
             }
             Raw::Net { h, hook, allowed, family, sock_type, port, addr, .. } => {
@@ -232,6 +240,7 @@ impl Converter {
                         | "openat2"
                         | "unlinkat"
                         | "mkdirat"
+                        | "mknodat"
                         | "fchmodat"
                         | "fchmodat2"
                         | "fchownat"
@@ -269,8 +278,8 @@ impl Converter {
                 e.flags = match name.as_str() {
                     "open" | "creat" => Some(args[1]),
                     "openat" => Some(args[2]),
-                    "chmod" | "mkdir" => Some(args[1]),
-                    "fchmodat" | "fchmodat2" | "mkdirat" => Some(args[2]),
+                    "chmod" | "mkdir" | "mknod" => Some(args[1]),
+                    "fchmodat" | "fchmodat2" | "mkdirat" | "mknodat" => Some(args[2]),
                     "unshare" => Some(args[0]),
                     "setns" => Some(args[1]),
                     "ptrace" => Some(args[0]),
@@ -288,6 +297,13 @@ impl Converter {
                     "ptrace" => Some(args[1] as i32 as i64),
                     _ => None,
                 };
+                if op == Kind::Memfd && *ret >= 0 && self.memfds.len() < 1 << 16 {
+                    let fds = self.memfds.entry(h.pid).or_default();
+                    if fds.len() < 64 {
+                        fds.push(*ret as i32);
+                    }
+                }
+                let memfd = op == Kind::Exec && self.exec_of_memfd(h.pid, &name, args, p1.as_deref());
                 let refused = *ret == -1 || *ret == -13 || (h.flags & F_NOT_ENTERED != 0 && *ret < 0);
                 if refused {
                     let net_hint = self
@@ -295,8 +311,14 @@ impl Converter {
                         .get(&h.tid)
                         .filter(|(ts, _)| h.ts >= *ts && h.ts - ts < 5_000_000_000)
                         .map(|(_, a)| a.clone());
-                    let (layer, reason) =
-                        self.attribution.attribute(&name, op, &e, h.flags & F_NOT_ENTERED != 0, net_hint.as_deref());
+                    let (layer, reason) = self.attribution.attribute(
+                        &name,
+                        op,
+                        &e,
+                        h.flags & F_NOT_ENTERED != 0,
+                        net_hint.as_deref(),
+                        memfd,
+                    );
                     e.op = Some(op);
                     e.kind = Kind::Deny;
                     e.layer = Some(layer);
@@ -305,6 +327,34 @@ impl Converter {
                 e
             }
         }
+    }
+}
+
+impl Converter {
+    /// Whether an exec runs a descriptor memfd_create gave the process (or a parent it inherited it
+    /// from): through /proc/self/fd/N, /proc/PID/fd/N, /dev/fd/N, or execveat(N, "", AT_EMPTY_PATH).
+    fn exec_of_memfd(&self, pid: u32, name: &str, args: &[u64; 6], p1: Option<&str>) -> bool {
+        let p = p1.unwrap_or("");
+        let (owner, fd) = if name == "execveat" && p.is_empty() && args[4] & libc::AT_EMPTY_PATH as u64 != 0 {
+            (pid, args[0] as i32)
+        } else {
+            let (who, n) = if let Some(n) = p.strip_prefix("/dev/fd/") {
+                ("self", n)
+            } else if let Some((who, n)) = p.strip_prefix("/proc/").and_then(|r| r.split_once("/fd/")) {
+                (who, n)
+            } else {
+                return false;
+            };
+            let owner = match who {
+                "self" | "thread-self" => Some(pid),
+                w => w.parse().ok(),
+            };
+            match (owner, n.parse()) {
+                (Some(o), Ok(fd)) => (o, fd),
+                _ => return false,
+            }
+        };
+        self.memfds.get(&owner).is_some_and(|fds| fds.contains(&fd))
     }
 }
 
@@ -387,6 +437,89 @@ mod tests {
         };
         assert!(!c.convert(&exec).setup);
         assert!(!c.convert(&open(10, "cordon")).setup, "after its exec the init's pid is the agent's");
+    }
+
+    /// A session under builtin:agent with Landlock, HOME /home/u, the workspace /home/u/ws.
+    fn agent_session() -> Converter {
+        let cx = cordon_policy::Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
+        let policy = cordon_policy::load_and_compile("builtin:agent", &cx).expect("builtin").1;
+        Converter::new(
+            "s",
+            Attribution { policy: Some(std::sync::Arc::new(policy)), landlock: true, signal_scope: true },
+        )
+    }
+
+    fn call(pid: u32, name: &str, ret: i64, args: [u64; 6], p1: &str, p2: Option<&str>) -> Raw {
+        let nr = kinds::number(kinds::native_arch(), name).expect("syscall number") as u32;
+        Raw::Syscall { h: h(pid, "t"), nr, ret, args, p1: Some(p1.into()), p2: p2.map(Into::into), addr: vec![] }
+    }
+
+    fn layer(e: &Event) -> &'static str {
+        assert_eq!(e.kind, Kind::Deny, "{e:?}");
+        e.layer.expect("a deny names its layer").as_str()
+    }
+
+    #[test]
+    fn a_mode_000_mask_inside_a_granted_tree_is_the_sessions_mounts_not_landlock() {
+        let mut c = agent_session();
+        // /etc is readable (Landlock grants it); /etc/shadow is masked by a mode-000 file.
+        let e = c.convert(&call(20, "openat", -13, [libc::AT_FDCWD as u64, 0, 0, 0, 0, 0], "/etc/shadow", None));
+        assert_eq!(layer(&e), "mounts", "{e:?}");
+        assert!(e.reason.as_deref().is_some_and(|r| r.contains("fs.deny") && r.contains("mask")), "{e:?}");
+        // A workspace file matching fs.hide: the workspace is writable, the file masked.
+        let e = c.convert(&call(20, "openat", -13, [libc::AT_FDCWD as u64, 0, 0, 0, 0, 0], "/home/u/ws/.env", None));
+        assert_eq!(layer(&e), "mounts", "{e:?}");
+        // A program in /tmp (writable, not in fs.exec) is still Landlock's.
+        let e = c.convert(&call(20, "execve", -13, [0; 6], "/tmp/tool", None));
+        assert_eq!(layer(&e), "landlock", "{e:?}");
+    }
+
+    #[test]
+    fn a_device_node_is_landlocks_to_refuse_and_a_fifo_where_it_may_write_is_not() {
+        let mut c = agent_session();
+        let at = libc::AT_FDCWD as u64;
+        let chr = (libc::S_IFCHR | 0o644) as u64;
+        // mknod devnull c 1 3 in the workspace, a relative path (the kernel side adds the cwd).
+        let e = c.convert(&call(21, "mknodat", -13, [at, 0, chr, 0x103, 0, 0], "devnull", Some("/home/u/ws")));
+        assert_eq!(layer(&e), "landlock", "{e:?}");
+        assert_eq!(e.path.as_deref(), Some("/home/u/ws/devnull"));
+        assert!(e.reason.as_deref().is_some_and(|r| r.contains("device")), "{e:?}");
+        // A fifo in the workspace: Landlock grants it, so an EACCES is the directory's permissions.
+        let fifo = (libc::S_IFIFO | 0o644) as u64;
+        let e = c.convert(&call(21, "mknodat", -13, [at, 0, fifo, 0, 0, 0], "/home/u/ws/f", None));
+        assert_eq!(layer(&e), "dac", "{e:?}");
+    }
+
+    #[test]
+    fn exec_of_a_memfd_is_refused_by_its_mode_not_by_landlock() {
+        let mut c = agent_session();
+        // The supervisor answers memfd_create (not entered; the fd it added is the result).
+        let mk = Raw::Syscall {
+            h: Hdr { flags: F_NOT_ENTERED, ..h(22, "python3") },
+            nr: kinds::number(kinds::native_arch(), "memfd_create").expect("nr") as u32,
+            ret: 5,
+            args: [0; 6],
+            p1: Some("x".into()),
+            p2: None,
+            addr: vec![],
+        };
+        assert_eq!(c.convert(&mk).kind, Kind::Memfd);
+        // The child inherits the fd and runs it through /proc/self/fd.
+        c.convert(&Raw::Fork {
+            h: Hdr { kind: crate::raw::EV_FORK, ..h(22, "python3") },
+            child_pid: 23,
+            child_tid: 23,
+            child_start: 23,
+        });
+        let e = c.convert(&call(23, "execve", -13, [0; 6], "/proc/self/fd/5", None));
+        assert_eq!(layer(&e), "dac", "{e:?}");
+        assert!(e.reason.as_deref().is_some_and(|r| r.contains("MFD_NOEXEC_SEAL")), "{e:?}");
+        // execveat(fd, "", AT_EMPTY_PATH) in the parent.
+        let e = c.convert(&call(22, "execveat", -13, [5, 0, 0, 0, libc::AT_EMPTY_PATH as u64, 0], "", None));
+        assert_eq!(layer(&e), "dac", "{e:?}");
+        // Another fd (a file, not a memfd) through /proc/self/fd stays Landlock's to judge.
+        let e = c.convert(&call(23, "execve", -13, [0; 6], "/proc/self/fd/7", None));
+        assert_eq!(layer(&e), "landlock", "{e:?}");
     }
 
     #[test]

@@ -74,6 +74,9 @@ pub const TRACED: &[Traced] = &[
     t("fchownat", Kind::Chown, SK_PATH, 1, 0),
     t("mkdir", Kind::Mkdir, SK_PATH, 0, 0),
     t("mkdirat", Kind::Mkdir, SK_PATH, 1, 0),
+    // Only refusals are events (a device node is Landlock's to refuse: the attribution needs the path).
+    q("mknod", Kind::Syscall, SK_PATH, 0, 0),
+    q("mknodat", Kind::Syscall, SK_PATH, 1, 0),
     t("truncate", Kind::Truncate, SK_PATH, 0, 0),
     t("ftruncate", Kind::Truncate, SK_TRACE, 0, 0),
     t("ptrace", Kind::Ptrace, SK_TRACE, 0, 0),

@@ -78,7 +78,11 @@ pub const LAYERS: &[Layer] = &[
         what: "a protected path is a mount point: no rename over or away (EBUSY)",
         sensor: None,
     },
-    Layer { name: "mask", what: "a mode-000 mask over a secret inside a readable tree (EACCES)", sensor: None },
+    Layer {
+        name: "mask",
+        what: "a mode-000 mask over a secret inside a readable tree (EACCES)",
+        sensor: Some("mounts"),
+    },
     Layer { name: "netns", what: "the empty network namespace (own loopback only, no route)", sensor: None },
     Layer { name: "pidns", what: "the pid namespace and private /proc: host processes are not there", sensor: None },
     Layer {
@@ -90,7 +94,7 @@ pub const LAYERS: &[Layer] = &[
     Layer {
         name: "memfd",
         what: "memfds are made by the supervisor with MFD_NOEXEC_SEAL (EACCES on exec)",
-        sensor: None,
+        sensor: Some("dac"),
     },
     Layer { name: "caps", what: "no capabilities (EPERM from the kernel's capability checks)", sensor: None },
     Layer { name: "nnp", what: "no_new_privs", sensor: None },

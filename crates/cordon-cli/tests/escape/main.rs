@@ -179,7 +179,11 @@ fn suite(who: Who) {
                     ));
                 }
                 if *sensed == Some(false) {
-                    failures.push(format!("UNSENSED {}: no sensor deny event with layer {layer}", c.id));
+                    let want = case::layer(layer).and_then(|l| l.sensor).unwrap_or(layer);
+                    failures.push(format!(
+                        "UNSENSED {}: no sensor deny event with layer {want} (case layer {layer})",
+                        c.id
+                    ));
                 }
                 if *alerted == Some(false) {
                     failures.push(format!("NO ALERT {}: rule {} did not fire", c.id, c.alert.as_deref().unwrap_or("")));
