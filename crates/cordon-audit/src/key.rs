@@ -25,10 +25,9 @@ pub fn load_or_create(db: &Path) -> Result<SigningKey, String> {
         let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(&seed)?;
         f.sync_all()?;
-        // link() fails if the key exists: no two sessions can both install one.
-        let linked = std::fs::hard_link(&tmp, &p);
+        let installed = install(&tmp, &p);
         let _ = std::fs::remove_file(&tmp);
-        match linked {
+        match installed {
             Ok(()) => sync_dir(&p).map(|_| true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e),
@@ -40,6 +39,20 @@ pub fn load_or_create(db: &Path) -> Result<SigningKey, String> {
     }
     trusted(&p)?;
     read(&p)?.ok_or_else(|| format!("signing key {} vanished while it was being created", p.display()))
+}
+
+/// Puts the candidate `tmp` in place as `key`, failing with AlreadyExists if a key is there: no two
+/// sessions can both install one. A rename that refuses to replace: the key never has a second name,
+/// which a session opening the log meanwhile would take for a planted hard link (a link() and an
+/// unlink() of the candidate left that window open; found as a CI failure of
+/// `concurrent_first_use_signs_with_one_key`). Where the filesystem cannot rename that way, link().
+fn install(tmp: &Path, key: &Path) -> std::io::Result<()> {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    match renameat2(AT_FDCWD, tmp, AT_FDCWD, key, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => std::fs::hard_link(tmp, key),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A key someone else made or could read signs nothing: ours, mode 0600 (or tighter).
