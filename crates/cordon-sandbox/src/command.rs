@@ -41,9 +41,7 @@ pub fn order(process: &ProcessPlan, env: &EnvironmentPlan) -> Result<Order, Sand
         .collect::<Result<Vec<_>, _>>()?;
     let program = process.program.as_deref().map(|p| bytes(p.as_os_str())).transpose()?;
     let l = &process.landlock;
-    // The init confined itself with the environment's ruleset before the command was forked, and
-    // the command inherits that domain: the same ruleset again would restrict nothing more (~0.1 ms).
-    let landlock = (l.enabled() && *l != env.landlock).then(|| OrderLandlock {
+    let landlock = l.enabled().then(|| OrderLandlock {
         abi: l.abi,
         handled_fs: l.handled_fs,
         handled_net: l.handled_net,
