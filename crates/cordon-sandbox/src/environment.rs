@@ -40,10 +40,6 @@ pub struct EnvOptions {
     /// directory (None when the host gave it none). The eBPF sensor attaches here, so it sees the
     /// environment from its first instruction; an error stops it before it starts.
     pub on_cgroup: Option<CgroupHook>,
-    /// The command's order, when it is known before the environment exists (`cordon run`): handed
-    /// to the init as soon as the init is in its cgroups, so that it goes on to the command without
-    /// waiting for the supervisor to notice it is ready (a round trip, ~0.15 ms here).
-    pub order: Option<Order>,
 }
 
 /// An environment whose init is set up and waits for its command (see the module's text).
@@ -137,11 +133,6 @@ impl Environment {
             env.cgroups.add_v2(pid)?;
         }
         env.marks.mark("supervisor: init moved into cgroups");
-        // Only now: the init forks the command once it has its order, and the command must start
-        // inside the v2 cgroup.
-        if let Some(o) = &opts.order {
-            env.give(o);
-        }
         env.wait_ready()?;
         env.marks.mark("supervisor: environment ready");
         Ok(env)

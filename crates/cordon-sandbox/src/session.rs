@@ -166,8 +166,7 @@ impl Session<'_> {
     pub fn run(&mut self) -> Result<Outcome, SandboxError> {
         // Refused before the host changes: a process plan the init could not be given.
         let order = crate::command::order(&self.plan.process, &self.plan.environment)?;
-        let opts =
-            EnvOptions { interactive: self.interactive, on_cgroup: self.on_cgroup.take(), order: Some(order.clone()) };
+        let opts = EnvOptions { interactive: self.interactive, on_cgroup: self.on_cgroup.take() };
         let env = Environment::create(&self.plan.environment, opts)?;
         let launch = Launch {
             session_id: self.session_id.clone(),
