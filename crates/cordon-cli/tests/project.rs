@@ -155,3 +155,42 @@ fn a_change_to_a_file_the_project_policy_extends_is_a_change_too() {
     let o = p.run(&[], "true");
     assert!(o.status.code() == Some(125) && err(&o).contains("changed since you trusted it"), "{}", show(&o));
 }
+
+#[test]
+fn an_agent_cannot_remove_borrow_or_inject_a_trusted_policy() {
+    let p = Project::new(Who::Root);
+    assert!(p.cordon(&["init", "--profile", "strict"]).status.success());
+    assert!(p.run(&[], "true").status.success());
+    let marker = p.e.ws.join("ran");
+
+    // Removed by a session: the next one refuses instead of falling back to the default profile.
+    let rm = p.run(&[], "rm .cordon.toml");
+    assert!(rm.status.success(), "{}", show(&rm));
+    let o = p.run(&[], "touch ran");
+    assert!(o.status.code() == Some(125) && err(&o).contains("was trusted but is gone"), "{}", show(&o));
+    assert!(!exists(&marker), "the command ran after its trusted policy was removed");
+
+    // Borrowed: a link to a policy trusted for another project is not this workspace's.
+    let other = p.e.root.join("other");
+    std::fs::create_dir_all(&other).expect("other");
+    std::fs::write(
+        other.join(".cordon.toml"),
+        "version = 1\nname = \"other\"\nextends = [\"builtin:agent\"]\n[net]\negress = \"open\"\n",
+    )
+    .expect("other policy");
+    let t = p.cordon(&["policy", "trust", &other.join(".cordon.toml").display().to_string()]);
+    assert!(t.status.success(), "{}", show(&t));
+    std::os::unix::fs::symlink(other.join(".cordon.toml"), p.e.ws.join(".cordon.toml")).expect("link");
+    let o = p.run(&[], "touch ran");
+    assert!(o.status.code() == Some(125) && err(&o).contains("not a file inside the workspace"), "{}", show(&o));
+    assert!(!exists(&marker), "the command ran under another project's policy");
+
+    // Injected: a path with a line break cannot become a line of the trust store.
+    let evil = p.e.ws.join(format!("a\n{} {}", "0".repeat(64), p.e.ws.join(".cordon.toml").display()));
+    std::fs::create_dir_all(&evil).expect("dir with a line break");
+    std::fs::write(evil.join("p.toml"), "version = 1\nname = \"x\"\nextends = [\"builtin:agent\"]\n").expect("p");
+    let t = p.cordon(&["policy", "trust", &evil.join("p.toml").display().to_string()]);
+    assert!(!t.status.success() && err(&t).contains("line break"), "{}", show(&t));
+    let store = std::fs::read_to_string(p.cfg.join("cordon/trusted")).expect("store");
+    assert!(!store.contains(&"0".repeat(64)), "a line was injected: {store}");
+}

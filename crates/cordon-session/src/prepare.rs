@@ -40,10 +40,13 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         bail!("--monitor needs root: the eBPF sensor loads BPF programs, which this kernel allows only to root (kernel.unprivileged_bpf_disabled)\n  hint: run without --monitor (the sandbox itself works unprivileged), or with sudo");
     }
     let mut notices = vec![];
-    let (loaded, mut policy) = cordon_policy::load_and_compile(&spec.policy, &Context::for_workspace(ws.clone()))?;
-    if spec.project_policy {
-        let file = Path::new(&spec.policy);
-        crate::project::require_trusted(&file.canonicalize().unwrap_or_else(|_| file.to_path_buf()), &loaded)?;
+    // A project policy is resolved (a regular file inside the workspace, a path that can be a key)
+    // before anything of it is read, and loaded from that canonical path.
+    let project = spec.project_policy.then(|| crate::project::resolve(&ws, Path::new(&spec.policy))).transpose()?;
+    let source = project.as_deref().and_then(Path::to_str).unwrap_or(&spec.policy);
+    let (loaded, mut policy) = cordon_policy::load_and_compile(source, &Context::for_workspace(ws.clone()))?;
+    if let Some(file) = &project {
+        crate::project::require_trusted(file, &loaded)?;
         notices.push(format!("policy: {} (the workspace's own, trusted)", file.display()));
     }
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;

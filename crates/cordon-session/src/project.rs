@@ -54,8 +54,41 @@ pub enum Trust {
     Never,
 }
 
-fn key(file: &Path) -> String {
-    file.to_string_lossy().into_owned()
+/// The store's key for a policy file: its canonical path as text. A path that is not UTF-8, or that
+/// holds a control character, has none (a line break in it would write a line of the agent's choosing
+/// into the store; a lossy conversion would let two files share a key).
+fn key(file: &Path) -> Result<String> {
+    match file.to_str() {
+        Some(k) if !k.chars().any(char::is_control) => Ok(k.to_string()),
+        _ => bail!(
+            "the policy file {} has a path with a line break, a control character or bytes that are not UTF-8: it cannot be trusted\n  hint: rename the directories on its path",
+            file.display()
+        ),
+    }
+}
+
+/// The file that holds `ws`'s project policy, canonical, if it is a regular file inside `ws` (a link
+/// out of the workspace would let an agent borrow a policy trusted for another project).
+pub fn resolve(ws: &Path, file: &Path) -> Result<PathBuf> {
+    let canon = file.canonicalize().map_err(|e| crate::SessionError::Refused(format!("{}: {e}", file.display())))?;
+    key(&canon)?;
+    if !canon.starts_with(ws) || !canon.is_file() {
+        bail!(
+            "the workspace's policy {} leads to {}, which is not a file inside the workspace: not used, and nothing was run\n  hint: make .cordon.toml a regular file of the project, or name a policy (--policy FILE, --profile NAME)",
+            file.display(),
+            canon.display()
+        );
+    }
+    Ok(canon)
+}
+
+/// Whether the store trusts any text for `file` (canonical): a trusted project policy that has
+/// disappeared must not silently give way to the default profile.
+pub fn was_trusted(store: &Path, file: &Path) -> bool {
+    let (Ok(k), Ok(b)) = (key(file), std::fs::read(store)) else { return false };
+    let text = String::from_utf8_lossy(&b);
+    let found = entries(&text).any(|(_, p)| p == k);
+    found
 }
 
 /// The store's lines as (digest, path); a line that is not `HEX64 PATH` is skipped (it trusts nothing).
@@ -72,7 +105,7 @@ pub fn check(store: &Path, file: &Path, digest: &str) -> Result<Trust> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Trust::Never),
         Err(e) => bail!("cannot read the trusted project policies {}: {e}", store.display()),
     };
-    let k = key(file);
+    let k = key(file)?;
     let mut seen = false;
     for (d, p) in entries(&text) {
         if p == k {
@@ -96,7 +129,7 @@ pub fn trust(store: &Path, file: &Path, digest: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(io("cannot read", e)),
     };
-    let k = key(file);
+    let k = key(file)?;
     let mut out: String = entries(&old).filter(|(_, p)| *p != k).map(|(d, p)| format!("{d} {p}\n")).collect();
     out.push_str(&format!("{digest} {k}\n"));
     let tmp = dir.join(format!(".trusted.{}", std::process::id()));

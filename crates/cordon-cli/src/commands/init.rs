@@ -126,7 +126,8 @@ pub fn run(a: InitArgs) -> Result<i32> {
     let name = ws.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into());
     let body = text(&name, &profile, &presets);
     let digest = write_checked(&ws, &dest, &body, a.force)?;
-    project::trust(&project::store_path()?, &dest.canonicalize()?, &digest)?;
+    // The name just written (in the canonical workspace), not wherever it may point by now.
+    project::trust(&project::store_path()?, &dest, &digest)?;
     if a.json {
         let v = serde_json::json!({
             "path": dest.to_string_lossy(),
@@ -158,7 +159,15 @@ pub fn run(a: InitArgs) -> Result<i32> {
 fn write_checked(ws: &Path, dest: &Path, body: &str, force: bool) -> Result<String> {
     let tmp = ws.join(format!(".cordon.toml.{}.tmp", std::process::id()));
     let result = (|| -> Result<String> {
-        std::fs::write(&tmp, body).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+        // create_new: a name planted in the workspace (a link to a file elsewhere) is never followed.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", tmp.display()))?;
+        std::io::Write::write_all(&mut f, body.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+        drop(f);
         // Checked before it takes the real name (a policy error is positioned in the temporary file).
         let (loaded, _) = super::load(&tmp.to_string_lossy(), ws)?;
         if force {

@@ -130,6 +130,9 @@ fn trust(a: TrustArgs) -> Result<i32> {
     let canon = file.canonicalize().map_err(|e| {
         anyhow::anyhow!("{}: {e}\n  hint: `cordon init` writes a starting .cordon.toml", file.display())
     })?;
+    if canon.to_str().is_none_or(|c| c.chars().any(char::is_control)) {
+        bail!("{} has a path with a line break, a control character or bytes that are not UTF-8: it cannot be trusted\n  hint: rename the directories on its path", canon.display());
+    }
     let ws = canon.parent().unwrap_or(Path::new("/")).to_path_buf();
     let (loaded, c) = super::load(&canon.to_string_lossy(), &ws)?;
     let digest = project::digest(&loaded);

@@ -115,13 +115,32 @@ fn kill_after(s: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// A project policy the user trusted that is no longer a file (an agent may have removed it to run
+/// its next session under the default profile) stops the run instead of giving way silently.
+fn refuse_a_trusted_policy_gone(ws: &std::path::Path) -> Result<()> {
+    use cordon_session::project;
+    let (Ok(ws), Ok(store)) = (ws.canonicalize(), project::store_path()) else { return Ok(()) };
+    let file = ws.join(project::FILE);
+    if project::was_trusted(&store, &file) {
+        anyhow::bail!(
+            "the workspace's policy {} was trusted but is gone or not a regular file: an agent may have removed it to widen this session, so nothing was run\n  hint: restore it (`git checkout -- .cordon.toml`), or name a policy for this run (--profile agent, --policy FILE); to forget it, remove its line from {}",
+            file.display(),
+            store.display()
+        );
+    }
+    Ok(())
+}
+
 /// The arguments as the engine's spec.
 fn spec(a: &RunArgs) -> Result<SessionSpec> {
     let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot determine the current directory: {e}"))?;
     // No policy named: the workspace's own `.cordon.toml`, if it has one (and it is trusted).
-    let project = (a.profile.is_none() && a.policy.is_none())
-        .then(|| cordon_session::project::find(&cwd.join(a.workspace.as_deref().unwrap_or(&cwd))))
-        .flatten();
+    let named = a.profile.is_some() || a.policy.is_some();
+    let ws = cwd.join(a.workspace.as_deref().unwrap_or(&cwd));
+    let project = if named { None } else { cordon_session::project::find(&ws) };
+    if !named && project.is_none() {
+        refuse_a_trusted_policy_gone(&ws)?;
+    }
     Ok(SessionSpec {
         argv: a.cmd.clone(),
         env: std::env::vars_os().collect(),
