@@ -333,7 +333,11 @@ fn main() {
     if let Ok(size) = std::env::var("CORDON_BENCH_SENSOR_BUFFER") {
         let mut v = Variant {
             name: format!("cordon run --events --sensor-buffer {size}"),
-            prefix: variants[3].prefix.clone(),
+            prefix: variants
+                .iter()
+                .find(|v| v.name == "cordon run --events FILE")
+                .map(|v| v.prefix.clone())
+                .unwrap_or_default(),
             report: true,
         };
         v.prefix.splice(2..2, ["--sensor-buffer".to_string(), size]);

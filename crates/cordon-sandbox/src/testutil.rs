@@ -29,3 +29,15 @@ pub fn io_source(e: &dyn std::error::Error) -> &std::io::Error {
 pub fn errno_source(e: &dyn std::error::Error) -> nix::errno::Errno {
     *e.source().and_then(|s| s.downcast_ref::<nix::errno::Errno>()).expect("an Errno as source")
 }
+
+/// A xorshift64 generator: random-looking inputs that every run repeats.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}

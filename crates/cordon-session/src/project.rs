@@ -83,12 +83,15 @@ pub fn resolve(ws: &Path, file: &Path) -> Result<PathBuf> {
 }
 
 /// Whether the store trusts any text for `file` (canonical): a trusted project policy that has
-/// disappeared must not silently give way to the default profile.
-pub fn was_trusted(store: &Path, file: &Path) -> bool {
-    let (Ok(k), Ok(b)) = (key(file), std::fs::read(store)) else { return false };
-    let text = String::from_utf8_lossy(&b);
-    let found = entries(&text).any(|(_, p)| p == k);
-    found
+/// disappeared must not silently give way to the default profile. A store that exists but cannot be
+/// read is an error, never "no".
+pub fn was_trusted(store: &Path, file: &Path) -> Result<bool> {
+    let Ok(k) = key(file) else { return Ok(false) };
+    match std::fs::read(store) {
+        Ok(b) => Ok(entries(&String::from_utf8_lossy(&b)).any(|(_, p)| p == k)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => bail!("cannot read the trusted project policies {}: {e}", store.display()),
+    }
 }
 
 /// The store's lines as (digest, path); a line that is not `HEX64 PATH` is skipped (it trusts nothing).

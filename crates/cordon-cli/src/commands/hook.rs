@@ -77,28 +77,27 @@ fn input() -> Result<Value> {
 }
 
 fn policy(a: &HookArgs, ws: &Path) -> Result<CompiledPolicy> {
-    let spec = if a.profile.is_some() || a.policy.is_some() {
-        super::policy_spec(a.profile.as_deref(), a.policy.as_deref())
-    } else if let Some(p) = cordon_session::project::find(ws).filter(|p| trusted(p, ws)) {
-        p.display().to_string()
-    } else {
-        match std::env::var("CORDON_POLICY").ok().filter(|n| cordon_policy::builtin::text(n).is_some()) {
-            Some(n) => format!("builtin:{n}"),
-            None => format!("builtin:{}", cordon_policy::builtin::DEFAULT),
-        }
+    if a.profile.is_some() || a.policy.is_some() {
+        return Ok(super::load(&super::policy_spec(a.profile.as_deref(), a.policy.as_deref()), ws)?.1);
+    }
+    if let Some(c) = trusted_project(ws) {
+        return Ok(c);
+    }
+    let spec = match std::env::var("CORDON_POLICY").ok().filter(|n| cordon_policy::builtin::text(n).is_some()) {
+        Some(n) => format!("builtin:{n}"),
+        None => format!("builtin:{}", cordon_policy::builtin::DEFAULT),
     };
     Ok(super::load(&spec, ws)?.1)
 }
 
-/// A project policy explains calls only when trusted (an agent's own edit must not speak for it).
-fn trusted(p: &Path, ws: &Path) -> bool {
-    let Ok((loaded, _)) = super::load(&p.display().to_string(), ws) else { return false };
-    let Ok(store) = cordon_session::project::store_path() else { return false };
-    let file = p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    matches!(
-        cordon_session::project::check(&store, &file, &cordon_session::project::digest(&loaded)),
-        Ok(cordon_session::project::Trust::Trusted)
-    )
+/// The workspace's project policy, loaded once, when `cordon run` would take it: a regular file
+/// inside the workspace whose text is trusted (an agent's own edit must not speak for it).
+fn trusted_project(ws: &Path) -> Option<CompiledPolicy> {
+    use cordon_session::project;
+    let file = project::resolve(ws, &project::find(ws)?).ok()?;
+    let (loaded, c) = super::load(file.to_str()?, ws).ok()?;
+    let store = project::store_path().ok()?;
+    (project::check(&store, &file, &project::digest(&loaded)).ok()? == project::Trust::Trusted).then_some(c)
 }
 
 /// What the call names, by tool.

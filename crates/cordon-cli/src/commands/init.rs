@@ -37,7 +37,7 @@ pub struct InitArgs {
     pub json: bool,
 }
 
-/// (file that suggests it, preset, what it is for).
+/// (a file of the project, the preset it suggests).
 const SIGNS: &[(&str, &str)] = &[
     ("requirements.txt", "pypi"),
     ("pyproject.toml", "pypi"),

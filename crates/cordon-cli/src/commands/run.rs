@@ -121,7 +121,7 @@ fn refuse_a_trusted_policy_gone(ws: &std::path::Path) -> Result<()> {
     use cordon_session::project;
     let (Ok(ws), Ok(store)) = (ws.canonicalize(), project::store_path()) else { return Ok(()) };
     let file = ws.join(project::FILE);
-    if project::was_trusted(&store, &file) {
+    if project::was_trusted(&store, &file).map_err(|e| anyhow::anyhow!("{e}"))? {
         anyhow::bail!(
             "the workspace's policy {} was trusted but is gone or not a regular file: an agent may have removed it to widen this session, so nothing was run\n  hint: restore it (`git checkout -- .cordon.toml`), or name a policy for this run (--profile agent, --policy FILE); to forget it, remove its line from {}",
             file.display(),

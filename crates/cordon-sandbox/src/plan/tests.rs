@@ -332,13 +332,8 @@ fn bpf_program_agrees_with_the_rules() {
         let rules = seccomp::resolve(&pol.syscalls, arch);
         let prog = bpf::compile(arch, &rules, true, false).expect("compile");
         let aa = bpf::audit_arch(arch);
-        let mut rng = 0x1234_5678_9abc_def0u64;
-        let mut next = || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::testutil::XorShift(0x1234_5678_9abc_def0u64);
+        let mut next = || rng.next();
         for _ in 0..20_000 {
             let nr =
                 if next() % 2 == 0 { rules[(next() % rules.len() as u64) as usize].nr } else { (next() % 460) as i32 };

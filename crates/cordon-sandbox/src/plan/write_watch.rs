@@ -131,13 +131,8 @@ mod tests {
             let prog = bpf::compile_watching(arch, &rules, &watch, true, false).expect("compile");
             let without = bpf::compile_watching(arch, &rules, &watch, false, false).expect("compile");
             let aa = bpf::audit_arch(arch);
-            let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-            let mut next = || {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                rng
-            };
+            let mut rng = crate::testutil::XorShift(0x9e37_79b9_7f4a_7c15u64);
+            let mut next = || rng.next();
             for _ in 0..20_000 {
                 let nr = match next() % 3 {
                     0 => watch[(next() % watch.len() as u64) as usize].nr,
