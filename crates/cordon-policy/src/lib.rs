@@ -10,6 +10,7 @@ pub mod decide;
 pub mod error;
 pub mod explain;
 pub mod export;
+pub mod hostexec;
 pub mod load;
 pub mod model;
 pub mod mountinfo;
