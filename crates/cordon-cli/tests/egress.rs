@@ -285,7 +285,9 @@ PY"#,
     let line = s.lines().find(|l| l.starts_with("normal:")).unwrap_or("");
     assert!(line.contains("True"), "{s}");
     let secs: f64 = line.split_whitespace().nth(3).and_then(|x| x.parse().ok()).unwrap_or(99.0);
-    assert!(secs < 2.0, "a normal client waited {secs}s behind slow ones");
+    // A client stalled behind the slow ones would wait for their 10 s head timeout
+    // (cordon_egress::head::HEAD_TIMEOUT); a loaded machine stays well under that.
+    assert!(secs < 7.0, "a normal client waited {secs}s behind slow ones");
 }
 
 #[test]

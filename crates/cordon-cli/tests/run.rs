@@ -243,9 +243,13 @@ fn the_session_ends_with_its_command() {
     for who in BOTH {
         let e = Env::new(who);
         let marker = format!("cordon-daemon-{}-{who:?}", std::process::id());
-        let o = e.run_sh(&format!("setsid bash -c 'exec -a {marker} sleep 300' > /dev/null 2>&1 & sleep 0.3; pgrep -f {marker} >/dev/null && echo started"));
+        // Waits (bounded) until the daemon is seen inside, rather than for a fixed time.
+        let o = e.run_sh(&format!(
+            "setsid bash -c 'exec -a {marker} sleep 300' > /dev/null 2>&1 & \
+             i=0; until pgrep -f {marker} >/dev/null; do i=$((i+1)); [ $i -gt 400 ] && exit 9; sleep 0.025; done; echo started"
+        ));
         assert!(out(&o).contains("started"), "the daemon must have been running inside: {}", show(&o));
-        std::thread::sleep(Duration::from_millis(200));
+        // No wait: when cordon has returned, nothing of its session may still run.
         let left = std::process::Command::new("pgrep").args(["-f", &format!("^{marker}")]).output().expect("pgrep");
         assert!(!left.status.success(), "{who:?}: a daemonised process outlived the session: {}", out(&left));
     }
@@ -265,9 +269,11 @@ fn killing_cordon_kills_the_session() {
         .env("CORDON_AUDIT", e.root.join("audit.db"))
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
-    let pg = std::process::Command::new("pgrep").args(["-f", &format!("^{marker}")]).output().expect("pgrep");
-    assert!(pg.status.success(), "session started");
+    let pg = wait_for(Duration::from_secs(20), || {
+        let pg = std::process::Command::new("pgrep").args(["-f", &format!("^{marker}")]).output().expect("pgrep");
+        pg.status.success().then_some(pg)
+    })
+    .expect("the session's command started");
     // Remember the session's cgroups: a SIGKILLed supervisor cannot remove them (the next cordon run
     // collects them after a minute); this test removes them itself to leave the machine as it was.
     let pid = out(&pg).lines().next().unwrap_or("").trim().to_string();
@@ -287,9 +293,13 @@ fn killing_cordon_kills_the_session() {
     assert!(!cgs.is_empty(), "the session runs in cordon cgroups");
     c.kill().expect("SIGKILL cordon");
     let _ = c.wait();
-    std::thread::sleep(Duration::from_millis(200));
-    let left = std::process::Command::new("pgrep").args(["-f", &format!("^{marker}")]).output().expect("pgrep");
-    assert!(!left.status.success(), "the command outlived a SIGKILLed cordon: {}", out(&left));
+    // The kernel ends the session when its supervisor dies (the init's parent-death signal, then
+    // the pid namespace): asynchronous, so wait for it, bounded.
+    let gone = wait_for(Duration::from_secs(10), || {
+        let left = std::process::Command::new("pgrep").args(["-f", &format!("^{marker}")]).output().expect("pgrep");
+        (!left.status.success()).then_some(())
+    });
+    assert!(gone.is_some(), "the command outlived a SIGKILLed cordon by 10 s");
     for d in cgs {
         let _ = std::fs::remove_dir(&d);
         assert!(!d.exists(), "could not remove {}", d.display());
@@ -309,20 +319,33 @@ fn signals_are_forwarded() {
         return;
     }
     let e = Env::new(Who::Root);
-    let c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
-        .args(["run", "-q", "--", "/bin/sh", "-c", "trap 'echo got-usr1; exit 7' USR1; while :; do sleep 0.05; done"])
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args([
+            "run",
+            "-q",
+            "--",
+            "/bin/sh",
+            "-c",
+            "trap 'echo got-usr1; exit 7' USR1; echo ready; while :; do sleep 0.05; done",
+        ])
         .current_dir(&e.ws)
         .env("HOME", &e.home)
         .env("CORDON_AUDIT", e.root.join("audit.db"))
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(300));
+    // Signal once the trap is set (the command says so), not after a guessed delay.
+    let mut stdout = std::io::BufReader::new(c.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).expect("read");
+    assert_eq!(line, "ready\n", "the command started");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGUSR1)
         .expect("signal");
-    let o = c.wait_with_output().expect("wait");
-    assert_eq!(o.status.code(), Some(7), "{}", show(&o));
-    assert!(out(&o).contains("got-usr1"));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read");
+    let status = c.wait().expect("wait");
+    assert_eq!(status.code(), Some(7), "{rest}");
+    assert!(rest.contains("got-usr1"), "{rest}");
 }
 
 #[test]

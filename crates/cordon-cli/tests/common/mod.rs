@@ -174,3 +174,19 @@ pub fn show(o: &Output) -> String {
 pub fn exists(p: &Path) -> bool {
     p.symlink_metadata().is_ok()
 }
+
+/// Polls `f` until it gives a value or `limit` passes: for tests that wait on an event the kernel
+/// delivers asynchronously (a process gone, a file there), never for a guessed delay.
+#[allow(dead_code)]
+pub fn wait_for<T>(limit: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if t.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -235,11 +235,17 @@ impl Cgroups {
 impl Drop for Cgroups {
     fn drop(&mut self) {
         for d in self.dirs.iter().rev() {
-            for _ in 0..100 {
+            // Killed processes leave the cgroup when they have exited, which on a loaded machine
+            // can take longer than a few milliseconds; a cgroup given up on here would be left
+            // behind, so wait (backing off, bounded at ~5 s) for it to empty.
+            let t = std::time::Instant::now();
+            let mut nap = std::time::Duration::from_millis(1);
+            loop {
                 match std::fs::remove_dir(d) {
                     Ok(()) => break,
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                        std::thread::sleep(std::time::Duration::from_millis(2))
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && t.elapsed().as_secs() < 5 => {
+                        std::thread::sleep(nap);
+                        nap = (nap * 2).min(std::time::Duration::from_millis(50));
                     }
                     Err(_) => break,
                 }
