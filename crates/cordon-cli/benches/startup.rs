@@ -1,7 +1,9 @@
 //! Startup cost of a confined `/bin/true`, interleaved with its peers in one run so that they share the
 //! machine's state: bare exec, `cordon run` with the default profile, and bubblewrap with all
 //! namespaces. Prints medians, p10/p90 and the ratios. `cargo bench -p cordon-cli --bench startup`
-//! (CORDON_BENCH_N sets the rounds; default 300).
+//! (CORDON_BENCH_N sets the rounds; default 300). `CORDON_BENCH_PHASES=N` instead runs
+//! `cordon run --no-audit -- /bin/true` N times with `CORDON_TIMING=1` and prints where the time
+//! goes: the median of each phase (the time from the mark before it), docs/BENCHMARKS.md's table.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -25,6 +27,54 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The `cordon-timing:` marks of one run: (series, label, microseconds since the series' start).
+/// The CLI's marks (`cli`) count from cordon's start, the others from the supervisor's.
+fn marks(stderr: &str) -> Vec<(bool, String, u64)> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("cordon-timing: "))
+        .filter_map(|l| {
+            let (cli, rest) = match l.strip_prefix("cli ") {
+                Some(r) => (true, r),
+                None => (false, l),
+            };
+            let (us, label) = rest.trim_start().split_once(" us  ")?;
+            Some((cli, label.trim().to_string(), us.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+fn phases(n: usize, cordon: &str, ws: &std::path::Path) {
+    let mut order: Vec<String> = vec![];
+    let mut got: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    for _ in 0..n {
+        let o = Command::new(cordon)
+            .args(["run", "--no-audit", "-q", "--", "/bin/true"])
+            .current_dir(ws)
+            .env("CORDON_TIMING", "1")
+            .output()
+            .expect("spawn");
+        assert!(o.status.success(), "cordon failed: {}", String::from_utf8_lossy(&o.stderr));
+        let m = marks(&String::from_utf8_lossy(&o.stderr));
+        for series in [true, false] {
+            let mut prev = 0;
+            for (_, label, us) in m.iter().filter(|x| x.0 == series) {
+                let key = format!("{}{label}", if series { "cli: " } else { "" });
+                if !order.contains(&key) {
+                    order.push(key.clone());
+                }
+                got.entry(key).or_default().push(us.saturating_sub(prev) as f64);
+                prev = *us;
+            }
+        }
+    }
+    println!("where a session's start goes, {n} runs of `cordon run --no-audit -- /bin/true` (us, median [p10, p90] of the time since the previous mark):");
+    for k in &order {
+        let v = got.get_mut(k).expect("phase");
+        println!("{:>7.0} [{:>6.0}, {:>6.0}]  {k}", pct(v, 0.5), pct(v, 0.1), pct(v, 0.9));
+    }
+}
+
 fn main() {
     // Sessions are recorded (the default) in a throwaway log, not the machine's.
     std::env::set_var(
@@ -35,6 +85,11 @@ fn main() {
     let cordon = env!("CARGO_BIN_EXE_cordon");
     let ws = std::env::temp_dir().join(format!("cordon-bench-{}", std::process::id()));
     std::fs::create_dir_all(&ws).expect("ws");
+    if let Some(k) = std::env::var("CORDON_BENCH_PHASES").ok().and_then(|s| s.parse().ok()) {
+        phases(k, cordon, &ws);
+        let _ = std::fs::remove_dir_all(&ws);
+        return;
+    }
     let mut cases: Vec<(&str, Vec<&str>)> = vec![
         ("bare /bin/true", vec!["/bin/true"]),
         ("cordon run -- /bin/true", vec![cordon, "run", "--", "/bin/true"]),
