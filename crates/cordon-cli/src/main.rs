@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     Init(commands::init::InitArgs),
     Hook(commands::hook::HookArgs),
     Doctor(commands::doctor::DoctorArgs),
@@ -71,7 +71,7 @@ fn main() {
         sys::default_sigpipe();
     }
     let code = match cli.cmd {
-        Cmd::Run(a) => commands::run::run(a),
+        Cmd::Run(a) => commands::run::run(*a),
         Cmd::Init(a) => commands::init::run(a),
         Cmd::Hook(a) => commands::hook::run(a),
         Cmd::Doctor(a) => commands::doctor::run(a),

@@ -99,7 +99,12 @@ pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str, elsewhere:
         return;
     }
     let d = &o.denials;
-    let anything = d.total > 0 || !o.limits_hit.is_empty() || !o.notes.is_empty() || !o.egress.is_empty() || verbose;
+    let anything = d.total > 0
+        || !o.limits_hit.is_empty()
+        || !o.notes.is_empty()
+        || !o.egress.is_empty()
+        || !o.published.is_empty()
+        || verbose;
     let end = match o.ending {
         Ending::Exited { code } => format!("exit {code}"),
         Ending::Signaled { signal } => format!("killed by signal {signal}"),
@@ -133,6 +138,20 @@ pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str, elsewhere:
         if o.egress.len() > 20 {
             eprintln!("cordon:   … and {} more (see --report)", o.egress.len() - 20);
         }
+    }
+    for p in &o.published {
+        let refused = match (p.refused, &p.last_error) {
+            (0, _) => String::new(),
+            (n, Some(e)) => format!(
+                ", {n} not taken by the session ({e}: does a server listen on its 127.0.0.1:{}?)",
+                p.session_port
+            ),
+            (n, None) => format!(", {n} not taken by the session"),
+        };
+        eprintln!(
+            "cordon: published {} -> session port {}: {} connection(s){refused}",
+            p.host, p.session_port, p.connections
+        );
     }
     for l in &o.limits_hit {
         eprintln!("cordon: limit: {l}");

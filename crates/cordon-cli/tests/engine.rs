@@ -27,6 +27,7 @@ fn spec(e: &Env, i: usize) -> SessionSpec {
         policy: "builtin:agent".into(),
         project_policy: false,
         allow_net: vec![],
+        publish: vec![],
         allow_degraded: false,
         audit: AuditChoice::Path(e.root.join("audit.db")),
         report: None,

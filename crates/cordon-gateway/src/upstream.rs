@@ -41,6 +41,7 @@ pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool) -> SessionSpe
         policy: s.policy.clone(),
         project_policy: false,
         allow_net: vec![],
+        publish: vec![],
         allow_read: vec![],
         allow_write: vec![],
         allow_degraded,

@@ -27,7 +27,7 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
         workspace: cx.workspace.clone(),
         home: cx.home.clone(),
         fs: FsPolicy { tmp_size: 1 << 30, ..Default::default() },
-        net: NetPolicy { egress: Egress::None, allow: vec![], listen: vec![], udp: false },
+        net: NetPolicy { egress: Egress::None, allow: vec![], listen: vec![], publish: vec![], udp: false },
         syscalls: syscalls::baseline(),
         kill_on_deny: false,
         limits: Limits::default(),
@@ -51,6 +51,11 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
         }
         c.net.allow.extend(r.net.allow.iter().filter_map(|a| netspec::parse_allow_item(a.get_ref()).ok()).flatten());
         c.net.listen.extend(r.net.listen.iter().map(|p| *p.get_ref() as u16));
+        for p in r.net.publish.iter().filter_map(|p| netspec::parse_publish(p.get_ref()).ok()) {
+            if !c.net.publish.contains(&p) {
+                c.net.publish.push(p);
+            }
+        }
         if let Some(u) = &r.net.udp {
             c.net.udp = *u.get_ref();
         }

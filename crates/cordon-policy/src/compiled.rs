@@ -74,6 +74,8 @@ pub struct NetPolicy {
     pub egress: Egress,
     pub allow: Vec<NetAllow>,
     pub listen: Vec<u16>,
+    /// Session ports reachable from the host (`publish`, `--publish`).
+    pub publish: Vec<crate::netspec::Publish>,
     pub udp: bool,
 }
 

@@ -158,6 +158,9 @@ pub fn explain(c: &CompiledPolicy) -> String {
             let _ = writeln!(s, "  OPEN: the session may connect anywhere the host can (warned at every run)");
         }
     }
+    for p in &c.net.publish {
+        let _ = writeln!(s, "  published to the host: {p}");
+    }
     if !c.net.listen.is_empty() {
         let _ = writeln!(s, "  may listen on: {:?}", c.net.listen);
     }

@@ -71,6 +71,9 @@ pub struct RawNet {
     pub allow: Vec<S<String>>,
     #[serde(default)]
     pub listen: Vec<S<i64>>,
+    /// `[HOST_IP:]HOST_PORT:SESSION_PORT`: session ports reachable from the host.
+    #[serde(default)]
+    pub publish: Vec<S<String>>,
     pub udp: Option<S<bool>>,
 }
 

@@ -487,3 +487,82 @@ mod tests {
         }
     }
 }
+
+/// A session port reachable from the host: `[HOST_IP:]HOST_PORT:SESSION_PORT` (`--publish`,
+/// `[net] publish`). The host side listens on HOST_IP (loopback unless given); each connection is
+/// joined to the session's own loopback at SESSION_PORT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Publish {
+    pub host: std::net::SocketAddr,
+    pub session_port: u16,
+}
+
+impl std::fmt::Display for Publish {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> session port {}", self.host, self.session_port)
+    }
+}
+
+/// Parses `[HOST_IP:]HOST_PORT:SESSION_PORT`; an IPv6 host takes brackets (`[::1]:8080:3000`).
+pub fn parse_publish(s: &str) -> Result<Publish, String> {
+    let t = s.trim();
+    let port = |x: &str, what: &str| -> Result<u16, String> {
+        match x.parse::<u32>() {
+            Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
+            Ok(p) => Err(format!("{what} {p} is out of range 1-65535")),
+            Err(_) => Err(format!("{what} `{x}` is not a number")),
+        }
+    };
+    let (ip, rest) = if let Some(r) = t.strip_prefix('[') {
+        let (ip, rest) = r.split_once("]:").ok_or("an IPv6 host is written `[ADDR]:HOST_PORT:SESSION_PORT`")?;
+        let ip: Ipv6Addr = ip.parse().map_err(|_| format!("`{ip}` is not an IPv6 address"))?;
+        (IpAddr::V6(ip), rest)
+    } else {
+        match t.matches(':').count() {
+            1 => (IpAddr::V4(Ipv4Addr::LOCALHOST), t),
+            2 => {
+                let (ip, rest) = t.split_once(':').unwrap_or_default();
+                let ip: Ipv4Addr = ip.parse().map_err(|_| format!("`{ip}` is not an IPv4 address"))?;
+                (IpAddr::V4(ip), rest)
+            }
+            _ => return Err("expected [HOST_IP:]HOST_PORT:SESSION_PORT".into()),
+        }
+    };
+    let (h, s) = rest.split_once(':').ok_or("expected [HOST_IP:]HOST_PORT:SESSION_PORT")?;
+    Ok(Publish { host: std::net::SocketAddr::new(ip, port(h, "host port")?), session_port: port(s, "session port")? })
+}
+
+/// What to say about a publish the user may not mean: a host address other than loopback makes
+/// the session's server reachable from the network.
+pub fn publish_warning(p: &Publish) -> Option<String> {
+    (!p.host.ip().is_loopback())
+        .then(|| format!("{p}: {} is not loopback, so the session's server is reachable from the network", p.host.ip()))
+}
+
+#[cfg(test)]
+mod publish_tests {
+    use super::*;
+
+    #[test]
+    fn publish_entries_parse_and_bad_ones_say_why() {
+        let p = parse_publish("8080:3000").expect("ok");
+        assert_eq!((p.host.to_string().as_str(), p.session_port), ("127.0.0.1:8080", 3000));
+        assert_eq!(parse_publish("0.0.0.0:80:8000").expect("ok").host.to_string(), "0.0.0.0:80");
+        assert_eq!(parse_publish("[::1]:8080:3000").expect("ok").host.to_string(), "[::1]:8080");
+        assert!(publish_warning(&parse_publish("0.0.0.0:80:8000").expect("ok")).is_some());
+        assert!(publish_warning(&p).is_none());
+        for (bad, why) in [
+            ("8080", "expected"),
+            ("99999:1", "out of range"),
+            ("0:1", "out of range"),
+            ("a:1", "not a number"),
+            ("1.2.3:1:2", "not an IPv4"),
+            ("::1:8080:3000", "expected"),
+            ("[zz]:1:2", "not an IPv6"),
+            ("", "expected"),
+        ] {
+            let e = parse_publish(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+}

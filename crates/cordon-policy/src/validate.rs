@@ -210,6 +210,12 @@ fn net(v: &mut V, n: &RawNet, p: &str) {
             v.err(l, format!("{p}.listen[{i}]"), format!("port {x} is out of range 1-65535"), None);
         }
     }
+    for (i, e) in n.publish.iter().enumerate() {
+        if let Err(m) = netspec::parse_publish(e.get_ref()) {
+            let hint = "write [HOST_IP:]HOST_PORT:SESSION_PORT, e.g. \"8080:3000\" (host loopback port 8080 to the session's port 3000)";
+            v.err(e, format!("{p}.publish[{i}]"), m, Some(hint.into()));
+        }
+    }
 }
 
 fn sys(v: &mut V, s: &RawSyscalls, p: &str) {

@@ -58,6 +58,8 @@ pub struct Environment {
     pub(crate) pty: Option<crate::pty::Pty>,
     /// The egress listeners the init opened, in the order of the plan's.
     pub(crate) listeners: Vec<OwnedFd>,
+    /// Serves `--publish` once the environment is ready (see [`crate::publish`]).
+    pub(crate) publisher: Option<crate::publish::Publisher>,
     /// False: the init ended during setup; its report says why, and `run` returns that outcome.
     pub(crate) ready: bool,
     /// Set once the init is reaped (nothing left to kill on drop).
@@ -76,6 +78,16 @@ impl Environment {
         let ((order_r, order_w), (rep_r, rep_w)) = (pipe()?, pipe()?);
         let (nsock_s, nsock_c) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
             .map_err(SandboxError::sys("socketpair"))?;
+        // --publish: the host's ports first (one in use stops everything here), and the pair on
+        // which the supervisor asks the init for connections into the session.
+        let published = crate::publish::bind(&plan.net.publish)?;
+        let (psock_s, psock_c) = if published.is_empty() {
+            (None, None)
+        } else {
+            let (s, c) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+                .map_err(SandboxError::sys("socketpair"))?;
+            (Some(s), Some(c))
+        };
         // Blocked before the clone, so none is lost in between; the init inherits the mask (it
         // waits for them) and the command's process clears it before exec. Restored on any error.
         let mask = MaskGuard::block(&forwarded_set(true))?;
@@ -90,11 +102,12 @@ impl Environment {
         let v2_fd = cgroups.v2_dir_fd();
         let (pid, placed_v2) = clone_init(plan.ns.clone_flags(), v2_fd.as_ref())?;
         if pid == 0 {
-            drop((order_w, rep_r, nsock_s));
-            let child = Child { order: order_r, rep: rep_w.as_raw_fd(), nsock: nsock_c.as_raw_fd() };
+            // The host's listeners stay with the supervisor.
+            drop((order_w, rep_r, nsock_s, psock_s, published));
+            let child = Child { order: order_r, rep: rep_w.as_raw_fd(), nsock: nsock_c.as_raw_fd(), publish: psock_c };
             init_main(plan, filter.as_deref(), child, pty.as_ref(), &cgroups.v1_task_files());
         }
-        drop((order_r, rep_w, nsock_c, v2_fd));
+        drop((order_r, rep_w, nsock_c, psock_c, v2_fd));
         let init = Pid::from_raw(pid);
         // Not dumpable: the session cannot ptrace us or read our memory through /proc even if it
         // reached our pid. (Set after the clone: the init must still write its own uid_map.)
@@ -122,6 +135,7 @@ impl Environment {
             nsock: Some(nsock_s),
             pty,
             listeners: vec![],
+            publisher: None,
             ready: false,
             reaped: false,
             mask: Some(mask),
@@ -134,6 +148,11 @@ impl Environment {
         }
         env.marks.mark("supervisor: init moved into cgroups");
         env.wait_ready()?;
+        if env.ready {
+            if let Some(s) = psock_s {
+                env.publisher = Some(crate::publish::Publisher::start(published, s));
+            }
+        }
         env.marks.mark("supervisor: environment ready");
         Ok(env)
     }
@@ -206,6 +225,9 @@ impl Drop for Environment {
             let _ = waitpid(self.init, None);
         }
         self.cgroups.kill_all();
+        if let Some(p) = self.publisher.take() {
+            p.finish();
+        }
         if let Some(p) = self.pty.as_mut() {
             p.restore();
         }
@@ -233,6 +255,8 @@ struct Child {
     order: OwnedFd,
     rep: RawFd,
     nsock: RawFd,
+    /// `--publish`: where the supervisor asks for connections into the session.
+    publish: Option<OwnedFd>,
 }
 
 /// The session's init: pid 1 of the new pid namespace. Never returns.
@@ -287,6 +311,11 @@ fn init_main(
         Err(e) => fail(rep, &format!("fork: {e}")),
     };
     let _ = nix::unistd::close(ch.nsock);
+    if let Some(s) = ch.publish {
+        // The command is forked: a thread of the init may now serve the supervisor's requests.
+        let ports = plan.net.publish.iter().map(|p| p.session_port).collect();
+        std::thread::spawn(move || crate::publish::serve_connects(s, ports));
+    }
     reap(child, rep)
 }
 

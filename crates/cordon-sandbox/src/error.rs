@@ -45,12 +45,28 @@ pub enum SandboxError {
     Egress(String),
     #[error("egress proxy: the plan has egress listeners but nothing serves them")]
     NoEgressServer,
+    /// A `--publish` host address could not be listened on (in use, not this host's, a privileged port).
+    #[error("--publish {publish}: cannot listen on the host: {source}{}", publish_hint(source))]
+    Publish {
+        publish: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl SandboxError {
     /// `call` failed with `source` (for `map_err`).
     pub(crate) fn sys(call: &'static str) -> impl FnOnce(nix::errno::Errno) -> SandboxError {
         move |source| SandboxError::Sys { call, source }
+    }
+}
+
+fn publish_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => "\n  hint: something on the host already listens there; pick another HOST_PORT",
+        Some(libc::EACCES) => "\n  hint: ports below 1024 need root; pick a HOST_PORT of 1024 or more",
+        Some(libc::EADDRNOTAVAIL) => "\n  hint: HOST_IP must be an address of this host (127.0.0.1 by default)",
+        _ => "",
     }
 }
 

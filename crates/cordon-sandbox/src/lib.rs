@@ -13,6 +13,7 @@ pub mod environment;
 pub mod error;
 pub mod plan;
 pub mod pty;
+pub mod publish;
 pub mod report;
 pub mod session;
 pub mod sys;

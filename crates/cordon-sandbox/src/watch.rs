@@ -104,6 +104,7 @@ impl Environment {
             m.end();
         }
         let egress = egress.map(|h| h.finish()).unwrap_or_default();
+        let published = self.publisher.take().map(|p| p.finish()).unwrap_or_default();
         let mut limits_hit = self.cgroups.events(&self.plan.cgroup);
         let peaks = self.cgroups.peaks(&self.plan.cgroup);
         self.cgroups.kill_all();
@@ -143,6 +144,7 @@ impl Environment {
             hidden_files: hidden,
             notes,
             egress,
+            published,
         }
     }
 }

@@ -80,4 +80,22 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// Every egress decision of the proxy and forwarders.
     pub egress: Vec<crate::egress::Decision>,
+    /// Session ports published to the host (`--publish`), with what each carried.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published: Vec<Published>,
+}
+
+/// A session port reachable from the host, and its traffic.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Published {
+    /// Where the host side listened (`127.0.0.1:8080`).
+    pub host: String,
+    pub session_port: u16,
+    /// Connections joined to the session.
+    pub connections: u64,
+    /// Connections the session did not take (nothing listened on the port, or it ended).
+    pub refused: u64,
+    /// Why the last refused one was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }

@@ -50,6 +50,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         notices.push(format!("policy: {} (the workspace's own, trusted)", file.display()));
     }
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;
+    publish(&spec.publish, &mut policy, &mut notices)?;
     crate::grants::apply(&spec, &mut policy)?;
     let audit_path = match &spec.audit {
         AuditChoice::Off => None,
@@ -163,6 +164,38 @@ fn allow_net(
     if policy.net.egress == Egress::Proxy {
         notices
             .extend(loaded.warnings().iter().filter(|w| w.field.starts_with("net.")).map(|w| format!("WARNING: {w}")));
+    }
+    Ok(())
+}
+
+/// `--publish` entries join the policy's; publishing needs the session's own network namespace.
+fn publish(entries: &[String], policy: &mut CompiledPolicy, notices: &mut Vec<String>) -> Result<()> {
+    for (i, raw) in entries.iter().enumerate() {
+        let p = cordon_policy::netspec::parse_publish(raw).map_err(|m| {
+            SessionError::Refused(format!("--publish #{} `{raw}`: {m}\n  hint: write [HOST_IP:]HOST_PORT:SESSION_PORT, e.g. --publish 8080:3000 (the host's 127.0.0.1:8080 reaches the session's port 3000)", i + 1))
+        })?;
+        if !policy.net.publish.contains(&p) {
+            policy.net.publish.push(p);
+        }
+    }
+    if policy.net.publish.is_empty() {
+        return Ok(());
+    }
+    if policy.net.egress == Egress::Open || !policy.namespaces.net {
+        bail!("--publish needs the session's own network namespace, and policy `{}` shares the host's (net.egress = \"open\" or namespaces.net = false): a server in the session already listens on the host\n  hint: drop --publish, or use a policy with its own network (the default profile has one)", policy.name);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for p in &policy.net.publish {
+        if !seen.insert(p.host) {
+            bail!(
+                "--publish: the host address {} is published twice\n  hint: give each session port its own HOST_PORT",
+                p.host
+            );
+        }
+        if let Some(w) = cordon_policy::netspec::publish_warning(p) {
+            notices.push(format!("WARNING: --publish {w}"));
+        }
+        notices.push(format!("published: {p}"));
     }
     Ok(())
 }

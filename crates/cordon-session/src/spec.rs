@@ -41,6 +41,9 @@ pub struct SessionSpec {
     pub project_policy: bool,
     /// Extra `--allow-net` entries (HOST[:PORT]); any switches egress to the proxy.
     pub allow_net: Vec<String>,
+    /// `--publish [HOST_IP:]HOST_PORT:SESSION_PORT` entries: session ports reachable from the host.
+    #[serde(default)]
+    pub publish: Vec<String>,
     /// One-off grants without a policy file (`--allow-read`, `--allow-write`: directories).
     #[serde(with = "bytes::path_vec", default)]
     pub allow_read: Vec<PathBuf>,
@@ -88,6 +91,7 @@ mod tests {
             policy: "builtin:agent".into(),
             project_policy: false,
             allow_net: vec![],
+            publish: vec!["8080:3000".into()],
             allow_read: vec![PathBuf::from(odd())],
             allow_write: vec![],
             allow_degraded: false,

@@ -54,6 +54,13 @@ pub struct RunArgs {
     /// Switches the policy's egress to "proxy".
     #[arg(long = "allow-net", value_name = "HOST[:PORT]|@PRESET")]
     pub allow_net: Vec<String>,
+    /// Make the session's SESSION_PORT reachable from the host at HOST_IP:HOST_PORT (repeatable;
+    /// HOST_IP is 127.0.0.1 unless given, `[::1]` for IPv6), e.g. `--publish 8080:3000` for a dev
+    /// server the session runs on its port 3000. The session keeps its own network namespace:
+    /// nothing else of it becomes reachable, and it reaches nothing more. A server inside must
+    /// listen on the session's loopback (127.0.0.1 or ::1), which is where cordon connects.
+    #[arg(long = "publish", value_name = "[HOST_IP:]HOST_PORT:SESSION_PORT")]
+    pub publish: Vec<String>,
     /// Let the session read (and execute in) DIR for this run only, without a policy file
     /// (repeatable). Secrets stay masked: a grant cannot reach `@secrets`.
     #[arg(long = "allow-read", value_name = "DIR")]
@@ -152,6 +159,7 @@ fn spec(a: &RunArgs) -> Result<SessionSpec> {
         },
         project_policy: project.is_some(),
         allow_net: a.allow_net.clone(),
+        publish: a.publish.clone(),
         allow_read: a.allow_read.clone(),
         allow_write: a.allow_write.clone(),
         allow_degraded: a.allow_degraded,

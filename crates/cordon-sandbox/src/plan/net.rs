@@ -27,12 +27,20 @@ pub struct NetPlan {
     pub listeners: Vec<Listener>,
     pub allow: Vec<NetAllow>,
     pub proxy_url: Option<String>,
+    /// Session ports the supervisor makes reachable from the host: it listens there, and the init
+    /// connects each client to the session's own loopback.
+    pub publish: Vec<cordon_policy::netspec::Publish>,
 }
 
 pub const PROXY_PORT: u16 = 3128;
 
 pub fn plan(p: &CompiledPolicy, ns: &NsPlan, g: &mut Vec<Guarantee>) -> NetPlan {
     let mut n = NetPlan { allow: p.net.allow.clone(), ..Default::default() };
+    if ns.net {
+        // Without a network namespace the session's ports are the host's own: nothing to publish
+        // (cordon run refuses --publish then).
+        n.publish = p.net.publish.clone();
+    }
     match p.net.egress {
         Egress::None => return n,
         Egress::Open => {
