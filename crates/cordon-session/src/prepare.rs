@@ -50,7 +50,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         notices.push(format!("policy: {} (the workspace's own, trusted)", file.display()));
     }
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;
-    crate::grants::apply(&spec, &mut policy)?;
+    crate::grants::apply(&spec, &mut policy, &mut notices)?;
     let audit_path = match &spec.audit {
         AuditChoice::Off => None,
         AuditChoice::Default => Some(recording::log_path(None)?),
