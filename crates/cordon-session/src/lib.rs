@@ -27,7 +27,6 @@ pub mod host;
 pub mod monitor;
 pub mod outputs;
 pub mod pipeline;
-pub mod placeholders;
 pub mod prepare;
 pub mod project;
 pub mod recording;

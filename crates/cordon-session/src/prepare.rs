@@ -31,9 +31,6 @@ pub struct Prepared {
     pub ring_bytes: u64,
     /// What the user should read before the command starts, one line each (without "cordon: ").
     pub notices: Vec<String>,
-    /// What keeps absent protected paths from being created; removed when this is dropped (the
-    /// session is over, or never started).
-    pub placeholders: crate::placeholders::Placeholders,
 }
 
 pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
@@ -75,7 +72,6 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     if made {
         plan = cordon_sandbox::plan(&policy, &caps, &inv);
     }
-    let placeholders = crate::placeholders::Placeholders::hold(&plan.environment.ns)?;
     if let Some(w) =
         audit_path.as_deref().map(|db| recording::refuse_writable_location(db, &policy, &plan)).transpose()?.flatten()
     {
@@ -116,7 +112,6 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         head_copy,
         ring_bytes,
         notices,
-        placeholders,
     };
     if let Some(ev) = &p.spec.events {
         // The file is written while the session runs: inside the workspace, the session could rewrite it.

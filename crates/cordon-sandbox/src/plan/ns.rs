@@ -280,7 +280,10 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
     let write = cordon_policy::Access { read: false, write: true, exec: false };
     let mut binds: Vec<(PathBuf, bool, String)> = vec![];
     for m in &p.fs.protect {
-        let why = format!("fs.protect {} ({})", m.entry, m.origin);
+        let why = match &m.why {
+            Some(w) => format!("fs.protect {}: {w}", m.entry),
+            None => format!("fs.protect {} ({})", m.entry, m.origin),
+        };
         let (path, placeholder) = match target(&p.workspace, &m.path) {
             Target::Blocked => continue,
             Target::Present(x) => (x, false),

@@ -1,4 +1,5 @@
-//! Placeholders: what keeps an absent protected path (`.envrc`, `.vscode/tasks.json`) from being
+//! Placeholders (run by the supervisor before the session's init is cloned, held by the
+//! [`crate::environment::Environment`] until it is dropped): what keeps an absent protected path (`.envrc`, `.vscode/tasks.json`) from being
 //! created inside a session. Landlock cannot refuse one name in a writable directory, and a check
 //! by the supervisor before letting a call through races with the call; a mount point cannot be
 //! created over, renamed over, linked to or removed. So before the session, as the invoking user,
@@ -14,15 +15,15 @@
 //! session left behind is an empty directory of that mode: the next session takes it over and
 //! removes it.
 
-use crate::Result;
-use cordon_sandbox::plan::ns::{is_placeholder, placeholders, NsPlan, PLACEHOLDER_MODE};
+use crate::error::SandboxError;
+use crate::plan::ns::{is_placeholder, placeholders, NsPlan, PLACEHOLDER_MODE};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// The placeholders of one session, each locked (shared) until the value is dropped; dropping it
-/// removes those no other session holds.
+/// The placeholders of one environment, each locked (shared) until the value is dropped; dropping
+/// it removes those no other session holds.
 #[derive(Default)]
 pub struct Placeholders {
     held: Vec<(PathBuf, Flock<File>)>,
@@ -31,17 +32,20 @@ pub struct Placeholders {
 impl Placeholders {
     /// Makes (or takes over) the placeholders `plan` binds. An error names the path, why it is
     /// protected and the cause: the session must not start without them.
-    pub fn hold(plan: &NsPlan) -> Result<Placeholders> {
+    pub fn hold(plan: &NsPlan) -> Result<Placeholders, SandboxError> {
         let mut p = Placeholders::default();
         for (path, why) in placeholders(plan) {
             match hold_one(path) {
                 Ok(Some(lock)) => p.held.push((path.to_path_buf(), lock)),
                 Ok(None) => {}
-                Err(e) => bail!(
-                    "cannot keep {} from being created in the session ({why}): its placeholder (an empty directory cordon makes there for the session and removes after) cannot be made: {e}\n  hint: let the invoking user write {}, or, if the session may write the path, lift its protection (--allow-write for one run, [fs] unprotect in a policy)",
-                    path.display(),
-                    path.parent().unwrap_or(path).display()
-                ),
+                Err(source) => {
+                    return Err(SandboxError::Placeholder {
+                        path: path.to_path_buf(),
+                        dir: path.parent().unwrap_or(path).to_path_buf(),
+                        why: why.to_string(),
+                        source,
+                    })
+                }
             }
         }
         Ok(p)
