@@ -187,10 +187,15 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
     }
     let mut protected: HashSet<PathBuf> = fs.protect.iter().map(|m| m.path.clone()).collect();
     for e in &r.protect {
-        let p = paths::normalize(&cx.workspace.join(e.get_ref()));
-        if protected.insert(p.clone()) {
-            fs.protect.push(Masked { path: p, entry: e.get_ref().clone(), origin: origin.to_string() });
+        for (rel, why) in crate::protect::expand(e.get_ref()) {
+            let p = paths::normalize(&cx.workspace.join(rel));
+            if protected.insert(p.clone()) {
+                fs.protect.push(Protected { path: p, entry: rel.to_string(), origin: origin.to_string(), why });
+            }
         }
+    }
+    for u in &r.unprotect {
+        fs.protect.retain(|m| !crate::protect::unprotects(u.get_ref(), &m.entry));
     }
     push_unique(&mut fs.hide, r.hide.iter().map(|e| e.get_ref().clone()));
     for e in &r.create {

@@ -46,14 +46,39 @@ pub struct Masked {
     pub origin: String,
 }
 
+/// A workspace path kept read-only (`fs.protect`); an absent one cannot be created either.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Protected {
+    pub path: PathBuf,
+    /// The path as written, relative to the workspace (`.git/hooks`, `.idea/`), and where it came
+    /// from: the policy file, or the group and the file that named it (`@host-exec-auto in
+    /// builtin:agent`).
+    pub entry: String,
+    pub origin: String,
+    /// Why it is protected (the group's name and its reason for the path), quoted in refusals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+impl Protected {
+    /// Why it is protected (`@host-exec-auto: direnv runs it ...`), or the entry and its file, for
+    /// refusals and `cordon policy explain`.
+    pub fn describe(&self) -> String {
+        match &self.why {
+            Some(w) => w.clone(),
+            None => format!("fs.protect `{}` from {}", self.entry, self.origin),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FsPolicy {
     /// Allowed trees, merged per path.
     pub rules: Vec<PathRule>,
     /// Paths that stay unreadable even inside allowed trees.
     pub deny: Vec<Masked>,
-    /// Absolute paths inside the workspace that stay read-only.
-    pub protect: Vec<Masked>,
+    /// Absolute paths inside the workspace that stay read-only and, when absent, cannot be created.
+    pub protect: Vec<Protected>,
     /// File-name patterns inside the workspace that are unreadable.
     pub hide: Vec<String>,
     /// Directories in HOME made before the session when missing (`fs.create`).

@@ -24,7 +24,7 @@ enum FsVerdict<'a> {
     Allowed,
     Denied(&'a Masked),
     Hidden(&'a str, &'a str),
-    Protected(&'a Masked),
+    Protected(&'a Protected),
     /// read, write, exec: the accesses no rule grants.
     Missing([bool; 3]),
 }
@@ -76,9 +76,7 @@ pub fn fs(c: &CompiledPolicy, path: &Path, want: Access) -> Decision {
         FsVerdict::Hidden(name, p) => {
             no(format!("{name} matches fs.hide pattern `{p}`: such files are unreadable in the workspace"))
         }
-        FsVerdict::Protected(m) => {
-            no(format!("{} is protected read-only (fs.protect `{}` from {})", path.display(), m.entry, m.origin))
-        }
+        FsVerdict::Protected(m) => no(protected_reason(c, path, m)),
         FsVerdict::Missing(m) => {
             let names: Vec<&str> =
                 ["read", "write", "exec"].iter().zip(m).filter(|(_, x)| *x).map(|(n, _)| *n).collect();
@@ -94,6 +92,16 @@ pub fn fs(c: &CompiledPolicy, path: &Path, want: Access) -> Decision {
             yes(format!("allowed by {}", via.join(", ")))
         }
     }
+}
+
+/// Why a write to `path` (the protected path or inside it) is refused, and how the user allows it.
+fn protected_reason(c: &CompiledPolicy, path: &Path, m: &Protected) -> String {
+    let rel = path.strip_prefix(&c.workspace).unwrap_or(path).display().to_string();
+    let entry = m.entry.trim_end_matches('/');
+    format!(
+        "{rel} is protected ({}); it stays read-only and cannot be created inside the session; allow with --allow-write {entry} (one run) or [fs] unprotect = [\"{entry}\"]",
+        m.describe()
+    )
 }
 
 /// Does an environment variable reach the sandbox?

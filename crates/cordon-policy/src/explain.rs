@@ -113,8 +113,13 @@ pub fn explain(c: &CompiledPolicy) -> String {
         let _ = writeln!(s, "  never readable, even inside the trees above ({} paths): {shown}", v.len());
     }
     if !c.fs.protect.is_empty() {
-        let v: Vec<_> = c.fs.protect.iter().map(|m| m.entry.clone()).collect();
-        let _ = writeln!(s, "  read-only inside the workspace: {}", v.join(", "));
+        let _ = writeln!(
+            s,
+            "  read-only inside the workspace, and not to be created when absent (allow one with --allow-write PATH or [fs] unprotect):"
+        );
+        for m in &c.fs.protect {
+            let _ = writeln!(s, "    {} ({})", m.entry, m.describe());
+        }
     }
     if !c.fs.hide.is_empty() {
         let _ = writeln!(s, "  unreadable files in the workspace: {}", c.fs.hide.join(", "));

@@ -36,6 +36,7 @@ pub const HOST_EXEC_AUTO: WorkspaceGroup = WorkspaceGroup {
         ".idea/",
         // Dev containers: lifecycle commands (postCreateCommand, initializeCommand on the host).
         ".devcontainer/",
+        ".devcontainer.json",
         // Git hook managers: scripts run on the user's next commit or push.
         ".husky/",
         ".pre-commit-config.yaml",
@@ -45,6 +46,26 @@ pub const HOST_EXEC_AUTO: WorkspaceGroup = WorkspaceGroup {
         ".git/info/attributes",
     ],
 };
+
+/// Why `@host-exec-auto` lists `entry`: the tool that runs it, and when. Quoted in `cordon policy
+/// explain` and in every refusal of a write to it.
+pub fn auto_reason(entry: &str) -> Option<&'static str> {
+    Some(match entry {
+        ".envrc" => "direnv runs it on the host when you cd here",
+        ".envrc.local" => "direnv runs it on the host through an allowed .envrc, without asking again",
+        ".vscode/tasks.json" => "VS Code runs its `folderOpen` tasks when the folder is opened",
+        ".vscode/settings.json" => "VS Code and its extensions run the programs its settings point at",
+        ".idea/" => "JetBrains IDEs run its run configurations and startup tasks",
+        ".devcontainer/" | ".devcontainer.json" => {
+            "dev container tools run its lifecycle commands (initializeCommand on the host)"
+        }
+        ".husky/" => "husky runs its scripts as git hooks at the next commit or push",
+        ".pre-commit-config.yaml" => "pre-commit runs the hooks it names at the next commit",
+        "lefthook.yml" | ".lefthook.yml" => "lefthook runs the commands it names at the next commit or push",
+        ".git/info/attributes" => "git runs the filter drivers it assigns on checkout and add",
+        _ => return None,
+    })
+}
 
 /// Files that run when a human runs something. Patterns, matched anywhere they apply.
 pub const HOST_EXEC_MANUAL: WorkspaceGroup = WorkspaceGroup {
@@ -132,9 +153,10 @@ mod tests {
     }
 
     #[test]
-    fn auto_entries_are_concrete_paths() {
+    fn auto_entries_are_concrete_paths_each_with_its_reason() {
         for e in HOST_EXEC_AUTO.entries {
             assert!(!e.contains('*'), "{e}: the sandbox binds these by path, globs cannot be bound");
+            assert!(auto_reason(e).is_some(), "{e}: a refusal quotes why it is protected");
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod netspec;
 mod parse;
 pub mod paths;
 pub mod presets;
+pub mod protect;
 pub mod syscall_table;
 pub mod syscalls;
 pub mod toolcall;

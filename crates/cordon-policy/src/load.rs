@@ -256,6 +256,12 @@ fn add_layer(
             return Ok(());
         }
     }
+    // An opt-out must name what this file or the ones it extends (loaded above) protect.
+    let found = crate::protect::check_unprotect(&raw, &src, layers);
+    if !found.is_empty() {
+        diags.extend(found);
+        return Ok(());
+    }
     layers.push(Layer { name, text, raw, id });
     Ok(())
 }

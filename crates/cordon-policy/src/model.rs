@@ -49,9 +49,14 @@ pub struct RawFs {
     /// Paths that must stay unreadable even inside an allowed tree (masked).
     #[serde(default)]
     pub deny: Vec<S<String>>,
-    /// Workspace-relative paths that stay read-only inside the writable workspace.
+    /// Workspace-relative paths (or `@host-exec-auto`) that stay read-only inside the writable
+    /// workspace; an absent one cannot be created.
     #[serde(default)]
     pub protect: Vec<S<String>>,
+    /// Protected paths this policy lets the session write after all (each must be protected by
+    /// this file or one it extends).
+    #[serde(default)]
+    pub unprotect: Vec<S<String>>,
     /// Workspace file-name patterns that are unreadable (e.g. `.env*`).
     #[serde(default)]
     pub hide: Vec<S<String>>,

@@ -161,9 +161,11 @@ fn fs(v: &mut V, f: &RawFs, p: &str) {
             );
         }
     }
-    for (i, e) in f.protect.iter().enumerate() {
-        if let Err((m, h)) = check_relative(e.get_ref()) {
-            v.err(e, format!("{p}.protect[{i}]"), m, h);
+    for (list, name) in [(&f.protect, "protect"), (&f.unprotect, "unprotect")] {
+        for (i, e) in list.iter().enumerate() {
+            if let Err((m, h)) = crate::protect::check(e.get_ref()) {
+                v.err(e, format!("{p}.{name}[{i}]"), m, h);
+            }
         }
     }
     for (i, e) in f.hide.iter().enumerate() {

@@ -66,6 +66,9 @@ pub struct Environment {
     pub(crate) reaped: bool,
     pub(crate) mask: Option<MaskGuard>,
     pub(crate) marks: Marks,
+    /// What keeps absent protected paths from being made; released (after the init is gone) when
+    /// the environment is dropped.
+    pub(crate) _placeholders: apply::placeholders::Placeholders,
 }
 
 impl Environment {
@@ -92,6 +95,8 @@ impl Environment {
         // waits for them) and the command's process clears it before exec. Restored on any error.
         let mask = MaskGuard::block(&forwarded_set(true))?;
         let mut pty = if opts.interactive { crate::pty::Pty::open_if_interactive()? } else { None };
+        // Before anything else of the host changes: made, or refused.
+        let placeholders = apply::placeholders::Placeholders::hold(&plan.ns)?;
         apply::cgroup::collect_stale(&plan.cgroup);
         let cgroups = apply::cgroup::create(&plan.cgroup)?;
         marks.mark("supervisor: cgroups created");
@@ -140,6 +145,7 @@ impl Environment {
             reaped: false,
             mask: Some(mask),
             marks,
+            _placeholders: placeholders,
         };
         // The init joins the v1 cgroups itself; the v2 one was joined at clone time, or is joined
         // here, before the init can fork anything.

@@ -1,13 +1,14 @@
 //! One-off grants from the command line (`--allow-read DIR`, `--allow-write DIR`): a directory
 //! added to the compiled policy for this run, checked like a workspace for writes, and never a way
-//! to reach what the policy masks.
+//! to reach what the policy masks. `--allow-write` of a protected workspace path (`.envrc`) takes
+//! that path out of fs.protect for the run instead, and says so.
 
 use crate::spec::SessionSpec;
 use crate::{Result, SessionError};
 use cordon_policy::{Access, CompiledPolicy, PathRule};
 use std::path::{Path, PathBuf};
 
-pub fn apply(spec: &SessionSpec, policy: &mut CompiledPolicy) -> Result<()> {
+pub fn apply(spec: &SessionSpec, policy: &mut CompiledPolicy, notices: &mut Vec<String>) -> Result<()> {
     for p in &spec.allow_read {
         let dir = resolve(p, "--allow-read", &spec.cwd)?;
         refuse_secret(&dir, p, "--allow-read", policy)?;
@@ -17,6 +18,9 @@ pub fn apply(spec: &SessionSpec, policy: &mut CompiledPolicy) -> Result<()> {
         });
     }
     for p in &spec.allow_write {
+        if unprotect(p, &spec.cwd, policy, notices) {
+            continue;
+        }
         let dir = resolve(p, "--allow-write", &spec.cwd)?;
         refuse_secret(&dir, p, "--allow-write", policy)?;
         crate::guards::refuse_writable(
@@ -30,6 +34,40 @@ pub fn apply(spec: &SessionSpec, policy: &mut CompiledPolicy) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// `--allow-write` of a protected path (or of a path inside a protected directory): the protection
+/// is lifted for this run, and the user told which. True when the policy's own grants then let the
+/// session write it (nothing else to grant).
+fn unprotect(p: &Path, cwd: &Path, policy: &mut CompiledPolicy, notices: &mut Vec<String>) -> bool {
+    let abs = cordon_policy::paths::normalize(&if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) });
+    // The nearest existing ancestor with its symlinks resolved (the policy's paths are canonical),
+    // the rest as given: the path may not exist yet.
+    let mut base = abs.as_path();
+    let real = loop {
+        if let Ok(r) = base.canonicalize() {
+            break r.join(abs.strip_prefix(base).unwrap_or(Path::new("")));
+        }
+        match base.parent() {
+            Some(b) => base = b,
+            None => return false,
+        }
+    };
+    let mut lifted = false;
+    policy.fs.protect.retain(|m| {
+        if !cordon_policy::paths::is_within(&real, &m.path) {
+            return true;
+        }
+        notices.push(format!(
+            "--allow-write {}: {} is writable in this run, and can be created (the policy protects it: {})",
+            p.display(),
+            m.entry,
+            m.describe()
+        ));
+        lifted = true;
+        false
+    });
+    lifted && cordon_policy::decide::fs_allows(policy, &real, Access { read: false, write: true, exec: false })
 }
 
 /// Absolute (against the caller's working directory), symlinks resolved, and a directory.

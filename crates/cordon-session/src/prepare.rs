@@ -51,7 +51,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     }
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;
     publish(&spec.publish, &mut policy, &mut notices)?;
-    crate::grants::apply(&spec, &mut policy)?;
+    crate::grants::apply(&spec, &mut policy, &mut notices)?;
     let audit_path = match &spec.audit {
         AuditChoice::Off => None,
         AuditChoice::Default => Some(recording::log_path(None)?),

@@ -38,7 +38,10 @@ pub fn write_hook(policy: CompiledPolicy, mounts: bool) -> WriteHook {
             return Some(g.clone());
         }
         let read = decide::fs(&policy, &path, Access { read: true, write: false, exec: false }).allow;
+        // A protected path's reason says why, what the session meets and how to allow it.
+        let protected = d.reason.contains(" is protected (");
         let (layer, errno) = match (mounts, read) {
+            (true, _) if protected => (Layer::Mounts, ""),
             (true, true) => (Layer::Mounts, "it is read-only inside the session (\"Read-only file system\")"),
             (true, false) => (Layer::Mounts, "it is outside every grant: inside the session it does not exist (\"No such file or directory\") or its directory is read-only (\"Read-only file system\")"),
             (false, _) => (Layer::Landlock, "Landlock refuses it (\"Permission denied\")"),
@@ -48,7 +51,11 @@ pub fn write_hook(policy: CompiledPolicy, mounts: bool) -> WriteHook {
             pid: 0,
             comm: String::new(),
             what: format!("write under {} (first: {} {})", dir.display(), a.call, path.display()),
-            reason: format!("{}: {errno}; {}", d.reason, fix(&policy, &path, &dir, &d.reason)),
+            reason: if protected {
+                d.reason.clone()
+            } else {
+                format!("{}: {errno}; {}", d.reason, fix(&policy, &path, &dir, &d.reason))
+            },
             count: 1,
         };
         groups.push((dir, denial.clone()));
@@ -97,7 +104,7 @@ fn fix_dir(path: &Path) -> PathBuf {
 
 /// What the user can do about a refused write to `path` (in `dir`).
 fn fix(policy: &CompiledPolicy, path: &Path, dir: &Path, reason: &str) -> String {
-    if reason.contains("fs.deny") || reason.contains("fs.protect") || reason.contains("fs.hide") {
+    if reason.contains("fs.deny") || reason.contains("fs.hide") {
         return "the policy keeps it from every session; if the task needs it changed, ask the user to do it outside the session".into();
     }
     for (names, cache) in crate::caches::TOOLS {
@@ -277,6 +284,27 @@ mod tests {
         let d = hook(&attempt("renameat2", Effect::Move, 0, &["/home/u/ws/a", "/var/tmp/cordon-nowhere/b"]));
         let d = d.expect("outside the view");
         assert!(d.reason.contains("outside every grant") && d.reason.contains("--allow-write /var/tmp"), "{d:?}");
+    }
+
+    /// A file a host tool runs (.envrc): the refusal says why it is protected and how the user
+    /// allows it, never to grant the whole workspace.
+    #[test]
+    fn a_write_to_a_protected_path_says_why_and_how_to_allow_it() {
+        let mut hook = write_hook(compiled("builtin:agent"), true);
+        let creat = 0o1 | 0o100 | 0o1000;
+        let d = hook(&attempt("openat", Effect::Open, creat, &["/home/u/ws/.envrc"])).expect("protected");
+        assert_eq!(d.layer, Layer::Mounts);
+        assert!(
+            d.reason.starts_with(".envrc is protected (@host-exec-auto: direnv runs it on the host when you cd here)"),
+            "{d:?}"
+        );
+        assert!(d.reason.contains("allow with --allow-write .envrc (one run) or [fs] unprotect"), "{d:?}");
+        assert!(!d.reason.contains("--allow-write /home/u/ws"), "{d:?}");
+        // Writes under one directory are one denial: a new hook for the next.
+        let mut hook = write_hook(compiled("builtin:agent"), true);
+        let d = hook(&attempt("renameat2", Effect::Move, 0, &["/home/u/ws/s", "/home/u/ws/.husky/pre-commit"]));
+        let d = d.expect("rename into a protected directory");
+        assert!(d.reason.contains("husky runs its scripts") && d.reason.contains("--allow-write .husky "), "{d:?}");
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub struct RunArgs {
     #[arg(long = "allow-read", value_name = "DIR")]
     pub allow_read: Vec<PathBuf>,
     /// Let the session write DIR for this run only, without a policy file (repeatable). System
-    /// trees, your home directory and where credentials live are refused, as for workspaces.
+    /// trees, your home directory and where credentials live are refused, as for workspaces. A
+    /// protected workspace path (fs.protect, e.g. `.envrc`) is writable in this run when named.
     #[arg(long = "allow-write", value_name = "DIR")]
     pub allow_write: Vec<PathBuf>,
     /// The audit log to record this session in (default: $XDG_STATE_HOME/cordon/audit.db, or

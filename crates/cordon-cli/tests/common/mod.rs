@@ -107,6 +107,18 @@ impl Env {
         self.cordon_env(&args, env)
     }
 
+    /// [`Env::run_sh`], started and left running (its output piped): for sessions that overlap.
+    pub fn spawn_sh(&self, script: &str) -> std::process::Child {
+        let mut args = vec!["run"];
+        if self.who == Who::Nobody {
+            args.push("--allow-degraded");
+        }
+        args.extend_from_slice(&["--", "/bin/sh", "-c", script]);
+        let mut c = self.command(env!("CARGO_BIN_EXE_cordon"));
+        c.args(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        c.spawn().expect("spawn cordon")
+    }
+
     /// The control: the same script without cordon, as the same user.
     pub fn bare_sh(&self, script: &str) -> Output {
         let mut c = self.command("/bin/sh");

@@ -79,6 +79,11 @@ pub const LAYERS: &[Layer] = &[
         sensor: None,
     },
     Layer {
+        name: "placeholder",
+        what: "an absent protected path is an empty read-only directory, a mount point (EISDIR, EROFS, EEXIST, EBUSY)",
+        sensor: None,
+    },
+    Layer {
         name: "mask",
         what: "a mode-000 mask over a secret inside a readable tree (EACCES)",
         sensor: Some("mounts"),
@@ -119,6 +124,8 @@ pub fn errno_texts(name: &str) -> Option<Vec<String>> {
         "EXDEV" => libc::EXDEV,
         "EROFS" => libc::EROFS,
         "EBUSY" => libc::EBUSY,
+        "EISDIR" => libc::EISDIR,
+        "EEXIST" => libc::EEXIST,
         "ENOSPC" => libc::ENOSPC,
         "EMFILE" => libc::EMFILE,
         "ENETUNREACH" => libc::ENETUNREACH,

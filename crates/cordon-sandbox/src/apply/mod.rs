@@ -4,5 +4,6 @@ pub mod bpf;
 pub mod cgroup;
 pub mod landlock;
 pub mod mounts;
+pub mod placeholders;
 pub mod process;
 pub mod seccomp;

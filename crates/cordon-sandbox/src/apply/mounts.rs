@@ -162,10 +162,8 @@ pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Resul
             MountOp::Pin { path } => {
                 mount(Some(path), path, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(sys_err("pin", path))?;
             }
-            MountOp::ReadOnly { path, create_dir, .. } => {
-                if *create_dir && path.symlink_metadata().is_err() {
-                    std::fs::create_dir(path).map_err(io_err("create", path))?;
-                }
+            MountOp::ReadOnly { path, .. } => {
+                // A placeholder was made by the supervisor; one that is gone fails the bind below.
                 // A symlink here could point the read-only bind somewhere harmless while the real
                 // target stays writable; refuse instead.
                 if path.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
@@ -424,11 +422,22 @@ mod tests {
     fn a_failed_file_operation_names_the_step_and_path_and_keeps_the_io_error() {
         let tmp = Tmp::new("mnt-io");
         let path = tmp.0.join("missing").join("dir");
-        let op = MountOp::ReadOnly { path: path.clone(), create_dir: true, why: "test".into() };
-        let e = apply(&plan(op)).expect_err("no parent");
-        assert!(matches!(&e, MountError::Io { what: "create", .. }), "{e:?}");
-        assert_eq!(io_source(&e).kind(), std::io::ErrorKind::NotFound);
-        assert_eq!(e.to_string(), format!("mount: create {}: {}", path.display(), io_source(&e)));
+        let op = MountOp::Symlink { path: path.clone(), target: "x".into() };
+        // The parent is made; a second link at the same place is the failure.
+        let _ = apply(&plan(op.clone()));
+        let e = apply(&plan(op)).expect_err("exists");
+        assert!(matches!(&e, MountError::Io { what: "symlink", .. }), "{e:?}");
+        assert_eq!(io_source(&e).kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(e.to_string(), format!("mount: symlink {}: {}", path.display(), io_source(&e)));
+    }
+
+    #[test]
+    fn a_placeholder_that_is_gone_fails_the_bind_by_name() {
+        let tmp = Tmp::new("mnt-gone");
+        let path = tmp.0.join(".envrc");
+        let e = apply(&plan(MountOp::ReadOnly { path: path.clone(), placeholder: true, why: "test".into() }))
+            .expect_err("no placeholder");
+        assert!(matches!(&e, MountError::Sys { what: "bind", .. }), "{e:?}");
     }
 
     #[test]
@@ -436,7 +445,7 @@ mod tests {
         let tmp = Tmp::new("mnt-link");
         let link = tmp.0.join("link");
         std::os::unix::fs::symlink(&tmp.0, &link).expect("symlink");
-        let e = apply(&plan(MountOp::ReadOnly { path: link.clone(), create_dir: false, why: "test".into() }))
+        let e = apply(&plan(MountOp::ReadOnly { path: link.clone(), placeholder: false, why: "test".into() }))
             .expect_err("a symlink");
         assert_eq!(
             e.to_string(),

@@ -34,8 +34,11 @@ pub enum MountOp {
     Mask { path: PathBuf, why: String },
     /// Bind a directory onto itself so that it cannot be renamed away (its contents stay writable).
     Pin { path: PathBuf },
-    /// Bind a path onto itself read-only. `create_dir`: make it first if missing (its parent exists).
-    ReadOnly { path: PathBuf, create_dir: bool, why: String },
+    /// Bind a path onto itself read-only. `placeholder`: the path is the first missing component
+    /// on the way to an absent protected path (or a placeholder found there); before the session
+    /// the supervisor makes it an empty directory of mode [`PLACEHOLDER_MODE`] (and removes it
+    /// after), so that the bind keeps the protected path from being created.
+    ReadOnly { path: PathBuf, placeholder: bool, why: String },
     /// Unmount the host's tree (lazily: nothing inside holds it) and remove its mount point.
     DetachHost { host: PathBuf },
     /// Make the new root's own tmpfs read-only: no new top-level names.
@@ -69,6 +72,46 @@ pub struct NsPlan {
     pub hostname: Option<String>,
     /// Set vm.memfd_noexec = 2 in the session's pid namespace: no program runs from a memfd.
     pub memfd_noexec: bool,
+}
+
+/// The mode of a placeholder directory: read and search for everyone, nothing to write, and the
+/// sticky bit, which means nothing on a directory no one can write. An empty directory with this
+/// exact mode is cordon's placeholder (see [`is_placeholder`]); nobody makes one by accident.
+pub const PLACEHOLDER_MODE: u32 = 0o1555;
+
+/// Whether `md` (of an entry not followed if a symlink) is a placeholder: a directory of mode
+/// [`PLACEHOLDER_MODE`] (its emptiness is checked by whoever removes it).
+pub fn is_placeholder(md: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    md.is_dir() && md.mode() & 0o7777 == PLACEHOLDER_MODE
+}
+
+/// What keeps an absent protected path from being created: the first missing component of `path`
+/// below `workspace` (or a placeholder found on the way), the bind target of a present one (the
+/// path itself, or the first symlink on the way, which the mount step refuses by name).
+#[derive(Debug, PartialEq)]
+enum Target {
+    Present(PathBuf),
+    Placeholder(PathBuf),
+    /// A regular file on the way: nothing can be made below it.
+    Blocked,
+}
+
+fn target(workspace: &std::path::Path, path: &std::path::Path) -> Target {
+    let Ok(rel) = path.strip_prefix(workspace) else { return Target::Blocked };
+    let mut at = workspace.to_path_buf();
+    let n = rel.components().count();
+    for (i, c) in rel.components().enumerate() {
+        at.push(c.as_os_str());
+        match at.symlink_metadata() {
+            Err(_) => return Target::Placeholder(at),
+            Ok(md) if md.file_type().is_symlink() => return Target::Present(at),
+            Ok(md) if is_placeholder(&md) => return Target::Placeholder(at),
+            Ok(md) if i + 1 < n && !md.is_dir() => return Target::Blocked,
+            Ok(_) => {}
+        }
+    }
+    Target::Present(at)
 }
 
 pub const CLONE_NEWNS: u64 = 0x0002_0000;
@@ -192,32 +235,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
             ns.mounts.push(MountOp::Mask { path: m.path.clone(), why: format!("{} ({})", m.entry, m.origin) });
         }
     }
-    // Pin the directories that contain protected paths (e.g. .git) so they cannot be renamed away
-    // and replaced by unprotected copies.
-    let mut pinned: Vec<PathBuf> = vec![];
-    for m in &p.fs.protect {
-        if let Ok(rel) = m.path.strip_prefix(&p.workspace) {
-            if let Some(first) = rel.components().next() {
-                let top = p.workspace.join(first.as_os_str());
-                if top != m.path && top.is_dir() && !pinned.contains(&top) {
-                    pinned.push(top.clone());
-                    ns.mounts.push(MountOp::Pin { path: top });
-                }
-            }
-        }
-    }
-    for m in &p.fs.protect {
-        let exists = m.path.symlink_metadata().is_ok();
-        let parent_exists = m.path.parent().is_some_and(|x| x.is_dir());
-        let looks_dir = m.path.file_name().is_some_and(|n| n == "hooks");
-        if exists || (parent_exists && looks_dir) {
-            ns.mounts.push(MountOp::ReadOnly {
-                path: m.path.clone(),
-                create_dir: !exists,
-                why: format!("fs.protect {} ({})", m.entry, m.origin),
-            });
-        }
-    }
+    protect(p, &mut ns.mounts);
     if !p.fs.hide.is_empty() {
         ns.hide = Some(HideScan {
             root: p.workspace.clone(),
@@ -250,4 +268,61 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
         "read-only binds of the read-only trees (mount_setattr), the built root sealed read-only",
     ));
     ns
+}
+
+/// Read-only binds over the protected paths, and over placeholders where they are absent; the
+/// directories holding them pinned (e.g. .git) so that they cannot be renamed away and replaced
+/// by unprotected copies. An absent path gets a placeholder only where the session could create
+/// it: where the policy lets it write (not in a read-only workspace, nor inside another protected
+/// path), and never `.git` itself for a path inside it (a workspace that is not a repository may
+/// become one: `git init`).
+fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
+    let write = cordon_policy::Access { read: false, write: true, exec: false };
+    let mut binds: Vec<(PathBuf, bool, String)> = vec![];
+    for m in &p.fs.protect {
+        let why = match &m.why {
+            Some(w) => format!("fs.protect {}: {w}", m.entry),
+            None => format!("fs.protect {} ({})", m.entry, m.origin),
+        };
+        let (path, placeholder) = match target(&p.workspace, &m.path) {
+            Target::Blocked => continue,
+            Target::Present(x) => (x, false),
+            Target::Placeholder(x) => {
+                let parent = x.parent().unwrap_or(&x);
+                let writable = parent.symlink_metadata().is_ok_and(|md| md.is_dir())
+                    && cordon_policy::decide::fs_allows(p, parent, write);
+                let git_dir = x == p.workspace.join(".git") && x != m.path;
+                if !writable || git_dir {
+                    continue;
+                }
+                (x, true)
+            }
+        };
+        if !binds.iter().any(|(b, _, _)| *b == path) {
+            binds.push((path, placeholder, why));
+        }
+    }
+    let mut pinned: Vec<PathBuf> = vec![];
+    for (path, _, _) in &binds {
+        if let Ok(rel) = path.strip_prefix(&p.workspace) {
+            if let Some(first) = rel.components().next() {
+                let top = p.workspace.join(first.as_os_str());
+                if top != *path && top.is_dir() && !top.is_symlink() && !pinned.contains(&top) {
+                    pinned.push(top.clone());
+                    mounts.push(MountOp::Pin { path: top });
+                }
+            }
+        }
+    }
+    for (path, placeholder, why) in binds {
+        mounts.push(MountOp::ReadOnly { path, placeholder, why });
+    }
+}
+
+/// The placeholders the supervisor makes (or takes over) before the session and removes after.
+pub fn placeholders(plan: &NsPlan) -> impl Iterator<Item = (&std::path::Path, &str)> {
+    plan.mounts.iter().filter_map(|m| match m {
+        MountOp::ReadOnly { path, placeholder: true, why } => Some((path.as_path(), why.as_str())),
+        _ => None,
+    })
 }

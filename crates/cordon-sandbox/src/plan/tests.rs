@@ -379,3 +379,39 @@ fn without_a_mount_namespace_the_built_root_is_a_named_degradation() {
     assert!(matches!(ok.environment.ns.mounts.get(1), Some(ns::MountOp::NewRoot { .. })));
     assert!(ok.environment.landlock.fs_rules.iter().any(|r| r.path == std::path::Path::new("/")));
 }
+
+/// Absent protected paths get a placeholder at their first missing component, where the session
+/// could make them; present ones a read-only bind; `.git` is never made for a path inside it.
+#[test]
+fn absent_protected_paths_are_bound_over_placeholders_where_the_session_could_make_them() {
+    let tmp = crate::testutil::Tmp::new("plan-protect");
+    let ws = tmp.0.canonicalize().expect("canonical");
+    std::fs::create_dir(ws.join(".vscode")).expect("mkdir");
+    std::fs::write(ws.join(".pre-commit-config.yaml"), "repos: []\n").expect("write");
+    let cx = Context { home: "/home/u".into(), workspace: ws.clone(), tmp: "/tmp".into() };
+    let pol = cordon_policy::load_and_compile("builtin:agent", &cx).expect("builtin").1;
+    let env = environment(&pol, &host(7, true), "s1");
+    let binds: Vec<(String, bool)> = env
+        .ns
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            ns::MountOp::ReadOnly { path, placeholder, .. } => {
+                Some((path.strip_prefix(&ws).expect("inside").display().to_string(), *placeholder))
+            }
+            _ => None,
+        })
+        .collect();
+    let want = |p: &str, ph: bool| assert!(binds.contains(&(p.to_string(), ph)), "{p} {ph}: {binds:?}");
+    want(".envrc", true);
+    want(".vscode/tasks.json", true);
+    want(".idea", true);
+    want(".pre-commit-config.yaml", false);
+    assert!(!binds.iter().any(|(p, _)| p.starts_with(".git")), "no repository here: {binds:?}");
+    assert!(env.ns.mounts.contains(&ns::MountOp::Pin { path: ws.join(".vscode") }));
+    let placeholders: Vec<_> = ns::placeholders(&env.ns).collect();
+    assert_eq!(placeholders.len(), binds.iter().filter(|(_, ph)| *ph).count());
+    // A read-only workspace needs none.
+    let ro = cordon_policy::load_and_compile("builtin:readonly", &cx).expect("builtin").1;
+    assert_eq!(ns::placeholders(&environment(&ro, &host(7, true), "s1").ns).count(), 0);
+}
