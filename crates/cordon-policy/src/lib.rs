@@ -18,6 +18,7 @@ pub mod netspec;
 mod parse;
 pub mod paths;
 pub mod presets;
+pub mod review;
 pub mod syscall_table;
 pub mod syscalls;
 pub mod toolcall;
