@@ -137,9 +137,33 @@ pub fn check(raw: &str) -> Result<(), (String, Option<String>)> {
 /// without `/` names a file at the top of the workspace only (`*.sh`); write `**/` to match at any
 /// depth.
 pub fn matches(pattern: &str, rel: &str) -> bool {
-    let p: Vec<&str> = pattern.split('/').collect();
     let r: Vec<&str> = rel.split('/').collect();
-    segs(&p, &r)
+    Glob::new(pattern).matches(&r)
+}
+
+/// A pattern split into its components once, for a walk that matches every file against it.
+#[derive(Debug, Clone)]
+pub struct Glob {
+    segs: Vec<String>,
+}
+
+impl Glob {
+    pub fn new(pattern: &str) -> Glob {
+        Glob { segs: pattern.split('/').map(str::to_string).collect() }
+    }
+
+    /// Does the path whose components are `rel` match?
+    pub fn matches(&self, rel: &[&str]) -> bool {
+        // The last component first: it is literal or a name pattern in every pattern but `dir/**`,
+        // and rejects nearly every file at once.
+        if let (Some(last), Some(name)) = (self.segs.last(), rel.last()) {
+            if last != "**" && !crate::paths::name_matches(last, name) {
+                return false;
+            }
+        }
+        let p: Vec<&str> = self.segs.iter().map(String::as_str).collect();
+        segs(&p, rel)
+    }
 }
 
 fn segs(p: &[&str], r: &[&str]) -> bool {

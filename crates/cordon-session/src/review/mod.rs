@@ -12,7 +12,7 @@
 
 mod diff;
 
-use cordon_policy::review::{matches, skip_dir, ReviewPattern};
+use cordon_policy::review::{skip_dir, Glob, ReviewPattern};
 use cordon_policy::CompiledPolicy;
 use cordon_schema::review::{Change, ChangeKind, Review};
 use sha2::{Digest, Sha256};
@@ -105,6 +105,7 @@ fn walk(root: &Path, patterns: &[ReviewPattern]) -> Snapshot {
     let t = Instant::now();
     let mut s = Snapshot { files: BTreeMap::new(), entries: 0, capped: false, ms: 0 };
     let mut kept = 0u64;
+    let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(&p.pattern)).collect();
     // (directory, its workspace-relative path; empty for the root)
     let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(root.to_path_buf(), vec![])];
     'walk: while let Some((dir, rel)) = stack.pop() {
@@ -129,7 +130,8 @@ fn walk(root: &Path, patterns: &[ReviewPattern]) -> Snapshot {
                 }
                 continue;
             }
-            let Some(pattern) = patterns.iter().position(|p| matches(&p.pattern, &text)) else { continue };
+            let segs: Vec<&str> = text.split('/').collect();
+            let Some(pattern) = globs.iter().position(|g| g.matches(&segs)) else { continue };
             if let Some(st) = state(&e.path(), &ft, pattern, &mut kept) {
                 s.files.insert(r, st);
             }
