@@ -38,6 +38,7 @@ pub fn after(f: &cordon_session::engine::Finished, policy: &str, quiet: bool, ve
     }
     let sensor_refused = f.sensor.as_ref().map_or(0, |s| s.denials_total);
     outcome(&f.outcome, quiet, verbose, policy, sensor_refused + f.alerts.len() as u64);
+    review(&f.review);
     if let (Some(s), false) = (&f.sensor, quiet) {
         sensor(s, tree);
     }
@@ -161,6 +162,33 @@ pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str, elsewhere:
     }
     if verbose && o.hidden_files > 0 {
         eprintln!("cordon: {} workspace file(s) matching fs.hide were unreadable", o.hidden_files);
+    }
+}
+
+/// Changes to workspace files that run outside the sandbox, in their own section (printed even with
+/// --quiet: they are for the person to review before running anything). Nothing when none changed.
+pub fn review(r: &cordon_schema::review::Review) {
+    const FILES: usize = 30;
+    if !r.changes.is_empty() {
+        eprintln!("cordon: changes to code that runs outside the sandbox (review before running anything):");
+        for c in r.changes.iter().take(FILES) {
+            let what = if c.summary.is_empty() { String::new() } else { format!(", {}", c.summary) };
+            let how =
+                if c.entry == c.pattern { format!("`{}`", c.pattern) } else { format!("{} `{}`", c.entry, c.pattern) };
+            eprintln!("cordon:   {}: {}{what} ({how}: {})", c.path, c.change.as_str(), c.runs);
+            for l in &c.excerpt {
+                eprintln!("cordon:       {l}");
+            }
+        }
+        if r.changes.len() > FILES {
+            eprintln!("cordon:   … and {} more (see --report or `cordon audit show`)", r.changes.len() - FILES);
+        }
+    }
+    if r.capped {
+        eprintln!(
+            "cordon: note: the review of files that run outside the sandbox stopped after {} workspace entries; files beyond them were not compared",
+            cordon_session::review::MAX_ENTRIES
+        );
     }
 }
 

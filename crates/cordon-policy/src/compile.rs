@@ -198,6 +198,14 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
         fs.protect.retain(|m| !crate::protect::unprotects(u.get_ref(), &m.entry));
     }
     push_unique(&mut fs.hide, r.hide.iter().map(|e| e.get_ref().clone()));
+    let mut reviewed: HashSet<String> = fs.review.iter().map(|x| x.pattern.clone()).collect();
+    for e in &r.review {
+        for x in crate::review::expand(e.get_ref(), origin) {
+            if reviewed.insert(x.pattern.clone()) {
+                fs.review.push(x);
+            }
+        }
+    }
     for e in &r.create {
         for p in paths::expand(e.get_ref(), cx) {
             if !fs.create.iter().any(|m| m.path == p) {

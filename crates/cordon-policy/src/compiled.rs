@@ -81,6 +81,8 @@ pub struct FsPolicy {
     pub protect: Vec<Protected>,
     /// File-name patterns inside the workspace that are unreadable.
     pub hide: Vec<String>,
+    /// Workspace files whose changes are listed at the end of the session (`fs.review`).
+    pub review: Vec<crate::review::ReviewPattern>,
     /// Directories in HOME made before the session when missing (`fs.create`).
     pub create: Vec<Masked>,
     pub tmp_size: u64,

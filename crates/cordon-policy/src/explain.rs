@@ -95,6 +95,33 @@ fn shorten(c: &CompiledPolicy, p: &str) -> String {
     }
 }
 
+/// `fs.review`: what is listed at the end of the session and why, per entry.
+fn review(c: &CompiledPolicy) -> String {
+    if c.fs.review.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "  writable, but every change is listed at the end of the session, recorded and alerted on \
+         (they run later outside the sandbox, when a person runs something):\n",
+    );
+    let mut entries: Vec<(&str, Vec<&str>)> = vec![];
+    for p in &c.fs.review {
+        match entries.iter_mut().find(|(e, _)| *e == p.entry) {
+            Some((_, v)) => v.push(&p.pattern),
+            None => entries.push((&p.entry, vec![&p.pattern])),
+        }
+    }
+    for (entry, pats) in entries {
+        if let Some(g) = crate::hostexec::workspace_group(entry) {
+            let _ = writeln!(s, "    {entry} ({}): {}", g.about, pats.join(", "));
+        } else {
+            let origin = c.fs.review.iter().find(|p| p.entry == entry).map(|p| p.origin.as_str()).unwrap_or("");
+            let _ = writeln!(s, "    {entry} (named by {origin})");
+        }
+    }
+    s
+}
+
 pub fn explain(c: &CompiledPolicy) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Policy `{}` ({})", c.name, c.sources.join(" -> "));
@@ -124,6 +151,7 @@ pub fn explain(c: &CompiledPolicy) -> String {
     if !c.fs.hide.is_empty() {
         let _ = writeln!(s, "  unreadable files in the workspace: {}", c.fs.hide.join(", "));
     }
+    s.push_str(&review(c));
     if !c.fs.create.is_empty() {
         let v: Vec<_> = c.fs.create.iter().map(|m| m.entry.clone()).collect();
         let _ = writeln!(
@@ -265,6 +293,15 @@ mod tests {
         assert!(line.contains("its own /tmp, /dev/shm, /run and /proc"), "{line}");
         assert!(!line.contains("@tmp"), "/tmp is the session's own, not a host tree: {line}");
         assert!(text.contains("Nothing else exists inside"), "{text}");
+    }
+
+    #[test]
+    fn the_reviewed_files_are_listed_with_why() {
+        let text = explain(&agent());
+        let at = text.find("every change is listed at the end of the session").expect(&text);
+        let rest = &text[at..];
+        assert!(rest.contains("@host-exec-manual (workspace files that run when a human runs something"), "{rest}");
+        assert!(rest.contains("**/Makefile") && rest.contains(".github/workflows/**"), "{rest}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod parse;
 pub mod paths;
 pub mod presets;
 pub mod protect;
+pub mod review;
 pub mod syscall_table;
 pub mod syscalls;
 pub mod toolcall;

@@ -60,6 +60,10 @@ pub struct RawFs {
     /// Workspace file-name patterns that are unreadable (e.g. `.env*`).
     #[serde(default)]
     pub hide: Vec<S<String>>,
+    /// Workspace-relative patterns (or `@host-exec-manual`) of files that run outside the sandbox:
+    /// writable, but every change is listed at the end of the session (`crate::review`).
+    #[serde(default)]
+    pub review: Vec<S<String>>,
     /// Directories in HOME made (mode 0700, by the invoking user) before the session when missing,
     /// so that a cache the policy grants works on first use; each must be under a write grant.
     #[serde(default)]

@@ -173,6 +173,11 @@ fn fs(v: &mut V, f: &RawFs, p: &str) {
             v.err(e, format!("{p}.hide[{i}]"), m, h);
         }
     }
+    for (i, e) in f.review.iter().enumerate() {
+        if let Err((m, h)) = crate::review::check(e.get_ref()) {
+            v.err(e, format!("{p}.review[{i}]"), m, h);
+        }
+    }
     if let Some(t) = &f.tmp_size {
         match units::parse_size(t.get_ref()) {
             Err(m) => v.err(t, format!("{p}.tmp_size"), m, Some("write a size such as \"1GiB\"".into())),

@@ -98,3 +98,27 @@ fn fs_create_is_for_directories_in_home_only() {
     assert!(shown[1].contains("fs.create[1]") && shown[1].contains("credential"), "{shown:#?}");
     assert!(cordon_policy::load_text("ok.toml", "version = 1\n[fs]\ncreate = [\"~/.cache\"]\n").is_ok());
 }
+
+/// `fs.review` (issue 19): workspace-relative patterns or `@host-exec-manual`; each mistake with its
+/// place, field and a hint.
+#[test]
+fn review_patterns_are_checked_with_their_place_and_a_hint() {
+    let text = "version = 1\n[fs]\nreview = [\"@host-exec-manual\", \"/etc/profile\", \"../Makefile\", \"\", \"ci/*.sh\", \"@host-exec-auto\"]\n";
+    let d = diags(text);
+    let shown: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+    let shown = shown.join("\n");
+    let want: [(usize, &str, &str, &str); 4] = [
+        (32, "fs.review[1]", "relative to the workspace", "**/Makefile"),
+        (48, "fs.review[2]", "`..`", "relative to the workspace"),
+        (63, "fs.review[3]", "empty pattern", "e.g."),
+        (78, "fs.review[5]", "unknown review group", "fs.protect"),
+    ];
+    assert_eq!(d.len(), want.len(), "{shown}");
+    for (x, (col, field, msg, hint)) in d.iter().zip(want) {
+        assert_eq!((x.line, x.col, x.field.as_str()), (3, col, field), "{shown}");
+        assert!(x.message.contains(msg), "{shown}");
+        assert!(x.hint.as_deref().unwrap_or("").contains(hint), "hint of {field}: {shown}");
+    }
+    let ok = cordon_policy::load_text("ok.toml", "version = 1\n[fs]\nreview = [\"@host-exec-manual\", \"ci/**\"]\n");
+    assert!(ok.is_ok(), "{ok:?}");
+}

@@ -71,6 +71,9 @@ pub struct Report {
     pub env_dropped: Vec<String>,
     /// What the sensor counted, when it watched.
     pub sensor: Option<crate::sensor::Summary>,
+    /// Changes to workspace files that run outside the sandbox (`fs.review`).
+    #[serde(default)]
+    pub review: crate::review::Review,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -10,7 +10,8 @@
 //! - [`Alert`] and [`Action`]: a detection rule that fired.
 //! - [`RecordKind`] and [`Subject`]: the audit record's kinds, and what a rule can be about.
 //! - [`outcome::Outcome`]: how a session ended; [`guarantee::Guarantee`]: what it promised;
-//!   [`sensor::Summary`]: what the sensor counted.
+//!   [`sensor::Summary`]: what the sensor counted; [`review::Review`]: the changes to workspace files
+//!   that run outside the sandbox.
 
 mod alert;
 pub mod bodies;
@@ -21,6 +22,7 @@ pub mod guarantee;
 mod layer;
 pub mod outcome;
 mod record;
+pub mod review;
 pub mod sensor;
 
 pub use alert::{Action, Alert};

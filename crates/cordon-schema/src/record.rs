@@ -40,10 +40,14 @@ pub enum RecordKind {
     /// and tool, the arguments' hash, the decision and its rule, and the sandbox session it ran in.
     #[serde(rename = "tool_call")]
     ToolCall,
+    /// One change to a workspace file that runs outside the sandbox (`fs.review`): path, created,
+    /// modified or deleted, the diff's size, the pattern, the hashes before and after.
+    #[serde(rename = "review")]
+    Review,
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 11] = [
+    pub const ALL: [RecordKind; 12] = [
         RecordKind::Start,
         RecordKind::Denial,
         RecordKind::Egress,
@@ -55,6 +59,7 @@ impl RecordKind {
         RecordKind::Seal,
         RecordKind::Recovered,
         RecordKind::ToolCall,
+        RecordKind::Review,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -70,6 +75,7 @@ impl RecordKind {
             RecordKind::Seal => "seal",
             RecordKind::Recovered => "recovered",
             RecordKind::ToolCall => "tool_call",
+            RecordKind::Review => "review",
         }
     }
 
@@ -88,7 +94,8 @@ impl RecordKind {
             | RecordKind::Sensor
             | RecordKind::SensorSummary
             | RecordKind::End
-            | RecordKind::ToolCall => true,
+            | RecordKind::ToolCall
+            | RecordKind::Review => true,
             RecordKind::Start | RecordKind::Seal | RecordKind::Recovered => false,
         }
     }
@@ -96,7 +103,12 @@ impl RecordKind {
     /// Whether detection rules can be about records of this kind.
     pub const fn rule_subject(self) -> bool {
         match self {
-            RecordKind::Denial | RecordKind::Egress | RecordKind::Limit | RecordKind::Start | RecordKind::End => true,
+            RecordKind::Denial
+            | RecordKind::Egress
+            | RecordKind::Limit
+            | RecordKind::Start
+            | RecordKind::End
+            | RecordKind::Review => true,
             RecordKind::Alert
             | RecordKind::Sensor
             | RecordKind::SensorSummary
@@ -142,6 +154,7 @@ impl Subject {
         static DENIAL: OnceLock<Vec<String>> = OnceLock::new();
         static EGRESS: OnceLock<Vec<String>> = OnceLock::new();
         static LIMIT: OnceLock<Vec<String>> = OnceLock::new();
+        static REVIEW: OnceLock<Vec<String>> = OnceLock::new();
         match self {
             Subject::Event(_) => Some(crate::Event::field_names()),
             Subject::Record(RecordKind::Denial) => Some(DENIAL.get_or_init(|| crate::keys(&sample_denial()))),
@@ -149,6 +162,7 @@ impl Subject {
             Subject::Record(RecordKind::Limit) => {
                 Some(LIMIT.get_or_init(|| crate::keys(&crate::bodies::Limit { text: String::new() })))
             }
+            Subject::Record(RecordKind::Review) => Some(REVIEW.get_or_init(|| crate::keys(&sample_change()))),
             Subject::Record(_) => None,
         }
     }
@@ -169,6 +183,24 @@ fn sample_denial() -> crate::Denial {
         what: String::new(),
         reason: String::new(),
         count: 0,
+    }
+}
+
+fn sample_change() -> crate::review::Change {
+    crate::review::Change {
+        path: String::new(),
+        change: crate::review::ChangeKind::Modified,
+        summary: String::new(),
+        added: 0,
+        removed: 0,
+        excerpt: vec![],
+        pattern: String::new(),
+        entry: String::new(),
+        runs: String::new(),
+        before_sha256: None,
+        after_sha256: None,
+        before_mode: None,
+        after_mode: None,
     }
 }
 
@@ -225,8 +257,8 @@ mod tests {
     #[test]
     fn subjects_are_the_rule_records_then_every_event_kind_with_no_name_twice() {
         let names: Vec<&str> = Subject::all().map(Subject::as_str).collect();
-        assert_eq!(&names[..5], ["start", "denial", "egress", "limit", "end"]);
-        assert_eq!(names.len(), 5 + Kind::ALL.len());
+        assert_eq!(&names[..6], ["start", "denial", "egress", "limit", "end", "review"]);
+        assert_eq!(names.len(), 6 + Kind::ALL.len());
         let mut d = names.clone();
         d.sort();
         d.dedup();
@@ -258,5 +290,6 @@ mod tests {
         assert_eq!(fields(RecordKind::Denial), schema(schemars::schema_for!(crate::Denial)));
         assert_eq!(fields(RecordKind::Egress), schema(schemars::schema_for!(crate::egress::Decision)));
         assert_eq!(fields(RecordKind::Limit), schema(schemars::schema_for!(crate::bodies::Limit)));
+        assert_eq!(fields(RecordKind::Review), schema(schemars::schema_for!(crate::review::Change)));
     }
 }

@@ -27,6 +27,8 @@ pub struct Finished {
     pub warnings: Vec<String>,
     /// Audit records that nothing could keep, one JSON line each, to print as a last resort.
     pub unsaved: Vec<String>,
+    /// Changes to workspace files that run outside the sandbox (`fs.review`).
+    pub review: cordon_schema::review::Review,
 }
 
 /// Runs the session. `live` receives the timeline when the sensor watches and no events file does.
@@ -53,6 +55,8 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         })
     };
     let protect_watch = crate::hints::ProtectWatch::start(&p.policy);
+    // Before the command's first instruction: the reviewed files as they are.
+    let review_watch = crate::review::Watch::start(&p.policy, &p.workspace);
     // The write watch and the no-network connect rule name refusals without the sensor; with it,
     // the sensor sees the real refusals, so they are left out of the filter.
     let on_write = if p.spec.monitored() {
@@ -81,6 +85,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     let sensor_audit = wiring.as_mut().map(|w: &mut pipeline::Built| w.finish_audit());
     let mut outcome = outcome?;
     outcome.notes.extend(protect_watch.map(|w| w.finish(&p.workspace)).unwrap_or_default());
+    let review = review_watch.map(crate::review::Watch::finish).unwrap_or_default();
     let mut warnings = vec![];
     if let Some(Err(e)) = &sensor_audit {
         warnings.push(format!("audit: sensor events could not all be recorded: {e}"));
@@ -100,12 +105,12 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         let hints = crate::refusals::hints(&p.policy, &p.spec.argv, &p.workspace, &outcome);
         outcome.notes.extend(hints);
     }
-    judge_at_end(&mut rules.borrow_mut(), &outcome, &mut alerts.borrow_mut());
+    judge_at_end(&mut rules.borrow_mut(), &outcome, &review, &mut alerts.borrow_mut());
     let alerts = alerts.borrow().clone();
     let mut unsaved = vec![];
-    record_end(&mut p, &outcome, &alerts, sensor.as_ref(), &mut warnings, &mut unsaved);
-    write_report(&mut p, &outcome, &alerts, sensor.as_ref(), &mut warnings);
-    Ok(Finished { outcome, alerts, sensor, killed_by, warnings, unsaved })
+    record_end(&mut p, &outcome, &review, &alerts, sensor.as_ref(), &mut warnings, &mut unsaved);
+    write_report(&mut p, &outcome, &review, &alerts, sensor.as_ref(), &mut warnings);
+    Ok(Finished { outcome, alerts, sensor, killed_by, warnings, unsaved, review })
 }
 
 /// The sensor, loaded when the session's cgroups exist and before its first instruction; its
@@ -164,8 +169,13 @@ fn sensor_hook(
     Ok((hook, built))
 }
 
-/// Egress decisions and limits are judged when the session ends.
-fn judge_at_end(rules: &mut Engine, outcome: &Outcome, alerts: &mut Vec<Alert>) {
+/// Egress decisions, limits and changes to reviewed files are judged when the session ends.
+fn judge_at_end(
+    rules: &mut Engine,
+    outcome: &Outcome,
+    review: &cordon_schema::review::Review,
+    alerts: &mut Vec<Alert>,
+) {
     let t = now_ms();
     for e in &outcome.egress {
         alerts.extend(rules.feed(Subject::Record(RecordKind::Egress), t, &serde_json::to_value(e).unwrap_or_default()));
@@ -173,12 +183,16 @@ fn judge_at_end(rules: &mut Engine, outcome: &Outcome, alerts: &mut Vec<Alert>) 
     for l in &outcome.limits_hit {
         alerts.extend(rules.feed(Subject::Record(RecordKind::Limit), t, &val(&bodies::Limit { text: l.clone() })));
     }
+    for c in &review.changes {
+        alerts.extend(rules.feed(Subject::Record(RecordKind::Review), t, &val(c)));
+    }
 }
 
 /// The end of the record and the seal; a failure is a warning (the command ran), never lost.
 fn record_end(
     p: &mut Prepared,
     outcome: &Outcome,
+    review: &cordon_schema::review::Review,
     alerts: &[Alert],
     sensor: Option<&cordon_sensor::Summary>,
     warnings: &mut Vec<String>,
@@ -190,6 +204,7 @@ fn record_end(
     items.extend(outcome.denials.items.iter().map(|d| (RecordKind::Denial, t, val(d))));
     items.extend(outcome.egress.iter().map(|e| (RecordKind::Egress, t, val(e))));
     items.extend(outcome.limits_hit.iter().map(|l| (RecordKind::Limit, t, val(&bodies::Limit { text: l.clone() }))));
+    items.extend(review.changes.iter().map(|c| (RecordKind::Review, t, val(c))));
     items.extend(alerts.iter().map(|al| (RecordKind::Alert, al.ts_ms, val(al))));
     if let Some(s) = sensor {
         let mut brief = val(s);
@@ -231,6 +246,7 @@ fn record_end(
 fn write_report(
     p: &mut Prepared,
     outcome: &Outcome,
+    review: &cordon_schema::review::Review,
     alerts: &[Alert],
     sensor: Option<&cordon_sensor::Summary>,
     warnings: &mut Vec<String>,
@@ -246,6 +262,7 @@ fn write_report(
         guarantees: p.plan.guarantees.clone(),
         env_dropped: p.plan.process.env_dropped.clone(),
         sensor: sensor.cloned(),
+        review: review.clone(),
     };
     // Through a JSON value: the same key order as every other JSON document cordon writes.
     let doc = val(&report);

@@ -31,6 +31,7 @@ pub mod prepare;
 pub mod project;
 pub mod recording;
 pub mod refusals;
+pub mod review;
 pub mod spec;
 pub mod supervise;
 mod sys;

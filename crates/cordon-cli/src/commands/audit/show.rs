@@ -90,7 +90,13 @@ pub fn show(
             if !filter.keeps(&kind, &body) {
                 continue;
             }
-            let mark = if is_denial(&kind, &body) || kind == RecordKind::Alert.as_str() { "!" } else { "" };
+            let mark =
+                if is_denial(&kind, &body) || kind == RecordKind::Alert.as_str() || kind == RecordKind::Review.as_str()
+                {
+                    "!"
+                } else {
+                    ""
+                };
             writeln!(
                 out,
                 "{:<10} {mark:<1} {kind:<14} {}",
@@ -195,6 +201,20 @@ fn words(kind: &str, body: &Value) -> String {
             let e: End = serde_json::from_value(body.clone()).ok()?;
             let notes = e.notes.iter().map(|n| format!("; note: {n}")).collect::<String>();
             Some(format!("{}, {} denial(s){notes}", ending(&e), e.denials_total))
+        }),
+        Some(RecordKind::Review) => typed(&|| {
+            let c: cordon_schema::review::Change = serde_json::from_value(body.clone()).ok()?;
+            let sha = |h: &Option<String>| h.as_deref().map_or("-".to_string(), |h| h[..h.len().min(12)].to_string());
+            Some(format!(
+                "REVIEW {} {}: {} (`{}`: {}; sha256 {} -> {})",
+                c.path,
+                c.change.as_str(),
+                c.summary,
+                c.pattern,
+                c.runs,
+                sha(&c.before_sha256),
+                sha(&c.after_sha256)
+            ))
         }),
         Some(RecordKind::Seal) => format!(
             "sealed: records up to #{} signed with the log's key",
