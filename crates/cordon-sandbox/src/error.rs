@@ -45,6 +45,10 @@ pub enum SandboxError {
     Egress(String),
     #[error("egress proxy: the plan has egress listeners but nothing serves them")]
     NoEgressServer,
+    /// A test build's layer ablation was asked for something it does not know (see [`crate::ablate`]).
+    #[cfg(feature = "ablation")]
+    #[error("{0}")]
+    Ablation(String),
 }
 
 impl SandboxError {
