@@ -2,6 +2,7 @@
 //! (refused there if it cannot be passed to execve), and the command's process, forked by the
 //! init once the order arrived, which confines itself on top of its environment and execs.
 
+use crate::ablate::{off, Ablate};
 use crate::apply;
 use crate::channel::{Handoff, Order, OrderLandlock, Report};
 use crate::error::SandboxError;
@@ -158,11 +159,15 @@ pub(crate) fn command_main(
     if let Err(e) = nix::unistd::chdir(&x.cwd) {
         fail(rep, &format!("chdir {}: {e}", x.cwd.display()));
     }
-    if let Err(e) = sys::set_no_new_privs() {
-        fail(rep, &format!("no_new_privs: {e}"));
+    if !off(Ablate::Nnp) {
+        if let Err(e) = sys::set_no_new_privs() {
+            fail(rep, &format!("no_new_privs: {e}"));
+        }
     }
-    if let Err(e) = sys::drop_all_capabilities() {
-        fail(rep, &format!("dropping capabilities: {e}"));
+    if !off(Ablate::Caps) {
+        if let Err(e) = sys::drop_all_capabilities() {
+            fail(rep, &format!("dropping capabilities: {e}"));
+        }
     }
     mark(rep, "command: hardened (rlimits, caps)");
     if let Some(l) = &x.landlock {
@@ -178,7 +183,9 @@ pub(crate) fn command_main(
         install(rep, nsock, prog, false);
     }
     let _ = nix::unistd::close(nsock);
-    let _ = sys::set_dumpable(false);
+    if !off(Ablate::NoDump) {
+        let _ = sys::set_dumpable(false);
+    }
     mark(rep, "command: seccomp installed, exec");
     let Some(program) = &x.program else {
         Report::ExecFailed(libc::ENOENT).send(rep);

@@ -12,6 +12,7 @@
 //! its init and removes its cgroups. Like the session, an environment needs a single-threaded
 //! caller (clone), and it keeps the forwarded signals blocked in the calling thread while it lives.
 
+use crate::ablate::{off, Ablate};
 use crate::apply;
 use crate::apply::cgroup::Cgroups;
 use crate::channel::{Handoff, Order};
@@ -74,6 +75,7 @@ pub struct Environment {
 impl Environment {
     /// Sets up an environment and waits until it is ready (or its init failed: see [`Self::is_ready`]).
     pub fn create(plan: &EnvironmentPlan, opts: EnvOptions) -> Result<Environment, SandboxError> {
+        crate::ablate::announce()?;
         let mut marks = Marks::new();
         let filter = if plan.seccomp.enabled { Some(apply::seccomp::build(&plan.seccomp)?) } else { None };
         marks.mark("supervisor: seccomp program built");
@@ -105,7 +107,7 @@ impl Environment {
             marks.mark("supervisor: cgroup hook (sensor) done");
         }
         let v2_fd = cgroups.v2_dir_fd();
-        let (pid, placed_v2) = clone_init(plan.ns.clone_flags(), v2_fd.as_ref())?;
+        let (pid, placed_v2) = clone_init(crate::ablate::clone_flags(plan.ns.clone_flags()), v2_fd.as_ref())?;
         if pid == 0 {
             // The host's listeners stay with the supervisor.
             drop((order_w, rep_r, nsock_s, psock_s, published));
@@ -116,7 +118,9 @@ impl Environment {
         let init = Pid::from_raw(pid);
         // Not dumpable: the session cannot ptrace us or read our memory through /proc even if it
         // reached our pid. (Set after the clone: the init must still write its own uid_map.)
-        let _ = sys::set_dumpable(false);
+        if !off(Ablate::NoDump) {
+            let _ = sys::set_dumpable(false);
+        }
         if let Some(p) = pty.as_mut() {
             // Only the session holds the slave now.
             p.close_slave();
@@ -328,7 +332,7 @@ fn init_main(
 /// The user namespace's maps, the mounts, the hostname, loopback and the egress listeners.
 fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
     let ns = &plan.ns;
-    if ns.user {
+    if ns.user && !off(Ablate::UserNs) {
         let w = |p: &str, v: String| std::fs::write(p, v).map_err(|e| format!("user namespace: write {p}: {e}"));
         let r = w("/proc/self/setgroups", "deny".into())
             .and_then(|_| w("/proc/self/uid_map", format!("{0} {0} 1\n", ns.uid)))
@@ -338,7 +342,12 @@ fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
         }
     }
     mark(rep, "init: user namespace mapped");
-    match apply::mounts::apply_with(ns, pty, &mut |w| mark(rep, w)) {
+    // Without the mount namespace every mount is left out too: it would be the host's.
+    let mounted = match off(Ablate::MountNs) {
+        true => Ok(Default::default()),
+        false => apply::mounts::apply_with(ns, pty, &mut |w| mark(rep, w)),
+    };
+    match mounted {
         Ok(r) => {
             crate::channel::Report::Hidden(r.hidden.len()).send(rep);
             if r.scan_truncated {
@@ -352,18 +361,20 @@ fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
         Err(e) => fail(rep, &e.to_string()),
     }
     mark(rep, "init: mounts done");
-    if ns.memfd_noexec {
+    // Per pid namespace: without the session's own it would be the host's.
+    if ns.memfd_noexec && !off(Ablate::MemfdSysctl) && !off(Ablate::PidNs) {
         // Per pid namespace and inherited; it cannot be lowered from inside.
         if let Err(e) = std::fs::write("/proc/sys/vm/memfd_noexec", "2") {
             fail(rep, &format!("vm.memfd_noexec: {e}"));
         }
     }
-    if let Some(h) = &ns.hostname {
+    // Without the UTS namespace the name would be the host's.
+    if let Some(h) = ns.hostname.as_ref().filter(|_| !off(Ablate::UtsNs)) {
         if let Err(e) = nix::unistd::sethostname(h) {
             fail(rep, &format!("uts namespace: sethostname: {e}"));
         }
     }
-    if ns.net {
+    if ns.net && !off(Ablate::NetNs) {
         if let Err(e) = sys::loopback_up() {
             fail(rep, &format!("network namespace: bring up lo: {e}"));
         }
@@ -392,12 +403,18 @@ fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
 /// forked later to them whatever its own plan says: no_new_privs, no capabilities, the
 /// environment's Landlock ruleset (a later ruleset only narrows it).
 fn bound(plan: &EnvironmentPlan, rep: RawFd) {
-    let _ = sys::set_dumpable(false);
-    if let Err(e) = sys::set_no_new_privs() {
-        fail(rep, &format!("no_new_privs: {e}"));
+    if !off(Ablate::NoDump) {
+        let _ = sys::set_dumpable(false);
     }
-    if let Err(e) = sys::drop_all_capabilities() {
-        fail(rep, &format!("dropping capabilities: {e}"));
+    if !off(Ablate::Nnp) {
+        if let Err(e) = sys::set_no_new_privs() {
+            fail(rep, &format!("no_new_privs: {e}"));
+        }
+    }
+    if !off(Ablate::Caps) {
+        if let Err(e) = sys::drop_all_capabilities() {
+            fail(rep, &format!("dropping capabilities: {e}"));
+        }
     }
     if let Err(e) = apply::landlock::apply(&plan.landlock) {
         fail(rep, &e.to_string());

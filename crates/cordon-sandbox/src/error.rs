@@ -62,6 +62,10 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
+    /// A test build's layer ablation was asked for something it does not know (see [`crate::ablate`]).
+    #[cfg(feature = "ablation")]
+    #[error("{0}")]
+    Ablation(String),
 }
 
 impl SandboxError {

@@ -4,6 +4,7 @@
 //! run in it ([`command`], [`watch`]). It knows nothing of TOML: policies arrive compiled.
 //! Raw syscalls live in [`sys`] only.
 
+pub mod ablate;
 pub mod apply;
 pub mod caps;
 pub mod channel;

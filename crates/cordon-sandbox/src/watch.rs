@@ -54,7 +54,11 @@ impl Environment {
                 stop: false,
             },
             kill_after: launch.kill_after,
-            wall_deadline: plan.cgroup.wall_time.map(|w| start + w),
+            wall_deadline: plan
+                .cgroup
+                .wall_time
+                .filter(|_| !crate::ablate::off(crate::ablate::Ablate::Timer))
+                .map(|w| start + w),
             kill_deadline: None,
             asked_to_end: None,
             escalate_at: None,

@@ -27,10 +27,27 @@ pub fn hook(allow: Vec<cordon_policy::netspec::NetAllow>) -> EgressHook {
                 (sock, role)
             })
             .collect();
-        let policy = cordon_egress::Policy { allow, resolve_override: test_resolver() };
+        let policy = cordon_egress::Policy { allow: ablated(allow), resolve_override: test_resolver() };
         let h = cordon_egress::start(listeners, policy, l.attribution).map_err(|e| e.to_string())?;
         Ok(Box::new(Proxy(h)) as Box<dyn Server>)
     })
+}
+
+/// A test build with the proxy ablated (cordon_sandbox::ablate): every IPv4 and IPv6 address is
+/// allowed, internal ones included (names stay as the policy has them).
+fn ablated(allow: Vec<cordon_policy::netspec::NetAllow>) -> Vec<cordon_policy::netspec::NetAllow> {
+    use cordon_policy::netspec::{HostSpec, NetAllow};
+    if !cordon_sandbox::ablate::off(cordon_sandbox::ablate::Ablate::Egress) {
+        return allow;
+    }
+    let any = |addr: std::net::IpAddr| NetAllow {
+        host: HostSpec::Cidr { addr, prefix: 0 },
+        port: None,
+        text: "ablated".into(),
+    };
+    let mut all = vec![any(std::net::Ipv4Addr::UNSPECIFIED.into()), any(std::net::Ipv6Addr::UNSPECIFIED.into())];
+    all.extend(allow);
+    all
 }
 
 /// `CORDON_TEST_RESOLVE=name=ip,...`: names the tests own, answered without DNS (never /etc/hosts).

@@ -155,7 +155,7 @@ fn sensor_hook(
         let s = cordon_sensor::Sensor::start(cordon_sensor::Config {
             session: sid,
             cgroup: dir.to_path_buf(),
-            net: Some(net),
+            net: Some(net).filter(|_| !cordon_sandbox::ablate::off(cordon_sandbox::ablate::Ablate::CgroupBpf)),
             attribution,
             session_start: true,
             seccomp_watch,

@@ -89,6 +89,7 @@ pub const LAYERS: &[Layer] = &[
         sensor: Some("mounts"),
     },
     Layer { name: "netns", what: "the empty network namespace (own loopback only, no route)", sensor: None },
+    Layer { name: "proxy", what: "the egress proxy: the allowlist only, never an internal address", sensor: None },
     Layer { name: "pidns", what: "the pid namespace and private /proc: host processes are not there", sensor: None },
     Layer {
         name: "nodump",

@@ -6,6 +6,7 @@
 //! event names the case's layer and the case's alert was raised. Runs as root and as nobody; writes
 //! a table per category and per layer to target/tmp/escape-USER.txt (scripts/test prints it).
 
+mod ablation;
 mod case;
 #[path = "../common/mod.rs"]
 mod common;

@@ -298,6 +298,12 @@ fn dump(c: &Case, who: Who, s: &Seen, ev: &Evidence, verdict: &str) {
 }
 
 pub fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
+    run_case_with(c, who, n, &[])
+}
+
+/// [`run_case`] with more variables for cordon and the control (the ablation matrix's
+/// `CORDON_ABLATE`).
+pub fn run_case_with(c: &Case, who: Who, n: usize, extra: &[(String, String)]) -> Verdict {
     if let Some(k) = &c.known_limit {
         return Verdict::KnownLimit(k.clone());
     }
@@ -335,6 +341,7 @@ pub fn run_case(c: &Case, who: Who, n: usize) -> Verdict {
             ("CORDON_AUDIT".into(), e.root.join("audit.db").display().to_string()),
         ];
         vars.extend(listeners.env.iter().cloned());
+        vars.extend(extra.iter().cloned());
         if let Some(s) = &c.setup {
             assert!(host_sh(&e, s, &vars, true), "{}: setup failed", c.id);
         }

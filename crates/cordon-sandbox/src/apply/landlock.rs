@@ -34,24 +34,29 @@ pub enum LandlockError {
 }
 
 pub fn apply(plan: &LandlockPlan) -> Result<(), LandlockError> {
-    if !plan.enabled() {
+    use crate::ablate::{off, Ablate};
+    let (handled_fs, scopes) = match (off(Ablate::LandlockFs), off(Ablate::LandlockScopes)) {
+        (false, false) => (plan.handled_fs, plan.scopes),
+        (fs, sc) => (if fs { 0 } else { plan.handled_fs }, if sc { 0 } else { plan.scopes }),
+    };
+    if !plan.enabled() || (handled_fs == 0 && plan.handled_net == 0 && scopes == 0) {
         return Ok(());
     }
-    let fs = BitFlags::<AccessFs>::from_bits_truncate(plan.handled_fs);
-    let mut rs = Ruleset::default()
-        .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(fs)
-        .map_err(LandlockError::Handle)?;
+    let mut rs = Ruleset::default().set_compatibility(CompatLevel::HardRequirement);
+    // Only ever empty in an ablation build (the kernel refuses a ruleset that handles nothing).
+    if handled_fs != 0 {
+        rs = rs.handle_access(BitFlags::<AccessFs>::from_bits_truncate(handled_fs)).map_err(LandlockError::Handle)?;
+    }
     if plan.handled_net != 0 {
         rs = rs
             .handle_access(BitFlags::<AccessNet>::from_bits_truncate(plan.handled_net))
             .map_err(LandlockError::Handle)?;
     }
-    if plan.scopes != 0 {
-        rs = rs.scope(BitFlags::<Scope>::from_bits_truncate(plan.scopes)).map_err(LandlockError::Handle)?;
+    if scopes != 0 {
+        rs = rs.scope(BitFlags::<Scope>::from_bits_truncate(scopes)).map_err(LandlockError::Handle)?;
     }
     let mut created = rs.create().map_err(LandlockError::Create)?;
-    for r in &plan.fs_rules {
+    for r in plan.fs_rules.iter().filter(|_| handled_fs != 0) {
         if r.rights == 0 {
             continue;
         }

@@ -110,6 +110,9 @@ pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Resul
     let mut staged = false;
     let mut built = false;
     for op in &plan.mounts {
+        if crate::ablate::skips(op) {
+            continue;
+        }
         if !built
             && matches!(
                 op,
@@ -192,7 +195,7 @@ pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Resul
             mark(s);
         }
     }
-    if let Some(h) = &plan.hide {
+    if let Some(h) = plan.hide.as_ref().filter(|_| !crate::ablate::off(crate::ablate::Ablate::Mask)) {
         let found = scan(h, &secrets, &mut rep.scan_truncated);
         if !found.is_empty() && !staged {
             stage()?;
@@ -274,7 +277,7 @@ fn bind_as(dir: bool, from: &Path, dst: &Path, writable: bool) -> Result<(), Mou
     }
     mount(Some(from), dst, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .map_err(sys_err("bind", dst))?;
-    if !writable {
+    if !writable && !crate::ablate::off(crate::ablate::Ablate::ReadOnly) {
         let c = std::ffi::CString::new(dst.as_os_str().as_encoded_bytes()).map_err(|_| MountError::Io {
             what: "make read-only",
             path: dst.to_path_buf(),

@@ -22,6 +22,12 @@ pub enum SeccompError {
 /// Compiles the plan into a BPF program for the native architecture.
 pub fn build(plan: &SeccompPlan) -> Result<Vec<libc::sock_filter>, SeccompError> {
     let arch = native_arch().ok_or(SeccompError::NoSyscallTable { arch: std::env::consts::ARCH })?;
+    use crate::ablate::{off, Ablate};
+    if Ablate::ALL.iter().any(|a| off(*a)) {
+        let kept: Vec<_> =
+            plan.rules.iter().filter(|r| !Ablate::seccomp_group(&r.name).is_some_and(off)).cloned().collect();
+        return super::bpf::compile_watching(arch, &kept, &plan.watch, plan.notify, plan.kill);
+    }
     super::bpf::compile_watching(arch, &plan.rules, &plan.watch, plan.notify, plan.kill)
 }
 
