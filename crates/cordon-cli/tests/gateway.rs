@@ -255,10 +255,29 @@ fn server_filesystem_from_npm_works_in_its_workspace_and_the_kernel_refuses_the_
     }
 }
 
-/// A raw JSON-RPC client on the gateway's stdio.
+/// A raw JSON-RPC client on the gateway's stdio. Its lines are read by a thread, so that a
+/// gateway that does not answer fails the test (after [`RAW_WAIT`]) instead of hanging it.
 struct Raw {
     child: std::process::Child,
-    out: BufReader<std::process::ChildStdout>,
+    out: std::sync::mpsc::Receiver<String>,
+}
+
+const RAW_WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+impl Drop for Raw {
+    /// A test that failed midway still stops its gateway (which stops its servers): stdin closed,
+    /// then killed if it has not exited within 10 s.
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        for _ in 0..100 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Raw {
@@ -273,7 +292,14 @@ impl Raw {
             .stderr(Stdio::piped())
             .spawn()
             .expect("gateway");
-        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (tx, out) = std::sync::mpsc::channel();
+        std::thread::spawn(move || loop {
+            let mut l = String::new();
+            if stdout.read_line(&mut l).map_or(true, |n| n == 0) || tx.send(l).is_err() {
+                break;
+            }
+        });
         Raw { child, out }
     }
 
@@ -283,8 +309,10 @@ impl Raw {
     }
 
     fn recv(&mut self) -> Value {
-        let mut l = String::new();
-        self.out.read_line(&mut l).expect("read");
+        let l = match self.out.recv_timeout(RAW_WAIT) {
+            Ok(l) => l,
+            Err(e) => panic!("no message from the gateway within {RAW_WAIT:?} ({e})"),
+        };
         serde_json::from_str(&l).unwrap_or_else(|_| panic!("not JSON from the gateway: {l:?}"))
     }
 
@@ -622,4 +650,104 @@ impl Raw {
         self.send(line);
         self.answer(id)
     }
+}
+
+#[test]
+fn a_hanging_or_flooding_server_and_reused_ids_get_clear_errors_and_the_gateway_keeps_serving() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\ncall_timeout = \"1s\"\nmax_result_bytes = \"64K\"\n\n[servers.a]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\n[servers.b]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\ncall_timeout = \"30s\"\n"
+        ),
+    );
+    let mut g = Raw::start(&e, &cfg);
+    g.initialize();
+
+    // a hangs on one call: the other calls, to a and to b, are answered meanwhile; the hanging one
+    // gets a tool error at a's call_timeout. (A first call to each server first: on a loaded machine
+    // a server's first call can take a second.)
+    for (id, tool) in [(8, "a__echo"), (9, "b__echo")] {
+        let (r, _) = g.ask_id(id, &Raw::call_line(id, tool, json!({"text": "warm"})));
+        assert_eq!(text(&r), "warm", "{r}");
+    }
+    let t0 = std::time::Instant::now();
+    g.send(&Raw::call_line(10, "a__sleep", json!({"seconds": 30})));
+    g.send(&Raw::call_line(11, "b__echo", json!({"text": "b"})));
+    g.send(&Raw::call_line(12, "a__echo", json!({"text": "a"})));
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 3 {
+        let v = g.recv();
+        got.insert(v["id"].as_i64().unwrap_or(-1), (v, t0.elapsed()));
+    }
+    let ids: Vec<i64> = got.keys().copied().collect();
+    assert_eq!(ids, [10, 11, 12], "{got:?}");
+    assert_eq!((text(&got[&11].0), text(&got[&12].0)), ("b", "a"), "{got:?}");
+    assert!(got[&11].1 < got[&10].1 && got[&12].1 < got[&10].1, "answered before the hung call: {got:?}");
+    let (hung, took) = &got[&10];
+    assert_eq!(hung["result"]["isError"], true, "{hung}");
+    assert!(text(hung).contains("did not answer `sleep` within 1s") && text(hung).contains("call_timeout"), "{hung}");
+    assert!(*took >= std::time::Duration::from_millis(900) && *took < std::time::Duration::from_secs(10), "{took:?}");
+    let (r, _) = g.ask_id(13, &Raw::call_line(13, "a__echo", json!({"text": "still"})));
+    assert_eq!(text(&r), "still", "a serves on after a timed-out call: {r}");
+
+    // A result over max_result_bytes is discarded unread and the call fails saying so; one under it passes.
+    let (r, _) = g.ask_id(20, &Raw::call_line(20, "a__flood", json!({"size": 1_000_000})));
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    assert!(text(&r).contains("max_result_bytes (65536 bytes") && text(&r).contains("discarded"), "{r}");
+    let (r, _) = g.ask_id(21, &Raw::call_line(21, "a__flood", json!({"size": 1000})));
+    assert_eq!(text(&r).len(), 1000, "{r}");
+
+    // An id reused while its request is in flight is refused; the first request still gets its answer.
+    g.send(&Raw::call_line(30, "b__sleep", json!({"seconds": 0.5})));
+    let (r, _) = g.ask_id(30, &Raw::call_line(30, "b__echo", json!({"text": "again"})));
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    assert!(r["error"]["message"].as_str().is_some_and(|m| m.contains("id 30 is in use")), "{r}");
+    let (r, _) = g.answer(30);
+    assert_eq!(text(&r), "slept", "{r}");
+    let (r, _) = g.ask_id(30, &Raw::call_line(30, "b__echo", json!({"text": "free again"})));
+    assert_eq!(text(&r), "free again", "{r}");
+
+    // More wrong shapes: an object id, a method that is not a string, params of the wrong type, an
+    // oversized message (answered with its id, read from its first bytes).
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":{"x":1},"method":"tools/list"}"#);
+    assert_eq!(r["error"]["code"], -32600, "{r}");
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":40,"method":5}"#);
+    assert_eq!((r["id"].as_i64(), r["error"]["code"].as_i64()), (Some(40), Some(-32600)), "{r}");
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":41,"method":"tools/call","params":"a__echo"}"#);
+    assert_eq!((r["id"].as_i64(), r["error"]["code"].as_i64()), (Some(41), Some(-32602)), "{r}");
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{{"name":"a__echo","arguments":{{"text":"{}"}}}}}}"#,
+        "x".repeat(9 << 20)
+    );
+    let r = g.ask(&huge);
+    assert_eq!((r["id"].as_i64(), r["error"]["code"].as_i64()), (Some(42), Some(-32600)), "{r}");
+    assert!(r["error"]["message"].as_str().is_some_and(|m| m.contains("larger than")), "{r}");
+
+    // Requests in flight are bounded: past the limit, one is refused at once.
+    for i in 0..256 {
+        g.send(&Raw::call_line(1000 + i, "b__sleep", json!({"seconds": 2})));
+    }
+    let (r, early) = g.ask_id(2000, &Raw::call_line(2000, "b__echo", json!({"text": "one too many"})));
+    assert!(early.is_empty(), "{early:?}");
+    assert!(r["error"]["message"].as_str().is_some_and(|m| m.contains("256 requests are in flight")), "{r}");
+    let mut left: std::collections::BTreeSet<i64> = (1000..1256).collect();
+    while !left.is_empty() {
+        let v = g.recv();
+        left.remove(&v["id"].as_i64().unwrap_or(-1));
+    }
+    let (r, _) = g.ask_id(2001, &Raw::call_line(2001, "b__echo", json!({"text": "after"})));
+    assert_eq!(text(&r), "after", "{r}");
+
+    let (st, rest) = g.finish();
+    assert!(st.success() && !rest.contains("panicked"), "{st:?} {rest}");
+    let recs = tool_calls(&e);
+    let hung = recs.iter().find(|r| r["tool"] == "sleep" && r["server"] == "a").expect("recorded");
+    assert!(hung["error"].as_str().is_some_and(|m| m.contains("within 1s")), "{hung}");
+    let flood = recs.iter().find(|r| r["tool"] == "flood").expect("recorded");
+    assert!(flood["error"].as_str().is_some_and(|m| m.contains("max_result_bytes")), "{flood}");
 }

@@ -484,4 +484,31 @@ mod tests {
         let fields: Vec<&str> = d.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(fields, ["servers.a__b", "servers.c.command", "servers.c.env", "servers.c.tools.deny"], "{d:?}");
     }
+
+    #[test]
+    fn pinning_timeouts_and_the_result_cap_are_checked_with_their_positions() {
+        let c = parse(
+            "gw.toml",
+            "pinning = \"off\"\ncall_timeout = \"1s\"\nmax_result_bytes = \"64K\"\n[servers.a]\ncommand = [\"/bin/sh\"]\ncall_timeout = \"5m\"\n[servers.b]\ncommand = [\"/bin/sh\"]\n",
+            &dir(),
+            None,
+        )
+        .expect("config");
+        assert_eq!((c.pinning, c.max_result_bytes), (Pinning::Off, 64 << 10));
+        assert_eq!(c.servers[0].call_timeout, Duration::from_secs(300));
+        assert_eq!(c.servers[1].call_timeout, Duration::from_secs(1));
+        let c = parse("gw.toml", "[servers.a]\ncommand = [\"/bin/sh\"]\n", &dir(), None).expect("config");
+        assert_eq!((c.pinning, c.max_result_bytes), (Pinning::Lock, DEFAULT_MAX_RESULT_BYTES));
+        assert_eq!(c.servers[0].call_timeout, DEFAULT_CALL_TIMEOUT);
+        let d = errors(
+            "pinning = \"maybe\"\ncall_timeout = \"soon\"\nmax_result_bytes = 10\n[servers.a]\ncommand = [\"/bin/sh\"]\ncall_timeout = \"0s\"\n",
+        );
+        let at: Vec<(usize, &str)> = d.iter().map(|x| (x.line, x.field.as_str())).collect();
+        assert_eq!(
+            at,
+            [(1, "pinning"), (2, "call_timeout"), (3, "max_result_bytes"), (6, "servers.a.call_timeout")],
+            "{d:?}"
+        );
+        assert!(d.iter().all(|x| x.hint.is_some()), "{d:?}");
+    }
 }

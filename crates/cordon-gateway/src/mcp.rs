@@ -572,4 +572,32 @@ mod tests {
         assert_eq!(buf, b"ok");
         assert!(matches!(read_bounded(&mut r, &mut buf, 50).await, Ok(Line::Eof)));
     }
+
+    #[test]
+    fn the_id_is_read_from_a_messages_first_bytes() {
+        let id = |s: &str| top_level_id(s.as_bytes());
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"text":"xxxx"#), Some(Value::from(7)));
+        assert_eq!(id(r#" { "jsonrpc" : "2.0" , "id" : "a\"b" , "#), Some(Value::from("a\"b")));
+        assert_eq!(id(r#"{"result":{"x":[1,2,{"id":3}]},"id":4}"#), Some(Value::from(4)));
+        assert_eq!(id(r#"{"result":"xxxxxxxx"#), None, "the id comes after a cut member");
+        assert_eq!(id(r#"{"id":{"x":1}}"#), None);
+        assert_eq!(id("[1]"), None);
+    }
+
+    #[test]
+    fn an_id_in_flight_is_refused_until_answered_or_cancelled() {
+        let set = Mutex::new(HashSet::new());
+        let req = |id: i64| check(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).as_bytes());
+        assert!(matches!(track(&set, req(1)), Check::Pass(Some(_))));
+        assert!(matches!(track(&set, req(1)), Check::Reply(_)));
+        let cancel = check(br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#);
+        assert!(matches!(track(&set, cancel), Check::Pass(None)));
+        assert!(matches!(track(&set, req(1)), Check::Pass(Some(_))));
+        assert_eq!(answered(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).as_deref(), Some("1"));
+        assert_eq!(answered(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#), None);
+        for i in 2..=MAX_IN_FLIGHT as i64 {
+            assert!(matches!(track(&set, req(i)), Check::Pass(Some(_))));
+        }
+        assert!(matches!(track(&set, req(9999)), Check::Reply(_)), "over the limit");
+    }
 }
