@@ -2,7 +2,7 @@
 //! man page) and the `cordon-gateway` binary that serves (so that `cordon run` does not load the
 //! gateway's runtime and MCP stack at every start).
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 pub const LONG: &str = "Serve the MCP servers named in a config file as one MCP server, each upstream server \
@@ -21,17 +21,54 @@ Example gateway.toml:
   tools.deny = [\"write_file\", \"edit_file\"]
 
 A client such as Claude Code starts it as its MCP server: `cordon gateway --config gateway.toml --stdio`.
-The configuration is checked whole before anything starts (errors name file:line:col and the field).";
+The configuration is checked whole before anything starts (errors name file:line:col and the field).
+
+Tools are pinned: `cordon gateway pin --config gateway.toml` writes each tool's definition and hash \
+into gateway.lock; a tool later served with another definition, or not pinned, is not listed and a \
+call to it is refused (and alerted on in the audit log). Without a lock file the gateway does not \
+start, unless the config says pinning = \"off\".";
+
+pub const PIN_LONG: &str = "Start the config's servers (each in its sandbox), list their tools and write \
+each tool's definition (name, title, description, input and output schema, annotations) and its SHA-256 \
+into the lock file next to the config (gateway.toml -> gateway.lock; pretty JSON, keys sorted, so that \
+a diff shows what changed). Prints each tool: + new, ~ changed (with the change), = unchanged, - gone. \
+Review what it prints before serving: the lock is what the gateway serves from then on.";
 
 #[derive(Args, Debug)]
 #[command(about = "Serve MCP servers through one endpoint, each in its own sandbox", long_about = LONG)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct GatewayArgs {
+    #[command(subcommand)]
+    pub command: Option<GatewayCommand>,
     /// The gateway's configuration (TOML): [servers.NAME] tables.
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
+    #[arg(long, value_name = "FILE", required = true)]
+    pub config: Option<PathBuf>,
     /// Serve MCP on standard input and output, to the one client that started cordon.
     #[arg(long)]
     pub stdio: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GatewayCommand {
+    /// Pin the tools the config's servers serve now (writes the lock file next to the config).
+    #[command(long_about = PIN_LONG)]
+    Pin(PinArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PinArgs {
+    /// The gateway's configuration (TOML); the lock file is written next to it.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// How the servers are run (serving or pinning).
+#[derive(Args, Debug)]
+pub struct RunArgs {
     /// The audit log for the calls and the servers' sessions (default: as for `cordon run`).
     #[arg(long, value_name = "PATH", conflicts_with = "no_audit")]
     pub audit: Option<PathBuf>,

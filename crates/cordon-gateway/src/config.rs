@@ -3,6 +3,10 @@
 //! field and a hint, like a policy's, and all of them are found before anything starts.
 //!
 //! ```toml
+//! pinning = "lock"                   # the default: tools are served as pinned in gateway.lock
+//! call_timeout = "60s"               # the default; a server's own call_timeout overrides it
+//! max_result_bytes = "8M"            # the default: the largest message taken from a server
+//!
 //! [servers.files]
 //! command = ["mcp-server-filesystem", "/srv/docs"]
 //! policy = "builtin:mcp-tool"        # the default; or a policy file, relative to this file
@@ -19,6 +23,7 @@ use cordon_policy::Diagnostic;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use toml::Spanned;
 
 type S<T> = Spanned<T>;
@@ -29,8 +34,19 @@ pub const SEP: &str = "__";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    pinning: Option<S<String>>,
+    call_timeout: Option<S<String>>,
+    max_result_bytes: Option<S<RawSize>>,
     #[serde(default)]
     servers: BTreeMap<S<String>, S<RawServer>>,
+}
+
+/// A size as a number of bytes or a string with a unit ("8M").
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +58,7 @@ struct RawServer {
     #[serde(default)]
     env: Vec<S<String>>,
     isolation: Option<S<String>>,
+    call_timeout: Option<S<String>>,
     #[serde(default)]
     tools: RawTools,
 }
@@ -60,7 +77,32 @@ pub struct Config {
     /// The file, as named.
     pub file: String,
     pub servers: Vec<Server>,
+    /// Whether tools are checked against the lock file.
+    pub pinning: Pinning,
+    /// The largest message taken from a server (a bigger one is discarded and its call fails).
+    pub max_result_bytes: usize,
 }
+
+/// `pinning`: tools served only as pinned in the lock file, or explicitly unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinning {
+    Lock,
+    Off,
+}
+
+impl Pinning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pinning::Lock => "lock",
+            Pinning::Off => "off",
+        }
+    }
+}
+
+/// How long a call may take when neither the server nor the file says.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest message taken from a server when the file does not say.
+pub const DEFAULT_MAX_RESULT_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Server {
@@ -75,6 +117,8 @@ pub struct Server {
     /// Only these tools (None: all of them).
     pub allow: Option<Vec<String>>,
     pub deny: Vec<String>,
+    /// How long one call may take before the caller is told the server did not answer.
+    pub call_timeout: Duration,
 }
 
 /// The policy a server runs under when its entry names none.
@@ -97,7 +141,11 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
         let hint = if e.message().contains("duplicate key") {
             Some("each server is one `[servers.NAME]` table; give the second one another name".to_string())
         } else if e.message().contains("unknown field") {
-            Some("a server takes command, policy, workspace, env, isolation and tools (allow, deny)".to_string())
+            Some(
+                "the file takes pinning, call_timeout, max_result_bytes and [servers.NAME] tables; a server takes \
+                 command, policy, workspace, env, isolation, call_timeout and tools (allow, deny)"
+                    .to_string(),
+            )
         } else {
             None
         };
@@ -105,6 +153,65 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
     })?;
     let mut errs = vec![];
     let mut servers = vec![];
+    let pinning = match &raw.pinning {
+        None => Pinning::Lock,
+        Some(p) if p.get_ref() == "lock" => Pinning::Lock,
+        Some(p) if p.get_ref() == "off" => Pinning::Off,
+        Some(p) => {
+            errs.push(src.diag(
+                p.span(),
+                "pinning",
+                format!("`{}` is not a pinning mode", p.get_ref()),
+                Some("pinning = \"lock\" (the default: tools as pinned by `cordon gateway pin`) or \"off\"".into()),
+            ));
+            Pinning::Lock
+        }
+    };
+    let timeout = |t: &Option<S<String>>, field: String, errs: &mut Vec<Diagnostic>| match t {
+        None => None,
+        Some(t) => match cordon_policy::units::parse_duration(t.get_ref()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                errs.push(src.diag(t.span(), field, "a zero timeout", Some("e.g. call_timeout = \"60s\"".into())));
+                None
+            }
+            Err(e) => {
+                errs.push(src.diag(t.span(), field, e, Some("a duration such as \"90s\", \"5m\" or \"1m30s\"".into())));
+                None
+            }
+        },
+    };
+    let call_timeout = timeout(&raw.call_timeout, "call_timeout".into(), &mut errs).unwrap_or(DEFAULT_CALL_TIMEOUT);
+    let max_result_bytes = match &raw.max_result_bytes {
+        None => DEFAULT_MAX_RESULT_BYTES,
+        Some(m) => {
+            let v = match m.get_ref() {
+                RawSize::Bytes(n) => Ok(*n),
+                RawSize::Text(t) => cordon_policy::units::parse_size(t),
+            };
+            match v {
+                Ok(n) if (1024..=1 << 30).contains(&n) => n as usize,
+                Ok(n) => {
+                    errs.push(src.diag(
+                        m.span(),
+                        "max_result_bytes",
+                        format!("{n} bytes is out of range"),
+                        Some("between 1K and 1G, e.g. max_result_bytes = \"8M\"".into()),
+                    ));
+                    DEFAULT_MAX_RESULT_BYTES
+                }
+                Err(e) => {
+                    errs.push(src.diag(
+                        m.span(),
+                        "max_result_bytes",
+                        e,
+                        Some("a number of bytes or a size such as \"8M\"".into()),
+                    ));
+                    DEFAULT_MAX_RESULT_BYTES
+                }
+            }
+        }
+    };
     if raw.servers.is_empty() {
         errs.push(src.diag(
             0..0,
@@ -247,6 +354,7 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                 ));
             }
         }
+        let call_timeout = timeout(&s.call_timeout, field("call_timeout"), &mut errs).unwrap_or(call_timeout);
         if errs.len() == before {
             if let (Some(argv), Some(workspace)) = (argv, workspace) {
                 servers.push(Server {
@@ -257,12 +365,13 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     env: names(&s.env),
                     allow,
                     deny: names(&s.tools.deny),
+                    call_timeout,
                 });
             }
         }
     }
     if errs.is_empty() {
-        Ok(Config { file: file.to_string(), servers })
+        Ok(Config { file: file.to_string(), servers, pinning, max_result_bytes })
     } else {
         Err(GatewayError::Config(errs))
     }
@@ -374,5 +483,32 @@ mod tests {
         );
         let fields: Vec<&str> = d.iter().map(|x| x.field.as_str()).collect();
         assert_eq!(fields, ["servers.a__b", "servers.c.command", "servers.c.env", "servers.c.tools.deny"], "{d:?}");
+    }
+
+    #[test]
+    fn pinning_timeouts_and_the_result_cap_are_checked_with_their_positions() {
+        let c = parse(
+            "gw.toml",
+            "pinning = \"off\"\ncall_timeout = \"1s\"\nmax_result_bytes = \"64K\"\n[servers.a]\ncommand = [\"/bin/sh\"]\ncall_timeout = \"5m\"\n[servers.b]\ncommand = [\"/bin/sh\"]\n",
+            &dir(),
+            None,
+        )
+        .expect("config");
+        assert_eq!((c.pinning, c.max_result_bytes), (Pinning::Off, 64 << 10));
+        assert_eq!(c.servers[0].call_timeout, Duration::from_secs(300));
+        assert_eq!(c.servers[1].call_timeout, Duration::from_secs(1));
+        let c = parse("gw.toml", "[servers.a]\ncommand = [\"/bin/sh\"]\n", &dir(), None).expect("config");
+        assert_eq!((c.pinning, c.max_result_bytes), (Pinning::Lock, DEFAULT_MAX_RESULT_BYTES));
+        assert_eq!(c.servers[0].call_timeout, DEFAULT_CALL_TIMEOUT);
+        let d = errors(
+            "pinning = \"maybe\"\ncall_timeout = \"soon\"\nmax_result_bytes = 10\n[servers.a]\ncommand = [\"/bin/sh\"]\ncall_timeout = \"0s\"\n",
+        );
+        let at: Vec<(usize, &str)> = d.iter().map(|x| (x.line, x.field.as_str())).collect();
+        assert_eq!(
+            at,
+            [(1, "pinning"), (2, "call_timeout"), (3, "max_result_bytes"), (6, "servers.a.call_timeout")],
+            "{d:?}"
+        );
+        assert!(d.iter().all(|x| x.hint.is_some()), "{d:?}");
     }
 }

@@ -53,6 +53,7 @@ mod tests {
             env: vec![],
             allow: allow.map(|a| a.iter().map(|s| s.to_string()).collect()),
             deny: deny.iter().map(|s| s.to_string()).collect(),
+            call_timeout: crate::config::DEFAULT_CALL_TIMEOUT,
         }
     }
 

@@ -1,19 +1,19 @@
 //! The aggregator: the configured servers' tools under `SERVER__TOOL` names, each call routed by
 //! the name in its JSON-RPC body, decided by the server's tool rules, forwarded, and recorded.
 
-use crate::config::{Config, Server, SEP};
+use crate::config::{Config, Pinning, Server, SEP};
 use crate::decide::{decide, Decision};
-use crate::mcp::{Answer, Json, Tools, UpstreamError};
+use crate::mcp::{Answer, Json, OnChange, Tools, UpstreamError};
+use crate::pin::{self, Check, Lock};
 use crate::record::{args_hash, Log, ToolCall};
 use crate::upstream::Upstream;
 use crate::GatewayError;
 use cordon_session::spec::AuditChoice;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// How long one call may take before the caller is told the server did not answer.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How the servers' sessions are run.
 #[derive(Debug, Clone)]
@@ -24,46 +24,84 @@ pub struct Options {
     pub allow_degraded: bool,
 }
 
+/// One running server and its tools as last listed.
+struct Served {
+    server: Server,
+    up: Upstream,
+    /// Tool name -> its definition in wire form (None: not listed yet).
+    tools: tokio::sync::Mutex<Option<BTreeMap<String, Json>>>,
+    /// Set when the server said its tools changed: the next use lists them again.
+    stale: Arc<AtomicBool>,
+}
+
 pub struct Gateway {
-    servers: Vec<(Server, Upstream)>,
+    servers: Vec<Served>,
     log: Arc<Log>,
     /// Who the calls come from ("stdio" for the one client on stdio).
     identity: String,
+    /// The pinned definitions (None: `pinning = "off"`).
+    lock: Option<Lock>,
+    /// The config as named, for the hints (`cordon gateway pin --config FILE`).
+    config: String,
+    /// (server, tool, served sha256) already alerted on: one alert per change, not per listing.
+    alerted: Mutex<HashSet<(String, String, String)>>,
 }
 
 impl Gateway {
     /// Starts every server in its own session; if one cannot start, the ones started are stopped
-    /// and nothing is served.
-    pub async fn start(cfg: &Config, exe: &Path, opts: &Options, log: Arc<Log>) -> Result<Gateway, GatewayError> {
-        let mut servers = vec![];
-        for s in &cfg.servers {
-            match Upstream::start(exe, s, opts).await {
+    /// and nothing is served. A server that says its tools changed is named on `changed`.
+    pub async fn start(
+        cfg: &Config,
+        exe: &Path,
+        opts: &Options,
+        log: Arc<Log>,
+        lock: Option<Lock>,
+        changed: tokio::sync::mpsc::Sender<usize>,
+    ) -> Result<Gateway, GatewayError> {
+        let mut servers: Vec<Served> = vec![];
+        for (i, s) in cfg.servers.iter().enumerate() {
+            let stale = Arc::new(AtomicBool::new(false));
+            let on_change: OnChange = {
+                let (stale, changed) = (stale.clone(), changed.clone());
+                Arc::new(move || {
+                    stale.store(true, Ordering::SeqCst);
+                    let _ = changed.try_send(i);
+                })
+            };
+            match Upstream::start(exe, s, opts, cfg.max_result_bytes, on_change).await {
                 Ok(u) => {
                     for n in &u.notices {
                         eprintln!("cordon gateway: server {}: {n}", s.name);
                     }
                     eprintln!("cordon gateway: server {} runs in session {} (policy {})", s.name, u.session, s.policy);
-                    servers.push((s.clone(), u));
+                    servers.push(Served { server: s.clone(), up: u, tools: Default::default(), stale });
                 }
                 Err(e) => {
-                    for (_, u) in &servers {
-                        u.shutdown().await;
+                    for sv in &servers {
+                        sv.up.shutdown().await;
                     }
                     return Err(e);
                 }
             }
         }
-        Ok(Gateway { servers, log, identity: "stdio".into() })
+        Ok(Gateway {
+            servers,
+            log,
+            identity: "stdio".into(),
+            lock,
+            config: cfg.file.clone(),
+            alerted: Default::default(),
+        })
     }
 
     pub async fn shutdown(&self) {
-        for (_, u) in &self.servers {
-            u.shutdown().await;
+        for sv in &self.servers {
+            sv.up.shutdown().await;
         }
     }
 
     fn names(&self) -> String {
-        self.servers.iter().map(|(s, _)| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        self.servers.iter().map(|sv| sv.server.name.as_str()).collect::<Vec<_>>().join(", ")
     }
 
     fn record(&self, c: ToolCall) {
@@ -72,21 +110,145 @@ impl Gateway {
             eprintln!("cordon gateway: cannot record the call to {}{SEP}{} in the audit log: {e}", c.server, c.tool);
         }
     }
+
+    /// The tools server `i` serves: as last listed, or listed again when `fresh`, when never
+    /// listed, or when it said they changed. A changed or new tool is alerted on when first seen.
+    async fn listing(&self, i: usize, fresh: bool) -> Result<BTreeMap<String, Json>, UpstreamError> {
+        let sv = &self.servers[i];
+        let mut cached = sv.tools.lock().await;
+        let stale = sv.stale.swap(false, Ordering::SeqCst);
+        if let (Some(t), false, false) = (cached.as_ref(), fresh, stale) {
+            return Ok(t.clone());
+        }
+        let tools = match tokio::time::timeout(sv.server.call_timeout, sv.up.list_tools()).await {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(UpstreamError::Other(format!(
+                    "it did not answer tools/list within {}s",
+                    sv.server.call_timeout.as_secs_f64()
+                )))
+            }
+        };
+        let map: BTreeMap<String, Json> =
+            tools.into_iter().filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), t))).collect();
+        self.alert_changes(&sv.server, &map);
+        *cached = Some(map.clone());
+        Ok(map)
+    }
+
+    /// Records an alert (once each) for every tool served otherwise than pinned.
+    fn alert_changes(&self, s: &Server, tools: &BTreeMap<String, Json>) {
+        let Some(lock) = &self.lock else { return };
+        for (name, t) in tools {
+            let (change, pinned, now) = match lock.check(&s.name, t) {
+                Check::Pinned(_) => continue,
+                Check::Changed { pinned, now } => ("changed", Some(pinned), now),
+                Check::New(now) => ("new", None, now),
+            };
+            let key = (s.name.clone(), name.clone(), now.sha256.clone());
+            if !self.alerted.lock().unwrap_or_else(|p| p.into_inner()).insert(key) {
+                continue;
+            }
+            let diff = pinned.as_ref().map(|p| pin::diff(&p.definition, &now.definition));
+            let reason = match &diff {
+                Some(d) => format!(
+                    "tool `{name}` of server `{}` changed since it was pinned: blocked until pinned again ({})",
+                    s.name,
+                    pin::describe(d, 200)
+                ),
+                None => format!("tool `{name}` of server `{}` is not pinned: not served until pinned", s.name),
+            };
+            eprintln!("cordon gateway: ALERT: {reason}; `cordon gateway pin --config {}` accepts it", self.config);
+            let alert = cordon_schema::Alert {
+                rule: "gateway.pin".into(),
+                action: cordon_schema::Action::Alert,
+                ts_ms: crate::record::now_ms(),
+                reason,
+                event: serde_json::json!({
+                    "server": s.name, "tool": name, "change": change,
+                    "pinned_sha256": pinned.as_ref().map(|p| p.sha256.clone()),
+                    "served_sha256": now.sha256,
+                    "pinned": pinned.as_ref().map(|p| p.definition.clone()),
+                    "served": now.definition,
+                    "diff": diff,
+                }),
+            };
+            if let Err(e) = tokio::task::block_in_place(|| self.log.alert(&alert)) {
+                eprintln!("cordon gateway: cannot record the alert in the audit log: {e}");
+            }
+        }
+    }
+
+    /// Whether `tool` as served may be listed and called under pinning: Ok(the pinned hash, None
+    /// when pinning is off), or the refusal's text.
+    fn pinned(&self, server: &str, tool: &str, def: Option<&Json>) -> Result<Option<String>, String> {
+        let Some(lock) = &self.lock else { return Ok(None) };
+        let cfg = &self.config;
+        let Some(def) = def else {
+            return Err(format!(
+                "tool `{tool}` is not among the tools server `{server}` lists now; tools/list shows what is served"
+            ));
+        };
+        match lock.check(server, def) {
+            Check::Pinned(h) => Ok(Some(h)),
+            Check::Changed { pinned, now } => Err(format!(
+                "tool `{tool}` of server `{server}` changed since it was pinned ({}): blocked, as a definition \
+                 changed under a reviewed tool may be a rug pull. To accept the change: review it, then run \
+                 `cordon gateway pin --config {cfg}`",
+                pin::describe(&pin::diff(&pinned.definition, &now.definition), 200)
+            )),
+            Check::New(_) => Err(format!(
+                "tool `{tool}` of server `{server}` is not pinned: a tool is served only once pinned. To serve \
+                 it: review it, then run `cordon gateway pin --config {cfg}`"
+            )),
+        }
+    }
+
+    /// Lists every server's tools anew (alerting on changes) and the tools that would be blocked.
+    pub async fn check_all(&self) {
+        for i in 0..self.servers.len() {
+            if let Err(e) = self.listing(i, true).await {
+                eprintln!("cordon gateway: server {}: tools/list failed: {e}", self.servers[i].server.name);
+            }
+        }
+    }
+
+    /// Server `i` said its tools changed: list them again (alerting on changes).
+    pub async fn refresh(&self, i: usize) {
+        if let Err(e) = self.listing(i, false).await {
+            eprintln!("cordon gateway: server {}: tools/list failed: {e}", self.servers[i].server.name);
+        }
+    }
+
+    /// Every server's tools, as the lock file records them.
+    pub async fn lock_now(&self) -> Result<Lock, GatewayError> {
+        let mut lock = Lock::default();
+        for i in 0..self.servers.len() {
+            let name = self.servers[i].server.name.clone();
+            let tools = self
+                .listing(i, true)
+                .await
+                .map_err(|e| GatewayError::Upstream { server: name.clone(), why: format!("tools/list: {e}") })?;
+            lock.servers.insert(name, tools.iter().map(|(n, t)| (n.clone(), pin::pin(t))).collect());
+        }
+        Ok(lock)
+    }
 }
 
 impl Tools for Gateway {
     async fn list(&self) -> Vec<Json> {
         let mut all = vec![];
-        for (s, u) in &self.servers {
-            if u.ended().is_some() {
+        for i in 0..self.servers.len() {
+            let s = &self.servers[i].server;
+            if self.servers[i].up.ended().is_some() {
                 continue;
             }
-            match u.list_tools().await {
+            match self.listing(i, true).await {
                 Ok(tools) => {
-                    for mut t in tools {
-                        let Some(name) = t.get("name").and_then(|n| n.as_str()).map(str::to_string) else { continue };
+                    for (name, mut t) in tools {
                         // Denied tools are not offered; calling one by name is refused with the rule.
-                        if decide(s, &name).allowed() {
+                        // Nor are tools changed since pinned, or not pinned.
+                        if decide(s, &name).allowed() && self.pinned(&s.name, &name, Some(&t)).is_ok() {
                             t.insert("name".into(), format!("{}{SEP}{name}", s.name).into());
                             all.push(t);
                         }
@@ -112,11 +274,13 @@ impl Tools for Gateway {
             is_error: true,
             error: None,
             session: None,
+            pinning: if self.lock.is_some() { Pinning::Lock } else { Pinning::Off }.as_str().into(),
+            pin_sha256: None,
         };
         let found = name.split_once(SEP).and_then(|(srv, tool)| {
-            self.servers.iter().find(|(s, _)| s.name == srv).map(|(s, u)| (s, u, tool.to_string()))
+            self.servers.iter().position(|sv| sv.server.name == srv).map(|i| (i, tool.to_string()))
         });
-        let Some((s, u, tool)) = found else {
+        let Some((i, tool)) = found else {
             rec.rule = "tool names".into();
             let text = format!(
                 "cordon gateway: no tool `{name}`: the gateway's tools are named SERVER{SEP}TOOL (servers: {}); tools/list shows them",
@@ -127,30 +291,56 @@ impl Tools for Gateway {
             self.record(rec);
             return Answer::ToolError(text);
         };
+        let (s, u) = (&self.servers[i].server, &self.servers[i].up);
         rec.server = s.name.clone();
         rec.tool = tool.clone();
-        rec.session = Some(u.session.clone());
+        let refuse = |mut rec: ToolCall, rule: String, text: String| {
+            rec.rule = rule;
+            rec.error = Some(text.clone());
+            rec.duration_ms = t0.elapsed().as_millis() as u64;
+            self.record(rec);
+            Answer::ToolError(text)
+        };
         let d = decide(s, &tool);
-        rec.rule = d.rule().to_string();
         if let Decision::Deny { rule, fix } = &d {
             let text = format!(
                 "cordon gateway refused `{name}`: tool `{tool}` of server `{}` is not allowed by {rule}. To allow it: {fix}.",
                 s.name
             );
-            rec.session = None;
-            rec.error = Some(text.clone());
-            rec.duration_ms = t0.elapsed().as_millis() as u64;
-            self.record(rec);
-            return Answer::ToolError(text);
+            return refuse(rec, rule.clone(), text);
         }
+        if u.ended().is_none() && self.lock.is_some() {
+            let rule = format!("pinning ({})", pin::lock_path(Path::new(&self.config)).display());
+            match self.listing(i, false).await {
+                Ok(tools) => match self.pinned(&s.name, &tool, tools.get(&tool)) {
+                    Ok(h) => rec.pin_sha256 = h,
+                    Err(why) => return refuse(rec, rule, format!("cordon gateway blocked `{name}`: {why}.")),
+                },
+                Err(e) => {
+                    let text = format!(
+                        "cordon gateway: cannot check `{name}` against its pin: server `{}` failed tools/list: {e}",
+                        s.name
+                    );
+                    return refuse(rec, rule, text);
+                }
+            }
+        }
+        rec.rule = d.rule().to_string();
         rec.decision = "allow".into();
+        rec.session = Some(u.session.clone());
+        let limit = s.call_timeout;
         let answer = match u.ended() {
             Some(how) => Err(format!(
                 "server `{}` is not running (its session {} ended: {how}); restart the gateway",
                 s.name, u.session
             )),
-            None => match tokio::time::timeout(CALL_TIMEOUT, u.call(&tool, args)).await {
+            None => match tokio::time::timeout(limit, u.call(&tool, args)).await {
                 Ok(Ok(v)) => Ok(v),
+                Ok(Err(UpstreamError::Oversized { limit })) => Err(format!(
+                    "server `{}` answered `{tool}` with more than max_result_bytes ({limit} bytes; session {}): \
+                     discarded. To take it: raise max_result_bytes in {}",
+                    s.name, u.session, self.config
+                )),
                 Ok(Err(e)) => {
                     let how = match e {
                         UpstreamError::Closed => {
@@ -161,10 +351,13 @@ impl Tools for Gateway {
                     Err(format!("server `{}` failed during `{tool}` (session {}): {e}{how}", s.name, u.session))
                 }
                 Err(_) => Err(format!(
-                    "server `{}` did not answer `{tool}` within {}s (session {})",
+                    "server `{}` did not answer `{tool}` within {} (session {}); the call was cancelled. A tool that \
+                     needs longer: raise call_timeout for servers.{} in {}",
                     s.name,
-                    CALL_TIMEOUT.as_secs(),
-                    u.session
+                    secs(limit),
+                    u.session,
+                    s.name,
+                    self.config
                 )),
             },
         };
@@ -185,9 +378,67 @@ impl Tools for Gateway {
     }
 }
 
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+/// Where the servers' sessions are recorded: in the same log as the gateway's.
+fn server_options(opts: &Options) -> Options {
+    Options {
+        audit: match &opts.audit {
+            AuditChoice::Default => AuditChoice::Path(cordon_audit::default_path()),
+            a => a.clone(),
+        },
+        ..opts.clone()
+    }
+}
+
+/// `cordon gateway pin`: starts the servers, lists their tools, writes the lock file next to the
+/// config and prints what changed against the previous one.
+pub async fn run_pin(cfg: Config, exe: &Path, opts: Options) -> Result<(), GatewayError> {
+    let path = pin::lock_path(Path::new(&cfg.file));
+    let before = Lock::load(&path)?.unwrap_or_default();
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    let gw = Gateway::start(&cfg, exe, &server_options(&opts), Arc::new(Log::off()), None, tx).await?;
+    let now = gw.lock_now().await;
+    gw.shutdown().await;
+    let now = now?;
+    for (s, tools) in &now.servers {
+        let old = before.servers.get(s);
+        for (n, p) in tools {
+            match old.and_then(|o| o.get(n)) {
+                None => println!("+ {s}{SEP}{n} (new) {}", p.sha256),
+                Some(o) if o.sha256 != p.sha256 => {
+                    println!("~ {s}{SEP}{n} (changed) {}", pin::describe(&pin::diff(&o.definition, &p.definition), 200))
+                }
+                Some(_) => println!("= {s}{SEP}{n}"),
+            }
+        }
+        for n in old.into_iter().flat_map(|o| o.keys()).filter(|n| !tools.contains_key(*n)) {
+            println!("- {s}{SEP}{n} (no longer served)");
+        }
+    }
+    now.write(&path, &cfg.file)?;
+    let count: usize = now.servers.values().map(BTreeMap::len).sum();
+    eprintln!("cordon gateway: pinned {count} tool(s) of {} server(s) in {}", now.servers.len(), path.display());
+    Ok(())
+}
+
 /// `cordon gateway --stdio`: opens the audit log, starts the servers, serves MCP on stdin and
 /// stdout until the client closes stdin (or SIGINT/SIGTERM), stops the servers, seals the record.
 pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), GatewayError> {
+    let lock = match cfg.pinning {
+        Pinning::Off => None,
+        Pinning::Lock => {
+            let path = pin::lock_path(Path::new(&cfg.file));
+            match Lock::load(&path)? {
+                Some(l) => Some(l),
+                None => {
+                    return Err(GatewayError::NoLock { config: cfg.file.clone(), lock: path.display().to_string() })
+                }
+            }
+        }
+    };
     let audit = &opts.audit;
     let started = Instant::now();
     let log = Arc::new(match audit {
@@ -195,22 +446,33 @@ pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gat
         AuditChoice::Path(p) => Log::open(p, &cfg)?,
         AuditChoice::Default => Log::open(&cordon_audit::default_path(), &cfg)?,
     });
-    // The servers record their sessions in the same log as the gateway's.
-    let server_opts = Options {
-        audit: match audit {
-            AuditChoice::Default => AuditChoice::Path(cordon_audit::default_path()),
-            a => a.clone(),
-        },
-        ..opts.clone()
-    };
-    let gw = match Gateway::start(&cfg, exe, &server_opts, log.clone()).await {
+    let (changed_tx, mut changed_rx) = tokio::sync::mpsc::channel::<usize>(16);
+    let gw = match Gateway::start(&cfg, exe, &server_options(&opts), log.clone(), lock, changed_tx).await {
         Ok(g) => Arc::new(g),
         Err(e) => {
             let _ = tokio::task::block_in_place(|| log.finish(started));
             return Err(e);
         }
     };
+    match cfg.pinning {
+        Pinning::Off => eprintln!(
+            "cordon gateway: pinning is off ({}: pinning = \"off\"): tool definitions are served unchecked",
+            cfg.file
+        ),
+        Pinning::Lock => gw.check_all().await,
+    }
     eprintln!("cordon gateway: serving {} server(s) on stdio; audit session {}", cfg.servers.len(), log.session);
+    // A server said its tools changed: list them again (alerting on what changed), tell the client.
+    let (to_client, from_servers) = tokio::sync::mpsc::channel::<()>(1);
+    let refresher = {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            while let Some(i) = changed_rx.recv().await {
+                gw.refresh(i).await;
+                let _ = to_client.try_send(());
+            }
+        })
+    };
     let served = {
         use tokio::signal::unix::{signal, SignalKind};
         let (mut int, mut term) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
@@ -218,11 +480,12 @@ pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gat
             _ => return Err(GatewayError::Serve("cannot handle SIGINT/SIGTERM".into())),
         };
         tokio::select! {
-            r = crate::mcp::serve(gw.clone(), tokio::io::stdin(), tokio::io::stdout()) => r,
+            r = crate::mcp::serve(gw.clone(), tokio::io::stdin(), tokio::io::stdout(), from_servers) => r,
             _ = int.recv() => Ok(()),
             _ = term.recv() => Ok(()),
         }
     };
+    refresher.abort();
     gw.shutdown().await;
     let sealed = tokio::task::block_in_place(|| log.finish(started));
     served.map_err(GatewayError::Serve)?;

@@ -13,6 +13,7 @@ pub mod config;
 pub mod decide;
 pub mod gateway;
 pub mod mcp;
+pub mod pin;
 pub mod record;
 pub mod upstream;
 
@@ -30,6 +31,16 @@ pub enum GatewayError {
     /// An upstream server did not start (nothing is served then).
     #[error("server `{server}`: {why}")]
     Upstream { server: String, why: String },
+    /// The lock file is not one `cordon gateway pin` wrote.
+    #[error("the lock file {path}: {why}\n  hint: write it again with `cordon gateway pin --config CONFIG`")]
+    Lock { path: String, why: String },
+    /// Pinning is on (the default) and the config has no lock file.
+    #[error(
+        "no lock file {lock} for {config}: the gateway serves only tools whose definitions were pinned\n  \
+         hint: `cordon gateway pin --config {config}` pins what the servers serve now (review it first); or \
+         set pinning = \"off\" in {config} to serve tools unchecked"
+    )]
+    NoLock { config: String, lock: String },
     #[error("the audit log: {0}")]
     Audit(#[from] cordon_audit::AuditError),
     #[error("MCP on the gateway's stdio: {0}")]

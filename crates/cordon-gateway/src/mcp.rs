@@ -6,7 +6,13 @@
 //! is not JSON (as the other SDKs do) and answers a message of the wrong shape with a bare
 //! "Invalid request". The caller gets a JSON-RPC error that says what was wrong instead (parse
 //! error with its position, a batch, a message that is not a request, an oversized line), and the
-//! gateway keeps serving.
+//! gateway keeps serving. It also keeps the requests in flight: an id reused while its request is
+//! unanswered is refused (two answers with one id would be ambiguous), and at most
+//! [`MAX_IN_FLIGHT`] requests wait at once (memory stays bounded whatever the client sends).
+//!
+//! Between an upstream's stdout and rmcp's client sits the same bounded reader: a message larger
+//! than the gateway's `max_result_bytes` is discarded without being held, and the request it
+//! answered gets an error instead (its id is read from the message's first bytes).
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ClientJsonRpcMessage, ContentBlock, ErrorData,
@@ -15,14 +21,24 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, RunningService};
 use rmcp::{RoleClient, RoleServer, ServerHandler, ServiceExt};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 pub type Json = serde_json::Map<String, Value>;
 
 /// The largest message accepted from the client, in bytes (one line).
 pub const MAX_LINE: usize = 8 << 20;
+
+/// The most requests from the client that may wait for their answers at once.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// How much of an oversized message is kept to find its id.
+const PREFIX: usize = 4096;
+
+/// The error code of an upstream answer the gateway discarded for its size.
+const OVERSIZED: i32 = -32001;
 
 /// What a call answers: the upstream's result as it came (its JSON), or a tool error whose text
 /// the calling agent reads (a refusal, an upstream that failed).
@@ -43,7 +59,7 @@ struct Handler<T>(Arc<T>);
 
 impl<T: Tools> ServerHandler for Handler<T> {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
             .with_server_info(Implementation::new("cordon-gateway", env!("CARGO_PKG_VERSION")))
     }
 
@@ -77,8 +93,14 @@ fn tool_error(text: String) -> CallToolResult {
 }
 
 /// Serves `tools` over MCP on `input` and `output` (the gateway's stdin and stdout) until the
-/// client closes its end.
-pub async fn serve<T, R, W>(tools: Arc<T>, input: R, output: W) -> Result<(), String>
+/// client closes its end. Each message on `changed` is told to the client as
+/// `notifications/tools/list_changed`.
+pub async fn serve<T, R, W>(
+    tools: Arc<T>,
+    input: R,
+    output: W,
+    mut changed: tokio::sync::mpsc::Receiver<()>,
+) -> Result<(), String>
 where
     T: Tools,
     R: AsyncRead + Unpin + Send + 'static,
@@ -97,12 +119,18 @@ where
             }
         }
     });
+    // The ids of the client's requests not yet answered (their JSON text).
+    let in_flight: Arc<Mutex<HashSet<String>>> = Arc::default();
     let from_rmcp = {
         let tx = lines_tx.clone();
+        let in_flight = in_flight.clone();
         tokio::spawn(async move {
             let mut r = BufReader::new(ours_r);
             let mut line = vec![];
             while r.read_until(b'\n', &mut line).await.is_ok_and(|n| n > 0) {
+                if let Some(id) = answered(&line) {
+                    in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                }
                 if tx.send(std::mem::take(&mut line)).await.is_err() {
                     break;
                 }
@@ -119,7 +147,7 @@ where
                 Ok(Line::Eof) | Err(_) => break,
                 Ok(Line::Oversized) => {
                     let e = error_line(
-                        None,
+                        top_level_id(&line),
                         -32600,
                         format!("message larger than {MAX_LINE} bytes: discarded (the gateway's limit for one line)"),
                     );
@@ -127,9 +155,9 @@ where
                         break;
                     }
                 }
-                Ok(Line::Full) => match check(&line) {
+                Ok(Line::Full) => match track(&in_flight, check(&line)) {
                     Check::Skip => {}
-                    Check::Pass => {
+                    Check::Pass(_) => {
                         if ours_w.write_all(&line).await.is_err() || ours_w.write_all(b"\n").await.is_err() {
                             break;
                         }
@@ -147,7 +175,19 @@ where
     };
     let served = async move {
         match running.await {
-            Ok(s) => s.waiting().await.map(|_| ()).map_err(|e| e.to_string()),
+            Ok(s) => {
+                let peer = s.peer().clone();
+                let notify = tokio::spawn(async move {
+                    while changed.recv().await.is_some() {
+                        if peer.notify_tool_list_changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let r = s.waiting().await.map(|_| ()).map_err(|e| e.to_string());
+                notify.abort();
+                r
+            }
             Err(e) => Err(e.to_string()),
         }
     };
@@ -163,7 +203,8 @@ enum Line {
     Eof,
 }
 
-/// One line into `buf` (without its newline), never holding more than `max` bytes of it.
+/// One line into `buf` (without its newline), never holding more than `max` bytes of it. Of an
+/// oversized line, `buf` keeps the first [`PREFIX`] bytes (where its id is).
 async fn read_bounded<R: AsyncRead + Unpin>(
     r: &mut BufReader<R>,
     buf: &mut Vec<u8>,
@@ -190,7 +231,10 @@ async fn read_bounded<R: AsyncRead + Unpin>(
             buf.extend_from_slice(part);
         } else {
             over = true;
-            buf.clear();
+            let keep = PREFIX.min(max);
+            buf.truncate(keep);
+            let room = keep - buf.len();
+            buf.extend_from_slice(&part[..part.len().min(room)]);
         }
         let n = done.unwrap_or(part.len());
         r.consume(n);
@@ -201,9 +245,82 @@ async fn read_bounded<R: AsyncRead + Unpin>(
 }
 
 enum Check {
-    Pass,
+    /// On to rmcp: a request (its id and method), or another message (None).
+    Pass(Option<(String, String)>),
     Skip,
     Reply(Vec<u8>),
+}
+
+/// Keeps the requests in flight: refuses an id in use and a request over [`MAX_IN_FLIGHT`]; a
+/// client's `notifications/cancelled` frees its request's id (rmcp does not answer it then).
+fn track(in_flight: &Mutex<HashSet<String>>, c: Check) -> Check {
+    let Check::Pass(Some((id, method))) = c else { return c };
+    let mut set = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    if method == "notifications/cancelled" {
+        set.remove(&id);
+        return Check::Pass(None);
+    }
+    let idv: Option<Value> = serde_json::from_str(&id).ok();
+    if set.contains(&id) {
+        return Check::Reply(error_line(
+            idv,
+            -32600,
+            format!("id {id} is in use: a request with it is still in flight; give each request its own id"),
+        ));
+    }
+    if set.len() >= MAX_IN_FLIGHT {
+        return Check::Reply(error_line(
+            idv,
+            -32600,
+            format!("{MAX_IN_FLIGHT} requests are in flight already (the gateway's limit): wait for their answers"),
+        ));
+    }
+    set.insert(id.clone());
+    Check::Pass(Some((id, method)))
+}
+
+/// The id of an answer (a message with `result` or `error`), as JSON text.
+fn answered(line: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Out {
+        id: Option<Value>,
+        result: Option<serde::de::IgnoredAny>,
+        error: Option<serde::de::IgnoredAny>,
+    }
+    let o: Out = serde_json::from_slice(line).ok()?;
+    (o.result.is_some() || o.error.is_some()).then_some(o.id?.to_string())
+}
+
+/// The top-level `id` of a JSON object read from its first bytes, without parsing (or having) the
+/// rest: a number or a string, when the members before it are whole.
+fn top_level_id(b: &[u8]) -> Option<Value> {
+    let ws = |i: usize| i + b[i.min(b.len())..].iter().take_while(|c| c.is_ascii_whitespace()).count();
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = ws(i);
+        let mut keys = serde_json::Deserializer::from_slice(&b[i..]).into_iter::<String>();
+        let key = keys.next()?.ok()?;
+        i = ws(i + keys.byte_offset());
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(i + 1);
+        if key == "id" {
+            let v = serde_json::Deserializer::from_slice(&b[i..]).into_iter::<Value>().next()?.ok()?;
+            return (v.is_string() || v.is_i64() || v.is_u64()).then_some(v);
+        }
+        let mut skip = serde_json::Deserializer::from_slice(&b[i..]).into_iter::<serde::de::IgnoredAny>();
+        skip.next()?.ok()?;
+        i = ws(i + skip.byte_offset());
+        if b.get(i) != Some(&b',') {
+            return None;
+        }
+        i += 1;
+    }
 }
 
 /// Whether a client's line goes on to rmcp, or what the client is told instead.
@@ -243,6 +360,7 @@ fn check(line: &[u8]) -> Check {
         }
     };
     let id = obj.get("id").filter(|i| i.is_string() || i.is_i64() || i.is_u64()).cloned();
+    let method = obj.get("method").and_then(Value::as_str).unwrap_or_default().to_string();
     // rmcp takes a known method with params of the wrong shape as a custom request and answers
     // "method not found"; the caller is told what is wrong with its params instead.
     if obj.get("method").and_then(Value::as_str) == Some("tools/call") {
@@ -256,7 +374,11 @@ fn check(line: &[u8]) -> Check {
         }
     }
     match serde_json::from_value::<ClientJsonRpcMessage>(v.clone()) {
-        Ok(_) => Check::Pass,
+        // A request (a method and an id) is tracked until answered; so is the id a cancellation names.
+        Ok(_) if method == "notifications/cancelled" => {
+            Check::Pass(obj.get("params").and_then(|p| p.get("requestId")).map(|r| (r.to_string(), method)))
+        }
+        Ok(_) => Check::Pass(id.filter(|_| !method.is_empty()).map(|i| (i.to_string(), method))),
         Err(e) => {
             let what = obj.get("method").and_then(Value::as_str).map_or(String::new(), |m| format!(" `{m}`"));
             Check::Reply(error_line(id, -32600, format!("invalid request{what}: {e}")))
@@ -291,6 +413,9 @@ pub enum UpstreamError {
     /// It answered with a JSON-RPC error.
     #[error("it answered with an error: {0}")]
     Protocol(String),
+    /// Its answer was larger than the gateway takes (it was discarded unread).
+    #[error("its answer was larger than max_result_bytes ({limit} bytes): discarded")]
+    Oversized { limit: usize },
     #[error("{0}")]
     Other(String),
 }
@@ -298,25 +423,78 @@ pub enum UpstreamError {
 fn upstream_error(e: rmcp::ServiceError) -> UpstreamError {
     match e {
         rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_) => UpstreamError::Closed,
+        rmcp::ServiceError::McpError(d) if d.code.0 == OVERSIZED => {
+            match d.data.as_ref().and_then(|x| x.get("cordon_max_result_bytes")).and_then(Value::as_u64) {
+                Some(limit) => UpstreamError::Oversized { limit: limit as usize },
+                None => UpstreamError::Protocol(format!("{} ({})", d.message, d.code.0)),
+            }
+        }
         rmcp::ServiceError::McpError(d) => UpstreamError::Protocol(format!("{} ({})", d.message, d.code.0)),
         other => UpstreamError::Other(other.to_string()),
+    }
+}
+
+/// Told when an upstream says its tool list changed (`notifications/tools/list_changed`).
+pub type OnChange = Arc<dyn Fn() + Send + Sync>;
+
+struct ClientHandler(OnChange);
+
+impl rmcp::ClientHandler for ClientHandler {
+    async fn on_tool_list_changed(&self, _cx: rmcp::service::NotificationContext<RoleClient>) {
+        (self.0)()
     }
 }
 
 /// An MCP client of one upstream server (over its stdin and stdout).
 pub struct Client {
     peer: rmcp::Peer<RoleClient>,
-    svc: tokio::sync::Mutex<Option<RunningService<RoleClient, ()>>>,
+    svc: tokio::sync::Mutex<Option<RunningService<RoleClient, ClientHandler>>>,
 }
 
 impl Client {
-    /// Connects and initializes (the `initialize` handshake, which every server speaks).
-    pub async fn connect<R, W>(read: R, write: W) -> Result<Client, UpstreamError>
+    /// Connects and initializes (the `initialize` handshake, which every server speaks). A message
+    /// from the server larger than `max_message` bytes is discarded; the request it answered gets
+    /// [`UpstreamError::Oversized`].
+    pub async fn connect<R, W>(
+        read: R,
+        write: W,
+        max_message: usize,
+        on_change: OnChange,
+    ) -> Result<Client, UpstreamError>
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let svc = ().serve((read, write)).await.map_err(|e| UpstreamError::Other(e.to_string()))?;
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        tokio::spawn(async move {
+            let (mut input, mut ours) = (BufReader::new(read), ours);
+            let mut line = vec![];
+            loop {
+                let out = match read_bounded(&mut input, &mut line, max_message).await {
+                    Ok(Line::Eof) | Err(_) => break,
+                    Ok(Line::Full) => std::mem::take(&mut line),
+                    Ok(Line::Oversized) => match top_level_id(&line) {
+                        Some(id) => {
+                            let v = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": {
+                                "code": OVERSIZED,
+                                "message": format!("answer larger than {max_message} bytes: discarded by cordon gateway"),
+                                "data": {"cordon_max_result_bytes": max_message},
+                            }});
+                            v.to_string().into_bytes()
+                        }
+                        // Whose answer it was cannot be told: its call ends at its timeout.
+                        None => continue,
+                    },
+                };
+                if ours.write_all(&out).await.is_err() || ours.write_all(b"\n").await.is_err() {
+                    break;
+                }
+            }
+            // The server's end closed: rmcp sees the end of its input.
+            let _ = ours.shutdown().await;
+        });
+        let (r, _) = tokio::io::split(theirs);
+        let svc = ClientHandler(on_change).serve((r, write)).await.map_err(|e| UpstreamError::Other(e.to_string()))?;
         Ok(Client { peer: svc.peer().clone(), svc: tokio::sync::Mutex::new(Some(svc)) })
     }
 
@@ -355,7 +533,7 @@ mod tests {
     fn reply(line: &str) -> Value {
         match check(line.as_bytes()) {
             Check::Reply(b) => serde_json::from_slice(&b).expect("json"),
-            Check::Pass => panic!("passed: {line}"),
+            Check::Pass(_) => panic!("passed: {line}"),
             Check::Skip => panic!("skipped: {line}"),
         }
     }
@@ -378,7 +556,7 @@ mod tests {
 
     #[test]
     fn good_lines_and_blank_lines() {
-        assert!(matches!(check(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"), Check::Pass));
+        assert!(matches!(check(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"), Check::Pass(Some(_))));
         assert!(matches!(check(b"  \r"), Check::Skip));
     }
 
@@ -393,5 +571,33 @@ mod tests {
         assert!(matches!(read_bounded(&mut r, &mut buf, 50).await, Ok(Line::Full)));
         assert_eq!(buf, b"ok");
         assert!(matches!(read_bounded(&mut r, &mut buf, 50).await, Ok(Line::Eof)));
+    }
+
+    #[test]
+    fn the_id_is_read_from_a_messages_first_bytes() {
+        let id = |s: &str| top_level_id(s.as_bytes());
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"text":"xxxx"#), Some(Value::from(7)));
+        assert_eq!(id(r#" { "jsonrpc" : "2.0" , "id" : "a\"b" , "#), Some(Value::from("a\"b")));
+        assert_eq!(id(r#"{"result":{"x":[1,2,{"id":3}]},"id":4}"#), Some(Value::from(4)));
+        assert_eq!(id(r#"{"result":"xxxxxxxx"#), None, "the id comes after a cut member");
+        assert_eq!(id(r#"{"id":{"x":1}}"#), None);
+        assert_eq!(id("[1]"), None);
+    }
+
+    #[test]
+    fn an_id_in_flight_is_refused_until_answered_or_cancelled() {
+        let set = Mutex::new(HashSet::new());
+        let req = |id: i64| check(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).as_bytes());
+        assert!(matches!(track(&set, req(1)), Check::Pass(Some(_))));
+        assert!(matches!(track(&set, req(1)), Check::Reply(_)));
+        let cancel = check(br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#);
+        assert!(matches!(track(&set, cancel), Check::Pass(None)));
+        assert!(matches!(track(&set, req(1)), Check::Pass(Some(_))));
+        assert_eq!(answered(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#).as_deref(), Some("1"));
+        assert_eq!(answered(br#"{"jsonrpc":"2.0","method":"notifications/progress"}"#), None);
+        for i in 2..=MAX_IN_FLIGHT as i64 {
+            assert!(matches!(track(&set, req(i)), Check::Pass(Some(_))));
+        }
+        assert!(matches!(track(&set, req(9999)), Check::Reply(_)), "over the limit");
     }
 }

@@ -31,6 +31,11 @@ pub struct ToolCall {
     pub error: Option<String>,
     /// The cordon session the server ran in (None: refused before it reached a server).
     pub session: Option<String>,
+    /// "lock" (tools checked against the lock file) or "off" (the config's explicit unpinned mode).
+    pub pinning: String,
+    /// The pinned SHA-256 of the tool's definition the call was checked against (None: pinning off,
+    /// or refused before the check).
+    pub pin_sha256: Option<String>,
 }
 
 /// SHA-256 of the arguments' compact JSON, hex.
@@ -43,7 +48,7 @@ pub fn args_hash(args: &Option<crate::mcp::Json>) -> String {
     Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -77,10 +82,16 @@ impl Log {
             "command": ["cordon", "gateway", "--config", config.file],
             "gateway": {
                 "config": config.file,
+                "pinning": config.pinning.as_str(),
+                "lock": match config.pinning {
+                    crate::config::Pinning::Lock => Some(crate::pin::lock_path(Path::new(&config.file)).display().to_string()),
+                    crate::config::Pinning::Off => None,
+                },
                 "servers": config.servers.iter().map(|s| serde_json::json!({
                     "name": s.name, "command": s.argv, "policy": s.policy,
                     "workspace": s.workspace.display().to_string(),
                     "tools_allow": s.allow, "tools_deny": s.deny,
+                    "call_timeout_ms": s.call_timeout.as_millis() as u64,
                 })).collect::<Vec<_>>(),
             },
             "uid": nix_uid(),
@@ -101,6 +112,14 @@ impl Log {
         let body = serde_json::to_value(c).unwrap_or_default();
         let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
         s.append(&self.session, &[(RecordKind::ToolCall.as_str().into(), now_ms(), body)]).map(|_| ())
+    }
+
+    /// Records an alert (a tool served otherwise than pinned).
+    pub fn alert(&self, a: &cordon_schema::Alert) -> Result<(), AuditError> {
+        let Some(s) = &self.store else { return Ok(()) };
+        let body = serde_json::to_value(a).unwrap_or_default();
+        let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+        s.append(&self.session, &[(RecordKind::Alert.as_str().into(), a.ts_ms, body)]).map(|_| ())
     }
 
     /// Records the end (calls made, calls refused) and seals the session.

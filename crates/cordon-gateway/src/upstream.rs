@@ -3,7 +3,7 @@
 //! and stdout piped to the gateway, which speaks MCP to it over them.
 
 use crate::config::Server;
-use crate::mcp::{Client, UpstreamError};
+use crate::mcp::{Client, OnChange, UpstreamError};
 use crate::GatewayError;
 use cordon_session::spec::{AuditChoice, SessionSpec};
 use cordon_session::supervise::{self, Message};
@@ -71,8 +71,15 @@ fn describe(msgs: &[Message], status: Option<std::process::ExitStatus>) -> Strin
 }
 
 impl Upstream {
-    /// Starts `s` in its own session (`exe`: the cordon binary) and connects to it.
-    pub async fn start(exe: &Path, s: &Server, opts: &crate::gateway::Options) -> Result<Upstream, GatewayError> {
+    /// Starts `s` in its own session (`exe`: the cordon binary) and connects to it. A message from
+    /// it over `max_message` bytes is discarded; `on_change` is told when it says its tools changed.
+    pub async fn start(
+        exe: &Path,
+        s: &Server,
+        opts: &crate::gateway::Options,
+        max_message: usize,
+        on_change: OnChange,
+    ) -> Result<Upstream, GatewayError> {
         let fail = |why: String| GatewayError::Upstream { server: s.name.clone(), why };
         let (spec, exe_owned) = (spec(s, &opts.audit, opts.allow_degraded), exe.to_path_buf());
         let (mut sup, first) = tokio::task::spawn_blocking(move || {
@@ -123,7 +130,7 @@ impl Upstream {
             pid,
             ended: ended.clone(),
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(r, w)).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(r, w, max_message, on_change)).await {
             Ok(Ok(client)) => Ok(up(client)),
             Ok(Err(e)) => {
                 stop(pid, &ended).await;

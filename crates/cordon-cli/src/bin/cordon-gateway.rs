@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use cordon_gateway::cli::GatewayArgs;
+use cordon_gateway::cli::{GatewayArgs, GatewayCommand, RunArgs};
 use cordon_session::spec::AuditChoice;
 
 #[derive(Parser)]
@@ -28,18 +28,27 @@ fn main() {
 }
 
 pub fn run(a: GatewayArgs) -> Result<i32> {
+    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find cordon's own binary: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Some(GatewayCommand::Pin(p)) = a.command {
+        let cfg = cordon_gateway::config::load(&p.config)?;
+        rt.block_on(cordon_gateway::gateway::run_pin(cfg, &exe, options(p.run)))?;
+        return Ok(0);
+    }
     if !a.stdio {
         bail!("say where to serve: --stdio (the only listener so far)");
     }
-    let cfg = cordon_gateway::config::load(&a.config)?;
-    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find cordon's own binary: {e}"))?;
-    let audit = match (a.audit, a.no_audit) {
+    let Some(config) = a.config else { bail!("--config FILE is required") };
+    let cfg = cordon_gateway::config::load(&config)?;
+    rt.block_on(cordon_gateway::gateway::run_stdio(cfg, &exe, options(a.run)))?;
+    Ok(0)
+}
+
+fn options(r: RunArgs) -> cordon_gateway::gateway::Options {
+    let audit = match (r.audit, r.no_audit) {
         (_, true) => AuditChoice::Off,
         (Some(p), false) => AuditChoice::Path(p),
         (None, false) => AuditChoice::Default,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let opts = cordon_gateway::gateway::Options { audit, allow_degraded: a.allow_degraded };
-    rt.block_on(cordon_gateway::gateway::run_stdio(cfg, &exe, opts))?;
-    Ok(0)
+    cordon_gateway::gateway::Options { audit, allow_degraded: r.allow_degraded }
 }

@@ -1,0 +1,136 @@
+//! Added latency of `cordon gateway --stdio`: a trivial tool call (`echo`) to the Python MCP SDK test
+//! server (tests/gateway/server.py, `mcp` 2.3.0 from /opt/cordon-test/mcp-venv) called directly, the
+//! same server inside `cordon run --policy builtin:mcp-tool` (the sandbox's own share), and through
+//! the gateway (audited and `--no-audit`), all over stdio with the same client (the gateway's own
+//! rmcp client, `cordon_gateway::mcp::Client`), interleaved round by round so that they share the
+//! machine's state. Prints median, p90, p99 and the differences.
+//! `cargo bench -p cordon-cli --bench gateway_latency` (CORDON_BENCH_N: rounds, default 2000;
+//! CORDON_TEST_MCP_PYTHON: the Python with `mcp`).
+
+use cordon_gateway::mcp::{Client, Json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Case {
+    name: &'static str,
+    tool: &'static str,
+    client: Client,
+    child: tokio::process::Child,
+    ms: Vec<f64>,
+}
+
+async fn connect(name: &'static str, tool: &'static str, argv: &[String], dir: &Path) -> Case {
+    let mut child = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let (w, r) = (child.stdin.take().expect("stdin"), child.stdout.take().expect("stdout"));
+    let client =
+        Client::connect(r, w, 8 << 20, Arc::new(|| {})).await.unwrap_or_else(|e| panic!("{name}: initialize: {e}"));
+    Case { name, tool, client, child, ms: vec![] }
+}
+
+async fn call(c: &Case) -> f64 {
+    let args: Json = serde_json::from_str(r#"{"text": "x"}"#).expect("args");
+    let t = Instant::now();
+    let v = c.client.call(c.tool, Some(args)).await.unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(v["content"][0]["text"], "x", "{}: {v}", c.name);
+    ms
+}
+
+fn main() {
+    let n: usize = std::env::var("CORDON_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let py = std::env::var("CORDON_TEST_MCP_PYTHON").unwrap_or_else(|_| "/opt/cordon-test/mcp-venv/bin/python".into());
+    let cordon = env!("CARGO_BIN_EXE_cordon").to_string();
+    let dir = PathBuf::from(format!("/var/tmp/cordon-bench-gw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/gateway/server.py");
+    std::fs::copy(&server, dir.join("server.py")).expect("server.py");
+    let cfg = dir.join("gw.toml");
+    std::fs::write(&cfg, format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\n"))
+        .expect("gw.toml");
+    let db = dir.join("audit.db").display().to_string();
+    let cfgs = cfg.display().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let mut cases = vec![
+            connect("direct (python server.py)", "echo", &s(&[&py, "server.py"]), &dir).await,
+            connect(
+                "cordon run --policy builtin:mcp-tool --no-audit",
+                "echo",
+                &s(&[&cordon, "run", "--policy", "builtin:mcp-tool", "--no-audit", "--", &py, "server.py"]),
+                &dir,
+            )
+            .await,
+            connect(
+                "cordon gateway --stdio --no-audit",
+                "py__echo",
+                &s(&[&cordon, "gateway", "--config", &cfgs, "--stdio", "--no-audit"]),
+                &dir,
+            )
+            .await,
+            connect(
+                "cordon gateway --stdio (audited)",
+                "py__echo",
+                &s(&[&cordon, "gateway", "--config", &cfgs, "--stdio", "--audit", &db]),
+                &dir,
+            )
+            .await,
+        ];
+        for c in &cases {
+            for _ in 0..200 {
+                call(c).await;
+            }
+        }
+        // Interleaved: each round calls every case once, starting with a different one each round.
+        for round in 0..n {
+            for k in 0..cases.len() {
+                let i = (round + k) % cases.len();
+                let ms = call(&cases[i]).await;
+                cases[i].ms.push(ms);
+            }
+        }
+        println!("{n} calls each, interleaved; ms per call (client send -> result parsed)");
+        println!("{:<50} {:>8} {:>8} {:>8} {:>8}", "case", "p50", "p90", "p99", "mean");
+        let mut p50 = vec![];
+        let mut p99 = vec![];
+        for c in &mut cases {
+            let mean = c.ms.iter().sum::<f64>() / c.ms.len() as f64;
+            let (a, b, d) = (pct(&mut c.ms, 0.5), pct(&mut c.ms, 0.9), pct(&mut c.ms, 0.99));
+            println!("{:<50} {a:>8.3} {b:>8.3} {d:>8.3} {mean:>8.3}", c.name);
+            p50.push(a);
+            p99.push(d);
+        }
+        for (i, what) in [
+            (1, "sandbox alone (cordon run) vs direct"),
+            (2, "gateway --no-audit vs direct"),
+            (3, "gateway audited vs direct"),
+            (2, "gateway --no-audit vs cordon run (the gateway's own share)"),
+        ] {
+            let base = if what.contains("vs cordon run") { 1 } else { 0 };
+            println!("added, {what}: p50 {:+.3} ms, p99 {:+.3} ms", p50[i] - p50[base], p99[i] - p99[base]);
+        }
+        for c in &cases {
+            c.client.close().await;
+        }
+        for c in &mut cases {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), c.child.wait()).await;
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
