@@ -136,7 +136,25 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
     }
     // No network namespace is needed only when the policy opens the network.
     c.namespaces.net = ns_net.unwrap_or(c.net.egress != Egress::Open);
+    sanitized_are_readable(&mut c.fs);
     c
+}
+
+/// A sanitized file is read (as its copy), so it is neither denied nor left without a read rule.
+fn sanitized_are_readable(fs: &mut FsPolicy) {
+    let paths: HashSet<PathBuf> = fs.sanitize.iter().map(|s| s.path.clone()).collect();
+    fs.deny.retain(|d| !paths.contains(&d.path));
+    for s in &fs.sanitize {
+        match fs.rules.iter_mut().find(|r| r.path == s.path) {
+            Some(r) => r.access.read = true,
+            None => fs.rules.push(PathRule {
+                path: s.path.clone(),
+                access: Access { read: true, ..Default::default() },
+                entry: s.entry.clone(),
+                origin: format!("{} (fs.sanitize)", s.origin),
+            }),
+        }
+    }
 }
 
 fn push_unique(v: &mut Vec<String>, items: impl Iterator<Item = String>) {
@@ -203,6 +221,15 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
         for x in crate::review::expand(e.get_ref(), origin) {
             if reviewed.insert(x.pattern.clone()) {
                 fs.review.push(x);
+            }
+        }
+    }
+    for e in &r.sanitize {
+        let Some(format) = crate::sanitize::format_of(e.get_ref()) else { continue };
+        for p in paths::expand(e.get_ref(), cx) {
+            if !fs.sanitize.iter().any(|m| m.path == p) {
+                let (entry, origin) = (e.get_ref().clone(), origin.to_string());
+                fs.sanitize.push(Sanitize { path: p, format, entry, origin, staged: None });
             }
         }
     }

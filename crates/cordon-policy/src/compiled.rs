@@ -46,6 +46,17 @@ pub struct Masked {
     pub origin: String,
 }
 
+/// A configuration file read as a copy without its secrets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sanitize {
+    pub path: PathBuf,
+    pub format: crate::sanitize::Format,
+    pub entry: String,
+    pub origin: String,
+    /// Where the session staged the copy (set by the session, never by a policy).
+    pub staged: Option<PathBuf>,
+}
+
 /// A workspace path kept read-only (`fs.protect`); an absent one cannot be created either.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Protected {
@@ -85,6 +96,9 @@ pub struct FsPolicy {
     pub review: Vec<crate::review::ReviewPattern>,
     /// Directories in HOME made before the session when missing (`fs.create`).
     pub create: Vec<Masked>,
+    /// Files the session reads as a copy without their secrets (`fs.sanitize`): readable, out of
+    /// `deny`; the session stages each copy and binds it over the path.
+    pub sanitize: Vec<Sanitize>,
     pub tmp_size: u64,
 }
 

@@ -20,6 +20,7 @@ pub mod paths;
 pub mod presets;
 pub mod protect;
 pub mod review;
+pub mod sanitize;
 pub mod syscall_table;
 pub mod syscalls;
 pub mod toolcall;

@@ -68,6 +68,10 @@ pub struct RawFs {
     /// so that a cache the policy grants works on first use; each must be under a write grant.
     #[serde(default)]
     pub create: Vec<S<String>>,
+    /// Configuration files that mix settings with secrets (`~/.npmrc`, `~/.gitconfig`, ...): the
+    /// session reads a copy with the secrets removed (see `sanitize.rs`).
+    #[serde(default)]
+    pub sanitize: Vec<S<String>>,
     /// Size of the private /tmp.
     pub tmp_size: Option<S<String>>,
 }

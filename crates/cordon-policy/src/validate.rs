@@ -178,6 +178,16 @@ fn fs(v: &mut V, f: &RawFs, p: &str) {
             v.err(e, format!("{p}.review[{i}]"), m, h);
         }
     }
+    for (i, e) in f.sanitize.iter().enumerate() {
+        if crate::sanitize::format_of(e.get_ref()).is_none() {
+            let m = format!("cordon does not know how to take the secrets out of `{}`", e.get_ref());
+            let h = format!(
+                "fs.sanitize takes {}; a credential file of another kind stays in fs.deny",
+                crate::sanitize::known_names()
+            );
+            v.err(e, format!("{p}.sanitize[{i}]"), m, Some(h));
+        }
+    }
     if let Some(t) = &f.tmp_size {
         match units::parse_size(t.get_ref()) {
             Err(m) => v.err(t, format!("{p}.tmp_size"), m, Some("write a size such as \"1GiB\"".into())),

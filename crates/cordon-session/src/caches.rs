@@ -82,6 +82,14 @@ fn words(argv: &[OsString]) -> Vec<String> {
         .collect()
 }
 
+/// `text` names `path` or a path beneath it (not merely a longer name: `~/.npmrc` is not under
+/// `~/.npm`).
+fn mentions(text: &str, path: &str) -> bool {
+    text.match_indices(path).any(|(i, _)| {
+        text[i + path.len()..].chars().next().is_none_or(|c| c == '/' || c.is_whitespace() || "()\"',:;`".contains(c))
+    })
+}
+
 /// The hint to use `--profile build`, for each package manager whose cache this policy keeps
 /// read-only and that the session needed (see the module's doc).
 pub fn hint(
@@ -106,7 +114,7 @@ pub fn hint(
             continue;
         }
         let tool = names.iter().find(|n| named.iter().any(|w| w == *n));
-        let seen = refused.iter().any(|r| r.contains(path.to_string_lossy().as_ref()));
+        let seen = refused.iter().any(|r| mentions(r, &path.to_string_lossy()));
         let why = match (tool, seen) {
             (_, true) => "a write under it was refused".to_string(),
             (Some(t), false) if failed => format!("the command ran {t} and failed (exit {})", outcome.exit_code),
@@ -130,6 +138,13 @@ fn expand(p: &str, home: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_longer_name_is_not_a_path_beneath() {
+        assert!(mentions("write under /h/.npm (first: openat /h/.npm/x)", "/h/.npm"));
+        assert!(mentions("/h/.npm", "/h/.npm"));
+        assert!(!mentions("openat /h/.npmrc", "/h/.npm"));
+    }
 
     fn compiled(spec: &str) -> CompiledPolicy {
         let cx = cordon_policy::Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };

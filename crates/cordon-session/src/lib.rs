@@ -32,6 +32,7 @@ pub mod project;
 pub mod recording;
 pub mod refusals;
 pub mod review;
+pub mod sanitize;
 pub mod spec;
 pub mod supervise;
 mod sys;

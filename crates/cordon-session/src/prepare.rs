@@ -24,6 +24,8 @@ pub struct Prepared {
     /// What the host cannot enforce and the caller accepted (`allow_degraded`).
     pub lost: Vec<String>,
     pub recording: Option<Recording>,
+    /// The staged copies of `fs.sanitize` files, removed when the session is over.
+    pub sanitized: Option<crate::sanitize::Staged>,
     pub report: Option<Output>,
     pub events: Option<Output>,
     pub head_copy: Option<Output>,
@@ -63,6 +65,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     let rules = rules(&policy)?;
     let caps = KernelCaps::detect();
     let session_id = cordon_sandbox::new_session_id();
+    let sanitized = crate::sanitize::stage(&mut policy, &session_id, &mut notices);
     let cwd = Some(spec.cwd.clone()).filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
     let inv = Invocation { session_id: session_id.clone(), argv: spec.argv.clone(), cwd, env: spec.env.clone() };
     let mut plan = plan(&policy, &caps, &inv);
@@ -108,6 +111,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         plan,
         lost,
         recording,
+        sanitized,
         report,
         events,
         head_copy,

@@ -107,7 +107,10 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
         };
         grants.push((dst, src, write));
     };
-    for r in p.fs.rules.iter().filter(|r| r.access.read || r.access.write || r.access.exec) {
+    // A file read as a copy without its secrets (fs.sanitize) is never bound from the host: its
+    // staged copy is, below, or nothing is.
+    let sanitized = |x: &Path| p.fs.sanitize.iter().any(|s| s.path == x);
+    for r in p.fs.rules.iter().filter(|r| (r.access.read || r.access.write || r.access.exec) && !sanitized(&r.path)) {
         if r.path == Path::new("/") {
             // A bind over the new root's own "/" would not be seen from inside it: bind its
             // entries instead.
@@ -149,6 +152,15 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
             rank: 1,
             op: MountOp::Bind { src: src.clone(), dst: dst.clone(), writable: *writable },
         });
+    }
+    for s in &p.fs.sanitize {
+        if let Some(src) = &s.staged {
+            entries.push(Entry {
+                dst: s.path.clone(),
+                rank: 2,
+                op: MountOp::Bind { src: src.clone(), dst: s.path.clone(), writable: false },
+            });
+        }
     }
     links.sort();
     links.dedup();
