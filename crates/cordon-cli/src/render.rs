@@ -168,6 +168,7 @@ pub fn outcome(o: &Outcome, quiet: bool, verbose: bool, policy: &str, elsewhere:
 /// Changes to workspace files that run outside the sandbox, in their own section (printed even with
 /// --quiet: they are for the person to review before running anything). Nothing when none changed.
 pub fn review(r: &cordon_schema::review::Review) {
+    use cordon_schema::review::Hold;
     const FILES: usize = 30;
     if !r.changes.is_empty() {
         eprintln!("cordon: changes to code that runs outside the sandbox (review before running anything):");
@@ -175,13 +176,27 @@ pub fn review(r: &cordon_schema::review::Review) {
             let what = if c.summary.is_empty() { String::new() } else { format!(", {}", c.summary) };
             let how =
                 if c.entry == c.pattern { format!("`{}`", c.pattern) } else { format!("{} `{}`", c.entry, c.pattern) };
-            eprintln!("cordon:   {}: {}{what} ({how}: {})", c.path, c.change.as_str(), c.runs);
+            let held = if matches!(c.hold, Some(Hold::Held { .. })) { " — held" } else { "" };
+            eprintln!("cordon:   {}: {}{what} ({how}: {}){held}", c.path, c.change.as_str(), c.runs);
             for l in &c.excerpt {
                 eprintln!("cordon:       {l}");
             }
         }
         if r.changes.len() > FILES {
             eprintln!("cordon:   … and {} more (see --report or `cordon audit show`)", r.changes.len() - FILES);
+        }
+    }
+    if let Some(h) = &r.held {
+        eprintln!(
+            "cordon: held: {} of these change(s) were undone on disk; the session's versions are in the patch {} (sha256 {})",
+            h.files, h.path, h.sha256
+        );
+        eprintln!("cordon:   read it, then apply it with: {}", h.apply);
+    }
+    // Every one, even past the list's cut: each is on disk as the session left it.
+    for c in &r.changes {
+        if let Some(Hold::NotHeld { why }) = &c.hold {
+            eprintln!("cordon: WARNING: NOT HELD (on disk as the session left it): {}: {why}", c.path);
         }
     }
     if r.capped {

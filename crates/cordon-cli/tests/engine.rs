@@ -29,6 +29,7 @@ fn spec(e: &Env, i: usize) -> SessionSpec {
         allow_net: vec![],
         publish: vec![],
         allow_degraded: false,
+        review_hold: false,
         audit: AuditChoice::Path(e.root.join("audit.db")),
         report: None,
         events: Some(e.root.join(format!("events{i}.jsonl"))),

@@ -277,3 +277,33 @@ fn a_placeholder_that_cannot_be_made_refuses_the_session() {
         show(&o)
     );
 }
+
+/// With --monitor the write watch is off and the sensor names refusals: a plant of .envrc, which
+/// the placeholder refuses with EROFS (a write) or EBUSY (a rename over it), is named in the summary
+/// and the report as a refusal of the session's mounts, with why and how to allow it.
+#[test]
+fn a_refused_plant_is_named_under_monitor() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let rep = e.root.join("report.json");
+    let o = e.run_sh_with(
+        &["--monitor", "--report", &rep.display().to_string()],
+        "echo evil > .envrc && echo planted; echo evil > staged; mv -f staged .envrc && echo renamed; rm -f staged; true",
+        &[],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(!out(&o).contains("planted") && !out(&o).contains("renamed"), "{}", show(&o));
+    assert!(!exists(&e.ws.join(".envrc")));
+    let text = err(&o);
+    assert!(!text.contains("nothing was refused"), "{}", show(&o));
+    let want = ".envrc is protected (@host-exec-auto: direnv runs it on the host when you cd here)";
+    assert!(text.contains(want) && text.contains("--allow-write .envrc"), "{}", show(&o));
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&rep).expect("report")).expect("json");
+    let denials = r["sensor"]["denials"].as_array().unwrap_or_else(|| panic!("sensor.denials: {}", r["sensor"]));
+    let named: Vec<&serde_json::Value> =
+        denials.iter().filter(|d| d["reason"].as_str().is_some_and(|s| s.contains(want))).collect();
+    assert!(!named.is_empty(), "{}", r["sensor"]);
+    assert!(named.iter().all(|d| d["layer"] == "mounts"), "{named:?}");
+}

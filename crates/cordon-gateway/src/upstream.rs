@@ -45,6 +45,7 @@ pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool) -> SessionSpe
         allow_read: vec![],
         allow_write: vec![],
         allow_degraded,
+        review_hold: false,
         audit: audit.clone(),
         report: None,
         events: None,

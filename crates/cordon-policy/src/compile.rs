@@ -233,6 +233,9 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
             }
         }
     }
+    if let Some(m) = r.review_mode.as_ref().and_then(|m| crate::review::ReviewMode::parse(m.get_ref())) {
+        fs.review_mode = m;
+    }
     for e in &r.create {
         for p in paths::expand(e.get_ref(), cx) {
             if !fs.create.iter().any(|m| m.path == p) {

@@ -94,6 +94,8 @@ pub struct FsPolicy {
     pub hide: Vec<String>,
     /// Workspace files whose changes are listed at the end of the session (`fs.review`).
     pub review: Vec<crate::review::ReviewPattern>,
+    /// What happens to changes of those files (`fs.review_mode`).
+    pub review_mode: crate::review::ReviewMode,
     /// Directories in HOME made before the session when missing (`fs.create`).
     pub create: Vec<Masked>,
     /// Files the session reads as a copy without their secrets (`fs.sanitize`): readable, out of

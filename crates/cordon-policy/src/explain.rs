@@ -119,6 +119,12 @@ fn review(c: &CompiledPolicy) -> String {
             let _ = writeln!(s, "    {entry} (named by {origin})");
         }
     }
+    if c.fs.review_mode == crate::review::ReviewMode::Hold {
+        s.push_str(
+            "    review_mode = \"hold\": at the end those changes are undone on disk and written to a patch \
+             (outside the workspace) for you to apply\n",
+        );
+    }
     s
 }
 

@@ -64,6 +64,9 @@ pub struct RawFs {
     /// writable, but every change is listed at the end of the session (`crate::review`).
     #[serde(default)]
     pub review: Vec<S<String>>,
+    /// What happens to those changes: "list" (written in place and listed; the default) or "hold"
+    /// (restored at the end and written to a patch for the user to apply).
+    pub review_mode: Option<S<String>>,
     /// Directories in HOME made (mode 0700, by the invoking user) before the session when missing,
     /// so that a cache the policy grants works on first use; each must be under a write grant.
     #[serde(default)]

@@ -7,6 +7,28 @@
 use crate::hostexec::{HOST_EXEC_MANUAL, REVIEW_SKIP_DIRS};
 use serde::Serialize;
 
+/// What happens to the session's changes of reviewed files (`fs.review_mode`, `cordon run --review`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewMode {
+    /// Written in place, listed at the end, recorded and alerted on.
+    #[default]
+    List,
+    /// Also held: restored to their state at the start, the session's versions written to a patch
+    /// outside the workspace for the user to apply.
+    Hold,
+}
+
+impl ReviewMode {
+    pub fn parse(s: &str) -> Option<ReviewMode> {
+        match s {
+            "list" => Some(ReviewMode::List),
+            "hold" => Some(ReviewMode::Hold),
+            _ => None,
+        }
+    }
+}
+
 /// One compiled `fs.review` pattern: workspace-relative, `*`/`?` within a name, `**` across
 /// directories.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -188,6 +188,19 @@ fn fs(v: &mut V, f: &RawFs, p: &str) {
             v.err(e, format!("{p}.sanitize[{i}]"), m, Some(h));
         }
     }
+    if let Some(m) = &f.review_mode {
+        if crate::review::ReviewMode::parse(m.get_ref()).is_none() {
+            v.err(
+                m,
+                format!("{p}.review_mode"),
+                format!("unknown review mode `{}`", m.get_ref()),
+                Some(
+                    "use \"list\" (changes written in place and listed) or \"hold\" (held as a patch for you to apply)"
+                        .into(),
+                ),
+            );
+        }
+    }
     if let Some(t) = &f.tmp_size {
         match units::parse_size(t.get_ref()) {
             Err(m) => v.err(t, format!("{p}.tmp_size"), m, Some("write a size such as \"1GiB\"".into())),

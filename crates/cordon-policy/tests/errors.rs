@@ -122,3 +122,26 @@ fn review_patterns_are_checked_with_their_place_and_a_hint() {
     let ok = cordon_policy::load_text("ok.toml", "version = 1\n[fs]\nreview = [\"@host-exec-manual\", \"ci/**\"]\n");
     assert!(ok.is_ok(), "{ok:?}");
 }
+
+/// `fs.review_mode` (issue 19): "list" (the default) or "hold"; anything else named with its place
+/// and a hint; "hold" compiles to hold mode, a later file overriding an earlier one.
+#[test]
+fn review_mode_is_list_or_hold_with_its_place_and_a_hint() {
+    let d = diags("version = 1\n[fs]\nreview_mode = \"patch\"\n");
+    let shown: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+    assert_eq!(d.len(), 1, "{shown:#?}");
+    assert_eq!((d[0].line, d[0].col, d[0].field.as_str()), (3, 15, "fs.review_mode"), "{shown:#?}");
+    assert!(d[0].message.contains("unknown review mode `patch`"), "{shown:#?}");
+    assert!(d[0].hint.as_deref().unwrap_or("").contains("\"hold\""), "{shown:#?}");
+    let cx =
+        cordon_policy::Context { home: "/nonexistent".into(), workspace: "/nonexistent/ws".into(), tmp: "/tmp".into() };
+    let dir = std::env::temp_dir().join(format!("cordon-review-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("hold.toml");
+    std::fs::write(&file, "version = 1\nextends = [\"builtin:agent\"]\n[fs]\nreview_mode = \"hold\"\n").expect("write");
+    let held = cordon_policy::load_and_compile(file.to_str().expect("utf-8"), &cx).map(|c| c.1.fs.review_mode);
+    let listed = cordon_policy::load_and_compile("builtin:agent", &cx).map(|c| c.1.fs.review_mode);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(held.expect("hold policy"), cordon_policy::review::ReviewMode::Hold);
+    assert_eq!(listed.expect("agent"), cordon_policy::review::ReviewMode::List);
+}

@@ -201,6 +201,7 @@ fn sample_change() -> crate::review::Change {
         after_sha256: None,
         before_mode: None,
         after_mode: None,
+        hold: None,
     }
 }
 

@@ -49,6 +49,33 @@ pub struct Change {
     /// Permission bits (e.g. 0o755) before and after.
     pub before_mode: Option<u32>,
     pub after_mode: Option<u32>,
+    /// Hold mode (`--review`, `fs.review_mode = "hold"`) only: whether the change was held as a
+    /// patch (the file restored to its state at the start) or left as the session made it, and why.
+    #[serde(default)]
+    pub hold: Option<Hold>,
+}
+
+/// What hold mode did with one change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Hold {
+    /// Restored on disk to its state at the start; the session's version is in the patch `patch`,
+    /// whose sha256 is `patch_sha256` (check the file against the record with `sha256sum`).
+    Held { patch: String, patch_sha256: String },
+    /// Left as the session made it (on disk now), for the reason given.
+    NotHeld { why: String },
+}
+
+/// The patch hold mode wrote: every held change, applicable from the workspace with `git apply` or
+/// `patch -p1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HeldPatch {
+    pub path: String,
+    pub sha256: String,
+    /// Changes it holds.
+    pub files: u64,
+    /// The command that applies it.
+    pub apply: String,
 }
 
 /// The review of one session: the changes, and how much the walk saw.
@@ -64,4 +91,7 @@ pub struct Review {
     /// Time the walks took, at the start and the end.
     pub start_ms: u64,
     pub end_ms: u64,
+    /// Hold mode: the patch written, when some change was held.
+    #[serde(default)]
+    pub held: Option<HeldPatch>,
 }

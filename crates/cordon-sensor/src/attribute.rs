@@ -52,6 +52,34 @@ fn want(op: Kind, e: &Event) -> Access {
 }
 
 impl Attribution {
+    /// A write to a protected workspace path (fs.protect: `.envrc`, ...) that failed with the
+    /// errno of what the session's mounts put there: EROFS (the read-only bind, or a write inside a
+    /// placeholder directory), EISDIR (opening a placeholder directory to write), EBUSY (a rename or
+    /// removal of a mount point) or EEXIST (creating over one). These are not EACCES/EPERM, so
+    /// without this they would not count as refusals at all, and a refused plant would go unnamed.
+    /// Relative paths the sensor could not resolve are not judged.
+    pub fn protected_refusal(&self, op: Kind, e: &Event, errno: i64) -> Option<(Layer, String)> {
+        if !matches!(errno, x if x == libc::EROFS as i64 || x == libc::EISDIR as i64 || x == libc::EBUSY as i64 || x == libc::EEXIST as i64)
+        {
+            return None;
+        }
+        let writes = match op {
+            Kind::Open => want(op, e).write,
+            Kind::Rename | Kind::Mkdir | Kind::Unlink | Kind::Chmod | Kind::Chown | Kind::Truncate => true,
+            _ => false,
+        };
+        let p = self.policy.as_ref().filter(|p| writes && !p.fs.protect.is_empty())?;
+        let write = Access { read: false, write: true, exec: false };
+        [e.path.as_deref(), e.path2.as_deref()].into_iter().flatten().filter(|x| x.starts_with('/')).find_map(|x| {
+            let path = Path::new(x);
+            if !p.fs.protect.iter().any(|m| cordon_policy::paths::is_within(path, &m.path)) {
+                return None;
+            }
+            let d = cordon_policy::decide::fs(p, path, write);
+            (!d.allow).then_some((Layer::Mounts, d.reason))
+        })
+    }
+
     pub fn attribute(
         &self,
         syscall: &str,

@@ -305,20 +305,24 @@ impl Converter {
                 }
                 let memfd = op == Kind::Exec && self.exec_of_memfd(h.pid, &name, args, p1.as_deref());
                 let refused = *ret == -1 || *ret == -13 || (h.flags & F_NOT_ENTERED != 0 && *ret < 0);
-                if refused {
+                // A plant of a protected path meets the session's mounts, which answer otherwise.
+                let plant = if !refused && *ret < 0 { self.attribution.protected_refusal(op, &e, -*ret) } else { None };
+                if refused || plant.is_some() {
                     let net_hint = self
                         .net_refusals
                         .get(&h.tid)
                         .filter(|(ts, _)| h.ts >= *ts && h.ts - ts < 5_000_000_000)
                         .map(|(_, a)| a.clone());
-                    let (layer, reason) = self.attribution.attribute(
-                        &name,
-                        op,
-                        &e,
-                        h.flags & F_NOT_ENTERED != 0,
-                        net_hint.as_deref(),
-                        memfd,
-                    );
+                    let (layer, reason) = plant.unwrap_or_else(|| {
+                        self.attribution.attribute(
+                            &name,
+                            op,
+                            &e,
+                            h.flags & F_NOT_ENTERED != 0,
+                            net_hint.as_deref(),
+                            memfd,
+                        )
+                    });
                     e.op = Some(op);
                     e.kind = Kind::Deny;
                     e.layer = Some(layer);

@@ -33,6 +33,8 @@ pub struct Finished {
 
 /// Runs the session. `live` receives the timeline when the sensor watches and no events file does.
 pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
+    // Hold mode's place, checked before anything starts.
+    let hold = crate::review::hold::target(&p)?;
     let rules = Rc::new(RefCell::new(Engine::new(p.rules.clone())));
     let alerts: Rc<RefCell<Vec<Alert>>> = Default::default();
     let sensor_cell: Rc<RefCell<Option<cordon_sensor::Sensor>>> = Default::default();
@@ -85,7 +87,8 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     let sensor_audit = wiring.as_mut().map(|w: &mut pipeline::Built| w.finish_audit());
     let mut outcome = outcome?;
     outcome.notes.extend(protect_watch.map(|w| w.finish(&p.workspace)).unwrap_or_default());
-    let review = review_watch.map(crate::review::Watch::finish).unwrap_or_default();
+    // The session has ended: none of its processes is left to race hold mode's restores.
+    let review = review_watch.map(|w| w.finish(hold.as_ref())).unwrap_or_default();
     let mut warnings = vec![];
     if let Some(Err(e)) = &sensor_audit {
         warnings.push(format!("audit: sensor events could not all be recorded: {e}"));

