@@ -83,6 +83,9 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         on_write,
     }
     .run();
+    // The sanitized copies are bound (or the session never started): their staging goes now, not at
+    // a drop the CLI's exit would skip.
+    drop(p.sanitized.take());
     let mut sensor = sensor_cell.borrow_mut().take().map(|s| s.finish());
     let sensor_audit = wiring.as_mut().map(|w: &mut pipeline::Built| w.finish_audit());
     let mut outcome = outcome?;
