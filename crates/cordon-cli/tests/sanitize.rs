@@ -62,16 +62,11 @@ fn settings_are_read_without_their_secrets() {
         // The originals are untouched, and the staged copies are gone.
         assert_eq!(std::fs::read_to_string(e.home.join(".npmrc")).expect("npmrc"), NPMRC);
         assert_eq!(std::fs::read_to_string(e.home.join(".gitconfig")).expect("gitconfig"), GITCONFIG);
-        let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-            .expect("tmp")
-            .flatten()
-            .filter(|d| d.file_name().to_string_lossy().starts_with("cordon-sanitized-"))
-            .filter(|d| {
-                std::fs::metadata(d.path())
-                    .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == if who == Who::Root { 0 } else { NOBODY })
-            })
-            .collect();
-        assert!(left.is_empty(), "{who:?}: staged copies left behind: {left:?}");
+        // This session's staging (other tests run sessions at the same time).
+        let id = msg.split("cordon: session ").nth(1).and_then(|x| x.split_whitespace().next()).expect("session id");
+        let left = std::env::temp_dir().join(format!("cordon-sanitized-{id}"));
+        assert!(id.len() == 16, "{who:?}: a session id: {id}");
+        assert!(!left.exists(), "{who:?}: staged copies left behind: {}", left.display());
     }
 }
 

@@ -96,6 +96,8 @@ pub const GROUPS: &[Group] = &[
             "~/.docker",
             "~/.netrc",
             "~/.git-credentials",
+            // git credential-store's file in the XDG place (`~/.config/git` is read by the agent).
+            "~/.config/git/credentials",
             "~/.config/gcloud",
             "~/.azure",
             "~/.config/gh",

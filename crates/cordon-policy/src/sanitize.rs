@@ -47,84 +47,140 @@ pub struct Sanitized {
 /// Removes the secrets of `text`; Err when it cannot be read as `format` (the file then stays hidden).
 pub fn sanitize(format: Format, text: &str) -> Result<Sanitized, String> {
     match format {
-        Format::Npmrc => Ok(lines(text, npmrc_secret)),
-        Format::Pypirc => Ok(lines(text, |_, key, _| key.eq_ignore_ascii_case("password"))),
-        Format::GitConfig => Ok(gitconfig(text)),
+        Format::Npmrc => Ok(ini(text, NPMRC, |_, key, v| secret_key(key) || url_with_userinfo(v))),
+        Format::Pypirc => Ok(ini(text, PYPIRC, |_, key, v| secret_key(key) || url_with_userinfo(v))),
+        Format::GitConfig => Ok(ini(text, GITCONFIG, |_, key, v| {
+            secret_key(key) || key.eq_ignore_ascii_case("extraheader") || url_with_userinfo(v)
+        })),
         Format::CargoToml => cargo(text),
     }
 }
 
-/// `key = value` lines of an INI-like file; `secret(section, key, value)` says which go.
-fn lines(text: &str, secret: impl Fn(&str, &str, &str) -> bool) -> Sanitized {
-    let mut out = String::new();
-    let mut removed = vec![];
-    let mut section = String::new();
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('[') && t.ends_with(']') {
-            section = t[1..t.len() - 1].trim().to_string();
+/// How a dialect of INI is written. Everything a reader of the dialect would join into one
+/// entry is judged as one, so a secret cannot hide on a continuation line.
+struct Dialect {
+    /// `key: value` as well as `key = value` (Python's configparser).
+    colon: bool,
+    /// A line ending in `\` goes on (git).
+    backslash: bool,
+    /// An indented line after an entry goes on (configparser).
+    indent: bool,
+    /// `[section] key = value` on one line (git).
+    inline_section: bool,
+    /// Sections whose entries all go (git's `[credential]`, a URL with userinfo as subsection).
+    drop_section: fn(&str) -> bool,
+}
+
+const NPMRC: Dialect =
+    Dialect { colon: false, backslash: false, indent: false, inline_section: false, drop_section: |_| false };
+const PYPIRC: Dialect =
+    Dialect { colon: true, backslash: false, indent: true, inline_section: false, drop_section: |_| false };
+const GITCONFIG: Dialect = Dialect {
+    colon: false,
+    backslash: true,
+    indent: false,
+    inline_section: true,
+    drop_section: |s| {
+        let name = s.split(|c: char| c.is_whitespace() || c == '"' || c == '.').next().unwrap_or("");
+        name.eq_ignore_ascii_case("credential") || url_with_userinfo(s)
+    },
+};
+
+/// A key whose value is a credential by its name: tokens, passwords, secrets, auth, private keys.
+fn secret_key(key: &str) -> bool {
+    let k = key.trim().trim_matches('"').to_ascii_lowercase();
+    let last = k.rsplit([':', '.']).next().unwrap_or(&k);
+    ["token", "pass", "secret", "auth", "credential", "private"].iter().any(|w| last.contains(w))
+        || matches!(last, "key" | "keyfile" | "_key")
+}
+
+/// A URL with userinfo (`https://TOKEN@host`, `https://user:secret@host`).
+fn url_with_userinfo(v: &str) -> bool {
+    v.split("://").skip(1).any(|rest| rest.split(['/', '?', '#']).next().is_some_and(|auth| auth.contains('@')))
+}
+
+/// The lines of one entry: the first, and the continuation lines the dialect joins to it.
+fn entry_len(lines: &[&str], d: &Dialect) -> usize {
+    let mut n = 1;
+    let mut last = lines[0];
+    while n < lines.len() {
+        let cont_bs = d.backslash && last.trim_end().ends_with('\\');
+        let cont_ind = d.indent && lines[n].starts_with([' ', '\t']) && !lines[n].trim().is_empty();
+        if !(cont_bs || cont_ind) {
+            break;
         }
-        if let Some((k, v)) = t.split_once('=').filter(|_| !t.starts_with(';') && !t.starts_with('#')) {
-            let key = k.trim();
-            if secret(&section, key, v.trim()) {
-                removed.push(if section.is_empty() { key.to_string() } else { format!("{section}.{key}") });
-                continue;
-            }
-        }
-        out.push_str(line);
-        out.push('\n');
+        last = lines[n];
+        n += 1;
     }
-    Sanitized { text: out, removed }
+    n
 }
 
-fn npmrc_secret(_: &str, key: &str, _: &str) -> bool {
-    let last = key.rsplit(':').next().unwrap_or(key).to_ascii_lowercase();
-    matches!(last.as_str(), "_authtoken" | "_auth" | "_password" | "password" | "certfile" | "keyfile")
-}
-
-/// A URL with a password in it (`https://user:secret@host/`).
-fn url_with_password(v: &str) -> bool {
-    v.split("://")
-        .nth(1)
-        .and_then(|rest| rest.split(['/', '?', '#']).next())
-        .is_some_and(|auth| auth.rsplit_once('@').is_some_and(|(userinfo, _)| userinfo.contains(':')))
-}
-
-fn gitconfig(text: &str) -> Sanitized {
-    let mut out = String::new();
-    let mut removed = vec![];
-    let mut in_credential = false;
-    let mut section = String::new();
-    for line in text.lines() {
-        let t = line.trim();
+/// `[section]` headers and `key = value` entries; `secret(section, key, value)` says which go.
+fn ini(text: &str, d: Dialect, secret: impl Fn(&str, &str, &str) -> bool) -> Sanitized {
+    let lines: Vec<&str> = text.lines().collect();
+    let (mut out, mut removed) = (String::new(), vec![]);
+    let (mut section, mut dropping) = (String::new(), false);
+    let mut i = 0;
+    while i < lines.len() {
+        let n = entry_len(&lines[i..], &d);
+        let whole: Vec<&str> = lines[i..i + n].to_vec();
+        i += n;
+        let t = whole[0].trim();
+        let mut body = t;
         if t.starts_with('[') {
-            section = t.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_string();
-            let name = section.split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or("");
-            // A credential section goes whole, and so does one named by a URL with a password.
-            in_credential = name.eq_ignore_ascii_case("credential") || url_with_password(&section);
-            if in_credential {
-                removed.push(if url_with_password(&section) {
-                    format!("[{name} \"<a URL with a password>\"]")
+            let close = t.find(']').unwrap_or(t.len());
+            section = t[1..close].trim().to_string();
+            dropping = (d.drop_section)(&section);
+            if dropping {
+                let name = section.split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or("");
+                removed.push(if url_with_userinfo(&section) {
+                    format!("[{name} \"<a URL with userinfo>\"]")
                 } else {
                     format!("[{section}]")
                 });
                 continue;
             }
-        } else if in_credential {
-            continue;
-        } else if let Some((k, v)) = t.split_once('=') {
-            let key = k.trim();
-            let secret =
-                key.eq_ignore_ascii_case("extraheader") || url_with_password(v.trim()) || url_with_password(&section);
-            if secret && !t.starts_with('#') && !t.starts_with(';') {
-                removed.push(format!("{section}.{key}"));
+            body = if d.inline_section { t.get(close + 1..).unwrap_or("").trim() } else { "" };
+            if body.is_empty() {
+                push(&mut out, &whole);
                 continue;
             }
+        } else if dropping {
+            continue;
         }
-        out.push_str(line);
-        out.push('\n');
+        if body.is_empty() || body.starts_with(['#', ';']) {
+            push(&mut out, &whole);
+            continue;
+        }
+        let cut = body.find(|c| c == '=' || (d.colon && c == ':'));
+        // A key with a colon in it (npm's `//host/:_authToken`) keeps its colon.
+        let cut = if d.colon { cut } else { body.find('=') };
+        let (key, value) = match cut {
+            Some(c) => (body[..c].trim(), body[c + 1..].trim()),
+            None => (body, ""),
+        };
+        let joined = whole.join("\n");
+        // A flag (`always-auth = true`) is no credential, whatever its name.
+        let flag = whole.len() == 1 && matches!(value.to_ascii_lowercase().as_str(), "true" | "false");
+        if !flag && (secret(&section, key, value) || secret(&section, key, &joined)) {
+            let key = key.trim_matches('"');
+            removed.push(if section.is_empty() { key.to_string() } else { format!("{section}.{key}") });
+            if t.starts_with('[') {
+                // `[section] key = secret`: the header stays, the entry goes.
+                out.push_str(&format!("[{section}]\n"));
+            }
+            continue;
+        }
+        push(&mut out, &whole);
     }
     Sanitized { text: out, removed }
+}
+
+fn push(out: &mut String, lines: &[&str]) {
+    for l in lines {
+        out.push_str(l);
+        out.push('\n');
+    }
 }
 
 fn cargo(text: &str) -> Result<Sanitized, String> {
@@ -201,6 +257,31 @@ mod tests {
         assert!(s.text.contains("name = Me") && s.text.contains("editor = vi"));
         assert_eq!(s.removed.len(), 5, "{:?}", s.removed);
         assert!(s.removed.iter().all(|r| !r.contains("SECRET")), "names only: {:?}", s.removed);
+    }
+
+    #[test]
+    fn secrets_on_continuation_lines_inline_headers_and_other_spellings_go_too() {
+        let git = concat!(
+            "[http] extraHeader = Authorization: Bearer S1\n",
+            "[user]\n\tname = Me\n",
+            "[http \"https://x/\"]\n\textraHeader = \\\n\t  Authorization: S2\n",
+            "[sendemail]\n\tsmtpPass = S3\n",
+            "[remote \"o\"]\n\turl = https://S4@github.com/o/r\n",
+            "[url \"https://S5@git.corp/\"]\n\tinsteadOf = https://git.corp/\n",
+        );
+        let s = sanitize(Format::GitConfig, git).expect("ok");
+        for x in ["S1", "S2", "S3", "S4", "S5"] {
+            assert!(!s.text.contains(x), "{x}: {}", s.text);
+        }
+        assert!(s.text.contains("name = Me"), "{}", s.text);
+        let py = "[corp]\nrepository = https://p/\npassword: S6\nusername = me\n[other]\npassword =\n  S7\n";
+        let s = sanitize(Format::Pypirc, py).expect("ok");
+        assert!(!s.text.contains("S6") && !s.text.contains("S7"), "{}", s.text);
+        assert!(s.text.contains("username = me"));
+        let npm = "\"//r/:_authToken\"=S8\nkey=\"-----BEGIN PRIVATE KEY-----S9\"\nregistry=https://r/\n";
+        let s = sanitize(Format::Npmrc, npm).expect("ok");
+        assert!(!s.text.contains("S8") && !s.text.contains("S9"), "{}", s.text);
+        assert!(s.text.contains("registry=https://r/"));
     }
 
     #[test]

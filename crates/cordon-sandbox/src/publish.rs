@@ -64,10 +64,18 @@ pub fn serve_connects(sock: OwnedFd, ports: Vec<u16>) {
     }
 }
 
+/// How long the init waits for the session's server to take a connection (a server with a full
+/// backlog must not stall every published port: the init answers one request at a time).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Connections relayed at once, over all ports (each holds two threads and a few fds).
+const MAX_OPEN: usize = 256;
+
 /// The session's loopback at `port`: IPv4 first, then IPv6 (a server bound to `::1` only).
 fn connect_inside(port: u16) -> std::io::Result<TcpStream> {
-    TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-        .or_else(|e4| TcpStream::connect((Ipv6Addr::LOCALHOST, port)).map_err(|_| e4))
+    let v4 = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port);
+    let v6 = SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port);
+    TcpStream::connect_timeout(&v4, CONNECT_TIMEOUT)
+        .or_else(|e4| TcpStream::connect_timeout(&v6, CONNECT_TIMEOUT).map_err(|_| e4))
 }
 
 /// The supervisor's side: one accept loop per published port, one pair of copying threads per
@@ -151,7 +159,19 @@ fn accept_loop(l: TcpListener, port: u16, init: &Mutex<OwnedFd>, stop: &AtomicBo
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(client) = client else { continue };
+        let Ok(client) = client else {
+            // EMFILE and the like: back off instead of spinning on the same error.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            continue;
+        };
+        if open.lock().map(|o| o.len()).unwrap_or(0) >= MAX_OPEN {
+            c.refused.fetch_add(1, Ordering::SeqCst);
+            if let Ok(mut last) = c.last_error.lock() {
+                *last = Some(format!("{MAX_OPEN} connections already open"));
+            }
+            drop(client);
+            continue;
+        }
         match ask_init(init, port) {
             Ok(inside) => {
                 let n = c.connections.fetch_add(1, Ordering::SeqCst);

@@ -155,10 +155,18 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
     }
     for s in &p.fs.sanitize {
         if let Some(src) = &s.staged {
+            // A settings file that is a symlink (stow, chezmoi, home-manager) inside a bound tree is
+            // reached through the link: the copy goes over the link's target.
+            let parent_bound = s.path.parent().is_some_and(|d| bound.iter().any(|(b, _, _)| is_within(d, b)));
+            let link = s.path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
+            let dst = match (link && parent_bound, std::fs::canonicalize(&s.path)) {
+                (true, Ok(target)) => target,
+                _ => s.path.clone(),
+            };
             entries.push(Entry {
-                dst: s.path.clone(),
+                dst: dst.clone(),
                 rank: 2,
-                op: MountOp::Bind { src: src.clone(), dst: s.path.clone(), writable: false },
+                op: MountOp::Bind { src: src.clone(), dst, writable: false },
             });
         }
     }
