@@ -9,7 +9,9 @@
 // An optimised build is a build someone may ship or install (`cargo install --all-features`):
 // it must not be able to leave a layer out.
 #[cfg(all(feature = "ablation", not(debug_assertions)))]
-compile_error!("the `ablation` feature is for test builds only (it lets CORDON_ABLATE leave layers out); build without it");
+compile_error!(
+    "the `ablation` feature is for test builds only (it lets CORDON_ABLATE leave layers out); build without it"
+);
 
 /// A layer (or one group of seccomp rules) that an ablation build can leave out. The names are
 /// what `CORDON_ABLATE` takes ([`Ablate::name`]).
