@@ -201,8 +201,8 @@ pub fn review(r: &cordon_schema::review::Review) {
     }
     if r.capped {
         eprintln!(
-            "cordon: note: the review of files that run outside the sandbox stopped after {} workspace entries; files beyond them were not compared",
-            cordon_session::review::MAX_ENTRIES
+            "cordon: WARNING: the review of files that run outside the sandbox stopped at {} workspace entries: files beyond them were not compared (only files both walks reached were), and nothing was held or put back; review the workspace's CI, build and package files yourself (`git status`)",
+            cordon_session::review::max_entries()
         );
     }
 }

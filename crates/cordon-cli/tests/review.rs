@@ -370,3 +370,125 @@ fn hold_mode_does_not_follow_a_planted_symlink_and_names_what_it_cannot_hold() {
         assert!(!p.contains("big.sh") && !p.contains("bin.mk") && !p.contains("a/sub/Makefile"), "{who:?}: {p}");
     }
 }
+
+/// The walk's cap (lowered here with the testing aid `CORDON_REVIEW_MAX_ENTRIES`): a start walk that
+/// stopped before a reviewed file, and an end walk that reached it (the session removed the files
+/// that pushed it past the cap), must not read that file as created and remove it. When either walk
+/// hit the cap, hold mode holds nothing, and the cap is an alert and a loud warning.
+#[test]
+fn hold_mode_puts_nothing_back_when_the_walk_hit_its_cap() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        // 120 entries in the workspace's root, read before its subdirectories: the start walk stops
+        // (cap 50) before sub/Makefile.
+        for i in 0..120 {
+            write(&e, &format!("junk{i}.txt"), "x\n");
+        }
+        write(&e, "sub/Makefile", "all:\n\ttrue\n");
+        write(&e, "Makefile", "all:\n");
+        if who == Who::Nobody {
+            e.chown_all();
+        }
+        let rep = e.root.join("report.json");
+        let o = e.run_sh_with(
+            &["--review", "--report", &rep.display().to_string()],
+            "set -e; rm junk*.txt; echo 'x:' >> Makefile",
+            &[("CORDON_REVIEW_MAX_ENTRIES", "50")],
+        );
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+        assert_eq!(
+            std::fs::read_to_string(e.ws.join("sub/Makefile")).ok().as_deref(),
+            Some("all:\n\ttrue\n"),
+            "{who:?}: a file the start walk never reached was removed: {}",
+            show(&o)
+        );
+        // Nothing put back: the session's edit stays, and no patch was written.
+        assert_eq!(std::fs::read_to_string(e.ws.join("Makefile")).expect("mk"), "all:\nx:\n");
+        assert!(!exists(&e.root.join("held")), "{who:?}: a patch was written");
+        let text = err(&o);
+        assert!(
+            text.lines()
+                .any(|l| l.contains("WARNING") && l.contains("stopped at 50") && l.contains("nothing was held")),
+            "{who:?}: {}",
+            show(&o)
+        );
+        let r = report(&rep);
+        assert!(
+            r["review"]["capped"].as_bool() == Some(true) && r["review"]["held"].is_null(),
+            "{who:?}: {}",
+            r["review"]
+        );
+        assert!(!changes(&r).iter().any(|(p, _)| p == "sub/Makefile"), "{who:?}: {}", r["review"]);
+        let alerts = r["alerts"].as_array().expect("alerts");
+        assert!(
+            alerts.iter().any(|a| a["rule"] == "review-capped" && a["reason"].as_str().unwrap_or("").contains("50")),
+            "{who:?}: {alerts:?}"
+        );
+    }
+}
+
+/// The restore's temporary file has a name the session cannot guess: one planted at the name of
+/// the old scheme (`.NAME.cordon-held.<cordon's pid>`) does not stop the restore.
+#[test]
+fn hold_mode_restores_past_a_planted_temporary_name() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        write(&e, "Makefile", "all:\n");
+        if who == Who::Nobody {
+            e.chown_all();
+        }
+        let rep = e.root.join("report.json");
+        // The session waits for cordon's pid (written by this test), plants the name, edits.
+        let script = "set -e; i=0; while [ ! -s pid ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+            touch \".Makefile.cordon-held.$(cat pid)\"; echo 'x:' >> Makefile";
+        let mut args = vec!["run".to_string()];
+        if who == Who::Nobody {
+            args.push("--allow-degraded".into());
+        }
+        args.extend(["--review".into(), "--report".into(), rep.display().to_string()]);
+        args.extend(["--".into(), "/bin/sh".into(), "-c".into(), script.into()]);
+        let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
+        c.args(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let child = c.spawn().expect("spawn cordon");
+        let tmp = e.root.join("pid.tmp");
+        std::fs::write(&tmp, child.id().to_string()).expect("pid");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::rename(&tmp, e.ws.join("pid")).expect("pid");
+        let o = child.wait_with_output().expect("wait");
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+        assert!(
+            exists(&e.ws.join(format!(".Makefile.cordon-held.{}", o_pid(&e)))),
+            "{who:?}: not planted: {}",
+            show(&o)
+        );
+        assert!(!err(&o).contains("NOT HELD"), "{who:?}: {}", show(&o));
+        assert_eq!(std::fs::read_to_string(e.ws.join("Makefile")).expect("mk"), "all:\n", "{who:?}: {}", show(&o));
+        let (patch, _) = held_patch(&report(&rep));
+        assert!(std::fs::read_to_string(&patch).expect("patch").contains("+x:"), "{who:?}");
+    }
+}
+
+fn o_pid(e: &Env) -> String {
+    std::fs::read_to_string(e.ws.join("pid")).expect("pid")
+}
+
+/// `--review` under a policy that reviews no file would hold nothing: refused before anything runs.
+#[test]
+fn review_under_a_policy_that_reviews_nothing_is_refused() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let o = e.run_sh_with(&["--review", "--policy", "builtin:strict"], "touch RAN", &[]);
+        assert_eq!(o.status.code(), Some(125), "{who:?}: {}", show(&o));
+        assert!(err(&o).contains("--review") && err(&o).contains("hint:"), "{who:?}: {}", show(&o));
+        assert!(!exists(&e.ws.join("RAN")), "{who:?}: it ran");
+    }
+}

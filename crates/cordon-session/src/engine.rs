@@ -192,6 +192,17 @@ fn judge_at_end(
     for c in &review.changes {
         alerts.extend(rules.feed(Subject::Record(RecordKind::Review), t, &val(c)));
     }
+    // Not a rule's: an incomplete review is an alert under every policy that reviews files.
+    if review.capped {
+        let cap = crate::review::max_entries();
+        alerts.push(Alert {
+            rule: "review-capped".into(),
+            action: cordon_schema::Action::Alert,
+            ts_ms: t,
+            reason: format!("the review of files that run outside the sandbox stopped at its cap of {cap} workspace entries (a session can create files to push one past it): files beyond it were not compared and nothing was held; review the workspace's CI, build and package files yourself"),
+            event: serde_json::json!({ "entries": review.entries, "max_entries": cap }),
+        });
+    }
 }
 
 /// The end of the record and the seal; a failure is a warning (the command ran), never lost.

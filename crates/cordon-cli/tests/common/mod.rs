@@ -126,7 +126,7 @@ impl Env {
         c.output().expect("spawn sh")
     }
 
-    fn command(&self, prog: &str) -> Command {
+    pub fn command(&self, prog: &str) -> Command {
         let mut c = match self.who {
             Who::Root => Command::new(prog),
             Who::Nobody => {

@@ -54,10 +54,13 @@ impl Target {
 /// of the session could outlive it.
 pub fn target(p: &Prepared) -> Result<Option<Target>> {
     let wanted = p.spec.review_hold || p.policy.fs.review_mode == cordon_policy::review::ReviewMode::Hold;
-    if !wanted || p.policy.fs.review.is_empty() {
+    if !wanted {
         return Ok(None);
     }
     let how = if p.spec.review_hold { "--review" } else { "fs.review_mode = \"hold\"" };
+    if p.policy.fs.review.is_empty() {
+        bail!("{how}: the policy `{}` reviews no file (its fs.review is empty), so nothing would be held; nothing was run\n  hint: use a policy that reviews files (builtin:agent does; or add fs.review = [\"@host-exec-manual\"]), or run without {how}", p.policy.name);
+    }
     let env = &p.plan.environment;
     if !env.ns.pid && env.cgroup.v2_dir.is_none() {
         bail!("{how}: this session has neither a pid namespace nor a cgroup, so a process of it could outlive it and change a file while it is being restored; nothing was run\n  hint: run where cordon gets a pid namespace or a cgroup (see `cordon doctor`), or without {how}");
@@ -257,12 +260,8 @@ fn restore(p: &Planned) -> std::io::Result<()> {
     match &p.restore {
         Restore::Remove => Ok(unlinkat(p.parent.as_fd(), name, UnlinkatFlags::NoRemoveDir)?),
         Restore::Write { content, mode, owner } => {
-            let mut tmp = b".".to_vec();
-            tmp.extend_from_slice(&p.name);
-            tmp.extend_from_slice(format!(".cordon-held.{}", std::process::id()).as_bytes());
+            let (tmp, fd) = temp(p)?;
             let tmp = OsStr::from_bytes(&tmp);
-            let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            let fd = openat(p.parent.as_fd(), tmp, flags, Mode::from_bits_truncate(0o600))?;
             let written = (|| -> std::io::Result<()> {
                 let mut f = std::fs::File::from(fd);
                 f.write_all(content)?;
@@ -280,6 +279,32 @@ fn restore(p: &Planned) -> std::io::Result<()> {
             written
         }
     }
+}
+
+/// A new file beside the one to restore, `.NAME.cordon-held.<16 random hex digits>` (a name the
+/// session could plant is tried again: it cannot plant them all).
+fn temp(p: &Planned) -> std::io::Result<(Vec<u8>, OwnedFd)> {
+    use std::io::Read;
+    const TRIES: usize = 8;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut urandom = std::fs::File::open("/dev/urandom")?;
+    let mut last = None;
+    for _ in 0..TRIES {
+        let mut r = [0u8; 8];
+        urandom.read_exact(&mut r)?;
+        let mut tmp = b".".to_vec();
+        tmp.extend_from_slice(&p.name);
+        tmp.extend_from_slice(format!(".cordon-held.{:016x}", u64::from_ne_bytes(r)).as_bytes());
+        match openat(p.parent.as_fd(), OsStr::from_bytes(&tmp), flags, Mode::from_bits_truncate(0o600)) {
+            Ok(fd) => return Ok((tmp, fd)),
+            Err(nix::errno::Errno::EEXIST) => last = Some(nix::errno::Errno::EEXIST),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "{TRIES} random temporary names beside it already existed ({})",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    )))
 }
 
 fn open_dir(p: &Path) -> nix::Result<OwnedFd> {

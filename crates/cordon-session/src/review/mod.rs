@@ -27,6 +27,15 @@ use std::time::Instant;
 
 /// Entries (files and directories) one walk reads at most.
 pub const MAX_ENTRIES: u64 = 200_000;
+/// The cap of one walk: [`MAX_ENTRIES`], or lower with `CORDON_REVIEW_MAX_ENTRIES` (a testing aid,
+/// read by cordon itself, never by the session; it can only lower the cap, and a walk that hits the
+/// cap is an alert and holds nothing).
+pub fn max_entries() -> u64 {
+    std::env::var("CORDON_REVIEW_MAX_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(MAX_ENTRIES, |n| n.clamp(1, MAX_ENTRIES))
+}
 /// Files up to this size keep their contents for the diff.
 pub const KEEP_BYTES: u64 = 256 << 10;
 /// Kept contents in all, at most.
@@ -84,24 +93,44 @@ impl Watch {
         Some(Watch { root: workspace.to_path_buf(), patterns, before })
     }
 
-    /// Walks again and compares; with `hold`, holds the changes it can (see [`hold`]).
+    /// Walks again and compares; with `hold`, holds the changes it can (see [`hold`]). When either
+    /// walk stopped at its cap, only the paths both walks reached are compared (one reached by one
+    /// walk only may lie beyond the other's cap: neither created nor deleted), and nothing is held:
+    /// a restore from an incomplete walk could remove or overwrite a file it never saw.
     pub fn finish(self, hold: Option<&hold::Target>) -> Review {
         let after = walk(&self.root, &self.patterns);
+        let capped = self.before.capped || after.capped;
         let mut changes = vec![];
         let keys: std::collections::BTreeSet<&Vec<u8>> = self.before.files.keys().chain(after.files.keys()).collect();
         for k in keys {
             let (b, a) = (self.before.files.get(k), after.files.get(k));
+            if capped && (b.is_none() || a.is_none()) {
+                continue;
+            }
             if let Some(c) = compare(k, b, a, &self.patterns) {
                 changes.push((k.clone(), c));
             }
         }
-        let held = hold.and_then(|t| hold::hold(t, &self.before.files, &after.files, &mut changes));
+        let held = match hold {
+            Some(_) if capped => {
+                let why = format!(
+                    "the review walk stopped at its cap of {} workspace entries, so nothing was held (an incomplete walk could undo a file it never saw)",
+                    max_entries()
+                );
+                changes
+                    .iter_mut()
+                    .for_each(|(_, c)| c.hold = Some(cordon_schema::review::Hold::NotHeld { why: why.clone() }));
+                None
+            }
+            Some(t) => hold::hold(t, &self.before.files, &after.files, &mut changes),
+            None => None,
+        };
         Review {
             held,
             changes: changes.into_iter().map(|(_, c)| c).collect(),
             files: self.before.files.len() as u64,
             entries: self.before.entries.max(after.entries),
-            capped: self.before.capped || after.capped,
+            capped,
             start_ms: self.before.ms,
             end_ms: after.ms,
         }
@@ -112,6 +141,7 @@ fn walk(root: &Path, patterns: &[ReviewPattern]) -> Snapshot {
     let t = Instant::now();
     let mut s = Snapshot { files: BTreeMap::new(), entries: 0, capped: false, ms: 0 };
     let mut kept = 0u64;
+    let cap = max_entries();
     let globs: Vec<Glob> = patterns.iter().map(|p| Glob::new(&p.pattern)).collect();
     // (directory, its workspace-relative path; empty for the root)
     let mut stack: Vec<(PathBuf, Vec<u8>)> = vec![(root.to_path_buf(), vec![])];
@@ -119,7 +149,7 @@ fn walk(root: &Path, patterns: &[ReviewPattern]) -> Snapshot {
         let Ok(rd) = std::fs::read_dir(&dir) else { continue };
         for e in rd.flatten() {
             s.entries += 1;
-            if s.entries > MAX_ENTRIES {
+            if s.entries > cap {
                 s.capped = true;
                 break 'walk;
             }
