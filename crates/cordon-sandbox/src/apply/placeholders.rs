@@ -6,7 +6,10 @@
 //! the supervisor makes an empty directory of mode [`PLACEHOLDER_MODE`] at the first missing
 //! component of each such path (the mount plan names them: `MountOp::ReadOnly { placeholder }`),
 //! and the session's init binds it read-only over itself. A directory, not a file: the session's
-//! `git add -A` takes no empty directory into a commit, where an empty file would be.
+//! `git add -A` takes no empty directory into a commit, where an empty file would be. Except where
+//! git reads the name as a file whenever it exists (`.git/commondir`, `.git/config.worktree`; see
+//! [`placeholder_file`]): there a directory breaks every git command, so the placeholder is a file
+//! of mode [`PLACEHOLDER_FILE_MODE`], made with O_EXCL, holding what git takes as if it were absent.
 //!
 //! Sessions in one workspace share a placeholder: removing it would detach the bind in every other
 //! session's mount namespace (Linux >= 3.18), so each session holds a shared flock on it for its
@@ -16,9 +19,12 @@
 //! removes it.
 
 use crate::error::SandboxError;
-use crate::plan::ns::{is_placeholder, placeholders, NsPlan, PLACEHOLDER_MODE};
+use crate::plan::ns::{
+    is_placeholder, placeholder_file, placeholders, NsPlan, PLACEHOLDER_FILE_MODE, PLACEHOLDER_MODE,
+};
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -56,8 +62,13 @@ impl Placeholders {
 /// filesystem is read-only), or something that is not a placeholder is there now (the bind holds
 /// it read-only as it is; a symlink is refused by the mount step).
 fn hold_one(path: &Path) -> std::result::Result<Option<Flock<File>>, std::io::Error> {
+    let file = placeholder_file(path);
     for _ in 0..16 {
-        let created = match std::fs::DirBuilder::new().mode(PLACEHOLDER_MODE).create(path) {
+        let made = match file {
+            None => std::fs::DirBuilder::new().mode(PLACEHOLDER_MODE).create(path),
+            Some(content) => make_file(path, content),
+        };
+        let created = match made {
             Ok(()) => true,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
             // Nothing can be made there, by the session either.
@@ -66,7 +77,7 @@ fn hold_one(path: &Path) -> std::result::Result<Option<Flock<File>>, std::io::Er
         };
         let f = match std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .custom_flags(if file.is_some() { libc::O_NOFOLLOW } else { libc::O_DIRECTORY | libc::O_NOFOLLOW })
             .open(path)
         {
             Ok(f) => f,
@@ -79,10 +90,11 @@ fn hold_one(path: &Path) -> std::result::Result<Option<Flock<File>>, std::io::Er
         };
         if created {
             // The umask may have taken bits of the mode, which marks it as cordon's.
-            f.set_permissions(std::fs::Permissions::from_mode(PLACEHOLDER_MODE))?;
+            let mode = if file.is_some() { PLACEHOLDER_FILE_MODE } else { PLACEHOLDER_MODE };
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
         }
         let md = f.metadata()?;
-        if !is_placeholder(&md) {
+        if !is_placeholder(&md) || md.is_dir() == file.is_some() {
             return Ok(None);
         }
         let lock = Flock::lock(f, FlockArg::LockShared).map_err(|(_, e)| std::io::Error::from(e))?;
@@ -92,6 +104,18 @@ fn hold_one(path: &Path) -> std::result::Result<Option<Flock<File>>, std::io::Er
         }
     }
     Err(std::io::Error::other("it was replaced again and again while cordon made it"))
+}
+
+/// A placeholder file: made with O_EXCL (never over anything), `content` written, read-only.
+fn make_file(path: &Path, content: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PLACEHOLDER_FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    f.write_all(content.as_bytes())?;
+    f.set_permissions(std::fs::Permissions::from_mode(PLACEHOLDER_FILE_MODE))
 }
 
 impl Drop for Placeholders {
@@ -105,9 +129,21 @@ impl Drop for Placeholders {
                 is_placeholder(&md)
                     && path.symlink_metadata().is_ok_and(|now| now.dev() == md.dev() && now.ino() == md.ino())
             });
-            if ours {
+            if !ours {
+                continue;
+            }
+            match placeholder_file(&path) {
+                // Changed (by a host process): it stays, and is no longer ours.
+                Some(content) => {
+                    let same = std::fs::read(&path).is_ok_and(|now| now == content.as_bytes());
+                    if same {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
                 // Not empty (a host process put something there): it stays, and is no longer ours.
-                let _ = std::fs::remove_dir(&path);
+                None => {
+                    let _ = std::fs::remove_dir(&path);
+                }
             }
         }
     }

@@ -36,8 +36,9 @@ pub enum MountOp {
     Pin { path: PathBuf },
     /// Bind a path onto itself read-only. `placeholder`: the path is the first missing component
     /// on the way to an absent protected path (or a placeholder found there); before the session
-    /// the supervisor makes it an empty directory of mode [`PLACEHOLDER_MODE`] (and removes it
-    /// after), so that the bind keeps the protected path from being created.
+    /// the supervisor makes it an empty directory of mode [`PLACEHOLDER_MODE`] (a file for the
+    /// names in [`placeholder_file`]) and removes it after, so that the bind keeps the protected
+    /// path from being created.
     ReadOnly { path: PathBuf, placeholder: bool, why: String },
     /// Unmount the host's tree (lazily: nothing inside holds it) and remove its mount point.
     DetachHost { host: PathBuf },
@@ -79,11 +80,34 @@ pub struct NsPlan {
 /// exact mode is cordon's placeholder (see [`is_placeholder`]); nobody makes one by accident.
 pub const PLACEHOLDER_MODE: u32 = 0o1555;
 
+/// The mode of a placeholder file (see [`placeholder_file`]): read-only for everyone, and the sticky
+/// bit, which means nothing on a file.
+pub const PLACEHOLDER_FILE_MODE: u32 = 0o1444;
+
 /// Whether `md` (of an entry not followed if a symlink) is a placeholder: a directory of mode
-/// [`PLACEHOLDER_MODE`] (its emptiness is checked by whoever removes it).
+/// [`PLACEHOLDER_MODE`] (its emptiness is checked by whoever removes it), or a regular file of mode
+/// [`PLACEHOLDER_FILE_MODE`] (its content is checked by whoever removes it).
 pub fn is_placeholder(md: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
-    md.is_dir() && md.mode() & 0o7777 == PLACEHOLDER_MODE
+    (md.is_dir() && md.mode() & 0o7777 == PLACEHOLDER_MODE)
+        || (md.is_file() && md.mode() & 0o7777 == PLACEHOLDER_FILE_MODE)
+}
+
+/// Where git reads a path as a file whenever it exists, a placeholder directory would break every
+/// git command (`fatal: failed to read .git/commondir: Is a directory`, and an empty file the
+/// same): these get a placeholder FILE with content git takes as if the file were absent. The
+/// content, or None for a placeholder directory.
+pub fn placeholder_file(path: &std::path::Path) -> Option<&'static str> {
+    if path.parent().and_then(|d| d.file_name()) != Some(std::ffi::OsStr::new(".git")) {
+        return None;
+    }
+    match path.file_name()?.to_str()? {
+        // The common directory is the git directory itself, as when there is no commondir.
+        "commondir" => Some(".\n"),
+        // An empty config: nothing set, as when there is none.
+        "config.worktree" => Some(""),
+        _ => None,
+    }
 }
 
 /// What keeps an absent protected path from being created: the first missing component of `path`
@@ -93,12 +117,14 @@ pub fn is_placeholder(md: &std::fs::Metadata) -> bool {
 enum Target {
     Present(PathBuf),
     Placeholder(PathBuf),
-    /// A regular file on the way: nothing can be made below it.
-    Blocked,
+    /// A regular file (or other non-directory) on the way, inside the workspace when named:
+    /// nothing can be made below it, but it could be replaced by a directory (`.git` as a file in a
+    /// worktree or submodule: `rm .git; git init`), so it is held read-only itself.
+    Blocked(Option<PathBuf>),
 }
 
 fn target(workspace: &std::path::Path, path: &std::path::Path) -> Target {
-    let Ok(rel) = path.strip_prefix(workspace) else { return Target::Blocked };
+    let Ok(rel) = path.strip_prefix(workspace) else { return Target::Blocked(None) };
     let mut at = workspace.to_path_buf();
     let n = rel.components().count();
     for (i, c) in rel.components().enumerate() {
@@ -107,7 +133,7 @@ fn target(workspace: &std::path::Path, path: &std::path::Path) -> Target {
             Err(_) => return Target::Placeholder(at),
             Ok(md) if md.file_type().is_symlink() => return Target::Present(at),
             Ok(md) if is_placeholder(&md) => return Target::Placeholder(at),
-            Ok(md) if i + 1 < n && !md.is_dir() => return Target::Blocked,
+            Ok(md) if i + 1 < n && !md.is_dir() => return Target::Blocked(Some(at)),
             Ok(_) => {}
         }
     }
@@ -284,9 +310,16 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
             Some(w) => format!("fs.protect {}: {w}", m.entry),
             None => format!("fs.protect {} ({})", m.entry, m.origin),
         };
-        let (path, placeholder) = match target(&p.workspace, &m.path) {
-            Target::Blocked => continue,
-            Target::Present(x) => (x, false),
+        let (path, placeholder, why) = match target(&p.workspace, &m.path) {
+            Target::Blocked(None) => continue,
+            Target::Blocked(Some(x)) => {
+                let why = format!(
+                    "{why}; {} is not a directory: held read-only so that it cannot be replaced by one",
+                    x.strip_prefix(&p.workspace).unwrap_or(&x).display()
+                );
+                (x, false, why)
+            }
+            Target::Present(x) => (x, false, why),
             Target::Placeholder(x) => {
                 let parent = x.parent().unwrap_or(&x);
                 let writable = parent.symlink_metadata().is_ok_and(|md| md.is_dir())
@@ -295,7 +328,7 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
                 if !writable || git_dir {
                     continue;
                 }
-                (x, true)
+                (x, true, why)
             }
         };
         if !binds.iter().any(|(b, _, _)| *b == path) {
