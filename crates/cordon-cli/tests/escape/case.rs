@@ -84,6 +84,11 @@ pub const LAYERS: &[Layer] = &[
         sensor: None,
     },
     Layer {
+        name: "sanitize",
+        what: "a settings file is read as a copy without its secrets (fs.sanitize): the secret is not there",
+        sensor: None,
+    },
+    Layer {
         name: "mask",
         what: "a mode-000 mask over a secret inside a readable tree (EACCES)",
         sensor: Some("mounts"),
