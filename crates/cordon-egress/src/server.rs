@@ -159,6 +159,35 @@ impl Pending<'_> {
     }
 }
 
+/// An allowed connection that is made: recorded when it ends, with its byte counts, or, if it never
+/// gets there (the proxy stopped with the session while the tunnel was open, a write failed), when
+/// it is dropped, so that a connection that happened is never missing from the record.
+struct Opened<'a> {
+    p: &'a Pending<'a>,
+    ip: SocketAddr,
+    rule: Option<String>,
+}
+
+impl<'a> Opened<'a> {
+    fn new(p: &'a Pending<'a>, ip: SocketAddr, rule: String) -> Self {
+        Opened { p, ip, rule: Some(rule) }
+    }
+
+    fn close(mut self, up: u64, down: u64) {
+        if let Some(rule) = self.rule.take() {
+            self.p.record(true, Some(self.ip), rule, up, down);
+        }
+    }
+}
+
+impl Drop for Opened<'_> {
+    fn drop(&mut self) {
+        if let Some(rule) = self.rule.take() {
+            self.p.record(true, Some(self.ip), format!("{rule} (not finished when recorded: bytes not counted)"), 0, 0);
+        }
+    }
+}
+
 /// Relays both directions of an established tunnel in the kernel (splice), off the async workers.
 /// Returns (client -> upstream, upstream -> client) byte counts.
 async fn tunnel(s: TcpStream, up: TcpStream) -> (u64, u64) {
@@ -246,6 +275,7 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
                     p.record(true, Some(addr), format!("{rule} (connect failed: {e})"), 0, 0);
                 }
                 Ok(mut up) => {
+                    let opened = Opened::new(&p, addr, rule);
                     if s.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await.is_err() {
                         return;
                     }
@@ -257,7 +287,7 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
                         }
                     }
                     let (a, b) = tunnel(s, up).await;
-                    p.record(true, Some(addr), rule, sent + a, b);
+                    opened.close(sent + a, b);
                 }
             },
         }
@@ -306,6 +336,7 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
                 p.record(true, Some(addr), format!("{rule} (connect failed: {e})"), 0, 0);
             }
             Ok(mut up) => {
+                let opened = Opened::new(&p, addr, rule);
                 // The connection is pinned to this host: one request, then close.
                 let mut out = format!("{} {path} {}\r\n", head.method, head.version);
                 for (k, v) in &head.headers {
@@ -322,7 +353,7 @@ async fn serve(mut s: TcpStream, who: Who, ctx: &Ctx) {
                 }
                 let (a, b) = tunnel(s, up).await;
                 sent += a;
-                p.record(true, Some(addr), rule, sent, b);
+                opened.close(sent, b);
             }
         },
     }
@@ -345,11 +376,12 @@ async fn socks5(mut s: TcpStream, who: Who, ctx: &Ctx) {
                 p.record(true, Some(addr), format!("{rule} (connect failed: {e})"), 0, 0);
             }
             Ok(up) => {
+                let opened = Opened::new(&p, addr, rule);
                 if socks::reply(&mut s, socks::REP_OK).await.is_err() {
                     return;
                 }
                 let (a, b) = tunnel(s, up).await;
-                p.record(true, Some(addr), rule, a, b);
+                opened.close(a, b);
             }
         },
     }
@@ -360,8 +392,9 @@ async fn forward(s: TcpStream, who: Who, to: SocketAddr, rule: String, ctx: &Ctx
     match connect(to).await {
         Err(e) => p.record(true, Some(to), format!("{rule} (connect failed: {e})"), 0, 0),
         Ok(up) => {
+            let opened = Opened::new(&p, to, rule);
             let (a, b) = tunnel(s, up).await;
-            p.record(true, Some(to), rule, a, b);
+            opened.close(a, b);
         }
     }
 }
