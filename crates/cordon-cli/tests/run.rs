@@ -304,6 +304,9 @@ fn killing_cordon_kills_the_session() {
         let _ = std::fs::remove_dir(&d);
         assert!(!d.exists(), "could not remove {}", d.display());
     }
+    // The killed supervisor's staged settings copies (fs.sanitize) go with the next session.
+    let next = e.run_sh("true");
+    assert!(next.status.success(), "{}", show(&next));
     // The audit log survives the kill: it verifies, and the session is reported unfinished.
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_cordon"))
         .args(["audit", "verify", "--audit"])

@@ -97,3 +97,29 @@ fn an_unknown_file_in_fs_sanitize_is_a_positioned_error() {
     let m = err(&o) + &out(&o);
     assert!(m.contains("p.toml:4:13") && m.contains("fs.sanitize[0]") && m.contains("hint:"), "{m}");
 }
+
+#[test]
+fn copies_left_by_a_killed_supervisor_are_collected_by_the_next_session() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    // A supervisor that is gone (a process that has exited) and one that is alive (this test).
+    let mut dead = std::process::Command::new("true").spawn().expect("true");
+    let dead_pid = dead.id();
+    dead.wait().expect("wait");
+    let stale = std::env::temp_dir().join(format!("cordon-sanitized-test-stale-{}", std::process::id()));
+    let live = std::env::temp_dir().join(format!("cordon-sanitized-test-live-{}", std::process::id()));
+    for (d, pid) in [(&stale, dead_pid), (&live, std::process::id())] {
+        std::fs::create_dir_all(d).expect("mkdir");
+        std::fs::write(d.join("pid"), pid.to_string()).expect("pid");
+        std::fs::write(d.join("0"), "registry=https://r/\n").expect("copy");
+    }
+    let o = e.run_sh("true");
+    assert!(o.status.success(), "{}", show(&o));
+    let (stale_left, live_left) = (stale.exists(), live.exists());
+    let _ = std::fs::remove_dir_all(&live);
+    let _ = std::fs::remove_dir_all(&stale);
+    assert!(!stale_left, "a dead supervisor's staged copies are collected");
+    assert!(live_left, "a live supervisor's staged copies are left alone");
+}

@@ -35,8 +35,13 @@ pub fn stage(policy: &mut CompiledPolicy, session: &str, notices: &mut Vec<Strin
         }
         return None;
     }
-    let dir = std::env::temp_dir().join(format!("cordon-sanitized-{session}"));
+    collect_stale();
+    let dir = std::env::temp_dir().join(format!("{PREFIX}{session}"));
     let staged = std::fs::DirBuilder::new().mode(0o700).create(&dir).ok().map(|_| Staged { dir: dir.clone() });
+    if staged.is_some() {
+        // Whose it is: a supervisor killed with SIGKILL cannot remove it; the next one does.
+        let _ = std::fs::write(dir.join("pid"), std::process::id().to_string());
+    }
     let mut keep = vec![];
     for (i, mut s) in std::mem::take(&mut policy.fs.sanitize).into_iter().enumerate() {
         let copy = dir.join(format!("{i}"));
@@ -61,6 +66,29 @@ pub fn stage(policy: &mut CompiledPolicy, session: &str, notices: &mut Vec<Strin
     }
     policy.fs.sanitize = keep;
     staged
+}
+
+const PREFIX: &str = "cordon-sanitized-";
+
+/// Removes the staging directories of this user's supervisors that are gone (killed with SIGKILL:
+/// their copies hold no secret, but they are litter).
+fn collect_stale() {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(PREFIX) {
+            continue;
+        }
+        let dir = e.path();
+        let ours = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        let pid: Option<i32> = std::fs::read_to_string(dir.join("pid")).ok().and_then(|p| p.trim().parse().ok());
+        // Alive: the process exists (kill 0 says so even for EPERM, which cannot be ours anyway).
+        let alive = pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok());
+        if ours && pid.is_some() && !alive {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }
 
 /// The copy of `path` at `copy`: None when there is no file (nothing to read); the names of the
