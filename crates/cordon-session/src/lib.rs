@@ -36,6 +36,7 @@ pub mod sanitize;
 pub mod spec;
 pub mod supervise;
 mod sys;
+pub mod timing;
 
 pub use error::{Result, SessionError};
 pub use spec::SessionSpec;

@@ -36,6 +36,7 @@ pub struct Prepared {
 }
 
 pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
+    crate::timing::mark("start");
     let ws = workspace(spec.workspace.as_deref().unwrap_or(&spec.cwd))?;
     crate::guards::refuse_system_workspace(&ws)?;
     if spec.monitored() && !nix::unistd::geteuid().is_root() {
@@ -51,6 +52,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         crate::project::require_trusted(file, &loaded)?;
         notices.push(format!("policy: {} (the workspace's own, trusted)", file.display()));
     }
+    crate::timing::mark("policy loaded and compiled");
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;
     publish(&spec.publish, &mut policy, &mut notices)?;
     crate::grants::apply(&spec, &mut policy, &mut notices)?;
@@ -62,13 +64,18 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     if let Some(db) = &audit_path {
         recording::mask_log(&mut policy, db);
     }
+    crate::timing::mark("grants, audit path");
     let rules = rules(&policy)?;
+    crate::timing::mark("rules");
     let caps = KernelCaps::detect();
+    crate::timing::mark("host capabilities");
     let session_id = cordon_sandbox::new_session_id();
     let sanitized = crate::sanitize::stage(&mut policy, &session_id, &mut notices);
+    crate::timing::mark("sanitize staged");
     let cwd = Some(spec.cwd.clone()).filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
     let inv = Invocation { session_id: session_id.clone(), argv: spec.argv.clone(), cwd, env: spec.env.clone() };
     let mut plan = plan(&policy, &caps, &inv);
+    crate::timing::mark("plan");
     let lost = verdict(&plan, &policy, spec.allow_degraded)?;
     // Made once the run is not refused; the root then holds them, so the plan is made again.
     let (made, created) = crate::caches::make(&policy);
@@ -76,16 +83,19 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     if made {
         plan = cordon_sandbox::plan(&policy, &caps, &inv);
     }
+    crate::timing::mark("caches");
     if let Some(w) =
         audit_path.as_deref().map(|db| recording::refuse_writable_location(db, &policy, &plan)).transpose()?.flatten()
     {
         notices.push(format!("DEGRADED: {w}"));
     }
     // The log first (every file of it then exists to compare the outputs with), then every output.
+    crate::timing::mark("audit location checked");
     let recording = audit_path.as_deref().map(|db| Recording::open(db, &session_id)).transpose()?;
     if let Some(r) = &recording {
         notices.extend(r.imported().iter().map(|l| format!("audit: {l}")));
     }
+    crate::timing::mark("audit log opened");
     let mut protected = Protected::default();
     if let Some(db) = &audit_path {
         for f in cordon_audit::files::log_files(db) {
@@ -126,7 +136,9 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
             p.notices.push(format!("warning: --events {} is inside the workspace, which the session can write; the audit log is the tamper-evident record", ev.display()));
         }
     }
+    crate::timing::mark("outputs");
     start_record(&mut p)?;
+    crate::timing::mark("start record");
     Ok(p)
 }
 

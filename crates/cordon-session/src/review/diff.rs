@@ -40,32 +40,12 @@ pub fn diff(a: &[u8], b: &[u8], max: usize) -> (u64, u64, Vec<String>) {
 
 /// Myers' D, or None past [`MAX_WORK`].
 fn distance(a: &[&[u8]], b: &[&[u8]]) -> Option<usize> {
-    let (n, m) = (a.len() as isize, b.len() as isize);
-    let max = (n + m) as usize;
+    let max = a.len() + b.len();
     if max == 0 {
         return Some(0);
     }
-    let limit = (MAX_WORK / max).min(max);
-    let off = max as isize + 1;
-    let mut v = vec![0isize; 2 * max + 3];
-    for d in 0..=limit as isize {
-        let mut k = -d;
-        while k <= d {
-            let i = (off + k) as usize;
-            let mut x = if k == -d || (k != d && v[i - 1] < v[i + 1]) { v[i + 1] } else { v[i - 1] + 1 };
-            let mut y = x - k;
-            while x < n && y < m && a[x as usize] == b[y as usize] {
-                x += 1;
-                y += 1;
-            }
-            v[i] = x;
-            if x >= n && y >= m {
-                return Some(d as usize);
-            }
-            k += 2;
-        }
-    }
-    None
+    let mut f = super::myers::Frontier::new(a.len(), b.len());
+    (0..=(MAX_WORK / max).min(max) as isize).find(|&d| f.step(a, b, d)).map(|d| d as usize)
 }
 
 fn multiset(a: &[&[u8]], b: &[&[u8]]) -> (usize, usize) {

@@ -12,6 +12,7 @@
 
 mod diff;
 pub mod hold;
+mod myers;
 mod patch;
 
 use cordon_policy::review::{skip_dir, Glob, ReviewPattern};

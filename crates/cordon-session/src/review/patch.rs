@@ -140,31 +140,17 @@ fn script(a: &[&[u8]], b: &[&[u8]]) -> Vec<Op> {
 /// Myers' greedy shortest edit script, or None when it needs more than [`MAX_D`] edits.
 fn myers(a: &[&[u8]], b: &[&[u8]]) -> Option<Vec<Op>> {
     let (n, m) = (a.len() as isize, b.len() as isize);
-    let max = (n + m) as usize;
-    let off = max as isize + 1;
-    let mut v = vec![0isize; 2 * max + 3];
-    // trace[d]: v[-d..=d] after step d.
+    let mut f = super::myers::Frontier::new(a.len(), b.len());
+    // trace[d]: the frontier on diagonals -d..=d after step d.
     let mut trace: Vec<Vec<isize>> = vec![];
     let mut end = None;
-    'steps: for d in 0..=(max.min(MAX_D) as isize) {
-        let mut k = -d;
-        while k <= d {
-            let i = (off + k) as usize;
-            let mut x = if k == -d || (k != d && v[i - 1] < v[i + 1]) { v[i + 1] } else { v[i - 1] + 1 };
-            let mut y = x - k;
-            while x < n && y < m && a[x as usize] == b[y as usize] {
-                x += 1;
-                y += 1;
-            }
-            v[i] = x;
-            if x >= n && y >= m {
-                trace.push(v[(off - d) as usize..=(off + d) as usize].to_vec());
-                end = Some(d);
-                break 'steps;
-            }
-            k += 2;
+    for d in 0..=((a.len() + b.len()).min(MAX_D) as isize) {
+        let done = f.step(a, b, d);
+        trace.push(f.snapshot(d));
+        if done {
+            end = Some(d);
+            break;
         }
-        trace.push(v[(off - d) as usize..=(off + d) as usize].to_vec());
     }
     let dmax = end?;
     let mut ops = vec![];
