@@ -144,8 +144,103 @@ def main():
             b[i] = 1
         print("allocated", mib, "MiB")
         return True
+    if cmd in ("shm_plant", "shm_steal", "msg_plant", "msg_steal", "mq_plant", "mq_steal", "ipc_remove"):
+        return ipc(cmd, a[0])
+    if cmd == "sethostname":
+        import socket
+        try:
+            socket.sethostname(a[0])
+            print("sethostname: renamed to", a[0])
+            return True
+        except OSError as e:
+            print("sethostname: refused", errno.errorcode.get(e.errno, e.errno), e)
+            return False
     print("unknown probe", cmd)
     return False
+
+# System V and POSIX IPC with a known name (derived from MARK): the host plants a secret, the attack
+# finds it by that name. Objects of the host's IPC namespace; a session with its own has none.
+IPC_CREAT, IPC_NOWAIT, IPC_RMID = 0o1000, 0o4000, 0
+SECRET = b"ipc-secret-AKIAFAKE"
+
+def ipc_key(mark):
+    import zlib
+    return zlib.crc32(mark.encode()) & 0x7FFFFFFF or 1
+
+def failed(what):
+    e = ctypes.get_errno()
+    print(f"{what}: refused ({errno.errorcode.get(e, e)}: {os.strerror(e)})")
+    return False
+
+def ipc(cmd, mark):
+    key = ipc_key(mark)
+    libc.shmat.restype = ctypes.c_void_p
+    libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+    if cmd == "shm_plant":
+        sid = libc.shmget(key, 4096, IPC_CREAT | 0o600)
+        if sid < 0:
+            return failed("shmget")
+        p = libc.shmat(sid, None, 0)
+        if p in (None, ctypes.c_void_p(-1).value):
+            return failed("shmat")
+        ctypes.memmove(p, SECRET, len(SECRET))
+        libc.shmdt(ctypes.c_void_p(p))
+        return True
+    if cmd == "shm_steal":
+        sid = libc.shmget(key, 0, 0)
+        if sid < 0:
+            return failed(f"shmget(key {key:#x})")
+        p = libc.shmat(sid, None, 0o10000)  # SHM_RDONLY
+        if p in (None, ctypes.c_void_p(-1).value):
+            return failed("shmat")
+        data = ctypes.string_at(p, len(SECRET))
+        print("shm holds", data)
+        return data == SECRET
+    # struct msgbuf { long mtype; char mtext[64]; }
+    class Msg(ctypes.Structure):
+        _fields_ = [("mtype", ctypes.c_long), ("mtext", ctypes.c_char * 64)]
+    if cmd == "msg_plant":
+        q = libc.msgget(key, IPC_CREAT | 0o600)
+        if q < 0:
+            return failed("msgget")
+        m = Msg(1, SECRET)
+        return libc.msgsnd(q, ctypes.byref(m), len(SECRET), IPC_NOWAIT) == 0 or failed("msgsnd")
+    if cmd == "msg_steal":
+        q = libc.msgget(key, 0)
+        if q < 0:
+            return failed(f"msgget(key {key:#x})")
+        m = Msg()
+        n = libc.msgrcv(q, ctypes.byref(m), 64, 0, IPC_NOWAIT)
+        if n < 0:
+            return failed("msgrcv")
+        print("queue held", m.mtext[:n])
+        return m.mtext[:n] == SECRET
+    rt = ctypes.CDLL("librt.so.1", use_errno=True)
+    name = f"/cordon-esc-{key:x}".encode()
+    if cmd == "mq_plant":
+        q = rt.mq_open(name, os.O_RDWR | os.O_CREAT, 0o600, None)
+        if q < 0:
+            return failed("mq_open")
+        return rt.mq_send(q, SECRET, len(SECRET), 0) == 0 or failed("mq_send")
+    if cmd == "mq_steal":
+        q = rt.mq_open(name, os.O_RDONLY | os.O_NONBLOCK)
+        if q < 0:
+            return failed(f"mq_open({name.decode()})")
+        buf = ctypes.create_string_buffer(1 << 16)
+        n = rt.mq_receive(q, buf, len(buf), None)
+        if n < 0:
+            return failed("mq_receive")
+        print("queue held", buf.raw[:n])
+        return buf.raw[:n] == SECRET
+    # ipc_remove: every object the plants made (on the host; those absent are fine).
+    sid = libc.shmget(key, 0, 0)
+    if sid >= 0:
+        libc.shmctl(sid, IPC_RMID, None)
+    q = libc.msgget(key, 0)
+    if q >= 0:
+        libc.msgctl(q, IPC_RMID, None)
+    rt.mq_unlink(name)
+    return True
 
 if __name__ == "__main__":
     try:

@@ -5,6 +5,12 @@
 //!
 //! Without the feature (every shipped binary) [`off`] is a constant `false`, [`announce`] does
 //! nothing, and the variable is never read: the name is not even in the binary.
+//!
+//! Two settings have no switch, because leaving them out is not a weaker session but no session:
+//! no_new_privs (the kernel refuses Landlock and seccomp to a process without it or CAP_SYS_ADMIN,
+//! and the landlock crate sets it itself; the escape case priv-setuid-exec reads `NoNewPrivs: 1`
+//! inside) and the user namespace (made only without root, with the caller's own uid mapped: it
+//! confines nothing, and without it an unprivileged caller cannot make the other namespaces).
 
 // An optimised build is a build someone may ship or install (`cargo install --all-features`):
 // it must not be able to leave a layer out.
@@ -61,7 +67,8 @@ pub enum Ablate {
     Protect,
     /// The mode-000 masks (fs.deny inside readable trees, fs.hide, hard links to credentials).
     Mask,
-    /// The session's private /tmp.
+    /// The session's private /tmp: the host's /tmp is bound there instead (a session without
+    /// any /tmp does not start: the masks are staged there).
     Tmpfs,
     /// The mount namespace, and with it every mount (mounts in the host's namespace would change
     /// the host).
@@ -74,8 +81,6 @@ pub enum Ablate {
     IpcNs,
     /// The UTS namespace (and the hostname set in it).
     UtsNs,
-    /// The user namespace (only ever made for a session started without root).
-    UserNs,
     /// The cgroup limits (memory, processes, cpu): the cgroups are still made.
     CgroupLimits,
     /// The supervisor's wall-time limit.
@@ -86,8 +91,6 @@ pub enum Ablate {
     Env,
     /// Dropping every capability.
     Caps,
-    /// no_new_privs.
-    Nnp,
     /// cordon's processes made non-dumpable (supervisor, init, command before exec).
     NoDump,
     /// The egress proxy's decisions: it lets every connection through.
@@ -125,13 +128,11 @@ impl Ablate {
         Ablate::NetNs,
         Ablate::IpcNs,
         Ablate::UtsNs,
-        Ablate::UserNs,
         Ablate::CgroupLimits,
         Ablate::Timer,
         Ablate::Rlimits,
         Ablate::Env,
         Ablate::Caps,
-        Ablate::Nnp,
         Ablate::NoDump,
         Ablate::Egress,
         Ablate::CgroupBpf,
@@ -166,13 +167,11 @@ impl Ablate {
             Ablate::NetNs => "netns",
             Ablate::IpcNs => "ipcns",
             Ablate::UtsNs => "utsns",
-            Ablate::UserNs => "userns",
             Ablate::CgroupLimits => "cgroup-limits",
             Ablate::Timer => "timer",
             Ablate::Rlimits => "rlimits",
             Ablate::Env => "env",
             Ablate::Caps => "caps",
-            Ablate::Nnp => "nnp",
             Ablate::NoDump => "nodump",
             Ablate::Egress => "egress",
             Ablate::CgroupBpf => "cgroup-bpf",
@@ -220,10 +219,17 @@ pub fn skips(op: &crate::plan::ns::MountOp) -> bool {
         M::SealRoot => off(Ablate::Sealed) || off(Ablate::Root),
         M::Pin { .. } | M::ReadOnly { .. } => off(Ablate::Protect),
         M::Mask { .. } => off(Ablate::Mask),
-        M::Tmpfs { .. } => off(Ablate::Tmpfs),
+        // Nothing to bind instead: without the built root the host's /tmp is there already.
+        M::Tmpfs { .. } => host_tmp(op) && off(Ablate::Root),
         // Never: without MakePrivate the session's mounts would reach the host's table.
         M::MakePrivate | M::Proc => false,
     }
+}
+
+/// Whether the host's /tmp is bound in place of the session's private /tmp (`op`).
+pub fn host_tmp(op: &crate::plan::ns::MountOp) -> bool {
+    matches!(op, crate::plan::ns::MountOp::Tmpfs { target, .. } if target == std::path::Path::new("/tmp"))
+        && off(Ablate::Tmpfs)
 }
 
 /// The namespaces to clone: `flags` without those left out.
@@ -236,7 +242,6 @@ pub fn clone_flags(flags: u64) -> u64 {
         (Ablate::NetNs, CLONE_NEWNET),
         (Ablate::IpcNs, CLONE_NEWIPC),
         (Ablate::UtsNs, CLONE_NEWUTS),
-        (Ablate::UserNs, CLONE_NEWUSER),
     ] {
         if off(a) {
             f &= !flag;

@@ -159,10 +159,8 @@ pub(crate) fn command_main(
     if let Err(e) = nix::unistd::chdir(&x.cwd) {
         fail(rep, &format!("chdir {}: {e}", x.cwd.display()));
     }
-    if !off(Ablate::Nnp) {
-        if let Err(e) = sys::set_no_new_privs() {
-            fail(rep, &format!("no_new_privs: {e}"));
-        }
+    if let Err(e) = sys::set_no_new_privs() {
+        fail(rep, &format!("no_new_privs: {e}"));
     }
     if !off(Ablate::Caps) {
         if let Err(e) = sys::drop_all_capabilities() {

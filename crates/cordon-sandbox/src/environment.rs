@@ -332,7 +332,7 @@ fn init_main(
 /// The user namespace's maps, the mounts, the hostname, loopback and the egress listeners.
 fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
     let ns = &plan.ns;
-    if ns.user && !off(Ablate::UserNs) {
+    if ns.user {
         let w = |p: &str, v: String| std::fs::write(p, v).map_err(|e| format!("user namespace: write {p}: {e}"));
         let r = w("/proc/self/setgroups", "deny".into())
             .and_then(|_| w("/proc/self/uid_map", format!("{0} {0} 1\n", ns.uid)))
@@ -406,10 +406,8 @@ fn bound(plan: &EnvironmentPlan, rep: RawFd) {
     if !off(Ablate::NoDump) {
         let _ = sys::set_dumpable(false);
     }
-    if !off(Ablate::Nnp) {
-        if let Err(e) = sys::set_no_new_privs() {
-            fail(rep, &format!("no_new_privs: {e}"));
-        }
+    if let Err(e) = sys::set_no_new_privs() {
+        fail(rep, &format!("no_new_privs: {e}"));
     }
     if !off(Ablate::Caps) {
         if let Err(e) = sys::drop_all_capabilities() {

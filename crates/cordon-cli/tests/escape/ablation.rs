@@ -2,8 +2,9 @@
 //! `CORDON_ABLATE` (crates/cordon-sandbox/src/ablate.rs). For every switch, the cases that name the
 //! layer it stands for (seccomp: the cases whose report names a call of its group) run as root with
 //! that switch alone off, and the matrix records which turn from blocked to ESCAPED or HOST CHANGED.
-//! A switch no case turns fails the test, unless [`KNOWN_UNCOVERED`] says why (printed). A few
-//! rows leave out two layers together, to show where one stands behind the other (not judged).
+//! A switch no case turns fails the test unless a judged pair row catches it with its partner (a
+//! layer that stands behind another by design: the pair must turn a case that neither turns alone),
+//! or [`KNOWN_UNCOVERED`] says why (printed).
 //!
 //! Without the feature, [`the_shipped_binary_has_no_ablation_switch`] runs instead.
 
@@ -12,24 +13,25 @@ use crate::common::*;
 #[cfg(feature = "ablation")]
 use crate::run::{run_case_with, Verdict};
 
-/// Switches that no case turns today, and why. Each is printed under the matrix; one that does
-/// turn a case fails the test (take it out of here).
+/// Switches that no row catches, and why. Each is printed under the matrix; one that a row does
+/// catch fails the test (take it out of here). Empty today: every switch is caught alone or with
+/// its partner in a judged `+` row.
 #[cfg(feature = "ablation")]
-const KNOWN_UNCOVERED: &[(&str, &str)] = &[
-    ("landlock-scopes", "behind the pid and network namespaces: host processes and the host's abstract sockets are not there to reach (rows + landlock-scopes,pidns and + landlock-scopes,netns)"),
-    ("seccomp-mount", "behind the missing capabilities: mount, chroot and pivot_root need CAP_SYS_ADMIN, which no process of the session has, and seccomp-ns keeps it from a user namespace that would give it (row + seccomp-mount,caps)"),
-    ("seccomp-socket", "behind the missing capabilities: raw and packet sockets need CAP_NET_RAW (row + seccomp-socket,caps)"),
-    ("memfd-seal", "one of a pair: vm.memfd_noexec=2 (memfd-sysctl) refuses the exec as well (row + memfd-seal,memfd-sysctl)"),
-    ("memfd-sysctl", "one of a pair: the supervisor's MFD_NOEXEC_SEAL memfds (memfd-seal) refuse the exec as well (row + memfd-seal,memfd-sysctl)"),
-    ("sealed", "behind Landlock: a new name outside the granted trees needs a write right Landlock does not give (row + sealed,landlock-fs)"),
-    ("tmpfs", "cordon needs it to start: the masks are staged in the session's /tmp, and the built root has no other /tmp (the session does not start without it)"),
-    ("nnp", "the kernel requires no_new_privs (or CAP_SYS_ADMIN) to enforce Landlock and seccomp, and the landlock crate sets it itself in restrict_self: it is never absent while those layers are"),
-    ("nodump", "behind Landlock: the command's Landlock domain is nested in the init's, and Landlock refuses reading /proc/PID/environ of a process outside it (row + nodump,landlock-fs,landlock-scopes)"),
-    ("cgroup-bpf", "behind the network namespace: what the sensor refuses has no route out of the session's namespace (row + cgroup-bpf,netns)"),
-    ("ipcns", "no case: the host's System V IPC objects and POSIX queues are what it hides, and no case attacks them yet"),
-    ("utsns", "no case: it only hides the host's name (sethostname needs a capability the session lacks)"),
-    ("userns", "as root the session has no user namespace (root needs none to make the others); as nobody it is what makes them, not a confinement of its own"),
-];
+const KNOWN_UNCOVERED: &[(&str, &str)] = &[];
+
+#[cfg(feature = "ablation")]
+#[derive(PartialEq)]
+enum Kind {
+    /// One switch: it must turn a case, or be caught with its partner in a `Pair` row, or be a
+    /// known gap.
+    Single,
+    /// Switches that stand behind one another by design: deleting either alone is invisible by
+    /// construction, so the row must turn at least one case that none of its switches turns alone
+    /// (or the test fails). Its switches are then "caught with" the others.
+    Pair,
+    /// Shown, not judged: where a layer stands behind one that is caught alone anyway.
+    Shown,
+}
 
 #[cfg(feature = "ablation")]
 /// One row: the switches left out, and the cases it runs (by the layer they name, or by id).
@@ -37,13 +39,17 @@ struct Row {
     ablate: &'static str,
     layers: &'static [&'static str],
     ids: &'static [&'static str],
-    /// Judged: a single switch must turn a case (or be a known gap). Pairs are shown, not judged.
-    judged: bool,
+    kind: Kind,
 }
 
 #[cfg(feature = "ablation")]
 const fn row(ablate: &'static str, layers: &'static [&'static str]) -> Row {
-    Row { ablate, layers, ids: &[], judged: true }
+    Row { ablate, layers, ids: &[], kind: Kind::Single }
+}
+
+#[cfg(feature = "ablation")]
+const fn pair(ablate: &'static str, layers: &'static [&'static str], ids: &'static [&'static str]) -> Row {
+    Row { ablate, layers, ids, kind: Kind::Pair }
 }
 
 #[cfg(feature = "ablation")]
@@ -51,7 +57,12 @@ const fn row(ablate: &'static str, layers: &'static [&'static str]) -> Row {
 /// name no layer: they run the seccomp cases whose `report` names a call of their group.
 const ROWS: &[Row] = &[
     row("landlock-fs", &["landlock"]),
-    Row { ablate: "landlock-scopes", layers: &[], ids: &["net-abstract", "proc-kill", "proc-stop"], judged: true },
+    Row {
+        ablate: "landlock-scopes",
+        layers: &[],
+        ids: &["net-abstract", "proc-kill", "proc-stop"],
+        kind: Kind::Single,
+    },
     row("seccomp-ptrace", &[]),
     row("seccomp-mount", &[]),
     row("seccomp-ns", &[]),
@@ -75,28 +86,40 @@ const ROWS: &[Row] = &[
     row("mountns", &["root", "mask"]),
     row("pidns", &["pidns"]),
     row("netns", &["netns", "cgroup-bpf"]),
-    row("ipcns", &[]),
-    row("utsns", &[]),
-    row("userns", &[]),
+    row("ipcns", &["ipcns"]),
+    Row { ablate: "utsns", layers: &[], ids: &["priv-sethostname"], kind: Kind::Single },
     row("cgroup-limits", &["cgroup"]),
     row("timer", &["timer"]),
     row("rlimits", &["rlimit"]),
     row("env", &["env"]),
     row("caps", &["caps"]),
-    row("nnp", &["nnp"]),
     row("nodump", &["nodump"]),
     row("egress", &["proxy"]),
     row("cgroup-bpf", &["cgroup-bpf", "netns"]),
-    // Depth: one layer behind another.
-    Row { ablate: "memfd-seal,memfd-sysctl", layers: &["memfd"], ids: &[], judged: false },
-    Row { ablate: "landlock-scopes,netns", layers: &[], ids: &["net-abstract"], judged: false },
-    Row { ablate: "landlock-scopes,pidns", layers: &[], ids: &["proc-kill", "proc-stop"], judged: false },
-    Row { ablate: "root,landlock-fs", layers: &["root"], ids: &[], judged: false },
-    Row { ablate: "sealed,landlock-fs", layers: &["sealed"], ids: &[], judged: false },
-    Row { ablate: "seccomp-socket,caps", layers: &[], ids: &[], judged: false },
-    Row { ablate: "cgroup-bpf,netns", layers: &["cgroup-bpf"], ids: &[], judged: false },
-    Row { ablate: "seccomp-mount,caps", layers: &[], ids: &[], judged: false },
-    Row { ablate: "nodump,landlock-fs,landlock-scopes", layers: &["nodump"], ids: &[], judged: false },
+    // Depth, judged: one layer behind another by design.
+    // The scopes refuse what the namespaces already hide: a host process, the host's abstract sockets.
+    pair("landlock-scopes,netns", &[], &["net-abstract"]),
+    pair("landlock-scopes,pidns", &[], &["proc-kill", "proc-stop"]),
+    // mount, chroot, pivot_root need CAP_SYS_ADMIN; raw and packet sockets CAP_NET_RAW.
+    pair("seccomp-mount,caps", &[], &[]),
+    pair("seccomp-socket,caps", &[], &[]),
+    // The supervisor's MFD_NOEXEC_SEAL memfds and vm.memfd_noexec=2 each refuse the exec.
+    pair("memfd-seal,memfd-sysctl", &["memfd"], &[]),
+    // A new name outside the granted trees needs a write right Landlock does not give.
+    pair("sealed,landlock-fs", &["sealed"], &[]),
+    // The command's Landlock domain is nested in the init's: /proc/PID/environ of a process
+    // outside it is refused (ptrace access mode), as for a dumpable one.
+    pair("nodump,landlock-fs,landlock-scopes", &["nodump"], &[]),
+    // What the sensor refuses has no route out of the session's network namespace.
+    pair("cgroup-bpf,netns", &["cgroup-bpf"], &[]),
+    // sethostname needs CAP_SYS_ADMIN over the UTS namespace: without both, the name of the
+    // namespace cordon was started in changes (the case gives cordon a UTS namespace of its own).
+    pair("utsns,caps", &[], &["priv-sethostname"]),
+    // Shown: the built root's cases with Landlock gone too (the root is caught alone).
+    Row { ablate: "root,landlock-fs", layers: &["root"], ids: &[], kind: Kind::Shown },
+    // Shown: mq_open opens a file of the IPC namespace's mqueue mount, which Landlock refuses
+    // (ipcns is caught alone by the System V cases).
+    Row { ablate: "ipcns,landlock-fs", layers: &[], ids: &["proc-ipc-mqueue"], kind: Kind::Shown },
 ];
 
 fn cases() -> Vec<Case> {
@@ -143,6 +166,7 @@ fn cell(v: &Verdict) -> (&'static str, bool) {
 #[test]
 fn escape_ablation_matrix() {
     use cordon_sandbox::ablate::Ablate;
+    use std::collections::HashMap;
     if !need_root() {
         return;
     }
@@ -151,7 +175,7 @@ fn escape_ablation_matrix() {
     let mut failures: Vec<String> = vec![];
     // Every switch has its row, and every row names switches the binary knows.
     for a in Ablate::ALL {
-        if !ROWS.iter().any(|r| r.judged && r.ablate == a.name()) {
+        if !ROWS.iter().any(|r| r.kind == Kind::Single && r.ablate == a.name()) {
             failures.push(format!("layer {}: no row in the matrix", a.name()));
         }
     }
@@ -160,46 +184,119 @@ fn escape_ablation_matrix() {
             assert!(Ablate::from_name(a).is_some(), "row `{}`: unknown switch {a}", r.ablate);
         }
     }
-    let mut out = String::from(
-        "\nlayer ablation (as root): each row runs the cases of the layer(s) it leaves out (CORDON_ABLATE)\n\
-         caught = cases that turned from blocked to ESCAPED or HOST CHANGED; `held by another layer`: still\n\
-         blocked, with another errno than the case names (a layer behind it); rows marked + leave out two\n\
-         layers together (depth, not judged)\n",
-    );
-    out.push_str(&format!("{:<26} {:>7}  cases\n", "layer(s) left out", "caught"));
-    for (ri, r) in ROWS.iter().enumerate() {
+    // (switches, case id) -> turned; each run once (a pair's cases are run again with each of its
+    // switches alone where no single row ran them).
+    let mut turned_by: HashMap<(String, String), bool> = HashMap::new();
+    let mut mark = 100_000;
+    let mut run = |ablate: &str, c: &Case, turned_by: &mut HashMap<(String, String), bool>| -> Verdict {
+        mark += 1;
+        let vars = [("CORDON_ABLATE".to_string(), ablate.to_string())];
+        // A mark of its own (the escape suites may run beside this in the same process).
+        let v = run_case_with(c, Who::Root, mark, &vars);
+        turned_by.insert((ablate.to_string(), c.id.clone()), cell(&v).1);
+        v
+    };
+    struct Done {
+        label: String,
+        caught: usize,
+        of: usize,
+        cells: Vec<String>,
+    }
+    let mut done: Vec<(usize, Done)> = vec![];
+    let mut notes = String::new();
+    // Single rows first: a pair's cases are looked up in what they turned.
+    let order = ROWS
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.kind == Kind::Single)
+        .chain(ROWS.iter().enumerate().filter(|(_, r)| r.kind != Kind::Single));
+    for (ri, r) in order {
         if filter.as_ref().is_some_and(|f| !f.split(',').any(|f| r.ablate.contains(f))) {
             continue;
         }
         let sel = selected(r, &all);
-        let vars = [("CORDON_ABLATE".to_string(), r.ablate.to_string())];
         let mut caught = 0;
         let mut cells = vec![];
-        for (n, c) in &sel {
-            // A mark of its own (the escape suites may run beside this in the same process).
-            let v = run_case_with(c, Who::Root, 100_000 + ri * 1000 + n, &vars);
+        for (_, c) in &sel {
+            let v = run(r.ablate, c, &mut turned_by);
             let (text, turned) = cell(&v);
+            if turned && r.kind == Kind::Pair {
+                // Caught by the pair only if none of its switches alone turns it.
+                let alone: Vec<&str> = r
+                    .ablate
+                    .split(',')
+                    .filter(|a| {
+                        let key = (a.to_string(), c.id.clone());
+                        match turned_by.get(&key) {
+                            Some(t) => *t,
+                            None => cell(&run(a, c, &mut turned_by)).1,
+                        }
+                    })
+                    .collect();
+                if !alone.is_empty() {
+                    cells.push(format!("{} {text}, but also without {} alone", c.id, alone.join(", ")));
+                    continue;
+                }
+            }
             caught += usize::from(turned);
-            if matches!(v, Verdict::SetupFailed(_) | Verdict::TimedOut(_)) && r.judged {
-                out.push_str(&format!("  ({} with {}: {v:?})\n", c.id, r.ablate));
+            if matches!(v, Verdict::SetupFailed(_) | Verdict::TimedOut(_)) && r.kind != Kind::Shown {
+                notes.push_str(&format!("  ({} with {}: {v:?})\n", c.id, r.ablate));
             }
             cells.push(format!("{} {text}", c.id));
         }
-        let label = if r.judged { r.ablate.to_string() } else { format!("+ {}", r.ablate) };
-        let body = if cells.is_empty() { "(no case names this layer)".to_string() } else { cells.join(", ") };
-        out.push_str(&format!("{label:<26} {:>7}  {body}\n", format!("{caught}/{}", sel.len())));
-        if !r.judged {
-            continue;
-        }
+        let label = match r.kind {
+            Kind::Single => r.ablate.to_string(),
+            Kind::Pair => format!("+ {}", r.ablate),
+            Kind::Shown => format!("(+ {})", r.ablate),
+        };
+        done.push((ri, Done { label, caught, of: sel.len(), cells }));
+    }
+    done.sort_by_key(|(ri, _)| *ri);
+    // The judgement: a single switch is caught alone, or with the other switches of a pair row
+    // that catches a case none of them turns alone; a pair row must catch one.
+    let caught_with = |name: &str| -> Option<String> {
+        done.iter()
+            .filter(|(ri, d)| ROWS[*ri].kind == Kind::Pair && d.caught > 0)
+            .find(|(ri, _)| ROWS[*ri].ablate.split(',').any(|a| a == name))
+            .map(|(ri, _)| ROWS[*ri].ablate.split(',').filter(|a| *a != name).collect::<Vec<_>>().join(","))
+    };
+    let mut out = String::from(
+        "\nlayer ablation (as root): each row runs the cases of the layer(s) it leaves out (CORDON_ABLATE)\n\
+         caught = cases that turned from blocked to ESCAPED or HOST CHANGED; `held by another layer`: still\n\
+         blocked, with another errno than the case names (a layer behind it). Rows marked + leave out\n\
+         layers that stand behind one another: judged, each must catch a case none of its layers turns\n\
+         alone, and its layers are then `caught with` the others; rows in ( ) are shown, not judged\n",
+    );
+    out.push_str(&format!("{:<36} {:>7}  cases\n", "layer(s) left out", "caught"));
+    for (ri, d) in &done {
+        let r = &ROWS[*ri];
+        let mut body = if d.cells.is_empty() { "(no case names this layer)".to_string() } else { d.cells.join(", ") };
         let known = KNOWN_UNCOVERED.iter().find(|(n, _)| *n == r.ablate);
-        match (caught, known) {
-            (0, None) => failures
-                .push(format!("layer {}: no case turns from blocked to escaped when it alone is left out", r.ablate)),
-            (n, Some(_)) if n > 0 => failures
-                .push(format!("layer {}: {n} case(s) turn without it now: take it out of KNOWN_UNCOVERED", r.ablate)),
+        match r.kind {
+            Kind::Single => match (d.caught, caught_with(r.ablate), known) {
+                (0, Some(p), None) => body = format!("caught with {p}; alone: {body}"),
+                (0, None, None) => failures.push(format!(
+                    "layer {}: no case turns from blocked to escaped when it is left out, alone or with its partner",
+                    r.ablate
+                )),
+                (n, _, Some(_)) if n > 0 => failures.push(format!(
+                    "layer {}: {n} case(s) turn without it now: take it out of KNOWN_UNCOVERED",
+                    r.ablate
+                )),
+                (0, Some(p), Some(_)) => {
+                    failures.push(format!("layer {}: caught with {p} now: take it out of KNOWN_UNCOVERED", r.ablate))
+                }
+                _ => {}
+            },
+            Kind::Pair if d.caught == 0 => failures.push(format!(
+                "layers {}: no case turns that none of them turns alone (the depth this row stands for is gone)",
+                r.ablate
+            )),
             _ => {}
         }
+        out.push_str(&format!("{:<36} {:>7}  {body}\n", d.label, format!("{}/{}", d.caught, d.of)));
     }
+    out.push_str(&notes);
     for (n, why) in KNOWN_UNCOVERED {
         out.push_str(&format!("  KNOWN_UNCOVERED {n}: {why}\n"));
     }

@@ -43,6 +43,10 @@ pub struct Case {
     pub known_limit: Option<String>,
     /// The attack's effect is on the host: it worked if `check` fails.
     pub host_effect: Option<bool>,
+    /// The case runs in a UTS namespace the harness makes for it (named `cordon-uts-host`):
+    /// setup, control, `cordon` and `check` run there, so an attack on the host's name renames
+    /// that namespace, never the machine's.
+    pub own_uts: Option<bool>,
 }
 
 pub struct Layer {
@@ -96,6 +100,11 @@ pub const LAYERS: &[Layer] = &[
     Layer { name: "netns", what: "the empty network namespace (own loopback only, no route)", sensor: None },
     Layer { name: "proxy", what: "the egress proxy: the allowlist only, never an internal address", sensor: None },
     Layer { name: "pidns", what: "the pid namespace and private /proc: host processes are not there", sensor: None },
+    Layer {
+        name: "ipcns",
+        what: "the IPC namespace: the host's System V objects and POSIX queues are not there (ENOENT)",
+        sensor: None,
+    },
     Layer {
         name: "nodump",
         what: "cordon's processes in the session are not dumpable (EACCES on /proc)",

@@ -113,8 +113,8 @@ fn sh_quote(s: &str) -> String {
 
 /// Runs `argv` as the env's user, with the case's variables, under `script` when a terminal is
 /// needed; returns when it exited (or was stopped after `timeout`).
-fn run_as(e: &Env, argv: &[String], vars: &[(String, String)], tty: bool, timeout: Duration) -> RunOut {
-    let mut full: Vec<String> = vec![];
+fn run_as(e: &Env, argv: &[String], vars: &[(String, String)], tty: bool, timeout: Duration, uts: Uts) -> RunOut {
+    let mut full: Vec<String> = uts.enter();
     if e.who == Who::Nobody {
         full.extend([
             "setpriv".into(),
@@ -170,17 +170,68 @@ fn run_as(e: &Env, argv: &[String], vars: &[(String, String)], tty: bool, timeou
     RunOut { code: status.and_then(|s| s.code()), stdout, stderr }
 }
 
-fn host_sh(e: &Env, script: &str, vars: &[(String, String)], as_user: bool) -> bool {
+fn host_sh(e: &Env, script: &str, vars: &[(String, String)], as_user: bool, uts: Uts) -> bool {
     let argv = vec!["/bin/sh".to_string(), "-c".to_string(), script.to_string()];
     if as_user {
-        run_as(e, &argv, vars, false, Duration::from_secs(20)).code == Some(0)
+        run_as(e, &argv, vars, false, Duration::from_secs(20), uts).code == Some(0)
     } else {
-        let mut c = Command::new("/bin/sh");
-        c.args(["-c", script]).current_dir(&e.ws).env("HOME", &e.home);
+        let full: Vec<String> = uts.enter().into_iter().chain(argv).collect();
+        let mut c = Command::new(&full[0]);
+        c.args(&full[1..]).current_dir(&e.ws).env("HOME", &e.home);
         for (k, v) in vars {
             c.env(k, v);
         }
         c.output().map(|o| o.status.success()).unwrap_or(false)
+    }
+}
+
+/// The UTS namespace a case runs in (`own_uts`): None, the harness's own (the host's).
+#[derive(Clone, Copy)]
+struct Uts(Option<u32>);
+
+impl Uts {
+    /// The words that run a command in it (as root, before any change of user).
+    fn enter(self) -> Vec<String> {
+        match self.0 {
+            Some(pid) => vec!["nsenter".into(), "-t".into(), pid.to_string(), "-u".into(), "--".into()],
+            None => vec![],
+        }
+    }
+}
+
+/// The name of the UTS namespace a case with `own_uts` is given (its `check` compares with it).
+pub const UTS_HOST: &str = "cordon-uts-host";
+
+/// A UTS namespace made for one run of a case (`own_uts`), named [`UTS_HOST`]: the setup, the
+/// control, `cordon` and the check run in it, so that an attack that renames "the host" renames
+/// this one, never the machine's. Removed (its one process killed) when dropped.
+struct UtsHolder(std::process::Child);
+
+impl UtsHolder {
+    fn start() -> UtsHolder {
+        let mut c = Command::new("unshare")
+            .args(["--uts", "--", "/bin/sh", "-c"])
+            .arg(format!("hostname {UTS_HOST} && echo ready && exec sleep 600"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare --uts");
+        let mut line = String::new();
+        let mut out = std::io::BufReader::new(c.stdout.take().expect("stdout"));
+        let _ = std::io::BufRead::read_line(&mut out, &mut line);
+        assert_eq!(line.trim(), "ready", "the UTS namespace for the case did not get its name");
+        UtsHolder(c)
+    }
+
+    fn uts(&self) -> Uts {
+        Uts(Some(self.0.id()))
+    }
+}
+
+impl Drop for UtsHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -326,6 +377,8 @@ pub fn run_case_with(c: &Case, who: Who, n: usize, extra: &[(String, String)]) -
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
         );
         let listeners = Listeners::start(&mark, who, &e.home);
+        let holder = c.own_uts.unwrap_or(false).then(UtsHolder::start);
+        let uts = holder.as_ref().map_or(Uts(None), UtsHolder::uts);
         let mut vic = victim(&e, &mark);
         std::thread::sleep(Duration::from_millis(20));
         let mut vars: Vec<(String, String)> = vec![
@@ -343,7 +396,7 @@ pub fn run_case_with(c: &Case, who: Who, n: usize, extra: &[(String, String)]) -
         vars.extend(listeners.env.iter().cloned());
         vars.extend(extra.iter().cloned());
         if let Some(s) = &c.setup {
-            assert!(host_sh(&e, s, &vars, true), "{}: setup failed", c.id);
+            assert!(host_sh(&e, s, &vars, true, uts), "{}: setup failed", c.id);
         }
         let policy = e.root.join("policy.toml");
         let (report, events) = (e.root.join("report.json"), e.root.join("events.jsonl"));
@@ -377,13 +430,13 @@ pub fn run_case_with(c: &Case, who: Who, n: usize, extra: &[(String, String)]) -
             argv.push("--".into());
         }
         argv.extend(wrapped(&c.run, &nonce, &log));
-        let out = run_as(&e, &argv, &vars, c.tty.unwrap_or(false), Duration::from_secs(30));
+        let out = run_as(&e, &argv, &vars, c.tty.unwrap_or(false), Duration::from_secs(30), uts);
         // The end of the attack: the session (cordon, and with it every process of the session)
         // has exited; connections still on their way get SETTLE to arrive.
         std::thread::sleep(SETTLE);
         let s = seen(&out, &nonce, &log);
         let ev = if inside { evidence(&report, &events) } else { Evidence::default() };
-        let host_ok = c.check.as_ref().map(|s| host_sh(&e, s, &vars, true)).unwrap_or(true);
+        let host_ok = c.check.as_ref().map(|s| host_sh(&e, s, &vars, true, uts)).unwrap_or(true);
         let net_hits = |l: &Listeners| c.net.as_deref().map(|n| l.count(n)).unwrap_or(0);
         let worked_now = match (&c.net, c.host_effect.unwrap_or(false)) {
             (Some(_), _) => net_hits(&listeners) > 0,
@@ -391,7 +444,7 @@ pub fn run_case_with(c: &Case, who: Who, n: usize, extra: &[(String, String)]) -
             (None, false) => s.attack == Some(0),
         };
         if let Some(s) = &c.cleanup {
-            host_sh(&e, s, &vars, false);
+            host_sh(&e, s, &vars, false, uts);
         }
         let _ = vic.kill();
         let _ = vic.wait();
@@ -401,6 +454,7 @@ pub fn run_case_with(c: &Case, who: Who, n: usize, extra: &[(String, String)]) -
             assert!(listeners.known(n), "{}: no listener `{n}`", c.id);
         }
         drop(listeners);
+        drop(holder);
         let verdict = judge(c, who, inside, &out, &s, &ev, worked, host_ok);
         if inside || verdict.is_some() {
             let v = verdict.unwrap_or_else(|| Verdict::SetupFailed("no verdict".into()));

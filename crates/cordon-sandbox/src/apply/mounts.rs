@@ -147,6 +147,9 @@ pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Resul
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
                 mount(Some("proc"), p, Some("proc"), flags, None::<&str>).map_err(sys_err("mount proc on", p))?;
             }
+            MountOp::Tmpfs { target, .. } if crate::ablate::host_tmp(op) => {
+                bind(&host_path(plan, target), target, target, true)?
+            }
             MountOp::Tmpfs { target, size, mode } => {
                 make_dir(target)?;
                 let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
