@@ -159,14 +159,7 @@ pub(crate) fn command_main(
     if let Err(e) = nix::unistd::chdir(&x.cwd) {
         fail(rep, &format!("chdir {}: {e}", x.cwd.display()));
     }
-    if let Err(e) = sys::set_no_new_privs() {
-        fail(rep, &format!("no_new_privs: {e}"));
-    }
-    if !off(Ablate::Caps) {
-        if let Err(e) = sys::drop_all_capabilities() {
-            fail(rep, &format!("dropping capabilities: {e}"));
-        }
-    }
+    no_privileges(rep);
     mark(rep, "command: hardened (rlimits, caps)");
     if let Some(l) = &x.landlock {
         if let Err(e) = apply::landlock::apply(l) {
@@ -192,4 +185,17 @@ pub(crate) fn command_main(
     let e = nix::unistd::execve(program, &x.argv, &x.envp).err().unwrap_or(nix::errno::Errno::EINVAL);
     Report::ExecFailed(e as i32).send(rep);
     sys::exit_now(if e == nix::errno::Errno::ENOENT { 127 } else { 126 })
+}
+
+/// no_new_privs and no capability left, or the report of why not and exit: the init bounds itself
+/// with it before it waits, and the command again after its fork (the order cannot undo it).
+pub(crate) fn no_privileges(rep: RawFd) {
+    if let Err(e) = sys::set_no_new_privs() {
+        fail(rep, &format!("no_new_privs: {e}"));
+    }
+    if !off(Ablate::Caps) {
+        if let Err(e) = sys::drop_all_capabilities() {
+            fail(rep, &format!("dropping capabilities: {e}"));
+        }
+    }
 }

@@ -406,14 +406,7 @@ fn bound(plan: &EnvironmentPlan, rep: RawFd) {
     if !off(Ablate::NoDump) {
         let _ = sys::set_dumpable(false);
     }
-    if let Err(e) = sys::set_no_new_privs() {
-        fail(rep, &format!("no_new_privs: {e}"));
-    }
-    if !off(Ablate::Caps) {
-        if let Err(e) = sys::drop_all_capabilities() {
-            fail(rep, &format!("dropping capabilities: {e}"));
-        }
-    }
+    crate::command::no_privileges(rep);
     if let Err(e) = apply::landlock::apply(&plan.landlock) {
         fail(rep, &e.to_string());
     }

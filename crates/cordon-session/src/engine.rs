@@ -59,6 +59,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     let protect_watch = crate::hints::ProtectWatch::start(&p.policy);
     // Before the command's first instruction: the reviewed files as they are.
     let review_watch = crate::review::Watch::start(&p.policy, &p.workspace);
+    crate::timing::mark("engine: protect and review watches started");
     // The write watch and the no-network connect rule name refusals without the sensor; with it,
     // the sensor sees the real refusals, so they are left out of the filter.
     let on_write = if p.spec.monitored() {
@@ -83,6 +84,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         on_write,
     }
     .run();
+    crate::timing::mark("engine: sandbox returned");
     // The sanitized copies are bound (or the session never started): their staging goes now, not at
     // a drop the CLI's exit would skip.
     drop(p.sanitized.take());
@@ -91,7 +93,9 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     let mut outcome = outcome?;
     outcome.notes.extend(protect_watch.map(|w| w.finish(&p.workspace)).unwrap_or_default());
     // The session has ended: none of its processes is left to race hold mode's restores.
+    crate::timing::mark("engine: sensor, staging, protect watch");
     let review = review_watch.map(|w| w.finish(hold.as_ref())).unwrap_or_default();
+    crate::timing::mark("engine: review finished");
     let mut warnings = vec![];
     if let Some(Err(e)) = &sensor_audit {
         warnings.push(format!("audit: sensor events could not all be recorded: {e}"));
@@ -111,6 +115,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         let hints = crate::refusals::hints(&p.policy, &p.spec.argv, &p.workspace, &outcome);
         outcome.notes.extend(hints);
     }
+    crate::timing::mark("engine: hints");
     judge_at_end(&mut rules.borrow_mut(), &outcome, &review, &mut alerts.borrow_mut());
     let alerts = alerts.borrow().clone();
     let mut unsaved = vec![];
