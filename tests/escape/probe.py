@@ -160,7 +160,7 @@ def main():
 
 # System V and POSIX IPC with a known name (derived from MARK): the host plants a secret, the attack
 # finds it by that name. Objects of the host's IPC namespace; a session with its own has none.
-IPC_CREAT, IPC_NOWAIT, IPC_RMID = 0o1000, 0o4000, 0
+IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_RMID = 0o1000, 0o2000, 0o4000, 0
 SECRET = b"ipc-secret-AKIAFAKE"
 
 def ipc_key(mark):
@@ -177,7 +177,8 @@ def ipc(cmd, mark):
     libc.shmat.restype = ctypes.c_void_p
     libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
     if cmd == "shm_plant":
-        sid = libc.shmget(key, 4096, IPC_CREAT | 0o600)
+        # EXCL: a key some other program uses fails loudly instead of being overwritten (and removed).
+        sid = libc.shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0o600)
         if sid < 0:
             return failed("shmget")
         p = libc.shmat(sid, None, 0)
@@ -200,7 +201,7 @@ def ipc(cmd, mark):
     class Msg(ctypes.Structure):
         _fields_ = [("mtype", ctypes.c_long), ("mtext", ctypes.c_char * 64)]
     if cmd == "msg_plant":
-        q = libc.msgget(key, IPC_CREAT | 0o600)
+        q = libc.msgget(key, IPC_CREAT | IPC_EXCL | 0o600)
         if q < 0:
             return failed("msgget")
         m = Msg(1, SECRET)
@@ -218,7 +219,7 @@ def ipc(cmd, mark):
     rt = ctypes.CDLL("librt.so.1", use_errno=True)
     name = f"/cordon-esc-{key:x}".encode()
     if cmd == "mq_plant":
-        q = rt.mq_open(name, os.O_RDWR | os.O_CREAT, 0o600, None)
+        q = rt.mq_open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600, None)
         if q < 0:
             return failed("mq_open")
         return rt.mq_send(q, SECRET, len(SECRET), 0) == 0 or failed("mq_send")

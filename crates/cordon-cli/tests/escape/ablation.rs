@@ -148,6 +148,16 @@ fn selected<'a>(r: &Row, all: &'a [Case]) -> Vec<(usize, &'a Case)> {
         .collect()
 }
 
+/// Some(true) turned, Some(false) held by cordon, None: the run proves nothing either way.
+#[cfg(feature = "ablation")]
+fn judged(v: &Verdict) -> Option<bool> {
+    match v {
+        Verdict::Escaped(_) | Verdict::HostChanged(_) => Some(true),
+        Verdict::Blocked { .. } | Verdict::WrongReason(_) => Some(false),
+        Verdict::SetupFailed(_) | Verdict::TimedOut(_) | Verdict::Skipped(_) | Verdict::KnownLimit(_) => None,
+    }
+}
+
 #[cfg(feature = "ablation")]
 fn cell(v: &Verdict) -> (&'static str, bool) {
     match v {
@@ -184,16 +194,17 @@ fn escape_ablation_matrix() {
             assert!(Ablate::from_name(a).is_some(), "row `{}`: unknown switch {a}", r.ablate);
         }
     }
-    // (switches, case id) -> turned; each run once (a pair's cases are run again with each of its
-    // switches alone where no single row ran them).
-    let mut turned_by: HashMap<(String, String), bool> = HashMap::new();
+    // (switches, case id) -> turned (Some(true)), held (Some(false): blocked, or held by another
+    // layer) or not known (None: did not start, timed out, skipped); each run once (a pair's cases
+    // are run again with each of its switches put back where no other row ran that set).
+    let mut turned_by: HashMap<(String, String), Option<bool>> = HashMap::new();
     let mut mark = 100_000;
-    let mut run = |ablate: &str, c: &Case, turned_by: &mut HashMap<(String, String), bool>| -> Verdict {
+    let mut run = |ablate: &str, c: &Case, turned_by: &mut HashMap<(String, String), Option<bool>>| -> Verdict {
         mark += 1;
         let vars = [("CORDON_ABLATE".to_string(), ablate.to_string())];
         // A mark of its own (the escape suites may run beside this in the same process).
         let v = run_case_with(c, Who::Root, mark, &vars);
-        turned_by.insert((ablate.to_string(), c.id.clone()), cell(&v).1);
+        turned_by.insert((ablate.to_string(), c.id.clone()), judged(&v));
         v
     };
     struct Done {
@@ -221,20 +232,35 @@ fn escape_ablation_matrix() {
             let v = run(r.ablate, c, &mut turned_by);
             let (text, turned) = cell(&v);
             if turned && r.kind == Kind::Pair {
-                // Caught by the pair only if none of its switches alone turns it.
-                let alone: Vec<&str> = r
-                    .ablate
-                    .split(',')
-                    .filter(|a| {
-                        let key = (a.to_string(), c.id.clone());
-                        match turned_by.get(&key) {
-                            Some(t) => *t,
-                            None => cell(&run(a, c, &mut turned_by)).1,
-                        }
-                    })
-                    .collect();
-                if !alone.is_empty() {
-                    cells.push(format!("{} {text}, but also without {} alone", c.id, alone.join(", ")));
+                // Caught by the row only if it needs every one of its switches: with any one of
+                // them put back (the others still out), the case must be held. A side run that
+                // proves nothing (did not start, timed out) fails the row instead of excusing it.
+                let switches: Vec<&str> = r.ablate.split(',').collect();
+                let mut enough = vec![];
+                let mut unknown = vec![];
+                for back in &switches {
+                    let rest = switches.iter().filter(|a| *a != back).copied().collect::<Vec<_>>().join(",");
+                    let key = (rest.clone(), c.id.clone());
+                    let t = match turned_by.get(&key) {
+                        Some(t) => *t,
+                        None => judged(&run(&rest, c, &mut turned_by)),
+                    };
+                    match t {
+                        Some(true) => enough.push(rest),
+                        Some(false) => {}
+                        None => unknown.push(rest),
+                    }
+                }
+                if !unknown.is_empty() {
+                    failures.push(format!(
+                        "row + {}: {} turned, but the run without only {} proved nothing (did not start or timed out)",
+                        r.ablate,
+                        c.id,
+                        unknown.join(" / ")
+                    ));
+                }
+                if !enough.is_empty() || !unknown.is_empty() {
+                    cells.push(format!("{} {text}, but also without only {}", c.id, enough.join(" / ")));
                     continue;
                 }
             }
@@ -264,8 +290,9 @@ fn escape_ablation_matrix() {
         "\nlayer ablation (as root): each row runs the cases of the layer(s) it leaves out (CORDON_ABLATE)\n\
          caught = cases that turned from blocked to ESCAPED or HOST CHANGED; `held by another layer`: still\n\
          blocked, with another errno than the case names (a layer behind it). Rows marked + leave out\n\
-         layers that stand behind one another: judged, each must catch a case none of its layers turns\n\
-         alone, and its layers are then `caught with` the others; rows in ( ) are shown, not judged\n",
+         layers that stand behind one another: judged, each must catch a case that needs all of them\n\
+         (with any one put back, it is held), and its layers are then `caught with` the others; rows in\n\
+         ( ) are shown, not judged\n",
     );
     out.push_str(&format!("{:<36} {:>7}  cases\n", "layer(s) left out", "caught"));
     for (ri, d) in &done {

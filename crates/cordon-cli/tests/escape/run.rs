@@ -211,7 +211,7 @@ impl UtsHolder {
     fn start() -> UtsHolder {
         let mut c = Command::new("unshare")
             .args(["--uts", "--", "/bin/sh", "-c"])
-            .arg(format!("hostname {UTS_HOST} && echo ready && exec sleep 600"))
+            .arg(format!("echo {UTS_HOST} > /proc/sys/kernel/hostname && echo ready && exec sleep 600"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -396,7 +396,15 @@ pub fn run_case_with(c: &Case, who: Who, n: usize, extra: &[(String, String)]) -
         vars.extend(listeners.env.iter().cloned());
         vars.extend(extra.iter().cloned());
         if let Some(s) = &c.setup {
-            assert!(host_sh(&e, s, &vars, true, uts), "{}: setup failed", c.id);
+            if !host_sh(&e, s, &vars, true, uts) {
+                // A setup that half worked (an IPC object made, then a step refused) is undone first.
+                if let Some(clean) = &c.cleanup {
+                    host_sh(&e, clean, &vars, false, uts);
+                }
+                let _ = vic.kill();
+                let _ = vic.wait();
+                panic!("{}: setup failed", c.id);
+            }
         }
         let policy = e.root.join("policy.toml");
         let (report, events) = (e.root.join("report.json"), e.root.join("events.jsonl"));

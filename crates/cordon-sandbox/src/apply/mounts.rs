@@ -315,7 +315,16 @@ fn dev_nodes<'a>(plan: &NsPlan, nodes: impl Iterator<Item = &'a PathBuf>) -> Res
 
 fn stage() -> Result<(), MountError> {
     let d = Path::new(STAGE);
-    nix::unistd::mkdir(d, Mode::from_bits_truncate(0o700)).map_err(sys_err("mkdir", d))?;
+    let mkdir = || nix::unistd::mkdir(d, Mode::from_bits_truncate(0o700));
+    // The session's /tmp is new, so the name is free; only the ablation that binds the host's /tmp
+    // (tests) can meet one a failed earlier run left: it is taken away, not a reason to fail.
+    if mkdir() == Err(nix::errno::Errno::EEXIST) {
+        let _ = std::fs::remove_file(d.join("empty"));
+        let _ = std::fs::remove_dir(d);
+    }
+    if d.symlink_metadata().is_err() {
+        mkdir().map_err(sys_err("mkdir", d))?;
+    }
     let f = d.join("empty");
     std::fs::File::create(&f).map_err(io_err("create", &f))?;
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o000)).map_err(io_err("chmod", &f))?;
