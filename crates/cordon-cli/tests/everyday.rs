@@ -127,3 +127,103 @@ fn a_package_manager_without_its_cache_is_pointed_at_the_build_profile() {
         assert!(!err(&o).contains("--profile build"), "{who:?}: {}", show(&o));
     }
 }
+
+/// A local bare remote next to the workspace (`git init --bare`), the workspace a clone-like repo
+/// with it as `origin`; made without cordon, as the env's user. Returns the remote's path.
+fn with_remote(e: &Env) -> std::path::PathBuf {
+    let remote = e.root.join("remote.git");
+    let o = e.bare_sh(&format!(
+        "git init -q --bare {r} && git init -q && git remote add origin {r} \
+         && git -c user.name=t -c user.email=t@example.org commit -q --allow-empty -m one",
+        r = remote.display()
+    ));
+    assert!(o.status.success(), "{}", show(&o));
+    remote
+}
+
+/// A hook that runs on the host at the next push to the remote: writes a mark beside it.
+fn plant(remote: &std::path::Path, mark: &std::path::Path) -> String {
+    format!(
+        "printf '#!/bin/sh\\ntouch {m}\\n' > {r}/hooks/post-receive && chmod +x {r}/hooks/post-receive",
+        m = mark.display(),
+        r = remote.display()
+    )
+}
+
+/// issue 17 #4: a bare repository the session may write (`--allow-write ../remote.git`, or
+/// `[fs] write`) keeps its `hooks/` and `config` read-only: git runs the hooks on the host at the
+/// user's next push, and the config can point git at programs. A push to it works; the plant is
+/// refused and named with the reason and the flag that lifts it; `cordon policy explain` lists it.
+#[test]
+fn a_granted_bare_remote_keeps_its_hooks_and_config_read_only_while_pushes_work() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let remote = with_remote(&e);
+        let mark = e.root.join("hook-ran");
+        // The control: without cordon, a planted hook runs at the next push.
+        let o = e.bare_sh(&format!("{} && git push -q origin HEAD:refs/heads/c", plant(&remote, &mark)));
+        assert!(o.status.success() && exists(&mark), "{who:?}: control: {}", show(&o));
+        std::fs::remove_file(remote.join("hooks/post-receive")).expect("rm hook");
+        std::fs::remove_file(&mark).expect("rm mark");
+
+        let r = remote.display().to_string();
+        let o = e.run_sh_with(
+            &["--allow-write", &r],
+            &format!(
+                "{}; echo plant=$?; git config -f {r}/config core.hooksPath /tmp; echo config=$?; \
+                 git -c user.name=a -c user.email=a@example.org commit -q --allow-empty -m two \
+                 && git push -q origin HEAD:refs/heads/main && echo pushed",
+                plant(&remote, &mark)
+            ),
+            &[],
+        );
+        assert_eq!(o.status.code(), Some(0), "{who:?}: {}", show(&o));
+        let text = out(&o);
+        assert!(text.contains("plant=1") || text.contains("plant=2"), "{who:?}: the plant failed {}", show(&o));
+        assert!(!text.contains("config=0"), "{who:?}: the config is read-only {}", show(&o));
+        assert!(text.contains("pushed"), "{who:?}: {}", show(&o));
+        assert!(!exists(&remote.join("hooks/post-receive")), "{who:?}: planted {}", show(&o));
+        assert!(!std::fs::read_to_string(remote.join("config")).expect("config").contains("hooksPath"));
+        let o2 = e.bare_sh(&format!("git --git-dir={r} log --format=%s main"));
+        assert_eq!(out(&o2), "two\none\n", "{who:?}: the push landed {}", show(&o2));
+        let s = err(&o);
+        assert!(
+            s.contains(&format!("{r}/hooks/post-receive is protected (a bare git repository the session can write"))
+                && s.contains(&format!("--allow-write {r}/hooks")),
+            "{who:?}: the refusal is named with its fix {}",
+            show(&o)
+        );
+
+        // The policy surface: the same for a `[fs] write` grant, and explain shows it.
+        let pol =
+            e.write_policy("p.toml", &format!("version = 1\nextends = [\"builtin:agent\"]\n[fs]\nwrite = [\"{r}\"]\n"));
+        let o = e.cordon(&["policy", "explain", pol.to_str().expect("utf-8")]);
+        assert!(o.status.success(), "{who:?}: {}", show(&o));
+        assert!(
+            out(&o).contains(&format!("{r}/hooks (a bare git repository the session can write")),
+            "{who:?}: explain lists it {}",
+            show(&o)
+        );
+        assert!(out(&o).contains(&format!("{r}/config (")), "{who:?}: {}", show(&o));
+        let o = e.run_sh_with(&["--policy", pol.to_str().expect("utf-8")], &plant(&remote, &mark), &[]);
+        assert_ne!(o.status.code(), Some(0), "{who:?}: {}", show(&o));
+        assert!(!exists(&remote.join("hooks/post-receive")), "{who:?}: planted {}", show(&o));
+        assert!(err(&o).contains("is protected (a bare git repository"), "{who:?}: {}", show(&o));
+        // Lifted for one run by name, and said so.
+        let hooks = format!("{r}/hooks");
+        let o = e.run_sh_with(&["--allow-write", &r, "--allow-write", &hooks], &plant(&remote, &mark), &[]);
+        assert!(
+            o.status.success() && exists(&remote.join("hooks/post-receive")),
+            "{who:?}: lifted by name {}",
+            show(&o)
+        );
+        assert!(
+            err(&o).contains(&format!("--allow-write {hooks}: {hooks} is writable in this run")),
+            "{who:?}: {}",
+            show(&o)
+        );
+    }
+}

@@ -148,7 +148,7 @@ pub fn explain(c: &CompiledPolicy) -> String {
     if !c.fs.protect.is_empty() {
         let _ = writeln!(
             s,
-            "  read-only inside the workspace, and not to be created when absent (allow one with --allow-write PATH or [fs] unprotect):"
+            "  read-only inside the workspace (and in a bare git repository the session can write), and not to be created when absent (allow one with --allow-write PATH or [fs] unprotect):"
         );
         for m in &c.fs.protect {
             let _ = writeln!(s, "    {} ({})", m.entry, m.describe());

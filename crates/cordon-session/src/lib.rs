@@ -31,6 +31,7 @@ pub mod prepare;
 pub mod project;
 pub mod recording;
 pub mod refusals;
+pub mod remotes;
 pub mod review;
 pub mod sanitize;
 pub mod spec;

@@ -54,6 +54,13 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;
     publish(&spec.publish, &mut policy, &mut notices)?;
     crate::grants::apply(&spec, &mut policy, &mut notices)?;
+    let lifted: Vec<PathBuf> = spec
+        .allow_write
+        .iter()
+        .map(|p| cordon_policy::paths::normalize(&spec.cwd.join(p)))
+        .map(|p| p.canonicalize().unwrap_or(p))
+        .collect();
+    crate::remotes::protect(&mut policy, &lifted, &mut notices);
     let audit_path = match &spec.audit {
         AuditChoice::Off => None,
         AuditChoice::Default => Some(recording::log_path(None)?),
