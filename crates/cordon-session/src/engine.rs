@@ -48,7 +48,11 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     };
     let hook: DenialHook = {
         let (rules, alerts) = (rules.clone(), alerts.clone());
+        let mut stream = p.stream.take();
         Box::new(move |d| {
+            if let Some(s) = stream.as_mut() {
+                s.append(d);
+            }
             let ev = serde_json::to_value(d).unwrap_or_default();
             let found = rules.borrow_mut().feed(Subject::Record(RecordKind::Denial), now_ms(), &ev);
             let kill = crate::effects::wants_kill(&found);

@@ -26,6 +26,8 @@ pub struct Prepared {
     pub recording: Option<Recording>,
     /// The staged copies of `fs.sanitize` files, removed when the session is over.
     pub sanitized: Option<crate::sanitize::Staged>,
+    /// The refusals as they happen, for the session to read (`cordon hook`).
+    pub stream: Option<crate::stream::Stream>,
     pub report: Option<Output>,
     pub events: Option<Output>,
     pub head_copy: Option<Output>,
@@ -83,6 +85,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     if made {
         plan = cordon_sandbox::plan(&policy, &caps, &inv);
     }
+    let stream = crate::stream::stage(&mut plan, &session_id);
     if let Some(w) =
         audit_path.as_deref().map(|db| recording::refuse_writable_location(db, &policy, &plan)).transpose()?.flatten()
     {
@@ -119,6 +122,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         lost,
         recording,
         sanitized,
+        stream,
         report,
         events,
         head_copy,
