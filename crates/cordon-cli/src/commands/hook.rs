@@ -2,7 +2,8 @@
 //! the call (PreToolUse) it reads what the call names — the files a shell command or an edit touches,
 //! the host a fetch reaches — and, when the session's policy refuses one, denies the call with the
 //! policy's reason and the one-run fix, so the agent reads why instead of guessing from an EACCES.
-//! After it (PostToolUse) it adds the same reasons as context when the call ran anyway. Both agents
+//! After it (PostToolUse) it adds the same reasons, and what the kernel refused during the call (the
+//! session's refusal stream, `cordon_session::stream`), as context. Both agents
 //! speak the same JSON (docs/hooks.md). It never allows a call: no output leaves the decision to the
 //! agent's own permission rules, and the kernel's layers decide in any case.
 
@@ -19,7 +20,8 @@ const LONG: &str = "Answer an agent's tool-call hook from the session's policy.
 Claude Code and Codex run hook commands before and after each tool call, with the call as JSON on \
 standard input. Before a call, cordon denies it when it names something the policy refuses (a file \
 under ~/.ssh, a write outside the workspace, a host not in net.allow), with the policy's reason and \
-the flag that would allow it; after a call, it adds those reasons as context for the model. It \
+the flag that would allow it; after a call, it adds those reasons and, inside a cordon session, what \
+the sandbox refused during the call (the session's refusal stream) as context for the model. It \
 never allows anything: with nothing to say it prints nothing, and the agent's own permission rules \
 decide. This reads the call's text (the paths and URLs it names): the sandbox still decides what \
 really happens. Input and output: docs/hooks.md.
