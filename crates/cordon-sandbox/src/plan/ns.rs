@@ -266,10 +266,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
         ns.hide = Some(HideScan {
             root: p.workspace.clone(),
             patterns: p.fs.hide.clone(),
-            skip_dirs: ["node_modules", "target", ".venv", "venv", "__pycache__", ".tox", ".cache", ".npm", ".cargo"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            skip_dirs: HIDE_SKIP_DIRS.iter().map(|s| s.to_string()).collect(),
             max_entries: 200_000,
             secret_roots: p.fs.deny.iter().map(|m| m.path.clone()).collect(),
         });
@@ -367,6 +364,11 @@ fn base(p: &CompiledPolicy, path: &std::path::Path) -> Option<PathBuf> {
         .map(|r| r.path.clone())
         .min_by_key(|r| r.components().count())
 }
+
+/// Directories the fs.hide scan does not enter (dependency caches, build output): a file there
+/// whose name fs.hide matches is not masked.
+pub const HIDE_SKIP_DIRS: [&str; 9] =
+    ["node_modules", "target", ".venv", "venv", "__pycache__", ".tox", ".cache", ".npm", ".cargo"];
 
 /// The placeholders the supervisor makes (or takes over) before the session and removes after.
 pub fn placeholders(plan: &NsPlan) -> impl Iterator<Item = (&std::path::Path, &str)> {
