@@ -69,7 +69,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         cordon_sandbox::plan::without_refusal_watches(&mut p.plan.environment.seccomp);
         cordon_sandbox::plan::without_refusal_watches(&mut p.plan.process.seccomp);
         None
-    } else if !crate::refusals::watch_wanted() {
+    } else if !crate::refusals::watch_wanted() || !p.policy.fs.watch_writes {
         p.plan.environment.seccomp.watch.clear();
         p.plan.process.seccomp.watch.clear();
         None

@@ -22,7 +22,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// `CORDON_REFUSAL_WATCH=off` in cordon's own environment turns the write watch off (to measure
-/// its cost, or to spare a write-heavy session the supervisor's round trip per write).
+/// its cost), whatever the policy's `fs.watch_writes` (the setting for a write-heavy session that
+/// would rather not pay the supervisor's round trip per write).
 pub fn watch_wanted() -> bool {
     std::env::var_os("CORDON_REFUSAL_WATCH").is_none_or(|v| v != "off")
 }
