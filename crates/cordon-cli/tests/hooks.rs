@@ -95,6 +95,86 @@ fn a_scripted_agent_is_told_why_before_the_kernel_refuses() {
     }
 }
 
+/// A scripted agent whose shell calls the hook cannot judge from their text (the path is put
+/// together at run time): each call runs between PreToolUse and PostToolUse with a `tool_use_id`,
+/// as the agents send them, and the PostToolUse answer names what the kernel refused during that
+/// call and only that call.
+const AGENT_RUNTIME: &str = r#"
+import json, os, subprocess, sys
+hook = [os.environ["CORDON_BIN"], "hook", sys.argv[1]]
+calls = [
+    ("t1", "echo before > before.txt"),
+    ("t2", "d=/et; echo x > ${d}c/cordon-hook-runtime; echo exit=$?"),
+    ("t3", "echo after > after.txt"),
+]
+for tid, cmd in calls:
+    pre = {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": cmd},
+           "tool_use_id": tid, "cwd": os.getcwd(), "session_id": "s"}
+    r = subprocess.run(hook, input=json.dumps(pre), capture_output=True, text=True)
+    if r.returncode != 0 or r.stdout.strip():
+        print(f"{tid}: pre: {r.returncode} {r.stdout} {r.stderr}"); continue
+    real = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    post = dict(pre, hook_event_name="PostToolUse", tool_response={"stdout": real.stdout, "stderr": real.stderr})
+    r = subprocess.run(hook, input=json.dumps(post), capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"{tid}: post failed {r.returncode}: {r.stderr}"); continue
+    ctx = json.loads(r.stdout)["hookSpecificOutput"]["additionalContext"] if r.stdout.strip() else "nothing"
+    print(f"{tid}: {real.stdout.strip()} post: {ctx}")
+"#;
+
+/// issue 17 (agent integrations): after a tool call, the hook returns the refusals the kernel made
+/// during that call (the session's refusal stream between the call's PreToolUse and PostToolUse),
+/// not only the policy's reading of the call's text; calls before and after get nothing.
+#[test]
+fn post_tool_use_returns_the_refusals_the_kernel_made_during_that_call() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        for agent in ["claude-code", "codex"] {
+            let e = Env::new(who);
+            std::fs::write(e.ws.join("agent.py"), AGENT_RUNTIME).expect("agent");
+            let (bin, dir) = cordon_copy(&e);
+            // The control: the hook reads the call's text and finds nothing to refuse.
+            let o = e.run_sh_with(
+                &["--no-audit", "--allow-read", &dir],
+                &format!("python3 agent.py {agent}"),
+                &[("CORDON_BIN", &bin)],
+            );
+            assert!(o.status.success(), "{who:?} {agent}: {}", show(&o));
+            let text = out(&o);
+            assert!(text.contains("t1:  post: nothing"), "{who:?} {agent}: {text}");
+            assert!(text.contains("t3:  post: nothing"), "{who:?} {agent}: {text}");
+            let t2 = text.split("t2:").nth(1).and_then(|t| t.split("t3:").next()).unwrap_or_default();
+            assert!(t2.contains("exit=") && !t2.contains("exit=0"), "{who:?} {agent}: the write was refused {text}");
+            assert!(
+                t2.contains("cordon's sandbox refused during this call:") && t2.contains("/etc"),
+                "{who:?} {agent}: the kernel's refusal is named {text}"
+            );
+            assert!(
+                t2.contains("--allow-write") || t2.contains("not in the write allowlist"),
+                "{who:?} {agent}: {text}"
+            );
+            assert!(!exists(std::path::Path::new("/etc/cordon-hook-runtime")));
+        }
+    }
+}
+
+/// A copy of the built binary in a directory granted for the run (the build may be under /tmp,
+/// which the session cannot be granted: its /tmp is its own): (binary, directory).
+fn cordon_copy(e: &Env) -> (String, String) {
+    let dir = e.root.join("bin");
+    std::fs::create_dir_all(&dir).expect("bin dir");
+    let bin = dir.join("cordon");
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_cordon"), &bin).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_cordon"), &bin).expect("copy cordon");
+    }
+    if e.who == Who::Nobody {
+        e.chown_all();
+    }
+    (bin.display().to_string(), dir.display().to_string())
+}
+
 #[test]
 fn bad_hook_input_is_an_error_naming_it_never_a_panic() {
     let e = Env::new(Who::Root);

@@ -137,3 +137,42 @@ impl Args for Env {
         self.cordon(&args)
     }
 }
+
+/// issue 17, the write watch as policy: `[fs] watch_writes = false` turns it off (a write-heavy
+/// session spares the supervisor's round trip per write), `cordon policy explain` says which, and
+/// the default is unchanged (on). Off, a refused write is still refused, only not named.
+#[test]
+fn the_write_watch_is_a_policy_switch_shown_by_explain() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let script = "d=/et; echo x > ${d}c/cordon-watch-switch; echo exit=$?";
+        let off =
+            e.write_policy("off.toml", "version = 1\nextends = [\"builtin:agent\"]\n[fs]\nwatch_writes = false\n");
+        let off = off.to_str().expect("utf-8");
+        // The default: named.
+        let o = e.run_sh(script);
+        assert!(out(&o).contains("exit=") && !out(&o).contains("exit=0"), "{who:?}: {}", show(&o));
+        assert!(err(&o).contains("write under /etc"), "{who:?}: named by default {}", show(&o));
+        // Off: refused all the same, not named.
+        let o = e.run_sh_with(&["--policy", off], script, &[]);
+        assert!(out(&o).contains("exit=") && !out(&o).contains("exit=0"), "{who:?}: {}", show(&o));
+        assert!(!err(&o).contains("write under /etc"), "{who:?}: not watched {}", show(&o));
+        assert!(!exists(std::path::Path::new("/etc/cordon-watch-switch")));
+        // Explain says which.
+        let o = e.cordon(&["policy", "explain", off]);
+        assert!(out(&o).contains("watch_writes = false"), "{who:?}: {}", show(&o));
+        let o = e.cordon(&["policy", "explain", "builtin:agent"]);
+        assert!(out(&o).contains("refused writes are named"), "{who:?}: {}", show(&o));
+        // A value that is not a boolean is a positioned error.
+        let bad = e.write_policy("bad.toml", "version = 1\n[fs]\nwatch_writes = \"no\"\n");
+        let o = e.cordon(&["policy", "check", bad.to_str().expect("utf-8")]);
+        assert!(
+            !o.status.success() && err(&o).contains("bad.toml:3:16: error in `fs.watch_writes`"),
+            "{who:?}: {}",
+            show(&o)
+        );
+    }
+}

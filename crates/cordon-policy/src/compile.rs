@@ -26,7 +26,7 @@ pub fn compile(loaded: &Loaded, cx: &Context) -> CompiledPolicy {
         sources: loaded.layers.iter().map(|l| l.name.clone()).collect(),
         workspace: cx.workspace.clone(),
         home: cx.home.clone(),
-        fs: FsPolicy { tmp_size: 1 << 30, ..Default::default() },
+        fs: FsPolicy { tmp_size: 1 << 30, watch_writes: true, ..Default::default() },
         net: NetPolicy { egress: Egress::None, allow: vec![], listen: vec![], publish: vec![], udp: false },
         syscalls: syscalls::baseline(),
         kill_on_deny: false,
@@ -232,6 +232,9 @@ fn add_fs(fs: &mut FsPolicy, r: &RawFs, cx: &Context, origin: &str) {
                 fs.sanitize.push(Sanitize { path: p, format, entry, origin, staged: None });
             }
         }
+    }
+    if let Some(w) = &r.watch_writes {
+        fs.watch_writes = *w.get_ref();
     }
     if let Some(m) = r.review_mode.as_ref().and_then(|m| crate::review::ReviewMode::parse(m.get_ref())) {
         fs.review_mode = m;

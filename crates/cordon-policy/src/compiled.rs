@@ -102,6 +102,9 @@ pub struct FsPolicy {
     /// `deny`; the session stages each copy and binds it over the path.
     pub sanitize: Vec<Sanitize>,
     pub tmp_size: u64,
+    /// Refused writes named without the sensor by the seccomp write watch (`fs.watch_writes`; on
+    /// by default): each write-intent call costs a round trip to the supervisor.
+    pub watch_writes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

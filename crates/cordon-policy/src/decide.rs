@@ -39,10 +39,11 @@ fn fs_verdict<'a>(c: &'a CompiledPolicy, path: &'a Path, want: Access) -> FsVerd
                 return FsVerdict::Hidden(name, p);
             }
         }
-        if want.write {
-            if let Some(m) = c.fs.protect.iter().find(|m| is_within(path, &m.path)) {
-                return FsVerdict::Protected(m);
-            }
+    }
+    // Inside the workspace, and in a bare repository granted outside it (its hooks and config).
+    if want.write {
+        if let Some(m) = c.fs.protect.iter().find(|m| is_within(path, &m.path)) {
+            return FsVerdict::Protected(m);
         }
     }
     let mut have = Access::default();
@@ -98,8 +99,11 @@ pub fn fs(c: &CompiledPolicy, path: &Path, want: Access) -> Decision {
 fn protected_reason(c: &CompiledPolicy, path: &Path, m: &Protected) -> String {
     let rel = path.strip_prefix(&c.workspace).unwrap_or(path).display().to_string();
     let entry = m.entry.trim_end_matches('/');
+    // fs.unprotect names workspace paths; one outside (a bare repository's hooks) is lifted per run.
+    let or_policy =
+        if Path::new(entry).is_absolute() { String::new() } else { format!(" or [fs] unprotect = [\"{entry}\"]") };
     format!(
-        "{rel} is protected ({}); it stays read-only and cannot be created inside the session; allow with --allow-write {entry} (one run) or [fs] unprotect = [\"{entry}\"]",
+        "{rel} is protected ({}); it stays read-only and cannot be created inside the session; allow with --allow-write {entry} (one run){or_policy}",
         m.describe()
     )
 }

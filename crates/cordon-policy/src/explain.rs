@@ -148,7 +148,7 @@ pub fn explain(c: &CompiledPolicy) -> String {
     if !c.fs.protect.is_empty() {
         let _ = writeln!(
             s,
-            "  read-only inside the workspace, and not to be created when absent (allow one with --allow-write PATH or [fs] unprotect):"
+            "  read-only inside the workspace (and in a bare git repository the session can write), and not to be created when absent (allow one with --allow-write PATH or [fs] unprotect):"
         );
         for m in &c.fs.protect {
             let _ = writeln!(s, "    {} ({})", m.entry, m.describe());
@@ -167,6 +167,11 @@ pub fn explain(c: &CompiledPolicy) -> String {
         );
     }
     let _ = writeln!(s, "  /tmp is private to the session ({}), and gone when it ends", fmt_size(c.fs.tmp_size));
+    if c.fs.watch_writes {
+        let _ = writeln!(s, "  refused writes are named in the summary, with their fix, without root (the write watch: a round trip to cordon per write-intent call; [fs] watch_writes = false turns it off)");
+    } else {
+        let _ = writeln!(s, "  refused writes are refused all the same but not named without --monitor ([fs] watch_writes = false: the write watch is off)");
+    }
     if c.namespaces.mount {
         let _ = writeln!(
             s,

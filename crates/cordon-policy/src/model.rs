@@ -77,6 +77,9 @@ pub struct RawFs {
     pub sanitize: Vec<S<String>>,
     /// Size of the private /tmp.
     pub tmp_size: Option<S<String>>,
+    /// The write watch (refused writes named without root; see cordon-sandbox's `write_watch`):
+    /// on unless false.
+    pub watch_writes: Option<S<bool>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -48,7 +48,11 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     };
     let hook: DenialHook = {
         let (rules, alerts) = (rules.clone(), alerts.clone());
+        let mut stream = p.stream.take();
         Box::new(move |d| {
+            if let Some(s) = stream.as_mut() {
+                s.append(d);
+            }
             let ev = serde_json::to_value(d).unwrap_or_default();
             let found = rules.borrow_mut().feed(Subject::Record(RecordKind::Denial), now_ms(), &ev);
             let kill = crate::effects::wants_kill(&found);
@@ -66,7 +70,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         cordon_sandbox::plan::without_refusal_watches(&mut p.plan.environment.seccomp);
         cordon_sandbox::plan::without_refusal_watches(&mut p.plan.process.seccomp);
         None
-    } else if !crate::refusals::watch_wanted() {
+    } else if !crate::refusals::watch_wanted() || !p.policy.fs.watch_writes {
         p.plan.environment.seccomp.watch.clear();
         p.plan.process.seccomp.watch.clear();
         None

@@ -26,6 +26,8 @@ pub struct Prepared {
     pub recording: Option<Recording>,
     /// The staged copies of `fs.sanitize` files, removed when the session is over.
     pub sanitized: Option<crate::sanitize::Staged>,
+    /// The refusals as they happen, for the session to read (`cordon hook`).
+    pub stream: Option<crate::stream::Stream>,
     pub report: Option<Output>,
     pub events: Option<Output>,
     pub head_copy: Option<Output>,
@@ -56,6 +58,13 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;
     publish(&spec.publish, &mut policy, &mut notices)?;
     crate::grants::apply(&spec, &mut policy, &mut notices)?;
+    let lifted: Vec<PathBuf> = spec
+        .allow_write
+        .iter()
+        .map(|p| cordon_policy::paths::normalize(&spec.cwd.join(p)))
+        .map(|p| p.canonicalize().unwrap_or(p))
+        .collect();
+    crate::remotes::protect(&mut policy, &lifted, &mut notices);
     let audit_path = match &spec.audit {
         AuditChoice::Off => None,
         AuditChoice::Default => Some(recording::log_path(None)?),
@@ -84,6 +93,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         plan = cordon_sandbox::plan(&policy, &caps, &inv);
     }
     crate::timing::mark("caches");
+    let stream = crate::stream::stage(&mut plan, &session_id);
     if let Some(w) =
         audit_path.as_deref().map(|db| recording::refuse_writable_location(db, &policy, &plan)).transpose()?.flatten()
     {
@@ -122,6 +132,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         lost,
         recording,
         sanitized,
+        stream,
         report,
         events,
         head_copy,

@@ -22,7 +22,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// `CORDON_REFUSAL_WATCH=off` in cordon's own environment turns the write watch off (to measure
-/// its cost, or to spare a write-heavy session the supervisor's round trip per write).
+/// its cost), whatever the policy's `fs.watch_writes` (the setting for a write-heavy session that
+/// would rather not pay the supervisor's round trip per write).
 pub fn watch_wanted() -> bool {
     std::env::var_os("CORDON_REFUSAL_WATCH").is_none_or(|v| v != "off")
 }
@@ -75,7 +76,7 @@ fn refused(policy: &CompiledPolicy, a: &WriteAttempt) -> Option<(PathBuf, decide
         if p.starts_with("/proc") || p.starts_with("/dev") || p.starts_with("/sys") {
             continue;
         }
-        if decide::fs_allows(policy, p, write) {
+        if decide::fs_allows(policy, p, write) || unmasked(policy, p, a, i == last) {
             continue;
         }
         let d = decide::fs(policy, p, write);
@@ -88,6 +89,23 @@ fn refused(policy: &CompiledPolicy, a: &WriteAttempt) -> Option<(PathBuf, decide
         return Some((p.clone(), d));
     }
     None
+}
+
+/// A file whose name fs.hide matches (a venv's `cacert.pem`) where the session may write, but that
+/// is not masked: fs.hide masks the files the start's scan finds, so not one the session makes,
+/// nor one in a directory the scan skips (`.venv`, `node_modules`, ...). Writing it works, and is
+/// no refusal. (A creating open of a file that was masked is refused and not named: the
+/// supervisor does not know which files the scan masked.)
+fn unmasked(policy: &CompiledPolicy, p: &Path, a: &WriteAttempt, target: bool) -> bool {
+    let write = Access { read: false, write: true, exec: false };
+    let hidden = |name: &str| policy.fs.hide.iter().any(|pat| cordon_policy::paths::name_matches(pat, name));
+    let Ok(rel) = p.strip_prefix(&policy.workspace) else { return false };
+    let skipped = rel.parent().is_some_and(|d| {
+        d.components().any(|c| cordon_sandbox::plan::ns::HIDE_SKIP_DIRS.iter().any(|s| c.as_os_str() == *s))
+    });
+    p.file_name().and_then(|n| n.to_str()).is_some_and(hidden)
+        && p.parent().is_some_and(|d| decide::fs_allows(policy, d, write))
+        && (skipped || (target && a.creates()))
 }
 
 /// The directory a grant would name: the nearest one on the host that holds the path.

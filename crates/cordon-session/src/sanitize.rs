@@ -35,7 +35,7 @@ pub fn stage(policy: &mut CompiledPolicy, session: &str, notices: &mut Vec<Strin
         }
         return None;
     }
-    collect_stale();
+    collect_stale(PREFIX);
     let dir = std::env::temp_dir().join(format!("{PREFIX}{session}"));
     let staged = std::fs::DirBuilder::new().mode(0o700).create(&dir).ok().map(|_| Staged { dir: dir.clone() });
     if staged.is_some() {
@@ -70,14 +70,14 @@ pub fn stage(policy: &mut CompiledPolicy, session: &str, notices: &mut Vec<Strin
 
 const PREFIX: &str = "cordon-sanitized-";
 
-/// Removes the staging directories of this user's supervisors that are gone (killed with SIGKILL:
-/// their copies hold no secret, but they are litter).
-fn collect_stale() {
+/// Removes the staging directories named `prefix…` of this user's supervisors that are gone (killed
+/// with SIGKILL: their copies hold no secret, but they are litter).
+pub(crate) fn collect_stale(prefix: &str) {
     use std::os::unix::fs::MetadataExt;
     let me = nix::unistd::geteuid().as_raw();
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
     for e in entries.flatten() {
-        if !e.file_name().to_string_lossy().starts_with(PREFIX) {
+        if !e.file_name().to_string_lossy().starts_with(prefix) {
             continue;
         }
         let dir = e.path();

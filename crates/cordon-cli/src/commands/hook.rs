@@ -2,7 +2,8 @@
 //! the call (PreToolUse) it reads what the call names — the files a shell command or an edit touches,
 //! the host a fetch reaches — and, when the session's policy refuses one, denies the call with the
 //! policy's reason and the one-run fix, so the agent reads why instead of guessing from an EACCES.
-//! After it (PostToolUse) it adds the same reasons as context when the call ran anyway. Both agents
+//! After it (PostToolUse) it adds the same reasons, and what the kernel refused during the call (the
+//! session's refusal stream, `cordon_session::stream`), as context. Both agents
 //! speak the same JSON (docs/hooks.md). It never allows a call: no output leaves the decision to the
 //! agent's own permission rules, and the kernel's layers decide in any case.
 
@@ -19,7 +20,8 @@ const LONG: &str = "Answer an agent's tool-call hook from the session's policy.
 Claude Code and Codex run hook commands before and after each tool call, with the call as JSON on \
 standard input. Before a call, cordon denies it when it names something the policy refuses (a file \
 under ~/.ssh, a write outside the workspace, a host not in net.allow), with the policy's reason and \
-the flag that would allow it; after a call, it adds those reasons as context for the model. It \
+the flag that would allow it; after a call, it adds those reasons and, inside a cordon session, what \
+the sandbox refused during the call (the session's refusal stream) as context for the model. It \
 never allows anything: with nothing to say it prints nothing, and the agent's own permission rules \
 decide. This reads the call's text (the paths and URLs it names): the sandbox still decides what \
 really happens. Input and output: docs/hooks.md.
@@ -178,15 +180,125 @@ pub fn run(a: HookArgs) -> Result<i32> {
             }
         }
     }
-    if rs.is_empty() {
-        return Ok(0);
-    }
-    let text = words(&rs, &c.name);
     let out = if event == "PreToolUse" {
+        if rs.is_empty() {
+            // The call goes ahead: where the session's refusals stand now is where it starts.
+            kernel::mark(&v);
+            return Ok(0);
+        }
+        let text = words(&rs, &c.name);
         json!({"hookSpecificOutput": {"hookEventName": event, "permissionDecision": "deny", "permissionDecisionReason": text}})
     } else {
-        json!({"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}})
+        let during = kernel::since(&v);
+        let mut parts = vec![];
+        if !rs.is_empty() {
+            parts.push(words(&rs, &c.name));
+        }
+        if !during.is_empty() {
+            parts.push(format!("cordon's sandbox refused during this call:\n{}", during.join("\n")));
+        }
+        if parts.is_empty() {
+            return Ok(0);
+        }
+        json!({"hookSpecificOutput": {"hookEventName": event, "additionalContext": parts.join("\n\n")}})
     };
     println!("{out}");
     Ok(0)
+}
+
+/// The kernel's refusals during one call, from the session's refusal stream
+/// (`cordon_session::stream`, named by `CORDON_REFUSALS`): PreToolUse notes how long the stream is
+/// (in a file named by the call's `tool_use_id` in the session's private /tmp), PostToolUse reads
+/// what was appended since. Calls that run at the same time share their refusals; outside a
+/// session, or without PreToolUse's note, there is nothing to read.
+mod kernel {
+    use serde_json::Value;
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    use std::path::PathBuf;
+
+    fn stream() -> Option<PathBuf> {
+        std::env::var_os(cordon_session::stream::ENV).map(PathBuf::from)
+    }
+
+    /// This user's notes, one per call in flight.
+    fn note(v: &Value) -> Option<PathBuf> {
+        let dir = std::env::temp_dir().join(format!("cordon-hook-{}", nix::unistd::geteuid()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Not a link, and ours: another user's directory could feed us a note.
+                let md = dir.symlink_metadata().ok()?;
+                if !md.is_dir() || md.uid() != nix::unistd::geteuid().as_raw() {
+                    return None;
+                }
+            }
+            Err(_) => return None,
+        }
+        let id: String = v["tool_use_id"]
+            .as_str()
+            .unwrap_or("last")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(128)
+            .collect();
+        Some(dir.join(if id.is_empty() { "last".into() } else { id }))
+    }
+
+    pub fn mark(v: &Value) {
+        let Some(len) = stream().and_then(|s| std::fs::metadata(s).ok()).map(|m| m.len()) else { return };
+        let Some(path) = note(v) else { return };
+        let _ = std::fs::remove_file(&path);
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path);
+        if let Ok(mut f) = f {
+            let _ = std::io::Write::write_all(&mut f, len.to_string().as_bytes());
+        }
+    }
+
+    /// One line per refusal, the same refusal counted once: `- WHAT by COMM[PID] (LAYER, ×N): REASON`.
+    pub fn since(v: &Value) -> Vec<String> {
+        let (Some(stream), Some(path)) = (stream(), note(v)) else { return vec![] };
+        let Ok(at) = std::fs::read_to_string(&path) else { return vec![] };
+        let _ = std::fs::remove_file(&path);
+        let Ok(at) = at.trim().parse::<u64>() else { return vec![] };
+        let Ok(mut f) = std::fs::File::open(stream) else { return vec![] };
+        let mut buf = String::new();
+        if f.seek(SeekFrom::Start(at)).is_err()
+            || f.take(cordon_session::stream::MAX_BYTES).read_to_string(&mut buf).is_err()
+        {
+            return vec![];
+        }
+        let mut seen: Vec<(String, String, String, String, u64)> = vec![];
+        let mut full = false;
+        for line in buf.lines() {
+            let Ok(d) = serde_json::from_str::<Value>(line) else { continue };
+            if d["full"].as_bool() == Some(true) {
+                full = true;
+                continue;
+            }
+            let s = |k: &str| d[k].as_str().unwrap_or("").to_string();
+            let who = format!("{}[{}]", s("comm"), d["pid"].as_u64().unwrap_or(0));
+            let (layer, what, reason) = (s("layer"), s("what"), s("reason"));
+            match seen.iter_mut().find(|x| x.0 == layer && x.1 == what && x.3 == reason) {
+                Some(x) => x.4 += 1,
+                None => seen.push((layer, what, who, reason, 1)),
+            }
+        }
+        let mut out: Vec<String> = seen
+            .into_iter()
+            .map(|(layer, what, who, reason, n)| {
+                let times = if n > 1 { format!(", ×{n}") } else { String::new() };
+                format!("- {what} by {who} ({layer}{times}): {reason}")
+            })
+            .collect();
+        if full {
+            out.push("- (more refusals than the stream holds: see the session's summary)".into());
+        }
+        out
+    }
 }

@@ -90,7 +90,9 @@ pub fn run(cmd: PolicyCmd) -> Result<i32> {
         PolicyCmd::Check(a) => check(a),
         PolicyCmd::Explain(a) => {
             let ws = super::workspace(a.workspace.as_deref())?;
-            let (_, c) = super::load(&a.policy, &ws)?;
+            let (_, mut c) = super::load(&a.policy, &ws)?;
+            // As `cordon run` does: a bare repository the policy lets the session write is protected.
+            cordon_session::remotes::protect(&mut c, &[], &mut vec![]);
             print!("{}", explain::explain(&c));
             Ok(0)
         }

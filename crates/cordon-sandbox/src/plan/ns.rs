@@ -266,10 +266,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
         ns.hide = Some(HideScan {
             root: p.workspace.clone(),
             patterns: p.fs.hide.clone(),
-            skip_dirs: ["node_modules", "target", ".venv", "venv", "__pycache__", ".tox", ".cache", ".npm", ".cargo"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            skip_dirs: HIDE_SKIP_DIRS.iter().map(|s| s.to_string()).collect(),
             max_entries: 200_000,
             secret_roots: p.fs.deny.iter().map(|m| m.path.clone()).collect(),
         });
@@ -310,12 +307,13 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
             Some(w) => format!("fs.protect {}: {w}", m.entry),
             None => format!("fs.protect {} ({})", m.entry, m.origin),
         };
-        let (path, placeholder, why) = match target(&p.workspace, &m.path) {
+        let Some(base) = base(p, &m.path) else { continue };
+        let (path, placeholder, why) = match target(&base, &m.path) {
             Target::Blocked(None) => continue,
             Target::Blocked(Some(x)) => {
                 let why = format!(
                     "{why}; {} is not a directory: held read-only so that it cannot be replaced by one",
-                    x.strip_prefix(&p.workspace).unwrap_or(&x).display()
+                    x.strip_prefix(&base).unwrap_or(&x).display()
                 );
                 (x, false, why)
             }
@@ -324,7 +322,7 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
                 let parent = x.parent().unwrap_or(&x);
                 let writable = parent.symlink_metadata().is_ok_and(|md| md.is_dir())
                     && cordon_policy::decide::fs_allows(p, parent, write);
-                let git_dir = x == p.workspace.join(".git") && x != m.path;
+                let git_dir = x == base.join(".git") && x != m.path;
                 if !writable || git_dir {
                     continue;
                 }
@@ -337,9 +335,10 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
     }
     let mut pinned: Vec<PathBuf> = vec![];
     for (path, _, _) in &binds {
-        if let Ok(rel) = path.strip_prefix(&p.workspace) {
+        let Some(base) = base(p, path) else { continue };
+        if let Ok(rel) = path.strip_prefix(&base) {
             if let Some(first) = rel.components().next() {
-                let top = p.workspace.join(first.as_os_str());
+                let top = base.join(first.as_os_str());
                 if top != *path && top.is_dir() && !top.is_symlink() && !pinned.contains(&top) {
                     pinned.push(top.clone());
                     mounts.push(MountOp::Pin { path: top });
@@ -351,6 +350,25 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
         mounts.push(MountOp::ReadOnly { path, placeholder, why });
     }
 }
+
+/// What a protected path is held relative to: the workspace, or for one outside it (a granted bare
+/// repository's hooks) the widest write grant that holds it, which is a bind of its own. None when
+/// nothing lets the session write there: nothing to hold.
+fn base(p: &CompiledPolicy, path: &std::path::Path) -> Option<PathBuf> {
+    if is_within(path, &p.workspace) {
+        return Some(p.workspace.clone());
+    }
+    p.fs.rules
+        .iter()
+        .filter(|r| r.access.write && is_within(path, &r.path) && r.path != path)
+        .map(|r| r.path.clone())
+        .min_by_key(|r| r.components().count())
+}
+
+/// Directories the fs.hide scan does not enter (dependency caches, build output): a file there
+/// whose name fs.hide matches is not masked.
+pub const HIDE_SKIP_DIRS: [&str; 9] =
+    ["node_modules", "target", ".venv", "venv", "__pycache__", ".tox", ".cache", ".npm", ".cargo"];
 
 /// The placeholders the supervisor makes (or takes over) before the session and removes after.
 pub fn placeholders(plan: &NsPlan) -> impl Iterator<Item = (&std::path::Path, &str)> {
