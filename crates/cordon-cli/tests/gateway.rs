@@ -117,12 +117,28 @@ fn gw_records(db: &Path, kind: &str) -> Vec<Value> {
     let gw: Vec<_> = store.sessions().expect("sessions").into_iter().filter(|s| s.session.starts_with("gw-")).collect();
     assert_eq!(gw.len(), 1, "one gateway session");
     assert!(gw[0].sealed, "the gateway's session is sealed");
-    store
+    let recs: Vec<(String, Value)> = store
         .records(&gw[0].session)
         .expect("records")
         .into_iter()
-        .filter(|r| r.kind == kind)
-        .map(|r| serde_json::from_str(&r.body).expect("body"))
+        .map(|r| (r.kind.clone(), serde_json::from_str(&r.body).expect("body")))
+        .collect();
+    // A call's `tool_result` (duration, size, error) is folded into its `tool_call`.
+    let results: std::collections::HashMap<u64, Value> = recs
+        .iter()
+        .filter(|(k, _)| k == "tool_result")
+        .map(|(_, b)| (b["call"].as_u64().expect("call"), b.clone()))
+        .collect();
+    recs.into_iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, mut b)| {
+            if let Some(r) = b["call"].as_u64().and_then(|n| results.get(&n)) {
+                for (k, v) in r.as_object().expect("result") {
+                    b[k] = v.clone();
+                }
+            }
+            b
+        })
         .collect()
 }
 
@@ -750,4 +766,135 @@ fn a_hanging_or_flooding_server_and_reused_ids_get_clear_errors_and_the_gateway_
     assert!(hung["error"].as_str().is_some_and(|m| m.contains("within 1s")), "{hung}");
     let flood = recs.iter().find(|r| r["tool"] == "flood").expect("recorded");
     assert!(flood["error"].as_str().is_some_and(|m| m.contains("max_result_bytes")), "{flood}");
+}
+
+impl Raw {
+    /// [`Raw::start`] recording in `db`.
+    fn start_db(e: &Env, cfg: &Path, db: &Path) -> Raw {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(gateway_args_db(e, cfg, db))
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gateway");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (tx, out) = std::sync::mpsc::channel();
+        std::thread::spawn(move || loop {
+            let mut l = String::new();
+            if stdout.read_line(&mut l).map_or(true, |n| n == 0) || tx.send(l).is_err() {
+                break;
+            }
+        });
+        Raw { child, out }
+    }
+}
+
+/// The gateway session's records in `db` as (kind, body), whatever its state (no verification).
+fn gw_raw(db: &Path) -> Vec<(String, Value)> {
+    let Ok(store) = cordon_audit::Store::open_read_only(db) else { return vec![] };
+    let Some(gw) = store.sessions().ok().and_then(|s| s.into_iter().find(|s| s.session.starts_with("gw-"))) else {
+        return vec![];
+    };
+    store
+        .records(&gw.session)
+        .expect("records")
+        .into_iter()
+        .map(|r| (r.kind.clone(), serde_json::from_str(&r.body).expect("body")))
+        .collect()
+}
+
+#[test]
+fn a_call_is_recorded_before_it_is_forwarded_and_a_gateway_killed_mid_call_leaves_it_started_without_a_result() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let cfg = setup(&e, &PY_CONFIG.replace("PYTHON", &mcp_python().display().to_string()));
+
+    // A normal end: the call (with a redacted copy of its arguments) and its result, the refusal,
+    // all in the sealed session.
+    let db = e.root.join("audit.db");
+    let mut g = Raw::start_db(&e, &cfg, &db);
+    g.initialize();
+    let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+    let (r, _) = g.ask_id(2, &Raw::call_line(2, "py__echo", json!({"text": "hi", "note": token, "api_key": "k"})));
+    assert_eq!(text(&r), "hi", "{r}");
+    let (r, _) = g.ask_id(3, &Raw::call_line(3, "py__forbidden", json!({})));
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+    let recs = gw_raw(&db);
+    let kinds: Vec<&str> = recs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["start", "tool_call", "tool_result", "tool_call", "end", "seal"], "{recs:?}");
+    let (call, result) = (&recs[1].1, &recs[2].1);
+    assert_eq!((call["tool"].as_str(), call["decision"].as_str()), (Some("echo"), Some("allow")), "{call}");
+    assert_eq!(
+        call["args"],
+        json!({"text": "hi", "note": "[redacted: looks like a credential]", "api_key": "[redacted]"})
+    );
+    assert!(!recs.iter().any(|(_, b)| b.to_string().contains(token)), "the token is in no record: {recs:?}");
+    assert_eq!(result["call"], call["call"], "{result}");
+    assert!(result["result_bytes"].as_u64().is_some_and(|n| n > 0) && result["is_error"] == false, "{result}");
+    assert_eq!((recs[3].1["decision"].as_str(), recs[3].1["tool"].as_str()), (Some("deny"), Some("forbidden")));
+
+    // Killed mid-call: the call was recorded before it was forwarded; it has no result; the chain
+    // verifies and `audit show` says the call has no result.
+    let db = e.root.join("audit-kill.db");
+    let mut g = Raw::start_db(&e, &cfg, &db);
+    g.initialize();
+    g.send(&Raw::call_line(2, "py__sleep", json!({"seconds": 20})));
+    let started = wait_for(std::time::Duration::from_secs(30), || {
+        gw_raw(&db).into_iter().find(|(k, b)| k == "tool_call" && b["tool"] == "sleep").map(|(_, b)| b)
+    })
+    .expect("the call is recorded while it runs");
+    g.child.kill().expect("SIGKILL");
+    g.child.wait().expect("wait");
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok(), "the chain verifies: {r:?}");
+    let recs = gw_raw(&db);
+    assert!(recs.iter().all(|(k, _)| k != "tool_result" && k != "seal"), "{recs:?}");
+    let sid = r.unfinished.iter().find(|s| s.starts_with("gw-")).expect("the gateway's session is unfinished").clone();
+    let o = e.cordon(&["audit", "show", &sid, "--audit", &db.display().to_string()]);
+    assert!(o.status.success(), "{}", show(&o));
+    let shown = out(&o);
+    assert!(shown.contains("py.sleep") && shown.contains("no result recorded"), "{shown}");
+    let o = e.cordon(&["audit", "verify", "--audit", &db.display().to_string()]);
+    assert!(o.status.success(), "{}", show(&o));
+
+    // The server's session ends with its gateway (its stdin closed): nothing is left running.
+    let server = started["session"].as_str().expect("the server's session").to_string();
+    let ended = wait_for(std::time::Duration::from_secs(60), || {
+        let s = cordon_audit::Store::open_read_only(&db).ok()?.sessions().ok()?;
+        s.into_iter().find(|s| s.session == server && s.ended_ms.is_some()).map(|_| ())
+    });
+    assert!(ended.is_some(), "the server's session {server} ended after its gateway was killed");
+}
+
+#[test]
+fn a_server_that_does_not_answer_initialize_fails_at_its_start_timeout_naming_the_server_and_the_setting() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let cfg = setup(
+        &e,
+        "pinning = \"off\"\nstart_timeout = \"1m\"\n[servers.mute]\ncommand = [\"/bin/sleep\", \"600\"]\nworkspace = \"home/ws\"\nstart_timeout = \"2s\"\n",
+    );
+    let args = gateway_args(&e, &cfg);
+    let t0 = std::time::Instant::now();
+    let o = e.cordon(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let took = t0.elapsed();
+    let s = err(&o);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(took < std::time::Duration::from_secs(20), "stopped at its start_timeout, not the default: {took:?}");
+    assert!(s.contains("server `mute`") && s.contains("within 2.0s") && s.contains("waited 2."), "{s}");
+    assert!(s.contains("start_timeout = \"2s\"") && s.contains("raise start_timeout for servers.mute"), "{s}");
+    // The server's session was stopped and recorded as ended.
+    let r = cordon_audit::verify(&e.root.join("audit.db")).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
 }

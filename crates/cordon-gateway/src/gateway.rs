@@ -5,7 +5,7 @@ use crate::config::{Config, Pinning, Server, SEP};
 use crate::decide::{decide, Decision};
 use crate::mcp::{Answer, Json, OnChange, Tools, UpstreamError};
 use crate::pin::{self, Check, Lock};
-use crate::record::{args_hash, Log, ToolCall};
+use crate::record::{args_hash, redact, Log, ToolCall, ToolResult};
 use crate::upstream::Upstream;
 use crate::GatewayError;
 use cordon_session::spec::AuditChoice;
@@ -68,7 +68,7 @@ impl Gateway {
                     let _ = changed.try_send(i);
                 })
             };
-            match Upstream::start(exe, s, opts, cfg.max_result_bytes, on_change).await {
+            match Upstream::start(exe, s, opts, cfg.max_result_bytes, on_change, &cfg.file).await {
                 Ok(u) => {
                     for n in &u.notices {
                         eprintln!("cordon gateway: server {}: {n}", s.name);
@@ -102,13 +102,6 @@ impl Gateway {
 
     fn names(&self) -> String {
         self.servers.iter().map(|sv| sv.server.name.as_str()).collect::<Vec<_>>().join(", ")
-    }
-
-    fn record(&self, c: ToolCall) {
-        // The store's writes block (fsync); this runtime is multi-threaded.
-        if let Err(e) = tokio::task::block_in_place(|| self.log.call(&c)) {
-            eprintln!("cordon gateway: cannot record the call to {}{SEP}{} in the audit log: {e}", c.server, c.tool);
-        }
     }
 
     /// The tools server `i` serves: as last listed, or listed again when `fresh`, when never
@@ -173,7 +166,7 @@ impl Gateway {
                     "diff": diff,
                 }),
             };
-            if let Err(e) = tokio::task::block_in_place(|| self.log.alert(&alert)) {
+            if let Err(e) = self.log.alert(&alert) {
                 eprintln!("cordon gateway: cannot record the alert in the audit log: {e}");
             }
         }
@@ -263,15 +256,14 @@ impl Tools for Gateway {
     async fn call(&self, name: String, args: Option<Json>) -> Answer {
         let t0 = Instant::now();
         let mut rec = ToolCall {
+            call: 0,
             identity: self.identity.clone(),
             server: String::new(),
             tool: name.clone(),
             args_sha256: args_hash(&args),
+            args: redact(&args),
             decision: "deny".into(),
             rule: String::new(),
-            duration_ms: 0,
-            result_bytes: 0,
-            is_error: true,
             error: None,
             session: None,
             pinning: if self.lock.is_some() { Pinning::Lock } else { Pinning::Off }.as_str().into(),
@@ -287,18 +279,17 @@ impl Tools for Gateway {
                 self.names()
             );
             rec.error = Some(text.clone());
-            rec.duration_ms = t0.elapsed().as_millis() as u64;
-            self.record(rec);
+            self.log.refused(&rec);
             return Answer::ToolError(text);
         };
         let (s, u) = (&self.servers[i].server, &self.servers[i].up);
         rec.server = s.name.clone();
         rec.tool = tool.clone();
+        // A refusal: nothing ran; its record is not waited for.
         let refuse = |mut rec: ToolCall, rule: String, text: String| {
             rec.rule = rule;
             rec.error = Some(text.clone());
-            rec.duration_ms = t0.elapsed().as_millis() as u64;
-            self.record(rec);
+            self.log.refused(&rec);
             Answer::ToolError(text)
         };
         let d = decide(s, &tool);
@@ -328,6 +319,25 @@ impl Tools for Gateway {
         rec.rule = d.rule().to_string();
         rec.decision = "allow".into();
         rec.session = Some(u.session.clone());
+        // The call is recorded before it is forwarded; one that cannot be recorded is not forwarded.
+        let n = match self.log.started(rec).await {
+            Ok(n) => n,
+            Err(e) => {
+                return Answer::ToolError(format!(
+                    "cordon gateway: `{name}` was not forwarded: it could not be recorded in the audit log ({e}). \
+                     Calls are forwarded only once recorded; see the gateway's stderr"
+                ))
+            }
+        };
+        let mut res = ToolResult {
+            call: n,
+            server: s.name.clone(),
+            tool: tool.clone(),
+            duration_ms: 0,
+            result_bytes: 0,
+            is_error: true,
+            error: None,
+        };
         let limit = s.call_timeout;
         let answer = match u.ended() {
             Some(how) => Err(format!(
@@ -361,17 +371,17 @@ impl Tools for Gateway {
                 )),
             },
         };
-        rec.duration_ms = t0.elapsed().as_millis() as u64;
+        res.duration_ms = t0.elapsed().as_millis() as u64;
         match answer {
             Ok(v) => {
-                rec.result_bytes = v.to_string().len() as u64;
-                rec.is_error = v.get("isError").and_then(|b| b.as_bool()).unwrap_or(false);
-                self.record(rec);
+                res.result_bytes = v.to_string().len() as u64;
+                res.is_error = v.get("isError").and_then(|b| b.as_bool()).unwrap_or(false);
+                self.log.ended(&res);
                 Answer::Result(v)
             }
             Err(text) => {
-                rec.error = Some(text.clone());
-                self.record(rec);
+                res.error = Some(text.clone());
+                self.log.ended(&res);
                 Answer::ToolError(format!("cordon gateway: {text}"))
             }
         }
