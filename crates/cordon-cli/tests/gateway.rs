@@ -898,3 +898,110 @@ fn a_server_that_does_not_answer_initialize_fails_at_its_start_timeout_naming_th
     let r = cordon_audit::verify(&e.root.join("audit.db")).expect("verify");
     assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
 }
+
+/// `cordon gateway --config CFG --listen ADDR --audit DB` as the env's user, its stderr read by a
+/// thread (lines on the channel); the URL it serves at, once it says.
+fn http_gateway(e: &Env, cfg: &Path, db: &Path) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
+    c.args(["gateway", "--config", &cfg.display().to_string(), "--listen", "127.0.0.1:0"]);
+    c.args(["--audit", &db.display().to_string()]);
+    if e.who == Who::Nobody {
+        c.arg("--allow-degraded");
+    }
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("gateway");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || loop {
+        let mut l = String::new();
+        if stderr.read_line(&mut l).map_or(true, |n| n == 0) || tx.send(l).is_err() {
+            break;
+        }
+    });
+    let mut seen = String::new();
+    let url = loop {
+        let l = match rx.recv_timeout(RAW_WAIT) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the gateway did not say where it listens: {seen}");
+            }
+        };
+        seen.push_str(&l);
+        if let Some(i) = l.find("http://") {
+            break l[i..].split_whitespace().next().unwrap_or("").trim_end_matches(';').to_string();
+        }
+    };
+    (child, url, rx)
+}
+
+/// curl's HTTP status for a POST of `body` to `url` with `headers`.
+fn http_status(url: &str, body: &Path, headers: &[&str]) -> String {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--data-binary"]);
+    c.arg(format!("@{}", body.display())).args(["-H", "Content-Type: application/json"]);
+    c.args(["-H", "Accept: application/json, text/event-stream"]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let o = c.arg(url).output().expect("curl");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn the_python_sdk_client_calls_through_the_streamable_http_listener_which_only_a_loopback_address_gets() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let cfg = setup(&e, &PY_CONFIG.replace("PYTHON", &mcp_python().display().to_string()));
+        let db = e.root.join("audit.db");
+
+        // Not loopback, no tokens: refused before anything starts, saying why.
+        let o = e.cordon(&["gateway", "--config", &cfg.display().to_string(), "--listen", "0.0.0.0:0"]);
+        let s = err(&o);
+        assert_eq!(o.status.code(), Some(125), "{who:?}: {}", show(&o));
+        assert!(s.contains("--listen 0.0.0.0:0") && s.contains("not a loopback address"), "{s}");
+        assert!(s.contains("require_token") && s.contains("127.0.0.1:PORT"), "{s}");
+        assert!(!db.exists(), "nothing started: {s}");
+
+        let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
+        assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
+        let py = mcp_python();
+        let mut c = e.command(&py.display().to_string());
+        c.arg(e.ws.join("client.py")).args(["--url", &url]).stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = c.stderr(Stdio::piped()).spawn().expect("client");
+        let calls = json!([{"tool": "py__echo", "args": {"text": "over http"}}, {"tool": "py__forbidden"}]);
+        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+        let o = child.wait_with_output().expect("client");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{who:?}: {}", show(&o)));
+        assert!(v["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "py__echo")), "{v}");
+        assert_eq!(call(&v, 0), ("over http", false), "{v}");
+        assert!(call(&v, 1).1 && call(&v, 1).0.contains("servers.py.tools.deny"), "{v}");
+
+        // A body over the limit (8 MiB) is refused; another path is not served; a Host that is not
+        // loopback (DNS rebinding) is refused.
+        let big = e.root.join("big.json");
+        std::fs::write(
+            &big,
+            format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"x\":\"{}\"}}", "x".repeat(9 << 20)),
+        )
+        .expect("big");
+        assert_eq!(http_status(&url, &big, &[]), "413");
+        let ping = e.root.join("ping.json");
+        std::fs::write(&ping, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).expect("ping");
+        assert_eq!(http_status(&url.replace("/mcp", "/other"), &ping, &[]), "404");
+        assert_eq!(http_status(&url, &ping, &["Host: attacker.example"]), "403");
+
+        // SIGTERM: the gateway stops its servers and seals its session; the calls name `http`.
+        let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+        assert!(st.success());
+        let st = gw.wait().expect("wait");
+        assert!(st.success(), "{who:?}: {st:?}");
+        let recs = gw_records(&db, "tool_call");
+        assert_eq!(recs.len(), 2, "{recs:?}");
+        assert!(recs.iter().all(|r| r["identity"] == "http"), "{recs:?}");
+        assert_eq!((recs[0]["tool"].as_str(), recs[0]["is_error"].as_bool()), (Some("echo"), Some(false)), "{recs:?}");
+    }
+}

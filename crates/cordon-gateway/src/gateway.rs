@@ -37,8 +37,6 @@ struct Served {
 pub struct Gateway {
     servers: Vec<Served>,
     log: Arc<Log>,
-    /// Who the calls come from ("stdio" for the one client on stdio).
-    identity: String,
     /// The pinned definitions (None: `pinning = "off"`).
     lock: Option<Lock>,
     /// The config as named, for the hints (`cordon gateway pin --config FILE`).
@@ -84,14 +82,7 @@ impl Gateway {
                 }
             }
         }
-        Ok(Gateway {
-            servers,
-            log,
-            identity: "stdio".into(),
-            lock,
-            config: cfg.file.clone(),
-            alerted: Default::default(),
-        })
+        Ok(Gateway { servers, log, lock, config: cfg.file.clone(), alerted: Default::default() })
     }
 
     pub async fn shutdown(&self) {
@@ -253,11 +244,11 @@ impl Tools for Gateway {
         all
     }
 
-    async fn call(&self, name: String, args: Option<Json>) -> Answer {
+    async fn call(&self, who: &'static str, name: String, args: Option<Json>) -> Answer {
         let t0 = Instant::now();
         let mut rec = ToolCall {
             call: 0,
-            identity: self.identity.clone(),
+            identity: who.into(),
             server: String::new(),
             tool: name.clone(),
             args_sha256: args_hash(&args),
@@ -434,9 +425,45 @@ pub async fn run_pin(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gatew
     Ok(())
 }
 
-/// `cordon gateway --stdio`: opens the audit log, starts the servers, serves MCP on stdin and
-/// stdout until the client closes stdin (or SIGINT/SIGTERM), stops the servers, seals the record.
-pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), GatewayError> {
+/// Where `cordon gateway` serves: its stdio (one client), an HTTP listener, or both.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    pub stdio: bool,
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// The largest HTTP request body the listener takes (as the stdio line limit).
+pub const MAX_HTTP_BODY: usize = crate::mcp::MAX_LINE;
+
+/// `--listen ADDR`: bound before anything starts (a port in use is an error with nothing started).
+/// Only a loopback address: serving beyond this machine needs callers identified (`require_token`,
+/// with tokens from `cordon gateway token`), which this version does not serve yet.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, GatewayError> {
+    if !addr.ip().is_loopback() {
+        return Err(GatewayError::Listen {
+            addr: addr.to_string(),
+            why: "not a loopback address: anyone who can reach it could call every tool. Serving beyond this \
+                  machine needs require_token (every request carrying a token from `cordon gateway token`), which \
+                  this version does not serve yet"
+                .into(),
+            hint: "listen on 127.0.0.1:PORT or [::1]:PORT (and reach it through an SSH tunnel from elsewhere)".into(),
+        });
+    }
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| GatewayError::Listen {
+        addr: addr.to_string(),
+        why: e.to_string(),
+        hint: "choose another port (127.0.0.1:0 picks a free one and prints it)".into(),
+    })
+}
+
+/// `cordon gateway --stdio` and/or `--listen ADDR`: opens the audit log, starts the servers, serves
+/// MCP until the stdio client closes stdin (with --stdio) or SIGINT/SIGTERM, stops the servers,
+/// seals the record.
+pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Result<(), GatewayError> {
+    let listener = match on.listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
     let lock = match cfg.pinning {
         Pinning::Off => None,
         Pinning::Lock => {
@@ -471,7 +498,20 @@ pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gat
         ),
         Pinning::Lock => gw.check_all().await,
     }
-    eprintln!("cordon gateway: serving {} server(s) on stdio; audit session {}", cfg.servers.len(), log.session);
+    let mut where_ = vec![];
+    if on.stdio {
+        where_.push("stdio".to_string());
+    }
+    if let Some(l) = &listener {
+        let a = l.local_addr().map_or("?".into(), |a| a.to_string());
+        where_.push(format!("http://{a}{}", crate::mcp::HTTP_PATH));
+    }
+    eprintln!(
+        "cordon gateway: serving {} server(s) on {}; audit session {}",
+        cfg.servers.len(),
+        where_.join(" and "),
+        log.session
+    );
     // A server said its tools changed: list them again (alerting on what changed), tell the client.
     let (to_client, from_servers) = tokio::sync::mpsc::channel::<()>(1);
     let refresher = {
@@ -489,8 +529,23 @@ pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gat
             (Ok(i), Ok(t)) => (i, t),
             _ => return Err(GatewayError::Serve("cannot handle SIGINT/SIGTERM".into())),
         };
+        let stdio = async {
+            if on.stdio {
+                crate::mcp::serve(gw.clone(), tokio::io::stdin(), tokio::io::stdout(), from_servers).await
+            } else {
+                std::future::pending().await
+            }
+        };
+        // Ends (and so stops listening) when the select below does.
+        let http = async {
+            match listener {
+                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            r = crate::mcp::serve(gw.clone(), tokio::io::stdin(), tokio::io::stdout(), from_servers) => r,
+            r = stdio => r,
+            r = http => r,
             _ = int.recv() => Ok(()),
             _ = term.recv() => Ok(()),
         }
