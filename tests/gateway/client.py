@@ -1,5 +1,6 @@
 """An MCP client written with the official Python SDK (`mcp` on PyPI): starts the command given after
-`--` as its stdio MCP server (`cordon gateway --stdio`), runs the calls read as JSON from stdin
+`--` as its stdio MCP server (`cordon gateway --stdio`), or with `--url URL` connects to a streamable
+HTTP MCP server (`cordon gateway --listen`), runs the calls read as JSON from stdin
 ([{"tool": NAME, "args": {...}}, ...]) and prints one JSON document: the tools listed and each call's
 result (text, isError)."""
 
@@ -10,15 +11,20 @@ import sys
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 
 
 async def main() -> None:
-    argv = sys.argv[sys.argv.index("--") + 1 :]
     calls = json.load(sys.stdin)
-    # The whole environment: the SDK passes only a few variables by default.
-    params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+    if sys.argv[1:2] == ["--url"]:
+        transport = streamable_http_client(sys.argv[2])
+    else:
+        argv = sys.argv[sys.argv.index("--") + 1 :]
+        # The whole environment: the SDK passes only a few variables by default.
+        params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+        transport = stdio_client(params)
     out = {"tools": [], "calls": []}
-    async with stdio_client(params) as streams:
+    async with transport as streams:
         read, write = streams[0], streams[1]
         async with ClientSession(read, write) as session:
             await session.initialize()

@@ -1,7 +1,7 @@
 //! Added latency of `cordon gateway --stdio`: a trivial tool call (`echo`) to the Python MCP SDK test
 //! server (tests/gateway/server.py, `mcp` 2.3.0 from /opt/cordon-test/mcp-venv) called directly, the
 //! same server inside `cordon run --policy builtin:mcp-tool` (the sandbox's own share), and through
-//! the gateway (audited and `--no-audit`), all over stdio with the same client (the gateway's own
+//! the gateway (`--no-audit`, audited, and audited with `audit_sync = "call"`), all over stdio with the same client (the gateway's own
 //! rmcp client, `cordon_gateway::mcp::Client`), interleaved round by round so that they share the
 //! machine's state. Prints median, p90, p99 and the differences.
 //! `cargo bench -p cordon-cli --bench gateway_latency` (CORDON_BENCH_N: rounds, default 2000;
@@ -62,8 +62,17 @@ fn main() {
     let cfg = dir.join("gw.toml");
     std::fs::write(&cfg, format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\n"))
         .expect("gw.toml");
+    // The same with each call's record fsynced before it is forwarded (audit_sync = "call").
+    let cfg_sync = dir.join("gw-sync.toml");
+    std::fs::write(
+        &cfg_sync,
+        format!("pinning = \"off\"\naudit_sync = \"call\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\n"),
+    )
+    .expect("gw-sync.toml");
     let db = dir.join("audit.db").display().to_string();
+    let db_sync = dir.join("audit-sync.db").display().to_string();
     let cfgs = cfg.display().to_string();
+    let cfgs_sync = cfg_sync.display().to_string();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
@@ -88,6 +97,13 @@ fn main() {
                 "cordon gateway --stdio (audited)",
                 "py__echo",
                 &s(&[&cordon, "gateway", "--config", &cfgs, "--stdio", "--audit", &db]),
+                &dir,
+            )
+            .await,
+            connect(
+                "cordon gateway --stdio (audited, audit_sync=call)",
+                "py__echo",
+                &s(&[&cordon, "gateway", "--config", &cfgs_sync, "--stdio", "--audit", &db_sync]),
                 &dir,
             )
             .await,
@@ -120,6 +136,7 @@ fn main() {
             (1, "sandbox alone (cordon run) vs direct"),
             (2, "gateway --no-audit vs direct"),
             (3, "gateway audited vs direct"),
+            (4, "gateway audited, audit_sync=call vs direct"),
             (2, "gateway --no-audit vs cordon run (the gateway's own share)"),
         ] {
             let base = if what.contains("vs cordon run") { 1 } else { 0 };

@@ -117,12 +117,28 @@ fn gw_records(db: &Path, kind: &str) -> Vec<Value> {
     let gw: Vec<_> = store.sessions().expect("sessions").into_iter().filter(|s| s.session.starts_with("gw-")).collect();
     assert_eq!(gw.len(), 1, "one gateway session");
     assert!(gw[0].sealed, "the gateway's session is sealed");
-    store
+    let recs: Vec<(String, Value)> = store
         .records(&gw[0].session)
         .expect("records")
         .into_iter()
-        .filter(|r| r.kind == kind)
-        .map(|r| serde_json::from_str(&r.body).expect("body"))
+        .map(|r| (r.kind.clone(), serde_json::from_str(&r.body).expect("body")))
+        .collect();
+    // A call's `tool_result` (duration, size, error) is folded into its `tool_call`.
+    let results: std::collections::HashMap<u64, Value> = recs
+        .iter()
+        .filter(|(k, _)| k == "tool_result")
+        .map(|(_, b)| (b["call"].as_u64().expect("call"), b.clone()))
+        .collect();
+    recs.into_iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, mut b)| {
+            if let Some(r) = b["call"].as_u64().and_then(|n| results.get(&n)) {
+                for (k, v) in r.as_object().expect("result") {
+                    b[k] = v.clone();
+                }
+            }
+            b
+        })
         .collect()
 }
 
@@ -750,4 +766,242 @@ fn a_hanging_or_flooding_server_and_reused_ids_get_clear_errors_and_the_gateway_
     assert!(hung["error"].as_str().is_some_and(|m| m.contains("within 1s")), "{hung}");
     let flood = recs.iter().find(|r| r["tool"] == "flood").expect("recorded");
     assert!(flood["error"].as_str().is_some_and(|m| m.contains("max_result_bytes")), "{flood}");
+}
+
+impl Raw {
+    /// [`Raw::start`] recording in `db`.
+    fn start_db(e: &Env, cfg: &Path, db: &Path) -> Raw {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cordon"))
+            .args(gateway_args_db(e, cfg, db))
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gateway");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let (tx, out) = std::sync::mpsc::channel();
+        std::thread::spawn(move || loop {
+            let mut l = String::new();
+            if stdout.read_line(&mut l).map_or(true, |n| n == 0) || tx.send(l).is_err() {
+                break;
+            }
+        });
+        Raw { child, out }
+    }
+}
+
+/// The gateway session's records in `db` as (kind, body), whatever its state (no verification).
+fn gw_raw(db: &Path) -> Vec<(String, Value)> {
+    let Ok(store) = cordon_audit::Store::open_read_only(db) else { return vec![] };
+    let Some(gw) = store.sessions().ok().and_then(|s| s.into_iter().find(|s| s.session.starts_with("gw-"))) else {
+        return vec![];
+    };
+    store
+        .records(&gw.session)
+        .expect("records")
+        .into_iter()
+        .map(|r| (r.kind.clone(), serde_json::from_str(&r.body).expect("body")))
+        .collect()
+}
+
+#[test]
+fn a_call_is_recorded_before_it_is_forwarded_and_a_gateway_killed_mid_call_leaves_it_started_without_a_result() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let cfg = setup(&e, &PY_CONFIG.replace("PYTHON", &mcp_python().display().to_string()));
+
+    // A normal end: the call (with a redacted copy of its arguments) and its result, the refusal,
+    // all in the sealed session.
+    let db = e.root.join("audit.db");
+    let mut g = Raw::start_db(&e, &cfg, &db);
+    g.initialize();
+    let token = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+    let (r, _) = g.ask_id(2, &Raw::call_line(2, "py__echo", json!({"text": "hi", "note": token, "api_key": "k"})));
+    assert_eq!(text(&r), "hi", "{r}");
+    let (r, _) = g.ask_id(3, &Raw::call_line(3, "py__forbidden", json!({})));
+    assert_eq!(r["result"]["isError"], true, "{r}");
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+    let recs = gw_raw(&db);
+    let kinds: Vec<&str> = recs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["start", "tool_call", "tool_result", "tool_call", "end", "seal"], "{recs:?}");
+    let (call, result) = (&recs[1].1, &recs[2].1);
+    assert_eq!((call["tool"].as_str(), call["decision"].as_str()), (Some("echo"), Some("allow")), "{call}");
+    assert_eq!(
+        call["args"],
+        json!({"text": "hi", "note": "[redacted: looks like a credential]", "api_key": "[redacted]"})
+    );
+    assert!(!recs.iter().any(|(_, b)| b.to_string().contains(token)), "the token is in no record: {recs:?}");
+    assert_eq!(result["call"], call["call"], "{result}");
+    assert!(result["result_bytes"].as_u64().is_some_and(|n| n > 0) && result["is_error"] == false, "{result}");
+    assert_eq!((recs[3].1["decision"].as_str(), recs[3].1["tool"].as_str()), (Some("deny"), Some("forbidden")));
+
+    // Killed mid-call: the call was recorded before it was forwarded; it has no result; the chain
+    // verifies and `audit show` says the call has no result.
+    let db = e.root.join("audit-kill.db");
+    let mut g = Raw::start_db(&e, &cfg, &db);
+    g.initialize();
+    g.send(&Raw::call_line(2, "py__sleep", json!({"seconds": 20})));
+    let started = wait_for(std::time::Duration::from_secs(30), || {
+        gw_raw(&db).into_iter().find(|(k, b)| k == "tool_call" && b["tool"] == "sleep").map(|(_, b)| b)
+    })
+    .expect("the call is recorded while it runs");
+    g.child.kill().expect("SIGKILL");
+    g.child.wait().expect("wait");
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok(), "the chain verifies: {r:?}");
+    let recs = gw_raw(&db);
+    assert!(recs.iter().all(|(k, _)| k != "tool_result" && k != "seal"), "{recs:?}");
+    let sid = r.unfinished.iter().find(|s| s.starts_with("gw-")).expect("the gateway's session is unfinished").clone();
+    let o = e.cordon(&["audit", "show", &sid, "--audit", &db.display().to_string()]);
+    assert!(o.status.success(), "{}", show(&o));
+    let shown = out(&o);
+    assert!(shown.contains("py.sleep") && shown.contains("no result recorded"), "{shown}");
+    let o = e.cordon(&["audit", "verify", "--audit", &db.display().to_string()]);
+    assert!(o.status.success(), "{}", show(&o));
+
+    // The server's session ends with its gateway (its stdin closed): nothing is left running.
+    let server = started["session"].as_str().expect("the server's session").to_string();
+    let ended = wait_for(std::time::Duration::from_secs(60), || {
+        let s = cordon_audit::Store::open_read_only(&db).ok()?.sessions().ok()?;
+        s.into_iter().find(|s| s.session == server && s.ended_ms.is_some()).map(|_| ())
+    });
+    assert!(ended.is_some(), "the server's session {server} ended after its gateway was killed");
+}
+
+#[test]
+fn a_server_that_does_not_answer_initialize_fails_at_its_start_timeout_naming_the_server_and_the_setting() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let cfg = setup(
+        &e,
+        "pinning = \"off\"\nstart_timeout = \"1m\"\n[servers.mute]\ncommand = [\"/bin/sleep\", \"600\"]\nworkspace = \"home/ws\"\nstart_timeout = \"2s\"\n",
+    );
+    let args = gateway_args(&e, &cfg);
+    let t0 = std::time::Instant::now();
+    let o = e.cordon(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let took = t0.elapsed();
+    let s = err(&o);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(took < std::time::Duration::from_secs(20), "stopped at its start_timeout, not the default: {took:?}");
+    assert!(s.contains("server `mute`") && s.contains("within 2.0s") && s.contains("waited 2."), "{s}");
+    assert!(s.contains("start_timeout = \"2s\"") && s.contains("raise start_timeout for servers.mute"), "{s}");
+    // The server's session was stopped and recorded as ended.
+    let r = cordon_audit::verify(&e.root.join("audit.db")).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+}
+
+/// `cordon gateway --config CFG --listen ADDR --audit DB` as the env's user, its stderr read by a
+/// thread (lines on the channel); the URL it serves at, once it says.
+fn http_gateway(e: &Env, cfg: &Path, db: &Path) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
+    c.args(["gateway", "--config", &cfg.display().to_string(), "--listen", "127.0.0.1:0"]);
+    c.args(["--audit", &db.display().to_string()]);
+    if e.who == Who::Nobody {
+        c.arg("--allow-degraded");
+    }
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("gateway");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || loop {
+        let mut l = String::new();
+        if stderr.read_line(&mut l).map_or(true, |n| n == 0) || tx.send(l).is_err() {
+            break;
+        }
+    });
+    let mut seen = String::new();
+    let url = loop {
+        let l = match rx.recv_timeout(RAW_WAIT) {
+            Ok(l) => l,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the gateway did not say where it listens: {seen}");
+            }
+        };
+        seen.push_str(&l);
+        if let Some(i) = l.find("http://") {
+            break l[i..].split_whitespace().next().unwrap_or("").trim_end_matches(';').to_string();
+        }
+    };
+    (child, url, rx)
+}
+
+/// curl's HTTP status for a POST of `body` to `url` with `headers`.
+fn http_status(url: &str, body: &Path, headers: &[&str]) -> String {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "--data-binary"]);
+    c.arg(format!("@{}", body.display())).args(["-H", "Content-Type: application/json"]);
+    c.args(["-H", "Accept: application/json, text/event-stream"]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let o = c.arg(url).output().expect("curl");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn the_python_sdk_client_calls_through_the_streamable_http_listener_which_only_a_loopback_address_gets() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let cfg = setup(&e, &PY_CONFIG.replace("PYTHON", &mcp_python().display().to_string()));
+        let db = e.root.join("audit.db");
+
+        // Not loopback, no tokens: refused before anything starts, saying why.
+        let o = e.cordon(&["gateway", "--config", &cfg.display().to_string(), "--listen", "0.0.0.0:0"]);
+        let s = err(&o);
+        assert_eq!(o.status.code(), Some(125), "{who:?}: {}", show(&o));
+        assert!(s.contains("--listen 0.0.0.0:0") && s.contains("not a loopback address"), "{s}");
+        assert!(s.contains("require_token") && s.contains("127.0.0.1:PORT"), "{s}");
+        assert!(!db.exists(), "nothing started: {s}");
+
+        let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
+        assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
+        let py = mcp_python();
+        let mut c = e.command(&py.display().to_string());
+        c.arg(e.ws.join("client.py")).args(["--url", &url]).stdin(Stdio::piped()).stdout(Stdio::piped());
+        let mut child = c.stderr(Stdio::piped()).spawn().expect("client");
+        let calls = json!([{"tool": "py__echo", "args": {"text": "over http"}}, {"tool": "py__forbidden"}]);
+        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+        let o = child.wait_with_output().expect("client");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{who:?}: {}", show(&o)));
+        assert!(v["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "py__echo")), "{v}");
+        assert_eq!(call(&v, 0), ("over http", false), "{v}");
+        assert!(call(&v, 1).1 && call(&v, 1).0.contains("servers.py.tools.deny"), "{v}");
+
+        // A body over the limit (8 MiB) is refused; another path is not served; a Host that is not
+        // loopback (DNS rebinding) is refused.
+        let big = e.root.join("big.json");
+        std::fs::write(
+            &big,
+            format!("{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"x\":\"{}\"}}", "x".repeat(9 << 20)),
+        )
+        .expect("big");
+        assert_eq!(http_status(&url, &big, &[]), "413");
+        let ping = e.root.join("ping.json");
+        std::fs::write(&ping, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).expect("ping");
+        assert_eq!(http_status(&url.replace("/mcp", "/other"), &ping, &[]), "404");
+        assert_eq!(http_status(&url, &ping, &["Host: attacker.example"]), "403");
+
+        // SIGTERM: the gateway stops its servers and seals its session; the calls name `http`.
+        let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+        assert!(st.success());
+        let st = gw.wait().expect("wait");
+        assert!(st.success(), "{who:?}: {st:?}");
+        let recs = gw_records(&db, "tool_call");
+        assert_eq!(recs.len(), 2, "{recs:?}");
+        assert!(recs.iter().all(|r| r["identity"] == "http"), "{recs:?}");
+        assert_eq!((recs[0]["tool"].as_str(), recs[0]["is_error"].as_bool()), (Some("echo"), Some(false)), "{recs:?}");
+    }
 }

@@ -46,6 +46,10 @@ pub struct GatewayArgs {
     /// Serve MCP on standard input and output, to the one client that started cordon.
     #[arg(long)]
     pub stdio: bool,
+    /// Serve MCP's streamable HTTP at http://ADDR/mcp (a loopback address: 127.0.0.1:PORT, [::1]:PORT;
+    /// port 0 picks a free one, printed on stderr). With --stdio too, both are served.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -6,6 +6,9 @@
 //! pinning = "lock"                   # the default: tools are served as pinned in gateway.lock
 //! call_timeout = "60s"               # the default; a server's own call_timeout overrides it
 //! max_result_bytes = "8M"            # the default: the largest message taken from a server
+//! audit_sync = "group"               # the default: a call is forwarded once its record is written;
+//!                                    # "call": once it is fsynced
+//! start_timeout = "60s"              # the default: how long a server has to answer initialize
 //!
 //! [servers.files]
 //! command = ["mcp-server-filesystem", "/srv/docs"]
@@ -37,6 +40,8 @@ struct RawConfig {
     pinning: Option<S<String>>,
     call_timeout: Option<S<String>>,
     max_result_bytes: Option<S<RawSize>>,
+    audit_sync: Option<S<String>>,
+    start_timeout: Option<S<String>>,
     #[serde(default)]
     servers: BTreeMap<S<String>, S<RawServer>>,
 }
@@ -59,6 +64,7 @@ struct RawServer {
     env: Vec<S<String>>,
     isolation: Option<S<String>>,
     call_timeout: Option<S<String>>,
+    start_timeout: Option<S<String>>,
     #[serde(default)]
     tools: RawTools,
 }
@@ -81,6 +87,26 @@ pub struct Config {
     pub pinning: Pinning,
     /// The largest message taken from a server (a bigger one is discarded and its call fails).
     pub max_result_bytes: usize,
+    /// When a call's record counts as written, for forwarding the call.
+    pub audit_sync: AuditSync,
+}
+
+/// `audit_sync`: a call is forwarded once its `tool_call` record is written to the log (it survives
+/// the gateway's crash; fsynced with the next group, off the answer path), or once it is fsynced
+/// (it survives a power loss; one fsync on every call's path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditSync {
+    Group,
+    Call,
+}
+
+impl AuditSync {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditSync::Group => "group",
+            AuditSync::Call => "call",
+        }
+    }
 }
 
 /// `pinning`: tools served only as pinned in the lock file, or explicitly unchecked.
@@ -101,6 +127,11 @@ impl Pinning {
 
 /// How long a call may take when neither the server nor the file says.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server has to answer `initialize` once its session started, when the file does not
+/// say: a sandboxed Python server took up to 57 s on a loaded 2-core machine (its first imports
+/// read thousands of files through the sandbox's mounts); one that does not start at all fails
+/// within a second or two (it exits), so a long default costs only the truly hung.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest message taken from a server when the file does not say.
 pub const DEFAULT_MAX_RESULT_BYTES: usize = 8 << 20;
 
@@ -119,6 +150,8 @@ pub struct Server {
     pub deny: Vec<String>,
     /// How long one call may take before the caller is told the server did not answer.
     pub call_timeout: Duration,
+    /// How long it has to answer `initialize` once its session started.
+    pub start_timeout: Duration,
 }
 
 /// The policy a server runs under when its entry names none.
@@ -142,8 +175,9 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Some("each server is one `[servers.NAME]` table; give the second one another name".to_string())
         } else if e.message().contains("unknown field") {
             Some(
-                "the file takes pinning, call_timeout, max_result_bytes and [servers.NAME] tables; a server takes \
-                 command, policy, workspace, env, isolation, call_timeout and tools (allow, deny)"
+                "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync and [servers.NAME] \
+                 tables; a server takes command, policy, workspace, env, isolation, call_timeout, start_timeout and \
+                 tools (allow, deny)"
                     .to_string(),
             )
         } else {
@@ -167,12 +201,32 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Pinning::Lock
         }
     };
+    let audit_sync =
+        match &raw.audit_sync {
+            None => AuditSync::Group,
+            Some(p) if p.get_ref() == "group" => AuditSync::Group,
+            Some(p) if p.get_ref() == "call" => AuditSync::Call,
+            Some(p) => {
+                errs.push(src.diag(
+                p.span(),
+                "audit_sync",
+                format!("`{}` is not an audit_sync mode", p.get_ref()),
+                Some(
+                    "audit_sync = \"group\" (the default: a call is forwarded once its record is written, fsynced \
+                     in groups) or \"call\" (once its record is fsynced)"
+                        .into(),
+                ),
+            ));
+                AuditSync::Group
+            }
+        };
     let timeout = |t: &Option<S<String>>, field: String, errs: &mut Vec<Diagnostic>| match t {
         None => None,
         Some(t) => match cordon_policy::units::parse_duration(t.get_ref()) {
             Ok(d) if !d.is_zero() => Some(d),
             Ok(_) => {
-                errs.push(src.diag(t.span(), field, "a zero timeout", Some("e.g. call_timeout = \"60s\"".into())));
+                let name = field.rsplit('.').next().unwrap_or("call_timeout").to_string();
+                errs.push(src.diag(t.span(), field, "a zero timeout", Some(format!("e.g. {name} = \"60s\""))));
                 None
             }
             Err(e) => {
@@ -182,6 +236,7 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
         },
     };
     let call_timeout = timeout(&raw.call_timeout, "call_timeout".into(), &mut errs).unwrap_or(DEFAULT_CALL_TIMEOUT);
+    let start_timeout = timeout(&raw.start_timeout, "start_timeout".into(), &mut errs).unwrap_or(DEFAULT_START_TIMEOUT);
     let max_result_bytes = match &raw.max_result_bytes {
         None => DEFAULT_MAX_RESULT_BYTES,
         Some(m) => {
@@ -355,6 +410,7 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             }
         }
         let call_timeout = timeout(&s.call_timeout, field("call_timeout"), &mut errs).unwrap_or(call_timeout);
+        let start_timeout = timeout(&s.start_timeout, field("start_timeout"), &mut errs).unwrap_or(start_timeout);
         if errs.len() == before {
             if let (Some(argv), Some(workspace)) = (argv, workspace) {
                 servers.push(Server {
@@ -366,12 +422,13 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     allow,
                     deny: names(&s.tools.deny),
                     call_timeout,
+                    start_timeout,
                 });
             }
         }
     }
     if errs.is_empty() {
-        Ok(Config { file: file.to_string(), servers, pinning, max_result_bytes })
+        Ok(Config { file: file.to_string(), servers, pinning, max_result_bytes, audit_sync })
     } else {
         Err(GatewayError::Config(errs))
     }
@@ -510,5 +567,28 @@ mod tests {
             "{d:?}"
         );
         assert!(d.iter().all(|x| x.hint.is_some()), "{d:?}");
+    }
+
+    #[test]
+    fn start_timeout_and_audit_sync_take_defaults_overrides_and_positioned_errors() {
+        let c = parse(
+            "gw.toml",
+            "start_timeout = \"90s\"\naudit_sync = \"call\"\n[servers.a]\ncommand = [\"/bin/sh\"]\nstart_timeout = \"2m\"\n[servers.b]\ncommand = [\"/bin/sh\"]\n",
+            &dir(),
+            None,
+        )
+        .expect("config");
+        assert_eq!(c.audit_sync, AuditSync::Call);
+        assert_eq!(c.servers[0].start_timeout, Duration::from_secs(120));
+        assert_eq!(c.servers[1].start_timeout, Duration::from_secs(90));
+        let c = parse("gw.toml", "[servers.a]\ncommand = [\"/bin/sh\"]\n", &dir(), None).expect("config");
+        assert_eq!((c.audit_sync, c.servers[0].start_timeout), (AuditSync::Group, DEFAULT_START_TIMEOUT));
+        let d = errors(
+            "audit_sync = \"always\"\nstart_timeout = \"0s\"\n[servers.a]\ncommand = [\"/bin/sh\"]\nstart_timeout = \"later\"\n",
+        );
+        let at: Vec<(usize, usize, &str)> = d.iter().map(|x| (x.line, x.col, x.field.as_str())).collect();
+        assert_eq!(at, [(1, 14, "audit_sync"), (2, 17, "start_timeout"), (5, 17, "servers.a.start_timeout")], "{d:?}");
+        assert!(d[1].hint.as_deref().is_some_and(|h| h.contains("start_timeout = ")), "{d:?}");
+        assert!(d[0].hint.as_deref().is_some_and(|h| h.contains("\"group\"")), "{d:?}");
     }
 }

@@ -54,6 +54,7 @@ mod tests {
             allow: allow.map(|a| a.iter().map(|s| s.to_string()).collect()),
             deny: deny.iter().map(|s| s.to_string()).collect(),
             call_timeout: crate::config::DEFAULT_CALL_TIMEOUT,
+            start_timeout: crate::config::DEFAULT_START_TIMEOUT,
         }
     }
 

@@ -5,7 +5,7 @@ use crate::config::{Config, Pinning, Server, SEP};
 use crate::decide::{decide, Decision};
 use crate::mcp::{Answer, Json, OnChange, Tools, UpstreamError};
 use crate::pin::{self, Check, Lock};
-use crate::record::{args_hash, Log, ToolCall};
+use crate::record::{args_hash, redact, Log, ToolCall, ToolResult};
 use crate::upstream::Upstream;
 use crate::GatewayError;
 use cordon_session::spec::AuditChoice;
@@ -37,8 +37,6 @@ struct Served {
 pub struct Gateway {
     servers: Vec<Served>,
     log: Arc<Log>,
-    /// Who the calls come from ("stdio" for the one client on stdio).
-    identity: String,
     /// The pinned definitions (None: `pinning = "off"`).
     lock: Option<Lock>,
     /// The config as named, for the hints (`cordon gateway pin --config FILE`).
@@ -68,7 +66,7 @@ impl Gateway {
                     let _ = changed.try_send(i);
                 })
             };
-            match Upstream::start(exe, s, opts, cfg.max_result_bytes, on_change).await {
+            match Upstream::start(exe, s, opts, cfg.max_result_bytes, on_change, &cfg.file).await {
                 Ok(u) => {
                     for n in &u.notices {
                         eprintln!("cordon gateway: server {}: {n}", s.name);
@@ -84,14 +82,7 @@ impl Gateway {
                 }
             }
         }
-        Ok(Gateway {
-            servers,
-            log,
-            identity: "stdio".into(),
-            lock,
-            config: cfg.file.clone(),
-            alerted: Default::default(),
-        })
+        Ok(Gateway { servers, log, lock, config: cfg.file.clone(), alerted: Default::default() })
     }
 
     pub async fn shutdown(&self) {
@@ -102,13 +93,6 @@ impl Gateway {
 
     fn names(&self) -> String {
         self.servers.iter().map(|sv| sv.server.name.as_str()).collect::<Vec<_>>().join(", ")
-    }
-
-    fn record(&self, c: ToolCall) {
-        // The store's writes block (fsync); this runtime is multi-threaded.
-        if let Err(e) = tokio::task::block_in_place(|| self.log.call(&c)) {
-            eprintln!("cordon gateway: cannot record the call to {}{SEP}{} in the audit log: {e}", c.server, c.tool);
-        }
     }
 
     /// The tools server `i` serves: as last listed, or listed again when `fresh`, when never
@@ -173,7 +157,7 @@ impl Gateway {
                     "diff": diff,
                 }),
             };
-            if let Err(e) = tokio::task::block_in_place(|| self.log.alert(&alert)) {
+            if let Err(e) = self.log.alert(&alert) {
                 eprintln!("cordon gateway: cannot record the alert in the audit log: {e}");
             }
         }
@@ -260,18 +244,17 @@ impl Tools for Gateway {
         all
     }
 
-    async fn call(&self, name: String, args: Option<Json>) -> Answer {
+    async fn call(&self, who: &'static str, name: String, args: Option<Json>) -> Answer {
         let t0 = Instant::now();
         let mut rec = ToolCall {
-            identity: self.identity.clone(),
+            call: 0,
+            identity: who.into(),
             server: String::new(),
             tool: name.clone(),
             args_sha256: args_hash(&args),
+            args: redact(&args),
             decision: "deny".into(),
             rule: String::new(),
-            duration_ms: 0,
-            result_bytes: 0,
-            is_error: true,
             error: None,
             session: None,
             pinning: if self.lock.is_some() { Pinning::Lock } else { Pinning::Off }.as_str().into(),
@@ -287,18 +270,17 @@ impl Tools for Gateway {
                 self.names()
             );
             rec.error = Some(text.clone());
-            rec.duration_ms = t0.elapsed().as_millis() as u64;
-            self.record(rec);
+            self.log.refused(&rec);
             return Answer::ToolError(text);
         };
         let (s, u) = (&self.servers[i].server, &self.servers[i].up);
         rec.server = s.name.clone();
         rec.tool = tool.clone();
+        // A refusal: nothing ran; its record is not waited for.
         let refuse = |mut rec: ToolCall, rule: String, text: String| {
             rec.rule = rule;
             rec.error = Some(text.clone());
-            rec.duration_ms = t0.elapsed().as_millis() as u64;
-            self.record(rec);
+            self.log.refused(&rec);
             Answer::ToolError(text)
         };
         let d = decide(s, &tool);
@@ -328,6 +310,25 @@ impl Tools for Gateway {
         rec.rule = d.rule().to_string();
         rec.decision = "allow".into();
         rec.session = Some(u.session.clone());
+        // The call is recorded before it is forwarded; one that cannot be recorded is not forwarded.
+        let n = match self.log.started(rec).await {
+            Ok(n) => n,
+            Err(e) => {
+                return Answer::ToolError(format!(
+                    "cordon gateway: `{name}` was not forwarded: it could not be recorded in the audit log ({e}). \
+                     Calls are forwarded only once recorded; see the gateway's stderr"
+                ))
+            }
+        };
+        let mut res = ToolResult {
+            call: n,
+            server: s.name.clone(),
+            tool: tool.clone(),
+            duration_ms: 0,
+            result_bytes: 0,
+            is_error: true,
+            error: None,
+        };
         let limit = s.call_timeout;
         let answer = match u.ended() {
             Some(how) => Err(format!(
@@ -361,17 +362,17 @@ impl Tools for Gateway {
                 )),
             },
         };
-        rec.duration_ms = t0.elapsed().as_millis() as u64;
+        res.duration_ms = t0.elapsed().as_millis() as u64;
         match answer {
             Ok(v) => {
-                rec.result_bytes = v.to_string().len() as u64;
-                rec.is_error = v.get("isError").and_then(|b| b.as_bool()).unwrap_or(false);
-                self.record(rec);
+                res.result_bytes = v.to_string().len() as u64;
+                res.is_error = v.get("isError").and_then(|b| b.as_bool()).unwrap_or(false);
+                self.log.ended(&res);
                 Answer::Result(v)
             }
             Err(text) => {
-                rec.error = Some(text.clone());
-                self.record(rec);
+                res.error = Some(text.clone());
+                self.log.ended(&res);
                 Answer::ToolError(format!("cordon gateway: {text}"))
             }
         }
@@ -424,9 +425,45 @@ pub async fn run_pin(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gatew
     Ok(())
 }
 
-/// `cordon gateway --stdio`: opens the audit log, starts the servers, serves MCP on stdin and
-/// stdout until the client closes stdin (or SIGINT/SIGTERM), stops the servers, seals the record.
-pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), GatewayError> {
+/// Where `cordon gateway` serves: its stdio (one client), an HTTP listener, or both.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    pub stdio: bool,
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// The largest HTTP request body the listener takes (as the stdio line limit).
+pub const MAX_HTTP_BODY: usize = crate::mcp::MAX_LINE;
+
+/// `--listen ADDR`: bound before anything starts (a port in use is an error with nothing started).
+/// Only a loopback address: serving beyond this machine needs callers identified (`require_token`,
+/// with tokens from `cordon gateway token`), which this version does not serve yet.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, GatewayError> {
+    if !addr.ip().is_loopback() {
+        return Err(GatewayError::Listen {
+            addr: addr.to_string(),
+            why: "not a loopback address: anyone who can reach it could call every tool. Serving beyond this \
+                  machine needs require_token (every request carrying a token from `cordon gateway token`), which \
+                  this version does not serve yet"
+                .into(),
+            hint: "listen on 127.0.0.1:PORT or [::1]:PORT (and reach it through an SSH tunnel from elsewhere)".into(),
+        });
+    }
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| GatewayError::Listen {
+        addr: addr.to_string(),
+        why: e.to_string(),
+        hint: "choose another port (127.0.0.1:0 picks a free one and prints it)".into(),
+    })
+}
+
+/// `cordon gateway --stdio` and/or `--listen ADDR`: opens the audit log, starts the servers, serves
+/// MCP until the stdio client closes stdin (with --stdio) or SIGINT/SIGTERM, stops the servers,
+/// seals the record.
+pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Result<(), GatewayError> {
+    let listener = match on.listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
     let lock = match cfg.pinning {
         Pinning::Off => None,
         Pinning::Lock => {
@@ -461,7 +498,20 @@ pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gat
         ),
         Pinning::Lock => gw.check_all().await,
     }
-    eprintln!("cordon gateway: serving {} server(s) on stdio; audit session {}", cfg.servers.len(), log.session);
+    let mut where_ = vec![];
+    if on.stdio {
+        where_.push("stdio".to_string());
+    }
+    if let Some(l) = &listener {
+        let a = l.local_addr().map_or("?".into(), |a| a.to_string());
+        where_.push(format!("http://{a}{}", crate::mcp::HTTP_PATH));
+    }
+    eprintln!(
+        "cordon gateway: serving {} server(s) on {}; audit session {}",
+        cfg.servers.len(),
+        where_.join(" and "),
+        log.session
+    );
     // A server said its tools changed: list them again (alerting on what changed), tell the client.
     let (to_client, from_servers) = tokio::sync::mpsc::channel::<()>(1);
     let refresher = {
@@ -479,8 +529,23 @@ pub async fn run_stdio(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gat
             (Ok(i), Ok(t)) => (i, t),
             _ => return Err(GatewayError::Serve("cannot handle SIGINT/SIGTERM".into())),
         };
+        let stdio = async {
+            if on.stdio {
+                crate::mcp::serve(gw.clone(), tokio::io::stdin(), tokio::io::stdout(), from_servers).await
+            } else {
+                std::future::pending().await
+            }
+        };
+        // Ends (and so stops listening) when the select below does.
+        let http = async {
+            match listener {
+                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            r = crate::mcp::serve(gw.clone(), tokio::io::stdin(), tokio::io::stdout(), from_servers) => r,
+            r = stdio => r,
+            r = http => r,
             _ = int.recv() => Ok(()),
             _ = term.recv() => Ok(()),
         }

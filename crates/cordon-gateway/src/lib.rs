@@ -43,6 +43,9 @@ pub enum GatewayError {
     NoLock { config: String, lock: String },
     #[error("the audit log: {0}")]
     Audit(#[from] cordon_audit::AuditError),
+    /// `--listen ADDR` cannot be served.
+    #[error("--listen {addr}: {why}\n  hint: {hint}")]
+    Listen { addr: String, why: String, hint: String },
     #[error("MCP on the gateway's stdio: {0}")]
     Serve(String),
 }

@@ -52,10 +52,21 @@ pub enum Answer {
 pub trait Tools: Send + Sync + 'static {
     /// Tool definitions in their wire form (`name`, `description`, `inputSchema`, ...).
     fn list(&self) -> impl Future<Output = Vec<Json>> + Send;
-    fn call(&self, name: String, args: Option<Json>) -> impl Future<Output = Answer> + Send;
+    /// A call from `who` (the listener it came through: `stdio`, `http`).
+    fn call(&self, who: &'static str, name: String, args: Option<Json>) -> impl Future<Output = Answer> + Send;
 }
 
-struct Handler<T>(Arc<T>);
+/// The tools, and who reaches them through this handler.
+struct Handler<T> {
+    tools: Arc<T>,
+    who: &'static str,
+}
+
+impl<T> Clone for Handler<T> {
+    fn clone(&self) -> Self {
+        Handler { tools: self.tools.clone(), who: self.who }
+    }
+}
 
 impl<T: Tools> ServerHandler for Handler<T> {
     fn get_info(&self) -> ServerConfig {
@@ -69,7 +80,7 @@ impl<T: Tools> ServerHandler for Handler<T> {
         _cx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let tools: Vec<Tool> =
-            self.0.list().await.into_iter().filter_map(|t| serde_json::from_value(Value::Object(t)).ok()).collect();
+            self.tools.list().await.into_iter().filter_map(|t| serde_json::from_value(Value::Object(t)).ok()).collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -78,7 +89,7 @@ impl<T: Tools> ServerHandler for Handler<T> {
         request: CallToolRequestParams,
         _cx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        match self.0.call(request.name.to_string(), request.arguments).await {
+        match self.tools.call(self.who, request.name.to_string(), request.arguments).await {
             Answer::Result(v) => match serde_json::from_value::<CallToolResult>(v) {
                 Ok(r) => Ok(r.into()),
                 Err(e) => Ok(tool_error(format!("the upstream's result is not a tool result: {e}")).into()),
@@ -138,7 +149,7 @@ where
         })
     };
     let (rmcp_r, rmcp_w) = tokio::io::split(theirs);
-    let running = Handler(tools).serve((rmcp_r, rmcp_w));
+    let running = Handler { tools, who: "stdio" }.serve((rmcp_r, rmcp_w));
     let filter = async move {
         let mut input = BufReader::new(input);
         let mut line = vec![];
@@ -195,6 +206,58 @@ where
     let _ = from_rmcp.await;
     let _ = writer.await;
     result
+}
+
+/// The path the HTTP listener serves MCP at.
+pub const HTTP_PATH: &str = "/mcp";
+
+/// Serves `tools` over MCP's streamable HTTP transport (rmcp's, on hyper) at [`HTTP_PATH`] on
+/// `listener` until dropped (its sessions are then cancelled). A request body over `max_body` bytes is refused (413) while
+/// it streams in; the `Host` header must name a loopback host (DNS rebinding); the tool a call
+/// names is read from its JSON-RPC body, never from a header.
+pub async fn serve_http<T: Tools>(
+    tools: Arc<T>,
+    listener: tokio::net::TcpListener,
+    max_body: usize,
+) -> Result<(), String> {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+    let mut config = StreamableHttpServerConfig::default();
+    config.max_request_body_bytes = max_body;
+    // Dropped (the gateway stops): every session is cancelled.
+    let _cancel = config.cancellation_token.clone().drop_guard();
+    let handler = Handler { tools, who: "http" };
+    let svc = StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config);
+    loop {
+        let (stream, _peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little rather than spin.
+                eprintln!("cordon gateway: accept on the HTTP listener: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let hs = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let mut svc = svc.clone();
+                async move {
+                    if req.uri().path() != HTTP_PATH {
+                        let body = format!("cordon gateway: no such path; MCP is served at {HTTP_PATH}\n");
+                        let mut r = http::Response::new(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+                            bytes::Bytes::from(body),
+                        )));
+                        *r.status_mut() = http::StatusCode::NOT_FOUND;
+                        return Ok::<_, std::convert::Infallible>(r);
+                    }
+                    tower_service::Service::call(&mut svc, req).await
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, hs).await;
+        });
+    }
 }
 
 enum Line {

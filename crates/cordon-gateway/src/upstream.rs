@@ -12,9 +12,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long a server has to answer `initialize` once its session started.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-
 pub struct Upstream {
     pub name: String,
     /// The cordon session it runs in.
@@ -80,6 +77,7 @@ impl Upstream {
         opts: &crate::gateway::Options,
         max_message: usize,
         on_change: OnChange,
+        config_file: &str,
     ) -> Result<Upstream, GatewayError> {
         let fail = |why: String| GatewayError::Upstream { server: s.name.clone(), why };
         let (spec, exe_owned) = (spec(s, &opts.audit, opts.allow_degraded), exe.to_path_buf());
@@ -131,7 +129,8 @@ impl Upstream {
             pid,
             ended: ended.clone(),
         };
-        match tokio::time::timeout(CONNECT_TIMEOUT, Client::connect(r, w, max_message, on_change)).await {
+        let t0 = std::time::Instant::now();
+        match tokio::time::timeout(s.start_timeout, Client::connect(r, w, max_message, on_change)).await {
             Ok(Ok(client)) => Ok(up(client)),
             Ok(Err(e)) => {
                 stop(pid, &ended).await;
@@ -141,8 +140,14 @@ impl Upstream {
             Err(_) => {
                 stop(pid, &ended).await;
                 Err(fail(format!(
-                    "it did not answer MCP's initialize within {}s (session {session}); is it an MCP server on stdio?",
-                    CONNECT_TIMEOUT.as_secs()
+                    "it did not answer MCP's initialize within {:.1}s (waited {:.1}s since its session {session} \
+                     started; start_timeout = \"{}s\"); is it an MCP server on stdio? A server that is slow to start \
+                     (e.g. Python on a loaded machine): raise start_timeout for servers.{} in {}",
+                    s.start_timeout.as_secs_f64(),
+                    t0.elapsed().as_secs_f64(),
+                    s.start_timeout.as_secs_f64(),
+                    s.name,
+                    config_file
                 )))
             }
         }

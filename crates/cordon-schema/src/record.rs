@@ -40,6 +40,10 @@ pub enum RecordKind {
     /// and tool, the arguments' hash, the decision and its rule, and the sandbox session it ran in.
     #[serde(rename = "tool_call")]
     ToolCall,
+    /// How a `tool_call` that reached its server ended (written after it, off the answer path):
+    /// the call's number, duration, result size, error.
+    #[serde(rename = "tool_result")]
+    ToolResult,
     /// One change to a workspace file that runs outside the sandbox (`fs.review`): path, created,
     /// modified or deleted, the diff's size, the pattern, the hashes before and after.
     #[serde(rename = "review")]
@@ -47,7 +51,7 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    pub const ALL: [RecordKind; 12] = [
+    pub const ALL: [RecordKind; 13] = [
         RecordKind::Start,
         RecordKind::Denial,
         RecordKind::Egress,
@@ -59,6 +63,7 @@ impl RecordKind {
         RecordKind::Seal,
         RecordKind::Recovered,
         RecordKind::ToolCall,
+        RecordKind::ToolResult,
         RecordKind::Review,
     ];
 
@@ -75,6 +80,7 @@ impl RecordKind {
             RecordKind::Seal => "seal",
             RecordKind::Recovered => "recovered",
             RecordKind::ToolCall => "tool_call",
+            RecordKind::ToolResult => "tool_result",
             RecordKind::Review => "review",
         }
     }
@@ -95,6 +101,7 @@ impl RecordKind {
             | RecordKind::SensorSummary
             | RecordKind::End
             | RecordKind::ToolCall
+            | RecordKind::ToolResult
             | RecordKind::Review => true,
             RecordKind::Start | RecordKind::Seal | RecordKind::Recovered => false,
         }
@@ -114,7 +121,8 @@ impl RecordKind {
             | RecordKind::SensorSummary
             | RecordKind::Seal
             | RecordKind::Recovered
-            | RecordKind::ToolCall => false,
+            | RecordKind::ToolCall
+            | RecordKind::ToolResult => false,
         }
     }
 }

@@ -35,12 +35,13 @@ pub fn run(a: GatewayArgs) -> Result<i32> {
         rt.block_on(cordon_gateway::gateway::run_pin(cfg, &exe, options(p.run)))?;
         return Ok(0);
     }
-    if !a.stdio {
-        bail!("say where to serve: --stdio (the only listener so far)");
+    if !a.stdio && a.listen.is_none() {
+        bail!("say where to serve: --stdio (one client on standard input and output), --listen 127.0.0.1:PORT (MCP's streamable HTTP at /mcp), or both");
     }
     let Some(config) = a.config else { bail!("--config FILE is required") };
     let cfg = cordon_gateway::config::load(&config)?;
-    rt.block_on(cordon_gateway::gateway::run_stdio(cfg, &exe, options(a.run)))?;
+    let on = cordon_gateway::gateway::Listeners { stdio: a.stdio, listen: a.listen };
+    rt.block_on(cordon_gateway::gateway::run(cfg, &exe, options(a.run), on))?;
     Ok(0)
 }
 

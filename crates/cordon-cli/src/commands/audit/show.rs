@@ -82,30 +82,126 @@ pub fn show(
         writeln!(out, "{}", serde_json::to_string_pretty(&kept)?)?;
         return Ok(());
     }
-    header(out, session, recs)?;
+    let gateway = gateway_start(recs);
+    match &gateway {
+        Some(g) => gateway_header(out, session, recs, g)?,
+        None => header(out, session, recs)?,
+    }
     writeln!(out, "{:<10} {:<1} {:<14} WHAT", "TIME", "", "KIND")?;
     let t0 = recs.first().map(|r| r.ts_ms).unwrap_or(0);
+    // A gateway's calls: one line each, its result (a later record) folded into it.
+    let results: std::collections::HashMap<u64, Value> = recs
+        .iter()
+        .filter(|r| r.kind == RecordKind::ToolResult.as_str())
+        .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+        .filter_map(|b| Some((b["call"].as_u64()?, b)))
+        .collect();
+    let sealed = recs.iter().any(|r| r.kind == RecordKind::Seal.as_str());
     for r in recs {
         for (kind, ts, body) in entries(r) {
             if !filter.keeps(&kind, &body) {
                 continue;
             }
-            let mark =
-                if is_denial(&kind, &body) || kind == RecordKind::Alert.as_str() || kind == RecordKind::Review.as_str()
-                {
-                    "!"
-                } else {
-                    ""
-                };
+            if kind == RecordKind::ToolResult.as_str() && !filter.kinds.iter().any(|k| k == &kind) {
+                continue;
+            }
+            let refused = kind == RecordKind::ToolCall.as_str() && body["decision"] == "deny";
+            let mark = if refused
+                || is_denial(&kind, &body)
+                || kind == RecordKind::Alert.as_str()
+                || kind == RecordKind::Review.as_str()
+            {
+                "!"
+            } else {
+                ""
+            };
+            let text = if kind == RecordKind::ToolCall.as_str() {
+                call_line(&body, body["call"].as_u64().and_then(|n| results.get(&n)), sealed)
+            } else {
+                words(&kind, &body)
+            };
             writeln!(
                 out,
                 "{:<10} {mark:<1} {kind:<14} {}",
                 format!("+{:.3}s", (ts - t0) as f64 / 1000.0),
-                one_line(&words(&kind, &body))
+                one_line(&text)
             )?;
         }
     }
     Ok(())
+}
+
+/// The `gateway` part of a gateway session's start record (`cordon gateway`), if it is one.
+fn gateway_start(recs: &[cordon_audit::Record]) -> Option<Value> {
+    let start = recs.iter().find(|r| r.kind == RecordKind::Start.as_str())?;
+    let v: Value = serde_json::from_str(&start.body).ok()?;
+    v.get("gateway").filter(|g| g.is_object()).cloned()
+}
+
+/// A gateway session in three lines: its config and servers, how it ended.
+fn gateway_header(out: &mut impl Write, session: &str, recs: &[cordon_audit::Record], g: &Value) -> anyhow::Result<()> {
+    let servers: Vec<String> = g["servers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| format!("{} ({})", s["name"].as_str().unwrap_or("?"), s["policy"].as_str().unwrap_or("?")))
+                .collect()
+        })
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "gateway session {session}  config {}  pinning {}",
+        one_line(g["config"].as_str().unwrap_or("?")),
+        g["pinning"].as_str().unwrap_or("?")
+    )?;
+    writeln!(out, "servers: {}", one_line(&servers.join(", ")))?;
+    let end = recs
+        .iter()
+        .find(|r| r.kind == RecordKind::End.as_str())
+        .and_then(|r| serde_json::from_str::<Value>(&r.body).ok());
+    let sealed = recs.iter().any(|r| r.kind == RecordKind::Seal.as_str());
+    let started = recs.first().map(|r| utc(r.ts_ms)).unwrap_or_default();
+    let ended = match end {
+        Some(e) => format!(
+            "ended after {:.2}s: {} call(s), {} refused",
+            e["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+            e["calls"].as_u64().unwrap_or(0),
+            e["refused"].as_u64().unwrap_or(0)
+        ),
+        None => "unfinished (no end record: the gateway was killed, or it is still serving)".into(),
+    };
+    writeln!(out, "started {started} UTC, {ended}; {}", if sealed { "sealed" } else { "not sealed" })?;
+    Ok(())
+}
+
+/// One gateway call: who, server.tool, the decision and its rule, and how it ended (its
+/// `tool_result`: duration, size, error), or that no result was recorded.
+fn call_line(c: &Value, result: Option<&Value>, sealed: bool) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or("?").to_string();
+    let head =
+        format!("#{} {} {}.{}", c["call"].as_u64().unwrap_or(0), s(&c["identity"]), s(&c["server"]), s(&c["tool"]));
+    if c["decision"] == "deny" {
+        return format!("{head} DENIED by {}: {}", s(&c["rule"]), c["error"].as_str().unwrap_or(""));
+    }
+    let how = match result {
+        Some(r) => {
+            let state = match (r["error"].as_str(), r["is_error"].as_bool()) {
+                (Some(e), _) => format!("FAILED: {e}"),
+                (None, Some(true)) => "tool error".into(),
+                _ => "ok".into(),
+            };
+            format!(
+                "{} ms, {} bytes, {state}",
+                r["duration_ms"].as_u64().unwrap_or(0),
+                r["result_bytes"].as_u64().unwrap_or(0)
+            )
+        }
+        None if sealed => "no result recorded".into(),
+        None => "started, no result recorded: the gateway was killed or crashed while the call ran (or it is \
+                 still running)"
+            .into(),
+    };
+    format!("{head} allowed by {} in session {}: {how}", s(&c["rule"]), s(&c["session"]))
 }
 
 /// The session in three lines: who and where, what ran, how it ended.
