@@ -15,8 +15,9 @@ fn a_syscall_with_many_argument_rules_gives_each_reason_once() {
     assert!(reasons.len() >= 2, "{}", d.reason);
 }
 
-// Each answer of `decide` at its boundaries, with policies written for the test. Written to kill
-// the mutants `cargo mutants` found alive (docs/TESTING.md, "Mutation testing").
+// Each answer of `decide` at its boundaries, with policies written for the test: each kills mutants
+// (changed operators, conditions, returned defaults) the earlier tests let live (docs/TESTING.md,
+// "Mutation testing").
 
 use cordon_policy::decide;
 use cordon_policy::{Access, CompiledPolicy, Context};

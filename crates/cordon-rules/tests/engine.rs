@@ -1,7 +1,7 @@
 //! The engine's semantics, one at a time, with rules written for the test (the built-in set's tests
 //! are in src/engine.rs): each operator at its boundaries, a rate's window and its reset, a
-//! sequence's `within`, and how a reason is filled. Written to kill the mutants `cargo mutants`
-//! found alive (docs/TESTING.md, "Mutation testing").
+//! sequence's `within`, and how a reason is filled. Each kills mutants (changed operators,
+//! conditions, returned defaults) the earlier tests let live (docs/TESTING.md, "Mutation testing").
 
 use cordon_rules::{Action, Engine, Subject};
 use serde_json::{json, Value};

@@ -416,8 +416,9 @@ fn absent_protected_paths_are_bound_over_placeholders_where_the_session_could_ma
     assert_eq!(ns::placeholders(&environment(&ro, &host(7, true), "s1").ns).count(), 0);
 }
 
-// Plans at their boundaries, with policies and hosts written for the test. Written to kill the
-// mutants `cargo mutants` found alive (docs/TESTING.md, "Mutation testing").
+// Plans at their boundaries, with policies and hosts written for the test: each kills mutants
+// (changed operators, conditions, returned defaults) the earlier tests let live (docs/TESTING.md,
+// "Mutation testing").
 
 fn compiled(text: &str) -> cordon_policy::CompiledPolicy {
     let cx = Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
