@@ -45,3 +45,37 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_unhex_refuses_what_is_not_hex() {
+        let b = [0x00, 0x0f, 0xa5, 0xff];
+        assert_eq!(hex(&b), "000fa5ff");
+        assert_eq!(unhex("000fa5ff"), Some(b.to_vec()));
+        assert_eq!(unhex("000FA5FF"), Some(b.to_vec()));
+        assert_eq!(unhex(""), Some(vec![]));
+        assert_eq!(unhex("abc"), None, "odd length");
+        assert_eq!(unhex("zz"), None);
+        assert_eq!(unhex("0é"), None, "not ASCII");
+    }
+
+    #[test]
+    fn a_record_hash_covers_every_field_and_where_each_ends() {
+        let h = record_hash(&[1; 32], 2, "ab", "c", 3, "{}");
+        assert_eq!(h.len(), 32);
+        assert_eq!(h, record_hash(&[1; 32], 2, "ab", "c", 3, "{}"));
+        for other in [
+            record_hash(&[2; 32], 2, "ab", "c", 3, "{}"),
+            record_hash(&[1; 32], 3, "ab", "c", 3, "{}"),
+            record_hash(&[1; 32], 2, "a", "bc", 3, "{}"),
+            record_hash(&[1; 32], 2, "ab", "c", 4, "{}"),
+            record_hash(&[1; 32], 2, "ab", "c", 3, "{ }"),
+        ] {
+            assert_ne!(h, other);
+        }
+        assert_eq!(canonical(&serde_json::json!({"b": 1, "a": [true, null]})), r#"{"a":[true,null],"b":1}"#);
+    }
+}

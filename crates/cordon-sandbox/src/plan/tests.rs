@@ -415,3 +415,247 @@ fn absent_protected_paths_are_bound_over_placeholders_where_the_session_could_ma
     let ro = cordon_policy::load_and_compile("builtin:readonly", &cx).expect("builtin").1;
     assert_eq!(ns::placeholders(&environment(&ro, &host(7, true), "s1").ns).count(), 0);
 }
+
+// Plans at their boundaries, with policies and hosts written for the test: each kills mutants
+// (changed operators, conditions, returned defaults) the earlier tests let live (docs/TESTING.md,
+// "Mutation testing").
+
+fn compiled(text: &str) -> cordon_policy::CompiledPolicy {
+    let cx = Context { home: "/home/u".into(), workspace: "/home/u/ws".into(), tmp: "/tmp".into() };
+    let l = cordon_policy::load_text("t.toml", &format!("version = 1\n{text}")).expect("policy loads");
+    cordon_policy::compile(&l, &cx)
+}
+
+#[test]
+fn the_proxy_takes_the_first_free_port_and_host_loopback_services_get_forwarders() {
+    let pol = compiled(
+        "[net]\negress = \"proxy\"\nlisten = [3128, 3129, 8000]\nallow = [\"127.0.0.1:5432\", \"127.0.0.1:5432\", \"127.0.0.1:8000\", \"127.0.0.1:3130\", \"10.0.0.1:80\", \"127.0.0.1\", \"example.com:443\"]\n",
+    );
+    let env = environment(&pol, &host(7, true), "s1");
+    let n = &env.net;
+    assert_eq!(n.proxy_url.as_deref(), Some("http://127.0.0.1:3130"));
+    let at: Vec<(String, bool)> =
+        n.listeners.iter().map(|l| (l.addr.to_string(), matches!(l.role, net::ListenerRole::Proxy))).collect();
+    // One forwarder per loopback service with a port, not the proxy's, not a session port, once.
+    assert_eq!(at, [("127.0.0.1:3130".to_string(), true), ("127.0.0.1:5432".to_string(), false)]);
+    assert!(env.guarantees.iter().any(|g| g.layer == "network" && g.what.contains("to: 127.0.0.1:5432")));
+    let none = environment(&compiled("[net]\negress = \"none\"\n"), &host(7, true), "s1");
+    assert!(none.net.listeners.is_empty() && none.net.proxy_url.is_none());
+}
+
+#[test]
+fn published_ports_need_the_network_namespace() {
+    let text = "[net]\negress = \"proxy\"\npublish = [\"8080:80\"]\n";
+    assert_eq!(environment(&compiled(text), &host(7, true), "s1").net.publish.len(), 1);
+    let mut pol = compiled(text);
+    pol.namespaces.net = false;
+    let env = environment(&pol, &host(7, true), "s1");
+    assert!(env.net.publish.is_empty() && env.net.listeners.is_empty() && env.net.proxy_url.is_none());
+    assert!(env.guarantees.iter().any(|g| g.layer == "network" && g.is_degraded() && g.what.contains("proxy")));
+}
+
+#[test]
+fn cgroup_limits_use_v2_then_v1_then_rlimits_and_name_every_directory() {
+    let pol = compiled("[limits]\nmemory = \"1G\"\nprocesses = 100\ncpu = 1.5\nwall_time = \"1m\"\n");
+    let mut h = host(7, true);
+    h.cgroup.v2_controllers = vec!["memory".into()];
+    let env = environment(&pol, &h, "s1");
+    let cg = &env.cgroup;
+    let v2 = PathBuf::from("/sys/fs/cgroup/unified/cordon/s1");
+    assert_eq!(cg.memory, Some((1 << 30, cgroup::Mechanism::V2 { dir: v2.clone() })));
+    assert_eq!(cg.v2_controllers, ["memory"]);
+    let pids = PathBuf::from("/sys/fs/cgroup/pids/cordon/s1");
+    let cpu = PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/cordon/s1");
+    assert_eq!(cg.processes, Some((100, cgroup::Mechanism::V1 { dir: pids.clone() })));
+    assert_eq!(cg.cpu, Some((1.5, cgroup::Mechanism::V1 { dir: cpu.clone() })));
+    assert_eq!(cg.dirs(), [v2, pids, cpu]);
+    assert_eq!(cg.wall_time, Some(std::time::Duration::from_secs(60)));
+    let ok: Vec<&str> = env.guarantees.iter().filter(|g| g.layer == "resources").map(|g| g.what.as_str()).collect();
+    assert_eq!(ok.len(), 4, "{ok:?}");
+    assert!(env.guarantees.iter().filter(|g| g.layer == "resources").all(|g| !g.is_degraded()));
+    let how = |what: &str| {
+        let g = env.guarantees.iter().find(|g| g.what.contains(what)).expect(what);
+        format!("{:?}", g.state)
+    };
+    assert!(how("session memory").contains("cgroup v2 memory controller"), "{}", how("session memory"));
+    assert!(how("at most 100 processes").contains("cgroup v1 pids controller"), "{}", how("at most 100 processes"));
+    // Two limits in one v1 hierarchy make one directory.
+    h.cgroup.v1 = vec![("pids".into(), "/sys/fs/cgroup/x".into()), ("cpu".into(), "/sys/fs/cgroup/x".into())];
+    assert_eq!(environment(&pol, &h, "s1").cgroup.dirs().len(), 2);
+    // As root without any cgroup: memory as RLIMIT_DATA, no process or CPU limit (degraded), and
+    // nothing ends daemons without a pid namespace either.
+    let mut bare = host(7, true);
+    bare.cgroup = CgroupCaps { v2_mount: None, v2_controllers: vec![], v2_base: None, v1: vec![] };
+    let env = environment(&pol, &bare, "s1");
+    assert_eq!(env.cgroup.processes, Some((100, cgroup::Mechanism::None)));
+    assert_eq!(env.cgroup.cpu, Some((1.5, cgroup::Mechanism::None)));
+    assert_eq!(env.cgroup.memory, Some((1 << 30, cgroup::Mechanism::Rlimit)));
+    assert_eq!(env.rlimits, [(process::Rlimit::Core, 0), (process::Rlimit::Data, 1 << 30)]);
+    let degraded: Vec<&str> = env.guarantees.iter().filter(|g| g.is_degraded()).map(|g| g.what.as_str()).collect();
+    assert_eq!(degraded.len(), 3, "{degraded:?}");
+    let mut nopid = pol.clone();
+    nopid.namespaces.pid = false;
+    let env = environment(&nopid, &bare, "s1");
+    assert!(env.guarantees.iter().any(|g| g.layer == "processes" && g.is_degraded()));
+    let env = environment(&nopid, &host(7, true), "s1");
+    assert!(!env.guarantees.iter().any(|g| g.layer == "processes" && g.is_degraded()), "cgroup v2 ends them");
+}
+
+#[test]
+fn rlimits_carry_the_open_file_limit() {
+    let pol = compiled("[limits]\nopen_files = 64\n");
+    let env = environment(&pol, &host(7, true), "s1");
+    assert_eq!(env.rlimits, [(process::Rlimit::Core, 0), (process::Rlimit::Nofile, 64)]);
+}
+
+#[test]
+fn landlock_tcp_rules_stand_in_for_a_missing_network_namespace() {
+    let mut pol = compiled("[net]\negress = \"none\"\nlisten = [8080]\n");
+    pol.namespaces.net = false;
+    let env = environment(&pol, &host(4, true), "s1");
+    assert_eq!(env.landlock.handled_net, ll::NET_BIND_TCP | ll::NET_CONNECT_TCP);
+    assert_eq!(env.landlock.net_rules, [(8080, ll::NET_BIND_TCP | ll::NET_CONNECT_TCP)]);
+    let env = environment(&pol, &host(3, true), "s1");
+    assert_eq!(env.landlock.handled_net, 0);
+    assert!(env.guarantees.iter().any(|g| g.layer == "network" && g.what == "no network" && g.is_degraded()));
+    // ABI 2 and below cannot refuse truncate; 6 and up scope signals without the namespaces.
+    assert!(!env.guarantees.iter().any(|g| g.what.starts_with("truncate")));
+    let env = environment(&pol, &host(2, true), "s1");
+    assert!(env.guarantees.iter().any(|g| g.what.starts_with("truncate") && g.is_degraded()));
+    let env = environment(&pol, &host(5, true), "s1");
+    assert!(env.guarantees.iter().any(|g| g.layer == "scoping" && g.is_degraded()));
+    let env = environment(&pol, &host(6, true), "s1");
+    assert_eq!(env.landlock.scopes, ll::SCOPE_ABSTRACT_UNIX | ll::SCOPE_SIGNAL);
+    assert!(!env.guarantees.iter().any(|g| g.what.starts_with("truncate")));
+    assert_eq!(ll::abi_features(3), ["fs read/write/exec/make/remove", "refer (rename/link)", "truncate"]);
+    assert_eq!(ll::abi_features(7).len(), 7);
+    assert_eq!(ll::fs_rights_for_abi(1), (1 << 13) - 1);
+}
+
+#[test]
+fn landlock_rights_per_access() {
+    let pol = compiled("[fs]\nread = [\"/opt/r\"]\nwrite = [\"/opt/w\"]\nexec = [\"/opt/x\"]\n");
+    let env = environment(&pol, &host(7, true), "s1");
+    let rights = |p: &str| env.landlock.fs_rules.iter().find(|r| r.path == std::path::Path::new(p)).map(|r| r.rights);
+    assert_eq!(rights("/opt/r"), Some(ll::READ_FILE | ll::READ_DIR));
+    assert_eq!(rights("/opt/x"), Some(ll::EXECUTE));
+    let w = rights("/opt/w").expect("a rule");
+    assert_eq!(w & (ll::MAKE_CHAR | ll::MAKE_BLOCK | ll::EXECUTE | ll::IOCTL_DEV), 0);
+    assert_eq!(w & ll::TRUNCATE, ll::TRUNCATE);
+    assert_eq!(w & (ll::READ_FILE | ll::READ_DIR), ll::READ_FILE | ll::READ_DIR);
+    // The rule's reason names its entry and origin.
+    assert!(env.landlock.fs_rules.iter().any(|r| r.why == "/opt/r (t.toml)"));
+    assert!(env.landlock.enabled() && !environment(&pol, &host(0, true), "s1").landlock.enabled());
+}
+
+#[test]
+fn seccomp_plans_without_a_filter_or_listener_and_when_killing() {
+    let pol = policy("agent");
+    let mut h = host(7, true);
+    h.seccomp_filter = false;
+    let env = environment(&pol, &h, "s1");
+    assert!(!env.seccomp.enabled && env.seccomp.rules.is_empty() && env.seccomp.watch.is_empty());
+    assert!(env.guarantees.iter().any(|g| g.layer == "syscalls" && g.is_degraded()));
+    let mut h = host(7, true);
+    h.seccomp_user_notif = false;
+    let env = environment(&pol, &h, "s1");
+    assert!(env.seccomp.enabled && !env.seccomp.notify && env.seccomp.watch.is_empty());
+    assert!(env.guarantees.iter().any(|g| g.layer == "report" && g.is_degraded()));
+    assert!(env.guarantees.iter().any(|g| g.layer == "process" && g.is_degraded() && g.what.contains("memfd")));
+    assert!(!env.seccomp.rules.iter().any(|r| r.name == "connect"), "no listener: no connect watch");
+    let env = environment(&pol, &host(7, true), "s1");
+    assert_eq!(env.seccomp.arch, "x86_64");
+    assert!(!env.seccomp.watch.is_empty() && !env.seccomp.kill);
+    assert!(!env.guarantees.iter().any(|g| g.layer == "report"));
+    let mut kill = pol.clone();
+    kill.kill_on_deny = true;
+    let env = environment(&kill, &host(7, true), "s1");
+    assert!(env.seccomp.kill && env.seccomp.watch.is_empty());
+    assert!(!env.guarantees.iter().any(|g| g.layer == "report"), "a kill needs no itemised report");
+}
+
+#[test]
+fn the_connect_watch_names_the_proxy_or_the_missing_network() {
+    let connect = |env: &EnvironmentPlan| env.seccomp.rules.iter().find(|r| r.name == "connect").cloned();
+    let proxy = environment(&compiled("[net]\negress = \"proxy\"\n"), &host(7, true), "s1");
+    let c = connect(&proxy).expect("a connect rule");
+    assert!(c.reason.contains("http://127.0.0.1:3128"), "{}", c.reason);
+    assert!(!proxy.seccomp.watch.iter().any(|w| w.nr == c.nr));
+    let none = environment(&compiled("[net]\negress = \"none\"\n"), &host(7, true), "s1");
+    let mut s = none.seccomp.clone();
+    assert!(connect(&none).is_some_and(|c| c.reason.starts_with(NO_NETWORK)));
+    without_refusal_watches(&mut s);
+    assert!(s.watch.is_empty() && !s.rules.iter().any(|r| r.name == "connect"));
+    let mut p = compiled("[net]\negress = \"open\"\n");
+    p.namespaces.net = false;
+    assert!(connect(&environment(&p, &host(7, true), "s1")).is_none());
+    let mut nonet = compiled("[net]\negress = \"none\"\n");
+    nonet.namespaces.net = false;
+    assert!(connect(&environment(&nonet, &host(7, true), "s1")).is_none(), "Landlock refuses it then");
+}
+
+#[test]
+fn seccomp_argument_comparisons() {
+    use cordon_policy::syscalls::{ArgCmp, CmpOp, DenyAction};
+    let r = |op, value| seccomp::ResolvedRule {
+        nr: 7,
+        name: "x".into(),
+        when: vec![ArgCmp { arg: 1, op, value }],
+        action: DenyAction::Errno(1),
+        reason: String::new(),
+    };
+    let args = |a: u64| [0, a, 0, 0, 0, 0];
+    assert!(seccomp::matches(&r(CmpOp::Gt, 5), 7, &args(6)));
+    assert!(!seccomp::matches(&r(CmpOp::Gt, 5), 7, &args(5)));
+    assert!(!seccomp::matches(&r(CmpOp::Gt, 5), 8, &args(6)), "another number");
+    assert!(seccomp::matches(&r(CmpOp::Eq, 5), 7, &args(5)) && !seccomp::matches(&r(CmpOp::Eq, 5), 7, &args(4)));
+    assert!(seccomp::matches(&r(CmpOp::MaskedEq(0xf0), 0x10), 7, &args(0x1f)));
+    assert!(!seccomp::matches(&r(CmpOp::MaskedEq(0xf0), 0x10), 7, &args(0x2f)));
+}
+
+#[test]
+fn clone_flags_name_each_namespace() {
+    let env = environment(&policy("agent"), &host(7, false), "s1");
+    assert_eq!(
+        env.ns.clone_flags(),
+        ns::CLONE_NEWUSER | ns::CLONE_NEWPID | ns::CLONE_NEWNS | ns::CLONE_NEWIPC | ns::CLONE_NEWUTS | ns::CLONE_NEWNET
+    );
+    let mut p = policy("agent");
+    (p.namespaces.ipc, p.namespaces.uts) = (false, false);
+    let env = environment(&p, &host(7, true), "s1");
+    assert_eq!(env.ns.clone_flags(), ns::CLONE_NEWPID | ns::CLONE_NEWNS | ns::CLONE_NEWNET);
+    assert_eq!(env.ns.hostname, None);
+    assert!(env.ns.memfd_noexec, "root with a pid namespace");
+    assert!(!environment(&p, &host(7, false), "s1").ns.memfd_noexec, "only root writes the sysctl");
+}
+
+#[test]
+fn placeholders_are_known_by_mode_and_git_files_by_name() {
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(ns::placeholder_file(std::path::Path::new("/w/.git/commondir")), Some(".\n"));
+    assert_eq!(ns::placeholder_file(std::path::Path::new("/w/.git/config.worktree")), Some(""));
+    assert_eq!(ns::placeholder_file(std::path::Path::new("/w/.git/config")), None);
+    assert_eq!(ns::placeholder_file(std::path::Path::new("/w/x/commondir")), None);
+    let t = crate::testutil::Tmp::new("plan-placeholder");
+    let (d, f) = (t.0.join("d"), t.0.join("f"));
+    std::fs::create_dir(&d).expect("mkdir");
+    std::fs::write(&f, "").expect("write");
+    let is = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        ns::is_placeholder(&p.symlink_metadata().expect("stat"))
+    };
+    assert!(is(&d, ns::PLACEHOLDER_MODE) && !is(&d, 0o555) && !is(&d, ns::PLACEHOLDER_FILE_MODE));
+    assert!(is(&f, ns::PLACEHOLDER_FILE_MODE) && !is(&f, 0o444) && !is(&f, ns::PLACEHOLDER_MODE));
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+#[test]
+fn a_program_with_a_slash_is_not_looked_up_on_path() {
+    let cwd = std::path::Path::new("/home/u/ws");
+    let r = |c: &str| process::resolve_program(std::ffi::OsStr::new(c), Some("/usr/bin".as_ref()), cwd);
+    assert_eq!(r("./run.sh"), Some(PathBuf::from("/home/u/ws/./run.sh")));
+    assert_eq!(r("/opt/x"), Some(PathBuf::from("/opt/x")));
+    assert_eq!(r("sh"), Some(PathBuf::from("/usr/bin/sh")));
+    assert_eq!(r("cordon-no-such-program"), None);
+    assert_eq!(process::escaped(std::ffi::OsStr::new("a\\b")), "a\\\\b");
+}
