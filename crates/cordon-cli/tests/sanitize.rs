@@ -64,7 +64,7 @@ fn settings_are_read_without_their_secrets() {
         assert_eq!(std::fs::read_to_string(e.home.join(".gitconfig")).expect("gitconfig"), GITCONFIG);
         // This session's staging (other tests run sessions at the same time).
         let id = msg.split("cordon: session ").nth(1).and_then(|x| x.split_whitespace().next()).expect("session id");
-        let left = std::env::temp_dir().join(format!("cordon-sanitized-{id}"));
+        let left = cordon_session::staging::Staging::new(id).path();
         assert!(id.len() == 16, "{who:?}: a session id: {id}");
         assert!(!left.exists(), "{who:?}: staged copies left behind: {}", left.display());
     }
@@ -108,8 +108,11 @@ fn copies_left_by_a_killed_supervisor_are_collected_by_the_next_session() {
     let mut dead = std::process::Command::new("true").spawn().expect("true");
     let dead_pid = dead.id();
     dead.wait().expect("wait");
-    let stale = std::env::temp_dir().join(format!("cordon-sanitized-test-stale-{}", std::process::id()));
-    let live = std::env::temp_dir().join(format!("cordon-sanitized-test-live-{}", std::process::id()));
+    // Where sessions stage (a tmpfs when the host has one), named as sessions name theirs.
+    let base = cordon_session::staging::base();
+    let prefix = cordon_session::staging::PREFIX;
+    let stale = base.join(format!("{prefix}test-stale-{}", std::process::id()));
+    let live = base.join(format!("{prefix}test-live-{}", std::process::id()));
     for (d, pid) in [(&stale, dead_pid), (&live, std::process::id())] {
         std::fs::create_dir_all(d).expect("mkdir");
         std::fs::write(d.join("pid"), pid.to_string()).expect("pid");

@@ -30,10 +30,11 @@ enum FsVerdict<'a> {
 }
 
 fn fs_verdict<'a>(c: &'a CompiledPolicy, path: &'a Path, want: Access) -> FsVerdict<'a> {
-    if let Some(m) = c.fs.deny.iter().find(|m| is_within(path, &m.path)) {
+    let inside = crate::paths::within_of(path);
+    if let Some(m) = c.fs.deny.iter().find(|m| inside(&m.path)) {
         return FsVerdict::Denied(m);
     }
-    if is_within(path, &c.workspace) {
+    if inside(&c.workspace) {
         if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
             if let Some(p) = c.fs.hide.iter().find(|p| name_matches(p, name)) {
                 return FsVerdict::Hidden(name, p);
@@ -42,12 +43,12 @@ fn fs_verdict<'a>(c: &'a CompiledPolicy, path: &'a Path, want: Access) -> FsVerd
     }
     // Inside the workspace, and in a bare repository granted outside it (its hooks and config).
     if want.write {
-        if let Some(m) = c.fs.protect.iter().find(|m| is_within(path, &m.path)) {
+        if let Some(m) = c.fs.protect.iter().find(|m| inside(&m.path)) {
             return FsVerdict::Protected(m);
         }
     }
     let mut have = Access::default();
-    for r in c.fs.rules.iter().filter(|r| is_within(path, &r.path)) {
+    for r in c.fs.rules.iter().filter(|r| inside(&r.path)) {
         have.read |= r.access.read;
         have.write |= r.access.write;
         have.exec |= r.access.exec;

@@ -54,7 +54,7 @@ pub enum SandboxError {
     },
     /// The placeholder that keeps an absent protected path from being made (see
     /// [`crate::apply::placeholders`]) could not be made: the session must not start without it.
-    #[error("cannot keep {} from being created in the session ({why}): its placeholder (an empty directory, or for .git/commondir and .git/config.worktree a file, that cordon makes there for the session and removes after) cannot be made: {source}\n  hint: let the invoking user write {}, or, if the session may write the path, lift its protection (--allow-write for one run, [fs] unprotect in a policy)", path.display(), dir.display())]
+    #[error("cannot keep {} from being created in the session ({why}): its placeholder (a socket inode, or for .git/commondir and .git/config.worktree a file, that cordon makes there for the session and removes after) cannot be made: {source}\n  hint: let the invoking user write {}, or, if the session may write the path, lift its protection (--allow-write for one run, [fs] unprotect in a policy)", path.display(), dir.display())]
     Placeholder {
         path: std::path::PathBuf,
         dir: std::path::PathBuf,

@@ -53,14 +53,15 @@ fn want(op: Kind, e: &Event) -> Access {
 
 impl Attribution {
     /// A write to a protected workspace path (fs.protect: `.envrc`, ...) that failed with the
-    /// errno of what the session's mounts put there: EROFS (the read-only bind, or a write inside a
-    /// placeholder directory), EISDIR (opening a placeholder directory to write), EBUSY (a rename or
-    /// removal of a mount point) or EEXIST (creating over one). These are not EACCES/EPERM, so
+    /// errno of what the session's mounts put there: EROFS (the read-only bind), ENXIO (opening a
+    /// placeholder, a socket, to write), ENOTDIR (creating below one, or renaming a directory over
+    /// one), EISDIR (opening an existing directory to write), EBUSY (a rename or removal of a mount
+    /// point) or EEXIST (creating over one). These are not EACCES/EPERM, so
     /// without this they would not count as refusals at all, and a refused plant would go unnamed.
     /// Relative paths the sensor could not resolve are not judged.
     pub fn protected_refusal(&self, op: Kind, e: &Event, errno: i64) -> Option<(Layer, String)> {
-        if !matches!(errno, x if x == libc::EROFS as i64 || x == libc::EISDIR as i64 || x == libc::EBUSY as i64 || x == libc::EEXIST as i64)
-        {
+        let mounts = [libc::EROFS, libc::ENXIO, libc::ENOTDIR, libc::EISDIR, libc::EBUSY, libc::EEXIST];
+        if !mounts.iter().any(|&x| x as i64 == errno) {
             return None;
         }
         let writes = match op {

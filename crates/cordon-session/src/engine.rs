@@ -89,9 +89,9 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     }
     .run();
     crate::timing::mark("engine: sandbox returned");
-    // The sanitized copies are bound (or the session never started): their staging goes now, not at
-    // a drop the CLI's exit would skip.
-    drop(p.sanitized.take());
+    // The sanitized copies and the stream are bound (or the session never started): their staging
+    // goes now, not at a drop the CLI's exit would skip.
+    drop(p.staging.take());
     let mut sensor = sensor_cell.borrow_mut().take().map(|s| s.finish());
     let sensor_audit = wiring.as_mut().map(|w: &mut pipeline::Built| w.finish_audit());
     let mut outcome = outcome?;

@@ -35,6 +35,7 @@ pub mod remotes;
 pub mod review;
 pub mod sanitize;
 pub mod spec;
+pub mod staging;
 pub mod stream;
 pub mod supervise;
 mod sys;

@@ -24,8 +24,9 @@ pub struct Prepared {
     /// What the host cannot enforce and the caller accepted (`allow_degraded`).
     pub lost: Vec<String>,
     pub recording: Option<Recording>,
-    /// The staged copies of `fs.sanitize` files, removed when the session is over.
-    pub sanitized: Option<crate::sanitize::Staged>,
+    /// The session's staging directory (`fs.sanitize` copies, the refusal stream), removed when
+    /// the session is over.
+    pub staging: Option<crate::staging::Staging>,
     /// The refusals as they happen, for the session to read (`cordon hook`).
     pub stream: Option<crate::stream::Stream>,
     pub report: Option<Output>,
@@ -79,7 +80,8 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     let caps = KernelCaps::detect();
     crate::timing::mark("host capabilities");
     let session_id = cordon_sandbox::new_session_id();
-    let sanitized = crate::sanitize::stage(&mut policy, &session_id, &mut notices);
+    let mut staging = crate::staging::Staging::new(&session_id);
+    crate::sanitize::stage(&mut policy, &mut staging, &mut notices);
     crate::timing::mark("sanitize staged");
     let cwd = Some(spec.cwd.clone()).filter(|c| c.starts_with(&ws)).unwrap_or_else(|| ws.clone());
     let inv = Invocation { session_id: session_id.clone(), argv: spec.argv.clone(), cwd, env: spec.env.clone() };
@@ -93,7 +95,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         plan = cordon_sandbox::plan(&policy, &caps, &inv);
     }
     crate::timing::mark("caches");
-    let stream = crate::stream::stage(&mut plan, &session_id);
+    let stream = crate::stream::stage(&mut plan, &mut staging);
     if let Some(w) =
         audit_path.as_deref().map(|db| recording::refuse_writable_location(db, &policy, &plan)).transpose()?.flatten()
     {
@@ -131,7 +133,7 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
         plan,
         lost,
         recording,
-        sanitized,
+        staging: Some(staging),
         stream,
         report,
         events,

@@ -35,12 +35,14 @@ pub fn write_hook(policy: CompiledPolicy, mounts: bool) -> WriteHook {
     Box::new(move |a: &WriteAttempt| {
         let (path, d) = refused(&policy, a)?;
         let dir = fix_dir(&path);
-        if let Some((_, g)) = groups.iter().find(|(k, _)| *k == dir) {
+        // A protected path's reason says why, what the session meets and how to allow it: one
+        // line per protected path (its placeholder is no directory to group under).
+        let protected = d.reason.contains(" is protected (");
+        let key = if protected { path.clone() } else { dir.clone() };
+        if let Some((_, g)) = groups.iter().find(|(k, _)| *k == key) {
             return Some(g.clone());
         }
         let read = decide::fs(&policy, &path, Access { read: true, write: false, exec: false }).allow;
-        // A protected path's reason says why, what the session meets and how to allow it.
-        let protected = d.reason.contains(" is protected (");
         let (layer, errno) = match (mounts, read) {
             (true, _) if protected => (Layer::Mounts, ""),
             (true, true) => (Layer::Mounts, "it is read-only inside the session (\"Read-only file system\")"),
@@ -59,7 +61,7 @@ pub fn write_hook(policy: CompiledPolicy, mounts: bool) -> WriteHook {
             },
             count: 1,
         };
-        groups.push((dir, denial.clone()));
+        groups.push((key, denial.clone()));
         Some(denial)
     })
 }

@@ -1,29 +1,19 @@
 //! `fs.sanitize`: each configuration file that mixes settings with secrets is read by the
-//! supervisor, its secrets taken out (cordon_policy::sanitize), and the copy staged in a private
-//! directory (0700, the file 0400) that the sandbox binds read-only over the file's path. The
-//! directory goes when the session is over. A file that cannot be read or understood, or a host
+//! supervisor, its secrets taken out (cordon_policy::sanitize), and the copy staged in the session's
+//! private directory (crate::staging; the file 0400) that the sandbox binds read-only over the
+//! file's path. The directory goes when the session is over. A file that cannot be read or understood, or a host
 //! where the copy cannot be bound (no mount namespace), keeps the file hidden whole: never the
 //! original with its secrets.
 
+use crate::staging::Staging;
 use cordon_policy::{CompiledPolicy, Masked};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-
-/// The staged copies; removed on drop.
-pub struct Staged {
-    dir: PathBuf,
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
 
 /// Stages a copy of every `fs.sanitize` file that exists; says what was taken out of each.
-pub fn stage(policy: &mut CompiledPolicy, session: &str, notices: &mut Vec<String>) -> Option<Staged> {
+pub fn stage(policy: &mut CompiledPolicy, staging: &mut Staging, notices: &mut Vec<String>) {
     if policy.fs.sanitize.is_empty() {
-        return None;
+        return;
     }
     if !policy.namespaces.mount {
         for s in std::mem::take(&mut policy.fs.sanitize) {
@@ -33,19 +23,11 @@ pub fn stage(policy: &mut CompiledPolicy, session: &str, notices: &mut Vec<Strin
             ));
             hide(policy, &s.path, &s.entry, &s.origin);
         }
-        return None;
-    }
-    collect_stale(PREFIX);
-    let dir = std::env::temp_dir().join(format!("{PREFIX}{session}"));
-    let staged = std::fs::DirBuilder::new().mode(0o700).create(&dir).ok().map(|_| Staged { dir: dir.clone() });
-    if staged.is_some() {
-        // Whose it is: a supervisor killed with SIGKILL cannot remove it; the next one does.
-        let _ = std::fs::write(dir.join("pid"), std::process::id().to_string());
+        return;
     }
     let mut keep = vec![];
     for (i, mut s) in std::mem::take(&mut policy.fs.sanitize).into_iter().enumerate() {
-        let copy = dir.join(format!("{i}"));
-        match copy_of(&s.path, s.format, &copy, staged.is_some()) {
+        match copy_of(&s.path, s.format, staging, &format!("sanitized-{i}")) {
             Ok(None) => keep.push(s),
             Ok(Some(removed)) => {
                 if !removed.is_empty() {
@@ -55,7 +37,7 @@ pub fn stage(policy: &mut CompiledPolicy, session: &str, notices: &mut Vec<Strin
                         removed.join(", ")
                     ));
                 }
-                s.staged = Some(copy);
+                s.staged = staging.dir().map(|d| d.join(format!("sanitized-{i}")));
                 keep.push(s);
             }
             Err(why) => {
@@ -65,30 +47,6 @@ pub fn stage(policy: &mut CompiledPolicy, session: &str, notices: &mut Vec<Strin
         }
     }
     policy.fs.sanitize = keep;
-    staged
-}
-
-const PREFIX: &str = "cordon-sanitized-";
-
-/// Removes the staging directories named `prefix…` of this user's supervisors that are gone (killed
-/// with SIGKILL: their copies hold no secret, but they are litter).
-pub(crate) fn collect_stale(prefix: &str) {
-    use std::os::unix::fs::MetadataExt;
-    let me = nix::unistd::geteuid().as_raw();
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
-    for e in entries.flatten() {
-        if !e.file_name().to_string_lossy().starts_with(prefix) {
-            continue;
-        }
-        let dir = e.path();
-        let ours = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == me);
-        let pid: Option<i32> = std::fs::read_to_string(dir.join("pid")).ok().and_then(|p| p.trim().parse().ok());
-        // Alive: the process exists (kill 0 says so even for EPERM, which cannot be ours anyway).
-        let alive = pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok());
-        if ours && pid.is_some() && !alive {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-    }
 }
 
 /// The copy of `path` at `copy`: None when there is no file (nothing to read); the names of the
@@ -96,8 +54,8 @@ pub(crate) fn collect_stale(prefix: &str) {
 fn copy_of(
     path: &Path,
     format: cordon_policy::sanitize::Format,
-    copy: &Path,
-    can_stage: bool,
+    staging: &mut Staging,
+    name: &str,
 ) -> Result<Option<Vec<String>>, String> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
@@ -106,14 +64,14 @@ fn copy_of(
     };
     let text = String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_string())?;
     let s = cordon_policy::sanitize::sanitize(format, &text)?;
-    if !can_stage {
-        return Err(format!("cannot make a private directory in {}", std::env::temp_dir().display()));
-    }
+    let Some(dir) = staging.dir() else {
+        return Err(format!("cannot make a private directory {}", staging.path().display()));
+    };
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o400)
-        .open(copy)
+        .open(dir.join(name))
         .map_err(|e| format!("cannot stage its copy: {e}"))?;
     std::io::Write::write_all(&mut f, s.text.as_bytes()).map_err(|e| format!("cannot stage its copy: {e}"))?;
     Ok(Some(s.removed))

@@ -1,6 +1,6 @@
 //! The session's refusals as they happen, readable inside the session: the supervisor appends each
 //! denial it records (seccomp, the write watch, the no-network connect rule) as one JSON line to a
-//! file it stages (0600 in a 0700 directory, removed after the session) and the session's root
+//! file it stages (0600 in the session's staging directory, crate::staging) and the session's root
 //! binds read-only at [`INSIDE`]; [`ENV`] names it in the command's environment. `cordon hook` reads
 //! it to tell the agent what the kernel refused during one tool call (docs/hooks.md).
 //!
@@ -11,12 +11,12 @@
 //! no stream. The session cannot write it (a read-only bind); it can hide it from itself.
 
 use crate::recording::now_ms;
+use crate::staging::Staging;
 use cordon_sandbox::plan::ns::MountOp;
 use cordon_sandbox::report::Denial;
 use cordon_sandbox::SessionPlan;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// Where the session reads it.
 pub const INSIDE: &str = "/tmp/.cordon/refusals.jsonl";
@@ -24,46 +24,29 @@ pub const INSIDE: &str = "/tmp/.cordon/refusals.jsonl";
 pub const ENV: &str = "CORDON_REFUSALS";
 /// The most the stream holds: a refused write loop must not fill the host's /tmp.
 pub const MAX_BYTES: u64 = 4 << 20;
-/// The staging directories' prefix (collected when their supervisor is gone, as fs.sanitize's).
-pub const PREFIX: &str = "cordon-refusals-";
-
-/// The staged stream; its directory goes on drop.
+/// The staged stream (its file is in the session's staging directory, removed with it).
 pub struct Stream {
-    dir: PathBuf,
     file: std::fs::File,
     written: u64,
     full: bool,
 }
 
-impl Drop for Stream {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Stages the stream and adds its bind and variable to the plan; None (and the plan unchanged)
 /// without a mount namespace or when nothing can be staged: the stream is help, never enforcement.
-pub fn stage(plan: &mut SessionPlan, session: &str) -> Option<Stream> {
+pub fn stage(plan: &mut SessionPlan, staging: &mut Staging) -> Option<Stream> {
     let ns = &mut plan.environment.ns;
     let at = ns.mounts.iter().position(|m| matches!(m, MountOp::DetachHost { .. }))?;
-    crate::sanitize::collect_stale(PREFIX);
-    let dir = std::env::temp_dir().join(format!("{PREFIX}{session}"));
-    std::fs::DirBuilder::new().mode(0o700).create(&dir).ok()?;
-    let _ = std::fs::write(dir.join("pid"), std::process::id().to_string());
-    let path = dir.join("refusals.jsonl");
+    let path = staging.dir()?.join("refusals.jsonl");
     let opened = std::fs::OpenOptions::new()
         .append(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path);
-    let Ok(file) = opened else {
-        let _ = std::fs::remove_dir_all(&dir);
-        return None;
-    };
+    let Ok(file) = opened else { return None };
     ns.mounts.insert(at, MountOp::Bind { src: path, dst: INSIDE.into(), writable: false });
     plan.process.env.push((ENV.into(), INSIDE.into()));
-    Some(Stream { dir, file, written: 0, full: false })
+    Some(Stream { file, written: 0, full: false })
 }
 
 impl Stream {

@@ -84,7 +84,8 @@ pub const LAYERS: &[Layer] = &[
     },
     Layer {
         name: "placeholder",
-        what: "an absent protected path is an empty read-only directory, a mount point (EISDIR, EROFS, EEXIST, EBUSY)",
+        what:
+            "an absent protected path is a socket inode bound read-only, a mount point (ENXIO, ENOTDIR, EEXIST, EBUSY)",
         sensor: None,
     },
     Layer {
@@ -140,6 +141,8 @@ pub fn errno_texts(name: &str) -> Option<Vec<String>> {
         "EROFS" => libc::EROFS,
         "EBUSY" => libc::EBUSY,
         "EISDIR" => libc::EISDIR,
+        "ENXIO" => libc::ENXIO,
+        "ENOTDIR" => libc::ENOTDIR,
         "EEXIST" => libc::EEXIST,
         "ENOSPC" => libc::ENOSPC,
         "EMFILE" => libc::EMFILE,

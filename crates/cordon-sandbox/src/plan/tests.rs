@@ -644,9 +644,15 @@ fn placeholders_are_known_by_mode_and_git_files_by_name() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
         ns::is_placeholder(&p.symlink_metadata().expect("stat"))
     };
-    assert!(is(&d, ns::PLACEHOLDER_MODE) && !is(&d, 0o555) && !is(&d, ns::PLACEHOLDER_FILE_MODE));
-    assert!(is(&f, ns::PLACEHOLDER_FILE_MODE) && !is(&f, 0o444) && !is(&f, ns::PLACEHOLDER_MODE));
+    assert!(is(&d, ns::PLACEHOLDER_DIR_MODE) && !is(&d, 0o555) && !is(&d, ns::PLACEHOLDER_FILE_MODE));
+    assert!(is(&f, ns::PLACEHOLDER_FILE_MODE) && !is(&f, 0o444) && !is(&f, ns::PLACEHOLDER_DIR_MODE));
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // A socket with the sticky bit and no write bit, whatever the umask took of 0o1444.
+    let s = t.0.join("s");
+    nix::sys::stat::mknod(&s, nix::sys::stat::SFlag::S_IFSOCK, nix::sys::stat::Mode::from_bits_truncate(0o644), 0)
+        .expect("mknod");
+    assert!(is(&s, ns::PLACEHOLDER_MODE) && is(&s, 0o1400) && is(&s, 0o1000));
+    assert!(!is(&s, 0o444) && !is(&s, 0o1644) && !is(&s, 0o1464));
 }
 
 #[test]
