@@ -1,0 +1,338 @@
+//! `cordon server` (issue 16): the real server binary (exec'd by the real `cordon`), real sessions
+//! recorded by `cordon run`, batches over real TCP; every verdict judged by what the server stored
+//! in its database.
+
+mod common;
+
+use common::{Env, Who};
+use cordon_audit::ship::{Batch, WireRecord};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
+
+/// A running `cordon server` on a free loopback port, its database under `dir`. Killed (by pid) on
+/// drop.
+struct Server {
+    child: Child,
+    addr: String,
+    db: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        Server::start_on(dir, "127.0.0.1:0")
+    }
+
+    fn start_on(dir: &Path, listen: &str) -> Server {
+        let db = dir.join("server.db");
+        let mut child = Command::new(CORDON)
+            .args(["server", "--listen", listen, "--database", &format!("sqlite:{}", db.display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cordon server");
+        let mut line = String::new();
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        err.read_line(&mut line).expect("read the server's first line");
+        let addr = line
+            .trim()
+            .strip_prefix("cordon server: listening on http://")
+            .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
+            .to_string();
+        // Keep reading its stderr so that it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut err, &mut std::io::sink());
+        });
+        Server { child, addr, db }
+    }
+
+    fn token(&self, role: &str, name: &str) -> String {
+        token(&self.db, role, name)
+    }
+
+    fn sql(&self, q: &str) -> i64 {
+        let c = rusqlite::Connection::open(&self.db).expect("open the server's database");
+        c.query_row(q, [], |r| r.get(0)).expect(q)
+    }
+
+    fn kill(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn token(db: &Path, role: &str, name: &str) -> String {
+    let o = Command::new(CORDON)
+        .args(["server", "token", "create", "--role", role, "--name", name, "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .output()
+        .expect("token create");
+    assert!(o.status.success(), "{}", common::show(&o));
+    common::out(&o).trim().to_string()
+}
+
+/// One HTTP/1.1 exchange: (status, head, body).
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    // A server may answer (413) before it read everything: a failed write is no failure here.
+    let _ = s.write_all(body);
+    let mut raw = vec![];
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, head.to_string(), body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn post(srv: &Server, token: &str, batch: &Batch) -> (u16, serde_json::Value) {
+    let body = serde_json::to_vec(batch).expect("json");
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &[("Authorization", &bearer(token))], &body);
+    (st, serde_json::from_str(&b).unwrap_or(serde_json::Value::String(b)))
+}
+
+/// The records of a real log and its key, as a batch for `node`.
+fn batch_of(db: &Path, node: &str) -> Batch {
+    let s = cordon_audit::Store::open_read_only(db).expect("open the node's log");
+    let recs = s.records_after(0, 1_000_000).expect("records");
+    let key = cordon_audit::public_key(db).expect("key");
+    Batch {
+        node: node.into(),
+        public_key: key.to_bytes().iter().map(|b| format!("{b:02x}")).collect(),
+        records: recs.iter().map(WireRecord::from_record).collect(),
+    }
+}
+
+/// An env with `n` sessions recorded by the real `cordon run` (as root).
+fn recorded(n: usize) -> Env {
+    let e = Env::new(Who::Root);
+    for i in 0..n {
+        let o = e.run_sh(&format!("echo session {i}; cat /nonexistent 2>/dev/null; true"));
+        assert!(o.status.success(), "{}", common::show(&o));
+    }
+    e
+}
+
+fn stored(srv: &Server, node: &str) -> i64 {
+    srv.sql(&format!("SELECT count(*) FROM records WHERE node = '{node}'"))
+}
+
+#[test]
+fn server_refuses_to_listen_beyond_loopback_unless_told() {
+    let dir = tempdir();
+    let o = Command::new(CORDON)
+        .args(["server", "--listen", "0.0.0.0:0", "--database"])
+        .arg(format!("sqlite:{}", dir.0.join("s.db").display()))
+        .output()
+        .expect("spawn");
+    assert_eq!(o.status.code(), Some(2), "{}", common::show(&o));
+    assert!(
+        common::err(&o).contains("--allow-remote") && common::err(&o).contains("plain HTTP"),
+        "{}",
+        common::show(&o)
+    );
+    let o = Command::new(CORDON).args(["server", "--database", "postgres://x/y"]).output().expect("spawn");
+    assert_eq!(o.status.code(), Some(2), "{}", common::show(&o));
+    assert!(common::err(&o).contains("PostgreSQL is not supported yet"), "{}", common::show(&o));
+}
+
+/// Every endpoint wants a token, each role only what it may; bodies are bounded and parsed without
+/// a panic, every error a JSON object naming what is missing or wrong.
+#[test]
+fn server_endpoints_need_the_right_token_and_bounded_well_formed_bodies() {
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
+    let err =
+        |b: &str| serde_json::from_str::<serde_json::Value>(b).expect(b)["error"].as_str().unwrap_or("").to_string();
+    for path in ["/api/v1/ingest", "/metrics"] {
+        let (st, head, b) = http(&srv.addr, if path == "/metrics" { "GET" } else { "POST" }, path, &[], b"{}");
+        assert_eq!(st, 401, "{path}: {b}");
+        assert!(err(&b).contains("Authorization: Bearer"), "{b}");
+        assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer"), "{head}");
+    }
+    let (st, _, b) = http(&srv.addr, "GET", "/metrics", &[("Authorization", "Bearer cordon_0000")], b"");
+    assert_eq!((st, err(&b).contains("not one this server issued")), (401, true), "{b}");
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &[("Authorization", &bearer(&viewer))], b"{}");
+    assert_eq!((st, err(&b).contains("viewer token may not write")), (403, true), "{b}");
+    let (st, _, b) = http(&srv.addr, "GET", "/", &[("Authorization", &bearer(&node))], b"");
+    assert_eq!((st, err(&b).contains("node token may not read")), (403, true), "{b}");
+    // A login cookie never writes.
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &[("Cookie", &format!("cordon_token={node}"))], b"{}");
+    assert_eq!((st, err(&b).contains("cookie only reads")), (403, true), "{b}");
+    let auth = [("Authorization", bearer(&node))];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &auth, b"{\"node\": \"n1\", \"records\": [\xff]}");
+    assert_eq!((st, err(&b).contains("not UTF-8")), (400, true), "{b}");
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &auth, br#"{"node": "n1", "records": []}"#);
+    assert_eq!((st, err(&b).contains("missing field `public_key`")), (400, true), "{b}");
+    let (st, _, b) =
+        http(&srv.addr, "POST", "/api/v1/ingest", &auth, br#"{"node": "n1", "public_key": 7, "records": []}"#);
+    assert_eq!((st, err(&b).contains("invalid type")), (400, true), "{b}");
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &auth, &vec![b' '; 9 << 20]);
+    assert_eq!((st, err(&b).contains("larger than 8 MiB")), (413, true), "{b}");
+    // A node token ships only as its own node.
+    let e = recorded(1);
+    let (st, v) = post(&srv, &node, &batch_of(&e.root.join("audit.db"), "n2"));
+    assert_eq!(st, 403, "{v}");
+    assert!(v["error"].as_str().unwrap_or("").contains("node `n1`'s"), "{v}");
+    assert_eq!(srv.sql("SELECT count(*) FROM records"), 0);
+    // The server is still there after all of it.
+    let (st, _, _) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+}
+
+/// A real session shipped whole is stored record for record; sent again it is accepted and counted
+/// once.
+#[test]
+fn server_stores_a_real_session_verified_and_a_replay_once() {
+    let e = recorded(2);
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let node = srv.token("node", "n1");
+    let b = batch_of(&e.root.join("audit.db"), "n1");
+    let n = b.records.len() as i64;
+    assert!(n >= 6, "two sessions: start, end, seal each at least");
+    let (st, v) = post(&srv, &node, &b);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["accepted"].as_i64(), v["duplicates"].as_i64(), v["acked_seq"].as_i64()),
+        (Some(n), Some(0), Some(n))
+    );
+    assert_eq!(stored(&srv, "n1"), n);
+    assert_eq!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'n1' AND sealed = 1 AND outcome = 'exited'"), 2);
+    let (st, v) = post(&srv, &node, &b);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!((v["accepted"].as_i64(), v["duplicates"].as_i64()), (Some(0), Some(n)), "{v}");
+    assert_eq!(stored(&srv, "n1"), n, "a replay is stored once");
+    // Each stored record is the node's, byte for byte.
+    let c = rusqlite::Connection::open(&srv.db).expect("db");
+    for r in &b.records {
+        let (payload, hash): (String, Vec<u8>) = c
+            .query_row("SELECT payload, hash FROM records WHERE node = 'n1' AND seq = ?1", [r.seq], |x| {
+                Ok((x.get(0)?, x.get(1)?))
+            })
+            .expect("stored");
+        assert_eq!((payload.as_str(), hex(&hash)), (r.body.as_str(), r.hash.clone()));
+    }
+    assert_eq!(srv.sql("SELECT count(*) FROM refusals"), 0);
+}
+
+/// Tampered, reordered, gapped, conflicting and foreign-signed batches are refused (409) whole and
+/// the refusal recorded; what the server stored before is untouched.
+#[test]
+fn server_refuses_tampered_reordered_gapped_and_foreign_batches_whole() {
+    let e = recorded(2);
+    let other = recorded(1);
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let admin = srv.token("admin", "ops");
+    let good = batch_of(&e.root.join("audit.db"), "n1");
+    let n = good.records.len();
+    let refused = |node: &str, b: &Batch, reason: &str| {
+        let before = stored(&srv, node);
+        let refusals = srv.sql("SELECT count(*) FROM refusals");
+        let (st, v) = post(&srv, &admin, b);
+        assert_eq!((st, v["reason"].as_str()), (409, Some(reason)), "{v}");
+        assert_eq!(stored(&srv, node), before, "nothing of a refused batch is stored");
+        assert_eq!(srv.sql("SELECT count(*) FROM refusals"), refusals + 1);
+        assert_eq!(srv.sql(&format!("SELECT count(*) FROM refusals WHERE id = (SELECT max(id) FROM refusals) AND node = '{node}' AND reason = '{reason}'")), 1);
+    };
+    // Tampered payload: the second session's command rewritten.
+    let mut t = Batch { node: "t".into(), ..good.clone() };
+    let i = t.records.iter().position(|r| r.body.contains("echo session 1")).expect("the second start");
+    t.records[i].body = t.records[i].body.replace("echo session 1", "echo harmless!");
+    assert_ne!(t.records[i].body, good.records[i].body);
+    refused("t", &t, "hash");
+    // Reordered.
+    let mut r = Batch { node: "r".into(), ..good.clone() };
+    r.records.swap(1, 2);
+    refused("r", &r, "gap");
+    // A gap: the first half stored, then the rest without its first record.
+    let half = Batch { node: "g".into(), records: good.records[..n / 2].to_vec(), ..good.clone() };
+    assert_eq!(post(&srv, &admin, &half).0, 200);
+    let rest = Batch { node: "g".into(), records: good.records[n / 2 + 1..].to_vec(), ..good.clone() };
+    refused("g", &rest, "gap");
+    // Out of order across what is stored: a new record, then an old one.
+    let back =
+        Batch { node: "g".into(), records: vec![good.records[n / 2].clone(), good.records[0].clone()], ..good.clone() };
+    refused("g", &back, "reorder");
+    // A stored record sent again changed (its hash recomputed to fit: still not the stored one).
+    let mut c = Batch { node: "g".into(), records: good.records[..2].to_vec(), ..good.clone() };
+    c.records[1].ts_ms += 1;
+    refused("g", &c, "conflict");
+    // The rest delivered: the chain continues where it stopped.
+    let rest = Batch { node: "g".into(), records: good.records[n / 2..].to_vec(), ..good.clone() };
+    assert_eq!(post(&srv, &admin, &rest).0, 200);
+    assert_eq!(stored(&srv, "g"), n as i64);
+    // Seals signed by another key than the one the batch names.
+    let foreign = batch_of(&other.root.join("audit.db"), "x");
+    refused("f", &Batch { node: "f".into(), public_key: foreign.public_key.clone(), ..good.clone() }, "seal");
+    // A node is pinned to the key of its first batch.
+    refused("g", &Batch { node: "g".into(), ..foreign }, "key");
+    // The dashboard lists them.
+    let viewer = srv.token("viewer", "v");
+    let (st, _, page) = http(&srv.addr, "GET", "/refusals", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+    for reason in ["hash", "gap", "reorder", "conflict", "seal", "key"] {
+        assert!(page.contains(&format!("<td>{reason}</td>")), "{reason} missing from\n{page}");
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A directory under /var/tmp, removed on drop.
+struct TempDir(PathBuf);
+
+fn tempdir() -> TempDir {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let p = PathBuf::from(format!(
+        "/var/tmp/cordon-server-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&p).expect("mkdir");
+    TempDir(p)
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
