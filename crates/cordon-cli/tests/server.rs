@@ -312,6 +312,162 @@ fn server_refuses_tampered_reordered_gapped_and_foreign_batches_whole() {
     }
 }
 
+/// `cordon run --server`: with the server down the session still succeeds and says its record was
+/// not delivered; `cordon audit ship` delivers it once the server is back; with the server up the
+/// run ships at its end.
+#[test]
+fn server_run_ships_at_its_end_and_audit_ship_delivers_what_a_down_server_missed() {
+    if !common::need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let dir = tempdir();
+    let mut srv = Server::start(&dir.0);
+    let tf = e.root.join("node.token");
+    std::fs::write(&tf, srv.token("node", "n1") + "\n").expect("token file");
+    let url = format!("http://{}", srv.addr);
+    let ship = ["--server", &url, "--server-token-file", tf.to_str().expect("utf-8"), "--server-node", "n1"];
+    srv.kill();
+    let o = e.run_sh_with(&ship, "echo offline", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    assert!(common::out(&o).contains("offline"));
+    assert!(
+        common::err(&o).contains("NOT delivered") && common::err(&o).contains("cordon audit ship"),
+        "{}",
+        common::show(&o)
+    );
+    let db = e.root.join("audit.db");
+    let local = || {
+        cordon_audit::Store::open_read_only(&db).expect("log").records_after(0, 1 << 20).expect("records").len() as i64
+    };
+    let srv = Server::start_on(&dir.0, &srv.addr);
+    let mut args = vec!["audit", "ship"];
+    args.extend_from_slice(&ship);
+    let o = e.cordon(&args);
+    assert!(o.status.success(), "{}", common::show(&o));
+    assert_eq!(stored(&srv, "n1"), local());
+    assert!(common::out(&o).contains(&format!("shipped {} record(s)", local())), "{}", common::show(&o));
+    let o = e.run_sh_with(&ship, "echo online", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    assert!(common::err(&o).contains(&format!("shipped 3 record(s) to {url}")), "{}", common::show(&o));
+    assert_eq!(stored(&srv, "n1"), local());
+    assert_eq!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'n1' AND sealed = 1"), 2);
+    // Nothing new: nothing sent.
+    let o = e.cordon(&args);
+    assert!(common::out(&o).contains("shipped 0 record(s) in 0 batch(es)"), "{}", common::show(&o));
+    // The cursor is the log's: a session can neither read nor move it.
+    let cursor_dir = cordon_audit::files::ship_dir(&db);
+    assert_eq!(std::fs::read_dir(&cursor_dir).expect("cursor dir").count(), 1);
+    let d = cursor_dir.display();
+    // The session may read the tree the log is in: only the log's mask keeps the cursor out.
+    let root = e.root.display().to_string();
+    let o = e.run_sh_with(
+        &["--allow-read", &root],
+        &format!("cat {d}/*.json; ls {root}/home >/dev/null && echo tree-readable; echo x > {d}/moved.json; echo done"),
+        &[],
+    );
+    assert!(common::out(&o).contains("tree-readable\ndone"), "{}", common::show(&o));
+    assert!(!common::out(&o).contains("\"seq\""), "the session read the cursor: {}", common::show(&o));
+    assert!(!cursor_dir.join("moved.json").exists());
+}
+
+/// The server killed (SIGKILL) while a large log streams to it, restarted, shipped again: it holds
+/// exactly the node's records, each once, and their chain verifies from the genesis.
+#[test]
+fn server_killed_mid_stream_then_shipped_again_holds_every_record_once() {
+    if !common::need_root() {
+        return;
+    }
+    let e = recorded(1);
+    let db = e.root.join("audit.db");
+    {
+        // A large session on the same log: 20,000 records of ~300 bytes after the real one.
+        let mut s = cordon_audit::Store::open(&db).expect("open the log");
+        s.append("bulk", &[("start".to_string(), 1, serde_json::json!({"command": ["bulk"]}))]).expect("start");
+        for chunk in 0..20 {
+            let items: Vec<(String, i64, serde_json::Value)> = (0..1000)
+                .map(|i| {
+                    ("limit".to_string(), 2, serde_json::json!({"text": format!("{chunk}/{i} {}", "x".repeat(280))}))
+                })
+                .collect();
+            s.append("bulk", &items).expect("append");
+        }
+        s.finish(
+            "bulk",
+            &[("end".to_string(), 3, serde_json::json!({"exit_code": 0, "ending": {"kind": "exited", "code": 0}}))],
+            3,
+        )
+        .expect("seal");
+    }
+    let local = cordon_audit::Store::open_read_only(&db).expect("log").records_after(0, 1 << 20).expect("records");
+    let n = local.len() as i64;
+    assert!(n > 20_000);
+    let dir = tempdir();
+    let mut srv = Server::start(&dir.0);
+    let tf = e.root.join("node.token");
+    std::fs::write(&tf, srv.token("node", "n1")).expect("token file");
+    let url = format!("http://{}", srv.addr);
+    let args = [
+        "audit",
+        "ship",
+        "--server",
+        &url,
+        "--server-token-file",
+        tf.to_str().expect("utf-8"),
+        "--server-node",
+        "n1",
+        "--batch",
+        "500",
+    ];
+    let shipper = e.command(CORDON).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ship");
+    let at_kill = common::wait_for(std::time::Duration::from_secs(60), || {
+        let c = stored(&srv, "n1");
+        (c >= 2000).then_some(c)
+    })
+    .expect("the server stored the first batches");
+    srv.kill();
+    let o = shipper.wait_with_output().expect("shipper");
+    let held = stored(&srv, "n1");
+    assert!(held < n, "killed mid-stream: {held} of {n} stored (at the kill: {at_kill})");
+    assert!(!o.status.success(), "the shipper says it could not finish: {}", common::show(&o));
+    assert!(
+        common::err(&o).contains("cannot reach") || common::err(&o).contains("no HTTP answer"),
+        "{}",
+        common::show(&o)
+    );
+    let srv = Server::start_on(&dir.0, &srv.addr);
+    let o = e.cordon(&args);
+    assert!(o.status.success(), "{}", common::show(&o));
+    // Counted at both ends: the node's log and the server's table hold the same records, once each.
+    assert_eq!(stored(&srv, "n1"), n);
+    assert_eq!(srv.sql("SELECT count(DISTINCT seq) FROM records WHERE node = 'n1'"), n);
+    assert_eq!(srv.sql("SELECT min(seq) FROM records WHERE node = 'n1'"), 1);
+    assert_eq!(srv.sql("SELECT max(seq) FROM records WHERE node = 'n1'"), n);
+    let c = rusqlite::Connection::open(&srv.db).expect("db");
+    let mut st = c
+        .prepare("SELECT seq, session, kind, ts_ms, payload, prev, hash FROM records WHERE node = 'n1' ORDER BY seq")
+        .expect("q");
+    let held: Vec<cordon_audit::Record> = st
+        .query_map([], |r| {
+            Ok(cordon_audit::Record {
+                seq: r.get(0)?,
+                session: r.get(1)?,
+                kind: r.get(2)?,
+                ts_ms: r.get(3)?,
+                body: r.get(4)?,
+                prev: r.get(5)?,
+                hash: r.get(6)?,
+            })
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("records");
+    assert_eq!(held, local, "the server holds the node's records exactly");
+    let key = cordon_audit::public_key(&db).expect("key");
+    assert_eq!(cordon_audit::ship::verify_run((0, &[0; 32]), &key, &held), Ok(()));
+    assert_eq!(srv.sql("SELECT count(*) FROM refusals"), 0);
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
