@@ -468,6 +468,100 @@ fn server_killed_mid_stream_then_shipped_again_holds_every_record_once() {
     assert_eq!(srv.sql("SELECT count(*) FROM refusals"), 0);
 }
 
+const HOSTILE: [&str; 3] = ["<script>", "\"><img src=x onerror=alert(1)>", "\x1b[31m"];
+
+/// Asserts a page shows the hostile values only escaped: entities for HTML, a visible `\u{1b}` for
+/// the ANSI escape.
+fn only_escaped(page: &str, what: &str) {
+    for raw in ["<script>", "<img", "onerror=alert(1)>", "\x1b"] {
+        assert!(!page.contains(raw), "{what} holds {raw:?} unescaped:\n{page}");
+    }
+    for shown in ["&lt;script&gt;", "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;", "\\u{1b}</span>[31m"] {
+        assert!(page.contains(shown), "{what} does not show {shown:?}:\n{page}");
+    }
+}
+
+/// A real session (watched by the sensor) whose argv and paths are hostile, from a node whose name
+/// is hostile: every dashboard page shows them escaped; the login form's cookie reads; filters
+/// filter.
+#[test]
+fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
+    if !common::need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let mut args = vec!["run", "--monitor", "--", "/bin/sh", "-c", "cat \"$1\" \"$2\" \"$3\"; true", "sh"];
+    args.extend_from_slice(&HOSTILE);
+    let o = e.cordon(&args);
+    assert!(o.status.success(), "{}", common::show(&o));
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let node = HOSTILE.concat();
+    let admin = srv.token("admin", "ops");
+    let viewer = srv.token("viewer", "alice");
+    let b = batch_of(&e.root.join("audit.db"), &node);
+    assert_eq!(post(&srv, &admin, &b).0, 200);
+    // A refusal from the same node: a replayed record changed.
+    let mut bad = Batch { records: b.records[..1].to_vec(), ..b.clone() };
+    bad.records[0].ts_ms += 1;
+    assert_eq!(post(&srv, &admin, &bad).0, 409);
+    let session = b.records[0].session.clone();
+    let get = |path: &str, auth: (&str, &str)| {
+        let (st, head, body) = http(&srv.addr, "GET", path, &[auth], b"");
+        assert_eq!(st, 200, "{path}: {head}\n{body}");
+        assert!(head.to_ascii_lowercase().contains("content-security-policy: default-src 'none'"), "{head}");
+        body
+    };
+    let auth = bearer(&viewer);
+    let list = get("/", ("Authorization", &auth));
+    only_escaped(&list, "the sessions list");
+    assert!(list.contains(&session), "{list}");
+    let page = get(&format!("/sessions/{session}"), ("Authorization", &auth));
+    only_escaped(&page, "the session's timeline");
+    for kind in ["sensor.exec", "sensor.open", "start", "end", "seal"] {
+        assert!(page.contains(&format!("<td>{kind}</td>")), "no {kind} in the timeline:\n{page}");
+    }
+    let refusals = get("/refusals", ("Authorization", &auth));
+    assert!(refusals.contains("<td>conflict</td>") && refusals.contains("&lt;script&gt;"), "{refusals}");
+    assert!(!refusals.contains("<script>") && !refusals.contains('\x1b'), "{refusals}");
+    // The login form: a viewer token becomes an HttpOnly, SameSite=Strict cookie that reads.
+    let form = format!("token={viewer}");
+    let (st, head, _) =
+        http(&srv.addr, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes());
+    assert_eq!(st, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .expect("a cookie")
+        .to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let jar = cookie.split(';').next().expect("name=value").to_string();
+    only_escaped(&get("/", ("Cookie", &jar)), "the list seen through the login cookie");
+    let (st, _, _) = http(
+        &srv.addr,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"token=cordon_nope",
+    );
+    assert_eq!(st, 401);
+    let (st, _, page) = http(&srv.addr, "GET", "/", &[], b"");
+    assert!(st == 401 && page.contains("<form method=\"post\" action=\"/login\">"), "{page}");
+    // Filters: by node, outcome and time.
+    let q = |query: &str| get(&format!("/?{query}"), ("Authorization", &auth));
+    let enc: String = node.bytes().map(|c| format!("%{c:02X}")).collect();
+    assert!(q(&format!("node={enc}&outcome=exited")).contains(&session));
+    for miss in ["node=other", "outcome=unfinished", "outcome=signaled", "since=2999-01-01", "until=2000-01-01"] {
+        let page = q(miss);
+        assert!(!page.contains(&session) && page.contains("<p>0 session(s)</p>"), "{miss}:\n{page}");
+    }
+    assert!(q("since=2000-01-01T00:00&until=2999-12-31").contains(&session));
+    let (st, _, page) = http(&srv.addr, "GET", "/?since=%3Cscript%3E", &[("Authorization", &auth)], b"");
+    assert!(st == 400 && page.contains("&lt;script&gt; is not a time"), "{page}");
+    let (st, _, _) = http(&srv.addr, "GET", "/sessions/nonesuch", &[("Authorization", &auth)], b"");
+    assert_eq!(st, 404);
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
