@@ -173,6 +173,9 @@ fn server_refuses_to_listen_beyond_loopback_unless_told() {
 /// a panic, every error a JSON object naming what is missing or wrong.
 #[test]
 fn server_endpoints_need_the_right_token_and_bounded_well_formed_bodies() {
+    if !common::need_root() {
+        return;
+    }
     let dir = tempdir();
     let srv = Server::start(&dir.0);
     let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
@@ -219,6 +222,9 @@ fn server_endpoints_need_the_right_token_and_bounded_well_formed_bodies() {
 /// once.
 #[test]
 fn server_stores_a_real_session_verified_and_a_replay_once() {
+    if !common::need_root() {
+        return;
+    }
     let e = recorded(2);
     let dir = tempdir();
     let srv = Server::start(&dir.0);
@@ -255,6 +261,9 @@ fn server_stores_a_real_session_verified_and_a_replay_once() {
 /// the refusal recorded; what the server stored before is untouched.
 #[test]
 fn server_refuses_tampered_reordered_gapped_and_foreign_batches_whole() {
+    if !common::need_root() {
+        return;
+    }
     let e = recorded(2);
     let other = recorded(1);
     let dir = tempdir();
@@ -560,6 +569,42 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
     assert!(st == 400 && page.contains("&lt;script&gt; is not a time"), "{page}");
     let (st, _, _) = http(&srv.addr, "GET", "/sessions/nonesuch", &[("Authorization", &auth)], b"");
     assert_eq!(st, 404);
+}
+
+/// /metrics: OpenMetrics text with Prometheus names, counting what the server did; viewers read
+/// it, node tokens do not.
+#[test]
+fn server_metrics_count_records_sessions_and_refusals_by_reason() {
+    if !common::need_root() {
+        return;
+    }
+    let e = recorded(2);
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
+    let b = batch_of(&e.root.join("audit.db"), "n1");
+    let n = b.records.len();
+    assert_eq!(post(&srv, &node, &b).0, 200);
+    assert_eq!(post(&srv, &node, &b).0, 200, "a replay");
+    let mut t = b.clone();
+    t.records[0].ts_ms += 1;
+    assert_eq!(post(&srv, &node, &t).0, 409);
+    let (st, _, _) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&node))], b"");
+    assert_eq!(st, 403);
+    let (st, head, m) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    for line in [
+        "# TYPE cordon_server_records_ingested counter".to_string(),
+        format!("cordon_server_records_ingested_total {n}"),
+        format!("cordon_server_records_duplicate_total {n}"),
+        "cordon_server_ingest_batches_total 2".into(),
+        "cordon_server_ingest_refusals_total{reason=\"conflict\"} 1".into(),
+        "cordon_server_sessions_total{outcome=\"exited\"} 2".into(),
+        "# EOF".into(),
+    ] {
+        assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
+    }
 }
 
 fn hex(b: &[u8]) -> String {
