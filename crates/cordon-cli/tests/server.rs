@@ -179,6 +179,12 @@ fn server_endpoints_need_the_right_token_and_bounded_well_formed_bodies() {
     let dir = tempdir();
     let srv = Server::start(&dir.0);
     let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
+    // The database holds every node's evidence and the token digests: the server's user's only.
+    for f in [srv.db.clone(), PathBuf::from(format!("{}-wal", srv.db.display()))] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f).expect("the database's files").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is mode {:o}", f.display(), mode & 0o777);
+    }
     let err =
         |b: &str| serde_json::from_str::<serde_json::Value>(b).expect(b)["error"].as_str().unwrap_or("").to_string();
     for path in ["/api/v1/ingest", "/metrics"] {

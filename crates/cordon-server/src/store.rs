@@ -110,6 +110,14 @@ impl SqliteStore {
                 message: format!("cannot create {}: {x}", d.display()),
             })?;
         }
+        // Every node's evidence and the token digests: the server's user's only (SQLite gives its
+        // -wal and -shm files the database's mode).
+        let private = |x: std::io::Error| StoreError::Io { path: path.display().to_string(), message: x.to_string() };
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(private)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(private)?;
+        }
         let conn = Connection::open(path).map_err(&e)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(&e)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").map_err(&e)?;
