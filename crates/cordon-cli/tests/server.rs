@@ -335,11 +335,18 @@ fn server_run_ships_at_its_end_and_audit_ship_delivers_what_a_down_server_missed
     if !common::need_root() {
         return;
     }
-    let e = Env::new(Who::Root);
+    for who in common::BOTH {
+        run_ships_as(who);
+    }
+}
+
+fn run_ships_as(who: Who) {
+    let e = Env::new(who);
     let dir = tempdir();
     let mut srv = Server::start(&dir.0);
     let tf = e.root.join("node.token");
     std::fs::write(&tf, srv.token("node", "n1") + "\n").expect("token file");
+    e.chown_all_if_nobody();
     let url = format!("http://{}", srv.addr);
     let ship = ["--server", &url, "--server-token-file", tf.to_str().expect("utf-8"), "--server-node", "n1"];
     srv.kill();
@@ -359,12 +366,14 @@ fn server_run_ships_at_its_end_and_audit_ship_delivers_what_a_down_server_missed
     let mut args = vec!["audit", "ship"];
     args.extend_from_slice(&ship);
     let o = e.cordon(&args);
-    assert!(o.status.success(), "{}", common::show(&o));
+    assert!(o.status.success(), "{who:?}: {}", common::show(&o));
     assert_eq!(stored(&srv, "n1"), local());
     assert!(common::out(&o).contains(&format!("shipped {} record(s)", local())), "{}", common::show(&o));
+    let before = local();
     let o = e.run_sh_with(&ship, "echo online", &[]);
     assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
-    assert!(common::err(&o).contains(&format!("shipped 3 record(s) to {url}")), "{}", common::show(&o));
+    let shipped = format!("shipped {} record(s) to {url}", local() - before);
+    assert!(common::err(&o).contains(&shipped), "{who:?}: no `{shipped}` in {}", common::show(&o));
     assert_eq!(stored(&srv, "n1"), local());
     assert_eq!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'n1' AND sealed = 1"), 2);
     // Nothing new: nothing sent.
@@ -505,7 +514,15 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
         return;
     }
     let e = Env::new(Who::Root);
-    let mut args = vec!["run", "--monitor", "--", "/bin/sh", "-c", "cat \"$1\" \"$2\" \"$3\"; true", "sh"];
+    let mut args = vec![
+        "run",
+        "--monitor",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat \"$1\" \"$2\" \"$3\"; cp /bin/true /tmp/t; /tmp/t; unshare -r true; true",
+        "sh",
+    ];
     args.extend_from_slice(&HOSTILE);
     let o = e.cordon(&args);
     assert!(o.status.success(), "{}", common::show(&o));
@@ -533,9 +550,18 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
     assert!(list.contains(&session), "{list}");
     let page = get(&format!("/sessions/{session}"), ("Authorization", &auth));
     only_escaped(&page, "the session's timeline");
-    for kind in ["sensor.exec", "sensor.open", "start", "end", "seal"] {
+    for kind in ["sensor.exec", "sensor.open", "sensor.deny", "start", "end", "seal"] {
         assert!(page.contains(&format!("<td>{kind}</td>")), "no {kind} in the timeline:\n{page}");
     }
+    // Refusals in the timeline with their layer; the list counts the supervisor's and the sensor's.
+    assert!(page.contains("DENIED exec /tmp/t [landlock]"), "{page}");
+    assert!(page.contains("<td>denial</td><td class=\"mono\">DENIED [seccomp] unshare"), "{page}");
+    assert!(page.contains("sensor: ") && page.contains(" lost, "), "{page}");
+    let count = |kind: &str| {
+        srv.sql(&format!("SELECT json_extract(payload, '$.denials_total') FROM records WHERE kind = '{kind}'"))
+    };
+    assert!(count("sensor.summary") > 0);
+    assert_eq!(srv.sql("SELECT denials FROM sessions"), count("end") + count("sensor.summary"));
     let refusals = get("/refusals", ("Authorization", &auth));
     assert!(refusals.contains("<td>conflict</td>") && refusals.contains("&lt;script&gt;"), "{refusals}");
     assert!(!refusals.contains("<script>") && !refusals.contains('\x1b'), "{refusals}");
@@ -610,6 +636,19 @@ fn server_metrics_count_records_sessions_and_refusals_by_reason() {
         "# EOF".into(),
     ] {
         assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
+    }
+}
+
+trait ChownIfNobody {
+    fn chown_all_if_nobody(&self);
+}
+
+impl ChownIfNobody for Env {
+    /// Files the test wrote for a `nobody` env become nobody's.
+    fn chown_all_if_nobody(&self) {
+        if self.who == Who::Nobody {
+            self.chown_all();
+        }
     }
 }
 

@@ -247,6 +247,16 @@ fn entries(r: &StoredRecord) -> Vec<(String, i64, String, &'static str)> {
             ),
             "",
         ),
+        "sensor.summary" => (
+            format!(
+                "sensor: {} events, {} lost, {} refused, {} processes",
+                body["events"].as_u64().unwrap_or(0),
+                body["lost"].as_u64().unwrap_or(0),
+                body["denials_total"].as_u64().unwrap_or(0),
+                body["processes"].as_u64().unwrap_or(0)
+            ),
+            if body["lost"].as_u64().unwrap_or(0) > 0 { "bad" } else { "" },
+        ),
         "seal" => ("sealed: signature verified against the node's pinned key on arrival".into(), ""),
         _ => (body.to_string(), ""),
     };

@@ -313,7 +313,7 @@ fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlit
             "end" => {
                 let e = v();
                 tx.execute(
-                    "UPDATE sessions SET ended_ms = ?3, outcome = ?4, exit_code = ?5, denials = ?6 WHERE node = ?1 AND session = ?2",
+                    "UPDATE sessions SET ended_ms = ?3, outcome = ?4, exit_code = ?5, denials = denials + ?6 WHERE node = ?1 AND session = ?2",
                     params![
                         b.node,
                         r.session,
@@ -322,6 +322,14 @@ fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlit
                         e["exit_code"].as_i64(),
                         e["denials_total"].as_i64().unwrap_or(0)
                     ],
+                )?;
+            }
+            // The sensor's refusals (per call, every layer) add to the supervisor's (in `end`), as
+            // `cordon audit show` counts them.
+            "sensor.summary" => {
+                tx.execute(
+                    "UPDATE sessions SET denials = denials + ?3 WHERE node = ?1 AND session = ?2",
+                    params![b.node, r.session, v()["denials_total"].as_i64().unwrap_or(0)],
                 )?;
             }
             "alert" => {
