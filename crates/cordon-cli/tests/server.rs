@@ -261,6 +261,14 @@ fn server_stores_a_real_session_verified_and_a_replay_once() {
         assert_eq!((payload.as_str(), hex(&hash)), (r.body.as_str(), r.hash.clone()));
     }
     assert_eq!(srv.sql("SELECT count(*) FROM refusals"), 0);
+    // SIGTERM: the server stops serving and exits 0; a restart holds the same.
+    let mut srv = srv;
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(srv.child.id() as i32), nix::sys::signal::SIGTERM);
+    let st = common::wait_for(std::time::Duration::from_secs(10), || srv.child.try_wait().ok().flatten())
+        .expect("the server ends on SIGTERM");
+    assert!(st.success(), "{st:?}");
+    let srv = Server::start_on(&dir.0, &srv.addr);
+    assert_eq!(post(&srv, &node, &b).1["duplicates"].as_i64(), Some(n), "a restart holds the same chain");
 }
 
 /// Tampered, reordered, gapped, conflicting and foreign-signed batches are refused (409) whole and
@@ -325,6 +333,12 @@ fn server_refuses_tampered_reordered_gapped_and_foreign_batches_whole() {
     for reason in ["hash", "gap", "reorder", "conflict", "seal", "key"] {
         assert!(page.contains(&format!("<td>{reason}</td>")), "{reason} missing from\n{page}");
     }
+    // Per node: how far its chain is held and verified, and how many of its batches were refused.
+    let (st, _, page) = http(&srv.addr, "GET", "/", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+    let row = format!("<a href=\"/?node=g\">g</a></td><td class=\"mono\">{}…</td><td>records 1..{n}, chain and seals verified</td><td>2</td><td>4</td>", &good.public_key[..16]);
+    assert!(page.contains(&row), "no `{row}` in\n{page}");
+    assert!(!page.contains(">t</a>"), "a node whose every batch was refused has nothing verified:\n{page}");
 }
 
 /// `cordon run --server`: with the server down the session still succeeds and says its record was

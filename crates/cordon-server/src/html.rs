@@ -3,7 +3,7 @@
 //! metacharacters become entities and control characters (an ANSI escape, a newline in an
 //! argument) are shown as visible escapes such as `\u{1b}`, never passed to the browser raw.
 
-use crate::store::{RefusalRow, SessionFilter, SessionRow, StoredRecord};
+use crate::store::{NodeRow, RefusalRow, SessionFilter, SessionRow, StoredRecord};
 use cordon_schema::{Denial, Event};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -109,9 +109,33 @@ fn session_link(r: &SessionRow) -> String {
     format!("/sessions/{}?node={}", url(&r.session), url(&r.node))
 }
 
-pub fn sessions(rows: &[SessionRow], f: &SessionFilter, raw: &[(&str, &str)]) -> String {
+/// The nodes: what each has had verified, and what of it was refused.
+fn nodes(rows: &[NodeRow]) -> String {
+    let mut b = String::from("<h2>Nodes</h2><table><tr><th>node</th><th>key (pinned by its first batch)</th><th>verified chain</th><th>sessions</th><th>refused batches</th><th>first seen</th><th>last seen</th></tr>");
+    for n in rows {
+        let _ = write!(
+            b,
+            "<tr class=\"{}\"><td><a href=\"/?node={}\">{}</a></td><td class=\"mono\">{}…</td><td>records 1..{}, chain and seals verified</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if n.refusals > 0 { "bad" } else { "" },
+            esc(&url(&n.name)),
+            esc(&n.name),
+            esc(n.public_key.get(..16).unwrap_or(&n.public_key)),
+            n.tail_seq,
+            n.sessions,
+            n.refusals,
+            utc(n.first_seen_ms),
+            utc(n.last_seen_ms)
+        );
+    }
+    b.push_str("</table><h2>Sessions</h2>");
+    b
+}
+
+pub fn sessions(rows: &[SessionRow], f: &SessionFilter, raw: &[(&str, &str)], node_rows: &[NodeRow]) -> String {
     let v = |k: &str| raw.iter().find(|(n, _)| *n == k).map(|(_, v)| esc(v)).unwrap_or_default();
-    let mut b = format!(
+    let mut b = nodes(node_rows);
+    let _ = write!(
+        b,
         "<form class=\"f\" method=\"get\" action=\"/\"><label>node <input name=\"node\" value=\"{}\"></label><label>outcome <select name=\"outcome\">",
         v("node")
     );
@@ -146,7 +170,7 @@ pub fn sessions(rows: &[SessionRow], f: &SessionFilter, raw: &[(&str, &str)]) ->
         );
     }
     b.push_str("</table>");
-    page("Sessions", &b)
+    page("cordon server", &b)
 }
 
 /// A session's timeline: one row per record, sensor records opened into their events.

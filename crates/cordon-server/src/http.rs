@@ -193,10 +193,10 @@ async fn index(State(app): State<App>, Query(q): Query<Vec<(String, String)>>) -
     }
     let store = app.store.clone();
     let f2 = f.clone();
-    match blocking(move || store.sessions(&f2, LIST_LIMIT)).await {
-        Ok(rows) => {
+    match blocking(move || Ok((store.sessions(&f2, LIST_LIMIT)?, store.nodes()?))).await {
+        Ok((rows, nodes)) => {
             let raw: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            html_page(StatusCode::OK, html::sessions(&rows, &f, &raw))
+            html_page(StatusCode::OK, html::sessions(&rows, &f, &raw, &nodes))
         }
         Err(r) => r,
     }

@@ -48,6 +48,19 @@ pub struct StoredRecord {
     pub payload: String,
 }
 
+/// A node: the key its first batch pinned, how far its chain is held, its refused batches.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub public_key: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// The last record held: every record up to it is stored and verified.
+    pub tail_seq: i64,
+    pub sessions: i64,
+    pub refusals: i64,
+}
+
 /// A refused batch and why.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RefusalRow {
@@ -82,6 +95,7 @@ pub trait Store: Send + Sync + 'static {
     /// Every session with this id (one per node that sent one) and its records.
     fn session(&self, id: &str) -> Result<Vec<(SessionRow, Vec<StoredRecord>)>, StoreError>;
     fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, StoreError>;
+    fn nodes(&self) -> Result<Vec<NodeRow>, StoreError>;
 }
 
 const SCHEMA: &str = "
@@ -239,6 +253,10 @@ impl Store for SqliteStore {
         })
     }
 
+    fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        self.with(|c| SqliteStore::nodes_query(c))
+    }
+
     fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare("SELECT ts_ms, node, reason, detail, first_seq, last_seq, records, sessions FROM refusals ORDER BY id DESC LIMIT ?1")?;
@@ -256,6 +274,29 @@ impl Store for SqliteStore {
             })?;
             rows.collect()
         })
+    }
+}
+
+impl SqliteStore {
+    fn nodes_query(c: &Connection) -> rusqlite::Result<Vec<NodeRow>> {
+        let mut st = c.prepare(
+            "SELECT name, public_key, first_seen_ms, last_seen_ms, tail_seq,
+                    (SELECT count(*) FROM sessions WHERE sessions.node = nodes.name),
+                    (SELECT count(*) FROM refusals WHERE refusals.node = nodes.name)
+             FROM nodes ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(NodeRow {
+                name: r.get(0)?,
+                public_key: r.get(1)?,
+                first_seen_ms: r.get(2)?,
+                last_seen_ms: r.get(3)?,
+                tail_seq: r.get(4)?,
+                sessions: r.get(5)?,
+                refusals: r.get(6)?,
+            })
+        })?;
+        rows.collect()
     }
 }
 
