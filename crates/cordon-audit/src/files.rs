@@ -28,6 +28,12 @@ pub fn spool_dir(db: &Path) -> PathBuf {
     crate::files::sidecar(db, ".spool")
 }
 
+/// Where `cordon audit ship` keeps, per server, the last record the server acknowledged: beside
+/// the log, masked from sessions like the log itself (a session must not move its own cursor).
+pub fn ship_dir(db: &Path) -> PathBuf {
+    crate::files::sidecar(db, ".ship")
+}
+
 /// The fallback directory, usually on another filesystem than the log (None: none usable).
 pub fn spool_fallback_dir(db: &Path) -> Option<PathBuf> {
     let tag: String = <sha2::Sha256 as sha2::Digest>::digest(db.as_os_str().as_encoded_bytes())
@@ -50,7 +56,7 @@ pub fn spool_fallback_dir(db: &Path) -> Option<PathBuf> {
 pub fn log_files(db: &Path) -> Vec<PathBuf> {
     let mut v = vec![db.to_path_buf()];
     v.extend(["-wal", "-shm", "-journal"].iter().map(|s| sidecar(db, s)));
-    v.extend([key_path(db), head_path(db), spool_dir(db)]);
+    v.extend([key_path(db), head_path(db), spool_dir(db), ship_dir(db)]);
     v.extend(spool_fallback_dir(db));
     v
 }

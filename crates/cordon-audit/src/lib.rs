@@ -8,11 +8,13 @@ mod chain;
 pub mod files;
 mod head;
 mod key;
+pub mod ship;
 pub mod spool;
 mod store;
 mod verify;
 
 pub use chain::{canonical, record_hash, Record};
 pub use head::Head;
+pub use key::public_key;
 pub use store::{default_path, standard_path, AuditError, Durability, SessionRow, Store};
 pub use verify::{verify, verify_with, Problem, VerifyReport};

@@ -449,6 +449,38 @@ impl Store {
         }
     }
 
+    /// Up to `limit` records after record `after`, in the log's order: what a shipper sends next.
+    pub fn records_after(&self, after: i64, limit: usize) -> Result<Vec<crate::Record>, AuditError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT seq, session, kind, ts_ms, body, prev, hash FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(db(&self.path))?;
+        let rows = st
+            .query_map(params![after, limit as i64], |r| {
+                Ok(crate::Record {
+                    seq: r.get(0)?,
+                    session: r.get(1)?,
+                    kind: r.get(2)?,
+                    ts_ms: r.get(3)?,
+                    body: r.get(4)?,
+                    prev: r.get(5)?,
+                    hash: r.get(6)?,
+                })
+            })
+            .map_err(db(&self.path))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db(&self.path))
+    }
+
+    /// The hash of record `seq`, if the log holds it.
+    pub fn hash_at(&self, seq: i64) -> Result<Option<Vec<u8>>, AuditError> {
+        self.conn
+            .query_row("SELECT hash FROM records WHERE seq = ?1", [seq], |r| r.get(0))
+            .optional()
+            .map_err(db(&self.path))
+    }
+
     /// Every record of one session (its exact id; see [`Store::resolve_session`]).
     pub fn records(&self, session: &str) -> Result<Vec<crate::Record>, AuditError> {
         let mut st = self

@@ -28,6 +28,7 @@ enum Cmd {
     Doctor(commands::doctor::DoctorArgs),
     Monitor(commands::monitor::MonitorArgs),
     Gateway(cordon_gateway::cli::GatewayArgs),
+    Server(cordon_server::cli::ServerArgs),
     #[command(subcommand)]
     Policy(commands::policy::PolicyCmd),
     #[command(subcommand)]
@@ -66,8 +67,8 @@ fn main() {
         std::process::exit(cordon_session::supervise::serve());
     }
     let cli = Cli::parse();
-    // `run`, `monitor` and `gateway` keep SIGPIPE ignored: a closed output must not cut the audit record short.
-    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_) | Cmd::Gateway(_)) {
+    // `run`, `monitor`, `gateway` and `server` keep SIGPIPE ignored: a closed output must not cut the audit record short.
+    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_) | Cmd::Gateway(_) | Cmd::Server(_)) {
         sys::default_sigpipe();
     }
     let code = match cli.cmd {
@@ -77,6 +78,7 @@ fn main() {
         Cmd::Doctor(a) => commands::doctor::run(a),
         Cmd::Monitor(a) => commands::monitor::run(a),
         Cmd::Gateway(_) => commands::gateway::exec(),
+        Cmd::Server(_) => commands::server::exec(),
         Cmd::Policy(p) => commands::policy::run(p),
         Cmd::Audit(a) => commands::audit::run(a),
         Cmd::Rules(r) => commands::rules::run(r),

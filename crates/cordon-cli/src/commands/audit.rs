@@ -1,10 +1,11 @@
-//! `cordon audit verify|ls|show|export`.
+//! `cordon audit verify|ls|show|export|ship`.
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::Write as _;
 use std::path::PathBuf;
 
+pub mod ship;
 mod show;
 
 #[derive(Subcommand)]
@@ -31,6 +32,10 @@ pub enum AuditCmd {
     Show(ShowArgs),
     /// A session's records as JSON lines or OpenTelemetry log JSON.
     Export(ExportArgs),
+    /// Deliver the log to `cordon server`: every record the server has not acknowledged yet, in
+    /// order, in batches; the server verifies the chain and the seals. The log stays the spool:
+    /// nothing is removed, and a record the server stored already is counted once.
+    Ship(ship::ShipArgs),
 }
 
 #[derive(Args)]
@@ -105,6 +110,7 @@ pub fn run(cmd: AuditCmd) -> Result<i32> {
         AuditCmd::Ls(c) => ls(c),
         AuditCmd::Show(a) => show(a),
         AuditCmd::Export(a) => export(a),
+        AuditCmd::Ship(a) => ship::run(a),
     }
 }
 

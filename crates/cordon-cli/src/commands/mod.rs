@@ -9,6 +9,7 @@ pub mod monitor;
 pub mod policy;
 pub mod rules;
 pub mod run;
+pub mod server;
 
 use anyhow::{bail, Context as _, Result};
 use cordon_policy::{CompiledPolicy, Context, Loaded};

@@ -113,6 +113,11 @@ pub struct RunArgs {
     /// to the command, if it has not ended by then. A second SIGINT or SIGTERM kills it at once.
     #[arg(long, value_name = "DURATION", value_parser = kill_after)]
     pub kill_after: Option<std::time::Duration>,
+    /// At the end of the session, ship the audit log to `cordon server` (--server URL
+    /// --server-token-file FILE). When the server cannot be reached the run still succeeds, says
+    /// so, and `cordon audit ship` delivers later: the log is the spool.
+    #[command(flatten)]
+    pub ship: super::audit::ship::ServerArgs,
     /// The command and its arguments. cordon's own options come before it; the first word that is
     /// not one starts the command (or everything after `--` is the command).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
@@ -200,6 +205,10 @@ pub fn run(a: RunArgs) -> Result<i32> {
             eprintln!("cordon-timing: cli {:>8} us  {what}", t0.elapsed().as_micros());
         }
     };
+    let ship = super::audit::ship::Target::from_args(&a.ship)?;
+    if ship.is_some() && a.no_audit {
+        anyhow::bail!("--server ships the audit log, and --no-audit keeps none: drop one of them");
+    }
     // The engine's errors carry the whole text a user reads (message and hint).
     let p = cordon_session::prepare::prepare(spec(&a)?).map_err(|e| anyhow::anyhow!("{e}"))?;
     tm("prepared: policy, plans, record, outputs");
@@ -218,5 +227,28 @@ pub fn run(a: RunArgs) -> Result<i32> {
         eprintln!("cordon-timing: cpu: cordon {own:.1} ms, session {session:.1} ms");
     }
     crate::render::after(&f, &policy_name, a.quiet, a.verbose, a.monitor || a.events.is_some());
+    if let Some(t) = &ship {
+        deliver(t, a.audit.as_deref(), a.quiet);
+    }
     Ok(f.outcome.exit_code)
+}
+
+/// Ships the log after the session; a failure is said, never the session's exit status.
+fn deliver(t: &super::audit::ship::Target, audit: Option<&std::path::Path>, quiet: bool) {
+    let db = match audit {
+        Some(p) => cordon_audit::files::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
+        None => cordon_audit::default_path(),
+    };
+    match super::audit::ship::ship(&db, t, 5000) {
+        Ok(s) if !quiet => {
+            eprintln!("cordon: shipped {} record(s) to {}", s.accepted, t.server());
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!(
+            "cordon: the session's record was NOT delivered to {}: {e:#}\n  it stays in the audit log {}; `cordon audit ship --server {} --server-token-file FILE` delivers it",
+            t.server(),
+            db.display(),
+            t.server()
+        ),
+    }
 }

@@ -1,0 +1,692 @@
+//! `cordon server` (issue 16): the real server binary (exec'd by the real `cordon`), real sessions
+//! recorded by `cordon run`, batches over real TCP; every verdict judged by what the server stored
+//! in its database.
+
+mod common;
+
+use common::{Env, Who};
+use cordon_audit::ship::{Batch, WireRecord};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
+
+/// A running `cordon server` on a free loopback port, its database under `dir`. Killed (by pid) on
+/// drop.
+struct Server {
+    child: Child,
+    addr: String,
+    db: PathBuf,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        Server::start_on(dir, "127.0.0.1:0")
+    }
+
+    fn start_on(dir: &Path, listen: &str) -> Server {
+        let db = dir.join("server.db");
+        let mut child = Command::new(CORDON)
+            .args(["server", "--listen", listen, "--database", &format!("sqlite:{}", db.display())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cordon server");
+        let mut line = String::new();
+        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+        err.read_line(&mut line).expect("read the server's first line");
+        let addr = line
+            .trim()
+            .strip_prefix("cordon server: listening on http://")
+            .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
+            .to_string();
+        // Keep reading its stderr so that it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut err, &mut std::io::sink());
+        });
+        Server { child, addr, db }
+    }
+
+    fn token(&self, role: &str, name: &str) -> String {
+        token(&self.db, role, name)
+    }
+
+    fn sql(&self, q: &str) -> i64 {
+        let c = rusqlite::Connection::open(&self.db).expect("open the server's database");
+        c.query_row(q, [], |r| r.get(0)).expect(q)
+    }
+
+    fn kill(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn token(db: &Path, role: &str, name: &str) -> String {
+    let o = Command::new(CORDON)
+        .args(["server", "token", "create", "--role", role, "--name", name, "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .output()
+        .expect("token create");
+    assert!(o.status.success(), "{}", common::show(&o));
+    common::out(&o).trim().to_string()
+}
+
+/// One HTTP/1.1 exchange: (status, head, body).
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("send");
+    // A server may answer (413) before it read everything: a failed write is no failure here.
+    let _ = s.write_all(body);
+    let mut raw = vec![];
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, head.to_string(), body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn post(srv: &Server, token: &str, batch: &Batch) -> (u16, serde_json::Value) {
+    let body = serde_json::to_vec(batch).expect("json");
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &[("Authorization", &bearer(token))], &body);
+    (st, serde_json::from_str(&b).unwrap_or(serde_json::Value::String(b)))
+}
+
+/// The records of a real log and its key, as a batch for `node`.
+fn batch_of(db: &Path, node: &str) -> Batch {
+    let s = cordon_audit::Store::open_read_only(db).expect("open the node's log");
+    let recs = s.records_after(0, 1_000_000).expect("records");
+    let key = cordon_audit::public_key(db).expect("key");
+    Batch {
+        node: node.into(),
+        public_key: key.to_bytes().iter().map(|b| format!("{b:02x}")).collect(),
+        records: recs.iter().map(WireRecord::from_record).collect(),
+    }
+}
+
+/// An env with `n` sessions recorded by the real `cordon run` (as root).
+fn recorded(n: usize) -> Env {
+    let e = Env::new(Who::Root);
+    for i in 0..n {
+        let o = e.run_sh(&format!("echo session {i}; cat /nonexistent 2>/dev/null; true"));
+        assert!(o.status.success(), "{}", common::show(&o));
+    }
+    e
+}
+
+fn stored(srv: &Server, node: &str) -> i64 {
+    srv.sql(&format!("SELECT count(*) FROM records WHERE node = '{node}'"))
+}
+
+#[test]
+fn server_refuses_to_listen_beyond_loopback_unless_told() {
+    let dir = tempdir();
+    let o = Command::new(CORDON)
+        .args(["server", "--listen", "0.0.0.0:0", "--database"])
+        .arg(format!("sqlite:{}", dir.0.join("s.db").display()))
+        .output()
+        .expect("spawn");
+    assert_eq!(o.status.code(), Some(2), "{}", common::show(&o));
+    assert!(
+        common::err(&o).contains("--allow-remote") && common::err(&o).contains("plain HTTP"),
+        "{}",
+        common::show(&o)
+    );
+    let o = Command::new(CORDON).args(["server", "--database", "postgres://x/y"]).output().expect("spawn");
+    assert_eq!(o.status.code(), Some(2), "{}", common::show(&o));
+    assert!(common::err(&o).contains("PostgreSQL is not supported yet"), "{}", common::show(&o));
+}
+
+/// Every endpoint wants a token, each role only what it may; bodies are bounded and parsed without
+/// a panic, every error a JSON object naming what is missing or wrong.
+#[test]
+fn server_endpoints_need_the_right_token_and_bounded_well_formed_bodies() {
+    if !common::need_root() {
+        return;
+    }
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
+    // The database holds every node's evidence and the token digests: the server's user's only.
+    for f in [srv.db.clone(), PathBuf::from(format!("{}-wal", srv.db.display()))] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f).expect("the database's files").permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{} is mode {:o}", f.display(), mode & 0o777);
+    }
+    let err =
+        |b: &str| serde_json::from_str::<serde_json::Value>(b).expect(b)["error"].as_str().unwrap_or("").to_string();
+    for path in ["/api/v1/ingest", "/metrics"] {
+        let (st, head, b) = http(&srv.addr, if path == "/metrics" { "GET" } else { "POST" }, path, &[], b"{}");
+        assert_eq!(st, 401, "{path}: {b}");
+        assert!(err(&b).contains("Authorization: Bearer"), "{b}");
+        assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer"), "{head}");
+    }
+    let (st, _, b) = http(&srv.addr, "GET", "/metrics", &[("Authorization", "Bearer cordon_0000")], b"");
+    assert_eq!((st, err(&b).contains("not one this server issued")), (401, true), "{b}");
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &[("Authorization", &bearer(&viewer))], b"{}");
+    assert_eq!((st, err(&b).contains("viewer token may not write")), (403, true), "{b}");
+    let (st, _, b) = http(&srv.addr, "GET", "/", &[("Authorization", &bearer(&node))], b"");
+    assert_eq!((st, err(&b).contains("node token may not read")), (403, true), "{b}");
+    // A login cookie never writes.
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &[("Cookie", &format!("cordon_token={node}"))], b"{}");
+    assert_eq!((st, err(&b).contains("cookie only reads")), (403, true), "{b}");
+    let auth = [("Authorization", bearer(&node))];
+    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &auth, b"{\"node\": \"n1\", \"records\": [\xff]}");
+    assert_eq!((st, err(&b).contains("not UTF-8")), (400, true), "{b}");
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &auth, br#"{"node": "n1", "records": []}"#);
+    assert_eq!((st, err(&b).contains("missing field `public_key`")), (400, true), "{b}");
+    let (st, _, b) =
+        http(&srv.addr, "POST", "/api/v1/ingest", &auth, br#"{"node": "n1", "public_key": 7, "records": []}"#);
+    assert_eq!((st, err(&b).contains("invalid type")), (400, true), "{b}");
+    let (st, _, b) = http(&srv.addr, "POST", "/api/v1/ingest", &auth, &vec![b' '; 9 << 20]);
+    assert_eq!((st, err(&b).contains("larger than 8 MiB")), (413, true), "{b}");
+    // A node token ships only as its own node.
+    let e = recorded(1);
+    let (st, v) = post(&srv, &node, &batch_of(&e.root.join("audit.db"), "n2"));
+    assert_eq!(st, 403, "{v}");
+    assert!(v["error"].as_str().unwrap_or("").contains("node `n1`'s"), "{v}");
+    assert_eq!(srv.sql("SELECT count(*) FROM records"), 0);
+    // The server is still there after all of it.
+    let (st, _, _) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+}
+
+/// A real session shipped whole is stored record for record; sent again it is accepted and counted
+/// once.
+#[test]
+fn server_stores_a_real_session_verified_and_a_replay_once() {
+    if !common::need_root() {
+        return;
+    }
+    let e = recorded(2);
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let node = srv.token("node", "n1");
+    let b = batch_of(&e.root.join("audit.db"), "n1");
+    let n = b.records.len() as i64;
+    assert!(n >= 6, "two sessions: start, end, seal each at least");
+    let (st, v) = post(&srv, &node, &b);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["accepted"].as_i64(), v["duplicates"].as_i64(), v["acked_seq"].as_i64()),
+        (Some(n), Some(0), Some(n))
+    );
+    assert_eq!(stored(&srv, "n1"), n);
+    assert_eq!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'n1' AND sealed = 1 AND outcome = 'exited'"), 2);
+    let (st, v) = post(&srv, &node, &b);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!((v["accepted"].as_i64(), v["duplicates"].as_i64()), (Some(0), Some(n)), "{v}");
+    assert_eq!(stored(&srv, "n1"), n, "a replay is stored once");
+    // Each stored record is the node's, byte for byte.
+    let c = rusqlite::Connection::open(&srv.db).expect("db");
+    for r in &b.records {
+        let (payload, hash): (String, Vec<u8>) = c
+            .query_row("SELECT payload, hash FROM records WHERE node = 'n1' AND seq = ?1", [r.seq], |x| {
+                Ok((x.get(0)?, x.get(1)?))
+            })
+            .expect("stored");
+        assert_eq!((payload.as_str(), hex(&hash)), (r.body.as_str(), r.hash.clone()));
+    }
+    assert_eq!(srv.sql("SELECT count(*) FROM refusals"), 0);
+    // SIGTERM: the server stops serving and exits 0; a restart holds the same.
+    let mut srv = srv;
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(srv.child.id() as i32), nix::sys::signal::SIGTERM);
+    let st = common::wait_for(std::time::Duration::from_secs(10), || srv.child.try_wait().ok().flatten())
+        .expect("the server ends on SIGTERM");
+    assert!(st.success(), "{st:?}");
+    let srv = Server::start_on(&dir.0, &srv.addr);
+    assert_eq!(post(&srv, &node, &b).1["duplicates"].as_i64(), Some(n), "a restart holds the same chain");
+}
+
+/// Tampered, reordered, gapped, conflicting and foreign-signed batches are refused (409) whole and
+/// the refusal recorded; what the server stored before is untouched.
+#[test]
+fn server_refuses_tampered_reordered_gapped_and_foreign_batches_whole() {
+    if !common::need_root() {
+        return;
+    }
+    let e = recorded(2);
+    let other = recorded(1);
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let admin = srv.token("admin", "ops");
+    let good = batch_of(&e.root.join("audit.db"), "n1");
+    let n = good.records.len();
+    let refused = |node: &str, b: &Batch, reason: &str| {
+        let before = stored(&srv, node);
+        let refusals = srv.sql("SELECT count(*) FROM refusals");
+        let (st, v) = post(&srv, &admin, b);
+        assert_eq!((st, v["reason"].as_str()), (409, Some(reason)), "{v}");
+        assert_eq!(stored(&srv, node), before, "nothing of a refused batch is stored");
+        assert_eq!(srv.sql("SELECT count(*) FROM refusals"), refusals + 1);
+        assert_eq!(srv.sql(&format!("SELECT count(*) FROM refusals WHERE id = (SELECT max(id) FROM refusals) AND node = '{node}' AND reason = '{reason}'")), 1);
+    };
+    // Tampered payload: the second session's command rewritten.
+    let mut t = Batch { node: "t".into(), ..good.clone() };
+    let i = t.records.iter().position(|r| r.body.contains("echo session 1")).expect("the second start");
+    t.records[i].body = t.records[i].body.replace("echo session 1", "echo harmless!");
+    assert_ne!(t.records[i].body, good.records[i].body);
+    refused("t", &t, "hash");
+    // Reordered.
+    let mut r = Batch { node: "r".into(), ..good.clone() };
+    r.records.swap(1, 2);
+    refused("r", &r, "gap");
+    // A gap: the first half stored, then the rest without its first record.
+    let half = Batch { node: "g".into(), records: good.records[..n / 2].to_vec(), ..good.clone() };
+    assert_eq!(post(&srv, &admin, &half).0, 200);
+    let rest = Batch { node: "g".into(), records: good.records[n / 2 + 1..].to_vec(), ..good.clone() };
+    refused("g", &rest, "gap");
+    // Out of order across what is stored: a new record, then an old one.
+    let back =
+        Batch { node: "g".into(), records: vec![good.records[n / 2].clone(), good.records[0].clone()], ..good.clone() };
+    refused("g", &back, "reorder");
+    // A stored record sent again changed (its hash recomputed to fit: still not the stored one).
+    let mut c = Batch { node: "g".into(), records: good.records[..2].to_vec(), ..good.clone() };
+    c.records[1].ts_ms += 1;
+    refused("g", &c, "conflict");
+    // The rest delivered: the chain continues where it stopped.
+    let rest = Batch { node: "g".into(), records: good.records[n / 2..].to_vec(), ..good.clone() };
+    assert_eq!(post(&srv, &admin, &rest).0, 200);
+    assert_eq!(stored(&srv, "g"), n as i64);
+    // Seals signed by another key than the one the batch names.
+    let foreign = batch_of(&other.root.join("audit.db"), "x");
+    refused("f", &Batch { node: "f".into(), public_key: foreign.public_key.clone(), ..good.clone() }, "seal");
+    // A node is pinned to the key of its first batch.
+    refused("g", &Batch { node: "g".into(), ..foreign }, "key");
+    // The dashboard lists them.
+    let viewer = srv.token("viewer", "v");
+    let (st, _, page) = http(&srv.addr, "GET", "/refusals", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+    for reason in ["hash", "gap", "reorder", "conflict", "seal", "key"] {
+        assert!(page.contains(&format!("<td>{reason}</td>")), "{reason} missing from\n{page}");
+    }
+    // Per node: how far its chain is held and verified, and how many of its batches were refused.
+    let (st, _, page) = http(&srv.addr, "GET", "/", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+    let row = format!("<a href=\"/?node=g\">g</a></td><td class=\"mono\">{}…</td><td>records 1..{n}, chain and seals verified</td><td>2</td><td>4</td>", &good.public_key[..16]);
+    assert!(page.contains(&row), "no `{row}` in\n{page}");
+    assert!(!page.contains(">t</a>"), "a node whose every batch was refused has nothing verified:\n{page}");
+}
+
+/// `cordon run --server`: with the server down the session still succeeds and says its record was
+/// not delivered; `cordon audit ship` delivers it once the server is back; with the server up the
+/// run ships at its end.
+#[test]
+fn server_run_ships_at_its_end_and_audit_ship_delivers_what_a_down_server_missed() {
+    if !common::need_root() {
+        return;
+    }
+    for who in common::BOTH {
+        run_ships_as(who);
+    }
+}
+
+fn run_ships_as(who: Who) {
+    let e = Env::new(who);
+    let dir = tempdir();
+    let mut srv = Server::start(&dir.0);
+    let tf = e.root.join("node.token");
+    std::fs::write(&tf, srv.token("node", "n1") + "\n").expect("token file");
+    e.chown_all_if_nobody();
+    let url = format!("http://{}", srv.addr);
+    let ship = ["--server", &url, "--server-token-file", tf.to_str().expect("utf-8"), "--server-node", "n1"];
+    srv.kill();
+    let o = e.run_sh_with(&ship, "echo offline", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    assert!(common::out(&o).contains("offline"));
+    assert!(
+        common::err(&o).contains("NOT delivered") && common::err(&o).contains("cordon audit ship"),
+        "{}",
+        common::show(&o)
+    );
+    let db = e.root.join("audit.db");
+    let local = || {
+        cordon_audit::Store::open_read_only(&db).expect("log").records_after(0, 1 << 20).expect("records").len() as i64
+    };
+    let srv = Server::start_on(&dir.0, &srv.addr);
+    let mut args = vec!["audit", "ship"];
+    args.extend_from_slice(&ship);
+    let o = e.cordon(&args);
+    assert!(o.status.success(), "{who:?}: {}", common::show(&o));
+    assert_eq!(stored(&srv, "n1"), local());
+    assert!(common::out(&o).contains(&format!("shipped {} record(s)", local())), "{}", common::show(&o));
+    let before = local();
+    let o = e.run_sh_with(&ship, "echo online", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    let shipped = format!("shipped {} record(s) to {url}", local() - before);
+    assert!(common::err(&o).contains(&shipped), "{who:?}: no `{shipped}` in {}", common::show(&o));
+    assert_eq!(stored(&srv, "n1"), local());
+    assert_eq!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'n1' AND sealed = 1"), 2);
+    // Nothing new: nothing sent.
+    let o = e.cordon(&args);
+    assert!(common::out(&o).contains("shipped 0 record(s) in 0 batch(es)"), "{}", common::show(&o));
+    // The cursor is the log's: a session can neither read nor move it.
+    let cursor_dir = cordon_audit::files::ship_dir(&db);
+    assert_eq!(std::fs::read_dir(&cursor_dir).expect("cursor dir").count(), 1);
+    let d = cursor_dir.display();
+    // The session may read the tree the log is in: only the log's mask keeps the cursor out.
+    let root = e.root.display().to_string();
+    let o = e.run_sh_with(
+        &["--allow-read", &root],
+        &format!("cat {d}/*.json; ls {root}/home >/dev/null && echo tree-readable; echo x > {d}/moved.json; echo done"),
+        &[],
+    );
+    assert!(common::out(&o).contains("tree-readable\ndone"), "{}", common::show(&o));
+    assert!(!common::out(&o).contains("\"seq\""), "the session read the cursor: {}", common::show(&o));
+    assert!(!cursor_dir.join("moved.json").exists());
+}
+
+/// The server killed (SIGKILL) while a large log streams to it, restarted, shipped again: it holds
+/// exactly the node's records, each once, and their chain verifies from the genesis.
+#[test]
+fn server_killed_mid_stream_then_shipped_again_holds_every_record_once() {
+    if !common::need_root() {
+        return;
+    }
+    let e = recorded(1);
+    let db = e.root.join("audit.db");
+    {
+        // A large session on the same log: 20,000 records of ~300 bytes after the real one.
+        let mut s = cordon_audit::Store::open(&db).expect("open the log");
+        s.append("bulk", &[("start".to_string(), 1, serde_json::json!({"command": ["bulk"]}))]).expect("start");
+        for chunk in 0..20 {
+            let items: Vec<(String, i64, serde_json::Value)> = (0..1000)
+                .map(|i| {
+                    ("limit".to_string(), 2, serde_json::json!({"text": format!("{chunk}/{i} {}", "x".repeat(280))}))
+                })
+                .collect();
+            s.append("bulk", &items).expect("append");
+        }
+        s.finish(
+            "bulk",
+            &[("end".to_string(), 3, serde_json::json!({"exit_code": 0, "ending": {"kind": "exited", "code": 0}}))],
+            3,
+        )
+        .expect("seal");
+    }
+    let local = cordon_audit::Store::open_read_only(&db).expect("log").records_after(0, 1 << 20).expect("records");
+    let n = local.len() as i64;
+    assert!(n > 20_000);
+    let dir = tempdir();
+    let mut srv = Server::start(&dir.0);
+    let tf = e.root.join("node.token");
+    std::fs::write(&tf, srv.token("node", "n1")).expect("token file");
+    let url = format!("http://{}", srv.addr);
+    let args = [
+        "audit",
+        "ship",
+        "--server",
+        &url,
+        "--server-token-file",
+        tf.to_str().expect("utf-8"),
+        "--server-node",
+        "n1",
+        "--batch",
+        "500",
+    ];
+    let shipper = e.command(CORDON).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("ship");
+    let at_kill = common::wait_for(std::time::Duration::from_secs(60), || {
+        let c = stored(&srv, "n1");
+        (c >= 2000).then_some(c)
+    })
+    .expect("the server stored the first batches");
+    srv.kill();
+    let o = shipper.wait_with_output().expect("shipper");
+    let held = stored(&srv, "n1");
+    assert!(held < n, "killed mid-stream: {held} of {n} stored (at the kill: {at_kill})");
+    assert!(!o.status.success(), "the shipper says it could not finish: {}", common::show(&o));
+    assert!(
+        common::err(&o).contains("cannot reach") || common::err(&o).contains("no HTTP answer"),
+        "{}",
+        common::show(&o)
+    );
+    let srv = Server::start_on(&dir.0, &srv.addr);
+    let o = e.cordon(&args);
+    assert!(o.status.success(), "{}", common::show(&o));
+    // Counted at both ends: the node's log and the server's table hold the same records, once each.
+    assert_eq!(stored(&srv, "n1"), n);
+    assert_eq!(srv.sql("SELECT count(DISTINCT seq) FROM records WHERE node = 'n1'"), n);
+    assert_eq!(srv.sql("SELECT min(seq) FROM records WHERE node = 'n1'"), 1);
+    assert_eq!(srv.sql("SELECT max(seq) FROM records WHERE node = 'n1'"), n);
+    let c = rusqlite::Connection::open(&srv.db).expect("db");
+    let mut st = c
+        .prepare("SELECT seq, session, kind, ts_ms, payload, prev, hash FROM records WHERE node = 'n1' ORDER BY seq")
+        .expect("q");
+    let held: Vec<cordon_audit::Record> = st
+        .query_map([], |r| {
+            Ok(cordon_audit::Record {
+                seq: r.get(0)?,
+                session: r.get(1)?,
+                kind: r.get(2)?,
+                ts_ms: r.get(3)?,
+                body: r.get(4)?,
+                prev: r.get(5)?,
+                hash: r.get(6)?,
+            })
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("records");
+    assert_eq!(held, local, "the server holds the node's records exactly");
+    let key = cordon_audit::public_key(&db).expect("key");
+    assert_eq!(cordon_audit::ship::verify_run((0, &[0; 32]), &key, &held), Ok(()));
+    assert_eq!(srv.sql("SELECT count(*) FROM refusals"), 0);
+}
+
+const HOSTILE: [&str; 3] = ["<script>", "\"><img src=x onerror=alert(1)>", "\x1b[31m"];
+
+/// Asserts a page shows the hostile values only escaped: entities for HTML, a visible `\u{1b}` for
+/// the ANSI escape.
+fn only_escaped(page: &str, what: &str) {
+    for raw in ["<script>", "<img", "onerror=alert(1)>", "\x1b"] {
+        assert!(!page.contains(raw), "{what} holds {raw:?} unescaped:\n{page}");
+    }
+    for shown in ["&lt;script&gt;", "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;", "\\u{1b}</span>[31m"] {
+        assert!(page.contains(shown), "{what} does not show {shown:?}:\n{page}");
+    }
+}
+
+/// A real session (watched by the sensor) whose argv and paths are hostile, from a node whose name
+/// is hostile: every dashboard page shows them escaped; the login form's cookie reads; filters
+/// filter.
+#[test]
+fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
+    if !common::need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let mut args = vec![
+        "run",
+        "--monitor",
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat \"$1\" \"$2\" \"$3\"; cp /bin/true /tmp/t; /tmp/t; unshare -r true; true",
+        "sh",
+    ];
+    args.extend_from_slice(&HOSTILE);
+    let o = e.cordon(&args);
+    assert!(o.status.success(), "{}", common::show(&o));
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let node = HOSTILE.concat();
+    let admin = srv.token("admin", "ops");
+    let viewer = srv.token("viewer", "alice");
+    let b = batch_of(&e.root.join("audit.db"), &node);
+    assert_eq!(post(&srv, &admin, &b).0, 200);
+    // A refusal from the same node: a replayed record changed.
+    let mut bad = Batch { records: b.records[..1].to_vec(), ..b.clone() };
+    bad.records[0].ts_ms += 1;
+    assert_eq!(post(&srv, &admin, &bad).0, 409);
+    let session = b.records[0].session.clone();
+    let get = |path: &str, auth: (&str, &str)| {
+        let (st, head, body) = http(&srv.addr, "GET", path, &[auth], b"");
+        assert_eq!(st, 200, "{path}: {head}\n{body}");
+        assert!(head.to_ascii_lowercase().contains("content-security-policy: default-src 'none'"), "{head}");
+        body
+    };
+    let auth = bearer(&viewer);
+    let list = get("/", ("Authorization", &auth));
+    only_escaped(&list, "the sessions list");
+    assert!(list.contains(&session), "{list}");
+    let page = get(&format!("/sessions/{session}"), ("Authorization", &auth));
+    only_escaped(&page, "the session's timeline");
+    for kind in ["sensor.exec", "sensor.open", "sensor.deny", "start", "end", "seal"] {
+        assert!(page.contains(&format!("<td>{kind}</td>")), "no {kind} in the timeline:\n{page}");
+    }
+    // Refusals in the timeline with their layer; the list counts the supervisor's and the sensor's.
+    assert!(page.contains("DENIED exec /tmp/t [landlock]"), "{page}");
+    assert!(page.contains("<td>denial</td><td class=\"mono\">DENIED [seccomp] unshare"), "{page}");
+    assert!(page.contains("sensor: ") && page.contains(" lost, "), "{page}");
+    let count = |kind: &str| {
+        srv.sql(&format!("SELECT json_extract(payload, '$.denials_total') FROM records WHERE kind = '{kind}'"))
+    };
+    assert!(count("sensor.summary") > 0);
+    assert_eq!(srv.sql("SELECT denials FROM sessions"), count("end") + count("sensor.summary"));
+    let refusals = get("/refusals", ("Authorization", &auth));
+    assert!(refusals.contains("<td>conflict</td>") && refusals.contains("&lt;script&gt;"), "{refusals}");
+    assert!(!refusals.contains("<script>") && !refusals.contains('\x1b'), "{refusals}");
+    // The login form: a viewer token becomes an HttpOnly, SameSite=Strict cookie that reads.
+    let form = format!("token={viewer}");
+    let (st, head, _) =
+        http(&srv.addr, "POST", "/login", &[("Content-Type", "application/x-www-form-urlencoded")], form.as_bytes());
+    assert_eq!(st, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .expect("a cookie")
+        .to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let jar = cookie.split(';').next().expect("name=value").to_string();
+    only_escaped(&get("/", ("Cookie", &jar)), "the list seen through the login cookie");
+    let (st, _, _) = http(
+        &srv.addr,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"token=cordon_nope",
+    );
+    assert_eq!(st, 401);
+    let (st, _, page) = http(&srv.addr, "GET", "/", &[], b"");
+    assert!(st == 401 && page.contains("<form method=\"post\" action=\"/login\">"), "{page}");
+    // Filters: by node, outcome and time.
+    let q = |query: &str| get(&format!("/?{query}"), ("Authorization", &auth));
+    let enc: String = node.bytes().map(|c| format!("%{c:02X}")).collect();
+    assert!(q(&format!("node={enc}&outcome=exited")).contains(&session));
+    for miss in ["node=other", "outcome=unfinished", "outcome=signaled", "since=2999-01-01", "until=2000-01-01"] {
+        let page = q(miss);
+        assert!(!page.contains(&session) && page.contains("<p>0 session(s)</p>"), "{miss}:\n{page}");
+    }
+    assert!(q("since=2000-01-01T00:00&until=2999-12-31").contains(&session));
+    let (st, _, page) = http(&srv.addr, "GET", "/?since=%3Cscript%3E", &[("Authorization", &auth)], b"");
+    assert!(st == 400 && page.contains("&lt;script&gt; is not a time"), "{page}");
+    let (st, _, _) = http(&srv.addr, "GET", "/sessions/nonesuch", &[("Authorization", &auth)], b"");
+    assert_eq!(st, 404);
+}
+
+/// /metrics: OpenMetrics text with Prometheus names, counting what the server did; viewers read
+/// it, node tokens do not.
+#[test]
+fn server_metrics_count_records_sessions_and_refusals_by_reason() {
+    if !common::need_root() {
+        return;
+    }
+    let e = recorded(2);
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
+    let b = batch_of(&e.root.join("audit.db"), "n1");
+    let n = b.records.len();
+    assert_eq!(post(&srv, &node, &b).0, 200);
+    assert_eq!(post(&srv, &node, &b).0, 200, "a replay");
+    let mut t = b.clone();
+    t.records[0].ts_ms += 1;
+    assert_eq!(post(&srv, &node, &t).0, 409);
+    let (st, _, _) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&node))], b"");
+    assert_eq!(st, 403);
+    let (st, head, m) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    for line in [
+        "# TYPE cordon_server_records_ingested counter".to_string(),
+        format!("cordon_server_records_ingested_total {n}"),
+        format!("cordon_server_records_duplicate_total {n}"),
+        "cordon_server_ingest_batches_total 2".into(),
+        "cordon_server_ingest_refusals_total{reason=\"conflict\"} 1".into(),
+        "cordon_server_sessions_total{outcome=\"exited\"} 2".into(),
+        "# EOF".into(),
+    ] {
+        assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
+    }
+}
+
+trait ChownIfNobody {
+    fn chown_all_if_nobody(&self);
+}
+
+impl ChownIfNobody for Env {
+    /// Files the test wrote for a `nobody` env become nobody's.
+    fn chown_all_if_nobody(&self) {
+        if self.who == Who::Nobody {
+            self.chown_all();
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A directory under /var/tmp, removed on drop.
+struct TempDir(PathBuf);
+
+fn tempdir() -> TempDir {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let p = PathBuf::from(format!(
+        "/var/tmp/cordon-server-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&p).expect("mkdir");
+    TempDir(p)
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,66 @@
+//! `cordon server`'s arguments, parsed by `cordon` (so a usage error reads like any other) and
+//! again by the `cordon-server` binary it execs.
+
+use crate::auth::Role;
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+const LONG: &str = "Serve the central audit: nodes ship their sessions' records (`cordon run --server URL`, `cordon audit ship`), the server verifies every record's hash chain and seal and keeps them; a dashboard and /metrics show them.
+
+Every endpoint needs a token (`cordon server token create`): node tokens write, viewer tokens read, admin tokens do both. The server speaks plain HTTP: it listens on loopback unless --allow-remote (then put a TLS-terminating proxy in front). docs/server.md says what a verified record proves.
+
+Examples:
+  cordon server token create --database sqlite:/var/lib/cordon/server.db --role node --name build-7
+  cordon server --database sqlite:/var/lib/cordon/server.db --listen 127.0.0.1:8480";
+
+#[derive(Args, Debug)]
+#[command(about = "Serve the central, verified audit and its dashboard", long_about = LONG, args_conflicts_with_subcommands = true)]
+pub struct ServerArgs {
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+    /// Address and port to listen on (a loopback address unless --allow-remote).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8480")]
+    pub listen: SocketAddr,
+    /// Listen on a non-loopback address (tokens and records then cross the network in plain HTTP:
+    /// only behind a TLS-terminating proxy).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Where the server keeps what it verified: sqlite:PATH (PostgreSQL comes later).
+    #[arg(long, value_name = "sqlite:PATH")]
+    pub database: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServerCommand {
+    /// Manage access tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create a token and print it once (only its SHA-256 is kept).
+    Create {
+        /// node: may ship records (as the node NAME); viewer: may read; admin: both.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The node's name for a node token (records it ships are filed under it), else who holds it.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The server's database: sqlite:PATH.
+        #[arg(long, value_name = "sqlite:PATH")]
+        database: String,
+    },
+}
+
+/// `sqlite:PATH` to PATH; anything else is named with what is supported.
+pub fn sqlite_path(spec: &str) -> Result<PathBuf, String> {
+    if let Some(p) = spec.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        return Err(format!("--database {spec}: PostgreSQL is not supported yet; use sqlite:PATH"));
+    }
+    Err(format!("--database {spec}: not a database this server knows\n  hint: sqlite:PATH, e.g. sqlite:/var/lib/cordon/server.db"))
+}

@@ -1,0 +1,76 @@
+//! `cordon-server`'s two jobs: create a token, or serve (one tokio runtime, graceful shutdown on
+//! SIGINT/SIGTERM that lets requests in flight finish: an acknowledged batch is always stored).
+
+use crate::auth::{digest, new_token};
+use crate::cli::{sqlite_path, ServerArgs, ServerCommand, TokenCommand};
+use crate::http::{router, App};
+use crate::metrics::Metrics;
+use crate::store::{SqliteStore, Store, StoreError};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub fn run(a: ServerArgs) -> Result<(), ServeError> {
+    if let Some(ServerCommand::Token(TokenCommand::Create { role, name, database })) = a.command {
+        let store = SqliteStore::open(&sqlite_path(&database).map_err(ServeError::Usage)?)?;
+        if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
+            return Err(ServeError::Usage("--name: 1 to 256 bytes, no control characters".into()));
+        }
+        let token = new_token().map_err(|source| ServeError::Io { what: "reading /dev/urandom".into(), source })?;
+        store.add_token(&digest(&token), role, &name, crate::now_ms())?;
+        println!("{token}");
+        eprintln!("cordon server: created a {} token for `{name}`; it is shown only this once", role.as_str());
+        return Ok(());
+    }
+    let Some(database) = a.database else {
+        return Err(ServeError::Usage(
+            "--database sqlite:PATH is required\n  hint: e.g. --database sqlite:/var/lib/cordon/server.db".into(),
+        ));
+    };
+    if !a.listen.ip().is_loopback() && !a.allow_remote {
+        return Err(ServeError::Usage(format!(
+            "--listen {}: not a loopback address, and this server speaks plain HTTP: tokens and records would cross the network readable by anyone on the path\n  hint: listen on 127.0.0.1 behind a TLS-terminating proxy, or pass --allow-remote if such a proxy is in front",
+            a.listen
+        )));
+    }
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&sqlite_path(&database).map_err(ServeError::Usage)?)?);
+    let app = App { store, metrics: Arc::new(Metrics::default()) };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ServeError::Io { what: "starting the runtime".into(), source })?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .map_err(|source| ServeError::Io { what: format!("--listen {}", a.listen), source })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Io { what: "the listener".into(), source })?;
+        eprintln!("cordon server: listening on http://{addr}");
+        axum::serve(listener, router(app))
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|source| ServeError::Io { what: "serving".into(), source })
+    })
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,390 @@
+//! Where the server keeps what it verified: behind [`Store`], so that a PostgreSQL store can be
+//! added next to [`SqliteStore`] (step 2) without the HTTP side changing. Ingest runs the pure
+//! judgement of `ingest::judge` over a [`ChainView`] of the node's chain inside the store's own
+//! transaction: the check and the write see the same chain.
+
+use crate::auth::Role;
+use crate::ingest::{self, ChainView, Checked, Verdict};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Db {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: {message}")]
+    Io { path: String, message: String },
+}
+
+/// One session as the dashboard lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionRow {
+    pub node: String,
+    pub session: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub records: i64,
+    /// The start record's payload (command, workspace, policy), Null if it has not arrived.
+    pub start: serde_json::Value,
+    /// How it ended (`exited`, `signaled`, `setup_failed`, `exec_failed`); None: unfinished.
+    pub outcome: Option<String>,
+    pub exit_code: Option<i64>,
+    pub denials: i64,
+    pub alerts: i64,
+    pub sealed: bool,
+}
+
+/// A stored record (its payload is the exact JSON text the node's hash covers).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredRecord {
+    pub seq: i64,
+    pub kind: String,
+    pub ts_ms: i64,
+    pub payload: String,
+}
+
+/// A node: the key its first batch pinned, how far its chain is held, its refused batches.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeRow {
+    pub name: String,
+    pub public_key: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// The last record held: every record up to it is stored and verified.
+    pub tail_seq: i64,
+    pub sessions: i64,
+    pub refusals: i64,
+}
+
+/// A refused batch and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefusalRow {
+    pub ts_ms: i64,
+    pub node: String,
+    pub reason: String,
+    pub detail: String,
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    pub records: i64,
+    pub sessions: String,
+}
+
+/// The dashboard's filters (all optional).
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub node: Option<String>,
+    /// An ending kind, or `unfinished`.
+    pub outcome: Option<String>,
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    fn add_token(&self, sha256: &[u8], role: Role, name: &str, now_ms: i64) -> Result<(), StoreError>;
+    /// The role and name of the token whose SHA-256 this is.
+    fn token(&self, sha256: &[u8]) -> Result<Option<(Role, String)>, StoreError>;
+    /// Judges and, when it continues the node's chain, stores a batch (one transaction); a refusal
+    /// is recorded in its own transaction, nothing of the batch stored.
+    fn ingest(&self, batch: &Checked, now_ms: i64) -> Result<Verdict, StoreError>;
+    fn sessions(&self, f: &SessionFilter, limit: usize) -> Result<Vec<SessionRow>, StoreError>;
+    /// Every session with this id (one per node that sent one) and its records.
+    fn session(&self, id: &str) -> Result<Vec<(SessionRow, Vec<StoredRecord>)>, StoreError>;
+    fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, StoreError>;
+    fn nodes(&self) -> Result<Vec<NodeRow>, StoreError>;
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tokens (sha256 BLOB PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('node', 'viewer', 'admin')), name TEXT NOT NULL, created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, tail_seq INTEGER NOT NULL, tail_hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS records (node TEXT NOT NULL, seq INTEGER NOT NULL, session TEXT NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL, payload TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (node, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_session ON records (session, node, seq);
+CREATE TABLE IF NOT EXISTS sessions (node TEXT NOT NULL, session TEXT NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER, records INTEGER NOT NULL DEFAULT 0, start TEXT, outcome TEXT, exit_code INTEGER, denials INTEGER NOT NULL DEFAULT 0, alerts INTEGER NOT NULL DEFAULT 0, sealed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, session));
+CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_ms);
+CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, node TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, first_seq INTEGER, last_seq INTEGER, records INTEGER NOT NULL, sessions TEXT NOT NULL);
+";
+
+/// The embedded store: one SQLite file (WAL, every commit fsynced: an acknowledged batch survives
+/// power loss), one connection behind a mutex (writes serialize anyway in SQLite).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let e = db(path);
+        if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d).map_err(|x| StoreError::Io {
+                path: path.display().to_string(),
+                message: format!("cannot create {}: {x}", d.display()),
+            })?;
+        }
+        // Every node's evidence and the token digests: the server's user's only (SQLite gives its
+        // -wal and -shm files the database's mode).
+        let private = |x: std::io::Error| StoreError::Io { path: path.display().to_string(), message: x.to_string() };
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let f = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path).map_err(private)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(private)?;
+        }
+        let conn = Connection::open(path).map_err(&e)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(&e)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").map_err(&e)?;
+        conn.execute_batch(SCHEMA).map_err(&e)?;
+        Ok(SqliteStore { conn: Mutex::new(conn), path: path.to_path_buf() })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c).map_err(db(&self.path))
+    }
+}
+
+struct TxView<'a> {
+    tx: &'a Transaction<'a>,
+    node: &'a str,
+}
+
+impl ChainView for TxView<'_> {
+    type Error = rusqlite::Error;
+    fn pinned_key(&self) -> rusqlite::Result<Option<String>> {
+        self.tx.query_row("SELECT public_key FROM nodes WHERE name = ?1", [self.node], |r| r.get(0)).optional()
+    }
+    fn tail(&self) -> rusqlite::Result<(i64, Vec<u8>)> {
+        Ok(self
+            .tx
+            .query_row("SELECT tail_seq, tail_hash FROM nodes WHERE name = ?1", [self.node], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?
+            .unwrap_or((0, vec![0u8; 32])))
+    }
+    fn hash_at(&self, seq: i64) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.tx
+            .query_row("SELECT hash FROM records WHERE node = ?1 AND seq = ?2", params![self.node, seq], |r| r.get(0))
+            .optional()
+    }
+}
+
+impl Store for SqliteStore {
+    fn add_token(&self, sha256: &[u8], role: Role, name: &str, now_ms: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO tokens (sha256, role, name, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![sha256, role.as_str(), name, now_ms],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn token(&self, sha256: &[u8]) -> Result<Option<(Role, String)>, StoreError> {
+        let row: Option<(String, String)> = self.with(|c| {
+            c.query_row("SELECT role, name FROM tokens WHERE sha256 = ?1", [sha256], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })?;
+        Ok(row.and_then(|(r, n)| Some((Role::parse(&r)?, n))))
+    }
+
+    fn ingest(&self, batch: &Checked, now_ms: i64) -> Result<Verdict, StoreError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let verdict = ingest::judge(&TxView { tx: &tx, node: &batch.node }, batch)?;
+            match &verdict {
+                Verdict::Accepted(a) => {
+                    store_new(&tx, batch, a.new_from, now_ms)?;
+                    tx.commit()?;
+                }
+                Verdict::Refused(r) => {
+                    drop(tx);
+                    let sessions: std::collections::BTreeSet<&str> =
+                        batch.records.iter().map(|r| r.session.as_str()).collect();
+                    c.execute(
+                        "INSERT INTO refusals (ts_ms, node, reason, detail, first_seq, last_seq, records, sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            now_ms,
+                            batch.node,
+                            r.reason,
+                            r.detail,
+                            batch.records.first().map(|r| r.seq),
+                            batch.records.last().map(|r| r.seq),
+                            batch.records.len() as i64,
+                            sessions.into_iter().collect::<Vec<_>>().join(" ")
+                        ],
+                    )?;
+                }
+            }
+            Ok(verdict)
+        })
+    }
+
+    fn sessions(&self, f: &SessionFilter, limit: usize) -> Result<Vec<SessionRow>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {COLS} FROM sessions WHERE (?1 IS NULL OR node = ?1) AND (?2 IS NULL OR (?2 = 'unfinished' AND outcome IS NULL) OR outcome = ?2) AND (?3 IS NULL OR started_ms >= ?3) AND (?4 IS NULL OR started_ms < ?4) ORDER BY started_ms DESC, node, session LIMIT ?5"
+            ))?;
+            let rows =
+                st.query_map(params![f.node, f.outcome, f.since_ms, f.until_ms, limit as i64], session_row)?;
+            rows.collect()
+        })
+    }
+
+    fn session(&self, id: &str) -> Result<Vec<(SessionRow, Vec<StoredRecord>)>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(&format!("SELECT {COLS} FROM sessions WHERE session = ?1 ORDER BY node"))?;
+            let rows: Vec<SessionRow> = st.query_map([id], session_row)?.collect::<rusqlite::Result<_>>()?;
+            let mut out = vec![];
+            let mut rs = c.prepare(
+                "SELECT seq, kind, ts_ms, payload FROM records WHERE session = ?1 AND node = ?2 ORDER BY seq",
+            )?;
+            for row in rows {
+                let recs = rs
+                    .query_map(params![id, row.node], |r| {
+                        Ok(StoredRecord { seq: r.get(0)?, kind: r.get(1)?, ts_ms: r.get(2)?, payload: r.get(3)? })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                out.push((row, recs));
+            }
+            Ok(out)
+        })
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        self.with(|c| SqliteStore::nodes_query(c))
+    }
+
+    fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT ts_ms, node, reason, detail, first_seq, last_seq, records, sessions FROM refusals ORDER BY id DESC LIMIT ?1")?;
+            let rows = st.query_map([limit as i64], |r| {
+                Ok(RefusalRow {
+                    ts_ms: r.get(0)?,
+                    node: r.get(1)?,
+                    reason: r.get(2)?,
+                    detail: r.get(3)?,
+                    first_seq: r.get(4)?,
+                    last_seq: r.get(5)?,
+                    records: r.get(6)?,
+                    sessions: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+impl SqliteStore {
+    fn nodes_query(c: &Connection) -> rusqlite::Result<Vec<NodeRow>> {
+        let mut st = c.prepare(
+            "SELECT name, public_key, first_seen_ms, last_seen_ms, tail_seq,
+                    (SELECT count(*) FROM sessions WHERE sessions.node = nodes.name),
+                    (SELECT count(*) FROM refusals WHERE refusals.node = nodes.name)
+             FROM nodes ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(NodeRow {
+                name: r.get(0)?,
+                public_key: r.get(1)?,
+                first_seen_ms: r.get(2)?,
+                last_seen_ms: r.get(3)?,
+                tail_seq: r.get(4)?,
+                sessions: r.get(5)?,
+                refusals: r.get(6)?,
+            })
+        })?;
+        rows.collect()
+    }
+}
+
+const COLS: &str = "node, session, started_ms, ended_ms, records, start, outcome, exit_code, denials, alerts, sealed";
+
+fn session_row(r: &rusqlite::Row) -> rusqlite::Result<SessionRow> {
+    Ok(SessionRow {
+        node: r.get(0)?,
+        session: r.get(1)?,
+        started_ms: r.get(2)?,
+        ended_ms: r.get(3)?,
+        records: r.get(4)?,
+        start: r
+            .get::<_, Option<String>>(5)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(serde_json::Value::Null),
+        outcome: r.get(6)?,
+        exit_code: r.get(7)?,
+        denials: r.get(8)?,
+        alerts: r.get(9)?,
+        sealed: r.get::<_, i64>(10)? != 0,
+    })
+}
+
+/// Inserts the records from index `from` on (those before it were already stored), moves the
+/// node's tail, and keeps the per-session summary the dashboard lists.
+fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlite::Result<()> {
+    let (tail_seq, tail_hash) = match b.records.last() {
+        Some(last) if from < b.records.len() => (Some(last.seq), Some(last.hash.clone())),
+        _ => (None, None),
+    };
+    tx.execute(
+        "INSERT INTO nodes (name, public_key, first_seen_ms, last_seen_ms, tail_seq, tail_hash) VALUES (?1, ?2, ?3, ?3, COALESCE(?4, 0), COALESCE(?5, zeroblob(32)))
+         ON CONFLICT (name) DO UPDATE SET last_seen_ms = ?3, tail_seq = COALESCE(?4, tail_seq), tail_hash = COALESCE(?5, tail_hash)",
+        params![b.node, b.public_key_hex, now_ms, tail_seq, tail_hash],
+    )?;
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO records (node, seq, session, kind, ts_ms, payload, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut sess = tx.prepare_cached(
+        "INSERT INTO sessions (node, session, started_ms, records) VALUES (?1, ?2, ?3, 1) ON CONFLICT (node, session) DO UPDATE SET records = records + 1",
+    )?;
+    for r in &b.records[from..] {
+        ins.execute(params![b.node, r.seq, r.session, r.kind, r.ts_ms, r.body, r.prev, r.hash])?;
+        sess.execute(params![b.node, r.session, r.ts_ms])?;
+        let v = || serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default();
+        let key = params![b.node, r.session];
+        match r.kind.as_str() {
+            "start" => {
+                tx.execute(
+                    "UPDATE sessions SET start = ?3, started_ms = ?4 WHERE node = ?1 AND session = ?2",
+                    params![b.node, r.session, r.body, r.ts_ms],
+                )?;
+            }
+            "end" => {
+                let e = v();
+                tx.execute(
+                    "UPDATE sessions SET ended_ms = ?3, outcome = ?4, exit_code = ?5, denials = denials + ?6 WHERE node = ?1 AND session = ?2",
+                    params![
+                        b.node,
+                        r.session,
+                        r.ts_ms,
+                        e["ending"]["kind"].as_str().unwrap_or("unknown"),
+                        e["exit_code"].as_i64(),
+                        e["denials_total"].as_i64().unwrap_or(0)
+                    ],
+                )?;
+            }
+            // The sensor's refusals (per call, every layer) add to the supervisor's (in `end`), as
+            // `cordon audit show` counts them.
+            "sensor.summary" => {
+                tx.execute(
+                    "UPDATE sessions SET denials = denials + ?3 WHERE node = ?1 AND session = ?2",
+                    params![b.node, r.session, v()["denials_total"].as_i64().unwrap_or(0)],
+                )?;
+            }
+            "alert" => {
+                tx.execute("UPDATE sessions SET alerts = alerts + 1 WHERE node = ?1 AND session = ?2", key)?;
+            }
+            "seal" => {
+                tx.execute("UPDATE sessions SET sealed = 1 WHERE node = ?1 AND session = ?2", key)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn db(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Db { path: path.display().to_string(), source: e }
+}
