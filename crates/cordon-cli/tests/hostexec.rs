@@ -279,7 +279,8 @@ fn a_placeholder_that_cannot_be_made_refuses_the_session() {
 }
 
 /// With --monitor the write watch is off and the sensor names refusals: a plant of .envrc, which
-/// the placeholder refuses with EROFS (a write) or EBUSY (a rename over it), is named in the summary
+/// the placeholder refuses with EACCES (a write: the socket has no write bit) or EBUSY (a rename over
+/// it), is named in the summary
 /// and the report as a refusal of the session's mounts, with why and how to allow it.
 #[test]
 fn a_refused_plant_is_named_under_monitor() {

@@ -54,7 +54,7 @@ fn want(op: Kind, e: &Event) -> Access {
 impl Attribution {
     /// A write to a protected workspace path (fs.protect: `.envrc`, ...) that failed with the
     /// errno of what the session's mounts put there: EROFS (the read-only bind), ENXIO (opening a
-    /// placeholder, a socket, to write), ENOTDIR (creating below one, or renaming a directory over
+    /// placeholder, a socket, to write with CAP_DAC_OVERRIDE; without it EACCES, a refusal anyway), ENOTDIR (creating below one, or renaming a directory over
     /// one), EISDIR (opening an existing directory to write), EBUSY (a rename or removal of a mount
     /// point) or EEXIST (creating over one). These are not EACCES/EPERM, so
     /// without this they would not count as refusals at all, and a refused plant would go unnamed.

@@ -16,11 +16,14 @@ pub struct Staging {
     session: String,
     dir: Option<PathBuf>,
     failed: bool,
+    /// The directory, locked while this supervisor lives: a supervisor in another pid namespace
+    /// (sharing /dev/shm) cannot tell by the pid whether this one is alive, and a pid is reused.
+    lock: Option<nix::fcntl::Flock<std::fs::File>>,
 }
 
 impl Staging {
     pub fn new(session: &str) -> Staging {
-        Staging { session: session.to_string(), dir: None, failed: false }
+        Staging { session: session.to_string(), dir: None, failed: false, lock: None }
     }
 
     /// The directory, made 0700 (with the supervisor's pid, for collection) on first use; None when
@@ -32,7 +35,9 @@ impl Staging {
             let dir = base.join(format!("{PREFIX}{}", self.session));
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
-                    // Whose it is: a supervisor killed with SIGKILL cannot remove it; the next one does.
+                    // Locked, then marked with the pid (a collector skips it until then): a supervisor
+                    // killed with SIGKILL cannot remove it; the next one does.
+                    self.lock = lock(&dir, nix::fcntl::FlockArg::LockShared);
                     let _ = std::fs::write(dir.join("pid"), std::process::id().to_string());
                     self.dir = Some(dir);
                 }
@@ -54,6 +59,17 @@ impl Drop for Staging {
             let _ = std::fs::remove_dir_all(d);
         }
     }
+}
+
+/// `dir` opened and locked (None when it cannot be).
+fn lock(dir: &Path, how: nix::fcntl::FlockArg) -> Option<nix::fcntl::Flock<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+        .ok()?;
+    nix::fcntl::Flock::lock(f, how).ok()
 }
 
 /// /dev/shm when it is a directory this user may write in (a tmpfs on every Linux distribution),
@@ -82,9 +98,10 @@ fn collect_stale(base: &Path) {
         let dir = e.path();
         let ours = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == me);
         let pid: Option<i32> = std::fs::read_to_string(dir.join("pid")).ok().and_then(|p| p.trim().parse().ok());
-        // Alive: the process exists (kill 0 says so even for EPERM, which cannot be ours anyway).
+        // Alive: the process exists (kill 0 says so even for EPERM, which cannot be ours anyway),
+        // or it holds the directory's lock (from another pid namespace too).
         let alive = pid.is_some_and(|p| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None).is_ok());
-        if ours && pid.is_some() && !alive {
+        if ours && pid.is_some() && !alive && lock(&dir, nix::fcntl::FlockArg::LockExclusiveNonblock).is_some() {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
@@ -119,5 +136,17 @@ mod tests {
         if shm.unwrap_or(false) {
             assert_eq!(base(), Path::new("/dev/shm"));
         }
+    }
+
+    #[test]
+    fn a_live_supervisor_s_directory_is_not_collected_even_when_its_pid_looks_gone() {
+        let mut live = Staging::new(&format!("unit-live-{}", std::process::id()));
+        let dir = live.dir().expect("made").to_path_buf();
+        // As seen from another pid namespace, or after the pid was reused: a pid that is not alive.
+        std::fs::write(dir.join("pid"), "999999999").expect("pid");
+        collect_stale(&base());
+        assert!(dir.exists(), "held by its lock");
+        drop(live);
+        assert!(!dir.exists());
     }
 }

@@ -85,7 +85,7 @@ pub const LAYERS: &[Layer] = &[
     Layer {
         name: "placeholder",
         what:
-            "an absent protected path is a socket inode bound read-only, a mount point (ENXIO, ENOTDIR, EEXIST, EBUSY)",
+            "an absent protected path is a socket inode with no write bit bound read-only, a mount point (EACCES, ENOTDIR, EEXIST, EBUSY)",
         sensor: None,
     },
     Layer {

@@ -10,7 +10,8 @@
 //! The placeholder is a unix socket inode of mode [`PLACEHOLDER_MODE`] (no one listens on it): it
 //! has no data, so making and removing it costs no block (a directory's one block, freed at each
 //! session's end, waited for the device's trim on a filesystem mounted with `discard`: ~2.4 ms
-//! each); opening it fails (ENXIO), creating under it fails (ENOTDIR), and git ignores it, so the
+//! each); opening it to write fails (EACCES: no write bit), creating under it fails (ENOTDIR), and
+//! git ignores it, so the
 //! session's `git add -A` commits nothing of it (an empty file would be). Except where git reads
 //! the name as a file whenever it exists (`.git/commondir`, `.git/config.worktree`; see
 //! [`placeholder_file`]): there the placeholder is a file of mode [`PLACEHOLDER_FILE_MODE`], made
@@ -27,12 +28,14 @@
 
 use crate::error::SandboxError;
 use crate::plan::ns::{
-    is_placeholder, placeholder_file, placeholders, NsPlan, PLACEHOLDER_FILE_MODE, PLACEHOLDER_MODE,
+    is_placeholder, is_placeholder_mode, placeholder_file, placeholders, NsPlan, PLACEHOLDER_FILE_MODE,
+    PLACEHOLDER_MODE,
 };
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{Mode, SFlag};
 use std::fs::File;
 use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -123,39 +126,63 @@ fn make_file(path: &Path, content: &str) -> std::io::Result<()> {
 
 impl Drop for Placeholders {
     fn drop(&mut self) {
-        for (dir, lock, held) in self.dirs.drain(..) {
+        for (_, lock, held) in self.dirs.drain(..) {
             // Another session holds the directory: the last one to end removes them.
-            let Ok(_exclusive) = lock.relock(FlockArg::LockExclusiveNonblock) else { continue };
+            if lock.relock(FlockArg::LockExclusiveNonblock).is_err() {
+                continue;
+            }
+            // Everything through the locked directory's descriptor: its path may name another
+            // directory by now (the session could rename one in the workspace and leave a symlink).
+            let dir = lock.as_fd();
             for (path, dev, ino) in held {
-                remove_if_ours(&path, Some((dev, ino)));
+                if let Some(name) = path.file_name() {
+                    remove_if_ours(dir, name.as_ref(), Some((dev, ino)), placeholder_file(&path));
+                }
             }
             // What sessions that ended while this one held the directory left there.
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            let Ok(entries) = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd())) else { continue };
             for e in entries.flatten() {
                 if e.file_type().is_ok_and(|t| t.is_socket()) {
-                    remove_if_ours(&e.path(), None);
+                    remove_if_ours(dir, e.file_name().as_ref(), None, None);
                 }
             }
         }
     }
 }
 
-/// Removes the placeholder at `path` if it still is one (and the inode held, when given). A
-/// directory placeholder that is not empty, or a file placeholder whose content changed, was
-/// changed by a host process: it stays, and is no longer cordon's.
-fn remove_if_ours(path: &Path, held: Option<(u64, u64)>) {
-    let Ok(md) = path.symlink_metadata() else { return };
-    if !is_placeholder(&md) || held.is_some_and(|h| h != (md.dev(), md.ino())) {
+/// Removes the placeholder `name` in `dir` if it still is one (and the inode held, when given).
+/// A directory placeholder another process holds locked (a session of a cordon from before
+/// placeholders were sockets) or that is not empty, or a file placeholder whose content changed
+/// (`file`), stays: it is in use, or a host process changed it and it is no longer cordon's.
+fn remove_if_ours(dir: BorrowedFd, name: &Path, held: Option<(u64, u64)>, file: Option<&str>) {
+    use nix::fcntl::{AtFlags, OFlag};
+    use nix::unistd::UnlinkatFlags;
+    let Ok(st) = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else { return };
+    if !is_placeholder_mode(st.st_mode) || held.is_some_and(|h| h != (st.st_dev, st.st_ino)) {
         return;
     }
-    if md.is_dir() {
-        let _ = std::fs::remove_dir(path);
-    } else if md.file_type().is_socket() {
-        let _ = std::fs::remove_file(path);
-    } else if let Some(content) = placeholder_file(path) {
-        if std::fs::read(path).is_ok_and(|now| now == content.as_bytes()) {
-            let _ = std::fs::remove_file(path);
+    let open =
+        |flags: OFlag| nix::fcntl::openat(dir, name, flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty());
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFSOCK => {
+            let _ = nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
         }
+        libc::S_IFDIR => {
+            let Ok(fd) = open(OFlag::O_RDONLY | OFlag::O_DIRECTORY) else { return };
+            if let Ok(_held) = Flock::lock(File::from(fd), FlockArg::LockExclusiveNonblock) {
+                let _ = nix::unistd::unlinkat(dir, name, UnlinkatFlags::RemoveDir);
+            }
+        }
+        libc::S_IFREG => {
+            let Ok(fd) = open(OFlag::O_RDONLY) else { return };
+            let mut now = vec![];
+            let same = std::io::Read::read_to_end(&mut File::from(fd), &mut now).is_ok()
+                && file.is_some_and(|c| c.as_bytes() == now);
+            if same {
+                let _ = nix::unistd::unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -245,6 +272,38 @@ mod tests {
         let p = Placeholders::hold(&plan(&[&d])).expect("hold");
         assert_eq!(format!("{p:?}"), format!("[{d:?}]"));
         drop(p);
+        assert!(d.symlink_metadata().is_err());
+    }
+
+    #[test]
+    fn the_end_works_in_the_locked_directory_even_if_its_name_now_leads_elsewhere() {
+        let t = crate::testutil::Tmp::new("placeholders-moved");
+        let (sub, moved, other) = (t.0.join("sub"), t.0.join("moved"), t.0.join("other"));
+        std::fs::create_dir(&sub).expect("mkdir");
+        std::fs::create_dir(&other).expect("mkdir");
+        let victim = other.join("app.sock");
+        socket(&victim, 0o1444);
+        let p = Placeholders::hold(&plan(&[&sub.join(".envrc")])).expect("hold");
+        std::fs::rename(&sub, &moved).expect("rename");
+        std::os::unix::fs::symlink(&other, &sub).expect("symlink");
+        drop(p);
+        assert!(victim.symlink_metadata().is_ok(), "nothing is removed through the new name");
+        assert!(moved.join(".envrc").symlink_metadata().is_err(), "the placeholder in the locked directory goes");
+    }
+
+    #[test]
+    fn an_old_directory_placeholder_another_session_holds_stays() {
+        let t = crate::testutil::Tmp::new("placeholders-old-held");
+        let d = t.0.join(".envrc");
+        std::fs::create_dir(&d).expect("mkdir");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(crate::plan::ns::PLACEHOLDER_DIR_MODE))
+            .expect("chmod");
+        // How a session of an earlier cordon held it: a shared lock on the directory itself.
+        let old = Flock::lock(File::open(&d).expect("open"), FlockArg::LockShared).expect("lock");
+        drop(Placeholders::hold(&plan(&[&d])).expect("hold"));
+        assert!(d.symlink_metadata().is_ok(), "still bound by the other session");
+        drop(old);
+        drop(Placeholders::hold(&plan(&[&d])).expect("hold"));
         assert!(d.symlink_metadata().is_err());
     }
 }

@@ -36,7 +36,7 @@ pub enum MountOp {
     Pin { path: PathBuf },
     /// Bind a path onto itself read-only. `placeholder`: the path is the first missing component
     /// on the way to an absent protected path (or a placeholder found there); before the session
-    /// the supervisor makes it an empty directory of mode [`PLACEHOLDER_MODE`] (a file for the
+    /// the supervisor makes it a socket inode of mode [`PLACEHOLDER_MODE`] (a file for the
     /// names in [`placeholder_file`]) and removes it after, so that the bind keeps the protected
     /// path from being created.
     ReadOnly { path: PathBuf, placeholder: bool, why: String },
@@ -81,8 +81,9 @@ pub struct NsPlan {
 /// [`is_placeholder`]); nobody makes one by accident. A socket, because it has no data: removing a
 /// directory placeholder freed its one block, which on a filesystem mounted with `discard` (common
 /// on cloud VMs, and these machines) waited for the device to trim it: ~2.4 ms per placeholder at
-/// each session's end, ~25 ms for the default profile's ten. Opening one fails (ENXIO), creating
-/// below it fails (ENOTDIR), and git, `git add -A` included, ignores sockets.
+/// each session's end, ~25 ms for the default profile's ten. Opening one to write fails (EACCES: no
+/// write bit, and a session has no capability to override it; ENXIO for a process that has),
+/// creating below it fails (ENOTDIR), and git, `git add -A` included, ignores sockets.
 pub const PLACEHOLDER_MODE: libc::mode_t = 0o1444;
 
 /// The mode of a placeholder directory that cordon made before placeholders were sockets: read and
@@ -99,11 +100,19 @@ pub const PLACEHOLDER_FILE_MODE: u32 = 0o1444;
 /// whoever removes it), or a regular file of mode [`PLACEHOLDER_FILE_MODE`] (its content is checked
 /// by whoever removes it).
 pub fn is_placeholder(md: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let mode = md.mode() & 0o7777;
-    (md.file_type().is_socket() && mode & 0o1000 != 0 && mode & 0o222 == 0)
-        || (md.is_dir() && mode == PLACEHOLDER_DIR_MODE)
-        || (md.is_file() && mode == PLACEHOLDER_FILE_MODE)
+    use std::os::unix::fs::MetadataExt;
+    is_placeholder_mode(md.mode())
+}
+
+/// [`is_placeholder`] from a `st_mode` (type and permission bits).
+pub fn is_placeholder_mode(st_mode: u32) -> bool {
+    let mode = st_mode & 0o7777;
+    match st_mode & libc::S_IFMT {
+        libc::S_IFSOCK => mode & 0o1000 != 0 && mode & 0o222 == 0,
+        libc::S_IFDIR => mode == PLACEHOLDER_DIR_MODE,
+        libc::S_IFREG => mode == PLACEHOLDER_FILE_MODE,
+        _ => false,
+    }
 }
 
 /// Where git reads a path as a file whenever it exists, a placeholder socket or directory would break every
