@@ -21,8 +21,10 @@ struct Server {
 }
 
 impl Server {
+    /// On a port below the kernel's ephemeral range, free now: tests that restart the server on
+    /// its address need one that no other test's connection can be given meanwhile.
     fn start(dir: &Path) -> Server {
-        Server::start_on(dir, "127.0.0.1:0")
+        Server::start_on(dir, &format!("127.0.0.1:{}", fixed_port()))
     }
 
     fn start_on(dir: &Path, listen: &str) -> Server {
@@ -57,8 +59,10 @@ impl Server {
         c.query_row(q, [], |r| r.get(0)).expect(q)
     }
 
+    /// SIGKILL and reap: through the Child, which never signals a pid it has already reaped (a
+    /// reaped pid may belong to another test's process by now).
     fn kill(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::SIGKILL);
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
@@ -67,6 +71,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A free loopback port in 20000..32000 (below ip_local_port_range's default 32768), chosen from
+/// this process's id so that parallel test binaries rarely try the same ones.
+fn fixed_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20000 + ((std::process::id().wrapping_mul(97).wrapping_add(n * 13)) % 12000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in 20000..32000");
 }
 
 fn token(db: &Path, role: &str, name: &str) -> String {
@@ -336,7 +355,7 @@ fn server_refuses_tampered_reordered_gapped_and_foreign_batches_whole() {
     // Per node: how far its chain is held and verified, and how many of its batches were refused.
     let (st, _, page) = http(&srv.addr, "GET", "/", &[("Authorization", &bearer(&viewer))], b"");
     assert_eq!(st, 200);
-    let row = format!("<a href=\"/?node=g\">g</a></td><td class=\"mono\">{}…</td><td>records 1..{n}, chain and seals verified</td><td>2</td><td>4</td>", &good.public_key[..16]);
+    let row = format!("<a href=\"/?node=g\">g</a></td><td class=\"mono\">{}…</td><td>records 1..{n}: hash chain verified, every seal signed by the pinned key (records after the last seal: chain only)</td><td>2</td><td>4</td>", &good.public_key[..16]);
     assert!(page.contains(&row), "no `{row}` in\n{page}");
     assert!(!page.contains(">t</a>"), "a node whose every batch was refused has nothing verified:\n{page}");
 }

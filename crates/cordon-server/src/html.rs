@@ -84,7 +84,13 @@ pub fn parse_time(s: &str) -> Option<i64> {
     let d: Vec<i64> = date.split('-').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     let t: Vec<i64> = time.split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
     let (&[y, m, day], 2..=3) = (d.as_slice(), t.len()) else { return None };
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || t.iter().any(|x| !(0..60).contains(x)) || t[0] > 23 {
+    // Years 1..=9999: a year the arithmetic below cannot hold is no date (a viewer's query string).
+    if !(1..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || t.iter().any(|x| !(0..60).contains(x))
+        || t[0] > 23
+    {
         return None;
     }
     // Days from civil (Howard Hinnant).
@@ -115,7 +121,7 @@ fn nodes(rows: &[NodeRow]) -> String {
     for n in rows {
         let _ = write!(
             b,
-            "<tr class=\"{}\"><td><a href=\"/?node={}\">{}</a></td><td class=\"mono\">{}…</td><td>records 1..{}, chain and seals verified</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"{}\"><td><a href=\"/?node={}\">{}</a></td><td class=\"mono\">{}…</td><td>records 1..{}: hash chain verified, every seal signed by the pinned key (records after the last seal: chain only)</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             if n.refusals > 0 { "bad" } else { "" },
             esc(&url(&n.name)),
             esc(&n.name),
@@ -200,7 +206,8 @@ pub fn session(id: &str, found: &[(SessionRow, Vec<StoredRecord>)]) -> String {
                 let _ = write!(
                     b,
                     "<tr class=\"{class}\"><td>+{:.3}s</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
-                    (ts - t0) as f64 / 1000.0,
+                    // A node's timestamps are its own: any i64, so no subtraction that can overflow.
+                    (ts as f64 - t0 as f64) / 1000.0,
                     r.seq,
                     esc(&kind),
                     esc(&text)
@@ -324,6 +331,8 @@ mod tests {
     fn times_parse_and_print_as_civil_utc() {
         assert_eq!(utc(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(parse_time("2000-02-29"), Some(951_782_400_000));
+        assert_eq!(parse_time("300000000-01-01"), None, "a year no arithmetic here holds");
+        assert_eq!(parse_time("0-01-01"), None);
         assert_eq!(parse_time("2026-11-30T04:17:35"), Some(1_796_012_255_000));
         assert_eq!(parse_time("2026-11-30 04:17"), Some(1_796_012_220_000));
         assert_eq!(parse_time("123"), Some(123));

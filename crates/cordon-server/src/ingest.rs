@@ -95,7 +95,17 @@ pub enum Verdict {
 
 pub fn judge<V: ChainView>(view: &V, b: &Checked) -> Result<Verdict, V::Error> {
     let refuse = |reason, detail: String, seq| Ok(Verdict::Refused(Refused { reason, detail, seq }));
-    if let Some(pinned) = view.pinned_key()? {
+    let pinned = view.pinned_key()?;
+    // A node's key is pinned by its first batch: one with no record would pin a key that vouches
+    // for nothing (a stolen node token's).
+    if pinned.is_none() && b.records.is_empty() {
+        return refuse(
+            "empty",
+            format!("node `{}`'s first batch holds no record: nothing to pin its key to", b.node),
+            None,
+        );
+    }
+    if let Some(pinned) = pinned {
         if pinned != b.public_key_hex {
             return refuse(
                 "key",
@@ -149,12 +159,7 @@ pub fn judge<V: ChainView>(view: &V, b: &Checked) -> Result<Verdict, V::Error> {
     let ended = new
         .iter()
         .filter(|r| r.kind == "end")
-        .map(|r| {
-            serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default()["ending"]["kind"]
-                .as_str()
-                .unwrap_or("unknown")
-                .to_string()
-        })
+        .map(|r| outcome(&serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default()).to_string())
         .collect();
     Ok(Verdict::Accepted(Accepted {
         accepted: new.len(),
@@ -188,5 +193,30 @@ mod tests {
         assert!(bad(rec("xx").as_bytes()).contains("records[0].prev"));
         assert!(bad(rec("00").as_bytes()).contains("not 32 bytes"));
         assert!(check(rec(&"00".repeat(32)).as_bytes()).is_ok());
+    }
+}
+
+/// A session's outcome from its `end` record's body, one of a fixed set: it becomes a metrics label
+/// and a filter value, and a node controls the body (a made-up kind must not write lines into
+/// `/metrics` nor add a series per value).
+pub fn outcome(end: &serde_json::Value) -> &'static str {
+    match end["ending"]["kind"].as_str() {
+        Some("exited") => "exited",
+        Some("signaled") => "signaled",
+        Some("setup_failed") => "setup_failed",
+        Some("exec_failed") => "exec_failed",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    #[test]
+    fn an_outcome_is_one_of_a_fixed_set_whatever_the_node_sends() {
+        let end = |k: &str| serde_json::json!({"ending": {"kind": k}});
+        assert_eq!(super::outcome(&end("exited")), "exited");
+        assert_eq!(super::outcome(&end("exec_failed")), "exec_failed");
+        assert_eq!(super::outcome(&end("x\"} 1\nfake_metric 9")), "other");
+        assert_eq!(super::outcome(&serde_json::json!({})), "other");
     }
 }

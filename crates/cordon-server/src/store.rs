@@ -359,7 +359,7 @@ fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlit
                         b.node,
                         r.session,
                         r.ts_ms,
-                        e["ending"]["kind"].as_str().unwrap_or("unknown"),
+                        crate::ingest::outcome(&e),
                         e["exit_code"].as_i64(),
                         e["denials_total"].as_i64().unwrap_or(0)
                     ],
