@@ -182,7 +182,18 @@ fn the_python_sdk_client_reaches_a_python_sdk_server_in_its_sandbox_through_the_
         let tools: Vec<&str> = v["tools"].as_array().expect("tools").iter().filter_map(|t| t.as_str()).collect();
         assert_eq!(
             tools,
-            ["py__crash", "py__echo", "py__env", "py__flood", "py__mutate", "py__read", "py__sleep", "py__write"],
+            [
+                "py__count",
+                "py__crash",
+                "py__echo",
+                "py__effects",
+                "py__env",
+                "py__flood",
+                "py__mutate",
+                "py__read",
+                "py__sleep",
+                "py__write"
+            ],
             "{ctx}"
         );
         assert_eq!(call(&v, 0), ("hi", false), "{ctx}");
@@ -424,7 +435,11 @@ fn a_bad_config_is_reported_with_its_position_and_nothing_starts() {
             "duplicate",
         ),
         (format!("[servers.ok]\ncommand = [\"{py}\"]\ncomand = 1\n"), "gw.toml:3:1", "unknown field"),
-        (format!("[servers.ok]\ncommand = [\"{py}\"]\nisolation = \"call\"\n"), "gw.toml:3:13", "servers.ok.isolation"),
+        (
+            format!("[servers.ok]\ncommand = [\"{py}\"]\nisolation = \"calls\"\n"),
+            "gw.toml:3:13",
+            "servers.ok.isolation",
+        ),
     ];
     for (text, at, what) in cases {
         let cfg = setup(&e, &text);
@@ -1004,4 +1019,148 @@ fn the_python_sdk_client_calls_through_the_streamable_http_listener_which_only_a
         assert!(recs.iter().all(|r| r["identity"] == "http"), "{recs:?}");
         assert_eq!((recs[0]["tool"].as_str(), recs[0]["is_error"].as_bool()), (Some("echo"), Some(false)), "{recs:?}");
     }
+}
+
+/// The sessions of the log `db` by id: (started, ended) in ms.
+fn session_times(db: &Path) -> std::collections::HashMap<String, (i64, Option<i64>)> {
+    let store = cordon_audit::Store::open_read_only(db).expect("log");
+    store.sessions().expect("sessions").into_iter().map(|s| (s.session.clone(), (s.started_ms, s.ended_ms))).collect()
+}
+
+#[test]
+fn isolation_call_runs_each_call_in_a_fresh_server_in_its_own_session_and_concurrent_calls_in_two() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\nisolation = \"call\"\ntools.deny = [\"forbidden\"]\n"
+        ),
+    );
+    let db = e.root.join("audit.db");
+    let mut g = Raw::start_db(&e, &cfg, &db);
+    g.initialize();
+    // tools/list is answered from the listing made at start (no server runs for it).
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let names = listed(&r);
+    assert!(names.contains(&"py__count".to_string()) && !names.contains(&"py__forbidden".to_string()), "{r}");
+    // One after the other: each server process has answered one call only.
+    for id in [3, 4] {
+        let (r, _) = g.ask_id(id, &Raw::call_line(id, "py__count", json!({})));
+        assert!(text(&r).starts_with("count=1 "), "a fresh server per call: {r}");
+    }
+    // Two at once: both answered, each by a server of its own (count=1), in two sessions that ran
+    // at the same time.
+    g.send(&Raw::call_line(5, "py__count", json!({"seconds": 3})));
+    g.send(&Raw::call_line(6, "py__count", json!({"seconds": 3})));
+    // Answered in either order.
+    let (a, early) = g.answer(5);
+    let b = match early.into_iter().find(|m| m["id"] == 6) {
+        Some(b) => b,
+        None => g.answer(6).0,
+    };
+    assert!(text(&a).starts_with("count=1 ") && text(&b).starts_with("count=1 "), "{a} {b}");
+    let (r, _) = g.ask_id(7, &Raw::call_line(7, "py__forbidden", json!({})));
+    assert!(r["result"]["isError"] == true && text(&r).contains("servers.py.tools.deny"), "{r}");
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+    let recs = gw_records(&db, "tool_call");
+    let allowed: Vec<&Value> = recs.iter().filter(|r| r["decision"] == "allow").collect();
+    assert_eq!(allowed.len(), 4, "{recs:?}");
+    let sessions: Vec<String> = allowed.iter().map(|r| r["session"].as_str().expect("a session").to_string()).collect();
+    let distinct: std::collections::HashSet<&String> = sessions.iter().collect();
+    assert_eq!(distinct.len(), 4, "each call in a session of its own: {sessions:?}");
+    assert!(allowed.iter().all(|r| r["is_error"] == false), "{recs:?}");
+    // Every per-call session ended (its server stopped after the answer), and the two concurrent
+    // ones overlapped.
+    let times = session_times(&db);
+    let span = |s: &String| times.get(s).copied().expect("the call's session is in the log");
+    assert!(sessions.iter().all(|s| span(s).1.is_some()), "every per-call session ended: {times:?}");
+    let (c, d) = (span(&sessions[2]), span(&sessions[3]));
+    assert!(c.0 < d.1.unwrap_or(0) && d.0 < c.1.unwrap_or(0), "the concurrent calls' sessions overlap: {c:?} {d:?}");
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+}
+
+/// The one gateway session's id in the log `db`.
+fn gw_session(db: &Path) -> String {
+    let store = cordon_audit::Store::open_read_only(db).expect("log");
+    let s = store.sessions().expect("sessions");
+    s.into_iter().find(|s| s.session.starts_with("gw-")).expect("a gateway session").session
+}
+
+#[test]
+fn a_calls_effects_are_shown_under_it_and_not_under_the_call_after_it_or_an_overlapping_one() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.s]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\nmonitor = true\n\n\
+             [servers.c]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\nmonitor = true\nisolation = \"call\"\n"
+        ),
+    );
+    let db = e.root.join("audit.db");
+    let mut g = Raw::start_db(&e, &cfg, &db);
+    g.initialize();
+    let steps = [
+        (2, "s__effects", json!({"path": "/tmp/effect-s.txt"})),
+        (3, "s__echo", json!({"text": "after s"})),
+        (4, "c__effects", json!({"path": "/tmp/effect-c.txt"})),
+        (5, "c__echo", json!({"text": "after c"})),
+    ];
+    for (id, tool, args) in steps {
+        let (r, _) = g.ask_id(id, &Raw::call_line(id, tool, args));
+        assert_eq!(r["result"]["isError"], false, "{tool}: {r}");
+    }
+    // Two calls to server s at once: neither's effects can be told apart.
+    g.send(&Raw::call_line(6, "s__count", json!({"seconds": 2})));
+    g.send(&Raw::call_line(7, "s__effects", json!({"path": "/tmp/effect-s2.txt"})));
+    let (_, early) = g.answer(6);
+    if !early.iter().any(|m| m["id"] == 7) {
+        g.answer(7);
+    }
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+
+    let gw = gw_session(&db);
+    let recs = gw_records(&db, "tool_call");
+    let number = |tool: &str, arg: &str| {
+        recs.iter()
+            .find(|r| r["tool"] == tool && r["args"].to_string().contains(arg))
+            .and_then(|r| r["call"].as_u64())
+            .unwrap_or_else(|| panic!("no call {tool} {arg}: {recs:?}"))
+    };
+    let shown = |n: u64| {
+        let o = e.cordon(&["audit", "show", &format!("{gw}#{n}"), "--audit", &db.display().to_string()]);
+        assert!(o.status.success(), "{}", show(&o));
+        out(&o)
+    };
+    // isolation = "server": the call's effects between its forwarding and its answer.
+    let s1 = shown(number("effects", "effect-s.txt"));
+    assert!(s1.contains("shared by its calls") && s1.contains("/tmp/effect-s.txt"), "{s1}");
+    assert!(s1.contains("sensor.exec") && s1.contains("cordon-effects-marker"), "the process it started: {s1}");
+    let s2 = shown(number("echo", "after s"));
+    assert!(s2.contains("effect(s):"), "{s2}");
+    assert!(!s2.contains("effect-s") && !s2.contains("cordon-effects-marker"), "not the call before's: {s2}");
+    // isolation = "call": the call's own session.
+    let c1 = shown(number("effects", "effect-c.txt"));
+    assert!(c1.contains("the call's own") && c1.contains("/tmp/effect-c.txt"), "{c1}");
+    assert!(c1.contains("cordon-effects-marker"), "{c1}");
+    let c2 = shown(number("echo", "after c"));
+    assert!(!c2.contains("effect-c") && !c2.contains("cordon-effects-marker"), "{c2}");
+    // Overlapping calls to one server session: said, not guessed.
+    let o1 = shown(number("effects", "effect-s2.txt"));
+    assert!(o1.contains("NOT ATTRIBUTED") && !o1.contains("cordon-effects-marker"), "{o1}");
+    let o2 = shown(number("count", "seconds"));
+    assert!(o2.contains("NOT ATTRIBUTED"), "{o2}");
+    // A call that does not exist is named.
+    let o = e.cordon(&["audit", "show", &format!("{gw}#99"), "--audit", &db.display().to_string()]);
+    assert!(!o.status.success() && err(&o).contains("no call #99"), "{}", show(&o));
 }
