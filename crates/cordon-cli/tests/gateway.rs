@@ -1164,3 +1164,128 @@ fn a_calls_effects_are_shown_under_it_and_not_under_the_call_after_it_or_an_over
     let o = e.cordon(&["audit", "show", &format!("{gw}#99"), "--audit", &db.display().to_string()]);
     assert!(!o.status.success() && err(&o).contains("no call #99"), "{}", show(&o));
 }
+
+/// curl's HTTP status and body for an MCP initialize POSTed to `url` with `headers`.
+fn http_post(url: &str, headers: &[String]) -> (String, String) {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}"#;
+    let mut c = Command::new("curl");
+    c.args(["-s", "-w", "\n%{http_code}", "-X", "POST", "--data-binary", body]);
+    c.args(["-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream"]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let o = c.arg(url).output().expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.to_string(), body.to_string())
+}
+
+#[test]
+fn require_token_takes_only_valid_eddsa_tokens_whose_identity_is_recorded_and_whose_scope_limits_the_tools() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\nrequire_token = true\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n"
+        ),
+    );
+    let cfgs = cfg.display().to_string();
+    let db = e.root.join("audit.db");
+    let mint = |cfg: &str, args: &[&str]| {
+        let mut a = vec!["gateway", "token", "--config", cfg];
+        a.extend_from_slice(args);
+        let o = e.cordon(&a);
+        assert!(o.status.success(), "{}", show(&o));
+        out(&o).trim().to_string()
+    };
+    // Without a key the gateway does not start: require_token needs one.
+    let o = e.cordon(&["gateway", "--config", &cfgs, "--listen", "127.0.0.1:0", "--audit", &db.display().to_string()]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("gw.key") && err(&o).contains("cordon gateway token"), "{}", show(&o));
+    let alice = mint(&cfgs, &["--identity", "alice", "--ttl", "15m", "--scope", "py__echo"]);
+    let key = e.root.join("gw.key");
+    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600, "made 0600");
+    let bob = mint(&cfgs, &["--identity", "bob"]);
+    let expired = mint(&cfgs, &["--identity", "carol", "--ttl", "1s"]);
+    // A key others can read is refused, by name, by both commands.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = e.cordon(&["gateway", "token", "--config", &cfgs, "--identity", "x"]);
+    assert!(!o.status.success() && err(&o).contains("gw.key") && err(&o).contains("chmod 600"), "{}", show(&o));
+    let o = e.cordon(&["gateway", "--config", &cfgs, "--listen", "127.0.0.1:0", "--audit", &db.display().to_string()]);
+    assert!(o.status.code() == Some(125) && err(&o).contains("others can read it"), "{}", show(&o));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // Another config's key.
+    std::fs::create_dir_all(e.root.join("other")).expect("dir");
+    let other = e.root.join("other/gw.toml");
+    std::fs::copy(&cfg, &other).expect("copy");
+    std::fs::write(&other, std::fs::read_to_string(&cfg).expect("cfg").replace("home/ws", "../home/ws"))
+        .expect("other");
+    let wrong_key = mint(&other.display().to_string(), &["--identity", "mallory"]);
+    let parts: Vec<&str> = bob.split('.').collect();
+    let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+    let mut payload = parts[1].to_string();
+    let last = payload.pop().expect("payload");
+    payload.push(if last == 'A' { 'B' } else { 'A' });
+    let tampered = format!("{}.{payload}.{}", parts[0], parts[2]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
+    let bearer = |t: &str| vec![format!("Authorization: Bearer {t}")];
+    for (what, headers, says) in [
+        ("no token", vec![], "missing"),
+        ("not bearer", vec!["Authorization: Basic eDp5".to_string()], "not `Bearer TOKEN`"),
+        ("expired", bearer(&expired), "expired"),
+        ("another key", bearer(&wrong_key), "does not verify"),
+        ("alg none", bearer(&alg_none), "alg is `none`"),
+        ("tampered payload", bearer(&tampered), "does not verify"),
+    ] {
+        let (status, body) = http_post(&url, &headers);
+        assert_eq!(status, "401", "{what}: {body}");
+        assert!(body.contains(says), "{what}: {body}");
+    }
+    let (status, _) = http_post(&url, &bearer(&bob));
+    assert!(status.starts_with('2'), "a valid token is served: {status}");
+
+    // The Python SDK's client with alice's token: only the scoped tool is listed; another is
+    // refused naming the rule; bob's token sees every tool.
+    let client = |token: &str, calls: Value| {
+        let mut c = e.command(&py);
+        c.arg(e.ws.join("client.py")).args(["--url", &url]).env("CORDON_TEST_BEARER", token);
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
+        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+        let o = child.wait_with_output().expect("client");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", show(&o)));
+        v
+    };
+    let v = client(&alice, json!([{"tool": "py__echo", "args": {"text": "alice"}}, {"tool": "py__env"}]));
+    assert_eq!(v["tools"], json!(["py__echo"]), "{v}");
+    assert_eq!(call(&v, 0), ("alice", false), "{v}");
+    let (text, is_err) = call(&v, 1);
+    assert!(is_err && text.contains("token scope") && text.contains("--scope py__env"), "{v}");
+    let v = client(&bob, json!([{"tool": "py__echo", "args": {"text": "bob"}}]));
+    assert!(v["tools"].as_array().is_some_and(|t| t.len() > 1), "{v}");
+    assert_eq!(call(&v, 0), ("bob", false), "{v}");
+
+    let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    assert!(gw.wait().expect("wait").success());
+    let recs = gw_records(&db, "tool_call");
+    let who: Vec<(&str, &str, &str)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["identity"].as_str().unwrap_or(""),
+                r["tool"].as_str().unwrap_or(""),
+                r["decision"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(who, [("alice", "echo", "allow"), ("alice", "env", "deny"), ("bob", "echo", "allow")], "{recs:?}");
+    assert_eq!(recs[1]["rule"], "token scope", "{recs:?}");
+    assert!(!recs.iter().any(|r| r.to_string().contains(&alice)), "the token is in no record");
+}

@@ -45,6 +45,7 @@ struct RawConfig {
     max_result_bytes: Option<S<RawSize>>,
     audit_sync: Option<S<String>>,
     start_timeout: Option<S<String>>,
+    require_token: Option<S<bool>>,
     #[serde(default)]
     servers: BTreeMap<S<String>, S<RawServer>>,
 }
@@ -93,6 +94,9 @@ pub struct Config {
     pub max_result_bytes: usize,
     /// When a call's record counts as written, for forwarding the call.
     pub audit_sync: AuditSync,
+    /// Every HTTP request must carry a token from `cordon gateway token` (then the listener may be
+    /// beyond loopback).
+    pub require_token: bool,
 }
 
 /// `audit_sync`: a call is forwarded once its `tool_call` record is written to the log (it survives
@@ -211,8 +215,8 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Some("each server is one `[servers.NAME]` table; give the second one another name".to_string())
         } else if e.message().contains("unknown field") {
             Some(
-                "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync and [servers.NAME] \
-                 tables; a server takes command, policy, workspace, env, isolation, monitor, call_timeout, \
+                "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync, require_token \
+                 and [servers.NAME] tables; a server takes command, policy, workspace, env, isolation, monitor, call_timeout, \
                  start_timeout and tools (allow, deny)"
                     .to_string(),
             )
@@ -490,7 +494,8 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
         }
     }
     if errs.is_empty() {
-        Ok(Config { file: file.to_string(), servers, pinning, max_result_bytes, audit_sync })
+        let require_token = raw.require_token.as_ref().is_some_and(|r| *r.get_ref());
+        Ok(Config { file: file.to_string(), servers, pinning, max_result_bytes, audit_sync, require_token })
     } else {
         Err(GatewayError::Config(errs))
     }

@@ -3,7 +3,7 @@
 
 use crate::config::{Config, Isolation, Pinning, Server, SEP};
 use crate::decide::{decide, Decision};
-use crate::mcp::{Answer, Json, OnChange, Tools, UpstreamError};
+use crate::mcp::{Answer, Caller, Json, OnChange, Tools, UpstreamError};
 use crate::pin::{self, Check, Lock};
 use crate::record::{args_hash, redact, Log, ToolCall, ToolResult};
 use crate::upstream::Upstream;
@@ -305,7 +305,7 @@ impl Gateway {
 }
 
 impl Tools for Gateway {
-    async fn list(&self) -> Vec<Json> {
+    async fn list(&self, who: &Caller) -> Vec<Json> {
         let mut all = vec![];
         for i in 0..self.servers.len() {
             let s = &self.servers[i].server;
@@ -317,8 +317,13 @@ impl Tools for Gateway {
                     for (name, mut t) in tools {
                         // Denied tools are not offered; calling one by name is refused with the rule.
                         // Nor are tools changed since pinned, or not pinned.
-                        if decide(s, &name).allowed() && self.pinned(&s.name, &name, Some(&t)).is_ok() {
-                            t.insert("name".into(), format!("{}{SEP}{name}", s.name).into());
+                        // Nor tools the caller's token does not name.
+                        let served = format!("{}{SEP}{name}", s.name);
+                        if decide(s, &name).allowed()
+                            && self.pinned(&s.name, &name, Some(&t)).is_ok()
+                            && who.may(&served)
+                        {
+                            t.insert("name".into(), served.into());
                             all.push(t);
                         }
                     }
@@ -329,11 +334,11 @@ impl Tools for Gateway {
         all
     }
 
-    async fn call(&self, who: &'static str, name: String, args: Option<Json>) -> Answer {
+    async fn call(&self, who: &Caller, name: String, args: Option<Json>) -> Answer {
         let t0 = Instant::now();
         let mut rec = ToolCall {
             call: 0,
-            identity: who.into(),
+            identity: who.identity.clone(),
             server: String::new(),
             tool: name.clone(),
             args_sha256: args_hash(&args),
@@ -369,6 +374,16 @@ impl Tools for Gateway {
             self.log.refused(&rec);
             Answer::ToolError(text)
         };
+        if !who.may(&name) {
+            let scopes = who.scopes.clone().unwrap_or_default().join(", ");
+            let text = format!(
+                "cordon gateway refused `{name}`: the caller's token (identity `{}`) does not name it: its scope is \
+                 [{scopes}] (rule: token scope). To allow it: a token minted with --scope {name} (`cordon gateway token \
+                 --config {} --identity {} --scope {name}`).",
+                who.identity, self.config, who.identity
+            );
+            return refuse(rec, "token scope".into(), text);
+        }
         let d = decide(s, &tool);
         if let Decision::Deny { rule, fix } = &d {
             let text = format!(
@@ -586,17 +601,19 @@ pub struct Listeners {
 pub const MAX_HTTP_BODY: usize = crate::mcp::MAX_LINE;
 
 /// `--listen ADDR`: bound before anything starts (a port in use is an error with nothing started).
-/// Only a loopback address: serving beyond this machine needs callers identified (`require_token`,
-/// with tokens from `cordon gateway token`), which this version does not serve yet.
-pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, GatewayError> {
-    if !addr.ip().is_loopback() {
+/// A loopback address, unless callers are identified (`require_token`: every request carries a
+/// token from `cordon gateway token`).
+pub async fn bind(addr: std::net::SocketAddr, require_token: bool) -> Result<tokio::net::TcpListener, GatewayError> {
+    if !addr.ip().is_loopback() && !require_token {
         return Err(GatewayError::Listen {
             addr: addr.to_string(),
             why: "not a loopback address: anyone who can reach it could call every tool. Serving beyond this \
-                  machine needs require_token (every request carrying a token from `cordon gateway token`), which \
-                  this version does not serve yet"
+                  machine needs require_token = true in the config (every request carrying a token from \
+                  `cordon gateway token`)"
                 .into(),
-            hint: "listen on 127.0.0.1:PORT or [::1]:PORT (and reach it through an SSH tunnel from elsewhere)".into(),
+            hint: "listen on 127.0.0.1:PORT or [::1]:PORT (and reach it through an SSH tunnel from elsewhere), or set \
+                   require_token = true and give each caller a token"
+                .into(),
         });
     }
     tokio::net::TcpListener::bind(addr).await.map_err(|e| GatewayError::Listen {
@@ -610,8 +627,15 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
 /// MCP until the stdio client closes stdin (with --stdio) or SIGINT/SIGTERM, stops the servers,
 /// seals the record.
 pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Result<(), GatewayError> {
+    // require_token: the key is checked (present, private) before anything starts.
+    let tokens = if cfg.require_token {
+        let key = crate::token::load_key(&crate::token::key_path(Path::new(&cfg.file)), false)?;
+        Some(key.verifying_key())
+    } else {
+        None
+    };
     let listener = match on.listen {
-        Some(a) => Some(bind(a).await?),
+        Some(a) => Some(bind(a, cfg.require_token).await?),
         None => None,
     };
     let lock = match cfg.pinning {
@@ -689,7 +713,7 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
         // Ends (and so stops listening) when the select below does.
         let http = async {
             match listener {
-                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY).await,
+                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY, tokens).await,
                 None => std::future::pending().await,
             }
         };
