@@ -26,7 +26,12 @@ The configuration is checked whole before anything starts (errors name file:line
 Tools are pinned: `cordon gateway pin --config gateway.toml` writes each tool's definition and hash \
 into gateway.lock; a tool later served with another definition, or not pinned, is not listed and a \
 call to it is refused (and alerted on in the audit log). Without a lock file the gateway does not \
-start, unless the config says pinning = \"off\".";
+start, unless the config says pinning = \"off\".
+
+isolation = \"call\" on a server runs each tools/call in a fresh server in a fresh session (its own cgroup); \
+monitor = true (root) watches a server's sessions with the eBPF sensor, and `cordon audit show GW#N` prints \
+call N with what it did on the machine. require_token = true makes every HTTP request carry a token from \
+`cordon gateway token` (identity recorded on every call, scopes limiting the tools).";
 
 pub const PIN_LONG: &str = "Start the config's servers (each in its sandbox), list their tools and write \
 each tool's definition (name, title, description, input and output schema, annotations) and its SHA-256 \
