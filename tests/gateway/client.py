@@ -17,7 +17,15 @@ from mcp.client.streamable_http import streamable_http_client
 async def main() -> None:
     calls = json.load(sys.stdin)
     if sys.argv[1:2] == ["--url"]:
-        transport = streamable_http_client(sys.argv[2])
+        bearer = os.environ.get("CORDON_TEST_BEARER")
+        if bearer:
+            # A gateway with require_token: every request carries the token.
+            import httpx2
+
+            client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"})
+            transport = streamable_http_client(sys.argv[2], http_client=client)
+        else:
+            transport = streamable_http_client(sys.argv[2])
     else:
         argv = sys.argv[sys.argv.index("--") + 1 :]
         # The whole environment: the SDK passes only a few variables by default.

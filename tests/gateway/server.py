@@ -79,6 +79,31 @@ def crash() -> str:
     os._exit(3)
 
 
+CALLS = 0
+
+
+@server.tool()
+async def count(seconds: float = 0) -> str:
+    """How many calls this server process has answered (this one included), after a while: a server
+    started for each call (isolation = "call") never says more than 1."""
+    global CALLS
+    CALLS += 1
+    n = CALLS
+    await anyio.sleep(seconds)
+    return f"count={n} pid={os.getpid()}"
+
+
+@server.tool()
+def effects(path: str) -> str:
+    """Write a file and start a process (what the gateway links to the call that did it)."""
+    import subprocess
+
+    with open(path, "w") as f:
+        f.write("made by the effects tool\n")
+    subprocess.run(["/bin/sh", "-c", "exec /bin/true cordon-effects-marker"], check=True)
+    return "done"
+
+
 @server.tool()
 def forbidden() -> str:
     """A tool the gateway's config denies."""

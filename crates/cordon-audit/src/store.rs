@@ -72,6 +72,13 @@ fn is_root() -> bool {
 
 pub struct Store {
     conn: Connection,
+    /// The database file, open for as long as the connection (dropped after it), for the head's
+    /// flock. Never closed before: closing any descriptor of the file drops every POSIX lock this
+    /// process holds on it, SQLite's included, and a writer that lost its SHARED lock is taken by
+    /// another process's closing connection for gone: that one checkpoints and deletes the WAL
+    /// under it, and the log is corrupt (found in a long-lived gateway whose per-call sessions
+    /// ended while it wrote). None when read-only.
+    db_file: Option<std::fs::File>,
     path: PathBuf,
     key: Option<SigningKey>,
     imported: Vec<String>,
@@ -117,6 +124,7 @@ impl Store {
         check_owned(&path, "the database").map_err(|m| damaged(&path, &m))?;
         private_file(&path).map_err(|e| io(&path, format!("cannot create the database file: {e}")))?;
         let conn = Connection::open(&path).map_err(db(&path))?;
+        let db_file = std::fs::File::open(&path).map_err(|e| io(&path, format!("cannot open: {e}")))?;
         // The busy timeout first: switching to WAL needs a lock that a concurrent first writer may hold.
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db(&path))?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").map_err(db(&path))?;
@@ -133,7 +141,7 @@ impl Store {
         check_owned(&spool::dir(&path), "the spool directory").map_err(|m| damaged(&path, &m))?;
         let key = crate::key::load_or_create(&path).map_err(|m| io(&path, m))?;
         check_single_link(&crate::files::key_path(&path)).map_err(|m| damaged(&path, &m))?;
-        let mut s = Store { conn, path, key: Some(key), imported: vec![], anchor: None };
+        let mut s = Store { conn, db_file: Some(db_file), path, key: Some(key), imported: vec![], anchor: None };
         s.check_head()?;
         s.imported = s.import_spool();
         Ok(s)
@@ -165,7 +173,7 @@ impl Store {
                 "no `records` table: not a cordon audit log, or damaged (`cordon audit verify` says more)",
             ));
         }
-        Ok(Store { conn, path, key: None, imported: vec![], anchor: None })
+        Ok(Store { conn, db_file: None, path, key: None, imported: vec![], anchor: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -267,16 +275,25 @@ impl Store {
     fn write_head(&self, seq: i64, hash: &[u8]) -> Result<(), AuditError> {
         let key = self.key.as_ref().ok_or_else(|| io(&self.path, "opened read-only".into()))?;
         let hp = head_path(&self.path);
-        let f = std::fs::File::open(&self.path).map_err(|e| io(&self.path, e.to_string()))?;
-        let _lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io(&hp, format!("cannot lock: {e}")))?;
-        if Head::read(&hp).ok().flatten().is_some_and(|h| h.seq >= seq && seq > 0) {
-            return Ok(());
-        }
-        if seq == 0 && hp.exists() {
-            return Ok(());
-        }
-        write_atomic(&hp, Head::sign(key, seq, hash).to_line().as_bytes()).map_err(|e| io(&hp, e.to_string()))
+        let f = self.db_file.as_ref().ok_or_else(|| io(&self.path, "opened read-only".into()))?;
+        // flock on the descriptor kept open (see `db_file`): a descriptor opened and closed here
+        // would drop SQLite's locks. Unlocked before returning, never closed.
+        use std::os::fd::AsRawFd;
+        #[allow(deprecated)]
+        nix::fcntl::flock(f.as_raw_fd(), nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|e| io(&hp, format!("cannot lock: {e}")))?;
+        let r = (|| {
+            if Head::read(&hp).ok().flatten().is_some_and(|h| h.seq >= seq && seq > 0) {
+                return Ok(());
+            }
+            if seq == 0 && hp.exists() {
+                return Ok(());
+            }
+            write_atomic(&hp, Head::sign(key, seq, hash).to_line().as_bytes()).map_err(|e| io(&hp, e.to_string()))
+        })();
+        #[allow(deprecated)]
+        let _ = nix::fcntl::flock(f.as_raw_fd(), nix::fcntl::FlockArg::Unlock);
+        r
     }
 
     /// The signed head of this log, as `cordon audit head` prints it.

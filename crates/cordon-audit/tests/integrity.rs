@@ -375,3 +375,37 @@ fn a_writer_never_seals_over_a_log_cut_short_under_it() {
         other => panic!("sealed over a cut log: {other:?}"),
     }
 }
+
+/// A writer that wrote its signed head still holds SQLite's lock on the database file. The head's
+/// flock once opened and closed the file, and closing any descriptor of a file drops every POSIX
+/// lock the process holds on it: another process's closing connection then took itself for the
+/// last one and deleted the WAL under the writer (a gateway's log corrupt after its per-call
+/// sessions ended). Probed with an open-file-description lock, which conflicts with this
+/// process's own POSIX locks.
+#[test]
+fn a_writer_keeps_sqlites_locks_after_writing_its_head() {
+    use nix::fcntl::{fcntl, FcntlArg};
+    let d = dir("locks");
+    let p = d.join("audit.db");
+    let mut s = Store::open(&p).expect("open");
+    s.append("a", &[("start".to_string(), 1, json!({"command": ["true"]}))]).expect("append");
+    s.seal("a", 2).expect("seal");
+    let probe = std::fs::File::open(&p).expect("probe");
+    let mut fl: nix::libc::flock = write_probe();
+    fcntl(&probe, FcntlArg::F_OFD_GETLK(&mut fl)).expect("F_OFD_GETLK");
+    assert_ne!(i32::from(fl.l_type), nix::libc::F_UNLCK, "SQLite's lock on the database file was dropped");
+    // Closing the probe drops the writer's locks too: the store goes first.
+    drop(s);
+    drop(probe);
+}
+
+/// A whole-file write lock request, for F_OFD_GETLK.
+fn write_probe() -> nix::libc::flock {
+    nix::libc::flock {
+        l_type: nix::libc::F_WRLCK as i16,
+        l_whence: nix::libc::SEEK_SET as i16,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    }
+}

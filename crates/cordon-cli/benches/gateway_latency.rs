@@ -3,9 +3,11 @@
 //! same server inside `cordon run --policy builtin:mcp-tool` (the sandbox's own share), and through
 //! the gateway (`--no-audit`, audited, and audited with `audit_sync = "call"`), all over stdio with the same client (the gateway's own
 //! rmcp client, `cordon_gateway::mcp::Client`), interleaved round by round so that they share the
-//! machine's state. Prints median, p90, p99 and the differences.
+//! machine's state. Prints median, p90, p99 and the differences. Then, on its own (each call costs
+//! a server's start, seconds, not milliseconds: interleaving it would only slow the others' rounds),
+//! the gateway with `isolation = "call"`: each call a fresh server in a fresh session.
 //! `cargo bench -p cordon-cli --bench gateway_latency` (CORDON_BENCH_N: rounds, default 2000;
-//! CORDON_TEST_MCP_PYTHON: the Python with `mcp`).
+//! CORDON_BENCH_N_CALL: per-call calls, default 100; CORDON_TEST_MCP_PYTHON: the Python with `mcp`).
 
 use cordon_gateway::mcp::{Client, Json};
 use std::path::{Path, PathBuf};
@@ -69,6 +71,14 @@ fn main() {
         format!("pinning = \"off\"\naudit_sync = \"call\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\n"),
     )
     .expect("gw-sync.toml");
+    // Each call in a fresh server in a fresh session.
+    let cfg_call = dir.join("gw-call.toml");
+    std::fs::write(
+        &cfg_call,
+        format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nisolation = \"call\"\n"),
+    )
+    .expect("gw-call.toml");
+    let n_call: usize = std::env::var("CORDON_BENCH_N_CALL").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
     let db = dir.join("audit.db").display().to_string();
     let db_sync = dir.join("audit-sync.db").display().to_string();
     let cfgs = cfg.display().to_string();
@@ -145,6 +155,30 @@ fn main() {
         for c in &cases {
             c.client.close().await;
         }
+        let cfgs_call = cfg_call.display().to_string();
+        let mut per_call = connect(
+            "cordon gateway --stdio --no-audit, isolation=call",
+            "py__echo",
+            &s(&[&cordon, "gateway", "--config", &cfgs_call, "--stdio", "--no-audit"]),
+            &dir,
+        )
+        .await;
+        for _ in 0..3 {
+            call(&per_call).await;
+        }
+        for _ in 0..n_call {
+            let ms = call(&per_call).await;
+            per_call.ms.push(ms);
+        }
+        let c = &mut per_call;
+        let mean = c.ms.iter().sum::<f64>() / c.ms.len() as f64;
+        let (a, b, d) = (pct(&mut c.ms, 0.5), pct(&mut c.ms, 0.9), pct(&mut c.ms, 0.99));
+        let (lo, hi) = (pct(&mut c.ms, 0.0), pct(&mut c.ms, 1.0));
+        println!("{n_call} calls, one after another; ms per call");
+        println!("{:<50} {a:>8.3} {b:>8.3} {d:>8.3} {mean:>8.3}  (min {lo:.1}, max {hi:.1})", c.name);
+        println!("added, gateway isolation=call vs direct: p50 {:+.3} ms, p99 {:+.3} ms", a - p50[0], d - p99[0]);
+        per_call.client.close().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), per_call.child.wait()).await;
         for c in &mut cases {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), c.child.wait()).await;
         }

@@ -182,7 +182,18 @@ fn the_python_sdk_client_reaches_a_python_sdk_server_in_its_sandbox_through_the_
         let tools: Vec<&str> = v["tools"].as_array().expect("tools").iter().filter_map(|t| t.as_str()).collect();
         assert_eq!(
             tools,
-            ["py__crash", "py__echo", "py__env", "py__flood", "py__mutate", "py__read", "py__sleep", "py__write"],
+            [
+                "py__count",
+                "py__crash",
+                "py__echo",
+                "py__effects",
+                "py__env",
+                "py__flood",
+                "py__mutate",
+                "py__read",
+                "py__sleep",
+                "py__write"
+            ],
             "{ctx}"
         );
         assert_eq!(call(&v, 0), ("hi", false), "{ctx}");
@@ -424,7 +435,11 @@ fn a_bad_config_is_reported_with_its_position_and_nothing_starts() {
             "duplicate",
         ),
         (format!("[servers.ok]\ncommand = [\"{py}\"]\ncomand = 1\n"), "gw.toml:3:1", "unknown field"),
-        (format!("[servers.ok]\ncommand = [\"{py}\"]\nisolation = \"call\"\n"), "gw.toml:3:13", "servers.ok.isolation"),
+        (
+            format!("[servers.ok]\ncommand = [\"{py}\"]\nisolation = \"calls\"\n"),
+            "gw.toml:3:13",
+            "servers.ok.isolation",
+        ),
     ];
     for (text, at, what) in cases {
         let cfg = setup(&e, &text);
@@ -1004,4 +1019,273 @@ fn the_python_sdk_client_calls_through_the_streamable_http_listener_which_only_a
         assert!(recs.iter().all(|r| r["identity"] == "http"), "{recs:?}");
         assert_eq!((recs[0]["tool"].as_str(), recs[0]["is_error"].as_bool()), (Some("echo"), Some(false)), "{recs:?}");
     }
+}
+
+/// The sessions of the log `db` by id: (started, ended) in ms.
+fn session_times(db: &Path) -> std::collections::HashMap<String, (i64, Option<i64>)> {
+    let store = cordon_audit::Store::open_read_only(db).expect("log");
+    store.sessions().expect("sessions").into_iter().map(|s| (s.session.clone(), (s.started_ms, s.ended_ms))).collect()
+}
+
+#[test]
+fn isolation_call_runs_each_call_in_a_fresh_server_in_its_own_session_and_concurrent_calls_in_two() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\nisolation = \"call\"\ntools.deny = [\"forbidden\"]\n"
+        ),
+    );
+    let db = e.root.join("audit.db");
+    let mut g = Raw::start_db(&e, &cfg, &db);
+    g.initialize();
+    // tools/list is answered from the listing made at start (no server runs for it).
+    let r = g.ask(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let names = listed(&r);
+    assert!(names.contains(&"py__count".to_string()) && !names.contains(&"py__forbidden".to_string()), "{r}");
+    // One after the other: each server process has answered one call only.
+    for id in [3, 4] {
+        let (r, _) = g.ask_id(id, &Raw::call_line(id, "py__count", json!({})));
+        assert!(text(&r).starts_with("count=1 "), "a fresh server per call: {r}");
+    }
+    // Two at once: both answered, each by a server of its own (count=1), in two sessions that ran
+    // at the same time.
+    g.send(&Raw::call_line(5, "py__count", json!({"seconds": 3})));
+    g.send(&Raw::call_line(6, "py__count", json!({"seconds": 3})));
+    // Answered in either order.
+    let (a, early) = g.answer(5);
+    let b = match early.into_iter().find(|m| m["id"] == 6) {
+        Some(b) => b,
+        None => g.answer(6).0,
+    };
+    assert!(text(&a).starts_with("count=1 ") && text(&b).starts_with("count=1 "), "{a} {b}");
+    let (r, _) = g.ask_id(7, &Raw::call_line(7, "py__forbidden", json!({})));
+    assert!(r["result"]["isError"] == true && text(&r).contains("servers.py.tools.deny"), "{r}");
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+    let recs = gw_records(&db, "tool_call");
+    let allowed: Vec<&Value> = recs.iter().filter(|r| r["decision"] == "allow").collect();
+    assert_eq!(allowed.len(), 4, "{recs:?}");
+    let sessions: Vec<String> = allowed.iter().map(|r| r["session"].as_str().expect("a session").to_string()).collect();
+    let distinct: std::collections::HashSet<&String> = sessions.iter().collect();
+    assert_eq!(distinct.len(), 4, "each call in a session of its own: {sessions:?}");
+    assert!(allowed.iter().all(|r| r["is_error"] == false), "{recs:?}");
+    // Every per-call session ended (its server stopped after the answer), and the two concurrent
+    // ones overlapped.
+    let times = session_times(&db);
+    let span = |s: &String| times.get(s).copied().expect("the call's session is in the log");
+    assert!(sessions.iter().all(|s| span(s).1.is_some()), "every per-call session ended: {times:?}");
+    let (c, d) = (span(&sessions[2]), span(&sessions[3]));
+    assert!(c.0 < d.1.unwrap_or(0) && d.0 < c.1.unwrap_or(0), "the concurrent calls' sessions overlap: {c:?} {d:?}");
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+}
+
+/// The one gateway session's id in the log `db`.
+fn gw_session(db: &Path) -> String {
+    let store = cordon_audit::Store::open_read_only(db).expect("log");
+    let s = store.sessions().expect("sessions");
+    s.into_iter().find(|s| s.session.starts_with("gw-")).expect("a gateway session").session
+}
+
+#[test]
+fn a_calls_effects_are_shown_under_it_and_not_under_the_call_after_it_or_an_overlapping_one() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.s]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\nmonitor = true\n\n\
+             [servers.c]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\nmonitor = true\nisolation = \"call\"\n"
+        ),
+    );
+    let db = e.root.join("audit.db");
+    let mut g = Raw::start_db(&e, &cfg, &db);
+    g.initialize();
+    let steps = [
+        (2, "s__effects", json!({"path": "/tmp/effect-s.txt"})),
+        (3, "s__echo", json!({"text": "after s"})),
+        (4, "c__effects", json!({"path": "/tmp/effect-c.txt"})),
+        (5, "c__echo", json!({"text": "after c"})),
+    ];
+    for (id, tool, args) in steps {
+        let (r, _) = g.ask_id(id, &Raw::call_line(id, tool, args));
+        assert_eq!(r["result"]["isError"], false, "{tool}: {r}");
+    }
+    // Two calls to server s at once: neither's effects can be told apart.
+    g.send(&Raw::call_line(6, "s__count", json!({"seconds": 2})));
+    g.send(&Raw::call_line(7, "s__effects", json!({"path": "/tmp/effect-s2.txt"})));
+    let (_, early) = g.answer(6);
+    if !early.iter().any(|m| m["id"] == 7) {
+        g.answer(7);
+    }
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+
+    let gw = gw_session(&db);
+    let recs = gw_records(&db, "tool_call");
+    let number = |tool: &str, arg: &str| {
+        recs.iter()
+            .find(|r| r["tool"] == tool && r["args"].to_string().contains(arg))
+            .and_then(|r| r["call"].as_u64())
+            .unwrap_or_else(|| panic!("no call {tool} {arg}: {recs:?}"))
+    };
+    let shown = |n: u64| {
+        let o = e.cordon(&["audit", "show", &format!("{gw}#{n}"), "--audit", &db.display().to_string()]);
+        assert!(o.status.success(), "{}", show(&o));
+        out(&o)
+    };
+    // isolation = "server": the call's effects between its forwarding and its answer.
+    let s1 = shown(number("effects", "effect-s.txt"));
+    assert!(s1.contains("shared by its calls") && s1.contains("/tmp/effect-s.txt"), "{s1}");
+    assert!(s1.contains("sensor.exec") && s1.contains("cordon-effects-marker"), "the process it started: {s1}");
+    let s2 = shown(number("echo", "after s"));
+    assert!(s2.contains("effect(s):"), "{s2}");
+    assert!(!s2.contains("effect-s") && !s2.contains("cordon-effects-marker"), "not the call before's: {s2}");
+    // isolation = "call": the call's own session.
+    let c1 = shown(number("effects", "effect-c.txt"));
+    assert!(c1.contains("the call's own") && c1.contains("/tmp/effect-c.txt"), "{c1}");
+    assert!(c1.contains("cordon-effects-marker"), "{c1}");
+    let c2 = shown(number("echo", "after c"));
+    assert!(!c2.contains("effect-c") && !c2.contains("cordon-effects-marker"), "{c2}");
+    // Overlapping calls to one server session: said, not guessed.
+    let o1 = shown(number("effects", "effect-s2.txt"));
+    assert!(o1.contains("NOT ATTRIBUTED") && !o1.contains("cordon-effects-marker"), "{o1}");
+    let o2 = shown(number("count", "seconds"));
+    assert!(o2.contains("NOT ATTRIBUTED"), "{o2}");
+    // A call that does not exist is named.
+    let o = e.cordon(&["audit", "show", &format!("{gw}#99"), "--audit", &db.display().to_string()]);
+    assert!(!o.status.success() && err(&o).contains("no call #99"), "{}", show(&o));
+}
+
+/// curl's HTTP status and body for an MCP initialize POSTed to `url` with `headers`.
+fn http_post(url: &str, headers: &[String]) -> (String, String) {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}"#;
+    let mut c = Command::new("curl");
+    c.args(["-s", "-w", "\n%{http_code}", "-X", "POST", "--data-binary", body]);
+    c.args(["-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream"]);
+    for h in headers {
+        c.args(["-H", h]);
+    }
+    let o = c.arg(url).output().expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.to_string(), body.to_string())
+}
+
+#[test]
+fn require_token_takes_only_valid_eddsa_tokens_whose_identity_is_recorded_and_whose_scope_limits_the_tools() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\nrequire_token = true\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n"
+        ),
+    );
+    let cfgs = cfg.display().to_string();
+    let db = e.root.join("audit.db");
+    let mint = |cfg: &str, args: &[&str]| {
+        let mut a = vec!["gateway", "token", "--config", cfg];
+        a.extend_from_slice(args);
+        let o = e.cordon(&a);
+        assert!(o.status.success(), "{}", show(&o));
+        out(&o).trim().to_string()
+    };
+    // Without a key the gateway does not start: require_token needs one.
+    let o = e.cordon(&["gateway", "--config", &cfgs, "--listen", "127.0.0.1:0", "--audit", &db.display().to_string()]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("gw.key") && err(&o).contains("cordon gateway token"), "{}", show(&o));
+    let alice = mint(&cfgs, &["--identity", "alice", "--ttl", "15m", "--scope", "py__echo"]);
+    let key = e.root.join("gw.key");
+    assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600, "made 0600");
+    let bob = mint(&cfgs, &["--identity", "bob"]);
+    let expired = mint(&cfgs, &["--identity", "carol", "--ttl", "1s"]);
+    // A key others can read is refused, by name, by both commands.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = e.cordon(&["gateway", "token", "--config", &cfgs, "--identity", "x"]);
+    assert!(!o.status.success() && err(&o).contains("gw.key") && err(&o).contains("chmod 600"), "{}", show(&o));
+    let o = e.cordon(&["gateway", "--config", &cfgs, "--listen", "127.0.0.1:0", "--audit", &db.display().to_string()]);
+    assert!(o.status.code() == Some(125) && err(&o).contains("others can read it"), "{}", show(&o));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // Another config's key.
+    std::fs::create_dir_all(e.root.join("other")).expect("dir");
+    let other = e.root.join("other/gw.toml");
+    std::fs::copy(&cfg, &other).expect("copy");
+    std::fs::write(&other, std::fs::read_to_string(&cfg).expect("cfg").replace("home/ws", "../home/ws"))
+        .expect("other");
+    let wrong_key = mint(&other.display().to_string(), &["--identity", "mallory"]);
+    let parts: Vec<&str> = bob.split('.').collect();
+    let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+    let mut payload = parts[1].to_string();
+    let last = payload.pop().expect("payload");
+    payload.push(if last == 'A' { 'B' } else { 'A' });
+    let tampered = format!("{}.{payload}.{}", parts[0], parts[2]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
+    let bearer = |t: &str| vec![format!("Authorization: Bearer {t}")];
+    for (what, headers, says) in [
+        ("no token", vec![], "missing"),
+        ("not bearer", vec!["Authorization: Basic eDp5".to_string()], "not `Bearer TOKEN`"),
+        ("expired", bearer(&expired), "expired"),
+        ("another key", bearer(&wrong_key), "does not verify"),
+        ("alg none", bearer(&alg_none), "alg is `none`"),
+        ("tampered payload", bearer(&tampered), "does not verify"),
+    ] {
+        let (status, body) = http_post(&url, &headers);
+        assert_eq!(status, "401", "{what}: {body}");
+        assert!(body.contains(says), "{what}: {body}");
+    }
+    let (status, _) = http_post(&url, &bearer(&bob));
+    assert!(status.starts_with('2'), "a valid token is served: {status}");
+
+    // The Python SDK's client with alice's token: only the scoped tool is listed; another is
+    // refused naming the rule; bob's token sees every tool.
+    let client = |token: &str, calls: Value| {
+        let mut c = e.command(&py);
+        c.arg(e.ws.join("client.py")).args(["--url", &url]).env("CORDON_TEST_BEARER", token);
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
+        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+        let o = child.wait_with_output().expect("client");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", show(&o)));
+        v
+    };
+    let v = client(&alice, json!([{"tool": "py__echo", "args": {"text": "alice"}}, {"tool": "py__env"}]));
+    assert_eq!(v["tools"], json!(["py__echo"]), "{v}");
+    assert_eq!(call(&v, 0), ("alice", false), "{v}");
+    let (text, is_err) = call(&v, 1);
+    assert!(is_err && text.contains("token scope") && text.contains("--scope py__env"), "{v}");
+    let v = client(&bob, json!([{"tool": "py__echo", "args": {"text": "bob"}}]));
+    assert!(v["tools"].as_array().is_some_and(|t| t.len() > 1), "{v}");
+    assert_eq!(call(&v, 0), ("bob", false), "{v}");
+
+    let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    assert!(gw.wait().expect("wait").success());
+    let recs = gw_records(&db, "tool_call");
+    let who: Vec<(&str, &str, &str)> = recs
+        .iter()
+        .map(|r| {
+            (
+                r["identity"].as_str().unwrap_or(""),
+                r["tool"].as_str().unwrap_or(""),
+                r["decision"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(who, [("alice", "echo", "allow"), ("alice", "env", "deny"), ("bob", "echo", "allow")], "{recs:?}");
+    assert_eq!(recs[1]["rule"], "token scope", "{recs:?}");
+    assert!(!recs.iter().any(|r| r.to_string().contains(&alice)), "the token is in no record");
 }

@@ -26,7 +26,12 @@ The configuration is checked whole before anything starts (errors name file:line
 Tools are pinned: `cordon gateway pin --config gateway.toml` writes each tool's definition and hash \
 into gateway.lock; a tool later served with another definition, or not pinned, is not listed and a \
 call to it is refused (and alerted on in the audit log). Without a lock file the gateway does not \
-start, unless the config says pinning = \"off\".";
+start, unless the config says pinning = \"off\".
+
+isolation = \"call\" on a server runs each tools/call in a fresh server in a fresh session (its own cgroup); \
+monitor = true (root) watches a server's sessions with the eBPF sensor, and `cordon audit show GW#N` prints \
+call N with what it did on the machine. require_token = true makes every HTTP request carry a token from \
+`cordon gateway token` (identity recorded on every call, scopes limiting the tools).";
 
 pub const PIN_LONG: &str = "Start the config's servers (each in its sandbox), list their tools and write \
 each tool's definition (name, title, description, input and output schema, annotations) and its SHA-256 \
@@ -59,6 +64,33 @@ pub enum GatewayCommand {
     /// Pin the tools the config's servers serve now (writes the lock file next to the config).
     #[command(long_about = PIN_LONG)]
     Pin(PinArgs),
+    /// Mint a caller token (EdDSA JWT) for a gateway with require_token = true.
+    #[command(long_about = TOKEN_LONG)]
+    Token(TokenArgs),
+}
+
+pub const TOKEN_LONG: &str = "Mint a short-lived caller token: an EdDSA (Ed25519) JWT signed with the key kept \
+next to the config (gateway.toml -> gateway.key, made with mode 0600 on first use; a key file others can \
+read is refused). Printed on stdout. With require_token = true in the config, every request to the HTTP \
+listener must carry one (Authorization: Bearer TOKEN); its identity is recorded on every call, and its \
+scopes (when given) are the only tools it sees in tools/list and may call. Tokens are never passed to \
+the upstream servers.";
+
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// The gateway's configuration (TOML); the key is kept next to it.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Who the token identifies (recorded on every call made with it).
+    #[arg(long, value_name = "NAME")]
+    pub identity: String,
+    /// How long it is valid: e.g. 15m, 1h, 8h (at most 30 days).
+    #[arg(long, value_name = "DURATION", default_value = "15m")]
+    pub ttl: String,
+    /// A tool it may list and call, as the gateway serves it (SERVER__TOOL, or SERVER__* for every
+    /// tool of a server). Repeatable; absent: every tool.
+    #[arg(long, value_name = "TOOL")]
+    pub scope: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -15,7 +15,10 @@
 //! policy = "builtin:mcp-tool"        # the default; or a policy file, relative to this file
 //! workspace = "/srv/docs"            # the default: this file's directory
 //! env = ["LANG"]                     # names passed from the gateway's environment
-//! isolation = "server"               # one sandbox for the server process (the only one so far)
+//! isolation = "server"               # one sandbox for the server process; "call": a fresh server in
+//!                                    # a fresh sandbox for each tools/call
+//! monitor = false                    # true: its sessions watched by the eBPF sensor (root), each
+//!                                    # call's effects linked to it
 //! tools.allow = ["read_text_file"]   # only these (absent: every tool)
 //! tools.deny = ["write_file"]        # never these
 //! ```
@@ -42,6 +45,7 @@ struct RawConfig {
     max_result_bytes: Option<S<RawSize>>,
     audit_sync: Option<S<String>>,
     start_timeout: Option<S<String>>,
+    require_token: Option<S<bool>>,
     #[serde(default)]
     servers: BTreeMap<S<String>, S<RawServer>>,
 }
@@ -63,6 +67,7 @@ struct RawServer {
     #[serde(default)]
     env: Vec<S<String>>,
     isolation: Option<S<String>>,
+    monitor: Option<S<bool>>,
     call_timeout: Option<S<String>>,
     start_timeout: Option<S<String>>,
     #[serde(default)]
@@ -89,6 +94,9 @@ pub struct Config {
     pub max_result_bytes: usize,
     /// When a call's record counts as written, for forwarding the call.
     pub audit_sync: AuditSync,
+    /// Every HTTP request must carry a token from `cordon gateway token` (then the listener may be
+    /// beyond loopback).
+    pub require_token: bool,
 }
 
 /// `audit_sync`: a call is forwarded once its `tool_call` record is written to the log (it survives
@@ -152,6 +160,38 @@ pub struct Server {
     pub call_timeout: Duration,
     /// How long it has to answer `initialize` once its session started.
     pub start_timeout: Duration,
+    /// One sandbox for the server, or a fresh server in a fresh sandbox per call.
+    pub isolation: Isolation,
+    /// The policy's `[tools.NAME]` grants, by tool: added to a call's sandbox under
+    /// `isolation = "call"` (read and write directories).
+    pub tool_grants: BTreeMap<String, ToolGrant>,
+    /// Watch its sessions with the eBPF sensor (root): their effects are recorded and linked to
+    /// the calls (`cordon audit show CALL`).
+    pub monitor: bool,
+}
+
+/// `isolation`: one sandbox (session, cgroup) for the server process, or one per `tools/call`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    #[default]
+    Server,
+    Call,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Server => "server",
+            Isolation::Call => "call",
+        }
+    }
+}
+
+/// What a policy's `[tools.NAME]` adds to a call of that tool (its `fs.read` and `fs.write`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolGrant {
+    pub read: Vec<PathBuf>,
+    pub write: Vec<PathBuf>,
 }
 
 /// The policy a server runs under when its entry names none.
@@ -175,9 +215,9 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Some("each server is one `[servers.NAME]` table; give the second one another name".to_string())
         } else if e.message().contains("unknown field") {
             Some(
-                "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync and [servers.NAME] \
-                 tables; a server takes command, policy, workspace, env, isolation, call_timeout, start_timeout and \
-                 tools (allow, deny)"
+                "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync, require_token \
+                 and [servers.NAME] tables; a server takes command, policy, workspace, env, isolation, monitor, call_timeout, \
+                 start_timeout and tools (allow, deny)"
                     .to_string(),
             )
         } else {
@@ -354,28 +394,51 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Some(p) if p.get_ref().starts_with("builtin:") => p.get_ref().clone(),
             Some(p) => base.join(p.get_ref()).display().to_string(),
         };
+        let mut tool_grants = BTreeMap::new();
         if let Some(ws) = &workspace {
             let cx = cordon_policy::Context::for_workspace(ws.clone());
-            if let Err(e) = cordon_policy::load_and_compile(&policy, &cx) {
-                let at = s.policy.as_ref().map_or(name.span(), |p| p.span());
-                let hint = if policy.starts_with("builtin:") {
-                    format!("built-in profiles: {}", cordon_policy::builtin::names().join(", "))
-                } else {
-                    "`cordon policy check FILE` shows every problem in it".into()
-                };
-                errs.push(src.diag(at, field("policy"), format!("policy {policy} cannot be used:\n{e}"), Some(hint)));
+            match cordon_policy::load_and_compile(&policy, &cx) {
+                Ok((_, c)) => {
+                    for (t, tp) in &c.tools {
+                        let g = ToolGrant { read: tp.extra_read.clone(), write: tp.extra_write.clone() };
+                        tool_grants.insert(t.clone(), g);
+                    }
+                }
+                Err(e) => {
+                    let at = s.policy.as_ref().map_or(name.span(), |p| p.span());
+                    let hint = if policy.starts_with("builtin:") {
+                        format!("built-in profiles: {}", cordon_policy::builtin::names().join(", "))
+                    } else {
+                        "`cordon policy check FILE` shows every problem in it".into()
+                    };
+                    errs.push(src.diag(
+                        at,
+                        field("policy"),
+                        format!("policy {policy} cannot be used:\n{e}"),
+                        Some(hint),
+                    ));
+                }
             }
         }
-        if let Some(i) = &s.isolation {
-            if i.get_ref() != "server" {
-                let why = if i.get_ref() == "call" {
-                    "a sandbox per call is not served yet: each server runs in one sandbox of its own".to_string()
-                } else {
-                    format!("`{}` is not an isolation", i.get_ref())
-                };
-                errs.push(src.diag(i.span(), field("isolation"), why, Some("isolation = \"server\"".into())));
-            }
-        }
+        let isolation =
+            match &s.isolation {
+                None => Isolation::Server,
+                Some(i) if i.get_ref() == "server" => Isolation::Server,
+                Some(i) if i.get_ref() == "call" => Isolation::Call,
+                Some(i) => {
+                    errs.push(src.diag(
+                    i.span(),
+                    field("isolation"),
+                    format!("`{}` is not an isolation", i.get_ref()),
+                    Some(
+                        "isolation = \"server\" (the default: one sandbox for the server process) or \"call\" (a \
+                         fresh server in a fresh sandbox for each tools/call)"
+                            .into(),
+                    ),
+                ));
+                    Isolation::Server
+                }
+            };
         for v in &s.env {
             let ok = !v.get_ref().is_empty() && !v.get_ref().contains('=') && !v.get_ref().contains('\0');
             if !ok {
@@ -423,12 +486,16 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     deny: names(&s.tools.deny),
                     call_timeout,
                     start_timeout,
+                    isolation,
+                    tool_grants,
+                    monitor: s.monitor.as_ref().is_some_and(|m| *m.get_ref()),
                 });
             }
         }
     }
     if errs.is_empty() {
-        Ok(Config { file: file.to_string(), servers, pinning, max_result_bytes, audit_sync })
+        let require_token = raw.require_token.as_ref().is_some_and(|r| *r.get_ref());
+        Ok(Config { file: file.to_string(), servers, pinning, max_result_bytes, audit_sync, require_token })
     } else {
         Err(GatewayError::Config(errs))
     }
@@ -590,5 +657,21 @@ mod tests {
         assert_eq!(at, [(1, 14, "audit_sync"), (2, 17, "start_timeout"), (5, 17, "servers.a.start_timeout")], "{d:?}");
         assert!(d[1].hint.as_deref().is_some_and(|h| h.contains("start_timeout = ")), "{d:?}");
         assert!(d[0].hint.as_deref().is_some_and(|h| h.contains("\"group\"")), "{d:?}");
+    }
+
+    #[test]
+    fn isolation_call_is_taken_and_a_misspelt_isolation_is_a_positioned_error() {
+        let c = parse(
+            "gw.toml",
+            "[servers.a]\ncommand = [\"/bin/sh\"]\nisolation = \"call\"\n[servers.b]\ncommand = [\"/bin/sh\"]\n",
+            &dir(),
+            None,
+        )
+        .expect("config");
+        assert_eq!((c.servers[0].isolation, c.servers[1].isolation), (Isolation::Call, Isolation::Server));
+        let d = errors("[servers.a]\ncommand = [\"/bin/sh\"]\nisolation = \"calls\"\n");
+        assert_eq!((d[0].line, d[0].col, d[0].field.as_str()), (3, 13, "servers.a.isolation"), "{d:?}");
+        assert!(d[0].message.contains("`calls` is not an isolation"), "{d:?}");
+        assert!(d[0].hint.as_deref().is_some_and(|h| h.contains("\"call\"") && h.contains("\"server\"")), "{d:?}");
     }
 }

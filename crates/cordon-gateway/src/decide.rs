@@ -55,6 +55,9 @@ mod tests {
             deny: deny.iter().map(|s| s.to_string()).collect(),
             call_timeout: crate::config::DEFAULT_CALL_TIMEOUT,
             start_timeout: crate::config::DEFAULT_START_TIMEOUT,
+            isolation: Default::default(),
+            tool_grants: Default::default(),
+            monitor: false,
         }
     }
 

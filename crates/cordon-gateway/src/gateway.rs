@@ -1,9 +1,9 @@
 //! The aggregator: the configured servers' tools under `SERVER__TOOL` names, each call routed by
 //! the name in its JSON-RPC body, decided by the server's tool rules, forwarded, and recorded.
 
-use crate::config::{Config, Pinning, Server, SEP};
+use crate::config::{Config, Isolation, Pinning, Server, SEP};
 use crate::decide::{decide, Decision};
-use crate::mcp::{Answer, Json, OnChange, Tools, UpstreamError};
+use crate::mcp::{Answer, Caller, Json, OnChange, Tools, UpstreamError};
 use crate::pin::{self, Check, Lock};
 use crate::record::{args_hash, redact, Log, ToolCall, ToolResult};
 use crate::upstream::Upstream;
@@ -24,14 +24,19 @@ pub struct Options {
     pub allow_degraded: bool,
 }
 
-/// One running server and its tools as last listed.
+/// One server and its tools as last listed.
 struct Served {
     server: Server,
-    up: Upstream,
+    /// Its process (`isolation = "server"`); None under `isolation = "call"`: each call starts a
+    /// fresh one in a fresh session, and its tools are those listed at start.
+    up: Option<Upstream>,
     /// Tool name -> its definition in wire form (None: not listed yet).
     tools: tokio::sync::Mutex<Option<BTreeMap<String, Json>>>,
     /// Set when the server said its tools changed: the next use lists them again.
     stale: Arc<AtomicBool>,
+    /// Its calls in flight (isolation = "server"): call number -> whether another call to it was in
+    /// flight at some time during it (then the session's events cannot be told apart by call).
+    in_flight: Mutex<BTreeMap<u64, bool>>,
 }
 
 pub struct Gateway {
@@ -43,6 +48,12 @@ pub struct Gateway {
     config: String,
     /// (server, tool, served sha256) already alerted on: one alert per change, not per listing.
     alerted: Mutex<HashSet<(String, String, String)>>,
+    /// What a per-call server is started with.
+    exe: std::path::PathBuf,
+    opts: Options,
+    max_result_bytes: usize,
+    /// Per-call servers being stopped after their answer was sent (awaited at the end).
+    closing: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Gateway {
@@ -66,28 +77,91 @@ impl Gateway {
                     let _ = changed.try_send(i);
                 })
             };
-            match Upstream::start(exe, s, opts, cfg.max_result_bytes, on_change, &cfg.file).await {
-                Ok(u) => {
-                    for n in &u.notices {
-                        eprintln!("cordon gateway: server {}: {n}", s.name);
-                    }
-                    eprintln!("cordon gateway: server {} runs in session {} (policy {})", s.name, u.session, s.policy);
-                    servers.push(Served { server: s.clone(), up: u, tools: Default::default(), stale });
-                }
+            let started = Upstream::start(exe, s, opts, cfg.max_result_bytes, on_change, &cfg.file, None).await;
+            let u = match started {
+                Ok(u) => u,
                 Err(e) => {
                     for sv in &servers {
-                        sv.up.shutdown().await;
+                        if let Some(u) = &sv.up {
+                            u.shutdown().await;
+                        }
                     }
                     return Err(e);
                 }
+            };
+            for n in &u.notices {
+                eprintln!("cordon gateway: server {}: {n}", s.name);
             }
+            if s.isolation == Isolation::Server {
+                eprintln!("cordon gateway: server {} runs in session {} (policy {})", s.name, u.session, s.policy);
+                servers.push(Served {
+                    server: s.clone(),
+                    up: Some(u),
+                    tools: Default::default(),
+                    stale,
+                    in_flight: Default::default(),
+                });
+                continue;
+            }
+            // isolation = "call": this first server only lists the tools, then stops; each call
+            // gets a fresh one.
+            let listed = match tokio::time::timeout(s.call_timeout, u.list_tools()).await {
+                Ok(Ok(t)) => Ok(t),
+                Ok(Err(e)) => Err(format!("tools/list in session {}: {e}", u.session)),
+                Err(_) => Err(format!("it did not answer tools/list within {}", secs(s.call_timeout))),
+            };
+            u.shutdown().await;
+            let tools = match listed {
+                Ok(t) => t,
+                Err(why) => {
+                    for sv in &servers {
+                        if let Some(u) = &sv.up {
+                            u.shutdown().await;
+                        }
+                    }
+                    return Err(GatewayError::Upstream { server: s.name.clone(), why });
+                }
+            };
+            let map: BTreeMap<String, Json> =
+                tools.into_iter().filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), t))).collect();
+            eprintln!(
+                "cordon gateway: server {} (isolation = \"call\"): {} tool(s) listed in session {}; each call runs in a \
+                 fresh server in a fresh session (policy {})",
+                s.name,
+                map.len(),
+                u.session,
+                s.policy
+            );
+            servers.push(Served {
+                server: s.clone(),
+                up: None,
+                tools: tokio::sync::Mutex::new(Some(map)),
+                stale,
+                in_flight: Default::default(),
+            });
         }
-        Ok(Gateway { servers, log, lock, config: cfg.file.clone(), alerted: Default::default() })
+        Ok(Gateway {
+            servers,
+            log,
+            lock,
+            config: cfg.file.clone(),
+            alerted: Default::default(),
+            exe: exe.to_path_buf(),
+            opts: opts.clone(),
+            max_result_bytes: cfg.max_result_bytes,
+            closing: Default::default(),
+        })
     }
 
     pub async fn shutdown(&self) {
+        let closing = std::mem::take(&mut *self.closing.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in closing {
+            let _ = h.await;
+        }
         for sv in &self.servers {
-            sv.up.shutdown().await;
+            if let Some(u) = &sv.up {
+                u.shutdown().await;
+            }
         }
     }
 
@@ -101,10 +175,21 @@ impl Gateway {
         let sv = &self.servers[i];
         let mut cached = sv.tools.lock().await;
         let stale = sv.stale.swap(false, Ordering::SeqCst);
+        let up = match (&sv.up, cached.as_ref()) {
+            // isolation = "call": the tools listed at start (alerted on then).
+            (None, Some(t)) => {
+                if fresh {
+                    self.alert_changes(&sv.server, t);
+                }
+                return Ok(t.clone());
+            }
+            (None, None) => return Err(UpstreamError::Other("its tools were not listed".into())),
+            (Some(u), _) => u,
+        };
         if let (Some(t), false, false) = (cached.as_ref(), fresh, stale) {
             return Ok(t.clone());
         }
-        let tools = match tokio::time::timeout(sv.server.call_timeout, sv.up.list_tools()).await {
+        let tools = match tokio::time::timeout(sv.server.call_timeout, up.list_tools()).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(UpstreamError::Other(format!(
@@ -220,11 +305,11 @@ impl Gateway {
 }
 
 impl Tools for Gateway {
-    async fn list(&self) -> Vec<Json> {
+    async fn list(&self, who: &Caller) -> Vec<Json> {
         let mut all = vec![];
         for i in 0..self.servers.len() {
             let s = &self.servers[i].server;
-            if self.servers[i].up.ended().is_some() {
+            if self.servers[i].up.as_ref().is_some_and(|u| u.ended().is_some()) {
                 continue;
             }
             match self.listing(i, true).await {
@@ -232,8 +317,13 @@ impl Tools for Gateway {
                     for (name, mut t) in tools {
                         // Denied tools are not offered; calling one by name is refused with the rule.
                         // Nor are tools changed since pinned, or not pinned.
-                        if decide(s, &name).allowed() && self.pinned(&s.name, &name, Some(&t)).is_ok() {
-                            t.insert("name".into(), format!("{}{SEP}{name}", s.name).into());
+                        // Nor tools the caller's token does not name.
+                        let served = format!("{}{SEP}{name}", s.name);
+                        if decide(s, &name).allowed()
+                            && self.pinned(&s.name, &name, Some(&t)).is_ok()
+                            && who.may(&served)
+                        {
+                            t.insert("name".into(), served.into());
                             all.push(t);
                         }
                     }
@@ -244,11 +334,11 @@ impl Tools for Gateway {
         all
     }
 
-    async fn call(&self, who: &'static str, name: String, args: Option<Json>) -> Answer {
+    async fn call(&self, who: &Caller, name: String, args: Option<Json>) -> Answer {
         let t0 = Instant::now();
         let mut rec = ToolCall {
             call: 0,
-            identity: who.into(),
+            identity: who.identity.clone(),
             server: String::new(),
             tool: name.clone(),
             args_sha256: args_hash(&args),
@@ -259,6 +349,7 @@ impl Tools for Gateway {
             session: None,
             pinning: if self.lock.is_some() { Pinning::Lock } else { Pinning::Off }.as_str().into(),
             pin_sha256: None,
+            isolation: self_isolation(&self.servers, &name).into(),
         };
         let found = name.split_once(SEP).and_then(|(srv, tool)| {
             self.servers.iter().position(|sv| sv.server.name == srv).map(|i| (i, tool.to_string()))
@@ -273,7 +364,7 @@ impl Tools for Gateway {
             self.log.refused(&rec);
             return Answer::ToolError(text);
         };
-        let (s, u) = (&self.servers[i].server, &self.servers[i].up);
+        let s = &self.servers[i].server;
         rec.server = s.name.clone();
         rec.tool = tool.clone();
         // A refusal: nothing ran; its record is not waited for.
@@ -283,6 +374,16 @@ impl Tools for Gateway {
             self.log.refused(&rec);
             Answer::ToolError(text)
         };
+        if !who.may(&name) {
+            let scopes = who.scopes.clone().unwrap_or_default().join(", ");
+            let text = format!(
+                "cordon gateway refused `{name}`: the caller's token (identity `{}`) does not name it: its scope is \
+                 [{scopes}] (rule: token scope). To allow it: a token minted with --scope {name} (`cordon gateway token \
+                 --config {} --identity {} --scope {name}`).",
+                who.identity, self.config, who.identity
+            );
+            return refuse(rec, "token scope".into(), text);
+        }
         let d = decide(s, &tool);
         if let Decision::Deny { rule, fix } = &d {
             let text = format!(
@@ -291,7 +392,8 @@ impl Tools for Gateway {
             );
             return refuse(rec, rule.clone(), text);
         }
-        if u.ended().is_none() && self.lock.is_some() {
+        let gone = self.servers[i].up.as_ref().and_then(|u| u.ended());
+        if gone.is_none() && self.lock.is_some() {
             let rule = format!("pinning ({})", pin::lock_path(Path::new(&self.config)).display());
             match self.listing(i, false).await {
                 Ok(tools) => match self.pinned(&s.name, &tool, tools.get(&tool)) {
@@ -309,6 +411,39 @@ impl Tools for Gateway {
         }
         rec.rule = d.rule().to_string();
         rec.decision = "allow".into();
+        // isolation = "call": a fresh server in a fresh session (its own cgroup) for this call,
+        // under the server's policy and the tool's [tools.NAME] grants; stopped after the answer.
+        let own: Option<Upstream> = match &self.servers[i].up {
+            Some(_) => None,
+            None => {
+                let noop: OnChange = Arc::new(|| {});
+                let grant = s.tool_grants.get(&tool);
+                let started =
+                    Upstream::start(&self.exe, s, &self.opts, self.max_result_bytes, noop, &self.config, grant).await;
+                match started {
+                    Ok(x) => Some(x),
+                    Err(e) => {
+                        // Nothing was forwarded: the call is recorded with the reason, no session.
+                        let text = format!("cordon gateway: `{name}` did not run: its sandbox did not start: {e}");
+                        let n = self.log.started(rec).await.unwrap_or(0);
+                        self.log.ended(&ToolResult {
+                            call: n,
+                            server: s.name.clone(),
+                            tool: tool.clone(),
+                            duration_ms: t0.elapsed().as_millis() as u64,
+                            result_bytes: 0,
+                            is_error: true,
+                            error: Some(text.clone()),
+                            overlapped: false,
+                        });
+                        return Answer::ToolError(text);
+                    }
+                }
+            }
+        };
+        let Some(u) = self.servers[i].up.as_ref().or(own.as_ref()) else {
+            return Answer::ToolError(format!("cordon gateway: `{name}`: server `{}` has no process", s.name));
+        };
         rec.session = Some(u.session.clone());
         // The call is recorded before it is forwarded; one that cannot be recorded is not forwarded.
         let n = match self.log.started(rec).await {
@@ -328,7 +463,19 @@ impl Tools for Gateway {
             result_bytes: 0,
             is_error: true,
             error: None,
+            overlapped: false,
         };
+        // Calls to one server session at once: each is marked overlapped (its effects cannot be told
+        // apart from the other's).
+        let shared = own.is_none();
+        if shared {
+            let mut f = self.servers[i].in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            let others = !f.is_empty();
+            for v in f.values_mut() {
+                *v = true;
+            }
+            f.insert(n, others);
+        }
         let limit = s.call_timeout;
         let answer = match u.ended() {
             Some(how) => Err(format!(
@@ -363,7 +510,11 @@ impl Tools for Gateway {
             },
         };
         res.duration_ms = t0.elapsed().as_millis() as u64;
-        match answer {
+        if shared {
+            let mut f = self.servers[i].in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            res.overlapped = f.remove(&n).unwrap_or(false);
+        }
+        let out = match answer {
             Ok(v) => {
                 res.result_bytes = v.to_string().len() as u64;
                 res.is_error = v.get("isError").and_then(|b| b.as_bool()).unwrap_or(false);
@@ -375,8 +526,22 @@ impl Tools for Gateway {
                 self.log.ended(&res);
                 Answer::ToolError(format!("cordon gateway: {text}"))
             }
+        };
+        // A per-call server is stopped after its answer is sent (not on the answer path).
+        if let Some(own) = own {
+            let h = tokio::spawn(async move { own.shutdown().await });
+            let mut closing = self.closing.lock().unwrap_or_else(|p| p.into_inner());
+            closing.retain(|h| !h.is_finished());
+            closing.push(h);
         }
+        out
     }
+}
+
+/// The isolation of the server a gateway tool name (`SERVER__TOOL`) names ("server" when none).
+fn self_isolation(servers: &[Served], name: &str) -> &'static str {
+    let srv = name.split_once(SEP).map_or("", |(s, _)| s);
+    servers.iter().find(|sv| sv.server.name == srv).map_or("server", |sv| sv.server.isolation.as_str())
 }
 
 fn secs(d: Duration) -> String {
@@ -436,17 +601,19 @@ pub struct Listeners {
 pub const MAX_HTTP_BODY: usize = crate::mcp::MAX_LINE;
 
 /// `--listen ADDR`: bound before anything starts (a port in use is an error with nothing started).
-/// Only a loopback address: serving beyond this machine needs callers identified (`require_token`,
-/// with tokens from `cordon gateway token`), which this version does not serve yet.
-pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, GatewayError> {
-    if !addr.ip().is_loopback() {
+/// A loopback address, unless callers are identified (`require_token`: every request carries a
+/// token from `cordon gateway token`).
+pub async fn bind(addr: std::net::SocketAddr, require_token: bool) -> Result<tokio::net::TcpListener, GatewayError> {
+    if !addr.ip().is_loopback() && !require_token {
         return Err(GatewayError::Listen {
             addr: addr.to_string(),
             why: "not a loopback address: anyone who can reach it could call every tool. Serving beyond this \
-                  machine needs require_token (every request carrying a token from `cordon gateway token`), which \
-                  this version does not serve yet"
+                  machine needs require_token = true in the config (every request carrying a token from \
+                  `cordon gateway token`)"
                 .into(),
-            hint: "listen on 127.0.0.1:PORT or [::1]:PORT (and reach it through an SSH tunnel from elsewhere)".into(),
+            hint: "listen on 127.0.0.1:PORT or [::1]:PORT (and reach it through an SSH tunnel from elsewhere), or set \
+                   require_token = true and give each caller a token"
+                .into(),
         });
     }
     tokio::net::TcpListener::bind(addr).await.map_err(|e| GatewayError::Listen {
@@ -460,8 +627,15 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener,
 /// MCP until the stdio client closes stdin (with --stdio) or SIGINT/SIGTERM, stops the servers,
 /// seals the record.
 pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Result<(), GatewayError> {
+    // require_token: the key is checked (present, private) before anything starts.
+    let tokens = if cfg.require_token {
+        let key = crate::token::load_key(&crate::token::key_path(Path::new(&cfg.file)), false)?;
+        Some(key.verifying_key())
+    } else {
+        None
+    };
     let listener = match on.listen {
-        Some(a) => Some(bind(a).await?),
+        Some(a) => Some(bind(a, cfg.require_token).await?),
         None => None,
     };
     let lock = match cfg.pinning {
@@ -539,7 +713,7 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
         // Ends (and so stops listening) when the select below does.
         let http = async {
             match listener {
-                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY).await,
+                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY, tokens).await,
                 None => std::future::pending().await,
             }
         };

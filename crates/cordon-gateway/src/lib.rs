@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod mcp;
 pub mod pin;
 pub mod record;
+pub mod token;
 pub mod upstream;
 
 pub use config::{Config, Server};
@@ -48,4 +49,7 @@ pub enum GatewayError {
     Listen { addr: String, why: String, hint: String },
     #[error("MCP on the gateway's stdio: {0}")]
     Serve(String),
+    /// require_token: the key tokens are checked with cannot be used.
+    #[error("require_token: {0}")]
+    Token(#[from] token::TokenError),
 }

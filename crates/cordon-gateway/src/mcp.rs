@@ -50,13 +50,17 @@ pub enum Answer {
 
 /// What the gateway serves.
 pub trait Tools: Send + Sync + 'static {
-    /// Tool definitions in their wire form (`name`, `description`, `inputSchema`, ...).
-    fn list(&self) -> impl Future<Output = Vec<Json>> + Send;
-    /// A call from `who` (the listener it came through: `stdio`, `http`).
-    fn call(&self, who: &'static str, name: String, args: Option<Json>) -> impl Future<Output = Answer> + Send;
+    /// Tool definitions in their wire form (`name`, `description`, `inputSchema`, ...), as `who`
+    /// may see them.
+    fn list(&self, who: &Caller) -> impl Future<Output = Vec<Json>> + Send;
+    /// A call from `who` (the listener it came through, `stdio` or `http`, or a token's identity).
+    fn call(&self, who: &Caller, name: String, args: Option<Json>) -> impl Future<Output = Answer> + Send;
 }
 
-/// The tools, and who reaches them through this handler.
+pub use crate::token::Caller;
+
+/// The tools, and who reaches them through this handler (the listener's name: a request through
+/// the HTTP listener with a checked token is its token's caller instead).
 struct Handler<T> {
     tools: Arc<T>,
     who: &'static str,
@@ -65,6 +69,18 @@ struct Handler<T> {
 impl<T> Clone for Handler<T> {
     fn clone(&self) -> Self {
         Handler { tools: self.tools.clone(), who: self.who }
+    }
+}
+
+impl<T> Handler<T> {
+    /// The caller of a request: the token's (put in the HTTP request's extensions by the
+    /// listener once checked), else the listener's name.
+    fn caller(&self, cx: &RequestContext<RoleServer>) -> Caller {
+        cx.extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Caller>())
+            .cloned()
+            .unwrap_or_else(|| Caller::anonymous(self.who))
     }
 }
 
@@ -77,19 +93,26 @@ impl<T: Tools> ServerHandler for Handler<T> {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools: Vec<Tool> =
-            self.tools.list().await.into_iter().filter_map(|t| serde_json::from_value(Value::Object(t)).ok()).collect();
+        let who = self.caller(&cx);
+        let tools: Vec<Tool> = self
+            .tools
+            .list(&who)
+            .await
+            .into_iter()
+            .filter_map(|t| serde_json::from_value(Value::Object(t)).ok())
+            .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _cx: RequestContext<RoleServer>,
+        cx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        match self.tools.call(self.who, request.name.to_string(), request.arguments).await {
+        let who = self.caller(&cx);
+        match self.tools.call(&who, request.name.to_string(), request.arguments).await {
             Answer::Result(v) => match serde_json::from_value::<CallToolResult>(v) {
                 Ok(r) => Ok(r.into()),
                 Err(e) => Ok(tool_error(format!("the upstream's result is not a tool result: {e}")).into()),
@@ -215,10 +238,14 @@ pub const HTTP_PATH: &str = "/mcp";
 /// `listener` until dropped (its sessions are then cancelled). A request body over `max_body` bytes is refused (413) while
 /// it streams in; the `Host` header must name a loopback host (DNS rebinding); the tool a call
 /// names is read from its JSON-RPC body, never from a header.
+/// With `tokens` (require_token), a request without a valid `Authorization: Bearer` token signed
+/// by that key is refused (401, saying why); the header is taken out of the request before rmcp
+/// sees it (nothing of it reaches an upstream), and the token's caller goes with the request.
 pub async fn serve_http<T: Tools>(
     tools: Arc<T>,
     listener: tokio::net::TcpListener,
     max_body: usize,
+    tokens: Option<ed25519_dalek::VerifyingKey>,
 ) -> Result<(), String> {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -244,6 +271,50 @@ pub async fn serve_http<T: Tools>(
             let hs = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let mut svc = svc.clone();
                 async move {
+                    let mut req = req;
+                    let refuse = |status: http::StatusCode, body: String, auth: bool| {
+                        let mut r = http::Response::new(http_body_util::BodyExt::boxed(http_body_util::Full::new(
+                            bytes::Bytes::from(body),
+                        )));
+                        *r.status_mut() = status;
+                        if auth {
+                            r.headers_mut().insert(
+                                http::header::WWW_AUTHENTICATE,
+                                http::HeaderValue::from_static(
+                                    "Bearer realm=\"cordon-gateway\", error=\"invalid_token\"",
+                                ),
+                            );
+                        }
+                        Ok::<_, std::convert::Infallible>(r)
+                    };
+                    if let Some(key) = &tokens {
+                        let header = req.headers_mut().remove(http::header::AUTHORIZATION);
+                        let text = header.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("");
+                        let Some(token) = text.strip_prefix("Bearer ").map(str::trim) else {
+                            let why = if header.is_some() { "is not `Bearer TOKEN`" } else { "is missing" };
+                            return refuse(
+                                http::StatusCode::UNAUTHORIZED,
+                                format!(
+                                    "cordon gateway: the Authorization header {why}: this gateway has require_token = true; \
+                                     send `Authorization: Bearer TOKEN` with a token from `cordon gateway token --config FILE \
+                                     --identity NAME`\n"
+                                ),
+                                true,
+                            );
+                        };
+                        match crate::token::verify(key, token, crate::token::now_s()) {
+                            Ok(c) => {
+                                req.extensions_mut().insert(Caller { identity: c.sub, scopes: c.scope });
+                            }
+                            Err(e) => {
+                                return refuse(
+                                    http::StatusCode::UNAUTHORIZED,
+                                    format!("cordon gateway: token refused: {e}\n"),
+                                    true,
+                                )
+                            }
+                        }
+                    }
                     if req.uri().path() != HTTP_PATH {
                         let body = format!("cordon gateway: no such path; MCP is served at {HTTP_PATH}\n");
                         let mut r = http::Response::new(http_body_util::BodyExt::boxed(http_body_util::Full::new(

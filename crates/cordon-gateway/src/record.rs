@@ -50,6 +50,14 @@ pub struct ToolCall {
     /// The pinned SHA-256 of the tool's definition the call was checked against (None: pinning off,
     /// or refused before the check).
     pub pin_sha256: Option<String>,
+    /// "server" (the call ran in its server's long-lived session, shared with its other calls) or
+    /// "call" (in a session of its own).
+    #[serde(default = "server_isolation")]
+    pub isolation: String,
+}
+
+fn server_isolation() -> String {
+    "server".into()
 }
 
 /// The body of a `tool_result` record: how an allowed call ended.
@@ -67,6 +75,11 @@ pub struct ToolResult {
     pub is_error: bool,
     /// Why the call failed, when it did (not the tool's own error text).
     pub error: Option<String>,
+    /// Another call to the same server session was in flight at some time during this one: the
+    /// session's events in this call's time cannot be told apart (always false under
+    /// `isolation = "call"`).
+    #[serde(default)]
+    pub overlapped: bool,
 }
 
 /// SHA-256 of the arguments' compact JSON, hex.
@@ -362,6 +375,7 @@ impl Log {
                 error: Some(
                     "not answered: the gateway ended (stdin closed, SIGINT or SIGTERM) before the call did".into(),
                 ),
+                overlapped: false,
             };
             let j = Job::Append { kind: RecordKind::ToolResult, ts: now_ms(), body: Self::body(&r), ack: None };
             if let Err(e) = self.send(j) {

@@ -2,7 +2,7 @@
 //! supervise` (a long-lived, multi-threaded process cannot run a session itself) with its stdin
 //! and stdout piped to the gateway, which speaks MCP to it over them.
 
-use crate::config::Server;
+use crate::config::{Server, ToolGrant};
 use crate::mcp::{Client, OnChange, UpstreamError};
 use crate::GatewayError;
 use cordon_session::spec::{AuditChoice, SessionSpec};
@@ -21,11 +21,15 @@ pub struct Upstream {
     /// The supervisor's pid, and how the session ended once it has (set after it was reaped).
     pid: u32,
     ended: Arc<Mutex<Option<String>>>,
+    /// How long its session has to end once its stdin is closed before it is stopped.
+    grace: Duration,
 }
 
 /// The session a server runs in: its command under its policy, in its workspace, with only the
-/// environment it was given (PATH and the names in `env`); not interactive, not watched.
-pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool) -> SessionSpec {
+/// environment it was given (PATH and the names in `env`); not interactive; watched by the sensor
+/// when the server says `monitor = true`. `grant`: a call's tool's `[tools.NAME]` directories
+/// (isolation = "call"), added as `--allow-read` / `--allow-write` are.
+pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool, grant: Option<&ToolGrant>) -> SessionSpec {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     let env = std::iter::once(("PATH".into(), path))
         .chain(s.env.iter().filter_map(|n| std::env::var_os(n).map(|v| (n.into(), v))))
@@ -39,15 +43,15 @@ pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool) -> SessionSpe
         project_policy: false,
         allow_net: vec![],
         publish: vec![],
-        allow_read: vec![],
-        allow_write: vec![],
+        allow_read: grant.map(|g| g.read.clone()).unwrap_or_default(),
+        allow_write: grant.map(|g| g.write.clone()).unwrap_or_default(),
         allow_degraded,
         review_hold: false,
         audit: audit.clone(),
         report: None,
         events: None,
         head_copy: None,
-        monitor: false,
+        monitor: s.monitor,
         sensor_buffer: "16M".into(),
         kill_after: Some(Duration::from_secs(5)),
         interactive: false,
@@ -78,9 +82,10 @@ impl Upstream {
         max_message: usize,
         on_change: OnChange,
         config_file: &str,
+        grant: Option<&ToolGrant>,
     ) -> Result<Upstream, GatewayError> {
         let fail = |why: String| GatewayError::Upstream { server: s.name.clone(), why };
-        let (spec, exe_owned) = (spec(s, &opts.audit, opts.allow_degraded), exe.to_path_buf());
+        let (spec, exe_owned) = (spec(s, &opts.audit, opts.allow_degraded, grant), exe.to_path_buf());
         let (mut sup, first) = tokio::task::spawn_blocking(move || {
             let mut sup = supervise::spawn(&exe_owned, &spec, [Stdio::piped(), Stdio::piped(), Stdio::inherit()])?;
             let first = sup.next_message();
@@ -128,6 +133,7 @@ impl Upstream {
             client,
             pid,
             ended: ended.clone(),
+            grace: Duration::from_secs(if s.monitor { 30 } else { 10 }),
         };
         let t0 = std::time::Instant::now();
         match tokio::time::timeout(s.start_timeout, Client::connect(r, w, max_message, on_change)).await {
@@ -181,12 +187,16 @@ impl Upstream {
         self.client.call(tool, args).await
     }
 
-    /// Closes its stdin (an MCP server on stdio exits then), then stops its session if it has not
-    /// ended within a few seconds.
+    /// Closes its stdin (an MCP server on stdio exits then) and gives its session `grace` to end
+    /// (its supervisor records the end and the sensor's last events, which took over 3 s for a
+    /// watched session on a loaded machine: a SIGTERM then killed the supervisor before it had
+    /// recorded the end, leaving the session unfinished), then stops it, and waits for its
+    /// supervisor to be gone.
     pub async fn shutdown(&self) {
         self.client.close().await;
-        if self.ended_within(Duration::from_secs(3)).await.is_none() {
+        if self.ended_within(self.grace).await.is_none() {
             stop(self.pid, &self.ended).await;
+            let _ = self.ended_within(Duration::from_secs(30)).await;
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use cordon_gateway::cli::{GatewayArgs, GatewayCommand, RunArgs};
+use cordon_gateway::cli::{GatewayArgs, GatewayCommand, RunArgs, TokenArgs};
 use cordon_session::spec::AuditChoice;
 
 #[derive(Parser)]
@@ -29,6 +29,9 @@ fn main() {
 
 pub fn run(a: GatewayArgs) -> Result<i32> {
     let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find cordon's own binary: {e}"))?;
+    if let Some(GatewayCommand::Token(t)) = a.command {
+        return token(t);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if let Some(GatewayCommand::Pin(p)) = a.command {
         let cfg = cordon_gateway::config::load(&p.config)?;
@@ -42,6 +45,42 @@ pub fn run(a: GatewayArgs) -> Result<i32> {
     let cfg = cordon_gateway::config::load(&config)?;
     let on = cordon_gateway::gateway::Listeners { stdio: a.stdio, listen: a.listen };
     rt.block_on(cordon_gateway::gateway::run(cfg, &exe, options(a.run), on))?;
+    Ok(0)
+}
+
+/// `cordon gateway token`: checks the request against the config, mints, prints the token.
+fn token(t: TokenArgs) -> Result<i32> {
+    use cordon_gateway::config::SEP;
+    let cfg = cordon_gateway::config::load(&t.config)?;
+    if t.identity.is_empty() || t.identity.len() > 128 || t.identity.chars().any(char::is_control) {
+        bail!(
+            "--identity `{}`: a name of 1 to 128 characters without control characters, e.g. --identity ci-bot",
+            t.identity.escape_debug()
+        );
+    }
+    let ttl = cordon_policy::units::parse_duration(&t.ttl)
+        .map_err(|e| anyhow::anyhow!("--ttl {}: {e}\n  hint: a duration such as 15m, 1h or 8h", t.ttl))?;
+    if ttl.is_zero() || ttl > std::time::Duration::from_secs(30 * 86400) {
+        bail!("--ttl {}: a token lives more than 0 and at most 30 days\n  hint: mint short-lived tokens (15m, 1h) and mint again", t.ttl);
+    }
+    for s in &t.scope {
+        let server = s.split_once(SEP).map(|(a, _)| a);
+        if !server.is_some_and(|n| cfg.servers.iter().any(|x| x.name == n)) {
+            let names: Vec<&str> = cfg.servers.iter().map(|x| x.name.as_str()).collect();
+            bail!("--scope {s}: not a tool of this gateway: a scope is SERVER{SEP}TOOL or SERVER{SEP}* with a server of {} ({})", t.config.display(), names.join(", "));
+        }
+    }
+    let path = cordon_gateway::token::key_path(&t.config);
+    let key = cordon_gateway::token::load_key(&path, true)?;
+    let scopes = (!t.scope.is_empty()).then(|| t.scope.clone());
+    let now = cordon_gateway::token::now_s();
+    println!("{}", cordon_gateway::token::mint(&key, &t.identity, ttl, scopes, now));
+    if !cfg.require_token {
+        eprintln!(
+            "cordon gateway: note: {} does not say require_token = true: the listener does not ask for tokens",
+            t.config.display()
+        );
+    }
     Ok(0)
 }
 

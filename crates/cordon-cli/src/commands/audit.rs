@@ -61,7 +61,9 @@ pub struct VerifyArgs {
 
 #[derive(Args)]
 pub struct ShowArgs {
-    /// Session id, or a prefix that matches exactly one session (compared literally).
+    /// Session id, or a prefix that matches exactly one session (compared literally); or a gateway
+    /// call, SESSION#N (its number as `cordon audit show SESSION` prints it): the call and its
+    /// effects (processes, files written, connections, refusals) from the session it ran in.
     pub session: String,
     #[command(flatten)]
     pub common: Common,
@@ -271,6 +273,18 @@ fn show(a: ShowArgs) -> Result<i32> {
         return Ok(2);
     }
     let s = cordon_audit::Store::open_read_only(&path(&a.common.audit)?)?;
+    // GATEWAY_SESSION#N: one call of a gateway, with its effects.
+    if let Some((prefix, n)) = a.session.rsplit_once('#') {
+        let Ok(n) = n.parse::<u64>() else {
+            anyhow::bail!(
+                "`{}`: a call is named SESSION#N (N: the call's number, as `cordon audit show SESSION` prints it, e.g. gw-1a2b#3)",
+                a.session
+            );
+        };
+        let id = s.resolve_session(prefix)?;
+        let recs = s.records(&id)?;
+        return show::call(&mut std::io::stdout().lock(), &s, &id, n, &recs, a.common.json);
+    }
     let id = s.resolve_session(&a.session)?;
     let recs = s.records(&id)?;
     show::show(&mut std::io::stdout().lock(), &id, &recs, &filter, a.common.json)?;

@@ -171,7 +171,130 @@ fn gateway_header(out: &mut impl Write, session: &str, recs: &[cordon_audit::Rec
         None => "unfinished (no end record: the gateway was killed, or it is still serving)".into(),
     };
     writeln!(out, "started {started} UTC, {ended}; {}", if sealed { "sealed" } else { "not sealed" })?;
+    writeln!(out, "a call with its effects: cordon audit show {session}#N (N: the number after #)")?;
     Ok(())
+}
+
+/// Whether an entry of a server's session is an effect worth naming under a call: a process
+/// started, a file written, made, renamed or removed, a connection, a refusal, an alert, a limit.
+/// Cordon's own setup of the session is not.
+fn effect(kind: &str, body: &Value) -> bool {
+    if body["setup"] == true {
+        return false;
+    }
+    match kind {
+        "sensor.open" => body["write"] == true,
+        "sensor.exec" | "sensor.connect" | "sensor.bind" | "sensor.net" | "sensor.unlink" | "sensor.rename"
+        | "sensor.mkdir" | "sensor.truncate" | "sensor.chmod" | "sensor.chown" | "sensor.kill" | "sensor.ptrace"
+        | "sensor.mount" | "sensor.deny" => true,
+        k => {
+            k == RecordKind::Denial.as_str()
+                || k == RecordKind::Egress.as_str()
+                || k == RecordKind::Alert.as_str()
+                || k == RecordKind::Limit.as_str()
+        }
+    }
+}
+
+/// `cordon audit show GATEWAY#N`: call N of the gateway session `gw` (its records `recs`), then
+/// what it did on the machine: the effects recorded in the sandbox session it ran in, from its
+/// forwarding on. Under `isolation = "call"` the session is the call's own: everything from then
+/// to the session's end is the call's. Under `"server"` the session is shared by the server's
+/// calls: the effects are those between the call's forwarding and its answer, shown only when no
+/// other call to that server was in flight meanwhile (otherwise they cannot be told apart, and
+/// the output says so).
+pub fn call(
+    out: &mut impl Write,
+    store: &cordon_audit::Store,
+    gw: &str,
+    n: u64,
+    recs: &[cordon_audit::Record],
+    json: bool,
+) -> anyhow::Result<i32> {
+    let body = |r: &cordon_audit::Record| serde_json::from_str::<Value>(&r.body).unwrap_or_default();
+    let is = |r: &cordon_audit::Record, k: RecordKind| r.kind == k.as_str();
+    let Some(c) = recs.iter().find(|r| is(r, RecordKind::ToolCall) && n > 0 && body(r)["call"] == n) else {
+        anyhow::bail!(
+            "session {gw} has no call #{n}\n  hint: `cordon audit show {gw}` lists its calls (refused calls ran nothing: they have no effects)"
+        );
+    };
+    let cb = body(c);
+    let result = recs.iter().find(|r| is(r, RecordKind::ToolResult) && body(r)["call"] == n);
+    let rb = result.map(body);
+    let sealed = recs.iter().any(|r| is(r, RecordKind::Seal));
+    let session = cb["session"].as_str().unwrap_or("").to_string();
+    let own = cb["isolation"] == "call";
+    let overlapped = rb.as_ref().is_some_and(|r| r["overlapped"] == true);
+    let (from, to) = match (own, &result) {
+        (true, _) => (c.ts_ms, i64::MAX),
+        (false, Some(r)) => (c.ts_ms, r.ts_ms),
+        (false, None) => (c.ts_ms, i64::MAX),
+    };
+    let srecs = if session.is_empty() { vec![] } else { store.records(&session)? };
+    let effects: Vec<(String, i64, Value)> =
+        srecs.iter().flat_map(super::entries).filter(|(k, ts, b)| effect(k, b) && *ts >= from && *ts <= to).collect();
+    let watched = srecs.iter().any(|r| r.kind == RecordKind::Sensor.as_str() || is(r, RecordKind::SensorSummary));
+    let exact = own || (!overlapped && result.is_some());
+    if json {
+        let shown: Vec<Value> = if exact {
+            effects.iter().map(|(k, ts, b)| serde_json::json!({"kind": k, "ts_ms": ts, "body": b})).collect()
+        } else {
+            vec![]
+        };
+        let v = serde_json::json!({
+            "gateway_session": gw, "call": cb, "result": rb, "session": session, "isolation": cb["isolation"],
+            "watched": watched, "exact": exact, "effects": shown,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(0);
+    }
+    writeln!(out, "call {gw}#{n}  {}", one_line(&call_line(&cb, rb.as_ref(), sealed)))?;
+    if cb["decision"] == "deny" || session.is_empty() {
+        writeln!(out, "it ran nothing: no sandbox session")?;
+        return Ok(0);
+    }
+    let scope = if own {
+        format!("session {session} is the call's own (isolation = \"call\"): everything in it from the call's forwarding on is the call's")
+    } else {
+        format!(
+            "session {session} is server `{}`'s, shared by its calls (isolation = \"server\"): what it did between this call's forwarding and its answer",
+            cb["server"].as_str().unwrap_or("?")
+        )
+    };
+    writeln!(out, "{}", one_line(&scope))?;
+    if !watched {
+        writeln!(
+            out,
+            "the session was not watched by the eBPF sensor (the server's config: monitor = true, as root): processes, \
+             files and connections were not recorded; refusals the sandbox reported are below"
+        )?;
+    }
+    if !own && result.is_none() {
+        writeln!(out, "NOT ATTRIBUTED: the call has no result recorded, so where its effects end is not known; the session's events: cordon audit show {session}")?;
+        return Ok(0);
+    }
+    if !exact {
+        writeln!(
+            out,
+            "NOT ATTRIBUTED: another call to server `{}` was in flight in the same session during this one, so the \
+             session's events in this time cannot be told apart by call (isolation = \"call\" gives each call a session \
+             of its own); the session's events: cordon audit show {session}",
+            cb["server"].as_str().unwrap_or("?")
+        )?;
+        return Ok(0);
+    }
+    writeln!(out, "{} effect(s):", effects.len())?;
+    writeln!(out, "{:<10} {:<1} {:<14} WHAT", "TIME", "", "KIND")?;
+    for (kind, ts, b) in &effects {
+        let mark = if is_denial(kind, b) || kind == RecordKind::Alert.as_str() { "!" } else { "" };
+        writeln!(
+            out,
+            "{:<10} {mark:<1} {kind:<14} {}",
+            format!("+{:.3}s", (ts - c.ts_ms) as f64 / 1000.0),
+            one_line(&words(kind, b))
+        )?;
+    }
+    Ok(0)
 }
 
 /// One gateway call: who, server.tool, the decision and its rule, and how it ended (its
