@@ -141,14 +141,25 @@ mod tests {
     use super::*;
     use crate::Store;
 
-    fn log() -> (std::path::PathBuf, Vec<Record>, VerifyingKey) {
+    /// The test's directory, removed when the test ends, pass or fail (a mutation run fails tests
+    /// by the hundred: none may leave its log behind).
+    struct Dir(std::path::PathBuf);
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn log() -> (Dir, Vec<Record>, VerifyingKey) {
         let dir = std::env::temp_dir().join(format!(
             "cordon-ship-test-{}-{:?}",
             std::process::id(),
             std::thread::current().id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let db = dir.join("audit.db");
+        let dir = Dir(dir);
+        let db = dir.0.join("audit.db");
         let mut s = Store::open(&db).expect("open");
         let items = |k: &str| vec![(k.to_string(), 1, serde_json::json!({"x": k}))];
         s.append("a", &items("start")).expect("a");
@@ -169,7 +180,7 @@ mod tests {
         assert!(seal_verifies(&key, &recs[4]));
         let wire = WireRecord::from_record(&recs[3]);
         assert_eq!(wire.to_record().as_ref(), Some(&recs[3]));
-        let _ = std::fs::remove_dir_all(dir);
+        drop(dir);
     }
 
     #[test]
@@ -196,6 +207,6 @@ mod tests {
         assert_eq!(verify_run(g, &other, &recs).map_err(|b| (b.reason(), b.seq())), Err(("seal", 5)));
         assert_eq!(parse_key(&hex(&key.to_bytes())), Some(key));
         assert_eq!(parse_key("zz"), None);
-        let _ = std::fs::remove_dir_all(dir);
+        drop(dir);
     }
 }
