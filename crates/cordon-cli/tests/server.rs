@@ -28,9 +28,14 @@ impl Server {
     }
 
     fn start_on(dir: &Path, listen: &str) -> Server {
+        Server::start_with(dir, listen, &[])
+    }
+
+    fn start_with(dir: &Path, listen: &str, extra: &[&str]) -> Server {
         let db = dir.join("server.db");
         let mut child = Command::new(CORDON)
             .args(["server", "--listen", listen, "--database", &format!("sqlite:{}", db.display())])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -670,6 +675,129 @@ fn server_metrics_count_records_sessions_and_refusals_by_reason() {
     ] {
         assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
     }
+}
+
+/// A session's timeline in pages: every record on exactly one page, in order, linked by "next".
+#[test]
+fn server_pages_a_sessions_timeline() {
+    if !common::need_root() {
+        return;
+    }
+    let e = recorded(1);
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "v"));
+    let b = batch_of(&e.root.join("audit.db"), "n1");
+    assert_eq!(post(&srv, &node, &b).0, 200);
+    let session = b.records[0].session.clone();
+    let seqs: Vec<i64> = b.records.iter().filter(|r| r.session == session).map(|r| r.seq).collect();
+    assert!(seqs.len() >= 3, "{seqs:?}");
+    let mut path = format!("/sessions/{session}?limit=2");
+    let mut pages: Vec<(i64, i64)> = vec![];
+    loop {
+        let (st, _, body) = http(&srv.addr, "GET", &path, &[("Authorization", &bearer(&viewer))], b"");
+        assert_eq!(st, 200, "{path}: {body}");
+        let shown = body.split("<p class=\"pages\">records ").nth(1).expect("the page says what it shows");
+        let (range, rest) = shown.split_once(" of ").expect("of");
+        let (a, z) = range.split_once(" to ").expect("to");
+        pages.push((a.parse().expect("seq"), z.parse().expect("seq")));
+        assert!(rest.starts_with(&seqs.len().to_string()), "{rest}");
+        if pages.len() > 1 {
+            assert!(rest.contains(">from the start</a>"), "{rest}");
+        }
+        let Some(next) = rest.split("<a href=\"").find(|l| l.contains(">next 2</a>")) else { break };
+        path = next.split('"').next().expect("href").replace("&amp;", "&");
+        assert!(pages.len() < 100, "the pages never end: {pages:?}");
+    }
+    assert_eq!(pages.len(), seqs.len().div_ceil(2), "{pages:?}");
+    let flat: Vec<i64> = pages.iter().flat_map(|&(a, z)| [a, z]).collect();
+    let want: Vec<i64> = seqs.chunks(2).flat_map(|c| [c[0], c[c.len() - 1]]).collect();
+    assert_eq!(flat, want, "each record on one page, in order");
+    // A bad page is a 400, not a panic; a huge limit is held to the page's bound.
+    assert_eq!(
+        http(&srv.addr, "GET", &format!("/sessions/{session}?after=x"), &[("Authorization", &bearer(&viewer))], b"").0,
+        400
+    );
+    let (st, _, body) = http(
+        &srv.addr,
+        "GET",
+        &format!("/sessions/{session}?limit=999999999"),
+        &[("Authorization", &bearer(&viewer))],
+        b"",
+    );
+    assert_eq!(st, 200);
+    assert!(body.contains(&format!("records {} to {} of", seqs[0], seqs[seqs.len() - 1])), "{body}");
+}
+
+/// A client that opens a connection and sends `first`, then nothing more.
+fn stall(addr: &str, first: &[u8]) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.write_all(first).expect("send");
+    s
+}
+
+/// Whether the server closed `s` (EOF or reset) within `within`.
+fn closed_by_server(s: &mut std::net::TcpStream, within: std::time::Duration) -> bool {
+    s.set_read_timeout(Some(within)).expect("timeout");
+    let mut b = [0u8; 256];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn server_bounds_its_connections_slow_headers_and_slow_bodies() {
+    use std::time::{Duration, Instant};
+    let dir = tempdir();
+    let limits = ["--max-connections", "2", "--header-timeout", "2", "--request-timeout", "2"];
+    let srv = Server::start_with(&dir.0, &format!("127.0.0.1:{}", fixed_port()), &limits);
+    let (viewer, node) = (srv.token("viewer", "v"), srv.token("node", "n1"));
+    let auth = bearer(&viewer);
+    // Control: with free slots a request is answered at once.
+    let t = Instant::now();
+    assert_eq!(http(&srv.addr, "GET", "/metrics", &[("Authorization", &auth)], b"").0, 200);
+    let direct = t.elapsed();
+
+    // Two clients that send half a header (or nothing) hold both slots ...
+    let t0 = Instant::now();
+    let mut half = stall(&srv.addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n");
+    let mut mute = stall(&srv.addr, b"");
+    std::thread::sleep(Duration::from_millis(300));
+    // ... so a third client's request waits (in the kernel's backlog) until the server closed them
+    // for their header's lateness (2 s), then is answered.
+    let (st, _, _) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &auth)], b"");
+    let waited = t0.elapsed();
+    assert_eq!(st, 200, "the third request is answered once a slot is free");
+    assert!(waited >= Duration::from_millis(1500), "answered after {waited:?}: it did not wait for a slot");
+    assert!(waited < Duration::from_secs(30), "answered only after {waited:?} (direct: {direct:?})");
+    assert!(closed_by_server(&mut half, Duration::from_secs(10)), "a half-sent header's connection stays open");
+    assert!(closed_by_server(&mut mute, Duration::from_secs(10)), "a silent connection stays open");
+
+    // A body that stops coming: 408 after the request's bound, nothing stored.
+    let mut slow = stall(
+        &srv.addr,
+        format!(
+            "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: 1000\r\n\r\n{{\"node\":",
+            bearer(&node)
+        )
+        .as_bytes(),
+    );
+    slow.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut raw = vec![];
+    let _ = slow.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 408"), "a stalled body got: {text:?}");
+    assert!(text.contains("longer than 2 s"), "{text}");
+    assert_eq!(srv.sql("SELECT count(*) FROM records"), 0);
+    // The server still serves.
+    assert_eq!(http(&srv.addr, "GET", "/metrics", &[("Authorization", &auth)], b"").0, 200);
 }
 
 trait ChownIfNobody {

@@ -29,6 +29,15 @@ pub struct ServerArgs {
     /// Where the server keeps what it verified: sqlite:PATH (PostgreSQL comes later).
     #[arg(long, value_name = "sqlite:PATH")]
     pub database: Option<String>,
+    /// At most this many connections open at once; the next waits until one closes.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+    /// Close a connection whose request header has not fully arrived within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
+    /// Answer 408 to a request (its body included) not done within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -3,7 +3,7 @@
 //! metacharacters become entities and control characters (an ANSI escape, a newline in an
 //! argument) are shown as visible escapes such as `\u{1b}`, never passed to the browser raw.
 
-use crate::store::{NodeRow, RefusalRow, SessionFilter, SessionRow, StoredRecord};
+use crate::store::{NodeRow, Page, RefusalCount, RefusalRow, SessionFilter, SessionRow, StoredRecord, REFUSALS_KEPT};
 use cordon_schema::{Denial, Event};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -180,9 +180,11 @@ pub fn sessions(rows: &[SessionRow], f: &SessionFilter, raw: &[(&str, &str)], no
 }
 
 /// A session's timeline: one row per record, sensor records opened into their events.
-pub fn session(id: &str, found: &[(SessionRow, Vec<StoredRecord>)]) -> String {
+pub fn session(id: &str, found: &[(SessionRow, Vec<StoredRecord>)], page: Page) -> String {
     let mut b = String::new();
     for (s, recs) in found {
+        let more = recs.len() > page.limit;
+        let recs = &recs[..recs.len().min(page.limit)];
         let _ = write!(
             b,
             "<h2>node {} · session <span class=\"mono\">{}</span></h2><p>command <code>{}</code> in <code>{}</code> under policy <code>{}</code>; {}; {} record(s), {}</p>",
@@ -200,7 +202,8 @@ pub fn session(id: &str, found: &[(SessionRow, Vec<StoredRecord>)]) -> String {
             if s.sealed { "sealed; the seal verified against the node's key on arrival" } else { "not sealed (yet)" }
         );
         b.push_str("<table><tr><th>time</th><th>#</th><th>kind</th><th>what</th></tr>");
-        let t0 = recs.first().map_or(0, |r| r.ts_ms);
+        // Times are from the session's start, the same on every page.
+        let t0 = s.started_ms;
         for r in recs {
             for (kind, ts, text, class) in entries(r) {
                 let _ = write!(
@@ -215,8 +218,25 @@ pub fn session(id: &str, found: &[(SessionRow, Vec<StoredRecord>)]) -> String {
             }
         }
         b.push_str("</table>");
+        let shown = match (recs.first(), recs.last()) {
+            (Some(a), Some(z)) => format!("records {} to {}", a.seq, z.seq),
+            _ => "no records after this point".into(),
+        };
+        let _ = write!(b, "<p class=\"pages\">{shown} of {}", s.records);
+        if page.after > 0 {
+            let _ = write!(b, " · <a href=\"{}\">from the start</a>", esc(&page_link(s, 0, page.limit)));
+        }
+        if let (true, Some(z)) = (more, recs.last()) {
+            let _ = write!(b, " · <a href=\"{}\">next {}</a>", esc(&page_link(s, z.seq, page.limit)), page.limit);
+        }
+        b.push_str("</p>");
     }
-    page(&format!("Session {id}"), &b)
+    self::page(&format!("Session {id}"), &b)
+}
+
+/// This node's session, from the record after `after`.
+fn page_link(s: &SessionRow, after: i64, limit: usize) -> String {
+    format!("/sessions/{}?node={}&after={after}&limit={limit}", url(&s.session), url(&s.node))
 }
 
 /// A record's rows: (kind, time, text, css class).
@@ -294,8 +314,28 @@ fn entries(r: &StoredRecord) -> Vec<(String, i64, String, &'static str)> {
     vec![(r.kind.clone(), r.ts_ms, text, class)]
 }
 
-pub fn refusals(rows: &[RefusalRow]) -> String {
-    let mut b = format!("<p>Batches the server refused (nothing of a refused batch was stored): {}</p><table><tr><th>when (UTC)</th><th>node</th><th>reason</th><th>records</th><th>sessions</th><th>detail</th></tr>", rows.len());
+pub fn refusals(counts: &[RefusalCount], rows: &[RefusalRow]) -> String {
+    let total: i64 = counts.iter().map(|c| c.count).sum();
+    let mut b = format!("<p>Batches the server refused (nothing of a refused batch was stored): {total}, by node and reason:</p><table><tr><th>node</th><th>reason</th><th>batches</th><th>first (UTC)</th><th>last (UTC)</th></tr>");
+    for c in counts {
+        let _ = write!(
+            b,
+            "<tr class=\"bad\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.node),
+            esc(&c.reason),
+            c.count,
+            utc(c.first_ms),
+            utc(c.last_ms)
+        );
+    }
+    let _ = write!(
+        b,
+        "</table><p>The newest, in detail ({} shown; the server keeps each node's newest {REFUSALS_KEPT}):</p><table>",
+        rows.len()
+    );
+    b.push_str(
+        "<tr><th>when (UTC)</th><th>node</th><th>reason</th><th>records</th><th>sessions</th><th>detail</th></tr>",
+    );
     for r in rows {
         let _ = write!(
             b,

@@ -5,7 +5,7 @@ use crate::auth::{digest, token_of, Caller, Carrier, Role, COOKIE};
 use crate::html;
 use crate::ingest::{self, Verdict};
 use crate::metrics::{Metrics, Outcome, Reason};
-use crate::store::{SessionFilter, Store, StoreError};
+use crate::store::{Page, SessionFilter, Store, StoreError};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -203,14 +203,22 @@ async fn index(State(app): State<App>, Query(q): Query<Vec<(String, String)>>) -
 }
 
 #[derive(serde::Deserialize)]
-struct NodeQuery {
+struct SessionQuery {
     node: Option<String>,
+    /// Records after this seq (a page of the timeline).
+    after: Option<i64>,
+    /// Records on the page (at most [`PAGE`]).
+    limit: Option<usize>,
 }
 
-async fn session(State(app): State<App>, Path(id): Path<String>, Query(q): Query<NodeQuery>) -> Response {
+/// Records on one page of a session's timeline, at most.
+pub const PAGE: usize = 2000;
+
+async fn session(State(app): State<App>, Path(id): Path<String>, Query(q): Query<SessionQuery>) -> Response {
     let store = app.store.clone();
     let id2 = id.clone();
-    match blocking(move || store.session(&id2)).await {
+    let page = Page { after: q.after.unwrap_or(0).max(0), limit: q.limit.unwrap_or(PAGE).clamp(1, PAGE) };
+    match blocking(move || store.session(&id2, page)).await {
         Ok(mut found) => {
             if let Some(n) = &q.node {
                 found.retain(|(s, _)| &s.node == n);
@@ -224,7 +232,7 @@ async fn session(State(app): State<App>, Path(id): Path<String>, Query(q): Query
                     ),
                 );
             }
-            html_page(StatusCode::OK, html::session(&id, &found))
+            html_page(StatusCode::OK, html::session(&id, &found, page))
         }
         Err(r) => r,
     }
@@ -232,8 +240,8 @@ async fn session(State(app): State<App>, Path(id): Path<String>, Query(q): Query
 
 async fn refusals(State(app): State<App>) -> Response {
     let store = app.store.clone();
-    match blocking(move || store.refusals(LIST_LIMIT)).await {
-        Ok(rows) => html_page(StatusCode::OK, html::refusals(&rows)),
+    match blocking(move || Ok((store.refusal_counts()?, store.refusals(LIST_LIMIT)?))).await {
+        Ok((counts, rows)) => html_page(StatusCode::OK, html::refusals(&counts, &rows)),
         Err(r) => r,
     }
 }

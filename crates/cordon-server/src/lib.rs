@@ -10,6 +10,7 @@ pub mod cli;
 pub mod html;
 pub mod http;
 pub mod ingest;
+pub mod listen;
 pub mod metrics;
 pub mod serve;
 pub mod store;

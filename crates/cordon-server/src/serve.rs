@@ -4,9 +4,11 @@
 use crate::auth::{digest, new_token};
 use crate::cli::{sqlite_path, ServerArgs, ServerCommand, TokenCommand};
 use crate::http::{router, App};
+use crate::listen::{self, Limits};
 use crate::metrics::Metrics;
 use crate::store::{SqliteStore, Store, StoreError};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -57,8 +59,12 @@ pub fn run(a: ServerArgs) -> Result<(), ServeError> {
             .map_err(|source| ServeError::Io { what: format!("--listen {}", a.listen), source })?;
         let addr = listener.local_addr().map_err(|source| ServeError::Io { what: "the listener".into(), source })?;
         eprintln!("cordon server: listening on http://{addr}");
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown())
+        let limits = Limits {
+            max_connections: a.max_connections as usize,
+            header_timeout: Duration::from_secs(a.header_timeout),
+            request_timeout: Duration::from_secs(a.request_timeout),
+        };
+        listen::serve(listener, router(app), limits, shutdown())
             .await
             .map_err(|source| ServeError::Io { what: "serving".into(), source })
     })

@@ -74,6 +74,16 @@ pub struct RefusalRow {
     pub sessions: String,
 }
 
+/// How many batches of one node were refused for one reason (every one, whatever the detail cap).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RefusalCount {
+    pub node: String,
+    pub reason: String,
+    pub count: i64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
 /// The dashboard's filters (all optional).
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
@@ -84,6 +94,20 @@ pub struct SessionFilter {
     pub until_ms: Option<i64>,
 }
 
+/// One page of a session's records.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub after: i64,
+    pub limit: usize,
+}
+
+/// Refusals kept in detail per node (the newest); every refusal is counted in `refusal_counts`
+/// whatever the cap, so a node flooding the server with bad batches cannot grow its database
+/// without bound, nor make a refusal go uncounted.
+pub const REFUSALS_KEPT: i64 = 1000;
+/// Session ids named in one refusal's row, at most (the rest counted).
+const REFUSAL_SESSIONS: usize = 20;
+
 pub trait Store: Send + Sync + 'static {
     fn add_token(&self, sha256: &[u8], role: Role, name: &str, now_ms: i64) -> Result<(), StoreError>;
     /// The role and name of the token whose SHA-256 this is.
@@ -92,9 +116,11 @@ pub trait Store: Send + Sync + 'static {
     /// is recorded in its own transaction, nothing of the batch stored.
     fn ingest(&self, batch: &Checked, now_ms: i64) -> Result<Verdict, StoreError>;
     fn sessions(&self, f: &SessionFilter, limit: usize) -> Result<Vec<SessionRow>, StoreError>;
-    /// Every session with this id (one per node that sent one) and its records.
-    fn session(&self, id: &str) -> Result<Vec<(SessionRow, Vec<StoredRecord>)>, StoreError>;
+    /// Every session with this id (one per node that sent one) and one page of its records: those
+    /// after `page.after` (a seq), at most `page.limit + 1` (one more says another page follows).
+    fn session(&self, id: &str, page: Page) -> Result<Vec<(SessionRow, Vec<StoredRecord>)>, StoreError>;
     fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, StoreError>;
+    fn refusal_counts(&self) -> Result<Vec<RefusalCount>, StoreError>;
     fn nodes(&self) -> Result<Vec<NodeRow>, StoreError>;
 }
 
@@ -106,6 +132,8 @@ CREATE INDEX IF NOT EXISTS records_session ON records (session, node, seq);
 CREATE TABLE IF NOT EXISTS sessions (node TEXT NOT NULL, session TEXT NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER, records INTEGER NOT NULL DEFAULT 0, start TEXT, outcome TEXT, exit_code INTEGER, denials INTEGER NOT NULL DEFAULT 0, alerts INTEGER NOT NULL DEFAULT 0, sealed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, session));
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_ms);
 CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, node TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, first_seq INTEGER, last_seq INTEGER, records INTEGER NOT NULL, sessions TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS refusals_node ON refusals (node, id);
+CREATE TABLE IF NOT EXISTS refusal_counts (node TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, PRIMARY KEY (node, reason)) WITHOUT ROWID;
 ";
 
 /// The embedded store: one SQLite file (WAL, every commit fsynced: an acknowledged batch survives
@@ -201,21 +229,7 @@ impl Store for SqliteStore {
                 }
                 Verdict::Refused(r) => {
                     drop(tx);
-                    let sessions: std::collections::BTreeSet<&str> =
-                        batch.records.iter().map(|r| r.session.as_str()).collect();
-                    c.execute(
-                        "INSERT INTO refusals (ts_ms, node, reason, detail, first_seq, last_seq, records, sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        params![
-                            now_ms,
-                            batch.node,
-                            r.reason,
-                            r.detail,
-                            batch.records.first().map(|r| r.seq),
-                            batch.records.last().map(|r| r.seq),
-                            batch.records.len() as i64,
-                            sessions.into_iter().collect::<Vec<_>>().join(" ")
-                        ],
-                    )?;
+                    record_refusal(c, batch, r.reason, &r.detail, now_ms)?;
                 }
             }
             Ok(verdict)
@@ -233,17 +247,17 @@ impl Store for SqliteStore {
         })
     }
 
-    fn session(&self, id: &str) -> Result<Vec<(SessionRow, Vec<StoredRecord>)>, StoreError> {
+    fn session(&self, id: &str, page: Page) -> Result<Vec<(SessionRow, Vec<StoredRecord>)>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare(&format!("SELECT {COLS} FROM sessions WHERE session = ?1 ORDER BY node"))?;
             let rows: Vec<SessionRow> = st.query_map([id], session_row)?.collect::<rusqlite::Result<_>>()?;
             let mut out = vec![];
             let mut rs = c.prepare(
-                "SELECT seq, kind, ts_ms, payload FROM records WHERE session = ?1 AND node = ?2 ORDER BY seq",
+                "SELECT seq, kind, ts_ms, payload FROM records WHERE session = ?1 AND node = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4",
             )?;
             for row in rows {
                 let recs = rs
-                    .query_map(params![id, row.node], |r| {
+                    .query_map(params![id, row.node, page.after, page.limit as i64 + 1], |r| {
                         Ok(StoredRecord { seq: r.get(0)?, kind: r.get(1)?, ts_ms: r.get(2)?, payload: r.get(3)? })
                     })?
                     .collect::<rusqlite::Result<_>>()?;
@@ -255,6 +269,24 @@ impl Store for SqliteStore {
 
     fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
         self.with(|c| SqliteStore::nodes_query(c))
+    }
+
+    fn refusal_counts(&self) -> Result<Vec<RefusalCount>, StoreError> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT node, reason, count, first_ms, last_ms FROM refusal_counts ORDER BY last_ms DESC, node, reason",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(RefusalCount {
+                    node: r.get(0)?,
+                    reason: r.get(1)?,
+                    count: r.get(2)?,
+                    first_ms: r.get(3)?,
+                    last_ms: r.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, StoreError> {
@@ -277,12 +309,45 @@ impl Store for SqliteStore {
     }
 }
 
+/// Counts a refused batch and keeps its detail (the node's newest [`REFUSALS_KEPT`] only).
+fn record_refusal(c: &Connection, batch: &Checked, reason: &str, detail: &str, now_ms: i64) -> rusqlite::Result<()> {
+    let tx = c.unchecked_transaction()?;
+    tx.execute(
+        "INSERT INTO refusal_counts (node, reason, count, first_ms, last_ms) VALUES (?1, ?2, 1, ?3, ?3)
+         ON CONFLICT (node, reason) DO UPDATE SET count = count + 1, last_ms = ?3",
+        params![batch.node, reason, now_ms],
+    )?;
+    let sessions: std::collections::BTreeSet<&str> = batch.records.iter().map(|r| r.session.as_str()).collect();
+    let mut named = sessions.iter().take(REFUSAL_SESSIONS).copied().collect::<Vec<_>>().join(" ");
+    if sessions.len() > REFUSAL_SESSIONS {
+        named.push_str(&format!(" (and {} more)", sessions.len() - REFUSAL_SESSIONS));
+    }
+    tx.execute(
+        "INSERT INTO refusals (ts_ms, node, reason, detail, first_seq, last_seq, records, sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            now_ms,
+            batch.node,
+            reason,
+            detail,
+            batch.records.first().map(|r| r.seq),
+            batch.records.last().map(|r| r.seq),
+            batch.records.len() as i64,
+            named
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM refusals WHERE node = ?1 AND id <= (SELECT id FROM refusals WHERE node = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+        params![batch.node, REFUSALS_KEPT],
+    )?;
+    tx.commit()
+}
+
 impl SqliteStore {
     fn nodes_query(c: &Connection) -> rusqlite::Result<Vec<NodeRow>> {
         let mut st = c.prepare(
             "SELECT name, public_key, first_seen_ms, last_seen_ms, tail_seq,
                     (SELECT count(*) FROM sessions WHERE sessions.node = nodes.name),
-                    (SELECT count(*) FROM refusals WHERE refusals.node = nodes.name)
+                    (SELECT coalesce(sum(count), 0) FROM refusal_counts WHERE refusal_counts.node = nodes.name)
              FROM nodes ORDER BY name",
         )?;
         let rows = st.query_map([], |r| {
@@ -387,4 +452,51 @@ fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlit
 
 fn db(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| StoreError::Db { path: path.display().to_string(), source: e }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(node: &str) -> Checked {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]).verifying_key();
+        Checked { node: node.into(), public_key_hex: String::new(), key, records: vec![] }
+    }
+
+    #[test]
+    fn refusals_are_all_counted_and_each_nodes_newest_kept_in_detail() {
+        struct Gone(std::path::PathBuf);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = Gone(std::env::temp_dir().join(format!("cordon-server-store-{}", std::process::id())));
+        let dir = &dir.0;
+        let store = SqliteStore::open(&dir.join("s.db")).expect("open");
+        let n = REFUSALS_KEPT + 5;
+        store
+            .with(|c| {
+                for i in 0..n {
+                    record_refusal(c, &batch("flood"), "conflict", &format!("refusal {i}"), i)?;
+                }
+                for i in 0..3 {
+                    record_refusal(c, &batch("quiet"), "gap", "a gap", i)?;
+                }
+                Ok(())
+            })
+            .expect("record");
+        let counts = store.refusal_counts().expect("counts");
+        let flood = counts.iter().find(|c| c.node == "flood").expect("flood counted");
+        assert_eq!((flood.count, flood.first_ms, flood.last_ms), (n, 0, n - 1));
+        assert_eq!(counts.iter().find(|c| c.node == "quiet").map(|c| c.count), Some(3));
+        let rows = store.refusals(10 * REFUSALS_KEPT as usize).expect("rows");
+        let kept: Vec<&RefusalRow> = rows.iter().filter(|r| r.node == "flood").collect();
+        assert_eq!(kept.len() as i64, REFUSALS_KEPT, "the detail is capped per node");
+        assert_eq!(kept[0].detail, format!("refusal {}", n - 1), "the newest is kept");
+        assert_eq!(kept.last().map(|r| r.detail.clone()), Some("refusal 5".into()), "the oldest go first");
+        assert_eq!(rows.iter().filter(|r| r.node == "quiet").count(), 3, "another node's refusals stay");
+        let nodes_total: i64 = counts.iter().map(|c| c.count).sum();
+        assert_eq!(nodes_total, n + 3);
+    }
 }
