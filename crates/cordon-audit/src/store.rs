@@ -474,19 +474,7 @@ impl Store {
                 "SELECT seq, session, kind, ts_ms, body, prev, hash FROM records WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )
             .map_err(db(&self.path))?;
-        let rows = st
-            .query_map(params![after, limit as i64], |r| {
-                Ok(crate::Record {
-                    seq: r.get(0)?,
-                    session: r.get(1)?,
-                    kind: r.get(2)?,
-                    ts_ms: r.get(3)?,
-                    body: r.get(4)?,
-                    prev: r.get(5)?,
-                    hash: r.get(6)?,
-                })
-            })
-            .map_err(db(&self.path))?;
+        let rows = st.query_map(params![after, limit as i64], record_row).map_err(db(&self.path))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db(&self.path))
     }
 
@@ -504,21 +492,22 @@ impl Store {
             .conn
             .prepare("SELECT seq, session, kind, ts_ms, body, prev, hash FROM records WHERE session = ?1 ORDER BY seq")
             .map_err(db(&self.path))?;
-        let rows = st
-            .query_map([session], |r| {
-                Ok(crate::Record {
-                    seq: r.get(0)?,
-                    session: r.get(1)?,
-                    kind: r.get(2)?,
-                    ts_ms: r.get(3)?,
-                    body: r.get(4)?,
-                    prev: r.get(5)?,
-                    hash: r.get(6)?,
-                })
-            })
-            .map_err(db(&self.path))?;
+        let rows = st.query_map([session], record_row).map_err(db(&self.path))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db(&self.path))
     }
+}
+
+/// A row of `SELECT seq, session, kind, ts_ms, body, prev, hash`.
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<crate::Record> {
+    Ok(crate::Record {
+        seq: r.get(0)?,
+        session: r.get(1)?,
+        kind: r.get(2)?,
+        ts_ms: r.get(3)?,
+        body: r.get(4)?,
+        prev: r.get(5)?,
+        hash: r.get(6)?,
+    })
 }
 
 /// Creates the table of a new log, under the write lock (many sessions may open a new log at once).

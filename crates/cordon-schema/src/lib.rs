@@ -24,6 +24,7 @@ pub mod outcome;
 mod record;
 pub mod review;
 pub mod sensor;
+pub mod time;
 
 pub use alert::{Action, Alert};
 pub use denial::Denial;

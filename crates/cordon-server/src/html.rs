@@ -4,6 +4,7 @@
 //! argument) are shown as visible escapes such as `\u{1b}`, never passed to the browser raw.
 
 use crate::store::{NodeRow, Page, RefusalCount, RefusalRow, SessionFilter, SessionRow, StoredRecord, REFUSALS_KEPT};
+use cordon_schema::time::utc;
 use cordon_schema::{Denial, Event};
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -56,23 +57,6 @@ pub fn login(message: Option<&str>) -> String {
         "Sign in",
         &format!("{m}<form method=\"post\" action=\"/login\"><label>Viewer or admin token <input type=\"password\" name=\"token\" autocomplete=\"off\" size=\"72\"></label> <button>Sign in</button></form><p>The token is kept in an HttpOnly, SameSite=Strict cookie of this site, for reading only.</p>"),
     )
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS` UTC (civil from days, after Howard
-/// Hinnant).
-pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// A time filter: milliseconds since the epoch, or `YYYY-MM-DD` / `YYYY-MM-DDTHH:MM[:SS]` UTC.
