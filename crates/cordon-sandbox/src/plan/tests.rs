@@ -665,3 +665,74 @@ fn a_program_with_a_slash_is_not_looked_up_on_path() {
     assert_eq!(r("cordon-no-such-program"), None);
     assert_eq!(process::escaped(std::ffi::OsStr::new("a\\b")), "a\\\\b");
 }
+
+#[test]
+fn without_refusal_watches_keeps_the_proxys_connect_rule_and_every_other_rule() {
+    let proxy = environment(&compiled("[net]\negress = \"proxy\"\n"), &host(7, true), "s1");
+    let mut s = proxy.seccomp.clone();
+    without_refusal_watches(&mut s);
+    assert!(s.watch.is_empty());
+    assert_eq!(s.rules, proxy.seccomp.rules, "only the rule under egress = \"none\" goes");
+    let none = environment(&compiled("[net]\negress = \"none\"\n"), &host(7, true), "s1");
+    let mut s = none.seccomp.clone();
+    without_refusal_watches(&mut s);
+    assert_eq!(s.rules.len(), none.seccomp.rules.len() - 1);
+}
+
+#[test]
+fn host_writable_is_the_writable_binds_sources_with_a_mount_namespace_only() {
+    let pol = compiled("[fs]\nwrite = [\"/var/tmp\"]\nread = [\"/etc\"]\n");
+    let env = environment(&pol, &host(7, true), "s1");
+    let mut w: Vec<PathBuf> = env.host_writable().expect("a mount namespace").into_iter().map(PathBuf::from).collect();
+    w.sort();
+    let mut want: Vec<PathBuf> = env
+        .ns
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            ns::MountOp::Bind { src, writable: true, .. } => Some(src.clone()),
+            _ => None,
+        })
+        .collect();
+    want.sort();
+    assert!(want.iter().any(|p| p == std::path::Path::new("/var/tmp")), "{want:?}");
+    assert_eq!(w, want);
+    assert!(!w.iter().any(|p| p.starts_with("/etc")), "read-only binds are not the session's to write");
+    let plan = SessionPlan { environment: env.clone(), ..plan(&pol, &host(7, true), &inv()) };
+    assert_eq!(plan.host_writable().map(|v| v.len()), Some(want.len()));
+    let mut nomount = pol.clone();
+    nomount.namespaces.mount = false;
+    assert!(environment(&nomount, &host(7, true), "s1").host_writable().is_none());
+}
+
+/// The plan's rights are the kernel's (the applier hands them to the landlock crate as bits).
+#[test]
+fn landlock_rights_are_the_kernels_bits() {
+    use ::landlock::{AccessFs, AccessNet, BitFlags, Scope, ABI};
+    let fs = |a: AccessFs| BitFlags::from(a).bits();
+    for (ours, theirs) in [
+        (ll::EXECUTE, fs(AccessFs::Execute)),
+        (ll::WRITE_FILE, fs(AccessFs::WriteFile)),
+        (ll::READ_FILE, fs(AccessFs::ReadFile)),
+        (ll::READ_DIR, fs(AccessFs::ReadDir)),
+        (ll::REMOVE_DIR, fs(AccessFs::RemoveDir)),
+        (ll::REMOVE_FILE, fs(AccessFs::RemoveFile)),
+        (ll::MAKE_CHAR, fs(AccessFs::MakeChar)),
+        (ll::MAKE_DIR, fs(AccessFs::MakeDir)),
+        (ll::MAKE_REG, fs(AccessFs::MakeReg)),
+        (ll::MAKE_SOCK, fs(AccessFs::MakeSock)),
+        (ll::MAKE_FIFO, fs(AccessFs::MakeFifo)),
+        (ll::MAKE_BLOCK, fs(AccessFs::MakeBlock)),
+        (ll::MAKE_SYM, fs(AccessFs::MakeSym)),
+        (ll::REFER, fs(AccessFs::Refer)),
+        (ll::TRUNCATE, fs(AccessFs::Truncate)),
+        (ll::IOCTL_DEV, fs(AccessFs::IoctlDev)),
+        (ll::FILE_RIGHTS, AccessFs::from_file(ABI::V5).bits()),
+        (ll::NET_BIND_TCP, BitFlags::from(AccessNet::BindTcp).bits()),
+        (ll::NET_CONNECT_TCP, BitFlags::from(AccessNet::ConnectTcp).bits()),
+        (ll::SCOPE_ABSTRACT_UNIX, BitFlags::from(Scope::AbstractUnixSocket).bits()),
+        (ll::SCOPE_SIGNAL, BitFlags::from(Scope::Signal).bits()),
+    ] {
+        assert_eq!(ours, theirs);
+    }
+}
