@@ -34,6 +34,12 @@ pub fn ship_dir(db: &Path) -> PathBuf {
     crate::files::sidecar(db, ".ship")
 }
 
+/// Where `cordon run --identity` keeps, per server, the policies it fetched and the server's pinned
+/// key: beside the log, masked from sessions like it (a session must not change its next policy).
+pub fn policy_cache_dir(db: &Path) -> PathBuf {
+    crate::files::sidecar(db, ".policies")
+}
+
 /// The fallback directory, usually on another filesystem than the log (None: none usable).
 pub fn spool_fallback_dir(db: &Path) -> Option<PathBuf> {
     let tag: String = <sha2::Sha256 as sha2::Digest>::digest(db.as_os_str().as_encoded_bytes())
@@ -56,7 +62,7 @@ pub fn spool_fallback_dir(db: &Path) -> Option<PathBuf> {
 pub fn log_files(db: &Path) -> Vec<PathBuf> {
     let mut v = vec![db.to_path_buf()];
     v.extend(["-wal", "-shm", "-journal"].iter().map(|s| sidecar(db, s)));
-    v.extend([key_path(db), head_path(db), spool_dir(db), ship_dir(db)]);
+    v.extend([key_path(db), head_path(db), spool_dir(db), ship_dir(db), policy_cache_dir(db)]);
     v.extend(spool_fallback_dir(db));
     v
 }

@@ -8,6 +8,7 @@ mod chain;
 pub mod files;
 mod head;
 mod key;
+pub mod served;
 pub mod ship;
 pub mod spool;
 mod store;
@@ -15,6 +16,6 @@ mod verify;
 
 pub use chain::{canonical, record_hash, Record};
 pub use head::Head;
-pub use key::public_key;
+pub use key::{load_or_create, public_key};
 pub use store::{default_path, standard_path, AuditError, Durability, SessionRow, Store};
 pub use verify::{verify, verify_with, Problem, VerifyReport};

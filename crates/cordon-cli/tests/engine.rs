@@ -38,6 +38,7 @@ fn spec(e: &Env, i: usize) -> SessionSpec {
         sensor_buffer: "4M".into(),
         kill_after: None,
         interactive: false,
+        identity: None,
     }
 }
 

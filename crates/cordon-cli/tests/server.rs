@@ -729,6 +729,156 @@ fn server_pages_a_sessions_timeline() {
     assert!(body.contains(&format!("records {} to {} of", seqs[0], seqs[seqs.len() - 1])), "{body}");
 }
 
+/// Policies by identity (issue 16): an admin adds versions, a node runs under the newest, checked
+/// and cached; a session still running when a newer version comes is marked stale; offline, the
+/// cache serves (and says so); a changed cache or a replaced server key runs nothing.
+#[test]
+fn server_serves_policies_by_identity_signed_cached_and_marks_running_sessions_stale() {
+    if !common::need_root() {
+        return;
+    }
+    for who in common::BOTH {
+        policies_as(who);
+    }
+}
+
+fn start_of(db: &Path, session: Option<&str>) -> serde_json::Value {
+    let s = cordon_audit::Store::open_read_only(db).expect("log");
+    let recs = s.records_after(0, 1 << 20).expect("records");
+    let r = recs
+        .iter()
+        .rev()
+        .find(|r| r.kind == "start" && session.is_none_or(|x| r.session == x))
+        .expect("a start record");
+    serde_json::from_str(&r.body).expect("json")
+}
+
+fn policies_as(who: Who) {
+    let e = Env::new(who);
+    let dir = tempdir();
+    let mut srv = Server::start(&dir.0);
+    let (admin, node, viewer) = (srv.token("admin", "ops"), srv.token("node", "n1"), srv.token("viewer", "v"));
+    let tf = e.root.join("node.token");
+    std::fs::write(&tf, format!("{node}\n")).expect("token file");
+    e.chown_all_if_nobody();
+    let url = format!("http://{}", srv.addr);
+    let ship = ["--server", url.as_str(), "--server-token-file", tf.to_str().expect("utf-8"), "--server-node", "n1"];
+    let put = |srv: &Server, token: &str, id: &str, text: &str| {
+        let (st, _, b) = http(
+            &srv.addr,
+            "PUT",
+            &format!("/api/v1/policies/{id}"),
+            &[("Authorization", &bearer(token))],
+            text.as_bytes(),
+        );
+        (st, serde_json::from_str::<serde_json::Value>(&b).unwrap_or(serde_json::Value::String(b)))
+    };
+    let v1 = "version = 1\nname = \"ci-bot\"\nextends = [\"builtin:agent\"]\n";
+    // Who may change policies, and what a policy must be.
+    assert_eq!(put(&srv, &node, "ci-bot", v1).0, 403, "a node token");
+    assert_eq!(put(&srv, &viewer, "ci-bot", v1).0, 403, "a viewer token");
+    let (st, v) = put(&srv, &admin, "ci-bot", "version = 1\n[fs]\nread = 3\n");
+    assert_eq!(st, 400);
+    assert!(v["error"].as_str().is_some_and(|m| m.contains("ci-bot.toml:3")), "{v}");
+    assert_eq!(put(&srv, &admin, ".hidden", v1).0, 400);
+    assert_eq!(http(&srv.addr, "GET", "/api/v1/policies/ci-bot", &[("Authorization", &bearer(&node))], b"").0, 404);
+    let (st, v) = put(&srv, &admin, "ci-bot", v1);
+    assert_eq!((st, v["version"].as_i64()), (200, Some(1)), "{v}");
+
+    // A run under the identity: version 1 from the server, the key pinned, the version recorded.
+    let run = |extra: &[&str], script: &str| {
+        let mut args = ship.to_vec();
+        args.extend_from_slice(&["--identity", "ci-bot"]);
+        args.extend_from_slice(extra);
+        e.run_sh_with(&args, script, &[])
+    };
+    let o = run(&[], "echo ran-v1");
+    assert_eq!(o.status.code(), Some(0), "{who:?}: {}", common::show(&o));
+    assert!(common::out(&o).contains("ran-v1") && common::err(&o).contains("pinned"), "{}", common::show(&o));
+    let db = e.root.join("audit.db");
+    let id = &start_of(&db, None)["policy"]["identity"];
+    assert_eq!(
+        (id["name"].as_str(), id["version"].as_i64(), id["from"].as_str()),
+        (Some("ci-bot"), Some(1), Some("server")),
+        "{id}"
+    );
+
+    // A session still running when version 2 comes is marked stale.
+    let flag = e.ws.join("go");
+    let mut args = vec!["run"];
+    if who == Who::Nobody {
+        args.push("--allow-degraded");
+    }
+    args.extend_from_slice(&ship);
+    args.extend_from_slice(&["--identity", "ci-bot", "--", "/bin/sh", "-c", "while [ ! -e go ]; do sleep 0.05; done"]);
+    let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
+    let mut running = c.args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let unfinished = "SELECT count(*) FROM sessions WHERE node = 'n1' AND outcome IS NULL AND start IS NOT NULL";
+    let seen = common::wait_for(std::time::Duration::from_secs(30), || (srv.sql(unfinished) == 1).then_some(()));
+    assert!(seen.is_some(), "the running session's start never reached the server");
+    let (st, v) = put(&srv, &admin, "ci-bot", &format!("{v1}# v2\n"));
+    assert_eq!((st, v["version"].as_i64(), v["stale_marked"].as_i64()), (200, Some(2), Some(1)), "{v}");
+    std::fs::write(&flag, "").expect("go");
+    let st = running.wait().expect("wait");
+    assert!(st.success(), "{st:?}");
+    assert_eq!(srv.sql("SELECT count(*) FROM stale WHERE node = 'n1' AND ran_version = 1 AND newer_version = 2"), 1);
+    let (code, _, page) = http(&srv.addr, "GET", "/stale", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(code, 200);
+    assert!(page.contains("<td>ci-bot</td><td>1</td><td>2</td>"), "{page}");
+    let (code, _, page) = http(&srv.addr, "GET", "/policies", &[("Authorization", &bearer(&viewer))], b"");
+    assert!(code == 200 && page.contains("<td>ops</td>"), "{page}");
+
+    // The next run takes version 2; with the server down, the cached version 2, said.
+    let o = run(&[], "echo ran-v2");
+    assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    assert_eq!(start_of(&db, None)["policy"]["identity"]["version"].as_i64(), Some(2));
+    srv.kill();
+    let o = run(&[], "echo ran-cached");
+    assert_eq!(o.status.code(), Some(0), "{}", common::show(&o));
+    assert!(common::err(&o).contains("running under the cached policy of `ci-bot`, version 2"), "{}", common::show(&o));
+    assert_eq!(start_of(&db, None)["policy"]["identity"]["from"].as_str(), Some("cache"));
+
+    // A cache whose text was changed runs nothing.
+    let cache = std::fs::read_dir(cordon_audit::files::policy_cache_dir(&db))
+        .expect("cache")
+        .next()
+        .expect("a server")
+        .expect("entry")
+        .path();
+    let doc = cache.join("ci-bot.json");
+    let orig = std::fs::read(&doc).expect("cached");
+    let mut v: serde_json::Value = serde_json::from_slice(&orig).expect("json");
+    v["text"] = serde_json::Value::String("version = 1\n[net]\negress = \"open\"\n".into());
+    std::fs::write(&doc, v.to_string()).expect("tamper");
+    let o = run(&[], "touch ran-tampered");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(common::err(&o).contains("does not match its SHA-256"), "{}", common::show(&o));
+    assert!(!e.ws.join("ran-tampered").exists());
+    std::fs::write(&doc, &orig).expect("restore");
+
+    // Another server (another key) at the same address: refused, naming the pinned key's file.
+    let dir2 = tempdir();
+    let srv2 = Server::start_on(&dir2.0, &srv.addr);
+    let admin2 = srv2.token("admin", "ops");
+    assert_eq!(put(&srv2, &admin2, "ci-bot", v1).0, 200);
+    std::fs::write(&tf, format!("{}\n", srv2.token("node", "n1"))).expect("token file");
+    let o = run(&[], "touch ran-other-key");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        common::err(&o).contains("pinned the server's key") && common::err(&o).contains("server.pub"),
+        "{}",
+        common::show(&o)
+    );
+    assert!(!e.ws.join("ran-other-key").exists());
+    // The session cannot reach the cache.
+    let o = e.run_sh_with(
+        &["--allow-read", e.root.to_str().expect("utf-8")],
+        &format!("cat {}/*.toml || echo unreadable", cache.display()),
+        &[],
+    );
+    assert!(common::out(&o).contains("unreadable") && !common::out(&o).contains("version = 1"), "{}", common::show(&o));
+}
+
 /// A client that opens a connection and sends `first`, then nothing more.
 fn stall(addr: &str, first: &[u8]) -> std::net::TcpStream {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");

@@ -55,6 +55,7 @@ pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool, grant: Option
         sensor_buffer: "16M".into(),
         kill_after: Some(Duration::from_secs(5)),
         interactive: false,
+        identity: None,
     }
 }
 

@@ -30,6 +30,25 @@ pub struct PolicyRef {
     pub sources: Vec<String>,
     pub sha256: String,
     pub text: String,
+    /// The agent identity whose policy this is, when it came from `cordon server`
+    /// (`cordon run --identity NAME --server URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityRef>,
+}
+
+/// Which version of which identity's policy, from which server, and whether it was fetched for this
+/// session or taken from the node's cache (the server unreachable).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdentityRef {
+    pub name: String,
+    pub version: i64,
+    /// The server's SHA-256 of the text (the signature covers it).
+    pub sha256: String,
+    pub server: String,
+    /// The server's key that signed it (hex).
+    pub server_key: String,
+    /// `server` or `cache`.
+    pub from: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -2,10 +2,10 @@
 //! store on the blocking pool (SQLite is synchronous).
 
 use crate::auth::{digest, token_of, Caller, Carrier, Role, COOKIE};
-use crate::html;
 use crate::ingest::{self, Verdict};
 use crate::metrics::{Metrics, Outcome, Reason};
 use crate::store::{Page, SessionFilter, Store, StoreError};
+use crate::{html, policy_routes};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -25,6 +25,8 @@ const LIST_LIMIT: usize = 1000;
 pub struct App {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    /// Signs the policies the server serves (`policy_routes.rs`).
+    pub key: Arc<ed25519_dalek::SigningKey>,
 }
 
 pub fn router(app: App) -> Router {
@@ -34,6 +36,10 @@ pub fn router(app: App) -> Router {
         .route("/refusals", get(refusals))
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
+        .route("/api/v1/policies/{identity}", get(policy_routes::get).put(policy_routes::put))
+        .route("/policies", get(policy_routes::list_page))
+        .route("/policies/{identity}", get(policy_routes::history_page))
+        .route("/stale", get(policy_routes::stale_page))
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()
         .route("/login", get(|| async { html_page(StatusCode::OK, html::login(None)) }).post(login))
@@ -46,7 +52,7 @@ pub fn json_error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": msg.into()}))).into_response()
 }
 
-fn html_page(status: StatusCode, body: String) -> Response {
+pub fn html_page(status: StatusCode, body: String) -> Response {
     let mut r = (status, axum::response::Html(body)).into_response();
     let h = r.headers_mut();
     h.insert(
@@ -63,7 +69,7 @@ fn internal(e: StoreError) -> Response {
     json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
 
-async fn blocking<T: Send + 'static>(
+pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
@@ -113,7 +119,9 @@ async fn authenticate(State(app): State<App>, mut req: Request, next: Next) -> R
             format!("a {} token may not write: ingest needs a node (or admin) token", role.as_str()),
         );
     }
-    if !write && !role.may_read() {
+    // A node reads the policy it runs under, nothing else.
+    let node_reads_policy = role == Role::Node && req.uri().path().starts_with("/api/v1/policies/");
+    if !write && !role.may_read() && !node_reads_policy {
         return json_error(
             StatusCode::FORBIDDEN,
             format!(

@@ -12,6 +12,9 @@ pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod metrics;
+pub mod policies;
+pub mod policy_pages;
+pub mod policy_routes;
 pub mod serve;
 pub mod store;
 

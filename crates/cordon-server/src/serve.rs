@@ -47,8 +47,11 @@ pub fn run(a: ServerArgs) -> Result<(), ServeError> {
             a.listen
         )));
     }
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&sqlite_path(&database).map_err(ServeError::Usage)?)?);
-    let app = App { store, metrics: Arc::new(Metrics::default()) };
+    let db = sqlite_path(&database).map_err(ServeError::Usage)?;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db)?);
+    // The key that signs served policies, beside the database (made once, 0600).
+    let key = cordon_audit::load_or_create(&db).map_err(ServeError::Usage)?;
+    let app = App { store, metrics: Arc::new(Metrics::default()), key: Arc::new(key) };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

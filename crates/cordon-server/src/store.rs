@@ -5,6 +5,9 @@
 
 use crate::auth::Role;
 use crate::ingest::{self, ChainView, Checked, Verdict};
+use crate::policies::{PolicyRow, StaleRow};
+use cordon_audit::served::ServedPolicy;
+use ed25519_dalek::SigningKey;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -121,6 +124,21 @@ pub trait Store: Send + Sync + 'static {
     fn session(&self, id: &str, page: Page) -> Result<Vec<(SessionRow, Vec<StoredRecord>)>, StoreError>;
     fn refusals(&self, limit: usize) -> Result<Vec<RefusalRow>, StoreError>;
     fn refusal_counts(&self) -> Result<Vec<RefusalCount>, StoreError>;
+    /// Adds the next version of an identity's policy, signed by `key`; marks the sessions still
+    /// running under an older one stale. The new version and how many were marked.
+    fn put_policy(
+        &self,
+        key: &SigningKey,
+        identity: &str,
+        text: &str,
+        author: &str,
+        now_ms: i64,
+    ) -> Result<(ServedPolicy, usize), StoreError>;
+    /// The newest version of an identity's policy.
+    fn policy(&self, identity: &str) -> Result<Option<ServedPolicy>, StoreError>;
+    /// Every identity's newest version; with `identity`, its history.
+    fn policy_rows(&self, identity: Option<&str>) -> Result<Vec<PolicyRow>, StoreError>;
+    fn stale(&self, limit: usize) -> Result<Vec<StaleRow>, StoreError>;
     fn nodes(&self) -> Result<Vec<NodeRow>, StoreError>;
 }
 
@@ -164,6 +182,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(&e)?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").map_err(&e)?;
         conn.execute_batch(SCHEMA).map_err(&e)?;
+        conn.execute_batch(crate::policies::SCHEMA).map_err(&e)?;
         Ok(SqliteStore { conn: Mutex::new(conn), path: path.to_path_buf() })
     }
 
@@ -225,6 +244,7 @@ impl Store for SqliteStore {
             match &verdict {
                 Verdict::Accepted(a) => {
                     store_new(&tx, batch, a.new_from, now_ms)?;
+                    crate::policies::mark_stale(&tx, Some(&batch.node), None, now_ms)?;
                     tx.commit()?;
                 }
                 Verdict::Refused(r) => {
@@ -269,6 +289,29 @@ impl Store for SqliteStore {
 
     fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
         self.with(|c| SqliteStore::nodes_query(c))
+    }
+
+    fn put_policy(
+        &self,
+        key: &SigningKey,
+        identity: &str,
+        text: &str,
+        author: &str,
+        now_ms: i64,
+    ) -> Result<(ServedPolicy, usize), StoreError> {
+        self.with(|c| crate::policies::put(c, key, identity, text, author, now_ms))
+    }
+
+    fn policy(&self, identity: &str) -> Result<Option<ServedPolicy>, StoreError> {
+        self.with(|c| crate::policies::newest(c, identity))
+    }
+
+    fn policy_rows(&self, identity: Option<&str>) -> Result<Vec<PolicyRow>, StoreError> {
+        self.with(|c| crate::policies::rows(c, identity))
+    }
+
+    fn stale(&self, limit: usize) -> Result<Vec<StaleRow>, StoreError> {
+        self.with(|c| crate::policies::stale(c, limit))
     }
 
     fn refusal_counts(&self) -> Result<Vec<RefusalCount>, StoreError> {

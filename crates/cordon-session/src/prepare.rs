@@ -292,6 +292,7 @@ fn start_record(p: &mut Prepared) -> Result<()> {
             sources: policy.sources.clone(),
             sha256: hash,
             text,
+            identity: p.spec.identity.clone(),
         },
         host: cordon_schema::bodies::HostRef {
             kernel: caps.kernel.clone(),

@@ -71,6 +71,9 @@ pub struct SessionSpec {
     pub kill_after: Option<Duration>,
     /// Give the command a private pty when stdin is a terminal.
     pub interactive: bool,
+    /// `policy` is this identity's, served by `cordon server`: recorded in the start record.
+    #[serde(default)]
+    pub identity: Option<cordon_schema::bodies::IdentityRef>,
 }
 
 impl SessionSpec {
@@ -108,6 +111,7 @@ mod tests {
             sensor_buffer: "64M".into(),
             kill_after: Some(Duration::from_secs(3)),
             interactive: false,
+            identity: None,
         };
         let json = serde_json::to_string(&spec).expect("json");
         let back: SessionSpec = serde_json::from_str(&json).expect("back");

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod doctor;
 pub mod gateway;
 pub mod hook;
+pub mod identity;
 pub mod init;
 pub mod monitor;
 pub mod policy;

@@ -113,11 +113,17 @@ pub struct RunArgs {
     /// to the command, if it has not ended by then. A second SIGINT or SIGTERM kills it at once.
     #[arg(long, value_name = "DURATION", value_parser = kill_after)]
     pub kill_after: Option<std::time::Duration>,
-    /// At the end of the session, ship the audit log to `cordon server` (--server URL
-    /// --server-token-file FILE). When the server cannot be reached the run still succeeds, says
-    /// so, and `cordon audit ship` delivers later: the log is the spool.
+    /// Ship the audit log to `cordon server` (--server URL --server-token-file FILE): the start
+    /// record as the session starts, the rest at its end. When the server cannot be reached the run
+    /// still succeeds, says so, and `cordon audit ship` delivers later: the log is the spool.
     #[command(flatten)]
     pub ship: super::audit::ship::ServerArgs,
+    /// Run under the policy `cordon server` holds for this agent identity (needs --server): fetched,
+    /// its text and the server's signature checked against the server key this node pinned on first
+    /// use, cached beside the audit log (used, and said, when the server cannot be reached); its
+    /// version is in the session's start record.
+    #[arg(long, value_name = "NAME", requires = "server", conflicts_with_all = ["profile", "policy"])]
+    pub identity: Option<String>,
     /// The command and its arguments. cordon's own options come before it; the first word that is
     /// not one starts the command (or everything after `--` is the command).
     #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
@@ -150,11 +156,11 @@ fn refuse_a_trusted_policy_gone(ws: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// The arguments as the engine's spec.
-fn spec(a: &RunArgs) -> Result<SessionSpec> {
+/// The arguments as the engine's spec; `served`: the identity's policy from `cordon server`.
+fn spec(a: &RunArgs, served: Option<super::identity::Fetched>) -> Result<SessionSpec> {
     let cwd = std::env::current_dir().map_err(|e| anyhow::anyhow!("cannot determine the current directory: {e}"))?;
     // No policy named: the workspace's own `.cordon.toml`, if it has one (and it is trusted).
-    let named = a.profile.is_some() || a.policy.is_some();
+    let named = a.profile.is_some() || a.policy.is_some() || served.is_some();
     let ws = cwd.join(a.workspace.as_deref().unwrap_or(&cwd));
     let project = if named { None } else { cordon_session::project::find(&ws) };
     if !named && project.is_none() {
@@ -165,9 +171,10 @@ fn spec(a: &RunArgs) -> Result<SessionSpec> {
         env: std::env::vars_os().collect(),
         cwd,
         workspace: a.workspace.clone(),
-        policy: match &project {
-            Some(p) => p.display().to_string(),
-            None => super::policy_spec(a.profile.as_deref(), a.policy.as_deref()),
+        policy: match (&project, &served) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some(s)) => s.path.display().to_string(),
+            (None, None) => super::policy_spec(a.profile.as_deref(), a.policy.as_deref()),
         },
         project_policy: project.is_some(),
         allow_net: a.allow_net.clone(),
@@ -188,6 +195,7 @@ fn spec(a: &RunArgs) -> Result<SessionSpec> {
         sensor_buffer: a.sensor_buffer.clone(),
         kill_after: a.kill_after,
         interactive: true,
+        identity: served.map(|s| s.origin),
     })
 }
 
@@ -209,9 +217,19 @@ pub fn run(a: RunArgs) -> Result<i32> {
     if ship.is_some() && a.no_audit {
         anyhow::bail!("--server ships the audit log, and --no-audit keeps none: drop one of them");
     }
+    let served = match (&a.identity, &ship) {
+        (Some(id), Some(t)) => Some(super::identity::policy_for(id, t, &audit_db(a.audit.as_deref()))?),
+        _ => None,
+    };
     // The engine's errors carry the whole text a user reads (message and hint).
-    let p = cordon_session::prepare::prepare(spec(&a)?).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = cordon_session::prepare::prepare(spec(&a, served)?).map_err(|e| anyhow::anyhow!("{e}"))?;
     tm("prepared: policy, plans, record, outputs");
+    // The start record (committed by prepare) goes at once: the server then knows the session
+    // runs (a policy changed meanwhile marks it stale). A failure here is said at the end.
+    let early = match &ship {
+        Some(t) => super::audit::ship::ship(&audit_db(a.audit.as_deref()), t, 5000).map_or(0, |s| s.accepted),
+        None => 0,
+    };
     crate::render::before(&p, a.quiet, a.verbose);
     let policy_name = p.policy.name.clone();
     let live = (!a.quiet).then(crate::render::live);
@@ -228,20 +246,26 @@ pub fn run(a: RunArgs) -> Result<i32> {
     }
     crate::render::after(&f, &policy_name, a.quiet, a.verbose, a.monitor || a.events.is_some());
     if let Some(t) = &ship {
-        deliver(t, a.audit.as_deref(), a.quiet);
+        deliver(t, a.audit.as_deref(), a.quiet, early);
     }
     Ok(f.outcome.exit_code)
 }
 
-/// Ships the log after the session; a failure is said, never the session's exit status.
-fn deliver(t: &super::audit::ship::Target, audit: Option<&std::path::Path>, quiet: bool) {
-    let db = match audit {
+/// The audit log a run writes: --audit, or the default.
+fn audit_db(audit: Option<&std::path::Path>) -> PathBuf {
+    match audit {
         Some(p) => cordon_audit::files::absolute(p).unwrap_or_else(|_| p.to_path_buf()),
         None => cordon_audit::default_path(),
-    };
+    }
+}
+
+/// Ships the log after the session (`early`: records shipped as it started); a failure is said,
+/// never the session's exit status.
+fn deliver(t: &super::audit::ship::Target, audit: Option<&std::path::Path>, quiet: bool, early: u64) {
+    let db = audit_db(audit);
     match super::audit::ship::ship(&db, t, 5000) {
         Ok(s) if !quiet => {
-            eprintln!("cordon: shipped {} record(s) to {}", s.accepted, t.server());
+            eprintln!("cordon: shipped {} record(s) to {}", early + s.accepted, t.server());
         }
         Ok(_) => {}
         Err(e) => eprintln!(

@@ -80,7 +80,15 @@ impl Target {
     pub fn server(&self) -> &str {
         &self.url.text
     }
+
+    /// One GET with the node's token: (status, body).
+    pub fn get(&self, path: &str) -> Result<(u16, Vec<u8>)> {
+        self.url.exchange("GET", path, &self.token, b"")
+    }
 }
+
+/// The most of an answer read (a server that never stops sending cannot fill this process).
+const MAX_ANSWER: u64 = 64 << 20;
 
 /// What one shipping did.
 #[derive(Debug, Default)]
@@ -219,19 +227,23 @@ impl Url {
 
     /// One POST; (status, body).
     fn post(&self, path: &str, token: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
+        self.exchange("POST", path, token, body)
+    }
+
+    fn exchange(&self, method: &str, path: &str, token: &str, body: &[u8]) -> Result<(u16, Vec<u8>)> {
         let unreachable = |e: std::io::Error| anyhow::anyhow!("cannot reach {}: {e}", self.text);
         let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).map_err(unreachable)?;
         s.set_read_timeout(Some(Duration::from_secs(60))).map_err(unreachable)?;
         s.set_write_timeout(Some(Duration::from_secs(60))).map_err(unreachable)?;
         let head = format!(
-            "POST {}{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {}{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             self.prefix,
             self.host,
             body.len()
         );
         s.write_all(head.as_bytes()).and_then(|_| s.write_all(body)).map_err(unreachable)?;
         let mut raw = vec![];
-        s.read_to_end(&mut raw).map_err(unreachable)?;
+        (&mut s).take(MAX_ANSWER).read_to_end(&mut raw).map_err(unreachable)?;
         parse_response(&raw).ok_or_else(|| anyhow::anyhow!("{} sent no HTTP answer (the connection closed)", self.text))
     }
 }
