@@ -736,3 +736,32 @@ fn landlock_rights_are_the_kernels_bits() {
         assert_eq!(ours, theirs);
     }
 }
+
+/// Each grant's rights exactly (the `|`→`^` mutants of these lines are equivalent: the bits are
+/// disjoint), and a host without Landlock handles nothing and promises nothing of it.
+#[test]
+fn landlock_grants_exactly_these_rights_and_without_landlock_none() {
+    let pol = compiled("[fs]\nwrite = [\"/opt/w\"]\nread = [\"/dev/null\"]\n");
+    let env = environment(&pol, &host(7, true), "s1");
+    let rights = |p: &str| env.landlock.fs_rules.iter().find(|r| r.path == std::path::Path::new(p)).map(|r| r.rights);
+    let write = ll::WRITE_FILE
+        | ll::REMOVE_DIR
+        | ll::REMOVE_FILE
+        | ll::MAKE_DIR
+        | ll::MAKE_REG
+        | ll::MAKE_SOCK
+        | ll::MAKE_FIFO
+        | ll::MAKE_SYM
+        | ll::REFER
+        | ll::TRUNCATE;
+    assert_eq!(rights("/opt/w"), Some(write | ll::READ_FILE | ll::READ_DIR));
+    assert_eq!(rights("/dev/null"), Some(ll::READ_FILE | ll::READ_DIR | ll::IOCTL_DEV));
+    assert_eq!(rights("/"), Some(ll::READ_DIR), "the built root lists its names only");
+    let none = environment(&pol, &host(0, true), "s1");
+    assert_eq!(none.landlock.handled_fs, 0);
+    assert!(none.landlock.fs_rules.iter().all(|r| r.rights == 0));
+    let landlock_ok = |e: &EnvironmentPlan| {
+        e.guarantees.iter().any(|g| matches!(&g.state, State::Enforced { how } if how.starts_with("Landlock ABI")))
+    };
+    assert!(landlock_ok(&env) && !landlock_ok(&none), "{:?}", none.guarantees);
+}
