@@ -59,7 +59,7 @@ pub fn put(
         "INSERT INTO policies (identity, version, sha256, text, author, created_ms, server_key, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![p.identity, p.version, p.sha256, p.text, p.author, p.created_ms, p.server_key, p.signature],
     )?;
-    let marked = mark_stale(&tx, None, Some(identity), now_ms)?;
+    let marked = mark_stale(&tx, None, None, Some(identity), now_ms)?;
     tx.commit()?;
     Ok((p, marked))
 }
@@ -113,20 +113,26 @@ pub fn rows(c: &Connection, identity: Option<&str>) -> rusqlite::Result<Vec<Poli
     }
 }
 
-/// Marks stale the sessions (of `node`, or of `identity`, or both) whose start record names a
+/// Marks stale the sessions (of `node`, that `session`, of `identity`: each when given) whose start record names a
 /// version of their identity's policy older than one made before they ended (or while they still
 /// run). Times are the node's for the session and the server's for the version: a node whose
 /// clock is off by more than a session's length can be marked wrongly either way (docs/server.md).
-pub fn mark_stale(c: &Connection, node: Option<&str>, identity: Option<&str>, now_ms: i64) -> rusqlite::Result<usize> {
+pub fn mark_stale(
+    c: &Connection,
+    node: Option<&str>,
+    session: Option<&str>,
+    identity: Option<&str>,
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
     c.execute(
         "INSERT OR IGNORE INTO stale (node, session, identity, ran_version, newer_version, marked_ms)
          SELECT s.node, s.session, p.identity, json_extract(s.start, '$.policy.identity.version'), max(p.version), ?3
          FROM sessions s JOIN policies p ON p.identity = json_extract(s.start, '$.policy.identity.name')
-         WHERE (?1 IS NULL OR s.node = ?1) AND (?2 IS NULL OR p.identity = ?2)
+         WHERE (?1 IS NULL OR s.node = ?1) AND (?4 IS NULL OR s.session = ?4) AND (?2 IS NULL OR p.identity = ?2)
            AND p.version > json_extract(s.start, '$.policy.identity.version')
            AND p.created_ms <= coalesce(s.ended_ms, ?3)
          GROUP BY s.node, s.session",
-        params![node, identity, now_ms],
+        params![node, identity, now_ms, session],
     )
 }
 

@@ -244,7 +244,15 @@ impl Store for SqliteStore {
             match &verdict {
                 Verdict::Accepted(a) => {
                     store_new(&tx, batch, a.new_from, now_ms)?;
-                    crate::policies::mark_stale(&tx, Some(&batch.node), None, now_ms)?;
+                    // A session whose start arrives now may have run under an older version.
+                    let started: std::collections::BTreeSet<&str> = batch.records[a.new_from..]
+                        .iter()
+                        .filter(|r| r.kind == "start")
+                        .map(|r| r.session.as_str())
+                        .collect();
+                    for s in started {
+                        crate::policies::mark_stale(&tx, Some(&batch.node), Some(s), None, now_ms)?;
+                    }
                     tx.commit()?;
                 }
                 Verdict::Refused(r) => {
@@ -541,5 +549,51 @@ mod tests {
         assert_eq!(rows.iter().filter(|r| r.node == "quiet").count(), 3, "another node's refusals stay");
         let nodes_total: i64 = counts.iter().map(|c| c.count).sum();
         assert_eq!(nodes_total, n + 3);
+    }
+
+    #[test]
+    fn sessions_that_ran_under_an_older_version_while_a_newer_existed_are_stale() {
+        let dir = std::env::temp_dir().join(format!("cordon-server-stale-{}", std::process::id()));
+        struct Gone(std::path::PathBuf);
+        impl Drop for Gone {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _gone = Gone(dir.clone());
+        let store = SqliteStore::open(&dir.join("s.db")).expect("open");
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+        let session = |id: &str, version: i64, ended: Option<i64>| {
+            let name = if id == "other-identity" { "other" } else { "bot" };
+            let start = serde_json::json!({"policy": {"identity": {"name": name, "version": version}}}).to_string();
+            store
+                .with(|c| {
+                    c.execute(
+                        "INSERT INTO sessions (node, session, started_ms, ended_ms, start, outcome) VALUES ('n1', ?1, 100, ?2, ?3, CASE WHEN ?2 IS NULL THEN NULL ELSE 'exited' END)",
+                        params![id, ended, start],
+                    )
+                })
+                .expect("insert");
+        };
+        let text = "version = 1\n";
+        assert_eq!(store.put_policy(&key, "bot", text, "ops", 50).expect("v1").1, 0);
+        session("ended-before", 1, Some(200));
+        session("running", 1, None);
+        session("ended-after", 1, Some(5000));
+        session("other-identity", 0, None);
+        let (v2, marked) = store.put_policy(&key, "bot", text, "ops", 1000).expect("v2");
+        assert_eq!((v2.version, marked), (2, 2), "the running one and the one that ended after v2");
+        let stale: Vec<String> = store.stale(100).expect("stale").into_iter().map(|r| r.session).collect();
+        assert!(stale.contains(&"running".into()) && stale.contains(&"ended-after".into()), "{stale:?}");
+        // A session whose records arrive late (it ran offline) is judged when its start comes.
+        session("late", 1, Some(3000));
+        session("late-current", 2, Some(3000));
+        let mark =
+            |s: &str| store.with(|c| crate::policies::mark_stale(c, Some("n1"), Some(s), None, 9000)).expect("mark");
+        assert_eq!((mark("late"), mark("late-current"), mark("ended-before")), (1, 0, 0));
+        assert_eq!(store.stale(100).expect("stale").len(), 3);
+        assert_eq!(store.policy_rows(None).expect("rows")[0].stale, 3);
+        assert_eq!(store.policy("bot").expect("newest").map(|p| p.version), Some(2));
+        assert!(store.policy("bot").expect("newest").expect("v2").check("bot", Some(&key.verifying_key())).is_ok());
     }
 }
