@@ -37,7 +37,8 @@ pub fn history(identity: &str, rows: &[PolicyRow], newest: &ServedPolicy) -> Str
         esc(&newest.author),
         utc(newest.created_ms),
         esc(&newest.server_key),
-        esc(&newest.text)
+        // Line by line: its newlines stay newlines, every other control character shows.
+        newest.text.split('\n').map(esc).collect::<Vec<_>>().join("\n")
     );
     for r in rows {
         let _ = write!(
