@@ -765,3 +765,12 @@ fn landlock_grants_exactly_these_rights_and_without_landlock_none() {
     };
     assert!(landlock_ok(&env) && !landlock_ok(&none), "{:?}", none.guarantees);
 }
+
+/// The proxy's allowlist is the policy's (the engine hands `net.allow` to the proxy).
+#[test]
+fn the_net_plan_carries_the_policys_allowlist() {
+    let pol = compiled("[net]\negress = \"proxy\"\nallow = [\"example.com:443\", \"*.pypi.org\"]\n");
+    let env = environment(&pol, &host(7, true), "s1");
+    assert_eq!(env.net.allow, pol.net.allow);
+    assert_eq!(env.net.allow.len(), 2);
+}
