@@ -1289,3 +1289,131 @@ fn require_token_takes_only_valid_eddsa_tokens_whose_identity_is_recorded_and_wh
     assert_eq!(recs[1]["rule"], "token scope", "{recs:?}");
     assert!(!recs.iter().any(|r| r.to_string().contains(&alice)), "the token is in no record");
 }
+
+#[test]
+fn a_path_argument_outside_the_tools_grants_is_refused_by_the_gateway_and_a_symlink_out_by_the_kernel() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        // A file outside every grant, and a symlink in the workspace that points at its directory.
+        std::fs::write(e.root.join("outside.txt"), "OUTSIDE-THE-GRANTS\n").expect("outside");
+        std::os::unix::fs::symlink(&e.root, e.ws.join("out-link")).expect("symlink");
+        let cfg = setup(
+            &e,
+            &format!(
+                "pinning = \"off\"\n[servers.fs]\ncommand = [\"{}\", \"/\"]\nworkspace = \"home/ws\"\n\
+                 [servers.fs.rules.read_text_file]\npaths = [\"path\"]\n\
+                 [servers.fs.rules.read_multiple_files]\npaths = [\"paths[]\"]\n\
+                 [servers.fs.rules.write_file]\nwrite_paths = [\"path\"]\n",
+                fs_server().display()
+            ),
+        );
+        let calls = json!([
+            {"tool": "fs__read_text_file", "args": {"path": e.ws.join("README.md")}},
+            {"tool": "fs__read_text_file", "args": {"path": e.root.join("outside.txt")}},
+            {"tool": "fs__read_multiple_files", "args": {"paths": [e.ws.join("README.md"), e.root.join("outside.txt")]}},
+            {"tool": "fs__write_file", "args": {"path": e.ws.join("new.txt"), "content": "x"}},
+            {"tool": "fs__read_text_file", "args": {"path": e.ws.join("out-link/outside.txt")}},
+        ]);
+        let (v, o) = python_client(&e, &cfg, calls, &[]);
+        let ctx = format!("{who:?}: {v}\n{}", err(&o));
+        assert!(o.status.success(), "{ctx}");
+        assert_eq!(call(&v, 0), ("hello\n", false), "{ctx}");
+        let (r, is_err) = call(&v, 1);
+        assert!(is_err && r.starts_with("cordon gateway refused `fs__read_text_file`: argument `path`"), "{ctx}");
+        assert!(
+            r.contains("servers.fs.rules.read_text_file.paths") && r.contains("not in the read allowlist"),
+            "{ctx}"
+        );
+        assert!(r.contains("To allow it") && r.contains("[tools.read_text_file] fs.read"), "{ctx}");
+        let (r, is_err) = call(&v, 2);
+        assert!(is_err && r.contains("argument `paths[1]`") && r.contains("rules.read_multiple_files.paths"), "{ctx}");
+        let (r, is_err) = call(&v, 3);
+        assert!(is_err && r.contains("not in the write allowlist") && r.contains("write_paths"), "{ctx}");
+        assert!(!e.ws.join("new.txt").exists(), "{ctx}");
+        // Lexically inside the workspace: the gateway passes it, the sandbox refuses what it resolves to.
+        let (r, is_err) = call(&v, 4);
+        assert!(is_err && !r.contains("cordon gateway") && !r.contains("OUTSIDE-THE-GRANTS"), "{ctx}");
+        assert!(r.contains("ENOENT") || r.contains("EACCES") || r.contains("denied"), "refused by the sandbox: {ctx}");
+        let recs = tool_calls(&e);
+        assert_eq!(recs.len(), 5, "{recs:?}");
+        let at: Vec<(&str, &str)> =
+            recs.iter().map(|r| (r["decision"].as_str().unwrap_or(""), r["rule"].as_str().unwrap_or(""))).collect();
+        assert_eq!(at[1], ("deny", "servers.fs.rules.read_text_file.paths"), "{recs:?}");
+        assert_eq!(at[2], ("deny", "servers.fs.rules.read_multiple_files.paths"), "{recs:?}");
+        assert_eq!(at[3], ("deny", "servers.fs.rules.write_file.write_paths"), "{recs:?}");
+        // Refused before the upstream: no session, no result.
+        for i in 1..4 {
+            assert!(recs[i]["session"].is_null() && recs[i]["duration_ms"].is_null(), "{recs:?}");
+        }
+        assert_eq!((at[0].0, at[4].0), ("allow", "allow"), "{recs:?}");
+        assert_eq!(recs[4]["is_error"], true, "{recs:?}");
+    }
+}
+
+#[test]
+fn a_rate_limits_each_callers_calls_to_a_tool_naming_the_limit_and_when_to_retry() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    // Windows of an hour: every call of the test falls inside them, whatever the machine's load.
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\nrequire_token = true\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\n\
+             workspace = \"home/ws\"\nrate = \"3/h\"\n[servers.py.rules.echo]\nrate = \"2/h\"\n"
+        ),
+    );
+    let cfgs = cfg.display().to_string();
+    let db = e.root.join("audit.db");
+    let mint = |id: &str| {
+        let o = e.cordon(&["gateway", "token", "--config", &cfgs, "--identity", id]);
+        assert!(o.status.success(), "{}", show(&o));
+        out(&o).trim().to_string()
+    };
+    let (alice, bob) = (mint("alice"), mint("bob"));
+    let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
+    let client = |token: &str, calls: Value| {
+        let mut c = e.command(&py);
+        c.arg(e.ws.join("client.py")).args(["--url", &url]).env("CORDON_TEST_BEARER", token);
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
+        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+        let o = child.wait_with_output().expect("client");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", show(&o)));
+        v
+    };
+    let echo = json!({"tool": "py__echo", "args": {"text": "hi"}});
+    let count = json!({"tool": "py__count"});
+    let v = client(&alice, json!([echo, echo, echo, count, count, count, count]));
+    assert_eq!((call(&v, 0), call(&v, 1)), (("hi", false), ("hi", false)), "{v}");
+    let (t, is_err) = call(&v, 2);
+    assert!(is_err && t.contains("caller `alice` reached its limit of 2/h calls"), "{v}");
+    assert!(t.contains("servers.py.rules.echo.rate") && t.contains("retry in "), "{v}");
+    assert!((3..6).all(|i| !call(&v, i).1), "the server's rate for count: 3/h: {v}");
+    let (t, is_err) = call(&v, 6);
+    assert!(is_err && t.contains("3/h") && t.contains("(servers.py.rate = \"3/h\")"), "{v}");
+    // Counted per caller: bob has his own.
+    let v = client(&bob, json!([echo, echo]));
+    assert_eq!((call(&v, 0), call(&v, 1)), (("hi", false), ("hi", false)), "{v}");
+
+    let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    assert!(gw.wait().expect("wait").success());
+    let recs = gw_records(&db, "tool_call");
+    let at: Vec<(&str, &str, &str)> = recs
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("");
+            (s("identity"), s("decision"), s("rule"))
+        })
+        .collect();
+    assert_eq!(at.len(), 9, "{recs:?}");
+    assert_eq!(at[2], ("alice", "deny", "servers.py.rules.echo.rate"), "{recs:?}");
+    assert_eq!(at[6], ("alice", "deny", "servers.py.rate"), "{recs:?}");
+    assert!(at.iter().enumerate().all(|(i, a)| i == 2 || i == 6 || a.1 == "allow"), "{recs:?}");
+    assert!(recs[2]["error"].as_str().is_some_and(|e| e.contains("retry in")), "{recs:?}");
+}

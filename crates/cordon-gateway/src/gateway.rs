@@ -54,6 +54,8 @@ pub struct Gateway {
     max_result_bytes: usize,
     /// Per-call servers being stopped after their answer was sent (awaited at the end).
     closing: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Each (server, tool, caller)'s recent calls, for the rates.
+    limiter: crate::rules::Limiter,
 }
 
 impl Gateway {
@@ -150,6 +152,7 @@ impl Gateway {
             opts: opts.clone(),
             max_result_bytes: cfg.max_result_bytes,
             closing: Default::default(),
+            limiter: Default::default(),
         })
     }
 
@@ -407,6 +410,41 @@ impl Tools for Gateway {
                     );
                     return refuse(rec, rule, text);
                 }
+            }
+        }
+        // Path arguments: judged against the tool's fs grants (the kernel judges them again).
+        if let Some(rule) = s.rules.get(&tool) {
+            let none = Json::new();
+            let a = serde_json::Value::Object(args.clone().unwrap_or(none));
+            if let Err(r) = crate::rules::check_paths(rule, &a, &s.workspace) {
+                let field = format!(
+                    "servers.{}.rules.{tool}.{}",
+                    s.name,
+                    if r.access == "read" { "paths" } else { "write_paths" }
+                );
+                let (grant, flag) = if r.access == "read" { ("fs.read", "read") } else { ("fs.write", "write") };
+                let text = format!(
+                    "cordon gateway refused `{name}`: argument `{}` = {:?} is outside the tool's fs grants ({} access; \
+                     rule: {field} names `{}` as a path the tool may {flag}): {}. To allow it: grant that directory \
+                     in server `{}`'s policy ({}), or with [tools.{tool}] {grant} in it under isolation = \"call\"",
+                    r.arg, r.value, r.access, r.pointer, r.reason, s.name, s.policy
+                );
+                return refuse(rec, field, text);
+            }
+        }
+        // The rate: counted per caller, for calls that pass every other rule.
+        if let Some((rate, field)) = s.rate_of(&tool) {
+            if let Err(wait) = self.limiter.take(&s.name, &tool, &who.identity, rate, Instant::now()) {
+                let text = format!(
+                    "cordon gateway refused `{name}`: caller `{}` reached its limit of {} calls to it ({field} = \
+                     \"{}\"); retry in {:.0}s. To allow more: raise {field} in {}",
+                    who.identity,
+                    rate.describe(),
+                    rate.describe(),
+                    wait.as_secs_f64().ceil(),
+                    self.config
+                );
+                return refuse(rec, field, text);
             }
         }
         rec.rule = d.rule().to_string();

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod mcp;
 pub mod pin;
 pub mod record;
+pub mod rules;
 pub mod token;
 pub mod upstream;
 
