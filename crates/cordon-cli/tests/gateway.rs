@@ -183,6 +183,7 @@ fn the_python_sdk_client_reaches_a_python_sdk_server_in_its_sandbox_through_the_
         assert_eq!(
             tools,
             [
+                "py__connect",
                 "py__count",
                 "py__crash",
                 "py__echo",
@@ -191,6 +192,7 @@ fn the_python_sdk_client_reaches_a_python_sdk_server_in_its_sandbox_through_the_
                 "py__flood",
                 "py__mutate",
                 "py__read",
+                "py__run",
                 "py__sleep",
                 "py__write"
             ],
@@ -1417,3 +1419,171 @@ fn a_rate_limits_each_callers_calls_to_a_tool_naming_the_limit_and_when_to_retry
     assert!(at.iter().enumerate().all(|(i, a)| i == 2 || i == 6 || a.1 == "allow"), "{recs:?}");
     assert!(recs[2]["error"].as_str().is_some_and(|e| e.contains("retry in")), "{recs:?}");
 }
+
+/// Every file of the log (the database, its WAL and shared memory), as bytes.
+fn log_bytes(db: &Path) -> Vec<u8> {
+    let mut all = vec![];
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        all.extend(std::fs::read(&p).unwrap_or_default());
+    }
+    assert!(!all.is_empty(), "the log {} has bytes", db.display());
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn secrets_reach_only_their_server_never_a_record_and_scan_secrets_redacts_or_blocks_tokens() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let file_secret = "s3cr3t-from-a-file-0123456789";
+    let env_secret = "env-secret-value-abcdef987";
+    let gh = format!("ghp_{}", "Zx9".repeat(12));
+    let secret_file = e.root.join("secret.txt");
+    std::fs::write(&secret_file, format!("{file_secret}\n")).expect("secret");
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::write(e.ws.join("token.txt"), format!("deploy with {gh} now\n")).expect("token file");
+    // GW_SECRET_TOKEN matches the policy's env.drop (*_TOKEN): a secret reaches its server all the same.
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\
+             scan_secrets = \"redact\"\n[servers.py.secrets]\nGW_SECRET_TOKEN = {{ file = \"secret.txt\" }}\n\
+             GW_ENV_SECRET = {{ env = \"GW_TEST_SECRET_SOURCE\" }}\n\
+             [servers.blk]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\nscan_secrets = \"block\"\n"
+        ),
+    );
+    let cfgs = cfg.display().to_string();
+    let db = e.root.join("audit.db");
+    let start = |env: &[(&str, &str)]| {
+        let mut a = vec!["gateway", "--config", &cfgs, "--stdio", "--audit"];
+        let dbs = e.root.join("refused.db").display().to_string();
+        a.push(&dbs);
+        e.cordon_env(&a, env)
+    };
+    // Refused at start: a secret file others can read, a variable that is not set.
+    let o = start(&[("GW_TEST_SECRET_SOURCE", env_secret)]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("servers.py.secrets.GW_SECRET_TOKEN") && err(&o).contains("chmod 600"), "{}", show(&o));
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let o = start(&[]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(
+        err(&o).contains("servers.py.secrets.GW_ENV_SECRET") && err(&o).contains("GW_TEST_SECRET_SOURCE"),
+        "{}",
+        show(&o)
+    );
+    assert!(!err(&o).contains(file_secret), "{}", show(&o));
+
+    let calls = json!([
+        {"tool": "py__read", "args": {"path": "/proc/self/environ"}},
+        {"tool": "py__read", "args": {"path": e.ws.join("token.txt")}},
+        {"tool": "blk__read", "args": {"path": e.ws.join("token.txt")}},
+        {"tool": "py__echo", "args": {"text": "key=AKIAABCDEFGHIJKLMNOP"}},
+        {"tool": "blk__echo", "args": {"text": "xoxb-1234567890-abcdef"}},
+        {"tool": "blk__env"},
+    ]);
+    let (v, o) = python_client_db(&e, &cfg, calls, &[("GW_TEST_SECRET_SOURCE", env_secret)], &db);
+    let ctx = format!("{v}\n{}", err(&o));
+    assert!(o.status.success(), "{ctx}");
+    // The secrets were in the server's environment; the caller sees their names, not their values.
+    let (environ, is_err) = call(&v, 0);
+    assert!(!is_err && environ.contains("GW_SECRET_TOKEN=[secret GW_SECRET_TOKEN]"), "{ctx}");
+    assert!(environ.contains("GW_ENV_SECRET=[secret GW_ENV_SECRET]"), "{ctx}");
+    assert!(!ctx.contains(file_secret) && !ctx.contains(env_secret), "{ctx}");
+    assert_eq!(call(&v, 1), ("deploy with [redacted: github-token] now\n", false), "{ctx}");
+    let (t, is_err) = call(&v, 2);
+    assert!(is_err && t.contains("withheld") && t.contains("servers.blk.scan_secrets") && !t.contains(&gh), "{ctx}");
+    assert_eq!(call(&v, 3), ("key=[redacted: aws-access-key]", false), "the upstream got it redacted: {ctx}");
+    let (t, is_err) = call(&v, 4);
+    assert!(is_err && t.contains("its arguments carry 1 credential(s)") && t.contains("slack-token"), "{ctx}");
+    // Secrets go to their own server only.
+    assert!(!call(&v, 5).1 && !call(&v, 5).0.contains("[secret"), "{ctx}");
+    let recs = gw_records(&db, "tool_call");
+    assert_eq!(recs.len(), 6, "{recs:?}");
+    let n = |i: usize, k: &str| recs[i][k].as_u64().unwrap_or(0);
+    // Counted per occurrence: the Python SDK repeats a text result in structuredContent.
+    assert!(
+        n(0, "secrets_in_result") >= 2 && n(1, "secrets_in_result") >= 1 && n(2, "secrets_in_result") >= 1,
+        "{recs:?}"
+    );
+    assert_eq!(n(5, "secrets_in_result"), 0, "{recs:?}");
+    assert_eq!((n(3, "secrets_in_args"), n(4, "secrets_in_args")), (1, 1), "{recs:?}");
+    assert_eq!(
+        (recs[4]["decision"].as_str(), recs[4]["rule"].as_str()),
+        (Some("deny"), Some("servers.blk.scan_secrets"))
+    );
+    let bytes = log_bytes(&db);
+    for s in [file_secret, env_secret, gh.as_str(), "AKIAABCDEFGHIJKLMNOP", "xoxb-1234567890-abcdef"] {
+        assert!(!contains(&bytes, s), "`{s}` is in the audit log's bytes");
+    }
+    assert!(contains(&bytes, "GW_SECRET_TOKEN") && contains(&bytes, "env GW_TEST_SECRET_SOURCE"), "names are recorded");
+}
+
+#[test]
+fn a_tools_fs_exec_and_net_allow_reach_only_its_own_per_call_sandbox() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let bin = e.root.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let hello = bin.join("hello.sh");
+    std::fs::write(&hello, "#!/bin/sh\necho hello from outside\n").expect("script");
+    std::fs::set_permissions(&hello, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Two services on the host's loopback: the tool's net.allow names one of them.
+    let serve = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let _ = (&s).write_all(b"pong\n");
+            }
+        });
+        port
+    };
+    let (allowed, other) = (serve(), serve());
+    e.write_policy(
+        "tools.toml",
+        &format!(
+            "version = 1\nname = \"gw-tools\"\nextends = [\"builtin:mcp-tool\"]\n[tools.run]\nfs.exec = [\"{}\"]\n\
+             [tools.connect]\nnet.allow = [\"127.0.0.1:{allowed}\"]\n",
+            bin.display()
+        ),
+    );
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\
+             policy = \"tools.toml\"\nisolation = \"call\"\n"
+        ),
+    );
+    let calls = json!([
+        {"tool": "py__run", "args": {"path": hello}},
+        {"tool": "py__connect", "args": {"host": "127.0.0.1", "port": allowed}},
+        {"tool": "py__connect", "args": {"host": "127.0.0.1", "port": other}},
+        {"tool": "py__read", "args": {"path": hello}},
+    ]);
+    let (v, o) = python_client(&e, &cfg, calls, &[]);
+    let ctx = format!("{v}\n{}", err(&o));
+    assert!(o.status.success(), "{ctx}");
+    assert_eq!(call(&v, 0), ("hello from outside\n", false), "[tools.run] fs.exec: {ctx}");
+    assert_eq!(call(&v, 1), ("pong\n", false), "[tools.connect] net.allow: {ctx}");
+    let (t, is_err) = call(&v, 2);
+    assert!(is_err && !t.contains("pong"), "a port its net.allow does not name: {ctx}");
+    let (t, is_err) = call(&v, 3);
+    assert!(is_err && !t.contains("hello from outside"), "another tool's sandbox has no fs.exec grant: {ctx}");
+    let recs = tool_calls(&e);
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    assert!(recs.iter().all(|r| r["isolation"] == "call" && r["decision"] == "allow"), "{recs:?}");
+}
+

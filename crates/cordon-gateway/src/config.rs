@@ -46,6 +46,7 @@ struct RawConfig {
     audit_sync: Option<S<String>>,
     start_timeout: Option<S<String>>,
     require_token: Option<S<bool>>,
+    scan_secrets: Option<S<String>>,
     #[serde(default)]
     servers: BTreeMap<S<String>, S<RawServer>>,
 }
@@ -75,6 +76,17 @@ struct RawServer {
     rate: Option<S<String>>,
     #[serde(default)]
     rules: BTreeMap<S<String>, S<RawRule>>,
+    #[serde(default)]
+    secrets: BTreeMap<S<String>, S<RawSecret>>,
+    scan_secrets: Option<S<String>>,
+}
+
+/// `[servers.S.secrets] NAME = { file = "PATH" }` or `{ env = "VAR" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    file: Option<S<String>>,
+    env: Option<S<String>>,
 }
 
 /// `[servers.S.rules.TOOL]`: its path arguments and its rate.
@@ -186,6 +198,10 @@ pub struct Server {
     pub rules: BTreeMap<String, crate::rules::ToolRule>,
     /// `rate`: the calls per caller of each of its tools that names none of its own.
     pub rate: Option<crate::rules::Rate>,
+    /// `[servers.S.secrets]`: read at start, put in its environment only.
+    pub secrets: Vec<crate::secrets::Secret>,
+    /// `scan_secrets`: its calls' arguments and results scanned for well-known token formats.
+    pub scan: crate::secrets::Scan,
 }
 
 impl Server {
@@ -216,11 +232,14 @@ impl Isolation {
     }
 }
 
-/// What a policy's `[tools.NAME]` adds to a call of that tool (its `fs.read` and `fs.write`).
+/// What a policy's `[tools.NAME]` adds to a call of that tool: its `fs.read`, `fs.write`,
+/// `fs.exec` directories and its `net.allow` entries (as written).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolGrant {
     pub read: Vec<PathBuf>,
     pub write: Vec<PathBuf>,
+    pub exec: Vec<PathBuf>,
+    pub net: Vec<String>,
 }
 
 /// The policy a server runs under when its entry names none.
@@ -244,9 +263,9 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Some("each server is one `[servers.NAME]` table; give the second one another name".to_string())
         } else if e.message().contains("unknown field") {
             Some(
-                "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync, require_token \
+                "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync, require_token, scan_secrets \
                  and [servers.NAME] tables; a server takes command, policy, workspace, env, isolation, monitor, call_timeout, \
-                 start_timeout, rate, tools (allow, deny) and [servers.NAME.rules.TOOL] tables (paths, write_paths, rate)"
+                 start_timeout, rate, scan_secrets, tools (allow, deny), [servers.NAME.secrets] and [servers.NAME.rules.TOOL] tables (paths, write_paths, rate)"
                     .to_string(),
             )
         } else {
@@ -256,6 +275,26 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
     })?;
     let mut errs = vec![];
     let mut servers = vec![];
+    let scan = |v: &Option<S<String>>, field: String, errs: &mut Vec<Diagnostic>| {
+        let v = v.as_ref()?;
+        let s = crate::secrets::Scan::parse(v.get_ref());
+        if s.is_none() {
+            errs.push(
+                src.diag(
+                    v.span(),
+                    field,
+                    format!("`{}` is not a scan_secrets mode", v.get_ref()),
+                    Some(
+                        "scan_secrets = \"off\" (the default), \"redact\" (well-known tokens in arguments and \
+                     results replaced) or \"block\" (the call refused, the result withheld)"
+                            .into(),
+                    ),
+                ),
+            );
+        }
+        s
+    };
+    let scan_default = scan(&raw.scan_secrets, "scan_secrets".into(), &mut errs).unwrap_or_default();
     let pinning = match &raw.pinning {
         None => Pinning::Lock,
         Some(p) if p.get_ref() == "lock" => Pinning::Lock,
@@ -430,7 +469,12 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             match cordon_policy::load_and_compile(&policy, &cx) {
                 Ok((_, c)) => {
                     for (t, tp) in &c.tools {
-                        let g = ToolGrant { read: tp.extra_read.clone(), write: tp.extra_write.clone() };
+                        let g = ToolGrant {
+                            read: tp.extra_read.clone(),
+                            write: tp.extra_write.clone(),
+                            exec: tp.extra_exec.clone(),
+                            net: tp.net_allow.iter().map(|a| a.text.clone()).collect(),
+                        };
                         tool_grants.insert(t.clone(), g);
                     }
                     compiled = Some(c);
@@ -558,6 +602,52 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             let rate = rate(&r.rate, f("rate"), &mut errs);
             rules.insert(t.clone(), crate::rules::ToolRule { read, write, rate, policy });
         }
+        let server_scan = scan(&s.scan_secrets, field("scan_secrets"), &mut errs).unwrap_or(scan_default);
+        let mut secrets = vec![];
+        for (sname, x) in &s.secrets {
+            let sn = sname.get_ref();
+            let f = format!("servers.{n}.secrets.{sn}");
+            if sn.is_empty() || !sn.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                errs.push(src.diag(
+                    sname.span(),
+                    f.clone(),
+                    format!("`{sn}` is not a variable name"),
+                    Some("the name the server reads it as, e.g. GITHUB_TOKEN".into()),
+                ));
+                continue;
+            }
+            let got = match (&x.get_ref().file, &x.get_ref().env) {
+                (Some(file), None) => {
+                    let path = base.join(file.get_ref());
+                    crate::secrets::read_file(&path)
+                        .map(|v| (format!("file {}", path.display()), v))
+                        .map_err(|(m, h)| (file.span(), m, h))
+                }
+                (None, Some(var)) => match std::env::var(var.get_ref()) {
+                    Ok(v) if !v.is_empty() => Ok((format!("env {}", var.get_ref()), v)),
+                    _ => Err((
+                        var.span(),
+                        format!("the gateway's environment has no {} (or it is empty)", var.get_ref()),
+                        format!("export {} before starting the gateway, or take it from a file", var.get_ref()),
+                    )),
+                },
+                _ => Err((
+                    x.span(),
+                    "a secret comes from one place: a file or a variable".into(),
+                    format!(
+                        "{sn} = {{ file = \"PATH\" }} (a file only its owner can read) or {sn} = {{ env = \"VAR\" }}"
+                    ),
+                )),
+            };
+            match got {
+                Ok((from, value)) => secrets.push(crate::secrets::Secret {
+                    name: sn.clone(),
+                    from,
+                    value: crate::secrets::SecretValue(value),
+                }),
+                Err((span, m, h)) => errs.push(src.diag(span, f, m, Some(h))),
+            }
+        }
         let call_timeout = timeout(&s.call_timeout, field("call_timeout"), &mut errs).unwrap_or(call_timeout);
         let start_timeout = timeout(&s.start_timeout, field("start_timeout"), &mut errs).unwrap_or(start_timeout);
         if errs.len() == before {
@@ -577,6 +667,8 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     monitor: s.monitor.as_ref().is_some_and(|m| *m.get_ref()),
                     rules,
                     rate: server_rate,
+                    secrets,
+                    scan: server_scan,
                 });
             }
         }
@@ -595,6 +687,7 @@ fn tool_fs_rules(c: &mut cordon_policy::CompiledPolicy, tool: &str, g: &ToolGran
     use cordon_policy::{Access, PathRule};
     let lists = [
         (&g.read, "fs.read", Access { read: true, write: false, exec: true }),
+        (&g.exec, "fs.exec", Access { read: true, write: false, exec: true }),
         (&g.write, "fs.write", Access { read: true, write: true, exec: false }),
     ];
     for (dirs, what, access) in lists {

@@ -60,6 +60,8 @@ mod tests {
             monitor: false,
             rules: Default::default(),
             rate: None,
+            secrets: vec![],
+            scan: Default::default(),
         }
     }
 

@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod pin;
 pub mod record;
 pub mod rules;
+pub mod secrets;
 pub mod token;
 pub mod upstream;
 
