@@ -1587,3 +1587,62 @@ fn a_tools_fs_exec_and_net_allow_reach_only_its_own_per_call_sandbox() {
     assert!(recs.iter().all(|r| r["isolation"] == "call" && r["decision"] == "allow"), "{recs:?}");
 }
 
+/// How every upstream's session is run: `cordon supervise`. A SIGTERM to a sensor-watched
+/// supervisor (what the gateway sends a server that does not stop) must be passed on to the command
+/// and the session's end still recorded: the supervisor's other threads (the sensor's, the audit
+/// writer's) must not take the signal and die with it, leaving the session unfinished in the log.
+#[test]
+fn a_watched_supervisor_given_sigterm_passes_it_on_and_still_records_the_sessions_end() {
+    if !need_root() {
+        return;
+    }
+    use cordon_session::spec::{AuditChoice, SessionSpec};
+    use cordon_session::supervise::{self, Message};
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new(Who::Root);
+    let db = e.root.join("audit.db");
+    let spec = SessionSpec {
+        argv: vec!["/bin/sh".into(), "-c".into(), "touch started; exec sleep 60".into()],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into()), ("HOME".into(), e.home.clone().into_os_string())],
+        cwd: e.ws.clone(),
+        workspace: Some(e.ws.clone()),
+        policy: "builtin:agent".into(),
+        project_policy: false,
+        allow_net: vec![],
+        publish: vec![],
+        allow_read: vec![],
+        allow_write: vec![],
+        env_secret: vec![],
+        allow_degraded: false,
+        review_hold: false,
+        audit: AuditChoice::Path(db.clone()),
+        report: None,
+        events: None,
+        head_copy: None,
+        monitor: true,
+        sensor_buffer: "4M".into(),
+        kill_after: Some(std::time::Duration::from_secs(10)),
+        interactive: false,
+    };
+    let exe = Path::new(env!("CARGO_BIN_EXE_cordon"));
+    let mut sup =
+        supervise::spawn(exe, &spec, [Stdio::null(), Stdio::null(), Stdio::inherit()]).expect("cordon supervise");
+    let first = sup.next_message();
+    assert!(matches!(first, Some(Message::Started { .. })), "{first:?}");
+    let t = std::time::Instant::now();
+    while !e.ws.join("started").exists() {
+        assert!(t.elapsed() < RAW_WAIT, "the session's command did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = sup.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let (msgs, status) = sup.wait().expect("wait");
+    assert_eq!(status.signal(), None, "the supervisor died of a signal: {status:?} {msgs:?}");
+    let fin = msgs.iter().find_map(|m| match m {
+        Message::Finished { killed_by, .. } => Some(killed_by.clone()),
+        _ => None,
+    });
+    assert!(fin.is_some(), "no Finished report: {msgs:?}");
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "the session's end is recorded: {r:?}");
+}
