@@ -194,9 +194,8 @@ impl Upstream {
 
     /// Closes its stdin (an MCP server on stdio exits then) and gives its session `grace` to end
     /// (its supervisor records the end and the sensor's last events, which took over 3 s for a
-    /// watched session on a loaded machine: a SIGTERM then killed the supervisor before it had
-    /// recorded the end, leaving the session unfinished), then stops it, and waits for its
-    /// supervisor to be gone.
+    /// watched session on a loaded machine), then stops it (a SIGTERM, which the supervisor takes
+    /// without cutting its end record short), and waits for its supervisor to be gone.
     pub async fn shutdown(&self) {
         self.client.close().await;
         if self.ended_within(self.grace).await.is_none() {
