@@ -105,6 +105,23 @@ def effects(path: str) -> str:
 
 
 @server.tool()
+def run(path: str) -> str:
+    """Run a program and return its output (what a tool's fs.exec grant lets it do)."""
+    import subprocess
+
+    return subprocess.run([path], capture_output=True, text=True, check=True).stdout
+
+
+@server.tool()
+def connect(host: str, port: int) -> str:
+    """Connect to HOST:PORT and return the first line it sends (what a tool's net.allow lets it do)."""
+    import socket
+
+    with socket.create_connection((host, port), timeout=10) as s:
+        return s.makefile().readline()
+
+
+@server.tool()
 def forbidden() -> str:
     """A tool the gateway's config denies."""
     return "this should never run"

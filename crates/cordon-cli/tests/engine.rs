@@ -16,6 +16,7 @@ fn spec(e: &Env, i: usize) -> SessionSpec {
     SessionSpec {
         allow_read: vec![],
         allow_write: vec![],
+        env_secret: vec![],
         argv: vec![
             "/bin/sh".into(),
             "-c".into(),

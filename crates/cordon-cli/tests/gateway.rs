@@ -183,6 +183,7 @@ fn the_python_sdk_client_reaches_a_python_sdk_server_in_its_sandbox_through_the_
         assert_eq!(
             tools,
             [
+                "py__connect",
                 "py__count",
                 "py__crash",
                 "py__echo",
@@ -191,6 +192,7 @@ fn the_python_sdk_client_reaches_a_python_sdk_server_in_its_sandbox_through_the_
                 "py__flood",
                 "py__mutate",
                 "py__read",
+                "py__run",
                 "py__sleep",
                 "py__write"
             ],
@@ -1288,4 +1290,359 @@ fn require_token_takes_only_valid_eddsa_tokens_whose_identity_is_recorded_and_wh
     assert_eq!(who, [("alice", "echo", "allow"), ("alice", "env", "deny"), ("bob", "echo", "allow")], "{recs:?}");
     assert_eq!(recs[1]["rule"], "token scope", "{recs:?}");
     assert!(!recs.iter().any(|r| r.to_string().contains(&alice)), "the token is in no record");
+}
+
+#[test]
+fn a_path_argument_outside_the_tools_grants_is_refused_by_the_gateway_and_a_symlink_out_by_the_kernel() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        // A file outside every grant, and a symlink in the workspace that points at its directory.
+        std::fs::write(e.root.join("outside.txt"), "OUTSIDE-THE-GRANTS\n").expect("outside");
+        std::os::unix::fs::symlink(&e.root, e.ws.join("out-link")).expect("symlink");
+        let cfg = setup(
+            &e,
+            &format!(
+                "pinning = \"off\"\n[servers.fs]\ncommand = [\"{}\", \"/\"]\nworkspace = \"home/ws\"\n\
+                 [servers.fs.rules.read_text_file]\npaths = [\"path\"]\n\
+                 [servers.fs.rules.read_multiple_files]\npaths = [\"paths[]\"]\n\
+                 [servers.fs.rules.write_file]\nwrite_paths = [\"path\"]\n",
+                fs_server().display()
+            ),
+        );
+        let calls = json!([
+            {"tool": "fs__read_text_file", "args": {"path": e.ws.join("README.md")}},
+            {"tool": "fs__read_text_file", "args": {"path": e.root.join("outside.txt")}},
+            {"tool": "fs__read_multiple_files", "args": {"paths": [e.ws.join("README.md"), e.root.join("outside.txt")]}},
+            {"tool": "fs__write_file", "args": {"path": e.ws.join("new.txt"), "content": "x"}},
+            {"tool": "fs__read_text_file", "args": {"path": e.ws.join("out-link/outside.txt")}},
+        ]);
+        let (v, o) = python_client(&e, &cfg, calls, &[]);
+        let ctx = format!("{who:?}: {v}\n{}", err(&o));
+        assert!(o.status.success(), "{ctx}");
+        assert_eq!(call(&v, 0), ("hello\n", false), "{ctx}");
+        let (r, is_err) = call(&v, 1);
+        assert!(is_err && r.starts_with("cordon gateway refused `fs__read_text_file`: argument `path`"), "{ctx}");
+        assert!(
+            r.contains("servers.fs.rules.read_text_file.paths") && r.contains("not in the read allowlist"),
+            "{ctx}"
+        );
+        assert!(r.contains("To allow it") && r.contains("[tools.read_text_file] fs.read"), "{ctx}");
+        let (r, is_err) = call(&v, 2);
+        assert!(is_err && r.contains("argument `paths[1]`") && r.contains("rules.read_multiple_files.paths"), "{ctx}");
+        let (r, is_err) = call(&v, 3);
+        assert!(is_err && r.contains("not in the write allowlist") && r.contains("write_paths"), "{ctx}");
+        assert!(!e.ws.join("new.txt").exists(), "{ctx}");
+        // Lexically inside the workspace: the gateway passes it, the sandbox refuses what it resolves to.
+        let (r, is_err) = call(&v, 4);
+        assert!(is_err && !r.contains("cordon gateway") && !r.contains("OUTSIDE-THE-GRANTS"), "{ctx}");
+        assert!(r.contains("ENOENT") || r.contains("EACCES") || r.contains("denied"), "refused by the sandbox: {ctx}");
+        let recs = tool_calls(&e);
+        assert_eq!(recs.len(), 5, "{recs:?}");
+        let at: Vec<(&str, &str)> =
+            recs.iter().map(|r| (r["decision"].as_str().unwrap_or(""), r["rule"].as_str().unwrap_or(""))).collect();
+        assert_eq!(at[1], ("deny", "servers.fs.rules.read_text_file.paths"), "{recs:?}");
+        assert_eq!(at[2], ("deny", "servers.fs.rules.read_multiple_files.paths"), "{recs:?}");
+        assert_eq!(at[3], ("deny", "servers.fs.rules.write_file.write_paths"), "{recs:?}");
+        // Refused before the upstream: no session, no result.
+        for i in 1..4 {
+            assert!(recs[i]["session"].is_null() && recs[i]["duration_ms"].is_null(), "{recs:?}");
+        }
+        assert_eq!((at[0].0, at[4].0), ("allow", "allow"), "{recs:?}");
+        assert_eq!(recs[4]["is_error"], true, "{recs:?}");
+    }
+}
+
+#[test]
+fn a_rate_limits_each_callers_calls_to_a_tool_naming_the_limit_and_when_to_retry() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    // Windows of an hour: every call of the test falls inside them, whatever the machine's load.
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\nrequire_token = true\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\n\
+             workspace = \"home/ws\"\nrate = \"3/h\"\n[servers.py.rules.echo]\nrate = \"2/h\"\n"
+        ),
+    );
+    let cfgs = cfg.display().to_string();
+    let db = e.root.join("audit.db");
+    let mint = |id: &str| {
+        let o = e.cordon(&["gateway", "token", "--config", &cfgs, "--identity", id]);
+        assert!(o.status.success(), "{}", show(&o));
+        out(&o).trim().to_string()
+    };
+    let (alice, bob) = (mint("alice"), mint("bob"));
+    let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
+    let client = |token: &str, calls: Value| {
+        let mut c = e.command(&py);
+        c.arg(e.ws.join("client.py")).args(["--url", &url]).env("CORDON_TEST_BEARER", token);
+        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
+        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+        let o = child.wait_with_output().expect("client");
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", show(&o)));
+        v
+    };
+    let echo = json!({"tool": "py__echo", "args": {"text": "hi"}});
+    let count = json!({"tool": "py__count"});
+    let v = client(&alice, json!([echo, echo, echo, count, count, count, count]));
+    assert_eq!((call(&v, 0), call(&v, 1)), (("hi", false), ("hi", false)), "{v}");
+    let (t, is_err) = call(&v, 2);
+    assert!(is_err && t.contains("caller `alice` reached its limit of 2/h calls"), "{v}");
+    assert!(t.contains("servers.py.rules.echo.rate") && t.contains("retry in "), "{v}");
+    assert!((3..6).all(|i| !call(&v, i).1), "the server's rate for count: 3/h: {v}");
+    let (t, is_err) = call(&v, 6);
+    assert!(is_err && t.contains("3/h") && t.contains("(servers.py.rate = \"3/h\")"), "{v}");
+    // Counted per caller: bob has his own.
+    let v = client(&bob, json!([echo, echo]));
+    assert_eq!((call(&v, 0), call(&v, 1)), (("hi", false), ("hi", false)), "{v}");
+
+    let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    assert!(gw.wait().expect("wait").success());
+    let recs = gw_records(&db, "tool_call");
+    let at: Vec<(&str, &str, &str)> = recs
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("");
+            (s("identity"), s("decision"), s("rule"))
+        })
+        .collect();
+    assert_eq!(at.len(), 9, "{recs:?}");
+    assert_eq!(at[2], ("alice", "deny", "servers.py.rules.echo.rate"), "{recs:?}");
+    assert_eq!(at[6], ("alice", "deny", "servers.py.rate"), "{recs:?}");
+    assert!(at.iter().enumerate().all(|(i, a)| i == 2 || i == 6 || a.1 == "allow"), "{recs:?}");
+    assert!(recs[2]["error"].as_str().is_some_and(|e| e.contains("retry in")), "{recs:?}");
+}
+
+/// Every file of the log (the database, its WAL and shared memory), as bytes.
+fn log_bytes(db: &Path) -> Vec<u8> {
+    let mut all = vec![];
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        all.extend(std::fs::read(&p).unwrap_or_default());
+    }
+    assert!(!all.is_empty(), "the log {} has bytes", db.display());
+    all
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn secrets_reach_only_their_server_never_a_record_and_scan_secrets_redacts_or_blocks_tokens() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let file_secret = "s3cr3t-from-a-file-0123456789";
+    let env_secret = "env-secret-value-abcdef987";
+    let gh = format!("ghp_{}", "Zx9".repeat(12));
+    let secret_file = e.root.join("secret.txt");
+    std::fs::write(&secret_file, format!("{file_secret}\n")).expect("secret");
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    std::fs::write(e.ws.join("token.txt"), format!("deploy with {gh} now\n")).expect("token file");
+    // GW_SECRET_TOKEN matches the policy's env.drop (*_TOKEN): a secret reaches its server all the same.
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\
+             scan_secrets = \"redact\"\n[servers.py.secrets]\nGW_SECRET_TOKEN = {{ file = \"secret.txt\" }}\n\
+             GW_ENV_SECRET = {{ env = \"GW_TEST_SECRET_SOURCE\" }}\n\
+             [servers.blk]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\nscan_secrets = \"block\"\n"
+        ),
+    );
+    let cfgs = cfg.display().to_string();
+    let db = e.root.join("audit.db");
+    let start = |env: &[(&str, &str)]| {
+        let mut a = vec!["gateway", "--config", &cfgs, "--stdio", "--audit"];
+        let dbs = e.root.join("refused.db").display().to_string();
+        a.push(&dbs);
+        e.cordon_env(&a, env)
+    };
+    // Refused at start: a secret file others can read, a variable that is not set.
+    let o = start(&[("GW_TEST_SECRET_SOURCE", env_secret)]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("servers.py.secrets.GW_SECRET_TOKEN") && err(&o).contains("chmod 600"), "{}", show(&o));
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let o = start(&[]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(
+        err(&o).contains("servers.py.secrets.GW_ENV_SECRET") && err(&o).contains("GW_TEST_SECRET_SOURCE"),
+        "{}",
+        show(&o)
+    );
+    assert!(!err(&o).contains(file_secret), "{}", show(&o));
+
+    let calls = json!([
+        {"tool": "py__read", "args": {"path": "/proc/self/environ"}},
+        {"tool": "py__read", "args": {"path": e.ws.join("token.txt")}},
+        {"tool": "blk__read", "args": {"path": e.ws.join("token.txt")}},
+        {"tool": "py__echo", "args": {"text": "key=AKIAABCDEFGHIJKLMNOP"}},
+        {"tool": "blk__echo", "args": {"text": "xoxb-1234567890-abcdef"}},
+        {"tool": "blk__env"},
+    ]);
+    let (v, o) = python_client_db(&e, &cfg, calls, &[("GW_TEST_SECRET_SOURCE", env_secret)], &db);
+    let ctx = format!("{v}\n{}", err(&o));
+    assert!(o.status.success(), "{ctx}");
+    // The secrets were in the server's environment; the caller sees their names, not their values.
+    let (environ, is_err) = call(&v, 0);
+    assert!(!is_err && environ.contains("GW_SECRET_TOKEN=[secret GW_SECRET_TOKEN]"), "{ctx}");
+    assert!(environ.contains("GW_ENV_SECRET=[secret GW_ENV_SECRET]"), "{ctx}");
+    assert!(!ctx.contains(file_secret) && !ctx.contains(env_secret), "{ctx}");
+    assert_eq!(call(&v, 1), ("deploy with [redacted: github-token] now\n", false), "{ctx}");
+    let (t, is_err) = call(&v, 2);
+    assert!(is_err && t.contains("withheld") && t.contains("servers.blk.scan_secrets") && !t.contains(&gh), "{ctx}");
+    assert_eq!(call(&v, 3), ("key=[redacted: aws-access-key]", false), "the upstream got it redacted: {ctx}");
+    let (t, is_err) = call(&v, 4);
+    assert!(is_err && t.contains("its arguments carry 1 credential(s)") && t.contains("slack-token"), "{ctx}");
+    // Secrets go to their own server only.
+    assert!(!call(&v, 5).1 && !call(&v, 5).0.contains("[secret"), "{ctx}");
+    let recs = gw_records(&db, "tool_call");
+    assert_eq!(recs.len(), 6, "{recs:?}");
+    let n = |i: usize, k: &str| recs[i][k].as_u64().unwrap_or(0);
+    // Counted per occurrence: the Python SDK repeats a text result in structuredContent.
+    assert!(
+        n(0, "secrets_in_result") >= 2 && n(1, "secrets_in_result") >= 1 && n(2, "secrets_in_result") >= 1,
+        "{recs:?}"
+    );
+    assert_eq!(n(5, "secrets_in_result"), 0, "{recs:?}");
+    assert_eq!((n(3, "secrets_in_args"), n(4, "secrets_in_args")), (1, 1), "{recs:?}");
+    assert_eq!(
+        (recs[4]["decision"].as_str(), recs[4]["rule"].as_str()),
+        (Some("deny"), Some("servers.blk.scan_secrets"))
+    );
+    let bytes = log_bytes(&db);
+    for s in [file_secret, env_secret, gh.as_str(), "AKIAABCDEFGHIJKLMNOP", "xoxb-1234567890-abcdef"] {
+        assert!(!contains(&bytes, s), "`{s}` is in the audit log's bytes");
+    }
+    assert!(contains(&bytes, "GW_SECRET_TOKEN") && contains(&bytes, "env GW_TEST_SECRET_SOURCE"), "names are recorded");
+}
+
+#[test]
+fn a_tools_fs_exec_and_net_allow_reach_only_its_own_per_call_sandbox() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let bin = e.root.join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let hello = bin.join("hello.sh");
+    std::fs::write(&hello, "#!/bin/sh\necho hello from outside\n").expect("script");
+    std::fs::set_permissions(&hello, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // Two services on the host's loopback: the tool's net.allow names one of them.
+    let serve = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                let _ = (&s).write_all(b"pong\n");
+            }
+        });
+        port
+    };
+    let (allowed, other) = (serve(), serve());
+    e.write_policy(
+        "tools.toml",
+        &format!(
+            "version = 1\nname = \"gw-tools\"\nextends = [\"builtin:mcp-tool\"]\n[tools.run]\nfs.exec = [\"{}\"]\n\
+             [tools.connect]\nnet.allow = [\"127.0.0.1:{allowed}\"]\n",
+            bin.display()
+        ),
+    );
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\
+             policy = \"tools.toml\"\nisolation = \"call\"\n"
+        ),
+    );
+    let calls = json!([
+        {"tool": "py__run", "args": {"path": hello}},
+        {"tool": "py__connect", "args": {"host": "127.0.0.1", "port": allowed}},
+        {"tool": "py__connect", "args": {"host": "127.0.0.1", "port": other}},
+        {"tool": "py__read", "args": {"path": hello}},
+    ]);
+    let (v, o) = python_client(&e, &cfg, calls, &[]);
+    let ctx = format!("{v}\n{}", err(&o));
+    assert!(o.status.success(), "{ctx}");
+    assert_eq!(call(&v, 0), ("hello from outside\n", false), "[tools.run] fs.exec: {ctx}");
+    assert_eq!(call(&v, 1), ("pong\n", false), "[tools.connect] net.allow: {ctx}");
+    let (t, is_err) = call(&v, 2);
+    assert!(is_err && !t.contains("pong"), "a port its net.allow does not name: {ctx}");
+    let (t, is_err) = call(&v, 3);
+    assert!(is_err && !t.contains("hello from outside"), "another tool's sandbox has no fs.exec grant: {ctx}");
+    let recs = tool_calls(&e);
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    assert!(recs.iter().all(|r| r["isolation"] == "call" && r["decision"] == "allow"), "{recs:?}");
+}
+
+/// How every upstream's session is run: `cordon supervise`. A SIGTERM to a sensor-watched
+/// supervisor (what the gateway sends a server that does not stop) must be passed on to the command
+/// and the session's end still recorded: the supervisor's other threads (the sensor's, the audit
+/// writer's) must not take the signal and die with it, leaving the session unfinished in the log.
+#[test]
+fn a_watched_supervisor_given_sigterm_passes_it_on_and_still_records_the_sessions_end() {
+    if !need_root() {
+        return;
+    }
+    use cordon_session::spec::{AuditChoice, SessionSpec};
+    use cordon_session::supervise::{self, Message};
+    use std::os::unix::process::ExitStatusExt;
+    let e = Env::new(Who::Root);
+    let db = e.root.join("audit.db");
+    let spec = SessionSpec {
+        argv: vec!["/bin/sh".into(), "-c".into(), "touch started; exec sleep 60".into()],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into()), ("HOME".into(), e.home.clone().into_os_string())],
+        cwd: e.ws.clone(),
+        workspace: Some(e.ws.clone()),
+        policy: "builtin:agent".into(),
+        project_policy: false,
+        allow_net: vec![],
+        publish: vec![],
+        allow_read: vec![],
+        allow_write: vec![],
+        env_secret: vec![],
+        allow_degraded: false,
+        review_hold: false,
+        audit: AuditChoice::Path(db.clone()),
+        report: None,
+        events: None,
+        head_copy: None,
+        monitor: true,
+        sensor_buffer: "4M".into(),
+        kill_after: Some(std::time::Duration::from_secs(10)),
+        interactive: false,
+    };
+    let exe = Path::new(env!("CARGO_BIN_EXE_cordon"));
+    let mut sup =
+        supervise::spawn(exe, &spec, [Stdio::null(), Stdio::null(), Stdio::inherit()]).expect("cordon supervise");
+    let first = sup.next_message();
+    assert!(matches!(first, Some(Message::Started { .. })), "{first:?}");
+    let t = std::time::Instant::now();
+    while !e.ws.join("started").exists() {
+        assert!(t.elapsed() < RAW_WAIT, "the session's command did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = sup.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let (msgs, status) = sup.wait().expect("wait");
+    assert_eq!(status.signal(), None, "the supervisor died of a signal: {status:?} {msgs:?}");
+    let fin = msgs.iter().find_map(|m| match m {
+        Message::Finished { killed_by, .. } => Some(killed_by.clone()),
+        _ => None,
+    });
+    assert!(fin.is_some(), "no Finished report: {msgs:?}");
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "the session's end is recorded: {r:?}");
 }

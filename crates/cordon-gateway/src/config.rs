@@ -46,6 +46,7 @@ struct RawConfig {
     audit_sync: Option<S<String>>,
     start_timeout: Option<S<String>>,
     require_token: Option<S<bool>>,
+    scan_secrets: Option<S<String>>,
     #[serde(default)]
     servers: BTreeMap<S<String>, S<RawServer>>,
 }
@@ -72,6 +73,31 @@ struct RawServer {
     start_timeout: Option<S<String>>,
     #[serde(default)]
     tools: RawTools,
+    rate: Option<S<String>>,
+    #[serde(default)]
+    rules: BTreeMap<S<String>, S<RawRule>>,
+    #[serde(default)]
+    secrets: BTreeMap<S<String>, S<RawSecret>>,
+    scan_secrets: Option<S<String>>,
+}
+
+/// `[servers.S.secrets] NAME = { file = "PATH" }` or `{ env = "VAR" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    file: Option<S<String>>,
+    env: Option<S<String>>,
+}
+
+/// `[servers.S.rules.TOOL]`: its path arguments and its rate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    paths: Vec<S<String>>,
+    #[serde(default)]
+    write_paths: Vec<S<String>>,
+    rate: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,6 +194,25 @@ pub struct Server {
     /// Watch its sessions with the eBPF sensor (root): their effects are recorded and linked to
     /// the calls (`cordon audit show CALL`).
     pub monitor: bool,
+    /// `[servers.S.rules.TOOL]`: path arguments and rates, by tool.
+    pub rules: BTreeMap<String, crate::rules::ToolRule>,
+    /// `rate`: the calls per caller of each of its tools that names none of its own.
+    pub rate: Option<crate::rules::Rate>,
+    /// `[servers.S.secrets]`: read at start, put in its environment only.
+    pub secrets: Vec<crate::secrets::Secret>,
+    /// `scan_secrets`: its calls' arguments and results scanned for well-known token formats.
+    pub scan: crate::secrets::Scan,
+}
+
+impl Server {
+    /// The rate a call of `tool` is held to, and the field that set it.
+    pub fn rate_of(&self, tool: &str) -> Option<(crate::rules::Rate, String)> {
+        let n = &self.name;
+        match self.rules.get(tool).and_then(|r| r.rate) {
+            Some(r) => Some((r, format!("servers.{n}.rules.{tool}.rate"))),
+            None => self.rate.map(|r| (r, format!("servers.{n}.rate"))),
+        }
+    }
 }
 
 /// `isolation`: one sandbox (session, cgroup) for the server process, or one per `tools/call`.
@@ -187,11 +232,14 @@ impl Isolation {
     }
 }
 
-/// What a policy's `[tools.NAME]` adds to a call of that tool (its `fs.read` and `fs.write`).
+/// What a policy's `[tools.NAME]` adds to a call of that tool: its `fs.read`, `fs.write`,
+/// `fs.exec` directories and its `net.allow` entries (as written).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ToolGrant {
     pub read: Vec<PathBuf>,
     pub write: Vec<PathBuf>,
+    pub exec: Vec<PathBuf>,
+    pub net: Vec<String>,
 }
 
 /// The policy a server runs under when its entry names none.
@@ -215,9 +263,9 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Some("each server is one `[servers.NAME]` table; give the second one another name".to_string())
         } else if e.message().contains("unknown field") {
             Some(
-                "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync, require_token \
+                "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync, require_token, scan_secrets \
                  and [servers.NAME] tables; a server takes command, policy, workspace, env, isolation, monitor, call_timeout, \
-                 start_timeout and tools (allow, deny)"
+                 start_timeout, rate, scan_secrets, tools (allow, deny), [servers.NAME.secrets] and [servers.NAME.rules.TOOL] tables (paths, write_paths, rate)"
                     .to_string(),
             )
         } else {
@@ -227,6 +275,26 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
     })?;
     let mut errs = vec![];
     let mut servers = vec![];
+    let scan = |v: &Option<S<String>>, field: String, errs: &mut Vec<Diagnostic>| {
+        let v = v.as_ref()?;
+        let s = crate::secrets::Scan::parse(v.get_ref());
+        if s.is_none() {
+            errs.push(
+                src.diag(
+                    v.span(),
+                    field,
+                    format!("`{}` is not a scan_secrets mode", v.get_ref()),
+                    Some(
+                        "scan_secrets = \"off\" (the default), \"redact\" (well-known tokens in arguments and \
+                     results replaced) or \"block\" (the call refused, the result withheld)"
+                            .into(),
+                    ),
+                ),
+            );
+        }
+        s
+    };
+    let scan_default = scan(&raw.scan_secrets, "scan_secrets".into(), &mut errs).unwrap_or_default();
     let pinning = match &raw.pinning {
         None => Pinning::Lock,
         Some(p) if p.get_ref() == "lock" => Pinning::Lock,
@@ -395,14 +463,21 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Some(p) => base.join(p.get_ref()).display().to_string(),
         };
         let mut tool_grants = BTreeMap::new();
+        let mut compiled = None;
         if let Some(ws) = &workspace {
             let cx = cordon_policy::Context::for_workspace(ws.clone());
             match cordon_policy::load_and_compile(&policy, &cx) {
                 Ok((_, c)) => {
                     for (t, tp) in &c.tools {
-                        let g = ToolGrant { read: tp.extra_read.clone(), write: tp.extra_write.clone() };
+                        let g = ToolGrant {
+                            read: tp.extra_read.clone(),
+                            write: tp.extra_write.clone(),
+                            exec: tp.extra_exec.clone(),
+                            net: tp.net_allow.iter().map(|a| a.text.clone()).collect(),
+                        };
                         tool_grants.insert(t.clone(), g);
                     }
+                    compiled = Some(c);
                 }
                 Err(e) => {
                     let at = s.policy.as_ref().map_or(name.span(), |p| p.span());
@@ -472,6 +547,107 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                 ));
             }
         }
+        let rate = |r: &Option<S<String>>, f: String, errs: &mut Vec<Diagnostic>| {
+            let r = r.as_ref()?;
+            crate::rules::Rate::parse(r.get_ref())
+                .map_err(|e| {
+                    let hint = "CALLS/UNIT, e.g. rate = \"10/min\" (units: s, min, h, day), counted per caller";
+                    errs.push(src.diag(r.span(), f, e, Some(hint.into())))
+                })
+                .ok()
+        };
+        let server_rate = rate(&s.rate, field("rate"), &mut errs);
+        let mut rules = BTreeMap::new();
+        for (tool, r) in &s.rules {
+            let t = tool.get_ref();
+            let f = |x: &str| format!("servers.{n}.rules.{t}.{x}");
+            let r = r.get_ref();
+            let pointers = |list: &[S<String>], x: &str, errs: &mut Vec<Diagnostic>| {
+                let mut out = vec![];
+                for p in list {
+                    match crate::rules::ArgPath::parse(p.get_ref()) {
+                        Ok(a) => out.push(a),
+                        Err(e) => errs.push(
+                            src.diag(
+                                p.span(),
+                                f(x),
+                                e,
+                                Some(
+                                    "name an argument: its key (\"path\"), `KEY[]` for each item of an array \
+                                 (\"paths[]\"), keys joined by `.` for a nested one (\"edits[].file\")"
+                                        .into(),
+                                ),
+                            ),
+                        ),
+                    }
+                }
+                out
+            };
+            let read = pointers(&r.paths, "paths", &mut errs);
+            let write = pointers(&r.write_paths, "write_paths", &mut errs);
+            // The grants a call of this tool runs with: the server's policy, and in a per-call
+            // sandbox its [tools.NAME] directories too (as the session adds them).
+            let policy = match (&compiled, read.is_empty() && write.is_empty()) {
+                (Some(c), false) => {
+                    let mut c: cordon_policy::CompiledPolicy = c.clone();
+                    if isolation == Isolation::Call {
+                        if let Some(g) = tool_grants.get(t) {
+                            tool_fs_rules(&mut c, t, g);
+                        }
+                    }
+                    Some(std::sync::Arc::new(c))
+                }
+                _ => None,
+            };
+            let rate = rate(&r.rate, f("rate"), &mut errs);
+            rules.insert(t.clone(), crate::rules::ToolRule { read, write, rate, policy });
+        }
+        let server_scan = scan(&s.scan_secrets, field("scan_secrets"), &mut errs).unwrap_or(scan_default);
+        let mut secrets = vec![];
+        for (sname, x) in &s.secrets {
+            let sn = sname.get_ref();
+            let f = format!("servers.{n}.secrets.{sn}");
+            if sn.is_empty() || !sn.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                errs.push(src.diag(
+                    sname.span(),
+                    f.clone(),
+                    format!("`{sn}` is not a variable name"),
+                    Some("the name the server reads it as, e.g. GITHUB_TOKEN".into()),
+                ));
+                continue;
+            }
+            let got = match (&x.get_ref().file, &x.get_ref().env) {
+                (Some(file), None) => {
+                    let path = base.join(file.get_ref());
+                    crate::secrets::read_file(&path)
+                        .map(|v| (format!("file {}", path.display()), v))
+                        .map_err(|(m, h)| (file.span(), m, h))
+                }
+                (None, Some(var)) => match std::env::var(var.get_ref()) {
+                    Ok(v) if !v.is_empty() => Ok((format!("env {}", var.get_ref()), v)),
+                    _ => Err((
+                        var.span(),
+                        format!("the gateway's environment has no {} (or it is empty)", var.get_ref()),
+                        format!("export {} before starting the gateway, or take it from a file", var.get_ref()),
+                    )),
+                },
+                _ => Err((
+                    x.span(),
+                    "a secret comes from one place: a file or a variable".into(),
+                    format!(
+                        "{sn} = {{ file = \"PATH\" }} (a file only its owner can read) or {sn} = {{ env = \"VAR\" }}"
+                    ),
+                )),
+            };
+            match got {
+                Ok((from, value)) => secrets.push(crate::secrets::Secret {
+                    name: sn.clone(),
+                    from,
+                    value: crate::secrets::SecretValue(value),
+                }),
+                Err((span, m, h)) => errs.push(src.diag(span, f, m, Some(h))),
+            }
+        }
         let call_timeout = timeout(&s.call_timeout, field("call_timeout"), &mut errs).unwrap_or(call_timeout);
         let start_timeout = timeout(&s.start_timeout, field("start_timeout"), &mut errs).unwrap_or(start_timeout);
         if errs.len() == before {
@@ -489,6 +665,10 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     isolation,
                     tool_grants,
                     monitor: s.monitor.as_ref().is_some_and(|m| *m.get_ref()),
+                    rules,
+                    rate: server_rate,
+                    secrets,
+                    scan: server_scan,
                 });
             }
         }
@@ -498,6 +678,28 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
         Ok(Config { file: file.to_string(), servers, pinning, max_result_bytes, audit_sync, require_token })
     } else {
         Err(GatewayError::Config(errs))
+    }
+}
+
+/// A policy's `[tools.NAME]` directories, added to its fs rules as a per-call session adds them
+/// (read: read and exec; write: read and write).
+fn tool_fs_rules(c: &mut cordon_policy::CompiledPolicy, tool: &str, g: &ToolGrant) {
+    use cordon_policy::{Access, PathRule};
+    let lists = [
+        (&g.read, "fs.read", Access { read: true, write: false, exec: true }),
+        (&g.exec, "fs.exec", Access { read: true, write: false, exec: true }),
+        (&g.write, "fs.write", Access { read: true, write: true, exec: false }),
+    ];
+    for (dirs, what, access) in lists {
+        for d in dirs {
+            let path = d.canonicalize().unwrap_or_else(|_| d.clone());
+            c.fs.rules.push(PathRule {
+                path,
+                access,
+                entry: d.display().to_string(),
+                origin: format!("[tools.{tool}] {what}"),
+            });
+        }
     }
 }
 
@@ -673,5 +875,38 @@ mod tests {
         assert_eq!((d[0].line, d[0].col, d[0].field.as_str()), (3, 13, "servers.a.isolation"), "{d:?}");
         assert!(d[0].message.contains("`calls` is not an isolation"), "{d:?}");
         assert!(d[0].hint.as_deref().is_some_and(|h| h.contains("\"call\"") && h.contains("\"server\"")), "{d:?}");
+    }
+
+    #[test]
+    fn rules_take_path_pointers_and_rates_and_a_bad_one_is_a_positioned_error() {
+        let c = parse(
+            "gw.toml",
+            "[servers.a]\ncommand = [\"/bin/sh\"]\nrate = \"30/min\"\n[servers.a.rules.read]\npaths = [\"path\", \"more[]\"]\nrate = \"2/h\"\n[servers.a.rules.other]\nwrite_paths = [\"to\"]\n",
+            &dir(),
+            None,
+        )
+        .expect("config");
+        let s = &c.servers[0];
+        assert_eq!(s.rules["read"].read.iter().map(|p| p.text.as_str()).collect::<Vec<_>>(), ["path", "more[]"]);
+        assert!(s.rules["read"].policy.is_some() && s.rules["other"].write.len() == 1);
+        let rate = |t: &str| s.rate_of(t).map(|(r, f)| (r.describe(), f));
+        assert_eq!(rate("read"), Some(("2/h".into(), "servers.a.rules.read.rate".into())));
+        assert_eq!(rate("other"), Some(("30/min".into(), "servers.a.rate".into())));
+        let d = errors(
+            "[servers.a]\ncommand = [\"/bin/sh\"]\nrate = \"10/week\"\n[servers.a.rules.t]\npaths = [\"ok\", \"a..b\"]\nwrite_paths = [\"x[1]\"]\nrate = \"many\"\n",
+        );
+        let at: Vec<(usize, usize, &str)> = d.iter().map(|x| (x.line, x.col, x.field.as_str())).collect();
+        assert_eq!(
+            at,
+            [
+                (3, 8, "servers.a.rate"),
+                (5, 16, "servers.a.rules.t.paths"),
+                (6, 16, "servers.a.rules.t.write_paths"),
+                (7, 8, "servers.a.rules.t.rate")
+            ],
+            "{d:?}"
+        );
+        assert!(d.iter().all(|x| x.hint.is_some()), "{d:?}");
+        assert!(d[1].message.contains("`a..b` is not an argument pointer"), "{d:?}");
     }
 }

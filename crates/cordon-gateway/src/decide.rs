@@ -58,6 +58,10 @@ mod tests {
             isolation: Default::default(),
             tool_grants: Default::default(),
             monitor: false,
+            rules: Default::default(),
+            rate: None,
+            secrets: vec![],
+            scan: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@ use crate::decide::{decide, Decision};
 use crate::mcp::{Answer, Caller, Json, OnChange, Tools, UpstreamError};
 use crate::pin::{self, Check, Lock};
 use crate::record::{args_hash, redact, Log, ToolCall, ToolResult};
+use crate::secrets::{Found, Scan};
 use crate::upstream::Upstream;
 use crate::GatewayError;
 use cordon_session::spec::AuditChoice;
@@ -54,6 +55,8 @@ pub struct Gateway {
     max_result_bytes: usize,
     /// Per-call servers being stopped after their answer was sent (awaited at the end).
     closing: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Each (server, tool, caller)'s recent calls, for the rates.
+    limiter: crate::rules::Limiter,
 }
 
 impl Gateway {
@@ -150,6 +153,7 @@ impl Gateway {
             opts: opts.clone(),
             max_result_bytes: cfg.max_result_bytes,
             closing: Default::default(),
+            limiter: Default::default(),
         })
     }
 
@@ -350,6 +354,7 @@ impl Tools for Gateway {
             pinning: if self.lock.is_some() { Pinning::Lock } else { Pinning::Off }.as_str().into(),
             pin_sha256: None,
             isolation: self_isolation(&self.servers, &name).into(),
+            secrets_in_args: 0,
         };
         let found = name.split_once(SEP).and_then(|(srv, tool)| {
             self.servers.iter().position(|sv| sv.server.name == srv).map(|i| (i, tool.to_string()))
@@ -409,6 +414,63 @@ impl Tools for Gateway {
                 }
             }
         }
+        // Path arguments: judged against the tool's fs grants (the kernel judges them again).
+        if let Some(rule) = s.rules.get(&tool) {
+            let none = Json::new();
+            let a = serde_json::Value::Object(args.clone().unwrap_or(none));
+            if let Err(r) = crate::rules::check_paths(rule, &a, &s.workspace) {
+                let field = format!(
+                    "servers.{}.rules.{tool}.{}",
+                    s.name,
+                    if r.access == "read" { "paths" } else { "write_paths" }
+                );
+                let (grant, flag) = if r.access == "read" { ("fs.read", "read") } else { ("fs.write", "write") };
+                let text = format!(
+                    "cordon gateway refused `{name}`: argument `{}` = {:?} is outside the tool's fs grants ({} access; \
+                     rule: {field} names `{}` as a path the tool may {flag}): {}. To allow it: grant that directory \
+                     in server `{}`'s policy ({}), or with [tools.{tool}] {grant} in it under isolation = \"call\"",
+                    r.arg, r.value, r.access, r.pointer, r.reason, s.name, s.policy
+                );
+                return refuse(rec, field, text);
+            }
+        }
+        // scan_secrets: tokens in the arguments are redacted before forwarding, or the call refused.
+        let mut args = args;
+        if s.scan != Scan::Off {
+            let mut v = serde_json::Value::Object(args.clone().unwrap_or_default());
+            let mut found = Found::default();
+            crate::secrets::scan(&mut v, true, &[], &mut found);
+            rec.secrets_in_args = found.count;
+            if found.count > 0 {
+                rec.args = redact(&v.as_object().cloned());
+                let kinds = found.kinds.iter().copied().collect::<Vec<_>>().join(", ");
+                if s.scan == Scan::Block {
+                    let text = format!(
+                        "cordon gateway refused `{name}`: its arguments carry {} credential(s) in a well-known format \
+                         ({kinds}; rule: servers.{}.scan_secrets = \"block\"). To allow it: pass no credentials \
+                         through tool arguments (give the server a secret: [servers.{}.secrets])",
+                        found.count, s.name, s.name
+                    );
+                    return refuse(rec, format!("servers.{}.scan_secrets", s.name), text);
+                }
+                args = v.as_object().cloned();
+            }
+        }
+        // The rate: counted per caller, for calls that pass every other rule.
+        if let Some((rate, field)) = s.rate_of(&tool) {
+            if let Err(wait) = self.limiter.take(&s.name, &tool, &who.identity, rate, Instant::now()) {
+                let text = format!(
+                    "cordon gateway refused `{name}`: caller `{}` reached its limit of {} calls to it ({field} = \
+                     \"{}\"); retry in {:.0}s. To allow more: raise {field} in {}",
+                    who.identity,
+                    rate.describe(),
+                    rate.describe(),
+                    wait.as_secs_f64().ceil(),
+                    self.config
+                );
+                return refuse(rec, field, text);
+            }
+        }
         rec.rule = d.rule().to_string();
         rec.decision = "allow".into();
         // isolation = "call": a fresh server in a fresh session (its own cgroup) for this call,
@@ -435,6 +497,7 @@ impl Tools for Gateway {
                             is_error: true,
                             error: Some(text.clone()),
                             overlapped: false,
+                            secrets_in_result: 0,
                         });
                         return Answer::ToolError(text);
                     }
@@ -464,6 +527,7 @@ impl Tools for Gateway {
             is_error: true,
             error: None,
             overlapped: false,
+            secrets_in_result: 0,
         };
         // Calls to one server session at once: each is marked overlapped (its effects cannot be told
         // apart from the other's).
@@ -514,6 +578,25 @@ impl Tools for Gateway {
             let mut f = self.servers[i].in_flight.lock().unwrap_or_else(|p| p.into_inner());
             res.overlapped = f.remove(&n).unwrap_or(false);
         }
+        // The server's own secrets never reach the caller; scan_secrets: tokens redacted or withheld.
+        let answer = match answer {
+            Ok(mut v) if s.scan != Scan::Off || !s.secrets.is_empty() => {
+                let mut found = Found::default();
+                crate::secrets::scan(&mut v, true, &s.secrets, &mut found);
+                res.secrets_in_result = found.count;
+                if found.count > 0 && s.scan == Scan::Block {
+                    let kinds = found.kinds.iter().copied().collect::<Vec<_>>().join(", ");
+                    Err(format!(
+                        "server `{}` answered `{tool}` with {} credential(s) ({kinds}): the result is withheld \
+                         (rule: servers.{}.scan_secrets = \"block\"; \"redact\" would pass it with them replaced)",
+                        s.name, found.count, s.name
+                    ))
+                } else {
+                    Ok(v)
+                }
+            }
+            a => a,
+        };
         let out = match answer {
             Ok(v) => {
                 res.result_bytes = v.to_string().len() as u64;

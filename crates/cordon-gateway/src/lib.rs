@@ -15,6 +15,8 @@ pub mod gateway;
 pub mod mcp;
 pub mod pin;
 pub mod record;
+pub mod rules;
+pub mod secrets;
 pub mod token;
 pub mod upstream;
 

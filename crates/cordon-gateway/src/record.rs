@@ -54,6 +54,13 @@ pub struct ToolCall {
     /// "call" (in a session of its own).
     #[serde(default = "server_isolation")]
     pub isolation: String,
+    /// Well-known token formats found in the arguments (`scan_secrets`; redacted or blocked).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub secrets_in_args: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn server_isolation() -> String {
@@ -80,6 +87,10 @@ pub struct ToolResult {
     /// `isolation = "call"`).
     #[serde(default)]
     pub overlapped: bool,
+    /// Well-known token formats (and the server's own secrets) found in the result: redacted, or
+    /// the result withheld (`scan_secrets = "block"`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub secrets_in_result: u32,
 }
 
 /// SHA-256 of the arguments' compact JSON, hex.
@@ -253,6 +264,9 @@ impl Log {
                     "tools_allow": s.allow, "tools_deny": s.deny,
                     "call_timeout_ms": s.call_timeout.as_millis() as u64,
                     "start_timeout_ms": s.start_timeout.as_millis() as u64,
+                    // Names and where they came from: never a value.
+                    "secrets": s.secrets.iter().map(|x| serde_json::json!({"name": x.name, "from": x.from})).collect::<Vec<_>>(),
+                    "scan_secrets": s.scan.as_str(),
                 })).collect::<Vec<_>>(),
             },
             "uid": nix_uid(),
@@ -376,6 +390,7 @@ impl Log {
                     "not answered: the gateway ended (stdin closed, SIGINT or SIGTERM) before the call did".into(),
                 ),
                 overlapped: false,
+                secrets_in_result: 0,
             };
             let j = Job::Append { kind: RecordKind::ToolResult, ts: now_ms(), body: Self::body(&r), ack: None };
             if let Err(e) = self.send(j) {

@@ -33,6 +33,7 @@ pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool, grant: Option
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     let env = std::iter::once(("PATH".into(), path))
         .chain(s.env.iter().filter_map(|n| std::env::var_os(n).map(|v| (n.into(), v))))
+        .chain(s.secrets.iter().map(|x| (x.name.clone().into(), x.value.0.clone().into())))
         .collect();
     SessionSpec {
         argv: s.argv.iter().map(Into::into).collect(),
@@ -41,10 +42,14 @@ pub fn spec(s: &Server, audit: &AuditChoice, allow_degraded: bool, grant: Option
         workspace: Some(s.workspace.clone()),
         policy: s.policy.clone(),
         project_policy: false,
-        allow_net: vec![],
+        // A tool's net.allow (isolation = "call"): as --allow-net (its egress through the proxy).
+        allow_net: grant.map(|g| g.net.clone()).unwrap_or_default(),
         publish: vec![],
-        allow_read: grant.map(|g| g.read.clone()).unwrap_or_default(),
+        // fs.exec as --allow-read grants it (read and exec: a one-off grant has no exec-only kind,
+        // and a script's interpreter reads what it runs).
+        allow_read: grant.map(|g| g.read.iter().chain(&g.exec).cloned().collect()).unwrap_or_default(),
         allow_write: grant.map(|g| g.write.clone()).unwrap_or_default(),
+        env_secret: s.secrets.iter().map(|x| x.name.clone()).collect(),
         allow_degraded,
         review_hold: false,
         audit: audit.clone(),
@@ -190,9 +195,8 @@ impl Upstream {
 
     /// Closes its stdin (an MCP server on stdio exits then) and gives its session `grace` to end
     /// (its supervisor records the end and the sensor's last events, which took over 3 s for a
-    /// watched session on a loaded machine: a SIGTERM then killed the supervisor before it had
-    /// recorded the end, leaving the session unfinished), then stops it, and waits for its
-    /// supervisor to be gone.
+    /// watched session on a loaded machine), then stops it (a SIGTERM, which the supervisor takes
+    /// without cutting its end record short), and waits for its supervisor to be gone.
     pub async fn shutdown(&self) {
         self.client.close().await;
         if self.ended_within(self.grace).await.is_none() {

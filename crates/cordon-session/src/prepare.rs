@@ -59,6 +59,13 @@ pub fn prepare(spec: SessionSpec) -> Result<Prepared> {
     allow_net(&spec.allow_net, &loaded, &mut policy, &mut notices)?;
     publish(&spec.publish, &mut policy, &mut notices)?;
     crate::grants::apply(&spec, &mut policy, &mut notices)?;
+    // Secrets the caller names one by one reach the command whatever env.drop says (as env.set).
+    for n in &spec.env_secret {
+        if let Some((_, v)) = spec.env.iter().find(|(k, _)| k.as_os_str() == std::ffi::OsStr::new(n)) {
+            policy.env.set.retain(|(k, _)| k != n);
+            policy.env.set.push((n.clone(), v.to_string_lossy().into_owned()));
+        }
+    }
     let lifted: Vec<PathBuf> = spec
         .allow_write
         .iter()

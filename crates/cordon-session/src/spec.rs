@@ -49,6 +49,11 @@ pub struct SessionSpec {
     pub allow_read: Vec<PathBuf>,
     #[serde(with = "bytes::path_vec", default)]
     pub allow_write: Vec<PathBuf>,
+    /// Names in `env` given to the command whatever the policy's env rules drop: secrets its caller
+    /// passes one by one on purpose (the gateway's `[servers.S.secrets]`). Their values are in no
+    /// record.
+    #[serde(default)]
+    pub env_secret: Vec<String>,
     /// Run even if the host cannot enforce everything; what is lost is reported.
     pub allow_degraded: bool,
     /// Hold the session's changes of reviewed files (`fs.review`) as a patch instead of leaving them
@@ -101,6 +106,7 @@ mod tests {
             publish: vec!["8080:3000".into()],
             allow_read: vec![PathBuf::from(odd())],
             allow_write: vec![],
+            env_secret: vec![],
             allow_degraded: false,
             review_hold: false,
             audit: AuditChoice::Path(PathBuf::from(odd())),

@@ -111,6 +111,21 @@ impl Supervised {
 /// The supervisor's side (`cordon supervise`): reads the spec, prepares, runs, reports; returns
 /// the exit status (the command's; 125 when nothing ran).
 pub fn serve() -> i32 {
+    // SIGINT, SIGTERM, SIGHUP and SIGQUIT blocked before any thread starts, so that every thread
+    // inherits the mask: the session takes them through its signalfd (the first passed on to the
+    // command) and keeps them blocked while it records its end. Blocked only in the session's own
+    // thread, one of the others (the sensor's reader, the audit writer) took a SIGTERM and its
+    // default action killed the supervisor, leaving the session unfinished in the log.
+    {
+        use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+        let mut set = SigSet::empty();
+        for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGQUIT] {
+            set.add(sig);
+        }
+        if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_err() {
+            return 125;
+        }
+    }
     // Reopened through /proc: the descriptors were placed by the parent (see `spawn`).
     let mut out = match std::fs::OpenOptions::new().write(true).open(format!("/proc/self/fd/{REPORT_FD}")) {
         Ok(f) => f,

@@ -181,6 +181,7 @@ fn spec(a: &RunArgs, served: Option<super::identity::Fetched>) -> Result<Session
         publish: a.publish.clone(),
         allow_read: a.allow_read.clone(),
         allow_write: a.allow_write.clone(),
+        env_secret: vec![],
         allow_degraded: a.allow_degraded,
         review_hold: a.review,
         audit: match (&a.audit, a.no_audit) {

@@ -1,0 +1,215 @@
+//! Per-tool rules beyond allow/deny (`[servers.S.rules.TOOL]` in gateway.toml): which arguments are
+//! paths (judged against the tool's effective fs grants with cordon-policy's own decision, the one
+//! `cordon policy test` prints, before the call is forwarded; the kernel enforces the same grants
+//! again), and how often a caller may call it.
+
+use cordon_policy::{Access, CompiledPolicy};
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A pointer to the arguments that hold a path: keys separated by `.`, a key ending in `[]` for
+/// each item of the array under it (`path`, `paths[]`, `edits[].file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgPath {
+    pub text: String,
+    steps: Vec<(String, bool)>,
+}
+
+impl ArgPath {
+    pub fn parse(text: &str) -> Result<ArgPath, String> {
+        let mut steps = vec![];
+        for part in text.split('.') {
+            let (key, each) = match part.strip_suffix("[]") {
+                Some(k) => (k, true),
+                None => (part, false),
+            };
+            if key.is_empty() || key.contains(['[', ']']) || key.chars().any(char::is_whitespace) {
+                return Err(format!("`{text}` is not an argument pointer"));
+            }
+            steps.push((key.to_string(), each));
+        }
+        Ok(ArgPath { text: text.to_string(), steps })
+    }
+
+    /// Every value it points to in `args`, with where it was (`files[1]`).
+    pub fn values<'a>(&self, args: &'a Value) -> Vec<(String, &'a Value)> {
+        let mut at: Vec<(String, &Value)> = vec![(String::new(), args)];
+        for (key, each) in &self.steps {
+            let mut next = vec![];
+            for (name, v) in at {
+                let Some(v) = v.get(key) else { continue };
+                let name = if name.is_empty() { key.clone() } else { format!("{name}.{key}") };
+                if *each {
+                    match v.as_array() {
+                        Some(items) => next.extend(items.iter().enumerate().map(|(i, x)| (format!("{name}[{i}]"), x))),
+                        None => next.push((name, v)),
+                    }
+                } else {
+                    next.push((name, v));
+                }
+            }
+            at = next;
+        }
+        at
+    }
+}
+
+/// What one tool's rules are.
+#[derive(Debug, Clone, Default)]
+pub struct ToolRule {
+    /// Arguments that name a path the tool reads.
+    pub read: Vec<ArgPath>,
+    /// Arguments that name a path the tool writes.
+    pub write: Vec<ArgPath>,
+    /// Its calls per caller (None: the server's `rate`, if any).
+    pub rate: Option<Rate>,
+    /// The fs grants its calls run with: the server's policy, and under `isolation = "call"` the
+    /// policy's `[tools.NAME]` grants (None when it has no path arguments).
+    pub policy: Option<Arc<CompiledPolicy>>,
+}
+
+/// A path argument outside the tool's grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRefusal {
+    /// Where it was in the arguments (`files[1]`).
+    pub arg: String,
+    /// The pointer in the config that named it (`files[]`), and whether it is read or write.
+    pub pointer: String,
+    pub access: &'static str,
+    pub value: String,
+    /// cordon-policy's reason.
+    pub reason: String,
+}
+
+/// Judges the path arguments of a call against `policy`. Relative paths are taken from `cwd` (the
+/// server's workspace, where it runs), then normalized lexically: symlinks are the kernel's part.
+pub fn check_paths(rule: &ToolRule, args: &Value, cwd: &Path) -> Result<(), PathRefusal> {
+    let Some(policy) = &rule.policy else { return Ok(()) };
+    let lists = [(&rule.read, "read"), (&rule.write, "write")];
+    for (list, access) in lists {
+        let want = Access { read: access == "read", write: access == "write", exec: false };
+        for p in list {
+            for (arg, v) in p.values(args) {
+                let refuse = |value: String, reason: String| PathRefusal {
+                    arg: arg.clone(),
+                    pointer: p.text.clone(),
+                    access,
+                    value,
+                    reason,
+                };
+                let Some(s) = v.as_str() else {
+                    return Err(refuse(v.to_string(), "it is not a string, so it cannot be judged as a path".into()));
+                };
+                let s = s.strip_prefix("file://").unwrap_or(s);
+                let raw = PathBuf::from(s);
+                let abs = cordon_policy::paths::normalize(&if raw.is_absolute() { raw } else { cwd.join(raw) });
+                let d = cordon_policy::decide::fs(policy, &abs, want);
+                if !d.allow {
+                    return Err(refuse(s.to_string(), d.reason));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `rate = "N/UNIT"`: at most N calls in any window of one UNIT (s, min, h), per caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub calls: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub fn parse(text: &str) -> Result<Rate, String> {
+        let bad = || format!("`{text}` is not a rate");
+        let (n, unit) = text.split_once('/').ok_or_else(bad)?;
+        let calls: u32 = n.trim().parse().map_err(|_| bad())?;
+        if calls == 0 {
+            return Err("a rate of 0 calls: deny the tool instead (tools.deny)".into());
+        }
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            "d" | "day" => Duration::from_secs(86400),
+            _ => return Err(format!("`{}` is not a unit of time for a rate", unit.trim())),
+        };
+        Ok(Rate { calls, per })
+    }
+
+    pub fn describe(&self) -> String {
+        let unit = match self.per.as_secs() {
+            1 => "s",
+            60 => "min",
+            3600 => "h",
+            _ => "day",
+        };
+        format!("{}/{unit}", self.calls)
+    }
+}
+
+/// The calls each (server, tool, caller) made in the last window: a sliding window of times.
+#[derive(Default)]
+pub struct Limiter {
+    seen: Mutex<BTreeMap<(String, String, String), VecDeque<Instant>>>,
+}
+
+impl Limiter {
+    /// Counts a call now, or says how long until one would be taken.
+    pub fn take(&self, server: &str, tool: &str, who: &str, rate: Rate, now: Instant) -> Result<(), Duration> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let q = seen.entry((server.into(), tool.into(), who.into())).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= rate.per) {
+            q.pop_front();
+        }
+        if q.len() >= rate.calls as usize {
+            let oldest = q.front().copied().unwrap_or(now);
+            return Err((oldest + rate.per).saturating_duration_since(now));
+        }
+        q.push_back(now);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pointers_reach_keys_array_items_and_nested_fields() {
+        let a = json!({"path": "/a", "paths": ["/b", "/c"], "edits": [{"file": "/d"}, {"file": 3}]});
+        let v = |p: &str| ArgPath::parse(p).expect("pointer").values(&a);
+        assert_eq!(v("path"), [("path".to_string(), &json!("/a"))]);
+        let names: Vec<String> = v("paths[]").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["paths[0]", "paths[1]"]);
+        let names: Vec<String> = v("edits[].file").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["edits[0].file", "edits[1].file"]);
+        assert!(v("missing").is_empty());
+        for bad in ["", "a..b", "a[0]", "a b", "[]"] {
+            assert!(ArgPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rate_parses_and_its_window_slides() {
+        assert_eq!(Rate::parse("10/min"), Ok(Rate { calls: 10, per: Duration::from_secs(60) }));
+        assert_eq!(Rate::parse("2 / s").map(|r| r.describe()), Ok("2/s".into()));
+        for bad in ["10", "x/min", "0/min", "10/week", "-1/s"] {
+            assert!(Rate::parse(bad).is_err(), "{bad}");
+        }
+        let l = Limiter::default();
+        let r = Rate { calls: 2, per: Duration::from_secs(60) };
+        let t = Instant::now();
+        assert!(l.take("s", "t", "a", r, t).is_ok());
+        assert!(l.take("s", "t", "a", r, t + Duration::from_secs(10)).is_ok());
+        assert_eq!(l.take("s", "t", "a", r, t + Duration::from_secs(20)), Err(Duration::from_secs(40)));
+        assert!(l.take("s", "t", "b", r, t + Duration::from_secs(20)).is_ok(), "per caller");
+        assert!(l.take("s", "u", "a", r, t + Duration::from_secs(20)).is_ok(), "per tool");
+        assert!(l.take("s", "t", "a", r, t + Duration::from_secs(60)).is_ok(), "the first left the window");
+    }
+}
