@@ -35,6 +35,8 @@ enum Cmd {
     Audit(commands::audit::AuditCmd),
     #[command(subcommand)]
     Rules(commands::rules::RulesCmd),
+    #[command(subcommand)]
+    Devbox(commands::devbox::DevboxCmd),
     /// Print shell completions (bash, zsh, fish, elvish or powershell) to standard output, e.g.
     /// `cordon completions bash > /etc/bash_completion.d/cordon`.
     Completions {
@@ -82,6 +84,7 @@ fn main() {
         Cmd::Policy(p) => commands::policy::run(p),
         Cmd::Audit(a) => commands::audit::run(a),
         Cmd::Rules(r) => commands::rules::run(r),
+        Cmd::Devbox(d) => commands::devbox::run(d),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cordon", &mut std::io::stdout());
             Ok(0)

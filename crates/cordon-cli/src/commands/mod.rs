@@ -1,6 +1,7 @@
 //! One file per verb.
 
 pub mod audit;
+pub mod devbox;
 pub mod doctor;
 pub mod gateway;
 pub mod hook;

@@ -1,0 +1,84 @@
+//! `cordon devbox`: snapshots a devbox is made from (docs/devbox.md).
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+/// The default store. Not under /var/lib/cordon: that tree holds the audit log and its key, and no
+/// session may have a workspace inside it (cordon_session::guards), while setup runs with the
+/// snapshot's code directory as its workspace.
+pub const DEFAULT_STORE: &str = "/var/lib/cordon-devbox";
+
+const BUILD_LONG: &str = "Build the snapshot a devbox file describes.
+
+The code is cloned at the commit `code.ref` names, each `setup` command runs once in its own cordon \
+session (the code directory is its workspace, `setup_net` its only egress, recorded in the audit log), \
+and the result is published in STORE/snapshots/HASH with a manifest.json. HASH covers the file's \
+content (not its layout) and the commit: building again what has not changed says \"up to date\". A \
+failed step leaves nothing behind.
+
+Examples:
+  sudo cordon devbox build devbox.toml
+  cordon devbox build devbox.toml --store /var/tmp/devboxes --json";
+
+#[derive(Subcommand)]
+#[command(about = "Devboxes: snapshots of code and its dependencies, ready to claim")]
+pub enum DevboxCmd {
+    #[command(about = "Build (or find) the snapshot a devbox.toml describes", long_about = BUILD_LONG)]
+    Build(BuildArgs),
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// The devbox file (TOML).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The snapshot store.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE)]
+    pub store: PathBuf,
+    /// Print the result as JSON on standard output (hash, dir, commit, up_to_date).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: DevboxCmd) -> Result<i32> {
+    match cmd {
+        DevboxCmd::Build(a) => build(a),
+    }
+}
+
+fn build(a: BuildArgs) -> Result<i32> {
+    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find cordon's own binary: {e}"))?;
+    let d = cordon_devbox::config::load(&a.file)?;
+    let t0 = std::time::Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut show = |p: cordon_devbox::snapshot::Progress| {
+        let mut e = std::io::stderr().lock();
+        // On a terminal each step overwrites the line of the one before it (finished steps stay).
+        let _ = if tty {
+            let keep = matches!(
+                p,
+                cordon_devbox::snapshot::Progress::SetupDone { .. }
+                    | cordon_devbox::snapshot::Progress::Resolved { .. }
+            );
+            write!(e, "\r\x1b[Kcordon: devbox: {p}{}", if keep { "\n" } else { "" })
+        } else {
+            writeln!(e, "cordon: devbox: {p}")
+        };
+    };
+    let built = cordon_devbox::snapshot::build(&d, &a.store, &exe, &mut show);
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    let b = built?;
+    if a.json {
+        let j = serde_json::json!({"hash": b.hash, "dir": b.dir, "commit": b.commit, "up_to_date": b.up_to_date});
+        println!("{j}");
+    } else if b.up_to_date {
+        println!("snapshot {} is up to date ({})", b.hash, b.dir.display());
+    } else {
+        println!("snapshot {} built in {:.1} s ({})", b.hash, t0.elapsed().as_secs_f64(), b.dir.display());
+    }
+    Ok(0)
+}
