@@ -18,6 +18,9 @@ pub enum DevboxError {
         tail(.output)
     )]
     Setup { file: String, n: usize, total: usize, cmd: String, why: String, output: String },
+    /// The daemon could not start or serve (its socket, its store).
+    #[error("cordon daemon: {0}")]
+    Daemon(String),
     /// The store could not be written.
     #[error("devbox store {path}: {what}: {err}\n  hint: --store DIR names another store (it must be a directory root can write)")]
     Store { path: String, what: String, err: std::io::Error },

@@ -27,6 +27,59 @@ Examples:
 pub enum DevboxCmd {
     #[command(about = "Build (or find) the snapshot a devbox.toml describes", long_about = BUILD_LONG)]
     Build(BuildArgs),
+    /// Ask the daemon to hold N prepared devboxes of SNAPSHOT (a hash or a unique prefix).
+    Pool {
+        #[arg(value_name = "SNAPSHOT")]
+        snapshot: String,
+        #[arg(long, value_name = "N")]
+        size: usize,
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Claim a devbox of SNAPSHOT: its id, once its `ready` probe passed inside it.
+    Claim {
+        #[arg(value_name = "SNAPSHOT")]
+        snapshot: String,
+        /// A policy (file or builtin:NAME) no looser than the snapshot's: the devbox's commands run
+        /// under it. Default: the snapshot's own.
+        #[arg(long, value_name = "POLICY")]
+        policy: Option<String>,
+        /// Print the answer as JSON (id, snapshot, workspace, latency_ms, from_pool).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Run CMD in a claimed devbox with this terminal's stdin, stdout and stderr; exits with its status.
+    Exec {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        at: Socket,
+        #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
+    /// List the daemon's devboxes, pooled and claimed.
+    Ls {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        at: Socket,
+    },
+    /// Remove a claimed devbox: its processes, its cgroup, its writes.
+    Rm {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[command(flatten)]
+        at: Socket,
+    },
+}
+
+#[derive(Args)]
+pub struct Socket {
+    /// The daemon's socket.
+    #[arg(long, value_name = "PATH", default_value = cordon_devbox::client::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
 }
 
 #[derive(Args)]
@@ -43,8 +96,52 @@ pub struct BuildArgs {
 }
 
 pub fn run(cmd: DevboxCmd) -> Result<i32> {
+    use cordon_devbox::client::request;
+    use cordon_devbox::wire::{Reply, Request};
+    let ask = |at: &Socket, r: Request| request(&at.socket, &r).map_err(|e| anyhow::anyhow!("{e}"));
     match cmd {
         DevboxCmd::Build(a) => build(a),
+        DevboxCmd::Pool { snapshot, size, at } => {
+            if let Reply::Pooled { snapshot, ready } = ask(&at, Request::Pool { snapshot, size })? {
+                println!("pool {snapshot}: {ready} devbox(es) ready");
+            }
+            Ok(0)
+        }
+        DevboxCmd::Claim { snapshot, policy, json, at } => {
+            let r = ask(&at, Request::Claim { snapshot, policy })?;
+            if let Reply::Claimed { id, snapshot, workspace, latency_ms, from_pool } = &r {
+                if json {
+                    println!("{}", serde_json::to_string(&r)?);
+                } else {
+                    println!(
+                        "devbox {id} (snapshot {snapshot}, {}) ready in {latency_ms:.1} ms; its code at {}\n  cordon devbox exec {id} -- CMD",
+                        if *from_pool { "from the pool" } else { "made at claim: the pool was empty" },
+                        workspace.display()
+                    );
+                }
+            }
+            Ok(0)
+        }
+        DevboxCmd::Exec { id, at, cmd } => {
+            cordon_devbox::client::exec(&at.socket, &id, cmd, vec![]).map_err(|e| anyhow::anyhow!("{e}"))
+        }
+        DevboxCmd::Ls { json, at } => {
+            if let Reply::Devboxes { items } = ask(&at, Request::Ls)? {
+                if json {
+                    println!("{}", serde_json::to_string(&items)?);
+                } else {
+                    for i in items {
+                        println!("{}  {:<8} snapshot {}  init pid {}", i.id, i.state, i.snapshot, i.pid);
+                    }
+                }
+            }
+            Ok(0)
+        }
+        DevboxCmd::Rm { id, at } => {
+            ask(&at, Request::Rm { id: id.clone() })?;
+            println!("devbox {id} removed");
+            Ok(0)
+        }
     }
 }
 
