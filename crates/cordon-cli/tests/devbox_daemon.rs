@@ -255,3 +255,38 @@ fn devbox_daemon_allows_a_user_it_is_told_to() {
     let o = c.args(["devbox", "ls", "--socket"]).arg(&d.sock).output().expect("as nobody");
     assert!(o.status.success(), "{}", show(&o));
 }
+
+#[test]
+fn devbox_bench_times_warm_claims_and_cold_runs_and_leaves_nothing() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let d = Daemon::start(&e, &[]);
+    let store = e.root.join("store");
+    let o = d.cordon(
+        &e,
+        &[
+            "devbox",
+            "bench",
+            &snap,
+            "--claims",
+            "3",
+            "--cold",
+            "2",
+            "--pool",
+            "2",
+            "--json",
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let j: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    assert_eq!((j["claims"].as_u64(), j["from_pool"].as_u64()), (Some(3), Some(3)), "{j}");
+    assert_eq!(j["cold_run_ms"]["n"].as_u64(), Some(2), "{j}");
+    assert!(j["claim_to_ready_ms"]["p50"].as_f64().is_some_and(|x| x > 0.0), "{j}");
+    // Every claim removed, the pool emptied.
+    assert_eq!(std::fs::read_dir(store.join("devboxes")).expect("devboxes").count(), 0);
+}

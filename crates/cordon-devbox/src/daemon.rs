@@ -194,7 +194,17 @@ impl Daemon {
 
     fn pool(self: &Arc<Self>, name: &str, size: usize) -> Result<Reply, String> {
         let (_, m) = self.snapshot(name)?;
-        self.state.lock().map_err(|_| "state poisoned")?.targets.insert(m.hash.clone(), size);
+        let extra: Vec<Devbox> = {
+            let mut s = self.state.lock().map_err(|_| "state poisoned")?;
+            s.targets.insert(m.hash.clone(), size);
+            let idle = s.idle.entry(m.hash.clone()).or_default();
+            let keep = idle.len().min(size);
+            idle.drain(keep..).collect()
+        };
+        // A smaller pool: the devboxes beyond its size are removed.
+        for b in extra {
+            teardown(b);
+        }
         // The first fill is waited for: the answer says the pool is ready.
         self.refill(&m.hash);
         let ready = self.state.lock().map_err(|_| "state poisoned")?.idle.get(&m.hash).map_or(0, Vec::len);
@@ -292,6 +302,7 @@ impl Daemon {
                 work: work.clone(),
                 ws: ws.clone(),
                 policy: m.devbox.policy.clone(),
+                env: devbox_env(&m),
                 exe: self.o.exe.clone(),
             };
             let answer = send(b.ctl.as_fd(), &hold, &[])
@@ -337,7 +348,7 @@ impl Daemon {
             std::thread::spawn(move || d.refill(&h));
         }
         let spec = match policy {
-            None => m.devbox.policy.clone(),
+            None => None,
             Some(p) => {
                 let load = |spec: &str| {
                     let cx = cordon_policy::Context::for_workspace(b.ws.clone());
@@ -359,12 +370,11 @@ impl Daemon {
                     }
                     return Err(e);
                 }
-                p
+                Some(p)
             }
         };
-        let mut env: Vec<(String, String)> = vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())];
-        env.extend(m.devbox.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let started = send(b.ctl.as_fd(), &ToHolder::Claim { policy: spec, env: env.clone() }, &[])
+        let env = devbox_env(&m);
+        let started = send(b.ctl.as_fd(), &ToHolder::Claim { policy: spec }, &[])
             .map_err(|e| e.to_string())
             .and_then(|_| recv::<FromHolder>(b.ctl.as_fd()).map_err(|e| e.to_string()));
         match started {
@@ -486,6 +496,13 @@ impl Daemon {
             teardown(b);
         }
     }
+}
+
+/// The environment a devbox's commands start with: PATH, then the snapshot's `env`.
+fn devbox_env(m: &crate::snapshot::Manifest) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())];
+    env.extend(m.devbox.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
 }
 
 /// Runs `argv` in the claimed devbox `b` (stdio: /dev/null) and returns its exit status.

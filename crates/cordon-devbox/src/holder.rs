@@ -27,9 +27,20 @@ pub const EXEC_PATH: &str = "/run/.cordon-devbox/cordon";
 #[serde(rename_all = "snake_case")]
 pub enum ToHolder {
     /// Prepare: `lower` (the snapshot's code) under `upper`/`work`, mounted at `ws`; the base policy.
-    Hold { id: String, lower: PathBuf, upper: PathBuf, work: PathBuf, ws: PathBuf, policy: String, exe: PathBuf },
-    /// Run the exec server under `policy` (already judged no looser than the base).
-    Claim { policy: String, env: Vec<(String, String)> },
+    /// `env`: the devbox's environment (the snapshot's `env` and PATH).
+    Hold {
+        id: String,
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        ws: PathBuf,
+        policy: String,
+        env: Vec<(String, String)>,
+        exe: PathBuf,
+    },
+    /// Run the exec server under `policy` (already judged no looser than the base; None: the base,
+    /// whose process plan was made while the devbox waited).
+    Claim { policy: Option<String> },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,7 +62,8 @@ pub fn serve() -> i32 {
     // The daemon gone, a claimed devbox ends (the signal is passed on to its exec server) and a
     // pooled one sees its channel close.
     let _ = cordon_sandbox::sys::set_pdeathsig(libc::SIGTERM);
-    let Ok(Some((ToHolder::Hold { id, lower, upper, work, ws, policy, exe }, _))) = recv::<ToHolder>(ctl) else {
+    let Ok(Some((ToHolder::Hold { id, lower, upper, work, ws, policy, env: vars, exe }, _))) = recv::<ToHolder>(ctl)
+    else {
         say(FromHolder::Failed { error: "no Hold order on the control channel".into() });
         return 125;
     };
@@ -98,25 +110,31 @@ pub fn serve() -> i32 {
         }
     };
     say(FromHolder::Ready { init_pid: env.init_pid(), cgroup: env.cgroup_dir().map(Path::to_path_buf) });
-    // Pooled: nothing runs until a claim (the channel closed instead: the environment is dropped).
-    let Ok(Some((ToHolder::Claim { policy, env: vars }, _))) = recv::<ToHolder>(ctl) else { return 0 };
-    let claim = match compile(&policy, &ws) {
-        Ok(p) => p,
-        Err(e) => {
-            say(FromHolder::Failed { error: e });
-            return 125;
-        }
-    };
     let inv = Invocation {
         session_id: id.clone(),
         argv: vec![EXEC_PATH.into(), "devbox-exec-server".into()],
         cwd: ws.clone(),
         env: vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
     };
-    // The claim's restrictions (Landlock, seccomp, rlimits, capabilities, hardening) are applied to
-    // the exec server now; every command it starts inherits them, within the environment's bounds.
-    let mut process = cordon_sandbox::plan::process(&claim, &caps, &envp, &inv);
+    // The base policy's process plan, made while the devbox waits: a claim under it only starts it.
+    let mut process = cordon_sandbox::plan::process(&base, &caps, &envp, &inv);
     process.landlock.fs_rules.push(exec_rule());
+    // Pooled: nothing runs until a claim (the channel closed instead: the environment is dropped).
+    let Ok(Some((ToHolder::Claim { policy }, _))) = recv::<ToHolder>(ctl) else { return 0 };
+    if let Some(policy) = policy {
+        let claim = match compile(&policy, &ws) {
+            Ok(p) => p,
+            Err(e) => {
+                say(FromHolder::Failed { error: e });
+                return 125;
+            }
+        };
+        // The claim's restrictions (Landlock, seccomp, rlimits, capabilities, hardening) are
+        // applied to the exec server now; every command it starts inherits them, within the
+        // environment's bounds.
+        process = cordon_sandbox::plan::process(&claim, &caps, &envp, &inv);
+        process.landlock.fs_rules.push(exec_rule());
+    }
     say(FromHolder::Running);
     match env.run(&process, Launch::new(id)) {
         Ok(o) => {

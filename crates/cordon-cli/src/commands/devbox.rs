@@ -66,6 +66,8 @@ pub enum DevboxCmd {
         #[command(flatten)]
         at: Socket,
     },
+    #[command(about = "Measure claim-to-ready latency (and a cold `cordon run` of the same probe)", long_about = BENCH_LONG)]
+    Bench(BenchArgs),
     /// Remove a claimed devbox: its processes, its cgroup, its writes.
     Rm {
         #[arg(value_name = "ID")]
@@ -73,6 +75,36 @@ pub enum DevboxCmd {
         #[command(flatten)]
         at: Socket,
     },
+}
+
+const BENCH_LONG: &str = "Measure claim-to-ready latency against a running daemon.
+
+The pool is sized (--pool); each of --claims claims waits until the pool is full again (the pool is \
+sized for the rate: every claim is warm unless a refill failed), is timed from the request to the \
+answer (ready: the snapshot's `ready` probe passed inside), and its devbox removed. With --cold N, the \
+same probe also runs N times as a one-shot `cordon run --no-audit` in a copy of the snapshot's code, \
+interleaved with the claims. Prints p50/p99 in milliseconds.";
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshot: String,
+    /// How many claims.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub claims: usize,
+    /// The pool's size during the run.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub pool: usize,
+    /// Also run the probe N times as a one-shot `cordon run` (0: not).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub cold: usize,
+    /// The snapshot store (for the probe and the code the cold runs copy).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STORE)]
+    pub store: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub at: Socket,
 }
 
 #[derive(Args)]
@@ -137,6 +169,7 @@ pub fn run(cmd: DevboxCmd) -> Result<i32> {
             }
             Ok(0)
         }
+        DevboxCmd::Bench(a) => bench(a),
         DevboxCmd::Rm { id, at } => {
             ask(&at, Request::Rm { id: id.clone() })?;
             println!("devbox {id} removed");
@@ -176,6 +209,103 @@ fn build(a: BuildArgs) -> Result<i32> {
         println!("snapshot {} is up to date ({})", b.hash, b.dir.display());
     } else {
         println!("snapshot {} built in {:.1} s ({})", b.hash, t0.elapsed().as_secs_f64(), b.dir.display());
+    }
+    Ok(0)
+}
+
+/// p50, p99 and the largest of `v` (milliseconds).
+fn percentiles(v: &mut [f64]) -> serde_json::Value {
+    if v.is_empty() {
+        return serde_json::Value::Null;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    serde_json::json!({"n": v.len(), "p50": round(at(0.50)), "p99": round(at(0.99)), "max": round(v[v.len() - 1])})
+}
+
+fn bench(a: BenchArgs) -> Result<i32> {
+    use cordon_devbox::client::request;
+    use cordon_devbox::wire::{Reply, Request};
+    use std::time::{Duration, Instant};
+    let ask = |r: Request| request(&a.at.socket, &r).map_err(|e| anyhow::anyhow!("{e}"));
+    let (dir, m) = cordon_devbox::snapshot::open(&a.store, &a.snapshot)?;
+    let probe = m.devbox.ready.clone().unwrap_or_else(|| vec!["/bin/true".into()]);
+    ask(Request::Pool { snapshot: m.hash.clone(), size: a.pool })?;
+    let pooled = || -> Result<usize> {
+        match ask(Request::Ls)? {
+            Reply::Devboxes { items } => {
+                Ok(items.iter().filter(|i| i.state == "pooled" && i.snapshot == m.hash).count())
+            }
+            _ => Ok(0),
+        }
+    };
+    // The cold arm runs in a copy of the code (a one-shot session makes its placeholders in its
+    // workspace: not in the snapshot).
+    let copy = std::env::temp_dir().join(format!("cordon-devbox-bench-{}", std::process::id()));
+    if a.cold > 0 {
+        let st = std::process::Command::new("cp").arg("-a").arg(dir.join("code")).arg(&copy).status()?;
+        anyhow::ensure!(st.success(), "cannot copy the snapshot's code to {}", copy.display());
+    }
+    let exe = std::env::current_exe()?;
+    let cold_run = || -> Result<f64> {
+        let t = Instant::now();
+        let st = std::process::Command::new(&exe)
+            .args(["run", "--no-audit", "--quiet", "--workspace"])
+            .arg(&copy)
+            .arg("--")
+            .args(&probe)
+            .current_dir(&copy)
+            .stdin(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(st.success(), "the probe failed in a cold `cordon run` ({st})");
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    let (mut wall, mut daemon, mut cold, mut warm_hits) = (vec![], vec![], vec![], 0usize);
+    let result = (|| -> Result<()> {
+        for i in 0..a.claims {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while pooled()? < a.pool {
+                anyhow::ensure!(Instant::now() < deadline, "the pool did not refill in 30 s");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let t = Instant::now();
+            let r = ask(Request::Claim { snapshot: m.hash.clone(), policy: None })?;
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if let Reply::Claimed { id, latency_ms, from_pool, .. } = r {
+                wall.push(ms);
+                daemon.push(latency_ms);
+                warm_hits += usize::from(from_pool);
+                ask(Request::Rm { id })?;
+            }
+            if i < a.cold {
+                cold.push(cold_run()?);
+            }
+        }
+        for _ in a.claims..a.cold {
+            cold.push(cold_run()?);
+        }
+        Ok(())
+    })();
+    if a.cold > 0 {
+        let _ = std::fs::remove_dir_all(&copy);
+    }
+    let _ = ask(Request::Pool { snapshot: m.hash.clone(), size: 0 });
+    result?;
+    let j = serde_json::json!({
+        "snapshot": m.hash,
+        "probe": probe,
+        "pool": a.pool,
+        "claims": wall.len(),
+        "from_pool": warm_hits,
+        "claim_to_ready_ms": percentiles(&mut wall),
+        "daemon_claim_ms": percentiles(&mut daemon),
+        "cold_run_ms": percentiles(&mut cold),
+    });
+    if a.json {
+        println!("{j}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(&j)?);
     }
     Ok(0)
 }
