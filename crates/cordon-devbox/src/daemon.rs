@@ -205,6 +205,14 @@ impl Daemon {
         for b in extra {
             teardown(b);
         }
+        // A refill under way finishes first (it makes no more than the new size): the answer
+        // describes the pool as it is.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline
+            && self.state.lock().map_err(|_| "state poisoned")?.filling.get(&m.hash).copied().unwrap_or(false)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         // The first fill is waited for: the answer says the pool is ready.
         self.refill(&m.hash);
         let ready = self.state.lock().map_err(|_| "state poisoned")?.idle.get(&m.hash).map_or(0, Vec::len);
@@ -232,7 +240,9 @@ impl Daemon {
             match self.make(hash) {
                 Ok(b) => {
                     let Ok(mut s) = self.state.lock() else { return };
-                    if s.stopping {
+                    // The pool may have been made smaller (or the daemon told to stop) meanwhile.
+                    let have = s.idle.get(hash).map_or(0, Vec::len);
+                    if s.stopping || have >= s.targets.get(hash).copied().unwrap_or(0) {
                         drop(s);
                         teardown(b);
                         break;
@@ -332,6 +342,17 @@ impl Daemon {
     }
 
     fn claim(self: &Arc<Self>, name: &str, policy: Option<String>, uid: u32) -> Result<Reply, String> {
+        let r = self.claim_one(name, policy, uid);
+        // Refilled in the background, off the claim's path, whatever the claim's end (a refused
+        // claim gave its devbox back: then there is nothing to make).
+        if let Ok((_, m)) = self.snapshot(name) {
+            let d = self.clone();
+            std::thread::spawn(move || d.refill(&m.hash));
+        }
+        r
+    }
+
+    fn claim_one(self: &Arc<Self>, name: &str, policy: Option<String>, uid: u32) -> Result<Reply, String> {
         let t0 = Instant::now();
         let (_, m) = self.snapshot(name)?;
         let hash = m.hash.clone();
@@ -341,12 +362,6 @@ impl Daemon {
             Some(b) => b,
             None => self.make(&hash)?,
         };
-        {
-            // Refilled in the background, off the claim's path.
-            let d = self.clone();
-            let h = hash.clone();
-            std::thread::spawn(move || d.refill(&h));
-        }
         let spec = match policy {
             None => None,
             Some(p) => {
