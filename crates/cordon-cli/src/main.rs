@@ -35,6 +35,9 @@ enum Cmd {
     Audit(commands::audit::AuditCmd),
     #[command(subcommand)]
     Rules(commands::rules::RulesCmd),
+    #[command(subcommand)]
+    Devbox(commands::devbox::DevboxCmd),
+    Daemon(commands::daemon::DaemonArgs),
     /// Print shell completions (bash, zsh, fish, elvish or powershell) to standard output, e.g.
     /// `cordon completions bash > /etc/bash_completion.d/cordon`.
     Completions {
@@ -66,9 +69,16 @@ fn main() {
     if std::env::args_os().nth(1).is_some_and(|a| a == "supervise") {
         std::process::exit(cordon_session::supervise::serve());
     }
+    // `cordon devbox-hold` (one pooled devbox of `cordon daemon`: cordon_devbox::holder) and
+    // `cordon devbox-exec-server` (the command a claim runs inside it): internal, like supervise.
+    match std::env::args_os().nth(1) {
+        Some(a) if a == "devbox-hold" => std::process::exit(cordon_devbox::holder::serve()),
+        Some(a) if a == "devbox-exec-server" => std::process::exit(cordon_devbox::exec_server::serve()),
+        _ => {}
+    }
     let cli = Cli::parse();
     // `run`, `monitor`, `gateway` and `server` keep SIGPIPE ignored: a closed output must not cut the audit record short.
-    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_) | Cmd::Gateway(_) | Cmd::Server(_)) {
+    if !matches!(cli.cmd, Cmd::Run(_) | Cmd::Monitor(_) | Cmd::Gateway(_) | Cmd::Server(_) | Cmd::Daemon(_)) {
         sys::default_sigpipe();
     }
     let code = match cli.cmd {
@@ -82,6 +92,8 @@ fn main() {
         Cmd::Policy(p) => commands::policy::run(p),
         Cmd::Audit(a) => commands::audit::run(a),
         Cmd::Rules(r) => commands::rules::run(r),
+        Cmd::Devbox(d) => commands::devbox::run(d),
+        Cmd::Daemon(a) => commands::daemon::run(a),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "cordon", &mut std::io::stdout());
             Ok(0)

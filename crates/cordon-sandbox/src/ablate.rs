@@ -213,9 +213,12 @@ impl Ablate {
 pub fn skips(op: &crate::plan::ns::MountOp) -> bool {
     use crate::plan::ns::MountOp as M;
     match op {
-        M::NewRoot { .. } | M::Bind { .. } | M::Symlink { .. } | M::DevNodes { .. } | M::DetachHost { .. } => {
-            off(Ablate::Root)
-        }
+        M::NewRoot { .. }
+        | M::Bind { .. }
+        | M::Overlay { .. }
+        | M::Symlink { .. }
+        | M::DevNodes { .. }
+        | M::DetachHost { .. } => off(Ablate::Root),
         M::SealRoot => off(Ablate::Sealed) || off(Ablate::Root),
         M::Pin { .. } | M::ReadOnly { .. } => off(Ablate::Protect),
         M::Mask { .. } => off(Ablate::Mask),

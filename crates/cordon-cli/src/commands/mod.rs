@@ -1,6 +1,8 @@
 //! One file per verb.
 
 pub mod audit;
+pub mod daemon;
+pub mod devbox;
 pub mod doctor;
 pub mod gateway;
 pub mod hook;

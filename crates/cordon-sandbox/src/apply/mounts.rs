@@ -134,6 +134,7 @@ pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Resul
             }
             MountOp::NewRoot { scratch, host } => new_root(scratch, host)?,
             MountOp::Bind { src, dst, writable } => bind(&host_path(plan, src), src, dst, *writable)?,
+            MountOp::Overlay { lower, upper, work, dst } => overlay(plan, [lower, upper, work], dst)?,
             MountOp::Symlink { path, target } => {
                 make_parent(path)?;
                 std::os::unix::fs::symlink(target, path).map_err(io_err("symlink", path))?;
@@ -289,6 +290,26 @@ fn bind_as(dir: bool, from: &Path, dst: &Path, writable: bool) -> Result<(), Mou
         sys::make_tree_readonly(&c).map_err(io_err("make read-only", dst))?;
     }
     Ok(())
+}
+
+/// An overlayfs of the host's `lower`, `upper` and `work` (in that order) at `dst`. The layers are
+/// named in mount(2)'s option string, where `,` separates options and `:` lower layers: a path with
+/// either (or a backslash, overlayfs's escape) is refused rather than escaped.
+fn overlay(plan: &NsPlan, layers: [&PathBuf; 3], dst: &Path) -> Result<(), MountError> {
+    let mut data = vec![];
+    for (key, p) in ["lowerdir", "upperdir", "workdir"].into_iter().zip(layers) {
+        let from = host_path(plan, p);
+        let text = from.to_str().filter(|s| !s.contains([',', ':', '\\'])).ok_or_else(|| MountError::Io {
+            what: "overlay layer (not UTF-8, or holds `,`, `:` or `\\`)",
+            path: p.clone(),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        })?;
+        data.push(format!("{key}={text}"));
+    }
+    make_dir(dst)?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(Some("overlay"), dst, Some("overlay"), flags, Some(data.join(",").as_str()))
+        .map_err(sys_err("overlay on", dst))
 }
 
 /// /dev with the granted nodes only, and the links programs expect.

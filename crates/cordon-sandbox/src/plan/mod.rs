@@ -68,6 +68,8 @@ impl EnvironmentPlan {
                 .iter()
                 .filter_map(|m| match m {
                     ns::MountOp::Bind { src, writable: true, .. } => Some(src.as_path()),
+                    // A devbox's writes reach its upper directory, never the snapshot under it.
+                    ns::MountOp::Overlay { upper, .. } => Some(upper.as_path()),
                     _ => None,
                 })
                 .collect()

@@ -20,6 +20,11 @@ pub enum MountOp {
     /// Bind the host's `src` (with everything mounted beneath it) at `dst` in the new root, its
     /// parents made as 0755 directories; read-only unless `writable` (every mount of the tree).
     Bind { src: PathBuf, dst: PathBuf, writable: bool },
+    /// An overlayfs at `dst` in the new root: the host's `lower` (read-only: a devbox snapshot's
+    /// code) under its `upper`, where every write lands (`work`: overlayfs's own scratch, on the
+    /// same filesystem as `upper`). A devbox's workspace is this instead of a writable bind
+    /// ([`super::root::overlay_workspace`]).
+    Overlay { lower: PathBuf, upper: PathBuf, work: PathBuf, dst: PathBuf },
     /// A symlink in the new root, as the host has it (e.g. /bin -> usr/bin).
     Symlink { path: PathBuf, target: PathBuf },
     /// /dev with only these host device nodes (and directories such as /dev/pts) bound, and the

@@ -181,6 +181,23 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
     Root { ops, bound: bound.into_iter().map(|(d, _, _)| d).collect() }
 }
 
+/// A devbox's root: `ops` (a session's root from [`build`], whose policy's workspace is
+/// `workspace`) with the workspace's writable bind replaced, in its place, by an overlay of the
+/// snapshot's `lower` under the devbox's own `upper` and `work` (host paths). Every other operation
+/// stays as it was: the overlay root is the same list with one entry changed. False: `ops` binds no
+/// writable `workspace` (nothing was changed).
+pub fn overlay_workspace(ops: &mut [MountOp], workspace: &Path, lower: &Path, upper: &Path, work: &Path) -> bool {
+    let at = ops.iter().position(|o| matches!(o, MountOp::Bind { dst, writable: true, .. } if dst == workspace));
+    let Some(i) = at else { return false };
+    ops[i] = MountOp::Overlay {
+        lower: lower.to_path_buf(),
+        upper: upper.to_path_buf(),
+        work: work.to_path_buf(),
+        dst: workspace.to_path_buf(),
+    };
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +289,31 @@ mod tests {
         let (nodes, pty) = dev(&build(&named, true, 1 << 20));
         assert_eq!(nodes, vec![PathBuf::from("/dev/null"), PathBuf::from("/dev/pts")]);
         assert!(pty.is_empty(), "{pty:?}");
+    }
+
+    #[test]
+    fn a_devbox_root_is_the_same_list_with_the_workspace_an_overlay_in_its_place() {
+        let t = VarTmp(PathBuf::from(format!("/var/tmp/cordon-sandbox-root-overlay-{}", std::process::id())));
+        std::fs::create_dir_all(t.0.join("ws")).expect("mkdir");
+        let plain = build(&policy(&t.0, ""), true, 1 << 20);
+        let mut ops = plain.ops.clone();
+        let (lower, upper, work) = (t.0.join("snap/code"), t.0.join("box/upper"), t.0.join("box/work"));
+        assert!(overlay_workspace(&mut ops, &t.0.join("ws"), &lower, &upper, &work));
+        assert_eq!(ops.len(), plain.ops.len());
+        let changed: Vec<(&MountOp, &MountOp)> = plain.ops.iter().zip(&ops).filter(|(a, b)| a != b).collect();
+        assert_eq!(
+            changed,
+            vec![(
+                &MountOp::Bind { src: t.0.join("ws"), dst: t.0.join("ws"), writable: true },
+                &MountOp::Overlay { lower, upper: upper.clone(), work, dst: t.0.join("ws") }
+            )],
+            "only the workspace's bind changes"
+        );
+        // No writable bind of that path: nothing changes.
+        let mut again = plain.ops.clone();
+        assert!(!overlay_workspace(&mut again, &t.0.join("elsewhere"), &upper, &upper, &upper));
+        assert!(!overlay_workspace(&mut again, Path::new("/usr"), &upper, &upper, &upper), "/usr is read-only");
+        assert_eq!(again, plain.ops);
     }
 
     #[test]

@@ -1,0 +1,47 @@
+//! `cordon daemon`: warm pools of devboxes, claimed over a unix socket (docs/devbox.md).
+
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+
+const LONG: &str = "Hold warm pools of devboxes and hand them out over a unix socket (root).
+
+A pooled devbox has its environment made (an overlay root over the snapshot's code, namespaces, a \
+cgroup) and runs nothing of the agent; a claim applies its policy's restrictions (no looser than the \
+snapshot's), runs the `ready` probe inside, and answers with the devbox's id. Every request is judged \
+by the peer's uid (SO_PEERCRED): root and the --allow-uid users are served, anyone else is refused and \
+the refusal logged. SIGTERM or SIGINT removes every devbox, then the daemon exits.
+
+Example:
+  sudo cordon daemon --foreground --allow-uid 1000";
+
+#[derive(Args)]
+#[command(about = "Hold warm pools of devboxes (root)", long_about = LONG)]
+pub struct DaemonArgs {
+    /// Stay in the foreground, logging to stderr (the only mode for now: a service manager runs it).
+    #[arg(long, required = true)]
+    pub foreground: bool,
+    /// The socket to listen on.
+    #[arg(long, value_name = "PATH", default_value = cordon_devbox::client::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// The snapshot store (`cordon devbox build --store`); devboxes are made in DIR/devboxes.
+    #[arg(long, value_name = "DIR", default_value = super::devbox::DEFAULT_STORE)]
+    pub store: PathBuf,
+    /// A user (uid) besides root who may pool, claim and use devboxes (repeatable).
+    #[arg(long = "allow-uid", value_name = "UID")]
+    pub allow_uid: Vec<u32>,
+}
+
+pub fn run(a: DaemonArgs) -> Result<i32> {
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("cordon daemon needs root (it makes namespaces, cgroups and overlay mounts for every devbox)\n  hint: sudo cordon daemon --foreground");
+    }
+    let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find cordon's own binary: {e}"))?;
+    cordon_devbox::daemon::run(cordon_devbox::daemon::Options {
+        socket: a.socket,
+        store: a.store,
+        allow_uids: a.allow_uid,
+        exe,
+    })?;
+    Ok(0)
+}

@@ -1,0 +1,292 @@
+//! The devbox daemon (issue 15, step 1): the real `cordon daemon` over its socket, real pooled
+//! environments (overlay roots over a snapshot built here), claims restricted at claim, exec
+//! through the devbox's exec server, rm and SIGTERM leaving nothing: no directory, cgroup, mount or
+//! process. Needs root.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A running `cordon daemon --foreground`, its log in a file; SIGTERM and waited for on drop.
+struct Daemon {
+    child: Option<Child>,
+    sock: PathBuf,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(e: &Env, allow: &[&str]) -> Daemon {
+        let (sock, store, log) = (e.root.join("d.sock"), e.root.join("store"), e.root.join("daemon.log"));
+        let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+        c.args(["daemon", "--foreground", "--socket"]).arg(&sock).arg("--store").arg(&store);
+        for a in allow {
+            c.args(["--allow-uid", a]);
+        }
+        let f = std::fs::File::create(&log).expect("log");
+        let child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(f).spawn().expect("cordon daemon");
+        let up = wait_for(Duration::from_secs(10), || sock.exists().then_some(()));
+        assert!(up.is_some(), "the daemon did not listen: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        Daemon { child: Some(child), sock, log }
+    }
+
+    fn cordon(&self, e: &Env, args: &[&str]) -> Output {
+        let mut a: Vec<&str> = args.to_vec();
+        let sock = self.sock.to_str().expect("utf-8");
+        // The socket flag goes after the verb's operands but before a command's `--`.
+        let at = a.iter().position(|x| *x == "--").unwrap_or(a.len());
+        a.splice(at..at, ["--socket", sock]);
+        e.cordon(&a)
+    }
+
+    fn claim(&self, e: &Env, snap: &str, extra: &[&str]) -> serde_json::Value {
+        let mut a = vec!["devbox", "claim", snap, "--json"];
+        a.extend_from_slice(extra);
+        let o = self.cordon(e, &a);
+        assert!(o.status.success(), "claim: {}", show(&o));
+        let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+        v["claimed"].clone()
+    }
+
+    fn exec(&self, e: &Env, id: &str, script: &str) -> Output {
+        self.cordon(e, &["devbox", "exec", id, "--", "/bin/sh", "-c", script])
+    }
+
+    /// SIGTERM, and the exit waited for.
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let done = wait_for(Duration::from_secs(20), || c.try_wait().ok().flatten());
+        if done.is_none() {
+            let _ = c.kill();
+        }
+        Some(c.wait().expect("wait"))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.org")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.org")
+        .output()
+        .expect("git");
+    assert!(o.status.success(), "git {args:?}: {}", show(&o));
+}
+
+/// A snapshot built from a repository made here (`app.py`), with `ready` as its probe: its hash.
+fn snapshot(e: &Env, name: &str, ready: &str) -> String {
+    let r = e.root.join("repo");
+    if !r.exists() {
+        std::fs::create_dir_all(&r).expect("mkdir repo");
+        std::fs::write(r.join("app.py"), "print('hello')\n").expect("app.py");
+        git(&r, &["init", "--quiet", "--initial-branch=main"]);
+        git(&r, &["add", "."]);
+        git(&r, &["commit", "--quiet", "-m", "first"]);
+    }
+    let f = e.root.join(name);
+    std::fs::write(&f, format!("code = {{ repo = \"repo\", ref = \"main\" }}\nready = {ready}\n"))
+        .expect("devbox.toml");
+    let store = e.root.join("store");
+    let o =
+        e.cordon(&["devbox", "build", f.to_str().expect("utf-8"), "--store", store.to_str().expect("utf-8"), "--json"]);
+    assert!(o.status.success(), "build: {}", show(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    v["hash"].as_str().expect("hash").to_string()
+}
+
+/// Directories named `devbox-ID` under the cgroup trees (v1 controllers and v2).
+fn cgroups_of(id: &str) -> Vec<PathBuf> {
+    let o = Command::new("find")
+        .args(["/sys/fs/cgroup", "-maxdepth", "8", "-type", "d", "-name"])
+        .arg(format!("devbox-{id}"))
+        .output()
+        .expect("find");
+    out(&o).lines().map(PathBuf::from).collect()
+}
+
+fn mounts_naming(what: &str) -> usize {
+    let table = std::fs::read_to_string("/proc/1/mountinfo").expect("mountinfo");
+    table.lines().filter(|l| l.contains(what)).count()
+}
+
+fn gone(pid: i64) -> bool {
+    wait_for(Duration::from_secs(5), || {
+        (nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err()).then_some(())
+    })
+    .is_some()
+}
+
+#[test]
+fn devbox_claims_from_one_pool_write_their_own_upper_and_rm_and_sigterm_leave_nothing() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let mut d = Daemon::start(&e, &[]);
+    let o = d.cordon(&e, &["devbox", "pool", &snap, "--size", "2"]);
+    assert!(o.status.success() && out(&o).contains("2 devbox(es) ready"), "{}", show(&o));
+    let a = d.claim(&e, &snap, &[]);
+    let b = d.claim(&e, &snap, &[]);
+    assert_eq!((a["from_pool"].as_bool(), b["from_pool"].as_bool()), (Some(true), Some(true)));
+    let (ia, ib) = (a["id"].as_str().expect("id"), b["id"].as_str().expect("id"));
+    let code = e.root.join("store/snapshots").join(&snap).join("code");
+    assert_eq!(PathBuf::from(a["workspace"].as_str().expect("ws")), code);
+
+    // The snapshot's code is there; a command's status and output come back.
+    let o = d.cordon(&e, &["devbox", "exec", ia, "--", "cat", "app.py"]);
+    assert_eq!((o.status.code(), out(&o).as_str()), (Some(0), "print('hello')\n"), "{}", show(&o));
+    let o = d.exec(&e, ia, "echo to-stderr >&2; exit 3");
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(err(&o).contains("to-stderr"));
+
+    // A's write lands in A's upper only; B does not see it, nor A B's.
+    let o = d.exec(&e, ia, "echo from-a > new.txt && echo changed > app.py");
+    assert!(o.status.success(), "{}", show(&o));
+    let upper = |id: &str| e.root.join("store/devboxes").join(id).join("upper");
+    assert_eq!(std::fs::read_to_string(upper(ia).join("new.txt")).expect("in A's upper"), "from-a\n");
+    assert!(!code.join("new.txt").exists(), "a write reached the snapshot");
+    assert_eq!(std::fs::read_to_string(code.join("app.py")).expect("snapshot"), "print('hello')\n");
+    let o = d.exec(&e, ib, "test ! -e new.txt && cat app.py && echo from-b > b.txt");
+    assert_eq!((o.status.code(), out(&o).as_str()), (Some(0), "print('hello')\n"), "B saw A's writes: {}", show(&o));
+    let o = d.exec(&e, ia, "test ! -e b.txt");
+    assert!(o.status.success(), "A saw B's write: {}", show(&o));
+    // Neither reaches the other's upper layer, nor the daemon's socket.
+    let o = d.exec(&e, ib, &format!("ls {} ; ls {}", upper(ia).display(), d.sock.display()));
+    assert_ne!(o.status.code(), Some(0), "B reached A's upper or the socket: {}", show(&o));
+
+    // rm: A's processes, cgroup, mount and directory go.
+    let o = d.cordon(&e, &["devbox", "ls", "--json"]);
+    let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+    let pid_of = |id: &str| {
+        items.as_array().expect("list").iter().find(|i| i["id"] == id).expect("listed")["pid"].as_i64().expect("pid")
+    };
+    let (pa, pb) = (pid_of(ia), pid_of(ib));
+    assert!(!cgroups_of(ia).is_empty(), "a claimed devbox has a cgroup");
+    let o = d.cordon(&e, &["devbox", "rm", ia]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(gone(pa), "A's init is still there");
+    assert!(!e.root.join("store/devboxes").join(ia).exists(), "A's directory is left");
+    assert_eq!(cgroups_of(ia), Vec::<PathBuf>::new(), "A's cgroup is left");
+    assert_eq!(mounts_naming(ia), 0);
+    let o = d.cordon(&e, &["devbox", "exec", ia, "--", "true"]);
+    assert!(err(&o).contains(&format!("no claimed devbox `{ia}`")), "{}", show(&o));
+
+    // SIGTERM: every devbox (B, and the pool's refills) goes, then the daemon.
+    let st = d.stop().expect("stopped");
+    assert!(st.success(), "{st}");
+    assert!(gone(pb), "B's init is still there");
+    assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 0, "devboxes left");
+    assert_eq!(cgroups_of(ib), Vec::<PathBuf>::new(), "B's cgroup is left");
+    assert_eq!(mounts_naming(&e.root.to_string_lossy()), 0, "a mount under the test's directory is left");
+    assert!(!d.sock.exists(), "the socket is left");
+    assert!(std::fs::read_to_string(&d.log).expect("log").contains("every devbox removed"));
+}
+
+#[test]
+fn devbox_claims_are_refused_when_looser_than_the_snapshot_not_ready_or_from_a_user_not_allowed() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let never = snapshot(&e, "never.toml", "[\"test\", \"-f\", \"no-such-file\"]");
+    let d = Daemon::start(&e, &[]);
+    // A policy that adds a write grant: refused, the grant named; nothing claimed.
+    let wider = e.write_policy(
+        "wider.toml",
+        &format!(
+            "version = 1\nextends = [\"builtin:agent\"]\n[fs]\nwrite = [\"{}\"]\n",
+            e.root.join("elsewhere").display()
+        ),
+    );
+    std::fs::create_dir_all(e.root.join("elsewhere")).expect("mkdir");
+    let o = d.cordon(&e, &["devbox", "claim", &snap, "--policy", wider.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    let msg = err(&o);
+    assert!(msg.contains("is looser than the snapshot's (builtin:agent): it adds fs: read+write of"), "{msg}");
+    assert!(msg.contains(&e.root.join("elsewhere").display().to_string()), "{msg}");
+    // A tighter one is taken, and holds: the workspace is read-only under builtin:readonly.
+    let c = d.claim(&e, &snap, &["--policy", "builtin:readonly"]);
+    let o = d.exec(&e, c["id"].as_str().expect("id"), "cat app.py && ! (echo x > new.txt) 2>/dev/null");
+    assert!(o.status.success(), "readonly claim: {}", show(&o));
+    // A probe that never passes: the claim fails, the devbox is removed.
+    let o = d.cordon(&e, &["devbox", "claim", &never]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("the ready probe `test -f no-such-file` failed (exit status 1)"), "{}", show(&o));
+    let o = d.cordon(&e, &["devbox", "ls", "--json"]);
+    let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+    assert_eq!(items.as_array().expect("list").len(), 1, "only the readonly claim: {items}");
+    assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 1);
+
+    // nobody is not in --allow-uid: refused, and the refusal logged.
+    let nobody = Env::new(Who::Nobody);
+    let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+    let o = c.args(["devbox", "ls", "--socket"]).arg(&d.sock).output().expect("as nobody");
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("uid 65534 may not use this daemon"), "{}", show(&o));
+    let log = std::fs::read_to_string(&d.log).expect("log");
+    assert!(log.contains("refused a request from uid 65534"), "{log}");
+}
+
+#[test]
+fn devbox_daemon_allows_a_user_it_is_told_to() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let d = Daemon::start(&e, &[&NOBODY.to_string()]);
+    let nobody = Env::new(Who::Nobody);
+    let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+    let o = c.args(["devbox", "ls", "--socket"]).arg(&d.sock).output().expect("as nobody");
+    assert!(o.status.success(), "{}", show(&o));
+}
+
+#[test]
+fn devbox_bench_times_warm_claims_and_cold_runs_and_leaves_nothing() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let d = Daemon::start(&e, &[]);
+    let store = e.root.join("store");
+    let o = d.cordon(
+        &e,
+        &[
+            "devbox",
+            "bench",
+            &snap,
+            "--claims",
+            "3",
+            "--cold",
+            "2",
+            "--pool",
+            "2",
+            "--json",
+            "--store",
+            store.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    let j: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    assert_eq!((j["claims"].as_u64(), j["from_pool"].as_u64()), (Some(3), Some(3)), "{j}");
+    assert_eq!(j["cold_run_ms"]["n"].as_u64(), Some(2), "{j}");
+    assert!(j["claim_to_ready_ms"]["p50"].as_f64().is_some_and(|x| x > 0.0), "{j}");
+    // Every claim removed, the pool emptied.
+    assert_eq!(std::fs::read_dir(store.join("devboxes")).expect("devboxes").count(), 0);
+}

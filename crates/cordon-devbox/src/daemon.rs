@@ -1,0 +1,586 @@
+//! `cordon daemon`: warm pools of prepared devboxes, claims, exec, ls and rm over a unix socket.
+//!
+//! The socket is 0666, and every connection is judged by its peer's credentials (SO_PEERCRED): root
+//! and the `--allow-uid` users may use it, anyone else is answered with an error and the refusal is
+//! logged. A claimed devbox belongs to the uid that claimed it: exec and rm by anyone else (but
+//! root) are refused.
+//!
+//! Threads: the accept loop, one per connection, one per pool refill, and one that waits for
+//! SIGTERM/SIGINT and removes every devbox before the daemon exits. The environments themselves
+//! live in holder processes ([`crate::holder`]).
+
+use crate::holder::{FromHolder, ToHolder};
+use crate::wire::{self, recv, send, Listed, Reply, Request};
+use crate::DevboxError;
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub socket: PathBuf,
+    pub store: PathBuf,
+    pub allow_uids: Vec<u32>,
+    /// The cordon binary (holders are `cordon devbox-hold`).
+    pub exe: PathBuf,
+}
+
+/// One devbox: its holder process and channels.
+struct Devbox {
+    id: String,
+    snapshot: String,
+    dir: PathBuf,
+    ws: PathBuf,
+    child: Child,
+    ctl: OwnedFd,
+    exec: Arc<OwnedFd>,
+    init_pid: i32,
+    cgroup: Option<PathBuf>,
+    /// Who claimed it (None: pooled).
+    owner: Option<u32>,
+    /// Its exec server runs (a claim reached the holder).
+    running: bool,
+}
+
+#[derive(Default)]
+struct State {
+    /// Pool sizes asked for, per snapshot hash.
+    targets: HashMap<String, usize>,
+    idle: HashMap<String, Vec<Devbox>>,
+    claimed: HashMap<String, Devbox>,
+    /// Refills under way, per snapshot.
+    filling: HashMap<String, bool>,
+    stopping: bool,
+}
+
+struct Daemon {
+    o: Options,
+    state: Mutex<State>,
+    /// Holders are started by one thread that lives as long as the daemon: a holder's parent-death
+    /// signal follows the thread that forked it, and connection threads end after each request.
+    spawner: Mutex<std::sync::mpsc::Sender<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>>,
+}
+
+fn err(e: impl std::fmt::Display) -> DevboxError {
+    DevboxError::Daemon(e.to_string())
+}
+
+fn log(msg: &str) {
+    eprintln!("cordon daemon: {msg}");
+}
+
+/// Runs until SIGTERM or SIGINT; then every devbox is removed and the socket with them.
+pub fn run(o: Options) -> Result<(), DevboxError> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut sigs = SigSet::empty();
+    sigs.add(Signal::SIGTERM);
+    sigs.add(Signal::SIGINT);
+    // Blocked before any thread starts: only the waiting thread takes them.
+    sigs.thread_block().map_err(err)?;
+    let root = o.store.join("devboxes");
+    std::fs::create_dir_all(&root).map_err(|e| err(format!("cannot create {}: {e}", root.display())))?;
+    // Devboxes a daemon killed without its cleanup left: their holders ended with it (pdeathsig).
+    for e in std::fs::read_dir(&root).map_err(err)?.flatten() {
+        log(&format!("removing {}, left by an earlier daemon", e.path().display()));
+        let _ = std::fs::remove_dir_all(e.path());
+    }
+    let listener = listen(&o.socket)?;
+    log(&format!("listening on {} (store {})", o.socket.display(), o.store.display()));
+    let (tx, rx) = std::sync::mpsc::channel::<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>();
+    std::thread::spawn(move || {
+        for (mut cmd, back) in rx {
+            let _ = back.send(cmd.spawn());
+        }
+    });
+    let d = Arc::new(Daemon { o, state: Mutex::new(State::default()), spawner: Mutex::new(tx) });
+    {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            let _ = sigs.wait();
+            d.stop();
+            let _ = std::fs::remove_file(&d.o.socket);
+            log("stopped: every devbox removed");
+            std::process::exit(0);
+        });
+    }
+    loop {
+        let conn = match nix::sys::socket::accept4(listener.as_raw_fd(), nix::sys::socket::SockFlag::SOCK_CLOEXEC) {
+            Ok(fd) => crate::sys::own(fd),
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED) => continue,
+            Err(e) => return Err(err(format!("accept: {e}"))),
+        };
+        let d = d.clone();
+        std::thread::spawn(move || d.serve(conn));
+    }
+}
+
+fn listen(path: &Path) -> Result<OwnedFd, DevboxError> {
+    use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    match path.symlink_metadata() {
+        Ok(m) if m.file_type().is_socket() => {
+            if wire::connect(path).is_ok() {
+                return Err(err(format!(
+                    "{} is in use: another daemon listens there\n  hint: stop it, or give --socket another path",
+                    path.display()
+                )));
+            }
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(_) => return Err(err(format!("{} exists and is not a socket; refusing to replace it", path.display()))),
+        Err(_) => {}
+    }
+    let s = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).map_err(err)?;
+    bind(s.as_raw_fd(), &UnixAddr::new(path).map_err(err)?)
+        .map_err(|e| err(format!("bind {}: {e}", path.display())))?;
+    // Anyone may connect; each request is judged by its peer's uid.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(err)?;
+    listen(&s, Backlog::new(64).map_err(err)?).map_err(err)?;
+    Ok(s)
+}
+
+impl Daemon {
+    fn serve(self: Arc<Self>, conn: OwnedFd) {
+        let cred = nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials);
+        let Ok(cred) = cred else { return };
+        let uid = cred.uid();
+        // The request is read first, also from a peer that is refused: answered before its client
+        // has sent, the refusal would meet a closed connection instead (EPIPE) and not be read.
+        let got = recv::<Request>(conn.as_fd());
+        if uid != 0 && !self.o.allow_uids.contains(&uid) {
+            log(&format!("refused a request from uid {uid} (pid {}): not root and not in --allow-uid", cred.pid()));
+            let _ = send(
+                conn.as_fd(),
+                &Reply::Error {
+                    error: format!(
+                        "uid {uid} may not use this daemon\n  hint: its administrator allows users with `cordon daemon --allow-uid UID`"
+                    ),
+                },
+                &[],
+            );
+            return;
+        }
+        let (req, fds) = match got {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = send(conn.as_fd(), &Reply::Error { error: format!("a request that does not parse: {e}") }, &[]);
+                return;
+            }
+        };
+        let reply = match req {
+            Request::Pool { snapshot, size } => self.pool(&snapshot, size),
+            Request::Claim { snapshot, policy } => self.claim(&snapshot, policy, uid),
+            Request::Exec { id, argv, env } => match self.exec(&id, argv, env, fds, &conn, uid) {
+                // Answered from inside the devbox when the command ends.
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Request::Ls => Ok(self.ls()),
+            Request::Rm { id } => self.rm(&id, uid),
+        };
+        let reply = reply.unwrap_or_else(|error| Reply::Error { error });
+        let _ = send(conn.as_fd(), &reply, &[]);
+    }
+
+    fn snapshot(&self, name: &str) -> Result<(PathBuf, crate::snapshot::Manifest), String> {
+        crate::snapshot::open(&self.o.store, name).map_err(|e| e.to_string())
+    }
+
+    fn pool(self: &Arc<Self>, name: &str, size: usize) -> Result<Reply, String> {
+        let (_, m) = self.snapshot(name)?;
+        let extra: Vec<Devbox> = {
+            let mut s = self.state.lock().map_err(|_| "state poisoned")?;
+            s.targets.insert(m.hash.clone(), size);
+            let idle = s.idle.entry(m.hash.clone()).or_default();
+            let keep = idle.len().min(size);
+            idle.drain(keep..).collect()
+        };
+        // A smaller pool: the devboxes beyond its size are removed.
+        for b in extra {
+            teardown(b);
+        }
+        // A refill under way finishes first (it makes no more than the new size): the answer
+        // describes the pool as it is.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline
+            && self.state.lock().map_err(|_| "state poisoned")?.filling.get(&m.hash).copied().unwrap_or(false)
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // The first fill is waited for: the answer says the pool is ready.
+        self.refill(&m.hash);
+        let ready = self.state.lock().map_err(|_| "state poisoned")?.idle.get(&m.hash).map_or(0, Vec::len);
+        Ok(Reply::Pooled { snapshot: m.hash, ready })
+    }
+
+    /// Makes devboxes until the pool has its size (one refill per snapshot at a time).
+    fn refill(self: &Arc<Self>, hash: &str) {
+        {
+            let Ok(mut s) = self.state.lock() else { return };
+            if s.filling.get(hash).copied().unwrap_or(false) {
+                return;
+            }
+            s.filling.insert(hash.to_string(), true);
+        }
+        loop {
+            let need = {
+                let Ok(s) = self.state.lock() else { return };
+                let have = s.idle.get(hash).map_or(0, Vec::len);
+                !s.stopping && have < s.targets.get(hash).copied().unwrap_or(0)
+            };
+            if !need {
+                break;
+            }
+            match self.make(hash) {
+                Ok(b) => {
+                    let Ok(mut s) = self.state.lock() else { return };
+                    // The pool may have been made smaller (or the daemon told to stop) meanwhile.
+                    let have = s.idle.get(hash).map_or(0, Vec::len);
+                    if s.stopping || have >= s.targets.get(hash).copied().unwrap_or(0) {
+                        drop(s);
+                        teardown(b);
+                        break;
+                    }
+                    s.idle.entry(hash.to_string()).or_default().push(b);
+                }
+                Err(e) => {
+                    log(&format!("pool {hash}: a devbox could not be made: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Ok(mut s) = self.state.lock() {
+            s.filling.insert(hash.to_string(), false);
+        }
+    }
+
+    /// One prepared devbox of snapshot `hash`: its directory, its holder, its environment ready.
+    fn make(&self, hash: &str) -> Result<Devbox, String> {
+        let (snap, m) = self.snapshot(hash)?;
+        let id = cordon_sandbox::new_session_id();
+        let dir = self.o.store.join("devboxes").join(&id);
+        // The overlay is mounted at the snapshot's own code path: every devbox of a snapshot sees its
+        // code where setup made it (absolute paths a setup step wrote, such as a virtualenv's, hold),
+        // and the mount plan's protected paths are judged against the code as it is.
+        let (upper, work, ws) = (dir.join("upper"), dir.join("work"), snap.join("code"));
+        for d in [&upper, &work] {
+            std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+        }
+        let made = (|| {
+            use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+            let pair = || {
+                socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+                    .map_err(|e| format!("socketpair: {e}"))
+            };
+            let ((ctl, ctl_h), (exec, exec_h)) = (pair()?, pair()?);
+            let log = std::fs::File::create(dir.join("holder.log")).map_err(|e| format!("log: {e}"))?;
+            let mut cmd = Command::new(&self.o.exe);
+            cmd.arg("devbox-hold").stdin(Stdio::from(exec_h)).stdout(Stdio::from(ctl_h)).stderr(Stdio::from(log));
+            let (back, answer) = std::sync::mpsc::channel();
+            self.spawner
+                .lock()
+                .map_err(|_| "spawner poisoned")?
+                .send((cmd, back))
+                .map_err(|_| "the spawner thread is gone")?;
+            let child = answer
+                .recv()
+                .map_err(|_| "the spawner thread is gone".to_string())?
+                .map_err(|e| format!("cannot start {} devbox-hold: {e}", self.o.exe.display()))?;
+            let mut b = Devbox {
+                id: id.clone(),
+                snapshot: m.hash.clone(),
+                dir: dir.clone(),
+                ws: ws.clone(),
+                child,
+                ctl,
+                exec: Arc::new(exec),
+                init_pid: 0,
+                cgroup: None,
+                owner: None,
+                running: false,
+            };
+            let hold = ToHolder::Hold {
+                id: id.clone(),
+                lower: ws.clone(),
+                upper: upper.clone(),
+                work: work.clone(),
+                ws: ws.clone(),
+                policy: m.devbox.policy.clone(),
+                env: devbox_env(&m),
+                exe: self.o.exe.clone(),
+            };
+            let answer = send(b.ctl.as_fd(), &hold, &[])
+                .map_err(|e| e.to_string())
+                .and_then(|_| recv::<FromHolder>(b.ctl.as_fd()).map_err(|e| e.to_string()));
+            match answer {
+                Ok(Some((FromHolder::Ready { init_pid, cgroup }, _))) => {
+                    b.init_pid = init_pid;
+                    b.cgroup = cgroup;
+                    Ok(b)
+                }
+                Ok(Some((FromHolder::Failed { error }, _))) => {
+                    teardown(b);
+                    Err(error)
+                }
+                other => {
+                    let why = holder_log(&dir);
+                    teardown(b);
+                    Err(format!("its holder ended without making it ({other:?}){why}"))
+                }
+            }
+        })();
+        if made.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        made
+    }
+
+    fn claim(self: &Arc<Self>, name: &str, policy: Option<String>, uid: u32) -> Result<Reply, String> {
+        let r = self.claim_one(name, policy, uid);
+        // Refilled in the background, off the claim's path, whatever the claim's end (a refused
+        // claim gave its devbox back: then there is nothing to make).
+        if let Ok((_, m)) = self.snapshot(name) {
+            let d = self.clone();
+            std::thread::spawn(move || d.refill(&m.hash));
+        }
+        r
+    }
+
+    fn claim_one(self: &Arc<Self>, name: &str, policy: Option<String>, uid: u32) -> Result<Reply, String> {
+        let t0 = Instant::now();
+        let (_, m) = self.snapshot(name)?;
+        let hash = m.hash.clone();
+        let pooled = self.state.lock().map_err(|_| "state poisoned")?.idle.get_mut(&hash).and_then(Vec::pop);
+        let from_pool = pooled.is_some();
+        let mut b = match pooled {
+            Some(b) => b,
+            None => self.make(&hash)?,
+        };
+        let spec = match policy {
+            None => None,
+            Some(p) => {
+                let load = |spec: &str| {
+                    let cx = cordon_policy::Context::for_workspace(b.ws.clone());
+                    cordon_policy::load_and_compile(spec, &cx).map(|(_, c)| c).map_err(|e| e.to_string())
+                };
+                let judged = load(&m.devbox.policy).and_then(|base| {
+                    let claim = load(&p)?;
+                    crate::tighten::check(&base, &claim).map_err(|why| {
+                        format!(
+                            "the claim's policy {p} is looser than the snapshot's ({}): it adds {why}\n  hint: a claim may only tighten the snapshot's policy; build a snapshot with a wider `policy` for this",
+                            m.devbox.policy
+                        )
+                    })
+                });
+                if let Err(e) = judged {
+                    // Unused: back to the pool.
+                    if let Ok(mut s) = self.state.lock() {
+                        s.idle.entry(hash.clone()).or_default().push(b);
+                    }
+                    return Err(e);
+                }
+                Some(p)
+            }
+        };
+        let env = devbox_env(&m);
+        let started = send(b.ctl.as_fd(), &ToHolder::Claim { policy: spec }, &[])
+            .map_err(|e| e.to_string())
+            .and_then(|_| recv::<FromHolder>(b.ctl.as_fd()).map_err(|e| e.to_string()));
+        match started {
+            Ok(Some((FromHolder::Running, _))) => b.running = true,
+            Ok(Some((FromHolder::Failed { error }, _))) => {
+                teardown(b);
+                return Err(format!("the devbox could not be claimed: {error}"));
+            }
+            other => {
+                let why = holder_log(&b.dir);
+                teardown(b);
+                return Err(format!("the devbox's holder ended at claim ({other:?}){why}"));
+            }
+        }
+        // Ready means ready: the probe passed inside the claimed devbox (through its exec server).
+        let probe = m.devbox.ready.clone().unwrap_or_else(|| vec!["/bin/true".into()]);
+        match probe_in(&b, &probe, &env) {
+            Ok(0) => {}
+            Ok(code) => {
+                teardown(b);
+                return Err(format!(
+                    "the ready probe `{}` failed (exit status {code}); the devbox was removed",
+                    probe.join(" ")
+                ));
+            }
+            Err(e) => {
+                // The holder ends once its exec server has: its log says how.
+                let _ = b.child.try_wait();
+                std::thread::sleep(Duration::from_millis(50));
+                let why = holder_log(&b.dir);
+                teardown(b);
+                return Err(format!(
+                    "the ready probe `{}` could not run: {e}{why}; the devbox was removed",
+                    probe.join(" ")
+                ));
+            }
+        }
+        b.owner = Some(uid);
+        let reply = Reply::Claimed {
+            id: b.id.clone(),
+            snapshot: hash,
+            workspace: b.ws.clone(),
+            latency_ms: t0.elapsed().as_secs_f64() * 1e3,
+            from_pool,
+        };
+        self.state.lock().map_err(|_| "state poisoned")?.claimed.insert(b.id.clone(), b);
+        Ok(reply)
+    }
+
+    fn exec(
+        &self,
+        id: &str,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        fds: Vec<OwnedFd>,
+        conn: &OwnedFd,
+        uid: u32,
+    ) -> Result<(), String> {
+        if fds.len() != 3 {
+            return Err(format!("exec carries stdin, stdout and stderr ({} descriptors came)", fds.len()));
+        }
+        let (sock, ws) = {
+            let s = self.state.lock().map_err(|_| "state poisoned")?;
+            let b =
+                s.claimed.get(id).ok_or_else(|| format!("no claimed devbox `{id}` (`cordon devbox ls` lists them)"))?;
+            if uid != 0 && b.owner != Some(uid) {
+                return Err(format!("devbox {id} was claimed by another user"));
+            }
+            (b.exec.clone(), b.ws.clone())
+        };
+        let order = wire::ExecOrder { argv, env, cwd: ws };
+        let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd(), conn.as_raw_fd()];
+        send(sock.as_fd(), &order, &raw).map_err(|e| format!("devbox {id} does not take commands: {e}"))
+    }
+
+    fn ls(&self) -> Reply {
+        let Ok(s) = self.state.lock() else { return Reply::Error { error: "state poisoned".into() } };
+        let row = |b: &Devbox, state: &str| Listed {
+            id: b.id.clone(),
+            snapshot: b.snapshot.clone(),
+            state: state.into(),
+            pid: b.init_pid,
+            cgroup: b.cgroup.clone(),
+        };
+        let mut items: Vec<Listed> = s.idle.values().flatten().map(|b| row(b, "pooled")).collect();
+        items.extend(s.claimed.values().map(|b| row(b, "claimed")));
+        items.sort_by(|a, b| (&a.state, &a.id).cmp(&(&b.state, &b.id)));
+        Reply::Devboxes { items }
+    }
+
+    fn rm(&self, id: &str, uid: u32) -> Result<Reply, String> {
+        let b = {
+            let mut s = self.state.lock().map_err(|_| "state poisoned")?;
+            match s.claimed.get(id) {
+                Some(b) if uid != 0 && b.owner != Some(uid) => {
+                    return Err(format!("devbox {id} was claimed by another user"))
+                }
+                Some(_) => s.claimed.remove(id),
+                None => None,
+            }
+        };
+        let b = b.ok_or_else(|| format!("no claimed devbox `{id}` (`cordon devbox ls` lists them)"))?;
+        teardown(b);
+        Ok(Reply::Removed { id: id.to_string() })
+    }
+
+    /// Every devbox removed (SIGTERM, SIGINT).
+    fn stop(&self) {
+        let all: Vec<Devbox> = match self.state.lock() {
+            Ok(mut s) => {
+                s.stopping = true;
+                let mut v: Vec<Devbox> = s.idle.drain().flat_map(|(_, v)| v).collect();
+                v.extend(s.claimed.drain().map(|(_, b)| b));
+                v
+            }
+            Err(_) => return,
+        };
+        for b in all {
+            teardown(b);
+        }
+    }
+}
+
+/// The environment a devbox's commands start with: PATH, then the snapshot's `env`.
+fn devbox_env(m: &crate::snapshot::Manifest) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into())];
+    env.extend(m.devbox.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}
+
+/// Runs `argv` in the claimed devbox `b` (stdio: /dev/null) and returns its exit status.
+fn probe_in(b: &Devbox, argv: &[String], env: &[(String, String)]) -> Result<i32, String> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| e.to_string())?;
+    let (mine, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(|e| format!("socketpair: {e}"))?;
+    let order = wire::ExecOrder { argv: argv.to_vec(), env: env.to_vec(), cwd: b.ws.clone() };
+    let n = null.as_raw_fd();
+    send(b.exec.as_fd(), &order, &[n, n, n, theirs.as_raw_fd()]).map_err(|e| e.to_string())?;
+    drop(theirs);
+    match recv::<Reply>(mine.as_fd()).map_err(|e| e.to_string())? {
+        Some((Reply::Exited { code }, _)) => Ok(code),
+        Some((other, _)) => Err(format!("unexpected answer {other:?}")),
+        None => Err("the devbox's exec server ended".into()),
+    }
+}
+
+/// The end of a holder's log, for an error.
+fn holder_log(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("holder.log")).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", tail.into_iter().rev().collect::<Vec<_>>().join(" / "))
+    }
+}
+
+/// Ends a devbox and removes everything of it: its holder (a pooled one's channel closed, a claimed
+/// one's signalled: the signal goes on to its exec server, and the holder's environment kills its
+/// cgroup as it ends), its cgroup if any is left, its directory (the upper layer).
+fn teardown(b: Devbox) {
+    let Devbox { ctl, dir, cgroup, mut child, running, .. } = b;
+    if running {
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    }
+    // Closing the channel is what ends a pooled holder.
+    drop(ctl);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) | Err(_) => break,
+            Ok(None) if Instant::now() > deadline => {
+                log(&format!("holder {} did not end in 5 s: killed", child.id()));
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    if let Some(cg) = cgroup.filter(|c| c.exists()) {
+        // A holder that was killed could not remove it: kill what is left, then remove it.
+        let _ = std::fs::write(cg.join("cgroup.kill"), "1");
+        for _ in 0..500 {
+            if std::fs::remove_dir(&cg).is_ok() || !cg.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
