@@ -334,6 +334,7 @@ fn setup_step(d: &Devbox, exe: &Path, code: &Path, log: &Path, argv: &[String]) 
         allow_write: vec![],
         allow_degraded: false,
         review_hold: false,
+        env_secret: vec![],
         audit: AuditChoice::Default,
         report: None,
         events: None,
@@ -342,6 +343,7 @@ fn setup_step(d: &Devbox, exe: &Path, code: &Path, log: &Path, argv: &[String]) 
         sensor_buffer: "16M".into(),
         kill_after: None,
         interactive: false,
+        identity: None,
     };
     let output = || {
         let all = std::fs::read(log).unwrap_or_default();
