@@ -254,6 +254,16 @@ fn devbox_daemon_allows_a_user_it_is_told_to() {
     let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
     let o = c.args(["devbox", "ls", "--socket"]).arg(&d.sock).output().expect("as nobody");
     assert!(o.status.success(), "{}", show(&o));
+    // An allowed user may not have the (root) daemon read a policy file for it.
+    let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+    let o = c
+        .args(["devbox", "claim", &snap, "--policy", "/etc/shadow", "--socket"])
+        .arg(&d.sock)
+        .output()
+        .expect("as nobody");
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("must be built in (builtin:NAME), not the file /etc/shadow"), "{}", show(&o));
 }
 
 #[test]

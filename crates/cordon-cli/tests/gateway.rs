@@ -1623,6 +1623,7 @@ fn a_watched_supervisor_given_sigterm_passes_it_on_and_still_records_the_session
         sensor_buffer: "4M".into(),
         kill_after: Some(std::time::Duration::from_secs(10)),
         interactive: false,
+        identity: None,
     };
     let exe = Path::new(env!("CARGO_BIN_EXE_cordon"));
     let mut sup =

@@ -797,6 +797,11 @@ fn policies_as(who: Who) {
     assert!(common::out(&o).contains("ran-v1") && common::err(&o).contains("pinned"), "{}", common::show(&o));
     let db = e.root.join("audit.db");
     let id = &start_of(&db, None)["policy"]["identity"];
+    // The served policy cannot be widened on the command line.
+    let o = run(&["--allow-net", "example.com"], "touch widened");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(common::err(&o).contains("cannot be used with"), "{}", common::show(&o));
+    assert!(!e.ws.join("widened").exists());
     assert_eq!(
         (id["name"].as_str(), id["version"].as_i64(), id["from"].as_str()),
         (Some("ci-bot"), Some(1), Some("server")),
@@ -855,6 +860,20 @@ fn policies_as(who: Who) {
     assert!(common::err(&o).contains("does not match its SHA-256"), "{}", common::show(&o));
     assert!(!e.ws.join("ran-tampered").exists());
     std::fs::write(&doc, &orig).expect("restore");
+
+    // The same server key restored with only version 1 (an old backup, a replay): the node ran
+    // version 2, so version 1 runs nothing.
+    let dir3 = tempdir();
+    std::fs::copy(dir.0.join("server.key"), dir3.0.join("server.key")).expect("the server's key");
+    let srv3 = Server::start_on(&dir3.0, &srv.addr);
+    assert_eq!(put(&srv3, &srv3.token("admin", "ops"), "ci-bot", v1).0, 200);
+    std::fs::write(&tf, format!("{}\n", srv3.token("node", "n1"))).expect("token file");
+    e.chown_all_if_nobody();
+    let o = run(&[], "touch ran-older");
+    assert_ne!(o.status.code(), Some(0));
+    assert!(common::err(&o).contains("older than version 2"), "{}", common::show(&o));
+    assert!(!e.ws.join("ran-older").exists());
+    drop(srv3);
 
     // Another server (another key) at the same address: refused, naming the pinned key's file.
     let dir2 = tempdir();

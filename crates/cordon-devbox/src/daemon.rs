@@ -354,6 +354,14 @@ impl Daemon {
 
     fn claim_one(self: &Arc<Self>, name: &str, policy: Option<String>, uid: u32) -> Result<Reply, String> {
         let t0 = Instant::now();
+        // A policy file would be read by this daemon, as root, and again by the holder: another
+        // user could name a file of root's, or change it between the check and the use. Until the
+        // client sends the text itself, only root names files.
+        if let Some(p) = policy.as_deref().filter(|p| uid != 0 && !p.starts_with("builtin:")) {
+            return Err(format!(
+                "a claim's policy from uid {uid} must be built in (builtin:NAME), not the file {p}\n  hint: `cordon devbox claim SNAPSHOT --policy builtin:readonly`; policy files are for root's claims for now"
+            ));
+        }
         let (_, m) = self.snapshot(name)?;
         let hash = m.hash.clone();
         let pooled = self.state.lock().map_err(|_| "state poisoned")?.idle.get_mut(&hash).and_then(Vec::pop);

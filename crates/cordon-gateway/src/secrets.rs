@@ -105,7 +105,9 @@ pub fn find_tokens(s: &str) -> Vec<(usize, usize, &'static str)> {
         ("sk-", "api-key", dashed, 20),
     ];
     while i < b.len() {
-        if i > 0 && word(b[i - 1]) {
+        // Every format starts with ASCII: a position inside a multi-byte character starts none
+        // (and slicing there would panic).
+        if (i > 0 && word(b[i - 1])) || !s.is_char_boundary(i) {
             i += 1;
             continue;
         }
@@ -189,6 +191,15 @@ pub fn scan(v: &mut Value, redact: bool, secrets: &[Secret], found: &mut Found) 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn text_that_is_not_ascii_is_scanned_without_a_panic() {
+        let gh = format!("ghp_{}", "a1".repeat(18));
+        for t in ["é x", "😀", "naïve café ☕ 日本語", &format!("é{gh}"), &format!("日本 {gh} ☕")] {
+            let found = find_tokens(t);
+            assert_eq!(found.len(), usize::from(t.contains("ghp_")), "{t}: {found:?}");
+        }
+    }
 
     #[test]
     fn well_known_formats_are_found_inside_text_and_redacted() {

@@ -36,6 +36,17 @@ pub fn policy_for(identity: &str, t: &Target, db: &Path) -> Result<Fetched> {
         ),
         e => anyhow::anyhow!("the policy of `{identity}` ({from} of {}) is refused: {e}: nothing was run", t.server()),
     })?;
+    // Never back: a version older than the one this node last ran (a replayed or rolled-back
+    // answer) runs nothing.
+    if let Some(last) = cached(identity, &dir, t.server()).ok().filter(|c| c.version > doc.version) {
+        bail!(
+            "{} served version {} of `{identity}`, older than version {} this node already ran: nothing was run\n  hint: if the server was restored from an older backup on purpose, remove {}",
+            t.server(),
+            doc.version,
+            last.version,
+            dir.join(format!("{identity}.json")).display()
+        );
+    }
     cordon_audit::files::private_dirs(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     if pinned.is_none() {
         write(&pinned_file, doc.server_key.as_bytes())?;

@@ -121,8 +121,9 @@ pub struct RunArgs {
     /// Run under the policy `cordon server` holds for this agent identity (needs --server): fetched,
     /// its text and the server's signature checked against the server key this node pinned on first
     /// use, cached beside the audit log (used, and said, when the server cannot be reached); its
-    /// version is in the session's start record.
-    #[arg(long, value_name = "NAME", requires = "server", conflicts_with_all = ["profile", "policy"])]
+    /// version is in the session's start record. It cannot be widened on the command line
+    /// (--allow-net, --allow-read, --allow-write, --publish are refused with it).
+    #[arg(long, value_name = "NAME", requires = "server", conflicts_with_all = ["profile", "policy", "allow_net", "allow_read", "allow_write", "publish"])]
     pub identity: Option<String>,
     /// The command and its arguments. cordon's own options come before it; the first word that is
     /// not one starts the command (or everything after `--` is the command).
