@@ -677,6 +677,47 @@ fn server_metrics_count_records_sessions_and_refusals_by_reason() {
     }
 }
 
+/// /metrics counts what the stored records say: the supervisors' refusals by layer and the rules
+/// that fired, from a real session that tried a privileged call (seccomp refuses `unshare`, the
+/// builtin rule `privilege-attempt` alerts); the expected numbers are read from the node's own log.
+#[test]
+fn server_metrics_count_denials_by_layer_and_alerts_by_rule() {
+    if !common::need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let o = e.run_sh("unshare -U true; unshare -n true; true");
+    assert!(o.status.success(), "{}", common::show(&o));
+    let db = e.root.join("audit.db");
+    let log =
+        cordon_audit::Store::open_read_only(&db).expect("the node's log").records_after(0, 100_000).expect("records");
+    let body = |r: &cordon_audit::Record| serde_json::from_str::<serde_json::Value>(&r.body).expect("body");
+    let seccomp: u64 = log
+        .iter()
+        .filter(|r| r.kind == "denial")
+        .map(body)
+        .filter(|b| b["layer"] == "seccomp")
+        .map(|b| b["count"].as_u64().unwrap_or(1))
+        .sum();
+    let alerts =
+        log.iter().filter(|r| r.kind == "alert").map(body).filter(|b| b["rule"] == "privilege-attempt").count();
+    assert!(seccomp >= 2 && alerts >= 1, "the session left no seccomp denial or no alert: {seccomp} {alerts}");
+    let dir = tempdir();
+    let srv = Server::start(&dir.0);
+    let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
+    assert_eq!(post(&srv, &node, &batch_of(&db, "n1")).0, 200);
+    let (st, _, m) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+    for line in [
+        format!("cordon_server_denials_total{{layer=\"seccomp\"}} {seccomp}"),
+        format!("cordon_server_alerts_total{{rule=\"privilege-attempt\"}} {alerts}"),
+        "cordon_server_stale_sessions 0".into(),
+        "# TYPE cordon_server_tool_call_duration_seconds histogram".into(),
+    ] {
+        assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
+    }
+}
+
 /// A session's timeline in pages: every record on exactly one page, in order, linked by "next".
 #[test]
 fn server_pages_a_sessions_timeline() {

@@ -173,6 +173,7 @@ async fn ingest(
             for o in &a.ended {
                 m.sessions.get_or_create(&Outcome { outcome: o.clone() }).inc();
             }
+            m.add(&a.tally);
             (StatusCode::OK, axum::Json(a)).into_response()
         }
         Verdict::Refused(r) => {
@@ -255,6 +256,13 @@ async fn refusals(State(app): State<App>) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> Response {
+    let store = app.store.clone();
+    match blocking(move || store.stale_count()).await {
+        Ok(n) => {
+            app.metrics.stale.set(n);
+        }
+        Err(r) => return r,
+    }
     let mut r = app.metrics.encode().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -77,6 +77,9 @@ pub struct Accepted {
     /// Outcomes of the sessions this batch ended (their `end` records), for the metrics.
     #[serde(skip)]
     pub ended: Vec<String>,
+    /// What the new records add to the metrics.
+    #[serde(skip)]
+    pub tally: crate::tally::Tally,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -168,6 +171,7 @@ pub fn judge<V: ChainView>(view: &V, b: &Checked) -> Result<Verdict, V::Error> {
         acked_hash: acked_hash.iter().map(|x| format!("{x:02x}")).collect(),
         new_from: from,
         ended,
+        tally: crate::tally::tally(new),
     }))
 }
 

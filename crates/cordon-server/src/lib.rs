@@ -17,6 +17,7 @@ pub mod policy_pages;
 pub mod policy_routes;
 pub mod serve;
 pub mod store;
+pub mod tally;
 
 pub use store::{SqliteStore, Store, StoreError};
 

@@ -5,7 +5,15 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Distinct alert rules kept as labels; later new ones are counted under "other" (a node names
+/// them, and each name would be a series held for the server's life).
+const MAX_RULES: usize = 200;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Outcome {
@@ -17,6 +25,21 @@ pub struct Reason {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LayerLabel {
+    pub layer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabel {
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabel {
+    pub decision: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub records: Counter,
@@ -24,6 +47,16 @@ pub struct Metrics {
     pub batches: Counter,
     pub refusals: Family<Reason, Counter>,
     pub sessions: Family<Outcome, Counter>,
+    pub denials: Family<LayerLabel, Counter>,
+    pub alerts: Family<RuleLabel, Counter>,
+    rules: Mutex<HashSet<String>>,
+    pub egress: Family<DecisionLabel, Counter>,
+    pub tool_calls: Family<DecisionLabel, Counter>,
+    pub tool_seconds: Histogram,
+    pub sensor_events: Counter,
+    pub sensor_lost: Counter,
+    /// Set from the database at each scrape.
+    pub stale: Gauge,
 }
 
 impl Default for Metrics {
@@ -55,11 +88,102 @@ impl Default for Metrics {
             "Sessions whose end arrived, by outcome (exited, signaled, setup_failed, exec_failed)",
             sessions.clone(),
         );
-        Metrics { registry, records, duplicates, batches, refusals, sessions }
+        let denials = Family::<LayerLabel, Counter>::default();
+        registry.register(
+            "cordon_server_denials",
+            "Refusals the nodes' supervisors recorded, by layer (landlock, seccomp, network, cgroup-bpf, proxy, mounts, ...)",
+            denials.clone(),
+        );
+        let alerts = Family::<RuleLabel, Counter>::default();
+        registry.register("cordon_server_alerts", "Detection rules that fired, by rule", alerts.clone());
+        let egress = Family::<DecisionLabel, Counter>::default();
+        registry.register("cordon_server_egress_decisions", "Egress proxy decisions (allow, deny)", egress.clone());
+        let tool_calls = Family::<DecisionLabel, Counter>::default();
+        registry.register(
+            "cordon_server_tool_calls",
+            "Gateway tool calls, by decision (allow, deny)",
+            tool_calls.clone(),
+        );
+        // 1 ms .. ~65 s, doubling.
+        let tool_seconds = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 17));
+        registry.register_with_unit(
+            "cordon_server_tool_call_duration",
+            "Time in the gateway of each allowed tool call, from the decision to the answer",
+            prometheus_client::registry::Unit::Seconds,
+            tool_seconds.clone(),
+        );
+        let sensor_events = Counter::default();
+        registry.register(
+            "cordon_server_sensor_events",
+            "Events the nodes' eBPF sensors recorded",
+            sensor_events.clone(),
+        );
+        let sensor_lost = Counter::default();
+        registry.register(
+            "cordon_server_sensor_events_lost",
+            "Events the nodes' eBPF sensors lost (ring buffer full)",
+            sensor_lost.clone(),
+        );
+        let stale = Gauge::default();
+        registry.register(
+            "cordon_server_stale_sessions",
+            "Sessions that ran under an older version of their identity's policy than the newest",
+            stale.clone(),
+        );
+        Metrics {
+            registry,
+            records,
+            duplicates,
+            batches,
+            refusals,
+            sessions,
+            denials,
+            alerts,
+            rules: Mutex::default(),
+            egress,
+            tool_calls,
+            tool_seconds,
+            sensor_events,
+            sensor_lost,
+            stale,
+        }
     }
 }
 
 impl Metrics {
+    /// Adds what a stored batch held.
+    pub fn add(&self, t: &crate::tally::Tally) {
+        for (layer, n) in &t.denials {
+            self.denials.get_or_create(&LayerLabel { layer: layer.to_string() }).inc_by(*n);
+        }
+        for rule in &t.alerts {
+            let rule = self.rule_label(rule);
+            self.alerts.get_or_create(&RuleLabel { rule }).inc();
+        }
+        for (decision, n) in [("allow", t.egress.0), ("deny", t.egress.1)] {
+            if n > 0 {
+                self.egress.get_or_create(&DecisionLabel { decision: decision.into() }).inc_by(n);
+            }
+        }
+        for d in &t.tool_calls {
+            self.tool_calls.get_or_create(&DecisionLabel { decision: d.to_string() }).inc();
+        }
+        for s in &t.tool_seconds {
+            self.tool_seconds.observe(*s);
+        }
+        self.sensor_events.inc_by(t.sensor.0);
+        self.sensor_lost.inc_by(t.sensor.1);
+    }
+
+    fn rule_label(&self, rule: &str) -> String {
+        let Ok(mut seen) = self.rules.lock() else { return "other".into() };
+        if seen.contains(rule) || (seen.len() < MAX_RULES && seen.insert(rule.to_string())) {
+            rule.to_string()
+        } else {
+            "other".into()
+        }
+    }
+
     pub fn encode(&self) -> String {
         let mut s = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);

@@ -139,6 +139,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every identity's newest version; with `identity`, its history.
     fn policy_rows(&self, identity: Option<&str>) -> Result<Vec<PolicyRow>, StoreError>;
     fn stale(&self, limit: usize) -> Result<Vec<StaleRow>, StoreError>;
+    /// How many sessions are marked stale.
+    fn stale_count(&self) -> Result<i64, StoreError>;
     fn nodes(&self) -> Result<Vec<NodeRow>, StoreError>;
 }
 
@@ -320,6 +322,10 @@ impl Store for SqliteStore {
 
     fn stale(&self, limit: usize) -> Result<Vec<StaleRow>, StoreError> {
         self.with(|c| crate::policies::stale(c, limit))
+    }
+
+    fn stale_count(&self) -> Result<i64, StoreError> {
+        self.with(|c| c.query_row("SELECT COUNT(*) FROM stale", [], |r| r.get(0)))
     }
 
     fn refusal_counts(&self) -> Result<Vec<RefusalCount>, StoreError> {

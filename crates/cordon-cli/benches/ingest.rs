@@ -1,0 +1,245 @@
+//! Sustained ingest into `cordon server` (issue 16): how many audit records per second the server
+//! receives, verifies (sequence, links, every hash recomputed, every seal checked against the
+//! pinned key) and stores, fed by the real node path, `cordon audit ship`, over loopback TCP.
+//!
+//! A real audit log is written first with cordon-audit (sessions of event records, each session
+//! sealed), then shipped to a real `cordon server` (SQLite, every commit fsynced) started for the
+//! run. Zero loss is counted at both ends: the log's records = the server's stored records = what
+//! the server's metric says it ingested. The peer is the same rows written straight into a fresh
+//! SQLite table with the same schema and durability, in batches of the same size: no HTTP, no JSON,
+//! no verification — what storing alone costs on this disk.
+//!
+//! `cargo bench -p cordon-cli --bench ingest` (release). `CORDON_BENCH_RECORDS` (default
+//! 1,000,000), `CORDON_BENCH_ROUNDS` (default 3, ship and peer interleaved). Prints one line per
+//! round and the medians; `--json` anywhere in the arguments prints them as JSON.
+
+use cordon_audit::Store;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
+const SESSION_EVENTS: usize = 1000;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A body like the sensor's exec/open/connect events (~200 bytes of JSON).
+fn body(i: usize) -> serde_json::Value {
+    match i % 3 {
+        0 => serde_json::json!({"event": "exec", "pid": 4000 + i % 900, "ppid": 3999,
+            "argv": ["cc", "-O2", "-c", format!("src/f{}.c", i % 40), "-o", format!("f{}.o", i % 40)],
+            "path": "/usr/bin/cc", "uid": 1000}),
+        1 => {
+            serde_json::json!({"event": "open", "pid": 4000 + i % 900, "path": format!("/work/app/src/module_{}.py", i % 500),
+            "flags": "O_RDONLY|O_CLOEXEC", "result": 0})
+        }
+        _ => serde_json::json!({"event": "connect", "pid": 4000 + i % 900, "addr": "127.0.0.1", "port": 3128,
+            "decision": "allow", "host": "pypi.org"}),
+    }
+}
+
+/// Writes `n` records (sessions of SESSION_EVENTS, each sealed) into a new log at `path`.
+/// Returns how many records the log holds (the seals included).
+fn write_log(path: &Path, n: usize) -> i64 {
+    let mut st = Store::open(path).expect("open the bench log");
+    st.set_durability(cordon_audit::Durability::Batch).expect("durability");
+    let mut written = 0;
+    let mut s = 0;
+    while written < n {
+        let session = format!("bench-{s:06}");
+        let count = SESSION_EVENTS.min(n - written);
+        let items: Vec<(String, i64, serde_json::Value)> = (0..count)
+            .map(|i| ("event".to_string(), 1_764_000_000_000 + (written + i) as i64, body(written + i)))
+            .collect();
+        st.append(&session, &items).expect("append");
+        st.seal(&session, 1_764_000_000_000 + written as i64).expect("seal");
+        written += count;
+        s += 1;
+    }
+    let c = rusqlite::Connection::open(path).expect("reopen");
+    c.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).expect("count the log")
+}
+
+struct Server {
+    child: std::process::Child,
+    addr: String,
+    db: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path) -> Server {
+    let db = dir.join("server.db");
+    let mut child = Command::new(CORDON)
+        .args(["server", "--listen", "127.0.0.1:0", "--database", &format!("sqlite:{}", db.display())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cordon server");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("the server's first line");
+    let addr = line.trim().strip_prefix("cordon server: listening on http://").expect("where it listens").to_string();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut err, &mut std::io::sink());
+    });
+    Server { child, addr, db }
+}
+
+fn token(db: &Path, role: &str, name: &str, out: &Path) {
+    let o = Command::new(CORDON)
+        .args(["server", "token", "create", "--role", role, "--name", name, "--database"])
+        .arg(format!("sqlite:{}", db.display()))
+        .output()
+        .expect("token create");
+    assert!(o.status.success(), "token create: {}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(out, &o.stdout).expect("write the token");
+}
+
+/// Ships the whole log once to a fresh server; returns (seconds, records stored, ingested metric).
+fn ship_round(dir: &Path, log: &Path) -> (f64, i64, i64) {
+    let sdir = dir.join("srv");
+    let _ = std::fs::remove_dir_all(&sdir);
+    std::fs::create_dir_all(&sdir).expect("server dir");
+    let _ = std::fs::remove_dir_all(cordon_audit::files::ship_dir(log));
+    let srv = start_server(&sdir);
+    let node_tok = sdir.join("node.token");
+    let view_tok = sdir.join("viewer.token");
+    token(&srv.db, "node", "bench", &node_tok);
+    token(&srv.db, "viewer", "bench-viewer", &view_tok);
+    let t0 = Instant::now();
+    let o = Command::new(CORDON)
+        .args(["audit", "ship", "--server", &format!("http://{}", srv.addr), "--server-node", "bench"])
+        .arg("--server-token-file")
+        .arg(&node_tok)
+        .arg("--audit")
+        .arg(log)
+        .output()
+        .expect("cordon audit ship");
+    let secs = t0.elapsed().as_secs_f64();
+    assert!(o.status.success(), "ship failed: {}", String::from_utf8_lossy(&o.stderr));
+    let c = rusqlite::Connection::open(&srv.db).expect("the server's database");
+    let stored: i64 = c.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).expect("count");
+    let ingested = metric(&srv.addr, &std::fs::read_to_string(&view_tok).expect("viewer token"));
+    (secs, stored, ingested)
+}
+
+/// `cordon_server_records_ingested_total` from /metrics.
+fn metric(addr: &str, token: &str) -> i64 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect for /metrics");
+    let req = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read /metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("cordon_server_records_ingested_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as i64)
+        .unwrap_or(-1)
+}
+
+/// The peer: the log's rows copied into a fresh table of the server's schema, 5000 a transaction.
+fn peer_round(dir: &Path, log: &Path) -> f64 {
+    let p = dir.join("peer.db");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", p.display()));
+    }
+    let src = rusqlite::Connection::open(log).expect("open the log");
+    let mut dst = rusqlite::Connection::open(&p).expect("peer db");
+    dst.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; CREATE TABLE records (node TEXT NOT NULL, seq INTEGER NOT NULL, session TEXT NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL, payload TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (node, seq)) WITHOUT ROWID;").expect("schema");
+    let t0 = Instant::now();
+    let mut after = 0i64;
+    loop {
+        let mut q = src
+            .prepare_cached(
+                "SELECT seq, session, kind, ts_ms, body, prev, hash FROM records WHERE seq > ? ORDER BY seq LIMIT 5000",
+            )
+            .expect("select");
+        type Row = (i64, String, String, i64, String, Vec<u8>, Vec<u8>);
+        let rows: Vec<Row> = q
+            .query_map([after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("read");
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        let tx = dst.transaction().expect("tx");
+        {
+            let mut ins =
+                tx.prepare_cached("INSERT INTO records VALUES ('bench', ?, ?, ?, ?, ?, ?, ?)").expect("insert");
+            for r in &rows {
+                ins.execute(rusqlite::params![r.0, r.1, r.2, r.3, r.4, r.5, r.6]).expect("insert row");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    t0.elapsed().as_secs_f64()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let json = std::env::args().any(|a| a == "--json");
+    let n = env_usize("CORDON_BENCH_RECORDS", 1_000_000);
+    let rounds = env_usize("CORDON_BENCH_ROUNDS", 3).max(1);
+    let dir = tempdir();
+    let log = dir.join("node").join("audit.db");
+    let t = Instant::now();
+    let total = write_log(&log, n);
+    eprintln!("ingest: wrote a log of {total} records ({n} events + seals) in {:.1} s", t.elapsed().as_secs_f64());
+    let (mut ship, mut peer) = (vec![], vec![]);
+    for r in 0..rounds {
+        let (secs, stored, ingested) = ship_round(&dir, &log);
+        assert_eq!(stored, total, "loss: the log holds {total} records, the server stored {stored}");
+        assert_eq!(ingested, total, "the server's metric says {ingested} ingested, the log holds {total}");
+        let p = peer_round(&dir, &log);
+        eprintln!(
+            "round {}: ship+verify+store {:.2} s = {:.0} records/s (stored {stored}, metric {ingested}); peer (SQLite only) {:.2} s = {:.0} records/s",
+            r + 1,
+            secs,
+            total as f64 / secs,
+            p,
+            total as f64 / p
+        );
+        ship.push(total as f64 / secs);
+        peer.push(total as f64 / p);
+    }
+    let (ms, mp) = (median(&mut ship), median(&mut peer));
+    let spread = |v: &[f64]| format!("{:.0}-{:.0}", v[0], v[v.len() - 1]);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"records": total, "rounds": rounds, "ship_records_per_s": ms, "ship_spread": spread(&ship),
+                "peer_records_per_s": mp, "peer_spread": spread(&peer), "ratio": ms / mp})
+        );
+    } else {
+        println!(
+            "ingest: {total} records, {rounds} rounds: server {ms:.0} records/s (spread {}), SQLite alone {mp:.0} records/s (spread {}), ratio {:.2}",
+            spread(&ship),
+            spread(&peer),
+            ms / mp
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("cordon-bench-ingest-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("bench dir");
+    d
+}
