@@ -104,8 +104,33 @@ fn token(db: &Path, role: &str, name: &str, out: &Path) {
     std::fs::write(out, &o.stdout).expect("write the token");
 }
 
-/// Ships the whole log once to a fresh server; returns (seconds, records stored, ingested metric).
-fn ship_round(dir: &Path, log: &Path) -> (f64, i64, i64) {
+/// CPU seconds (user + system) a live process has used, from /proc.
+fn proc_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// User + system CPU seconds of the waited-for children so far.
+fn children_cpu() -> f64 {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).expect("rusage");
+    let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+    t(u.user_time()) + t(u.system_time())
+}
+
+struct Shipped {
+    secs: f64,
+    stored: i64,
+    ingested: i64,
+    ship_cpu: f64,
+    server_cpu: f64,
+}
+
+/// Ships the whole log once to a fresh server.
+fn ship_round(dir: &Path, log: &Path) -> Shipped {
     let sdir = dir.join("srv");
     let _ = std::fs::remove_dir_all(&sdir);
     std::fs::create_dir_all(&sdir).expect("server dir");
@@ -115,6 +140,7 @@ fn ship_round(dir: &Path, log: &Path) -> (f64, i64, i64) {
     let view_tok = sdir.join("viewer.token");
     token(&srv.db, "node", "bench", &node_tok);
     token(&srv.db, "viewer", "bench-viewer", &view_tok);
+    let (cpu0, srv0) = (children_cpu(), proc_cpu(srv.child.id()));
     let t0 = Instant::now();
     let o = Command::new(CORDON)
         .args(["audit", "ship", "--server", &format!("http://{}", srv.addr), "--server-node", "bench"])
@@ -125,11 +151,12 @@ fn ship_round(dir: &Path, log: &Path) -> (f64, i64, i64) {
         .output()
         .expect("cordon audit ship");
     let secs = t0.elapsed().as_secs_f64();
+    let (ship_cpu, server_cpu) = (children_cpu() - cpu0, proc_cpu(srv.child.id()) - srv0);
     assert!(o.status.success(), "ship failed: {}", String::from_utf8_lossy(&o.stderr));
     let c = rusqlite::Connection::open(&srv.db).expect("the server's database");
     let stored: i64 = c.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).expect("count");
     let ingested = metric(&srv.addr, &std::fs::read_to_string(&view_tok).expect("viewer token"));
-    (secs, stored, ingested)
+    Shipped { secs, stored, ingested, ship_cpu, server_cpu }
 }
 
 /// `cordon_server_records_ingested_total` from /metrics.
@@ -204,12 +231,12 @@ fn main() {
     eprintln!("ingest: wrote a log of {total} records ({n} events + seals) in {:.1} s", t.elapsed().as_secs_f64());
     let (mut ship, mut peer) = (vec![], vec![]);
     for r in 0..rounds {
-        let (secs, stored, ingested) = ship_round(&dir, &log);
+        let Shipped { secs, stored, ingested, ship_cpu, server_cpu } = ship_round(&dir, &log);
         assert_eq!(stored, total, "loss: the log holds {total} records, the server stored {stored}");
         assert_eq!(ingested, total, "the server's metric says {ingested} ingested, the log holds {total}");
         let p = peer_round(&dir, &log);
         eprintln!(
-            "round {}: ship+verify+store {:.2} s = {:.0} records/s (stored {stored}, metric {ingested}); peer (SQLite only) {:.2} s = {:.0} records/s",
+            "round {}: ship+verify+store {:.2} s = {:.0} records/s (stored {stored}, metric {ingested}; CPU: ship {ship_cpu:.2} s, server {server_cpu:.2} s); peer (SQLite only) {:.2} s = {:.0} records/s",
             r + 1,
             secs,
             total as f64 / secs,

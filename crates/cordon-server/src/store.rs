@@ -459,11 +459,26 @@ fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlit
         "INSERT INTO records (node, seq, session, kind, ts_ms, payload, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     let mut sess = tx.prepare_cached(
-        "INSERT INTO sessions (node, session, started_ms, records) VALUES (?1, ?2, ?3, 1) ON CONFLICT (node, session) DO UPDATE SET records = records + 1",
+        "INSERT INTO sessions (node, session, started_ms, records) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (node, session) DO UPDATE SET records = records + ?4",
     )?;
+    // One row per session of the batch, made before its records' own updates (start, end, ...):
+    // (first record's time, records), in the order the sessions first appear.
+    let mut counts: Vec<(&str, i64, i64)> = vec![];
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for r in &b.records[from..] {
+        match at.get(r.session.as_str()) {
+            Some(&i) => counts[i].2 += 1,
+            None => {
+                at.insert(&r.session, counts.len());
+                counts.push((&r.session, r.ts_ms, 1));
+            }
+        }
+    }
+    for (session, first_ms, n) in &counts {
+        sess.execute(params![b.node, session, first_ms, n])?;
+    }
     for r in &b.records[from..] {
         ins.execute(params![b.node, r.seq, r.session, r.kind, r.ts_ms, r.body, r.prev, r.hash])?;
-        sess.execute(params![b.node, r.session, r.ts_ms])?;
         let v = || serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default();
         let key = params![b.node, r.session];
         match r.kind.as_str() {
