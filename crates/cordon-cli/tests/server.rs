@@ -600,6 +600,14 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
     };
     assert!(count("sensor.summary") > 0);
     assert_eq!(srv.sql("SELECT denials FROM sessions"), count("end") + count("sensor.summary"));
+    // The alerts view: the rule `unshare` fired, from the hostile node, linked to the session.
+    let alerts = get("/alerts", ("Authorization", &auth));
+    only_escaped(&alerts, "the alerts view");
+    assert!(alerts.contains("<td>privilege-attempt</td>") && alerts.contains("<td>alert</td>"), "{alerts}");
+    assert!(
+        alerts.contains(&format!("\">{session}</a>")) && alerts.contains(&format!("/sessions/{session}?node=")),
+        "{alerts}"
+    );
     let refusals = get("/refusals", ("Authorization", &auth));
     assert!(refusals.contains("<td>conflict</td>") && refusals.contains("&lt;script&gt;"), "{refusals}");
     assert!(!refusals.contains("<script>") && !refusals.contains('\x1b'), "{refusals}");

@@ -3,7 +3,9 @@
 //! metacharacters become entities and control characters (an ANSI escape, a newline in an
 //! argument) are shown as visible escapes such as `\u{1b}`, never passed to the browser raw.
 
-use crate::store::{NodeRow, Page, RefusalCount, RefusalRow, SessionFilter, SessionRow, StoredRecord, REFUSALS_KEPT};
+use crate::store::{
+    AlertRow, NodeRow, Page, RefusalCount, RefusalRow, SessionFilter, SessionRow, StoredRecord, REFUSALS_KEPT,
+};
 use cordon_schema::time::utc;
 use cordon_schema::{Denial, Event};
 use serde_json::Value;
@@ -45,7 +47,7 @@ code,.mono{font-family:ui-monospace,monospace}.ctl{color:#b00;background:#fee}.b
 
 pub fn page(title: &str, body: &str) -> String {
     format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} · cordon</title><style>{STYLE}</style></head><body><nav><a href=\"/\">sessions</a><a href=\"/refusals\">refusals</a><a href=\"/policies\">policies</a><a href=\"/stale\">stale</a><a href=\"/metrics\">metrics</a></nav><h1>{}</h1>{body}</body></html>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} · cordon</title><style>{STYLE}</style></head><body><nav><a href=\"/\">sessions</a><a href=\"/alerts\">alerts</a><a href=\"/refusals\">refusals</a><a href=\"/policies\">policies</a><a href=\"/stale\">stale</a><a href=\"/metrics\">metrics</a></nav><h1>{}</h1>{body}</body></html>",
         esc(title),
         esc(title)
     )
@@ -192,12 +194,13 @@ pub fn session(id: &str, found: &[(SessionRow, Vec<StoredRecord>)], page: Page) 
             for (kind, ts, text, class) in entries(r) {
                 let _ = write!(
                     b,
-                    "<tr class=\"{class}\"><td>+{:.3}s</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
+                    "<tr class=\"{class}\"><td>+{:.3}s</td><td>{}</td><td>{}</td><td class=\"mono\">{}{}</td></tr>",
                     // A node's timestamps are its own: any i64, so no subtraction that can overflow.
                     (ts as f64 - t0 as f64) / 1000.0,
                     r.seq,
                     esc(&kind),
-                    esc(&text)
+                    esc(&text),
+                    effects_link(r, &s.node)
                 );
             }
         }
@@ -216,6 +219,21 @@ pub fn session(id: &str, found: &[(SessionRow, Vec<StoredRecord>)], page: Page) 
         b.push_str("</p>");
     }
     self::page(&format!("Session {id}"), &b)
+}
+
+/// A tool call's link to the sandbox session it ran in (what it did on the machine), on the same node.
+fn effects_link(r: &StoredRecord, node: &str) -> String {
+    if r.kind != "tool_call" {
+        return String::new();
+    }
+    let body: Value = serde_json::from_str(&r.payload).unwrap_or_default();
+    match body["session"].as_str() {
+        Some(sid) if !sid.is_empty() => format!(
+            " · <a href=\"{}\">its sandbox session</a>",
+            esc(&format!("/sessions/{}?node={}", url(sid), url(node)))
+        ),
+        _ => String::new(),
+    }
 }
 
 /// This node's session, from the record after `after`.
@@ -298,6 +316,31 @@ fn entries(r: &StoredRecord) -> Vec<(String, i64, String, &'static str)> {
     vec![(r.kind.clone(), r.ts_ms, text, class)]
 }
 
+/// The newest alerts of every node, each linked to its session's timeline at the alert.
+pub fn alerts(rows: &[AlertRow]) -> String {
+    let mut b = format!(
+        "<p>{} alert(s), newest first (detection rules that fired; the rule's action: alert, or kill when it stopped the session).</p><table><tr><th>when (UTC)</th><th>node</th><th>session</th><th>rule</th><th>action</th><th>reason</th></tr>",
+        rows.len()
+    );
+    for a in rows {
+        let s = |k: &str| a.body[k].as_str().unwrap_or("?").to_string();
+        let href = format!("/sessions/{}?node={}&after={}", url(&a.session), url(&a.node), (a.seq - 1).max(0));
+        let _ = write!(
+            b,
+            "<tr class=\"alert\"><td>{}</td><td>{}</td><td class=\"mono\"><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            utc(a.ts_ms),
+            esc(&a.node),
+            esc(&href),
+            esc(&a.session),
+            esc(&s("rule")),
+            esc(&s("action")),
+            esc(&s("reason"))
+        );
+    }
+    b.push_str("</table>");
+    page("Alerts", &b)
+}
+
 pub fn refusals(counts: &[RefusalCount], rows: &[RefusalRow]) -> String {
     let total: i64 = counts.iter().map(|c| c.count).sum();
     let mut b = format!("<p>Batches the server refused (nothing of a refused batch was stored): {total}, by node and reason:</p><table><tr><th>node</th><th>reason</th><th>batches</th><th>first (UTC)</th><th>last (UTC)</th></tr>");
@@ -363,5 +406,20 @@ mod tests {
         for bad in ["2026-13-01", "yesterday", "2026-11-30T25:00", "2026-11"] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_tool_call_links_to_its_sandbox_session_escaped() {
+        let rec =
+            |kind: &str, body: Value| StoredRecord { seq: 7, kind: kind.into(), ts_ms: 0, payload: body.to_string() };
+        let call = rec("tool_call", serde_json::json!({"session": "s-1\"><script>", "decision": "allow"}));
+        let link = effects_link(&call, "n<1>");
+        assert_eq!(link, " · <a href=\"/sessions/s-1%22%3E%3Cscript%3E?node=n%3C1%3E\">its sandbox session</a>");
+        assert_eq!(
+            effects_link(&rec("tool_call", serde_json::json!({"decision": "deny"})), "n"),
+            "",
+            "refused: no session"
+        );
+        assert_eq!(effects_link(&rec("alert", serde_json::json!({"session": "x"})), "n"), "");
     }
 }

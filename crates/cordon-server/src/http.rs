@@ -34,6 +34,7 @@ pub fn router(app: App) -> Router {
         .route("/", get(index))
         .route("/sessions/{id}", get(session))
         .route("/refusals", get(refusals))
+        .route("/alerts", get(alerts))
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/policies/{identity}", get(policy_routes::get).put(policy_routes::put))
@@ -251,6 +252,14 @@ async fn refusals(State(app): State<App>) -> Response {
     let store = app.store.clone();
     match blocking(move || Ok((store.refusal_counts()?, store.refusals(LIST_LIMIT)?))).await {
         Ok((counts, rows)) => html_page(StatusCode::OK, html::refusals(&counts, &rows)),
+        Err(r) => r,
+    }
+}
+
+async fn alerts(State(app): State<App>) -> Response {
+    let store = app.store.clone();
+    match blocking(move || store.alerts(LIST_LIMIT)).await {
+        Ok(rows) => html_page(StatusCode::OK, html::alerts(&rows)),
         Err(r) => r,
     }
 }

@@ -77,6 +77,17 @@ pub struct RefusalRow {
     pub sessions: String,
 }
 
+/// One `alert` record: a detection rule that fired in a session.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AlertRow {
+    pub node: String,
+    pub session: String,
+    pub seq: i64,
+    pub ts_ms: i64,
+    /// The record's body (rule, action, reason, the event).
+    pub body: serde_json::Value,
+}
+
 /// How many batches of one node were refused for one reason (every one, whatever the detail cap).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RefusalCount {
@@ -141,6 +152,8 @@ pub trait Store: Send + Sync + 'static {
     fn stale(&self, limit: usize) -> Result<Vec<StaleRow>, StoreError>;
     /// How many sessions are marked stale.
     fn stale_count(&self) -> Result<i64, StoreError>;
+    /// The newest alerts, every node's.
+    fn alerts(&self, limit: usize) -> Result<Vec<AlertRow>, StoreError>;
     fn nodes(&self) -> Result<Vec<NodeRow>, StoreError>;
 }
 
@@ -149,6 +162,7 @@ CREATE TABLE IF NOT EXISTS tokens (sha256 BLOB PRIMARY KEY, role TEXT NOT NULL C
 CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, public_key TEXT NOT NULL, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL, tail_seq INTEGER NOT NULL, tail_hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS records (node TEXT NOT NULL, seq INTEGER NOT NULL, session TEXT NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL, payload TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (node, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_session ON records (session, node, seq);
+CREATE INDEX IF NOT EXISTS records_alerts ON records (ts_ms) WHERE kind = 'alert';
 CREATE TABLE IF NOT EXISTS sessions (node TEXT NOT NULL, session TEXT NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER, records INTEGER NOT NULL DEFAULT 0, start TEXT, outcome TEXT, exit_code INTEGER, denials INTEGER NOT NULL DEFAULT 0, alerts INTEGER NOT NULL DEFAULT 0, sealed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, session));
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_ms);
 CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, node TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, first_seq INTEGER, last_seq INTEGER, records INTEGER NOT NULL, sessions TEXT NOT NULL);
@@ -326,6 +340,25 @@ impl Store for SqliteStore {
 
     fn stale_count(&self) -> Result<i64, StoreError> {
         self.with(|c| c.query_row("SELECT COUNT(*) FROM stale", [], |r| r.get(0)))
+    }
+
+    fn alerts(&self, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
+        self.with(|c| {
+            // The partial index `records_alerts` holds only alert records: no scan of the rest.
+            let mut st = c.prepare(
+                "SELECT node, session, seq, ts_ms, payload FROM records WHERE kind = 'alert' ORDER BY ts_ms DESC, node, seq DESC LIMIT ?1",
+            )?;
+            let rows = st.query_map([limit as i64], |r| {
+                Ok(AlertRow {
+                    node: r.get(0)?,
+                    session: r.get(1)?,
+                    seq: r.get(2)?,
+                    ts_ms: r.get(3)?,
+                    body: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     fn refusal_counts(&self) -> Result<Vec<RefusalCount>, StoreError> {
