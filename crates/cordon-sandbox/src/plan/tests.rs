@@ -774,3 +774,177 @@ fn the_net_plan_carries_the_policys_allowlist() {
     assert_eq!(env.net.allow, pol.net.allow);
     assert_eq!(env.net.allow.len(), 2);
 }
+
+// The plans' second mutation set (net.rs on, ns.rs, process.rs, root.rs): what the earlier tests
+// let live (docs/TESTING.md).
+
+/// A directory for the mask tests outside /tmp (the plan never masks under /tmp: the session's own
+/// /tmp is a fresh tmpfs), removed on drop.
+struct VarTmp(PathBuf);
+
+impl VarTmp {
+    fn new(tag: &str) -> VarTmp {
+        let p = PathBuf::from("/var/tmp").join(format!("cordon-plan-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create the fixture");
+        VarTmp(p.canonicalize().expect("canonical"))
+    }
+}
+
+impl Drop for VarTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn masks(env: &EnvironmentPlan) -> Vec<PathBuf> {
+    env.ns
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            ns::MountOp::Mask { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn masks_go_only_where_a_grant_would_let_the_read_and_once() {
+    let t = VarTmp::new("masks");
+    let (ro, other) = (t.0.join("ro"), t.0.join("other"));
+    for d in [ro.join("secrets"), other.clone()] {
+        std::fs::create_dir_all(&d).expect("mkdir");
+    }
+    for f in [ro.join("key"), ro.join("secrets/inner"), other.join("key")] {
+        std::fs::write(&f, "x").expect("write");
+    }
+    let d = |p: &std::path::Path| p.display().to_string();
+    let text = format!(
+        "[fs]\nread = [\"{}\"]\ndeny = [\"{}\", \"{}\", \"{}\", \"{}\", \"{}\", \"{}\"]\n",
+        d(&ro),
+        d(&ro.join("key")),
+        d(&ro.join("key")),
+        d(&ro.join("secrets")),
+        d(&ro.join("secrets/inner")),
+        d(&ro.join("absent")),
+        d(&other.join("key")),
+    );
+    let env = environment(&compiled(&text), &host(7, true), "s1");
+    // Inside the read grant and present: masked, once; inside a masked directory: gone with it;
+    // absent, or outside every grant (not in the built root at all): nothing to mask.
+    assert_eq!(masks(&env), vec![ro.join("key"), ro.join("secrets")]);
+    assert!(env.guarantees.iter().any(|g| g.what.starts_with("credentials are unreadable") && !g.is_degraded()));
+}
+
+#[test]
+fn without_masks_or_protected_paths_no_credential_guarantee_is_claimed() {
+    let mut pol = policy("agent");
+    pol.fs.deny.clear();
+    pol.fs.protect.clear();
+    pol.fs.hide.clear();
+    let claims = |pol: &cordon_policy::CompiledPolicy, h: &KernelCaps| {
+        environment(pol, h, "s1").guarantees.into_iter().filter(|g| g.what.starts_with("credentials")).count()
+    };
+    assert_eq!(claims(&pol, &host(7, true)), 0, "nothing to mask: nothing claimed");
+    let mut blocked = host(7, false);
+    blocked.userns = Userns::Blocked("sysctl".into());
+    assert_eq!(claims(&pol, &blocked), 0, "nothing to mask: no degradation to name either");
+    let mut hide = pol.clone();
+    hide.fs.hide = vec![".env".into()];
+    assert_eq!(claims(&hide, &blocked), 1, "hidden names without a mount namespace: degraded, named");
+    let mut protect = pol.clone();
+    protect.fs.protect = policy("agent").fs.protect;
+    assert_eq!(claims(&protect, &host(7, true)), 1);
+    assert_eq!(claims(&protect, &blocked), 1);
+}
+
+#[test]
+fn a_user_namespace_is_made_for_any_one_namespace_and_only_without_root() {
+    for which in 0..5 {
+        let mut pol = policy("agent");
+        let n = &mut pol.namespaces;
+        (n.pid, n.mount, n.ipc, n.uts, n.net) = (which == 0, which == 1, which == 2, which == 3, which == 4);
+        assert!(environment(&pol, &host(7, false), "s1").ns.user, "namespace {which} alone needs a user namespace");
+        assert!(!environment(&pol, &host(7, true), "s1").ns.user, "root needs none");
+    }
+    let mut none = policy("agent");
+    let n = &mut none.namespaces;
+    (n.pid, n.mount, n.ipc, n.uts, n.net) = (false, false, false, false, false);
+    assert!(!environment(&none, &host(7, false), "s1").ns.user);
+    // Root with user namespaces blocked loses nothing, and no degradation is named.
+    let mut h = host(7, true);
+    h.userns = Userns::Blocked("sysctl".into());
+    let env = environment(&policy("agent"), &h, "s1");
+    assert!(env.ns.pid && env.ns.mount && !env.guarantees.iter().any(|g| g.layer == "namespaces"));
+}
+
+#[test]
+fn the_memfd_sysctl_is_planned_for_root_with_a_pid_namespace_only() {
+    assert!(environment(&policy("agent"), &host(7, true), "s1").ns.memfd_noexec);
+    assert!(!environment(&policy("agent"), &host(7, false), "s1").ns.memfd_noexec, "only root may write it");
+    let mut no_pid = policy("agent");
+    no_pid.namespaces.pid = false;
+    assert!(!environment(&no_pid, &host(7, true), "s1").ns.memfd_noexec);
+}
+
+#[test]
+fn the_built_roots_tmpfs_sizes_and_device_binds() {
+    let r = root::build(&policy("agent"), true, 2 << 30);
+    let size = |t: &str| {
+        r.ops.iter().find_map(|m| match m {
+            ns::MountOp::Tmpfs { target, size, .. } if target == std::path::Path::new(t) => Some(*size),
+            _ => None,
+        })
+    };
+    assert_eq!((size("/tmp"), size("/dev/shm"), size("/run")), (Some(2 << 30), Some(1 << 30), Some(1 << 20)));
+    let small = root::build(&policy("agent"), true, 64 << 20);
+    assert!(small.ops.contains(&ns::MountOp::Tmpfs { target: "/dev/shm".into(), size: 64 << 20, mode: 0o1777 }));
+    // A grant of /dev itself binds no device node (the built root's /dev holds only named nodes).
+    let dev = compiled("[fs]\nread = [\"/dev\", \"/dev/null\"]\n");
+    let nodes: Vec<PathBuf> = root::build(&dev, true, 1 << 20)
+        .ops
+        .iter()
+        .filter_map(|m| match m {
+            ns::MountOp::DevNodes { nodes, .. } => Some(nodes.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(nodes.contains(&PathBuf::from("/dev/null")) && !nodes.contains(&PathBuf::from("/dev")), "{nodes:?}");
+}
+
+#[test]
+fn the_proxy_port_skips_a_session_port_on_it() {
+    let port = |listen: &str| {
+        let pol = compiled(&format!("[net]\negress = \"proxy\"\nlisten = [{listen}]\n"));
+        environment(&pol, &host(7, true), "s1").net.proxy_url
+    };
+    assert_eq!(port("8000").as_deref(), Some("http://127.0.0.1:3128"));
+    assert_eq!(port("3128").as_deref(), Some("http://127.0.0.1:3129"));
+}
+
+#[test]
+fn the_program_is_found_on_the_sessions_path_executable_files_only() {
+    let t = VarTmp::new("path");
+    let (a, b) = (t.0.join("a"), t.0.join("b"));
+    for d in [&a, &b, &a.join("tool")] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(b.join("tool"), "#!/bin/sh\n").expect("write");
+    std::fs::write(a.join("plain"), "").expect("write");
+    std::fs::set_permissions(b.join("tool"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(b.join("plain"), "#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(b.join("plain"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let path = std::ffi::OsString::from(format!("{}:{}", a.display(), b.display()));
+    // A directory and a file without an execute bit are passed over, as execvp does.
+    assert_eq!(process::resolve_program("tool".as_ref(), Some(&path), &t.0), Some(b.join("tool")));
+    assert_eq!(process::resolve_program("plain".as_ref(), Some(&path), &t.0), Some(b.join("plain")));
+    // The plan resolves with the session's PATH, not another variable's value.
+    let mut i = inv();
+    i.argv = vec!["true".into(), "x\u{e9}".into()];
+    let p = plan(&policy("agent"), &host(7, true), &i);
+    let found = p.process.program.clone().expect("true is on the session's PATH");
+    assert!(found.ends_with("bin/true"), "{found:?}");
+    assert_eq!(p.process.argv_text(), vec!["true".to_string(), "x\u{e9}".to_string()]);
+}
