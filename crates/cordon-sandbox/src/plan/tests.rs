@@ -948,3 +948,48 @@ fn the_program_is_found_on_the_sessions_path_executable_files_only() {
     assert!(found.ends_with("bin/true"), "{found:?}");
     assert_eq!(p.process.argv_text(), vec!["true".to_string(), "x\u{e9}".to_string()]);
 }
+
+/// What holds each protected path: a file on the way is held itself, a symlink on the way is bound
+/// (and refused by name at mount time), a placeholder left before is taken over, an absent path in
+/// a writable tree gets one (in a read-only tree neither), and each top directory is pinned once.
+#[test]
+fn each_protected_path_is_held_by_what_is_on_its_way() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = VarTmp::new("protect");
+    let ws = t.0.join("ws");
+    for d in [ws.join("sub"), t.0.join("elsewhere")] {
+        std::fs::create_dir_all(&d).expect("mkdir");
+    }
+    std::fs::write(ws.join(".git"), "gitdir: ../x\n").expect("a worktree's .git file");
+    std::os::unix::fs::symlink(t.0.join("elsewhere"), ws.join(".vscode")).expect("symlink");
+    std::fs::create_dir(ws.join(".idea")).expect("mkdir");
+    std::fs::set_permissions(ws.join(".idea"), std::fs::Permissions::from_mode(ns::PLACEHOLDER_DIR_MODE))
+        .expect("a placeholder left before");
+    let held = |write: &str| {
+        let cx = Context { home: "/home/u".into(), workspace: ws.clone(), tmp: "/tmp".into() };
+        let text = format!(
+            "version = 1\n[fs]\nread = [\"@workspace\"]\nwrite = [{write}]\nprotect = [\".git/hooks\", \".vscode/tasks.json\", \".idea/x\", \"sub/deep/file\", \"sub/other\"]\n"
+        );
+        let pol = cordon_policy::compile(&cordon_policy::load_text("t.toml", &text).expect("loads"), &cx);
+        environment(&pol, &host(7, true), "s1")
+            .ns
+            .mounts
+            .into_iter()
+            .filter_map(|m| match m {
+                ns::MountOp::ReadOnly { path, placeholder, .. } => {
+                    Some(format!("ro {} {placeholder}", path.strip_prefix(&ws).expect("inside").display()))
+                }
+                ns::MountOp::Pin { path } => Some(format!("pin {}", path.strip_prefix(&ws).expect("inside").display())),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        held("\"@workspace\""),
+        ["pin sub", "ro .git false", "ro .vscode false", "ro .idea true", "ro sub/deep true", "ro sub/other true"]
+    );
+    // Nothing writable: what is there is held; nothing absent (nor a placeholder, which only stands
+    // for an absent path) needs holding where the session cannot create it.
+    assert_eq!(held(""), ["ro .git false", "ro .vscode false"]);
+    std::fs::set_permissions(ws.join(".idea"), std::fs::Permissions::from_mode(0o755)).expect("chmod back");
+}
