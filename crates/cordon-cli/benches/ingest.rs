@@ -12,6 +12,7 @@
 //! `cargo bench -p cordon-cli --bench ingest` (release). `CORDON_BENCH_RECORDS` (default
 //! 1,000,000), `CORDON_BENCH_ROUNDS` (default 3, ship and peer interleaved). Prints one line per
 //! round and the medians; `--json` anywhere in the arguments prints them as JSON.
+//! `CORDON_BENCH_DASHBOARD=1` also times the dashboard over 10,001 sessions, one of 100,000 events.
 
 use cordon_audit::Store;
 use std::io::{BufRead, BufReader};
@@ -44,13 +45,18 @@ fn body(i: usize) -> serde_json::Value {
 /// Writes `n` records (sessions of SESSION_EVENTS, each sealed) into a new log at `path`.
 /// Returns how many records the log holds (the seals included).
 fn write_log(path: &Path, n: usize) -> i64 {
+    write_sessions(path, n, &mut |_| SESSION_EVENTS)
+}
+
+/// Writes `n` event records in sessions of `size(session number)` events, each sealed.
+fn write_sessions(path: &Path, n: usize, size: &mut dyn FnMut(usize) -> usize) -> i64 {
     let mut st = Store::open(path).expect("open the bench log");
     st.set_durability(cordon_audit::Durability::Batch).expect("durability");
     let mut written = 0;
     let mut s = 0;
     while written < n {
         let session = format!("bench-{s:06}");
-        let count = SESSION_EVENTS.min(n - written);
+        let count = size(s).max(1).min(n - written);
         let items: Vec<(String, i64, serde_json::Value)> = (0..count)
             .map(|i| ("event".to_string(), 1_764_000_000_000 + (written + i) as i64, body(written + i)))
             .collect();
@@ -159,18 +165,25 @@ fn ship_round(dir: &Path, log: &Path) -> Shipped {
     Shipped { secs, stored, ingested, ship_cpu, server_cpu }
 }
 
-/// `cordon_server_records_ingested_total` from /metrics.
-fn metric(addr: &str, token: &str) -> i64 {
+/// One GET with a token: the whole answer (head and body).
+fn get(addr: &str, token: &str, path: &str) -> String {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect for /metrics");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
     let req = format!(
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
         token.trim()
     );
     s.write_all(req.as_bytes()).expect("send");
     let mut text = String::new();
-    s.read_to_string(&mut text).expect("read /metrics");
-    text.lines()
+    s.read_to_string(&mut text).expect("read the answer");
+    assert!(text.starts_with("HTTP/1.1 200"), "GET {path}: {}", text.lines().next().unwrap_or(""));
+    text
+}
+
+/// `cordon_server_records_ingested_total` from /metrics.
+fn metric(addr: &str, token: &str) -> i64 {
+    get(addr, token, "/metrics")
+        .lines()
         .find_map(|l| l.strip_prefix("cordon_server_records_ingested_total "))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|v| v as i64)
@@ -213,6 +226,60 @@ fn peer_round(dir: &Path, log: &Path) -> f64 {
         tx.commit().expect("commit");
     }
     t0.elapsed().as_secs_f64()
+}
+
+/// The dashboard over a big server: 10,000 sessions of 5 events and one of 100,000. Times (ms,
+/// medians of 5): the sessions list (its newest 1,000), the big session's first page (2,000
+/// records), and every page of it followed by its "next" links.
+fn dashboard(dir: &Path) -> (f64, f64, f64, usize) {
+    let log = dir.join("dash").join("audit.db");
+    let big = 100_000;
+    write_sessions(&log, 10_000 * 5 + big, &mut |s| if s == 10_000 { big } else { 5 });
+    let sdir = dir.join("dash-srv");
+    std::fs::create_dir_all(&sdir).expect("dir");
+    let srv = start_server(&sdir);
+    let (node_tok, view_tok) = (sdir.join("node.token"), sdir.join("viewer.token"));
+    token(&srv.db, "node", "dash", &node_tok);
+    token(&srv.db, "viewer", "v", &view_tok);
+    let o = Command::new(CORDON)
+        .args(["audit", "ship", "--server", &format!("http://{}", srv.addr), "--server-node", "dash"])
+        .arg("--server-token-file")
+        .arg(&node_tok)
+        .arg("--audit")
+        .arg(&log)
+        .output()
+        .expect("ship");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tok = std::fs::read_to_string(&view_tok).expect("token");
+    let time = |path: &str| {
+        let t = Instant::now();
+        let page = get(&srv.addr, &tok, path);
+        (t.elapsed().as_secs_f64() * 1000.0, page)
+    };
+    let mut list: Vec<f64> = (0..5).map(|_| time("/").0).collect();
+    let mut first: Vec<f64> = (0..5).map(|_| time("/sessions/bench-010000").0).collect();
+    let mut all = vec![];
+    let mut pages = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut path = "/sessions/bench-010000".to_string();
+        pages = 0;
+        loop {
+            let (_, page) = time(&path);
+            pages += 1;
+            // The "next" link: the one whose `after` is not 0 ("from the start").
+            let next = page
+                .split("<a href=\"")
+                .filter_map(|x| x.split_once('"').map(|y| y.0))
+                .find(|h| h.contains("after=") && !h.contains("after=0&"));
+            match next {
+                Some(h) if pages < 1000 => path = h.replace("&amp;", "&"),
+                _ => break,
+            }
+        }
+        all.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    (median(&mut list), median(&mut first), median(&mut all), pages)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -261,6 +328,19 @@ fn main() {
             spread(&peer),
             ms / mp
         );
+    }
+    if std::env::var_os("CORDON_BENCH_DASHBOARD").is_some_and(|v| v != "0") {
+        let (list, first, all, pages) = dashboard(&dir);
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"list_ms": list, "first_page_ms": first, "all_pages_ms": all, "pages": pages})
+            );
+        } else {
+            println!(
+                "dashboard: sessions list (10,001 sessions, newest 1,000 shown) {list:.1} ms; a 100,000-event session's first page {first:.1} ms, all {pages} pages {all:.0} ms (medians of 5)"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
