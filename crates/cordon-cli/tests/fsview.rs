@@ -380,3 +380,25 @@ fn a_policy_granting_the_root_sees_the_hosts_names_and_still_works() {
         assert!(o.status.success(), "{who:?}: {}", show(&o));
     }
 }
+
+/// The host's tree is detached and the built root sealed by a thread of the init, overlapped with
+/// its other set-up (issue 13's start budget); the command's first instruction must find both
+/// done: no mount of the host's tree left in the session's table, no name for it in `/`, and `/`
+/// read-only. Many starts in a row, so that a command racing the detach would be seen.
+#[test]
+fn the_host_tree_is_gone_and_the_root_sealed_before_the_command_starts() {
+    for who in users() {
+        let e = Env::new(who);
+        // The control: the host's `/` is a writable mount (as root) with no `/.cordon-host`.
+        let bare = e.bare_sh("grep -c ' / / ' /proc/self/mountinfo; ls -a / | grep -c cordon-host; true");
+        assert!(out(&bare).starts_with("1\n0\n"), "{who:?} control: {}", show(&bare));
+        for _ in 0..20 {
+            let o = inside(
+                &e,
+                "grep -c cordon-host /proc/self/mountinfo; ls -a / | grep -c cordon-host; \
+                 awk '$5 == \"/\" {print $6}' /proc/self/mountinfo | cut -d, -f1; true",
+            );
+            assert_eq!(out(&o), "0\n0\nro\n", "{who:?}: {}", show(&o));
+        }
+    }
+}

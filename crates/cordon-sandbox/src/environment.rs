@@ -291,8 +291,14 @@ fn init_main(
     }
     let _ = sys::set_pdeathsig(libc::SIGKILL);
     mark(rep, "init: started");
-    set_up(plan, rep, ch.nsock, pty.is_some());
+    let last = set_up(plan, rep, ch.nsock, pty.is_some());
     bound(plan, rep);
+    // The host's tree detached and the root sealed (overlapped with the steps above) before the
+    // supervisor hears "ready", and so before any command can be ordered.
+    if let Err(e) = last.wait() {
+        fail(rep, &e.to_string());
+    }
+    mark(rep, "init: host tree detached, root sealed");
     let tag = [Handoff::Ready.tag()];
     if sendmsg::<()>(ch.nsock, &[IoSlice::new(&tag)], &[], MsgFlags::empty(), None).is_err() {
         sys::exit_now(125);
@@ -330,7 +336,7 @@ fn init_main(
 }
 
 /// The user namespace's maps, the mounts, the hostname, loopback and the egress listeners.
-fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
+fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) -> apply::mounts::Finishing {
     let ns = &plan.ns;
     if ns.user {
         let w = |p: &str, v: String| std::fs::write(p, v).map_err(|e| format!("user namespace: write {p}: {e}"));
@@ -344,11 +350,11 @@ fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
     mark(rep, "init: user namespace mapped");
     // Without the mount namespace every mount is left out too: it would be the host's.
     let mounted = match off(Ablate::MountNs) {
-        true => Ok(Default::default()),
+        true => Ok((Default::default(), apply::mounts::Finishing::done())),
         false => apply::mounts::apply_with(ns, pty, &mut |w| mark(rep, w)),
     };
-    match mounted {
-        Ok(r) => {
+    let last = match mounted {
+        Ok((r, last)) => {
             crate::channel::Report::Hidden(r.hidden.len()).send(rep);
             if r.scan_truncated {
                 crate::channel::Report::Note(
@@ -357,9 +363,10 @@ fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
                 )
                 .send(rep);
             }
+            last
         }
         Err(e) => fail(rep, &e.to_string()),
-    }
+    };
     mark(rep, "init: mounts done");
     // Per pid namespace: without the session's own it would be the host's.
     if ns.memfd_noexec && !off(Ablate::MemfdSysctl) && !off(Ablate::PidNs) {
@@ -397,6 +404,7 @@ fn set_up(plan: &EnvironmentPlan, rep: RawFd, nsock: RawFd, pty: bool) {
         }
     }
     mark(rep, "init: hostname and loopback");
+    last
 }
 
 /// The environment's bounds, on the init itself before it waits, so the kernel holds every command

@@ -97,19 +97,57 @@ fn mask(path: &Path) -> Result<(), MountError> {
 }
 
 pub fn apply(plan: &NsPlan) -> Result<MountReport, MountError> {
-    apply_with(plan, false, &mut |_| {})
+    let (rep, last) = apply_with(plan, false, &mut |_| {})?;
+    last.wait()?;
+    Ok(rep)
+}
+
+/// The plan's last steps — the host's tree detached, the built root sealed — still under way on a
+/// thread of their own: the lazy detach waits for an RCU grace period (~50–200 µs) that the init
+/// spends on its hostname, loopback and bounds instead. [`Finishing::wait`] before anything of the
+/// session runs. A thread shares the mount namespace, root and working directory; Landlock, the
+/// capabilities dropped and no_new_privs are per thread, so bounding the init meanwhile does not
+/// stop the detach, and the thread is gone (joined) before the init forks the command.
+#[must_use = "the host's tree is detached and the root sealed only once waited for"]
+pub struct Finishing(Option<std::thread::JoinHandle<Result<(), MountError>>>);
+
+impl Finishing {
+    /// Nothing left to finish.
+    pub fn done() -> Finishing {
+        Finishing(None)
+    }
+
+    pub fn wait(self) -> Result<(), MountError> {
+        match self.0 {
+            None => Ok(()),
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(MountError::Io {
+                    what: "detach the host's tree",
+                    path: "/".into(),
+                    source: std::io::Error::other("the thread panicked"),
+                })
+            }),
+        }
+    }
 }
 
 /// [`apply`] for a session that has a pseudo-terminal of its own (`pty`: the terminal nodes of
-/// [`MountOp::DevNodes`] are bound), calling `mark` after the costly steps (CORDON_TIMING).
-pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Result<MountReport, MountError> {
+/// [`MountOp::DevNodes`] are bound), calling `mark` after the costly steps (CORDON_TIMING). The
+/// detach of the host's tree and the seal, when they are the plan's last steps, go on in the
+/// background: wait for the returned [`Finishing`] before the session's command can run.
+pub fn apply_with(
+    plan: &NsPlan,
+    pty: bool,
+    mark: &mut dyn FnMut(&str),
+) -> Result<(MountReport, Finishing), MountError> {
     let mut rep = MountReport::default();
+    let mut last = Finishing(None);
     // Credential inodes are read before HOME is replaced below.
     let secrets = plan.hide.as_ref().map(|h| secret_inodes(&h.secret_roots, &h.root)).unwrap_or_default();
     mark("init: mounts: credential inodes read");
     let mut staged = false;
     let mut built = false;
-    for op in &plan.mounts {
+    for (i, op) in plan.mounts.iter().enumerate() {
         if crate::ablate::skips(op) {
             continue;
         }
@@ -122,9 +160,13 @@ pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Resul
             built = true;
             mark("init: mounts: the root's binds done");
         }
+        if last.0.is_some() {
+            // The seal, run by the finishing thread after the detach (see below).
+            continue;
+        }
         let step = match op {
             MountOp::NewRoot { .. } => Some("init: mounts: new root, pivoted"),
-            MountOp::DetachHost { .. } => Some("init: mounts: host tree detached"),
+            MountOp::DetachHost { .. } => Some("init: mounts: host tree detach started"),
             _ => None,
         };
         match op {
@@ -180,20 +222,20 @@ pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Resul
                 rep.protected += 1;
             }
             MountOp::DetachHost { host } => {
-                umount2(host, MntFlags::MNT_DETACH).map_err(sys_err("detach the host's tree at", host))?;
-                std::fs::remove_dir(host).map_err(io_err("remove", host))?;
+                let rest = &plan.mounts[i + 1..];
+                let seal = rest.iter().any(|o| matches!(o, MountOp::SealRoot) && !crate::ablate::skips(o));
+                if rest.iter().all(|o| matches!(o, MountOp::SealRoot)) {
+                    let host = host.clone();
+                    let t = std::thread::Builder::new()
+                        .name("detach".into())
+                        .spawn(move || finish(&host, seal))
+                        .map_err(io_err("start a thread to detach the host's tree at", Path::new("/")))?;
+                    last = Finishing(Some(t));
+                } else {
+                    finish(host, false)?;
+                }
             }
-            MountOp::SealRoot => {
-                let root = Path::new("/");
-                let flags = MsFlags::MS_BIND
-                    | MsFlags::MS_REMOUNT
-                    | MsFlags::MS_RDONLY
-                    | MsFlags::MS_NOSUID
-                    | MsFlags::MS_NODEV
-                    | locked_flags(root);
-                mount(None::<&str>, root, None::<&str>, flags, None::<&str>)
-                    .map_err(sys_err("remount read-only", root))?;
-            }
+            MountOp::SealRoot => seal_root()?,
         }
         if let Some(s) = step {
             mark(s);
@@ -215,7 +257,29 @@ pub fn apply_with(plan: &NsPlan, pty: bool, mark: &mut dyn FnMut(&str)) -> Resul
         let _ = std::fs::remove_file(format!("{STAGE}/empty"));
         let _ = std::fs::remove_dir(STAGE);
     }
-    Ok(rep)
+    Ok((rep, last))
+}
+
+/// The host's tree detached and its mount point removed, then (`seal`) the built root sealed.
+fn finish(host: &Path, seal: bool) -> Result<(), MountError> {
+    umount2(host, MntFlags::MNT_DETACH).map_err(sys_err("detach the host's tree at", host))?;
+    std::fs::remove_dir(host).map_err(io_err("remove", host))?;
+    if seal {
+        seal_root()?;
+    }
+    Ok(())
+}
+
+/// The built root's tmpfs remounted read-only.
+fn seal_root() -> Result<(), MountError> {
+    let root = Path::new("/");
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV
+        | locked_flags(root);
+    mount(None::<&str>, root, None::<&str>, flags, None::<&str>).map_err(sys_err("remount read-only", root))
 }
 
 /// Where the host's `path` is while the root is built (under the host tree's mount point once
