@@ -993,3 +993,59 @@ fn each_protected_path_is_held_by_what_is_on_its_way() {
     assert_eq!(held(""), ["ro .git false", "ro .vscode false"]);
     std::fs::set_permissions(ws.join(".idea"), std::fs::Permissions::from_mode(0o755)).expect("chmod back");
 }
+
+#[test]
+fn a_path_granted_twice_or_nested_is_bound_with_the_wider_right_once() {
+    let t = VarTmp::new("binds");
+    let (a, b) = (t.0.join("a"), t.0.join("a/b"));
+    std::fs::create_dir_all(&b).expect("mkdir");
+    let d = |p: &std::path::Path| p.display().to_string();
+    let binds = |text: &str| -> Vec<(PathBuf, bool)> {
+        root::build(&compiled(text), true, 1 << 20)
+            .ops
+            .into_iter()
+            .filter_map(|m| match m {
+                ns::MountOp::Bind { dst, writable, .. } if dst.starts_with(&t.0) => Some((dst, writable)),
+                _ => None,
+            })
+            .collect()
+    };
+    // Read and write on one path: one bind, writable.
+    assert_eq!(binds(&format!("[fs]\nread = [\"{}\"]\nwrite = [\"{}\"]\n", d(&a), d(&a))), [(a.clone(), true)]);
+    // A read grant inside a read grant: the parent's bind has it already.
+    assert_eq!(binds(&format!("[fs]\nread = [\"{}\", \"{}\"]\n", d(&a), d(&b))), [(a.clone(), false)]);
+    // A write grant inside a read grant: a bind of its own, writable.
+    assert_eq!(
+        binds(&format!("[fs]\nread = [\"{}\"]\nwrite = [\"{}\"]\n", d(&a), d(&b))),
+        [(a.clone(), false), (b.clone(), true)]
+    );
+    // A device node that does not exist is not bound.
+    let nodes: Vec<PathBuf> =
+        root::build(&compiled("[fs]\nread = [\"/dev/null\", \"/dev/no-such-cordon-node\"]\n"), true, 1 << 20)
+            .ops
+            .iter()
+            .filter_map(|m| match m {
+                ns::MountOp::DevNodes { nodes, .. } => Some(nodes.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+    assert_eq!(nodes, [PathBuf::from("/dev/null")]);
+}
+
+#[test]
+fn the_memfd_guarantee_follows_the_supervisors_notification() {
+    let memfd = |h: &KernelCaps| {
+        environment(&policy("agent"), h, "s1")
+            .guarantees
+            .into_iter()
+            .chain(plan(&policy("agent"), h, &inv()).process.guarantees)
+            .filter(|g| g.what.contains("no program runs from memory"))
+            .map(|g| g.is_degraded())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(memfd(&host(7, true)), [false]);
+    let mut no_notif = host(7, true);
+    no_notif.seccomp_user_notif = false;
+    assert_eq!(memfd(&no_notif), [true]);
+}
