@@ -1647,3 +1647,81 @@ fn a_watched_supervisor_given_sigterm_passes_it_on_and_still_records_the_session
     let r = cordon_audit::verify(&db).expect("verify");
     assert!(r.ok() && r.unfinished.is_empty(), "the session's end is recorded: {r:?}");
 }
+
+/// A stdio MCP server in plain Python (no SDK): it answers `initialize` and `tools/list`, and every
+/// `tools/call` with a JSON-RPC error whose message echoes its secret (GW_LEAK_SECRET) and a GitHub
+/// token: an upstream's error text, not a result.
+const LEAKY_SERVER: &str = r#"
+import json, os, sys
+secret = os.environ.get("GW_LEAK_SECRET", "unset")
+gh = "ghp_" + "Zx9" * 12
+for line in sys.stdin:
+    m = json.loads(line)
+    i, meth = m.get("id"), m.get("method")
+    if i is None:
+        continue
+    if meth == "initialize":
+        r = {"protocolVersion": m["params"]["protocolVersion"], "capabilities": {"tools": {}},
+             "serverInfo": {"name": "leaky", "version": "0"}}
+    elif meth == "tools/list":
+        r = {"tools": [{"name": "leak", "description": "Fails loudly.", "inputSchema": {"type": "object"}}]}
+    elif meth == "tools/call":
+        e = {"code": -32000, "message": "backend refused key " + secret + " and " + gh}
+        print(json.dumps({"jsonrpc": "2.0", "id": i, "error": e}), flush=True)
+        continue
+    else:
+        r = {}
+    print(json.dumps({"jsonrpc": "2.0", "id": i, "result": r}), flush=True)
+"#;
+
+#[test]
+fn an_upstreams_error_text_is_scanned_like_its_results_before_it_is_recorded_or_returned() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let secret = "leaked-secret-value-0123456789";
+    let gh = format!("ghp_{}", "Zx9".repeat(12));
+    let secret_file = e.root.join("secret.txt");
+    std::fs::write(&secret_file, format!("{secret}\n")).expect("secret");
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(e.ws.join("leaky.py"), LEAKY_SERVER).expect("server");
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.red]\ncommand = [\"{py}\", \"leaky.py\"]\nworkspace = \"home/ws\"\n\
+             scan_secrets = \"redact\"\n[servers.red.secrets]\nGW_LEAK_SECRET = {{ file = \"secret.txt\" }}\n\
+             [servers.blk]\ncommand = [\"{py}\", \"leaky.py\"]\nworkspace = \"home/ws\"\nscan_secrets = \"block\"\n\
+             [servers.blk.secrets]\nGW_LEAK_SECRET = {{ file = \"secret.txt\" }}\n\
+             [servers.plain]\ncommand = [\"{py}\", \"leaky.py\"]\nworkspace = \"home/ws\"\n\
+             [servers.plain.secrets]\nGW_LEAK_SECRET = {{ file = \"secret.txt\" }}\n"
+        ),
+    );
+    let mut g = Raw::start(&e, &cfg);
+    g.initialize();
+    let mut answers = vec![];
+    for (id, tool) in [(2, "red__leak"), (3, "blk__leak"), (4, "plain__leak")] {
+        let (r, _) = g.ask_id(id, &Raw::call_line(id, tool, json!({})));
+        answers.push(r);
+    }
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+    let all = format!("{answers:?}");
+    assert!(!all.contains(secret) && !all.contains(&gh), "the caller got a secret: {all}");
+    let t = |i: usize| text(&answers[i]).to_string();
+    assert!(answers.iter().all(|a| a["result"]["isError"] == true), "{all}");
+    assert!(t(0).contains("[secret GW_LEAK_SECRET]") && t(0).contains("[redacted: github-token]"), "{all}");
+    assert!(t(1).contains("withheld") && t(1).contains("servers.blk.scan_secrets"), "{all}");
+    // scan_secrets off: the server's own secret is still replaced, as in a result.
+    assert!(t(2).contains("[secret GW_LEAK_SECRET]"), "{all}");
+    let recs = tool_calls(&e);
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    for r in &recs {
+        assert!(r["secrets_in_result"].as_u64().unwrap_or(0) >= 1, "counted: {recs:?}");
+    }
+    let bytes = log_bytes(&e.root.join("audit.db"));
+    assert!(!contains(&bytes, secret), "the secret is in the audit log's bytes");
+    assert!(!contains(&bytes, &gh), "the token is in the audit log's bytes");
+}

@@ -125,8 +125,13 @@ impl Gateway {
                     return Err(GatewayError::Upstream { server: s.name.clone(), why });
                 }
             };
-            let map: BTreeMap<String, Json> =
-                tools.into_iter().filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), t))).collect();
+            let map: BTreeMap<String, Json> = tools
+                .into_iter()
+                .filter_map(|mut t| {
+                    scrub_definition(s, &mut t);
+                    Some((t.get("name")?.as_str()?.to_string(), t))
+                })
+                .collect();
             eprintln!(
                 "cordon gateway: server {} (isolation = \"call\"): {} tool(s) listed in session {}; each call runs in a \
                  fresh server in a fresh session (policy {})",
@@ -202,8 +207,13 @@ impl Gateway {
                 )))
             }
         };
-        let map: BTreeMap<String, Json> =
-            tools.into_iter().filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), t))).collect();
+        let map: BTreeMap<String, Json> = tools
+            .into_iter()
+            .filter_map(|mut t| {
+                scrub_definition(&sv.server, &mut t);
+                Some((t.get("name")?.as_str()?.to_string(), t))
+            })
+            .collect();
         self.alert_changes(&sv.server, &map);
         *cached = Some(map.clone());
         Ok(map)
@@ -406,6 +416,7 @@ impl Tools for Gateway {
                     Err(why) => return refuse(rec, rule, format!("cordon gateway blocked `{name}`: {why}.")),
                 },
                 Err(e) => {
+                    let (e, _) = scrub(s, &tool, e.to_string());
                     let text = format!(
                         "cordon gateway: cannot check `{name}` against its pin: server `{}` failed tools/list: {e}",
                         s.name
@@ -486,6 +497,7 @@ impl Tools for Gateway {
                     Ok(x) => Some(x),
                     Err(e) => {
                         // Nothing was forwarded: the call is recorded with the reason, no session.
+                        let (e, found) = scrub(s, &tool, e.to_string());
                         let text = format!("cordon gateway: `{name}` did not run: its sandbox did not start: {e}");
                         let n = self.log.started(rec).await.unwrap_or(0);
                         self.log.ended(&ToolResult {
@@ -497,7 +509,7 @@ impl Tools for Gateway {
                             is_error: true,
                             error: Some(text.clone()),
                             overlapped: false,
-                            secrets_in_result: 0,
+                            secrets_in_result: found,
                         });
                         return Answer::ToolError(text);
                     }
@@ -578,22 +590,23 @@ impl Tools for Gateway {
             let mut f = self.servers[i].in_flight.lock().unwrap_or_else(|p| p.into_inner());
             res.overlapped = f.remove(&n).unwrap_or(false);
         }
-        // The server's own secrets never reach the caller; scan_secrets: tokens redacted or withheld.
+        // The server's own secrets never reach the caller or the record, in a result or in an error's
+        // text (a JSON-RPC error message, how its session ended); scan_secrets: tokens redacted or
+        // withheld, the same in both.
         let answer = match answer {
             Ok(mut v) if s.scan != Scan::Off || !s.secrets.is_empty() => {
                 let mut found = Found::default();
                 crate::secrets::scan(&mut v, true, &s.secrets, &mut found);
                 res.secrets_in_result = found.count;
-                if found.count > 0 && s.scan == Scan::Block {
-                    let kinds = found.kinds.iter().copied().collect::<Vec<_>>().join(", ");
-                    Err(format!(
-                        "server `{}` answered `{tool}` with {} credential(s) ({kinds}): the result is withheld \
-                         (rule: servers.{}.scan_secrets = \"block\"; \"redact\" would pass it with them replaced)",
-                        s.name, found.count, s.name
-                    ))
-                } else {
-                    Ok(v)
+                match withheld(s, &tool, "answered", &found) {
+                    Some(why) => Err(why),
+                    None => Ok(v),
                 }
+            }
+            Err(text) => {
+                let (text, found) = scrub(s, &tool, text);
+                res.secrets_in_result = found;
+                Err(text)
             }
             a => a,
         };
@@ -618,6 +631,54 @@ impl Tools for Gateway {
             closing.push(h);
         }
         out
+    }
+}
+
+/// The refusal's text when `scan_secrets = "block"` and `found` has credentials in what server `s`
+/// `did` (answered, or failed with) for `tool`.
+fn withheld(s: &Server, tool: &str, did: &str, found: &Found) -> Option<String> {
+    if found.count == 0 || s.scan != Scan::Block {
+        return None;
+    }
+    let kinds = found.kinds.iter().copied().collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "server `{}` {did} `{tool}` with {} credential(s) ({kinds}): the {} is withheld (rule: servers.{}.scan_secrets \
+         = \"block\"; \"redact\" would pass it with them replaced)",
+        s.name,
+        found.count,
+        if did == "answered" { "result" } else { "error's text" },
+        s.name
+    ))
+}
+
+/// Text that came from server `s` (an error it answered `tool` with, how its session ended): its
+/// own secrets replaced, tokens redacted or the text withheld, as in a result. With how many were found.
+fn scrub(s: &Server, tool: &str, text: String) -> (String, u32) {
+    if s.scan == Scan::Off && s.secrets.is_empty() {
+        return (text, 0);
+    }
+    let mut v = serde_json::Value::String(text);
+    let mut found = Found::default();
+    crate::secrets::scan(&mut v, true, &s.secrets, &mut found);
+    if let Some(why) = withheld(s, tool, "failed", &found) {
+        return (why, found.count);
+    }
+    match v {
+        serde_json::Value::String(t) => (t, found.count),
+        other => (other.to_string(), found.count),
+    }
+}
+
+/// A tool definition as server `s` serves it, its own secrets replaced (a description or schema
+/// is text from the server too, shown to the caller and recorded in alerts).
+fn scrub_definition(s: &Server, t: &mut Json) {
+    if s.secrets.is_empty() {
+        return;
+    }
+    let mut v = serde_json::Value::Object(std::mem::take(t));
+    crate::secrets::scan(&mut v, false, &s.secrets, &mut Found::default());
+    if let serde_json::Value::Object(o) = v {
+        *t = o;
     }
 }
 
