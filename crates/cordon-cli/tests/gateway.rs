@@ -1725,3 +1725,64 @@ fn an_upstreams_error_text_is_scanned_like_its_results_before_it_is_recorded_or_
     assert!(!contains(&bytes, secret), "the secret is in the audit log's bytes");
     assert!(!contains(&bytes, &gh), "the token is in the audit log's bytes");
 }
+
+#[test]
+fn a_path_argument_given_as_a_tilde_or_a_percent_encoded_file_uri_is_judged_as_the_server_would_read_it() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    std::fs::write(e.root.join("outside.txt"), "OUTSIDE-THE-GRANTS\n").expect("outside");
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\
+             [servers.py.rules.read]\npaths = [\"path\"]\n"
+        ),
+    );
+    let ws = e.ws.display().to_string();
+    let root = e.root.display().to_string();
+    let refused = [
+        // Lexically one odd name inside the workspace; decoded, two levels up and out of it.
+        format!("file://{ws}/..%2F..%2Foutside.txt"),
+        format!("file://{root}/%6Futside.txt"),
+        format!("file://localhost{root}/outside.txt"),
+        "file:///etc/%70asswd%00".to_string(),
+        "file:///tmp/%ff%fe".to_string(),
+        "file://example.com/etc/passwd".to_string(),
+        "~/x".to_string(),
+        "~root/.ssh/id_rsa".to_string(),
+    ];
+    let mut g = Raw::start(&e, &cfg);
+    g.initialize();
+    let mut answers = vec![];
+    for (i, p) in refused.iter().enumerate() {
+        let id = 10 + i as i64;
+        answers.push(g.ask_id(id, &Raw::call_line(id, "py__read", json!({"path": p}))).0);
+    }
+    // Decoded inside the grants: allowed (the server then reads the URI as it reads it).
+    let (ok, _) = g.ask_id(30, &Raw::call_line(30, "py__read", json!({"path": format!("{ws}/README.md")})));
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+    for (p, a) in refused.iter().zip(&answers) {
+        let t = text(a);
+        assert_eq!(a["result"]["isError"], true, "{p}: {a}");
+        assert!(t.starts_with("cordon gateway refused `py__read`: argument `path`"), "{p}: {t}");
+        assert!(t.contains("servers.py.rules.read.paths") && !t.contains("OUTSIDE-THE-GRANTS"), "{p}: {t}");
+    }
+    for i in [6, 7] {
+        assert!(text(&answers[i]).contains("give an absolute path"), "{}", answers[i]);
+    }
+    assert!(text(&answers[3]).contains("NUL"), "{}", answers[3]);
+    assert!(text(&answers[4]).contains("UTF-8"), "{}", answers[4]);
+    assert!(text(&answers[5]).contains("example.com"), "{}", answers[5]);
+    assert_eq!(text(&ok), "hello\n", "{ok}");
+    let recs = tool_calls(&e);
+    assert_eq!(recs.len(), refused.len() + 1, "{recs:?}");
+    for r in &recs[..refused.len()] {
+        assert_eq!((r["decision"].as_str(), r["rule"].as_str()), (Some("deny"), Some("servers.py.rules.read.paths")));
+        assert!(r["session"].is_null(), "refused before the upstream: {r}");
+    }
+    assert_eq!(recs[refused.len()]["decision"], "allow", "{recs:?}");
+}

@@ -436,12 +436,20 @@ impl Tools for Gateway {
                     if r.access == "read" { "paths" } else { "write_paths" }
                 );
                 let (grant, flag) = if r.access == "read" { ("fs.read", "read") } else { ("fs.write", "write") };
-                let text = format!(
+                let text = if !r.judged {
+                    format!(
+                        "cordon gateway refused `{name}`: argument `{}` = {:?} cannot be judged as a path the tool may \
+                         {flag} (rule: {field} names `{}` as one): {}",
+                        r.arg, r.value, r.pointer, r.reason
+                    )
+                } else {
+                    format!(
                     "cordon gateway refused `{name}`: argument `{}` = {:?} is outside the tool's fs grants ({} access; \
                      rule: {field} names `{}` as a path the tool may {flag}): {}. To allow it: grant that directory \
                      in server `{}`'s policy ({}), or with [tools.{tool}] {grant} in it under isolation = \"call\"",
-                    r.arg, r.value, r.access, r.pointer, r.reason, s.name, s.policy
-                );
+                        r.arg, r.value, r.access, r.pointer, r.reason, s.name, s.policy
+                    )
+                };
                 return refuse(rec, field, text);
             }
         }
