@@ -1786,3 +1786,65 @@ fn a_path_argument_given_as_a_tilde_or_a_percent_encoded_file_uri_is_judged_as_t
     }
     assert_eq!(recs[refused.len()]["decision"], "allow", "{recs:?}");
 }
+
+/// `cordon ARGS` as the env's user, stopped (SIGTERM) if it runs past 30 s: a gateway that should
+/// have refused to start, and serves instead, fails the test instead of hanging it.
+fn cordon_within(e: &Env, args: &[&str]) -> std::process::Output {
+    let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
+    let child =
+        c.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("cordon");
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let limit = std::time::Duration::from_secs(30);
+    match rx.recv_timeout(limit) {
+        Ok(o) => o.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let o = rx.recv_timeout(RAW_WAIT).expect("stopped").expect("wait");
+            panic!("`cordon {}` was still running after {limit:?}: {}", args.join(" "), show(&o));
+        }
+    }
+}
+
+#[test]
+fn a_rate_on_an_http_gateway_without_tokens_is_refused_and_no_token_takes_a_listeners_name() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    // Without require_token every HTTP caller is `http`: one count for all of them.
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\
+             [servers.py.rules.echo]\nrate = \"2/h\"\n"
+        ),
+    );
+    let cfgs = cfg.display().to_string();
+    let db = e.root.join("audit.db");
+    let o = cordon_within(
+        &e,
+        &["gateway", "--config", &cfgs, "--listen", "127.0.0.1:0", "--audit", &db.display().to_string()],
+    );
+    let s = err(&o);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(s.contains("gw.toml:6:8") && s.contains("servers.py.rules.echo.rate"), "positioned: {s}");
+    assert!(s.contains("require_token = true") && s.contains("one count"), "{s}");
+    assert!(!db.exists(), "nothing started: {s}");
+    // Over stdio (one client) the rate is taken.
+    let (v, o) = python_client(&e, &cfg, json!([{"tool": "py__echo", "args": {"text": "hi"}}]), &[]);
+    assert_eq!(call(&v, 0), ("hi", false), "{}", show(&o));
+
+    // A token never carries a listener's own name.
+    for id in ["http", "stdio"] {
+        let o = e.cordon(&["gateway", "token", "--config", &cfgs, "--identity", id]);
+        assert!(!o.status.success() && out(&o).is_empty(), "{id}: {}", show(&o));
+        assert!(err(&o).contains(&format!("--identity {id}")) && err(&o).contains("reserved"), "{}", show(&o));
+    }
+    let o = e.cordon(&["gateway", "token", "--config", &cfgs, "--identity", "http-bot"]);
+    assert!(o.status.success(), "{}", show(&o));
+}

@@ -779,6 +779,10 @@ pub async fn bind(addr: std::net::SocketAddr, require_token: bool) -> Result<tok
 /// MCP until the stdio client closes stdin (with --stdio) or SIGINT/SIGTERM, stops the servers,
 /// seals the record.
 pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Result<(), GatewayError> {
+    // Anonymous HTTP callers are one identity (`http`): a rate would be one count for all of them.
+    if on.listen.is_some() && !cfg.anonymous_rates.is_empty() {
+        return Err(GatewayError::Config(cfg.anonymous_rates.clone()));
+    }
     // require_token: the key is checked (present, private) before anything starts.
     let tokens = if cfg.require_token {
         let key = crate::token::load_key(&crate::token::key_path(Path::new(&cfg.file)), false)?;

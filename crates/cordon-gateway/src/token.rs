@@ -25,6 +25,10 @@ pub enum TokenError {
     Invalid(String),
 }
 
+/// The identities the gateway gives callers without a token (the listeners' names): never a token's,
+/// so that a record's identity says which it was, and a rate's count is not shared with them.
+pub const RESERVED: [&str; 2] = ["http", "stdio"];
+
 /// What a valid token says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
@@ -170,6 +174,9 @@ pub fn verify(key: &VerifyingKey, token: &str, now: i64) -> Result<Claims, Token
     if c.iss != ISSUER {
         return Err(bad(format!("its issuer is `{}`, not {ISSUER}", c.iss)));
     }
+    if RESERVED.contains(&c.sub.as_str()) {
+        return Err(bad(format!("its identity `{}` is a listener's own name, which no token may carry", c.sub)));
+    }
     if now >= c.exp {
         return Err(bad(format!("it expired {}s ago (identity `{}`): mint a new one", now - c.exp, c.sub)));
     }
@@ -260,6 +267,16 @@ mod tests {
             parts[2]
         );
         assert!(verify(&k.verifying_key(), &tampered, 1010).expect_err("refused").to_string().contains("signature"));
+    }
+
+    #[test]
+    fn a_token_carrying_a_listeners_name_is_refused() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        for id in RESERVED {
+            let t = mint(&k, id, Duration::from_secs(60), None, 1000);
+            let e = verify(&k.verifying_key(), &t, 1001).map(|c| c.sub);
+            assert!(matches!(&e, Err(TokenError::Invalid(m)) if m.contains("listener's own name")), "{id}: {e:?}");
+        }
     }
 
     #[test]

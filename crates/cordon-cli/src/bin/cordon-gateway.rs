@@ -58,6 +58,14 @@ fn token(t: TokenArgs) -> Result<i32> {
             t.identity.escape_debug()
         );
     }
+    if cordon_gateway::token::RESERVED.contains(&t.identity.as_str()) {
+        bail!(
+            "--identity {}: reserved: the gateway records callers without a token as `http` and `stdio`, so a token \
+             may not carry either name (its calls would be mistaken for theirs, and share their rate counts)\n  \
+             hint: name the caller, e.g. --identity ci-bot",
+            t.identity
+        );
+    }
     let ttl = cordon_policy::units::parse_duration(&t.ttl)
         .map_err(|e| anyhow::anyhow!("--ttl {}: {e}\n  hint: a duration such as 15m, 1h or 8h", t.ttl))?;
     if ttl.is_zero() || ttl > std::time::Duration::from_secs(30 * 86400) {
