@@ -1848,3 +1848,148 @@ fn a_rate_on_an_http_gateway_without_tokens_is_refused_and_no_token_takes_a_list
     let o = e.cordon(&["gateway", "token", "--config", &cfgs, "--identity", "http-bot"]);
     assert!(o.status.success(), "{}", show(&o));
 }
+
+/// `cordon gateway --config CFG --listen 127.0.0.1:0 --audit DB EXTRA...` (root); the https URL it
+/// serves at, once it says, and its stderr's lines.
+fn tls_gateway(
+    e: &Env,
+    cfg: &Path,
+    db: &Path,
+    extra: &[String],
+) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
+    c.args(["gateway", "--config", &cfg.display().to_string(), "--listen", "127.0.0.1:0"]);
+    c.args(["--audit", &db.display().to_string()]).args(extra);
+    let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("gateway");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || loop {
+        let mut l = String::new();
+        if stderr.read_line(&mut l).map_or(true, |n| n == 0) || tx.send(l).is_err() {
+            break;
+        }
+    });
+    let mut seen = String::new();
+    let url = loop {
+        let Ok(l) = rx.recv_timeout(RAW_WAIT) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gateway did not say where it listens: {seen}");
+        };
+        seen.push_str(&l);
+        if let Some(i) = l.find("https://") {
+            break l[i..].split_whitespace().next().unwrap_or("").to_string();
+        }
+    };
+    (child, url, rx)
+}
+
+/// curl POSTing `body` to `url`, checking the listener with `ca`'s ca.crt, presenting `cert`
+/// (DIR/NAME: NAME.crt and NAME.key) when given: (curl succeeded, HTTP status, headers and body).
+fn curl_tls(
+    url: &str,
+    ca: &Path,
+    cert: Option<(&Path, &str)>,
+    session: Option<&str>,
+    body: &str,
+) -> (bool, String, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-D", "-", "-w", "\n%{http_code}", "--max-time", "60", "-X", "POST", "--data-binary", body]);
+    c.arg("--cacert").arg(ca.join("ca.crt"));
+    if let Some((dir, name)) = cert {
+        c.arg("--cert").arg(dir.join(format!("{name}.crt"))).arg("--key").arg(dir.join(format!("{name}.key")));
+    }
+    c.args(["-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream"]);
+    if let Some(s) = session {
+        c.args(["-H", &format!("Mcp-Session-Id: {s}")]);
+    }
+    let o = c.arg(url).output().expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (rest, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (o.status.success(), status.to_string(), rest.to_string())
+}
+
+#[test]
+fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_of_those_with_one() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n"),
+    );
+    let (ca, other) = (e.root.join("ca"), e.root.join("other"));
+    let (cas, others) = (ca.display().to_string(), other.display().to_string());
+    for args in [
+        vec!["gateway", "ca", "init", &cas],
+        vec!["gateway", "ca", "issue", "--ca", &cas, "--name", "localhost", "--san", "localhost", "--san", "127.0.0.1"],
+        vec!["gateway", "ca", "issue", "--ca", &cas, "--name", "alice"],
+        vec!["gateway", "ca", "init", &others],
+        vec!["gateway", "ca", "issue", "--ca", &others, "--name", "mallory"],
+    ] {
+        let o = e.cordon(&args);
+        assert!(o.status.success(), "{args:?}: {}", show(&o));
+    }
+    for f in ["ca.crt", "ca.key", "alice.crt", "alice.key", "localhost.key"] {
+        let mode = std::fs::metadata(ca.join(f)).expect("made").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    // Never overwritten without --force.
+    let key = std::fs::read(ca.join("ca.key")).expect("key");
+    let o = e.cordon(&["gateway", "ca", "init", &cas]);
+    assert!(!o.status.success() && err(&o).contains("ca.crt: exists") && err(&o).contains("--force"), "{}", show(&o));
+    let o = e.cordon(&["gateway", "ca", "issue", "--ca", &cas, "--name", "alice"]);
+    assert!(!o.status.success() && err(&o).contains("alice.crt: exists"), "{}", show(&o));
+    assert_eq!(std::fs::read(ca.join("ca.key")).expect("key"), key, "the CA is unchanged");
+
+    let db = e.root.join("audit.db");
+    let tls: Vec<String> = ["--tls-cert", "localhost.crt", "--tls-key", "localhost.key", "--client-ca", "ca.crt"]
+        .iter()
+        .map(|a| if a.starts_with("--") { a.to_string() } else { ca.join(a).display().to_string() })
+        .collect();
+    let (mut gw, url, errs) = tls_gateway(&e, &cfg, &db, &tls);
+    assert!(url.starts_with("https://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}"#;
+    // No client certificate, or one of another CA: refused in the handshake (no HTTP status).
+    for (what, cert) in [("no certificate", None), ("another CA's", Some((other.as_path(), "mallory")))] {
+        let (ok, status, out) = curl_tls(&url, &ca, cert, None, init);
+        assert!(!ok && status == "000", "{what}: {status} {out}");
+    }
+    // Plain HTTP to the TLS port: refused, the gateway unharmed.
+    let (ok, status, out) = curl_tls(&url.replace("https://", "http://"), &ca, None, None, init);
+    assert!(!ok || !status.starts_with('2'), "plain http: {status} {out}");
+    // alice's certificate: initialize, tools/list and a call work.
+    let alice = Some((ca.as_path(), "alice"));
+    let (ok, status, out) = curl_tls(&url, &ca, alice, None, init);
+    assert!(ok && status == "200", "{status} {out}");
+    let session = out
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().starts_with("mcp-session-id:").then(|| l[15..].trim().to_string()))
+        .unwrap_or_else(|| panic!("no session id: {out}"));
+    let (ok, status, out) =
+        curl_tls(&url, &ca, alice, Some(&session), r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    assert!(ok && status.starts_with('2'), "{status} {out}");
+    let (ok, status, out) =
+        curl_tls(&url, &ca, alice, Some(&session), r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    assert!(ok && status == "200" && out.contains("py__echo"), "{status} {out}");
+    let call = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"py__echo","arguments":{"text":"over mtls"}}}"#;
+    let (ok, status, out) = curl_tls(&url, &ca, alice, Some(&session), call);
+    assert!(ok && status == "200" && out.contains("over mtls"), "{status} {out}");
+
+    let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    assert!(gw.wait().expect("wait").success());
+    let said: String = errs.try_iter().collect();
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(said.contains("TLS handshake") && said.contains("refused"), "{said}");
+    let recs = gw_records(&db, "tool_call");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(
+        (recs[0]["identity"].as_str(), recs[0]["client_cert"].as_str()),
+        (Some("http"), Some("alice")),
+        "{recs:?}"
+    );
+}

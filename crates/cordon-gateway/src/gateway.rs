@@ -353,6 +353,7 @@ impl Tools for Gateway {
         let mut rec = ToolCall {
             call: 0,
             identity: who.identity.clone(),
+            client_cert: who.cert.clone(),
             server: String::new(),
             tool: name.clone(),
             args_sha256: args_hash(&args),
@@ -747,6 +748,8 @@ pub async fn run_pin(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gatew
 pub struct Listeners {
     pub stdio: bool,
     pub listen: Option<std::net::SocketAddr>,
+    /// TLS on the HTTP listener (`--tls-cert`, `--tls-key`, `--client-ca`).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// The largest HTTP request body the listener takes (as the stdio line limit).
@@ -789,6 +792,11 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
         Some(key.verifying_key())
     } else {
         None
+    };
+    // TLS: its files are read and checked before anything starts.
+    let tls = match &on.tls {
+        Some(f) => Some(crate::tls::server_config(f)?),
+        None => None,
     };
     let listener = match on.listen {
         Some(a) => Some(bind(a, cfg.require_token).await?),
@@ -834,7 +842,12 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
     }
     if let Some(l) = &listener {
         let a = l.local_addr().map_or("?".into(), |a| a.to_string());
-        where_.push(format!("http://{a}{}", crate::mcp::HTTP_PATH));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mtls = match on.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {
+            Some(ca) => format!(" (clients need a certificate signed by {})", ca.display()),
+            None => String::new(),
+        };
+        where_.push(format!("{scheme}://{a}{}{mtls}", crate::mcp::HTTP_PATH));
     }
     eprintln!(
         "cordon gateway: serving {} server(s) on {}; audit session {}",
@@ -869,7 +882,7 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
         // Ends (and so stops listening) when the select below does.
         let http = async {
             match listener {
-                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY, tokens).await,
+                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY, tokens, tls.clone()).await,
                 None => std::future::pending().await,
             }
         };

@@ -49,11 +49,13 @@ pub struct Claims {
 pub struct Caller {
     pub identity: String,
     pub scopes: Option<Vec<String>>,
+    /// The common name of the client certificate it presented (an mTLS listener, `--client-ca`).
+    pub cert: Option<String>,
 }
 
 impl Caller {
     pub fn anonymous(who: &str) -> Caller {
-        Caller { identity: who.to_string(), scopes: None }
+        Caller { identity: who.to_string(), scopes: None, cert: None }
     }
 
     /// Whether its token lets it list and call `tool` (the gateway's name, `SERVER__TOOL`).
@@ -281,7 +283,7 @@ mod tests {
 
     #[test]
     fn scopes_name_tools_or_a_servers_tools() {
-        let c = Caller { identity: "x".into(), scopes: Some(vec!["py__echo".into(), "fs__*".into()]) };
+        let c = Caller { identity: "x".into(), scopes: Some(vec!["py__echo".into(), "fs__*".into()]), cert: None };
         assert!(c.may("py__echo") && c.may("fs__read") && !c.may("py__env"));
         assert!(Caller::anonymous("stdio").may("anything"));
     }
