@@ -919,12 +919,22 @@ fn a_server_that_does_not_answer_initialize_fails_at_its_start_timeout_naming_th
 /// `cordon gateway --config CFG --listen ADDR --audit DB` as the env's user, its stderr read by a
 /// thread (lines on the channel); the URL it serves at, once it says.
 fn http_gateway(e: &Env, cfg: &Path, db: &Path) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    let degraded: Vec<String> = if e.who == Who::Nobody { vec!["--allow-degraded".into()] } else { vec![] };
+    gateway_on_port(e, cfg, db, &degraded, "http://")
+}
+
+/// `cordon gateway --config CFG --listen 127.0.0.1:0 --audit DB EXTRA...` as the env's user, its
+/// stderr read by a thread (lines on the channel); the `scheme` URL it serves at, once it says.
+fn gateway_on_port(
+    e: &Env,
+    cfg: &Path,
+    db: &Path,
+    extra: &[String],
+    scheme: &str,
+) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
     let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
     c.args(["gateway", "--config", &cfg.display().to_string(), "--listen", "127.0.0.1:0"]);
-    c.args(["--audit", &db.display().to_string()]);
-    if e.who == Who::Nobody {
-        c.arg("--allow-degraded");
-    }
+    c.args(["--audit", &db.display().to_string()]).args(extra);
     let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("gateway");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -936,20 +946,31 @@ fn http_gateway(e: &Env, cfg: &Path, db: &Path) -> (std::process::Child, String,
     });
     let mut seen = String::new();
     let url = loop {
-        let l = match rx.recv_timeout(RAW_WAIT) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the gateway did not say where it listens: {seen}");
-            }
+        let Ok(l) = rx.recv_timeout(RAW_WAIT) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gateway did not say where it listens: {seen}");
         };
         seen.push_str(&l);
-        if let Some(i) = l.find("http://") {
+        if let Some(i) = l.find(scheme) {
             break l[i..].split_whitespace().next().unwrap_or("").trim_end_matches(';').to_string();
         }
     };
     (child, url, rx)
+}
+
+/// The Python SDK's client as the env's user against the HTTP listener at `url` (with `token` as
+/// its bearer token), running `calls`: what it prints.
+fn http_client(e: &Env, url: &str, token: Option<&str>, calls: Value) -> Value {
+    let mut c = e.command(&mcp_python().display().to_string());
+    c.arg(e.ws.join("client.py")).args(["--url", url]);
+    if let Some(t) = token {
+        c.env("CORDON_TEST_BEARER", t);
+    }
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
+    child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+    let o = child.wait_with_output().expect("client");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{:?}: {}", e.who, show(&o)))
 }
 
 /// curl's HTTP status for a POST of `body` to `url` with `headers`.
@@ -985,14 +1006,8 @@ fn the_python_sdk_client_calls_through_the_streamable_http_listener_which_only_a
 
         let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
         assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
-        let py = mcp_python();
-        let mut c = e.command(&py.display().to_string());
-        c.arg(e.ws.join("client.py")).args(["--url", &url]).stdin(Stdio::piped()).stdout(Stdio::piped());
-        let mut child = c.stderr(Stdio::piped()).spawn().expect("client");
         let calls = json!([{"tool": "py__echo", "args": {"text": "over http"}}, {"tool": "py__forbidden"}]);
-        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
-        let o = child.wait_with_output().expect("client");
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{who:?}: {}", show(&o)));
+        let v = http_client(&e, &url, None, calls);
         assert!(v["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "py__echo")), "{v}");
         assert_eq!(call(&v, 0), ("over http", false), "{v}");
         assert!(call(&v, 1).1 && call(&v, 1).0.contains("servers.py.tools.deny"), "{v}");
@@ -1255,15 +1270,7 @@ fn require_token_takes_only_valid_eddsa_tokens_whose_identity_is_recorded_and_wh
 
     // The Python SDK's client with alice's token: only the scoped tool is listed; another is
     // refused naming the rule; bob's token sees every tool.
-    let client = |token: &str, calls: Value| {
-        let mut c = e.command(&py);
-        c.arg(e.ws.join("client.py")).args(["--url", &url]).env("CORDON_TEST_BEARER", token);
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
-        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
-        let o = child.wait_with_output().expect("client");
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", show(&o)));
-        v
-    };
+    let client = |token: &str, calls: Value| http_client(&e, &url, Some(token), calls);
     let v = client(&alice, json!([{"tool": "py__echo", "args": {"text": "alice"}}, {"tool": "py__env"}]));
     assert_eq!(v["tools"], json!(["py__echo"]), "{v}");
     assert_eq!(call(&v, 0), ("alice", false), "{v}");
@@ -1379,15 +1386,7 @@ fn a_rate_limits_each_callers_calls_to_a_tool_naming_the_limit_and_when_to_retry
     };
     let (alice, bob) = (mint("alice"), mint("bob"));
     let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
-    let client = |token: &str, calls: Value| {
-        let mut c = e.command(&py);
-        c.arg(e.ws.join("client.py")).args(["--url", &url]).env("CORDON_TEST_BEARER", token);
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
-        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
-        let o = child.wait_with_output().expect("client");
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", show(&o)));
-        v
-    };
+    let client = |token: &str, calls: Value| http_client(&e, &url, Some(token), calls);
     let echo = json!({"tool": "py__echo", "args": {"text": "hi"}});
     let count = json!({"tool": "py__count"});
     let v = client(&alice, json!([echo, echo, echo, count, count, count, count]));
@@ -1849,41 +1848,6 @@ fn a_rate_on_an_http_gateway_without_tokens_is_refused_and_no_token_takes_a_list
     assert!(o.status.success(), "{}", show(&o));
 }
 
-/// `cordon gateway --config CFG --listen 127.0.0.1:0 --audit DB EXTRA...` (root); the https URL it
-/// serves at, once it says, and its stderr's lines.
-fn tls_gateway(
-    e: &Env,
-    cfg: &Path,
-    db: &Path,
-    extra: &[String],
-) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
-    let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
-    c.args(["gateway", "--config", &cfg.display().to_string(), "--listen", "127.0.0.1:0"]);
-    c.args(["--audit", &db.display().to_string()]).args(extra);
-    let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("gateway");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || loop {
-        let mut l = String::new();
-        if stderr.read_line(&mut l).map_or(true, |n| n == 0) || tx.send(l).is_err() {
-            break;
-        }
-    });
-    let mut seen = String::new();
-    let url = loop {
-        let Ok(l) = rx.recv_timeout(RAW_WAIT) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the gateway did not say where it listens: {seen}");
-        };
-        seen.push_str(&l);
-        if let Some(i) = l.find("https://") {
-            break l[i..].split_whitespace().next().unwrap_or("").to_string();
-        }
-    };
-    (child, url, rx)
-}
-
 /// curl POSTing `body` to `url`, checking the listener with `ca`'s ca.crt, presenting `cert`
 /// (DIR/NAME: NAME.crt and NAME.key) when given: (curl succeeded, HTTP status, headers and body).
 fn curl_tls(
@@ -1950,7 +1914,7 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
         .iter()
         .map(|a| if a.starts_with("--") { a.to_string() } else { ca.join(a).display().to_string() })
         .collect();
-    let (mut gw, url, errs) = tls_gateway(&e, &cfg, &db, &tls);
+    let (mut gw, url, errs) = gateway_on_port(&e, &cfg, &db, &tls, "https://");
     assert!(url.starts_with("https://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}"#;
     // No client certificate, or one of another CA: refused in the handshake (no HTTP status).
