@@ -1914,6 +1914,16 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
         .iter()
         .map(|a| if a.starts_with("--") { a.to_string() } else { ca.join(a).display().to_string() })
         .collect();
+    // A listener key others can read: refused by name, nothing started.
+    let key = ca.join("localhost.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut args = vec!["gateway", "--config", cfg.to_str().expect("utf-8"), "--listen", "127.0.0.1:0", "--no-audit"];
+    args.extend(tls.iter().map(String::as_str));
+    let o = cordon_within(&e, &args);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("--tls-key") && err(&o).contains("chmod 600"), "{}", show(&o));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
     let (mut gw, url, errs) = gateway_on_port(&e, &cfg, &db, &tls, "https://");
     assert!(url.starts_with("https://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}"#;
