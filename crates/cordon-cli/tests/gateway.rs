@@ -919,12 +919,22 @@ fn a_server_that_does_not_answer_initialize_fails_at_its_start_timeout_naming_th
 /// `cordon gateway --config CFG --listen ADDR --audit DB` as the env's user, its stderr read by a
 /// thread (lines on the channel); the URL it serves at, once it says.
 fn http_gateway(e: &Env, cfg: &Path, db: &Path) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
+    let degraded: Vec<String> = if e.who == Who::Nobody { vec!["--allow-degraded".into()] } else { vec![] };
+    gateway_on_port(e, cfg, db, &degraded, "http://")
+}
+
+/// `cordon gateway --config CFG --listen 127.0.0.1:0 --audit DB EXTRA...` as the env's user, its
+/// stderr read by a thread (lines on the channel); the `scheme` URL it serves at, once it says.
+fn gateway_on_port(
+    e: &Env,
+    cfg: &Path,
+    db: &Path,
+    extra: &[String],
+    scheme: &str,
+) -> (std::process::Child, String, std::sync::mpsc::Receiver<String>) {
     let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
     c.args(["gateway", "--config", &cfg.display().to_string(), "--listen", "127.0.0.1:0"]);
-    c.args(["--audit", &db.display().to_string()]);
-    if e.who == Who::Nobody {
-        c.arg("--allow-degraded");
-    }
+    c.args(["--audit", &db.display().to_string()]).args(extra);
     let mut child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("gateway");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let (tx, rx) = std::sync::mpsc::channel();
@@ -936,20 +946,31 @@ fn http_gateway(e: &Env, cfg: &Path, db: &Path) -> (std::process::Child, String,
     });
     let mut seen = String::new();
     let url = loop {
-        let l = match rx.recv_timeout(RAW_WAIT) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the gateway did not say where it listens: {seen}");
-            }
+        let Ok(l) = rx.recv_timeout(RAW_WAIT) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gateway did not say where it listens: {seen}");
         };
         seen.push_str(&l);
-        if let Some(i) = l.find("http://") {
+        if let Some(i) = l.find(scheme) {
             break l[i..].split_whitespace().next().unwrap_or("").trim_end_matches(';').to_string();
         }
     };
     (child, url, rx)
+}
+
+/// The Python SDK's client as the env's user against the HTTP listener at `url` (with `token` as
+/// its bearer token), running `calls`: what it prints.
+fn http_client(e: &Env, url: &str, token: Option<&str>, calls: Value) -> Value {
+    let mut c = e.command(&mcp_python().display().to_string());
+    c.arg(e.ws.join("client.py")).args(["--url", url]);
+    if let Some(t) = token {
+        c.env("CORDON_TEST_BEARER", t);
+    }
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
+    child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+    let o = child.wait_with_output().expect("client");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{:?}: {}", e.who, show(&o)))
 }
 
 /// curl's HTTP status for a POST of `body` to `url` with `headers`.
@@ -985,14 +1006,8 @@ fn the_python_sdk_client_calls_through_the_streamable_http_listener_which_only_a
 
         let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
         assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
-        let py = mcp_python();
-        let mut c = e.command(&py.display().to_string());
-        c.arg(e.ws.join("client.py")).args(["--url", &url]).stdin(Stdio::piped()).stdout(Stdio::piped());
-        let mut child = c.stderr(Stdio::piped()).spawn().expect("client");
         let calls = json!([{"tool": "py__echo", "args": {"text": "over http"}}, {"tool": "py__forbidden"}]);
-        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
-        let o = child.wait_with_output().expect("client");
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{who:?}: {}", show(&o)));
+        let v = http_client(&e, &url, None, calls);
         assert!(v["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "py__echo")), "{v}");
         assert_eq!(call(&v, 0), ("over http", false), "{v}");
         assert!(call(&v, 1).1 && call(&v, 1).0.contains("servers.py.tools.deny"), "{v}");
@@ -1255,15 +1270,7 @@ fn require_token_takes_only_valid_eddsa_tokens_whose_identity_is_recorded_and_wh
 
     // The Python SDK's client with alice's token: only the scoped tool is listed; another is
     // refused naming the rule; bob's token sees every tool.
-    let client = |token: &str, calls: Value| {
-        let mut c = e.command(&py);
-        c.arg(e.ws.join("client.py")).args(["--url", &url]).env("CORDON_TEST_BEARER", token);
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
-        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
-        let o = child.wait_with_output().expect("client");
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", show(&o)));
-        v
-    };
+    let client = |token: &str, calls: Value| http_client(&e, &url, Some(token), calls);
     let v = client(&alice, json!([{"tool": "py__echo", "args": {"text": "alice"}}, {"tool": "py__env"}]));
     assert_eq!(v["tools"], json!(["py__echo"]), "{v}");
     assert_eq!(call(&v, 0), ("alice", false), "{v}");
@@ -1379,15 +1386,7 @@ fn a_rate_limits_each_callers_calls_to_a_tool_naming_the_limit_and_when_to_retry
     };
     let (alice, bob) = (mint("alice"), mint("bob"));
     let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
-    let client = |token: &str, calls: Value| {
-        let mut c = e.command(&py);
-        c.arg(e.ws.join("client.py")).args(["--url", &url]).env("CORDON_TEST_BEARER", token);
-        let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
-        child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
-        let o = child.wait_with_output().expect("client");
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", show(&o)));
-        v
-    };
+    let client = |token: &str, calls: Value| http_client(&e, &url, Some(token), calls);
     let echo = json!({"tool": "py__echo", "args": {"text": "hi"}});
     let count = json!({"tool": "py__count"});
     let v = client(&alice, json!([echo, echo, echo, count, count, count, count]));
@@ -1646,4 +1645,325 @@ fn a_watched_supervisor_given_sigterm_passes_it_on_and_still_records_the_session
     assert!(fin.is_some(), "no Finished report: {msgs:?}");
     let r = cordon_audit::verify(&db).expect("verify");
     assert!(r.ok() && r.unfinished.is_empty(), "the session's end is recorded: {r:?}");
+}
+
+/// A stdio MCP server in plain Python (no SDK): it answers `initialize` and `tools/list`, and every
+/// `tools/call` with a JSON-RPC error whose message echoes its secret (GW_LEAK_SECRET) and a GitHub
+/// token: an upstream's error text, not a result.
+const LEAKY_SERVER: &str = r#"
+import json, os, sys
+secret = os.environ.get("GW_LEAK_SECRET", "unset")
+gh = "ghp_" + "Zx9" * 12
+for line in sys.stdin:
+    m = json.loads(line)
+    i, meth = m.get("id"), m.get("method")
+    if i is None:
+        continue
+    if meth == "initialize":
+        r = {"protocolVersion": m["params"]["protocolVersion"], "capabilities": {"tools": {}},
+             "serverInfo": {"name": "leaky", "version": "0"}}
+    elif meth == "tools/list":
+        r = {"tools": [{"name": "leak", "description": "Fails loudly.", "inputSchema": {"type": "object"}}]}
+    elif meth == "tools/call":
+        e = {"code": -32000, "message": "backend refused key " + secret + " and " + gh}
+        print(json.dumps({"jsonrpc": "2.0", "id": i, "error": e}), flush=True)
+        continue
+    else:
+        r = {}
+    print(json.dumps({"jsonrpc": "2.0", "id": i, "result": r}), flush=True)
+"#;
+
+#[test]
+fn an_upstreams_error_text_is_scanned_like_its_results_before_it_is_recorded_or_returned() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let secret = "leaked-secret-value-0123456789";
+    let gh = format!("ghp_{}", "Zx9".repeat(12));
+    let secret_file = e.root.join("secret.txt");
+    std::fs::write(&secret_file, format!("{secret}\n")).expect("secret");
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::write(e.ws.join("leaky.py"), LEAKY_SERVER).expect("server");
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.red]\ncommand = [\"{py}\", \"leaky.py\"]\nworkspace = \"home/ws\"\n\
+             scan_secrets = \"redact\"\n[servers.red.secrets]\nGW_LEAK_SECRET = {{ file = \"secret.txt\" }}\n\
+             [servers.blk]\ncommand = [\"{py}\", \"leaky.py\"]\nworkspace = \"home/ws\"\nscan_secrets = \"block\"\n\
+             [servers.blk.secrets]\nGW_LEAK_SECRET = {{ file = \"secret.txt\" }}\n\
+             [servers.plain]\ncommand = [\"{py}\", \"leaky.py\"]\nworkspace = \"home/ws\"\n\
+             [servers.plain.secrets]\nGW_LEAK_SECRET = {{ file = \"secret.txt\" }}\n"
+        ),
+    );
+    let mut g = Raw::start(&e, &cfg);
+    g.initialize();
+    let mut answers = vec![];
+    for (id, tool) in [(2, "red__leak"), (3, "blk__leak"), (4, "plain__leak")] {
+        let (r, _) = g.ask_id(id, &Raw::call_line(id, tool, json!({})));
+        answers.push(r);
+    }
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+    let all = format!("{answers:?}");
+    assert!(!all.contains(secret) && !all.contains(&gh), "the caller got a secret: {all}");
+    let t = |i: usize| text(&answers[i]).to_string();
+    assert!(answers.iter().all(|a| a["result"]["isError"] == true), "{all}");
+    assert!(t(0).contains("[secret GW_LEAK_SECRET]") && t(0).contains("[redacted: github-token]"), "{all}");
+    assert!(t(1).contains("withheld") && t(1).contains("servers.blk.scan_secrets"), "{all}");
+    // scan_secrets off: the server's own secret is still replaced, as in a result.
+    assert!(t(2).contains("[secret GW_LEAK_SECRET]"), "{all}");
+    let recs = tool_calls(&e);
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    for r in &recs {
+        assert!(r["secrets_in_result"].as_u64().unwrap_or(0) >= 1, "counted: {recs:?}");
+    }
+    let bytes = log_bytes(&e.root.join("audit.db"));
+    assert!(!contains(&bytes, secret), "the secret is in the audit log's bytes");
+    assert!(!contains(&bytes, &gh), "the token is in the audit log's bytes");
+}
+
+#[test]
+fn a_path_argument_given_as_a_tilde_or_a_percent_encoded_file_uri_is_judged_as_the_server_would_read_it() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    std::fs::write(e.root.join("outside.txt"), "OUTSIDE-THE-GRANTS\n").expect("outside");
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\
+             [servers.py.rules.read]\npaths = [\"path\"]\n"
+        ),
+    );
+    let ws = e.ws.display().to_string();
+    let root = e.root.display().to_string();
+    let refused = [
+        // Lexically one odd name inside the workspace; decoded, two levels up and out of it.
+        format!("file://{ws}/..%2F..%2Foutside.txt"),
+        format!("file://{root}/%6Futside.txt"),
+        format!("file://localhost{root}/outside.txt"),
+        "file:///etc/%70asswd%00".to_string(),
+        "file:///tmp/%ff%fe".to_string(),
+        "file://example.com/etc/passwd".to_string(),
+        "~/x".to_string(),
+        "~root/.ssh/id_rsa".to_string(),
+    ];
+    let mut g = Raw::start(&e, &cfg);
+    g.initialize();
+    let mut answers = vec![];
+    for (i, p) in refused.iter().enumerate() {
+        let id = 10 + i as i64;
+        answers.push(g.ask_id(id, &Raw::call_line(id, "py__read", json!({"path": p}))).0);
+    }
+    // Decoded inside the grants: allowed (the server then reads the URI as it reads it).
+    let (ok, _) = g.ask_id(30, &Raw::call_line(30, "py__read", json!({"path": format!("{ws}/README.md")})));
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+    for (p, a) in refused.iter().zip(&answers) {
+        let t = text(a);
+        assert_eq!(a["result"]["isError"], true, "{p}: {a}");
+        assert!(t.starts_with("cordon gateway refused `py__read`: argument `path`"), "{p}: {t}");
+        assert!(t.contains("servers.py.rules.read.paths") && !t.contains("OUTSIDE-THE-GRANTS"), "{p}: {t}");
+    }
+    for i in [6, 7] {
+        assert!(text(&answers[i]).contains("give an absolute path"), "{}", answers[i]);
+    }
+    assert!(text(&answers[3]).contains("NUL"), "{}", answers[3]);
+    assert!(text(&answers[4]).contains("UTF-8"), "{}", answers[4]);
+    assert!(text(&answers[5]).contains("example.com"), "{}", answers[5]);
+    assert_eq!(text(&ok), "hello\n", "{ok}");
+    let recs = tool_calls(&e);
+    assert_eq!(recs.len(), refused.len() + 1, "{recs:?}");
+    for r in &recs[..refused.len()] {
+        assert_eq!((r["decision"].as_str(), r["rule"].as_str()), (Some("deny"), Some("servers.py.rules.read.paths")));
+        assert!(r["session"].is_null(), "refused before the upstream: {r}");
+    }
+    assert_eq!(recs[refused.len()]["decision"], "allow", "{recs:?}");
+}
+
+/// `cordon ARGS` as the env's user, stopped (SIGTERM) if it runs past 30 s: a gateway that should
+/// have refused to start, and serves instead, fails the test instead of hanging it.
+fn cordon_within(e: &Env, args: &[&str]) -> std::process::Output {
+    let mut c = e.command(env!("CARGO_BIN_EXE_cordon"));
+    let child =
+        c.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("cordon");
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let limit = std::time::Duration::from_secs(30);
+    match rx.recv_timeout(limit) {
+        Ok(o) => o.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let o = rx.recv_timeout(RAW_WAIT).expect("stopped").expect("wait");
+            panic!("`cordon {}` was still running after {limit:?}: {}", args.join(" "), show(&o));
+        }
+    }
+}
+
+#[test]
+fn a_rate_on_an_http_gateway_without_tokens_is_refused_and_no_token_takes_a_listeners_name() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    // Without require_token every HTTP caller is `http`: one count for all of them.
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\
+             [servers.py.rules.echo]\nrate = \"2/h\"\n"
+        ),
+    );
+    let cfgs = cfg.display().to_string();
+    let db = e.root.join("audit.db");
+    let o = cordon_within(
+        &e,
+        &["gateway", "--config", &cfgs, "--listen", "127.0.0.1:0", "--audit", &db.display().to_string()],
+    );
+    let s = err(&o);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(s.contains("gw.toml:6:8") && s.contains("servers.py.rules.echo.rate"), "positioned: {s}");
+    assert!(s.contains("require_token = true") && s.contains("one count"), "{s}");
+    assert!(!db.exists(), "nothing started: {s}");
+    // Over stdio (one client) the rate is taken.
+    let (v, o) = python_client(&e, &cfg, json!([{"tool": "py__echo", "args": {"text": "hi"}}]), &[]);
+    assert_eq!(call(&v, 0), ("hi", false), "{}", show(&o));
+
+    // A token never carries a listener's own name.
+    for id in ["http", "stdio"] {
+        let o = e.cordon(&["gateway", "token", "--config", &cfgs, "--identity", id]);
+        assert!(!o.status.success() && out(&o).is_empty(), "{id}: {}", show(&o));
+        assert!(err(&o).contains(&format!("--identity {id}")) && err(&o).contains("reserved"), "{}", show(&o));
+    }
+    let o = e.cordon(&["gateway", "token", "--config", &cfgs, "--identity", "http-bot"]);
+    assert!(o.status.success(), "{}", show(&o));
+}
+
+/// curl POSTing `body` to `url`, checking the listener with `ca`'s ca.crt, presenting `cert`
+/// (DIR/NAME: NAME.crt and NAME.key) when given: (curl succeeded, HTTP status, headers and body).
+fn curl_tls(
+    url: &str,
+    ca: &Path,
+    cert: Option<(&Path, &str)>,
+    session: Option<&str>,
+    body: &str,
+) -> (bool, String, String) {
+    let mut c = Command::new("curl");
+    c.args(["-s", "-D", "-", "-w", "\n%{http_code}", "--max-time", "60", "-X", "POST", "--data-binary", body]);
+    c.arg("--cacert").arg(ca.join("ca.crt"));
+    if let Some((dir, name)) = cert {
+        c.arg("--cert").arg(dir.join(format!("{name}.crt"))).arg("--key").arg(dir.join(format!("{name}.key")));
+    }
+    c.args(["-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream"]);
+    if let Some(s) = session {
+        c.args(["-H", &format!("Mcp-Session-Id: {s}")]);
+    }
+    let o = c.arg(url).output().expect("curl");
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (rest, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (o.status.success(), status.to_string(), rest.to_string())
+}
+
+#[test]
+fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_of_those_with_one() {
+    if !need_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n"),
+    );
+    let (ca, other) = (e.root.join("ca"), e.root.join("other"));
+    let (cas, others) = (ca.display().to_string(), other.display().to_string());
+    for args in [
+        vec!["gateway", "ca", "init", &cas],
+        vec!["gateway", "ca", "issue", "--ca", &cas, "--name", "localhost", "--san", "localhost", "--san", "127.0.0.1"],
+        vec!["gateway", "ca", "issue", "--ca", &cas, "--name", "alice"],
+        vec!["gateway", "ca", "init", &others],
+        vec!["gateway", "ca", "issue", "--ca", &others, "--name", "mallory"],
+    ] {
+        let o = e.cordon(&args);
+        assert!(o.status.success(), "{args:?}: {}", show(&o));
+    }
+    for f in ["ca.crt", "ca.key", "alice.crt", "alice.key", "localhost.key"] {
+        let mode = std::fs::metadata(ca.join(f)).expect("made").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    // Never overwritten without --force.
+    let key = std::fs::read(ca.join("ca.key")).expect("key");
+    let o = e.cordon(&["gateway", "ca", "init", &cas]);
+    assert!(!o.status.success() && err(&o).contains("ca.crt: exists") && err(&o).contains("--force"), "{}", show(&o));
+    let o = e.cordon(&["gateway", "ca", "issue", "--ca", &cas, "--name", "alice"]);
+    assert!(!o.status.success() && err(&o).contains("alice.crt: exists"), "{}", show(&o));
+    assert_eq!(std::fs::read(ca.join("ca.key")).expect("key"), key, "the CA is unchanged");
+
+    let db = e.root.join("audit.db");
+    let tls: Vec<String> = ["--tls-cert", "localhost.crt", "--tls-key", "localhost.key", "--client-ca", "ca.crt"]
+        .iter()
+        .map(|a| if a.starts_with("--") { a.to_string() } else { ca.join(a).display().to_string() })
+        .collect();
+    // A listener key others can read: refused by name, nothing started.
+    let key = ca.join("localhost.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mut args = vec!["gateway", "--config", cfg.to_str().expect("utf-8"), "--listen", "127.0.0.1:0", "--no-audit"];
+    args.extend(tls.iter().map(String::as_str));
+    let o = cordon_within(&e, &args);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("--tls-key") && err(&o).contains("chmod 600"), "{}", show(&o));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let (mut gw, url, errs) = gateway_on_port(&e, &cfg, &db, &tls, "https://");
+    assert!(url.starts_with("https://127.0.0.1:") && url.ends_with("/mcp"), "{url}");
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}"#;
+    // No client certificate, or one of another CA: refused in the handshake (no HTTP status).
+    for (what, cert) in [("no certificate", None), ("another CA's", Some((other.as_path(), "mallory")))] {
+        let (ok, status, out) = curl_tls(&url, &ca, cert, None, init);
+        assert!(!ok && status == "000", "{what}: {status} {out}");
+    }
+    // Plain HTTP to the TLS port: refused, the gateway unharmed.
+    let (ok, status, out) = curl_tls(&url.replace("https://", "http://"), &ca, None, None, init);
+    assert!(!ok || !status.starts_with('2'), "plain http: {status} {out}");
+    // alice's certificate: initialize, tools/list and a call work.
+    let alice = Some((ca.as_path(), "alice"));
+    let (ok, status, out) = curl_tls(&url, &ca, alice, None, init);
+    assert!(ok && status == "200", "{status} {out}");
+    let session = out
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().starts_with("mcp-session-id:").then(|| l[15..].trim().to_string()))
+        .unwrap_or_else(|| panic!("no session id: {out}"));
+    let (ok, status, out) =
+        curl_tls(&url, &ca, alice, Some(&session), r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    assert!(ok && status.starts_with('2'), "{status} {out}");
+    let (ok, status, out) =
+        curl_tls(&url, &ca, alice, Some(&session), r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    assert!(ok && status == "200" && out.contains("py__echo"), "{status} {out}");
+    let call = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"py__echo","arguments":{"text":"over mtls"}}}"#;
+    let (ok, status, out) = curl_tls(&url, &ca, alice, Some(&session), call);
+    assert!(ok && status == "200" && out.contains("over mtls"), "{status} {out}");
+
+    let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    assert!(gw.wait().expect("wait").success());
+    let said: String = errs.try_iter().collect();
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(said.contains("TLS handshake") && said.contains("refused"), "{said}");
+    let recs = gw_records(&db, "tool_call");
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(
+        (recs[0]["identity"].as_str(), recs[0]["client_cert"].as_str()),
+        (Some("http"), Some("alice")),
+        "{recs:?}"
+    );
 }

@@ -55,6 +55,17 @@ pub struct GatewayArgs {
     /// port 0 picks a free one, printed on stderr). With --stdio too, both are served.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+    /// Serve the HTTP listener over TLS (https://ADDR/mcp) with this certificate (PEM; the chain,
+    /// leaf first). `cordon gateway ca issue` makes one.
+    #[arg(long, value_name = "FILE", requires_all = ["listen", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM; mode 0600).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: every client must present a certificate signed by this CA (PEM), checked in the
+    /// handshake; its subject's common name is recorded on each of its calls.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -67,6 +78,43 @@ pub enum GatewayCommand {
     /// Mint a caller token (EdDSA JWT) for a gateway with require_token = true.
     #[command(long_about = TOKEN_LONG)]
     Token(TokenArgs),
+    /// A local certificate authority for the listener's TLS and its clients' certificates.
+    #[command(subcommand)]
+    Ca(CaCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CaCommand {
+    /// Make a CA: DIR/ca.crt and DIR/ca.key (ECDSA P-256, 10 years; files 0600, never overwritten
+    /// without --force). Give ca.crt to --client-ca, and to clients to check the listener with.
+    Init {
+        /// The directory (made if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Replace an existing CA (every certificate it signed stops verifying).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue a certificate and key signed by the CA (for the listener, --tls-cert/--tls-key, or for
+    /// a client), as OUT/NAME.crt and OUT/NAME.key (0600, never overwritten without --force).
+    Issue {
+        /// Its subject's common name (recorded on a client's calls) and the files' name.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// The CA's directory (`ca init DIR`).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        ca: PathBuf,
+        /// A DNS name or IP address the certificate is for (a listener's: what clients connect to,
+        /// e.g. --san localhost --san 127.0.0.1). Repeatable.
+        #[arg(long, value_name = "NAME|IP")]
+        san: Vec<String>,
+        /// Where the files go (default: the CA's directory).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 pub const TOKEN_LONG: &str = "Mint a short-lived caller token: an EdDSA (Ed25519) JWT signed with the key kept \

@@ -123,6 +123,9 @@ pub struct Config {
     /// Every HTTP request must carry a token from `cordon gateway token` (then the listener may be
     /// beyond loopback).
     pub require_token: bool,
+    /// Without `require_token`, each `rate` as a problem naming its position: served over HTTP, every
+    /// caller is `http` and would share one count (so `--listen` refuses such a config).
+    pub anonymous_rates: Vec<Diagnostic>,
 }
 
 /// `audit_sync`: a call is forwarded once its `tool_call` record is written to the log (it survives
@@ -275,6 +278,8 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
     })?;
     let mut errs = vec![];
     let mut servers = vec![];
+    let require_token = raw.require_token.as_ref().is_some_and(|r| *r.get_ref());
+    let mut anonymous_rates = vec![];
     let scan = |v: &Option<S<String>>, field: String, errs: &mut Vec<Diagnostic>| {
         let v = v.as_ref()?;
         let s = crate::secrets::Scan::parse(v.get_ref());
@@ -547,15 +552,29 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                 ));
             }
         }
-        let rate = |r: &Option<S<String>>, f: String, errs: &mut Vec<Diagnostic>| {
-            let r = r.as_ref()?;
-            crate::rules::Rate::parse(r.get_ref())
-                .map_err(|e| {
-                    let hint = "CALLS/UNIT, e.g. rate = \"10/min\" (units: s, min, h, day), counted per caller";
-                    errs.push(src.diag(r.span(), f, e, Some(hint.into())))
-                })
-                .ok()
-        };
+        let mut rate =
+            |r: &Option<S<String>>, f: String, errs: &mut Vec<Diagnostic>| {
+                let r = r.as_ref()?;
+                if !require_token {
+                    anonymous_rates.push(src.diag(
+                    r.span(),
+                    f.clone(),
+                    "a rate is counted per caller, but without require_token every HTTP caller is `http`: they \
+                     would all share one count (one caller could spend everyone's calls)",
+                    Some(
+                        "set require_token = true (each caller's token identity gets its own count), or serve \
+                         only --stdio (its one client)"
+                            .into(),
+                    ),
+                ));
+                }
+                crate::rules::Rate::parse(r.get_ref())
+                    .map_err(|e| {
+                        let hint = "CALLS/UNIT, e.g. rate = \"10/min\" (units: s, min, h, day), counted per caller";
+                        errs.push(src.diag(r.span(), f, e, Some(hint.into())))
+                    })
+                    .ok()
+            };
         let server_rate = rate(&s.rate, field("rate"), &mut errs);
         let mut rules = BTreeMap::new();
         for (tool, r) in &s.rules {
@@ -674,8 +693,15 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
         }
     }
     if errs.is_empty() {
-        let require_token = raw.require_token.as_ref().is_some_and(|r| *r.get_ref());
-        Ok(Config { file: file.to_string(), servers, pinning, max_result_bytes, audit_sync, require_token })
+        Ok(Config {
+            file: file.to_string(),
+            servers,
+            pinning,
+            max_result_bytes,
+            audit_sync,
+            require_token,
+            anonymous_rates,
+        })
     } else {
         Err(GatewayError::Config(errs))
     }

@@ -125,8 +125,13 @@ impl Gateway {
                     return Err(GatewayError::Upstream { server: s.name.clone(), why });
                 }
             };
-            let map: BTreeMap<String, Json> =
-                tools.into_iter().filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), t))).collect();
+            let map: BTreeMap<String, Json> = tools
+                .into_iter()
+                .filter_map(|mut t| {
+                    scrub_definition(s, &mut t);
+                    Some((t.get("name")?.as_str()?.to_string(), t))
+                })
+                .collect();
             eprintln!(
                 "cordon gateway: server {} (isolation = \"call\"): {} tool(s) listed in session {}; each call runs in a \
                  fresh server in a fresh session (policy {})",
@@ -202,8 +207,13 @@ impl Gateway {
                 )))
             }
         };
-        let map: BTreeMap<String, Json> =
-            tools.into_iter().filter_map(|t| Some((t.get("name")?.as_str()?.to_string(), t))).collect();
+        let map: BTreeMap<String, Json> = tools
+            .into_iter()
+            .filter_map(|mut t| {
+                scrub_definition(&sv.server, &mut t);
+                Some((t.get("name")?.as_str()?.to_string(), t))
+            })
+            .collect();
         self.alert_changes(&sv.server, &map);
         *cached = Some(map.clone());
         Ok(map)
@@ -343,6 +353,7 @@ impl Tools for Gateway {
         let mut rec = ToolCall {
             call: 0,
             identity: who.identity.clone(),
+            client_cert: who.cert.clone(),
             server: String::new(),
             tool: name.clone(),
             args_sha256: args_hash(&args),
@@ -406,6 +417,7 @@ impl Tools for Gateway {
                     Err(why) => return refuse(rec, rule, format!("cordon gateway blocked `{name}`: {why}.")),
                 },
                 Err(e) => {
+                    let (e, _) = scrub(s, &tool, e.to_string());
                     let text = format!(
                         "cordon gateway: cannot check `{name}` against its pin: server `{}` failed tools/list: {e}",
                         s.name
@@ -425,12 +437,20 @@ impl Tools for Gateway {
                     if r.access == "read" { "paths" } else { "write_paths" }
                 );
                 let (grant, flag) = if r.access == "read" { ("fs.read", "read") } else { ("fs.write", "write") };
-                let text = format!(
+                let text = if !r.judged {
+                    format!(
+                        "cordon gateway refused `{name}`: argument `{}` = {:?} cannot be judged as a path the tool may \
+                         {flag} (rule: {field} names `{}` as one): {}",
+                        r.arg, r.value, r.pointer, r.reason
+                    )
+                } else {
+                    format!(
                     "cordon gateway refused `{name}`: argument `{}` = {:?} is outside the tool's fs grants ({} access; \
                      rule: {field} names `{}` as a path the tool may {flag}): {}. To allow it: grant that directory \
                      in server `{}`'s policy ({}), or with [tools.{tool}] {grant} in it under isolation = \"call\"",
-                    r.arg, r.value, r.access, r.pointer, r.reason, s.name, s.policy
-                );
+                        r.arg, r.value, r.access, r.pointer, r.reason, s.name, s.policy
+                    )
+                };
                 return refuse(rec, field, text);
             }
         }
@@ -486,6 +506,7 @@ impl Tools for Gateway {
                     Ok(x) => Some(x),
                     Err(e) => {
                         // Nothing was forwarded: the call is recorded with the reason, no session.
+                        let (e, found) = scrub(s, &tool, e.to_string());
                         let text = format!("cordon gateway: `{name}` did not run: its sandbox did not start: {e}");
                         let n = self.log.started(rec).await.unwrap_or(0);
                         self.log.ended(&ToolResult {
@@ -497,7 +518,7 @@ impl Tools for Gateway {
                             is_error: true,
                             error: Some(text.clone()),
                             overlapped: false,
-                            secrets_in_result: 0,
+                            secrets_in_result: found,
                         });
                         return Answer::ToolError(text);
                     }
@@ -578,22 +599,23 @@ impl Tools for Gateway {
             let mut f = self.servers[i].in_flight.lock().unwrap_or_else(|p| p.into_inner());
             res.overlapped = f.remove(&n).unwrap_or(false);
         }
-        // The server's own secrets never reach the caller; scan_secrets: tokens redacted or withheld.
+        // The server's own secrets never reach the caller or the record, in a result or in an error's
+        // text (a JSON-RPC error message, how its session ended); scan_secrets: tokens redacted or
+        // withheld, the same in both.
         let answer = match answer {
             Ok(mut v) if s.scan != Scan::Off || !s.secrets.is_empty() => {
                 let mut found = Found::default();
                 crate::secrets::scan(&mut v, true, &s.secrets, &mut found);
                 res.secrets_in_result = found.count;
-                if found.count > 0 && s.scan == Scan::Block {
-                    let kinds = found.kinds.iter().copied().collect::<Vec<_>>().join(", ");
-                    Err(format!(
-                        "server `{}` answered `{tool}` with {} credential(s) ({kinds}): the result is withheld \
-                         (rule: servers.{}.scan_secrets = \"block\"; \"redact\" would pass it with them replaced)",
-                        s.name, found.count, s.name
-                    ))
-                } else {
-                    Ok(v)
+                match withheld(s, &tool, "answered", &found) {
+                    Some(why) => Err(why),
+                    None => Ok(v),
                 }
+            }
+            Err(text) => {
+                let (text, found) = scrub(s, &tool, text);
+                res.secrets_in_result = found;
+                Err(text)
             }
             a => a,
         };
@@ -618,6 +640,54 @@ impl Tools for Gateway {
             closing.push(h);
         }
         out
+    }
+}
+
+/// The refusal's text when `scan_secrets = "block"` and `found` has credentials in what server `s`
+/// `did` (answered, or failed with) for `tool`.
+fn withheld(s: &Server, tool: &str, did: &str, found: &Found) -> Option<String> {
+    if found.count == 0 || s.scan != Scan::Block {
+        return None;
+    }
+    let kinds = found.kinds.iter().copied().collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "server `{}` {did} `{tool}` with {} credential(s) ({kinds}): the {} is withheld (rule: servers.{}.scan_secrets \
+         = \"block\"; \"redact\" would pass it with them replaced)",
+        s.name,
+        found.count,
+        if did == "answered" { "result" } else { "error's text" },
+        s.name
+    ))
+}
+
+/// Text that came from server `s` (an error it answered `tool` with, how its session ended): its
+/// own secrets replaced, tokens redacted or the text withheld, as in a result. With how many were found.
+fn scrub(s: &Server, tool: &str, text: String) -> (String, u32) {
+    if s.scan == Scan::Off && s.secrets.is_empty() {
+        return (text, 0);
+    }
+    let mut v = serde_json::Value::String(text);
+    let mut found = Found::default();
+    crate::secrets::scan(&mut v, true, &s.secrets, &mut found);
+    if let Some(why) = withheld(s, tool, "failed", &found) {
+        return (why, found.count);
+    }
+    match v {
+        serde_json::Value::String(t) => (t, found.count),
+        other => (other.to_string(), found.count),
+    }
+}
+
+/// A tool definition as server `s` serves it, its own secrets replaced (a description or schema
+/// is text from the server too, shown to the caller and recorded in alerts).
+fn scrub_definition(s: &Server, t: &mut Json) {
+    if s.secrets.is_empty() {
+        return;
+    }
+    let mut v = serde_json::Value::Object(std::mem::take(t));
+    crate::secrets::scan(&mut v, false, &s.secrets, &mut Found::default());
+    if let serde_json::Value::Object(o) = v {
+        *t = o;
     }
 }
 
@@ -678,6 +748,8 @@ pub async fn run_pin(cfg: Config, exe: &Path, opts: Options) -> Result<(), Gatew
 pub struct Listeners {
     pub stdio: bool,
     pub listen: Option<std::net::SocketAddr>,
+    /// TLS on the HTTP listener (`--tls-cert`, `--tls-key`, `--client-ca`).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// The largest HTTP request body the listener takes (as the stdio line limit).
@@ -710,12 +782,21 @@ pub async fn bind(addr: std::net::SocketAddr, require_token: bool) -> Result<tok
 /// MCP until the stdio client closes stdin (with --stdio) or SIGINT/SIGTERM, stops the servers,
 /// seals the record.
 pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Result<(), GatewayError> {
+    // Anonymous HTTP callers are one identity (`http`): a rate would be one count for all of them.
+    if on.listen.is_some() && !cfg.anonymous_rates.is_empty() {
+        return Err(GatewayError::Config(cfg.anonymous_rates.clone()));
+    }
     // require_token: the key is checked (present, private) before anything starts.
     let tokens = if cfg.require_token {
         let key = crate::token::load_key(&crate::token::key_path(Path::new(&cfg.file)), false)?;
         Some(key.verifying_key())
     } else {
         None
+    };
+    // TLS: its files are read and checked before anything starts.
+    let tls = match &on.tls {
+        Some(f) => Some(crate::tls::server_config(f)?),
+        None => None,
     };
     let listener = match on.listen {
         Some(a) => Some(bind(a, cfg.require_token).await?),
@@ -761,7 +842,12 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
     }
     if let Some(l) = &listener {
         let a = l.local_addr().map_or("?".into(), |a| a.to_string());
-        where_.push(format!("http://{a}{}", crate::mcp::HTTP_PATH));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mtls = match on.tls.as_ref().and_then(|t| t.client_ca.as_ref()) {
+            Some(ca) => format!(" (clients need a certificate signed by {})", ca.display()),
+            None => String::new(),
+        };
+        where_.push(format!("{scheme}://{a}{}{mtls}", crate::mcp::HTTP_PATH));
     }
     eprintln!(
         "cordon gateway: serving {} server(s) on {}; audit session {}",
@@ -796,7 +882,7 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
         // Ends (and so stops listening) when the select below does.
         let http = async {
             match listener {
-                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY, tokens).await,
+                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY, tokens, tls.clone()).await,
                 None => std::future::pending().await,
             }
         };

@@ -17,6 +17,7 @@ pub mod pin;
 pub mod record;
 pub mod rules;
 pub mod secrets;
+pub mod tls;
 pub mod token;
 pub mod upstream;
 
@@ -54,4 +55,7 @@ pub enum GatewayError {
     /// require_token: the key tokens are checked with cannot be used.
     #[error("require_token: {0}")]
     Token(#[from] token::TokenError),
+    /// The listener's TLS (its files) cannot be set up.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }

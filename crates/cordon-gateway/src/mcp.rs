@@ -246,6 +246,7 @@ pub async fn serve_http<T: Tools>(
     listener: tokio::net::TcpListener,
     max_body: usize,
     tokens: Option<ed25519_dalek::VerifyingKey>,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<(), String> {
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -255,8 +256,9 @@ pub async fn serve_http<T: Tools>(
     let _cancel = config.cancellation_token.clone().drop_guard();
     let handler = Handler { tools, who: "http" };
     let svc = StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
-        let (stream, _peer) = match listener.accept().await {
+        let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors and the like: wait a little rather than spin.
@@ -266,10 +268,52 @@ pub async fn serve_http<T: Tools>(
             }
         };
         let svc = svc.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let Some(acceptor) = acceptor else {
+                serve_conn(stream, svc, tokens, None).await;
+                return;
+            };
+            // TLS: the handshake (with --client-ca, the client's certificate checked in it) before
+            // any HTTP; a client that fails it (no certificate, another CA's, plain HTTP) is dropped.
+            let hs = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await;
+            let stream = match hs {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    eprintln!("cordon gateway: TLS handshake with {peer} refused: {e}");
+                    return;
+                }
+                Err(_) => {
+                    eprintln!("cordon gateway: TLS handshake with {peer}: no handshake within 10s");
+                    return;
+                }
+            };
+            let cert =
+                stream.get_ref().1.peer_certificates().and_then(|c| c.first()).and_then(|c| crate::tls::subject_cn(c));
+            serve_conn(stream, svc, tokens, cert).await;
+        });
+    }
+}
+
+/// Serves one connection (plain or TLS) of the HTTP listener: the token check, the path, then rmcp.
+/// `cert`: the common name of the client certificate it presented.
+async fn serve_conn<I, T: Tools>(
+    stream: I,
+    svc: rmcp::transport::streamable_http_server::StreamableHttpService<
+        Handler<T>,
+        rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
+    >,
+    tokens: Option<ed25519_dalek::VerifyingKey>,
+    cert: Option<String>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    {
+        {
             let io = hyper_util::rt::TokioIo::new(stream);
             let hs = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let mut svc = svc.clone();
+                let cert = cert.clone();
                 async move {
                     let mut req = req;
                     let refuse = |status: http::StatusCode, body: String, auth: bool| {
@@ -304,7 +348,8 @@ pub async fn serve_http<T: Tools>(
                         };
                         match crate::token::verify(key, token, crate::token::now_s()) {
                             Ok(c) => {
-                                req.extensions_mut().insert(Caller { identity: c.sub, scopes: c.scope });
+                                let cert = cert.clone();
+                                req.extensions_mut().insert(Caller { identity: c.sub, scopes: c.scope, cert });
                             }
                             Err(e) => {
                                 return refuse(
@@ -314,6 +359,13 @@ pub async fn serve_http<T: Tools>(
                                 )
                             }
                         }
+                    }
+                    if tokens.is_none() && cert.is_some() {
+                        req.extensions_mut().insert(Caller {
+                            identity: "http".into(),
+                            scopes: None,
+                            cert: cert.clone(),
+                        });
                     }
                     if req.uri().path() != HTTP_PATH {
                         let body = format!("cordon gateway: no such path; MCP is served at {HTTP_PATH}\n");
@@ -327,7 +379,7 @@ pub async fn serve_http<T: Tools>(
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, hs).await;
-        });
+        }
     }
 }
 

@@ -30,6 +30,9 @@ pub struct ToolCall {
     pub call: u64,
     /// Who called ("stdio": the one client on the gateway's stdio).
     pub identity: String,
+    /// The common name of the client certificate the caller presented (an mTLS listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
     pub server: String,
     /// The upstream's own name for the tool (served as `SERVER__TOOL`).
     pub tool: String,

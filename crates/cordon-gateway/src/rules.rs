@@ -80,8 +80,10 @@ pub struct PathRefusal {
     pub pointer: String,
     pub access: &'static str,
     pub value: String,
-    /// cordon-policy's reason.
+    /// cordon-policy's reason, or why the value cannot be judged as a path.
     pub reason: String,
+    /// False when the value could not be judged at all (not a string, `~`, a bad `file://` URI).
+    pub judged: bool,
 }
 
 /// Judges the path arguments of a call against `policy`. Relative paths are taken from `cwd` (the
@@ -93,27 +95,89 @@ pub fn check_paths(rule: &ToolRule, args: &Value, cwd: &Path) -> Result<(), Path
         let want = Access { read: access == "read", write: access == "write", exec: false };
         for p in list {
             for (arg, v) in p.values(args) {
-                let refuse = |value: String, reason: String| PathRefusal {
+                let refuse = |value: String, reason: String, judged: bool| PathRefusal {
                     arg: arg.clone(),
                     pointer: p.text.clone(),
                     access,
                     value,
                     reason,
+                    judged,
                 };
                 let Some(s) = v.as_str() else {
-                    return Err(refuse(v.to_string(), "it is not a string, so it cannot be judged as a path".into()));
+                    return Err(refuse(
+                        v.to_string(),
+                        "it is not a string, so it cannot be judged as a path".into(),
+                        false,
+                    ));
                 };
-                let s = s.strip_prefix("file://").unwrap_or(s);
-                let raw = PathBuf::from(s);
+                let s = match as_path(s) {
+                    Ok(p) => p,
+                    Err(why) => return Err(refuse(s.to_string(), why, false)),
+                };
+                let raw = PathBuf::from(&s);
                 let abs = cordon_policy::paths::normalize(&if raw.is_absolute() { raw } else { cwd.join(raw) });
                 let d = cordon_policy::decide::fs(policy, &abs, want);
                 if !d.allow {
-                    return Err(refuse(s.to_string(), d.reason));
+                    return Err(refuse(v.as_str().unwrap_or_default().to_string(), d.reason, true));
                 }
             }
         }
     }
     Ok(())
+}
+
+/// The path a path argument names, as a server would open it: a `file://` URI decoded (its host
+/// empty or `localhost`, its percent-escapes decoded), judged as what it decodes to. Refused: a
+/// path starting with `~` (the shell's expansion, which the gateway cannot make for the server: no
+/// HOME in its session), a URI naming another host, bad escapes, and a decoded path that is not
+/// UTF-8 or holds a NUL (what is judged must be what is opened).
+pub fn as_path(s: &str) -> Result<String, String> {
+    if s.starts_with('~') {
+        return Err(format!(
+            "`{}` starts with `~`, which the gateway does not expand (the server's session has no HOME): give an \
+             absolute path",
+            s.split('/').next().unwrap_or(s)
+        ));
+    }
+    let Some(rest) = s.strip_prefix("file://") else {
+        if s.contains('\0') {
+            return Err("it holds a NUL character: not a path a file can have".into());
+        }
+        return Ok(s.to_string());
+    };
+    let path = match rest.find('/') {
+        Some(0) => rest,
+        Some(i) if rest[..i].eq_ignore_ascii_case("localhost") => &rest[i..],
+        _ => {
+            let host = rest.split('/').next().unwrap_or(rest);
+            return Err(format!(
+                "a file:// URI naming the host `{host}`: only this machine's files (file:///PATH or \
+                 file://localhost/PATH) can be judged: give an absolute path"
+            ));
+        }
+    };
+    // A query or fragment is not part of the path a server opens.
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let b = path.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(c) => out.push(c),
+                None => return Err(format!("`{s}` has a `%` that is not followed by two hex digits")),
+            }
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    if out.contains(&0) {
+        return Err(format!("`{s}` decodes to a path holding a NUL character: not a path a file can have"));
+    }
+    String::from_utf8(out).map_err(|_| format!("`{s}` decodes to a path that is not UTF-8: it cannot be judged"))
 }
 
 /// `rate = "N/UNIT"`: at most N calls in any window of one UNIT (s, min, h), per caller.
@@ -193,6 +257,21 @@ mod tests {
         for bad in ["", "a..b", "a[0]", "a b", "[]"] {
             assert!(ArgPath::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_file_uri_is_decoded_and_a_tilde_refused() {
+        assert_eq!(as_path("/a/b"), Ok("/a/b".into()));
+        assert_eq!(as_path("rel/%41"), Ok("rel/%41".into()), "not a URI: taken as written");
+        assert_eq!(as_path("file:///etc/%70asswd"), Ok("/etc/passwd".into()));
+        assert_eq!(as_path("file://LocalHost/a%20b?x#y"), Ok("/a b".into()));
+        assert_eq!(as_path("file:///ws/..%2F..%2Fx"), Ok("/ws/../../x".into()));
+        for bad in
+            ["~/x", "~", "~root/.ssh", "file://h/x", "file://", "file:///a%00", "file:///%ff", "file:///%4", "/a\0b"]
+        {
+            assert!(as_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(as_path("~/x").is_err_and(|e| e.contains("give an absolute path")));
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub enum TokenError {
     Invalid(String),
 }
 
+/// The identities the gateway gives callers without a token (the listeners' names): never a token's,
+/// so that a record's identity says which it was, and a rate's count is not shared with them.
+pub const RESERVED: [&str; 2] = ["http", "stdio"];
+
 /// What a valid token says.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Claims {
@@ -45,11 +49,13 @@ pub struct Claims {
 pub struct Caller {
     pub identity: String,
     pub scopes: Option<Vec<String>>,
+    /// The common name of the client certificate it presented (an mTLS listener, `--client-ca`).
+    pub cert: Option<String>,
 }
 
 impl Caller {
     pub fn anonymous(who: &str) -> Caller {
-        Caller { identity: who.to_string(), scopes: None }
+        Caller { identity: who.to_string(), scopes: None, cert: None }
     }
 
     /// Whether its token lets it list and call `tool` (the gateway's name, `SERVER__TOOL`).
@@ -170,6 +176,9 @@ pub fn verify(key: &VerifyingKey, token: &str, now: i64) -> Result<Claims, Token
     if c.iss != ISSUER {
         return Err(bad(format!("its issuer is `{}`, not {ISSUER}", c.iss)));
     }
+    if RESERVED.contains(&c.sub.as_str()) {
+        return Err(bad(format!("its identity `{}` is a listener's own name, which no token may carry", c.sub)));
+    }
     if now >= c.exp {
         return Err(bad(format!("it expired {}s ago (identity `{}`): mint a new one", now - c.exp, c.sub)));
     }
@@ -263,8 +272,18 @@ mod tests {
     }
 
     #[test]
+    fn a_token_carrying_a_listeners_name_is_refused() {
+        let k = SigningKey::from_bytes(&[7; 32]);
+        for id in RESERVED {
+            let t = mint(&k, id, Duration::from_secs(60), None, 1000);
+            let e = verify(&k.verifying_key(), &t, 1001).map(|c| c.sub);
+            assert!(matches!(&e, Err(TokenError::Invalid(m)) if m.contains("listener's own name")), "{id}: {e:?}");
+        }
+    }
+
+    #[test]
     fn scopes_name_tools_or_a_servers_tools() {
-        let c = Caller { identity: "x".into(), scopes: Some(vec!["py__echo".into(), "fs__*".into()]) };
+        let c = Caller { identity: "x".into(), scopes: Some(vec!["py__echo".into(), "fs__*".into()]), cert: None };
         assert!(c.may("py__echo") && c.may("fs__read") && !c.may("py__env"));
         assert!(Caller::anonymous("stdio").may("anything"));
     }

@@ -4,7 +4,7 @@
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use cordon_gateway::cli::{GatewayArgs, GatewayCommand, RunArgs, TokenArgs};
+use cordon_gateway::cli::{CaCommand, GatewayArgs, GatewayCommand, RunArgs, TokenArgs};
 use cordon_session::spec::AuditChoice;
 
 #[derive(Parser)]
@@ -32,6 +32,18 @@ pub fn run(a: GatewayArgs) -> Result<i32> {
     if let Some(GatewayCommand::Token(t)) = a.command {
         return token(t);
     }
+    if let Some(GatewayCommand::Ca(c)) = a.command {
+        let made = match c {
+            CaCommand::Init { dir, force } => cordon_gateway::tls::ca_init(&dir, force)?,
+            CaCommand::Issue { name, ca, san, out, force } => {
+                cordon_gateway::tls::ca_issue(&ca, &name, &san, out.as_ref().unwrap_or(&ca), force)?
+            }
+        };
+        for p in made {
+            println!("{}", p.display());
+        }
+        return Ok(0);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     if let Some(GatewayCommand::Pin(p)) = a.command {
         let cfg = cordon_gateway::config::load(&p.config)?;
@@ -43,7 +55,11 @@ pub fn run(a: GatewayArgs) -> Result<i32> {
     }
     let Some(config) = a.config else { bail!("--config FILE is required") };
     let cfg = cordon_gateway::config::load(&config)?;
-    let on = cordon_gateway::gateway::Listeners { stdio: a.stdio, listen: a.listen };
+    let tls = match (a.tls_cert, a.tls_key) {
+        (Some(cert), Some(key)) => Some(cordon_gateway::tls::TlsFiles { cert, key, client_ca: a.client_ca }),
+        _ => None,
+    };
+    let on = cordon_gateway::gateway::Listeners { stdio: a.stdio, listen: a.listen, tls };
     rt.block_on(cordon_gateway::gateway::run(cfg, &exe, options(a.run), on))?;
     Ok(0)
 }
@@ -56,6 +72,14 @@ fn token(t: TokenArgs) -> Result<i32> {
         bail!(
             "--identity `{}`: a name of 1 to 128 characters without control characters, e.g. --identity ci-bot",
             t.identity.escape_debug()
+        );
+    }
+    if cordon_gateway::token::RESERVED.contains(&t.identity.as_str()) {
+        bail!(
+            "--identity {}: reserved: the gateway records callers without a token as `http` and `stdio`, so a token \
+             may not carry either name (its calls would be mistaken for theirs, and share their rate counts)\n  \
+             hint: name the caller, e.g. --identity ci-bot",
+            t.identity
         );
     }
     let ttl = cordon_policy::units::parse_duration(&t.ttl)
