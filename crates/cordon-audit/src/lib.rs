@@ -14,7 +14,7 @@ pub mod spool;
 mod store;
 mod verify;
 
-pub use chain::{canonical, record_hash, Record};
+pub use chain::{canonical, hex, record_hash, unhex, Record};
 pub use head::Head;
 pub use key::{load_or_create, public_key};
 pub use store::{default_path, standard_path, AuditError, Durability, SessionRow, Store};

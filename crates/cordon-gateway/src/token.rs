@@ -100,7 +100,7 @@ pub fn load_key(p: &Path, create: bool) -> Result<SigningKey, TokenError> {
                 ));
             }
             let text = std::fs::read_to_string(p).map_err(|e| key_err(p, e.to_string(), "check its permissions"))?;
-            let seed = unhex(text.trim())
+            let seed = cordon_audit::unhex(text.trim())
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
                 .ok_or_else(|| key_err(p, "not a key (64 hex digits)", "remove it; a new one is made on first use"))?;
             Ok(SigningKey::from_bytes(&seed))
@@ -225,13 +225,6 @@ pub fn unb64(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]
