@@ -18,12 +18,18 @@ struct Daemon {
 
 impl Daemon {
     fn start(e: &Env, allow: &[&str]) -> Daemon {
+        Daemon::start_with(e, allow, &[])
+    }
+
+    /// With more of the daemon's flags (`extra`).
+    fn start_with(e: &Env, allow: &[&str], extra: &[&str]) -> Daemon {
         let (sock, store, log) = (e.root.join("d.sock"), e.root.join("store"), e.root.join("daemon.log"));
         let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
         c.args(["daemon", "--foreground", "--socket"]).arg(&sock).arg("--store").arg(&store);
         for a in allow {
             c.args(["--allow-uid", a]);
         }
+        c.args(extra);
         let f = std::fs::File::create(&log).expect("log");
         let child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(f).spawn().expect("cordon daemon");
         let up = wait_for(Duration::from_secs(10), || sock.exists().then_some(()));
@@ -299,4 +305,80 @@ fn devbox_bench_times_warm_claims_and_cold_runs_and_leaves_nothing() {
     assert!(j["claim_to_ready_ms"]["p50"].as_f64().is_some_and(|x| x > 0.0), "{j}");
     // Every claim removed, the pool emptied.
     assert_eq!(std::fs::read_dir(store.join("devboxes")).expect("devboxes").count(), 0);
+}
+
+/// A SOCK_SEQPACKET connection to the daemon that sends nothing.
+fn idle_connection(sock: &Path) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let s = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+    connect(s.as_raw_fd(), &UnixAddr::new(sock).expect("addr")).expect("connect");
+    s
+}
+
+/// What the daemon sent on `s` within `limit`: Some(text) (empty: it closed the connection), or
+/// None if it sent nothing and kept the connection open.
+fn answered_within(s: &std::os::fd::OwnedFd, limit: Duration) -> Option<String> {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+    use nix::sys::time::{TimeVal, TimeValLike};
+    setsockopt(s, ReceiveTimeout, &TimeVal::milliseconds(limit.as_millis() as i64)).expect("SO_RCVTIMEO");
+    let mut buf = vec![0u8; 65536];
+    match nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(s), &mut buf, nix::sys::socket::MsgFlags::empty()) {
+        Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Err(nix::errno::Errno::EAGAIN) => None,
+        Err(e) => Some(format!("error: {e}")),
+    }
+}
+
+#[test]
+fn devbox_daemon_drops_silent_connections_bounds_them_and_still_claims() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let d = Daemon::start_with(&e, &[], &["--io-timeout", "2", "--max-connections", "8"]);
+    // 12 connections that send nothing: 8 are served (each waits for its request), the other 4
+    // are refused at once, naming the bound.
+    let idle: Vec<_> = (0..12).map(|_| idle_connection(&d.sock)).collect();
+    let refused: Vec<String> =
+        idle[8..].iter().map(|s| answered_within(s, Duration::from_secs(2)).unwrap_or_default()).collect();
+    for r in &refused {
+        assert!(r.contains("serves at most 8 connections at once"), "{r:?}");
+    }
+    // The others are dropped after --io-timeout, with a reason.
+    let t0 = std::time::Instant::now();
+    for s in &idle[..8] {
+        let a = answered_within(s, Duration::from_secs(6));
+        assert!(a.as_deref().is_some_and(|a| a.contains("no request within 2 s")), "still held: {a:?}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "dropped after {:?}", t0.elapsed());
+    // The daemon still serves: a claim answers promptly.
+    let t = std::time::Instant::now();
+    let c = d.claim(&e, &snap, &[]);
+    assert!(c["id"].is_string());
+    assert!(t.elapsed() < Duration::from_secs(5), "the claim took {:?}", t.elapsed());
+    drop(idle);
+    let log = std::fs::read_to_string(&d.log).expect("log");
+    assert!(log.contains("sent no request within 2 s"), "{log}");
+}
+
+#[test]
+fn devbox_claim_whose_ready_probe_hangs_fails_within_the_probe_timeout_and_leaves_nothing() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"sleep\", \"1000\"]");
+    let d = Daemon::start_with(&e, &[], &["--probe-timeout", "2"]);
+    let t = std::time::Instant::now();
+    let o = d.cordon(&e, &["devbox", "claim", &snap]);
+    let took = t.elapsed();
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("the ready probe `sleep 1000` did not pass within 2 s (--probe-timeout)"), "{}", show(&o));
+    assert!(took < Duration::from_secs(10), "the claim took {took:?}");
+    let o = d.cordon(&e, &["devbox", "ls", "--json"]);
+    let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+    assert_eq!(items.as_array().map(Vec::len), Some(0), "{items}");
+    assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 0);
 }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,16 @@ pub struct Options {
     pub allow_uids: Vec<u32>,
     /// The cordon binary (holders are `cordon devbox-hold`).
     pub exe: PathBuf,
+    /// How long a connection may take to send its request (and the daemon to send an answer).
+    pub io_timeout: Duration,
+    /// How many connections are served at once; beyond it a connection is refused at once.
+    pub max_connections: usize,
+    /// How long a claim's `ready` probe may run.
+    pub probe_timeout: Duration,
 }
+
+/// How long a holder may take to make its environment, or to start its exec server at claim.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One devbox: its holder process and channels.
 struct Devbox {
@@ -61,6 +71,29 @@ struct Daemon {
     /// Holders are started by one thread that lives as long as the daemon: a holder's parent-death
     /// signal follows the thread that forked it, and connection threads end after each request.
     spawner: Mutex<std::sync::mpsc::Sender<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>>,
+    /// Connections being served (bounded by `max_connections`).
+    serving: AtomicUsize,
+}
+
+/// A thread started, or the reason it could not be (no panic when threads run out).
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(drop)
+        .map_err(|e| format!("cannot start a thread ({name}): {e}"))
+}
+
+/// SO_RCVTIMEO and SO_SNDTIMEO on `fd` (zero: none).
+fn set_timeouts(fd: &OwnedFd, t: Duration) -> nix::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let tv = nix::sys::time::TimeVal::new(t.as_secs() as _, t.subsec_micros() as _);
+    setsockopt(fd, sockopt::ReceiveTimeout, &tv)?;
+    setsockopt(fd, sockopt::SendTimeout, &tv)
+}
+
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
 
 fn err(e: impl std::fmt::Display) -> DevboxError {
@@ -89,30 +122,42 @@ pub fn run(o: Options) -> Result<(), DevboxError> {
     let listener = listen(&o.socket)?;
     log(&format!("listening on {} (store {})", o.socket.display(), o.store.display()));
     let (tx, rx) = std::sync::mpsc::channel::<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>();
-    std::thread::spawn(move || {
+    spawn("spawner", move || {
         for (mut cmd, back) in rx {
             let _ = back.send(cmd.spawn());
         }
+    })
+    .map_err(err)?;
+    let d = Arc::new(Daemon {
+        o,
+        state: Mutex::new(State::default()),
+        spawner: Mutex::new(tx),
+        serving: AtomicUsize::new(0),
     });
-    let d = Arc::new(Daemon { o, state: Mutex::new(State::default()), spawner: Mutex::new(tx) });
     {
         let d = d.clone();
-        std::thread::spawn(move || {
+        spawn("signals", move || {
             let _ = sigs.wait();
             d.stop();
             let _ = std::fs::remove_file(&d.o.socket);
             log("stopped: every devbox removed");
             std::process::exit(0);
-        });
+        })
+        .map_err(err)?;
     }
     loop {
         let conn = match nix::sys::socket::accept4(listener.as_raw_fd(), nix::sys::socket::SockFlag::SOCK_CLOEXEC) {
             Ok(fd) => crate::sys::own(fd),
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::ECONNABORTED) => continue,
+            Err(e @ (nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE | nix::errno::Errno::ENOMEM)) => {
+                // Out of descriptors or memory: wait for some to be given back, do not end.
+                log(&format!("accept: {e}; retrying"));
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
             Err(e) => return Err(err(format!("accept: {e}"))),
         };
-        let d = d.clone();
-        std::thread::spawn(move || d.serve(conn));
+        d.accepted(conn);
     }
 }
 
@@ -145,6 +190,38 @@ fn listen(path: &Path) -> Result<OwnedFd, DevboxError> {
 }
 
 impl Daemon {
+    /// A connection bounded in time (before anything is read from it) and in number, then served on
+    /// a thread of its own.
+    fn accepted(self: &Arc<Self>, conn: OwnedFd) {
+        let refuse = |conn: &OwnedFd, error: String| {
+            // Not waited for: the peer may not read.
+            let bytes = serde_json::to_vec(&Reply::Error { error }).unwrap_or_default();
+            let _ = nix::sys::socket::send(conn.as_raw_fd(), &bytes, nix::sys::socket::MsgFlags::MSG_DONTWAIT);
+        };
+        if let Err(e) = set_timeouts(&conn, self.o.io_timeout) {
+            log(&format!("a connection dropped: its timeouts could not be set: {e}"));
+            return;
+        }
+        let max = self.o.max_connections;
+        if self.serving.fetch_add(1, Ordering::SeqCst) >= max {
+            self.serving.fetch_sub(1, Ordering::SeqCst);
+            refuse(&conn, format!(
+                "the daemon serves at most {max} connections at once and is busy\n  hint: try again; its administrator sets the bound with `cordon daemon --max-connections N`"
+            ));
+            return;
+        }
+        let d = self.clone();
+        let served = spawn("connection", move || {
+            d.clone().serve(conn);
+            d.serving.fetch_sub(1, Ordering::SeqCst);
+        });
+        if let Err(e) = served {
+            self.serving.fetch_sub(1, Ordering::SeqCst);
+            // The connection was moved into the closure that did not run: it is closed.
+            log(&format!("a connection dropped: {e}"));
+        }
+    }
+
     fn serve(self: Arc<Self>, conn: OwnedFd) {
         let cred = nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials);
         let Ok(cred) = cred else { return };
@@ -168,6 +245,19 @@ impl Daemon {
         let (req, fds) = match got {
             Ok(Some(r)) => r,
             Ok(None) => return,
+            Err(e) if timed_out(&e) => {
+                let secs = self.o.io_timeout.as_secs_f64();
+                log(&format!(
+                    "dropped a connection from uid {uid} (pid {}): it sent no request within {secs} s",
+                    cred.pid()
+                ));
+                let _ = send(
+                    conn.as_fd(),
+                    &Reply::Error { error: format!("no request within {secs} s: the connection is closed") },
+                    &[],
+                );
+                return;
+            }
             Err(e) => {
                 let _ = send(conn.as_fd(), &Reply::Error { error: format!("a request that does not parse: {e}") }, &[]);
                 return;
@@ -315,6 +405,8 @@ impl Daemon {
                 env: devbox_env(&m),
                 exe: self.o.exe.clone(),
             };
+            // A holder that hangs does not hang the daemon: its answers have a deadline.
+            set_timeouts(&b.ctl, HOLD_TIMEOUT).map_err(|e| format!("the holder's channel: {e}"))?;
             let answer = send(b.ctl.as_fd(), &hold, &[])
                 .map_err(|e| e.to_string())
                 .and_then(|_| recv::<FromHolder>(b.ctl.as_fd()).map_err(|e| e.to_string()));
@@ -327,6 +419,11 @@ impl Daemon {
                 Ok(Some((FromHolder::Failed { error }, _))) => {
                     teardown(b);
                     Err(error)
+                }
+                Err(e) if e.contains("timed out") || e.contains("temporarily unavailable") => {
+                    let why = holder_log(&dir);
+                    teardown(b);
+                    Err(format!("its holder did not make it within {} s{why}", HOLD_TIMEOUT.as_secs()))
                 }
                 other => {
                     let why = holder_log(&dir);
@@ -347,7 +444,9 @@ impl Daemon {
         // claim gave its devbox back: then there is nothing to make).
         if let Ok((_, m)) = self.snapshot(name) {
             let d = self.clone();
-            std::thread::spawn(move || d.refill(&m.hash));
+            if let Err(e) = spawn("refill", move || d.refill(&m.hash)) {
+                log(&format!("pool {name}: not refilled now: {e}"));
+            }
         }
         r
     }
@@ -414,8 +513,16 @@ impl Daemon {
         }
         // Ready means ready: the probe passed inside the claimed devbox (through its exec server).
         let probe = m.devbox.ready.clone().unwrap_or_else(|| vec!["/bin/true".into()]);
-        match probe_in(&b, &probe, &env) {
+        match probe_in(&b, &probe, &env, self.o.probe_timeout) {
             Ok(0) => {}
+            Err(Probe::TimedOut) => {
+                teardown(b);
+                return Err(format!(
+                    "the ready probe `{}` did not pass within {} s (--probe-timeout); the devbox was removed",
+                    probe.join(" "),
+                    self.o.probe_timeout.as_secs_f64()
+                ));
+            }
             Ok(code) => {
                 teardown(b);
                 return Err(format!(
@@ -423,7 +530,7 @@ impl Daemon {
                     probe.join(" ")
                 ));
             }
-            Err(e) => {
+            Err(Probe::Failed(e)) => {
                 // The holder ends once its exec server has: its log says how.
                 let _ = b.child.try_wait();
                 std::thread::sleep(Duration::from_millis(50));
@@ -528,20 +635,35 @@ fn devbox_env(m: &crate::snapshot::Manifest) -> Vec<(String, String)> {
     env
 }
 
-/// Runs `argv` in the claimed devbox `b` (stdio: /dev/null) and returns its exit status.
-fn probe_in(b: &Devbox, argv: &[String], env: &[(String, String)]) -> Result<i32, String> {
+enum Probe {
+    TimedOut,
+    Failed(String),
+}
+
+impl From<String> for Probe {
+    fn from(s: String) -> Probe {
+        Probe::Failed(s)
+    }
+}
+
+/// Runs `argv` in the claimed devbox `b` (stdio: /dev/null) and returns its exit status, waiting
+/// at most `limit` for it.
+fn probe_in(b: &Devbox, argv: &[String], env: &[(String, String)], limit: Duration) -> Result<i32, Probe> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(|e| e.to_string())?;
     let (mine, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .map_err(|e| format!("socketpair: {e}"))?;
     let order = wire::ExecOrder { argv: argv.to_vec(), env: env.to_vec(), cwd: b.ws.clone() };
     let n = null.as_raw_fd();
+    set_timeouts(&mine, limit).map_err(|e| format!("the probe's channel: {e}"))?;
     send(b.exec.as_fd(), &order, &[n, n, n, theirs.as_raw_fd()]).map_err(|e| e.to_string())?;
     drop(theirs);
-    match recv::<Reply>(mine.as_fd()).map_err(|e| e.to_string())? {
-        Some((Reply::Exited { code }, _)) => Ok(code),
-        Some((other, _)) => Err(format!("unexpected answer {other:?}")),
-        None => Err("the devbox's exec server ended".into()),
+    match recv::<Reply>(mine.as_fd()) {
+        Ok(Some((Reply::Exited { code }, _))) => Ok(code),
+        Ok(Some((other, _))) => Err(format!("unexpected answer {other:?}").into()),
+        Ok(None) => Err("the devbox's exec server ended".to_string().into()),
+        Err(e) if timed_out(&e) => Err(Probe::TimedOut),
+        Err(e) => Err(e.to_string().into()),
     }
 }
 

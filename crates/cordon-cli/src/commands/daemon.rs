@@ -30,6 +30,23 @@ pub struct DaemonArgs {
     /// A user (uid) besides root who may pool, claim and use devboxes (repeatable).
     #[arg(long = "allow-uid", value_name = "UID")]
     pub allow_uid: Vec<u32>,
+    /// Seconds a client has to send its request (one that connects and sends nothing is dropped).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub io_timeout: f64,
+    /// Connections served at once; beyond it a connection is refused at once, naming the bound.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections: usize,
+    /// Seconds a claim's `ready` probe may run; a probe that takes longer fails the claim.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub probe_timeout: f64,
+}
+
+/// `secs` as a Duration, or an error naming `flag`.
+fn seconds(flag: &str, secs: f64) -> Result<std::time::Duration> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86400.0) {
+        anyhow::bail!("{flag} {secs}: give a number of seconds above 0 and at most 86400\n  hint: {flag} 5");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 pub fn run(a: DaemonArgs) -> Result<i32> {
@@ -42,6 +59,9 @@ pub fn run(a: DaemonArgs) -> Result<i32> {
         store: a.store,
         allow_uids: a.allow_uid,
         exe,
+        io_timeout: seconds("--io-timeout", a.io_timeout)?,
+        max_connections: a.max_connections.max(1),
+        probe_timeout: seconds("--probe-timeout", a.probe_timeout)?,
     })?;
     Ok(0)
 }
