@@ -382,3 +382,46 @@ fn devbox_claim_whose_ready_probe_hangs_fails_within_the_probe_timeout_and_leave
     assert_eq!(items.as_array().map(Vec::len), Some(0), "{items}");
     assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 0);
 }
+
+#[test]
+fn devbox_pools_are_sized_by_root_or_a_pool_uid_and_bounded() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let a = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let b = snapshot(&e, "other.toml", "[\"true\"]");
+    let nobody = Env::new(Who::Nobody);
+    let as_nobody = |d: &Daemon, args: &[&str]| {
+        let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+        c.args(args).arg("--socket").arg(&d.sock).output().expect("as nobody")
+    };
+    {
+        let d = Daemon::start_with(&e, &[&NOBODY.to_string()], &["--max-pool", "2", "--max-pool-total", "3"]);
+        // An allowed user may claim but not size pools.
+        let o = as_nobody(&d, &["devbox", "pool", &a, "--size", "1"]);
+        assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+        assert!(err(&o).contains("uid 65534 may not size pools"), "{}", show(&o));
+        assert!(err(&o).contains("--pool-uid"), "{}", show(&o));
+        // Root: per snapshot, then in all.
+        let o = d.cordon(&e, &["devbox", "pool", &a, "--size", "3"]);
+        assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+        assert!(err(&o).contains("a pool of 3 is more than --max-pool 2"), "{}", show(&o));
+        let o = d.cordon(&e, &["devbox", "pool", &a, "--size", "2"]);
+        assert!(o.status.success(), "{}", show(&o));
+        let o = d.cordon(&e, &["devbox", "pool", &b, "--size", "2"]);
+        assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+        assert!(err(&o).contains("4 pooled devboxes in all would be more than --max-pool-total 3"), "{}", show(&o));
+        let o = d.cordon(&e, &["devbox", "pool", &b, "--size", "1"]);
+        assert!(o.status.success(), "{}", show(&o));
+        let o = d.cordon(&e, &["devbox", "ls", "--json"]);
+        let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+        assert_eq!(items.as_array().map(Vec::len), Some(3), "{items}");
+    }
+    // A --pool-uid may.
+    let d = Daemon::start_with(&e, &[], &["--pool-uid", &NOBODY.to_string()]);
+    let o = as_nobody(&d, &["devbox", "pool", &a, "--size", "1"]);
+    assert!(o.status.success() && out(&o).contains("1 devbox(es) ready"), "{}", show(&o));
+    let o = as_nobody(&d, &["devbox", "pool", &a, "--size", "17"]);
+    assert!(err(&o).contains("more than --max-pool 16"), "{}", show(&o));
+}

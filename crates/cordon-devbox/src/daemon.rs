@@ -24,6 +24,12 @@ pub struct Options {
     pub socket: PathBuf,
     pub store: PathBuf,
     pub allow_uids: Vec<u32>,
+    /// Users (besides root) who may size pools; they may use the daemon too.
+    pub pool_uids: Vec<u32>,
+    /// The largest pool of one snapshot.
+    pub max_pool: usize,
+    /// The most pooled devboxes, all snapshots together.
+    pub max_pool_total: usize,
     /// The cordon binary (holders are `cordon devbox-hold`).
     pub exe: PathBuf,
     /// How long a connection may take to send its request (and the daemon to send an answer).
@@ -229,8 +235,11 @@ impl Daemon {
         // The request is read first, also from a peer that is refused: answered before its client
         // has sent, the refusal would meet a closed connection instead (EPIPE) and not be read.
         let got = recv::<Request>(conn.as_fd());
-        if uid != 0 && !self.o.allow_uids.contains(&uid) {
-            log(&format!("refused a request from uid {uid} (pid {}): not root and not in --allow-uid", cred.pid()));
+        if uid != 0 && !self.o.allow_uids.contains(&uid) && !self.o.pool_uids.contains(&uid) {
+            log(&format!(
+                "refused a request from uid {uid} (pid {}): not root and not in --allow-uid or --pool-uid",
+                cred.pid()
+            ));
             let _ = send(
                 conn.as_fd(),
                 &Reply::Error {
@@ -264,6 +273,12 @@ impl Daemon {
             }
         };
         let reply = match req {
+            Request::Pool { .. } if uid != 0 && !self.o.pool_uids.contains(&uid) => {
+                log(&format!("refused to size a pool for uid {uid}: not root and not in --pool-uid"));
+                Err(format!(
+                    "uid {uid} may not size pools (a pool holds the machine's memory and processes)\n  hint: root sizes pools, or the users its administrator names with `cordon daemon --pool-uid UID`"
+                ))
+            }
             Request::Pool { snapshot, size } => self.pool(&snapshot, size),
             Request::Claim { snapshot, policy } => self.claim(&snapshot, policy, uid),
             Request::Exec { id, argv, env } => match self.exec(&id, argv, env, fds, &conn, uid) {
@@ -284,8 +299,22 @@ impl Daemon {
 
     fn pool(self: &Arc<Self>, name: &str, size: usize) -> Result<Reply, String> {
         let (_, m) = self.snapshot(name)?;
+        let max = self.o.max_pool;
+        if size > max {
+            return Err(format!(
+                "a pool of {size} is more than --max-pool {max} (the largest pool of one snapshot)\n  hint: ask for at most {max}, or start the daemon with a larger --max-pool"
+            ));
+        }
         let extra: Vec<Devbox> = {
             let mut s = self.state.lock().map_err(|_| "state poisoned")?;
+            let others: usize = s.targets.iter().filter(|(h, _)| **h != m.hash).map(|(_, n)| n).sum();
+            let total = self.o.max_pool_total;
+            if others + size > total {
+                return Err(format!(
+                    "{} pooled devboxes in all would be more than --max-pool-total {total} ({others} in the other pools)\n  hint: make another pool smaller first, or start the daemon with a larger --max-pool-total",
+                    others + size
+                ));
+            }
             s.targets.insert(m.hash.clone(), size);
             let idle = s.idle.entry(m.hash.clone()).or_default();
             let keep = idle.len().min(size);

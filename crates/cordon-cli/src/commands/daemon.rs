@@ -30,6 +30,16 @@ pub struct DaemonArgs {
     /// A user (uid) besides root who may pool, claim and use devboxes (repeatable).
     #[arg(long = "allow-uid", value_name = "UID")]
     pub allow_uid: Vec<u32>,
+    /// A user (uid) besides root who may size pools (`cordon devbox pool`), and use the daemon
+    /// (repeatable). Other users may claim from pools, not size them.
+    #[arg(long = "pool-uid", value_name = "UID")]
+    pub pool_uid: Vec<u32>,
+    /// The largest pool of one snapshot.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_pool: usize,
+    /// The most pooled devboxes, all snapshots together.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_pool_total: usize,
     /// Seconds a client has to send its request (one that connects and sends nothing is dropped).
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub io_timeout: f64,
@@ -58,6 +68,9 @@ pub fn run(a: DaemonArgs) -> Result<i32> {
         socket: a.socket,
         store: a.store,
         allow_uids: a.allow_uid,
+        pool_uids: a.pool_uid,
+        max_pool: a.max_pool,
+        max_pool_total: a.max_pool_total,
         exe,
         io_timeout: seconds("--io-timeout", a.io_timeout)?,
         max_connections: a.max_connections.max(1),
