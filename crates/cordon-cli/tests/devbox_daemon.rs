@@ -77,6 +77,12 @@ impl Drop for Daemon {
     }
 }
 
+/// `cordon devbox ls --json`'s answer: `items` (devboxes) and `pools` (their sizes).
+fn ls_json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "ls: {}", show(o));
+    serde_json::from_str(out(o).trim()).expect("ls json")
+}
+
 fn git(dir: &Path, args: &[&str]) {
     let o = Command::new("git")
         .arg("-C")
@@ -177,7 +183,7 @@ fn devbox_claims_from_one_pool_write_their_own_upper_and_rm_and_sigterm_leave_no
 
     // rm: A's processes, cgroup, mount and directory go.
     let o = d.cordon(&e, &["devbox", "ls", "--json"]);
-    let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+    let items = ls_json(&o)["items"].clone();
     let pid_of = |id: &str| {
         items.as_array().expect("list").iter().find(|i| i["id"] == id).expect("listed")["pid"].as_i64().expect("pid")
     };
@@ -235,7 +241,7 @@ fn devbox_claims_are_refused_when_looser_than_the_snapshot_not_ready_or_from_a_u
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     assert!(err(&o).contains("the ready probe `test -f no-such-file` failed (exit status 1)"), "{}", show(&o));
     let o = d.cordon(&e, &["devbox", "ls", "--json"]);
-    let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+    let items = ls_json(&o)["items"].clone();
     assert_eq!(items.as_array().expect("list").len(), 1, "only the readonly claim: {items}");
     assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 1);
 
@@ -378,7 +384,7 @@ fn devbox_claim_whose_ready_probe_hangs_fails_within_the_probe_timeout_and_leave
     assert!(err(&o).contains("the ready probe `sleep 1000` did not pass within 2 s (--probe-timeout)"), "{}", show(&o));
     assert!(took < Duration::from_secs(10), "the claim took {took:?}");
     let o = d.cordon(&e, &["devbox", "ls", "--json"]);
-    let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+    let items = ls_json(&o)["items"].clone();
     assert_eq!(items.as_array().map(Vec::len), Some(0), "{items}");
     assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 0);
 }
@@ -415,7 +421,7 @@ fn devbox_pools_are_sized_by_root_or_a_pool_uid_and_bounded() {
         let o = d.cordon(&e, &["devbox", "pool", &b, "--size", "1"]);
         assert!(o.status.success(), "{}", show(&o));
         let o = d.cordon(&e, &["devbox", "ls", "--json"]);
-        let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+        let items = ls_json(&o)["items"].clone();
         assert_eq!(items.as_array().map(Vec::len), Some(3), "{items}");
     }
     // A --pool-uid may.
@@ -424,4 +430,107 @@ fn devbox_pools_are_sized_by_root_or_a_pool_uid_and_bounded() {
     assert!(o.status.success() && out(&o).contains("1 devbox(es) ready"), "{}", show(&o));
     let o = as_nobody(&d, &["devbox", "pool", &a, "--size", "17"]);
     assert!(err(&o).contains("more than --max-pool 16"), "{}", show(&o));
+}
+
+/// A claim sent on a raw connection that is closed before the answer.
+fn claim_and_hang_up(sock: &Path, snap: &str) {
+    let s = idle_connection(sock);
+    let req = serde_json::json!({"claim": {"snapshot": snap, "policy": null}}).to_string();
+    nix::sys::socket::send(std::os::fd::AsRawFd::as_raw_fd(&s), req.as_bytes(), nix::sys::socket::MsgFlags::empty())
+        .expect("send");
+    drop(s);
+}
+
+#[test]
+fn devbox_claim_whose_client_hung_up_is_removed_not_left_claimed_by_nobody() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    // The probe takes a second: the client is gone before the answer.
+    let snap = snapshot(&e, "devbox.toml", "[\"sleep\", \"1\"]");
+    let d = Daemon::start(&e, &[]);
+    claim_and_hang_up(&d.sock, &snap);
+    let removed = wait_for(Duration::from_secs(15), || {
+        let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+        log.contains("its client was gone before the answer: removed").then_some(())
+    });
+    assert!(removed.is_some(), "{}", std::fs::read_to_string(&d.log).unwrap_or_default());
+    let items = ls_json(&d.cordon(&e, &["devbox", "ls", "--json"]))["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(0), "{items}");
+    assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 0);
+}
+
+#[test]
+fn devbox_second_daemon_on_one_store_refuses_naming_the_lock_and_the_first() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let d = Daemon::start(&e, &[]);
+    let first = d.child.as_ref().expect("running").id();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["daemon", "--foreground", "--socket"])
+        .arg(e.root.join("second.sock"))
+        .arg("--store")
+        .arg(e.root.join("store"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("second daemon");
+    // It must end by itself; one still running after 10 s is killed (and the test fails).
+    if wait_for(Duration::from_secs(10), || second.try_wait().ok().flatten()).is_none() {
+        let _ = second.kill();
+    }
+    let o = second.wait_with_output().expect("second daemon");
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    let lock = e.root.join("store/daemon.lock");
+    assert!(err(&o).contains(&format!("{} is held by the daemon pid {first}", lock.display())), "{}", show(&o));
+    assert!(!e.root.join("second.sock").exists());
+    // The first still serves.
+    assert!(d.cordon(&e, &["devbox", "ls"]).status.success());
+}
+
+#[test]
+fn devbox_ls_shows_a_user_its_own_devboxes_and_the_pools_sizes_and_root_all() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
+    let d = Daemon::start(&e, &[&NOBODY.to_string()]);
+    let nobody = Env::new(Who::Nobody);
+    let as_nobody = |args: &[&str]| {
+        let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+        c.args(args).arg("--socket").arg(&d.sock).output().expect("as nobody")
+    };
+    assert!(d.cordon(&e, &["devbox", "pool", &snap, "--size", "1"]).status.success());
+    let mine = d.claim(&e, &snap, &[]);
+    let o = as_nobody(&["devbox", "claim", &snap, "--json"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let theirs: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    let theirs = theirs["claimed"]["id"].as_str().expect("id").to_string();
+    let j = ls_json(&as_nobody(&["devbox", "ls", "--json"]));
+    let ids: Vec<&str> = j["items"].as_array().expect("items").iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(ids, vec![theirs.as_str()], "nobody sees only its own: {j}");
+    assert_eq!(j["pools"][0]["snapshot"].as_str(), Some(snap.as_str()), "{j}");
+    assert_eq!(j["pools"][0]["size"].as_u64(), Some(1), "{j}");
+    let o = as_nobody(&["devbox", "ls"]);
+    assert!(
+        out(&o).contains(&format!("pool {snap}: ")) && !out(&o).contains(mine["id"].as_str().expect("id")),
+        "{}",
+        show(&o)
+    );
+    // Root sees both claims, and the pooled devboxes.
+    let j = ls_json(&d.cordon(&e, &["devbox", "ls", "--json"]));
+    let claimed: Vec<&str> = j["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["state"] == "claimed")
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(claimed.len(), 2, "{j}");
+    assert!(claimed.contains(&theirs.as_str()) && claimed.contains(&mine["id"].as_str().expect("id")), "{j}");
 }

@@ -120,6 +120,9 @@ pub fn run(o: Options) -> Result<(), DevboxError> {
     sigs.thread_block().map_err(err)?;
     let root = o.store.join("devboxes");
     std::fs::create_dir_all(&root).map_err(|e| err(format!("cannot create {}: {e}", root.display())))?;
+    // One daemon per store, for the daemon's life (the lock goes with the process): a second one
+    // would remove the first's devboxes below.
+    let _lock = lock_store(&o.store)?;
     // Devboxes a daemon killed without its cleanup left: their holders ended with it (pdeathsig).
     for e in std::fs::read_dir(&root).map_err(err)?.flatten() {
         log(&format!("removing {}, left by an earlier daemon", e.path().display()));
@@ -165,6 +168,37 @@ pub fn run(o: Options) -> Result<(), DevboxError> {
         };
         d.accepted(conn);
     }
+}
+
+/// An exclusive flock on `STORE/daemon.lock`, which holds the daemon's pid; a store another daemon
+/// holds is refused naming it.
+fn lock_store(store: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, DevboxError> {
+    use std::io::{Read, Seek, Write};
+    let path = store.join("daemon.lock");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
+    let f = match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((mut f, _)) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            return Err(err(format!(
+                "the store {} is in use: {} is held by the daemon pid {}\n  hint: stop that daemon, or give --store another directory",
+                store.display(),
+                path.display(),
+                pid.trim()
+            )));
+        }
+    };
+    let mut f = f;
+    let wrote = f.set_len(0).and_then(|_| f.rewind()).and_then(|_| write!(f, "{}", std::process::id()));
+    wrote.map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+    Ok(f)
 }
 
 fn listen(path: &Path) -> Result<OwnedFd, DevboxError> {
@@ -286,11 +320,22 @@ impl Daemon {
                 Ok(()) => return,
                 Err(e) => Err(e),
             },
-            Request::Ls => Ok(self.ls()),
+            Request::Ls => Ok(self.ls(uid)),
             Request::Rm { id } => self.rm(&id, uid),
         };
         let reply = reply.unwrap_or_else(|error| Reply::Error { error });
-        let _ = send(conn.as_fd(), &reply, &[]);
+        if let Err(e) = send(conn.as_fd(), &reply, &[]) {
+            // A devbox claimed for a client that is gone would be claimed by nobody: removed.
+            if let Reply::Claimed { id, .. } = &reply {
+                let b = self.state.lock().ok().and_then(|mut s| s.claimed.remove(id));
+                if let Some(b) = b {
+                    teardown(b);
+                    log(&format!(
+                        "devbox {id} claimed by uid {uid}: its client was gone before the answer: removed ({e})"
+                    ));
+                }
+            }
+        }
     }
 
     fn snapshot(&self, name: &str) -> Result<(PathBuf, crate::snapshot::Manifest), String> {
@@ -609,7 +654,8 @@ impl Daemon {
         send(sock.as_fd(), &order, &raw).map_err(|e| format!("devbox {id} does not take commands: {e}"))
     }
 
-    fn ls(&self) -> Reply {
+    /// Root sees every devbox; anyone else its own claims, and the pools' sizes.
+    fn ls(&self, uid: u32) -> Reply {
         let Ok(s) = self.state.lock() else { return Reply::Error { error: "state poisoned".into() } };
         let row = |b: &Devbox, state: &str| Listed {
             id: b.id.clone(),
@@ -617,11 +663,20 @@ impl Daemon {
             state: state.into(),
             pid: b.init_pid,
             cgroup: b.cgroup.clone(),
+            owner: b.owner,
         };
-        let mut items: Vec<Listed> = s.idle.values().flatten().map(|b| row(b, "pooled")).collect();
-        items.extend(s.claimed.values().map(|b| row(b, "claimed")));
+        let mut items: Vec<Listed> =
+            if uid == 0 { s.idle.values().flatten().map(|b| row(b, "pooled")).collect() } else { vec![] };
+        items.extend(s.claimed.values().filter(|b| uid == 0 || b.owner == Some(uid)).map(|b| row(b, "claimed")));
         items.sort_by(|a, b| (&a.state, &a.id).cmp(&(&b.state, &b.id)));
-        Reply::Devboxes { items }
+        let mut pools: Vec<wire::PoolSize> = s
+            .targets
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(h, n)| wire::PoolSize { snapshot: h.clone(), size: *n, ready: s.idle.get(h).map_or(0, Vec::len) })
+            .collect();
+        pools.sort_by(|a, b| a.snapshot.cmp(&b.snapshot));
+        Reply::Devboxes { items, pools }
     }
 
     fn rm(&self, id: &str, uid: u32) -> Result<Reply, String> {

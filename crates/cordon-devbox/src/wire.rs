@@ -53,8 +53,11 @@ pub enum Reply {
     Exited {
         code: i32,
     },
+    /// The devboxes the asker may see (root: all; anyone else: its own claims), and the pools.
     Devboxes {
         items: Vec<Listed>,
+        #[serde(default)]
+        pools: Vec<PoolSize>,
     },
     Removed {
         id: String,
@@ -73,6 +76,17 @@ pub struct Listed {
     /// Its init's pid.
     pub pid: i32,
     pub cgroup: Option<PathBuf>,
+    /// Who claimed it (None: pooled).
+    #[serde(default)]
+    pub owner: Option<u32>,
+}
+
+/// One snapshot's pool: the size asked for and how many devboxes are ready in it now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolSize {
+    pub snapshot: String,
+    pub size: usize,
+    pub ready: usize,
 }
 
 /// What the daemon hands the devbox's exec server (with stdin, stdout, stderr and the client's

@@ -59,7 +59,8 @@ pub enum DevboxCmd {
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
-    /// List the daemon's devboxes, pooled and claimed.
+    /// List the daemon's devboxes, pooled and claimed (root; anyone else: its own claims), and the
+    /// pools' sizes. --json: {"items": [...], "pools": [...]}.
     Ls {
         #[arg(long)]
         json: bool,
@@ -158,10 +159,13 @@ pub fn run(cmd: DevboxCmd) -> Result<i32> {
             cordon_devbox::client::exec(&at.socket, &id, cmd, vec![]).map_err(|e| anyhow::anyhow!("{e}"))
         }
         DevboxCmd::Ls { json, at } => {
-            if let Reply::Devboxes { items } = ask(&at, Request::Ls)? {
+            if let Reply::Devboxes { items, pools } = ask(&at, Request::Ls)? {
                 if json {
-                    println!("{}", serde_json::to_string(&items)?);
+                    println!("{}", serde_json::json!({"items": items, "pools": pools}));
                 } else {
+                    for p in pools {
+                        println!("pool {}: {} of {} ready", p.snapshot, p.ready, p.size);
+                    }
                     for i in items {
                         println!("{}  {:<8} snapshot {}  init pid {}", i.id, i.state, i.snapshot, i.pid);
                     }
@@ -234,7 +238,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
     ask(Request::Pool { snapshot: m.hash.clone(), size: a.pool })?;
     let pooled = || -> Result<usize> {
         match ask(Request::Ls)? {
-            Reply::Devboxes { items } => {
+            Reply::Devboxes { items, .. } => {
                 Ok(items.iter().filter(|i| i.state == "pooled" && i.snapshot == m.hash).count())
             }
             _ => Ok(0),
