@@ -29,6 +29,10 @@ impl Daemon {
         for a in allow {
             c.args(["--allow-uid", a]);
         }
+        // Each test's own log (unless it names one).
+        if !extra.contains(&"--audit") {
+            c.arg("--audit").arg(e.root.join("audit.db"));
+        }
         c.args(extra);
         let f = std::fs::File::create(&log).expect("log");
         let child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(f).spawn().expect("cordon daemon");
@@ -533,4 +537,42 @@ fn devbox_ls_shows_a_user_its_own_devboxes_and_the_pools_sizes_and_root_all() {
         .collect();
     assert_eq!(claimed.len(), 2, "{j}");
     assert!(claimed.contains(&theirs.as_str()) && claimed.contains(&mine["id"].as_str().expect("id")), "{j}");
+}
+
+#[test]
+fn devbox_claims_and_their_commands_are_in_the_audit_log_and_it_verifies() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
+    let db = e.root.join("claims.db");
+    let d = Daemon::start_with(&e, &[], &["--audit", db.to_str().expect("utf-8")]);
+    let c = d.claim(&e, &snap, &[]);
+    let id = c["id"].as_str().expect("id").to_string();
+    assert_eq!(d.exec(&e, &id, "exit 3").status.code(), Some(3));
+    assert_eq!(d.cordon(&e, &["devbox", "exec", &id, "--", "true"]).status.code(), Some(0));
+    assert!(d.cordon(&e, &["devbox", "rm", &id]).status.success());
+    let dbs = db.to_str().expect("utf-8");
+    let o = e.cordon(&["audit", "verify", "--audit", dbs]);
+    assert!(o.status.success(), "verify: {}", show(&o));
+    let o = e.cordon(&["audit", "export", &id, "--audit", dbs]);
+    assert!(o.status.success(), "export: {}", show(&o));
+    let recs: Vec<serde_json::Value> = out(&o).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let kinds: Vec<&str> = recs.iter().filter_map(|r| r["kind"].as_str()).collect();
+    assert_eq!(kinds, ["start", "exec", "exec.end", "exec", "exec.end", "end", "seal"], "{recs:?}");
+    let start = &recs[0]["body"];
+    assert_eq!(start["devbox"]["id"].as_str(), Some(id.as_str()), "{start}");
+    assert_eq!(start["devbox"]["snapshot"].as_str(), Some(snap.as_str()), "{start}");
+    assert_eq!(start["devbox"]["claimant_uid"].as_u64(), Some(0), "{start}");
+    assert!(start["policy"]["sha256"].as_str().is_some_and(|h| h.len() == 64), "{start}");
+    assert_eq!(recs[1]["body"]["argv"], serde_json::json!(["/bin/sh", "-c", "exit 3"]), "{recs:?}");
+    assert_eq!(recs[2]["body"]["exit_code"].as_i64(), Some(3), "{recs:?}");
+    assert_eq!(recs[3]["body"]["argv"], serde_json::json!(["true"]), "{recs:?}");
+    assert_eq!(recs[4]["body"]["exit_code"].as_i64(), Some(0), "{recs:?}");
+    assert!(recs[5]["body"]["notes"][0].as_str().is_some_and(|n| n.contains("cordon devbox rm")), "{recs:?}");
+    // `cordon audit show` shows both commands.
+    let o = e.cordon(&["audit", "show", &id, "--audit", dbs]);
+    assert!(o.status.success(), "show: {}", show(&o));
+    assert!(out(&o).contains("exit 3") && out(&o).contains("\"exit_code\":3"), "{}", show(&o));
 }

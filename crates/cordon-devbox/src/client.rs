@@ -47,7 +47,7 @@ pub fn exec(socket: &Path, id: &str, argv: Vec<String>, env: Vec<(String, String
     let s = connect(socket).map_err(|e| hint(socket, e))?;
     sent(s.as_fd(), socket, send(s.as_fd(), &Request::Exec { id: id.into(), argv, env }, &[0, 1, 2]))?;
     match answer(s.as_fd())? {
-        Reply::Exited { code } => Ok(code),
+        Reply::Exited { code, .. } => Ok(code),
         other => Err(format!("unexpected answer: {other:?}")),
     }
 }

@@ -38,6 +38,16 @@ pub struct Options {
     pub max_connections: usize,
     /// How long a claim's `ready` probe may run.
     pub probe_timeout: Duration,
+    /// The audit log each claim is recorded in (a session per claim: its start, its execs, its end).
+    pub audit: PathBuf,
+}
+
+/// A claim's session in the audit log: open from the claim to the devbox's end.
+struct Audit {
+    store: cordon_audit::Store,
+    /// Commands run so far (each exec's number).
+    execs: u64,
+    since: Instant,
 }
 
 /// How long a holder may take to make its environment, or to start its exec server at claim.
@@ -58,6 +68,8 @@ struct Devbox {
     owner: Option<u32>,
     /// Its exec server runs (a claim reached the holder).
     running: bool,
+    /// Its session in the audit log, once claimed.
+    audit: Option<Arc<Mutex<Audit>>>,
 }
 
 #[derive(Default)]
@@ -315,11 +327,7 @@ impl Daemon {
             }
             Request::Pool { snapshot, size } => self.pool(&snapshot, size),
             Request::Claim { snapshot, policy } => self.claim(&snapshot, policy, uid),
-            Request::Exec { id, argv, env } => match self.exec(&id, argv, env, fds, &conn, uid) {
-                // Answered from inside the devbox when the command ends.
-                Ok(()) => return,
-                Err(e) => Err(e),
-            },
+            Request::Exec { id, argv, env } => self.exec(&id, argv, env, fds, uid),
             Request::Ls => Ok(self.ls(uid)),
             Request::Rm { id } => self.rm(&id, uid),
         };
@@ -329,6 +337,7 @@ impl Daemon {
             if let Reply::Claimed { id, .. } = &reply {
                 let b = self.state.lock().ok().and_then(|mut s| s.claimed.remove(id));
                 if let Some(b) = b {
+                    end_record(&b, &format!("its client (uid {uid}) was gone before the claim's answer"));
                     teardown(b);
                     log(&format!(
                         "devbox {id} claimed by uid {uid}: its client was gone before the answer: removed ({e})"
@@ -468,6 +477,7 @@ impl Daemon {
                 cgroup: None,
                 owner: None,
                 running: false,
+                audit: None,
             };
             let hold = ToHolder::Hold {
                 id: id.clone(),
@@ -570,6 +580,7 @@ impl Daemon {
             }
         };
         let env = devbox_env(&m);
+        let spec_used = spec.clone();
         let started = send(b.ctl.as_fd(), &ToHolder::Claim { policy: spec }, &[])
             .map_err(|e| e.to_string())
             .and_then(|_| recv::<FromHolder>(b.ctl.as_fd()).map_err(|e| e.to_string()));
@@ -617,41 +628,140 @@ impl Daemon {
             }
         }
         b.owner = Some(uid);
-        let reply = Reply::Claimed {
-            id: b.id.clone(),
-            snapshot: hash,
-            workspace: b.ws.clone(),
-            latency_ms: t0.elapsed().as_secs_f64() * 1e3,
-            from_pool,
-        };
+        let latency_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let used = spec_used.as_deref().unwrap_or(&m.devbox.policy).to_string();
+        match self.start_record(&b, &m, &used, uid, from_pool, latency_ms) {
+            Ok(a) => b.audit = Some(Arc::new(Mutex::new(a))),
+            Err(e) => {
+                teardown(b);
+                return Err(format!(
+                    "the claim could not be recorded in the audit log {}: {e}; the devbox was removed\n  hint: `cordon audit verify {}`; the daemon's --audit names the log",
+                    self.o.audit.display(),
+                    self.o.audit.display()
+                ));
+            }
+        }
+        let reply = Reply::Claimed { id: b.id.clone(), snapshot: hash, workspace: b.ws.clone(), latency_ms, from_pool };
         self.state.lock().map_err(|_| "state poisoned")?.claimed.insert(b.id.clone(), b);
         Ok(reply)
     }
 
+    /// Runs a command in a claimed devbox: recorded (argv, cwd, uid) before it is handed to the
+    /// exec server, and its status recorded when it ends; then answered.
     fn exec(
         &self,
         id: &str,
         argv: Vec<String>,
         env: Vec<(String, String)>,
         fds: Vec<OwnedFd>,
-        conn: &OwnedFd,
         uid: u32,
-    ) -> Result<(), String> {
+    ) -> Result<Reply, String> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
         if fds.len() != 3 {
             return Err(format!("exec carries stdin, stdout and stderr ({} descriptors came)", fds.len()));
         }
-        let (sock, ws) = {
+        let (sock, ws, audit) = {
             let s = self.state.lock().map_err(|_| "state poisoned")?;
             let b =
                 s.claimed.get(id).ok_or_else(|| format!("no claimed devbox `{id}` (`cordon devbox ls` lists them)"))?;
             if uid != 0 && b.owner != Some(uid) {
                 return Err(format!("devbox {id} was claimed by another user"));
             }
-            (b.exec.clone(), b.ws.clone())
+            (b.exec.clone(), b.ws.clone(), b.audit.clone())
         };
+        let audit = audit.ok_or_else(|| format!("devbox {id} has no session in the audit log"))?;
+        // A command that runs is in the log first: if the record cannot be written, nothing runs.
+        let n = {
+            let mut a = audit.lock().map_err(|_| "audit poisoned")?;
+            a.execs += 1;
+            let n = a.execs;
+            let body = serde_json::json!({"n": n, "argv": argv, "cwd": ws, "uid": uid});
+            a.store
+                .append(id, &[("exec".into(), cordon_session::recording::now_ms(), body)])
+                .map_err(|e| format!("the command was not run: it could not be recorded in the audit log: {e}"))?;
+            n
+        };
+        let (mine, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| format!("socketpair: {e}"))?;
         let order = wire::ExecOrder { argv, env, cwd: ws };
-        let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd(), conn.as_raw_fd()];
-        send(sock.as_fd(), &order, &raw).map_err(|e| format!("devbox {id} does not take commands: {e}"))
+        let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd(), fds[2].as_raw_fd(), theirs.as_raw_fd()];
+        let t = Instant::now();
+        let answer = send(sock.as_fd(), &order, &raw)
+            .map_err(|e| format!("devbox {id} does not take commands: {e}"))
+            .and_then(|_| {
+                drop(theirs);
+                drop(fds);
+                match recv::<Reply>(mine.as_fd()) {
+                    Ok(Some((r @ Reply::Exited { .. }, _))) => Ok(r),
+                    Ok(Some((other, _))) => Err(format!("unexpected answer from devbox {id}: {other:?}")),
+                    Ok(None) => Err(format!("devbox {id} ended while the command ran")),
+                    Err(e) => Err(format!("devbox {id}: {e}")),
+                }
+            });
+        let body = match &answer {
+            Ok(Reply::Exited { code, signal }) => {
+                serde_json::json!({"n": n, "exit_code": code, "signal": signal, "duration_ms": t.elapsed().as_millis() as u64})
+            }
+            Ok(_) | Err(_) => {
+                serde_json::json!({"n": n, "error": answer.as_ref().err(), "duration_ms": t.elapsed().as_millis() as u64})
+            }
+        };
+        if let Ok(mut a) = audit.lock() {
+            if let Err(e) = a.store.append(id, &[("exec.end".into(), cordon_session::recording::now_ms(), body)]) {
+                log(&format!("devbox {id}: the end of command {n} could not be recorded: {e}"));
+            }
+        }
+        answer
+    }
+
+    /// Opens the claim's session in the audit log: the engine's start record, with the devbox's
+    /// claim (claimant, snapshot, id, pool, latency to ready) beside it.
+    fn start_record(
+        &self,
+        b: &Devbox,
+        m: &crate::snapshot::Manifest,
+        spec: &str,
+        uid: u32,
+        from_pool: bool,
+        latency_ms: f64,
+    ) -> Result<Audit, String> {
+        use sha2::Digest;
+        let cx = cordon_policy::Context::for_workspace(b.ws.clone());
+        let (loaded, policy) = cordon_policy::load_and_compile(spec, &cx).map_err(|e| e.to_string())?;
+        let text = loaded.full_text();
+        let sha256: String = sha2::Sha256::digest(text.as_bytes()).iter().map(|x| format!("{x:02x}")).collect();
+        let caps = cordon_sandbox::KernelCaps::detect();
+        let start = cordon_schema::bodies::Start {
+            command: vec!["cordon".into(), "devbox".into(), "claim".into(), m.hash.clone()],
+            workspace: b.ws.to_string_lossy().into_owned(),
+            uid,
+            cordon: env!("CARGO_PKG_VERSION").into(),
+            policy: cordon_schema::bodies::PolicyRef {
+                name: policy.name.clone(),
+                sources: policy.sources.clone(),
+                sha256,
+                text,
+                identity: None,
+            },
+            host: cordon_schema::bodies::HostRef {
+                kernel: caps.kernel.clone(),
+                arch: caps.arch.clone(),
+                landlock_abi: caps.landlock_abi,
+            },
+            guarantees: vec![],
+            allow_degraded: false,
+        };
+        let mut body = serde_json::to_value(&start).map_err(|e| e.to_string())?;
+        body["devbox"] = serde_json::json!({
+            "id": b.id, "snapshot": m.hash, "claimant_uid": uid, "from_pool": from_pool,
+            "latency_ms": (latency_ms * 100.0).round() / 100.0, "policy": spec,
+        });
+        let mut store = cordon_audit::Store::open(&self.o.audit).map_err(|e| e.to_string())?;
+        let (seq, hash) = store
+            .append(&b.id, &[("start".into(), cordon_session::recording::now_ms(), body)])
+            .map_err(|e| e.to_string())?;
+        store.set_anchor(seq, hash);
+        Ok(Audit { store, execs: 0, since: Instant::now() })
     }
 
     /// Root sees every devbox; anyone else its own claims, and the pools' sizes.
@@ -691,6 +801,7 @@ impl Daemon {
             }
         };
         let b = b.ok_or_else(|| format!("no claimed devbox `{id}` (`cordon devbox ls` lists them)"))?;
+        end_record(&b, &format!("removed by uid {uid} (cordon devbox rm)"));
         teardown(b);
         Ok(Reply::Removed { id: id.to_string() })
     }
@@ -707,6 +818,7 @@ impl Daemon {
             Err(_) => return,
         };
         for b in all {
+            end_record(&b, "the daemon stopped");
             teardown(b);
         }
     }
@@ -743,11 +855,30 @@ fn probe_in(b: &Devbox, argv: &[String], env: &[(String, String)], limit: Durati
     send(b.exec.as_fd(), &order, &[n, n, n, theirs.as_raw_fd()]).map_err(|e| e.to_string())?;
     drop(theirs);
     match recv::<Reply>(mine.as_fd()) {
-        Ok(Some((Reply::Exited { code }, _))) => Ok(code),
+        Ok(Some((Reply::Exited { code, .. }, _))) => Ok(code),
         Ok(Some((other, _))) => Err(format!("unexpected answer {other:?}").into()),
         Ok(None) => Err("the devbox's exec server ended".to_string().into()),
         Err(e) if timed_out(&e) => Err(Probe::TimedOut),
         Err(e) => Err(e.to_string().into()),
+    }
+}
+
+/// Ends a claimed devbox's session in the audit log (the engine's end record, then the seal).
+fn end_record(b: &Devbox, why: &str) {
+    let Some(audit) = &b.audit else { return };
+    let Ok(mut a) = audit.lock() else { return };
+    let end = cordon_schema::bodies::End {
+        ending: cordon_schema::outcome::Ending::Exited { code: 0 },
+        exit_code: 0,
+        duration_ms: a.since.elapsed().as_millis() as u64,
+        peaks: Default::default(),
+        denials_total: 0,
+        notes: vec![format!("devbox {}: {why}; {} command(s) ran", b.id, a.execs)],
+    };
+    let now = cordon_session::recording::now_ms();
+    let body = serde_json::to_value(&end).unwrap_or_default();
+    if let Err(e) = a.store.finish(&b.id, &[("end".into(), now, body)], now) {
+        log(&format!("devbox {}: its end could not be recorded: {e}", b.id));
     }
 }
 

@@ -52,6 +52,9 @@ pub enum Reply {
     /// The command ended: its exit status (128+N for a signal).
     Exited {
         code: i32,
+        /// The signal that ended it, if one did (`code` is then 128+N).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
     },
     /// The devboxes the asker may see (root: all; anyone else: its own claims), and the pools.
     Devboxes {

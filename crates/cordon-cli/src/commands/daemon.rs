@@ -49,6 +49,10 @@ pub struct DaemonArgs {
     /// Seconds a claim's `ready` probe may run; a probe that takes longer fails the claim.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub probe_timeout: f64,
+    /// The audit log each claim is recorded in (a session per claim: its start, every command run
+    /// in it with its status, its end). Default: the engine's (as `cordon run`).
+    #[arg(long, value_name = "PATH")]
+    pub audit: Option<PathBuf>,
 }
 
 /// `secs` as a Duration, or an error naming `flag`.
@@ -75,6 +79,7 @@ pub fn run(a: DaemonArgs) -> Result<i32> {
         io_timeout: seconds("--io-timeout", a.io_timeout)?,
         max_connections: a.max_connections.max(1),
         probe_timeout: seconds("--probe-timeout", a.probe_timeout)?,
+        audit: cordon_session::recording::log_path(a.audit.as_deref())?,
     })?;
     Ok(0)
 }
