@@ -279,7 +279,8 @@ fn devbox_daemon_allows_a_user_it_is_told_to() {
         .output()
         .expect("as nobody");
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
-    assert!(err(&o).contains("must be built in (builtin:NAME), not the file /etc/shadow"), "{}", show(&o));
+    // The client reads the file itself, as nobody: the daemon never opens it.
+    assert!(err(&o).contains("/etc/shadow") && err(&o).contains("Permission denied"), "{}", show(&o));
 }
 
 #[test]
@@ -575,4 +576,39 @@ fn devbox_claims_and_their_commands_are_in_the_audit_log_and_it_verifies() {
     let o = e.cordon(&["audit", "show", &id, "--audit", dbs]);
     assert!(o.status.success(), "show: {}", show(&o));
     assert!(out(&o).contains("exit 3") && out(&o).contains("\"exit_code\":3"), "{}", show(&o));
+}
+
+#[test]
+fn devbox_claim_policy_file_is_read_by_the_client_and_sent_as_text() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let d = Daemon::start(&e, &[&NOBODY.to_string()]);
+    let nobody = Env::new(Who::Nobody);
+    let as_nobody = |args: &[&str]| {
+        let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+        let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+        c.args(&args[..at]).arg("--socket").arg(&d.sock).args(&args[at..]).output().expect("as nobody")
+    };
+    // A tighter policy in nobody's own file: taken, and it holds (the workspace read-only).
+    let tight = nobody.write_policy("tight.toml", "version = 1\nextends = [\"builtin:readonly\"]\n");
+    let o = as_nobody(&["devbox", "claim", &snap, "--json", "--policy", tight.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    let id = v["claimed"]["id"].as_str().expect("id").to_string();
+    let o =
+        as_nobody(&["devbox", "exec", &id, "--", "/bin/sh", "-c", "cat app.py && ! (echo x > new.txt) 2>/dev/null"]);
+    assert!(o.status.success(), "the tighter policy did not hold: {}", show(&o));
+    // A text that extends a file is refused: the daemon reads no file for it.
+    let ext = nobody.write_policy("ext.toml", &format!("version = 1\nextends = [\"{}\"]\n", tight.display()));
+    let o = as_nobody(&["devbox", "claim", &snap, "--policy", ext.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("may extend only built-in policies"), "{}", show(&o));
+    // A text over the bound is refused by the client, naming it.
+    let big = nobody.write_policy("big.toml", &format!("version = 1\n# {}\n", "x".repeat(300 * 1024)));
+    let o = as_nobody(&["devbox", "claim", &snap, "--policy", big.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("larger than 128 KiB"), "{}", show(&o));
 }

@@ -9,7 +9,7 @@
 //! SIGTERM/SIGINT and removes every devbox before the daemon exits. The environments themselves
 //! live in holder processes ([`crate::holder`]).
 
-use crate::holder::{FromHolder, ToHolder};
+use crate::holder::{ClaimPolicy, FromHolder, ToHolder};
 use crate::wire::{self, recv, send, Listed, Reply, Request};
 use crate::DevboxError;
 use std::collections::HashMap;
@@ -326,7 +326,9 @@ impl Daemon {
                 ))
             }
             Request::Pool { snapshot, size } => self.pool(&snapshot, size),
-            Request::Claim { snapshot, policy } => self.claim(&snapshot, policy, uid),
+            Request::Claim { snapshot, policy, policy_text } => {
+                claim_policy(policy, policy_text, uid).and_then(|p| self.claim(&snapshot, p, uid))
+            }
             Request::Exec { id, argv, env } => self.exec(&id, argv, env, fds, uid),
             Request::Ls => Ok(self.ls(uid)),
             Request::Rm { id } => self.rm(&id, uid),
@@ -522,7 +524,7 @@ impl Daemon {
         made
     }
 
-    fn claim(self: &Arc<Self>, name: &str, policy: Option<String>, uid: u32) -> Result<Reply, String> {
+    fn claim(self: &Arc<Self>, name: &str, policy: Option<ClaimPolicy>, uid: u32) -> Result<Reply, String> {
         let r = self.claim_one(name, policy, uid);
         // Refilled in the background, off the claim's path, whatever the claim's end (a refused
         // claim gave its devbox back: then there is nothing to make).
@@ -535,16 +537,8 @@ impl Daemon {
         r
     }
 
-    fn claim_one(self: &Arc<Self>, name: &str, policy: Option<String>, uid: u32) -> Result<Reply, String> {
+    fn claim_one(self: &Arc<Self>, name: &str, policy: Option<ClaimPolicy>, uid: u32) -> Result<Reply, String> {
         let t0 = Instant::now();
-        // A policy file would be read by this daemon, as root, and again by the holder: another
-        // user could name a file of root's, or change it between the check and the use. Until the
-        // client sends the text itself, only root names files.
-        if let Some(p) = policy.as_deref().filter(|p| uid != 0 && !p.starts_with("builtin:")) {
-            return Err(format!(
-                "a claim's policy from uid {uid} must be built in (builtin:NAME), not the file {p}\n  hint: `cordon devbox claim SNAPSHOT --policy builtin:readonly`; policy files are for root's claims for now"
-            ));
-        }
         let (_, m) = self.snapshot(name)?;
         let hash = m.hash.clone();
         let pooled = self.state.lock().map_err(|_| "state poisoned")?.idle.get_mut(&hash).and_then(Vec::pop);
@@ -556,15 +550,12 @@ impl Daemon {
         let spec = match policy {
             None => None,
             Some(p) => {
-                let load = |spec: &str| {
-                    let cx = cordon_policy::Context::for_workspace(b.ws.clone());
-                    cordon_policy::load_and_compile(spec, &cx).map(|(_, c)| c).map_err(|e| e.to_string())
-                };
-                let judged = load(&m.devbox.policy).and_then(|base| {
-                    let claim = load(&p)?;
+                let judged = ClaimPolicy::Spec(m.devbox.policy.clone()).load(&b.ws).and_then(|(_, base)| {
+                    let (_, claim) = p.load(&b.ws)?;
                     crate::tighten::check(&base, &claim).map_err(|why| {
                         format!(
-                            "the claim's policy {p} is looser than the snapshot's ({}): it adds {why}\n  hint: a claim may only tighten the snapshot's policy; build a snapshot with a wider `policy` for this",
+                            "the claim's policy {} is looser than the snapshot's ({}): it adds {why}\n  hint: a claim may only tighten the snapshot's policy; build a snapshot with a wider `policy` for this",
+                            p.name(),
                             m.devbox.policy
                         )
                     })
@@ -629,7 +620,7 @@ impl Daemon {
         }
         b.owner = Some(uid);
         let latency_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let used = spec_used.as_deref().unwrap_or(&m.devbox.policy).to_string();
+        let used = spec_used.unwrap_or_else(|| ClaimPolicy::Spec(m.devbox.policy.clone()));
         match self.start_record(&b, &m, &used, uid, from_pool, latency_ms) {
             Ok(a) => b.audit = Some(Arc::new(Mutex::new(a))),
             Err(e) => {
@@ -720,14 +711,13 @@ impl Daemon {
         &self,
         b: &Devbox,
         m: &crate::snapshot::Manifest,
-        spec: &str,
+        claim_policy: &ClaimPolicy,
         uid: u32,
         from_pool: bool,
         latency_ms: f64,
     ) -> Result<Audit, String> {
         use sha2::Digest;
-        let cx = cordon_policy::Context::for_workspace(b.ws.clone());
-        let (loaded, policy) = cordon_policy::load_and_compile(spec, &cx).map_err(|e| e.to_string())?;
+        let (loaded, policy) = claim_policy.load(&b.ws)?;
         let text = loaded.full_text();
         let sha256: String = sha2::Sha256::digest(text.as_bytes()).iter().map(|x| format!("{x:02x}")).collect();
         let caps = cordon_sandbox::KernelCaps::detect();
@@ -754,7 +744,7 @@ impl Daemon {
         let mut body = serde_json::to_value(&start).map_err(|e| e.to_string())?;
         body["devbox"] = serde_json::json!({
             "id": b.id, "snapshot": m.hash, "claimant_uid": uid, "from_pool": from_pool,
-            "latency_ms": (latency_ms * 100.0).round() / 100.0, "policy": spec,
+            "latency_ms": (latency_ms * 100.0).round() / 100.0, "policy": claim_policy.name(),
         });
         let mut store = cordon_audit::Store::open(&self.o.audit).map_err(|e| e.to_string())?;
         let (seq, hash) = store
@@ -822,6 +812,34 @@ impl Daemon {
             teardown(b);
         }
     }
+}
+
+/// A claim's policy as its request gives it. A file would be read by this daemon, as root, on the
+/// claimant's behalf (a file of root's named by a user; a file changed between the check and the
+/// use): the client reads it and sends the text, bounded, whose `extends` may name built-in
+/// policies only (nothing else is read for it). A bare file name is root's alone (older clients).
+fn claim_policy(policy: Option<String>, text: Option<String>, uid: u32) -> Result<Option<ClaimPolicy>, String> {
+    let Some(name) = policy else { return Ok(None) };
+    let Some(text) = text else {
+        if uid != 0 && !name.starts_with("builtin:") {
+            return Err(format!(
+                "a claim's policy from uid {uid} comes as text or built in (builtin:NAME), not as the file {name}\n  hint: `cordon devbox claim SNAPSHOT --policy FILE` sends the file's text"
+            ));
+        }
+        return Ok(Some(ClaimPolicy::Spec(name)));
+    };
+    if text.len() > wire::MAX_POLICY_TEXT {
+        return Err(format!("the claim's policy {name} is larger than {} KiB", wire::MAX_POLICY_TEXT / 1024));
+    }
+    let v: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("the claim's policy {name} does not parse: {}", e.message()))?;
+    let ext = v.get("extends").and_then(|x| x.as_array()).cloned().unwrap_or_default();
+    if let Some(bad) = ext.iter().find(|x| !x.as_str().is_some_and(|s| s.starts_with("builtin:"))) {
+        return Err(format!(
+            "the claim's policy {name} extends {bad}: a claim's policy may extend only built-in policies (builtin:NAME), the daemon reads no file for it\n  hint: put that file's rules in this one"
+        ));
+    }
+    Ok(Some(ClaimPolicy::Text { name, text }))
 }
 
 /// The environment a devbox's commands start with: PATH, then the snapshot's `env`.

@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-/// The largest message either side sends.
-pub const MAX_MESSAGE: usize = 64 * 1024;
+/// The largest message either side sends (below the default socket send buffer, 208 KiB: a
+/// SOCK_SEQPACKET message must fit in it whole).
+pub const MAX_MESSAGE: usize = 200 * 1024;
+
+/// The largest policy text a claim may carry.
+pub const MAX_POLICY_TEXT: usize = 128 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,10 +22,13 @@ pub enum Request {
         snapshot: String,
         size: usize,
     },
-    /// A devbox of `snapshot`, restricted by `policy` (None: the snapshot's own).
+    /// A devbox of `snapshot`, restricted by `policy` (None: the snapshot's own): `builtin:NAME`,
+    /// or the name of the file the client read `policy_text` from (the daemon reads no file).
     Claim {
         snapshot: String,
         policy: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy_text: Option<String>,
     },
     /// Run `argv` in devbox `id` with the three descriptors attached (stdin, stdout, stderr).
     Exec {

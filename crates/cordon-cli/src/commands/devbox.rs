@@ -141,7 +141,11 @@ pub fn run(cmd: DevboxCmd) -> Result<i32> {
             Ok(0)
         }
         DevboxCmd::Claim { snapshot, policy, json, at } => {
-            let r = ask(&at, Request::Claim { snapshot, policy })?;
+            let policy_text = match policy.as_deref() {
+                Some(p) if !p.starts_with("builtin:") => Some(read_policy(p)?),
+                _ => None,
+            };
+            let r = ask(&at, Request::Claim { snapshot, policy, policy_text })?;
             if let Reply::Claimed { id, snapshot, workspace, latency_ms, from_pool } = &r {
                 if json {
                     println!("{}", serde_json::to_string(&r)?);
@@ -180,6 +184,25 @@ pub fn run(cmd: DevboxCmd) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// A claim's policy file, read by the client as the user who runs it (the daemon reads none),
+/// bounded.
+fn read_policy(path: &str) -> Result<String> {
+    use std::io::Read;
+    let max = cordon_devbox::wire::MAX_POLICY_TEXT;
+    let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot read policy file {path}: {e}"))?;
+    let mut text = String::new();
+    f.take(max as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| anyhow::anyhow!("cannot read policy file {path}: {e}"))?;
+    if text.len() > max {
+        anyhow::bail!(
+            "policy file {path} is larger than {} KiB\n  hint: a claim's policy is sent to the daemon whole",
+            max / 1024
+        );
+    }
+    Ok(text)
 }
 
 fn build(a: BuildArgs) -> Result<i32> {
@@ -274,7 +297,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
                 std::thread::sleep(Duration::from_millis(2));
             }
             let t = Instant::now();
-            let r = ask(Request::Claim { snapshot: m.hash.clone(), policy: None })?;
+            let r = ask(Request::Claim { snapshot: m.hash.clone(), policy: None, policy_text: None })?;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             if let Reply::Claimed { id, latency_ms, from_pool, .. } = r {
                 wall.push(ms);
