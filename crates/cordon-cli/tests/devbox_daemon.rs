@@ -437,6 +437,15 @@ fn devbox_pools_are_sized_by_root_or_a_pool_uid_and_bounded() {
     assert!(err(&o).contains("more than --max-pool 16"), "{}", show(&o));
 }
 
+/// A directory this test made outside its own, removed when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A claim sent on a raw connection that is closed before the answer.
 fn claim_and_hang_up(sock: &Path, snap: &str) {
     let s = idle_connection(sock);
@@ -547,7 +556,11 @@ fn devbox_claims_and_their_commands_are_in_the_audit_log_and_it_verifies() {
     }
     let e = Env::new(Who::Root);
     let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
-    let db = e.root.join("claims.db");
+    // The log where a devbox's policy lets it read (/usr is readable under builtin:agent), removed
+    // with the guard.
+    let logs = RemoveOnDrop(PathBuf::from(format!("/usr/local/share/cordon-test-{}-audit", std::process::id())));
+    std::fs::create_dir_all(&logs.0).expect("mkdir");
+    let db = logs.0.join("claims.db");
     let d = Daemon::start_with(&e, &[], &["--audit", db.to_str().expect("utf-8")]);
     let c = d.claim(&e, &snap, &[]);
     let id = c["id"].as_str().expect("id").to_string();
@@ -572,6 +585,10 @@ fn devbox_claims_and_their_commands_are_in_the_audit_log_and_it_verifies() {
     assert_eq!(recs[3]["body"]["argv"], serde_json::json!(["true"]), "{recs:?}");
     assert_eq!(recs[4]["body"]["exit_code"].as_i64(), Some(0), "{recs:?}");
     assert!(recs[5]["body"]["notes"][0].as_str().is_some_and(|n| n.contains("cordon devbox rm")), "{recs:?}");
+    // The log is out of a devbox's reach (masked like a session's), wherever --audit puts it.
+    let c2 = d.claim(&e, &snap, &[]);
+    let o = d.exec(&e, c2["id"].as_str().expect("id"), &format!("head -c1 {} >/dev/null", db.display()));
+    assert_ne!(o.status.code(), Some(0), "a devbox read the audit log: {}", show(&o));
     // `cordon audit show` shows both commands.
     let o = e.cordon(&["audit", "show", &id, "--audit", dbs]);
     assert!(o.status.success(), "show: {}", show(&o));

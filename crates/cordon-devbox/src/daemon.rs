@@ -490,6 +490,7 @@ impl Daemon {
                 policy: m.devbox.policy.clone(),
                 env: devbox_env(&m),
                 exe: self.o.exe.clone(),
+                audit: Some(self.o.audit.clone()),
             };
             // A holder that hangs does not hang the daemon: its answers have a deadline.
             set_timeouts(&b.ctl, HOLD_TIMEOUT).map_err(|e| format!("the holder's channel: {e}"))?;

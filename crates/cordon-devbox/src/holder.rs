@@ -37,6 +37,9 @@ pub enum ToHolder {
         policy: String,
         env: Vec<(String, String)>,
         exe: PathBuf,
+        /// The daemon's audit log: masked in the devbox, as a session's log is in its session.
+        #[serde(default)]
+        audit: Option<PathBuf>,
     },
     /// Run the exec server under `policy` (already judged no looser than the base; None: the base,
     /// whose process plan was made while the devbox waited).
@@ -96,14 +99,21 @@ pub fn serve() -> i32 {
     // The daemon gone, a claimed devbox ends (the signal is passed on to its exec server) and a
     // pooled one sees its channel close.
     let _ = cordon_sandbox::sys::set_pdeathsig(libc::SIGTERM);
-    let Ok(Some((ToHolder::Hold { id, lower, upper, work, ws, policy, env: vars, exe }, _))) = recv::<ToHolder>(ctl)
+    let Ok(Some((ToHolder::Hold { id, lower, upper, work, ws, policy, env: vars, exe, audit }, _))) =
+        recv::<ToHolder>(ctl)
     else {
         say(FromHolder::Failed { error: "no Hold order on the control channel".into() });
         return 125;
     };
     let caps = KernelCaps::detect();
+    let mask = |mut p: cordon_policy::CompiledPolicy| {
+        if let Some(db) = &audit {
+            cordon_session::recording::mask_log(&mut p, db);
+        }
+        p
+    };
     let base = match compile(&policy, &ws) {
-        Ok(p) => p,
+        Ok(p) => mask(p),
         Err(e) => {
             say(FromHolder::Failed { error: e });
             return 125;
@@ -157,7 +167,7 @@ pub fn serve() -> i32 {
     let Ok(Some((ToHolder::Claim { policy }, _))) = recv::<ToHolder>(ctl) else { return 0 };
     if let Some(policy) = policy {
         let claim = match policy.load(&ws) {
-            Ok((_, p)) => p,
+            Ok((_, p)) => mask(p),
             Err(e) => {
                 say(FromHolder::Failed { error: e });
                 return 125;
