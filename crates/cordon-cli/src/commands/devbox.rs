@@ -209,24 +209,34 @@ fn build(a: BuildArgs) -> Result<i32> {
     let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find cordon's own binary: {e}"))?;
     let d = cordon_devbox::config::load(&a.file)?;
     let t0 = std::time::Instant::now();
-    let tty = std::io::stderr().is_terminal();
+    // On a terminal: a spinner with the current step and its elapsed time (finished steps stay as
+    // lines above it); otherwise one plain line per step.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let style = indicatif::ProgressStyle::with_template("{spinner} cordon: devbox: {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        pb.set_style(style);
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
     let mut show = |p: cordon_devbox::snapshot::Progress| {
-        let mut e = std::io::stderr().lock();
-        // On a terminal each step overwrites the line of the one before it (finished steps stay).
-        let _ = if tty {
-            let keep = matches!(
-                p,
-                cordon_devbox::snapshot::Progress::SetupDone { .. }
-                    | cordon_devbox::snapshot::Progress::Resolved { .. }
-            );
-            write!(e, "\r\x1b[Kcordon: devbox: {p}{}", if keep { "\n" } else { "" })
-        } else {
-            writeln!(e, "cordon: devbox: {p}")
-        };
+        use cordon_devbox::snapshot::Progress;
+        match &bar {
+            Some(pb) => match p {
+                Progress::SetupDone { .. } | Progress::Resolved { .. } => pb.println(format!("cordon: devbox: {p}")),
+                _ => {
+                    pb.reset_elapsed();
+                    pb.set_message(p.to_string());
+                }
+            },
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "cordon: devbox: {p}");
+            }
+        }
     };
     let built = cordon_devbox::snapshot::build(&d, &a.store, &exe, &mut show);
-    if tty {
-        eprint!("\r\x1b[K");
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
     }
     let b = built?;
     if a.json {
