@@ -629,3 +629,36 @@ fn devbox_claim_policy_file_is_read_by_the_client_and_sent_as_text() {
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     assert!(err(&o).contains("larger than 128 KiB"), "{}", show(&o));
 }
+
+#[test]
+fn devbox_that_dies_by_itself_is_removed_and_its_session_ended() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
+    let db = e.root.join("audit.db");
+    let d = Daemon::start(&e, &[]);
+    let c = d.claim(&e, &snap, &[]);
+    let id = c["id"].as_str().expect("id").to_string();
+    let items = ls_json(&d.cordon(&e, &["devbox", "ls", "--json"]))["items"].clone();
+    let pid = items.as_array().expect("items").iter().find(|i| i["id"] == id.as_str()).expect("listed")["pid"]
+        .as_i64()
+        .expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let gone = wait_for(Duration::from_secs(10), || {
+        let items = ls_json(&d.cordon(&e, &["devbox", "ls", "--json"]))["items"].clone();
+        items.as_array().is_some_and(|v| v.is_empty()).then_some(())
+    });
+    assert!(gone.is_some(), "the dead devbox is still listed");
+    let dbs = db.to_str().expect("utf-8");
+    let o = e.cordon(&["audit", "export", &id, "--audit", dbs]);
+    let kinds: Vec<String> = out(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["kind"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(kinds, ["start", "end", "seal"], "{}", show(&o));
+    assert!(out(&o).contains("ended by itself"), "{}", show(&o));
+    assert!(e.cordon(&["audit", "verify", "--audit", dbs]).status.success());
+    assert!(std::fs::read_to_string(&d.log).expect("log").contains(&format!("devbox {id} ended by itself")));
+}

@@ -634,8 +634,43 @@ impl Daemon {
             }
         }
         let reply = Reply::Claimed { id: b.id.clone(), snapshot: hash, workspace: b.ws.clone(), latency_ms, from_pool };
-        self.state.lock().map_err(|_| "state poisoned")?.claimed.insert(b.id.clone(), b);
+        let id = b.id.clone();
+        let watch = b.ctl.try_clone();
+        self.state.lock().map_err(|_| "state poisoned")?.claimed.insert(id.clone(), b);
+        match watch {
+            Ok(ctl) => {
+                let (d, i) = (self.clone(), id.clone());
+                if let Err(e) = spawn("watch", move || d.watch(&i, ctl)) {
+                    log(&format!("devbox {id}: not watched: {e}"));
+                }
+            }
+            Err(e) => log(&format!("devbox {id}: not watched: {e}")),
+        }
         Ok(reply)
+    }
+
+    /// Waits for a claimed devbox's holder to report its end (or to end): a devbox that dies by
+    /// itself (not rm, not the daemon's stop: those take it out of `claimed` first) is removed and
+    /// its session in the audit log ended.
+    fn watch(&self, id: &str, ctl: OwnedFd) {
+        let code = loop {
+            match recv::<FromHolder>(ctl.as_fd()) {
+                Ok(Some((FromHolder::Ended { code }, _))) => break Some(code),
+                Ok(Some(_)) => continue,
+                Err(e) if timed_out(&e) || e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Ok(None) | Err(_) => break None,
+            }
+        };
+        let b = self.state.lock().ok().and_then(|mut s| s.claimed.remove(id));
+        if let Some(b) = b {
+            let why = match code {
+                Some(c) => format!("ended by itself (its exec server's status {c})"),
+                None => "ended by itself (its holder is gone)".to_string(),
+            };
+            log(&format!("devbox {id} {why}: removed"));
+            end_record(&b, &why);
+            teardown(b);
+        }
     }
 
     /// Runs a command in a claimed devbox: recorded (argv, cwd, uid) before it is handed to the
