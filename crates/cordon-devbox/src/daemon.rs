@@ -70,6 +70,8 @@ struct Devbox {
     running: bool,
     /// Its session in the audit log, once claimed.
     audit: Option<Arc<Mutex<Audit>>>,
+    /// The audit log opened while the devbox was made (off the claim's path), for its session.
+    log_ready: Option<cordon_audit::Store>,
 }
 
 #[derive(Default)]
@@ -480,6 +482,7 @@ impl Daemon {
                 owner: None,
                 running: false,
                 audit: None,
+                log_ready: None,
             };
             let hold = ToHolder::Hold {
                 id: id.clone(),
@@ -500,6 +503,9 @@ impl Daemon {
             match answer {
                 Ok(Some((FromHolder::Ready { init_pid, cgroup }, _))) => {
                     b.init_pid = init_pid;
+                    // Opened now, not at claim (it costs more than the rest of a warm claim);
+                    // failing here, it is opened at claim, which then says why.
+                    b.log_ready = cordon_audit::Store::open(&self.o.audit).ok();
                     b.cgroup = cgroup;
                     Ok(b)
                 }
@@ -622,7 +628,7 @@ impl Daemon {
         b.owner = Some(uid);
         let latency_ms = t0.elapsed().as_secs_f64() * 1e3;
         let used = spec_used.unwrap_or_else(|| ClaimPolicy::Spec(m.devbox.policy.clone()));
-        match self.start_record(&b, &m, &used, uid, from_pool, latency_ms) {
+        match self.start_record(&mut b, &m, &used, uid, from_pool, latency_ms) {
             Ok(a) => b.audit = Some(Arc::new(Mutex::new(a))),
             Err(e) => {
                 teardown(b);
@@ -745,7 +751,7 @@ impl Daemon {
     /// claim (claimant, snapshot, id, pool, latency to ready) beside it.
     fn start_record(
         &self,
-        b: &Devbox,
+        b: &mut Devbox,
         m: &crate::snapshot::Manifest,
         claim_policy: &ClaimPolicy,
         uid: u32,
@@ -756,7 +762,16 @@ impl Daemon {
         let (loaded, policy) = claim_policy.load(&b.ws)?;
         let text = loaded.full_text();
         let sha256: String = sha2::Sha256::digest(text.as_bytes()).iter().map(|x| format!("{x:02x}")).collect();
-        let caps = cordon_sandbox::KernelCaps::detect();
+        // The host does not change under the daemon: detected once.
+        static HOST: std::sync::OnceLock<cordon_schema::bodies::HostRef> = std::sync::OnceLock::new();
+        let host = HOST.get_or_init(|| {
+            let caps = cordon_sandbox::KernelCaps::detect();
+            cordon_schema::bodies::HostRef {
+                kernel: caps.kernel.clone(),
+                arch: caps.arch.clone(),
+                landlock_abi: caps.landlock_abi,
+            }
+        });
         let start = cordon_schema::bodies::Start {
             command: vec!["cordon".into(), "devbox".into(), "claim".into(), m.hash.clone()],
             workspace: b.ws.to_string_lossy().into_owned(),
@@ -769,11 +784,7 @@ impl Daemon {
                 text,
                 identity: None,
             },
-            host: cordon_schema::bodies::HostRef {
-                kernel: caps.kernel.clone(),
-                arch: caps.arch.clone(),
-                landlock_abi: caps.landlock_abi,
-            },
+            host: host.clone(),
             guarantees: vec![],
             allow_degraded: false,
         };
@@ -782,7 +793,10 @@ impl Daemon {
             "id": b.id, "snapshot": m.hash, "claimant_uid": uid, "from_pool": from_pool,
             "latency_ms": (latency_ms * 100.0).round() / 100.0, "policy": claim_policy.name(),
         });
-        let mut store = cordon_audit::Store::open(&self.o.audit).map_err(|e| e.to_string())?;
+        let mut store = match b.log_ready.take() {
+            Some(s) => s,
+            None => cordon_audit::Store::open(&self.o.audit).map_err(|e| e.to_string())?,
+        };
         let (seq, hash) = store
             .append(&b.id, &[("start".into(), cordon_session::recording::now_ms(), body)])
             .map_err(|e| e.to_string())?;
