@@ -199,3 +199,24 @@ fn devbox_file_errors_are_positioned_and_nothing_is_built() {
     );
     assert!(!e.root.join("store").exists());
 }
+
+#[test]
+fn devbox_build_progress_off_a_terminal_is_plain_lines() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    repo(&e);
+    let f = write_devbox(&e, "code = { repo = \"repo\", ref = \"v1\" }\nsetup = [[\"true\"]]\n");
+    // stderr is a pipe here: one plain line per step, no carriage return, no escape sequence.
+    let o = build(&e, &f);
+    result(&o);
+    let text = err(&o);
+    assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    let want = ["code at ", "cloning the code", "setup 1/1: true", "setup 1/1 done in ", "snapshot ready: "];
+    assert_eq!(lines.len(), want.len(), "{text}");
+    for (l, w) in lines.iter().zip(want) {
+        assert!(l.starts_with(&format!("cordon: devbox: {w}")), "{l:?} (wanted {w:?}): {text}");
+    }
+}

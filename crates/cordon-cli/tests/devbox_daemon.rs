@@ -18,12 +18,22 @@ struct Daemon {
 
 impl Daemon {
     fn start(e: &Env, allow: &[&str]) -> Daemon {
+        Daemon::start_with(e, allow, &[])
+    }
+
+    /// With more of the daemon's flags (`extra`).
+    fn start_with(e: &Env, allow: &[&str], extra: &[&str]) -> Daemon {
         let (sock, store, log) = (e.root.join("d.sock"), e.root.join("store"), e.root.join("daemon.log"));
         let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
         c.args(["daemon", "--foreground", "--socket"]).arg(&sock).arg("--store").arg(&store);
         for a in allow {
             c.args(["--allow-uid", a]);
         }
+        // Each test's own log (unless it names one).
+        if !extra.contains(&"--audit") {
+            c.arg("--audit").arg(e.root.join("audit.db"));
+        }
+        c.args(extra);
         let f = std::fs::File::create(&log).expect("log");
         let child = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(f).spawn().expect("cordon daemon");
         let up = wait_for(Duration::from_secs(10), || sock.exists().then_some(()));
@@ -69,6 +79,12 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `cordon devbox ls --json`'s answer: `items` (devboxes) and `pools` (their sizes).
+fn ls_json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "ls: {}", show(o));
+    serde_json::from_str(out(o).trim()).expect("ls json")
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -171,7 +187,7 @@ fn devbox_claims_from_one_pool_write_their_own_upper_and_rm_and_sigterm_leave_no
 
     // rm: A's processes, cgroup, mount and directory go.
     let o = d.cordon(&e, &["devbox", "ls", "--json"]);
-    let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+    let items = ls_json(&o)["items"].clone();
     let pid_of = |id: &str| {
         items.as_array().expect("list").iter().find(|i| i["id"] == id).expect("listed")["pid"].as_i64().expect("pid")
     };
@@ -229,7 +245,7 @@ fn devbox_claims_are_refused_when_looser_than_the_snapshot_not_ready_or_from_a_u
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     assert!(err(&o).contains("the ready probe `test -f no-such-file` failed (exit status 1)"), "{}", show(&o));
     let o = d.cordon(&e, &["devbox", "ls", "--json"]);
-    let items: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("ls json");
+    let items = ls_json(&o)["items"].clone();
     assert_eq!(items.as_array().expect("list").len(), 1, "only the readonly claim: {items}");
     assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 1);
 
@@ -263,7 +279,8 @@ fn devbox_daemon_allows_a_user_it_is_told_to() {
         .output()
         .expect("as nobody");
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
-    assert!(err(&o).contains("must be built in (builtin:NAME), not the file /etc/shadow"), "{}", show(&o));
+    // The client reads the file itself, as nobody: the daemon never opens it.
+    assert!(err(&o).contains("/etc/shadow") && err(&o).contains("Permission denied"), "{}", show(&o));
 }
 
 #[test]
@@ -299,4 +316,349 @@ fn devbox_bench_times_warm_claims_and_cold_runs_and_leaves_nothing() {
     assert!(j["claim_to_ready_ms"]["p50"].as_f64().is_some_and(|x| x > 0.0), "{j}");
     // Every claim removed, the pool emptied.
     assert_eq!(std::fs::read_dir(store.join("devboxes")).expect("devboxes").count(), 0);
+}
+
+/// A SOCK_SEQPACKET connection to the daemon that sends nothing.
+fn idle_connection(sock: &Path) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let s = socket(AddressFamily::Unix, SockType::SeqPacket, SockFlag::SOCK_CLOEXEC, None).expect("socket");
+    connect(s.as_raw_fd(), &UnixAddr::new(sock).expect("addr")).expect("connect");
+    s
+}
+
+/// What the daemon sent on `s` within `limit`: Some(text) (empty: it closed the connection), or
+/// None if it sent nothing and kept the connection open.
+fn answered_within(s: &std::os::fd::OwnedFd, limit: Duration) -> Option<String> {
+    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
+    use nix::sys::time::{TimeVal, TimeValLike};
+    setsockopt(s, ReceiveTimeout, &TimeVal::milliseconds(limit.as_millis() as i64)).expect("SO_RCVTIMEO");
+    let mut buf = vec![0u8; 65536];
+    match nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(s), &mut buf, nix::sys::socket::MsgFlags::empty()) {
+        Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+        Err(nix::errno::Errno::EAGAIN) => None,
+        Err(e) => Some(format!("error: {e}")),
+    }
+}
+
+#[test]
+fn devbox_daemon_drops_silent_connections_bounds_them_and_still_claims() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let d = Daemon::start_with(&e, &[], &["--io-timeout", "2", "--max-connections", "8"]);
+    // 12 connections that send nothing: 8 are served (each waits for its request), the other 4
+    // are refused at once, naming the bound.
+    let idle: Vec<_> = (0..12).map(|_| idle_connection(&d.sock)).collect();
+    let refused: Vec<String> =
+        idle[8..].iter().map(|s| answered_within(s, Duration::from_secs(2)).unwrap_or_default()).collect();
+    for r in &refused {
+        assert!(r.contains("serves at most 8 connections at once"), "{r:?}");
+    }
+    // The others are dropped after --io-timeout, with a reason.
+    let t0 = std::time::Instant::now();
+    for s in &idle[..8] {
+        let a = answered_within(s, Duration::from_secs(6));
+        assert!(a.as_deref().is_some_and(|a| a.contains("no request within 2 s")), "still held: {a:?}");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "dropped after {:?}", t0.elapsed());
+    // The daemon still serves: a claim answers promptly.
+    let t = std::time::Instant::now();
+    let c = d.claim(&e, &snap, &[]);
+    assert!(c["id"].is_string());
+    assert!(t.elapsed() < Duration::from_secs(5), "the claim took {:?}", t.elapsed());
+    drop(idle);
+    let log = std::fs::read_to_string(&d.log).expect("log");
+    assert!(log.contains("sent no request within 2 s"), "{log}");
+}
+
+#[test]
+fn devbox_claim_whose_ready_probe_hangs_fails_within_the_probe_timeout_and_leaves_nothing() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"sleep\", \"1000\"]");
+    let d = Daemon::start_with(&e, &[], &["--probe-timeout", "2"]);
+    let t = std::time::Instant::now();
+    let o = d.cordon(&e, &["devbox", "claim", &snap]);
+    let took = t.elapsed();
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("the ready probe `sleep 1000` did not pass within 2 s (--probe-timeout)"), "{}", show(&o));
+    assert!(took < Duration::from_secs(10), "the claim took {took:?}");
+    let o = d.cordon(&e, &["devbox", "ls", "--json"]);
+    let items = ls_json(&o)["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(0), "{items}");
+    assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 0);
+}
+
+#[test]
+fn devbox_pools_are_sized_by_root_or_a_pool_uid_and_bounded() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let a = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let b = snapshot(&e, "other.toml", "[\"true\"]");
+    let nobody = Env::new(Who::Nobody);
+    let as_nobody = |d: &Daemon, args: &[&str]| {
+        let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+        c.args(args).arg("--socket").arg(&d.sock).output().expect("as nobody")
+    };
+    {
+        let d = Daemon::start_with(&e, &[&NOBODY.to_string()], &["--max-pool", "2", "--max-pool-total", "3"]);
+        // An allowed user may claim but not size pools.
+        let o = as_nobody(&d, &["devbox", "pool", &a, "--size", "1"]);
+        assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+        assert!(err(&o).contains("uid 65534 may not size pools"), "{}", show(&o));
+        assert!(err(&o).contains("--pool-uid"), "{}", show(&o));
+        // Root: per snapshot, then in all.
+        let o = d.cordon(&e, &["devbox", "pool", &a, "--size", "3"]);
+        assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+        assert!(err(&o).contains("a pool of 3 is more than --max-pool 2"), "{}", show(&o));
+        let o = d.cordon(&e, &["devbox", "pool", &a, "--size", "2"]);
+        assert!(o.status.success(), "{}", show(&o));
+        let o = d.cordon(&e, &["devbox", "pool", &b, "--size", "2"]);
+        assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+        assert!(err(&o).contains("4 pooled devboxes in all would be more than --max-pool-total 3"), "{}", show(&o));
+        let o = d.cordon(&e, &["devbox", "pool", &b, "--size", "1"]);
+        assert!(o.status.success(), "{}", show(&o));
+        let o = d.cordon(&e, &["devbox", "ls", "--json"]);
+        let items = ls_json(&o)["items"].clone();
+        assert_eq!(items.as_array().map(Vec::len), Some(3), "{items}");
+    }
+    // A --pool-uid may.
+    let d = Daemon::start_with(&e, &[], &["--pool-uid", &NOBODY.to_string()]);
+    let o = as_nobody(&d, &["devbox", "pool", &a, "--size", "1"]);
+    assert!(o.status.success() && out(&o).contains("1 devbox(es) ready"), "{}", show(&o));
+    let o = as_nobody(&d, &["devbox", "pool", &a, "--size", "17"]);
+    assert!(err(&o).contains("more than --max-pool 16"), "{}", show(&o));
+}
+
+/// A directory this test made outside its own, removed when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A claim sent on a raw connection that is closed before the answer.
+fn claim_and_hang_up(sock: &Path, snap: &str) {
+    let s = idle_connection(sock);
+    let req = serde_json::json!({"claim": {"snapshot": snap, "policy": null}}).to_string();
+    nix::sys::socket::send(std::os::fd::AsRawFd::as_raw_fd(&s), req.as_bytes(), nix::sys::socket::MsgFlags::empty())
+        .expect("send");
+    drop(s);
+}
+
+#[test]
+fn devbox_claim_whose_client_hung_up_is_removed_not_left_claimed_by_nobody() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    // The probe takes a second: the client is gone before the answer.
+    let snap = snapshot(&e, "devbox.toml", "[\"sleep\", \"1\"]");
+    let d = Daemon::start(&e, &[]);
+    claim_and_hang_up(&d.sock, &snap);
+    let removed = wait_for(Duration::from_secs(15), || {
+        let log = std::fs::read_to_string(&d.log).unwrap_or_default();
+        log.contains("its client was gone before the answer: removed").then_some(())
+    });
+    assert!(removed.is_some(), "{}", std::fs::read_to_string(&d.log).unwrap_or_default());
+    let items = ls_json(&d.cordon(&e, &["devbox", "ls", "--json"]))["items"].clone();
+    assert_eq!(items.as_array().map(Vec::len), Some(0), "{items}");
+    assert_eq!(std::fs::read_dir(e.root.join("store/devboxes")).expect("devboxes").count(), 0);
+}
+
+#[test]
+fn devbox_second_daemon_on_one_store_refuses_naming_the_lock_and_the_first() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let d = Daemon::start(&e, &[]);
+    let first = d.child.as_ref().expect("running").id();
+    let mut second = Command::new(env!("CARGO_BIN_EXE_cordon"))
+        .args(["daemon", "--foreground", "--socket"])
+        .arg(e.root.join("second.sock"))
+        .arg("--store")
+        .arg(e.root.join("store"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("second daemon");
+    // It must end by itself; one still running after 10 s is killed (and the test fails).
+    if wait_for(Duration::from_secs(10), || second.try_wait().ok().flatten()).is_none() {
+        let _ = second.kill();
+    }
+    let o = second.wait_with_output().expect("second daemon");
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    let lock = e.root.join("store/daemon.lock");
+    assert!(err(&o).contains(&format!("{} is held by the daemon pid {first}", lock.display())), "{}", show(&o));
+    assert!(!e.root.join("second.sock").exists());
+    // The first still serves.
+    assert!(d.cordon(&e, &["devbox", "ls"]).status.success());
+}
+
+#[test]
+fn devbox_ls_shows_a_user_its_own_devboxes_and_the_pools_sizes_and_root_all() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
+    let d = Daemon::start(&e, &[&NOBODY.to_string()]);
+    let nobody = Env::new(Who::Nobody);
+    let as_nobody = |args: &[&str]| {
+        let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+        c.args(args).arg("--socket").arg(&d.sock).output().expect("as nobody")
+    };
+    assert!(d.cordon(&e, &["devbox", "pool", &snap, "--size", "1"]).status.success());
+    let mine = d.claim(&e, &snap, &[]);
+    let o = as_nobody(&["devbox", "claim", &snap, "--json"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let theirs: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    let theirs = theirs["claimed"]["id"].as_str().expect("id").to_string();
+    let j = ls_json(&as_nobody(&["devbox", "ls", "--json"]));
+    let ids: Vec<&str> = j["items"].as_array().expect("items").iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(ids, vec![theirs.as_str()], "nobody sees only its own: {j}");
+    assert_eq!(j["pools"][0]["snapshot"].as_str(), Some(snap.as_str()), "{j}");
+    assert_eq!(j["pools"][0]["size"].as_u64(), Some(1), "{j}");
+    let o = as_nobody(&["devbox", "ls"]);
+    assert!(
+        out(&o).contains(&format!("pool {snap}: ")) && !out(&o).contains(mine["id"].as_str().expect("id")),
+        "{}",
+        show(&o)
+    );
+    // Root sees both claims, and the pooled devboxes.
+    let j = ls_json(&d.cordon(&e, &["devbox", "ls", "--json"]));
+    let claimed: Vec<&str> = j["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["state"] == "claimed")
+        .filter_map(|i| i["id"].as_str())
+        .collect();
+    assert_eq!(claimed.len(), 2, "{j}");
+    assert!(claimed.contains(&theirs.as_str()) && claimed.contains(&mine["id"].as_str().expect("id")), "{j}");
+}
+
+#[test]
+fn devbox_claims_and_their_commands_are_in_the_audit_log_and_it_verifies() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
+    // The log where a devbox's policy lets it read (/usr is readable under builtin:agent), removed
+    // with the guard.
+    let logs = RemoveOnDrop(PathBuf::from(format!("/usr/local/share/cordon-test-{}-audit", std::process::id())));
+    std::fs::create_dir_all(&logs.0).expect("mkdir");
+    let db = logs.0.join("claims.db");
+    let d = Daemon::start_with(&e, &[], &["--audit", db.to_str().expect("utf-8")]);
+    let c = d.claim(&e, &snap, &[]);
+    let id = c["id"].as_str().expect("id").to_string();
+    assert_eq!(d.exec(&e, &id, "exit 3").status.code(), Some(3));
+    assert_eq!(d.cordon(&e, &["devbox", "exec", &id, "--", "true"]).status.code(), Some(0));
+    assert!(d.cordon(&e, &["devbox", "rm", &id]).status.success());
+    let dbs = db.to_str().expect("utf-8");
+    let o = e.cordon(&["audit", "verify", "--audit", dbs]);
+    assert!(o.status.success(), "verify: {}", show(&o));
+    let o = e.cordon(&["audit", "export", &id, "--audit", dbs]);
+    assert!(o.status.success(), "export: {}", show(&o));
+    let recs: Vec<serde_json::Value> = out(&o).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let kinds: Vec<&str> = recs.iter().filter_map(|r| r["kind"].as_str()).collect();
+    assert_eq!(kinds, ["start", "exec", "exec.end", "exec", "exec.end", "end", "seal"], "{recs:?}");
+    let start = &recs[0]["body"];
+    assert_eq!(start["devbox"]["id"].as_str(), Some(id.as_str()), "{start}");
+    assert_eq!(start["devbox"]["snapshot"].as_str(), Some(snap.as_str()), "{start}");
+    assert_eq!(start["devbox"]["claimant_uid"].as_u64(), Some(0), "{start}");
+    assert!(start["policy"]["sha256"].as_str().is_some_and(|h| h.len() == 64), "{start}");
+    assert_eq!(recs[1]["body"]["argv"], serde_json::json!(["/bin/sh", "-c", "exit 3"]), "{recs:?}");
+    assert_eq!(recs[2]["body"]["exit_code"].as_i64(), Some(3), "{recs:?}");
+    assert_eq!(recs[3]["body"]["argv"], serde_json::json!(["true"]), "{recs:?}");
+    assert_eq!(recs[4]["body"]["exit_code"].as_i64(), Some(0), "{recs:?}");
+    assert!(recs[5]["body"]["notes"][0].as_str().is_some_and(|n| n.contains("cordon devbox rm")), "{recs:?}");
+    // The log is out of a devbox's reach (masked like a session's), wherever --audit puts it.
+    let c2 = d.claim(&e, &snap, &[]);
+    let o = d.exec(&e, c2["id"].as_str().expect("id"), &format!("head -c1 {} >/dev/null", db.display()));
+    assert_ne!(o.status.code(), Some(0), "a devbox read the audit log: {}", show(&o));
+    // `cordon audit show` shows both commands.
+    let o = e.cordon(&["audit", "show", &id, "--audit", dbs]);
+    assert!(o.status.success(), "show: {}", show(&o));
+    assert!(out(&o).contains("exit 3") && out(&o).contains("\"exit_code\":3"), "{}", show(&o));
+}
+
+#[test]
+fn devbox_claim_policy_file_is_read_by_the_client_and_sent_as_text() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
+    let d = Daemon::start(&e, &[&NOBODY.to_string()]);
+    let nobody = Env::new(Who::Nobody);
+    let as_nobody = |args: &[&str]| {
+        let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+        let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+        c.args(&args[..at]).arg("--socket").arg(&d.sock).args(&args[at..]).output().expect("as nobody")
+    };
+    // A tighter policy in nobody's own file: taken, and it holds (the workspace read-only).
+    let tight = nobody.write_policy("tight.toml", "version = 1\nextends = [\"builtin:readonly\"]\n");
+    let o = as_nobody(&["devbox", "claim", &snap, "--json", "--policy", tight.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", show(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    let id = v["claimed"]["id"].as_str().expect("id").to_string();
+    let o =
+        as_nobody(&["devbox", "exec", &id, "--", "/bin/sh", "-c", "cat app.py && ! (echo x > new.txt) 2>/dev/null"]);
+    assert!(o.status.success(), "the tighter policy did not hold: {}", show(&o));
+    // A text that extends a file is refused: the daemon reads no file for it.
+    let ext = nobody.write_policy("ext.toml", &format!("version = 1\nextends = [\"{}\"]\n", tight.display()));
+    let o = as_nobody(&["devbox", "claim", &snap, "--policy", ext.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("may extend only built-in policies"), "{}", show(&o));
+    // A text over the bound is refused by the client, naming it.
+    let big = nobody.write_policy("big.toml", &format!("version = 1\n# {}\n", "x".repeat(300 * 1024)));
+    let o = as_nobody(&["devbox", "claim", &snap, "--policy", big.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("larger than 128 KiB"), "{}", show(&o));
+}
+
+#[test]
+fn devbox_that_dies_by_itself_is_removed_and_its_session_ended() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
+    let db = e.root.join("audit.db");
+    let d = Daemon::start(&e, &[]);
+    let c = d.claim(&e, &snap, &[]);
+    let id = c["id"].as_str().expect("id").to_string();
+    let items = ls_json(&d.cordon(&e, &["devbox", "ls", "--json"]))["items"].clone();
+    let pid = items.as_array().expect("items").iter().find(|i| i["id"] == id.as_str()).expect("listed")["pid"]
+        .as_i64()
+        .expect("pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let gone = wait_for(Duration::from_secs(10), || {
+        let items = ls_json(&d.cordon(&e, &["devbox", "ls", "--json"]))["items"].clone();
+        items.as_array().is_some_and(|v| v.is_empty()).then_some(())
+    });
+    assert!(gone.is_some(), "the dead devbox is still listed");
+    let dbs = db.to_str().expect("utf-8");
+    let o = e.cordon(&["audit", "export", &id, "--audit", dbs]);
+    let kinds: Vec<String> = out(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["kind"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(kinds, ["start", "end", "seal"], "{}", show(&o));
+    assert!(out(&o).contains("ended by itself"), "{}", show(&o));
+    assert!(e.cordon(&["audit", "verify", "--audit", dbs]).status.success());
+    assert!(std::fs::read_to_string(&d.log).expect("log").contains(&format!("devbox {id} ended by itself")));
 }

@@ -25,6 +25,7 @@ pub fn serve() -> i32 {
 }
 
 fn run(o: ExecOrder, [i, out, err, reply]: [OwnedFd; 4]) {
+    let mut signal = None;
     let code = match o.argv.split_first() {
         None => 0,
         Some((prog, args)) => {
@@ -39,6 +40,7 @@ fn run(o: ExecOrder, [i, out, err, reply]: [OwnedFd; 4]) {
             match c.status() {
                 Ok(s) => {
                     use std::os::unix::process::ExitStatusExt;
+                    signal = s.signal();
                     s.code().or(s.signal().map(|n| 128 + n)).unwrap_or(125)
                 }
                 Err(e) => {
@@ -55,5 +57,5 @@ fn run(o: ExecOrder, [i, out, err, reply]: [OwnedFd; 4]) {
             }
         }
     };
-    let _ = send(reply.as_fd(), &Reply::Exited { code }, &[]);
+    let _ = send(reply.as_fd(), &Reply::Exited { code, signal }, &[]);
 }

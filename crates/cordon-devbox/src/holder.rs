@@ -37,10 +37,47 @@ pub enum ToHolder {
         policy: String,
         env: Vec<(String, String)>,
         exe: PathBuf,
+        /// The daemon's audit log: masked in the devbox, as a session's log is in its session.
+        #[serde(default)]
+        audit: Option<PathBuf>,
     },
     /// Run the exec server under `policy` (already judged no looser than the base; None: the base,
     /// whose process plan was made while the devbox waited).
-    Claim { policy: Option<String> },
+    Claim { policy: Option<ClaimPolicy> },
+}
+
+/// A claim's policy: built in (or a file, root's claims only), or the text its client sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimPolicy {
+    Spec(String),
+    /// `name`: the file the client read it from (for the record); its `extends` are built in only.
+    Text {
+        name: String,
+        text: String,
+    },
+}
+
+impl ClaimPolicy {
+    pub fn name(&self) -> &str {
+        match self {
+            ClaimPolicy::Spec(s) => s,
+            ClaimPolicy::Text { name, .. } => name,
+        }
+    }
+
+    /// Loaded and compiled for workspace `ws` (a text reads no file: its `extends` were checked).
+    pub fn load(&self, ws: &Path) -> Result<(cordon_policy::Loaded, cordon_policy::CompiledPolicy), String> {
+        let cx = cordon_policy::Context::for_workspace(ws.to_path_buf());
+        match self {
+            ClaimPolicy::Spec(s) => cordon_policy::load_and_compile(s, &cx).map_err(|e| e.to_string()),
+            ClaimPolicy::Text { name, text } => {
+                let l = cordon_policy::load_text(name, text).map_err(|e| e.to_string())?;
+                let c = cordon_policy::compile(&l, &cx);
+                Ok((l, c))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,14 +99,21 @@ pub fn serve() -> i32 {
     // The daemon gone, a claimed devbox ends (the signal is passed on to its exec server) and a
     // pooled one sees its channel close.
     let _ = cordon_sandbox::sys::set_pdeathsig(libc::SIGTERM);
-    let Ok(Some((ToHolder::Hold { id, lower, upper, work, ws, policy, env: vars, exe }, _))) = recv::<ToHolder>(ctl)
+    let Ok(Some((ToHolder::Hold { id, lower, upper, work, ws, policy, env: vars, exe, audit }, _))) =
+        recv::<ToHolder>(ctl)
     else {
         say(FromHolder::Failed { error: "no Hold order on the control channel".into() });
         return 125;
     };
     let caps = KernelCaps::detect();
+    let mask = |mut p: cordon_policy::CompiledPolicy| {
+        if let Some(db) = &audit {
+            cordon_session::recording::mask_log(&mut p, db);
+        }
+        p
+    };
     let base = match compile(&policy, &ws) {
-        Ok(p) => p,
+        Ok(p) => mask(p),
         Err(e) => {
             say(FromHolder::Failed { error: e });
             return 125;
@@ -122,8 +166,8 @@ pub fn serve() -> i32 {
     // Pooled: nothing runs until a claim (the channel closed instead: the environment is dropped).
     let Ok(Some((ToHolder::Claim { policy }, _))) = recv::<ToHolder>(ctl) else { return 0 };
     if let Some(policy) = policy {
-        let claim = match compile(&policy, &ws) {
-            Ok(p) => p,
+        let claim = match policy.load(&ws) {
+            Ok((_, p)) => mask(p),
             Err(e) => {
                 say(FromHolder::Failed { error: e });
                 return 125;

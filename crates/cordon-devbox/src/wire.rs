@@ -7,8 +7,12 @@ use serde::{Deserialize, Serialize};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
-/// The largest message either side sends.
-pub const MAX_MESSAGE: usize = 64 * 1024;
+/// The largest message either side sends (below the default socket send buffer, 208 KiB: a
+/// SOCK_SEQPACKET message must fit in it whole).
+pub const MAX_MESSAGE: usize = 200 * 1024;
+
+/// The largest policy text a claim may carry.
+pub const MAX_POLICY_TEXT: usize = 128 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -18,10 +22,13 @@ pub enum Request {
         snapshot: String,
         size: usize,
     },
-    /// A devbox of `snapshot`, restricted by `policy` (None: the snapshot's own).
+    /// A devbox of `snapshot`, restricted by `policy` (None: the snapshot's own): `builtin:NAME`,
+    /// or the name of the file the client read `policy_text` from (the daemon reads no file).
     Claim {
         snapshot: String,
         policy: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy_text: Option<String>,
     },
     /// Run `argv` in devbox `id` with the three descriptors attached (stdin, stdout, stderr).
     Exec {
@@ -52,9 +59,15 @@ pub enum Reply {
     /// The command ended: its exit status (128+N for a signal).
     Exited {
         code: i32,
+        /// The signal that ended it, if one did (`code` is then 128+N).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
     },
+    /// The devboxes the asker may see (root: all; anyone else: its own claims), and the pools.
     Devboxes {
         items: Vec<Listed>,
+        #[serde(default)]
+        pools: Vec<PoolSize>,
     },
     Removed {
         id: String,
@@ -73,6 +86,17 @@ pub struct Listed {
     /// Its init's pid.
     pub pid: i32,
     pub cgroup: Option<PathBuf>,
+    /// Who claimed it (None: pooled).
+    #[serde(default)]
+    pub owner: Option<u32>,
+}
+
+/// One snapshot's pool: the size asked for and how many devboxes are ready in it now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolSize {
+    pub snapshot: String,
+    pub size: usize,
+    pub ready: usize,
 }
 
 /// What the daemon hands the devbox's exec server (with stdin, stdout, stderr and the client's

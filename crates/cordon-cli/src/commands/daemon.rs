@@ -30,6 +30,37 @@ pub struct DaemonArgs {
     /// A user (uid) besides root who may pool, claim and use devboxes (repeatable).
     #[arg(long = "allow-uid", value_name = "UID")]
     pub allow_uid: Vec<u32>,
+    /// A user (uid) besides root who may size pools (`cordon devbox pool`), and use the daemon
+    /// (repeatable). Other users may claim from pools, not size them.
+    #[arg(long = "pool-uid", value_name = "UID")]
+    pub pool_uid: Vec<u32>,
+    /// The largest pool of one snapshot.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub max_pool: usize,
+    /// The most pooled devboxes, all snapshots together.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_pool_total: usize,
+    /// Seconds a client has to send its request (one that connects and sends nothing is dropped).
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub io_timeout: f64,
+    /// Connections served at once; beyond it a connection is refused at once, naming the bound.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections: usize,
+    /// Seconds a claim's `ready` probe may run; a probe that takes longer fails the claim.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub probe_timeout: f64,
+    /// The audit log each claim is recorded in (a session per claim: its start, every command run
+    /// in it with its status, its end). Default: the engine's (as `cordon run`).
+    #[arg(long, value_name = "PATH")]
+    pub audit: Option<PathBuf>,
+}
+
+/// `secs` as a Duration, or an error naming `flag`.
+fn seconds(flag: &str, secs: f64) -> Result<std::time::Duration> {
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86400.0) {
+        anyhow::bail!("{flag} {secs}: give a number of seconds above 0 and at most 86400\n  hint: {flag} 5");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 pub fn run(a: DaemonArgs) -> Result<i32> {
@@ -41,7 +72,14 @@ pub fn run(a: DaemonArgs) -> Result<i32> {
         socket: a.socket,
         store: a.store,
         allow_uids: a.allow_uid,
+        pool_uids: a.pool_uid,
+        max_pool: a.max_pool,
+        max_pool_total: a.max_pool_total,
         exe,
+        io_timeout: seconds("--io-timeout", a.io_timeout)?,
+        max_connections: a.max_connections.max(1),
+        probe_timeout: seconds("--probe-timeout", a.probe_timeout)?,
+        audit: cordon_session::recording::log_path(a.audit.as_deref())?,
     })?;
     Ok(0)
 }

@@ -59,7 +59,8 @@ pub enum DevboxCmd {
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         cmd: Vec<String>,
     },
-    /// List the daemon's devboxes, pooled and claimed.
+    /// List the daemon's devboxes, pooled and claimed (root; anyone else: its own claims), and the
+    /// pools' sizes. --json: {"items": [...], "pools": [...]}.
     Ls {
         #[arg(long)]
         json: bool,
@@ -140,7 +141,11 @@ pub fn run(cmd: DevboxCmd) -> Result<i32> {
             Ok(0)
         }
         DevboxCmd::Claim { snapshot, policy, json, at } => {
-            let r = ask(&at, Request::Claim { snapshot, policy })?;
+            let policy_text = match policy.as_deref() {
+                Some(p) if !p.starts_with("builtin:") => Some(read_policy(p)?),
+                _ => None,
+            };
+            let r = ask(&at, Request::Claim { snapshot, policy, policy_text })?;
             if let Reply::Claimed { id, snapshot, workspace, latency_ms, from_pool } = &r {
                 if json {
                     println!("{}", serde_json::to_string(&r)?);
@@ -158,10 +163,13 @@ pub fn run(cmd: DevboxCmd) -> Result<i32> {
             cordon_devbox::client::exec(&at.socket, &id, cmd, vec![]).map_err(|e| anyhow::anyhow!("{e}"))
         }
         DevboxCmd::Ls { json, at } => {
-            if let Reply::Devboxes { items } = ask(&at, Request::Ls)? {
+            if let Reply::Devboxes { items, pools } = ask(&at, Request::Ls)? {
                 if json {
-                    println!("{}", serde_json::to_string(&items)?);
+                    println!("{}", serde_json::json!({"items": items, "pools": pools}));
                 } else {
+                    for p in pools {
+                        println!("pool {}: {} of {} ready", p.snapshot, p.ready, p.size);
+                    }
                     for i in items {
                         println!("{}  {:<8} snapshot {}  init pid {}", i.id, i.state, i.snapshot, i.pid);
                     }
@@ -178,28 +186,57 @@ pub fn run(cmd: DevboxCmd) -> Result<i32> {
     }
 }
 
+/// A claim's policy file, read by the client as the user who runs it (the daemon reads none),
+/// bounded.
+fn read_policy(path: &str) -> Result<String> {
+    use std::io::Read;
+    let max = cordon_devbox::wire::MAX_POLICY_TEXT;
+    let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot read policy file {path}: {e}"))?;
+    let mut text = String::new();
+    f.take(max as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| anyhow::anyhow!("cannot read policy file {path}: {e}"))?;
+    if text.len() > max {
+        anyhow::bail!(
+            "policy file {path} is larger than {} KiB\n  hint: a claim's policy is sent to the daemon whole",
+            max / 1024
+        );
+    }
+    Ok(text)
+}
+
 fn build(a: BuildArgs) -> Result<i32> {
     let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find cordon's own binary: {e}"))?;
     let d = cordon_devbox::config::load(&a.file)?;
     let t0 = std::time::Instant::now();
-    let tty = std::io::stderr().is_terminal();
+    // On a terminal: a spinner with the current step and its elapsed time (finished steps stay as
+    // lines above it); otherwise one plain line per step.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let pb = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        let style = indicatif::ProgressStyle::with_template("{spinner} cordon: devbox: {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        pb.set_style(style);
+        pb.enable_steady_tick(std::time::Duration::from_millis(120));
+        pb
+    });
     let mut show = |p: cordon_devbox::snapshot::Progress| {
-        let mut e = std::io::stderr().lock();
-        // On a terminal each step overwrites the line of the one before it (finished steps stay).
-        let _ = if tty {
-            let keep = matches!(
-                p,
-                cordon_devbox::snapshot::Progress::SetupDone { .. }
-                    | cordon_devbox::snapshot::Progress::Resolved { .. }
-            );
-            write!(e, "\r\x1b[Kcordon: devbox: {p}{}", if keep { "\n" } else { "" })
-        } else {
-            writeln!(e, "cordon: devbox: {p}")
-        };
+        use cordon_devbox::snapshot::Progress;
+        match &bar {
+            Some(pb) => match p {
+                Progress::SetupDone { .. } | Progress::Resolved { .. } => pb.println(format!("cordon: devbox: {p}")),
+                _ => {
+                    pb.reset_elapsed();
+                    pb.set_message(p.to_string());
+                }
+            },
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "cordon: devbox: {p}");
+            }
+        }
     };
     let built = cordon_devbox::snapshot::build(&d, &a.store, &exe, &mut show);
-    if tty {
-        eprint!("\r\x1b[K");
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
     }
     let b = built?;
     if a.json {
@@ -234,7 +271,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
     ask(Request::Pool { snapshot: m.hash.clone(), size: a.pool })?;
     let pooled = || -> Result<usize> {
         match ask(Request::Ls)? {
-            Reply::Devboxes { items } => {
+            Reply::Devboxes { items, .. } => {
                 Ok(items.iter().filter(|i| i.state == "pooled" && i.snapshot == m.hash).count())
             }
             _ => Ok(0),
@@ -270,7 +307,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
                 std::thread::sleep(Duration::from_millis(2));
             }
             let t = Instant::now();
-            let r = ask(Request::Claim { snapshot: m.hash.clone(), policy: None })?;
+            let r = ask(Request::Claim { snapshot: m.hash.clone(), policy: None, policy_text: None })?;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             if let Reply::Claimed { id, latency_ms, from_pool, .. } = r {
                 wall.push(ms);
