@@ -256,7 +256,7 @@ fn devbox_claims_are_refused_when_looser_than_the_snapshot_not_ready_or_from_a_u
     assert_eq!(o.status.code(), Some(125), "{}", show(&o));
     assert!(err(&o).contains("uid 65534 may not use this daemon"), "{}", show(&o));
     let log = std::fs::read_to_string(&d.log).expect("log");
-    assert!(log.contains("refused a request from uid 65534"), "{log}");
+    assert!(log.contains("refused a connection from uid 65534"), "{log}");
 }
 
 #[test]
@@ -327,20 +327,6 @@ fn idle_connection(sock: &Path) -> std::os::fd::OwnedFd {
     s
 }
 
-/// What the daemon sent on `s` within `limit`: Some(text) (empty: it closed the connection), or
-/// None if it sent nothing and kept the connection open.
-fn answered_within(s: &std::os::fd::OwnedFd, limit: Duration) -> Option<String> {
-    use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
-    use nix::sys::time::{TimeVal, TimeValLike};
-    setsockopt(s, ReceiveTimeout, &TimeVal::milliseconds(limit.as_millis() as i64)).expect("SO_RCVTIMEO");
-    let mut buf = vec![0u8; 65536];
-    match nix::sys::socket::recv(std::os::fd::AsRawFd::as_raw_fd(s), &mut buf, nix::sys::socket::MsgFlags::empty()) {
-        Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
-        Err(nix::errno::Errno::EAGAIN) => None,
-        Err(e) => Some(format!("error: {e}")),
-    }
-}
-
 #[test]
 fn devbox_daemon_drops_silent_connections_bounds_them_and_still_claims() {
     if !need_root() {
@@ -348,30 +334,66 @@ fn devbox_daemon_drops_silent_connections_bounds_them_and_still_claims() {
     }
     let e = Env::new(Who::Root);
     let snap = snapshot(&e, "devbox.toml", "[\"test\", \"-f\", \"app.py\"]");
-    let d = Daemon::start_with(&e, &[], &["--io-timeout", "2", "--max-connections", "8"]);
-    // 12 connections that send nothing: 8 are served (each waits for its request), the other 4
-    // are refused at once, naming the bound.
-    let idle: Vec<_> = (0..12).map(|_| idle_connection(&d.sock)).collect();
-    let refused: Vec<String> =
-        idle[8..].iter().map(|s| answered_within(s, Duration::from_secs(2)).unwrap_or_default()).collect();
-    for r in &refused {
-        assert!(r.contains("serves at most 8 connections at once"), "{r:?}");
-    }
-    // The others are dropped after --io-timeout, with a reason.
-    let t0 = std::time::Instant::now();
-    for s in &idle[..8] {
-        let a = answered_within(s, Duration::from_secs(6));
-        assert!(a.as_deref().is_some_and(|a| a.contains("no request within 2 s")), "still held: {a:?}");
-    }
-    assert!(t0.elapsed() < Duration::from_secs(5), "dropped after {:?}", t0.elapsed());
-    // The daemon still serves: a claim answers promptly.
-    let t = std::time::Instant::now();
-    let c = d.claim(&e, &snap, &[]);
-    assert!(c["id"].is_string());
-    assert!(t.elapsed() < Duration::from_secs(5), "the claim took {:?}", t.elapsed());
-    drop(idle);
+    let d = Daemon::start_with(&e, &[&NOBODY.to_string()], &["--io-timeout", "2", "--max-connections", "8"]);
+    // An allowed user (nobody) opens 12 connections that send nothing: a quarter of the 8 slots (2)
+    // are served, each waiting for its request until --io-timeout; the other 10 are refused at once,
+    // naming the bound. Each line: the connection's number and what it got within 6 s.
+    let script = format!(
+        "import socket, time\n\
+         s = []\n\
+         for i in range(12):\n\
+         \x20   c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); c.connect({sock:?}); s.append(c)\n\
+         t0 = time.time()\n\
+         for i, c in enumerate(s):\n\
+         \x20   c.settimeout(6)\n\
+         \x20   try: print(i, repr(c.recv(65536).decode()), round(time.time() - t0, 1))\n\
+         \x20   except Exception as e: print(i, 'NOTHING', e)\n",
+        sock = d.sock.display().to_string()
+    );
+    let nobody = Env::new(Who::Nobody);
+    let held = std::thread::scope(|sc| {
+        let held =
+            sc.spawn(|| nobody.command("/usr/bin/python3").args(["-c", &script]).output().expect("python3 as nobody"));
+        // Meanwhile root is never refused for slots: a claim answers promptly.
+        std::thread::sleep(Duration::from_millis(500));
+        let t = std::time::Instant::now();
+        let c = d.claim(&e, &snap, &[]);
+        assert!(c["id"].is_string());
+        assert!(t.elapsed() < Duration::from_secs(10), "the claim took {:?}", t.elapsed());
+        held.join().expect("join")
+    });
+    let text = out(&held);
+    assert!(held.status.success(), "{}", show(&held));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 12, "{text}");
+    let busy = lines.iter().filter(|l| l.contains("serves at most 8 connections at once, 2 per user")).count();
+    let dropped = lines.iter().filter(|l| l.contains("no request within 2 s")).count();
+    assert_eq!((busy, dropped), (10, 2), "{text}");
     let log = std::fs::read_to_string(&d.log).expect("log");
     assert!(log.contains("sent no request within 2 s"), "{log}");
+}
+
+/// A uid the daemon does not serve holds no slot: its connections are refused before they count.
+#[test]
+fn devbox_daemon_refuses_an_unlisted_uid_before_it_takes_a_slot() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let d = Daemon::start_with(&e, &[], &["--io-timeout", "5", "--max-connections", "4"]);
+    let script = format!(
+        "import socket\n\
+         s = []\n\
+         for i in range(8):\n\
+         \x20   c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); c.connect({sock:?}); c.settimeout(6); s.append(c)\n\
+         print(sum(1 for c in s if 'may not use this daemon' in c.recv(65536).decode()))\n",
+        sock = d.sock.display().to_string()
+    );
+    let nobody = Env::new(Who::Nobody);
+    let o = nobody.command("/usr/bin/python3").args(["-c", &script]).output().expect("python3 as nobody");
+    assert_eq!(out(&o).trim(), "8", "{}", show(&o));
+    let o = d.cordon(&e, &["devbox", "ls", "--json"]);
+    assert!(o.status.success(), "root is served at once: {}", show(&o));
 }
 
 #[test]

@@ -93,6 +93,27 @@ struct Daemon {
     spawner: Mutex<std::sync::mpsc::Sender<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>>,
     /// Connections being served (bounded by `max_connections`).
     serving: AtomicUsize,
+    /// Connections being served per uid: one user may hold a quarter of the slots at most, and root
+    /// is never refused for slots (review 9: a user could hold every slot and shut root out).
+    per_uid: Mutex<HashMap<u32, usize>>,
+    /// Refused connections, answered one at a time by one thread (see [`refuser`]).
+    refusals: std::sync::mpsc::SyncSender<(OwnedFd, String)>,
+}
+
+/// The thread that answers refused connections: it reads the peer's request first (at most half a
+/// second), because a refusal sent before the client has sent would meet a closed connection
+/// (ECONNRESET) and not be read. One thread, a bounded queue: a flood of refused peers costs one
+/// thread and holds no slot of the daemon's.
+fn refuser() -> Result<std::sync::mpsc::SyncSender<(OwnedFd, String)>, String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(OwnedFd, String)>(256);
+    spawn("refuser", move || {
+        for (conn, error) in rx {
+            let _ = set_timeouts(&conn, Duration::from_millis(500));
+            let _ = recv::<Request>(conn.as_fd());
+            let _ = send(conn.as_fd(), &Reply::Error { error }, &[]);
+        }
+    })?;
+    Ok(tx)
 }
 
 /// A thread started, or the reason it could not be (no panic when threads run out).
@@ -142,6 +163,11 @@ pub fn run(o: Options) -> Result<(), DevboxError> {
         log(&format!("removing {}, left by an earlier daemon", e.path().display()));
         let _ = std::fs::remove_dir_all(e.path());
     }
+    // The audit log and its -wal/-shm made before the first devbox is planned: the plan masks only
+    // paths that exist, and the log must be masked in every devbox (review 9). Kept open for the
+    // daemon's life, so that the -wal and -shm files stay.
+    let _log =
+        cordon_audit::Store::open(&o.audit).map_err(|e| err(format!("the audit log {}: {e}", o.audit.display())))?;
     let listener = listen(&o.socket)?;
     log(&format!("listening on {} (store {})", o.socket.display(), o.store.display()));
     let (tx, rx) = std::sync::mpsc::channel::<(Command, std::sync::mpsc::Sender<std::io::Result<Child>>)>();
@@ -156,6 +182,8 @@ pub fn run(o: Options) -> Result<(), DevboxError> {
         state: Mutex::new(State::default()),
         spawner: Mutex::new(tx),
         serving: AtomicUsize::new(0),
+        per_uid: Mutex::default(),
+        refusals: refuser().map_err(err)?,
     });
     {
         let d = d.clone();
@@ -247,32 +275,69 @@ impl Daemon {
     /// A connection bounded in time (before anything is read from it) and in number, then served on
     /// a thread of its own.
     fn accepted(self: &Arc<Self>, conn: OwnedFd) {
-        let refuse = |conn: &OwnedFd, error: String| {
-            // Not waited for: the peer may not read.
-            let bytes = serde_json::to_vec(&Reply::Error { error }).unwrap_or_default();
-            let _ = nix::sys::socket::send(conn.as_raw_fd(), &bytes, nix::sys::socket::MsgFlags::MSG_DONTWAIT);
+        // Refused connections go to the one refusing thread; when it is behind, they are closed.
+        let refuse = |conn: OwnedFd, error: String| {
+            let _ = self.refusals.try_send((conn, error));
         };
         if let Err(e) = set_timeouts(&conn, self.o.io_timeout) {
             log(&format!("a connection dropped: its timeouts could not be set: {e}"));
             return;
         }
-        let max = self.o.max_connections;
-        if self.serving.fetch_add(1, Ordering::SeqCst) >= max {
-            self.serving.fetch_sub(1, Ordering::SeqCst);
-            refuse(&conn, format!(
-                "the daemon serves at most {max} connections at once and is busy\n  hint: try again; its administrator sets the bound with `cordon daemon --max-connections N`"
+        // The peer is judged before it takes a slot: a uid that may not use the daemon holds none.
+        let Ok(cred) = nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials) else {
+            return;
+        };
+        let uid = cred.uid();
+        if !self.may_use(uid) {
+            log(&format!(
+                "refused a connection from uid {uid} (pid {}): not root and not in --allow-uid or --pool-uid",
+                cred.pid()
+            ));
+            refuse(conn, format!(
+                "uid {uid} may not use this daemon\n  hint: its administrator allows users with `cordon daemon --allow-uid UID`"
             ));
             return;
+        }
+        let max = self.o.max_connections;
+        let per_uid = (max / 4).max(1);
+        {
+            let mut held = self.per_uid.lock().unwrap_or_else(|p| p.into_inner());
+            let mine = held.entry(uid).or_default();
+            if uid != 0 && (*mine >= per_uid || self.serving.load(Ordering::SeqCst) >= max) {
+                drop(held);
+                refuse(conn, format!(
+                    "the daemon serves at most {max} connections at once, {per_uid} per user, and is busy\n  hint: try again; its administrator sets the bound with `cordon daemon --max-connections N`"
+                ));
+                return;
+            }
+            *mine += 1;
+            self.serving.fetch_add(1, Ordering::SeqCst);
         }
         let d = self.clone();
         let served = spawn("connection", move || {
             d.clone().serve(conn);
-            d.serving.fetch_sub(1, Ordering::SeqCst);
+            d.release(uid);
         });
         if let Err(e) = served {
-            self.serving.fetch_sub(1, Ordering::SeqCst);
+            self.release(uid);
             // The connection was moved into the closure that did not run: it is closed.
             log(&format!("a connection dropped: {e}"));
+        }
+    }
+
+    fn may_use(&self, uid: u32) -> bool {
+        uid == 0 || self.o.allow_uids.contains(&uid) || self.o.pool_uids.contains(&uid)
+    }
+
+    /// A connection's slot given back.
+    fn release(&self, uid: u32) {
+        self.serving.fetch_sub(1, Ordering::SeqCst);
+        let mut held = self.per_uid.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = held.get_mut(&uid) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&uid);
+            }
         }
     }
 
@@ -878,6 +943,11 @@ fn claim_policy(policy: Option<String>, text: Option<String>, uid: u32) -> Resul
         }
         return Ok(Some(ClaimPolicy::Spec(name)));
     };
+    // The name is the client's: recorded as is it could pass a text off as a built-in policy. The
+    // daemon names it: who sent it and the file's base name (review 9).
+    let base =
+        name.rsplit('/').next().unwrap_or(&name).chars().filter(|c| !c.is_control()).take(64).collect::<String>();
+    let name = format!("claim-text:uid{uid}:{base}");
     if text.len() > wire::MAX_POLICY_TEXT {
         return Err(format!("the claim's policy {name} is larger than {} KiB", wire::MAX_POLICY_TEXT / 1024));
     }

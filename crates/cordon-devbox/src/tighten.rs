@@ -39,6 +39,10 @@ pub fn check(base: &CompiledPolicy, claim: &CompiledPolicy) -> Result<(), String
             return Err(format!("fs: writing {}, which the base policy protects ({})", p.path.display(), p.describe()));
         }
     }
+    // fs.hide and fs.sanitize need no check: their masks and copies are in the environment's
+    // root, made from the base policy. The seccomp filter is not: the claim's process plan installs
+    // its own, so it must keep every rule of the base's.
+    syscalls(base, claim)?;
     let rank = |e: Egress| match e {
         Egress::None => 0,
         Egress::Proxy => 1,
@@ -93,6 +97,30 @@ pub fn check(base: &CompiledPolicy, claim: &CompiledPolicy) -> Result<(), String
     Ok(())
 }
 
+/// Every syscall rule of the base is in the claim, for the same calls, arguments and
+/// architectures, with the same action or a kill; a base that kills on a denied call keeps doing so.
+fn syscalls(base: &CompiledPolicy, claim: &CompiledPolicy) -> Result<(), String> {
+    use cordon_policy::syscalls::DenyAction;
+    if base.kill_on_deny && !claim.kill_on_deny {
+        return Err("syscalls: a denied call fails, where the base policy kills the process (syscalls.action)".into());
+    }
+    for b in &base.syscalls {
+        let kept = claim.syscalls.iter().any(|c| {
+            c.name == b.name
+                && c.when == b.when
+                && c.arches == b.arches
+                && (c.action == b.action || c.action == DenyAction::Kill)
+        });
+        if !kept {
+            return Err(format!(
+                "syscalls: {} allowed or denied less strictly, which the base policy denies ({}; {})",
+                b.name, b.reason, b.origin
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +157,19 @@ mod tests {
         let e = check(&agent(), &compile("version = 1\nextends = [\"builtin:agent\"]\n[limits]\nmemory = \"64G\"\n"))
             .expect_err("memory");
         assert!(e.starts_with("limits.memory"), "{e}");
+        // Lifting the baseline's denies (review 9: a claim could allow unshare, setns, bpf, ...).
+        let e = check(
+            &agent(),
+            &compile(
+                "version = 1\nextends = [\"builtin:agent\"]\n[syscalls]\nallow = [\"unshare\", \"setns\", \"bpf\"]\n",
+            ),
+        )
+        .expect_err("syscalls");
+        assert!(e.starts_with("syscalls: ") && e.contains("less strictly"), "{e}");
+        let e =
+            check(&agent(), &compile("version = 1\nextends = [\"builtin:agent\"]\n[syscalls]\naction = \"errno\"\n"));
+        if agent().kill_on_deny {
+            assert!(e.expect_err("kill to errno").contains("kills the process"));
+        }
     }
 }
