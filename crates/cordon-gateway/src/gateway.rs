@@ -110,7 +110,7 @@ impl Gateway {
             // gets a fresh one.
             let listed = match tokio::time::timeout(s.call_timeout, u.list_tools()).await {
                 Ok(Ok(t)) => Ok(t),
-                Ok(Err(e)) => Err(format!("tools/list in session {}: {e}", u.session)),
+                Ok(Err(e)) => Err(format!("tools/list in session {}: {}", u.session, scrub(s, "", e.to_string()).0)),
                 Err(_) => Err(format!("it did not answer tools/list within {}", secs(s.call_timeout))),
             };
             u.shutdown().await;
@@ -291,6 +291,7 @@ impl Gateway {
     pub async fn check_all(&self) {
         for i in 0..self.servers.len() {
             if let Err(e) = self.listing(i, true).await {
+                let e = scrub(&self.servers[i].server, "", e.to_string()).0;
                 eprintln!("cordon gateway: server {}: tools/list failed: {e}", self.servers[i].server.name);
             }
         }
@@ -299,6 +300,7 @@ impl Gateway {
     /// Server `i` said its tools changed: list them again (alerting on changes).
     pub async fn refresh(&self, i: usize) {
         if let Err(e) = self.listing(i, false).await {
+            let e = scrub(&self.servers[i].server, "", e.to_string()).0;
             eprintln!("cordon gateway: server {}: tools/list failed: {e}", self.servers[i].server.name);
         }
     }
@@ -342,7 +344,9 @@ impl Tools for Gateway {
                         }
                     }
                 }
-                Err(e) => eprintln!("cordon gateway: server {}: tools/list failed: {e}", s.name),
+                Err(e) => {
+                    eprintln!("cordon gateway: server {}: tools/list failed: {}", s.name, scrub(s, "", e.to_string()).0)
+                }
             }
         }
         all

@@ -131,6 +131,16 @@ pub fn check_paths(rule: &ToolRule, args: &Value, cwd: &Path) -> Result<(), Path
 /// path starting with `~` (the shell's expansion, which the gateway cannot make for the server: no
 /// HOME in its session), a URI naming another host, bad escapes, and a decoded path that is not
 /// UTF-8 or holds a NUL (what is judged must be what is opened).
+/// A URI scheme at the start of `s` (RFC 3986: a letter, then letters, digits, `+`, `-`, `.`,
+/// then `:`), of two letters or more (a one-letter one would be a drive letter, not Linux's).
+fn scheme(s: &str) -> Option<&str> {
+    let (head, _) = s.split_once(':')?;
+    let mut b = head.bytes();
+    let first = b.next()?;
+    (first.is_ascii_alphabetic() && head.len() >= 2 && b.all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c)))
+        .then_some(head)
+}
+
 pub fn as_path(s: &str) -> Result<String, String> {
     if s.starts_with('~') {
         return Err(format!(
@@ -139,11 +149,23 @@ pub fn as_path(s: &str) -> Result<String, String> {
             s.split('/').next().unwrap_or(s)
         ));
     }
-    let Some(rest) = s.strip_prefix("file://") else {
+    // The scheme, as a URL parser reads it: case-insensitive, `file:` with zero to three slashes
+    // (review 9: `FILE:///etc/passwd` and `file:/etc/passwd` were judged as relative names).
+    let file = s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("file:"));
+    if !file {
+        if let Some(scheme) = scheme(s) {
+            return Err(format!("`{scheme}:` is a URI scheme whose path cannot be judged: give an absolute path"));
+        }
         if s.contains('\0') {
             return Err("it holds a NUL character: not a path a file can have".into());
         }
         return Ok(s.to_string());
+    }
+    let after = &s[5..];
+    let rest = match after.strip_prefix("//") {
+        Some(r) => r,
+        None if after.starts_with('/') => after,
+        None => return Err(format!("`{s}` is a file: URI without an absolute path: give an absolute path")),
     };
     let path = match rest.find('/') {
         Some(0) => rest,
@@ -272,6 +294,13 @@ mod tests {
             assert!(as_path(bad).is_err(), "{bad:?}");
         }
         assert!(as_path("~/x").is_err_and(|e| e.contains("give an absolute path")));
+        // The scheme as URL parsers read it (review 9): any case, one or three slashes.
+        assert_eq!(as_path("FILE:///etc/passwd"), Ok("/etc/passwd".into()));
+        assert_eq!(as_path("File:/etc/passwd"), Ok("/etc/passwd".into()));
+        for bad in ["file:etc/passwd", "http://x/y", "ftp:/x", "data:text/plain,x"] {
+            assert!(as_path(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(as_path("C:/x"), Ok("C:/x".into()), "one letter: not a scheme, a relative name");
     }
 
     #[test]

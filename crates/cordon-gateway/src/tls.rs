@@ -139,10 +139,19 @@ fn write_new(p: &Path, text: &str, force: bool) -> Result<(), TlsError> {
         .map_err(|e| file_err("", p, e.to_string(), "check the disk"))
 }
 
-/// This year: certificates are valid from Jan 1 of it (clocks a little off still agree) for whole years.
-fn this_year() -> i32 {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    1970 + (secs / 31_556_952) as i32
+/// Yesterday's date (UTC): certificates are valid from it (clocks a day off still agree), for whole
+/// years after it. A civil date from the clock (review 9: a year of 365.2425 days rolled over up to
+/// ~22 h early, making certificates not yet valid on Dec 31).
+fn valid_from() -> (i32, u8, u8) {
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    civil(&cordon_schema::time::utc(ms - 86_400_000))
+}
+
+/// (year, month, day) of `YYYY-MM-DD ...`.
+fn civil(date: &str) -> (i32, u8, u8) {
+    let n = |r: std::ops::Range<usize>| date.get(r).and_then(|x| x.parse::<i64>().ok()).unwrap_or(1);
+    (n(0..4) as i32, n(5..7) as u8, n(8..10) as u8)
 }
 
 fn rcgen_err(what: &str) -> impl Fn(rcgen::Error) -> TlsError + '_ {
@@ -177,8 +186,8 @@ pub fn ca_init(dir: &Path, force: bool) -> Result<Vec<PathBuf>, TlsError> {
     p.distinguished_name.push(DnType::CommonName, format!("cordon-gateway local CA {id}"));
     p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    let y = this_year();
-    (p.not_before, p.not_after) = (rcgen::date_time_ymd(y, 1, 1), rcgen::date_time_ymd(y + 10, 1, 1));
+    let (y, m, d) = valid_from();
+    (p.not_before, p.not_after) = (rcgen::date_time_ymd(y, m, d), rcgen::date_time_ymd(y + 10, m, d.min(28)));
     let cert = p.self_signed(&key).map_err(rcgen_err("the CA's certificate"))?;
     write_new(&keyf, &key.serialize_pem(), force)?;
     write_new(&crt, &cert.pem(), force)?;
@@ -228,11 +237,23 @@ pub fn ca_issue(ca: &Path, name: &str, sans: &[String], out: &Path, force: bool)
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
     p.use_authority_key_identifier_extension = true;
-    let y = this_year();
-    (p.not_before, p.not_after) = (rcgen::date_time_ymd(y, 1, 1), rcgen::date_time_ymd(y + 2, 1, 1));
+    let (y, m, d) = valid_from();
+    (p.not_before, p.not_after) = (rcgen::date_time_ymd(y, m, d), rcgen::date_time_ymd(y + 2, m, d.min(28)));
     let key = KeyPair::generate().map_err(rcgen_err("a key"))?;
     let cert = p.signed_by(&key, &ca_cert, &ca_key).map_err(rcgen_err("the certificate"))?;
     write_new(&keyf, &key.serialize_pem(), force)?;
     write_new(&crt, &cert.pem(), force)?;
     Ok(vec![crt, keyf])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_civil_date_is_read_from_the_clocks_text() {
+        assert_eq!(civil("2026-12-31 19:44:00"), (2026, 12, 31));
+        assert_eq!(civil(&cordon_schema::time::utc(1_798_761_599_000)), (2026, 12, 31), "23:59:59 on Dec 31");
+        assert_eq!(civil(&cordon_schema::time::utc(1_798_761_600_000)), (2027, 1, 1));
+    }
 }

@@ -120,13 +120,29 @@ impl Finishing {
     pub fn wait(self) -> Result<(), MountError> {
         match self.0 {
             None => Ok(()),
-            Some(t) => t.join().unwrap_or_else(|_| {
-                Err(MountError::Io {
-                    what: "detach the host's tree",
-                    path: "/".into(),
-                    source: std::io::Error::other("the thread panicked"),
-                })
-            }),
+            Some(t) => {
+                let r = t.join().unwrap_or_else(|_| {
+                    Err(MountError::Io {
+                        what: "detach the host's tree",
+                        path: "/".into(),
+                        source: std::io::Error::other("the thread panicked"),
+                    })
+                });
+                gone_from_proc();
+                r
+            }
+        }
+    }
+}
+
+/// Waits (at most ~50 ms) until the joined thread's task is gone from /proc/self/task: a join
+/// returns before the kernel releases the task, and until then it counts in the pids cgroup, where
+/// a tight `processes` limit would refuse the command's fork (review 9).
+fn gone_from_proc() {
+    for _ in 0..1000 {
+        match std::fs::read_dir("/proc/self/task").map(|d| d.count()) {
+            Ok(n) if n > 1 => std::thread::sleep(std::time::Duration::from_micros(50)),
+            _ => return,
         }
     }
 }
