@@ -1055,3 +1055,38 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Devbox spin-up latency: claims recorded in a node's log (start records with a `devbox` object,
+/// as the daemon writes them, through cordon-audit's writer) arrive, and /devboxes shows each
+/// snapshot's p50 and p99 against the goals, escaped; /metrics has the claims' histogram.
+#[test]
+fn server_shows_devbox_claim_latency_per_snapshot() {
+    let dir = tempdir();
+    let log = dir.0.join("node").join("audit.db");
+    {
+        let mut st = cordon_audit::Store::open(&log).expect("the node's log");
+        for i in 0..40 {
+            let (snap, ms, pool) = if i < 30 { ("snap<b>", 10.0 + i as f64, true) } else { ("s2", 300.0, false) };
+            let body = serde_json::json!({"devbox": {"id": format!("d{i}"), "snapshot": snap, "latency_ms": ms, "from_pool": pool}});
+            let id = format!("d{i}");
+            st.append(&id, &[("start".to_string(), 1_764_000_000_000 + i * 1000, body)]).expect("append");
+            st.seal(&id, 1_764_000_000_000 + i * 1000).expect("seal");
+        }
+    }
+    let srv = Server::start(&dir.0);
+    let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "v"));
+    assert_eq!(post(&srv, &node, &batch_of(&log, "n1")).0, 200);
+    let (st, _, page) = http(&srv.addr, "GET", "/devboxes", &[("Authorization", &bearer(&viewer))], b"");
+    assert_eq!(st, 200);
+    assert!(page.contains("snap&lt;b&gt;") && !page.contains("snap<b>"), "{page}");
+    // 30 warm claims of 10..39 ms: nearest-rank p50 24 ms, p99 39 ms; goals p50 ≤ 20: not met.
+    assert!(page.contains("warm claims 30: p50 24.0 ms, p99 39.0 ms — goals not met"), "{page}");
+    assert!(page.contains("made at claim: 10 (p50 300.0 ms"), "{page}");
+    let (_, _, m) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&viewer))], b"");
+    for line in [
+        "cordon_server_devbox_claim_duration_seconds_count{from_pool=\"true\"} 30",
+        "cordon_server_devbox_claim_duration_seconds_count{from_pool=\"false\"} 10",
+    ] {
+        assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
+    }
+}

@@ -47,7 +47,7 @@ code,.mono{font-family:ui-monospace,monospace}.ctl{color:#b00;background:#fee}.b
 
 pub fn page(title: &str, body: &str) -> String {
     format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} · cordon</title><style>{STYLE}</style></head><body><nav><a href=\"/\">sessions</a><a href=\"/alerts\">alerts</a><a href=\"/refusals\">refusals</a><a href=\"/policies\">policies</a><a href=\"/stale\">stale</a><a href=\"/metrics\">metrics</a></nav><h1>{}</h1>{body}</body></html>",
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} · cordon</title><style>{STYLE}</style></head><body><nav><a href=\"/\">sessions</a><a href=\"/alerts\">alerts</a><a href=\"/devboxes\">devboxes</a><a href=\"/refusals\">refusals</a><a href=\"/policies\">policies</a><a href=\"/stale\">stale</a><a href=\"/metrics\">metrics</a></nav><h1>{}</h1>{body}</body></html>",
         esc(title),
         esc(title)
     )

@@ -35,6 +35,7 @@ pub fn router(app: App) -> Router {
         .route("/sessions/{id}", get(session))
         .route("/refusals", get(refusals))
         .route("/alerts", get(alerts))
+        .route("/devboxes", get(devboxes))
         .route("/metrics", get(metrics))
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/policies/{identity}", get(policy_routes::get).put(policy_routes::put))
@@ -260,6 +261,15 @@ async fn alerts(State(app): State<App>) -> Response {
     let store = app.store.clone();
     match blocking(move || store.alerts(LIST_LIMIT)).await {
         Ok(rows) => html_page(StatusCode::OK, html::alerts(&rows)),
+        Err(r) => r,
+    }
+}
+
+/// Claims per snapshot: the newest 100,000 are summarized.
+async fn devboxes(State(app): State<App>) -> Response {
+    let store = app.store.clone();
+    match blocking(move || store.devbox_claims(100_000)).await {
+        Ok(rows) => html_page(StatusCode::OK, crate::devbox_view::page_html(&crate::devbox_view::summarize(&rows))),
         Err(r) => r,
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod devbox_view;
 pub mod html;
 pub mod http;
 pub mod ingest;

@@ -36,6 +36,17 @@ pub struct RuleLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabel {
+    /// "true": served from a warm pool; "false": made at claim.
+    pub from_pool: String,
+}
+
+/// 1 ms .. ~4 s, doubling: a claim's time to ready.
+fn claim_histogram() -> Histogram {
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 13))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabel {
     pub decision: String,
 }
@@ -57,6 +68,7 @@ pub struct Metrics {
     pub sensor_lost: Counter,
     /// Set from the database at each scrape.
     pub stale: Gauge,
+    pub claims: Family<PoolLabel, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -130,7 +142,15 @@ impl Default for Metrics {
             "Sessions that ran under an older version of their identity's policy than the newest",
             stale.clone(),
         );
+        let claims = Family::<PoolLabel, Histogram, fn() -> Histogram>::new_with_constructor(claim_histogram);
+        registry.register_with_unit(
+            "cordon_server_devbox_claim_duration",
+            "Devbox claims' time to ready (the probe passed), as the daemons recorded it, by from_pool",
+            prometheus_client::registry::Unit::Seconds,
+            claims.clone(),
+        );
         Metrics {
+            claims,
             registry,
             records,
             duplicates,
@@ -170,6 +190,9 @@ impl Metrics {
         }
         for s in &t.tool_seconds {
             self.tool_seconds.observe(*s);
+        }
+        for (secs, pool) in &t.claims {
+            self.claims.get_or_create(&PoolLabel { from_pool: pool.to_string() }).observe(*secs);
         }
         self.sensor_events.inc_by(t.sensor.0);
         self.sensor_lost.inc_by(t.sensor.1);

@@ -154,6 +154,8 @@ pub trait Store: Send + Sync + 'static {
     fn stale_count(&self) -> Result<i64, StoreError>;
     /// The newest alerts, every node's.
     fn alerts(&self, limit: usize) -> Result<Vec<AlertRow>, StoreError>;
+    /// The newest devbox claims (start records with a `devbox` object), every node's.
+    fn devbox_claims(&self, limit: usize) -> Result<Vec<crate::devbox_view::Claim>, StoreError>;
     fn nodes(&self) -> Result<Vec<NodeRow>, StoreError>;
 }
 
@@ -163,6 +165,7 @@ CREATE TABLE IF NOT EXISTS nodes (name TEXT PRIMARY KEY, public_key TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS records (node TEXT NOT NULL, seq INTEGER NOT NULL, session TEXT NOT NULL, kind TEXT NOT NULL, ts_ms INTEGER NOT NULL, payload TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (node, seq)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS records_session ON records (session, node, seq);
 CREATE INDEX IF NOT EXISTS records_alerts ON records (ts_ms) WHERE kind = 'alert';
+CREATE INDEX IF NOT EXISTS records_starts ON records (ts_ms) WHERE kind = 'start';
 CREATE TABLE IF NOT EXISTS sessions (node TEXT NOT NULL, session TEXT NOT NULL, started_ms INTEGER NOT NULL, ended_ms INTEGER, records INTEGER NOT NULL DEFAULT 0, start TEXT, outcome TEXT, exit_code INTEGER, denials INTEGER NOT NULL DEFAULT 0, alerts INTEGER NOT NULL DEFAULT 0, sealed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (node, session));
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_ms);
 CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, node TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, first_seq INTEGER, last_seq INTEGER, records INTEGER NOT NULL, sessions TEXT NOT NULL);
@@ -340,6 +343,26 @@ impl Store for SqliteStore {
 
     fn stale_count(&self) -> Result<i64, StoreError> {
         self.with(|c| c.query_row("SELECT COUNT(*) FROM stale", [], |r| r.get(0)))
+    }
+
+    fn devbox_claims(&self, limit: usize) -> Result<Vec<crate::devbox_view::Claim>, StoreError> {
+        self.with(|c| {
+            // The partial index `records_starts`: one row per session, not every record.
+            let mut st = c.prepare(
+                "SELECT node, ts_ms, json_extract(payload, '$.devbox.snapshot'), json_extract(payload, '$.devbox.latency_ms'), json_extract(payload, '$.devbox.from_pool')
+                 FROM records WHERE kind = 'start' AND json_type(payload, '$.devbox') = 'object' ORDER BY ts_ms DESC LIMIT ?1",
+            )?;
+            let rows = st.query_map([limit as i64], |r| {
+                Ok(crate::devbox_view::Claim {
+                    node: r.get(0)?,
+                    ts_ms: r.get(1)?,
+                    snapshot: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| "?".into()),
+                    latency_ms: r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
+                    from_pool: r.get::<_, Option<i64>>(4)?.unwrap_or(0) != 0,
+                })
+            })?;
+            rows.collect()
+        })
     }
 
     fn alerts(&self, limit: usize) -> Result<Vec<AlertRow>, StoreError> {

@@ -26,6 +26,8 @@ pub struct Tally {
     pub tool_seconds: Vec<f64>,
     /// (events, lost) from `sensor.summary` records.
     pub sensor: (u64, u64),
+    /// (seconds to ready, from the pool) of each devbox claim (a `start` with a `devbox` object).
+    pub claims: Vec<(f64, bool)>,
 }
 
 pub fn tally(records: &[Record]) -> Tally {
@@ -50,6 +52,12 @@ pub fn tally(records: &[Record]) -> Tally {
             "tool_result" => {
                 if let Some(ms) = body()["duration_ms"].as_u64() {
                     t.tool_seconds.push(ms as f64 / 1000.0);
+                }
+            }
+            "start" => {
+                let b = body();
+                if let Some(ms) = b["devbox"]["latency_ms"].as_f64().filter(|m| m.is_finite() && *m >= 0.0) {
+                    t.claims.push((ms / 1000.0, b["devbox"]["from_pool"].as_bool().unwrap_or(false)));
                 }
             }
             "sensor.summary" => {
@@ -111,7 +119,10 @@ mod tests {
             rec("tool_result", serde_json::json!({"duration_ms": 250})),
             rec("sensor.summary", serde_json::json!({"events": 900, "lost": 7})),
             rec("start", serde_json::json!({})),
+            rec("start", serde_json::json!({"devbox": {"latency_ms": 12.5, "from_pool": true}})),
+            rec("start", serde_json::json!({"devbox": {"latency_ms": -1.0, "from_pool": true}})),
         ]);
+        assert_eq!(t.claims, vec![(0.0125, true)]);
         assert_eq!(t.denials, vec![("seccomp", 3), ("cgroup-bpf", 1)]);
         assert_eq!(t.alerts, vec!["curl-pipe-sh".to_string()]);
         assert_eq!(t.egress, (1, 2));
