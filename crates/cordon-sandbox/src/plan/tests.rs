@@ -1048,4 +1048,17 @@ fn the_memfd_guarantee_follows_the_supervisors_notification() {
     let mut no_notif = host(7, true);
     no_notif.seccomp_user_notif = false;
     assert_eq!(memfd(&no_notif), [true]);
+    // A policy without the supervised memfd rule promises nothing about memfds, either way.
+    let mut pol = policy("agent");
+    pol.syscalls.retain(|r| r.action != cordon_policy::syscalls::DenyAction::Supervise);
+    for h in [host(7, true), no_notif] {
+        let g: Vec<_> = plan(&pol, &h, &inv())
+            .process
+            .guarantees
+            .into_iter()
+            .chain(environment(&pol, &h, "s1").guarantees)
+            .filter(|g| g.what.contains("no program runs from memory"))
+            .collect();
+        assert!(g.is_empty(), "{g:?}");
+    }
 }
