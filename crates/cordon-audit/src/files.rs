@@ -16,6 +16,24 @@ pub fn head_path(db: &Path) -> PathBuf {
     db.with_extension("head")
 }
 
+/// The lock that orders writers of the head (`Store::write_head`): a file of its own, never the
+/// database (closing a descriptor of the database drops SQLite's POSIX locks in this process).
+pub fn lock_path(db: &Path) -> PathBuf {
+    db.with_extension("lock")
+}
+
+/// Opens (making it, 0600, when missing) the log's lock file; a symlink there is refused.
+pub fn open_lock(p: &Path) -> Result<std::fs::File, std::io::Error> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(p)
+}
+
 /// SQLite's companions of the database file.
 pub fn sidecar(db: &Path, suffix: &str) -> PathBuf {
     let mut s = db.as_os_str().to_owned();
@@ -62,7 +80,7 @@ pub fn spool_fallback_dir(db: &Path) -> Option<PathBuf> {
 pub fn log_files(db: &Path) -> Vec<PathBuf> {
     let mut v = vec![db.to_path_buf()];
     v.extend(["-wal", "-shm", "-journal"].iter().map(|s| sidecar(db, s)));
-    v.extend([key_path(db), head_path(db), spool_dir(db), ship_dir(db), policy_cache_dir(db)]);
+    v.extend([key_path(db), head_path(db), lock_path(db), spool_dir(db), ship_dir(db), policy_cache_dir(db)]);
     v.extend(spool_fallback_dir(db));
     v
 }

@@ -6,7 +6,8 @@
 
 use crate::chain::{canonical, hex, record_hash};
 use crate::files::{
-    absolute, check_owned, check_single_link, head_path, private_dirs, private_file, sidecar, tighten, write_atomic,
+    absolute, check_owned, check_single_link, head_path, lock_path, open_lock, private_dirs, private_file, sidecar,
+    tighten, write_atomic,
 };
 use crate::head::Head;
 use crate::spool;
@@ -72,13 +73,15 @@ fn is_root() -> bool {
 
 pub struct Store {
     conn: Connection,
-    /// The database file, open for as long as the connection (dropped after it), for the head's
-    /// flock. Never closed before: closing any descriptor of the file drops every POSIX lock this
-    /// process holds on it, SQLite's included, and a writer that lost its SHARED lock is taken by
-    /// another process's closing connection for gone: that one checkpoints and deletes the WAL
-    /// under it, and the log is corrupt (found in a long-lived gateway whose per-call sessions
-    /// ended while it wrote). None when read-only.
-    db_file: Option<std::fs::File>,
+    /// The head's lock file (`<log>.lock`), open for the Store's life, flocked while the head is
+    /// written. Not the database file: closing any descriptor of the database drops every POSIX
+    /// lock this process holds on it, SQLite's included — a second Store in one process (the
+    /// session's audit writer beside its recorder) dropped first took the recorder's SHARED lock with
+    /// it, another process's closing connection then took the recorder for gone, checkpointed and
+    /// deleted the WAL under it, and the recorder's last commit (the session's end and seal) went
+    /// to a deleted file (seen in CI: "the log ends at record 45 but its signed head names record
+    /// 48"). None when read-only.
+    head_lock: Option<std::fs::File>,
     path: PathBuf,
     key: Option<SigningKey>,
     imported: Vec<String>,
@@ -124,7 +127,8 @@ impl Store {
         check_owned(&path, "the database").map_err(|m| damaged(&path, &m))?;
         private_file(&path).map_err(|e| io(&path, format!("cannot create the database file: {e}")))?;
         let conn = Connection::open(&path).map_err(db(&path))?;
-        let db_file = std::fs::File::open(&path).map_err(|e| io(&path, format!("cannot open: {e}")))?;
+        let head_lock =
+            open_lock(&lock_path(&path)).map_err(|e| io(&path, format!("cannot open its lock file: {e}")))?;
         // The busy timeout first: switching to WAL needs a lock that a concurrent first writer may hold.
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db(&path))?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;").map_err(db(&path))?;
@@ -135,13 +139,13 @@ impl Store {
         for s in ["-wal", "-shm"] {
             tighten(&sidecar(&path, s)).map_err(|e| io(&path, format!("cannot make {s} private: {e}")))?;
         }
-        for f in [path.clone(), sidecar(&path, "-wal"), sidecar(&path, "-shm"), head_path(&path)] {
+        for f in [path.clone(), sidecar(&path, "-wal"), sidecar(&path, "-shm"), head_path(&path), lock_path(&path)] {
             check_owned(&f, "the log's file").and_then(|_| check_single_link(&f)).map_err(|m| damaged(&path, &m))?;
         }
         check_owned(&spool::dir(&path), "the spool directory").map_err(|m| damaged(&path, &m))?;
         let key = crate::key::load_or_create(&path).map_err(|m| io(&path, m))?;
         check_single_link(&crate::files::key_path(&path)).map_err(|m| damaged(&path, &m))?;
-        let mut s = Store { conn, db_file: Some(db_file), path, key: Some(key), imported: vec![], anchor: None };
+        let mut s = Store { conn, head_lock: Some(head_lock), path, key: Some(key), imported: vec![], anchor: None };
         s.check_head()?;
         s.imported = s.import_spool();
         Ok(s)
@@ -173,7 +177,7 @@ impl Store {
                 "no `records` table: not a cordon audit log, or damaged (`cordon audit verify` says more)",
             ));
         }
-        Ok(Store { conn, db_file: None, path, key: None, imported: vec![], anchor: None })
+        Ok(Store { conn, head_lock: None, path, key: None, imported: vec![], anchor: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -270,14 +274,13 @@ impl Store {
     }
 
     /// Writes the head unless a newer one is there: concurrent sessions seal in one order and may
-    /// finish writing in another; the head never moves backwards (a lock on the database file
-    /// orders the writers; SQLite's own locks are fcntl locks, independent of flock).
+    /// finish writing in another; the head never moves backwards (a lock on the log's lock file
+    /// orders the writers).
     fn write_head(&self, seq: i64, hash: &[u8]) -> Result<(), AuditError> {
         let key = self.key.as_ref().ok_or_else(|| io(&self.path, "opened read-only".into()))?;
         let hp = head_path(&self.path);
-        let f = self.db_file.as_ref().ok_or_else(|| io(&self.path, "opened read-only".into()))?;
-        // flock on the descriptor kept open (see `db_file`): a descriptor opened and closed here
-        // would drop SQLite's locks. Unlocked before returning, never closed.
+        let f = self.head_lock.as_ref().ok_or_else(|| io(&self.path, "opened read-only".into()))?;
+        // Unlocked before returning; the descriptor stays open for the Store's life.
         use std::os::fd::AsRawFd;
         #[allow(deprecated)]
         nix::fcntl::flock(f.as_raw_fd(), nix::fcntl::FlockArg::LockExclusive)

@@ -74,7 +74,7 @@ fn main() {
     println!("  cpu (user+sys) median: bare {xb:.3}s, cordon {xc:.3}s, overhead {:+.2}%", (xc / xb - 1.0) * 100.0);
     if let Some(db) = std::env::var_os("CORDON_AUDIT") {
         let db = std::path::PathBuf::from(db);
-        for ext in ["db", "db-wal", "db-shm", "key", "head"] {
+        for ext in ["db", "db-wal", "db-shm", "key", "head", "lock"] {
             let _ = std::fs::remove_file(db.with_extension(ext));
         }
     }

@@ -170,7 +170,7 @@ fn main() {
     let _ = std::fs::remove_dir_all(&ws);
     if let Some(db) = std::env::var_os("CORDON_AUDIT") {
         let db = PathBuf::from(db);
-        for ext in ["db", "db-wal", "db-shm", "key", "head"] {
+        for ext in ["db", "db-wal", "db-shm", "key", "head", "lock"] {
             let _ = std::fs::remove_file(db.with_extension(ext));
         }
     }

@@ -327,7 +327,7 @@ fn every_file_of_the_log_is_private() {
             std::thread::sleep(Duration::from_millis(20));
         }
         // While the session runs, SQLite's -wal and -shm exist.
-        for f in ["audit.db", "audit.db-wal", "audit.db-shm", "audit.key", "audit.head"] {
+        for f in ["audit.db", "audit.db-wal", "audit.db-shm", "audit.key", "audit.head", "audit.lock"] {
             let m = std::fs::metadata(dir.join(f)).unwrap_or_else(|x| panic!("{who:?} {f}: {x}")).permissions().mode()
                 & 0o777;
             assert_eq!(m, 0o600, "{who:?}: {f} has mode {m:o}");
