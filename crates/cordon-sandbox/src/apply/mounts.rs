@@ -242,8 +242,9 @@ pub fn apply_with(
                 let seal = rest.iter().any(|o| matches!(o, MountOp::SealRoot) && !crate::ablate::skips(o));
                 if rest.iter().all(|o| matches!(o, MountOp::SealRoot)) {
                     let host = host.clone();
+                    // Unnamed: the thread keeps the init's name, which is how the sensor tells
+                    // cordon's own setup from the command (a new name ends the exemption).
                     let t = std::thread::Builder::new()
-                        .name("detach".into())
                         .spawn(move || finish(&host, seal))
                         .map_err(io_err("start a thread to detach the host's tree at", Path::new("/")))?;
                     last = Finishing(Some(t));
