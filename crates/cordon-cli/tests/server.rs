@@ -1090,3 +1090,165 @@ fn server_shows_devbox_claim_latency_per_snapshot() {
         assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
     }
 }
+
+/// `cordon audit ship --follow` started as the env's user with a piped stdout and stderr; returns it
+/// once it said it follows, and its stderr's lines as they come.
+fn follower(e: &Env, ship: &[&str], interval: &str, more: &[&str]) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let db = e.root.join("audit.db");
+    let mut args = vec!["audit", "ship", "--follow", "--interval", interval, "--audit", db.to_str().expect("utf-8")];
+    args.extend_from_slice(ship);
+    args.extend_from_slice(more);
+    let mut c = e.command(CORDON);
+    let mut child = c.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn the follower");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the follower's first line");
+    assert!(line.starts_with("following "), "the follower did not start: {line:?}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    (child, rx)
+}
+
+/// The records in the env's log.
+fn local_records(e: &Env) -> i64 {
+    let db = e.root.join("audit.db");
+    cordon_audit::Store::open_read_only(&db).expect("log").records_after(0, 1 << 20).expect("records").len() as i64
+}
+
+/// A follower ships a log as sessions write it: while the server is down it says so once and keeps
+/// the records; once the server is back everything arrives within seconds; told to stop (SIGTERM)
+/// it ships once more. Watching a process, it ignores SIGTERM and ends only after that process,
+/// with a last shipping.
+#[test]
+fn server_audit_ship_follow_delivers_as_the_log_grows_and_once_more_at_its_end() {
+    if !common::need_root() {
+        return;
+    }
+    for who in common::BOTH {
+        let e = Env::new(who);
+        let dir = tempdir();
+        let mut srv = Server::start(&dir.0);
+        let tf = e.root.join("node.token");
+        std::fs::write(&tf, srv.token("node", "n1") + "\n").expect("token file");
+        e.chown_all_if_nobody();
+        let url = format!("http://{}", srv.addr);
+        let ship =
+            ["--server", url.as_str(), "--server-token-file", tf.to_str().expect("utf-8"), "--server-node", "n1"];
+        srv.kill();
+        let mut watched = Command::new("sleep").arg("600").spawn().expect("sleep");
+        let pid = watched.id().to_string();
+        let (mut f, lines) = follower(&e, &ship, "200ms", &["--watch-pid", &pid]);
+        for i in 0..2 {
+            let o = e.run_sh(&format!("echo down {i}"));
+            assert!(o.status.success(), "{who:?}: {}", common::show(&o));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let srv = Server::start_on(&dir.0, &srv.addr);
+        let all_in = |srv: &Server, e: &Env| {
+            common::wait_for(std::time::Duration::from_secs(15), || {
+                (stored(srv, "n1") == local_records(e)).then_some(())
+            })
+        };
+        assert!(
+            all_in(&srv, &e).is_some(),
+            "{who:?}: the server holds {} of {}",
+            stored(&srv, "n1"),
+            local_records(&e)
+        );
+        let o = e.run_sh("echo up");
+        assert!(o.status.success(), "{who:?}: {}", common::show(&o));
+        assert!(all_in(&srv, &e).is_some(), "{who:?}: a session written while following did not arrive");
+        // Watching a process, a stop signal does not end it: the watched process's end does.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(f.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .expect("SIGTERM the follower");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(f.try_wait().expect("try_wait").is_none(), "{who:?}: the follower ended on SIGTERM while watching");
+        let o = e.run_sh("echo last");
+        assert!(o.status.success(), "{who:?}: {}", common::show(&o));
+        let _ = watched.kill();
+        let _ = watched.wait();
+        let st = common::wait_for(std::time::Duration::from_secs(15), || f.try_wait().expect("try_wait"));
+        let said: Vec<String> = lines.try_iter().collect();
+        assert_eq!(st.and_then(|s| s.code()), Some(0), "{who:?}: {said:#?}");
+        assert_eq!(stored(&srv, "n1"), local_records(&e), "{who:?}: the last session was not shipped at the end");
+        assert_eq!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'n1' AND sealed = 1"), 4);
+        let down = said.iter().filter(|l| l.contains("NOT delivered")).count();
+        assert_eq!(down, 1, "{who:?}: an unreachable server is said once: {said:#?}");
+        assert!(said.iter().any(|l| l.contains("reached again")), "{who:?}: {said:#?}");
+        assert!(said.last().is_some_and(|l| l.contains("stopped following")), "{who:?}: {said:#?}");
+
+        // Without a watched process, SIGTERM ends it after a last shipping.
+        let (mut f, _lines) = follower(&e, &ship, "1h", &[]);
+        let o = e.run_sh("echo after");
+        assert!(o.status.success(), "{who:?}: {}", common::show(&o));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(f.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .expect("SIGTERM the follower");
+        let st = f.wait().expect("wait");
+        assert_eq!(st.code(), Some(0), "{who:?}");
+        assert_eq!(stored(&srv, "n1"), local_records(&e), "{who:?}: SIGTERM's last shipping missed records");
+    }
+}
+
+/// `cordon gateway --server`: the gateway's calls and its servers' sessions reach the server (the
+/// follower beside it ships once more after the gateway ends); a --server that cordon would not
+/// ship to refuses the gateway before any server starts.
+#[test]
+fn server_gateway_ships_its_tool_calls_and_a_bad_server_refuses_it_first() {
+    if !common::need_root() {
+        return;
+    }
+    let py = PathBuf::from("/opt/cordon-test/mcp-venv/bin/python");
+    assert!(py.exists(), "{} is missing: run ./scripts/setup-tests", py.display());
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/gateway");
+    for who in common::BOTH {
+        let e = Env::new(who);
+        for f in ["server.py", "client.py"] {
+            std::fs::copy(fixtures.join(f), e.ws.join(f)).expect("fixture");
+        }
+        let cfg = e.write_policy(
+            "gw.toml",
+            &format!(
+                "pinning = \"off\"\n[servers.py]\ncommand = [\"{}\", \"server.py\"]\nworkspace = \"home/ws\"\n",
+                py.display()
+            ),
+        );
+        let dir = tempdir();
+        let srv = Server::start(&dir.0);
+        let tf = e.root.join("node.token");
+        std::fs::write(&tf, srv.token("node", "gw1") + "\n").expect("token file");
+        e.chown_all_if_nobody();
+        let gateway = |server: &str| {
+            let mut c = e.command(py.to_str().expect("utf-8"));
+            c.arg(e.ws.join("client.py")).args(["--", CORDON, "gateway", "--stdio", "--config"]).arg(&cfg);
+            c.arg("--audit").arg(e.root.join("audit.db"));
+            c.args(["--server", server, "--server-token-file"]).arg(&tf).args(["--server-node", "gw1"]);
+            if who == Who::Nobody {
+                c.arg("--allow-degraded");
+            }
+            let mut child =
+                c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
+            let calls = serde_json::json!([{"tool": "py__echo", "args": {"text": "shipped"}}]);
+            child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+            child.wait_with_output().expect("wait")
+        };
+        let o = gateway(&format!("http://{}", srv.addr));
+        assert!(o.status.success(), "{who:?}: {}", common::show(&o));
+        assert!(common::out(&o).contains("shipped"), "{who:?}: {}", common::show(&o));
+        let all_in = common::wait_for(std::time::Duration::from_secs(15), || {
+            (stored(&srv, "gw1") == local_records(&e)).then_some(())
+        });
+        assert!(all_in.is_some(), "{who:?}: the server holds {} of {}", stored(&srv, "gw1"), local_records(&e));
+        assert_eq!(srv.sql("SELECT count(*) FROM records WHERE node = 'gw1' AND kind = 'tool_call'"), 1, "{who:?}");
+        assert!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'gw1' AND sealed = 1") >= 2, "{who:?}");
+
+        let before = local_records(&e);
+        let o = gateway("http://192.0.2.1:80");
+        let text = common::show(&o);
+        assert!(text.contains("not a loopback address") && text.contains("cannot ship"), "{who:?}: {text}");
+        assert_eq!(local_records(&e), before, "{who:?}: the refused gateway recorded something: {text}");
+    }
+}

@@ -66,6 +66,17 @@ pub struct GatewayArgs {
     /// handshake; its subject's common name is recorded on each of its calls.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
+    /// Ship the audit log (the calls and the servers' sessions) to `cordon server` as it is written:
+    /// a follower (`cordon audit ship --follow`) beside the gateway ships every 2 s and once more
+    /// after the gateway ends; what the server did not take stays in the log.
+    #[arg(long, value_name = "URL", requires = "server_token_file", conflicts_with = "no_audit")]
+    pub server: Option<String>,
+    /// A file holding the server's node token (`cordon server token create --role node`).
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub server_token_file: Option<PathBuf>,
+    /// The name this node ships under: the name of its node token (default: the host name).
+    #[arg(long, value_name = "NAME", requires = "server")]
+    pub server_node: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
 }

@@ -34,6 +34,7 @@ pub mod refusals;
 pub mod remotes;
 pub mod review;
 pub mod sanitize;
+pub mod shipping;
 pub mod spec;
 pub mod staging;
 pub mod stream;

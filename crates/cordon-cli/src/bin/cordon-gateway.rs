@@ -60,7 +60,20 @@ pub fn run(a: GatewayArgs) -> Result<i32> {
         _ => None,
     };
     let on = cordon_gateway::gateway::Listeners { stdio: a.stdio, listen: a.listen, tls };
-    rt.block_on(cordon_gateway::gateway::run(cfg, &exe, options(a.run), on))?;
+    let opts = options(a.run);
+    // Started before the servers: a bad --server or token file refuses the gateway first.
+    let _follower = match (a.server, a.server_token_file, &opts.audit) {
+        (Some(server), Some(token_file), audit) => {
+            let log = match audit {
+                AuditChoice::Path(p) => cordon_audit::files::absolute(p)?,
+                _ => cordon_audit::default_path(),
+            };
+            let to = cordon_session::shipping::ShipTo { server, token_file, node: a.server_node };
+            Some(cordon_session::shipping::spawn_follower(&exe.with_file_name("cordon"), &log, &to)?)
+        }
+        _ => None,
+    };
+    rt.block_on(cordon_gateway::gateway::run(cfg, &exe, opts, on))?;
     Ok(0)
 }
 

@@ -6,6 +6,7 @@ use cordon_schema::time::utc;
 use std::io::Write as _;
 use std::path::PathBuf;
 
+mod follow;
 pub mod ship;
 mod show;
 

@@ -53,6 +53,11 @@ pub struct DaemonArgs {
     /// in it with its status, its end). Default: the engine's (as `cordon run`).
     #[arg(long, value_name = "PATH")]
     pub audit: Option<PathBuf>,
+    /// Ship the audit log to `cordon server` as it is written (--server URL --server-token-file
+    /// FILE): a follower (`cordon audit ship --follow`) beside the daemon ships every 2 s and once
+    /// more after the daemon ends; what the server did not take stays in the log.
+    #[command(flatten)]
+    pub ship: super::audit::ship::ServerArgs,
 }
 
 /// `secs` as a Duration, or an error naming `flag`.
@@ -68,6 +73,12 @@ pub fn run(a: DaemonArgs) -> Result<i32> {
         anyhow::bail!("cordon daemon needs root (it makes namespaces, cgroups and overlay mounts for every devbox)\n  hint: sudo cordon daemon --foreground");
     }
     let exe = std::env::current_exe().map_err(|e| anyhow::anyhow!("cannot find cordon's own binary: {e}"))?;
+    let audit = cordon_session::recording::log_path(a.audit.as_deref())?;
+    // Started first: a bad --server or token file refuses the daemon before it makes anything.
+    let _follower = match super::audit::ship::ship_to(&a.ship) {
+        Some(to) => Some(cordon_session::shipping::spawn_follower(&exe, &audit, &to)?),
+        None => None,
+    };
     cordon_devbox::daemon::run(cordon_devbox::daemon::Options {
         socket: a.socket,
         store: a.store,
@@ -79,7 +90,7 @@ pub fn run(a: DaemonArgs) -> Result<i32> {
         io_timeout: seconds("--io-timeout", a.io_timeout)?,
         max_connections: a.max_connections.max(1),
         probe_timeout: seconds("--probe-timeout", a.probe_timeout)?,
-        audit: cordon_session::recording::log_path(a.audit.as_deref())?,
+        audit,
     })?;
     Ok(0)
 }

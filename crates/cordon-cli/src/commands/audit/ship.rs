@@ -32,6 +32,12 @@ pub struct ServerArgs {
     pub server_node: Option<String>,
 }
 
+/// The follower's target (`cordon_session::shipping`), None without --server.
+pub fn ship_to(a: &ServerArgs) -> Option<cordon_session::shipping::ShipTo> {
+    let (server, token_file) = (a.server.clone()?, a.server_token_file.clone()?);
+    Some(cordon_session::shipping::ShipTo { server, token_file, node: a.server_node.clone() })
+}
+
 #[derive(Args)]
 pub struct ShipArgs {
     #[command(flatten)]
@@ -42,6 +48,32 @@ pub struct ShipArgs {
     /// Records per batch (at most; a batch also stays under 4 MiB).
     #[arg(long, value_name = "N", default_value_t = BATCH_RECORDS, hide = true)]
     pub batch: usize,
+    /// Keep shipping what is added to the log, every --interval, until SIGTERM/SIGINT/SIGHUP (or
+    /// the end of --watch-pid); then ship once more and exit (0: everything delivered, 1: not; what
+    /// was not delivered stays in the log). An unreachable server is said once and retried.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: how often to ship (e.g. 2s, 500ms).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = interval, requires = "follow")]
+    pub interval: Duration,
+    /// With --follow: stop (after a last shipping) when the process with this pid ends, and not
+    /// before: stop signals are then ignored, so that the process's own last records are shipped.
+    /// `cordon daemon --server` and `cordon gateway --server` watch themselves this way.
+    #[arg(long, value_name = "PID", requires = "follow", value_parser = clap::value_parser!(i32).range(1..))]
+    pub watch_pid: Option<i32>,
+}
+
+fn interval(s: &str) -> Result<Duration, String> {
+    // Policy durations are whole seconds; an interval may be shorter.
+    let d = match s.trim().strip_suffix("ms").map(str::parse::<u64>) {
+        Some(Ok(ms)) => Duration::from_millis(ms),
+        Some(Err(_)) => return Err(format!("{s}: not a number of milliseconds, e.g. 500ms")),
+        None => cordon_policy::units::parse_duration(s)?,
+    };
+    if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+        return Err(format!("{s}: give an interval from 100ms to 1h, e.g. 2s"));
+    }
+    Ok(d)
 }
 
 /// Where and as whom to ship, checked before anything runs.
@@ -81,6 +113,11 @@ impl Target {
         &self.url.text
     }
 
+    /// The name this node ships under.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// One GET with the node's token: (status, body).
     pub fn get(&self, path: &str) -> Result<(u16, Vec<u8>)> {
         self.url.exchange("GET", path, &self.token, b"")
@@ -102,6 +139,10 @@ pub struct Shipped {
 pub fn run(a: ShipArgs) -> Result<i32> {
     let Some(t) = Target::from_args(&a.to)? else { bail!("--server URL and --server-token-file FILE are required") };
     let db = super::path(&a.audit)?;
+    if a.follow {
+        let until = super::follow::Until { interval: a.interval, watch_pid: a.watch_pid };
+        return super::follow::follow(&db, &t, a.batch.max(1), &until);
+    }
     let s = ship(&db, &t, a.batch.max(1))?;
     println!(
         "shipped {} record(s) in {} batch(es) to {} as node `{}` ({} the server already held); it holds this log up to record {}",
