@@ -215,13 +215,14 @@ fn devbox_claims(srv: &Server) {
     {
         let mut st = cordon_audit::Store::open(&e.root.join("audit.db")).expect("the node's log");
         let t0 = now_ms();
+        // A claim every 15 minutes over the last 6 hours: the chart has hours to draw.
         for i in 0..24i64 {
             let (snap, ms, pool) =
                 if i < 20 { ("python-3.12", 4.0 + (i % 12) as f64, true) } else { ("node-20", 180.0, false) };
             let body = serde_json::json!({"devbox": {"id": format!("d{i}"), "snapshot": snap, "latency_ms": ms, "from_pool": pool}});
             let id = format!("d{i}");
-            st.append(&id, &[("start".to_string(), t0 - (24 - i) * 60_000, body)]).expect("append");
-            st.seal(&id, t0 - (24 - i) * 60_000).expect("seal");
+            st.append(&id, &[("start".to_string(), t0 - (24 - i) * 15 * 60_000, body)]).expect("append");
+            st.seal(&id, t0 - (24 - i) * 15 * 60_000).expect("seal");
         }
     }
     let mut args = vec!["audit".to_string(), "ship".to_string()];
