@@ -91,6 +91,15 @@ fn verdict(p: &Percentiles) -> &'static str {
     }
 }
 
+/// The warm claims' numbers; with none, no zeros that read as a measured 0 ms (the browser test
+/// showed "p50 0.0 ms … goals no warm claim" for a snapshot only ever made at claim).
+fn warm_line(p: &Percentiles) -> String {
+    if p.n == 0 {
+        return "warm claims: none (the goals are about claims served from the pool)".into();
+    }
+    format!("warm claims {}: p50 {:.1} ms, p99 {:.1} ms — goals {}", p.n, p.p50, p.p99, verdict(p))
+}
+
 /// The hourly p50 and p99 as lines, with the goals as dashed lines (inline SVG: no script).
 fn chart(hours: &[(i64, Percentiles)]) -> String {
     let (w, h) = (600.0, 160.0);
@@ -106,8 +115,9 @@ fn chart(hours: &[(i64, Percentiles)]) -> String {
     for (goal, name) in [(GOAL_P50_MS, "p50 goal"), (GOAL_P99_MS, "p99 goal")] {
         let _ = write!(
             s,
-            "<line x1=\"0\" x2=\"{w}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#999\" stroke-dasharray=\"4 4\"><title>{name} {goal} ms</title></line>",
-            y(goal)
+            "<line x1=\"0\" x2=\"{w}\" y1=\"{0:.1}\" y2=\"{0:.1}\" stroke=\"#999\" stroke-dasharray=\"4 4\"><title>{name} {goal} ms</title></line><text x=\"4\" y=\"{1:.1}\" font-size=\"11\" fill=\"#666\">{name} {goal} ms</text>",
+            y(goal),
+            y(goal) - 3.0
         );
     }
     let _ = write!(
@@ -120,7 +130,22 @@ fn chart(hours: &[(i64, Percentiles)]) -> String {
         "<polyline fill=\"none\" stroke=\"#b00\" points=\"{}\"><title>p99</title></polyline>",
         line(&|p| p.p99)
     );
+    // A dot per hour: a line of one hour draws nothing (the browser test's screenshot was empty).
+    for (i, (_, p)) in hours.iter().enumerate() {
+        for (ms, colour) in [(p.p50, "#1a7f37"), (p.p99, "#b00")] {
+            let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"></circle>", x(i), y(ms));
+        }
+    }
     s.push_str("</svg>");
+    // A legend a reader needs without hovering (the titles above are tooltips only).
+    let span = match (hours.first(), hours.last()) {
+        (Some((a, _)), Some((z, _))) => format!(", hours {} to {} (UTC)", utc(*a), utc(*z)),
+        _ => String::new(),
+    };
+    let _ = write!(
+        s,
+        "<p><span style=\"color:#1a7f37\">━ p50</span> <span style=\"color:#b00\">━ p99</span> of warm claims per hour{span}; dashed: the goals</p>"
+    );
     s
 }
 
@@ -136,12 +161,9 @@ pub fn page_html(stats: &[SnapshotStats]) -> String {
             s.cold.as_ref().map_or("none".into(), |c| format!("{} (p50 {:.1} ms, p99 {:.1} ms)", c.n, c.p50, c.p99));
         let _ = write!(
             b,
-            "<h2>snapshot <span class=\"mono\">{}</span></h2><p>warm claims {}: p50 {:.1} ms, p99 {:.1} ms — goals {}; made at claim: {}</p>",
+            "<h2>snapshot <span class=\"mono\">{}</span></h2><p>{}; made at claim: {}</p>",
             esc(&s.snapshot),
-            s.warm.n,
-            s.warm.p50,
-            s.warm.p99,
-            verdict(&s.warm),
+            warm_line(&s.warm),
             cold
         );
         if !s.hours.is_empty() {
@@ -187,5 +209,9 @@ mod tests {
         let html = page_html(&s);
         assert!(html.contains("b&lt;script&gt;") && !html.contains("b<script>"), "{html}");
         assert!(html.contains("<polyline") && html.contains("p99 goal 50 ms"));
+        assert_eq!(html.matches("<circle").count(), 2 * (3 + 1), "a dot per hour and percentile");
+        assert!(html.contains(">p50 goal 20 ms</text>") && html.contains("━ p99</span>"), "labels on the chart");
+        let cold_only = page_html(&summarize(&[claim("c", 1, 300.0, false)]));
+        assert!(cold_only.contains("warm claims: none") && !cold_only.contains("p50 0.0 ms"), "{cold_only}");
     }
 }

@@ -202,3 +202,4 @@ pub fn wait_for<T>(limit: std::time::Duration, mut f: impl FnMut() -> Option<T>)
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+pub mod server;
