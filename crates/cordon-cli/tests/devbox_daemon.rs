@@ -684,3 +684,60 @@ fn devbox_that_dies_by_itself_is_removed_and_its_session_ended() {
     assert!(e.cordon(&["audit", "verify", "--audit", dbs]).status.success());
     assert!(std::fs::read_to_string(&d.log).expect("log").contains(&format!("devbox {id} ended by itself")));
 }
+
+/// `cordon daemon --server`: each claim's session (start with its devbox object, the commands run,
+/// end and seal) reaches `cordon server` while the daemon runs, and the last records after it
+/// stops; a --server cordon would not ship to refuses the daemon before it listens.
+#[test]
+fn devbox_daemon_ships_its_claims_to_the_server_as_they_happen() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
+    let dir = common::server::tempdir("daemon-ship");
+    let srv = common::server::Server::start(&dir.0);
+    let tf = e.root.join("node.token");
+    std::fs::write(&tf, srv.token("node", "d1") + "\n").expect("token file");
+    let url = format!("http://{}", srv.addr);
+    let ship = ["--server", url.as_str(), "--server-token-file", tf.to_str().expect("utf-8"), "--server-node", "d1"];
+    let db = e.root.join("audit.db");
+    let local = || cordon_audit::Store::open_read_only(&db).expect("log").records_after(0, 1 << 20).expect("records");
+    let all_in = || {
+        wait_for(Duration::from_secs(15), || {
+            (srv.sql("SELECT count(*) FROM records WHERE node = 'd1'") == local().len() as i64).then_some(())
+        })
+    };
+    let mut d = Daemon::start_with(&e, &[], &ship);
+    let c = d.claim(&e, &snap, &[]);
+    let id = c["id"].as_str().expect("id").to_string();
+    assert_eq!(d.exec(&e, &id, "exit 4").status.code(), Some(4));
+    assert!(
+        all_in().is_some(),
+        "a running claim's records did not arrive: {}",
+        std::fs::read_to_string(&d.log).unwrap_or_default()
+    );
+    let q = "SELECT count(*) FROM records WHERE node = 'd1' AND kind = 'exec.end'";
+    assert_eq!(srv.sql(q), 1);
+    let c2 = d.claim(&e, &snap, &[]);
+    assert!(c2["id"].as_str().is_some());
+    assert!(d.stop().is_some_and(|s| s.success()), "{}", std::fs::read_to_string(&d.log).unwrap_or_default());
+    // The daemon's stop ends both claims' sessions; the follower ships them after it is gone.
+    assert!(
+        all_in().is_some(),
+        "the daemon's last records did not arrive: {}",
+        std::fs::read_to_string(&d.log).unwrap_or_default()
+    );
+    assert_eq!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'd1' AND sealed = 1"), 2);
+    assert_eq!(
+        srv.sql("SELECT count(*) FROM records WHERE node = 'd1' AND kind = 'start' AND payload LIKE '%\"devbox\"%'"),
+        2
+    );
+
+    let bad = ["--server", "http://192.0.2.1:80", "--server-token-file", tf.to_str().expect("utf-8")];
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cordon"));
+    c.args(["daemon", "--foreground", "--socket"]).arg(e.root.join("d2.sock")).arg("--store").arg(e.root.join("store"));
+    let o = c.args(bad).stdin(Stdio::null()).output().expect("cordon daemon");
+    assert!(!o.status.success() && show(&o).contains("not a loopback address"), "{}", show(&o));
+    assert!(!e.root.join("d2.sock").exists(), "the refused daemon listened");
+}
