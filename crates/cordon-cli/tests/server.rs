@@ -904,8 +904,20 @@ fn server_serves_policies_by_identity_signed_cached_and_marks_running_sessions_s
         return;
     }
     for who in common::BOTH {
-        policies_as(who);
+        let dir = tempdir();
+        policies_as(who, &dir, &Db::Sqlite(dir.0.join("server.db")));
     }
+}
+
+/// The same with the server on PostgreSQL (as root: the node's side is the same either way).
+#[test]
+fn server_on_postgres_serves_policies_by_identity_and_marks_running_sessions_stale() {
+    if !common::need_root() {
+        return;
+    }
+    let Some(pg) = common::postgres::Cluster::start() else { return };
+    let dir = tempdir();
+    policies_as(Who::Root, &dir, &Db::Pg(pg.database(), dir.0.join("server.key")));
 }
 
 fn start_of(db: &Path, session: Option<&str>) -> serde_json::Value {
@@ -919,10 +931,10 @@ fn start_of(db: &Path, session: Option<&str>) -> serde_json::Value {
     serde_json::from_str(&r.body).expect("json")
 }
 
-fn policies_as(who: Who) {
+/// `db` in `dir` (its key `dir/server.key` either way).
+fn policies_as(who: Who, dir: &TempDir, db: &Db) {
     let e = Env::new(who);
-    let dir = tempdir();
-    let mut srv = Server::start(&dir.0);
+    let mut srv = Server::start_store(db, &loopback(), &[]);
     let (admin, node, viewer) = (srv.token("admin", "ops"), srv.token("node", "n1"), srv.token("viewer", "v"));
     let tf = e.root.join("node.token");
     std::fs::write(&tf, format!("{node}\n")).expect("token file");
