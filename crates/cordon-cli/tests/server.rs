@@ -1191,6 +1191,18 @@ impl Drop for TempDir {
 #[test]
 fn server_shows_devbox_claim_latency_per_snapshot() {
     let dir = tempdir();
+    devbox_claims(&dir, &Db::Sqlite(dir.0.join("server.db")));
+}
+
+/// The same on PostgreSQL (where a claim's fields are taken from its start record on arrival).
+#[test]
+fn server_on_postgres_shows_devbox_claim_latency_per_snapshot() {
+    let Some(pg) = common::postgres::Cluster::start() else { return };
+    let dir = tempdir();
+    devbox_claims(&dir, &Db::Pg(pg.database(), dir.0.join("server.key")));
+}
+
+fn devbox_claims(dir: &TempDir, db: &Db) {
     let log = dir.0.join("node").join("audit.db");
     {
         let mut st = cordon_audit::Store::open(&log).expect("the node's log");
@@ -1202,7 +1214,7 @@ fn server_shows_devbox_claim_latency_per_snapshot() {
             st.seal(&id, 1_764_000_000_000 + i * 1000).expect("seal");
         }
     }
-    let srv = Server::start(&dir.0);
+    let srv = Server::start_store(db, &loopback(), &[]);
     let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "v"));
     assert_eq!(post(&srv, &node, &batch_of(&log, "n1")).0, 200);
     let (st, _, page) = http(&srv.addr, "GET", "/devboxes", &[("Authorization", &bearer(&viewer))], b"");
