@@ -668,6 +668,20 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
     if !common::need_root() {
         return;
     }
+    dashboard_escapes(None);
+}
+
+/// The same with the server on PostgreSQL.
+#[test]
+fn server_on_postgres_dashboard_escapes_what_agents_control_and_filters_sessions() {
+    if !common::need_root() {
+        return;
+    }
+    let Some(pg) = common::postgres::Cluster::start() else { return };
+    dashboard_escapes(Some(&pg));
+}
+
+fn dashboard_escapes(pg: Option<&common::postgres::Cluster>) {
     let e = Env::new(Who::Root);
     let mut args = vec![
         "run",
@@ -682,7 +696,11 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
     let o = e.cordon(&args);
     assert!(o.status.success(), "{}", common::show(&o));
     let dir = tempdir();
-    let srv = Server::start(&dir.0);
+    let db = match pg {
+        Some(pg) => Db::Pg(pg.database(), dir.0.join("server.key")),
+        None => Db::Sqlite(dir.0.join("server.db")),
+    };
+    let srv = Server::start_store(&db, &loopback(), &[]);
     let node = HOSTILE.concat();
     let admin = srv.token("admin", "ops");
     let viewer = srv.token("viewer", "alice");
@@ -713,7 +731,10 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
     assert!(page.contains("<td>denial</td><td class=\"mono\">DENIED [seccomp] unshare"), "{page}");
     assert!(page.contains("sensor: ") && page.contains(" lost, "), "{page}");
     let count = |kind: &str| {
-        srv.sql(&format!("SELECT json_extract(payload, '$.denials_total') FROM records WHERE kind = '{kind}'"))
+        srv.sql(&match pg {
+            None => format!("SELECT json_extract(payload, '$.denials_total') FROM records WHERE kind = '{kind}'"),
+            Some(_) => format!("SELECT (payload::json->>'denials_total')::bigint FROM records WHERE kind = '{kind}'"),
+        })
     };
     assert!(count("sensor.summary") > 0);
     assert_eq!(srv.sql("SELECT denials FROM sessions"), count("end") + count("sensor.summary"));
