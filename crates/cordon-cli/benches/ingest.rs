@@ -13,8 +13,19 @@
 //! 1,000,000), `CORDON_BENCH_ROUNDS` (default 3, ship and peer interleaved). Prints one line per
 //! round and the medians; `--json` anywhere in the arguments prints them as JSON.
 //! `CORDON_BENCH_DASHBOARD=1` also times the dashboard over 10,001 sessions, one of 100,000 events.
+//! `CORDON_BENCH_POSTGRES=1`: each round also ships the log to a server on PostgreSQL (a private
+//! cluster started for the run, as the tests do: tests/common/postgres.rs), counted the same way.
 
 use cordon_audit::Store;
+
+// The tests' private PostgreSQL cluster (it names `NOBODY` and `record_skip` of its parent).
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+const NOBODY: u32 = 65534;
+fn record_skip(what: &str, why: &str) {
+    eprintln!("SKIPPED {what}: {why}");
+}
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -72,7 +83,8 @@ fn write_sessions(path: &Path, n: usize, size: &mut dyn FnMut(usize) -> usize) -
 struct Server {
     child: std::process::Child,
     addr: String,
-    db: PathBuf,
+    /// `--database`'s value.
+    db: String,
 }
 
 impl Drop for Server {
@@ -82,10 +94,12 @@ impl Drop for Server {
     }
 }
 
-fn start_server(dir: &Path) -> Server {
-    let db = dir.join("server.db");
+/// A server on `pg` (a fresh database's URL) or else SQLite in `dir`.
+fn start_server(dir: &Path, pg: Option<String>) -> Server {
+    let db = pg.unwrap_or_else(|| format!("sqlite:{}", dir.join("server.db").display()));
     let mut child = Command::new(CORDON)
-        .args(["server", "--listen", "127.0.0.1:0", "--database", &format!("sqlite:{}", db.display())])
+        .args(["server", "--listen", "127.0.0.1:0", "--database", &db, "--key"])
+        .arg(dir.join("server.key"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -100,10 +114,9 @@ fn start_server(dir: &Path) -> Server {
     Server { child, addr, db }
 }
 
-fn token(db: &Path, role: &str, name: &str, out: &Path) {
+fn token(db: &str, role: &str, name: &str, out: &Path) {
     let o = Command::new(CORDON)
-        .args(["server", "token", "create", "--role", role, "--name", name, "--database"])
-        .arg(format!("sqlite:{}", db.display()))
+        .args(["server", "token", "create", "--role", role, "--name", name, "--database", db])
         .output()
         .expect("token create");
     assert!(o.status.success(), "token create: {}", String::from_utf8_lossy(&o.stderr));
@@ -135,13 +148,13 @@ struct Shipped {
     server_cpu: f64,
 }
 
-/// Ships the whole log once to a fresh server.
-fn ship_round(dir: &Path, log: &Path) -> Shipped {
+/// Ships the whole log once to a fresh server (on a fresh PostgreSQL database when `pg`).
+fn ship_round(dir: &Path, log: &Path, pg: Option<&postgres::Cluster>) -> Shipped {
     let sdir = dir.join("srv");
     let _ = std::fs::remove_dir_all(&sdir);
     std::fs::create_dir_all(&sdir).expect("server dir");
     let _ = std::fs::remove_dir_all(cordon_audit::files::ship_dir(log));
-    let srv = start_server(&sdir);
+    let srv = start_server(&sdir, pg.map(postgres::Cluster::database));
     let node_tok = sdir.join("node.token");
     let view_tok = sdir.join("viewer.token");
     token(&srv.db, "node", "bench", &node_tok);
@@ -159,8 +172,12 @@ fn ship_round(dir: &Path, log: &Path) -> Shipped {
     let secs = t0.elapsed().as_secs_f64();
     let (ship_cpu, server_cpu) = (children_cpu() - cpu0, proc_cpu(srv.child.id()) - srv0);
     assert!(o.status.success(), "ship failed: {}", String::from_utf8_lossy(&o.stderr));
-    let c = rusqlite::Connection::open(&srv.db).expect("the server's database");
-    let stored: i64 = c.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)).expect("count");
+    let stored: i64 = match srv.db.strip_prefix("sqlite:") {
+        Some(p) => rusqlite::Connection::open(p)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0)))
+            .expect("count"),
+        None => postgres::count(&srv.db, "SELECT count(*) FROM records"),
+    };
     let ingested = metric(&srv.addr, &std::fs::read_to_string(&view_tok).expect("viewer token"));
     Shipped { secs, stored, ingested, ship_cpu, server_cpu }
 }
@@ -237,7 +254,7 @@ fn dashboard(dir: &Path) -> (f64, f64, f64, usize) {
     write_sessions(&log, 10_000 * 5 + big, &mut |s| if s == 10_000 { big } else { 5 });
     let sdir = dir.join("dash-srv");
     std::fs::create_dir_all(&sdir).expect("dir");
-    let srv = start_server(&sdir);
+    let srv = start_server(&sdir, None);
     let (node_tok, view_tok) = (sdir.join("node.token"), sdir.join("viewer.token"));
     token(&srv.db, "node", "dash", &node_tok);
     token(&srv.db, "viewer", "v", &view_tok);
@@ -296,9 +313,25 @@ fn main() {
     let t = Instant::now();
     let total = write_log(&log, n);
     eprintln!("ingest: wrote a log of {total} records ({n} events + seals) in {:.1} s", t.elapsed().as_secs_f64());
-    let (mut ship, mut peer) = (vec![], vec![]);
+    let (mut ship, mut peer, mut on_pg) = (vec![], vec![], vec![]);
+    let cluster =
+        std::env::var_os("CORDON_BENCH_POSTGRES").is_some_and(|v| v != "0").then(postgres::Cluster::start).flatten();
     for r in 0..rounds {
-        let Shipped { secs, stored, ingested, ship_cpu, server_cpu } = ship_round(&dir, &log);
+        if let Some(pg) = &cluster {
+            let Shipped { secs, stored, ingested, ship_cpu, server_cpu } = ship_round(&dir, &log, Some(pg));
+            assert_eq!(stored, total, "loss on PostgreSQL: the log holds {total} records, the server stored {stored}");
+            assert_eq!(
+                ingested, total,
+                "PostgreSQL: the server's metric says {ingested} ingested, the log holds {total}"
+            );
+            eprintln!(
+                "round {}: PostgreSQL ship+verify+store {secs:.2} s = {:.0} records/s (stored {stored}, metric {ingested}; CPU: ship {ship_cpu:.2} s, server {server_cpu:.2} s)",
+                r + 1,
+                total as f64 / secs
+            );
+            on_pg.push(total as f64 / secs);
+        }
+        let Shipped { secs, stored, ingested, ship_cpu, server_cpu } = ship_round(&dir, &log, None);
         assert_eq!(stored, total, "loss: the log holds {total} records, the server stored {stored}");
         assert_eq!(ingested, total, "the server's metric says {ingested} ingested, the log holds {total}");
         let p = peer_round(&dir, &log);
@@ -314,12 +347,14 @@ fn main() {
         peer.push(total as f64 / p);
     }
     let (ms, mp) = (median(&mut ship), median(&mut peer));
+    let pg = (!on_pg.is_empty()).then(|| median(&mut on_pg));
     let spread = |v: &[f64]| format!("{:.0}-{:.0}", v[0], v[v.len() - 1]);
     if json {
         println!(
             "{}",
             serde_json::json!({"records": total, "rounds": rounds, "ship_records_per_s": ms, "ship_spread": spread(&ship),
-                "peer_records_per_s": mp, "peer_spread": spread(&peer), "ratio": ms / mp})
+                "peer_records_per_s": mp, "peer_spread": spread(&peer), "ratio": ms / mp,
+                "postgres_records_per_s": pg, "postgres_spread": pg.map(|_| spread(&on_pg))})
         );
     } else {
         println!(
@@ -328,6 +363,9 @@ fn main() {
             spread(&peer),
             ms / mp
         );
+        if let Some(pg) = pg {
+            println!("ingest: on PostgreSQL {pg:.0} records/s (spread {})", spread(&on_pg));
+        }
     }
     if std::env::var_os("CORDON_BENCH_DASHBOARD").is_some_and(|v| v != "0") {
         let (list, first, all, pages) = dashboard(&dir);

@@ -12,12 +12,39 @@ use std::process::{Child, Command, Stdio};
 
 const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
-/// A running `cordon server` on a free loopback port, its database under `dir`. Killed (by pid) on
-/// drop.
+/// Which store a test's server keeps its records in.
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(PathBuf),
+    /// A database's URL in a test's private cluster, and the policy-signing key's file.
+    Pg(String, PathBuf),
+}
+
+impl Db {
+    fn spec(&self) -> String {
+        match self {
+            Db::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Db::Pg(url, _) => url.clone(),
+        }
+    }
+
+    /// The arguments naming the store to `cordon server`.
+    fn args(&self) -> Vec<String> {
+        let mut a = vec!["--database".to_string(), self.spec()];
+        if let Db::Pg(_, key) = self {
+            a.extend(["--key".to_string(), key.display().to_string()]);
+        }
+        a
+    }
+}
+
+/// A running `cordon server` on a free loopback port, its database under `dir` (or in PostgreSQL).
+/// Killed (by pid) on drop.
 struct Server {
     child: Child,
     addr: String,
     db: PathBuf,
+    store: Db,
 }
 
 impl Server {
@@ -32,9 +59,18 @@ impl Server {
     }
 
     fn start_with(dir: &Path, listen: &str, extra: &[&str]) -> Server {
-        let db = dir.join("server.db");
+        Server::start_store(&Db::Sqlite(dir.join("server.db")), listen, extra)
+    }
+
+    /// On a store of either kind (SQLite: the default elsewhere; PostgreSQL: the twins).
+    fn start_store(store: &Db, listen: &str, extra: &[&str]) -> Server {
+        let db = match store {
+            Db::Sqlite(p) => p.clone(),
+            Db::Pg(_, key) => key.with_extension("db"),
+        };
         let mut child = Command::new(CORDON)
-            .args(["server", "--listen", listen, "--database", &format!("sqlite:{}", db.display())])
+            .args(["server", "--listen", listen])
+            .args(store.args())
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -52,16 +88,22 @@ impl Server {
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut err, &mut std::io::sink());
         });
-        Server { child, addr, db }
+        Server { child, addr, db, store: store.clone() }
     }
 
     fn token(&self, role: &str, name: &str) -> String {
-        token(&self.db, role, name)
+        token_in(&self.store, role, name)
     }
 
+    /// One number from the server's database, whichever store it is.
     fn sql(&self, q: &str) -> i64 {
-        let c = rusqlite::Connection::open(&self.db).expect("open the server's database");
-        c.query_row(q, [], |r| r.get(0)).expect(q)
+        match &self.store {
+            Db::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).expect("open the server's database");
+                c.query_row(q, [], |r| r.get(0)).expect(q)
+            }
+            Db::Pg(url, _) => common::postgres::count(url, q),
+        }
     }
 
     /// SIGKILL and reap: through the Child, which never signals a pid it has already reaped (a
@@ -93,10 +135,10 @@ fn fixed_port() -> u16 {
     panic!("no free loopback port in 20000..32000");
 }
 
-fn token(db: &Path, role: &str, name: &str) -> String {
+fn token_in(store: &Db, role: &str, name: &str) -> String {
     let o = Command::new(CORDON)
         .args(["server", "token", "create", "--role", role, "--name", name, "--database"])
-        .arg(format!("sqlite:{}", db.display()))
+        .arg(store.spec())
         .output()
         .expect("token create");
     assert!(o.status.success(), "{}", common::show(&o));
@@ -188,9 +230,30 @@ fn server_refuses_to_listen_beyond_loopback_unless_told() {
         "{}",
         common::show(&o)
     );
-    let o = Command::new(CORDON).args(["server", "--database", "postgres://x/y"]).output().expect("spawn");
+    // PostgreSQL: servers of one database sign policies with one key, so it is named.
+    let o = Command::new(CORDON).args(["server", "--database", "postgres://u:s3cret@x/y"]).output().expect("spawn");
     assert_eq!(o.status.code(), Some(2), "{}", common::show(&o));
-    assert!(common::err(&o).contains("PostgreSQL is not supported yet"), "{}", common::show(&o));
+    assert!(common::err(&o).contains("--key PATH.key is required"), "{}", common::show(&o));
+    // Nothing listens there: the error names where (the password hidden) and what to check.
+    let key = dir.0.join("k.key");
+    let o = Command::new(CORDON)
+        .args(["server", "--listen", "127.0.0.1:0", "--database", "postgres://u:s3cret@127.0.0.1:1/y", "--key"])
+        .arg(&key)
+        .output()
+        .expect("spawn");
+    assert_eq!(o.status.code(), Some(125), "{}", common::show(&o));
+    let err = common::err(&o);
+    assert!(
+        err.contains("postgres://u:***@127.0.0.1:1/y") && err.contains("is PostgreSQL running at 127.0.0.1:1?"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    let o = Command::new(CORDON).args(["server", "--database", "mysql://u:s3cret@h/d"]).output().expect("spawn");
+    assert!(
+        common::err(&o).contains("not a database this server knows") && !common::err(&o).contains("s3cret"),
+        "{}",
+        common::show(&o)
+    );
 }
 
 /// Every endpoint wants a token, each role only what it may; bodies are bounded and parsed without
@@ -255,9 +318,28 @@ fn server_stores_a_real_session_verified_and_a_replay_once() {
     if !common::need_root() {
         return;
     }
-    let e = recorded(2);
     let dir = tempdir();
-    let srv = Server::start(&dir.0);
+    stores_a_replay_once(&Db::Sqlite(dir.0.join("server.db")));
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn server_on_postgres_stores_a_real_session_verified_and_a_replay_once() {
+    if !common::need_root() {
+        return;
+    }
+    let Some(pg) = common::postgres::Cluster::start() else { return };
+    let dir = tempdir();
+    stores_a_replay_once(&Db::Pg(pg.database(), dir.0.join("server.key")));
+}
+
+fn loopback() -> String {
+    format!("127.0.0.1:{}", fixed_port())
+}
+
+fn stores_a_replay_once(db: &Db) {
+    let e = recorded(2);
+    let srv = Server::start_store(db, &loopback(), &[]);
     let node = srv.token("node", "n1");
     let b = batch_of(&e.root.join("audit.db"), "n1");
     let n = b.records.len() as i64;
@@ -269,20 +351,16 @@ fn server_stores_a_real_session_verified_and_a_replay_once() {
         (Some(n), Some(0), Some(n))
     );
     assert_eq!(stored(&srv, "n1"), n);
-    assert_eq!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'n1' AND sealed = 1 AND outcome = 'exited'"), 2);
+    assert_eq!(srv.sql("SELECT count(*) FROM sessions WHERE node = 'n1' AND sealed AND outcome = 'exited'"), 2);
     let (st, v) = post(&srv, &node, &b);
     assert_eq!(st, 200, "{v}");
     assert_eq!((v["accepted"].as_i64(), v["duplicates"].as_i64()), (Some(0), Some(n)), "{v}");
     assert_eq!(stored(&srv, "n1"), n, "a replay is stored once");
     // Each stored record is the node's, byte for byte.
-    let c = rusqlite::Connection::open(&srv.db).expect("db");
-    for r in &b.records {
-        let (payload, hash): (String, Vec<u8>) = c
-            .query_row("SELECT payload, hash FROM records WHERE node = 'n1' AND seq = ?1", [r.seq], |x| {
-                Ok((x.get(0)?, x.get(1)?))
-            })
-            .expect("stored");
-        assert_eq!((payload.as_str(), hex(&hash)), (r.body.as_str(), r.hash.clone()));
+    let held = stored_records(&srv, "n1");
+    assert_eq!(held.len(), b.records.len());
+    for (r, (payload, hash)) in b.records.iter().zip(&held) {
+        assert_eq!((payload.as_str(), hash.as_str()), (r.body.as_str(), r.hash.as_str()));
     }
     assert_eq!(srv.sql("SELECT count(*) FROM refusals"), 0);
     // SIGTERM: the server stops serving and exits 0; a restart holds the same.
@@ -291,8 +369,32 @@ fn server_stores_a_real_session_verified_and_a_replay_once() {
     let st = common::wait_for(std::time::Duration::from_secs(10), || srv.child.try_wait().ok().flatten())
         .expect("the server ends on SIGTERM");
     assert!(st.success(), "{st:?}");
-    let srv = Server::start_on(&dir.0, &srv.addr);
+    let srv = Server::start_store(db, &srv.addr, &[]);
     assert_eq!(post(&srv, &node, &b).1["duplicates"].as_i64(), Some(n), "a restart holds the same chain");
+}
+
+/// A node's stored records in order: (payload, hash in hex).
+fn stored_records(srv: &Server, node: &str) -> Vec<(String, String)> {
+    match &srv.store {
+        Db::Sqlite(p) => {
+            let c = rusqlite::Connection::open(p).expect("db");
+            let mut st = c.prepare("SELECT payload, hash FROM records WHERE node = ?1 ORDER BY seq").expect("prepare");
+            let rows = st.query_map([node], |x| Ok((x.get::<_, String>(0)?, hex(&x.get::<_, Vec<u8>>(1)?))));
+            rows.expect("query").collect::<Result<_, _>>().expect("rows")
+        }
+        // One line a record (a payload is compact JSON: no newline in it), the hash first.
+        Db::Pg(url, _) => common::postgres::query(
+            url,
+            &format!("SELECT encode(hash, 'hex') || ' ' || payload FROM records WHERE node = '{node}' ORDER BY seq"),
+        )
+        .expect("query")
+        .lines()
+        .map(|l| {
+            let (h, p) = l.split_once(' ').expect("hash payload");
+            (p.to_string(), h.to_string())
+        })
+        .collect(),
+    }
 }
 
 /// Tampered, reordered, gapped, conflicting and foreign-signed batches are refused (409) whole and
@@ -302,10 +404,25 @@ fn server_refuses_tampered_reordered_gapped_and_foreign_batches_whole() {
     if !common::need_root() {
         return;
     }
+    let dir = tempdir();
+    refuses_whole(&Db::Sqlite(dir.0.join("server.db")));
+}
+
+/// The same on PostgreSQL.
+#[test]
+fn server_on_postgres_refuses_tampered_reordered_gapped_and_foreign_batches_whole() {
+    if !common::need_root() {
+        return;
+    }
+    let Some(pg) = common::postgres::Cluster::start() else { return };
+    let dir = tempdir();
+    refuses_whole(&Db::Pg(pg.database(), dir.0.join("server.key")));
+}
+
+fn refuses_whole(db: &Db) {
     let e = recorded(2);
     let other = recorded(1);
-    let dir = tempdir();
-    let srv = Server::start(&dir.0);
+    let srv = Server::start_store(db, &loopback(), &[]);
     let admin = srv.token("admin", "ops");
     let good = batch_of(&e.root.join("audit.db"), "n1");
     let n = good.records.len();
@@ -551,6 +668,20 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
     if !common::need_root() {
         return;
     }
+    dashboard_escapes(None);
+}
+
+/// The same with the server on PostgreSQL.
+#[test]
+fn server_on_postgres_dashboard_escapes_what_agents_control_and_filters_sessions() {
+    if !common::need_root() {
+        return;
+    }
+    let Some(pg) = common::postgres::Cluster::start() else { return };
+    dashboard_escapes(Some(&pg));
+}
+
+fn dashboard_escapes(pg: Option<&common::postgres::Cluster>) {
     let e = Env::new(Who::Root);
     let mut args = vec![
         "run",
@@ -565,7 +696,11 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
     let o = e.cordon(&args);
     assert!(o.status.success(), "{}", common::show(&o));
     let dir = tempdir();
-    let srv = Server::start(&dir.0);
+    let db = match pg {
+        Some(pg) => Db::Pg(pg.database(), dir.0.join("server.key")),
+        None => Db::Sqlite(dir.0.join("server.db")),
+    };
+    let srv = Server::start_store(&db, &loopback(), &[]);
     let node = HOSTILE.concat();
     let admin = srv.token("admin", "ops");
     let viewer = srv.token("viewer", "alice");
@@ -596,7 +731,10 @@ fn server_dashboard_escapes_what_agents_control_and_filters_sessions() {
     assert!(page.contains("<td>denial</td><td class=\"mono\">DENIED [seccomp] unshare"), "{page}");
     assert!(page.contains("sensor: ") && page.contains(" lost, "), "{page}");
     let count = |kind: &str| {
-        srv.sql(&format!("SELECT json_extract(payload, '$.denials_total') FROM records WHERE kind = '{kind}'"))
+        srv.sql(&match pg {
+            None => format!("SELECT json_extract(payload, '$.denials_total') FROM records WHERE kind = '{kind}'"),
+            Some(_) => format!("SELECT (payload::json->>'denials_total')::bigint FROM records WHERE kind = '{kind}'"),
+        })
     };
     assert!(count("sensor.summary") > 0);
     assert_eq!(srv.sql("SELECT denials FROM sessions"), count("end") + count("sensor.summary"));
@@ -787,8 +925,20 @@ fn server_serves_policies_by_identity_signed_cached_and_marks_running_sessions_s
         return;
     }
     for who in common::BOTH {
-        policies_as(who);
+        let dir = tempdir();
+        policies_as(who, &dir, &Db::Sqlite(dir.0.join("server.db")));
     }
+}
+
+/// The same with the server on PostgreSQL (as root: the node's side is the same either way).
+#[test]
+fn server_on_postgres_serves_policies_by_identity_and_marks_running_sessions_stale() {
+    if !common::need_root() {
+        return;
+    }
+    let Some(pg) = common::postgres::Cluster::start() else { return };
+    let dir = tempdir();
+    policies_as(Who::Root, &dir, &Db::Pg(pg.database(), dir.0.join("server.key")));
 }
 
 fn start_of(db: &Path, session: Option<&str>) -> serde_json::Value {
@@ -802,10 +952,10 @@ fn start_of(db: &Path, session: Option<&str>) -> serde_json::Value {
     serde_json::from_str(&r.body).expect("json")
 }
 
-fn policies_as(who: Who) {
+/// `db` in `dir` (its key `dir/server.key` either way).
+fn policies_as(who: Who, dir: &TempDir, db: &Db) {
     let e = Env::new(who);
-    let dir = tempdir();
-    let mut srv = Server::start(&dir.0);
+    let mut srv = Server::start_store(db, &loopback(), &[]);
     let (admin, node, viewer) = (srv.token("admin", "ops"), srv.token("node", "n1"), srv.token("viewer", "v"));
     let tf = e.root.join("node.token");
     std::fs::write(&tf, format!("{node}\n")).expect("token file");
@@ -1062,6 +1212,18 @@ impl Drop for TempDir {
 #[test]
 fn server_shows_devbox_claim_latency_per_snapshot() {
     let dir = tempdir();
+    devbox_claims(&dir, &Db::Sqlite(dir.0.join("server.db")));
+}
+
+/// The same on PostgreSQL (where a claim's fields are taken from its start record on arrival).
+#[test]
+fn server_on_postgres_shows_devbox_claim_latency_per_snapshot() {
+    let Some(pg) = common::postgres::Cluster::start() else { return };
+    let dir = tempdir();
+    devbox_claims(&dir, &Db::Pg(pg.database(), dir.0.join("server.key")));
+}
+
+fn devbox_claims(dir: &TempDir, db: &Db) {
     let log = dir.0.join("node").join("audit.db");
     {
         let mut st = cordon_audit::Store::open(&log).expect("the node's log");
@@ -1073,7 +1235,7 @@ fn server_shows_devbox_claim_latency_per_snapshot() {
             st.seal(&id, 1_764_000_000_000 + i * 1000).expect("seal");
         }
     }
-    let srv = Server::start(&dir.0);
+    let srv = Server::start_store(db, &loopback(), &[]);
     let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "v"));
     assert_eq!(post(&srv, &node, &batch_of(&log, "n1")).0, 200);
     let (st, _, page) = http(&srv.addr, "GET", "/devboxes", &[("Authorization", &bearer(&viewer))], b"");
@@ -1251,4 +1413,75 @@ fn server_gateway_ships_its_tool_calls_and_a_bad_server_refuses_it_first() {
         assert!(text.contains("not a loopback address") && text.contains("cannot ship"), "{who:?}: {text}");
         assert_eq!(local_records(&e), before, "{who:?}: the refused gateway recorded something: {text}");
     }
+}
+
+/// The fleet: two `cordon server`s on one PostgreSQL database, one node's batches sent to each in
+/// turn and to both at once. Every record is stored once, the chain intact; both dashboards show
+/// the same; a tampered batch is refused by either and each refusal recorded once.
+#[test]
+fn two_servers_on_one_postgres_store_each_record_once() {
+    if !common::need_root() {
+        return;
+    }
+    let Some(pg) = common::postgres::Cluster::start() else { return };
+    let dir = tempdir();
+    let db = Db::Pg(pg.database(), dir.0.join("server.key"));
+    let (a, b) = (Server::start_store(&db, &loopback(), &[]), Server::start_store(&db, &loopback(), &[]));
+    let node = a.token("node", "n1");
+    let viewer = b.token("viewer", "v");
+    let e = recorded(3);
+    let all = batch_of(&e.root.join("audit.db"), "n1");
+    let n = all.records.len();
+    let chunks: Vec<Batch> = all.records.chunks(3).map(|c| Batch { records: c.to_vec(), ..all.clone() }).collect();
+    let mut accepted = 0;
+    for (i, c) in chunks.iter().enumerate() {
+        if i % 2 == 0 {
+            // In turn: this chunk to one server, then again (a retry) to the other.
+            let (first, second) = if i % 4 == 0 { (&a, &b) } else { (&b, &a) };
+            let (st, v) = post(first, &node, c);
+            assert_eq!(st, 200, "{v}");
+            accepted += v["accepted"].as_i64().unwrap_or(0);
+            let (st, v) = post(second, &node, c);
+            assert_eq!((st, v["accepted"].as_i64()), (200, Some(0)), "a retry on the other server: {v}");
+        } else {
+            // At once: the same chunk to both; one stores it, the other finds it stored.
+            let (va, vb) = std::thread::scope(|s| {
+                let ta = s.spawn(|| post(&a, &node, c));
+                let tb = s.spawn(|| post(&b, &node, c));
+                (ta.join().expect("a"), tb.join().expect("b"))
+            });
+            assert_eq!((va.0, vb.0), (200, 200), "{} {}", va.1, vb.1);
+            let got = [&va.1, &vb.1].map(|v| v["accepted"].as_i64().unwrap_or(-1));
+            assert_eq!(got.iter().sum::<i64>(), c.records.len() as i64, "stored by one: {} {}", va.1, vb.1);
+            accepted += got.iter().sum::<i64>();
+        }
+    }
+    assert_eq!(accepted, n as i64, "every record accepted once, over both servers");
+    assert_eq!(stored(&a, "n1"), n as i64);
+    assert_eq!(a.sql("SELECT count(DISTINCT seq) FROM records WHERE node = 'n1'"), n as i64);
+    assert_eq!(a.sql("SELECT tail_seq FROM nodes WHERE name = 'n1'"), n as i64);
+    let held = stored_records(&a, "n1");
+    for (r, (payload, hash)) in all.records.iter().zip(&held) {
+        assert_eq!((payload.as_str(), hash.as_str()), (r.body.as_str(), r.hash.as_str()));
+    }
+    // Counted once: three sessions, each with its records once.
+    assert_eq!(a.sql("SELECT count(*) FROM sessions WHERE node = 'n1' AND sealed AND outcome = 'exited'"), 3);
+    assert_eq!(a.sql("SELECT sum(records) FROM sessions WHERE node = 'n1'"), n as i64);
+    // Either dashboard shows the same chain held and verified.
+    let row = format!("records 1..{n}: hash chain verified");
+    for srv in [&a, &b] {
+        let (st, _, page) = http(&srv.addr, "GET", "/", &[("Authorization", &bearer(&viewer))], b"");
+        assert_eq!(st, 200);
+        assert!(page.contains(&row), "no `{row}` in\n{page}");
+    }
+    // A tampered batch: refused by either server, each refusal recorded once, nothing stored.
+    let mut t = Batch { records: all.records[..2].to_vec(), ..all.clone() };
+    t.records[1].body = t.records[1].body.replacen('{', "{\"x\":1,", 1);
+    for (i, srv) in [&a, &b].into_iter().enumerate() {
+        let (st, v) = post(srv, &node, &t);
+        assert_eq!(st, 409, "{v}");
+        assert_eq!(a.sql("SELECT count(*) FROM refusals WHERE node = 'n1'"), i as i64 + 1);
+        assert_eq!(b.sql("SELECT coalesce(sum(count), 0)::bigint FROM refusal_counts WHERE node = 'n1'"), i as i64 + 1);
+    }
+    assert_eq!(stored(&b, "n1"), n as i64);
 }

@@ -26,9 +26,14 @@ pub struct ServerArgs {
     /// only behind a TLS-terminating proxy).
     #[arg(long)]
     pub allow_remote: bool,
-    /// Where the server keeps what it verified: sqlite:PATH (PostgreSQL comes later).
-    #[arg(long, value_name = "sqlite:PATH")]
+    /// Where the server keeps what it verified: sqlite:PATH, or postgres://USER:PASSWORD@HOST:PORT/DB
+    /// (several servers may share one PostgreSQL database).
+    #[arg(long, value_name = "sqlite:PATH|postgres://...")]
     pub database: Option<String>,
+    /// The key that signs served policies (a file NAME.key, made if missing): by default beside a
+    /// sqlite database; required with PostgreSQL, every server of one database given the same key.
+    #[arg(long, value_name = "PATH.key")]
+    pub key: Option<PathBuf>,
     /// At most this many connections open at once; the next waits until one closes.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub max_connections: u32,
@@ -57,19 +62,31 @@ pub enum TokenCommand {
         /// The node's name for a node token (records it ships are filed under it), else who holds it.
         #[arg(long, value_name = "NAME")]
         name: String,
-        /// The server's database: sqlite:PATH.
-        #[arg(long, value_name = "sqlite:PATH")]
+        /// The server's database: sqlite:PATH or postgres://...
+        #[arg(long, value_name = "sqlite:PATH|postgres://...")]
         database: String,
     },
 }
 
-/// `sqlite:PATH` to PATH; anything else is named with what is supported.
-pub fn sqlite_path(spec: &str) -> Result<PathBuf, String> {
+/// Which store a `--database` names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    /// The URL as given (it may hold a password: show it only through `pg_url::redact`).
+    Postgres(String),
+}
+
+/// `sqlite:PATH` or a `postgres://` / `postgresql://` URL; anything else is named (password
+/// hidden) with what is supported.
+pub fn database(spec: &str) -> Result<Database, String> {
     if let Some(p) = spec.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
+        return Ok(Database::Sqlite(PathBuf::from(p)));
     }
     if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-        return Err(format!("--database {spec}: PostgreSQL is not supported yet; use sqlite:PATH"));
+        return Ok(Database::Postgres(spec.to_string()));
     }
-    Err(format!("--database {spec}: not a database this server knows\n  hint: sqlite:PATH, e.g. sqlite:/var/lib/cordon/server.db"))
+    Err(format!(
+        "--database {}: not a database this server knows\n  hint: sqlite:PATH (e.g. sqlite:/var/lib/cordon/server.db) or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+        crate::pg_url::redact(spec)
+    ))
 }

@@ -13,11 +13,14 @@ pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod metrics;
+pub mod pg_url;
+pub mod pg_write;
 pub mod policies;
 pub mod policy_pages;
 pub mod policy_routes;
 pub mod serve;
 pub mod store;
+pub mod store_pg;
 pub mod tally;
 
 pub use store::{SqliteStore, Store, StoreError};

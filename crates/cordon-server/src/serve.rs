@@ -2,11 +2,13 @@
 //! SIGINT/SIGTERM that lets requests in flight finish: an acknowledged batch is always stored).
 
 use crate::auth::{digest, new_token};
-use crate::cli::{sqlite_path, ServerArgs, ServerCommand, TokenCommand};
+use crate::cli::{self, Database, ServerArgs, ServerCommand, TokenCommand};
 use crate::http::{router, App};
 use crate::listen::{self, Limits};
 use crate::metrics::Metrics;
 use crate::store::{SqliteStore, Store, StoreError};
+use crate::store_pg::PgStore;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +28,7 @@ pub enum ServeError {
 
 pub fn run(a: ServerArgs) -> Result<(), ServeError> {
     if let Some(ServerCommand::Token(TokenCommand::Create { role, name, database })) = a.command {
-        let store = SqliteStore::open(&sqlite_path(&database).map_err(ServeError::Usage)?)?;
+        let store = open(&cli::database(&database).map_err(ServeError::Usage)?)?;
         if name.is_empty() || name.len() > 256 || name.chars().any(char::is_control) {
             return Err(ServeError::Usage("--name: 1 to 256 bytes, no control characters".into()));
         }
@@ -38,7 +40,7 @@ pub fn run(a: ServerArgs) -> Result<(), ServeError> {
     }
     let Some(database) = a.database else {
         return Err(ServeError::Usage(
-            "--database sqlite:PATH is required\n  hint: e.g. --database sqlite:/var/lib/cordon/server.db".into(),
+            "--database is required\n  hint: e.g. --database sqlite:/var/lib/cordon/server.db, or postgres://USER:PASSWORD@HOST:PORT/DATABASE for a fleet".into(),
         ));
     };
     if !a.listen.ip().is_loopback() && !a.allow_remote {
@@ -47,10 +49,11 @@ pub fn run(a: ServerArgs) -> Result<(), ServeError> {
             a.listen
         )));
     }
-    let db = sqlite_path(&database).map_err(ServeError::Usage)?;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db)?);
-    // The key that signs served policies, beside the database (made once, 0600).
-    let key = cordon_audit::load_or_create(&db).map_err(ServeError::Usage)?;
+    let db = cli::database(&database).map_err(ServeError::Usage)?;
+    let key_file = key_file(&db, a.key)?;
+    let store = open(&db)?;
+    // The key that signs served policies (made once, 0600).
+    let key = cordon_audit::load_or_create(&key_file).map_err(ServeError::Usage)?;
     let app = App { store, metrics: Arc::new(Metrics::default()), key: Arc::new(key) };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -71,6 +74,29 @@ pub fn run(a: ServerArgs) -> Result<(), ServeError> {
             .await
             .map_err(|source| ServeError::Io { what: "serving".into(), source })
     })
+}
+
+fn open(db: &Database) -> Result<Arc<dyn Store>, ServeError> {
+    Ok(match db {
+        Database::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        Database::Postgres(url) => Arc::new(PgStore::open(url)?),
+    })
+}
+
+/// The policy-signing key's file: --key, else beside a sqlite database. A fleet's servers must
+/// sign with one key (nodes check a policy against it), and a PostgreSQL database has no "beside".
+fn key_file(db: &Database, key: Option<PathBuf>) -> Result<PathBuf, ServeError> {
+    match (key, db) {
+        (Some(k), _) if k.extension().is_some_and(|e| e == "key") => Ok(k),
+        (Some(k), _) => Err(ServeError::Usage(format!(
+            "--key {}: the key's file name ends in .key\n  hint: e.g. --key /etc/cordon/server.key",
+            k.display()
+        ))),
+        (None, Database::Sqlite(path)) => Ok(path.clone()),
+        (None, Database::Postgres(_)) => Err(ServeError::Usage(
+            "--key PATH.key is required with a PostgreSQL database: the key that signs served policies, the same file on every server of the database\n  hint: e.g. --key /etc/cordon/server.key (made if missing; copy it to the other servers)".into(),
+        )),
+    }
 }
 
 async fn shutdown() {

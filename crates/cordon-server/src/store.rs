@@ -1,5 +1,5 @@
-//! Where the server keeps what it verified: behind [`Store`], so that a PostgreSQL store can be
-//! added next to [`SqliteStore`] (step 2) without the HTTP side changing. Ingest runs the pure
+//! Where the server keeps what it verified: behind [`Store`], the embedded [`SqliteStore`] here
+//! and the fleet's PostgreSQL store in store_pg.rs, the HTTP side the same for both. Ingest runs the pure
 //! judgement of `ingest::judge` over a [`ChainView`] of the node's chain inside the store's own
 //! transaction: the check and the write see the same chain.
 
@@ -22,6 +22,13 @@ pub enum StoreError {
     },
     #[error("database {path}: {message}")]
     Io { path: String, message: String },
+    /// A PostgreSQL store's error; `url` has no password (pg_url::redact).
+    #[error("database {url}: {source}")]
+    Pg {
+        url: String,
+        #[source]
+        source: postgres::Error,
+    },
 }
 
 /// One session as the dashboard lists it.
@@ -430,11 +437,7 @@ fn record_refusal(c: &Connection, batch: &Checked, reason: &str, detail: &str, n
          ON CONFLICT (node, reason) DO UPDATE SET count = count + 1, last_ms = ?3",
         params![batch.node, reason, now_ms],
     )?;
-    let sessions: std::collections::BTreeSet<&str> = batch.records.iter().map(|r| r.session.as_str()).collect();
-    let mut named = sessions.iter().take(REFUSAL_SESSIONS).copied().collect::<Vec<_>>().join(" ");
-    if sessions.len() > REFUSAL_SESSIONS {
-        named.push_str(&format!(" (and {} more)", sessions.len() - REFUSAL_SESSIONS));
-    }
+    let named = refusal_sessions(batch);
     tx.execute(
         "INSERT INTO refusals (ts_ms, node, reason, detail, first_seq, last_seq, records, sessions) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -453,6 +456,16 @@ fn record_refusal(c: &Connection, batch: &Checked, reason: &str, detail: &str, n
         params![batch.node, REFUSALS_KEPT],
     )?;
     tx.commit()
+}
+
+/// The sessions a refused batch held, as its row names them (the first few, the rest counted).
+pub(crate) fn refusal_sessions(batch: &Checked) -> String {
+    let sessions: std::collections::BTreeSet<&str> = batch.records.iter().map(|r| r.session.as_str()).collect();
+    let mut named = sessions.iter().take(REFUSAL_SESSIONS).copied().collect::<Vec<_>>().join(" ");
+    if sessions.len() > REFUSAL_SESSIONS {
+        named.push_str(&format!(" (and {} more)", sessions.len() - REFUSAL_SESSIONS));
+    }
+    named
 }
 
 impl SqliteStore {

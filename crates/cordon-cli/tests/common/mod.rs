@@ -2,6 +2,8 @@
 //! (through setpriv), against the real kernel, in temporary workspaces they remove afterwards.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

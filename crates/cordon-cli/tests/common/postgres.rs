@@ -1,0 +1,160 @@
+//! A private PostgreSQL cluster for one test: Debian's `initdb` into a temp dir, `postgres`
+//! listening only on a unix socket in that dir (no TCP port to collide on), run as `nobody` when
+//! the tests run as root (initdb refuses root). Stopped by pid and removed on drop. Its absence
+//! fails the test (CI installs it: scripts/setup-tests) unless CORDON_TESTS_ALLOW_SKIP=1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The socket's port number (a name in the socket dir only: no TCP).
+const PORT: u16 = 5432;
+
+pub struct Cluster {
+    child: Child,
+    pub dir: PathBuf,
+    bin: PathBuf,
+}
+
+/// The newest installed server's bin dir (/usr/lib/postgresql/VERSION/bin).
+fn bin_dir() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, b): &(u32, PathBuf)| b.join("initdb").exists() && b.join("postgres").exists())
+        .collect();
+    found.sort();
+    found.pop().map(|(_, b)| b)
+}
+
+/// Runs `cmd` as nobody when we are root (through setpriv), else as ourselves.
+fn as_owner(bin: &Path, args: &[&str]) -> Command {
+    if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]).arg(bin).args(args);
+        c
+    } else {
+        let mut c = Command::new(bin);
+        c.args(args);
+        c
+    }
+}
+
+impl Cluster {
+    /// A running cluster, or None when PostgreSQL is missing and skipping was allowed.
+    #[track_caller]
+    pub fn start() -> Option<Cluster> {
+        let Some(bin) = bin_dir() else {
+            if std::env::var_os("CORDON_TESTS_ALLOW_SKIP").is_some() {
+                super::record_skip(&std::panic::Location::caller().to_string(), "no PostgreSQL in /usr/lib/postgresql");
+                return None;
+            }
+            panic!("no PostgreSQL server in /usr/lib/postgresql/*/bin (scripts/setup-tests installs Debian's `postgresql` as root); set CORDON_TESTS_ALLOW_SKIP=1 to skip");
+        };
+        let dir = std::env::temp_dir().join(format!("cordon-pg-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir).expect("the cluster's dir");
+        if nix::unistd::geteuid().is_root() {
+            let nobody = nix::unistd::Uid::from_raw(super::NOBODY);
+            nix::unistd::chown(&dir, Some(nobody), None).expect("chown the cluster's dir to nobody");
+        }
+        let data = dir.join("data");
+        let data_s = data.to_str().expect("utf-8 temp dir");
+        let o =
+            as_owner(&bin.join("initdb"), &["-D", data_s, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+                .output()
+                .expect("run initdb");
+        if !o.status.success() {
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("initdb failed: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let (dir_s, port) = (dir.to_str().expect("utf-8"), PORT.to_string());
+        let child = as_owner(
+            &bin.join("postgres"),
+            &["-D", data_s, "-k", dir_s, "-p", &port, "-c", "listen_addresses=", "-c", "fsync=on"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start postgres");
+        let c = Cluster { child, dir, bin };
+        let t = Instant::now();
+        while !c.psql("postgres", "SELECT 1").is_ok_and(|s| s == "1") {
+            assert!(t.elapsed() < Duration::from_secs(60), "postgres did not come up within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(c)
+    }
+
+    /// A new empty database and its URL (no password: the cluster trusts its private socket).
+    pub fn database(&self) -> String {
+        let name = format!("t_{}", unique());
+        self.psql("postgres", &format!("CREATE DATABASE {name}")).expect("create database");
+        self.url(&name)
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        let host: String = self.dir.to_str().expect("utf-8").replace('/', "%2F");
+        format!("postgres://postgres@{host}:{PORT}/{db}")
+    }
+
+    /// One statement through psql; its output unaligned, trimmed. Err: psql's stderr.
+    pub fn psql(&self, db: &str, q: &str) -> Result<String, String> {
+        let o = Command::new(self.bin.join("psql"))
+            .args(["-h", self.dir.to_str().expect("utf-8"), "-p", &PORT.to_string(), "-U", "postgres", "-d", db])
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", q])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    (u64::from(t) << 16) ^ N.fetch_add(1, Ordering::Relaxed)
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // SIGINT: PostgreSQL's fast shutdown (its backends end with it); SIGKILL if it lingers.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_dir_all(&self.dir);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One number from the database at `url` (made by [`Cluster::database`]), through psql.
+pub fn count(url: &str, q: &str) -> i64 {
+    let out = query(url, q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    out.parse().unwrap_or_else(|_| panic!("{q}: not a number: {out:?}"))
+}
+
+/// One statement on the database at `url`: its rows, one a line, fields joined by `|`.
+pub fn query(url: &str, q: &str) -> Result<String, String> {
+    let bin = bin_dir().ok_or("no PostgreSQL")?;
+    let o = Command::new(bin.join("psql"))
+        .args(["-d", url, "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", q])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+}
