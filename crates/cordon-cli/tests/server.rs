@@ -1275,6 +1275,17 @@ fn follower(e: &Env, ship: &[&str], interval: &str, more: &[&str]) -> (Child, st
     (child, rx)
 }
 
+/// A child killed (SIGKILL, which a watching follower does not ignore) and reaped on drop, so that
+/// a failed assertion leaves no process behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The records in the env's log.
 fn local_records(e: &Env) -> i64 {
     let db = e.root.join("audit.db");
@@ -1301,9 +1312,10 @@ fn server_audit_ship_follow_delivers_as_the_log_grows_and_once_more_at_its_end()
         let ship =
             ["--server", url.as_str(), "--server-token-file", tf.to_str().expect("utf-8"), "--server-node", "n1"];
         srv.kill();
-        let mut watched = Command::new("sleep").arg("600").spawn().expect("sleep");
-        let pid = watched.id().to_string();
-        let (mut f, lines) = follower(&e, &ship, "200ms", &["--watch-pid", &pid]);
+        let mut watched = Reaped(Command::new("sleep").arg("600").spawn().expect("sleep"));
+        let pid = watched.0.id().to_string();
+        let (f, lines) = follower(&e, &ship, "200ms", &["--watch-pid", &pid]);
+        let mut f = Reaped(f);
         for i in 0..2 {
             let o = e.run_sh(&format!("echo down {i}"));
             assert!(o.status.success(), "{who:?}: {}", common::show(&o));
@@ -1325,15 +1337,15 @@ fn server_audit_ship_follow_delivers_as_the_log_grows_and_once_more_at_its_end()
         assert!(o.status.success(), "{who:?}: {}", common::show(&o));
         assert!(all_in(&srv, &e).is_some(), "{who:?}: a session written while following did not arrive");
         // Watching a process, a stop signal does not end it: the watched process's end does.
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(f.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(f.0.id() as i32), nix::sys::signal::Signal::SIGTERM)
             .expect("SIGTERM the follower");
         std::thread::sleep(std::time::Duration::from_millis(500));
-        assert!(f.try_wait().expect("try_wait").is_none(), "{who:?}: the follower ended on SIGTERM while watching");
+        assert!(f.0.try_wait().expect("try_wait").is_none(), "{who:?}: the follower ended on SIGTERM while watching");
         let o = e.run_sh("echo last");
         assert!(o.status.success(), "{who:?}: {}", common::show(&o));
-        let _ = watched.kill();
-        let _ = watched.wait();
-        let st = common::wait_for(std::time::Duration::from_secs(15), || f.try_wait().expect("try_wait"));
+        let _ = watched.0.kill();
+        let _ = watched.0.wait();
+        let st = common::wait_for(std::time::Duration::from_secs(15), || f.0.try_wait().expect("try_wait"));
         let said: Vec<String> = lines.try_iter().collect();
         assert_eq!(st.and_then(|s| s.code()), Some(0), "{who:?}: {said:#?}");
         assert_eq!(stored(&srv, "n1"), local_records(&e), "{who:?}: the last session was not shipped at the end");
@@ -1344,12 +1356,13 @@ fn server_audit_ship_follow_delivers_as_the_log_grows_and_once_more_at_its_end()
         assert!(said.last().is_some_and(|l| l.contains("stopped following")), "{who:?}: {said:#?}");
 
         // Without a watched process, SIGTERM ends it after a last shipping.
-        let (mut f, _lines) = follower(&e, &ship, "1h", &[]);
+        let (f, _lines) = follower(&e, &ship, "1h", &[]);
+        let mut f = Reaped(f);
         let o = e.run_sh("echo after");
         assert!(o.status.success(), "{who:?}: {}", common::show(&o));
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(f.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(f.0.id() as i32), nix::sys::signal::Signal::SIGTERM)
             .expect("SIGTERM the follower");
-        let st = f.wait().expect("wait");
+        let st = f.0.wait().expect("wait");
         assert_eq!(st.code(), Some(0), "{who:?}");
         assert_eq!(stored(&srv, "n1"), local_records(&e), "{who:?}: SIGTERM's last shipping missed records");
     }

@@ -33,12 +33,20 @@ pub fn check(body: &[u8]) -> Result<Checked, BadBatch> {
     if b.node.is_empty() || b.node.len() > MAX_NAME {
         return Err(BadBatch(format!("`node`: must be 1 to {MAX_NAME} bytes")));
     }
+    // PostgreSQL's TEXT cannot hold a NUL (SQLite can): refused here, the same on both stores,
+    // instead of a store error. Other control characters are shown escaped.
+    if b.node.contains('\0') {
+        return Err(BadBatch("`node`: holds a NUL character".into()));
+    }
     let key =
         parse_key(&b.public_key).ok_or_else(|| BadBatch("`public_key`: not a 32-byte Ed25519 key in hex".into()))?;
     let mut records = Vec::with_capacity(b.records.len());
     for (i, w) in b.records.iter().enumerate() {
         if w.session.len() > MAX_NAME || w.kind.is_empty() || w.kind.len() > MAX_NAME {
             return Err(BadBatch(format!("`records[{i}]`: session or kind empty or longer than {MAX_NAME} bytes")));
+        }
+        if w.session.contains('\0') || w.kind.contains('\0') {
+            return Err(BadBatch(format!("`records[{i}]`: session or kind holds a NUL character")));
         }
         let r = w.to_record().ok_or_else(|| BadBatch(format!("`records[{i}].prev` or `.hash`: not hex")))?;
         if r.hash.len() != 32 || r.prev.len() != 32 {
@@ -198,6 +206,9 @@ mod tests {
         assert!(bad(rec("xx").as_bytes()).contains("records[0].prev"));
         assert!(bad(rec("00").as_bytes()).contains("not 32 bytes"));
         assert!(check(rec(&"00".repeat(32)).as_bytes()).is_ok());
+        let nul = rec(&"00".repeat(32)).replace(r#""session":"s""#, r#""session":"s\u0000""#);
+        assert!(bad(nul.as_bytes()).contains("NUL character"), "{}", bad(nul.as_bytes()));
+        assert!(bad(br#"{"node":"n\u0000","public_key":"00","records":[]}"#).contains("NUL character"));
     }
 }
 

@@ -5,7 +5,10 @@
 /// `postgres://user:***@host/db?password=***`.
 pub fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (auth_end, _) = rest.char_indices().find(|&(_, c)| c == '/' || c == '?').unwrap_or((rest.len(), ' '));
+    // The userinfo ends at the last '@' before the query: a password may hold an unescaped '/'.
+    let before_query = rest.split('?').next().unwrap_or(rest);
+    let host_from = before_query.rfind('@').map_or(0, |i| i + 1);
+    let auth_end = rest[host_from..].find(['/', '?']).map_or(rest.len(), |i| host_from + i);
     let (authority, tail) = rest.split_at(auth_end);
     let authority = match authority.rsplit_once('@') {
         Some((user, host)) => match user.split_once(':') {
@@ -76,6 +79,9 @@ mod tests {
         );
         assert_eq!(redact("postgres://h/db"), "postgres://h/db");
         assert_eq!(redact("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        // An unescaped '/' or '#' in the password (base64 makes them) is still hidden.
+        assert_eq!(redact("postgres://u:a/b#c@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u:a/b@h/db?password=x"), "postgres://u:***@h/db?password=***");
         assert_eq!(redact("postgres:///db?host=/tmp&password=x"), "postgres:///db?host=/tmp&password=***");
     }
 }

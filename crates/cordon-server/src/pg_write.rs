@@ -81,6 +81,21 @@ pub fn ingest(c: &mut Client, batch: &Checked, now_ms: i64) -> Result<Verdict, E
             store_new(&mut tx, batch, a.new_from, now_ms)?;
             let started: std::collections::BTreeSet<&str> =
                 batch.records[a.new_from..].iter().filter(|r| r.kind == "start").map(|r| r.session.as_str()).collect();
+            // A policy version added meanwhile (this server or another) would not see these
+            // sessions, nor they it: the identities they ran under are locked first, as adding a
+            // version locks its identity (node lock, then identities in order: no cycle).
+            let started: Vec<&str> = started.into_iter().collect();
+            let ids: std::collections::BTreeSet<String> = tx
+                .query(
+                    "SELECT DISTINCT policy_identity FROM sessions WHERE node = $1 AND session = ANY($2) AND policy_identity IS NOT NULL",
+                    &[&batch.node, &started],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            for id in &ids {
+                tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&LOCK_IDENTITY, id])?;
+            }
             for s in started {
                 mark_stale(&mut tx, Some(&batch.node), Some(s), None, now_ms)?;
             }

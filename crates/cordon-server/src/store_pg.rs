@@ -29,6 +29,23 @@ pub struct PgStore {
     slots: Vec<Mutex<Option<Client>>>,
 }
 
+/// Time limits the URL did not set: a server cut off while it holds a node's lock must not stall
+/// every other server of the database (the lock waits end, the dead transaction is ended, the
+/// connection found dead), nor a connect to an unreachable host hang a request.
+fn bounded(mut config: postgres::Config) -> postgres::Config {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    config.keepalives_idle(std::time::Duration::from_secs(30));
+    let limits = "-c lock_timeout=10s -c idle_in_transaction_session_timeout=60s";
+    let options = match config.get_options() {
+        Some(o) => format!("{limits} {o}"),
+        None => limits.to_string(),
+    };
+    config.options(&options);
+    config
+}
+
 impl PgStore {
     /// Connects (once, so that a wrong URL fails at start) and creates the schema if missing.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
@@ -37,6 +54,7 @@ impl PgStore {
             path: shown.clone(),
             message: format!("not a PostgreSQL URL: {e}\n  hint: postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
         })?;
+        let config = bounded(config);
         let store = PgStore { config, shown, slots: (0..CONNECTIONS).map(|_| Mutex::new(None)).collect() };
         store.with(pg_write::create_schema)?;
         Ok(store)

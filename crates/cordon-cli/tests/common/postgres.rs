@@ -54,16 +54,21 @@ impl Cluster {
         };
         let dir = std::env::temp_dir().join(format!("cordon-pg-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir).expect("the cluster's dir");
+        // Its socket is in it and it trusts every connection: its owner (and root) only.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("chmod the cluster's dir");
         if nix::unistd::geteuid().is_root() {
             let nobody = nix::unistd::Uid::from_raw(super::NOBODY);
             nix::unistd::chown(&dir, Some(nobody), None).expect("chown the cluster's dir to nobody");
         }
         let data = dir.join("data");
         let data_s = data.to_str().expect("utf-8 temp dir");
-        let o =
-            as_owner(&bin.join("initdb"), &["-D", data_s, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-                .output()
-                .expect("run initdb");
+        let o = as_owner(
+            &bin.join("initdb"),
+            &["-D", data_s, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"],
+        )
+        .output()
+        .expect("run initdb");
         if !o.status.success() {
             let _ = std::fs::remove_dir_all(&dir);
             panic!("initdb failed: {}", String::from_utf8_lossy(&o.stderr));

@@ -35,8 +35,13 @@ pub fn follow(db: &Path, t: &Target, per_batch: usize, until: &Until) -> Result<
     // The line a parent waits for (`spawn_follower`): set up, shipping from now on.
     println!("following {} to {} as node `{}`", db.display(), t.server(), t.node());
     let mut said = String::new();
+    let mut quiet_until = std::time::Instant::now();
     loop {
-        let _ = ship_once(db, t, per_batch, &mut said);
+        if std::time::Instant::now() >= quiet_until && ship_once(db, t, per_batch, &mut said) == Shipped::Refused {
+            // The server judged the batch and refused it: sent again it is refused again, and
+            // every refusal is recorded there; so not every interval, but after REFUSED_WAIT.
+            quiet_until = std::time::Instant::now() + REFUSED_WAIT;
+        }
         if until.watch_pid.is_some() && watched.is_none() {
             break; // the watched process was gone already: this was the last shipping
         }
@@ -46,7 +51,7 @@ pub fn follow(db: &Path, t: &Target, per_batch: usize, until: &Until) -> Result<
             break;
         }
     }
-    let delivered = ship_once(db, t, per_batch, &mut said);
+    let delivered = ship_once(db, t, per_batch, &mut said) == Shipped::All;
     eprintln!(
         "cordon audit ship: stopped following {}{}",
         db.display(),
@@ -55,11 +60,23 @@ pub fn follow(db: &Path, t: &Target, per_batch: usize, until: &Until) -> Result<
     Ok(if delivered { 0 } else { 1 })
 }
 
-/// One shipping; says what it delivered, and a failure once until its reason changes. True when
-/// every record in the log was delivered (or the log does not exist yet: nothing to deliver).
-fn ship_once(db: &Path, t: &Target, per_batch: usize, said: &mut String) -> bool {
+/// How long a follower waits after the server refused a batch before it sends it again.
+const REFUSED_WAIT: Duration = Duration::from_secs(600);
+
+#[derive(PartialEq)]
+enum Shipped {
+    /// Every record in the log delivered (or no log yet: nothing to deliver).
+    All,
+    /// The server could not be reached, or failed: tried again next interval.
+    NotYet,
+    /// The server answered with a refusal of the batch (tampered, a gap, another key).
+    Refused,
+}
+
+/// One shipping; says what it delivered, and a failure once until its reason changes.
+fn ship_once(db: &Path, t: &Target, per_batch: usize, said: &mut String) -> Shipped {
     if !db.exists() {
-        return true;
+        return Shipped::All;
     }
     match ship(db, t, per_batch) {
         Ok(s) => {
@@ -70,15 +87,21 @@ fn ship_once(db: &Path, t: &Target, per_batch: usize, said: &mut String) -> bool
             if s.accepted > 0 {
                 eprintln!("cordon audit ship: delivered {} record(s), up to record {}", s.accepted, s.acked_seq);
             }
-            true
+            Shipped::All
         }
         Err(e) => {
             let why = format!("{e:#}");
+            let refused = why.contains(" refused records ");
             if *said != why {
-                eprintln!("cordon audit ship: NOT delivered ({why}); retrying, the records stay in the log");
+                let next = if refused { "sending it again in 10 minutes" } else { "retrying" };
+                eprintln!("cordon audit ship: NOT delivered ({why}); {next}, the records stay in the log");
                 *said = why;
             }
-            false
+            if refused {
+                Shipped::Refused
+            } else {
+                Shipped::NotYet
+            }
         }
     }
 }

@@ -88,10 +88,7 @@ impl Target {
     pub fn from_args(a: &ServerArgs) -> Result<Option<Target>> {
         let (Some(server), Some(file)) = (&a.server, &a.server_token_file) else { return Ok(None) };
         let url = Url::parse(server)?;
-        let token = std::fs::read_to_string(file)
-            .with_context(|| format!("--server-token-file {}: cannot read it", file.display()))?
-            .trim()
-            .to_string();
+        let token = read_token(file)?;
         if token.is_empty() || token.chars().any(|c| c.is_control() || c == ' ') {
             bail!(
                 "--server-token-file {}: does not hold a token (one line, as `cordon server token create` prints it)",
@@ -122,6 +119,22 @@ impl Target {
     pub fn get(&self, path: &str) -> Result<(u16, Vec<u8>)> {
         self.url.exchange("GET", path, &self.token, b"")
     }
+}
+
+/// A token file's text: a regular file (a fifo would block the start of a daemon or gateway), at
+/// most 4 KiB read (a token is 71 bytes; /dev/zero must not fill memory).
+fn read_token(file: &Path) -> Result<String> {
+    let cannot = || format!("--server-token-file {}: cannot read it", file.display());
+    let meta = std::fs::metadata(file).with_context(cannot)?;
+    if !meta.is_file() {
+        bail!(
+            "--server-token-file {}: not a regular file\n  hint: the file `cordon server token create` printed into",
+            file.display()
+        );
+    }
+    let mut text = String::new();
+    std::fs::File::open(file).with_context(cannot)?.take(4096).read_to_string(&mut text).with_context(cannot)?;
+    Ok(text.trim().to_string())
 }
 
 /// The most of an answer read (a server that never stops sending cannot fill this process).
@@ -233,7 +246,10 @@ fn send_batch(t: &Target, p: Prepared, cursor_file: &Path, done: &mut Shipped) -
     if status != 200 {
         let why =
             v["error"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
-        bail!("{} refused records {first}..{last} ({status}): {why}", t.url.text);
+        // A 4xx is the server's judgement of the batch (sent again, refused again); anything else
+        // is the server failing (a follower retries it at once).
+        let did = if (400..500).contains(&status) { "refused" } else { "failed on" };
+        bail!("{} {did} records {first}..{last} ({status}): {why}", t.url.text);
     }
     let (Some(acked), Some(hash)) = (v["acked_seq"].as_i64(), v["acked_hash"].as_str()) else {
         bail!("{} answered 200 without acked_seq and acked_hash: not a cordon server?", t.url.text);
