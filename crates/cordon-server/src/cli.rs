@@ -4,7 +4,7 @@
 use crate::auth::Role;
 use clap::{Args, Subcommand};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const LONG: &str = "Serve the central audit: nodes ship their sessions' records (`cordon run --server URL`, `cordon audit ship`), the server verifies every record's hash chain and seal and keeps them; a dashboard and /metrics show them.
 
@@ -27,7 +27,8 @@ pub struct ServerArgs {
     #[arg(long)]
     pub allow_remote: bool,
     /// Where the server keeps what it verified: sqlite:PATH, or postgres://USER:PASSWORD@HOST:PORT/DB
-    /// (several servers may share one PostgreSQL database).
+    /// (several servers may share one PostgreSQL database), or @FILE holding either (keeps a
+    /// password out of the process list).
     #[arg(long, value_name = "sqlite:PATH|postgres://...")]
     pub database: Option<String>,
     /// The key that signs served policies (a file NAME.key, made if missing): by default beside a
@@ -62,7 +63,7 @@ pub enum TokenCommand {
         /// The node's name for a node token (records it ships are filed under it), else who holds it.
         #[arg(long, value_name = "NAME")]
         name: String,
-        /// The server's database: sqlite:PATH or postgres://...
+        /// The server's database: sqlite:PATH, postgres://..., or @FILE holding either.
         #[arg(long, value_name = "sqlite:PATH|postgres://...")]
         database: String,
     },
@@ -79,6 +80,9 @@ pub enum Database {
 /// `sqlite:PATH` or a `postgres://` / `postgresql://` URL; anything else is named (password
 /// hidden) with what is supported.
 pub fn database(spec: &str) -> Result<Database, String> {
+    if let Some(file) = spec.strip_prefix('@') {
+        return database(&spec_file(Path::new(file))?);
+    }
     if let Some(p) = spec.strip_prefix("sqlite:").filter(|p| !p.is_empty()) {
         return Ok(Database::Sqlite(PathBuf::from(p)));
     }
@@ -89,4 +93,47 @@ pub fn database(spec: &str) -> Result<Database, String> {
         "--database {}: not a database this server knows\n  hint: sqlite:PATH (e.g. sqlite:/var/lib/cordon/server.db) or postgres://USER:PASSWORD@HOST:PORT/DATABASE",
         crate::pg_url::redact(spec)
     ))
+}
+
+/// `--database @FILE`: the spec read from a file, so that a PostgreSQL password is not in the
+/// process list (`ps`, /proc/PID/cmdline, `systemctl status`). A regular file, at most 4 KiB.
+fn spec_file(file: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("--database @{}: cannot read it: {e}", file.display());
+    let meta = std::fs::metadata(file).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("--database @{}: not a regular file\n  hint: a file holding one line, postgres://USER:PASSWORD@HOST:PORT/DATABASE (mode 0600)", file.display()));
+    }
+    let mut text = String::new();
+    std::fs::File::open(file).and_then(|f| f.take(4096).read_to_string(&mut text)).map_err(cannot)?;
+    let spec = text.trim();
+    if spec.starts_with('@') || spec.is_empty() {
+        return Err(format!(
+            "--database @{}: holds no database (one line: sqlite:PATH or postgres://...)",
+            file.display()
+        ));
+    }
+    Ok(spec.to_string())
+}
+
+#[cfg(test)]
+mod spec_file_tests {
+    use super::*;
+
+    #[test]
+    fn a_database_spec_is_read_from_a_file_bounded_and_never_from_a_fifo_or_another_at() {
+        let dir = std::env::temp_dir().join(format!("cordon-spec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let f = dir.join("db.url");
+        std::fs::write(&f, "postgres://u:s3cret@h/db\n").expect("write");
+        assert_eq!(database(&format!("@{}", f.display())), Ok(Database::Postgres("postgres://u:s3cret@h/db".into())));
+        std::fs::write(&f, "@/etc/passwd\n").expect("write");
+        assert!(database(&format!("@{}", f.display())).is_err_and(|e| e.contains("holds no database")));
+        assert!(database("@/dev/zero").is_err_and(|e| e.contains("not a regular file")));
+        assert!(database(&format!("@{}", dir.join("none").display())).is_err_and(|e| e.contains("cannot read it")));
+        std::fs::write(&f, "mysql://u:s3cret@h/db").expect("write");
+        let e = database(&format!("@{}", f.display())).expect_err("refused");
+        assert!(!e.contains("s3cret"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -69,7 +69,8 @@ impl PgStore {
     /// Runs `f` on a free connection (or waits for one), reconnecting one the server closed.
     pub(crate) fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T, StoreError> {
         let mut guard = self.slots.iter().find_map(|s| s.try_lock().ok()).unwrap_or_else(|| {
-            // All busy: wait on one, chosen by thread so that waiters spread out.
+            // All busy: wait on one chosen at random (a fresh RandomState each call), so that
+            // waiters spread out over the slots.
             let n = std::hash::BuildHasher::hash_one(
                 &std::collections::hash_map::RandomState::new(),
                 std::thread::current().id(),
