@@ -1457,10 +1457,39 @@ fn two_servers_on_one_postgres_store_each_record_once() {
             let (st, v) = post(second, &node, c);
             assert_eq!((st, v["accepted"].as_i64()), (200, Some(0)), "a retry on the other server: {v}");
         } else {
-            // At once: the same chunk to both; one stores it, the other finds it stored.
+            // At once: the same chunk to both; one stores it, the other finds it stored. The first
+            // time, the node's lock is held from a third session while both requests arrive, so
+            // that both are inside their transactions together (without the lock both would judge
+            // against the same tail and one would fail on the other's rows).
+            let url = match &db {
+                Db::Pg(url, _) => url.clone(),
+                Db::Sqlite(_) => unreachable!("a PostgreSQL test"),
+            };
             let (va, vb) = std::thread::scope(|s| {
+                let holder = (i == 1).then(|| {
+                    let h = s.spawn(|| {
+                        common::postgres::query(
+                            &url,
+                            "SELECT pg_advisory_lock(1668218882, hashtext('n1')), pg_sleep(2)",
+                        )
+                    });
+                    let held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted";
+                    let up = common::wait_for(std::time::Duration::from_secs(10), || {
+                        (common::postgres::count(&url, held) > 0).then_some(())
+                    });
+                    assert!(up.is_some(), "the third session never held the node's lock");
+                    h
+                });
                 let ta = s.spawn(|| post(&a, &node, c));
                 let tb = s.spawn(|| post(&b, &node, c));
+                if let Some(h) = holder {
+                    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted";
+                    let both = common::wait_for(std::time::Duration::from_secs(10), || {
+                        (common::postgres::count(&url, waiting) == 2).then_some(())
+                    });
+                    assert!(both.is_some(), "both servers should wait on the node's lock");
+                    h.join().expect("holder").expect("the lock holder's psql");
+                }
                 (ta.join().expect("a"), tb.join().expect("b"))
             });
             assert_eq!((va.0, vb.0), (200, 200), "{} {}", va.1, vb.1);
