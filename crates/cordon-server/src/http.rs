@@ -67,8 +67,11 @@ pub fn html_page(status: StatusCode, body: String) -> Response {
     r
 }
 
+/// A store failure: the details (the database, its message) go to the server's own log, the
+/// client gets 503 (retry: a node's batch sent again is stored once) without them.
 fn internal(e: StoreError) -> Response {
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    eprintln!("cordon server: the store failed: {e}");
+    json_error(StatusCode::SERVICE_UNAVAILABLE, "the server's store failed (its log says why); retry later")
 }
 
 pub async fn blocking<T: Send + 'static>(
