@@ -91,7 +91,7 @@ fn ship_once(db: &Path, t: &Target, per_batch: usize, said: &mut String) -> Ship
         }
         Err(e) => {
             let why = format!("{e:#}");
-            let refused = why.contains(" refused records ");
+            let refused = e.downcast_ref::<super::ship::Refused>().is_some();
             if *said != why {
                 let next = if refused { "sending it again in 10 minutes" } else { "retrying" };
                 eprintln!("cordon audit ship: NOT delivered ({why}); {next}, the records stay in the log");

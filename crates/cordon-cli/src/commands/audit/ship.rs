@@ -238,6 +238,18 @@ fn prepare_batches(
     }
 }
 
+/// The server answered a batch with a refusal (4xx): its judgement, not a failure to retry at once.
+#[derive(Debug)]
+pub struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// Posts one batch; on a 200 that acknowledges it whole, moves the cursor.
 fn send_batch(t: &Target, p: Prepared, cursor_file: &Path, done: &mut Shipped) -> Result<()> {
     let Prepared { first, last, body } = p;
@@ -246,10 +258,13 @@ fn send_batch(t: &Target, p: Prepared, cursor_file: &Path, done: &mut Shipped) -
     if status != 200 {
         let why =
             v["error"].as_str().map(str::to_string).unwrap_or_else(|| String::from_utf8_lossy(&answer).into_owned());
-        // A 4xx is the server's judgement of the batch (sent again, refused again); anything else
-        // is the server failing (a follower retries it at once).
-        let did = if (400..500).contains(&status) { "refused" } else { "failed on" };
-        bail!("{} {did} records {first}..{last} ({status}): {why}", t.url.text);
+        let text = format!("{} records {first}..{last} ({status}): {why}", t.url.text);
+        // A 4xx is the server's judgement of the batch (sent again, refused again): typed, so that
+        // a follower can tell it; anything else is the server failing (retried at once).
+        if (400..500).contains(&status) {
+            return Err(Refused(text.replacen(" records ", " refused records ", 1)).into());
+        }
+        bail!("{}", text.replacen(" records ", " failed on records ", 1));
     }
     let (Some(acked), Some(hash)) = (v["acked_seq"].as_i64(), v["acked_hash"].as_str()) else {
         bail!("{} answered 200 without acked_seq and acked_hash: not a cordon server?", t.url.text);
