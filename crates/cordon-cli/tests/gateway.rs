@@ -1109,6 +1109,24 @@ fn gw_session(db: &Path) -> String {
     s.into_iter().find(|s| s.session.starts_with("gw-")).expect("a gateway session").session
 }
 
+/// Waits (10 s at most) until the running gateway's log holds a `tool_call` of `tool`.
+fn wait_for_call(db: &Path, tool: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = cordon_audit::Store::open_read_only(db).ok().is_some_and(|store| {
+            let gw = store.sessions().unwrap_or_default().into_iter().find(|s| s.session.starts_with("gw-"));
+            gw.and_then(|s| store.records(&s.session).ok()).unwrap_or_default().iter().any(|r| {
+                r.kind == "tool_call" && serde_json::from_str::<Value>(&r.body).is_ok_and(|b| b["tool"] == tool)
+            })
+        });
+        if found {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the {tool} call is not in the log after 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_calls_effects_are_shown_under_it_and_not_under_the_call_after_it_or_an_overlapping_one() {
     if !need_root() {
@@ -1138,6 +1156,9 @@ fn a_calls_effects_are_shown_under_it_and_not_under_the_call_after_it_or_an_over
     }
     // Two calls to server s at once: neither's effects can be told apart.
     g.send(&Raw::call_line(6, "s__count", json!({"seconds": 2})));
+    // The second is sent once the first is in the log: sent at once, a loaded machine could let the
+    // gateway forward and answer it before it read the first (then the two do not overlap at all).
+    wait_for_call(&db, "count");
     g.send(&Raw::call_line(7, "s__effects", json!({"path": "/tmp/effect-s2.txt"})));
     let (_, early) = g.answer(6);
     if !early.iter().any(|m| m["id"] == 7) {
