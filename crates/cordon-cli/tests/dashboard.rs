@@ -53,7 +53,13 @@ impl Chromium {
     fn start() -> Chromium {
         use std::os::unix::process::CommandExt;
         let profile = tempdir("chromium");
+        // Its temporary files (a singleton socket's directory, org.chromium.Chromium.XXXXXX) go
+        // under the profile, removed with it, not left in /tmp; the path stays short enough for a
+        // socket's address (108 bytes).
+        let tmp = profile.0.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("chromium's TMPDIR");
         let child = Command::new(CHROMIUM)
+            .env("TMPDIR", &tmp)
             .args([
                 "--headless",
                 "--no-sandbox", // The suite runs as root, where chromium's sandbox will not start.
