@@ -601,6 +601,9 @@ fn devbox_claims_and_their_commands_are_in_the_audit_log_and_it_verifies() {
     assert_eq!(start["devbox"]["id"].as_str(), Some(id.as_str()), "{start}");
     assert_eq!(start["devbox"]["snapshot"].as_str(), Some(snap.as_str()), "{start}");
     assert_eq!(start["devbox"]["claimant_uid"].as_u64(), Some(0), "{start}");
+    // No pool was set: made at claim, and the pool as the claim found it recorded (size 0).
+    let pool = (&start["devbox"]["from_pool"], &start["devbox"]["pool_size"], &start["devbox"]["pool_ready"]);
+    assert_eq!(pool, (&serde_json::json!(false), &serde_json::json!(0), &serde_json::json!(0)), "{start}");
     assert!(start["policy"]["sha256"].as_str().is_some_and(|h| h.len() == 64), "{start}");
     assert_eq!(recs[1]["body"]["argv"], serde_json::json!(["/bin/sh", "-c", "exit 3"]), "{recs:?}");
     assert_eq!(recs[2]["body"]["exit_code"].as_i64(), Some(3), "{recs:?}");

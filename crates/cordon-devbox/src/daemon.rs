@@ -85,6 +85,18 @@ struct State {
     stopping: bool,
 }
 
+/// The snapshot's pool as a claim found it: recorded with the claim, so that the server can show
+/// pool sizes (issue 16) from what the nodes already ship.
+#[derive(Debug, Clone, Copy)]
+struct PoolAtClaim {
+    /// The claim was served from the pool (not made at claim).
+    from_pool: bool,
+    /// The pool's size as set (`cordon devbox pool`; 0: no pool).
+    size: usize,
+    /// Devboxes left ready in the pool once this claim took its own.
+    ready: usize,
+}
+
 struct Daemon {
     o: Options,
     state: Mutex<State>,
@@ -613,8 +625,14 @@ impl Daemon {
         let t0 = Instant::now();
         let (_, m) = self.snapshot(name)?;
         let hash = m.hash.clone();
-        let pooled = self.state.lock().map_err(|_| "state poisoned")?.idle.get_mut(&hash).and_then(Vec::pop);
-        let from_pool = pooled.is_some();
+        let (pool, pooled) = {
+            let mut s = self.state.lock().map_err(|_| "state poisoned")?;
+            let pooled = s.idle.get_mut(&hash).and_then(Vec::pop);
+            let size = s.targets.get(&hash).copied().unwrap_or(0);
+            let ready = s.idle.get(&hash).map_or(0, Vec::len);
+            (PoolAtClaim { from_pool: pooled.is_some(), size, ready }, pooled)
+        };
+        let from_pool = pool.from_pool;
         let mut b = match pooled {
             Some(b) => b,
             None => self.make(&hash)?,
@@ -693,7 +711,7 @@ impl Daemon {
         b.owner = Some(uid);
         let latency_ms = t0.elapsed().as_secs_f64() * 1e3;
         let used = spec_used.unwrap_or_else(|| ClaimPolicy::Spec(m.devbox.policy.clone()));
-        match self.start_record(&mut b, &m, &used, uid, from_pool, latency_ms) {
+        match self.start_record(&mut b, &m, &used, uid, pool, latency_ms) {
             Ok(a) => b.audit = Some(Arc::new(Mutex::new(a))),
             Err(e) => {
                 teardown(b);
@@ -820,7 +838,7 @@ impl Daemon {
         m: &crate::snapshot::Manifest,
         claim_policy: &ClaimPolicy,
         uid: u32,
-        from_pool: bool,
+        pool: PoolAtClaim,
         latency_ms: f64,
     ) -> Result<Audit, String> {
         use sha2::Digest;
@@ -855,8 +873,9 @@ impl Daemon {
         };
         let mut body = serde_json::to_value(&start).map_err(|e| e.to_string())?;
         body["devbox"] = serde_json::json!({
-            "id": b.id, "snapshot": m.hash, "claimant_uid": uid, "from_pool": from_pool,
+            "id": b.id, "snapshot": m.hash, "claimant_uid": uid, "from_pool": pool.from_pool,
             "latency_ms": (latency_ms * 100.0).round() / 100.0, "policy": claim_policy.name(),
+            "pool_size": pool.size, "pool_ready": pool.ready,
         });
         let mut store = match b.log_ready.take() {
             Some(s) => s,

@@ -24,6 +24,18 @@ pub struct Claim {
     pub snapshot: String,
     pub latency_ms: f64,
     pub from_pool: bool,
+    /// (the pool's size, devboxes left ready once this claim took its own), when the daemon
+    /// recorded them.
+    pub pool: Option<(u64, u64)>,
+}
+
+/// A node's pool of one snapshot, as its newest claim that recorded it found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolState {
+    pub node: String,
+    pub ts_ms: i64,
+    pub size: u64,
+    pub ready: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +54,8 @@ pub struct SnapshotStats {
     pub cold: Option<Percentiles>,
     /// Warm claims per hour (start of the hour, ms): the newest [`HOURS`].
     pub hours: Vec<(i64, Percentiles)>,
+    /// Each node's pool of this snapshot, by node name.
+    pub pools: Vec<PoolState>,
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -56,6 +70,11 @@ fn percentiles(mut v: Vec<f64>) -> Option<Percentiles> {
     }
     v.sort_by(|a, b| a.total_cmp(b));
     Some(Percentiles { n: v.len(), p50: pct(&v, 0.50), p99: pct(&v, 0.99) })
+}
+
+/// A claim's pool from the two numbers as stored; a node wrote them, so anything else is none.
+pub fn pool(size: Option<i64>, ready: Option<i64>) -> Option<(u64, u64)> {
+    Some((u64::try_from(size?).ok()?, u64::try_from(ready?).ok()?))
 }
 
 pub fn summarize(claims: &[Claim]) -> Vec<SnapshotStats> {
@@ -73,7 +92,15 @@ pub fn summarize(claims: &[Claim]) -> Vec<SnapshotStats> {
             }
             let skip = per_hour.len().saturating_sub(HOURS);
             let hours = per_hour.into_iter().skip(skip).filter_map(|(h, v)| Some((h, percentiles(v)?))).collect();
+            let mut pools: BTreeMap<&str, PoolState> = BTreeMap::new();
+            for c in &cs {
+                let Some((size, ready)) = c.pool else { continue };
+                if pools.get(c.node.as_str()).is_none_or(|p| c.ts_ms > p.ts_ms) {
+                    pools.insert(&c.node, PoolState { node: c.node.clone(), ts_ms: c.ts_ms, size, ready });
+                }
+            }
             SnapshotStats {
+                pools: pools.into_values().collect(),
                 snapshot: snapshot.to_string(),
                 warm: percentiles(warm).unwrap_or(Percentiles { n: 0, p50: 0.0, p99: 0.0 }),
                 cold: percentiles(cold),
@@ -149,9 +176,31 @@ fn chart(hours: &[(i64, Percentiles)]) -> String {
     s
 }
 
+/// Each node's pool: size, ready after the newest claim, when.
+fn pools_table(pools: &[PoolState]) -> String {
+    if pools.is_empty() {
+        return "<p>pool: not recorded (claims from daemons older than this server's pool records)</p>".into();
+    }
+    let mut t = String::from(
+        "<table><tr><th>node</th><th>pool size</th><th>ready after the newest claim</th><th>newest claim (UTC)</th></tr>",
+    );
+    for p in pools {
+        let _ = write!(
+            t,
+            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.node),
+            p.size,
+            p.ready,
+            utc(p.ts_ms)
+        );
+    }
+    t.push_str("</table>");
+    t
+}
+
 pub fn page_html(stats: &[SnapshotStats]) -> String {
     let mut b = format!(
-        "<p>Claim to ready, as each node's daemon recorded it (a `start` record with a `devbox` object). Goals for a warm claim (issue 15): p50 ≤ {GOAL_P50_MS} ms, p99 ≤ {GOAL_P99_MS} ms. Pool sizes are not recorded yet.</p>"
+        "<p>Claim to ready, as each node's daemon recorded it (a `start` record with a `devbox` object). Goals for a warm claim (issue 15): p50 ≤ {GOAL_P50_MS} ms, p99 ≤ {GOAL_P99_MS} ms. Pool sizes: as each node's newest claim of the snapshot found its pool.</p>"
     );
     if stats.is_empty() {
         b.push_str("<p>No devbox claim has been shipped to this server.</p>");
@@ -166,6 +215,7 @@ pub fn page_html(stats: &[SnapshotStats]) -> String {
             warm_line(&s.warm),
             cold
         );
+        b.push_str(&pools_table(&s.pools));
         if !s.hours.is_empty() {
             b.push_str(&chart(&s.hours));
             b.push_str("<table><tr><th>hour (UTC)</th><th>warm claims</th><th>p50 ms</th><th>p99 ms</th></tr>");
@@ -190,7 +240,14 @@ mod tests {
     use super::*;
 
     fn claim(snapshot: &str, hour: i64, ms: f64, from_pool: bool) -> Claim {
-        Claim { node: "n".into(), ts_ms: hour * HOUR_MS + 5, snapshot: snapshot.into(), latency_ms: ms, from_pool }
+        Claim {
+            node: "n".into(),
+            ts_ms: hour * HOUR_MS + 5,
+            snapshot: snapshot.into(),
+            latency_ms: ms,
+            from_pool,
+            pool: None,
+        }
     }
 
     #[test]
@@ -211,6 +268,21 @@ mod tests {
         assert!(html.contains("<polyline") && html.contains("p99 goal 50 ms"));
         assert_eq!(html.matches("<circle").count(), 2 * (3 + 1), "a dot per hour and percentile");
         assert!(html.contains(">p50 goal 20 ms</text>") && html.contains("━ p99</span>"), "labels on the chart");
+        assert!(html.contains("pool: not recorded"), "{html}");
+        let mut newer = claim("a", 5, 9.0, true);
+        newer.pool = Some((4, 2));
+        let mut older = claim("a", 4, 9.0, true);
+        older.pool = Some((4, 3));
+        let mut other = claim("a", 1, 9.0, true);
+        other.node = "m<b>".into();
+        other.pool = Some((2, 0));
+        let s = summarize(&[older, newer.clone(), other]);
+        assert_eq!(
+            s[0].pools.iter().map(|p| (p.node.as_str(), p.size, p.ready)).collect::<Vec<_>>(),
+            [("m<b>", 2, 0), ("n", 4, 2)]
+        );
+        let html = page_html(&s);
+        assert!(html.contains("m&lt;b&gt;") && html.contains("<td>4</td><td>2</td>"), "{html}");
         let cold_only = page_html(&summarize(&[claim("c", 1, 300.0, false)]));
         assert!(cold_only.contains("warm claims: none") && !cold_only.contains("p50 0.0 ms"), "{cold_only}");
     }

@@ -165,6 +165,7 @@ async fn ingest(
         );
     }
     let store = app.store.clone();
+    let node = batch.node.clone();
     let verdict = match blocking(move || store.ingest(&batch, crate::now_ms())).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -178,7 +179,7 @@ async fn ingest(
             for o in &a.ended {
                 m.sessions.get_or_create(&Outcome { outcome: o.clone() }).inc();
             }
-            m.add(&a.tally);
+            m.add(&node, &a.tally);
             (StatusCode::OK, axum::Json(a)).into_response()
         }
         Verdict::Refused(r) => {

@@ -46,6 +46,17 @@ fn claim_histogram() -> Histogram {
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.001, 2.0, 13))
 }
 
+/// A devbox pool: the node that holds it and its snapshot.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolOf {
+    pub node: String,
+    pub snapshot: String,
+}
+
+/// The most pools (node × snapshot) kept as series; later ones are not shown (a node could make up
+/// snapshots without end).
+const MAX_POOLS: usize = 500;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabel {
     pub decision: String,
@@ -69,6 +80,10 @@ pub struct Metrics {
     /// Set from the database at each scrape.
     pub stale: Gauge,
     pub claims: Family<PoolLabel, Histogram, fn() -> Histogram>,
+    /// Each pool's size and its devboxes left ready, as its newest claim recorded them.
+    pub pool_size: Family<PoolOf, Gauge>,
+    pub pool_ready: Family<PoolOf, Gauge>,
+    pools: Mutex<HashSet<PoolOf>>,
 }
 
 impl Default for Metrics {
@@ -149,8 +164,23 @@ impl Default for Metrics {
             prometheus_client::registry::Unit::Seconds,
             claims.clone(),
         );
+        let pool_size = Family::<PoolOf, Gauge>::default();
+        registry.register(
+            "cordon_server_devbox_pool_size",
+            "Each devbox pool's size as set on its node, as the pool's newest claim recorded it",
+            pool_size.clone(),
+        );
+        let pool_ready = Family::<PoolOf, Gauge>::default();
+        registry.register(
+            "cordon_server_devbox_pool_ready",
+            "Devboxes left ready in each pool once its newest claim took one (0: the next claim is made cold)",
+            pool_ready.clone(),
+        );
         Metrics {
             claims,
+            pool_size,
+            pool_ready,
+            pools: Mutex::default(),
             registry,
             records,
             duplicates,
@@ -171,8 +201,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Adds what a stored batch held.
-    pub fn add(&self, t: &crate::tally::Tally) {
+    /// Adds what a stored batch of `node`'s held.
+    pub fn add(&self, node: &str, t: &crate::tally::Tally) {
+        for (snapshot, size, ready) in &t.pools {
+            let pool = PoolOf { node: label_text(node), snapshot: snapshot.clone() };
+            let Ok(mut seen) = self.pools.lock() else { break };
+            if seen.contains(&pool) || (seen.len() < MAX_POOLS && seen.insert(pool.clone())) {
+                self.pool_size.get_or_create(&pool).set(*size as i64);
+                self.pool_ready.get_or_create(&pool).set(*ready as i64);
+            }
+        }
         for (layer, n) in &t.denials {
             self.denials.get_or_create(&LayerLabel { layer: layer.to_string() }).inc_by(*n);
         }
@@ -211,5 +249,30 @@ impl Metrics {
         let mut s = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
+    }
+}
+
+/// A node's name as a label value: its letters, digits and `-_.:`, anything else as `_` (a node
+/// names itself; a quote or a newline must not reach the exposition).
+fn label_text(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pools_newest_claim_sets_its_gauges_under_a_clean_label() {
+        let m = Metrics::default();
+        let t = |size, ready| crate::tally::Tally { pools: vec![("ab12".into(), size, ready)], ..Default::default() };
+        m.add("node-1", &t(4, 3));
+        m.add("node-1", &t(4, 2));
+        m.add("evil\"} 1\nfake 9", &t(1, 0));
+        let text = m.encode();
+        assert!(text.contains("cordon_server_devbox_pool_size{node=\"node-1\",snapshot=\"ab12\"} 4"), "{text}");
+        assert!(text.contains("cordon_server_devbox_pool_ready{node=\"node-1\",snapshot=\"ab12\"} 2"), "{text}");
+        assert!(text.contains("node=\"evil___1_fake_9\""), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("fake")), "{text}");
     }
 }

@@ -24,6 +24,8 @@ CREATE INDEX IF NOT EXISTS records_session ON records (session, node, seq);
 CREATE INDEX IF NOT EXISTS records_alerts ON records (ts_ms) WHERE kind = 'alert';
 CREATE TABLE IF NOT EXISTS sessions (node TEXT NOT NULL, session TEXT NOT NULL, started_ms BIGINT NOT NULL, ended_ms BIGINT, records BIGINT NOT NULL DEFAULT 0, start TEXT, outcome TEXT, exit_code BIGINT, denials BIGINT NOT NULL DEFAULT 0, alerts BIGINT NOT NULL DEFAULT 0, sealed BOOLEAN NOT NULL DEFAULT false,
   policy_identity TEXT, policy_version BIGINT, devbox BOOLEAN NOT NULL DEFAULT false, devbox_snapshot TEXT, devbox_latency_ms DOUBLE PRECISION, devbox_from_pool BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY (node, session));
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS devbox_pool_size BIGINT;
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS devbox_pool_ready BIGINT;
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_ms);
 CREATE INDEX IF NOT EXISTS sessions_devbox ON sessions (started_ms) WHERE devbox;
 CREATE TABLE IF NOT EXISTS refusals (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts_ms BIGINT NOT NULL, node TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, first_seq BIGINT, last_seq BIGINT, records BIGINT NOT NULL, sessions TEXT NOT NULL);
@@ -170,8 +172,8 @@ fn summarize(tx: &mut Transaction, node: &str, r: &cordon_audit::Record) -> Resu
             let d = &s["devbox"];
             let from_pool = d["from_pool"].as_bool().unwrap_or(d["from_pool"].as_i64().unwrap_or(0) != 0);
             tx.execute(
-                "UPDATE sessions SET start = $3, started_ms = $4, policy_identity = $5, policy_version = $6, devbox = $7, devbox_snapshot = $8, devbox_latency_ms = $9, devbox_from_pool = $10 WHERE node = $1 AND session = $2",
-                &[&node, &r.session, &r.body, &r.ts_ms, &id["name"].as_str(), &id["version"].as_i64(), &d.is_object(), &d["snapshot"].as_str(), &d["latency_ms"].as_f64(), &from_pool],
+                "UPDATE sessions SET start = $3, started_ms = $4, policy_identity = $5, policy_version = $6, devbox = $7, devbox_snapshot = $8, devbox_latency_ms = $9, devbox_from_pool = $10, devbox_pool_size = $11, devbox_pool_ready = $12 WHERE node = $1 AND session = $2",
+                &[&node, &r.session, &r.body, &r.ts_ms, &id["name"].as_str(), &id["version"].as_i64(), &d.is_object(), &d["snapshot"].as_str(), &d["latency_ms"].as_f64(), &from_pool, &d["pool_size"].as_i64(), &d["pool_ready"].as_i64()],
             )?;
         }
         "end" => {

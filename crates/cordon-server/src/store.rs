@@ -356,7 +356,8 @@ impl Store for SqliteStore {
         self.with(|c| {
             // The partial index `records_starts`: one row per session, not every record.
             let mut st = c.prepare(
-                "SELECT node, ts_ms, json_extract(payload, '$.devbox.snapshot'), json_extract(payload, '$.devbox.latency_ms'), json_extract(payload, '$.devbox.from_pool')
+                "SELECT node, ts_ms, json_extract(payload, '$.devbox.snapshot'), json_extract(payload, '$.devbox.latency_ms'), json_extract(payload, '$.devbox.from_pool'),
+                        json_extract(payload, '$.devbox.pool_size'), json_extract(payload, '$.devbox.pool_ready')
                  FROM records WHERE kind = 'start' AND json_type(payload, '$.devbox') = 'object' ORDER BY ts_ms DESC LIMIT ?1",
             )?;
             let rows = st.query_map([limit as i64], |r| {
@@ -366,6 +367,7 @@ impl Store for SqliteStore {
                     snapshot: r.get::<_, Option<String>>(2)?.unwrap_or_else(|| "?".into()),
                     latency_ms: r.get::<_, Option<f64>>(3)?.unwrap_or(f64::NAN),
                     from_pool: r.get::<_, Option<i64>>(4)?.unwrap_or(0) != 0,
+                    pool: crate::devbox_view::pool(r.get::<_, Option<i64>>(5).ok().flatten(), r.get::<_, Option<i64>>(6).ok().flatten()),
                 })
             })?;
             rows.collect()

@@ -298,7 +298,7 @@ impl Store for PgStore {
         // The claim's fields were taken from the start record when it arrived (pg_write.rs): the
         // payload is text, exactly as hashed, and not every JSON text is a jsonb (\u0000).
         self.rows(
-            "SELECT node, started_ms, devbox_snapshot, devbox_latency_ms, devbox_from_pool FROM sessions WHERE devbox ORDER BY started_ms DESC LIMIT $1",
+            "SELECT node, started_ms, devbox_snapshot, devbox_latency_ms, devbox_from_pool, devbox_pool_size, devbox_pool_ready FROM sessions WHERE devbox ORDER BY started_ms DESC LIMIT $1",
             &[&(limit as i64)],
             |r| crate::devbox_view::Claim {
                 node: r.get(0),
@@ -306,6 +306,7 @@ impl Store for PgStore {
                 snapshot: r.get::<_, Option<String>>(2).unwrap_or_else(|| "?".into()),
                 latency_ms: r.get::<_, Option<f64>>(3).unwrap_or(f64::NAN),
                 from_pool: r.get(4),
+                pool: crate::devbox_view::pool(r.get(5), r.get(6)),
             },
         )
     }

@@ -28,6 +28,8 @@ pub struct Tally {
     pub sensor: (u64, u64),
     /// (seconds to ready, from the pool) of each devbox claim (a `start` with a `devbox` object).
     pub claims: Vec<(f64, bool)>,
+    /// (snapshot, pool size, ready after the claim) of each claim that recorded its pool, in order.
+    pub pools: Vec<(String, u64, u64)>,
 }
 
 pub fn tally(records: &[Record]) -> Tally {
@@ -56,8 +58,12 @@ pub fn tally(records: &[Record]) -> Tally {
             }
             "start" => {
                 let b = body();
-                if let Some(ms) = b["devbox"]["latency_ms"].as_f64().filter(|m| m.is_finite() && *m >= 0.0) {
-                    t.claims.push((ms / 1000.0, b["devbox"]["from_pool"].as_bool().unwrap_or(false)));
+                let d = &b["devbox"];
+                if let Some(ms) = d["latency_ms"].as_f64().filter(|m| m.is_finite() && *m >= 0.0) {
+                    t.claims.push((ms / 1000.0, d["from_pool"].as_bool().unwrap_or(false)));
+                }
+                if let (Some(size), Some(ready)) = (d["pool_size"].as_u64(), d["pool_ready"].as_u64()) {
+                    t.pools.push((snapshot(&d["snapshot"]), size, ready));
                 }
             }
             "sensor.summary" => {
@@ -69,6 +75,20 @@ pub fn tally(records: &[Record]) -> Tally {
         }
     }
     t
+}
+
+/// A snapshot's hash (lowercase hex, as `cordon devbox snapshot` names them), or "other".
+fn snapshot(v: &Value) -> String {
+    match v.as_str() {
+        Some(s)
+            if !s.is_empty()
+                && s.len() <= 64
+                && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            s.to_string()
+        }
+        _ => "other".into(),
+    }
 }
 
 /// A layer's name from the fixed vocabulary (cordon-schema's `Layer`), or "other".
@@ -121,8 +141,13 @@ mod tests {
             rec("start", serde_json::json!({})),
             rec("start", serde_json::json!({"devbox": {"latency_ms": 12.5, "from_pool": true}})),
             rec("start", serde_json::json!({"devbox": {"latency_ms": -1.0, "from_pool": true}})),
+            rec(
+                "start",
+                serde_json::json!({"devbox": {"latency_ms": 3.0, "from_pool": true, "snapshot": "ab12", "pool_size": 4, "pool_ready": 3}}),
+            ),
         ]);
-        assert_eq!(t.claims, vec![(0.0125, true)]);
+        assert_eq!(t.claims, vec![(0.0125, true), (0.003, true)]);
+        assert_eq!(t.pools, vec![("ab12".to_string(), 4, 3)]);
         assert_eq!(t.denials, vec![("seccomp", 3), ("cgroup-bpf", 1)]);
         assert_eq!(t.alerts, vec!["curl-pipe-sh".to_string()]);
         assert_eq!(t.egress, (1, 2));
@@ -140,7 +165,9 @@ mod tests {
             rec("alert", serde_json::json!({"rule": 7})),
             rec("tool_call", serde_json::json!({"decision": "<script>"})),
             rec("denial", Value::String("not an object".into())),
+            rec("start", serde_json::json!({"devbox": {"snapshot": "AB\"}\nfake 1", "pool_size": 1, "pool_ready": 0}})),
         ]);
+        assert_eq!(t.pools, vec![("other".to_string(), 1, 0)]);
         assert_eq!(t.denials, vec![("other", 2), ("other", 1)]);
         assert_eq!(t.alerts, vec!["other", "other", "other"]);
         assert_eq!(t.tool_calls, vec!["other"]);
