@@ -333,6 +333,49 @@ fn server_on_postgres_stores_a_real_session_verified_and_a_replay_once() {
     stores_a_replay_once(&Db::Pg(pg.database(), dir.0.join("server.key")));
 }
 
+/// PostgreSQL over TLS, asked for as libpq's users write it (`sslmode=verify-full&sslrootcert=CA`
+/// in the URL): the same ingest as above, the server's connections encrypted as PostgreSQL itself
+/// sees them (pg_stat_ssl), and a plain, an unrooted and a wrongly rooted URL refused with a hint
+/// (the cluster lets TCP in only over TLS).
+#[test]
+fn server_on_postgres_over_tls_verifies_the_database_and_refuses_plain_or_wrong_roots() {
+    if !common::need_root() {
+        return;
+    }
+    let Some(pg) = common::postgres::Cluster::start_tls() else { return };
+    let dir = tempdir();
+    let url = pg.database_tls();
+    let db = Db::Pg(url.clone(), dir.0.join("server.key"));
+    stores_a_replay_once(&db);
+    let srv = Server::start_store(&db, &loopback(), &[]);
+    let viewer = srv.token("viewer", "v");
+    assert_eq!(http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&viewer))], b"").0, 200);
+    let tcp = |ssl: bool| {
+        pg.psql("postgres", &format!("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.client_addr IS NOT NULL AND s.ssl = {ssl}"))
+            .expect("pg_stat_ssl")
+    };
+    assert_ne!(tcp(true), "0", "the server's connections are TLS");
+    assert_eq!(tcp(false), "0", "no plain TCP connection");
+    drop(srv);
+    let refused = |u: &str, says: &[&str]| {
+        let o = Command::new(CORDON)
+            .args(["server", "token", "create", "--role", "viewer", "--name", "x", "--database", u])
+            .output()
+            .expect("token create");
+        let text = common::show(&o);
+        assert!(!o.status.success(), "{u}: accepted: {text}");
+        for s in says {
+            assert!(text.contains(s), "{u}: no `{s}` in: {text}");
+        }
+    };
+    let base = url.split('?').next().expect("a URL");
+    refused(base, &["no encryption", "add sslmode=verify-full&sslrootcert"]);
+    refused(&format!("{base}?sslmode=require"), &["needs the CA", "sslrootcert=PATH"]);
+    let other = common::pg_certs::ca(&dir.0, "other");
+    let wrong = format!("{base}?sslmode=verify-full&sslrootcert={}", other.display());
+    refused(&wrong, &["certificate", &format!("sslrootcert={}", other.display())]);
+}
+
 fn loopback() -> String {
     format!("127.0.0.1:{}", fixed_port())
 }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod metrics;
+pub mod pg_tls;
 pub mod pg_url;
 pub mod pg_write;
 pub mod policies;

@@ -24,6 +24,8 @@ const CONNECTIONS: usize = 4;
 
 pub struct PgStore {
     config: postgres::Config,
+    /// Plain, or TLS verified against the URL's sslrootcert (pg_tls.rs).
+    tls: crate::pg_tls::Tls,
     /// The URL without its password, for errors.
     shown: String,
     slots: Vec<Mutex<Option<Client>>>,
@@ -50,20 +52,39 @@ impl PgStore {
     /// Connects (once, so that a wrong URL fails at start) and creates the schema if missing.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
         let shown = redact(url);
+        let (url, tls) =
+            crate::pg_tls::from_url(url).map_err(|message| StoreError::Io { path: shown.clone(), message })?;
         let config: postgres::Config = url.parse().map_err(|e: postgres::Error| StoreError::Io {
             path: shown.clone(),
             message: format!("not a PostgreSQL URL: {e}\n  hint: postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
         })?;
         let config = bounded(config);
-        let store = PgStore { config, shown, slots: (0..CONNECTIONS).map(|_| Mutex::new(None)).collect() };
+        let store = PgStore { config, tls, shown, slots: (0..CONNECTIONS).map(|_| Mutex::new(None)).collect() };
         store.with(pg_write::create_schema)?;
         Ok(store)
     }
 
     fn connect(&self) -> Result<Client, StoreError> {
-        self.config
-            .connect(NoTls)
-            .map_err(|e| StoreError::Io { path: self.shown.clone(), message: hint(&self.config, &e) })
+        let connected = match &self.tls {
+            crate::pg_tls::Tls::Plain => self.config.connect(NoTls),
+            crate::pg_tls::Tls::Verified { connector, .. } => self.config.connect(connector.clone()),
+        };
+        connected.map_err(|e| StoreError::Io { path: self.shown.clone(), message: self.why(&e) })
+    }
+
+    /// A failed connection's hint, naming the roots when the certificate did not verify and TLS
+    /// when the server turned a plain connection away.
+    fn why(&self, e: &postgres::Error) -> String {
+        let said = e.as_db_error().map_or_else(|| chain(e), |d| d.message().to_string());
+        match &self.tls {
+            crate::pg_tls::Tls::Verified { roots, .. } if said.to_lowercase().contains("certificate") => format!(
+                "{said}\n  hint: the server's certificate must be signed by a CA in sslrootcert={roots} and name the URL's host"
+            ),
+            crate::pg_tls::Tls::Plain if said.contains("no encryption") || said.contains("SSL off") => format!(
+                "{said}\n  hint: the server lets this connection in only over TLS: add sslmode=verify-full&sslrootcert=CA.pem to the URL"
+            ),
+            _ => hint(&self.config, e),
+        }
     }
 
     /// Runs `f` on a free connection (or waits for one), reconnecting one the server closed.
@@ -92,6 +113,17 @@ impl PgStore {
     ) -> Result<Vec<T>, StoreError> {
         self.with(|c| Ok(c.query(q, p)?.iter().map(map).collect()))
     }
+}
+
+/// The error and its causes, `: `-joined (a TLS failure's reason is two causes down).
+fn chain(e: &postgres::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
 }
 
 /// A sync client closes its connection on its own runtime, which panics when dropped on a thread

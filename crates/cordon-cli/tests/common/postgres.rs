@@ -14,6 +14,10 @@ pub struct Cluster {
     child: Child,
     pub dir: PathBuf,
     bin: PathBuf,
+    /// Its socket's number (and, with TLS, its loopback TCP port).
+    port: u16,
+    /// With TLS: the CA that signed its certificate (PEM).
+    pub tls: Option<PathBuf>,
 }
 
 /// The newest installed server's bin dir (/usr/lib/postgresql/VERSION/bin).
@@ -45,6 +49,19 @@ impl Cluster {
     /// A running cluster, or None when PostgreSQL is missing and skipping was allowed.
     #[track_caller]
     pub fn start() -> Option<Cluster> {
+        Cluster::start_as(false)
+    }
+
+    /// As [`Cluster::start`], also listening on a loopback port where only TLS connections are
+    /// let in (pg_hba: `hostssl` trusts, `host` rejects), with a certificate for 127.0.0.1 signed
+    /// by a CA of its own (made with the openssl CLI).
+    #[track_caller]
+    pub fn start_tls() -> Option<Cluster> {
+        Cluster::start_as(true)
+    }
+
+    #[track_caller]
+    fn start_as(tls: bool) -> Option<Cluster> {
         let Some(bin) = bin_dir() else {
             if std::env::var_os("CORDON_TESTS_ALLOW_SKIP").is_some() {
                 super::record_skip(&std::panic::Location::caller().to_string(), "no PostgreSQL in /usr/lib/postgresql");
@@ -73,22 +90,48 @@ impl Cluster {
             let _ = std::fs::remove_dir_all(&dir);
             panic!("initdb failed: {}", String::from_utf8_lossy(&o.stderr));
         }
-        let (dir_s, port) = (dir.to_str().expect("utf-8"), PORT.to_string());
-        let child = as_owner(
-            &bin.join("postgres"),
-            &["-D", data_s, "-k", dir_s, "-p", &port, "-c", "listen_addresses=", "-c", "fsync=on"],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start postgres");
-        let c = Cluster { child, dir, bin };
-        let t = Instant::now();
-        while !c.psql("postgres", "SELECT 1").is_ok_and(|s| s == "1") {
-            assert!(t.elapsed() < Duration::from_secs(60), "postgres did not come up within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
+        let dir_s = dir.to_str().expect("utf-8").to_string();
+        let ca = if tls { Some(super::pg_certs::make(&dir, &data)) } else { None };
+        // A TCP port for TLS, free when chosen: tried again on another if postgres could not bind it.
+        for _ in 0..5 {
+            let port = if tls { free_port() } else { PORT };
+            let mut args: Vec<String> = ["-D", data_s, "-k", &dir_s, "-p", &port.to_string(), "-c", "fsync=on"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            args.extend(["-c".into(), format!("listen_addresses={}", if tls { "127.0.0.1" } else { "" })]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let child = as_owner(&bin.join("postgres"), &args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start postgres");
+            let mut c = Cluster { child, dir: dir.clone(), bin: bin.clone(), port, tls: ca.clone() };
+            let t = Instant::now();
+            while !c.psql("postgres", "SELECT 1").is_ok_and(|s| s == "1") {
+                if let Ok(Some(_)) = c.child.try_wait() {
+                    break;
+                }
+                assert!(t.elapsed() < Duration::from_secs(60), "postgres did not come up within 60 s");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if c.child.try_wait().is_ok_and(|s| s.is_none()) {
+                return Some(c);
+            }
+            // It ended (its port was taken meanwhile): its dir must outlive this Cluster.
+            std::mem::forget(c);
         }
-        Some(c)
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!("postgres did not start on any of 5 loopback ports");
+    }
+
+    /// A new empty database's URL over TLS on the loopback port, verified against the cluster's CA
+    /// (the libpq parameters cordon and psql read alike).
+    pub fn database_tls(&self) -> String {
+        let (port, ca) = (self.port, self.tls.as_ref().expect("a cluster started with start_tls"));
+        let name = format!("t_{}", unique());
+        self.psql("postgres", &format!("CREATE DATABASE {name}")).expect("create database");
+        format!("postgres://postgres@127.0.0.1:{port}/{name}?sslmode=verify-full&sslrootcert={}", ca.display())
     }
 
     /// A new empty database and its URL (no password: the cluster trusts its private socket).
@@ -100,13 +143,13 @@ impl Cluster {
 
     pub fn url(&self, db: &str) -> String {
         let host: String = self.dir.to_str().expect("utf-8").replace('/', "%2F");
-        format!("postgres://postgres@{host}:{PORT}/{db}")
+        format!("postgres://postgres@{host}:{}/{db}", self.port)
     }
 
     /// One statement through psql; its output unaligned, trimmed. Err: psql's stderr.
     pub fn psql(&self, db: &str, q: &str) -> Result<String, String> {
         let o = Command::new(self.bin.join("psql"))
-            .args(["-h", self.dir.to_str().expect("utf-8"), "-p", &PORT.to_string(), "-U", "postgres", "-d", db])
+            .args(["-h", self.dir.to_str().expect("utf-8"), "-p", &self.port.to_string(), "-U", "postgres", "-d", db])
             .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", q])
             .output()
             .map_err(|e| e.to_string())?;
@@ -162,4 +205,9 @@ pub fn query(url: &str, q: &str) -> Result<String, String> {
     } else {
         Err(String::from_utf8_lossy(&o.stderr).into_owned())
     }
+}
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }

@@ -1,0 +1,190 @@
+//! TLS to PostgreSQL, asked for the way libpq's users already write it: `sslmode` and
+//! `sslrootcert` in the URL (`postgres://u@db.example:5432/cordon?sslmode=verify-full&sslrootcert=/etc/cordon/pg-ca.pem`).
+//!
+//! cordon never encrypts without verifying: every TLS connection checks the server's certificate
+//! against `sslrootcert` (a PEM file, or `system` for the host's bundle) and the host name, so
+//! `require` and `verify-ca` mean `verify-full` here, and need `sslrootcert`. Without `sslmode`
+//! or `sslrootcert` the connection is plain, as before (a local socket, a loopback port). Client
+//! certificates (`sslcert`, `sslkey`) are refused by name rather than ignored.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How the store connects.
+#[derive(Clone)]
+pub enum Tls {
+    Plain,
+    /// TLS, the server's certificate checked against these roots and the URL's host name.
+    Verified {
+        connector: tokio_postgres_rustls::MakeRustlsConnect,
+        roots: String,
+    },
+}
+
+/// The bundle `sslrootcert=system` reads (libpq 16 names the same word), unless SSL_CERT_FILE is set.
+const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The largest root file read (a system bundle is ~200 KiB).
+const MAX_ROOTS: u64 = 4 << 20;
+
+/// Splits the URL into what the `postgres` crate parses (sslmode mapped to its words, sslrootcert
+/// taken out: it does not know it) and how to connect.
+pub fn from_url(url: &str) -> Result<(String, Tls), String> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, q),
+        None => (url, ""),
+    };
+    let (mut mode, mut root, mut kept) = (None, None, vec![]);
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "sslmode" => mode = Some(decode(v)),
+            "sslrootcert" => root = Some(decode(v)),
+            "sslcert" | "sslkey" | "sslpassword" => {
+                return Err(format!("`{k}` in the URL: client certificates are not supported\n  hint: authenticate with a password (in the URL or --database @FILE) over sslmode=verify-full"))
+            }
+            _ => kept.push(kv.to_string()),
+        }
+    }
+    let tls = match (mode.as_deref(), root) {
+        (Some("disable"), Some(_)) => {
+            return Err("sslmode=disable with sslrootcert: say which one is meant\n  hint: sslmode=verify-full&sslrootcert=CA.pem for TLS, or drop sslrootcert".into())
+        }
+        (None | Some("disable" | "allow" | "prefer"), None) => None,
+        (Some("require" | "verify-ca" | "verify-full"), None) => {
+            return Err(format!("sslmode={}: cordon verifies the server's certificate and needs the CA that signed it\n  hint: add sslrootcert=PATH (a PEM file) or sslrootcert=system (the host's bundle)", mode.unwrap_or_default()))
+        }
+        (None | Some("allow" | "prefer" | "require" | "verify-ca" | "verify-full"), Some(r)) => Some(r),
+        (Some(other), _) => {
+            return Err(format!("sslmode={other}: not a mode\n  hint: disable, prefer, require, verify-ca or verify-full (the last three are verified in full here)"))
+        }
+    };
+    kept.push(format!("sslmode={}", if tls.is_some() { "require" } else { "disable" }));
+    let url = format!("{base}?{}", kept.join("&"));
+    match tls {
+        None => Ok((url, Tls::Plain)),
+        Some(r) => {
+            let (path, shown) = roots_path(&r);
+            let config = client_config(&path).map_err(|e| format!("sslrootcert={shown}: {e}"))?;
+            let connector = tokio_postgres_rustls::MakeRustlsConnect::new(config);
+            Ok((url, Tls::Verified { connector, roots: shown }))
+        }
+    }
+}
+
+fn roots_path(r: &str) -> (PathBuf, String) {
+    if r == "system" {
+        let p = std::env::var_os("SSL_CERT_FILE").map_or_else(|| PathBuf::from(SYSTEM_BUNDLE), PathBuf::from);
+        let shown = format!("system ({})", p.display());
+        (p, shown)
+    } else {
+        (PathBuf::from(r), r.to_string())
+    }
+}
+
+/// rustls with the ring provider, TLS 1.2 and 1.3, trusting only the certificates in `path`.
+fn client_config(path: &Path) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    let pem = read_bounded(path)?;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut n = 0;
+    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("not a PEM certificate file: {e:?}"))?;
+        roots.add(cert).map_err(|e| format!("a certificate in it is not usable: {e}"))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err("holds no certificate (-----BEGIN CERTIFICATE-----)".into());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// The file's bytes: a regular file of at most [`MAX_ROOTS`] (not a FIFO, not /dev/zero).
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let meta = f.metadata().map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mut buf = vec![];
+    f.take(MAX_ROOTS + 1).read_to_end(&mut buf).map_err(|e| format!("cannot read it: {e}"))?;
+    if buf.len() as u64 > MAX_ROOTS {
+        return Err(format!("larger than {} MiB", MAX_ROOTS >> 20));
+    }
+    Ok(buf)
+}
+
+/// `%2F` and friends, as in a URL (a path in `sslrootcert` may be written escaped).
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let (mut out, mut i) = (Vec::with_capacity(b.len()), 0);
+    while i < b.len() {
+        let hex =
+            b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(x)) => {
+                out.push(x);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(url: &str) -> String {
+        match from_url(url) {
+            Ok((u, Tls::Plain)) => u,
+            Ok((u, Tls::Verified { .. })) => panic!("{url}: verified as {u}"),
+            Err(e) => panic!("{url}: {e}"),
+        }
+    }
+
+    #[test]
+    fn modes_map_to_plain_or_verified_and_contradictions_are_named() {
+        assert_eq!(plain("postgres://u@h/db"), "postgres://u@h/db?sslmode=disable");
+        assert_eq!(
+            plain("postgres://u@h/db?sslmode=prefer&application_name=x"),
+            "postgres://u@h/db?application_name=x&sslmode=disable"
+        );
+        let err = |u: &str| from_url(u).err().unwrap_or_else(|| panic!("{u}: accepted"));
+        assert!(err("postgres://h/db?sslmode=require").contains("sslrootcert=PATH"));
+        assert!(err("postgres://h/db?sslmode=verify-full").contains("needs the CA"));
+        assert!(err("postgres://h/db?sslmode=disable&sslrootcert=x").contains("say which one"));
+        assert!(err("postgres://h/db?sslmode=bogus").contains("sslmode=bogus: not a mode"));
+        assert!(err("postgres://h/db?sslcert=c.pem").contains("client certificates"));
+        assert!(err("postgres://h/db?sslmode=require&sslrootcert=%2Fnonexistent%2Fca.pem")
+            .contains("sslrootcert=/nonexistent/ca.pem: cannot read it"));
+        assert!(err("postgres://h/db?sslrootcert=/dev/zero").contains("not a regular file"));
+        let empty = std::env::temp_dir().join(format!("cordon-pg-tls-{}.pem", std::process::id()));
+        std::fs::write(&empty, "no certificate here\n").expect("write");
+        let e = err(&format!("postgres://h/db?sslmode=verify-full&sslrootcert={}", empty.display()));
+        let _ = std::fs::remove_file(&empty);
+        assert!(e.contains("holds no certificate"), "{e}");
+    }
+
+    #[test]
+    fn the_system_bundle_is_verified_tls() {
+        match from_url("postgres://u@h/db?sslrootcert=system") {
+            Ok((u, Tls::Verified { roots, .. })) => {
+                assert_eq!(u, "postgres://u@h/db?sslmode=require");
+                assert!(roots.starts_with("system ("), "{roots}");
+            }
+            Ok(_) => panic!("plain"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
