@@ -283,6 +283,66 @@ fn devbox_daemon_allows_a_user_it_is_told_to() {
     assert!(err(&o).contains("/etc/shadow") && err(&o).contains("Permission denied"), "{}", show(&o));
 }
 
+/// `--max-claims-per-uid`: a user the daemon serves holds at most N devboxes; the next claim is
+/// refused naming the bound, one removed frees a place, and root is not bounded.
+#[test]
+fn devbox_daemon_bounds_the_devboxes_one_user_holds() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let d = Daemon::start_with(&e, &[&NOBODY.to_string()], &["--max-claims-per-uid", "1"]);
+    let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
+    let nobody = Env::new(Who::Nobody);
+    let as_nobody = |args: &[&str]| {
+        let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+        c.args(args).arg("--socket").arg(&d.sock).output().expect("as nobody")
+    };
+    let o = as_nobody(&["devbox", "claim", &snap, "--json"]);
+    assert!(o.status.success(), "the first claim: {}", show(&o));
+    let id = serde_json::from_str::<serde_json::Value>(out(&o).trim()).expect("json")["claimed"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let o = as_nobody(&["devbox", "claim", &snap, "--json"]);
+    assert!(!o.status.success(), "a second claim was served: {}", show(&o));
+    assert!(err(&o).contains("at most 1 per user") && err(&o).contains("--max-claims-per-uid"), "{}", show(&o));
+    // Root is not bounded.
+    let mine = d.claim(&e, &snap, &[]);
+    assert!(as_nobody(&["devbox", "rm", &id]).status.success());
+    let o = as_nobody(&["devbox", "claim", &snap, "--json"]);
+    assert!(o.status.success(), "a claim after the rm: {}", show(&o));
+    let again = serde_json::from_str::<serde_json::Value>(out(&o).trim()).expect("json")["claimed"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert!(as_nobody(&["devbox", "rm", &again]).status.success());
+    assert!(d.cordon(&e, &["devbox", "rm", mine["id"].as_str().expect("id")]).status.success());
+    // Four claims at once: the bound counts claims under way, so exactly one is served.
+    let racing: Vec<_> = (0..4)
+        .map(|_| {
+            let mut c = nobody.command(env!("CARGO_BIN_EXE_cordon"));
+            c.args(["devbox", "claim", &snap, "--json", "--socket"]).arg(&d.sock);
+            c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("claim")
+        })
+        .collect();
+    let outs: Vec<Output> = racing.into_iter().map(|c| c.wait_with_output().expect("wait")).collect();
+    let served: Vec<&Output> = outs.iter().filter(|o| o.status.success()).collect();
+    assert_eq!(served.len(), 1, "{:?}", outs.iter().map(show).collect::<Vec<_>>());
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        assert!(err(o).contains("at most 1 per user"), "{}", show(o));
+    }
+    let id = serde_json::from_str::<serde_json::Value>(out(served[0]).trim()).expect("json")["claimed"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    assert!(as_nobody(&["devbox", "rm", &id]).status.success());
+    // A bound of 0 is refused at start, naming the flag.
+    let o = e.cordon(&["daemon", "--foreground", "--max-claims-per-uid", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(err(&o).contains("--max-claims-per-uid"), "{}", show(&o));
+}
+
 #[test]
 fn devbox_bench_times_warm_claims_and_cold_runs_and_leaves_nothing() {
     if !need_root() {

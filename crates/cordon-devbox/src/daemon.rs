@@ -40,6 +40,8 @@ pub struct Options {
     pub probe_timeout: Duration,
     /// The audit log each claim is recorded in (a session per claim: its start, its execs, its end).
     pub audit: PathBuf,
+    /// The most devboxes one user (not root) holds at once, claims under way included.
+    pub max_claims_per_uid: usize,
 }
 
 /// A claim's session in the audit log: open from the claim to the devbox's end.
@@ -82,6 +84,8 @@ struct State {
     claimed: HashMap<String, Devbox>,
     /// Refills under way, per snapshot.
     filling: HashMap<String, bool>,
+    /// Claims under way, per claimant: counted against `max_claims_per_uid` with the ones held.
+    claiming: HashMap<u32, usize>,
     stopping: bool,
 }
 
@@ -609,7 +613,13 @@ impl Daemon {
     }
 
     fn claim(self: &Arc<Self>, name: &str, policy: Option<ClaimPolicy>, uid: u32) -> Result<Reply, String> {
+        self.reserve_claim(uid)?;
         let r = self.claim_one(name, policy, uid);
+        if let Ok(mut s) = self.state.lock() {
+            if let Some(n) = s.claiming.get_mut(&uid) {
+                *n = n.saturating_sub(1);
+            }
+        }
         // Refilled in the background, off the claim's path, whatever the claim's end (a refused
         // claim gave its devbox back: then there is nothing to make).
         if let Ok((_, m)) = self.snapshot(name) {
@@ -619,6 +629,23 @@ impl Daemon {
             }
         }
         r
+    }
+
+    /// Counts a claim of `uid`'s under way, or refuses it when the user holds the most devboxes
+    /// allowed (a user the daemon serves must not be able to take every devbox, or the host's
+    /// memory, with claims; root is not bounded).
+    fn reserve_claim(&self, uid: u32) -> Result<(), String> {
+        let mut s = self.state.lock().map_err(|_| "state poisoned")?;
+        let held = s.claimed.values().filter(|b| b.owner == Some(uid)).count();
+        let under_way = s.claiming.get(&uid).copied().unwrap_or(0);
+        let max = self.o.max_claims_per_uid;
+        if uid != 0 && held + under_way >= max {
+            return Err(format!(
+                "user {uid} holds {held} devbox(es) and claims {under_way} more: at most {max} per user\n  hint: remove one first (`cordon devbox ls`, `cordon devbox rm ID`); the daemon's administrator sets the bound with `cordon daemon --max-claims-per-uid N`"
+            ));
+        }
+        *s.claiming.entry(uid).or_default() += 1;
+        Ok(())
     }
 
     fn claim_one(self: &Arc<Self>, name: &str, policy: Option<ClaimPolicy>, uid: u32) -> Result<Reply, String> {

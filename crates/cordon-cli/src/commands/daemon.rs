@@ -46,6 +46,10 @@ pub struct DaemonArgs {
     /// Connections served at once; beyond it a connection is refused at once, naming the bound.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_connections: usize,
+    /// The most devboxes one user (other than root) may hold at once, claims under way included;
+    /// a claim beyond it is refused, naming the bound.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_claims_per_uid: u32,
     /// Seconds a claim's `ready` probe may run; a probe that takes longer fails the claim.
     #[arg(long, value_name = "SECS", default_value_t = 60.0)]
     pub probe_timeout: f64,
@@ -91,6 +95,7 @@ pub fn run(a: DaemonArgs) -> Result<i32> {
         max_connections: a.max_connections.max(1),
         probe_timeout: seconds("--probe-timeout", a.probe_timeout)?,
         audit,
+        max_claims_per_uid: a.max_claims_per_uid as usize,
     })?;
     Ok(0)
 }
