@@ -2,20 +2,45 @@
 `--` as its stdio MCP server (`cordon gateway --stdio`), or with `--url URL` connects to a streamable
 HTTP MCP server (`cordon gateway --listen`), runs the calls read as JSON from stdin
 ([{"tool": NAME, "args": {...}}, ...]) and prints one JSON document: the tools listed and each call's
-result (text, isError)."""
+result (text, isError).
+
+With CORDON_TEST_MCP_MODE set (legacy, auto or a protocol revision such as 2026-07-28) it uses the
+SDK's high-level `Client` with that `mode=` instead (auto, its default, asks `server/discover` and
+adopts the stateless revision when the server offers it) and also prints the negotiated version."""
 
 import asyncio
 import json
 import os
 import sys
 
-from mcp import ClientSession, StdioServerParameters
+from mcp import Client, ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 
+async def with_mode(mode: str, calls: list) -> dict:
+    if sys.argv[1:2] == ["--url"]:
+        target = sys.argv[2]
+    else:
+        argv = sys.argv[sys.argv.index("--") + 1 :]
+        target = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
+    out = {"tools": [], "calls": []}
+    async with Client(target, mode=mode) as client:
+        out["version"] = client.protocol_version
+        out["tools"] = sorted(t.name for t in (await client.list_tools()).tools)
+        for c in calls:
+            r = await client.call_tool(c["tool"], c.get("args", {}))
+            text = "\n".join(getattr(b, "text", "") for b in r.content)
+            out["calls"].append({"tool": c["tool"], "text": text, "is_error": bool(r.is_error)})
+    return out
+
+
 async def main() -> None:
     calls = json.load(sys.stdin)
+    mode = os.environ.get("CORDON_TEST_MCP_MODE")
+    if mode:
+        print(json.dumps(await with_mode(mode, calls)))
+        return
     if sys.argv[1:2] == ["--url"]:
         bearer = os.environ.get("CORDON_TEST_BEARER")
         if bearer:

@@ -973,6 +973,67 @@ fn http_client(e: &Env, url: &str, token: Option<&str>, calls: Value) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{:?}: {}", e.who, show(&o)))
 }
 
+/// The Python SDK's high-level `Client` in `mode` (CORDON_TEST_MCP_MODE) as the env's user, over
+/// the HTTP listener at `url`, or over stdio (the gateway started by the client, its log stdio.db)
+/// when `url` is None.
+fn client_in_mode(e: &Env, cfg: &Path, url: Option<&str>, mode: &str, calls: Value) -> Value {
+    let mut c = e.command(&mcp_python().display().to_string());
+    c.arg(e.ws.join("client.py")).env("CORDON_TEST_MCP_MODE", mode);
+    match url {
+        Some(u) => c.args(["--url", u]),
+        None => c.arg("--").arg(env!("CARGO_BIN_EXE_cordon")).args(gateway_args_db(e, cfg, &e.root.join("stdio.db"))),
+    };
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
+    child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
+    let o = child.wait_with_output().expect("client");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{:?} {mode} {url:?}: {}", e.who, show(&o)))
+}
+
+/// Both revisions to clients (issue 14): the official Python SDK's `Client` on the initialize
+/// handshake (2025-11-25), in its default `auto` mode (it asks `server/discover` and adopts the
+/// stateless revision the gateway offers) and pinned to 2026-07-28, over stdio and over HTTP, as
+/// root and as nobody: each lists the tools, calls one and gets a refusal, and each call is recorded.
+/// (Before the gateway marked relayed results `resultType: complete`, `auto` and 2026-07-28 failed
+/// every call: the SDK refuses a stateless-revision result without it.)
+#[test]
+fn the_python_sdk_client_calls_through_the_gateway_on_the_handshake_and_the_stateless_revision() {
+    if !need_root() {
+        return;
+    }
+    for who in BOTH {
+        let e = Env::new(who);
+        let cfg = setup(&e, &PY_CONFIG.replace("PYTHON", &mcp_python().display().to_string()));
+        let db = e.root.join("audit.db");
+        let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
+        let mut calls_made = 0;
+        for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28"), ("2026-07-28", "2026-07-28")] {
+            let calls = json!([{"tool": "py__echo", "args": {"text": mode}}, {"tool": "py__forbidden"}]);
+            let v = client_in_mode(&e, &cfg, Some(&url), mode, calls);
+            assert_eq!(v["version"], version, "{who:?} http {mode}: {v}");
+            assert!(v["tools"].as_array().is_some_and(|t| t.iter().any(|n| n == "py__echo")), "{v}");
+            assert_eq!(call(&v, 0), (mode, false), "{who:?} http {mode}: {v}");
+            assert!(call(&v, 1).1 && call(&v, 1).0.contains("servers.py.tools.deny"), "{v}");
+            calls_made += 2;
+        }
+        let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+        assert!(st.success());
+        assert!(gw.wait().expect("wait").success());
+        let recs = gw_records(&db, "tool_call");
+        assert_eq!(recs.len(), calls_made, "{recs:?}");
+        for mode in ["legacy", "auto", "2026-07-28"] {
+            assert!(recs.iter().any(|r| r["tool"] == "echo" && r["args"]["text"] == mode), "{mode}: {recs:?}");
+        }
+        for (mode, version) in [("legacy", "2025-11-25"), ("auto", "2026-07-28"), ("2026-07-28", "2026-07-28")] {
+            let v = client_in_mode(&e, &cfg, None, mode, json!([{"tool": "py__echo", "args": {"text": mode}}]));
+            assert_eq!(
+                (v["version"].as_str(), call(&v, 0)),
+                (Some(version), (mode, false)),
+                "{who:?} stdio {mode}: {v}"
+            );
+        }
+    }
+}
+
 /// curl's HTTP status for a POST of `body` to `url` with `headers`.
 fn http_status(url: &str, body: &Path, headers: &[&str]) -> String {
     let mut c = Command::new("curl");

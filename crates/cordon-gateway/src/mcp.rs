@@ -114,12 +114,23 @@ impl<T: Tools> ServerHandler for Handler<T> {
         let who = self.caller(&cx);
         match self.tools.call(&who, request.name.to_string(), request.arguments).await {
             Answer::Result(v) => match serde_json::from_value::<CallToolResult>(v) {
-                Ok(r) => Ok(r.into()),
+                Ok(r) => Ok(complete(r).into()),
                 Err(e) => Ok(tool_error(format!("the upstream's result is not a tool result: {e}")).into()),
             },
             Answer::ToolError(text) => Ok(tool_error(text).into()),
         }
     }
+}
+
+/// An upstream's result as the gateway's own: `resultType: "complete"`, which the stateless
+/// revision (2026-07-28) requires and a legacy upstream does not send (rmcp takes it off again for a
+/// client on the initialize handshake). Without it the official Python SDK's client, which adopts
+/// the stateless revision when the gateway's `server/discover` offers it, refused every tool result.
+fn complete(mut r: CallToolResult) -> CallToolResult {
+    if r.result_type.is_none() {
+        r.result_type = Some(rmcp::model::ResultType::COMPLETE);
+    }
+    r
 }
 
 fn tool_error(text: String) -> CallToolResult {
