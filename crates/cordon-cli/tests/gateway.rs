@@ -2043,9 +2043,10 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
     assert!(said.contains("TLS handshake") && said.contains("refused"), "{said}");
     let recs = gw_records(&db, "tool_call");
     assert_eq!(recs.len(), 1, "{recs:?}");
+    // Without require_token, the certificate's common name is the caller's identity.
     assert_eq!(
         (recs[0]["identity"].as_str(), recs[0]["client_cert"].as_str()),
-        (Some("http"), Some("alice")),
+        (Some("alice"), Some("alice")),
         "{recs:?}"
     );
 }

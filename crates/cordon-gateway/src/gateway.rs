@@ -759,22 +759,35 @@ pub struct Listeners {
 /// The largest HTTP request body the listener takes (as the stdio line limit).
 pub const MAX_HTTP_BODY: usize = crate::mcp::MAX_LINE;
 
-/// `--listen ADDR`: bound before anything starts (a port in use is an error with nothing started).
-/// A loopback address, unless callers are identified (`require_token`: every request carries a
-/// token from `cordon gateway token`).
-pub async fn bind(addr: std::net::SocketAddr, require_token: bool) -> Result<tokio::net::TcpListener, GatewayError> {
-    if !addr.ip().is_loopback() && !require_token {
-        return Err(GatewayError::Listen {
-            addr: addr.to_string(),
-            why: "not a loopback address: anyone who can reach it could call every tool. Serving beyond this \
-                  machine needs require_token = true in the config (every request carrying a token from \
-                  `cordon gateway token`)"
-                .into(),
-            hint: "listen on 127.0.0.1:PORT or [::1]:PORT (and reach it through an SSH tunnel from elsewhere), or set \
-                   require_token = true and give each caller a token"
-                .into(),
-        });
+/// Whether `--listen ADDR` may be served: a loopback address, unless every caller is identified
+/// (`require_token`: each request carries a token from `cordon gateway token`; `mtls`: each
+/// connection presents a certificate of `--client-ca`, checked in the handshake).
+pub fn may_listen(addr: std::net::SocketAddr, require_token: bool, mtls: bool) -> Result<(), GatewayError> {
+    if addr.ip().is_loopback() || require_token || mtls {
+        return Ok(());
     }
+    Err(GatewayError::Listen {
+        addr: addr.to_string(),
+        why: "not a loopback address: anyone who can reach it could call every tool. Serving beyond this \
+              machine needs its callers identified: require_token = true in the config (every request carrying \
+              a token from `cordon gateway token`), or client certificates (--tls-cert, --tls-key and \
+              --client-ca)"
+            .into(),
+        hint: "listen on 127.0.0.1:PORT or [::1]:PORT (and reach it through an SSH tunnel from elsewhere), or set \
+               require_token = true and give each caller a token, or give each caller a certificate \
+               (`cordon gateway ca issue`) and serve with --client-ca"
+            .into(),
+    })
+}
+
+/// `--listen ADDR`: bound before anything starts (a port in use is an error with nothing started),
+/// where [`may_listen`] allows it.
+pub async fn bind(
+    addr: std::net::SocketAddr,
+    require_token: bool,
+    mtls: bool,
+) -> Result<tokio::net::TcpListener, GatewayError> {
+    may_listen(addr, require_token, mtls)?;
     tokio::net::TcpListener::bind(addr).await.map_err(|e| GatewayError::Listen {
         addr: addr.to_string(),
         why: e.to_string(),
@@ -803,7 +816,10 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
         None => None,
     };
     let listener = match on.listen {
-        Some(a) => Some(bind(a, cfg.require_token).await?),
+        Some(a) => {
+            let mtls = on.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+            Some(bind(a, cfg.require_token, mtls).await?)
+        }
         None => None,
     };
     let lock = match cfg.pinning {
@@ -903,4 +919,23 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
     served.map_err(GatewayError::Serve)?;
     sealed?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_listen;
+
+    #[test]
+    fn beyond_loopback_only_with_callers_identified_by_token_or_certificate() {
+        let (lo, any) = ("127.0.0.1:1".parse().expect("addr"), "0.0.0.0:1".parse().expect("addr"));
+        assert!(may_listen(lo, false, false).is_ok());
+        assert!(may_listen("[::1]:1".parse().expect("addr"), false, false).is_ok());
+        let e = may_listen(any, false, false).expect_err("refused").to_string();
+        assert!(
+            e.contains("not a loopback address") && e.contains("--client-ca") && e.contains("require_token"),
+            "{e}"
+        );
+        assert!(may_listen(any, true, false).is_ok(), "tokens");
+        assert!(may_listen(any, false, true).is_ok(), "client certificates");
+    }
 }

@@ -371,12 +371,11 @@ async fn serve_conn<I, T: Tools>(
                             }
                         }
                     }
-                    if tokens.is_none() && cert.is_some() {
-                        req.extensions_mut().insert(Caller {
-                            identity: "http".into(),
-                            scopes: None,
-                            cert: cert.clone(),
-                        });
+                    // Without tokens, a client certificate's common name is the caller's identity:
+                    // the CA vouched for it in the handshake (rate limits and records are per CN).
+                    if let (None, Some(cn)) = (&tokens, &cert) {
+                        let identity = if cn.is_empty() { "http".to_string() } else { cn.clone() };
+                        req.extensions_mut().insert(Caller { identity, scopes: None, cert: cert.clone() });
                     }
                     if req.uri().path() != HTTP_PATH {
                         let body = format!("cordon gateway: no such path; MCP is served at {HTTP_PATH}\n");
