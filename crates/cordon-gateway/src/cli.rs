@@ -52,7 +52,8 @@ pub struct GatewayArgs {
     #[arg(long)]
     pub stdio: bool,
     /// Serve MCP's streamable HTTP at http://ADDR/mcp (a loopback address: 127.0.0.1:PORT, [::1]:PORT;
-    /// port 0 picks a free one, printed on stderr). With --stdio too, both are served.
+    /// port 0 picks a free one, printed on stderr). Another address only when every caller is
+    /// identified: require_token = true, or --client-ca. With --stdio too, both are served.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
     /// Serve the HTTP listener over TLS (https://ADDR/mcp) with this certificate (PEM; the chain,
@@ -63,7 +64,8 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Mutual TLS: every client must present a certificate signed by this CA (PEM), checked in the
-    /// handshake; its subject's common name is recorded on each of its calls.
+    /// handshake; its subject's common name is recorded on each of its calls and, without
+    /// require_token, is the caller's identity.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub client_ca: Option<PathBuf>,
     /// Ship the audit log (the calls and the servers' sessions) to `cordon server` as it is written:
