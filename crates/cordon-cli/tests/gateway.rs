@@ -1159,6 +1159,14 @@ fn isolation_call_runs_each_call_in_a_fresh_server_in_its_own_session_and_concur
     assert!(sessions.iter().all(|s| span(s).1.is_some()), "every per-call session ended: {times:?}");
     let (c, d) = (span(&sessions[2]), span(&sessions[3]));
     assert!(c.0 < d.1.unwrap_or(0) && d.0 < c.1.unwrap_or(0), "the concurrent calls' sessions overlap: {c:?} {d:?}");
+    // `warm` (the default under isolation = "call"): besides the calls' sessions, the listing's at
+    // start and the spare started after the last call, which served none and ended with the gateway.
+    let others: Vec<_> = times.iter().filter(|(s, _)| !s.starts_with("gw-") && !sessions.contains(s)).collect();
+    assert_eq!(others.len(), 2, "the listing's and one unused spare: {others:?}");
+    assert!(others.iter().all(|(_, t)| t.1.is_some()), "ended: {others:?}");
+    // A spare was started ahead: the second call's session began before the first call's ended.
+    let (a1, a2) = (span(&sessions[0]), span(&sessions[1]));
+    assert!(a2.0 < a1.1.unwrap_or(0), "call 4's server was started while call 3 ran: {a1:?} {a2:?}");
     let r = cordon_audit::verify(&db).expect("verify");
     assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
 }

@@ -17,6 +17,8 @@
 //! env = ["LANG"]                     # names passed from the gateway's environment
 //! isolation = "server"               # one sandbox for the server process; "call": a fresh server in
 //!                                    # a fresh sandbox for each tools/call
+//! warm = true                        # isolation = "call": keep one server started ahead (per
+//!                                    # tool with [tools.NAME] grants), used by the next call only
 //! monitor = false                    # true: its sessions watched by the eBPF sensor (root), each
 //!                                    # call's effects linked to it
 //! tools.allow = ["read_text_file"]   # only these (absent: every tool)
@@ -68,6 +70,7 @@ struct RawServer {
     #[serde(default)]
     env: Vec<S<String>>,
     isolation: Option<S<String>>,
+    warm: Option<S<bool>>,
     monitor: Option<S<bool>>,
     call_timeout: Option<S<String>>,
     start_timeout: Option<S<String>>,
@@ -191,6 +194,9 @@ pub struct Server {
     pub start_timeout: Duration,
     /// One sandbox for the server, or a fresh server in a fresh sandbox per call.
     pub isolation: Isolation,
+    /// `isolation = "call"`: a server is started ahead for the next call (a warm spare), so that a
+    /// call waits for no server start (default true).
+    pub warm: bool,
     /// The policy's `[tools.NAME]` grants, by tool: added to a call's sandbox under
     /// `isolation = "call"` (read and write directories).
     pub tool_grants: BTreeMap<String, ToolGrant>,
@@ -267,7 +273,7 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
         } else if e.message().contains("unknown field") {
             Some(
                 "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync, require_token, scan_secrets \
-                 and [servers.NAME] tables; a server takes command, policy, workspace, env, isolation, monitor, call_timeout, \
+                 and [servers.NAME] tables; a server takes command, policy, workspace, env, isolation, warm, monitor, call_timeout, \
                  start_timeout, rate, scan_secrets, tools (allow, deny), [servers.NAME.secrets] and [servers.NAME.rules.TOOL] tables (paths, write_paths, rate)"
                     .to_string(),
             )
@@ -519,6 +525,19 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     Isolation::Server
                 }
             };
+        let warm = match &s.warm {
+            Some(w) if *w.get_ref() && isolation != Isolation::Call => {
+                errs.push(src.diag(
+                    w.span(),
+                    field("warm"),
+                    "`warm = true` is for isolation = \"call\"",
+                    Some("a server under isolation = \"server\" is one process, started with the gateway; drop `warm` or set isolation = \"call\"".into()),
+                ));
+                false
+            }
+            Some(w) => *w.get_ref(),
+            None => isolation == Isolation::Call,
+        };
         for v in &s.env {
             let ok = !v.get_ref().is_empty() && !v.get_ref().contains('=') && !v.get_ref().contains('\0');
             if !ok {
@@ -682,6 +701,7 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     call_timeout,
                     start_timeout,
                     isolation,
+                    warm,
                     tool_grants,
                     monitor: s.monitor.as_ref().is_some_and(|m| *m.get_ref()),
                     rules,
@@ -885,6 +905,16 @@ mod tests {
         assert_eq!(at, [(1, 14, "audit_sync"), (2, 17, "start_timeout"), (5, 17, "servers.a.start_timeout")], "{d:?}");
         assert!(d[1].hint.as_deref().is_some_and(|h| h.contains("start_timeout = ")), "{d:?}");
         assert!(d[0].hint.as_deref().is_some_and(|h| h.contains("\"group\"")), "{d:?}");
+    }
+
+    #[test]
+    fn warm_is_on_under_isolation_call_and_refused_under_server() {
+        let text = "[servers.a]\ncommand = [\"/bin/sh\"]\nisolation = \"call\"\n[servers.b]\ncommand = [\"/bin/sh\"]\nisolation = \"call\"\nwarm = false\n[servers.c]\ncommand = [\"/bin/sh\"]\n";
+        let c = parse("gw.toml", text, &dir(), None).expect("config");
+        assert_eq!(c.servers.iter().map(|s| s.warm).collect::<Vec<_>>(), [true, false, false]);
+        let d = errors("[servers.a]\ncommand = [\"/bin/sh\"]\nwarm = true\n");
+        assert_eq!((d[0].line, d[0].field.as_str()), (3, "servers.a.warm"), "{d:?}");
+        assert!(d[0].message.contains("is for isolation = \"call\""), "{d:?}");
     }
 
     #[test]

@@ -56,6 +56,7 @@ mod tests {
             call_timeout: crate::config::DEFAULT_CALL_TIMEOUT,
             start_timeout: crate::config::DEFAULT_START_TIMEOUT,
             isolation: Default::default(),
+            warm: false,
             tool_grants: Default::default(),
             monitor: false,
             rules: Default::default(),

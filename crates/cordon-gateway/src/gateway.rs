@@ -57,6 +57,8 @@ pub struct Gateway {
     closing: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Each (server, tool, caller)'s recent calls, for the rates.
     limiter: crate::rules::Limiter,
+    /// Servers started ahead for the next per-call call (`warm`, isolation = "call").
+    spares: crate::spares::Spares,
 }
 
 impl Gateway {
@@ -148,7 +150,7 @@ impl Gateway {
                 in_flight: Default::default(),
             });
         }
-        Ok(Gateway {
+        let gw = Gateway {
             servers,
             log,
             lock,
@@ -159,7 +161,24 @@ impl Gateway {
             max_result_bytes: cfg.max_result_bytes,
             closing: Default::default(),
             limiter: Default::default(),
-        })
+            spares: Default::default(),
+        };
+        for sv in gw.servers.iter().filter(|sv| sv.up.is_none() && sv.server.warm) {
+            gw.spares.fill((sv.server.name.clone(), None), gw.recipe(&sv.server, None));
+        }
+        Ok(gw)
+    }
+
+    /// What a per-call server of `s` (with `tool`'s grants, if it has any) is started with.
+    fn recipe(&self, s: &Server, tool: Option<&str>) -> crate::spares::Recipe {
+        crate::spares::Recipe {
+            exe: self.exe.clone(),
+            server: s.clone(),
+            opts: self.opts.clone(),
+            max_message: self.max_result_bytes,
+            config: self.config.clone(),
+            grant: tool.and_then(|t| s.tool_grants.get(t)).cloned(),
+        }
     }
 
     pub async fn shutdown(&self) {
@@ -172,6 +191,7 @@ impl Gateway {
                 u.shutdown().await;
             }
         }
+        self.spares.drain().await;
     }
 
     fn names(&self) -> String {
@@ -502,10 +522,18 @@ impl Tools for Gateway {
         let own: Option<Upstream> = match &self.servers[i].up {
             Some(_) => None,
             None => {
-                let noop: OnChange = Arc::new(|| {});
-                let grant = s.tool_grants.get(&tool);
-                let started =
-                    Upstream::start(&self.exe, s, &self.opts, self.max_result_bytes, noop, &self.config, grant).await;
+                let granted = s.tool_grants.contains_key(&tool).then(|| tool.clone());
+                let key = (s.name.clone(), granted.clone());
+                let recipe = self.recipe(s, granted.as_deref());
+                // The spare started ahead, else one now (a spare that did not start: started
+                // again, so that the error the call reports is its own).
+                let started = match self.spares.take(&key).await {
+                    Some(Ok(u)) => Ok(u),
+                    _ => recipe.start().await,
+                };
+                if s.warm {
+                    self.spares.fill(key, recipe);
+                }
                 match started {
                     Ok(x) => Some(x),
                     Err(e) => {

@@ -17,6 +17,7 @@ pub mod pin;
 pub mod record;
 pub mod rules;
 pub mod secrets;
+pub mod spares;
 pub mod tls;
 pub mod token;
 pub mod upstream;
