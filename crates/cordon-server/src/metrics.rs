@@ -69,6 +69,8 @@ pub struct Metrics {
     /// Set from the database at each scrape.
     pub stale: Gauge,
     pub claims: Family<PoolLabel, Histogram, fn() -> Histogram>,
+    pub otlp_exported: Counter,
+    pub otlp_dropped: Family<Reason, Counter>,
 }
 
 impl Default for Metrics {
@@ -149,7 +151,21 @@ impl Default for Metrics {
             prometheus_client::registry::Unit::Seconds,
             claims.clone(),
         );
+        let otlp_exported = Counter::default();
+        registry.register(
+            "cordon_server_otlp_records_exported",
+            "Records sent to the OTLP endpoint and acknowledged (2xx)",
+            otlp_exported.clone(),
+        );
+        let otlp_dropped = Family::<Reason, Counter>::default();
+        registry.register(
+            "cordon_server_otlp_records_dropped",
+            "Records not exported over OTLP, by reason (queue_full: the export queue was full; export_failed: the request failed)",
+            otlp_dropped.clone(),
+        );
         Metrics {
+            otlp_exported,
+            otlp_dropped,
             claims,
             registry,
             records,
