@@ -357,6 +357,22 @@ fn otlp_an_unreachable_endpoint_never_holds_up_ingest_and_its_drops_are_counted(
     let log = srv.log.lock().expect("log").clone();
     assert_eq!(log.matches("OTLP export to").count(), 1, "logged once per kind: {log}");
     assert!(log.contains("cannot connect"), "{log}");
+    // The exporting thread runs 10 nice steps below the server (at most 19).
+    let (main, export) = (nice_of(srv.pid(), "cordon-server"), nice_of(srv.pid(), "cordon-otlp"));
+    assert_eq!(export, (main + 10).min(19), "the server at nice {main}, its exporter at {export}");
+}
+
+/// The nice value of the first thread of `pid` named `comm` (/proc/PID/task/TID/stat, field 19).
+fn nice_of(pid: u32, comm: &str) -> i64 {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks").flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if name.trim() == comm {
+            let stat = std::fs::read_to_string(task.path().join("stat")).expect("stat");
+            let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+            return rest.split_whitespace().nth(16).and_then(|v| v.parse().ok()).expect("nice");
+        }
+    }
+    panic!("no thread {comm} in process {pid}");
 }
 
 /// Bad --otlp-* values: a usage error naming the flag and what is wrong, never a panic.

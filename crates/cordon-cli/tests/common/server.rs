@@ -58,6 +58,11 @@ impl Server {
         Server { child, addr, db, log }
     }
 
+    /// The server's process (`cordon` execs `cordon-server` in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A new token of `role` named `name`, from `cordon server token create`.
     pub fn token(&self, role: &str, name: &str) -> String {
         let o = Command::new(CORDON)
