@@ -19,8 +19,11 @@ use std::collections::HashMap;
 /// gateway's); forgotten all at once beyond this many (such a span then starts at its end).
 const MAX_STARTS: usize = 65_536;
 
+/// A session's (trace id, span id).
+pub type Ids = ([u8; 16], [u8; 8]);
+
 /// A session's span: (trace id, span id) from SHA-256("cordon.session\0NODE\0SESSION").
-pub fn session_ids(node: &str, session: &str) -> ([u8; 16], [u8; 8]) {
+pub fn session_ids(node: &str, session: &str) -> Ids {
     let h = Sha256::digest(format!("cordon.session\0{node}\0{session}").as_bytes());
     let (mut t, mut s) = ([0u8; 16], [0u8; 8]);
     t.copy_from_slice(&h[..16]);
@@ -48,21 +51,25 @@ pub struct Mapped {
 #[derive(Default)]
 pub struct Mapper {
     starts: HashMap<(String, String), i64>,
+    /// The last session's ids (records of one session come in runs: one hash per run).
+    last: Option<(String, String, Ids)>,
 }
 
 impl Mapper {
     pub fn map(&mut self, node: &str, records: &[Record]) -> Mapped {
         let (mut spans, mut logs) = (Vec::new(), Vec::new());
         for r in records {
-            let body = serde_json::from_str::<Value>(&r.body).unwrap_or_default();
+            // Parsed only where a field is read: most records (sensor events) go as they are.
+            let body = || serde_json::from_str::<Value>(&r.body).unwrap_or_default();
             match r.kind.as_str() {
-                "end" => spans.push(self.session_span(node, r, &body)),
-                "tool_call" => spans.push(tool_call_span(node, r, &body)),
+                "end" => spans.push(self.session_span(node, r, &body())),
+                "tool_call" => spans.push(tool_call_span(node, r, &body())),
+                "tool_result" => logs.push(log_record(node, r, self.ids(node, &r.session), Some(&body()))),
                 kind => {
                     if kind == "start" {
                         self.remember(node, r);
                     }
-                    logs.push(log_record(node, r, &body));
+                    logs.push(log_record(node, r, self.ids(node, &r.session), None));
                 }
             }
         }
@@ -81,6 +88,17 @@ impl Mapper {
             },
             n_spans,
             n_logs,
+        }
+    }
+
+    fn ids(&mut self, node: &str, session: &str) -> Ids {
+        match &self.last {
+            Some((n, s, ids)) if n == node && s == session => *ids,
+            _ => {
+                let ids = session_ids(node, session);
+                self.last = Some((node.to_string(), session.to_string(), ids));
+                ids
+            }
         }
     }
 
@@ -178,10 +196,11 @@ fn call_key(r: &Record, body: &Value) -> String {
     }
 }
 
-/// Any other record: a log record in its session's span (a `tool_result`: in its call's span).
-fn log_record(node: &str, r: &Record, body: &Value) -> LogRecord {
-    let (trace, mut span) = session_ids(node, &r.session);
-    if r.kind == "tool_result" {
+/// Any other record: a log record in its session's span (a `tool_result`, whose `body` is
+/// given: in its call's span).
+fn log_record(node: &str, r: &Record, ids: Ids, tool_result: Option<&Value>) -> LogRecord {
+    let (trace, mut span) = ids;
+    if let Some(body) = tool_result {
         span = call_span_id(node, &r.session, &call_key(r, body));
     }
     let (severity, text) = match r.kind.as_str() {
