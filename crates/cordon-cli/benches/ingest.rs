@@ -15,6 +15,9 @@
 //! `CORDON_BENCH_DASHBOARD=1` also times the dashboard over 10,001 sessions, one of 100,000 events.
 //! `CORDON_BENCH_POSTGRES=1`: each round also ships the log to a server on PostgreSQL (a private
 //! cluster started for the run, as the tests do: tests/common/postgres.rs), counted the same way.
+//! `CORDON_BENCH_OTLP=URL`: the servers also export over OTLP to URL (`--otlp-endpoint`; e.g.
+//! tests/otlp/receiver.py, which prints where it listens); each round then says how many records
+//! were exported and dropped, and how long the export ran on after the ship ended (at most 120 s).
 
 use cordon_audit::Store;
 
@@ -32,7 +35,7 @@ fn record_skip(what: &str, why: &str) {
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 const SESSION_EVENTS: usize = 1000;
@@ -100,9 +103,11 @@ impl Drop for Server {
 /// A server on `pg` (a fresh database's URL) or else SQLite in `dir`.
 fn start_server(dir: &Path, pg: Option<String>) -> Server {
     let db = pg.unwrap_or_else(|| format!("sqlite:{}", dir.join("server.db").display()));
+    let otlp = std::env::var("CORDON_BENCH_OTLP").ok().filter(|u| !u.is_empty());
     let mut child = Command::new(CORDON)
         .args(["server", "--listen", "127.0.0.1:0", "--database", &db, "--key"])
         .arg(dir.join("server.key"))
+        .args(otlp.iter().flat_map(|u| ["--otlp-endpoint", u.as_str()]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -149,6 +154,8 @@ struct Shipped {
     ingested: i64,
     ship_cpu: f64,
     server_cpu: f64,
+    /// With CORDON_BENCH_OTLP: (exported, dropped, seconds the export ran on after the ship).
+    otlp: Option<(i64, i64, f64)>,
 }
 
 /// Ships the whole log once to a fresh server (on a fresh PostgreSQL database when `pg`).
@@ -181,8 +188,33 @@ fn ship_round(dir: &Path, log: &Path, pg: Option<&postgres::Cluster>) -> Shipped
             .expect("count"),
         None => postgres::count(&srv.db, "SELECT count(*) FROM records"),
     };
-    let ingested = metric(&srv.addr, &std::fs::read_to_string(&view_tok).expect("viewer token"));
-    Shipped { secs, stored, ingested, ship_cpu, server_cpu }
+    let viewer = std::fs::read_to_string(&view_tok).expect("viewer token");
+    let ingested = metric(&srv.addr, &viewer);
+    let otlp = std::env::var_os("CORDON_BENCH_OTLP")
+        .map(|_| otlp_drained(&srv.addr, &viewer, stored, t0 + Duration::from_secs_f64(secs)));
+    Shipped { secs, stored, ingested, ship_cpu, server_cpu, otlp }
+}
+
+/// Waits (at most 120 s) until every stored record was exported or dropped: (exported, dropped,
+/// seconds since `shipped`).
+fn otlp_drained(addr: &str, token: &str, stored: i64, shipped: Instant) -> (i64, i64, f64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = get(addr, token, "/metrics");
+        let sum = |prefix: &str| -> i64 {
+            text.lines()
+                .filter(|l| l.starts_with(prefix))
+                .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<f64>().ok())
+                .map(|v| v as i64)
+                .sum()
+        };
+        let (exported, dropped) =
+            (sum("cordon_server_otlp_records_exported_total "), sum("cordon_server_otlp_records_dropped_total{"));
+        if exported + dropped >= stored || Instant::now() > deadline {
+            return (exported, dropped, shipped.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// One GET with a token: the whole answer (head and body).
@@ -302,6 +334,14 @@ fn dashboard(dir: &Path) -> (f64, f64, f64, usize) {
     (median(&mut list), median(&mut first), median(&mut all), pages)
 }
 
+fn say_otlp(otlp: Option<(i64, i64, f64)>) {
+    if let Some((exported, dropped, after)) = otlp {
+        eprintln!(
+            "  OTLP: {exported} records exported, {dropped} dropped; the export was done {after:.1} s after the ship"
+        );
+    }
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -321,7 +361,7 @@ fn main() {
         std::env::var_os("CORDON_BENCH_POSTGRES").is_some_and(|v| v != "0").then(postgres::Cluster::start).flatten();
     for r in 0..rounds {
         if let Some(pg) = &cluster {
-            let Shipped { secs, stored, ingested, ship_cpu, server_cpu } = ship_round(&dir, &log, Some(pg));
+            let Shipped { secs, stored, ingested, ship_cpu, server_cpu, otlp } = ship_round(&dir, &log, Some(pg));
             assert_eq!(stored, total, "loss on PostgreSQL: the log holds {total} records, the server stored {stored}");
             assert_eq!(
                 ingested, total,
@@ -333,8 +373,9 @@ fn main() {
                 total as f64 / secs
             );
             on_pg.push(total as f64 / secs);
+            say_otlp(otlp);
         }
-        let Shipped { secs, stored, ingested, ship_cpu, server_cpu } = ship_round(&dir, &log, None);
+        let Shipped { secs, stored, ingested, ship_cpu, server_cpu, otlp } = ship_round(&dir, &log, None);
         assert_eq!(stored, total, "loss: the log holds {total} records, the server stored {stored}");
         assert_eq!(ingested, total, "the server's metric says {ingested} ingested, the log holds {total}");
         let p = peer_round(&dir, &log);
@@ -346,6 +387,7 @@ fn main() {
             p,
             total as f64 / p
         );
+        say_otlp(otlp);
         ship.push(total as f64 / secs);
         peer.push(total as f64 / p);
     }

@@ -12,7 +12,8 @@ Every endpoint needs a token (`cordon server token create`): node tokens write, 
 
 Examples:
   cordon server token create --database sqlite:/var/lib/cordon/server.db --role node --name build-7
-  cordon server --database sqlite:/var/lib/cordon/server.db --listen 127.0.0.1:8480";
+  cordon server --database sqlite:/var/lib/cordon/server.db --listen 127.0.0.1:8480
+  cordon server --database sqlite:/var/lib/cordon/server.db --otlp-endpoint https://otel.example:4318 --otlp-ca-file /etc/cordon/otel-ca.pem";
 
 #[derive(Args, Debug)]
 #[command(about = "Serve the central, verified audit and its dashboard", long_about = LONG, args_conflicts_with_subcommands = true)]
@@ -44,6 +45,21 @@ pub struct ServerArgs {
     /// Answer 408 to a request (its body included) not done within this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout: u64,
+    /// Also send what the server stores, as OpenTelemetry (OTLP/HTTP, protobuf), to the collector
+    /// at this URL: sessions and gateway tool calls as spans (a tool call linked to the sandbox
+    /// session it ran in), every other record as a log record in its session's trace. Sent to
+    /// URL/v1/traces and URL/v1/logs from a bounded queue, never delaying ingest: what cannot be
+    /// queued or sent is dropped and counted on /metrics (cordon_server_otlp_records_dropped_total).
+    /// The database remains the record; the export is a copy.
+    #[arg(long, value_name = "URL", value_parser = crate::otlp::cli::endpoint)]
+    pub otlp_endpoint: Option<crate::otlp::cli::Endpoint>,
+    /// A header sent with every OTLP request, e.g. `Authorization=Bearer TOKEN` (repeatable).
+    #[arg(long = "otlp-header", value_name = "KEY=VALUE", requires = "otlp_endpoint", value_parser = crate::otlp::cli::header)]
+    pub otlp_headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
+    /// The CA certificate(s), PEM, that an https --otlp-endpoint's certificate must chain to
+    /// (default: the system's bundle, /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, value_name = "PEM", requires = "otlp_endpoint", value_parser = crate::otlp::cli::ca_file)]
+    pub otlp_ca_file: Option<crate::otlp::cli::CaFile>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -27,6 +27,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Signs the policies the server serves (`policy_routes.rs`).
     pub key: Arc<ed25519_dalek::SigningKey>,
+    /// `--otlp-endpoint`: stored records are offered to it (otlp/).
+    pub otlp: Option<Arc<crate::otlp::Exporter>>,
 }
 
 pub fn router(app: App) -> Router {
@@ -166,7 +168,8 @@ async fn ingest(
     }
     let store = app.store.clone();
     let node = batch.node.clone();
-    let verdict = match blocking(move || store.ingest(&batch, crate::now_ms())).await {
+    // The batch comes back: its new records go on to the OTLP export once stored.
+    let (verdict, batch) = match blocking(move || store.ingest(&batch, crate::now_ms()).map(|v| (v, batch))).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -180,6 +183,10 @@ async fn ingest(
                 m.sessions.get_or_create(&Outcome { outcome: o.clone() }).inc();
             }
             m.add(&node, &a.tally);
+            if let Some(otlp) = &app.otlp {
+                let mut records = batch.records;
+                otlp.offer(&batch.node, records.split_off(a.new_from.min(records.len())));
+            }
             (StatusCode::OK, axum::Json(a)).into_response()
         }
         Verdict::Refused(r) => {

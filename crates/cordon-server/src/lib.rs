@@ -13,6 +13,7 @@ pub mod http;
 pub mod ingest;
 pub mod listen;
 pub mod metrics;
+pub mod otlp;
 pub mod pg_tls;
 pub mod pg_url;
 pub mod pg_write;
@@ -22,6 +23,7 @@ pub mod policy_routes;
 pub mod serve;
 pub mod store;
 pub mod store_pg;
+pub mod sys;
 pub mod tally;
 
 pub use store::{SqliteStore, Store, StoreError};

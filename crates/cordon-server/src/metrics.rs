@@ -84,6 +84,8 @@ pub struct Metrics {
     pub pool_size: Family<PoolOf, Gauge>,
     pub pool_ready: Family<PoolOf, Gauge>,
     pools: Mutex<HashSet<PoolOf>>,
+    pub otlp_exported: Counter,
+    pub otlp_dropped: Family<Reason, Counter>,
 }
 
 impl Default for Metrics {
@@ -176,7 +178,21 @@ impl Default for Metrics {
             "Devboxes left ready in each pool once its newest claim took one (0: the next claim is made cold)",
             pool_ready.clone(),
         );
+        let otlp_exported = Counter::default();
+        registry.register(
+            "cordon_server_otlp_records_exported",
+            "Records sent to the OTLP endpoint and acknowledged (2xx)",
+            otlp_exported.clone(),
+        );
+        let otlp_dropped = Family::<Reason, Counter>::default();
+        registry.register(
+            "cordon_server_otlp_records_dropped",
+            "Records not exported over OTLP, by reason (queue_full: the export queue was full; export_failed: the request failed)",
+            otlp_dropped.clone(),
+        );
         Metrics {
+            otlp_exported,
+            otlp_dropped,
             claims,
             pool_size,
             pool_ready,

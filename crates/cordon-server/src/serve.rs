@@ -54,7 +54,21 @@ pub fn run(a: ServerArgs) -> Result<(), ServeError> {
     let store = open(&db)?;
     // The key that signs served policies (made once, 0600).
     let key = cordon_audit::load_or_create(&key_file).map_err(ServeError::Usage)?;
-    let app = App { store, metrics: Arc::new(Metrics::default()), key: Arc::new(key) };
+    let metrics = Arc::new(Metrics::default());
+    // Said after the listening line (the first line is where the server listens, for scripts).
+    let mut exporting = None;
+    let otlp = match a.otlp_endpoint {
+        None => None,
+        Some(endpoint) => {
+            let target = crate::otlp::target(endpoint, a.otlp_headers, a.otlp_ca_file).map_err(ServeError::Usage)?;
+            let url = target.endpoint.url("{traces,logs}");
+            let exporter = crate::otlp::Exporter::start(target, metrics.clone())
+                .map_err(|source| ServeError::Io { what: "starting the OTLP exporter".into(), source })?;
+            exporting = Some(format!("cordon server: exporting records to {url} (OTLP/HTTP)"));
+            Some(Arc::new(exporter))
+        }
+    };
+    let app = App { store, metrics, key: Arc::new(key), otlp };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -65,6 +79,9 @@ pub fn run(a: ServerArgs) -> Result<(), ServeError> {
             .map_err(|source| ServeError::Io { what: format!("--listen {}", a.listen), source })?;
         let addr = listener.local_addr().map_err(|source| ServeError::Io { what: "the listener".into(), source })?;
         eprintln!("cordon server: listening on http://{addr}");
+        if let Some(line) = exporting {
+            eprintln!("{line}");
+        }
         let limits = Limits {
             max_connections: a.max_connections as usize,
             header_timeout: Duration::from_secs(a.header_timeout),

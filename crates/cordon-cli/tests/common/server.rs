@@ -14,15 +14,23 @@ pub struct Server {
     child: Child,
     pub addr: String,
     pub db: PathBuf,
+    /// What the server wrote to its stderr after its first line, as it arrives.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
     /// On a fixed free port below the ephemeral range (see [`fixed_port`]).
     pub fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// With more arguments to `cordon server`.
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
         let db = dir.join("server.db");
         let listen = format!("127.0.0.1:{}", fixed_port());
         let mut child = Command::new(CORDON)
             .args(["server", "--listen", &listen, "--database", &format!("sqlite:{}", db.display())])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -36,10 +44,23 @@ impl Server {
             .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
             .to_string();
         // Keep reading its stderr so that it never blocks on a full pipe.
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
         std::thread::spawn(move || {
-            let _ = std::io::copy(&mut err, &mut std::io::sink());
+            let mut line = String::new();
+            while err.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                }
+                line.clear();
+            }
         });
-        Server { child, addr, db }
+        Server { child, addr, db, log }
+    }
+
+    /// The server's process (`cordon` execs `cordon-server` in place).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A new token of `role` named `name`, from `cordon server token create`.
