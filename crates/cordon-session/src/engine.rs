@@ -88,7 +88,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         on_write,
     }
     .run();
-    crate::timing::mark("engine: sandbox returned");
+    crate::timing::cli("engine: sandbox returned (supervisor's teardown done)");
     // The sanitized copies and the stream are bound (or the session never started): their staging
     // goes now, not at a drop the CLI's exit would skip.
     drop(p.staging.take());
@@ -97,9 +97,9 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     let mut outcome = outcome?;
     outcome.notes.extend(protect_watch.map(|w| w.finish(&p.workspace)).unwrap_or_default());
     // The session has ended: none of its processes is left to race hold mode's restores.
-    crate::timing::mark("engine: sensor, staging, protect watch");
+    crate::timing::cli("engine: sensor, staging, protect watch");
     let review = review_watch.map(|w| w.finish(hold.as_ref())).unwrap_or_default();
-    crate::timing::mark("engine: review finished");
+    crate::timing::cli("engine: review finished");
     let mut warnings = vec![];
     if let Some(Err(e)) = &sensor_audit {
         warnings.push(format!("audit: sensor events could not all be recorded: {e}"));
@@ -119,12 +119,14 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         let hints = crate::refusals::hints(&p.policy, &p.spec.argv, &p.workspace, &outcome);
         outcome.notes.extend(hints);
     }
-    crate::timing::mark("engine: hints");
+    crate::timing::cli("engine: hints");
     judge_at_end(&mut rules.borrow_mut(), &outcome, &review, &mut alerts.borrow_mut());
     let alerts = alerts.borrow().clone();
     let mut unsaved = vec![];
     record_end(&mut p, &outcome, &review, &alerts, sensor.as_ref(), &mut warnings, &mut unsaved);
+    crate::timing::cli("engine: audit record ended and sealed");
     write_report(&mut p, &outcome, &review, &alerts, sensor.as_ref(), &mut warnings);
+    crate::timing::cli("engine: report written");
     Ok(Finished { outcome, alerts, sensor, killed_by, warnings, unsaved, review })
 }
 
