@@ -29,7 +29,13 @@ pub struct Finished {
     pub unsaved: Vec<String>,
     /// Changes to workspace files that run outside the sandbox (`fs.review`).
     pub review: cordon_schema::review::Review,
+    /// What the session no longer needs (its plan, policy and rules: plain data, the audit log and
+    /// every output already closed). A caller that exits next may leave it unfreed.
+    pub rest: Rest,
 }
+
+/// See [`Finished::rest`].
+pub struct Rest(#[allow(dead_code)] Box<Prepared>);
 
 /// Runs the session. `live` receives the timeline when the sensor watches and no events file does.
 pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
@@ -127,7 +133,10 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     crate::timing::cli("engine: audit record ended and sealed");
     write_report(&mut p, &outcome, &review, &alerts, sensor.as_ref(), &mut warnings);
     crate::timing::cli("engine: report written");
-    Ok(Finished { outcome, alerts, sensor, killed_by, warnings, unsaved, review })
+    close(&mut p);
+    drop(wiring);
+    crate::timing::cli("engine: audit log and outputs closed");
+    Ok(Finished { outcome, alerts, sensor, killed_by, warnings, unsaved, review, rest: Rest(Box::new(p)) })
 }
 
 /// The sensor, loaded when the session's cgroups exist and before its first instruction; its
@@ -268,6 +277,16 @@ fn record_end(
             warnings.push(format!("WARNING: the end of this session could not be recorded ({error}); its records were printed above as `cordon: audit record (unsaved)` lines"));
         }
     }
+}
+
+/// The audit log (its database connection, the recording's lock) and the outputs closed at the
+/// session's end, each here and not at a drop: what is left of `p` is plain data, which a caller
+/// about to exit need not free.
+fn close(p: &mut Prepared) {
+    drop(p.stream.take());
+    drop(p.recording.take());
+    drop((p.report.take(), p.events.take(), p.head_copy.take()));
+    drop(p.staging.take());
 }
 
 /// `--report`: the command ran, so a report that cannot be written is a warning.

@@ -248,7 +248,12 @@ pub fn run(a: RunArgs) -> Result<i32> {
         deliver(t, a.audit.as_deref(), a.quiet, early);
         tm("shipped");
     }
-    Ok(f.outcome.exit_code)
+    // The record is sealed and every output closed by the engine: the process exits (main) without
+    // freeing the session's plan, policy and rules one allocation at a time.
+    let code = f.outcome.exit_code;
+    std::mem::forget(f);
+    tm("exit");
+    Ok(code)
 }
 
 /// The audit log a run writes: --audit, or the default.
