@@ -116,8 +116,10 @@ impl Marks {
 
     pub(crate) fn print(&mut self) {
         self.list.sort();
+        // One write per mark: a line in pieces could interleave with other threads' output.
         for (t, w) in &self.list {
-            eprintln!("cordon-timing: {:>8} us  {w}", t.saturating_sub(self.t0));
+            let line = format!("cordon-timing: {:>8} us  {w}\n", t.saturating_sub(self.t0));
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         }
     }
 }

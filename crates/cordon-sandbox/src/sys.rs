@@ -383,18 +383,30 @@ struct MountAttr {
 }
 
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
 const AT_RECURSIVE: u32 = 0x8000;
 
 /// Makes every mount at and below `path` read-only in one call (mount_setattr, Linux 5.12+).
 pub fn make_tree_readonly(path: &std::ffi::CStr) -> io::Result<()> {
-    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    mount_setattr(path, AT_RECURSIVE, MOUNT_ATTR_RDONLY)
+}
+
+/// Makes the one mount at `path` read-only, nosuid and nodev (mount_setattr, Linux 5.12+): unlike a
+/// bind remount it only adds flags, so the flags a user namespace locks need not be read first.
+pub fn make_mount_readonly(path: &std::ffi::CStr) -> io::Result<()> {
+    mount_setattr(path, 0, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV)
+}
+
+fn mount_setattr(path: &std::ffi::CStr, flags: u32, set: u64) -> io::Result<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
     // SAFETY: path is a valid C string and attr a valid mount_attr for the duration of the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
             path.as_ptr(),
-            AT_RECURSIVE,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

@@ -96,13 +96,13 @@ impl Sensor {
         let hub_ready = t.elapsed();
         let s = hub.add_session(cfg)?;
         if timing() {
-            eprintln!(
+            say(format!(
                 "cordon-timing: sensor loaded and attached in {} us (programs {} in {} us, session added in {} us)",
                 t.elapsed().as_micros(),
                 if loaded { "loaded" } else { "shared" },
                 hub_ready.as_micros(),
                 (t.elapsed() - hub_ready).as_micros()
-            );
+            ));
         }
         Ok(s)
     }
@@ -153,18 +153,18 @@ impl Sensor {
         if timing() {
             if let Some((runs, took)) = self.reg.hub().program_time() {
                 let ns = took.as_nanos() as f64;
-                eprintln!(
+                say(format!(
                     "cordon-timing: sensor programs: {runs} runs, {:.1} ms ({:.0} ns per run, every process on the host)",
                     ns / 1e6,
                     ns / runs.max(1) as f64
-                );
+                ));
             }
         }
         self.tell_stop();
         let sum = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
         drop(self);
         if timing() {
-            eprintln!("cordon-timing: sensor detach and unload {} us", t.elapsed().as_micros());
+            say(format!("cordon-timing: sensor detach and unload {} us", t.elapsed().as_micros()));
         }
         sum
     }
@@ -188,6 +188,12 @@ impl Drop for Sensor {
 
 fn num_cpus() -> usize {
     libbpf_rs::num_possible_cpus().unwrap_or(1).max(1)
+}
+
+/// A `CORDON_TIMING` line, in one write (a line in pieces could interleave with other threads').
+fn say(line: String) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(format!("{line}\n").as_bytes());
 }
 
 fn timing() -> bool {
@@ -329,12 +335,12 @@ fn run(
         let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
             .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
             .unwrap_or(0.0);
-        eprintln!(
+        say(format!(
             "cordon-timing: sensor reader: {} events, {:.1} ms CPU ({:.1} us per event)",
             st.sum.events,
             cpu * 1e3,
             cpu * 1e6 / st.sum.events.max(1) as f64
-        );
+        ));
     }
     if st.sum.attempted != st.sum.events + st.sum.lost + st.sum.decode_errors {
         st.sum.notes.push(format!(

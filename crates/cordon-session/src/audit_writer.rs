@@ -111,7 +111,7 @@ impl AuditWriter {
                             let cpu = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
                                 .map(|t| t.tv_sec() as f64 * 1e3 + t.tv_nsec() as f64 / 1e6)
                                 .unwrap_or(f64::NAN);
-                            eprintln!("cordon-timing: audit writer: {n} events, {cpu:.1} ms CPU");
+                            crate::timing::line(&format!("audit writer: {n} events, {cpu:.1} ms CPU"));
                         }
                         return if spooled.is_empty() { Ok(n) } else { Err(WriterError::Spooled(spooled)) };
                     }

@@ -29,7 +29,13 @@ pub struct Finished {
     pub unsaved: Vec<String>,
     /// Changes to workspace files that run outside the sandbox (`fs.review`).
     pub review: cordon_schema::review::Review,
+    /// What the session no longer needs (its plan, policy and rules: plain data, the audit log and
+    /// every output already closed). A caller that exits next may leave it unfreed.
+    pub rest: Rest,
 }
+
+/// See [`Finished::rest`].
+pub struct Rest(#[allow(dead_code)] Box<Prepared>);
 
 /// Runs the session. `live` receives the timeline when the sensor watches and no events file does.
 pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
@@ -88,7 +94,7 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         on_write,
     }
     .run();
-    crate::timing::mark("engine: sandbox returned");
+    crate::timing::cli("engine: sandbox returned (supervisor's teardown done)");
     // The sanitized copies and the stream are bound (or the session never started): their staging
     // goes now, not at a drop the CLI's exit would skip.
     drop(p.staging.take());
@@ -97,9 +103,9 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
     let mut outcome = outcome?;
     outcome.notes.extend(protect_watch.map(|w| w.finish(&p.workspace)).unwrap_or_default());
     // The session has ended: none of its processes is left to race hold mode's restores.
-    crate::timing::mark("engine: sensor, staging, protect watch");
+    crate::timing::cli("engine: sensor, staging, protect watch");
     let review = review_watch.map(|w| w.finish(hold.as_ref())).unwrap_or_default();
-    crate::timing::mark("engine: review finished");
+    crate::timing::cli("engine: review finished");
     let mut warnings = vec![];
     if let Some(Err(e)) = &sensor_audit {
         warnings.push(format!("audit: sensor events could not all be recorded: {e}"));
@@ -119,13 +125,18 @@ pub fn run(mut p: Prepared, live: Option<LiveSink>) -> Result<Finished> {
         let hints = crate::refusals::hints(&p.policy, &p.spec.argv, &p.workspace, &outcome);
         outcome.notes.extend(hints);
     }
-    crate::timing::mark("engine: hints");
+    crate::timing::cli("engine: hints");
     judge_at_end(&mut rules.borrow_mut(), &outcome, &review, &mut alerts.borrow_mut());
     let alerts = alerts.borrow().clone();
     let mut unsaved = vec![];
     record_end(&mut p, &outcome, &review, &alerts, sensor.as_ref(), &mut warnings, &mut unsaved);
+    crate::timing::cli("engine: audit record ended and sealed");
     write_report(&mut p, &outcome, &review, &alerts, sensor.as_ref(), &mut warnings);
-    Ok(Finished { outcome, alerts, sensor, killed_by, warnings, unsaved, review })
+    crate::timing::cli("engine: report written");
+    close(&mut p);
+    drop(wiring);
+    crate::timing::cli("engine: audit log and outputs closed");
+    Ok(Finished { outcome, alerts, sensor, killed_by, warnings, unsaved, review, rest: Rest(Box::new(p)) })
 }
 
 /// The sensor, loaded when the session's cgroups exist and before its first instruction; its
@@ -266,6 +277,16 @@ fn record_end(
             warnings.push(format!("WARNING: the end of this session could not be recorded ({error}); its records were printed above as `cordon: audit record (unsaved)` lines"));
         }
     }
+}
+
+/// The audit log (its database connection, the recording's lock) and the outputs closed at the
+/// session's end, each here and not at a drop: what is left of `p` is plain data, which a caller
+/// about to exit need not free.
+fn close(p: &mut Prepared) {
+    drop(p.stream.take());
+    drop(p.recording.take());
+    drop((p.report.take(), p.events.take(), p.head_copy.take()));
+    drop(p.staging.take());
 }
 
 /// `--report`: the command ran, so a report that cannot be written is a warning.

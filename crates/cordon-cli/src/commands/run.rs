@@ -208,13 +208,9 @@ fn cpu_ms(who: nix::sys::resource::UsageWho) -> f64 {
 }
 
 pub fn run(a: RunArgs) -> Result<i32> {
-    let timing = std::env::var_os("CORDON_TIMING").is_some();
-    let t0 = std::time::Instant::now();
-    let tm = |what: &str| {
-        if timing {
-            eprintln!("cordon-timing: cli {:>8} us  {what}", t0.elapsed().as_micros());
-        }
-    };
+    use cordon_session::timing;
+    timing::start();
+    let tm = timing::cli;
     let ship = super::audit::ship::Target::from_args(&a.ship)?;
     if ship.is_some() && a.no_audit {
         anyhow::bail!("--server ships the audit log, and --no-audit keeps none: drop one of them");
@@ -237,20 +233,27 @@ pub fn run(a: RunArgs) -> Result<i32> {
     let live = (!a.quiet).then(crate::render::live);
     let f = cordon_session::engine::run(p, live).map_err(|e| anyhow::anyhow!("{e}"))?;
     tm("session over");
-    if timing {
+    if timing::enabled() {
         // cordon's own CPU (every thread: supervisor, sensor reader, audit writer, proxy) apart from
         // the session's, which the benchmarks need to tell the sensor's cost from the workload's noise.
         let (own, session) = {
             use nix::sys::resource::UsageWho;
             (cpu_ms(UsageWho::RUSAGE_SELF), cpu_ms(UsageWho::RUSAGE_CHILDREN))
         };
-        eprintln!("cordon-timing: cpu: cordon {own:.1} ms, session {session:.1} ms");
+        timing::line(&format!("cpu: cordon {own:.1} ms, session {session:.1} ms"));
     }
     crate::render::after(&f, &policy_name, a.quiet, a.verbose, a.monitor || a.events.is_some());
+    tm("summary printed");
     if let Some(t) = &ship {
         deliver(t, a.audit.as_deref(), a.quiet, early);
+        tm("shipped");
     }
-    Ok(f.outcome.exit_code)
+    // The record is sealed and every output closed by the engine: the process exits (main) without
+    // freeing the session's plan, policy and rules one allocation at a time.
+    let code = f.outcome.exit_code;
+    std::mem::forget(f);
+    tm("exit");
+    Ok(code)
 }
 
 /// The audit log a run writes: --audit, or the default.

@@ -76,13 +76,26 @@ fn locked_flags(p: &Path) -> MsFlags {
 
 fn bind_readonly(src: &Path, dst: &Path) -> Result<(), MountError> {
     mount(Some(src), dst, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(sys_err("bind", dst))?;
+    make_readonly(dst)
+}
+
+/// The one mount at `p` read-only, nosuid and nodev: one `mount_setattr`, which adds flags without
+/// reading the locked ones first (a `statfs` and a remount each); a bind remount where the kernel
+/// has no mount_setattr (before 5.12).
+fn make_readonly(p: &Path) -> Result<(), MountError> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| io_err("make read-only", p)(std::io::ErrorKind::InvalidInput.into()))?;
+    match sys::make_mount_readonly(&c) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {}
+        r => return r.map_err(io_err("make read-only", p)),
+    }
     let flags = MsFlags::MS_BIND
         | MsFlags::MS_REMOUNT
         | MsFlags::MS_RDONLY
         | MsFlags::MS_NOSUID
         | MsFlags::MS_NODEV
-        | locked_flags(dst);
-    mount(None::<&str>, dst, None::<&str>, flags, None::<&str>).map_err(sys_err("remount read-only", dst))
+        | locked_flags(p);
+    mount(None::<&str>, p, None::<&str>, flags, None::<&str>).map_err(sys_err("remount read-only", p))
 }
 
 fn mask(path: &Path) -> Result<(), MountError> {
@@ -287,16 +300,9 @@ fn finish(host: &Path, seal: bool) -> Result<(), MountError> {
     Ok(())
 }
 
-/// The built root's tmpfs remounted read-only.
+/// The built root's tmpfs made read-only.
 fn seal_root() -> Result<(), MountError> {
-    let root = Path::new("/");
-    let flags = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV
-        | locked_flags(root);
-    mount(None::<&str>, root, None::<&str>, flags, None::<&str>).map_err(sys_err("remount read-only", root))
+    make_readonly(Path::new("/"))
 }
 
 /// Where the host's `path` is while the root is built (under the host tree's mount point once

@@ -28,15 +28,14 @@
 
 use crate::error::SandboxError;
 use crate::plan::ns::{
-    is_placeholder, is_placeholder_mode, placeholder_file, placeholders, NsPlan, PLACEHOLDER_FILE_MODE,
-    PLACEHOLDER_MODE,
+    is_placeholder_mode, placeholder_file, placeholders, NsPlan, PLACEHOLDER_FILE_MODE, PLACEHOLDER_MODE,
 };
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{Mode, SFlag};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The placeholders of one environment, their directories locked (shared) until the value is
@@ -71,7 +70,8 @@ impl Placeholders {
                     p.dirs.len() - 1
                 }
             };
-            if let Some((dev, ino)) = hold_one(path).map_err(failed)? {
+            let held = hold_one(p.dirs[at].1.as_fd(), path).map_err(failed)?;
+            if let Some((dev, ino)) = held {
                 p.dirs[at].2.push((path.to_path_buf(), dev, ino));
             }
         }
@@ -86,15 +86,19 @@ fn lock_dir(dir: &Path) -> std::io::Result<Flock<File>> {
     Flock::lock(f, FlockArg::LockShared).map_err(|(_, e)| std::io::Error::from(e))
 }
 
-/// The placeholder at `path`, made or found: its device and inode. None: there is no need for one
-/// (the filesystem is read-only), or something that is not a placeholder is there now (the bind
-/// holds it read-only as it is; a symlink is refused by the mount step).
-fn hold_one(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
+/// The placeholder at `path`, made or found in `dir` (its parent, opened and locked once: each
+/// call then looks up one name, not the whole path): its device and inode. None: there is no need
+/// for one (the filesystem is read-only), or something that is not a placeholder is there now (the
+/// bind holds it read-only as it is; a symlink is refused by the mount step).
+fn hold_one(dir: BorrowedFd, path: &Path) -> std::io::Result<Option<(u64, u64)>> {
+    let name = path.file_name().map(Path::new).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     let file = placeholder_file(path);
     let made = match file {
-        None => nix::sys::stat::mknod(path, SFlag::S_IFSOCK, Mode::from_bits_truncate(PLACEHOLDER_MODE), 0)
-            .map_err(std::io::Error::from),
-        Some(content) => make_file(path, content),
+        None => {
+            let mode = Mode::from_bits_truncate(PLACEHOLDER_MODE);
+            nix::sys::stat::mknodat(dir, name, SFlag::S_IFSOCK, mode, 0).map_err(std::io::Error::from)
+        }
+        Some(content) => make_file(dir, name, content),
     };
     match made {
         Ok(()) => {}
@@ -105,21 +109,21 @@ fn hold_one(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
         Err(e) => return Err(e),
     }
     // No session removes a placeholder in this directory while this one holds it locked.
-    let md = path.symlink_metadata()?;
-    if !is_placeholder(&md) || md.is_file() != file.is_some() {
+    let st = nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    let regular = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+    if !is_placeholder_mode(st.st_mode) || regular != file.is_some() {
         return Ok(None);
     }
-    Ok(Some((md.dev(), md.ino())))
+    Ok(Some((st.st_dev, st.st_ino)))
 }
 
-/// A placeholder file: made with O_EXCL (never over anything), `content` written, read-only.
-fn make_file(path: &Path, content: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(PLACEHOLDER_FILE_MODE)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
+/// A placeholder file `name` in `dir`: made with O_EXCL (never over anything), `content` written,
+/// read-only.
+fn make_file(dir: BorrowedFd, name: &Path, content: &str) -> std::io::Result<()> {
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(dir, name, flags, Mode::from_bits_truncate(PLACEHOLDER_FILE_MODE))?;
+    let mut f = File::from(fd);
     f.write_all(content.as_bytes())?;
     f.set_permissions(std::fs::Permissions::from_mode(PLACEHOLDER_FILE_MODE))
 }
@@ -195,7 +199,8 @@ impl std::fmt::Debug for Placeholders {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::ns::MountOp;
+    use crate::plan::ns::{is_placeholder, MountOp};
+    use std::os::unix::fs::MetadataExt;
 
     fn plan(paths: &[&Path]) -> NsPlan {
         NsPlan {

@@ -2,6 +2,7 @@
 //! Unit tests check them as data; `apply` turns each into syscalls; `explain`, doctor and the audit
 //! record describe them. Each plan also states what it guarantees and what it cannot.
 
+pub mod canon;
 pub mod cgroup;
 pub mod landlock;
 pub mod net;

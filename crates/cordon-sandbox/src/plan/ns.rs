@@ -2,6 +2,7 @@
 //! masks over credentials that sit inside allowed trees, and read-only binds over protected workspace
 //! paths.
 
+use super::canon::Canon;
 use super::Guarantee;
 use crate::caps::{KernelCaps, Userns};
 use cordon_policy::paths::is_within;
@@ -150,18 +151,18 @@ enum Target {
     Blocked(Option<PathBuf>),
 }
 
-fn target(workspace: &std::path::Path, path: &std::path::Path) -> Target {
+fn target(workspace: &std::path::Path, path: &std::path::Path, fs: &mut Canon) -> Target {
     let Ok(rel) = path.strip_prefix(workspace) else { return Target::Blocked(None) };
     let mut at = workspace.to_path_buf();
     let n = rel.components().count();
     for (i, c) in rel.components().enumerate() {
         at.push(c.as_os_str());
-        match at.symlink_metadata() {
-            Err(_) => return Target::Placeholder(at),
-            Ok(md) if md.file_type().is_symlink() => return Target::Present(at),
-            Ok(md) if is_placeholder(&md) => return Target::Placeholder(at),
-            Ok(md) if i + 1 < n && !md.is_dir() => return Target::Blocked(Some(at)),
-            Ok(_) => {}
+        match fs.lstat(&at) {
+            None => return Target::Placeholder(at),
+            Some(md) if md.file_type().is_symlink() => return Target::Present(at),
+            Some(md) if is_placeholder(&md) => return Target::Placeholder(at),
+            Some(md) if i + 1 < n && !md.is_dir() => return Target::Blocked(Some(at)),
+            Some(_) => {}
         }
     }
     Target::Present(at)
@@ -257,37 +258,38 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
         return ns;
     }
     ns.mounts.push(MountOp::MakePrivate);
-    let root = super::root::build(p, pid, p.fs.tmp_size);
+    // One lookup per path for the whole plan (the root, the masks, the protected paths).
+    let mut fs = Canon::new();
+    let root = super::root::build_with(p, pid, p.fs.tmp_size, &mut fs);
     ns.mounts.extend(root.ops);
     // A path that no bind brought into the new root is already gone; there is nothing to mask.
     let gone = |x: &std::path::Path| !root.bound.iter().any(|b| is_within(x, b));
     // Masks are needed only where Landlock would otherwise allow the read: inside an allowed tree.
-    let needed: Vec<&cordon_policy::Masked> =
-        p.fs.deny
-            .iter()
-            .filter(|m| {
-                let within = cordon_policy::paths::within_of(&m.path);
-                let inside =
-                    p.fs.rules.iter().any(|r| (r.access.read || r.access.write || r.access.exec) && within(&r.path));
-                inside
-                    && m.path.symlink_metadata().is_ok()
-                    && !is_within(&m.path, std::path::Path::new("/tmp"))
-                    && !gone(&m.path)
-            })
-            .collect();
+    let needed: Vec<&cordon_policy::Masked> = p
+        .fs
+        .deny
+        .iter()
+        .filter(|&m| {
+            let within = cordon_policy::paths::within_of(&m.path);
+            let inside =
+                p.fs.rules.iter().any(|r| (r.access.read || r.access.write || r.access.exec) && within(&r.path));
+            inside && fs.lstat(&m.path).is_some() && !is_within(&m.path, std::path::Path::new("/tmp")) && !gone(&m.path)
+        })
+        .collect();
     // A path inside a masked directory is gone with it (the audit log in /var/lib/cordon): masking it
     // again would look for it in the empty mask.
-    let masked_dir = |x: &std::path::Path| {
-        needed.iter().any(|d| d.path != x && is_within(x, &d.path) && d.path.is_dir() && !d.path.is_symlink())
+    let mut masked_dir = |x: &std::path::Path| {
+        needed.iter().any(|d| d.path != x && is_within(x, &d.path) && fs.is_dir_nofollow(&d.path))
     };
+    let kept: Vec<&&cordon_policy::Masked> = needed.iter().filter(|m| !masked_dir(&m.path)).collect();
     let mut done: Vec<&std::path::Path> = vec![];
-    for m in needed.iter().filter(|m| !masked_dir(&m.path)) {
+    for m in kept {
         if !done.contains(&m.path.as_path()) {
             done.push(&m.path);
             ns.mounts.push(MountOp::Mask { path: m.path.clone(), why: format!("{} ({})", m.entry, m.origin) });
         }
     }
-    protect(p, &mut ns.mounts);
+    protect(p, &mut ns.mounts, &mut fs);
     if !p.fs.hide.is_empty() {
         ns.hide = Some(HideScan {
             root: p.workspace.clone(),
@@ -325,7 +327,7 @@ pub fn plan(p: &CompiledPolicy, caps: &KernelCaps, g: &mut Vec<Guarantee>) -> Ns
 /// it: where the policy lets it write (not in a read-only workspace, nor inside another protected
 /// path), and never `.git` itself for a path inside it (a workspace that is not a repository may
 /// become one: `git init`).
-fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
+fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>, fs: &mut Canon) {
     let write = cordon_policy::Access { read: false, write: true, exec: false };
     let mut binds: Vec<(PathBuf, bool, String)> = vec![];
     for m in &p.fs.protect {
@@ -334,7 +336,7 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
             None => format!("fs.protect {} ({})", m.entry, m.origin),
         };
         let Some(base) = base(p, &m.path) else { continue };
-        let (path, placeholder, why) = match target(&base, &m.path) {
+        let (path, placeholder, why) = match target(&base, &m.path, fs) {
             Target::Blocked(None) => continue,
             Target::Blocked(Some(x)) => {
                 let why = format!(
@@ -346,8 +348,7 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
             Target::Present(x) => (x, false, why),
             Target::Placeholder(x) => {
                 let parent = x.parent().unwrap_or(&x);
-                let writable = parent.symlink_metadata().is_ok_and(|md| md.is_dir())
-                    && cordon_policy::decide::fs_allows(p, parent, write);
+                let writable = fs.is_dir_nofollow(parent) && cordon_policy::decide::fs_allows(p, parent, write);
                 let git_dir = x == base.join(".git") && x != m.path;
                 if !writable || git_dir {
                     continue;
@@ -365,7 +366,7 @@ fn protect(p: &CompiledPolicy, mounts: &mut Vec<MountOp>) {
         if let Ok(rel) = path.strip_prefix(&base) {
             if let Some(first) = rel.components().next() {
                 let top = base.join(first.as_os_str());
-                if top != *path && top.is_dir() && !top.is_symlink() && !pinned.contains(&top) {
+                if top != *path && fs.is_dir_nofollow(&top) && !pinned.contains(&top) {
                     pinned.push(top.clone());
                     mounts.push(MountOp::Pin { path: top });
                 }

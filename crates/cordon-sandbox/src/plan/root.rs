@@ -6,6 +6,7 @@
 //! The root is a list of [`MountOp`]s in the order they are applied (parents before the paths
 //! beneath them); a devbox's overlay root is another list of the same operations.
 
+use super::canon::Canon;
 use super::ns::MountOp;
 use cordon_policy::paths::is_within;
 use cordon_policy::CompiledPolicy;
@@ -43,6 +44,11 @@ pub struct Root {
 /// `pid`: the session has its own pid namespace (a fresh /proc); without one the host's /proc is
 /// bound read-only when the policy grants it.
 pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
+    build_with(p, pid, tmp_size, &mut Canon::new())
+}
+
+/// [`build`], its path lookups answered by `fs` (shared with the rest of one plan).
+pub fn build_with(p: &CompiledPolicy, pid: bool, tmp_size: u64, fs: &mut Canon) -> Root {
     let mut entries: Vec<Entry> = vec![];
     let fresh = |t: &str, size: u64, mode: u32| Entry {
         dst: t.into(),
@@ -63,7 +69,7 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
     for r in &p.fs.rules {
         let x = &r.path;
         let dev = is_within(x, Path::new("/dev")) && !is_within(x, Path::new("/dev/shm")) && x != Path::new("/dev");
-        if !dev || x.symlink_metadata().is_err() {
+        if !dev || fs.lstat(x).is_none() {
             continue;
         }
         let terminal = PTY_NODES.iter().any(|t| is_within(x, Path::new(t)));
@@ -82,27 +88,27 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
     // The granted trees: (destination, canonical source, writable), outermost first.
     let mut grants: Vec<(PathBuf, PathBuf, bool)> = vec![];
     let mut links: Vec<(PathBuf, PathBuf)> = vec![];
-    let mut add = |path: &Path, write: bool, grants: &mut Vec<(PathBuf, PathBuf, bool)>| {
+    let mut add = |path: &Path, write: bool, grants: &mut Vec<(PathBuf, PathBuf, bool)>, fs: &mut Canon| {
         let own = FRESH.iter().any(|f| is_within(path, Path::new(f))) && path != p.workspace;
         if own || is_within(path, Path::new("/dev")) {
             return;
         }
-        let Ok(md) = path.symlink_metadata() else { return };
+        let Some(md) = fs.lstat(path) else { return };
         // A granted symlink stays a symlink (e.g. /bin -> usr/bin); its target is granted with it,
         // as Landlock grants what the path resolves to.
         // The source: the path with every symlink resolved (a granted link's target is already).
         let (dst, src) = if md.file_type().is_symlink() {
-            if let Ok(t) = std::fs::read_link(path) {
+            if let Some(t) = fs.read_link(path) {
                 links.push((path.to_path_buf(), t));
             }
-            match std::fs::canonicalize(path) {
-                Ok(c) => (c.clone(), c),
-                Err(_) => return,
+            match fs.canonicalize(path) {
+                Some(c) => (c.clone(), c),
+                None => return,
             }
         } else {
-            match std::fs::canonicalize(path) {
-                Ok(c) => (path.to_path_buf(), c),
-                Err(_) => return,
+            match fs.canonicalize(path) {
+                Some(c) => (path.to_path_buf(), c),
+                None => return,
             }
         };
         grants.push((dst, src, write));
@@ -115,10 +121,10 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
             // A bind over the new root's own "/" would not be seen from inside it: bind its
             // entries instead.
             for e in std::fs::read_dir("/").into_iter().flatten().flatten() {
-                add(&e.path(), r.access.write, &mut grants);
+                add(&e.path(), r.access.write, &mut grants, fs);
             }
         } else {
-            add(&r.path, r.access.write, &mut grants);
+            add(&r.path, r.access.write, &mut grants, fs);
         }
     }
     grants.sort();
@@ -158,9 +164,9 @@ pub fn build(p: &CompiledPolicy, pid: bool, tmp_size: u64) -> Root {
             // A settings file that is a symlink (stow, chezmoi, home-manager) inside a bound tree is
             // reached through the link: the copy goes over the link's target.
             let parent_bound = s.path.parent().is_some_and(|d| bound.iter().any(|(b, _, _)| is_within(d, b)));
-            let link = s.path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink());
-            let dst = match (link && parent_bound, std::fs::canonicalize(&s.path)) {
-                (true, Ok(target)) => target,
+            let link = fs.is_symlink(&s.path);
+            let dst = match (link && parent_bound, fs.canonicalize(&s.path)) {
+                (true, Some(target)) => target,
                 _ => s.path.clone(),
             };
             entries.push(Entry {
