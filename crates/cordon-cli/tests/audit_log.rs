@@ -645,10 +645,17 @@ fn a_log_cut_short_while_a_session_runs_is_not_sealed_over() {
     }
     let e = Env::new(Who::Root);
     sessions(&e, 3);
-    let flag = e.ws.join("started");
-    let script = "import sqlite3,sys,time,os\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.01)\nc=sqlite3.connect(sys.argv[2]); c.execute('DELETE FROM records WHERE seq >= 7'); c.commit()\n";
-    let mut cutter = Command::new("python3").args(["-c", script]).arg(&flag).arg(db(&e)).spawn().expect("python3");
-    let o = e.run_sh(&format!("touch {}; sleep 1; exit 5", flag.display()));
+    let (flag, cut) = (e.ws.join("started"), e.ws.join("cut"));
+    // The session ends only once the cut is made (it said so in `cut`), 60 s at most: a fixed sleep
+    // let a loaded machine end the session before the cutter ran (the test failed under load).
+    let script = "import sqlite3,sys,time,os\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.01)\nc=sqlite3.connect(sys.argv[2]); c.execute('DELETE FROM records WHERE seq >= 7'); c.commit()\nopen(sys.argv[3], 'w').close()\n";
+    let mut cutter =
+        Command::new("python3").args(["-c", script]).arg(&flag).arg(db(&e)).arg(&cut).spawn().expect("python3");
+    let o = e.run_sh(&format!(
+        "touch {}; i=0; while [ ! -e {} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; exit 5",
+        flag.display(),
+        cut.display()
+    ));
     let _ = cutter.wait();
     assert_eq!(o.status.code(), Some(5), "{}", show(&o));
     assert!(err(&o).contains("cut short"), "{}", show(&o));
