@@ -82,7 +82,33 @@ fn bind_readonly(src: &Path, dst: &Path) -> Result<(), MountError> {
 /// The one mount at `p` read-only, nosuid and nodev: one `mount_setattr`, which adds flags without
 /// reading the locked ones first (a `statfs` and a remount each); a bind remount where the kernel
 /// has no mount_setattr (before 5.12).
+///
+/// EBUSY is tried again for up to ~50 ms: the kernel refuses to make a mount read-only while a
+/// write to it is under way, and a short one (a name made, an access time updated) can meet the
+/// seal (CI saw it once in 40 starts as nobody: "make read-only /: Device or resource busy"). A
+/// writer that stays is still an error, and the session does not start.
 fn make_readonly(p: &Path) -> Result<(), MountError> {
+    let mut tries = 0;
+    loop {
+        match make_readonly_once(p) {
+            Err(e) if busy(&e) && tries < 500 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn busy(e: &MountError) -> bool {
+    match e {
+        MountError::Io { source, .. } => source.raw_os_error() == Some(libc::EBUSY),
+        MountError::Sys { source, .. } => *source == nix::errno::Errno::EBUSY,
+        _ => false,
+    }
+}
+
+fn make_readonly_once(p: &Path) -> Result<(), MountError> {
     let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
         .map_err(|_| io_err("make read-only", p)(std::io::ErrorKind::InvalidInput.into()))?;
     match sys::make_mount_readonly(&c) {
