@@ -1973,7 +1973,7 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
     let py = mcp_python().display().to_string();
     let cfg = setup(
         &e,
-        &format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n"),
+        &format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n# Counted per certificate name: accepted on an mTLS listener without require_token.\nrate = \"1000/min\"\n"),
     );
     let (ca, other) = (e.root.join("ca"), e.root.join("other"));
     let (cas, others) = (ca.display().to_string(), other.display().to_string());

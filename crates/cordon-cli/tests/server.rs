@@ -374,6 +374,13 @@ fn server_on_postgres_over_tls_verifies_the_database_and_refuses_plain_or_wrong_
     let other = common::pg_certs::ca(&dir.0, "other");
     let wrong = format!("{base}?sslmode=verify-full&sslrootcert={}", other.display());
     refused(&wrong, &["certificate", &format!("sslrootcert={}", other.display())]);
+    // The right CA, another host name (the certificate names 127.0.0.1 only): refused, the name checked.
+    let ca = pg.tls.as_ref().expect("the cluster's CA").display().to_string();
+    let named = base.replacen("@127.0.0.1:", "@localhost:", 1);
+    refused(
+        &format!("{named}?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}"),
+        &["certificate not valid for name \"localhost\""],
+    );
 }
 
 fn loopback() -> String {

@@ -578,11 +578,11 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     anonymous_rates.push(src.diag(
                     r.span(),
                     f.clone(),
-                    "a rate is counted per caller, but without require_token every HTTP caller is `http`: they \
-                     would all share one count (one caller could spend everyone's calls)",
+                    "a rate is counted per caller, but without require_token or client certificates every HTTP \
+                     caller is `http`: they would all share one count (one caller could spend everyone's calls)",
                     Some(
-                        "set require_token = true (each caller's token identity gets its own count), or serve \
-                         only --stdio (its one client)"
+                        "set require_token = true (each caller's token identity gets its own count), serve with \
+                         --client-ca (each certificate's name gets its own), or serve only --stdio (its one client)"
                             .into(),
                     ),
                 ));

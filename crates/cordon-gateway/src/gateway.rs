@@ -828,7 +828,9 @@ pub async fn bind(
 /// seals the record.
 pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Result<(), GatewayError> {
     // Anonymous HTTP callers are one identity (`http`): a rate would be one count for all of them.
-    if on.listen.is_some() && !cfg.anonymous_rates.is_empty() {
+    // With client certificates each caller is its certificate's name, counted apart.
+    let mtls = on.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    if on.listen.is_some() && !mtls && !cfg.anonymous_rates.is_empty() {
         return Err(GatewayError::Config(cfg.anonymous_rates.clone()));
     }
     // require_token: the key is checked (present, private) before anything starts.
@@ -844,10 +846,7 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
         None => None,
     };
     let listener = match on.listen {
-        Some(a) => {
-            let mtls = on.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-            Some(bind(a, cfg.require_token, mtls).await?)
-        }
+        Some(a) => Some(bind(a, cfg.require_token, mtls).await?),
         None => None,
     };
     let lock = match cfg.pinning {

@@ -374,7 +374,7 @@ async fn serve_conn<I, T: Tools>(
                     // Without tokens, a client certificate's common name is the caller's identity:
                     // the CA vouched for it in the handshake (rate limits and records are per CN).
                     if let (None, Some(cn)) = (&tokens, &cert) {
-                        let identity = if cn.is_empty() { "http".to_string() } else { cn.clone() };
+                        let identity = crate::token::cert_identity(cn);
                         req.extensions_mut().insert(Caller { identity, scopes: None, cert: cert.clone() });
                     }
                     if req.uri().path() != HTTP_PATH {

@@ -39,23 +39,60 @@ impl Recipe {
 type Starting = JoinHandle<Result<Upstream, GatewayError>>;
 
 #[derive(Default)]
+struct Slots {
+    starting: HashMap<Key, Starting>,
+    /// Set by [`Spares::drain`]: no spare is started after it (a call still running when the
+    /// gateway ends must not leave a server that nobody stops).
+    closed: bool,
+}
+
+#[derive(Default)]
 pub struct Spares {
-    slots: Mutex<HashMap<Key, Starting>>,
+    slots: Mutex<Slots>,
+}
+
+/// A spare taken by a call and not yet handed over: if the call is dropped while it waits (its
+/// client gone, the runtime ending), the spare is stopped, not left running with its session open.
+struct Taken(Option<Starting>);
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        let Some(h) = self.0.take() else { return };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Ok(Ok(u)) = h.await {
+                    u.shutdown().await;
+                }
+            });
+        }
+    }
 }
 
 impl Spares {
-    /// Starts a spare for `key` in the background (one per key: a second is not started).
+    /// Starts a spare for `key` in the background (one per key: a second is not started; none
+    /// once the spares are drained).
     pub fn fill(&self, key: Key, recipe: Recipe) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        if !slots.contains_key(&key) {
-            slots.insert(key, tokio::spawn(async move { recipe.start().await }));
+        if !slots.closed && !slots.starting.contains_key(&key) {
+            slots.starting.insert(key, tokio::spawn(async move { recipe.start().await }));
         }
     }
 
-    /// The spare for `key`, once started (None: there is none; Some(Err): it did not start).
+    /// The spare for `key`, once started (None: there is none; Some(Err): it did not start). A
+    /// spare whose server ended while it waited is stopped and not handed out.
     pub async fn take(&self, key: &Key) -> Option<Result<Upstream, GatewayError>> {
-        let starting = self.slots.lock().unwrap_or_else(|p| p.into_inner()).remove(key)?;
-        match starting.await {
+        let starting = self.slots.lock().unwrap_or_else(|p| p.into_inner()).starting.remove(key)?;
+        let mut taken = Taken(Some(starting));
+        let joined = match taken.0.as_mut() {
+            Some(h) => h.await,
+            None => return None,
+        };
+        taken.0 = None;
+        match joined {
+            Ok(Ok(u)) if u.ended().is_some() => {
+                u.shutdown().await;
+                None
+            }
             Ok(r) => Some(r),
             Err(e) => Some(Err(GatewayError::Upstream {
                 server: key.0.clone(),
@@ -65,8 +102,13 @@ impl Spares {
     }
 
     /// Every spare, started or not, stopped (the gateway's end): their sessions end in the log.
+    /// No spare is started after this.
     pub async fn drain(&self) {
-        let all: Vec<Starting> = self.slots.lock().unwrap_or_else(|p| p.into_inner()).drain().map(|(_, h)| h).collect();
+        let all: Vec<Starting> = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.closed = true;
+            slots.starting.drain().map(|(_, h)| h).collect()
+        };
         for h in all {
             if let Ok(Ok(u)) = h.await {
                 u.shutdown().await;

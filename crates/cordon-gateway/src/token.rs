@@ -53,6 +53,17 @@ pub struct Caller {
     pub cert: Option<String>,
 }
 
+/// A client certificate's name as a caller identity: itself, unless it is empty or one of the
+/// listeners' own names (`stdio`, `http`, which no token may carry either): then `cert:NAME`, so
+/// that a certificate cannot pass for the local stdio client or the anonymous listener in records.
+pub fn cert_identity(name: &str) -> String {
+    if name.is_empty() || name == "stdio" || name == "http" {
+        format!("cert:{name}")
+    } else {
+        name.to_string()
+    }
+}
+
 impl Caller {
     pub fn anonymous(who: &str) -> Caller {
         Caller { identity: who.to_string(), scopes: None, cert: None }
@@ -230,6 +241,14 @@ pub fn unb64(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_certificates_name_cannot_pass_for_a_listener() {
+        assert_eq!(cert_identity("alice"), "alice");
+        assert_eq!(cert_identity("stdio"), "cert:stdio");
+        assert_eq!(cert_identity("http"), "cert:http");
+        assert_eq!(cert_identity(""), "cert:");
+    }
 
     #[test]
     fn base64url_round_trips() {

@@ -37,13 +37,24 @@ pub fn from_url(url: &str) -> Result<(String, Tls), String> {
     let (mut mode, mut root, mut kept) = (None, None, vec![]);
     for kv in query.split('&').filter(|kv| !kv.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        match k {
+        // Names decoded as the postgres crate decodes them: `ssl%6Dode` is `sslmode` to it too.
+        let k = decode(k);
+        match k.as_str() {
             "sslmode" => mode = Some(decode(v)),
             "sslrootcert" => root = Some(decode(v)),
             "sslcert" | "sslkey" | "sslpassword" => {
                 return Err(format!("`{k}` in the URL: client certificates are not supported\n  hint: authenticate with a password (in the URL or --database @FILE) over sslmode=verify-full"))
             }
             _ => kept.push(kv.to_string()),
+        }
+    }
+    // libpq's environment is not read by the postgres crate: TLS asked for there would be ignored.
+    if mode.is_none() && root.is_none() {
+        let env_mode = std::env::var("PGSSLMODE").unwrap_or_default();
+        if std::env::var_os("PGSSLROOTCERT").is_some()
+            || !matches!(env_mode.as_str(), "" | "disable" | "allow" | "prefer")
+        {
+            return Err("PGSSLMODE or PGSSLROOTCERT is set, but cordon reads TLS settings from the URL only\n  hint: put them in the URL: ...?sslmode=verify-full&sslrootcert=CA.pem".into());
         }
     }
     let tls = match (mode.as_deref(), root) {
@@ -166,6 +177,7 @@ mod tests {
         assert!(err("postgres://h/db?sslmode=disable&sslrootcert=x").contains("say which one"));
         assert!(err("postgres://h/db?sslmode=bogus").contains("sslmode=bogus: not a mode"));
         assert!(err("postgres://h/db?sslcert=c.pem").contains("client certificates"));
+        assert!(err("postgres://h/db?ssl%6Dode=require").contains("needs the CA"), "an escaped name is the same name");
         assert!(err("postgres://h/db?sslmode=require&sslrootcert=%2Fnonexistent%2Fca.pem")
             .contains("sslrootcert=/nonexistent/ca.pem: cannot read it"));
         assert!(err("postgres://h/db?sslrootcert=/dev/zero").contains("not a regular file"));
