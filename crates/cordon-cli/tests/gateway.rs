@@ -1125,9 +1125,10 @@ fn isolation_call_runs_each_call_in_a_fresh_server_in_its_own_session_and_concur
     let r = g.ask(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
     let names = listed(&r);
     assert!(names.contains(&"py__count".to_string()) && !names.contains(&"py__forbidden".to_string()), "{r}");
-    // One after the other: each server process has answered one call only.
-    for id in [3, 4] {
-        let (r, _) = g.ask_id(id, &Raw::call_line(id, "py__count", json!({})));
+    // One after the other: each server process has answered one call only. The first takes 3 s, so
+    // that the next one's spare, started when the first took its own, is seen starting during it.
+    for (id, args) in [(3, json!({"seconds": 3})), (4, json!({}))] {
+        let (r, _) = g.ask_id(id, &Raw::call_line(id, "py__count", args));
         assert!(text(&r).starts_with("count=1 "), "a fresh server per call: {r}");
     }
     // Two at once: both answered, each by a server of its own (count=1), in two sessions that ran
@@ -1164,9 +1165,16 @@ fn isolation_call_runs_each_call_in_a_fresh_server_in_its_own_session_and_concur
     let others: Vec<_> = times.iter().filter(|(s, _)| !s.starts_with("gw-") && !sessions.contains(s)).collect();
     assert_eq!(others.len(), 2, "the listing's and one unused spare: {others:?}");
     assert!(others.iter().all(|(_, t)| t.1.is_some()), "ended: {others:?}");
-    // A spare was started ahead: the second call's session began before the first call's ended.
-    let (a1, a2) = (span(&sessions[0]), span(&sessions[1]));
-    assert!(a2.0 < a1.1.unwrap_or(0), "call 4's server was started while call 3 ran: {a1:?} {a2:?}");
+    // A spare was started ahead: the second call's session began within the first call's 3 s (a
+    // server started at the second call would begin after the first had answered).
+    let t3 = {
+        let store = cordon_audit::Store::open_read_only(&db).expect("log");
+        let recs = store.records(&gw_session(&db)).expect("records");
+        let first = recs.iter().find(|r| r.kind == "tool_call" && r.body.contains("\"seconds\":3"));
+        first.map(|r| r.ts_ms).unwrap_or_else(|| panic!("call 3's record: {recs:?}"))
+    };
+    let a2 = span(&sessions[1]);
+    assert!(a2.0 < t3 + 2500, "call 4's server was started while call 3 ran: call 3 at {t3}, call 4's session {a2:?}");
     let r = cordon_audit::verify(&db).expect("verify");
     assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
 }

@@ -1280,8 +1280,10 @@ fn devbox_claims(dir: &TempDir, db: &Db) {
         for i in 0..40 {
             let (snap, ms, pool) = if i < 30 { ("snap<b>", 10.0 + i as f64, true) } else { ("ab12", 300.0, false) };
             // The pool as each claim found it: 4 set, fewer left ready as the claims go on.
-            let ready = if pool { 29 - i.min(29) } else { 0 } % 4;
-            let body = serde_json::json!({"devbox": {"id": format!("d{i}"), "snapshot": snap, "latency_ms": ms, "from_pool": pool, "pool_size": 4, "pool_ready": ready}});
+            // snap<b>: a pool of 4, its newest claim (i = 29) left 0 ready, older ones more; ab12: a
+            // pool of 6 whose claims found it empty, the newest (i = 39) saying 2 were ready again.
+            let (size, ready) = if pool { (4, (29 - i.min(29)) % 4) } else { (6, if i == 39 { 2 } else { 0 }) };
+            let body = serde_json::json!({"devbox": {"id": format!("d{i}"), "snapshot": snap, "latency_ms": ms, "from_pool": pool, "pool_size": size, "pool_ready": ready}});
             let id = format!("d{i}");
             st.append(&id, &[("start".to_string(), 1_764_000_000_000 + i * 1000, body)]).expect("append");
             st.seal(&id, 1_764_000_000_000 + i * 1000).expect("seal");
@@ -1296,15 +1298,17 @@ fn devbox_claims(dir: &TempDir, db: &Db) {
     // 30 warm claims of 10..39 ms: nearest-rank p50 24 ms, p99 39 ms; goals p50 ≤ 20: not met.
     assert!(page.contains("warm claims 30: p50 24.0 ms, p99 39.0 ms — goals not met"), "{page}");
     assert!(page.contains("made at claim: 10 (p50 300.0 ms"), "{page}");
-    // Pool sizes, from each snapshot's newest claim: snap<b>'s last (i = 29) left 0 ready.
+    // Pool sizes, from each snapshot's newest claim: snap<b>'s last (i = 29) left 0 ready of 4,
+    // ab12's last (i = 39) 2 of 6 (an older claim's numbers would show 1, 2 or 3 of 4, or 0 of 6).
     assert!(page.contains("<td class=\"mono\">n1</td><td>4</td><td>0</td>"), "{page}");
+    assert!(page.contains("<td class=\"mono\">n1</td><td>6</td><td>2</td>"), "{page}");
     let (_, _, m) = http(&srv.addr, "GET", "/metrics", &[("Authorization", &bearer(&viewer))], b"");
     for line in [
         "cordon_server_devbox_claim_duration_seconds_count{from_pool=\"true\"} 30",
         "cordon_server_devbox_claim_duration_seconds_count{from_pool=\"false\"} 10",
         // The last claim of the batch sets the gauges; "snap<b>" is not a snapshot's hash.
         "cordon_server_devbox_pool_size{node=\"n1\",snapshot=\"other\"} 4",
-        "cordon_server_devbox_pool_ready{node=\"n1\",snapshot=\"ab12\"} 0",
+        "cordon_server_devbox_pool_ready{node=\"n1\",snapshot=\"ab12\"} 2",
     ] {
         assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
     }
