@@ -883,13 +883,18 @@ fn a_call_is_recorded_before_it_is_forwarded_and_a_gateway_killed_mid_call_leave
     let o = e.cordon(&["audit", "verify", "--audit", &db.display().to_string()]);
     assert!(o.status.success(), "{}", show(&o));
 
-    // The server's session ends with its gateway (its stdin closed): nothing is left running.
+    // The server's session ends with its gateway (its stdin closed): nothing is left running. Waited
+    // for until sealed, its supervisor's last write: waiting for the end only, the test's directory
+    // could go before the seal, which the supervisor then spooled into a directory made again.
     let server = started["session"].as_str().expect("the server's session").to_string();
     let ended = wait_for(std::time::Duration::from_secs(60), || {
         let s = cordon_audit::Store::open_read_only(&db).ok()?.sessions().ok()?;
-        s.into_iter().find(|s| s.session == server && s.ended_ms.is_some()).map(|_| ())
+        s.into_iter().find(|s| s.session == server && s.ended_ms.is_some() && s.sealed).map(|_| ())
     });
-    assert!(ended.is_some(), "the server's session {server} ended after its gateway was killed");
+    assert!(ended.is_some(), "the server's session {server} ended and was sealed after its gateway was killed");
+    // And its supervisor is gone (it holds the log open until it exits, after the seal's head write).
+    let gone = wait_for(std::time::Duration::from_secs(30), || (!held_open(&db)).then_some(()));
+    assert!(gone.is_some(), "a process still holds {} open after its sessions ended", db.display());
 }
 
 #[test]
@@ -1177,6 +1182,16 @@ fn isolation_call_runs_each_call_in_a_fresh_server_in_its_own_session_and_concur
     assert!(a2.0 < t3 + 2500, "call 4's server was started while call 3 ran: call 3 at {t3}, call 4's session {a2:?}");
     let r = cordon_audit::verify(&db).expect("verify");
     assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+}
+
+/// Whether any process has `path` open (a file descriptor in /proc/PID/fd naming it).
+fn held_open(path: &Path) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return false };
+    procs.flatten().filter(|p| p.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))).any(|p| {
+        std::fs::read_dir(p.path().join("fd"))
+            .map(|fds| fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l == path)))
+            .unwrap_or(false)
+    })
 }
 
 /// The one gateway session's id in the log `db`.
