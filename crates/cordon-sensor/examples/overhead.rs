@@ -18,6 +18,7 @@ fn cfg(dir: &Path, n: Arc<AtomicU64>) -> Config {
         seccomp_watch: cordon_sensor::kinds::baseline_watch(cordon_sensor::kinds::native_arch()),
         session_start: false,
         ring_bytes: 16 << 20,
+        idle_read: cordon_sensor::IDLE_READ,
         sink: Box::new(move |f| {
             if let cordon_sensor::Feed::Event(_) = f {
                 n.fetch_add(1, Ordering::Relaxed);

@@ -12,6 +12,7 @@ fn main() {
         seccomp_watch: vec![],
         session_start: false,
         ring_bytes: 16 << 20,
+        idle_read: cordon_sensor::IDLE_READ,
         sink: Box::new(|_| {}),
     };
     let s = cordon_sensor::Sensor::start(cfg).unwrap_or_else(|e| panic!("{e}"));

@@ -15,6 +15,7 @@ fn cfg(dir: &std::path::Path) -> Config {
         seccomp_watch: cordon_sensor::kinds::baseline_watch(cordon_sensor::kinds::native_arch()),
         session_start: true,
         ring_bytes: 16 << 20,
+        idle_read: cordon_sensor::IDLE_READ,
         sink: Box::new(|_| {}),
     }
 }

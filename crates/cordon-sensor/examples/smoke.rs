@@ -11,6 +11,7 @@ fn main() {
         seccomp_watch: vec![],
         session_start: true,
         ring_bytes: 1 << 20,
+        idle_read: cordon_sensor::IDLE_READ,
         sink: Box::new(|f| {
             if let cordon_sensor::Feed::Event(e) = f {
                 println!("{}", e.line())

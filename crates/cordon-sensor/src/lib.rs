@@ -21,4 +21,4 @@ mod sys;
 pub use attribute::Attribution;
 pub use event::Event;
 pub use hub::Hub;
-pub use sensor::{Config, Feed, NetRules, OutputStatus, Sensor, SensorError, Summary};
+pub use sensor::{Config, Feed, NetRules, OutputStatus, Sensor, SensorError, Summary, IDLE_READ};

@@ -58,8 +58,14 @@ pub struct Config {
     pub seccomp_watch: Vec<u32>,
     /// Ring buffer size in bytes (a power of two, at least a page).
     pub ring_bytes: u32,
+    /// How long the reader waits for a quarter of the ring to fill before it reads what is there:
+    /// the most an event of a quiet session waits. [`IDLE_READ`] unless a test needs another.
+    pub idle_read: Duration,
     pub sink: Sink,
 }
+
+/// The reader's wait on a quiet session (see [`Config::idle_read`]).
+pub const IDLE_READ: Duration = Duration::from_millis(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
@@ -116,10 +122,10 @@ impl Sensor {
         let mut conv = Converter::new(&cfg.session, cfg.attribution.clone());
         conv.track_setup = cfg.session_start;
         let (st, r) = (stop.clone(), reg.clone());
-        let sink = cfg.sink;
+        let (sink, idle) = (cfg.sink, cfg.idle_read);
         let thread = std::thread::Builder::new()
             .name("cordon-sensor".into())
-            .spawn(move || run(r, conv, sink, ready_tx, st, woken))
+            .spawn(move || run(r, conv, sink, ready_tx, st, (woken, idle)))
             .map_err(|e| SensorError::Setup(format!("thread: {e}")))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Sensor { stop, wake, thread: Some(thread), reg, cgroup: cfg.cgroup }),
@@ -270,7 +276,7 @@ fn run(
     sink: Sink,
     ready: mpsc::Sender<Result<(), SensorError>>,
     stop: Arc<AtomicBool>,
-    woken: UnixStream,
+    (woken, idle): (UnixStream, Duration),
 ) -> Summary {
     let started = Instant::now();
     let state = std::cell::RefCell::new(State { conv, lineage: Lineage::default(), sink, sum: Summary::default() });
@@ -296,7 +302,7 @@ fn run(
     while !stop.load(Ordering::SeqCst) {
         // The programs wake the reader only when a quarter of the ring is waiting: what a timeout
         // leaves is read here. `finish` wakes it through `woken`.
-        crate::sys::wait_ring_or(&rb, woken.as_fd(), Duration::from_millis(10));
+        crate::sys::wait_ring_or(&rb, woken.as_fd(), idle);
         let _ = rb.consume();
         if last_check.elapsed() >= Duration::from_millis(200) {
             last_check = Instant::now();

@@ -90,7 +90,7 @@ impl Drop for Cg {
     }
 }
 
-fn sensor(cg: &Cg) -> Sensor {
+fn sensor(cg: &Cg, idle: Duration) -> Sensor {
     Sensor::start(Config {
         session: "test".into(),
         cgroup: cg.0.clone(),
@@ -99,6 +99,7 @@ fn sensor(cg: &Cg) -> Sensor {
         seccomp_watch: vec![],
         session_start: false,
         ring_bytes: 1 << 20,
+        idle_read: idle,
         sink: Box::new(|_| {}),
     })
     .unwrap_or_else(|e| panic!("{e}"))
@@ -129,6 +130,7 @@ fn watch(cg: &Cg, ring_bytes: u32, net: Option<NetRules>, sink: cordon_sensor::s
         seccomp_watch: vec![],
         session_start: false,
         ring_bytes,
+        idle_read: cordon_sensor::IDLE_READ,
         sink,
     })
     .unwrap_or_else(|e| panic!("{e}"))
@@ -217,7 +219,7 @@ fn bpf_send_signal_kills_one_process_and_cgroup_kill_the_session() {
     }
     let _serial = serial();
     let cg = Cg::new("kill");
-    let s = sensor(&cg);
+    let s = sensor(&cg, cordon_sensor::IDLE_READ);
     let mut a = cg.spawn_busy();
     let mut b = cg.spawn_busy();
     wait_in_cgroup(&cg, 2);
@@ -297,7 +299,7 @@ fn nothing_is_left_behind() {
     {
         let cg = Cg::new("cleanup");
         dir = cg.0.clone();
-        let s = sensor(&cg);
+        let s = sensor(&cg, cordon_sensor::IDLE_READ);
         (progs, maps) = held_ids();
         assert!(
             progs.len() >= 10 && maps.len() >= 5,
@@ -593,9 +595,10 @@ fn eight_sessions_started_from_eight_threads_at_once_each_get_their_own() {
     assert_eq!(held_ids(), (vec![], vec![]), "the hub went with its last session");
 }
 
-/// Ending a quiet session: its reader is woken rather than left to notice at its next poll timeout
-/// (10 ms), which every session used to pay on top of unloading. The median of several rounds,
-/// each loading and unloading the programs, leaves room for a busy machine.
+/// Ending a quiet session: its reader is woken rather than left to notice at its next read
+/// timeout, which every session used to pay on top of unloading. The test makes that timeout 4 s,
+/// so a reader left to it would hold `finish` for about 4 s; woken, it takes milliseconds (tens
+/// on a loaded machine), far under the 2 s bound. No timing of the machine is judged here.
 #[test]
 fn finishing_a_quiet_session_wakes_its_reader() {
     if !need_root() {
@@ -603,18 +606,15 @@ fn finishing_a_quiet_session_wakes_its_reader() {
     }
     let _serial = serial();
     let cg = Cg::new("finish");
-    let mut took = vec![];
-    for _ in 0..9 {
-        let s = sensor(&cg);
+    for round in 0..3 {
+        let s = sensor(&cg, Duration::from_secs(4));
         // The reader is waiting in its poll by now.
-        std::thread::sleep(Duration::from_millis(3));
+        std::thread::sleep(Duration::from_millis(20));
         let t = Instant::now();
         s.finish();
-        took.push(t.elapsed());
+        let took = t.elapsed();
+        assert!(took < Duration::from_secs(2), "round {round}: finish waited for the reader's timeout: {took:?}");
     }
-    took.sort();
-    eprintln!("finish took {took:?}");
-    assert!(took[4] < Duration::from_millis(6), "median finish {:?} (all: {took:?})", took[4]);
 }
 
 /// A path relative to a directory fd (openat(fd, "name"), as tar and find make them) is made

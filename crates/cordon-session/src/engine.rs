@@ -186,6 +186,7 @@ fn sensor_hook(
             session_start: true,
             seccomp_watch,
             ring_bytes: ring_bytes as u32,
+            idle_read: cordon_sensor::IDLE_READ,
             sink,
         })
         .map_err(|e| e.to_string())?;

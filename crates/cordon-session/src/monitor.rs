@@ -64,6 +64,7 @@ impl Watch {
             session_start: false,
             seccomp_watch: cordon_sensor::kinds::baseline_watch(arch),
             ring_bytes,
+            idle_read: cordon_sensor::IDLE_READ,
             sink,
         })
         .map_err(|e| SessionError::Sensor(e.to_string()))?;
