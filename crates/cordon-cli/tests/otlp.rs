@@ -28,10 +28,19 @@ struct Receiver {
 
 impl Receiver {
     fn start(tls: Option<(&Path, &Path)>) -> Receiver {
+        Receiver::spawn(tls, 0)
+    }
+
+    /// One that answers its first `n` requests 503 with Retry-After: 1.
+    fn refusing(n: usize) -> Receiver {
+        Receiver::spawn(None, n)
+    }
+
+    fn spawn(tls: Option<(&Path, &Path)>, refuse: usize) -> Receiver {
         assert!(Path::new(PY).exists(), "{PY} is missing: run ./scripts/setup-tests");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otlp/receiver.py");
         let mut c = Command::new(PY);
-        c.arg(script);
+        c.arg(script).arg("--refuse").arg(refuse.to_string());
         if let Some((cert, key)) = tls {
             c.arg("--cert").arg(cert).arg("--key").arg(key);
         }
@@ -331,8 +340,9 @@ impl Mkdir for PathBuf {
     }
 }
 
-/// An endpoint where nothing listens: every batch is still stored and acknowledged, the failed
-/// exports are counted (not retried), and the failure is logged once.
+/// An endpoint where nothing listens: every batch is still stored and acknowledged, each failed
+/// export is tried again (once here: --otlp-retries 1), then counted as dropped, and the failure is
+/// logged once. Stopping the server then ends it at once: nothing is left to send.
 #[test]
 fn otlp_an_unreachable_endpoint_never_holds_up_ingest_and_its_drops_are_counted() {
     if !common::need_root() {
@@ -340,7 +350,7 @@ fn otlp_an_unreachable_endpoint_never_holds_up_ingest_and_its_drops_are_counted(
     }
     let dead = format!("http://127.0.0.1:{}", fixed_port());
     let dir = tempdir("otlp");
-    let srv = Server::start_with(&dir.0, &["--otlp-endpoint", &dead]);
+    let mut srv = Server::start_with(&dir.0, &["--otlp-endpoint", &dead, "--otlp-retries", "1"]);
     let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "v"));
     let e = recorded(Who::Root, 3);
     let whole = batch_of(&e.root.join("audit.db"), "n1");
@@ -356,10 +366,78 @@ fn otlp_an_unreachable_endpoint_never_holds_up_ingest_and_its_drops_are_counted(
     assert_eq!(metric(&srv, &viewer, "cordon_server_otlp_records_exported_total"), 0);
     let log = srv.log.lock().expect("log").clone();
     assert_eq!(log.matches("OTLP export to").count(), 1, "logged once per kind: {log}");
-    assert!(log.contains("cannot connect"), "{log}");
+    assert!(log.contains("failed after 2 tries (cannot connect"), "{log}");
+    let retries = metric(&srv, &viewer, "cordon_server_otlp_retries_total");
+    assert!(retries >= 1, "every failed request was tried again once: {retries} retries");
     // The exporting thread runs 10 nice steps below the server (at most 19).
     let (main, export) = (nice_of(srv.pid(), "cordon-server"), nice_of(srv.pid(), "cordon-otlp"));
     assert_eq!(export, (main + 10).min(19), "the server at nice {main}, its exporter at {export}");
+    let st = srv.stop(Duration::from_secs(5));
+    assert!(st.success(), "{st:?}");
+    let log = srv.log.lock().expect("log").clone();
+    assert!(!log.contains("not sent within"), "nothing was queued at the end: {log}");
+}
+
+/// A collector that answers its first two requests 503 with Retry-After: 1 (overloaded, or
+/// restarting): each is sent again after the wait it asked for, every record arrives once, and the
+/// retries are counted. The collector's token comes from a file (`--otlp-header @FILE`), so it is
+/// not on the server's command line.
+#[test]
+fn otlp_a_refused_request_is_sent_again_and_every_record_arrives_once() {
+    if !common::need_root() {
+        return;
+    }
+    let rx = Receiver::refusing(2);
+    let dir = tempdir("otlp");
+    let headers = dir.0.join("otlp-headers");
+    std::fs::write(&headers, "# the collector's token\n\nAuthorization = Bearer from-a-file\n").expect("write");
+    let at = format!("@{}", headers.display());
+    let srv = Server::start_with(&dir.0, &["--otlp-endpoint", &rx.url("http"), "--otlp-header", &at]);
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", srv.pid())).expect("cmdline");
+    assert!(!String::from_utf8_lossy(&cmdline).contains("from-a-file"), "the token is on the command line");
+    let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "v"));
+    let e = recorded(Who::Root, 2);
+    let batch = batch_of(&e.root.join("audit.db"), "n1");
+    let n = batch.records.len();
+    assert_eq!(post(&srv, &node, &batch), 200);
+    let (spans, logs) = rx.wait(n);
+    assert_eq!(spans.len() + logs.len(), n, "each record once");
+    assert_eq!(rx.of("refused").len(), 2);
+    assert!(rx.of("request").iter().all(|r| r["auth"] == "Bearer from-a-file"), "{:?}", rx.of("request"));
+    let exported = "cordon_server_otlp_records_exported_total";
+    let done =
+        common::wait_for(Duration::from_secs(10), || (metric(&srv, &viewer, exported) == n as u64).then_some(()));
+    assert!(done.is_some(), "exported {} of {n}", metric(&srv, &viewer, exported));
+    assert_eq!(metric(&srv, &viewer, "cordon_server_otlp_retries_total"), 2);
+    let failed = "cordon_server_otlp_records_dropped_total{reason=\"export_failed\"}";
+    assert_eq!(metric(&srv, &viewer, failed), 0);
+}
+
+/// SIGTERM while a request waits to be sent again (its collector answered 503): the server sends
+/// it before it exits, within its drain, and exits 0 saying nothing was left behind. Without the
+/// drain the records would go with the process.
+#[test]
+fn otlp_what_is_queued_at_shutdown_is_sent_before_the_server_exits() {
+    if !common::need_root() {
+        return;
+    }
+    let rx = Receiver::refusing(1);
+    let dir = tempdir("otlp");
+    let mut srv = Server::start_with(&dir.0, &["--otlp-endpoint", &rx.url("http")]);
+    let node = srv.token("node", "n1");
+    let e = recorded(Who::Root, 1);
+    let batch = batch_of(&e.root.join("audit.db"), "n1");
+    let n = batch.records.len();
+    assert_eq!(post(&srv, &node, &batch), 200);
+    let refused = common::wait_for(Duration::from_secs(20), || (!rx.of("refused").is_empty()).then_some(()));
+    assert!(refused.is_some(), "the first request never came");
+    assert!(rx.of("span").is_empty() && rx.of("log").is_empty(), "sent before the stop");
+    let st = srv.stop(Duration::from_secs(20));
+    assert!(st.success(), "{st:?}");
+    let (spans, logs) = rx.wait(n);
+    assert_eq!(spans.len() + logs.len(), n, "each record once");
+    let log = srv.log.lock().expect("log").clone();
+    assert!(!log.contains("not sent within"), "{log}");
 }
 
 /// The nice value of the first thread of `pid` named `comm` (/proc/PID/task/TID/stat, field 19).
@@ -395,6 +473,9 @@ fn otlp_bad_flags_are_named_with_what_is_wrong() {
         text
     };
     let np = not_pem.to_str().expect("utf-8");
+    let bad_headers = dir.0.join("headers");
+    std::fs::write(&bad_headers, "A=b\nnot a header\n").expect("write");
+    let bad_line = format!("@{}", bad_headers.display());
     for (extra, flag, what) in [
         (&["--otlp-endpoint", "grpc://h:4317"][..], "--otlp-endpoint", "neither http nor https"),
         (&["--otlp-endpoint", "localhost:4318"][..], "--otlp-endpoint", "scheme"),
@@ -403,6 +484,15 @@ fn otlp_bad_flags_are_named_with_what_is_wrong() {
         (&["--otlp-endpoint", "https://h", "--otlp-ca-file", "/nonexistent.pem"][..], "--otlp-ca-file", "cannot read"),
         (&["--otlp-endpoint", "https://h", "--otlp-ca-file", np][..], "--otlp-ca-file", "no certificate"),
         (&["--otlp-header", "A=b"][..], "--otlp-endpoint", "required"),
+        (&["--otlp-endpoint", "http://h:4318", "--otlp-header", "@/nonexistent/h"][..], "--otlp-header", "cannot read"),
+        (&["--otlp-endpoint", "http://h:4318", "--otlp-header", "@/dev/zero"][..], "--otlp-header", "64 KiB"),
+        (
+            &["--otlp-endpoint", "http://h:4318", "--otlp-header", &bad_line][..],
+            "--otlp-header",
+            ":2: expected KEY=VALUE",
+        ),
+        (&["--otlp-endpoint", "http://h:4318", "--otlp-retries", "11"][..], "--otlp-retries", "11"),
+        (&["--otlp-retries", "2"][..], "--otlp-endpoint", "required"),
     ] {
         let text = run(extra);
         assert!(text.contains(flag) && text.contains(what), "{extra:?}: {text}");

@@ -53,13 +53,21 @@ pub struct ServerArgs {
     /// The database remains the record; the export is a copy.
     #[arg(long, value_name = "URL", value_parser = crate::otlp::cli::endpoint)]
     pub otlp_endpoint: Option<crate::otlp::cli::Endpoint>,
-    /// A header sent with every OTLP request, e.g. `Authorization=Bearer TOKEN` (repeatable).
-    #[arg(long = "otlp-header", value_name = "KEY=VALUE", requires = "otlp_endpoint", value_parser = crate::otlp::cli::header)]
-    pub otlp_headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
+    /// A header sent with every OTLP request, e.g. `Authorization=Bearer TOKEN` (repeatable), or
+    /// `@FILE`: the headers in FILE, one KEY=VALUE a line (# starts a comment), which keeps a token
+    /// off the command line, where every user of the machine can read it.
+    #[arg(long = "otlp-header", value_name = "KEY=VALUE|@FILE", requires = "otlp_endpoint", value_parser = crate::otlp::cli::headers)]
+    pub otlp_headers: Vec<crate::otlp::cli::Headers>,
     /// The CA certificate(s), PEM, that an https --otlp-endpoint's certificate must chain to
     /// (default: the system's bundle, /etc/ssl/certs/ca-certificates.crt).
     #[arg(long, value_name = "PEM", requires = "otlp_endpoint", value_parser = crate::otlp::cli::ca_file)]
     pub otlp_ca_file: Option<crate::otlp::cli::CaFile>,
+    /// Send an OTLP request again, at most this many times, when it failed in a way that may pass
+    /// (no connection, no answer within 10 s, 429, 502, 503, 504): after 0.5 s, then twice as
+    /// long each time, or as long as the collector's Retry-After asks (at most 30 s). 0: never.
+    /// Meanwhile new records queue (bounded); at shutdown the queue is sent for at most 10 s.
+    #[arg(long, value_name = "N", default_value_t = 4, requires = "otlp_endpoint", value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub otlp_retries: u32,
 }
 
 #[derive(Subcommand, Debug)]

@@ -86,6 +86,7 @@ pub struct Metrics {
     pools: Mutex<HashSet<PoolOf>>,
     pub otlp_exported: Counter,
     pub otlp_dropped: Family<Reason, Counter>,
+    pub otlp_retries: Counter,
 }
 
 impl Default for Metrics {
@@ -187,12 +188,19 @@ impl Default for Metrics {
         let otlp_dropped = Family::<Reason, Counter>::default();
         registry.register(
             "cordon_server_otlp_records_dropped",
-            "Records not exported over OTLP, by reason (queue_full: the export queue was full; export_failed: the request failed)",
+            "Records not exported over OTLP, by reason (queue_full: the export queue was full; export_failed: the request failed for good or after its retries; shutdown: still queued when the server's drain at shutdown ended)",
             otlp_dropped.clone(),
+        );
+        let otlp_retries = Counter::default();
+        registry.register(
+            "cordon_server_otlp_retries",
+            "OTLP requests sent again after a retryable failure (no connection, no answer in time, 429, 502, 503, 504)",
+            otlp_retries.clone(),
         );
         Metrics {
             otlp_exported,
             otlp_dropped,
+            otlp_retries,
             claims,
             pool_size,
             pool_ready,

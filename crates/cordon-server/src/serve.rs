@@ -60,14 +60,17 @@ pub fn run(a: ServerArgs) -> Result<(), ServeError> {
     let otlp = match a.otlp_endpoint {
         None => None,
         Some(endpoint) => {
-            let target = crate::otlp::target(endpoint, a.otlp_headers, a.otlp_ca_file).map_err(ServeError::Usage)?;
+            let target =
+                crate::otlp::target(endpoint, a.otlp_headers.into_iter().flat_map(|h| h.0).collect(), a.otlp_ca_file)
+                    .map_err(ServeError::Usage)?;
             let url = target.endpoint.url("{traces,logs}");
-            let exporter = crate::otlp::Exporter::start(target, metrics.clone())
+            let exporter = crate::otlp::Exporter::start(target, a.otlp_retries, metrics.clone())
                 .map_err(|source| ServeError::Io { what: "starting the OTLP exporter".into(), source })?;
             exporting = Some(format!("cordon server: exporting records to {url} (OTLP/HTTP)"));
             Some(Arc::new(exporter))
         }
     };
+    let exporter = otlp.clone();
     let app = App { store, metrics, key: Arc::new(key), otlp };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -90,7 +93,24 @@ pub fn run(a: ServerArgs) -> Result<(), ServeError> {
         listen::serve(listener, router(app), limits, shutdown())
             .await
             .map_err(|source| ServeError::Io { what: "serving".into(), source })
-    })
+    })?;
+    if let Some(e) = exporter {
+        drain(&e);
+    }
+    Ok(())
+}
+
+/// Sends what the OTLP queue holds before the process ends, for at most [`crate::otlp::DRAIN`],
+/// and says what was left (the database holds every record either way).
+fn drain(e: &crate::otlp::Exporter) {
+    let d = e.close(crate::otlp::DRAIN);
+    if d.dropped > 0 {
+        eprintln!(
+            "cordon server: OTLP export: {} records not sent within the {} s drain at shutdown (the database holds them)",
+            d.dropped,
+            crate::otlp::DRAIN.as_secs()
+        );
+    }
 }
 
 fn open(db: &Database) -> Result<Arc<dyn Store>, ServeError> {

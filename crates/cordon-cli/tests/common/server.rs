@@ -63,6 +63,22 @@ impl Server {
         self.child.id()
     }
 
+    /// SIGTERM, as systemd stops it, and its exit status once it has ended (within `within`).
+    #[allow(dead_code)]
+    pub fn stop(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        // The child has not been reaped (only `stop` and Drop wait for it): the pid is still its.
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM the server");
+        let t = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait for the server") {
+                return st;
+            }
+            assert!(t.elapsed() < within, "the server did not end within {within:?} of SIGTERM");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// A new token of `role` named `name`, from `cordon server token create`.
     pub fn token(&self, role: &str, name: &str) -> String {
         let o = Command::new(CORDON)

@@ -2,14 +2,17 @@
 classes (opentelemetry-proto, pinned by scripts/setup-tests): what it prints is what any
 collector would read from the same bytes.
 
-receiver.py [--cert PEM --key PEM]: listens on a free loopback port, prints `listening PORT`, then
-one JSON line per span or log record received (ids in hex, attributes as a flat object), flushed.
+receiver.py [--cert PEM --key PEM] [--refuse N]: listens on a free loopback port, prints
+`listening PORT`, then one JSON line per span or log record received (ids in hex, attributes as a
+flat object), flushed. With --refuse N, the first N requests are answered 503 with Retry-After: 1
+(each said as a `refused` line), as a collector that is overloaded or restarting answers.
 """
 
 import argparse
 import json
 import ssl
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from google.protobuf.json_format import MessageToDict
@@ -74,9 +77,24 @@ def logs(req):
                 })
 
 
+REFUSE = {"left": 0}
+REFUSE_LOCK = threading.Lock()
+
+
+def refuse_this_one():
+    with REFUSE_LOCK:
+        if REFUSE["left"] > 0:
+            REFUSE["left"] -= 1
+            return True
+    return False
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if refuse_this_one():
+            emit({"signal": "refused", "path": self.path})
+            return self.answer(503, b"", {"Retry-After": "1"})
         if self.headers.get("Content-Type") != "application/x-protobuf":
             return self.answer(415, b"")
         if self.path.endswith("/v1/traces"):
@@ -92,8 +110,10 @@ class Handler(BaseHTTPRequestHandler):
         emit({"signal": "request", "path": self.path, "auth": self.headers.get("Authorization")})
         self.answer(200, resp.SerializeToString())
 
-    def answer(self, code, body):
+    def answer(self, code, body, extra=None):
         self.send_response(code)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -107,7 +127,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--cert")
     p.add_argument("--key")
+    p.add_argument("--refuse", type=int, default=0)
     a = p.parse_args()
+    REFUSE["left"] = a.refuse
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     if a.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

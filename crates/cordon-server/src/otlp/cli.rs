@@ -4,7 +4,7 @@
 use axum::http::{HeaderName, HeaderValue, Uri};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the OTLP/HTTP receiver is: `/v1/traces` and `/v1/logs` are appended to `base_path`.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +55,49 @@ pub fn endpoint(s: &str) -> Result<Endpoint, String> {
     let port = auth.port_u16().unwrap_or(if https { 443 } else { 4318 });
     let base_path = uri.path().trim_end_matches('/').to_string();
     Ok(Endpoint { https, authority: auth.as_str().to_string(), host, port, base_path })
+}
+
+/// Headers given by one `--otlp-header`: `KEY=VALUE`, or `@FILE` for a file of such lines (a
+/// token then stays out of the command line, which every user of the machine can read).
+#[derive(Debug, Clone, Default)]
+pub struct Headers(pub Vec<(HeaderName, HeaderValue)>);
+
+/// Larger than any file of headers.
+const MAX_HEADERS_FILE: u64 = 64 << 10;
+
+/// `KEY=VALUE` or `@FILE`.
+pub fn headers(s: &str) -> Result<Headers, String> {
+    let Some(path) = s.strip_prefix('@') else {
+        return header(s).map(|h| Headers(vec![h]));
+    };
+    let text = read_bounded(Path::new(path))?;
+    let mut out = vec![];
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let at = format!("{path}:{}", i + 1);
+        let line = std::str::from_utf8(line).map_err(|_| format!("{at}: not UTF-8 text"))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        out.push(header(line).map_err(|e| format!("{at}: {e}"))?);
+    }
+    if out.is_empty() {
+        return Err(format!("{path}: holds no header (one KEY=VALUE a line; # starts a comment)"));
+    }
+    Ok(Headers(out))
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+    let mut text = vec![];
+    f.take(MAX_HEADERS_FILE + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("{}: cannot read it: {e}", path.display()))?;
+    if text.len() as u64 > MAX_HEADERS_FILE {
+        return Err(format!("{}: larger than {} KiB: not a file of headers", path.display(), MAX_HEADERS_FILE >> 10));
+    }
+    Ok(text)
 }
 
 /// `KEY=VALUE`: a valid HTTP header name and value (e.g. `Authorization=Bearer TOKEN`).
@@ -108,6 +151,14 @@ mod tests {
             assert!(header(bad).is_err(), "{bad:?}");
         }
         assert!(ca_file("/nonexistent/ca.pem").is_err_and(|e| e.contains("cannot read")));
+        for (bad, says) in [
+            ("@/nonexistent/h", "/nonexistent/h: cannot read"),
+            ("@/dev/zero", "larger than 64 KiB"),
+            ("@/etc/hostname", "/etc/hostname:1: expected KEY=VALUE"),
+            ("@/dev/null", "holds no header"),
+        ] {
+            assert!(headers(bad).is_err_and(|e| e.contains(says)), "{bad}: {:?}", headers(bad));
+        }
         assert!(ca_file("/etc/hostname").is_err_and(|e| e.contains("no certificate")));
     }
 }

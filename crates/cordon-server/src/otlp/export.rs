@@ -1,6 +1,7 @@
 //! One OTLP/HTTP request: a protobuf body POSTed to ENDPOINT/v1/traces or /v1/logs, over TCP or
 //! TLS (rustls, `ring`), a new connection each time (the exporter sends a few large requests a
-//! second at most). Any 2xx is success; everything else is a [`Failure`], never retried here.
+//! second at most). Any 2xx is success; everything else is a [`Failure`], which says whether the
+//! OTLP specification calls it retryable (the queue retries those).
 
 use super::cli::Endpoint;
 use axum::http::{header, HeaderName, HeaderValue, Request};
@@ -36,7 +37,7 @@ pub enum Failure {
     #[error("the request could not be made: {0}")]
     Request(#[from] axum::http::Error),
     #[error("answered {0}")]
-    Status(u16),
+    Status(u16, Option<Duration>),
     #[error("no answer within {}s", TIMEOUT.as_secs())]
     Timeout,
 }
@@ -48,8 +49,26 @@ impl Failure {
             Failure::Connect(_) => "connect",
             Failure::Tls(_) | Failure::Name => "tls",
             Failure::Http(_) | Failure::Request(_) => "http",
-            Failure::Status(_) => "status",
+            Failure::Status(..) => "status",
             Failure::Timeout => "timeout",
+        }
+    }
+
+    /// Worth another try (OTLP/HTTP: 429, 502, 503, 504, and a connection that failed or timed out);
+    /// anything else will fail the same way again.
+    pub fn retryable(&self) -> bool {
+        match self {
+            Failure::Connect(_) | Failure::Http(_) | Failure::Timeout => true,
+            Failure::Status(code, _) => matches!(code, 429 | 502 | 503 | 504),
+            Failure::Tls(_) | Failure::Name | Failure::Request(_) => false,
+        }
+    }
+
+    /// The wait the receiver asked for (Retry-After, in seconds).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Status(_, after) => *after,
+            _ => None,
         }
     }
 }
@@ -65,11 +84,11 @@ pub fn connector(roots: rustls::RootCertStore) -> Result<tokio_rustls::TlsConnec
 }
 
 /// POSTs `body` to ENDPOINT/v1/`signal`.
-pub async fn post(t: &Target, signal: &str, body: Vec<u8>) -> Result<(), Failure> {
+pub async fn post(t: &Target, signal: &str, body: Bytes) -> Result<(), Failure> {
     tokio::time::timeout(TIMEOUT, send(t, signal, body)).await.map_err(|_| Failure::Timeout)?
 }
 
-async fn send(t: &Target, signal: &str, body: Vec<u8>) -> Result<(), Failure> {
+async fn send(t: &Target, signal: &str, body: Bytes) -> Result<(), Failure> {
     let e = &t.endpoint;
     let mut req = Request::post(format!("{}/v1/{signal}", e.base_path))
         .header(header::HOST, &e.authority)
@@ -77,7 +96,7 @@ async fn send(t: &Target, signal: &str, body: Vec<u8>) -> Result<(), Failure> {
     for (k, v) in &t.headers {
         req = req.header(k, v);
     }
-    let req = req.body(Full::new(Bytes::from(body)))?;
+    let req = req.body(Full::new(body))?;
     let tcp = tokio::net::TcpStream::connect((e.host.as_str(), e.port)).await.map_err(Failure::Connect)?;
     let _ = tcp.set_nodelay(true);
     match &t.tls {
@@ -98,6 +117,12 @@ where
     let conn = tokio::spawn(conn);
     let answer = sender.send_request(req).await?;
     let status = answer.status();
+    let after = answer
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     // Read the answer through (an OTLP partial-success body, ignored) so the connection ends cleanly.
     let _ = answer.into_body().collect().await;
     drop(sender);
@@ -105,6 +130,6 @@ where
     if status.is_success() {
         Ok(())
     } else {
-        Err(Failure::Status(status.as_u16()))
+        Err(Failure::Status(status.as_u16(), after))
     }
 }

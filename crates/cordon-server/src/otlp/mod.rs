@@ -1,7 +1,7 @@
 //! OTLP export (`cordon server --otlp-endpoint URL`): what the server stores is also sent, as
 //! OTLP/HTTP protobuf, to the collector a team already runs: sessions and tool calls as spans,
-//! everything else as logs (map.rs), from a bounded queue off the ingest path (queue.rs), one
-//! request at a time (export.rs).
+//! everything else as logs (map.rs), from a bounded queue off the ingest path (queue.rs), by one
+//! thread that retries what may succeed later (worker.rs), one request at a time (export.rs).
 //!
 //! Not the opentelemetry SDK's exporter (opentelemetry-otlp): it exports what the application
 //! itself records now, with ids it makes and clocks it reads. The server maps records it stored,
@@ -13,8 +13,9 @@ pub mod cli;
 pub mod export;
 pub mod map;
 pub mod queue;
+mod worker;
 
-pub use queue::Exporter;
+pub use queue::{Drained, Exporter, DRAIN};
 
 use axum::http::{HeaderName, HeaderValue};
 use cli::{CaFile, Endpoint};

@@ -1,45 +1,87 @@
 //! Off the ingest path: a stored batch's new records are offered to a bounded queue (never waiting:
 //! when it is full they are dropped and counted); one thread, at a lower CPU priority than the
-//! server's, maps them to OTLP and sends them. A failed request is counted and its records are
-//! dropped: nothing is retried, so a down collector costs the server nothing but the attempt.
+//! server's, maps them to OTLP and sends them (worker.rs), retrying what the specification calls
+//! retryable. At shutdown, [`Exporter::close`] lets it send what is queued for a bounded time.
 
-use super::export::{self, Failure, Target};
-use super::map::Mapper;
+use super::export::Target;
+use super::worker::{Job, Worker};
 use crate::metrics::{Metrics, Reason};
 use cordon_audit::Record;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Batches waiting at most, and records in them at most: beyond either, new ones are dropped.
 const MAX_BATCHES: usize = 1024;
-const MAX_RECORDS: usize = 200_000;
-/// Records gathered into one pair of requests (traces, logs) at most.
-const PER_REQUEST: usize = 10_000;
+pub(super) const MAX_RECORDS: usize = 200_000;
 
-struct Job {
-    node: String,
-    records: Vec<Record>,
+/// At shutdown, what is queued is sent for at most this long; the rest is dropped and counted.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// What the server and the exporting thread share.
+pub(super) struct Shared {
+    /// Records queued and not yet taken by the worker.
+    pub queued: AtomicUsize,
+    /// Set by [`Exporter::close`]: when the drain ends.
+    deadline: Mutex<Option<Instant>>,
+    closing: Condvar,
+}
+
+impl Shared {
+    /// The drain's end, once the server is closing.
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits `wait`, or less if the server starts closing meanwhile (a retry's wait ends at the
+    /// drain's deadline rather than outlasting it).
+    pub fn sleep(&self, wait: Duration) {
+        let end = Instant::now() + wait;
+        let mut d = self.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let until = d.map_or(end, |dl| dl.min(end));
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            d = self.closing.wait_timeout(d, until - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
 }
 
 pub struct Exporter {
     tx: SyncSender<Job>,
-    queued: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     metrics: Arc<Metrics>,
+    /// Told once the worker has ended.
+    done: Mutex<Receiver<()>>,
+}
+
+/// What [`Exporter::close`] saw.
+#[derive(Debug, PartialEq)]
+pub struct Drained {
+    /// The worker ended (else the drain's time ran out with it still sending).
+    pub ended: bool,
+    /// Records not sent because the drain ended (counted as dropped, reason `shutdown`): those the
+    /// worker gave up on and those still queued when it was not waited for longer.
+    pub dropped: u64,
 }
 
 impl Exporter {
-    /// Starts the exporting thread.
-    pub fn start(target: Target, metrics: Arc<Metrics>) -> std::io::Result<Exporter> {
+    /// Starts the exporting thread; a request that fails in a way that may pass is tried again up
+    /// to `retries` times.
+    pub fn start(target: Target, retries: u32, metrics: Arc<Metrics>) -> std::io::Result<Exporter> {
         let (tx, rx) = sync_channel(MAX_BATCHES);
-        let queued = Arc::new(AtomicUsize::new(0));
-        let worker = Worker { target, metrics: metrics.clone(), queued: queued.clone(), logged: HashSet::new() };
-        std::thread::Builder::new().name("cordon-otlp".into()).spawn(move || worker.run(rx))?;
-        Ok(Exporter { tx, queued, metrics })
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let shared =
+            Arc::new(Shared { queued: AtomicUsize::new(0), deadline: Mutex::new(None), closing: Condvar::new() });
+        let worker = Worker::new(target, retries, metrics.clone(), shared.clone());
+        std::thread::Builder::new().name("cordon-otlp".into()).spawn(move || {
+            worker.run(rx);
+            let _ = done_tx.send(());
+        })?;
+        Ok(Exporter { tx, shared, metrics, done: Mutex::new(done) })
     }
 
     /// Queues a stored batch's new records, or drops and counts them: never waits.
@@ -48,16 +90,33 @@ impl Exporter {
         if n == 0 {
             return;
         }
-        if self.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_RECORDS {
-            self.queued.fetch_sub(n, Ordering::AcqRel);
+        if self.shared.queued.fetch_add(n, Ordering::AcqRel) + n > MAX_RECORDS {
+            self.shared.queued.fetch_sub(n, Ordering::AcqRel);
             return self.drop_records("queue_full", n);
         }
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             self.tx.try_send(Job { node: node.to_string(), records })
         {
-            self.queued.fetch_sub(n, Ordering::AcqRel);
+            self.shared.queued.fetch_sub(n, Ordering::AcqRel);
             self.drop_records("queue_full", n);
         }
+    }
+
+    /// The server is stopping: what is queued is sent (retries included) until `within` has
+    /// passed; then the rest is dropped and counted. Returns once the worker has ended, or at the
+    /// deadline (plus a second for the request under way to give up).
+    pub fn close(&self, within: Duration) -> Drained {
+        let deadline = Instant::now() + within;
+        *self.shared.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        self.shared.closing.notify_all();
+        // Wakes a worker waiting for work; a full queue means it is not waiting.
+        let _ = self.tx.try_send(Job { node: String::new(), records: vec![] });
+        let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let ended = done.recv_timeout(within + Duration::from_secs(1)).is_ok();
+        let left = self.shared.queued.swap(0, Ordering::AcqRel);
+        self.drop_records("shutdown", left);
+        let dropped = self.metrics.otlp_dropped.get_or_create(&Reason { reason: "shutdown".into() }).get();
+        Drained { ended, dropped }
     }
 
     fn drop_records(&self, reason: &str, n: usize) {
@@ -65,86 +124,12 @@ impl Exporter {
     }
 }
 
-struct Worker {
-    target: Target,
-    metrics: Arc<Metrics>,
-    queued: Arc<AtomicUsize>,
-    /// Failure kinds already logged (each once: a down collector must not flood the log).
-    logged: HashSet<&'static str>,
-}
-
-impl Worker {
-    fn run(mut self, rx: Receiver<Job>) {
-        if let Err(e) = crate::sys::lower_priority() {
-            eprintln!("cordon server: OTLP export runs at the server's priority (setpriority: {e})");
-        }
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => return eprintln!("cordon server: OTLP export is off: cannot start its runtime: {e}"),
-        };
-        let mut mapper = Mapper::default();
-        // Ends when the server drops its Exporter (the channel closes).
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            let mut n = jobs[0].records.len();
-            while n < PER_REQUEST {
-                let Ok(job) = rx.try_recv() else { break };
-                n += job.records.len();
-                jobs.push(job);
-            }
-            let mut traces = ExportTraceServiceRequest::default();
-            let mut logs = ExportLogsServiceRequest::default();
-            let (mut n_spans, mut n_logs) = (0, 0);
-            for job in &jobs {
-                let m = mapper.map(&job.node, &job.records);
-                (n_spans, n_logs) = (n_spans + m.n_spans, n_logs + m.n_logs);
-                traces.resource_spans.push(m.spans);
-                logs.resource_logs.push(m.logs);
-            }
-            drop(jobs);
-            self.queued.fetch_sub(n, Ordering::AcqRel);
-            if n_spans > 0 {
-                let r = rt.block_on(export::post(&self.target, "traces", traces.encode_to_vec()));
-                self.count(r, n_spans);
-            }
-            if n_logs > 0 {
-                let r = rt.block_on(export::post(&self.target, "logs", logs.encode_to_vec()));
-                self.count(r, n_logs);
-            }
-        }
-    }
-
-    fn count(&mut self, r: Result<(), Failure>, n: usize) {
-        match r {
-            Ok(()) => {
-                self.metrics.otlp_exported.inc_by(n as u64);
-            }
-            Err(e) => {
-                let reason = Reason { reason: "export_failed".into() };
-                self.metrics.otlp_dropped.get_or_create(&reason).inc_by(n as u64);
-                if self.logged.insert(e.kind()) {
-                    eprintln!(
-                        "cordon server: OTLP export to {} failed ({e}): its records are dropped and counted (cordon_server_otlp_records_dropped_total{{reason=\"export_failed\"}}); this kind of failure is not logged again",
-                        self.target.endpoint.base()
-                    );
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// More records than the queue holds: dropped at once and counted, nothing waits.
-    #[test]
-    fn a_batch_beyond_the_queue_is_dropped_and_counted_not_waited_for() {
-        let metrics = Arc::new(Metrics::default());
-        let endpoint = super::super::cli::endpoint("http://127.0.0.1:9").expect("endpoint");
-        let target = Target { endpoint, headers: vec![], tls: None };
-        let exporter = Exporter::start(target, metrics.clone()).expect("start");
-        let r = Record {
+    fn record() -> Record {
+        Record {
             seq: 1,
             session: "s".into(),
             kind: "sensor".into(),
@@ -152,12 +137,42 @@ mod tests {
             body: "{}".into(),
             prev: vec![],
             hash: vec![],
-        };
+        }
+    }
+
+    fn refused() -> Target {
+        let endpoint = super::super::cli::endpoint("http://127.0.0.1:9").expect("endpoint");
+        Target { endpoint, headers: vec![], tls: None }
+    }
+
+    /// More records than the queue holds: dropped at once and counted, nothing waits.
+    #[test]
+    fn a_batch_beyond_the_queue_is_dropped_and_counted_not_waited_for() {
+        let metrics = Arc::new(Metrics::default());
+        let exporter = Exporter::start(refused(), 4, metrics.clone()).expect("start");
         let t = std::time::Instant::now();
-        exporter.offer("n", vec![r; MAX_RECORDS + 1]);
+        exporter.offer("n", vec![record(); MAX_RECORDS + 1]);
         assert!(t.elapsed() < std::time::Duration::from_secs(1));
         let full = metrics.otlp_dropped.get_or_create(&Reason { reason: "queue_full".into() }).get();
         assert_eq!(full, MAX_RECORDS as u64 + 1);
-        assert_eq!(exporter.queued.load(Ordering::Acquire), 0);
+        assert_eq!(exporter.shared.queued.load(Ordering::Acquire), 0);
+    }
+
+    /// Closing with an endpoint that refuses every connection: the retries' waits end at the
+    /// drain's deadline, and every record is counted once, as failed or dropped at shutdown.
+    #[test]
+    fn closing_ends_the_retries_at_the_deadline_and_counts_every_record() {
+        let metrics = Arc::new(Metrics::default());
+        let exporter = Exporter::start(refused(), 4, metrics.clone()).expect("start");
+        for _ in 0..5 {
+            exporter.offer("n", vec![record(); 10]);
+        }
+        let t = Instant::now();
+        let d = exporter.close(Duration::from_millis(300));
+        assert!(d.ended, "the worker ended within the drain: {d:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "closing waited {:?}", t.elapsed());
+        let count = |r: &str| metrics.otlp_dropped.get_or_create(&Reason { reason: r.into() }).get();
+        assert_eq!(count("export_failed") + count("shutdown"), 50, "every record counted once");
+        assert_eq!(metrics.otlp_exported.get(), 0);
     }
 }
