@@ -167,7 +167,6 @@ async fn ingest(
         );
     }
     let store = app.store.clone();
-    let node = batch.node.clone();
     // The batch comes back: its new records go on to the OTLP export once stored.
     let (verdict, batch) = match blocking(move || store.ingest(&batch, crate::now_ms()).map(|v| (v, batch))).await {
         Ok(v) => v,
@@ -182,7 +181,7 @@ async fn ingest(
             for o in &a.ended {
                 m.sessions.get_or_create(&Outcome { outcome: o.clone() }).inc();
             }
-            m.add(&node, &a.tally);
+            m.add(&a.tally);
             if let Some(otlp) = &app.otlp {
                 let mut records = batch.records;
                 otlp.offer(&batch.node, records.split_off(a.new_from.min(records.len())));
@@ -287,9 +286,10 @@ async fn devboxes(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     let store = app.store.clone();
-    match blocking(move || store.stale_count()).await {
-        Ok(n) => {
+    match blocking(move || Ok((store.stale_count()?, store.devbox_pools(crate::metrics::MAX_POOLS)?))).await {
+        Ok((n, pools)) => {
             app.metrics.stale.set(n);
+            app.metrics.set_pools(&pools);
         }
         Err(r) => return r,
     }

@@ -55,7 +55,7 @@ pub struct PoolOf {
 
 /// The most pools (node × snapshot) kept as series; later ones are not shown (a node could make up
 /// snapshots without end).
-const MAX_POOLS: usize = 500;
+pub const MAX_POOLS: usize = 500;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabel {
@@ -80,10 +80,10 @@ pub struct Metrics {
     /// Set from the database at each scrape.
     pub stale: Gauge,
     pub claims: Family<PoolLabel, Histogram, fn() -> Histogram>,
-    /// Each pool's size and its devboxes left ready, as its newest claim recorded them.
+    /// Each pool's size and its devboxes left ready, as its newest claim recorded it: set from the
+    /// database at each scrape (so every server of a fleet shows every node's pools).
     pub pool_size: Family<PoolOf, Gauge>,
     pub pool_ready: Family<PoolOf, Gauge>,
-    pools: Mutex<HashSet<PoolOf>>,
     pub otlp_exported: Counter,
     pub otlp_dropped: Family<Reason, Counter>,
     pub otlp_retries: Counter,
@@ -204,7 +204,6 @@ impl Default for Metrics {
             claims,
             pool_size,
             pool_ready,
-            pools: Mutex::default(),
             registry,
             records,
             duplicates,
@@ -225,16 +224,8 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Adds what a stored batch of `node`'s held.
-    pub fn add(&self, node: &str, t: &crate::tally::Tally) {
-        for (snapshot, size, ready) in &t.pools {
-            let pool = PoolOf { node: label_text(node), snapshot: snapshot.clone() };
-            let Ok(mut seen) = self.pools.lock() else { break };
-            if seen.contains(&pool) || (seen.len() < MAX_POOLS && seen.insert(pool.clone())) {
-                self.pool_size.get_or_create(&pool).set(*size as i64);
-                self.pool_ready.get_or_create(&pool).set(*ready as i64);
-            }
-        }
+    /// Adds what a stored batch held.
+    pub fn add(&self, t: &crate::tally::Tally) {
         for (layer, n) in &t.denials {
             self.denials.get_or_create(&LayerLabel { layer: layer.to_string() }).inc_by(*n);
         }
@@ -278,6 +269,19 @@ impl Metrics {
 
 /// A node's name as a label value: its letters, digits and `-_.:`, anything else as `_` (a node
 /// names itself; a quote or a newline must not reach the exposition).
+impl Metrics {
+    /// The pools as the database holds them now (at most [`MAX_POOLS`]: ask the store for no more).
+    pub fn set_pools(&self, pools: &[crate::store::PoolRow]) {
+        self.pool_size.clear();
+        self.pool_ready.clear();
+        for p in pools.iter().take(MAX_POOLS) {
+            let pool = PoolOf { node: label_text(&p.node), snapshot: p.snapshot.clone() };
+            self.pool_size.get_or_create(&pool).set(p.size);
+            self.pool_ready.get_or_create(&pool).set(p.ready);
+        }
+    }
+}
+
 fn label_text(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' }).collect()
 }
@@ -287,16 +291,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_pools_newest_claim_sets_its_gauges_under_a_clean_label() {
+    fn the_pools_set_their_gauges_under_clean_labels_and_a_gone_pool_goes() {
         let m = Metrics::default();
-        let t = |size, ready| crate::tally::Tally { pools: vec![("ab12".into(), size, ready)], ..Default::default() };
-        m.add("node-1", &t(4, 3));
-        m.add("node-1", &t(4, 2));
-        m.add("evil\"} 1\nfake 9", &t(1, 0));
+        let row =
+            |node: &str, size, ready| crate::store::PoolRow { node: node.into(), snapshot: "ab12".into(), size, ready };
+        m.set_pools(&[row("node-1", 4, 2), row("evil\"} 1\nfake 9", 1, 0), row("gone", 3, 3)]);
+        m.set_pools(&[row("node-1", 4, 2), row("evil\"} 1\nfake 9", 1, 0)]);
         let text = m.encode();
         assert!(text.contains("cordon_server_devbox_pool_size{node=\"node-1\",snapshot=\"ab12\"} 4"), "{text}");
         assert!(text.contains("cordon_server_devbox_pool_ready{node=\"node-1\",snapshot=\"ab12\"} 2"), "{text}");
         assert!(text.contains("node=\"evil___1_fake_9\""), "{text}");
         assert!(!text.lines().any(|l| l.starts_with("fake")), "{text}");
+        assert!(!text.contains("gone"), "{text}");
     }
 }

@@ -31,6 +31,7 @@ CREATE INDEX IF NOT EXISTS sessions_devbox ON sessions (started_ms) WHERE devbox
 CREATE TABLE IF NOT EXISTS refusals (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts_ms BIGINT NOT NULL, node TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, first_seq BIGINT, last_seq BIGINT, records BIGINT NOT NULL, sessions TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS refusals_node ON refusals (node, id);
 CREATE TABLE IF NOT EXISTS refusal_counts (node TEXT NOT NULL, reason TEXT NOT NULL, count BIGINT NOT NULL, first_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL, PRIMARY KEY (node, reason));
+CREATE TABLE IF NOT EXISTS devbox_pools (node TEXT NOT NULL, snapshot TEXT NOT NULL, ts_ms BIGINT NOT NULL, size BIGINT NOT NULL, ready BIGINT NOT NULL, PRIMARY KEY (node, snapshot));
 CREATE TABLE IF NOT EXISTS policies (identity TEXT NOT NULL, version BIGINT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, author TEXT NOT NULL, created_ms BIGINT NOT NULL, server_key TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (identity, version));
 CREATE TABLE IF NOT EXISTS stale (node TEXT NOT NULL, session TEXT NOT NULL, identity TEXT NOT NULL, ran_version BIGINT NOT NULL, newer_version BIGINT NOT NULL, marked_ms BIGINT NOT NULL, PRIMARY KEY (node, session));
 ";
@@ -161,6 +162,10 @@ fn store_new(tx: &mut Transaction, b: &Checked, from: usize, now_ms: i64) -> Res
     Ok(())
 }
 
+/// A claim's pool, unless a newer claim of the same pool is already there (as SQLite's).
+const POOL_UPSERT: &str = "INSERT INTO devbox_pools (node, snapshot, ts_ms, size, ready) VALUES ($1, $2, $3, $4, $5)
+ ON CONFLICT (node, snapshot) DO UPDATE SET ts_ms = excluded.ts_ms, size = excluded.size, ready = excluded.ready WHERE excluded.ts_ms >= devbox_pools.ts_ms";
+
 /// A record's effect on its session's summary (as the SQLite store's `store_new`).
 fn summarize(tx: &mut Transaction, node: &str, r: &cordon_audit::Record) -> Result<(), Error> {
     let v = || serde_json::from_str::<serde_json::Value>(&r.body).unwrap_or_default();
@@ -175,6 +180,10 @@ fn summarize(tx: &mut Transaction, node: &str, r: &cordon_audit::Record) -> Resu
                 "UPDATE sessions SET start = $3, started_ms = $4, policy_identity = $5, policy_version = $6, devbox = $7, devbox_snapshot = $8, devbox_latency_ms = $9, devbox_from_pool = $10, devbox_pool_size = $11, devbox_pool_ready = $12 WHERE node = $1 AND session = $2",
                 &[&node, &r.session, &r.body, &r.ts_ms, &id["name"].as_str(), &id["version"].as_i64(), &d.is_object(), &d["snapshot"].as_str(), &d["latency_ms"].as_f64(), &from_pool, &d["pool_size"].as_i64(), &d["pool_ready"].as_i64()],
             )?;
+            if let Some((snapshot, size, ready)) = crate::tally::pool_of(&s) {
+                let (size, ready) = (size.min(i64::MAX as u64) as i64, ready.min(i64::MAX as u64) as i64);
+                tx.execute(POOL_UPSERT, &[&node, &snapshot, &r.ts_ms, &size, &ready])?;
+            }
         }
         "end" => {
             let e = v();

@@ -84,6 +84,15 @@ pub struct RefusalRow {
     pub sessions: String,
 }
 
+/// A devbox pool as its newest claim recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolRow {
+    pub node: String,
+    pub snapshot: String,
+    pub size: i64,
+    pub ready: i64,
+}
+
 /// One `alert` record: a detection rule that fired in a session.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AlertRow {
@@ -163,6 +172,8 @@ pub trait Store: Send + Sync + 'static {
     fn alerts(&self, limit: usize) -> Result<Vec<AlertRow>, StoreError>;
     /// The newest devbox claims (start records with a `devbox` object), every node's.
     fn devbox_claims(&self, limit: usize) -> Result<Vec<crate::devbox_view::Claim>, StoreError>;
+    /// Each pool (node × snapshot) as its newest claim recorded it, every node's, at most `limit`.
+    fn devbox_pools(&self, limit: usize) -> Result<Vec<PoolRow>, StoreError>;
     fn nodes(&self) -> Result<Vec<NodeRow>, StoreError>;
 }
 
@@ -177,6 +188,7 @@ CREATE TABLE IF NOT EXISTS sessions (node TEXT NOT NULL, session TEXT NOT NULL, 
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_ms);
 CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, node TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, first_seq INTEGER, last_seq INTEGER, records INTEGER NOT NULL, sessions TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS refusals_node ON refusals (node, id);
+CREATE TABLE IF NOT EXISTS devbox_pools (node TEXT NOT NULL, snapshot TEXT NOT NULL, ts_ms INTEGER NOT NULL, size INTEGER NOT NULL, ready INTEGER NOT NULL, PRIMARY KEY (node, snapshot)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS refusal_counts (node TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, PRIMARY KEY (node, reason)) WITHOUT ROWID;
 ";
 
@@ -374,6 +386,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn devbox_pools(&self, limit: usize) -> Result<Vec<PoolRow>, StoreError> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT node, snapshot, size, ready FROM devbox_pools ORDER BY node, snapshot LIMIT ?1")?;
+            let rows = st.query_map([limit as i64], |r| {
+                Ok(PoolRow { node: r.get(0)?, snapshot: r.get(1)?, size: r.get(2)?, ready: r.get(3)? })
+            })?;
+            rows.collect()
+        })
+    }
+
     fn alerts(&self, limit: usize) -> Result<Vec<AlertRow>, StoreError> {
         self.with(|c| {
             // The partial index `records_alerts` holds only alert records: no scan of the rest.
@@ -516,6 +539,11 @@ fn session_row(r: &rusqlite::Row) -> rusqlite::Result<SessionRow> {
 
 /// Inserts the records from index `from` on (those before it were already stored), moves the
 /// node's tail, and keeps the per-session summary the dashboard lists.
+/// A claim's pool, unless a newer claim of the same pool is already there (one node's batches
+/// arrive in order, but its clock may step back).
+const POOL_UPSERT: &str = "INSERT INTO devbox_pools (node, snapshot, ts_ms, size, ready) VALUES (?1, ?2, ?3, ?4, ?5)
+ ON CONFLICT (node, snapshot) DO UPDATE SET ts_ms = excluded.ts_ms, size = excluded.size, ready = excluded.ready WHERE excluded.ts_ms >= devbox_pools.ts_ms";
+
 fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlite::Result<()> {
     let (tail_seq, tail_hash) = match b.records.last() {
         Some(last) if from < b.records.len() => (Some(last.seq), Some(last.hash.clone())),
@@ -558,6 +586,15 @@ fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlit
                     "UPDATE sessions SET start = ?3, started_ms = ?4 WHERE node = ?1 AND session = ?2",
                     params![b.node, r.session, r.body, r.ts_ms],
                 )?;
+                if let Some((snapshot, size, ready)) = crate::tally::pool_of(&v()) {
+                    tx.prepare_cached(POOL_UPSERT)?.execute(params![
+                        b.node,
+                        snapshot,
+                        r.ts_ms,
+                        size.min(i64::MAX as u64) as i64,
+                        ready.min(i64::MAX as u64) as i64
+                    ])?;
+                }
             }
             "end" => {
                 let e = v();

@@ -11,7 +11,8 @@ use crate::pg_url::{hint, redact};
 use crate::pg_write;
 use crate::policies::{PolicyRow, StaleRow};
 use crate::store::{
-    AlertRow, NodeRow, Page, RefusalCount, RefusalRow, SessionFilter, SessionRow, Store, StoreError, StoredRecord,
+    AlertRow, NodeRow, Page, PoolRow, RefusalCount, RefusalRow, SessionFilter, SessionRow, Store, StoreError,
+    StoredRecord,
 };
 use cordon_audit::served::ServedPolicy;
 use ed25519_dalek::SigningKey;
@@ -340,6 +341,14 @@ impl Store for PgStore {
                 from_pool: r.get(4),
                 pool: crate::devbox_view::pool(r.get(5), r.get(6)),
             },
+        )
+    }
+
+    fn devbox_pools(&self, limit: usize) -> Result<Vec<PoolRow>, StoreError> {
+        self.rows(
+            "SELECT node, snapshot, size, ready FROM devbox_pools ORDER BY node, snapshot LIMIT $1",
+            &[&(limit as i64)],
+            |r| PoolRow { node: r.get(0), snapshot: r.get(1), size: r.get(2), ready: r.get(3) },
         )
     }
 

@@ -28,8 +28,6 @@ pub struct Tally {
     pub sensor: (u64, u64),
     /// (seconds to ready, from the pool) of each devbox claim (a `start` with a `devbox` object).
     pub claims: Vec<(f64, bool)>,
-    /// (snapshot, pool size, ready after the claim) of each claim that recorded its pool, in order.
-    pub pools: Vec<(String, u64, u64)>,
 }
 
 pub fn tally(records: &[Record]) -> Tally {
@@ -62,9 +60,6 @@ pub fn tally(records: &[Record]) -> Tally {
                 if let Some(ms) = d["latency_ms"].as_f64().filter(|m| m.is_finite() && *m >= 0.0) {
                     t.claims.push((ms / 1000.0, d["from_pool"].as_bool().unwrap_or(false)));
                 }
-                if let (Some(size), Some(ready)) = (d["pool_size"].as_u64(), d["pool_ready"].as_u64()) {
-                    t.pools.push((snapshot(&d["snapshot"]), size, ready));
-                }
             }
             "sensor.summary" => {
                 let b = body();
@@ -78,6 +73,13 @@ pub fn tally(records: &[Record]) -> Tally {
 }
 
 /// A snapshot's hash (lowercase hex, as `cordon devbox snapshot` names them), or "other".
+/// (snapshot, pool size, ready after the claim) of a start record that recorded its devbox's pool.
+pub fn pool_of(start: &Value) -> Option<(String, u64, u64)> {
+    let d = &start["devbox"];
+    let (size, ready) = (d["pool_size"].as_u64()?, d["pool_ready"].as_u64()?);
+    Some((snapshot(&d["snapshot"]), size, ready))
+}
+
 fn snapshot(v: &Value) -> String {
     match v.as_str() {
         Some(s)
@@ -147,7 +149,9 @@ mod tests {
             ),
         ]);
         assert_eq!(t.claims, vec![(0.0125, true), (0.003, true)]);
-        assert_eq!(t.pools, vec![("ab12".to_string(), 4, 3)]);
+        let claim = serde_json::json!({"devbox": {"snapshot": "ab12", "pool_size": 4, "pool_ready": 3}});
+        assert_eq!(pool_of(&claim), Some(("ab12".to_string(), 4, 3)));
+        assert_eq!(pool_of(&serde_json::json!({"devbox": {"latency_ms": 3.0, "pool_size": 4}})), None);
         assert_eq!(t.denials, vec![("seccomp", 3), ("cgroup-bpf", 1)]);
         assert_eq!(t.alerts, vec!["curl-pipe-sh".to_string()]);
         assert_eq!(t.egress, (1, 2));
@@ -167,7 +171,8 @@ mod tests {
             rec("denial", Value::String("not an object".into())),
             rec("start", serde_json::json!({"devbox": {"snapshot": "AB\"}\nfake 1", "pool_size": 1, "pool_ready": 0}})),
         ]);
-        assert_eq!(t.pools, vec![("other".to_string(), 1, 0)]);
+        let claim = serde_json::json!({"devbox": {"snapshot": "AB\"}\nfake 1", "pool_size": 1, "pool_ready": 0}});
+        assert_eq!(pool_of(&claim), Some(("other".to_string(), 1, 0)));
         assert_eq!(t.denials, vec![("other", 2), ("other", 1)]);
         assert_eq!(t.alerts, vec!["other", "other", "other"]);
         assert_eq!(t.tool_calls, vec!["other"]);
