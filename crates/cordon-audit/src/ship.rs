@@ -46,14 +46,19 @@ impl WireRecord {
 
     /// Back to a record; `None` when `prev` or `hash` is not hex.
     pub fn to_record(&self) -> Option<Record> {
+        self.clone().into_record()
+    }
+
+    /// The same without copying the strings (a receiver's every record goes through this).
+    pub fn into_record(self) -> Option<Record> {
         Some(Record {
-            seq: self.seq,
-            session: self.session.clone(),
-            kind: self.kind.clone(),
-            ts_ms: self.ts_ms,
-            body: self.body.clone(),
             prev: unhex(&self.prev)?,
             hash: unhex(&self.hash)?,
+            seq: self.seq,
+            session: self.session,
+            kind: self.kind,
+            ts_ms: self.ts_ms,
+            body: self.body,
         })
     }
 }

@@ -41,14 +41,14 @@ pub fn check(body: &[u8]) -> Result<Checked, BadBatch> {
     let key =
         parse_key(&b.public_key).ok_or_else(|| BadBatch("`public_key`: not a 32-byte Ed25519 key in hex".into()))?;
     let mut records = Vec::with_capacity(b.records.len());
-    for (i, w) in b.records.iter().enumerate() {
+    for (i, w) in b.records.into_iter().enumerate() {
         if w.session.len() > MAX_NAME || w.kind.is_empty() || w.kind.len() > MAX_NAME {
             return Err(BadBatch(format!("`records[{i}]`: session or kind empty or longer than {MAX_NAME} bytes")));
         }
         if w.session.contains('\0') || w.kind.contains('\0') {
             return Err(BadBatch(format!("`records[{i}]`: session or kind holds a NUL character")));
         }
-        let r = w.to_record().ok_or_else(|| BadBatch(format!("`records[{i}].prev` or `.hash`: not hex")))?;
+        let r = w.into_record().ok_or_else(|| BadBatch(format!("`records[{i}].prev` or `.hash`: not hex")))?;
         if r.hash.len() != 32 || r.prev.len() != 32 {
             return Err(BadBatch(format!("`records[{i}].prev` or `.hash`: not 32 bytes")));
         }
