@@ -5,9 +5,13 @@
 //! rmcp client, `cordon_gateway::mcp::Client`), interleaved round by round so that they share the
 //! machine's state. Prints median, p90, p99 and the differences. Then, on its own (each call costs
 //! a server's start, seconds, not milliseconds: interleaving it would only slow the others' rounds),
-//! the gateway with `isolation = "call"`: each call a fresh server in a fresh session.
+//! the gateway with `isolation = "call"`: each call a fresh server in a fresh session, back to back;
+//! then, as an agent calls (a pause between calls, in which a warm spare can start), `warm = true`
+//! and `warm = false` interleaved, each call after a pause of CORDON_BENCH_THINK_MS.
 //! `cargo bench -p cordon-cli --bench gateway_latency` (CORDON_BENCH_N: rounds, default 2000;
-//! CORDON_BENCH_N_CALL: per-call calls, default 100; CORDON_TEST_MCP_PYTHON: the Python with `mcp`).
+//! CORDON_BENCH_N_CALL: per-call calls, default 100; CORDON_BENCH_N_THINK: calls of each with a
+//! pause, default 40; CORDON_BENCH_THINK_MS: the pause, default 1500; CORDON_TEST_MCP_PYTHON: the
+//! Python with `mcp`).
 
 use cordon_gateway::mcp::{Client, Json};
 use std::path::{Path, PathBuf};
@@ -78,6 +82,13 @@ fn main() {
         format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nisolation = \"call\"\n"),
     )
     .expect("gw-call.toml");
+    // The same without a spare started ahead: each call starts its server.
+    let cfg_cold = dir.join("gw-cold.toml");
+    std::fs::write(
+        &cfg_cold,
+        format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nisolation = \"call\"\nwarm = false\n"),
+    )
+    .expect("gw-cold.toml");
     let n_call: usize = std::env::var("CORDON_BENCH_N_CALL").ok().and_then(|s| s.parse().ok()).unwrap_or(100);
     let db = dir.join("audit.db").display().to_string();
     let db_sync = dir.join("audit-sync.db").display().to_string();
@@ -179,9 +190,50 @@ fn main() {
         println!("added, gateway isolation=call vs direct: p50 {:+.3} ms, p99 {:+.3} ms", a - p50[0], d - p99[0]);
         per_call.client.close().await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), per_call.child.wait()).await;
+        let cfgs_cold = cfg_cold.display().to_string();
+        let think = think_rows(&cordon, [&cfgs_call, &cfgs_cold], &dir).await;
+        for (c, label) in think.iter().zip(["warm", "cold"]) {
+            println!("added, isolation=call {label}, with pauses, vs direct: p50 {:+.3} ms", c.1 - p50[0]);
+        }
         for c in &mut cases {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(10), c.child.wait()).await;
         }
     });
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `isolation = "call"` as an agent calls: a pause between calls (the model thinking), in which a
+/// warm spare has time to start. The warm and the cold gateway take turns, so each waits at least
+/// the pause between its own calls. Prints each row; returns (name, p50) per gateway.
+async fn think_rows(cordon: &str, cfgs: [&str; 2], dir: &Path) -> Vec<(&'static str, f64)> {
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|s| s.parse().ok()).unwrap_or(d);
+    let (n, pause) = (env("CORDON_BENCH_N_THINK", 40) as usize, env("CORDON_BENCH_THINK_MS", 1500));
+    let names = ["isolation=call, warm = true, after a pause", "isolation=call, warm = false, after a pause"];
+    let mut cases = vec![];
+    for (name, cfg) in names.into_iter().zip(cfgs) {
+        let argv: Vec<String> =
+            [cordon, "gateway", "--config", cfg, "--stdio", "--no-audit"].iter().map(|x| x.to_string()).collect();
+        cases.push(connect(name, "py__echo", &argv, dir).await);
+    }
+    for round in 0..n + 2 {
+        for c in &mut cases {
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            let ms = call(c).await;
+            // The first two rounds warm the page cache and the spares.
+            if round >= 2 {
+                c.ms.push(ms);
+            }
+        }
+    }
+    println!("{n} calls each, a {pause} ms pause before each, the two interleaved; ms per call");
+    let mut out = vec![];
+    for c in &mut cases {
+        let mean = c.ms.iter().sum::<f64>() / c.ms.len() as f64;
+        let (a, b, d) = (pct(&mut c.ms, 0.5), pct(&mut c.ms, 0.9), pct(&mut c.ms, 0.99));
+        println!("{:<50} {a:>8.3} {b:>8.3} {d:>8.3} {mean:>8.3}", c.name);
+        out.push((c.name, a));
+        c.client.close().await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), c.child.wait()).await;
+    }
+    out
 }

@@ -22,9 +22,9 @@
 use cordon_audit::Store;
 
 // The tests' private PostgreSQL cluster (it names `NOBODY` and `record_skip` of its parent).
-#[path = "../tests/common/pg_certs.rs"]
+#[path = "../tests/common/certs.rs"]
 #[allow(dead_code)]
-mod pg_certs;
+mod certs;
 #[path = "../tests/common/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;

@@ -1184,6 +1184,59 @@ fn isolation_call_runs_each_call_in_a_fresh_server_in_its_own_session_and_concur
     assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
 }
 
+/// A warm spare that never answers initialize (the server hangs from its third start on: the
+/// listing's and the first spare's answer, the spare started behind the first call does not): the
+/// call that takes it is answered with the spare's start_timeout error after at most
+/// start_timeout, not twice that (a second server started after the failed spare).
+#[test]
+fn a_call_whose_warm_spare_failed_waits_at_most_start_timeout_and_gets_the_spares_error() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    // Each start appends a line (O_APPEND: two starts at once cannot lose one) and counts them.
+    let state = e.root.join("starts");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let st = state.display();
+    e.write_policy(
+        "counting.toml",
+        &format!("version = 1\nname = \"counting\"\nextends = [\"builtin:mcp-tool\"]\n[fs]\nread = [\"{st}\"]\nwrite = [\"{st}\"]\n"),
+    );
+    let sh =
+        format!("echo x >> {st}/log; if [ $(wc -l < {st}/log) -ge 3 ]; then exec sleep 600; fi; exec {py} server.py");
+    let cfg = setup(
+        &e,
+        &format!(
+            "pinning = \"off\"\n[servers.py]\ncommand = [\"/bin/sh\", \"-c\", \"{sh}\"]\nworkspace = \"home/ws\"\npolicy = \"counting.toml\"\nisolation = \"call\"\nstart_timeout = \"4s\"\n"
+        ),
+    );
+    let db = e.root.join("audit.db");
+    let mut g = Raw::start_db(&e, &cfg, &db);
+    g.initialize();
+    let (r, _) = g.ask_id(2, &Raw::call_line(2, "py__count", json!({})));
+    assert!(text(&r).starts_with("count=1 "), "the spare started with the gateway served: {r}");
+    let t = std::time::Instant::now();
+    let (r, _) = g.ask_id(3, &Raw::call_line(3, "py__count", json!({})));
+    let took = t.elapsed();
+    assert!(r["result"]["isError"] == true, "{r}");
+    assert!(text(&r).contains("did not answer MCP's initialize within 4.0s"), "the spare's own error: {r}");
+    // One start_timeout (4 s, counted from the spare's start, which came before this call) and
+    // the time to stop it; a second server started after it would add 4 s more.
+    assert!(took < std::time::Duration::from_secs(7), "the call waited {took:?}");
+    let (st, rest) = g.finish();
+    assert!(st.success(), "{st:?} {rest}");
+    let results = gw_records(&db, "tool_result");
+    let failed = results.iter().filter(|c| c["is_error"] == true).count();
+    assert_eq!(failed, 1, "{results:?}");
+    // The servers' sessions: the listing's, the spare that served call 2, the one that failed call
+    // 3, and the spare started behind it (stopped with the gateway). No other server was started.
+    let servers = session_times(&db).into_iter().filter(|(s, _)| !s.starts_with("gw-")).count();
+    assert_eq!(servers, 4, "{:?}", session_times(&db));
+    let r = cordon_audit::verify(&db).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+}
+
 /// Whether any process has `path` open (a file descriptor in /proc/PID/fd naming it).
 fn held_open(path: &Path) -> bool {
     let Ok(procs) = std::fs::read_dir("/proc") else { return false };

@@ -262,43 +262,10 @@ fn otlp_over_https_trusts_the_ca_file_and_fails_counted_without_it() {
     }
     let dir = tempdir("otlp-tls");
     let d = &dir.0;
-    let ssl = |args: &[&str]| {
-        let o = Command::new("openssl").args(args).current_dir(d).output().expect("openssl");
-        assert!(o.status.success(), "openssl {args:?}: {}", common::show(&o));
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    ssl(&[
-        &["req", "-x509"],
-        &ec[..],
-        &["-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=cordon test CA"],
-    ]
-    .concat());
-    ssl(&[&["req"], &ec[..], &["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]].concat());
-    std::fs::write(
-        d.join("ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("ext");
-    ssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "ext",
-    ]);
-    let rx = Receiver::start(Some((&d.join("leaf.pem"), &d.join("leaf.key"))));
+    let ca = common::certs::ca(d, "ca");
+    let (cert, key) = common::certs::leaf(d, "ca", "leaf");
+    let rx = Receiver::start(Some((&cert, &key)));
     let url = rx.url("https");
-    let ca = d.join("ca.pem");
     let e = recorded(Who::Root, 1);
     let batch = batch_of(&e.root.join("audit.db"), "n1");
     let n = batch.records.len();

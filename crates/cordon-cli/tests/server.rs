@@ -371,7 +371,7 @@ fn server_on_postgres_over_tls_verifies_the_database_and_refuses_plain_or_wrong_
     let base = url.split('?').next().expect("a URL");
     refused(base, &["no encryption", "add sslmode=verify-full&sslrootcert"]);
     refused(&format!("{base}?sslmode=require"), &["needs the CA", "sslrootcert=PATH"]);
-    let other = common::pg_certs::ca(&dir.0, "other");
+    let other = common::certs::ca(&dir.0, "other");
     let wrong = format!("{base}?sslmode=verify-full&sslrootcert={}", other.display());
     refused(&wrong, &["certificate", &format!("sslrootcert={}", other.display())]);
     // The right CA, another host name (the certificate names 127.0.0.1 only): refused, the name checked.

@@ -525,11 +525,12 @@ impl Tools for Gateway {
                 let granted = s.tool_grants.contains_key(&tool).then(|| tool.clone());
                 let key = (s.name.clone(), granted.clone());
                 let recipe = self.recipe(s, granted.as_deref());
-                // The spare started ahead, else one now (a spare that did not start: started
-                // again, so that the error the call reports is its own).
+                // The spare started ahead, else one now. A spare that did not start was this
+                // call's server: its error is the call's answer (starting another would make the
+                // call wait up to twice start_timeout), and the next call has a new spare.
                 let started = match self.spares.take(&key).await {
-                    Some(Ok(u)) => Ok(u),
-                    _ => recipe.start().await,
+                    Some(r) => r,
+                    None => recipe.start().await,
                 };
                 if s.warm {
                     self.spares.fill(key, recipe);

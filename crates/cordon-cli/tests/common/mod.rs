@@ -2,7 +2,7 @@
 //! (through setpriv), against the real kernel, in temporary workspaces they remove afterwards.
 #![allow(dead_code)]
 
-pub mod pg_certs;
+pub mod certs;
 pub mod postgres;
 
 use std::os::unix::fs::PermissionsExt;

@@ -91,7 +91,7 @@ impl Cluster {
             panic!("initdb failed: {}", String::from_utf8_lossy(&o.stderr));
         }
         let dir_s = dir.to_str().expect("utf-8").to_string();
-        let ca = if tls { Some(super::pg_certs::make(&dir, &data)) } else { None };
+        let ca = if tls { Some(super::certs::for_postgres(&dir, &data)) } else { None };
         // A TCP port for TLS, free when chosen: tried again on another if postgres could not bind it.
         for _ in 0..5 {
             let port = if tls { free_port() } else { PORT };

@@ -1,6 +1,7 @@
-//! Certificates for a test cluster's TLS (common/postgres.rs), made with the openssl CLI: a CA of
-//! the test's own and a server certificate for 127.0.0.1 signed by it. Nothing here is trusted by
-//! the host: the CA's PEM is handed to the client by path.
+//! Certificates for the tests' TLS servers (a PostgreSQL cluster: common/postgres.rs; an OTLP
+//! receiver: tests/otlp.rs), made with the openssl CLI: a CA of the test's own and a server
+//! certificate for 127.0.0.1 signed by it. Nothing here is trusted by the host: the CA's PEM is
+//! handed to the client by path.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -41,53 +42,48 @@ pub fn ca(dir: &Path, name: &str) -> PathBuf {
     dir.join(pem)
 }
 
-/// The CA and, in `data` (the cluster's data dir), server.crt and server.key for 127.0.0.1 with
-/// `ssl = on` in its postgresql.conf and a pg_hba.conf that lets TCP in only over TLS. Returns the
-/// CA's PEM.
-pub fn make(dir: &Path, data: &Path) -> PathBuf {
-    let ca_pem = ca(dir, "ca");
+/// A certificate for 127.0.0.1 (a TLS server's), signed by the CA `ca` made by [`ca`] in `dir`:
+/// `NAME.crt` and its key `NAME.key` in `dir`.
+pub fn leaf(dir: &Path, ca: &str, name: &str) -> (PathBuf, PathBuf) {
+    let (key, csr, crt, ext) =
+        (format!("{name}.key"), format!("{name}.csr"), format!("{name}.crt"), format!("{name}.ext"));
     std::fs::write(
-        dir.join("server.ext"),
+        dir.join(&ext),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     )
-    .expect("write server.ext");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
+    .expect("write the certificate's extensions");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    openssl(dir, &[&["req"][..], &ec, &["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"]].concat());
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
     openssl(
         dir,
         &[
             "x509",
             "-req",
             "-in",
-            "server.csr",
+            &csr,
             "-CA",
-            "ca.pem",
+            &ca_pem,
             "-CAkey",
-            "ca.key",
+            &ca_key,
             "-CAcreateserial",
             "-out",
-            "server.crt",
+            &crt,
             "-days",
             "30",
             "-extfile",
-            "server.ext",
+            &ext,
         ],
     );
+    (dir.join(crt), dir.join(key))
+}
+
+/// The CA and, in `data` (the cluster's data dir), server.crt and server.key for 127.0.0.1 with
+/// `ssl = on` in its postgresql.conf and a pg_hba.conf that lets TCP in only over TLS. Returns the
+/// CA's PEM.
+pub fn for_postgres(dir: &Path, data: &Path) -> PathBuf {
+    let ca_pem = ca(dir, "ca");
+    leaf(dir, "ca", "server");
     for f in ["server.crt", "server.key"] {
         std::fs::copy(dir.join(f), data.join(f)).expect("copy the server's certificate");
         owned_by_cluster(&data.join(f));
