@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::server::{bearer, fixed_port, http, tempdir, Db, Server, TempDir};
 use common::{Env, Who};
 use cordon_audit::ship::{Batch, WireRecord};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -11,178 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
-
-/// Which store a test's server keeps its records in.
-#[derive(Clone, Debug)]
-enum Db {
-    Sqlite(PathBuf),
-    /// A database's URL in a test's private cluster, and the policy-signing key's file.
-    Pg(String, PathBuf),
-}
-
-impl Db {
-    fn spec(&self) -> String {
-        match self {
-            Db::Sqlite(p) => format!("sqlite:{}", p.display()),
-            Db::Pg(url, _) => url.clone(),
-        }
-    }
-
-    /// The arguments naming the store to `cordon server`.
-    fn args(&self) -> Vec<String> {
-        let mut a = vec!["--database".to_string(), self.spec()];
-        if let Db::Pg(_, key) = self {
-            a.extend(["--key".to_string(), key.display().to_string()]);
-        }
-        a
-    }
-}
-
-/// A running `cordon server` on a free loopback port, its database under `dir` (or in PostgreSQL).
-/// Killed (by pid) on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    db: PathBuf,
-    store: Db,
-}
-
-impl Server {
-    /// On a port below the kernel's ephemeral range, free now: tests that restart the server on
-    /// its address need one that no other test's connection can be given meanwhile.
-    fn start(dir: &Path) -> Server {
-        Server::start_on(dir, &format!("127.0.0.1:{}", fixed_port()))
-    }
-
-    fn start_on(dir: &Path, listen: &str) -> Server {
-        Server::start_with(dir, listen, &[])
-    }
-
-    fn start_with(dir: &Path, listen: &str, extra: &[&str]) -> Server {
-        Server::start_store(&Db::Sqlite(dir.join("server.db")), listen, extra)
-    }
-
-    /// On a store of either kind (SQLite: the default elsewhere; PostgreSQL: the twins).
-    fn start_store(store: &Db, listen: &str, extra: &[&str]) -> Server {
-        let db = match store {
-            Db::Sqlite(p) => p.clone(),
-            Db::Pg(_, key) => key.with_extension("db"),
-        };
-        let mut child = Command::new(CORDON)
-            .args(["server", "--listen", listen])
-            .args(store.args())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn cordon server");
-        let mut line = String::new();
-        let mut err = BufReader::new(child.stderr.take().expect("stderr"));
-        err.read_line(&mut line).expect("read the server's first line");
-        let addr = line
-            .trim()
-            .strip_prefix("cordon server: listening on http://")
-            .unwrap_or_else(|| panic!("the server did not say where it listens: {line:?}"))
-            .to_string();
-        // Keep reading its stderr so that it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let _ = std::io::copy(&mut err, &mut std::io::sink());
-        });
-        Server { child, addr, db, store: store.clone() }
-    }
-
-    fn token(&self, role: &str, name: &str) -> String {
-        token_in(&self.store, role, name)
-    }
-
-    /// One number from the server's database, whichever store it is.
-    fn sql(&self, q: &str) -> i64 {
-        match &self.store {
-            Db::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).expect("open the server's database");
-                c.query_row(q, [], |r| r.get(0)).expect(q)
-            }
-            Db::Pg(url, _) => common::postgres::count(url, q),
-        }
-    }
-
-    /// SIGKILL and reap: through the Child, which never signals a pid it has already reaped (a
-    /// reaped pid may belong to another test's process by now).
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A free loopback port in 20000..32000 (below ip_local_port_range's default 32768), chosen from
-/// this process's id so that parallel test binaries rarely try the same ones.
-fn fixed_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    for _ in 0..1000 {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 20000 + ((std::process::id().wrapping_mul(97).wrapping_add(n * 13)) % 12000) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port in 20000..32000");
-}
-
-fn token_in(store: &Db, role: &str, name: &str) -> String {
-    let o = Command::new(CORDON)
-        .args(["server", "token", "create", "--role", role, "--name", name, "--database"])
-        .arg(store.spec())
-        .output()
-        .expect("token create");
-    assert!(o.status.success(), "{}", common::show(&o));
-    common::out(&o).trim().to_string()
-}
-
-/// One HTTP/1.1 exchange: (status, head, body).
-fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    let mut req =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("send");
-    // A server may answer (413) before it read everything: a failed write is no failure here.
-    let _ = s.write_all(body);
-    let mut raw = vec![];
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body =
-        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
-    (status, head.to_string(), body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-fn bearer(t: &str) -> String {
-    format!("Bearer {t}")
-}
 
 fn post(srv: &Server, token: &str, batch: &Batch) -> (u16, serde_json::Value) {
     let body = serde_json::to_vec(batch).expect("json");
@@ -218,7 +47,7 @@ fn stored(srv: &Server, node: &str) -> i64 {
 
 #[test]
 fn server_refuses_to_listen_beyond_loopback_unless_told() {
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let o = Command::new(CORDON)
         .args(["server", "--listen", "0.0.0.0:0", "--database"])
         .arg(format!("sqlite:{}", dir.0.join("s.db").display()))
@@ -263,7 +92,7 @@ fn server_endpoints_need_the_right_token_and_bounded_well_formed_bodies() {
     if !common::need_root() {
         return;
     }
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let srv = Server::start(&dir.0);
     let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
     // The database holds every node's evidence and the token digests: the server's user's only.
@@ -318,7 +147,7 @@ fn server_stores_a_real_session_verified_and_a_replay_once() {
     if !common::need_root() {
         return;
     }
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     stores_a_replay_once(&Db::Sqlite(dir.0.join("server.db")));
 }
 
@@ -329,7 +158,7 @@ fn server_on_postgres_stores_a_real_session_verified_and_a_replay_once() {
         return;
     }
     let Some(pg) = common::postgres::Cluster::start() else { return };
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     stores_a_replay_once(&Db::Pg(pg.database(), dir.0.join("server.key")));
 }
 
@@ -343,7 +172,7 @@ fn server_on_postgres_over_tls_verifies_the_database_and_refuses_plain_or_wrong_
         return;
     }
     let Some(pg) = common::postgres::Cluster::start_tls() else { return };
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let url = pg.database_tls();
     let db = Db::Pg(url.clone(), dir.0.join("server.key"));
     stores_a_replay_once(&db);
@@ -415,9 +244,7 @@ fn stores_a_replay_once(db: &Db) {
     assert_eq!(srv.sql("SELECT count(*) FROM refusals"), 0);
     // SIGTERM: the server stops serving and exits 0; a restart holds the same.
     let mut srv = srv;
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(srv.child.id() as i32), nix::sys::signal::SIGTERM);
-    let st = common::wait_for(std::time::Duration::from_secs(10), || srv.child.try_wait().ok().flatten())
-        .expect("the server ends on SIGTERM");
+    let st = srv.stop(std::time::Duration::from_secs(10));
     assert!(st.success(), "{st:?}");
     let srv = Server::start_store(db, &srv.addr, &[]);
     assert_eq!(post(&srv, &node, &b).1["duplicates"].as_i64(), Some(n), "a restart holds the same chain");
@@ -454,7 +281,7 @@ fn server_refuses_tampered_reordered_gapped_and_foreign_batches_whole() {
     if !common::need_root() {
         return;
     }
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     refuses_whole(&Db::Sqlite(dir.0.join("server.db")));
 }
 
@@ -465,7 +292,7 @@ fn server_on_postgres_refuses_tampered_reordered_gapped_and_foreign_batches_whol
         return;
     }
     let Some(pg) = common::postgres::Cluster::start() else { return };
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     refuses_whole(&Db::Pg(pg.database(), dir.0.join("server.key")));
 }
 
@@ -547,7 +374,7 @@ fn server_run_ships_at_its_end_and_audit_ship_delivers_what_a_down_server_missed
 
 fn run_ships_as(who: Who) {
     let e = Env::new(who);
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let mut srv = Server::start(&dir.0);
     let tf = e.root.join("node.token");
     std::fs::write(&tf, srv.token("node", "n1") + "\n").expect("token file");
@@ -631,7 +458,7 @@ fn server_killed_mid_stream_then_shipped_again_holds_every_record_once() {
     let local = cordon_audit::Store::open_read_only(&db).expect("log").records_after(0, 1 << 20).expect("records");
     let n = local.len() as i64;
     assert!(n > 20_000);
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let mut srv = Server::start(&dir.0);
     let tf = e.root.join("node.token");
     std::fs::write(&tf, srv.token("node", "n1")).expect("token file");
@@ -745,7 +572,7 @@ fn dashboard_escapes(pg: Option<&common::postgres::Cluster>) {
     args.extend_from_slice(&HOSTILE);
     let o = e.cordon(&args);
     assert!(o.status.success(), "{}", common::show(&o));
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let db = match pg {
         Some(pg) => Db::Pg(pg.database(), dir.0.join("server.key")),
         None => Db::Sqlite(dir.0.join("server.db")),
@@ -845,7 +672,7 @@ fn server_metrics_count_records_sessions_and_refusals_by_reason() {
         return;
     }
     let e = recorded(2);
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let srv = Server::start(&dir.0);
     let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
     let b = batch_of(&e.root.join("audit.db"), "n1");
@@ -898,7 +725,7 @@ fn server_metrics_count_denials_by_layer_and_alerts_by_rule() {
     let alerts =
         log.iter().filter(|r| r.kind == "alert").map(body).filter(|b| b["rule"] == "privilege-attempt").count();
     assert!(seccomp >= 2 && alerts >= 1, "the session left no seccomp denial or no alert: {seccomp} {alerts}");
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let srv = Server::start(&dir.0);
     let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "alice"));
     assert_eq!(post(&srv, &node, &batch_of(&db, "n1")).0, 200);
@@ -921,7 +748,7 @@ fn server_pages_a_sessions_timeline() {
         return;
     }
     let e = recorded(1);
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let srv = Server::start(&dir.0);
     let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "v"));
     let b = batch_of(&e.root.join("audit.db"), "n1");
@@ -975,7 +802,7 @@ fn server_serves_policies_by_identity_signed_cached_and_marks_running_sessions_s
         return;
     }
     for who in common::BOTH {
-        let dir = tempdir();
+        let dir = tempdir("server-test");
         policies_as(who, &dir, &Db::Sqlite(dir.0.join("server.db")));
     }
 }
@@ -987,7 +814,7 @@ fn server_on_postgres_serves_policies_by_identity_and_marks_running_sessions_sta
         return;
     }
     let Some(pg) = common::postgres::Cluster::start() else { return };
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     policies_as(Who::Root, &dir, &Db::Pg(pg.database(), dir.0.join("server.key")));
 }
 
@@ -1112,7 +939,7 @@ fn policies_as(who: Who, dir: &TempDir, db: &Db) {
 
     // The same server key restored with only version 1 (an old backup, a replay): the node ran
     // version 2, so version 1 runs nothing.
-    let dir3 = tempdir();
+    let dir3 = tempdir("server-test");
     std::fs::copy(dir.0.join("server.key"), dir3.0.join("server.key")).expect("the server's key");
     let srv3 = Server::start_on(&dir3.0, &srv.addr);
     assert_eq!(put(&srv3, &srv3.token("admin", "ops"), "ci-bot", v1).0, 200);
@@ -1125,7 +952,7 @@ fn policies_as(who: Who, dir: &TempDir, db: &Db) {
     drop(srv3);
 
     // Another server (another key) at the same address: refused, naming the pinned key's file.
-    let dir2 = tempdir();
+    let dir2 = tempdir("server-test");
     let srv2 = Server::start_on(&dir2.0, &srv.addr);
     let admin2 = srv2.token("admin", "ops");
     assert_eq!(put(&srv2, &admin2, "ci-bot", v1).0, 200);
@@ -1173,9 +1000,10 @@ fn closed_by_server(s: &mut std::net::TcpStream, within: std::time::Duration) ->
 #[test]
 fn server_bounds_its_connections_slow_headers_and_slow_bodies() {
     use std::time::{Duration, Instant};
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let limits = ["--max-connections", "2", "--header-timeout", "2", "--request-timeout", "2"];
-    let srv = Server::start_with(&dir.0, &format!("127.0.0.1:{}", fixed_port()), &limits);
+    let srv =
+        Server::start_store(&Db::Sqlite(dir.0.join("server.db")), &format!("127.0.0.1:{}", fixed_port()), &limits);
     let (viewer, node) = (srv.token("viewer", "v"), srv.token("node", "n1"));
     let auth = bearer(&viewer);
     // Control: with free slots a request is answered at once.
@@ -1232,28 +1060,7 @@ impl ChownIfNobody for Env {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A directory under /var/tmp, removed on drop.
-struct TempDir(PathBuf);
-
-fn tempdir() -> TempDir {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let p = PathBuf::from(format!(
-        "/var/tmp/cordon-server-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&p).expect("mkdir");
-    TempDir(p)
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    cordon_audit::hex(b)
 }
 
 /// Devbox spin-up latency: claims recorded in a node's log (start records with a `devbox` object,
@@ -1261,7 +1068,7 @@ impl Drop for TempDir {
 /// snapshot's p50 and p99 against the goals, escaped; /metrics has the claims' histogram.
 #[test]
 fn server_shows_devbox_claim_latency_per_snapshot() {
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     devbox_claims(&dir, &Db::Sqlite(dir.0.join("server.db")));
 }
 
@@ -1269,7 +1076,7 @@ fn server_shows_devbox_claim_latency_per_snapshot() {
 #[test]
 fn server_on_postgres_shows_devbox_claim_latency_per_snapshot() {
     let Some(pg) = common::postgres::Cluster::start() else { return };
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     devbox_claims(&dir, &Db::Pg(pg.database(), dir.0.join("server.key")));
 }
 
@@ -1379,7 +1186,7 @@ fn server_audit_ship_follow_delivers_as_the_log_grows_and_once_more_at_its_end()
     }
     for who in common::BOTH {
         let e = Env::new(who);
-        let dir = tempdir();
+        let dir = tempdir("server-test");
         let mut srv = Server::start(&dir.0);
         let tf = e.root.join("node.token");
         std::fs::write(&tf, srv.token("node", "n1") + "\n").expect("token file");
@@ -1467,7 +1274,7 @@ fn server_gateway_ships_its_tool_calls_and_a_bad_server_refuses_it_first() {
                 py.display()
             ),
         );
-        let dir = tempdir();
+        let dir = tempdir("server-test");
         let srv = Server::start(&dir.0);
         let tf = e.root.join("node.token");
         std::fs::write(&tf, srv.token("node", "gw1") + "\n").expect("token file");
@@ -1513,7 +1320,7 @@ fn two_servers_on_one_postgres_store_each_record_once() {
         return;
     }
     let Some(pg) = common::postgres::Cluster::start() else { return };
-    let dir = tempdir();
+    let dir = tempdir("server-test");
     let db = Db::Pg(pg.database(), dir.0.join("server.key"));
     let (a, b) = (Server::start_store(&db, &loopback(), &[]), Server::start_store(&db, &loopback(), &[]));
     let node = a.token("node", "n1");

@@ -1,8 +1,6 @@
-//! A real `cordon server` for end-to-end tests (dashboard.rs): started by the real `cordon` on a
-//! free loopback port, its SQLite database in a temp dir, killed by pid on drop; plus one-shot
-//! HTTP/1.1 exchanges and token minting through the real CLI.
-//!
-//! server.rs keeps its own copies of these (they grew there first); new tests use this module.
+//! A real `cordon server` for end-to-end tests: started by the real `cordon` on a free loopback
+//! port, its store SQLite in a temp dir or a database of a test's private PostgreSQL cluster,
+//! killed by pid on drop; plus one-shot HTTP/1.1 exchanges and token minting through the real CLI.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -10,26 +8,70 @@ use std::process::{Child, Command, Stdio};
 
 const CORDON: &str = env!("CARGO_BIN_EXE_cordon");
 
+/// Which store a test's server keeps its records in.
+#[derive(Clone, Debug)]
+#[allow(dead_code)]
+pub enum Db {
+    Sqlite(PathBuf),
+    /// A database's URL in a test's private cluster, and the policy-signing key's file.
+    Pg(String, PathBuf),
+}
+
+impl Db {
+    pub fn spec(&self) -> String {
+        match self {
+            Db::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Db::Pg(url, _) => url.clone(),
+        }
+    }
+
+    /// The arguments naming the store to `cordon server`.
+    fn args(&self) -> Vec<String> {
+        let mut a = vec!["--database".to_string(), self.spec()];
+        if let Db::Pg(_, key) = self {
+            a.extend(["--key".to_string(), key.display().to_string()]);
+        }
+        a
+    }
+}
+
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// The SQLite file (for PostgreSQL: beside the key, unused).
     pub db: PathBuf,
+    pub store: Db,
     /// What the server wrote to its stderr after its first line, as it arrives.
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+#[allow(dead_code)]
 impl Server {
-    /// On a fixed free port below the ephemeral range (see [`fixed_port`]).
+    /// SQLite in `dir`, on a fixed free port below the ephemeral range (see [`fixed_port`]).
     pub fn start(dir: &Path) -> Server {
         Server::start_with(dir, &[])
     }
 
     /// With more arguments to `cordon server`.
     pub fn start_with(dir: &Path, extra: &[&str]) -> Server {
-        let db = dir.join("server.db");
-        let listen = format!("127.0.0.1:{}", fixed_port());
+        Server::start_store(&Db::Sqlite(dir.join("server.db")), &format!("127.0.0.1:{}", fixed_port()), extra)
+    }
+
+    /// On `listen` (a test that restarts a server on its address needs one no other test's
+    /// connection can be given meanwhile: see [`fixed_port`]).
+    pub fn start_on(dir: &Path, listen: &str) -> Server {
+        Server::start_store(&Db::Sqlite(dir.join("server.db")), listen, &[])
+    }
+
+    /// On a store of either kind.
+    pub fn start_store(store: &Db, listen: &str, extra: &[&str]) -> Server {
+        let db = match store {
+            Db::Sqlite(p) => p.clone(),
+            Db::Pg(_, key) => key.with_extension("db"),
+        };
         let mut child = Command::new(CORDON)
-            .args(["server", "--listen", &listen, "--database", &format!("sqlite:{}", db.display())])
+            .args(["server", "--listen", listen])
+            .args(store.args())
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -55,7 +97,7 @@ impl Server {
                 line.clear();
             }
         });
-        Server { child, addr, db, log }
+        Server { child, addr, db, store: store.clone(), log }
     }
 
     /// The server's process (`cordon` execs `cordon-server` in place).
@@ -64,10 +106,10 @@ impl Server {
     }
 
     /// SIGTERM, as systemd stops it, and its exit status once it has ended (within `within`).
-    #[allow(dead_code)]
     pub fn stop(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        // The child has not been reaped (only `stop` and Drop wait for it): the pid is still its.
+        // The child has not been reaped (only `stop`, `kill` and Drop wait for it): the pid is
+        // still its.
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM the server");
         let t = std::time::Instant::now();
         loop {
@@ -79,35 +121,54 @@ impl Server {
         }
     }
 
-    /// A new token of `role` named `name`, from `cordon server token create`.
-    pub fn token(&self, role: &str, name: &str) -> String {
-        let o = Command::new(CORDON)
-            .args(["server", "token", "create", "--role", role, "--name", name, "--database"])
-            .arg(format!("sqlite:{}", self.db.display()))
-            .output()
-            .expect("token create");
-        assert!(o.status.success(), "{}", super::show(&o));
-        super::out(&o).trim().to_string()
+    /// SIGKILL and reap: through the Child, which never signals a pid it has already reaped (a
+    /// reaped pid may belong to another test's process by now).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
+    /// A new token of `role` named `name`, from `cordon server token create`.
+    pub fn token(&self, role: &str, name: &str) -> String {
+        token_in(&self.store, role, name)
+    }
+
+    /// One number from the server's database, whichever store it is.
     pub fn sql(&self, q: &str) -> i64 {
-        let c = rusqlite::Connection::open(&self.db).expect("open the server's database");
-        c.query_row(q, [], |r| r.get(0)).expect(q)
+        match &self.store {
+            Db::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).expect("open the server's database");
+                c.query_row(q, [], |r| r.get(0)).expect(q)
+            }
+            Db::Pg(url, _) => super::postgres::count(url, q),
+        }
     }
 
     /// One request with a bearer token: (status, body).
     pub fn call(&self, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, String) {
-        let auth = format!("Bearer {token}");
-        let (st, _, b) = http(&self.addr, method, path, &[("Authorization", &auth)], body);
+        let (st, _, b) = http(&self.addr, method, path, &[("Authorization", &bearer(token))], body);
         (st, b)
     }
 }
 
+/// A new token in `store`, from `cordon server token create`.
+pub fn token_in(store: &Db, role: &str, name: &str) -> String {
+    let o = Command::new(CORDON)
+        .args(["server", "token", "create", "--role", role, "--name", name, "--database"])
+        .arg(store.spec())
+        .output()
+        .expect("token create");
+    assert!(o.status.success(), "{}", super::show(&o));
+    super::out(&o).trim().to_string()
+}
+
+pub fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
 impl Drop for Server {
-    /// SIGKILL and reap through the Child, which never signals a pid it has already reaped.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -126,8 +187,7 @@ pub fn fixed_port() -> u16 {
     panic!("no free loopback port in 20000..32000");
 }
 
-/// One HTTP/1.1 exchange with `Connection: close`: (status, head, body; bodies here are never
-/// chunked: the server sends a length for the small JSON answers these tests read).
+/// One HTTP/1.1 exchange with `Connection: close`: (status, head, body, a chunked one joined).
 pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     let mut req =
@@ -137,13 +197,29 @@ pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).expect("send");
+    // A server may answer (413) before it read everything: a failed write is no failure here.
     let _ = s.write_all(body);
     let mut raw = vec![];
     let _ = s.read_to_end(&mut raw);
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, head.to_string(), body.to_string())
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, head.to_string(), body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// A directory under /var/tmp, removed on drop.
