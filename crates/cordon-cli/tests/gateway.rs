@@ -2049,7 +2049,8 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
     let py = mcp_python().display().to_string();
     let cfg = setup(
         &e,
-        &format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n# Counted per certificate name: accepted on an mTLS listener without require_token.\nrate = \"1000/min\"\n"),
+        &format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n# Counted per certificate name: accepted on an mTLS listener without require_token.\nrate = \"1000/min\"\n\
+                  # alice may reach echo only; any other certificate nothing.\n[clients.alice]\nscope = [\"py__echo\"]\n[clients.\"*\"]\nscope = []\n"),
     );
     let (ca, other) = (e.root.join("ca"), e.root.join("other"));
     let (cas, others) = (ca.display().to_string(), other.display().to_string());
@@ -2057,6 +2058,7 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
         vec!["gateway", "ca", "init", &cas],
         vec!["gateway", "ca", "issue", "--ca", &cas, "--name", "localhost", "--san", "localhost", "--san", "127.0.0.1"],
         vec!["gateway", "ca", "issue", "--ca", &cas, "--name", "alice"],
+        vec!["gateway", "ca", "issue", "--ca", &cas, "--name", "bob"],
         vec!["gateway", "ca", "init", &others],
         vec!["gateway", "ca", "issue", "--ca", &others, "--name", "mallory"],
     ] {
@@ -2118,6 +2120,30 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
     let call = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"py__echo","arguments":{"text":"over mtls"}}}"#;
     let (ok, status, out) = curl_tls(&url, &ca, alice, Some(&session), call);
     assert!(ok && status == "200" && out.contains("over mtls"), "{status} {out}");
+    // [clients.alice] scope: py__count is neither listed nor callable for her, and the refusal says
+    // which table to change.
+    assert!(!out.contains("py__count"), "{out}");
+    let (_, _, out) = curl_tls(&url, &ca, alice, Some(&session), r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#);
+    assert!(out.contains("py__echo") && !out.contains("py__count"), "alice's listing: {out}");
+    let count = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"py__count","arguments":{}}}"#;
+    let (_, status, out) = curl_tls(&url, &ca, alice, Some(&session), count);
+    assert!(
+        status == "200" && out.contains("isError") && out.contains("[clients.\\\"alice\\\"] scope"),
+        "{status} {out}"
+    );
+    // bob's certificate is of the same CA but has no table: [clients."*"] (nothing) is his.
+    let bob = Some((ca.as_path(), "bob"));
+    let (_, _, out) = curl_tls(&url, &ca, bob, None, init);
+    let bob_session = out
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().starts_with("mcp-session-id:").then(|| l[15..].trim().to_string()))
+        .unwrap_or_else(|| panic!("no session id: {out}"));
+    let notified = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    curl_tls(&url, &ca, bob, Some(&bob_session), notified);
+    let (_, _, out) = curl_tls(&url, &ca, bob, Some(&bob_session), r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    assert!(!out.contains("py__"), "bob's listing: {out}");
+    let (_, _, out) = curl_tls(&url, &ca, bob, Some(&bob_session), call);
+    assert!(out.contains("isError") && out.contains("[clients.\\\"*\\\"] scope"), "{out}");
 
     let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
     assert!(st.success());
@@ -2126,11 +2152,14 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
     assert!(!said.contains("panicked"), "{said}");
     assert!(said.contains("TLS handshake") && said.contains("refused"), "{said}");
     let recs = gw_records(&db, "tool_call");
-    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs.len(), 3, "{recs:?}");
     // Without require_token, the certificate's common name is the caller's identity.
     assert_eq!(
         (recs[0]["identity"].as_str(), recs[0]["client_cert"].as_str()),
         (Some("alice"), Some("alice")),
         "{recs:?}"
     );
+    let refused: Vec<(&str, &str)> =
+        recs[1..].iter().map(|r| (r["identity"].as_str().unwrap_or(""), r["rule"].as_str().unwrap_or(""))).collect();
+    assert_eq!(refused, [("alice", "client certificate scope"), ("bob", "client certificate scope")], "{recs:?}");
 }

@@ -51,6 +51,16 @@ struct RawConfig {
     scan_secrets: Option<S<String>>,
     #[serde(default)]
     servers: BTreeMap<S<String>, S<RawServer>>,
+    #[serde(default)]
+    clients: BTreeMap<S<String>, S<RawClient>>,
+}
+
+/// `[clients.CN] scope = [...]`: what a caller with a client certificate of that common name may
+/// list and call (`[clients."*"]`: any other certificate's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    scope: S<Vec<S<String>>>,
 }
 
 /// A size as a number of bytes or a string with a unit ("8M").
@@ -129,6 +139,9 @@ pub struct Config {
     /// Without `require_token`, each `rate` as a problem naming its position: served over HTTP, every
     /// caller is `http` and would share one count (so `--listen` refuses such a config).
     pub anonymous_rates: Vec<Diagnostic>,
+    /// `[clients.CN]`: the tools a client certificate's caller may reach, by its common name (`*`:
+    /// any name not listed). A name not listed, with no `*`: every tool, as before tables existed.
+    pub clients: BTreeMap<String, Vec<String>>,
 }
 
 /// `audit_sync`: a call is forwarded once its `tool_call` record is written to the log (it survives
@@ -274,7 +287,8 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Some(
                 "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync, require_token, scan_secrets \
                  and [servers.NAME] tables; a server takes command, policy, workspace, env, isolation, warm, monitor, call_timeout, \
-                 start_timeout, rate, scan_secrets, tools (allow, deny), [servers.NAME.secrets] and [servers.NAME.rules.TOOL] tables (paths, write_paths, rate)"
+                 start_timeout, rate, scan_secrets, tools (allow, deny), [servers.NAME.secrets] and [servers.NAME.rules.TOOL] tables (paths, write_paths, rate); \
+                 a [clients.CN] table takes scope"
                     .to_string(),
             )
         } else {
@@ -712,6 +726,7 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             }
         }
     }
+    let clients = clients(&src, &raw.clients, &servers, &mut errs);
     if errs.is_empty() {
         Ok(Config {
             file: file.to_string(),
@@ -721,10 +736,50 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             audit_sync,
             require_token,
             anonymous_rates,
+            clients,
         })
     } else {
         Err(GatewayError::Config(errs))
     }
+}
+
+/// `[clients.CN]` tables: each scope entry a served tool (`SERVER__TOOL` of a server of this file)
+/// or a prefix ending in `*`, as a token's `--scope`.
+fn clients(
+    src: &Source,
+    raw: &BTreeMap<S<String>, S<RawClient>>,
+    servers: &[Server],
+    errs: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for (cn, c) in raw {
+        let field = format!("clients.{}.scope", cn.get_ref());
+        let mut scope = vec![];
+        for e in c.get_ref().scope.get_ref() {
+            let v = e.get_ref();
+            let known = match v.split_once(SEP) {
+                Some((srv, _)) => servers.iter().any(|s| s.name == *srv),
+                None => v.ends_with('*'),
+            };
+            if known {
+                scope.push(v.clone());
+            } else {
+                let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+                errs.push(src.diag(
+                    e.span(),
+                    field.clone(),
+                    format!("`{v}` names no tool of this gateway"),
+                    Some(format!(
+                        "a scope entry is a tool as the gateway serves it, SERVER{SEP}TOOL (servers: {}), or a prefix ending in * (e.g. \"{}{SEP}*\")",
+                        names.join(", "),
+                        names.first().copied().unwrap_or("SERVER")
+                    )),
+                ));
+            }
+        }
+        out.insert(cn.get_ref().clone(), scope);
+    }
+    out
 }
 
 /// A policy's `[tools.NAME]` directories, added to its fs rules as a per-call session adds them
@@ -824,6 +879,22 @@ mod tests {
         let d = errors("[servers.a]\ncommand = [\"no-such-mcp-server-x\", \"--x\"]\n");
         assert_eq!((d[0].line, d[0].col, d[0].field.as_str()), (2, 12, "servers.a.command[0]"));
         assert!(d[0].message.contains("no-such-mcp-server-x") && d[0].message.contains("PATH"), "{d:?}");
+    }
+
+    #[test]
+    fn a_clients_scope_names_tools_of_its_servers_or_prefixes_with_positions() {
+        let d = errors(
+            "[servers.a]\ncommand = [\"/bin/sh\"]\n[clients.alice]\nscope = [\"a__x\", \"b__y\", \"z\", \"a__*\", \"*\"]\n",
+        );
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!((d[0].line, d[0].field.as_str()), (4, "clients.alice.scope"), "{d:?}");
+        assert!(d[0].message.contains("`b__y`") && d[1].message.contains("`z`"), "{d:?}");
+        assert!(d[0].hint.as_deref().is_some_and(|h| h.contains("SERVER__TOOL (servers: a)")), "{d:?}");
+        let d = errors("[servers.a]\ncommand = [\"/bin/sh\"]\n[clients.bob]\nscopes = []\n");
+        assert!(
+            d[0].message.contains("unknown field") && d[0].hint.as_deref().is_some_and(|h| h.contains("[clients.CN]")),
+            "{d:?}"
+        );
     }
 
     #[test]

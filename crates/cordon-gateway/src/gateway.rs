@@ -59,6 +59,8 @@ pub struct Gateway {
     limiter: crate::rules::Limiter,
     /// Servers started ahead for the next per-call call (`warm`, isolation = "call").
     spares: crate::spares::Spares,
+    /// `[clients.CN]` scopes of client certificates' callers.
+    clients: BTreeMap<String, Vec<String>>,
 }
 
 impl Gateway {
@@ -162,11 +164,19 @@ impl Gateway {
             closing: Default::default(),
             limiter: Default::default(),
             spares: Default::default(),
+            clients: cfg.clients.clone(),
         };
         for sv in gw.servers.iter().filter(|sv| sv.up.is_none() && sv.server.warm) {
             gw.spares.fill((sv.server.name.clone(), None), gw.recipe(&sv.server, None));
         }
         Ok(gw)
+    }
+
+    /// The scope a caller's client certificate has: its common name's `[clients.CN]`, else
+    /// `[clients."*"]`; none without a certificate or such a table (every tool, as before).
+    fn cert_scope(&self, who: &Caller) -> Option<&Vec<String>> {
+        let cn = who.cert.as_ref()?;
+        self.clients.get(cn).or_else(|| self.clients.get("*"))
     }
 
     /// What a per-call server of `s` (with `tool`'s grants, if it has any) is started with.
@@ -358,6 +368,7 @@ impl Tools for Gateway {
                         if decide(s, &name).allowed()
                             && self.pinned(&s.name, &name, Some(&t)).is_ok()
                             && who.may(&served)
+                            && self.cert_scope(who).is_none_or(|sc| crate::token::in_scope(sc, &served))
                         {
                             t.insert("name".into(), served.into());
                             all.push(t);
@@ -423,6 +434,17 @@ impl Tools for Gateway {
                 who.identity, self.config, who.identity
             );
             return refuse(rec, "token scope".into(), text);
+        }
+        if let Some(scope) = self.cert_scope(who).filter(|sc| !crate::token::in_scope(sc, &name)) {
+            let cn = who.cert.as_deref().unwrap_or_default();
+            let table = if self.clients.contains_key(cn) { cn } else { "*" };
+            let text = format!(
+                "cordon gateway refused `{name}`: the caller's client certificate (`{cn}`) may reach only [{}] \
+                 (rule: [clients.\"{table}\"] scope in {}). To allow it: add \"{name}\" to that scope.",
+                scope.join(", "),
+                self.config
+            );
+            return refuse(rec, "client certificate scope".into(), text);
         }
         let d = decide(s, &tool);
         if let Decision::Deny { rule, fix } = &d {

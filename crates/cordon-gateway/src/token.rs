@@ -71,14 +71,16 @@ impl Caller {
 
     /// Whether its token lets it list and call `tool` (the gateway's name, `SERVER__TOOL`).
     pub fn may(&self, tool: &str) -> bool {
-        match &self.scopes {
-            None => true,
-            Some(s) => s.iter().any(|x| match x.strip_suffix('*') {
-                Some(prefix) => tool.starts_with(prefix),
-                None => x == tool,
-            }),
-        }
+        self.scopes.as_ref().is_none_or(|s| in_scope(s, tool))
     }
+}
+
+/// Whether `scope` (tools, or prefixes ending in `*`) names `tool`.
+pub fn in_scope(scope: &[String], tool: &str) -> bool {
+    scope.iter().any(|x| match x.strip_suffix('*') {
+        Some(prefix) => tool.starts_with(prefix),
+        None => x == tool,
+    })
 }
 
 /// The key file of a config: its name with `.key`.
