@@ -972,10 +972,15 @@ fn http_client(e: &Env, url: &str, token: Option<&str>, calls: Value) -> Value {
     if let Some(t) = token {
         c.env("CORDON_TEST_BEARER", t);
     }
+    client_output(c, &calls, &format!("{:?}", e.who))
+}
+
+/// Runs client.py as set up in `c`, `calls` on its stdin; what it printed, as JSON.
+fn client_output(mut c: Command, calls: &Value, what: &str) -> Value {
     let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
     child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
     let o = child.wait_with_output().expect("client");
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{:?}: {}", e.who, show(&o)))
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{what}: {}", show(&o)))
 }
 
 /// The Python SDK's high-level `Client` in `mode` (CORDON_TEST_MCP_MODE) as the env's user, over
@@ -988,10 +993,7 @@ fn client_in_mode(e: &Env, cfg: &Path, url: Option<&str>, mode: &str, calls: Val
         Some(u) => c.args(["--url", u]),
         None => c.arg("--").arg(env!("CARGO_BIN_EXE_cordon")).args(gateway_args_db(e, cfg, &e.root.join("stdio.db"))),
     };
-    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("client");
-    child.stdin.take().expect("stdin").write_all(calls.to_string().as_bytes()).expect("calls");
-    let o = child.wait_with_output().expect("client");
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{:?} {mode} {url:?}: {}", e.who, show(&o)))
+    client_output(c, &calls, &format!("{:?} {mode} {url:?}", e.who))
 }
 
 /// Both revisions to clients (issue 14): the official Python SDK's `Client` on the initialize
@@ -1036,6 +1038,24 @@ fn the_python_sdk_client_calls_through_the_gateway_on_the_handshake_and_the_stat
                 "{who:?} stdio {mode}: {v}"
             );
         }
+        // Each stdio gateway (one per client, three sessions in one log) recorded its call, as the
+        // stdio client's; the log verifies and every session ended.
+        let stdio_db = e.root.join("stdio.db");
+        let r = cordon_audit::verify(&stdio_db).expect("verify");
+        assert!(r.ok() && r.unfinished.is_empty(), "{who:?}: {r:?}");
+        let store = cordon_audit::Store::open_read_only(&stdio_db).expect("log");
+        let mut got = vec![];
+        for s in store.sessions().expect("sessions").into_iter().filter(|s| s.session.starts_with("gw-")) {
+            for rec in store.records(&s.session).expect("records").into_iter().filter(|r| r.kind == "tool_call") {
+                let b: Value = serde_json::from_str(&rec.body).expect("body");
+                got.push((rec.ts_ms, b["identity"].as_str().map(str::to_string), b["args"]["text"].clone()));
+            }
+        }
+        got.sort_by_key(|g| g.0);
+        let got: Vec<(Option<String>, Value)> = got.into_iter().map(|g| (g.1, g.2)).collect();
+        let stdio = Some("stdio".to_string());
+        let want = ["legacy", "auto", "2026-07-28"].map(|m| (stdio.clone(), json!(m)));
+        assert_eq!(got, want, "{who:?}");
     }
 }
 
