@@ -36,7 +36,7 @@ pub fn record_hash(prev: &[u8], seq: i64, session: &str, kind: &str, ts_ms: i64,
 }
 
 /// Lower-case hex. By table, not `format!` per byte: every shipped record carries two hashes, and
-/// formatting them was a tenth of the node's CPU in the ingest benchmark.
+/// formatting them was about two thirds of the shipping node's CPU in the ingest benchmark.
 pub fn hex(b: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);

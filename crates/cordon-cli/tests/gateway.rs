@@ -2072,6 +2072,10 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
         &format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n# Counted per certificate name: accepted on an mTLS listener without require_token.\nrate = \"1000/min\"\n\
                   # alice may reach echo only; any other certificate nothing.\n[clients.alice]\nscope = [\"py__echo\"]\n[clients.\"*\"]\nscope = []\n"),
     );
+    // [clients] tables without a listener that asks for certificates would limit nothing: refused.
+    let o = cordon_within(&e, &["gateway", "--config", cfg.to_str().expect("utf-8"), "--stdio", "--no-audit"]);
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("[clients.CN] tables") && err(&o).contains("--client-ca"), "{}", show(&o));
     let (ca, other) = (e.root.join("ca"), e.root.join("other"));
     let (cas, others) = (ca.display().to_string(), other.display().to_string());
     for args in [
@@ -2142,9 +2146,9 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
     assert!(ok && status == "200" && out.contains("over mtls"), "{status} {out}");
     // [clients.alice] scope: py__count is neither listed nor callable for her, and the refusal says
     // which table to change.
-    assert!(!out.contains("py__count"), "{out}");
-    let (_, _, out) = curl_tls(&url, &ca, alice, Some(&session), r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#);
-    assert!(out.contains("py__echo") && !out.contains("py__count"), "alice's listing: {out}");
+    let (_, status, out) =
+        curl_tls(&url, &ca, alice, Some(&session), r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#);
+    assert!(status == "200" && out.contains("py__echo") && !out.contains("py__count"), "alice's listing: {out}");
     let count = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"py__count","arguments":{}}}"#;
     let (_, status, out) = curl_tls(&url, &ca, alice, Some(&session), count);
     assert!(
@@ -2160,8 +2164,9 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
         .unwrap_or_else(|| panic!("no session id: {out}"));
     let notified = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
     curl_tls(&url, &ca, bob, Some(&bob_session), notified);
-    let (_, _, out) = curl_tls(&url, &ca, bob, Some(&bob_session), r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
-    assert!(!out.contains("py__"), "bob's listing: {out}");
+    let (_, status, out) =
+        curl_tls(&url, &ca, bob, Some(&bob_session), r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    assert!(status == "200" && out.contains("\"tools\":[]") && !out.contains("py__"), "bob's listing: {out}");
     let (_, _, out) = curl_tls(&url, &ca, bob, Some(&bob_session), call);
     assert!(out.contains("isError") && out.contains("[clients.\\\"*\\\"] scope"), "{out}");
 

@@ -28,19 +28,19 @@ struct Receiver {
 
 impl Receiver {
     fn start(tls: Option<(&Path, &Path)>) -> Receiver {
-        Receiver::spawn(tls, 0)
+        Receiver::spawn(tls, 0, 1)
     }
 
-    /// One that answers its first `n` requests 503 with Retry-After: 1.
-    fn refusing(n: usize) -> Receiver {
-        Receiver::spawn(None, n)
+    /// One that answers its first `n` requests 503 with Retry-After: `after` seconds.
+    fn refusing(n: usize, after: u32) -> Receiver {
+        Receiver::spawn(None, n, after)
     }
 
-    fn spawn(tls: Option<(&Path, &Path)>, refuse: usize) -> Receiver {
+    fn spawn(tls: Option<(&Path, &Path)>, refuse: usize, after: u32) -> Receiver {
         assert!(Path::new(PY).exists(), "{PY} is missing: run ./scripts/setup-tests");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/otlp/receiver.py");
         let mut c = Command::new(PY);
-        c.arg(script).arg("--refuse").arg(refuse.to_string());
+        c.arg(script).arg("--refuse").arg(refuse.to_string()).arg("--retry-after").arg(after.to_string());
         if let Some((cert, key)) = tls {
             c.arg("--cert").arg(cert).arg("--key").arg(key);
         }
@@ -354,10 +354,11 @@ fn otlp_a_refused_request_is_sent_again_and_every_record_arrives_once() {
     if !common::need_root() {
         return;
     }
-    let rx = Receiver::refusing(2);
+    let rx = Receiver::refusing(2, 1);
     let dir = tempdir("otlp");
     let headers = dir.0.join("otlp-headers");
     std::fs::write(&headers, "# the collector's token\n\nAuthorization = Bearer from-a-file\n").expect("write");
+    chmod_600(&headers);
     let at = format!("@{}", headers.display());
     let srv = Server::start_with(&dir.0, &["--otlp-endpoint", &rx.url("http"), "--otlp-header", &at]);
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", srv.pid())).expect("cmdline");
@@ -380,15 +381,15 @@ fn otlp_a_refused_request_is_sent_again_and_every_record_arrives_once() {
     assert_eq!(metric(&srv, &viewer, failed), 0);
 }
 
-/// SIGTERM while a request waits to be sent again (its collector answered 503): the server sends
-/// it before it exits, within its drain, and exits 0 saying nothing was left behind. Without the
-/// drain the records would go with the process.
+/// SIGTERM while a request waits to be sent again (its collector answered 503 with Retry-After:
+/// 30): the server sends it at once, within its drain, rather than sleep through it, and exits 0
+/// saying nothing was left behind. Without the drain the records would go with the process.
 #[test]
 fn otlp_what_is_queued_at_shutdown_is_sent_before_the_server_exits() {
     if !common::need_root() {
         return;
     }
-    let rx = Receiver::refusing(1);
+    let rx = Receiver::refusing(1, 30);
     let dir = tempdir("otlp");
     let mut srv = Server::start_with(&dir.0, &["--otlp-endpoint", &rx.url("http")]);
     let node = srv.token("node", "n1");
@@ -399,12 +400,19 @@ fn otlp_what_is_queued_at_shutdown_is_sent_before_the_server_exits() {
     let refused = common::wait_for(Duration::from_secs(20), || (!rx.of("refused").is_empty()).then_some(()));
     assert!(refused.is_some(), "the first request never came");
     assert!(rx.of("span").is_empty() && rx.of("log").is_empty(), "sent before the stop");
+    let t = std::time::Instant::now();
     let st = srv.stop(Duration::from_secs(20));
     assert!(st.success(), "{st:?}");
+    assert!(t.elapsed() < Duration::from_secs(15), "the drain slept on the Retry-After: {:?}", t.elapsed());
     let (spans, logs) = rx.wait(n);
     assert_eq!(spans.len() + logs.len(), n, "each record once");
     let log = srv.log.lock().expect("log").clone();
     assert!(!log.contains("not sent within"), "{log}");
+}
+
+fn chmod_600(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 /// The nice value of the first thread of `pid` named `comm` (/proc/PID/task/TID/stat, field 19).
@@ -442,6 +450,7 @@ fn otlp_bad_flags_are_named_with_what_is_wrong() {
     let np = not_pem.to_str().expect("utf-8");
     let bad_headers = dir.0.join("headers");
     std::fs::write(&bad_headers, "A=b\nnot a header\n").expect("write");
+    chmod_600(&bad_headers);
     let bad_line = format!("@{}", bad_headers.display());
     for (extra, flag, what) in [
         (&["--otlp-endpoint", "grpc://h:4317"][..], "--otlp-endpoint", "neither http nor https"),
@@ -453,11 +462,8 @@ fn otlp_bad_flags_are_named_with_what_is_wrong() {
         (&["--otlp-header", "A=b"][..], "--otlp-endpoint", "required"),
         (&["--otlp-endpoint", "http://h:4318", "--otlp-header", "@/nonexistent/h"][..], "--otlp-header", "cannot read"),
         (&["--otlp-endpoint", "http://h:4318", "--otlp-header", "@/dev/zero"][..], "--otlp-header", "64 KiB"),
-        (
-            &["--otlp-endpoint", "http://h:4318", "--otlp-header", &bad_line][..],
-            "--otlp-header",
-            ":2: expected KEY=VALUE",
-        ),
+        (&["--otlp-endpoint", "http://h:4318", "--otlp-header", &bad_line][..], "--otlp-header", ":2: not a header"),
+        (&["--otlp-endpoint", "http://h:4318", "--otlp-header", "@/etc/hostname"][..], "--otlp-header", "chmod 600"),
         (&["--otlp-endpoint", "http://h:4318", "--otlp-retries", "11"][..], "--otlp-retries", "11"),
         (&["--otlp-retries", "2"][..], "--otlp-endpoint", "required"),
     ] {

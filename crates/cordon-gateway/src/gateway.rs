@@ -547,12 +547,15 @@ impl Tools for Gateway {
                 let granted = s.tool_grants.contains_key(&tool).then(|| tool.clone());
                 let key = (s.name.clone(), granted.clone());
                 let recipe = self.recipe(s, granted.as_deref());
-                // The spare started ahead, else one now. A spare that did not start was this
-                // call's server: its error is the call's answer (starting another would make the
-                // call wait up to twice start_timeout), and the next call has a new spare.
+                // The spare started ahead, else one now. A spare that failed while this call
+                // waited for it was this call's server: its error is the answer (starting another
+                // would make the call wait up to twice start_timeout), and the next call has a new
+                // spare. One that had failed before the call came (at the gateway's start, say):
+                // a server is started now.
                 let started = match self.spares.take(&key).await {
-                    Some(r) => r,
-                    None => recipe.start().await,
+                    Some((Ok(u), _)) => Ok(u),
+                    Some((Err(e), true)) => Err(e),
+                    Some((Err(_), false)) | None => recipe.start().await,
                 };
                 if s.warm {
                     self.spares.fill(key, recipe);
@@ -855,6 +858,9 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
     let mtls = on.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
     if on.listen.is_some() && !mtls && !cfg.anonymous_rates.is_empty() {
         return Err(GatewayError::Config(cfg.anonymous_rates.clone()));
+    }
+    if !mtls && !cfg.clients.is_empty() {
+        return Err(GatewayError::Clients { config: cfg.file.clone() });
     }
     // require_token: the key is checked (present, private) before anything starts.
     let tokens = if cfg.require_token {

@@ -59,4 +59,8 @@ pub enum GatewayError {
     /// The listener's TLS (its files) cannot be set up.
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// `[clients.CN]` tables with no listener that asks for client certificates: they would limit
+    /// nothing, silently.
+    #[error("{config}: its [clients.CN] tables limit callers by their client certificate, and no listener asks for one (--client-ca): they would limit nothing\n  hint: serve with --listen ADDR --tls-cert PEM --tls-key PEM --client-ca CA.pem, or remove the [clients] tables (the stdio client is never limited by them)")]
+    Clients { config: String },
 }

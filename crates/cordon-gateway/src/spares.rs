@@ -78,10 +78,12 @@ impl Spares {
         }
     }
 
-    /// The spare for `key`, once started (None: there is none; Some(Err): it did not start). A
+    /// The spare for `key`, once started (None: there is none; Some(Err): it did not start), and
+    /// whether it was still starting when taken (a failure then happened while the call waited). A
     /// spare whose server ended while it waited is stopped and not handed out.
-    pub async fn take(&self, key: &Key) -> Option<Result<Upstream, GatewayError>> {
+    pub async fn take(&self, key: &Key) -> Option<(Result<Upstream, GatewayError>, bool)> {
         let starting = self.slots.lock().unwrap_or_else(|p| p.into_inner()).starting.remove(key)?;
+        let waited = !starting.is_finished();
         let mut taken = Taken(Some(starting));
         let joined = match taken.0.as_mut() {
             Some(h) => h.await,
@@ -93,11 +95,11 @@ impl Spares {
                 u.shutdown().await;
                 None
             }
-            Ok(r) => Some(r),
-            Err(e) => Some(Err(GatewayError::Upstream {
-                server: key.0.clone(),
-                why: format!("its spare's start ended: {e}"),
-            })),
+            Ok(r) => Some((r, waited)),
+            Err(e) => Some((
+                Err(GatewayError::Upstream { server: key.0.clone(), why: format!("its spare's start ended: {e}") }),
+                waited,
+            )),
         }
     }
 

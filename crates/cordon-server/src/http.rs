@@ -286,14 +286,12 @@ async fn devboxes(State(app): State<App>) -> Response {
 
 async fn metrics(State(app): State<App>) -> Response {
     let store = app.store.clone();
-    match blocking(move || Ok((store.stale_count()?, store.devbox_pools(crate::metrics::MAX_POOLS)?))).await {
-        Ok((n, pools)) => {
-            app.metrics.stale.set(n);
-            app.metrics.set_pools(&pools);
-        }
-        Err(r) => return r,
-    }
-    let mut r = app.metrics.encode().into_response();
+    let (stale, pools) =
+        match blocking(move || Ok((store.stale_count()?, store.devbox_pools(crate::metrics::MAX_POOLS)?))).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
+    let mut r = app.metrics.scrape(stale, &pools).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),

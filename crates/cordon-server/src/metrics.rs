@@ -87,6 +87,8 @@ pub struct Metrics {
     pub otlp_exported: Counter,
     pub otlp_dropped: Family<Reason, Counter>,
     pub otlp_retries: Counter,
+    /// Held through a scrape (see [`Metrics::scrape`]).
+    scraping: Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -201,6 +203,7 @@ impl Default for Metrics {
             otlp_exported,
             otlp_dropped,
             otlp_retries,
+            scraping: Mutex::default(),
             claims,
             pool_size,
             pool_ready,
@@ -265,13 +268,20 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
         s
     }
+
+    /// A scrape: the gauges read from the database set, then everything encoded, one scrape at a
+    /// time (another's clearing of the pool gauges must not fall between this one's set and encode).
+    pub fn scrape(&self, stale: i64, pools: &[crate::store::PoolRow]) -> String {
+        let _one = self.scraping.lock().unwrap_or_else(|e| e.into_inner());
+        self.stale.set(stale);
+        self.set_pools(pools);
+        self.encode()
+    }
 }
 
-/// A node's name as a label value: its letters, digits and `-_.:`, anything else as `_` (a node
-/// names itself; a quote or a newline must not reach the exposition).
 impl Metrics {
     /// The pools as the database holds them now (at most [`MAX_POOLS`]: ask the store for no more).
-    pub fn set_pools(&self, pools: &[crate::store::PoolRow]) {
+    fn set_pools(&self, pools: &[crate::store::PoolRow]) {
         self.pool_size.clear();
         self.pool_ready.clear();
         for p in pools.iter().take(MAX_POOLS) {
@@ -282,6 +292,8 @@ impl Metrics {
     }
 }
 
+/// A node's name as a label value: its letters, digits and `-_.:`, anything else as `_` (a node
+/// names itself; a quote or a newline must not reach the exposition).
 fn label_text(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.:".contains(c) { c } else { '_' }).collect()
 }

@@ -31,7 +31,7 @@ CREATE INDEX IF NOT EXISTS sessions_devbox ON sessions (started_ms) WHERE devbox
 CREATE TABLE IF NOT EXISTS refusals (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts_ms BIGINT NOT NULL, node TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, first_seq BIGINT, last_seq BIGINT, records BIGINT NOT NULL, sessions TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS refusals_node ON refusals (node, id);
 CREATE TABLE IF NOT EXISTS refusal_counts (node TEXT NOT NULL, reason TEXT NOT NULL, count BIGINT NOT NULL, first_ms BIGINT NOT NULL, last_ms BIGINT NOT NULL, PRIMARY KEY (node, reason));
-CREATE TABLE IF NOT EXISTS devbox_pools (node TEXT NOT NULL, snapshot TEXT NOT NULL, ts_ms BIGINT NOT NULL, size BIGINT NOT NULL, ready BIGINT NOT NULL, PRIMARY KEY (node, snapshot));
+CREATE TABLE IF NOT EXISTS devbox_pools (node TEXT NOT NULL, snapshot TEXT NOT NULL, seq BIGINT NOT NULL, size BIGINT NOT NULL, ready BIGINT NOT NULL, PRIMARY KEY (node, snapshot));
 CREATE TABLE IF NOT EXISTS policies (identity TEXT NOT NULL, version BIGINT NOT NULL, sha256 TEXT NOT NULL, text TEXT NOT NULL, author TEXT NOT NULL, created_ms BIGINT NOT NULL, server_key TEXT NOT NULL, signature TEXT NOT NULL, PRIMARY KEY (identity, version));
 CREATE TABLE IF NOT EXISTS stale (node TEXT NOT NULL, session TEXT NOT NULL, identity TEXT NOT NULL, ran_version BIGINT NOT NULL, newer_version BIGINT NOT NULL, marked_ms BIGINT NOT NULL, PRIMARY KEY (node, session));
 ";
@@ -162,9 +162,9 @@ fn store_new(tx: &mut Transaction, b: &Checked, from: usize, now_ms: i64) -> Res
     Ok(())
 }
 
-/// A claim's pool, unless a newer claim of the same pool is already there (as SQLite's).
-const POOL_UPSERT: &str = "INSERT INTO devbox_pools (node, snapshot, ts_ms, size, ready) VALUES ($1, $2, $3, $4, $5)
- ON CONFLICT (node, snapshot) DO UPDATE SET ts_ms = excluded.ts_ms, size = excluded.size, ready = excluded.ready WHERE excluded.ts_ms >= devbox_pools.ts_ms";
+/// A claim's pool, unless a later claim (by chain `seq`) of the same pool is there (as SQLite's).
+const POOL_UPSERT: &str = "INSERT INTO devbox_pools (node, snapshot, seq, size, ready) VALUES ($1, $2, $3, $4, $5)
+ ON CONFLICT (node, snapshot) DO UPDATE SET seq = excluded.seq, size = excluded.size, ready = excluded.ready WHERE excluded.seq > devbox_pools.seq";
 
 /// A record's effect on its session's summary (as the SQLite store's `store_new`).
 fn summarize(tx: &mut Transaction, node: &str, r: &cordon_audit::Record) -> Result<(), Error> {
@@ -182,7 +182,7 @@ fn summarize(tx: &mut Transaction, node: &str, r: &cordon_audit::Record) -> Resu
             )?;
             if let Some((snapshot, size, ready)) = crate::tally::pool_of(&s) {
                 let (size, ready) = (size.min(i64::MAX as u64) as i64, ready.min(i64::MAX as u64) as i64);
-                tx.execute(POOL_UPSERT, &[&node, &snapshot, &r.ts_ms, &size, &ready])?;
+                tx.execute(POOL_UPSERT, &[&node, &snapshot, &r.seq, &size, &ready])?;
             }
         }
         "end" => {

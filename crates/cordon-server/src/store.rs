@@ -188,7 +188,7 @@ CREATE TABLE IF NOT EXISTS sessions (node TEXT NOT NULL, session TEXT NOT NULL, 
 CREATE INDEX IF NOT EXISTS sessions_started ON sessions (started_ms);
 CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, node TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL, first_seq INTEGER, last_seq INTEGER, records INTEGER NOT NULL, sessions TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS refusals_node ON refusals (node, id);
-CREATE TABLE IF NOT EXISTS devbox_pools (node TEXT NOT NULL, snapshot TEXT NOT NULL, ts_ms INTEGER NOT NULL, size INTEGER NOT NULL, ready INTEGER NOT NULL, PRIMARY KEY (node, snapshot)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS devbox_pools (node TEXT NOT NULL, snapshot TEXT NOT NULL, seq INTEGER NOT NULL, size INTEGER NOT NULL, ready INTEGER NOT NULL, PRIMARY KEY (node, snapshot)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS refusal_counts (node TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL, PRIMARY KEY (node, reason)) WITHOUT ROWID;
 ";
 
@@ -537,13 +537,13 @@ fn session_row(r: &rusqlite::Row) -> rusqlite::Result<SessionRow> {
     })
 }
 
+/// A claim's pool, unless a later claim of the same pool is already there: later in the node's
+/// chain (its `seq`), not by its clock, which may step back.
+const POOL_UPSERT: &str = "INSERT INTO devbox_pools (node, snapshot, seq, size, ready) VALUES (?1, ?2, ?3, ?4, ?5)
+ ON CONFLICT (node, snapshot) DO UPDATE SET seq = excluded.seq, size = excluded.size, ready = excluded.ready WHERE excluded.seq > devbox_pools.seq";
+
 /// Inserts the records from index `from` on (those before it were already stored), moves the
 /// node's tail, and keeps the per-session summary the dashboard lists.
-/// A claim's pool, unless a newer claim of the same pool is already there (one node's batches
-/// arrive in order, but its clock may step back).
-const POOL_UPSERT: &str = "INSERT INTO devbox_pools (node, snapshot, ts_ms, size, ready) VALUES (?1, ?2, ?3, ?4, ?5)
- ON CONFLICT (node, snapshot) DO UPDATE SET ts_ms = excluded.ts_ms, size = excluded.size, ready = excluded.ready WHERE excluded.ts_ms >= devbox_pools.ts_ms";
-
 fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlite::Result<()> {
     let (tail_seq, tail_hash) = match b.records.last() {
         Some(last) if from < b.records.len() => (Some(last.seq), Some(last.hash.clone())),
@@ -590,7 +590,7 @@ fn store_new(tx: &Transaction, b: &Checked, from: usize, now_ms: i64) -> rusqlit
                     tx.prepare_cached(POOL_UPSERT)?.execute(params![
                         b.node,
                         snapshot,
-                        r.ts_ms,
+                        r.seq,
                         size.min(i64::MAX as u64) as i64,
                         ready.min(i64::MAX as u64) as i64
                     ])?;

@@ -72,7 +72,6 @@ pub fn tally(records: &[Record]) -> Tally {
     t
 }
 
-/// A snapshot's hash (lowercase hex, as `cordon devbox snapshot` names them), or "other".
 /// (snapshot, pool size, ready after the claim) of a start record that recorded its devbox's pool.
 pub fn pool_of(start: &Value) -> Option<(String, u64, u64)> {
     let d = &start["devbox"];
@@ -80,6 +79,7 @@ pub fn pool_of(start: &Value) -> Option<(String, u64, u64)> {
     Some((snapshot(&d["snapshot"]), size, ready))
 }
 
+/// A snapshot's hash (lowercase hex, as `cordon devbox snapshot` names them), or "other".
 fn snapshot(v: &Value) -> String {
     match v.as_str() {
         Some(s)

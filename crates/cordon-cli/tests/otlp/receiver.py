@@ -2,10 +2,11 @@
 classes (opentelemetry-proto, pinned by scripts/setup-tests): what it prints is what any
 collector would read from the same bytes.
 
-receiver.py [--cert PEM --key PEM] [--refuse N]: listens on a free loopback port, prints
-`listening PORT`, then one JSON line per span or log record received (ids in hex, attributes as a
-flat object), flushed. With --refuse N, the first N requests are answered 503 with Retry-After: 1
-(each said as a `refused` line), as a collector that is overloaded or restarting answers.
+receiver.py [--cert PEM --key PEM] [--refuse N [--retry-after S]]: listens on a free loopback
+port, prints `listening PORT`, then one JSON line per span or log record received (ids in hex,
+attributes as a flat object), flushed. With --refuse N, the first N requests are answered 503 with
+Retry-After: S (default 1; each said as a `refused` line), as a collector that is overloaded or
+restarting answers.
 """
 
 import argparse
@@ -77,7 +78,7 @@ def logs(req):
                 })
 
 
-REFUSE = {"left": 0}
+REFUSE = {"left": 0, "after": "1"}
 REFUSE_LOCK = threading.Lock()
 
 
@@ -94,7 +95,7 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if refuse_this_one():
             emit({"signal": "refused", "path": self.path})
-            return self.answer(503, b"", {"Retry-After": "1"})
+            return self.answer(503, b"", {"Retry-After": REFUSE["after"]})
         if self.headers.get("Content-Type") != "application/x-protobuf":
             return self.answer(415, b"")
         if self.path.endswith("/v1/traces"):
@@ -128,8 +129,10 @@ def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--refuse", type=int, default=0)
+    p.add_argument("--retry-after", type=int, default=1)
     a = p.parse_args()
     REFUSE["left"] = a.refuse
+    REFUSE["after"] = str(a.retry_after)
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     if a.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

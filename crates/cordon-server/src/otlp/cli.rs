@@ -71,6 +71,7 @@ pub fn headers(s: &str) -> Result<Headers, String> {
         return header(s).map(|h| Headers(vec![h]));
     };
     let text = read_bounded(Path::new(path))?;
+    private(Path::new(path))?;
     let mut out = vec![];
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
         let at = format!("{path}:{}", i + 1);
@@ -79,12 +80,30 @@ pub fn headers(s: &str) -> Result<Headers, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        out.push(header(line).map_err(|e| format!("{at}: {e}"))?);
+        // The line is not repeated in the error: it may hold the secret the file keeps.
+        out.push(header(line).map_err(|_| {
+            format!("{at}: not a header as KEY=VALUE (a valid name, a value without control characters, not one the exporter sets); the line is not shown, it may hold a secret")
+        })?);
     }
     if out.is_empty() {
         return Err(format!("{path}: holds no header (one KEY=VALUE a line; # starts a comment)"));
     }
     Ok(Headers(out))
+}
+
+/// A file of headers holds secrets: refused when others than its owner may read it.
+fn private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{}: others may read it (mode {:o}), and it holds the collector's credentials\n  hint: chmod 600 {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
@@ -154,11 +173,24 @@ mod tests {
         for (bad, says) in [
             ("@/nonexistent/h", "/nonexistent/h: cannot read"),
             ("@/dev/zero", "larger than 64 KiB"),
-            ("@/etc/hostname", "/etc/hostname:1: expected KEY=VALUE"),
-            ("@/dev/null", "holds no header"),
+            ("@/etc/hostname", "/etc/hostname: others may read it (mode "),
         ] {
             assert!(headers(bad).is_err_and(|e| e.contains(says)), "{bad}: {:?}", headers(bad));
         }
+        let dir = std::env::temp_dir().join(format!("cordon-otlp-headers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let f = dir.join("h");
+        let write = |text: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(&f, text).expect("write");
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            headers(&format!("@{}", f.display()))
+        };
+        assert!(write("# only a comment\n").is_err_and(|e| e.contains("holds no header")));
+        let e = write("A=b\nAuthorization: Bearer s3cret=\n").expect_err("a curl-style line");
+        assert!(e.contains(":2: not a header") && !e.contains("s3cret"), "{e}");
+        assert!(write("A = b\n\n# c\nB=c=d\n").is_ok_and(|h| h.0.len() == 2 && h.0[1].1 == "c=d"));
+        let _ = std::fs::remove_dir_all(&dir);
         assert!(ca_file("/etc/hostname").is_err_and(|e| e.contains("no certificate")));
     }
 }

@@ -34,18 +34,17 @@ impl Shared {
         *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits `wait`, or less if the server starts closing meanwhile (a retry's wait ends at the
-    /// drain's deadline rather than outlasting it).
+    /// Waits `wait`, unless the server is closing or starts to meanwhile: then at once (the drain
+    /// tries again now rather than spend its seconds asleep on a Retry-After).
     pub fn sleep(&self, wait: Duration) {
         let end = Instant::now() + wait;
         let mut d = self.deadline.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            let until = d.map_or(end, |dl| dl.min(end));
+        while d.is_none() {
             let now = Instant::now();
-            if now >= until {
+            if now >= end {
                 return;
             }
-            d = self.closing.wait_timeout(d, until - now).unwrap_or_else(|e| e.into_inner()).0;
+            d = self.closing.wait_timeout(d, end - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 }
@@ -103,8 +102,8 @@ impl Exporter {
     }
 
     /// The server is stopping: what is queued is sent (retries included) until `within` has
-    /// passed; then the rest is dropped and counted. Returns once the worker has ended, or at the
-    /// deadline (plus a second for the request under way to give up).
+    /// passed; then the rest is dropped and counted. Returns once the worker has ended (a request
+    /// under way is cut at the deadline), or a second after the deadline if it has not.
     pub fn close(&self, within: Duration) -> Drained {
         let deadline = Instant::now() + within;
         *self.shared.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
@@ -113,9 +112,16 @@ impl Exporter {
         let _ = self.tx.try_send(Job { node: String::new(), records: vec![] });
         let done = self.done.lock().unwrap_or_else(|e| e.into_inner());
         let ended = done.recv_timeout(within + Duration::from_secs(1)).is_ok();
-        let left = self.shared.queued.swap(0, Ordering::AcqRel);
-        self.drop_records("shutdown", left);
-        let dropped = self.metrics.otlp_dropped.get_or_create(&Reason { reason: "shutdown".into() }).get();
+        // Once the worker has ended nothing takes from the queue: what is left there is counted
+        // here (records offered while it ended). While it runs, it counts what it takes.
+        let mut dropped = self.metrics.otlp_dropped.get_or_create(&Reason { reason: "shutdown".into() }).get();
+        if ended {
+            let left = self.shared.queued.swap(0, Ordering::AcqRel);
+            self.drop_records("shutdown", left);
+            dropped += left as u64;
+        } else {
+            dropped += self.shared.queued.load(Ordering::Acquire) as u64;
+        }
         Drained { ended, dropped }
     }
 

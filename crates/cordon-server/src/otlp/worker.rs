@@ -113,7 +113,18 @@ impl Worker {
             if tries > 0 {
                 self.metrics.otlp_retries.inc();
             }
-            let e = match rt.block_on(export::post(&self.target, signal, body.clone())) {
+            // While closing, a request is cut at the drain's deadline (its own limit is 10 s).
+            let post = export::post(&self.target, signal, body.clone());
+            let sent = match self.shared.deadline() {
+                None => rt.block_on(post),
+                Some(d) => match rt
+                    .block_on(async { tokio::time::timeout(d.saturating_duration_since(Instant::now()), post).await })
+                {
+                    Ok(r) => r,
+                    Err(_) => return self.dropped("shutdown", n),
+                },
+            };
+            let e = match sent {
                 Ok(()) => {
                     self.metrics.otlp_exported.inc_by(n as u64);
                     return;
