@@ -43,8 +43,9 @@ async fn connect(name: &'static str, tool: &'static str, argv: &[String], dir: &
         .spawn()
         .unwrap_or_else(|e| panic!("{argv:?}: {e}"));
     let (w, r) = (child.stdin.take().expect("stdin"), child.stdout.take().expect("stdout"));
-    let client =
-        Client::connect(r, w, 8 << 20, Arc::new(|| {})).await.unwrap_or_else(|e| panic!("{name}: initialize: {e}"));
+    let client = Client::connect(r, w, 8 << 20, Arc::new(|| {}), cordon_gateway::config::Protocol::Handshake)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: initialize: {e}"));
     Case { name, tool, client, child, ms: vec![] }
 }
 

@@ -70,7 +70,7 @@ fn main() {
             .expect("cordon gateway");
         let pid = child.id().expect("pid");
         let (w, r) = (child.stdin.take().expect("stdin"), child.stdout.take().expect("stdout"));
-        let c = Arc::new(Client::connect(r, w, 16 << 20, Arc::new(|| {})).await.expect("initialize"));
+        let c = Arc::new(Client::connect(r, w, 16 << 20, Arc::new(|| {}), cordon_gateway::config::Protocol::Handshake).await.expect("initialize"));
         for _ in 0..50 {
             echo(&c, "py__echo").await;
         }

@@ -1204,6 +1204,52 @@ fn isolation_call_runs_each_call_in_a_fresh_server_in_its_own_session_and_concur
     assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
 }
 
+/// An upstream that speaks only the stateless revision (2026-07-28; tests/gateway/modern_server.py,
+/// the official Python SDK's own loop for that revision, which refuses `initialize`): with the
+/// default (the handshake) the gateway does not start and says which setting to change; with
+/// `protocol = "2026-07-28"` and with "auto" the SDK's client lists and calls through the gateway,
+/// the upstream's request made in that revision (its `version` tool says so), every call recorded.
+#[test]
+fn an_upstream_that_speaks_only_the_stateless_revision_is_reached_with_its_protocol_setting() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    std::fs::copy(fixture("modern_server.py"), e.ws.join("modern_server.py")).expect("fixture");
+    let py = mcp_python().display().to_string();
+    let config = |protocol: &str| {
+        format!(
+            "pinning = \"off\"\nstart_timeout = \"30s\"\n[servers.m]\ncommand = [\"{py}\", \"modern_server.py\"]\nworkspace = \"home/ws\"\n{protocol}"
+        )
+    };
+    let cfg = setup(&e, &config(""));
+    let args = gateway_args(&e, &cfg);
+    let o = e.cordon(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(o.status.code(), Some(125), "{}", show(&o));
+    assert!(err(&o).contains("server `m`") && err(&o).contains("protocol = \"2026-07-28\""), "{}", show(&o));
+    for protocol in ["2026-07-28", "auto"] {
+        let cfg = setup(&e, &config(&format!("protocol = \"{protocol}\"\n")));
+        let calls = json!([{"tool": "m__version"}, {"tool": "m__echo", "args": {"text": protocol}}]);
+        let (v, o) = python_client(&e, &cfg, calls, &[]);
+        assert!(o.status.success(), "{protocol}: {}", show(&o));
+        assert_eq!(call(&v, 0), ("2026-07-28", false), "{protocol}: the upstream's request came in 2026-07-28: {v}");
+        assert_eq!(call(&v, 1), (protocol, false), "{protocol}: {v}");
+    }
+    let store = cordon_audit::Store::open_read_only(&e.root.join("audit.db")).expect("log");
+    let mut tools = vec![];
+    for s in store.sessions().expect("sessions").into_iter().filter(|s| s.session.starts_with("gw-")) {
+        for r in store.records(&s.session).expect("records").into_iter().filter(|r| r.kind == "tool_call") {
+            let b: Value = serde_json::from_str(&r.body).expect("body");
+            tools
+                .push((b["tool"].as_str().unwrap_or("").to_string(), b["decision"].as_str().unwrap_or("").to_string()));
+        }
+    }
+    assert_eq!(tools.len(), 4, "{tools:?}");
+    assert!(tools.iter().all(|(_, d)| d == "allow"), "{tools:?}");
+    let r = cordon_audit::verify(&e.root.join("audit.db")).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+}
+
 /// A warm spare that never answers initialize (the server hangs from its third start on: the
 /// listing's and the first spare's answer, the spare started behind the first call does not): the
 /// call that takes it is answered with the spare's start_timeout error after at most

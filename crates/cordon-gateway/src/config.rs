@@ -21,6 +21,8 @@
 //!                                    # tool with [tools.NAME] grants), used by the next call only
 //! monitor = false                    # true: its sessions watched by the eBPF sensor (root), each
 //!                                    # call's effects linked to it
+//! protocol = "2025-11-25"            # the default: the initialize handshake; "2026-07-28": the
+//!                                    # stateless revision (server/discover); "auto": ask, then fall back
 //! tools.allow = ["read_text_file"]   # only these (absent: every tool)
 //! tools.deny = ["write_file"]        # never these
 //! ```
@@ -82,6 +84,7 @@ struct RawServer {
     isolation: Option<S<String>>,
     warm: Option<S<bool>>,
     monitor: Option<S<bool>>,
+    protocol: Option<S<String>>,
     call_timeout: Option<S<String>>,
     start_timeout: Option<S<String>>,
     #[serde(default)]
@@ -142,6 +145,29 @@ pub struct Config {
     /// `[clients.CN]`: the tools a client certificate's caller may reach, by its common name (`*`:
     /// any name not listed). A name not listed, with no `*`: every tool, as before tables existed.
     pub clients: BTreeMap<String, Vec<String>>,
+}
+
+/// `protocol`: how the gateway opens its connection to a server. The handshake (2025-11-25) is the
+/// default: every server of that revision or the next that keeps it (the official SDKs do)
+/// answers it. A server that speaks only the stateless revision (2026-07-28) needs "2026-07-28";
+/// "auto" asks with `server/discover` and falls back to the handshake (a server that ignores the
+/// question costs up to 10 s at each start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Handshake,
+    Stateless,
+    Auto,
+}
+
+impl Protocol {
+    fn parse(s: &str) -> Option<Protocol> {
+        match s {
+            "2025-11-25" => Some(Protocol::Handshake),
+            "2026-07-28" => Some(Protocol::Stateless),
+            "auto" => Some(Protocol::Auto),
+            _ => None,
+        }
+    }
 }
 
 /// `audit_sync`: a call is forwarded once its `tool_call` record is written to the log (it survives
@@ -216,6 +242,8 @@ pub struct Server {
     /// Watch its sessions with the eBPF sensor (root): their effects are recorded and linked to
     /// the calls (`cordon audit show CALL`).
     pub monitor: bool,
+    /// The MCP revision the gateway speaks to it.
+    pub protocol: Protocol,
     /// `[servers.S.rules.TOOL]`: path arguments and rates, by tool.
     pub rules: BTreeMap<String, crate::rules::ToolRule>,
     /// `rate`: the calls per caller of each of its tools that names none of its own.
@@ -286,7 +314,7 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
         } else if e.message().contains("unknown field") {
             Some(
                 "the file takes pinning, call_timeout, start_timeout, max_result_bytes, audit_sync, require_token, scan_secrets \
-                 and [servers.NAME] tables; a server takes command, policy, workspace, env, isolation, warm, monitor, call_timeout, \
+                 and [servers.NAME] tables; a server takes command, policy, workspace, env, isolation, warm, monitor, protocol, call_timeout, \
                  start_timeout, rate, scan_secrets, tools (allow, deny), [servers.NAME.secrets] and [servers.NAME.rules.TOOL] tables (paths, write_paths, rate); \
                  a [clients.CN] table takes scope"
                     .to_string(),
@@ -552,6 +580,18 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
             Some(w) => *w.get_ref(),
             None => isolation == Isolation::Call,
         };
+        let protocol = match &s.protocol {
+            None => Protocol::Handshake,
+            Some(p) => Protocol::parse(p.get_ref()).unwrap_or_else(|| {
+                errs.push(src.diag(
+                    p.span(),
+                    field("protocol"),
+                    format!("`{}` is not an MCP revision the gateway speaks to servers", p.get_ref()),
+                    Some("protocol = \"2025-11-25\" (the initialize handshake, the default), \"2026-07-28\" (the stateless revision) or \"auto\"".into()),
+                ));
+                Protocol::Handshake
+            }),
+        };
         for v in &s.env {
             let ok = !v.get_ref().is_empty() && !v.get_ref().contains('=') && !v.get_ref().contains('\0');
             if !ok {
@@ -718,6 +758,7 @@ pub fn parse(file: &str, text: &str, base: &Path, path_var: Option<&std::ffi::Os
                     warm,
                     tool_grants,
                     monitor: s.monitor.as_ref().is_some_and(|m| *m.get_ref()),
+                    protocol,
                     rules,
                     rate: server_rate,
                     secrets,
@@ -895,6 +936,20 @@ mod tests {
             d[0].message.contains("unknown field") && d[0].hint.as_deref().is_some_and(|h| h.contains("[clients.CN]")),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn a_servers_protocol_is_one_the_gateway_speaks() {
+        let text =
+            "[servers.a]\ncommand = [\"/bin/sh\"]\nprotocol = \"2026-07-28\"\n[servers.b]\ncommand = [\"/bin/sh\"]\n";
+        let c = parse("gw.toml", text, Path::new("/"), Some(std::ffi::OsStr::new("/bin"))).expect("ok");
+        assert_eq!(
+            c.servers.iter().map(|s| s.protocol).collect::<Vec<_>>(),
+            [Protocol::Stateless, Protocol::Handshake]
+        );
+        let d = errors("[servers.a]\ncommand = [\"/bin/sh\"]\nprotocol = \"2024-11-05\"\n");
+        assert_eq!((d[0].line, d[0].field.as_str()), (3, "servers.a.protocol"), "{d:?}");
+        assert!(d[0].hint.as_deref().is_some_and(|h| h.contains("\"auto\"")), "{d:?}");
     }
 
     #[test]

@@ -59,6 +59,7 @@ mod tests {
             warm: false,
             tool_grants: Default::default(),
             monitor: false,
+            protocol: crate::config::Protocol::Handshake,
             rules: Default::default(),
             rate: None,
             secrets: vec![],

@@ -656,6 +656,7 @@ impl Client {
         write: W,
         max_message: usize,
         on_change: OnChange,
+        protocol: crate::config::Protocol,
     ) -> Result<Client, UpstreamError>
     where
         R: AsyncRead + Unpin + Send + 'static,
@@ -690,7 +691,21 @@ impl Client {
             let _ = ours.shutdown().await;
         });
         let (r, _) = tokio::io::split(theirs);
-        let svc = ClientHandler(on_change).serve((r, write)).await.map_err(|e| UpstreamError::Other(e.to_string()))?;
+        use crate::config::Protocol;
+        use rmcp::model::ProtocolVersion;
+        let lifecycle = match protocol {
+            Protocol::Handshake => rmcp::ClientLifecycleMode::Initialize,
+            Protocol::Stateless => {
+                rmcp::ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] }
+            }
+            Protocol::Auto => rmcp::ClientLifecycleMode::Auto {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                legacy_version: Some(ProtocolVersion::V_2025_11_25),
+            },
+        };
+        let svc = rmcp::ClientServiceExt::serve_with_lifecycle(ClientHandler(on_change), (r, write), lifecycle)
+            .await
+            .map_err(|e| UpstreamError::Other(e.to_string()))?;
         Ok(Client { peer: svc.peer().clone(), svc: tokio::sync::Mutex::new(Some(svc)) })
     }
 

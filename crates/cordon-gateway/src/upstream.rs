@@ -142,12 +142,19 @@ impl Upstream {
             grace: Duration::from_secs(if s.monitor { 30 } else { 10 }),
         };
         let t0 = std::time::Instant::now();
-        match tokio::time::timeout(s.start_timeout, Client::connect(r, w, max_message, on_change)).await {
+        match tokio::time::timeout(s.start_timeout, Client::connect(r, w, max_message, on_change, s.protocol)).await {
             Ok(Ok(client)) => Ok(up(client)),
             Ok(Err(e)) => {
                 stop(pid, &ended).await;
                 let how = ended.lock().ok().and_then(|g| g.clone()).unwrap_or_default();
-                Err(fail(format!("it did not answer MCP's initialize in session {session}: {e}; {how}")))
+                let hint = match s.protocol {
+                    crate::config::Protocol::Handshake => format!(
+                        " (a server that speaks only the stateless revision refuses the handshake: protocol = \"2026-07-28\" or \"auto\" for servers.{} in {config_file})",
+                        s.name
+                    ),
+                    _ => String::new(),
+                };
+                Err(fail(format!("it did not answer MCP's initialize in session {session}: {e}; {how}{hint}")))
             }
             Err(_) => {
                 stop(pid, &ended).await;
