@@ -381,6 +381,35 @@ fn otlp_a_refused_request_is_sent_again_and_every_record_arrives_once() {
     assert_eq!(metric(&srv, &viewer, failed), 0);
 }
 
+/// A collector that refuses every request (503): with `--otlp-retries 1` each request is tried
+/// exactly twice (what the collector saw: two refusals per retry counted), then its records are
+/// counted as failed, each once.
+#[test]
+fn otlp_each_refused_request_is_tried_retries_plus_one_times_then_counted_failed() {
+    if !common::need_root() {
+        return;
+    }
+    let rx = Receiver::refusing(1_000_000, 0);
+    let dir = tempdir("otlp");
+    let srv = Server::start_with(&dir.0, &["--otlp-endpoint", &rx.url("http"), "--otlp-retries", "1"]);
+    let (node, viewer) = (srv.token("node", "n1"), srv.token("viewer", "v"));
+    let e = recorded(Who::Root, 2);
+    let batch = batch_of(&e.root.join("audit.db"), "n1");
+    let n = batch.records.len() as u64;
+    assert_eq!(post(&srv, &node, &batch), 200);
+    let failed = "cordon_server_otlp_records_dropped_total{reason=\"export_failed\"}";
+    let done = common::wait_for(Duration::from_secs(30), || (metric(&srv, &viewer, failed) == n).then_some(()));
+    assert!(done.is_some(), "failed {} of {n}", metric(&srv, &viewer, failed));
+    // The receiver's lines are read by a thread of this test: the last may come a moment after.
+    let counts = || (rx.of("refused").len() as u64, metric(&srv, &viewer, "cordon_server_otlp_retries_total"));
+    let even = common::wait_for(Duration::from_secs(10), || {
+        let (refused, retries) = counts();
+        (retries >= 1 && refused == 2 * retries).then_some(())
+    });
+    assert!(even.is_some(), "(refusals, retries): {:?}", counts());
+    assert_eq!(metric(&srv, &viewer, "cordon_server_otlp_records_exported_total"), 0);
+}
+
 /// SIGTERM while a request waits to be sent again (its collector answered 503 with Retry-After:
 /// 30): the server sends it at once, within its drain, rather than sleep through it, and exits 0
 /// saying nothing was left behind. Without the drain the records would go with the process.
