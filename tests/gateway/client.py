@@ -6,7 +6,9 @@ result (text, isError).
 
 With CORDON_TEST_MCP_MODE set (legacy, auto or a protocol revision such as 2026-07-28) it uses the
 SDK's high-level `Client` with that `mode=` instead (auto, its default, asks `server/discover` and
-adopts the stateless revision when the server offers it) and also prints the negotiated version."""
+adopts the stateless revision when the server offers it) and also prints the negotiated version.
+With CORDON_TEST_MCP_LISTEN=1 too (2026-07-28), it opens a `subscriptions/listen` stream for tool-list
+changes before the calls and prints the events it heard by 10 s after them ("listened")."""
 
 import asyncio
 import json
@@ -28,11 +30,28 @@ async def with_mode(mode: str, calls: list) -> dict:
     async with Client(target, mode=mode) as client:
         out["version"] = client.protocol_version
         out["tools"] = sorted(t.name for t in (await client.list_tools()).tools)
-        for c in calls:
-            r = await client.call_tool(c["tool"], c.get("args", {}))
-            text = "\n".join(getattr(b, "text", "") for b in r.content)
-            out["calls"].append({"tool": c["tool"], "text": text, "is_error": bool(r.is_error)})
+        if os.environ.get("CORDON_TEST_MCP_LISTEN"):
+            async with client.listen(tools_list_changed=True) as sub:
+                out["honored"] = bool(sub.honored.tools_list_changed)
+                await run_calls(client, calls, out)
+                out["listened"] = []
+                try:
+                    async with asyncio.timeout(10):
+                        async for event in sub:
+                            out["listened"].append(type(event).__name__)
+                            break
+                except TimeoutError:
+                    pass
+        else:
+            await run_calls(client, calls, out)
     return out
+
+
+async def run_calls(client, calls: list, out: dict) -> None:
+    for c in calls:
+        r = await client.call_tool(c["tool"], c.get("args", {}))
+        text = "\n".join(getattr(b, "text", "") for b in r.content)
+        out["calls"].append({"tool": c["tool"], "text": text, "is_error": bool(r.is_error)})
 
 
 async def main() -> None:

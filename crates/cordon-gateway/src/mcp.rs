@@ -64,11 +64,14 @@ pub use crate::token::Caller;
 struct Handler<T> {
     tools: Arc<T>,
     who: &'static str,
+    /// Bumped each time the tools changed (stdio): what a `subscriptions/listen` stream tells a
+    /// client on the stateless revision, which hears no other notification.
+    changes: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl<T> Clone for Handler<T> {
     fn clone(&self) -> Self {
-        Handler { tools: self.tools.clone(), who: self.who }
+        Handler { tools: self.tools.clone(), who: self.who, changes: self.changes.clone() }
     }
 }
 
@@ -104,6 +107,36 @@ impl<T: Tools> ServerHandler for Handler<T> {
             .filter_map(|t| serde_json::from_value(Value::Object(t)).ok())
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    /// `subscriptions/listen` (2026-07-28): tool-list changes only, and only where the gateway hears
+    /// of them (stdio).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &rmcp::model::SubscriptionFilter,
+    ) -> Option<rmcp::model::SubscriptionFilter> {
+        self.changes.as_ref()?;
+        let mut f = rmcp::model::SubscriptionFilter::new();
+        f.tools_list_changed = requested.tools_list_changed.filter(|t| *t);
+        Some(f)
+    }
+
+    async fn listen(&self, cx: rmcp::service::SubscriptionContext) -> Result<(), ErrorData> {
+        let Some(mut changes) = self.changes.clone() else {
+            cx.cancelled().await;
+            return Ok(());
+        };
+        changes.mark_unchanged();
+        loop {
+            tokio::select! {
+                _ = cx.cancelled() => return Ok(()),
+                r = changes.changed() => {
+                    if r.is_err() || cx.sink().notify_tool_list_changed().await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 
     async fn call_tool(
@@ -183,7 +216,8 @@ where
         })
     };
     let (rmcp_r, rmcp_w) = tokio::io::split(theirs);
-    let running = Handler { tools, who: "stdio" }.serve((rmcp_r, rmcp_w));
+    let (bump, changes) = tokio::sync::watch::channel(0u64);
+    let running = Handler { tools, who: "stdio", changes: Some(changes) }.serve((rmcp_r, rmcp_w));
     let filter = async move {
         let mut input = BufReader::new(input);
         let mut line = vec![];
@@ -222,11 +256,12 @@ where
         match running.await {
             Ok(s) => {
                 let peer = s.peer().clone();
+                // A client on the handshake hears the notification; one on the stateless revision
+                // through its `subscriptions/listen` stream (the bump), if it opened one.
                 let notify = tokio::spawn(async move {
                     while changed.recv().await.is_some() {
-                        if peer.notify_tool_list_changed().await.is_err() {
-                            break;
-                        }
+                        bump.send_modify(|n| *n += 1);
+                        let _ = peer.notify_tool_list_changed().await;
                     }
                 });
                 let r = s.waiting().await.map(|_| ()).map_err(|e| e.to_string());
@@ -265,7 +300,7 @@ pub async fn serve_http<T: Tools>(
     config.max_request_body_bytes = max_body;
     // Dropped (the gateway stops): every session is cancelled.
     let _cancel = config.cancellation_token.clone().drop_guard();
-    let handler = Handler { tools, who: "http" };
+    let handler = Handler { tools, who: "http", changes: None };
     let svc = StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
