@@ -1060,9 +1060,10 @@ fn the_python_sdk_client_calls_through_the_gateway_on_the_handshake_and_the_stat
 }
 
 /// A client on the stateless revision hears of tool-list changes only through a
-/// `subscriptions/listen` stream: the official Python SDK's `Client` (2026-07-28, over stdio) opens
-/// one for tool-list changes, calls a tool that changes its server's tools mid-session, and hears
-/// the change. (Before the gateway took the subscription, rmcp answered it "method not found".)
+/// `subscriptions/listen` stream: the official Python SDK's `Client` (2026-07-28, over stdio and
+/// over the HTTP listener) opens one for tool-list changes, calls a tool that changes its server's
+/// tools mid-session, and hears the change. (Before the gateway took the subscription, rmcp
+/// answered it "method not found".)
 #[test]
 fn a_client_on_the_stateless_revision_hears_tool_list_changes_through_subscriptions_listen() {
     if !need_root() {
@@ -1074,14 +1075,26 @@ fn a_client_on_the_stateless_revision_hears_tool_list_changes_through_subscripti
         &e,
         &format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n"),
     );
-    let mut c = e.command(&py);
-    c.arg(e.ws.join("client.py")).env("CORDON_TEST_MCP_MODE", "2026-07-28").env("CORDON_TEST_MCP_LISTEN", "1");
-    c.arg("--").arg(env!("CARGO_BIN_EXE_cordon")).args(gateway_args(&e, &cfg));
-    let v = client_output(c, &json!([{"tool": "py__mutate"}]), "listen");
-    assert_eq!(v["version"], "2026-07-28", "{v}");
-    assert_eq!(call(&v, 0), ("mutated", false), "{v}");
-    assert_eq!(v["honored"], true, "the gateway took the tool-list subscription: {v}");
-    assert_eq!(v["listened"], json!(["ToolsListChanged"]), "{v}");
+    let client = |url: Option<&str>| {
+        let mut c = e.command(&py);
+        c.arg(e.ws.join("client.py")).env("CORDON_TEST_MCP_MODE", "2026-07-28").env("CORDON_TEST_MCP_LISTEN", "1");
+        match url {
+            Some(u) => c.args(["--url", u]),
+            None => c.arg("--").arg(env!("CARGO_BIN_EXE_cordon")).args(gateway_args(&e, &cfg)),
+        };
+        client_output(c, &json!([{"tool": "py__mutate"}]), &format!("listen {url:?}"))
+    };
+    let db = e.root.join("http.db");
+    let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
+    for (how, v) in [("stdio", client(None)), ("http", client(Some(&url)))] {
+        assert_eq!(v["version"], "2026-07-28", "{how}: {v}");
+        assert_eq!(call(&v, 0), ("mutated", false), "{how}: {v}");
+        assert_eq!(v["honored"], true, "{how}: the gateway took the tool-list subscription: {v}");
+        assert_eq!(v["listened"], json!(["ToolsListChanged"]), "{how}: {v}");
+    }
+    let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    assert!(gw.wait().expect("wait").success());
 }
 
 /// curl's HTTP status for a POST of `body` to `url` with `headers`.

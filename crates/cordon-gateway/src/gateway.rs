@@ -932,13 +932,16 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
         log.session
     );
     // A server said its tools changed: list them again (alerting on what changed), tell the client.
+    // HTTP clients on the stateless revision hear it on their `subscriptions/listen` streams.
     let (to_client, from_servers) = tokio::sync::mpsc::channel::<()>(1);
+    let (bump, http_changes) = tokio::sync::watch::channel(0u64);
     let refresher = {
         let gw = gw.clone();
         tokio::spawn(async move {
             while let Some(i) = changed_rx.recv().await {
                 gw.refresh(i).await;
                 let _ = to_client.try_send(());
+                bump.send_modify(|n| *n += 1);
             }
         })
     };
@@ -958,7 +961,11 @@ pub async fn run(cfg: Config, exe: &Path, opts: Options, on: Listeners) -> Resul
         // Ends (and so stops listening) when the select below does.
         let http = async {
             match listener {
-                Some(l) => crate::mcp::serve_http(gw.clone(), l, MAX_HTTP_BODY, tokens, tls.clone()).await,
+                Some(l) => {
+                    let http =
+                        crate::mcp::Http { max_body: MAX_HTTP_BODY, tokens, tls: tls.clone(), changes: http_changes };
+                    crate::mcp::serve_http(gw.clone(), l, http).await
+                }
                 None => std::future::pending().await,
             }
         };

@@ -64,8 +64,8 @@ pub use crate::token::Caller;
 struct Handler<T> {
     tools: Arc<T>,
     who: &'static str,
-    /// Bumped each time the tools changed (stdio): what a `subscriptions/listen` stream tells a
-    /// client on the stateless revision, which hears no other notification.
+    /// Bumped each time the tools changed: what a `subscriptions/listen` stream tells a client on
+    /// the stateless revision, which hears no other notification.
     changes: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
@@ -109,8 +109,7 @@ impl<T: Tools> ServerHandler for Handler<T> {
         Ok(ListToolsResult::with_all_items(tools))
     }
 
-    /// `subscriptions/listen` (2026-07-28): tool-list changes only, and only where the gateway hears
-    /// of them (stdio).
+    /// `subscriptions/listen` (2026-07-28): tool-list changes only.
     fn accepted_subscription_filter(
         &self,
         requested: &rmcp::model::SubscriptionFilter,
@@ -280,6 +279,15 @@ where
 /// The path the HTTP listener serves MCP at.
 pub const HTTP_PATH: &str = "/mcp";
 
+/// How the HTTP listener serves: the body limit, the token key (require_token), TLS, and the
+/// gateway's tool-list changes (told on `subscriptions/listen` streams).
+pub struct Http {
+    pub max_body: usize,
+    pub tokens: Option<ed25519_dalek::VerifyingKey>,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub changes: tokio::sync::watch::Receiver<u64>,
+}
+
 /// Serves `tools` over MCP's streamable HTTP transport (rmcp's, on hyper) at [`HTTP_PATH`] on
 /// `listener` until dropped (its sessions are then cancelled). A request body over `max_body` bytes is refused (413) while
 /// it streams in; the `Host` header must name a loopback host (DNS rebinding); the tool a call
@@ -287,20 +295,15 @@ pub const HTTP_PATH: &str = "/mcp";
 /// With `tokens` (require_token), a request without a valid `Authorization: Bearer` token signed
 /// by that key is refused (401, saying why); the header is taken out of the request before rmcp
 /// sees it (nothing of it reaches an upstream), and the token's caller goes with the request.
-pub async fn serve_http<T: Tools>(
-    tools: Arc<T>,
-    listener: tokio::net::TcpListener,
-    max_body: usize,
-    tokens: Option<ed25519_dalek::VerifyingKey>,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) -> Result<(), String> {
+pub async fn serve_http<T: Tools>(tools: Arc<T>, listener: tokio::net::TcpListener, http: Http) -> Result<(), String> {
+    let Http { max_body, tokens, tls, changes } = http;
     use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
     let mut config = StreamableHttpServerConfig::default();
     config.max_request_body_bytes = max_body;
     // Dropped (the gateway stops): every session is cancelled.
     let _cancel = config.cancellation_token.clone().drop_guard();
-    let handler = Handler { tools, who: "http", changes: None };
+    let handler = Handler { tools, who: "http", changes: Some(changes) };
     let svc = StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
