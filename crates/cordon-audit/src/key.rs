@@ -46,7 +46,7 @@ pub fn load_or_create(db: &Path) -> Result<SigningKey, String> {
 /// which a session opening the log meanwhile would take for a planted hard link (a link() and an
 /// unlink() of the candidate left that window open; found as a CI failure of
 /// `concurrent_first_use_signs_with_one_key`). Where the filesystem cannot rename that way, link().
-fn install(tmp: &Path, key: &Path) -> std::io::Result<()> {
+pub(crate) fn install(tmp: &Path, key: &Path) -> std::io::Result<()> {
     use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
     match renameat2(AT_FDCWD, tmp, AT_FDCWD, key, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) => Ok(()),
@@ -56,7 +56,7 @@ fn install(tmp: &Path, key: &Path) -> std::io::Result<()> {
 }
 
 /// A key someone else made or could read signs nothing: ours, mode 0600 (or tighter).
-fn trusted(p: &Path) -> Result<(), String> {
+pub(crate) fn trusted(p: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     crate::files::check_owned(p, "signing key")?;
     match std::fs::symlink_metadata(p) {
@@ -67,6 +67,13 @@ fn trusted(p: &Path) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// The key at `p`, if there is one, once it is found trusted and with one name.
+pub(crate) fn load(p: &Path) -> Result<Option<SigningKey>, String> {
+    trusted(p)?;
+    crate::files::check_single_link(p)?;
+    read(p)
 }
 
 /// The key, if the file exists. A file of the wrong size is an error, never replaced.

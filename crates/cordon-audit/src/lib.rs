@@ -4,6 +4,7 @@
 //! file outside the database so that truncation is detected too. Records the database would not
 //! take are spooled and imported later, never dropped. It knows nothing of sandboxes.
 
+mod birth;
 mod chain;
 pub mod files;
 mod head;

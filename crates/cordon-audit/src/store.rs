@@ -125,6 +125,7 @@ impl Store {
         }
         // Another user's file in a shared directory, or one with a second name, is not ours to trust.
         check_owned(&path, "the database").map_err(|m| damaged(&path, &m))?;
+        crate::birth::database(&path, SCHEMA).map_err(|m| io(&path, m))?;
         private_file(&path).map_err(|e| io(&path, format!("cannot create the database file: {e}")))?;
         let conn = Connection::open(&path).map_err(db(&path))?;
         let head_lock =
@@ -139,12 +140,17 @@ impl Store {
         for s in ["-wal", "-shm"] {
             tighten(&sidecar(&path, s)).map_err(|e| io(&path, format!("cannot make {s} private: {e}")))?;
         }
-        for f in [path.clone(), sidecar(&path, "-wal"), sidecar(&path, "-shm"), head_path(&path), lock_path(&path)] {
+        let key_files = [crate::files::key_path(&path), crate::birth::candidate_path(&path)];
+        for f in [path.clone(), sidecar(&path, "-wal"), sidecar(&path, "-shm"), head_path(&path), lock_path(&path)]
+            .into_iter()
+            .chain(key_files)
+        {
             check_owned(&f, "the log's file").and_then(|_| check_single_link(&f)).map_err(|m| damaged(&path, &m))?;
         }
         check_owned(&spool::dir(&path), "the spool directory").map_err(|m| damaged(&path, &m))?;
-        let key = crate::key::load_or_create(&path).map_err(|m| io(&path, m))?;
-        check_single_link(&crate::files::key_path(&path)).map_err(|m| damaged(&path, &m))?;
+        let empty: bool =
+            conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM records)", [], |r| r.get(0)).map_err(db(&path))?;
+        let key = crate::birth::log_key(&path, &head_lock, empty).map_err(|m| io(&path, m))?;
         let mut s = Store { conn, head_lock: Some(head_lock), path, key: Some(key), imported: vec![], anchor: None };
         s.check_head()?;
         s.imported = s.import_spool();

@@ -1,0 +1,128 @@
+//! A new log, made so that a crash at any step leaves a log that verifies.
+//!
+//! Its database appears whole: made (WAL, table) under a temporary name, then named. A first writer
+//! killed while SQLite switched a fresh file to WAL left a hot rollback journal, which a read-only
+//! open (`verify`) cannot roll back: "UNREADABLE" (found by `audit_log_birth_survives_a_kill_at_each_step`).
+//!
+//! Its key and its first head are made in the order a crash cannot break: the head (record 0)
+//! is signed and in place before the key takes its name. `verify` reads a key without a head as a
+//! deleted head, and the old order (key, then head) left exactly that when cordon was killed between
+//! the two (seen in CI: `audit_log_survives_kill_9_at_random_points`, killed at 76 ms).
+//!
+//! The candidate key waits at `<log>.key.new`. A crash after the head and before the rename leaves
+//! the candidate with the head it signed; the next open installs it, and `verify` accepts it for a
+//! log that has no records yet.
+
+use crate::files::{head_path, key_path, private_file, sync_dir, unique_tmp, write_atomic};
+use crate::head::Head;
+use ed25519_dalek::SigningKey;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Where a new log's key waits until its head is written.
+pub fn candidate_path(db: &Path) -> PathBuf {
+    db.with_extension("key.new")
+}
+
+/// The log's signing key. When there is none, one is made; its head 0 is written first when the
+/// log is `empty` and has no head. `lock` is the log's lock file, which orders this against
+/// other writers of the head.
+pub fn log_key(db: &Path, lock: &File, empty: bool) -> Result<SigningKey, String> {
+    #[allow(deprecated)]
+    nix::fcntl::flock(lock.as_raw_fd(), nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|e| format!("cannot lock {}: {e}", crate::files::lock_path(db).display()))?;
+    let r = locked(db, empty);
+    #[allow(deprecated)]
+    let _ = nix::fcntl::flock(lock.as_raw_fd(), nix::fcntl::FlockArg::Unlock);
+    r
+}
+
+fn locked(db: &Path, empty: bool) -> Result<SigningKey, String> {
+    let p = key_path(db);
+    if let Some(k) = crate::key::load(&p)? {
+        return Ok(k);
+    }
+    let head = Head::read(&head_path(db))?;
+    if let Some(k) = adoptable(db, head.as_ref(), empty)? {
+        install(db, &p)?;
+        return Ok(k);
+    }
+    let key = SigningKey::from_bytes(&seed()?);
+    write_candidate(db, &key)?;
+    if head.is_none() && empty {
+        let h = head_path(db);
+        write_atomic(&h, Head::sign(&key, 0, &[0u8; 32]).to_line().as_bytes())
+            .map_err(|e| format!("cannot write the head file {}: {e}", h.display()))?;
+    }
+    install(db, &p)?;
+    Ok(key)
+}
+
+/// The candidate left by a crash between writing head 0 and naming the key: used when it is ours,
+/// the log is empty and the head is record 0 signed by it. Anything else is not adopted.
+pub fn adoptable(db: &Path, head: Option<&Head>, empty: bool) -> Result<Option<SigningKey>, String> {
+    let Some(h) = head.filter(|h| h.seq == 0 && empty) else { return Ok(None) };
+    let c = candidate_path(db);
+    crate::key::trusted(&c)?;
+    Ok(crate::key::load(&c)?.filter(|k| h.signed_by(&k.verifying_key())))
+}
+
+fn seed() -> Result<[u8; 32], String> {
+    let mut seed = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(|e| format!("reading /dev/urandom: {e}"))?;
+    Ok(seed)
+}
+
+/// A fresh candidate file (a leftover one that signed nothing is replaced, never followed).
+fn write_candidate(db: &Path, key: &SigningKey) -> Result<(), String> {
+    let c = candidate_path(db);
+    let err = |e: std::io::Error| format!("cannot write the new signing key {}: {e}", c.display());
+    match std::fs::remove_file(&c) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&c).map_err(err)?;
+    f.write_all(&key.to_bytes()).and_then(|_| f.sync_all()).map_err(err)
+}
+
+/// Gives the candidate the key's name (never over a key) and makes the rename durable.
+fn install(db: &Path, p: &Path) -> Result<(), String> {
+    crate::key::install(&candidate_path(db), p)
+        .and_then(|_| sync_dir(p))
+        .map_err(|e| format!("cannot install the signing key {}: {e}", p.display()))
+}
+
+/// Makes the database at `db` when there is none (another cordon may be making it at once: one
+/// wins, the others use its file). An existing file is left to the caller.
+pub fn database(db: &Path, schema: &str) -> Result<(), String> {
+    match std::fs::symlink_metadata(db) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => return Ok(()),
+    }
+    let tmp = unique_tmp(db);
+    let made = (|| {
+        private_file(&tmp).map_err(|e| e.to_string())?;
+        let conn = rusqlite::Connection::open(&tmp).map_err(|e| e.to_string())?;
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; {schema} PRAGMA user_version = 1;"
+        ))
+        .map_err(|e| e.to_string())?;
+        // Closing the only connection checkpoints the WAL into the file (fsynced) and removes it.
+        conn.close().map_err(|(_, e)| e.to_string())?;
+        match crate::key::install(&tmp, db) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e.to_string()),
+            _ => sync_dir(db).map_err(|e| e.to_string()),
+        }
+    })();
+    for f in ["", "-wal", "-shm", "-journal"] {
+        let mut s = tmp.as_os_str().to_owned();
+        s.push(f);
+        let _ = std::fs::remove_file(PathBuf::from(s));
+    }
+    made.map_err(|e| format!("cannot create the database: {e}"))
+}
