@@ -59,6 +59,14 @@ impl Daemon {
         v["claimed"].clone()
     }
 
+    /// `claim --json` with these variables in the client's environment (for `--secret NAME`).
+    fn claim_env(&self, e: &Env, snap: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let sock = self.sock.to_str().expect("utf-8");
+        let mut a = vec!["devbox", "claim", snap, "--json", "--socket", sock];
+        a.extend_from_slice(extra);
+        e.cordon_env(&a, env)
+    }
+
     fn exec(&self, e: &Env, id: &str, script: &str) -> Output {
         self.cordon(e, &["devbox", "exec", id, "--", "/bin/sh", "-c", script])
     }
@@ -803,4 +811,82 @@ fn devbox_daemon_ships_its_claims_to_the_server_as_they_happen() {
     let o = c.args(bad).stdin(Stdio::null()).output().expect("cordon daemon");
     assert!(!o.status.success() && show(&o).contains("not a loopback address"), "{}", show(&o));
     assert!(!e.root.join("d2.sock").exists(), "the refused daemon listened");
+}
+
+/// Secrets bound at claim (`--secret`): each claim's commands see their own, no other claim's; no
+/// file of the store, the pool or the audit log holds a value (the log names them); a value on the
+/// command line is refused. Control: the same search run on the host finds both values (in the
+/// exec servers' environments), so the search inside would have found the other claim's.
+#[test]
+fn devbox_secrets_are_their_claims_alone_and_never_stored() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let snap = snapshot(&e, "devbox.toml", "[\"true\"]");
+    let d = Daemon::start(&e, &[]);
+    let o = d.cordon(&e, &["devbox", "pool", &snap, "--size", "2"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_nanos();
+    let (va, vb) = (format!("sek-a-{stamp}"), format!("sek-b-{stamp}"));
+    let file_b = e.root.join("token-b");
+    std::fs::write(&file_b, format!("{vb}\n")).expect("secret file");
+    let claimed = |o: Output| -> String {
+        assert!(o.status.success(), "claim: {}", show(&o));
+        let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+        v["claimed"]["id"].as_str().expect("id").to_string()
+    };
+    let ia = claimed(d.claim_env(&e, &snap, &["--secret", "TOKEN"], &[("TOKEN", &va)]));
+    let ib = claimed(d.claim_env(
+        &e,
+        &snap,
+        &["--secret", &format!("TOKEN={}", format_args!("@{}", file_b.display()))],
+        &[],
+    ));
+    let o = d.exec(&e, &ia, "printf %s \"$TOKEN\"");
+    assert_eq!(out(&o), va, "{}", show(&o));
+    let o = d.exec(&e, &ib, "printf %s \"$TOKEN\"");
+    assert_eq!(out(&o), vb, "the file's final newline is dropped: {}", show(&o));
+    // Every process's environment a command can read: its claim's value only.
+    let search =
+        format!("cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -o 'sek-[ab]-{stamp}' | sort -u");
+    let o = e.bare_sh(&search);
+    assert_eq!(out(&o), format!("{va}\n{vb}\n"), "control: the host sees both: {}", show(&o));
+    assert_eq!(out(&d.exec(&e, &ia, &search)), format!("{va}\n"), "A saw B's secret");
+    assert_eq!(out(&d.exec(&e, &ib, &search)), format!("{vb}\n"), "B saw A's secret");
+    // A claim without --secret (the pool's refill) has none.
+    let ic = d.claim(&e, &snap, &[]);
+    let o = d.exec(&e, ic["id"].as_str().expect("id"), "printf %s \"${TOKEN-unset}\"");
+    assert_eq!(out(&o), "unset", "{}", show(&o));
+    // No file of the store or the log holds a value; the start record names the secret.
+    let o = e.bare_sh(&format!(
+        "grep -rlF -e {va} -e {vb} {} {} {}* {} ; true",
+        e.root.join("store").display(),
+        d.log.display(),
+        e.root.join("audit.db").display(),
+        e.root.join("audit.head").display()
+    ));
+    assert_eq!(out(&o), "", "a secret's value was stored: {}", show(&o));
+    let o = e.cordon(&["audit", "export", &ia]);
+    assert!(o.status.success(), "export: {}", show(&o));
+    let start: serde_json::Value = serde_json::from_str(out(&o).lines().next().expect("start")).expect("json");
+    assert_eq!(start["body"]["devbox"]["secrets"], serde_json::json!(["TOKEN"]), "{start}");
+    // Refused before anything is claimed: a value on the command line, an unset variable, a
+    // name that is cordon's.
+    // Counted by claimed devboxes: the pool refills in the background meanwhile.
+    let claimed_n = || {
+        let v = ls_json(&d.cordon(&e, &["devbox", "ls", "--json"]));
+        v["items"].as_array().expect("items").iter().filter(|i| i["state"] == "claimed").count()
+    };
+    let before = claimed_n();
+    for (flag, says) in [
+        ("TOKEN=hunter2", "never taken from the command line"),
+        ("CORDON_TEST_UNSET_SECRET", "is not set"),
+        ("CORDON_SESSION=@/etc/hostname", "cordon's to set"),
+    ] {
+        let o = d.claim_env(&e, &snap, &["--secret", flag], &[]);
+        assert!(!o.status.success() && err(&o).contains(says), "--secret {flag}: {}", show(&o));
+        assert!(!err(&o).contains("hunter2"), "the refused value was echoed: {}", show(&o));
+    }
+    assert_eq!(before, claimed_n(), "a refused claim took a devbox");
 }

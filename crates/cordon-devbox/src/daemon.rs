@@ -74,6 +74,8 @@ struct Devbox {
     audit: Option<Arc<Mutex<Audit>>>,
     /// The audit log opened while the devbox was made (off the claim's path), for its session.
     log_ready: Option<cordon_audit::Store>,
+    /// The names of the secrets its claim bound (the values are never kept here).
+    secrets: Vec<String>,
 }
 
 #[derive(Default)]
@@ -88,6 +90,9 @@ struct State {
     claiming: HashMap<u32, usize>,
     stopping: bool,
 }
+
+/// A claim's secrets, as `secrets::check` passed them: name, value.
+type Secrets = Vec<(String, String)>;
 
 /// The snapshot's pool as a claim found it: recorded with the claim, so that the server can show
 /// pool sizes (issue 16) from what the nodes already ship.
@@ -409,9 +414,9 @@ impl Daemon {
                 ))
             }
             Request::Pool { snapshot, size } => self.pool(&snapshot, size),
-            Request::Claim { snapshot, policy, policy_text } => {
-                claim_policy(policy, policy_text, uid).and_then(|p| self.claim(&snapshot, p, uid))
-            }
+            Request::Claim { snapshot, policy, policy_text, secrets } => crate::secrets::check(&secrets)
+                .and_then(|_| claim_policy(policy, policy_text, uid))
+                .and_then(|p| self.claim(&snapshot, p, secrets, uid)),
             Request::Exec { id, argv, env } => self.exec(&id, argv, env, fds, uid),
             Request::Ls => Ok(self.ls(uid)),
             Request::Rm { id } => self.rm(&id, uid),
@@ -564,6 +569,7 @@ impl Daemon {
                 running: false,
                 audit: None,
                 log_ready: None,
+                secrets: vec![],
             };
             let hold = ToHolder::Hold {
                 id: id.clone(),
@@ -612,9 +618,15 @@ impl Daemon {
         made
     }
 
-    fn claim(self: &Arc<Self>, name: &str, policy: Option<ClaimPolicy>, uid: u32) -> Result<Reply, String> {
+    fn claim(
+        self: &Arc<Self>,
+        name: &str,
+        policy: Option<ClaimPolicy>,
+        secrets: Secrets,
+        uid: u32,
+    ) -> Result<Reply, String> {
         self.reserve_claim(uid)?;
-        let r = self.claim_one(name, policy, uid);
+        let r = self.claim_one(name, policy, secrets, uid);
         if let Ok(mut s) = self.state.lock() {
             if let Some(n) = s.claiming.get_mut(&uid) {
                 *n = n.saturating_sub(1);
@@ -648,7 +660,13 @@ impl Daemon {
         Ok(())
     }
 
-    fn claim_one(self: &Arc<Self>, name: &str, policy: Option<ClaimPolicy>, uid: u32) -> Result<Reply, String> {
+    fn claim_one(
+        self: &Arc<Self>,
+        name: &str,
+        policy: Option<ClaimPolicy>,
+        secrets: Secrets,
+        uid: u32,
+    ) -> Result<Reply, String> {
         let t0 = Instant::now();
         let (_, m) = self.snapshot(name)?;
         let hash = m.hash.clone();
@@ -689,7 +707,8 @@ impl Daemon {
         };
         let env = devbox_env(&m);
         let spec_used = spec.clone();
-        let started = send(b.ctl.as_fd(), &ToHolder::Claim { policy: spec }, &[])
+        b.secrets = secrets.iter().map(|(k, _)| k.clone()).collect();
+        let started = send(b.ctl.as_fd(), &ToHolder::Claim { policy: spec, secrets }, &[])
             .map_err(|e| e.to_string())
             .and_then(|_| recv::<FromHolder>(b.ctl.as_fd()).map_err(|e| e.to_string()));
         match started {
@@ -902,7 +921,7 @@ impl Daemon {
         body["devbox"] = serde_json::json!({
             "id": b.id, "snapshot": m.hash, "claimant_uid": uid, "from_pool": pool.from_pool,
             "latency_ms": (latency_ms * 100.0).round() / 100.0, "policy": claim_policy.name(),
-            "pool_size": pool.size, "pool_ready": pool.ready,
+            "pool_size": pool.size, "pool_ready": pool.ready, "secrets": b.secrets,
         });
         let mut store = match b.log_ready.take() {
             Some(s) => s,

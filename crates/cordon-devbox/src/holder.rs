@@ -43,7 +43,13 @@ pub enum ToHolder {
     },
     /// Run the exec server under `policy` (already judged no looser than the base; None: the base,
     /// whose process plan was made while the devbox waited).
-    Claim { policy: Option<ClaimPolicy> },
+    ///
+    /// `secrets`: environment variables of this claim's exec server, so of its commands only.
+    Claim {
+        policy: Option<ClaimPolicy>,
+        #[serde(default)]
+        secrets: Vec<(String, String)>,
+    },
 }
 
 /// A claim's policy: built in (or a file, root's claims only), or the text its client sent.
@@ -164,7 +170,7 @@ pub fn serve() -> i32 {
     let mut process = cordon_sandbox::plan::process(&base, &caps, &envp, &inv);
     process.landlock.fs_rules.push(exec_rule());
     // Pooled: nothing runs until a claim (the channel closed instead: the environment is dropped).
-    let Ok(Some((ToHolder::Claim { policy }, _))) = recv::<ToHolder>(ctl) else { return 0 };
+    let Ok(Some((ToHolder::Claim { policy, secrets }, _))) = recv::<ToHolder>(ctl) else { return 0 };
     if let Some(policy) = policy {
         let claim = match policy.load(&ws) {
             Ok((_, p)) => mask(p),
@@ -178,6 +184,11 @@ pub fn serve() -> i32 {
         // environment's bounds.
         process = cordon_sandbox::plan::process(&claim, &caps, &envp, &inv);
         process.landlock.fs_rules.push(exec_rule());
+    }
+    // Bound after the policy's environment filter: the claimant chose each of them, by name.
+    for (k, v) in secrets {
+        process.env.retain(|(x, _)| x.as_os_str() != k.as_str());
+        process.env.push((k.into(), v.into()));
     }
     say(FromHolder::Running);
     match env.run(&process, Launch::new(id)) {

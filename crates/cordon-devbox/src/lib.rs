@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod error;
 pub mod exec_server;
 pub mod holder;
+pub mod secrets;
 pub mod snapshot;
 mod sys;
 pub mod tighten;

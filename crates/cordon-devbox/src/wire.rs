@@ -29,6 +29,9 @@ pub enum Request {
         policy: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         policy_text: Option<String>,
+        /// Environment variables of this claim's commands only (`secrets.rs`): name, value.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        secrets: Vec<(String, String)>,
     },
     /// Run `argv` in devbox `id` with the three descriptors attached (stdin, stdout, stderr).
     Exec {

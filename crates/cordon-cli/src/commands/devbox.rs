@@ -44,6 +44,13 @@ pub enum DevboxCmd {
         /// under it. Default: the snapshot's own.
         #[arg(long, value_name = "POLICY")]
         policy: Option<String>,
+        /// Bind a secret into this claim only: an environment variable of every command run in it,
+        /// of no other claim, never stored (the audit log records its name). NAME takes the value
+        /// of this shell's variable NAME; NAME=@FILE the file's contents (one final newline
+        /// dropped). Never NAME=VALUE: a value on the command line is visible to other users.
+        /// Repeatable.
+        #[arg(long = "secret", value_name = "NAME[=@FILE]")]
+        secrets: Vec<String>,
         /// Print the answer as JSON (id, snapshot, workspace, latency_ms, from_pool).
         #[arg(long)]
         json: bool,
@@ -140,12 +147,18 @@ pub fn run(cmd: DevboxCmd) -> Result<i32> {
             }
             Ok(0)
         }
-        DevboxCmd::Claim { snapshot, policy, json, at } => {
+        DevboxCmd::Claim { snapshot, policy, secrets, json, at } => {
             let policy_text = match policy.as_deref() {
                 Some(p) if !p.starts_with("builtin:") => Some(read_policy(p)?),
                 _ => None,
             };
-            let r = ask(&at, Request::Claim { snapshot, policy, policy_text })?;
+            let secrets = secrets
+                .iter()
+                .map(|f| cordon_devbox::secrets::from_flag(f))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            cordon_devbox::secrets::check(&secrets).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let r = ask(&at, Request::Claim { snapshot, policy, policy_text, secrets })?;
             if let Reply::Claimed { id, snapshot, workspace, latency_ms, from_pool } = &r {
                 if json {
                     println!("{}", serde_json::to_string(&r)?);
@@ -307,7 +320,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
                 std::thread::sleep(Duration::from_millis(2));
             }
             let t = Instant::now();
-            let r = ask(Request::Claim { snapshot: m.hash.clone(), policy: None, policy_text: None })?;
+            let r = ask(Request::Claim { snapshot: m.hash.clone(), policy: None, policy_text: None, secrets: vec![] })?;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             if let Reply::Claimed { id, latency_ms, from_pool, .. } = r {
                 wall.push(ms);
