@@ -108,6 +108,22 @@ fn tool_calls(e: &Env) -> Vec<Value> {
     gw_records(&e.root.join("audit.db"), "tool_call")
 }
 
+/// The `tool_call` bodies of every gateway session in the log `db` (verified, every session
+/// ended), in the order they were recorded.
+fn gw_tool_calls_all(db: &Path) -> Vec<Value> {
+    let r = cordon_audit::verify(db).expect("verify");
+    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
+    let store = cordon_audit::Store::open_read_only(db).expect("log");
+    let mut got = vec![];
+    for s in store.sessions().expect("sessions").into_iter().filter(|s| s.session.starts_with("gw-")) {
+        for rec in store.records(&s.session).expect("records").into_iter().filter(|r| r.kind == "tool_call") {
+            got.push((rec.ts_ms, rec.seq, serde_json::from_str::<Value>(&rec.body).expect("body")));
+        }
+    }
+    got.sort_by_key(|g| (g.0, g.1));
+    got.into_iter().map(|g| g.2).collect()
+}
+
 /// The bodies of the records of `kind` in the one gateway session of the log `db` (verified, sealed).
 fn gw_records(db: &Path, kind: &str) -> Vec<Value> {
     let db = db.to_path_buf();
@@ -1040,19 +1056,10 @@ fn the_python_sdk_client_calls_through_the_gateway_on_the_handshake_and_the_stat
         }
         // Each stdio gateway (one per client, three sessions in one log) recorded its call, as the
         // stdio client's; the log verifies and every session ended.
-        let stdio_db = e.root.join("stdio.db");
-        let r = cordon_audit::verify(&stdio_db).expect("verify");
-        assert!(r.ok() && r.unfinished.is_empty(), "{who:?}: {r:?}");
-        let store = cordon_audit::Store::open_read_only(&stdio_db).expect("log");
-        let mut got = vec![];
-        for s in store.sessions().expect("sessions").into_iter().filter(|s| s.session.starts_with("gw-")) {
-            for rec in store.records(&s.session).expect("records").into_iter().filter(|r| r.kind == "tool_call") {
-                let b: Value = serde_json::from_str(&rec.body).expect("body");
-                got.push((rec.ts_ms, b["identity"].as_str().map(str::to_string), b["args"]["text"].clone()));
-            }
-        }
-        got.sort_by_key(|g| g.0);
-        let got: Vec<(Option<String>, Value)> = got.into_iter().map(|g| (g.1, g.2)).collect();
+        let got: Vec<(Option<String>, Value)> = gw_tool_calls_all(&e.root.join("stdio.db"))
+            .into_iter()
+            .map(|b| (b["identity"].as_str().map(str::to_string), b["args"]["text"].clone()))
+            .collect();
         let stdio = Some("stdio".to_string());
         let want = ["legacy", "auto", "2026-07-28"].map(|m| (stdio.clone(), json!(m)));
         assert_eq!(got, want, "{who:?}");
@@ -1273,19 +1280,12 @@ fn an_upstream_that_speaks_only_the_stateless_revision_is_reached_with_its_proto
         assert_eq!(call(&v, 0), ("2026-07-28", false), "{protocol}: the upstream's request came in 2026-07-28: {v}");
         assert_eq!(call(&v, 1), (protocol, false), "{protocol}: {v}");
     }
-    let store = cordon_audit::Store::open_read_only(&e.root.join("audit.db")).expect("log");
-    let mut tools = vec![];
-    for s in store.sessions().expect("sessions").into_iter().filter(|s| s.session.starts_with("gw-")) {
-        for r in store.records(&s.session).expect("records").into_iter().filter(|r| r.kind == "tool_call") {
-            let b: Value = serde_json::from_str(&r.body).expect("body");
-            tools
-                .push((b["tool"].as_str().unwrap_or("").to_string(), b["decision"].as_str().unwrap_or("").to_string()));
-        }
-    }
+    let tools: Vec<(String, String)> = gw_tool_calls_all(&e.root.join("audit.db"))
+        .into_iter()
+        .map(|b| (b["tool"].as_str().unwrap_or("").to_string(), b["decision"].as_str().unwrap_or("").to_string()))
+        .collect();
     assert_eq!(tools.len(), 4, "{tools:?}");
     assert!(tools.iter().all(|(_, d)| d == "allow"), "{tools:?}");
-    let r = cordon_audit::verify(&e.root.join("audit.db")).expect("verify");
-    assert!(r.ok() && r.unfinished.is_empty(), "{r:?}");
 }
 
 /// A warm spare that never answers initialize (the server hangs from its third start on: the

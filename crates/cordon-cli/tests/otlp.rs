@@ -4,6 +4,7 @@
 //! from PyPI): what it reads is what a collector would read from the same bytes.
 
 mod common;
+use cordon_audit::hex;
 
 use common::server::{fixed_port, tempdir, Server};
 use common::{Env, Who};
@@ -87,10 +88,6 @@ impl Drop for Receiver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// What the server derives for a session: (trace id, span id), hex.

@@ -890,7 +890,7 @@ impl Daemon {
         use sha2::Digest;
         let (loaded, policy) = claim_policy.load(&b.ws)?;
         let text = loaded.full_text();
-        let sha256: String = sha2::Sha256::digest(text.as_bytes()).iter().map(|x| format!("{x:02x}")).collect();
+        let sha256 = cordon_audit::hex(&sha2::Sha256::digest(text.as_bytes()));
         // The host does not change under the daemon: detected once.
         static HOST: std::sync::OnceLock<cordon_schema::bodies::HostRef> = std::sync::OnceLock::new();
         let host = HOST.get_or_init(|| {

@@ -52,7 +52,7 @@ pub struct Caller {
 pub fn new_token() -> std::io::Result<String> {
     let mut b = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(format!("cordon_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()))
+    Ok(format!("cordon_{}", cordon_audit::hex(&b)))
 }
 
 pub fn digest(token: &str) -> Vec<u8> {

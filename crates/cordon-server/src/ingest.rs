@@ -177,7 +177,7 @@ pub fn judge<V: ChainView>(view: &V, b: &Checked) -> Result<Verdict, V::Error> {
         accepted: new.len(),
         duplicates: from,
         acked_seq,
-        acked_hash: acked_hash.iter().map(|x| format!("{x:02x}")).collect(),
+        acked_hash: cordon_audit::hex(&acked_hash),
         new_from: from,
         ended,
         tally: crate::tally::tally(new),
