@@ -186,17 +186,6 @@ fn server_on_postgres_over_tls_verifies_the_database_and_refuses_plain_or_wrong_
     assert_ne!(tcp(true), "0", "the server's connections are TLS");
     assert_eq!(tcp(false), "0", "no plain TCP connection");
     drop(srv);
-    let refused = |u: &str, says: &[&str]| {
-        let o = Command::new(CORDON)
-            .args(["server", "token", "create", "--role", "viewer", "--name", "x", "--database", u])
-            .output()
-            .expect("token create");
-        let text = common::show(&o);
-        assert!(!o.status.success(), "{u}: accepted: {text}");
-        for s in says {
-            assert!(text.contains(s), "{u}: no `{s}` in: {text}");
-        }
-    };
     let base = url.split('?').next().expect("a URL");
     refused(base, &["no encryption", "add sslmode=verify-full&sslrootcert"]);
     refused(&format!("{base}?sslmode=require"), &["needs the CA", "sslrootcert=PATH"]);
@@ -209,6 +198,62 @@ fn server_on_postgres_over_tls_verifies_the_database_and_refuses_plain_or_wrong_
     refused(
         &format!("{named}?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={ca}"),
         &["certificate not valid for name \"localhost\""],
+    );
+}
+
+/// `cordon server token create --database URL` fails, saying each of `says`.
+fn refused(u: &str, says: &[&str]) {
+    let o = Command::new(CORDON)
+        .args(["server", "token", "create", "--role", "viewer", "--name", "x", "--database", u])
+        .output()
+        .expect("token create");
+    let text = common::show(&o);
+    assert!(!o.status.success(), "{u}: accepted: {text}");
+    for s in says {
+        assert!(text.contains(s), "{u}: no `{s}` in: {text}");
+    }
+}
+
+/// PostgreSQL that lets TCP in only with a client certificate naming the user (pg_hba `cert`), the
+/// certificate and key named in the URL as libpq's users name them (`sslcert`, `sslkey`): the same
+/// ingest as above, PostgreSQL itself seeing the certificate (pg_stat_ssl.client_dn). Control:
+/// the same URL without them is turned away by the cluster. A key others may read, a certificate
+/// for another user and a certificate without its key are refused with a hint.
+#[test]
+fn server_on_postgres_with_a_client_certificate_stores_and_is_refused_without_one() {
+    if !common::need_root() {
+        return;
+    }
+    let Some(pg) = common::postgres::Cluster::start_tls_client_cert() else { return };
+    let dir = tempdir("server-test");
+    let url = pg.database_tls();
+    let (crt, key) = common::certs::client(&pg.dir, "ca", "client", "postgres");
+    let with = format!("{url}&sslcert={}&sslkey={}", crt.display(), key.display());
+    refused(&url, &["client certificate", "add sslcert=CERT&sslkey=KEY"]);
+    let db = Db::Pg(with.clone(), dir.0.join("server.key"));
+    stores_a_replay_once(&db);
+    let srv = Server::start_store(&db, &loopback(), &[]);
+    let dn = pg
+        .psql("postgres", "SELECT DISTINCT client_dn FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.client_addr IS NOT NULL")
+        .expect("pg_stat_ssl");
+    assert_eq!(dn, "/CN=postgres", "the server's connections present the certificate");
+    drop(srv);
+    let open = dir.0.join("open.key");
+    std::fs::copy(&key, &open).expect("copy the key");
+    std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    refused(
+        &format!("{url}&sslcert={}&sslkey={}", crt.display(), open.display()),
+        &["others may read it", "chmod 600"],
+    );
+    let (alice, alice_key) = common::certs::client(&pg.dir, "ca", "alice", "alice");
+    refused(
+        &format!("{url}&sslcert={}&sslkey={}", alice.display(), alice_key.display()),
+        &["certificate authentication failed", "common name is the URL's user"],
+    );
+    refused(&format!("{url}&sslcert={}", crt.display()), &["go together"]);
+    refused(
+        &format!("{url}&sslcert={}&sslkey={}", crt.display(), alice_key.display()),
+        &["the key must be the certificate's own"],
     );
 }
 

@@ -4,8 +4,12 @@
 //! cordon never encrypts without verifying: every TLS connection checks the server's certificate
 //! against `sslrootcert` (a PEM file, or `system` for the host's bundle) and the host name, so
 //! `require` and `verify-ca` mean `verify-full` here, and need `sslrootcert`. Without `sslmode`
-//! or `sslrootcert` the connection is plain, as before (a local socket, a loopback port). Client
-//! certificates (`sslcert`, `sslkey`) are refused by name rather than ignored.
+//! or `sslrootcert` the connection is plain, as before (a local socket, a loopback port).
+//!
+//! A client certificate (`sslcert` and `sslkey`, both) is presented over such a connection, for a
+//! cluster whose pg_hba.conf says `cert`. The key file is judged as libpq judges it (no access for
+//! others when it is ours; at most 0640 when root's); an encrypted key (`sslpassword`) is refused
+//! by name rather than ignored.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +22,8 @@ pub enum Tls {
     Verified {
         connector: tokio_postgres_rustls::MakeRustlsConnect,
         roots: String,
+        /// The client certificate presented (`sslcert`), if any.
+        client: Option<String>,
     },
 }
 
@@ -35,6 +41,7 @@ pub fn from_url(url: &str) -> Result<(String, Tls), String> {
         None => (url, ""),
     };
     let (mut mode, mut root, mut kept) = (None, None, vec![]);
+    let (mut cert, mut key) = (None, None);
     for kv in query.split('&').filter(|kv| !kv.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         // Names decoded as the postgres crate decodes them: `ssl%6Dode` is `sslmode` to it too.
@@ -42,8 +49,10 @@ pub fn from_url(url: &str) -> Result<(String, Tls), String> {
         match k.as_str() {
             "sslmode" => mode = Some(decode(v)),
             "sslrootcert" => root = Some(decode(v)),
-            "sslcert" | "sslkey" | "sslpassword" => {
-                return Err(format!("`{k}` in the URL: client certificates are not supported\n  hint: authenticate with a password (in the URL or --database @FILE) over sslmode=verify-full"))
+            "sslcert" => cert = Some(decode(v)),
+            "sslkey" => key = Some(decode(v)),
+            "sslpassword" => {
+                return Err("`sslpassword` in the URL: encrypted client keys are not supported\n  hint: keep the key unencrypted and private (`openssl pkey -in KEY -out PLAIN.key`, mode 0600) and name it with sslkey=".into())
             }
             _ => kept.push(kv.to_string()),
         }
@@ -70,15 +79,26 @@ pub fn from_url(url: &str) -> Result<(String, Tls), String> {
             return Err(format!("sslmode={other}: not a mode\n  hint: disable, prefer, require, verify-ca or verify-full (the last three are verified in full here)"))
         }
     };
+    let client = match (cert, key) {
+        (None, None) => None,
+        (Some(c), Some(k)) if tls.is_some() => Some((c, k)),
+        (Some(_), Some(_)) => {
+            return Err("sslcert and sslkey: a client certificate is sent over TLS only\n  hint: add sslmode=verify-full&sslrootcert=CA.pem (the CA of the server's certificate)".into())
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return Err("sslcert and sslkey go together: the certificate and its private key\n  hint: name both, e.g. sslcert=/etc/cordon/pg-client.crt&sslkey=/etc/cordon/pg-client.key".into())
+        }
+    };
     kept.push(format!("sslmode={}", if tls.is_some() { "require" } else { "disable" }));
     let url = format!("{base}?{}", kept.join("&"));
     match tls {
         None => Ok((url, Tls::Plain)),
         Some(r) => {
             let (path, shown) = roots_path(&r);
-            let config = client_config(&path).map_err(|e| format!("sslrootcert={shown}: {e}"))?;
+            let roots = root_store(&path).map_err(|e| format!("sslrootcert={shown}: {e}"))?;
+            let config = client_config(roots, client.as_ref())?;
             let connector = tokio_postgres_rustls::MakeRustlsConnect::new(config);
-            Ok((url, Tls::Verified { connector, roots: shown }))
+            Ok((url, Tls::Verified { connector, roots: shown, client: client.map(|(c, _)| c) }))
         }
     }
 }
@@ -93,26 +113,64 @@ fn roots_path(r: &str) -> (PathBuf, String) {
     }
 }
 
-/// rustls with the ring provider, TLS 1.2 and 1.3, trusting only the certificates in `path`.
-fn client_config(path: &Path) -> Result<rustls::ClientConfig, String> {
+/// The certificates in `path`, to trust.
+fn root_store(path: &Path) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certificates(path)? {
+        roots.add(cert).map_err(|e| format!("a certificate in it is not usable: {e}"))?;
+    }
+    Ok(roots)
+}
+
+/// The PEM certificates in `path` (at least one).
+fn certificates(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, String> {
     use rustls_pki_types::pem::PemObject;
     let pem = read_bounded(path)?;
-    let mut roots = rustls::RootCertStore::empty();
-    let mut n = 0;
-    for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| format!("not a PEM certificate file: {e:?}"))?;
-        roots.add(cert).map_err(|e| format!("a certificate in it is not usable: {e}"))?;
-        n += 1;
-    }
-    if n == 0 {
+    let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a PEM certificate file: {e:?}"))?;
+    if certs.is_empty() {
         return Err("holds no certificate (-----BEGIN CERTIFICATE-----)".into());
     }
+    Ok(certs)
+}
+
+/// rustls with the ring provider, TLS 1.2 and 1.3, trusting only `roots`, presenting the client
+/// certificate `client` (certificate file, key file) when there is one.
+fn client_config(
+    roots: rustls::RootCertStore,
+    client: Option<&(String, String)>,
+) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .with_root_certificates(roots);
+    let Some((cert, key)) = client else { return Ok(builder.with_no_client_auth()) };
+    let chain = certificates(Path::new(cert)).map_err(|e| format!("sslcert={cert}: {e}"))?;
+    let private = private_key(Path::new(key)).map_err(|e| format!("sslkey={key}: {e}"))?;
+    builder.with_client_auth_cert(chain, private).map_err(|e| {
+        format!("sslcert={cert} with sslkey={key}: {e}\n  hint: the key must be the certificate's own (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)")
+    })
+}
+
+/// An unencrypted PEM private key that only its owner can read (libpq's rule: no access for group
+/// or others when it is ours, at most 0640 when root's).
+fn private_key(path: &Path) -> Result<rustls_pki_types::PrivateKeyDer<'static>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let mode = meta.mode() & 0o777;
+    let ours = meta.uid() == crate::sys::euid();
+    if (ours && mode & 0o077 != 0) || (meta.uid() == 0 && mode & 0o037 != 0) {
+        return Err(format!(
+            "others may read it (mode {mode:o})\n  hint: chmod 600 it (0640 when root owns it), as libpq asks"
+        ));
+    }
+    let pem = read_bounded(path)?;
+    rustls_pki_types::PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        format!("not an unencrypted PEM private key ({e:?})\n  hint: -----BEGIN PRIVATE KEY----- (PKCS#8), EC or RSA; decrypt one with `openssl pkey`")
+    })
 }
 
 /// The file's bytes: a regular file of at most [`MAX_ROOTS`] (not a FIFO, not /dev/zero).
@@ -176,7 +234,12 @@ mod tests {
         assert!(err("postgres://h/db?sslmode=verify-full").contains("needs the CA"));
         assert!(err("postgres://h/db?sslmode=disable&sslrootcert=x").contains("say which one"));
         assert!(err("postgres://h/db?sslmode=bogus").contains("sslmode=bogus: not a mode"));
-        assert!(err("postgres://h/db?sslcert=c.pem").contains("client certificates"));
+        assert!(err("postgres://h/db?sslcert=c.pem").contains("go together"));
+        assert!(err("postgres://h/db?sslcert=c.pem&sslkey=k.pem").contains("sent over TLS only"));
+        assert!(err("postgres://h/db?sslrootcert=system&sslkey=k.pem").contains("go together"));
+        assert!(err("postgres://h/db?sslrootcert=system&sslpassword=x").contains("encrypted client keys"));
+        assert!(err("postgres://h/db?sslrootcert=system&sslcert=/nonexistent.crt&sslkey=/k")
+            .contains("sslcert=/nonexistent.crt: cannot read it"));
         assert!(err("postgres://h/db?ssl%6Dode=require").contains("needs the CA"), "an escaped name is the same name");
         assert!(err("postgres://h/db?sslmode=require&sslrootcert=%2Fnonexistent%2Fca.pem")
             .contains("sslrootcert=/nonexistent/ca.pem: cannot read it"));
@@ -191,7 +254,7 @@ mod tests {
     #[test]
     fn the_system_bundle_is_verified_tls() {
         match from_url("postgres://u@h/db?sslrootcert=system") {
-            Ok((u, Tls::Verified { roots, .. })) => {
+            Ok((u, Tls::Verified { roots, client: None, .. })) => {
                 assert_eq!(u, "postgres://u@h/db?sslmode=require");
                 assert!(roots.starts_with("system ("), "{roots}");
             }

@@ -77,8 +77,16 @@ impl PgStore {
     /// when the server turned a plain connection away.
     fn why(&self, e: &postgres::Error) -> String {
         let said = e.as_db_error().map_or_else(|| chain(e), |d| d.message().to_string());
+        let lower = said.to_lowercase();
         match &self.tls {
-            crate::pg_tls::Tls::Verified { roots, .. } if said.to_lowercase().contains("certificate") => format!(
+            // The server asks for a client certificate (pg_hba.conf `cert`), or judged the one sent.
+            crate::pg_tls::Tls::Verified { client, .. }
+                if lower.contains("client certificate") || lower.contains("certificate authentication failed") =>
+            {
+                let sent = client.as_deref().map_or("none was sent".to_string(), |c| format!("sslcert={c} was sent"));
+                format!("{said}\n  hint: the server wants a client certificate signed by its ssl_ca_file whose common name is the URL's user ({sent}): add sslcert=CERT&sslkey=KEY")
+            }
+            crate::pg_tls::Tls::Verified { roots, .. } if lower.contains("certificate") => format!(
                 "{said}\n  hint: the server's certificate must be signed by a CA in sslrootcert={roots} and name the URL's host"
             ),
             crate::pg_tls::Tls::Plain if said.contains("no encryption") || said.contains("SSL off") => format!(

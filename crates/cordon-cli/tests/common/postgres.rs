@@ -49,7 +49,7 @@ impl Cluster {
     /// A running cluster, or None when PostgreSQL is missing and skipping was allowed.
     #[track_caller]
     pub fn start() -> Option<Cluster> {
-        Cluster::start_as(false)
+        Cluster::start_as(false, false)
     }
 
     /// As [`Cluster::start`], also listening on a loopback port where only TLS connections are
@@ -57,11 +57,19 @@ impl Cluster {
     /// by a CA of its own (made with the openssl CLI).
     #[track_caller]
     pub fn start_tls() -> Option<Cluster> {
-        Cluster::start_as(true)
+        Cluster::start_as(true, false)
+    }
+
+    /// As [`Cluster::start_tls`], and a TCP connection must also present a client certificate
+    /// signed by the cluster's CA (`ca.pem`, `ca.key` in its `dir`: [`super::certs::client`]) that
+    /// names the user (pg_hba `cert`).
+    #[track_caller]
+    pub fn start_tls_client_cert() -> Option<Cluster> {
+        Cluster::start_as(true, true)
     }
 
     #[track_caller]
-    fn start_as(tls: bool) -> Option<Cluster> {
+    fn start_as(tls: bool, client_cert: bool) -> Option<Cluster> {
         let Some(bin) = bin_dir() else {
             if std::env::var_os("CORDON_TESTS_ALLOW_SKIP").is_some() {
                 super::record_skip(&std::panic::Location::caller().to_string(), "no PostgreSQL in /usr/lib/postgresql");
@@ -91,7 +99,7 @@ impl Cluster {
             panic!("initdb failed: {}", String::from_utf8_lossy(&o.stderr));
         }
         let dir_s = dir.to_str().expect("utf-8").to_string();
-        let ca = if tls { Some(super::certs::for_postgres(&dir, &data)) } else { None };
+        let ca = if tls { Some(super::certs::for_postgres(&dir, &data, client_cert)) } else { None };
         // A TCP port for TLS, free when chosen: tried again on another if postgres could not bind it.
         for _ in 0..5 {
             let port = if tls { free_port() } else { PORT };
