@@ -8,7 +8,9 @@ With CORDON_TEST_MCP_MODE set (legacy, auto or a protocol revision such as 2026-
 SDK's high-level `Client` with that `mode=` instead (auto, its default, asks `server/discover` and
 adopts the stateless revision when the server offers it) and also prints the negotiated version.
 With CORDON_TEST_MCP_LISTEN=1 too (2026-07-28), it opens a `subscriptions/listen` stream for tool-list
-changes before the calls and prints the events it heard by 10 s after them ("listened")."""
+changes before the calls and prints the events it heard by 10 s after them ("listened").
+Without CORDON_TEST_MCP_MODE, CORDON_TEST_MCP_LISTEN=1 prints the notifications the session's
+message handler received by 10 s after the calls ("listened": their type names)."""
 
 import asyncio
 import json
@@ -76,9 +78,16 @@ async def main() -> None:
         params = StdioServerParameters(command=argv[0], args=argv[1:], env=dict(os.environ))
         transport = stdio_client(params)
     out = {"tools": [], "calls": []}
+    heard, one = [], asyncio.Event()
+
+    async def on_message(message) -> None:
+        if not isinstance(message, Exception):
+            heard.append(type(message).__name__)
+            one.set()
+
     async with transport as streams:
         read, write = streams[0], streams[1]
-        async with ClientSession(read, write) as session:
+        async with ClientSession(read, write, message_handler=on_message) as session:
             await session.initialize()
             listed = await session.list_tools()
             out["tools"] = sorted(t.name for t in listed.tools)
@@ -86,6 +95,13 @@ async def main() -> None:
                 r = await session.call_tool(c["tool"], c.get("args", {}))
                 text = "\n".join(getattr(b, "text", "") for b in r.content)
                 out["calls"].append({"tool": c["tool"], "text": text, "is_error": bool(r.is_error)})
+            if os.environ.get("CORDON_TEST_MCP_LISTEN"):
+                try:
+                    async with asyncio.timeout(10):
+                        await one.wait()
+                except TimeoutError:
+                    pass
+                out["listened"] = heard
     print(json.dumps(out))
 
 

@@ -1070,7 +1070,8 @@ fn the_python_sdk_client_calls_through_the_gateway_on_the_handshake_and_the_stat
 /// `subscriptions/listen` stream: the official Python SDK's `Client` (2026-07-28, over stdio and
 /// over the HTTP listener) opens one for tool-list changes, calls a tool that changes its server's
 /// tools mid-session, and hears the change. (Before the gateway took the subscription, rmcp
-/// answered it "method not found".)
+/// answered it "method not found".) The SDK's `ClientSession` on the initialize handshake hears
+/// it as `notifications/tools/list_changed`, over stdio and over HTTP.
 #[test]
 fn a_client_on_the_stateless_revision_hears_tool_list_changes_through_subscriptions_listen() {
     if !need_root() {
@@ -1082,22 +1083,32 @@ fn a_client_on_the_stateless_revision_hears_tool_list_changes_through_subscripti
         &e,
         &format!("pinning = \"off\"\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n"),
     );
-    let client = |url: Option<&str>| {
+    let client = |url: Option<&str>, mode: Option<&str>| {
         let mut c = e.command(&py);
-        c.arg(e.ws.join("client.py")).env("CORDON_TEST_MCP_MODE", "2026-07-28").env("CORDON_TEST_MCP_LISTEN", "1");
+        c.arg(e.ws.join("client.py")).env("CORDON_TEST_MCP_LISTEN", "1");
+        if let Some(m) = mode {
+            c.env("CORDON_TEST_MCP_MODE", m);
+        }
         match url {
             Some(u) => c.args(["--url", u]),
             None => c.arg("--").arg(env!("CARGO_BIN_EXE_cordon")).args(gateway_args(&e, &cfg)),
         };
-        client_output(c, &json!([{"tool": "py__mutate"}]), &format!("listen {url:?}"))
+        client_output(c, &json!([{"tool": "py__mutate"}]), &format!("listen {url:?} {mode:?}"))
     };
     let db = e.root.join("http.db");
     let (mut gw, url, _err) = http_gateway(&e, &cfg, &db);
-    for (how, v) in [("stdio", client(None)), ("http", client(Some(&url)))] {
+    let stateless = Some("2026-07-28");
+    for (how, v) in [("stdio", client(None, stateless)), ("http", client(Some(&url), stateless))] {
         assert_eq!(v["version"], "2026-07-28", "{how}: {v}");
         assert_eq!(call(&v, 0), ("mutated", false), "{how}: {v}");
         assert_eq!(v["honored"], true, "{how}: the gateway took the tool-list subscription: {v}");
         assert_eq!(v["listened"], json!(["ToolsListChanged"]), "{how}: {v}");
+    }
+    // A client on the initialize handshake hears it as a notification on its session, over stdio
+    // and over HTTP (there on the session's GET stream; before, only stdio's client heard it).
+    for (how, v) in [("stdio", client(None, None)), ("http", client(Some(&url), None))] {
+        assert_eq!(call(&v, 0), ("mutated", false), "{how}: {v}");
+        assert_eq!(v["listened"], json!(["ToolListChangedNotification"]), "{how}, handshake: {v}");
     }
     let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
     assert!(st.success());

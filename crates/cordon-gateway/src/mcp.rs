@@ -109,6 +109,34 @@ impl<T: Tools> ServerHandler for Handler<T> {
         Ok(ListToolsResult::with_all_items(tools))
     }
 
+    /// An HTTP client on the initialize handshake hears tool-list changes as notifications on
+    /// its session (rmcp sends them on the client's GET stream). The stdio gateway tells its one
+    /// client itself (`serve`); a stateless-revision client listens (`listen`).
+    async fn on_initialized(&self, cx: rmcp::service::NotificationContext<RoleServer>) {
+        let Some(mut changes) = self.changes.clone().filter(|_| self.who == "http") else { return };
+        changes.mark_unchanged();
+        let peer = cx.peer;
+        tokio::spawn(async move {
+            // The session has no cancellation of its own to wait on: its end shows as a closed
+            // transport, looked at every few seconds, or as a failed send.
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    r = changes.changed() => {
+                        if r.is_err() || peer.notify_tool_list_changed().await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = tick.tick() => {
+                        if peer.is_transport_closed() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     /// `subscriptions/listen` (2026-07-28): tool-list changes only.
     fn accepted_subscription_filter(
         &self,
