@@ -2138,11 +2138,26 @@ fn curl_tls(
     session: Option<&str>,
     body: &str,
 ) -> (bool, String, String) {
+    curl_tls_as(url, ca, cert, None, session, body)
+}
+
+/// As [`curl_tls`], with `Authorization: Bearer TOKEN` when `token` is given.
+fn curl_tls_as(
+    url: &str,
+    ca: &Path,
+    cert: Option<(&Path, &str)>,
+    token: Option<&str>,
+    session: Option<&str>,
+    body: &str,
+) -> (bool, String, String) {
     let mut c = Command::new("curl");
     c.args(["-s", "-D", "-", "-w", "\n%{http_code}", "--max-time", "60", "-X", "POST", "--data-binary", body]);
     c.arg("--cacert").arg(ca.join("ca.crt"));
     if let Some((dir, name)) = cert {
         c.arg("--cert").arg(dir.join(format!("{name}.crt"))).arg("--key").arg(dir.join(format!("{name}.key")));
+    }
+    if let Some(t) = token {
+        c.args(["-H", &format!("Authorization: Bearer {t}")]);
     }
     c.args(["-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream"]);
     if let Some(s) = session {
@@ -2282,4 +2297,98 @@ fn mtls_refuses_clients_without_a_certificate_of_its_ca_and_records_the_subject_
     let refused: Vec<(&str, &str)> =
         recs[1..].iter().map(|r| (r["identity"].as_str().unwrap_or(""), r["rule"].as_str().unwrap_or(""))).collect();
     assert_eq!(refused, [("alice", "client certificate scope"), ("bob", "client certificate scope")], "{recs:?}");
+}
+
+/// require_token and a client certificate together: a tool must be in the token's scope and in the
+/// certificate's `[clients.CN] scope` to be listed or called; the token's identity is the caller,
+/// the certificate's name recorded beside it. alice's certificate allows echo and count, her token
+/// echo and env: only echo is listed and callable; count is refused by the token's scope, env by
+/// the certificate's. Control: the same token without a certificate is not let in (handshake).
+#[test]
+fn a_token_and_a_client_certificate_together_each_limit_the_tools() {
+    if !need_root() {
+        return;
+    }
+    let e = Env::new(Who::Root);
+    let py = mcp_python().display().to_string();
+    let cfg = setup(
+        &e,
+        &format!("pinning = \"off\"\nrequire_token = true\n[servers.py]\ncommand = [\"{py}\", \"server.py\"]\nworkspace = \"home/ws\"\n\
+                  [clients.alice]\nscope = [\"py__echo\", \"py__count\"]\n"),
+    );
+    let ca = e.root.join("ca");
+    let cas = ca.display().to_string();
+    for args in [
+        vec!["gateway", "ca", "init", &cas],
+        vec!["gateway", "ca", "issue", "--ca", &cas, "--name", "localhost", "--san", "127.0.0.1"],
+        vec!["gateway", "ca", "issue", "--ca", &cas, "--name", "alice"],
+    ] {
+        let o = e.cordon(&args);
+        assert!(o.status.success(), "{args:?}: {}", show(&o));
+    }
+    let cfgs = cfg.display().to_string();
+    let o = e.cordon(&[
+        "gateway",
+        "token",
+        "--config",
+        &cfgs,
+        "--identity",
+        "ci",
+        "--scope",
+        "py__echo",
+        "--scope",
+        "py__env",
+    ]);
+    assert!(o.status.success(), "{}", show(&o));
+    let token = out(&o).trim().to_string();
+    let db = e.root.join("audit.db");
+    let tls: Vec<String> = ["--tls-cert", "localhost.crt", "--tls-key", "localhost.key", "--client-ca", "ca.crt"]
+        .iter()
+        .map(|a| if a.starts_with("--") { a.to_string() } else { ca.join(a).display().to_string() })
+        .collect();
+    let (mut gw, url, _errs) = gateway_on_port(&e, &cfg, &db, &tls, "https://");
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"0"}}}"#;
+    let (ok, status, _) = curl_tls_as(&url, &ca, None, Some(&token), None, init);
+    assert!(!ok && status == "000", "control: a token without a certificate got in: {status}");
+    let alice = Some((ca.as_path(), "alice"));
+    let ask = |session: Option<&str>, body: &str| curl_tls_as(&url, &ca, alice, Some(&token), session, body);
+    let (ok, status, out) = ask(None, init);
+    assert!(ok && status == "200", "{status} {out}");
+    let session = out
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().starts_with("mcp-session-id:").then(|| l[15..].trim().to_string()))
+        .unwrap_or_else(|| panic!("no session id: {out}"));
+    ask(Some(&session), r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    let (_, status, out) = ask(Some(&session), r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let listed: Vec<&str> = ["py__echo", "py__count", "py__env"].into_iter().filter(|t| out.contains(t)).collect();
+    assert_eq!((status.as_str(), listed), ("200", vec!["py__echo"]), "{out}");
+    let call = |id: u32, tool: &str| {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":"both"}}}}}}"#
+        );
+        ask(Some(&session), &body).2
+    };
+    let echo = call(3, "py__echo");
+    assert!(echo.contains("both") && !echo.contains("isError\":true"), "{echo}");
+    for (id, tool) in [(4, "py__count"), (5, "py__env")] {
+        let out = call(id, tool);
+        assert!(out.contains("isError\":true"), "{tool} was let through: {out}");
+    }
+    let st = Command::new("kill").args(["-TERM", &gw.id().to_string()]).status().expect("kill");
+    assert!(st.success());
+    assert!(gw.wait().expect("wait").success());
+    let recs = gw_records(&db, "tool_call");
+    let seen: Vec<[&str; 5]> = recs
+        .iter()
+        .map(|r| ["tool", "identity", "client_cert", "decision", "rule"].map(|k| r[k].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ["echo", "ci", "alice", "allow", "servers.py (no tools.allow: every tool not denied)"],
+            ["count", "ci", "alice", "deny", "token scope"],
+            ["env", "ci", "alice", "deny", "client certificate scope"],
+        ],
+        "{recs:?}"
+    );
 }
