@@ -89,6 +89,11 @@ async def main() -> None:
         read, write = streams[0], streams[1]
         async with ClientSession(read, write, message_handler=on_message) as session:
             await session.initialize()
+            if os.environ.get("CORDON_TEST_MCP_LISTEN"):
+                # Over HTTP the SDK opens its GET stream (where the server's notifications go) in
+                # the background after `initialize`; a notification sent before it is attached is
+                # not kept. Milliseconds here; one second of margin.
+                await asyncio.sleep(1)
             listed = await session.list_tools()
             out["tools"] = sorted(t.name for t in listed.tools)
             for c in calls:
@@ -101,6 +106,8 @@ async def main() -> None:
                         await one.wait()
                 except TimeoutError:
                     pass
+                # A second copy of the notification would come right after the first.
+                await asyncio.sleep(1)
                 out["listened"] = heard
     print(json.dumps(out))
 

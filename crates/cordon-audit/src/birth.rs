@@ -52,6 +52,8 @@ fn locked(db: &Path, empty: bool) -> Result<SigningKey, String> {
     }
     let key = SigningKey::from_bytes(&seed()?);
     write_candidate(db, &key)?;
+    // The candidate's name is durable before a head signed by it can be.
+    sync_dir(&candidate_path(db)).map_err(|e| format!("cannot sync the log's directory: {e}"))?;
     if head.is_none() && empty {
         let h = head_path(db);
         write_atomic(&h, Head::sign(&key, 0, &[0u8; 32]).to_line().as_bytes())
@@ -68,6 +70,23 @@ pub fn adoptable(db: &Path, head: Option<&Head>, empty: bool) -> Result<Option<S
     let c = candidate_path(db);
     crate::key::trusted(&c)?;
     Ok(crate::key::load(&c)?.filter(|k| h.signed_by(&k.verifying_key())))
+}
+
+/// What verify accepts as the key of a log killed between its head 0 and its key's name: as
+/// [`adoptable`], the candidate owned by the database's owner (verify may run as another user, root
+/// auditing a user's log), private and with one name.
+pub fn candidate_for_verify(db: &Path, head: &Head, empty: bool) -> Option<ed25519_dalek::VerifyingKey> {
+    use std::os::unix::fs::MetadataExt;
+    if head.seq != 0 || !empty {
+        return None;
+    }
+    let c = candidate_path(db);
+    let (m, owner) = (std::fs::symlink_metadata(&c).ok()?, std::fs::metadata(db).ok()?.uid());
+    if !m.is_file() || m.uid() != owner || m.mode() & 0o077 != 0 || m.nlink() != 1 {
+        return None;
+    }
+    let k = crate::key::read(&c).ok()??.verifying_key();
+    head.signed_by(&k).then_some(k)
 }
 
 fn seed() -> Result<[u8; 32], String> {
@@ -90,10 +109,16 @@ fn write_candidate(db: &Path, key: &SigningKey) -> Result<(), String> {
     f.write_all(&key.to_bytes()).and_then(|_| f.sync_all()).map_err(err)
 }
 
-/// Gives the candidate the key's name (never over a key) and makes the rename durable.
+/// Gives the candidate the key's name (never over a key) and makes the rename durable. Where the
+/// filesystem cannot rename that way the key was linked: the candidate's name is then removed, or
+/// the key would have two names, which every later open refuses.
 fn install(db: &Path, p: &Path) -> Result<(), String> {
-    crate::key::install(&candidate_path(db), p)
-        .and_then(|_| sync_dir(p))
+    let c = candidate_path(db);
+    crate::key::install(&c, p)
+        .and_then(|_| match std::fs::remove_file(&c) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => sync_dir(p),
+        })
         .map_err(|e| format!("cannot install the signing key {}: {e}", p.display()))
 }
 
@@ -105,6 +130,8 @@ pub fn database(db: &Path, schema: &str) -> Result<(), String> {
         _ => return Ok(()),
     }
     let tmp = unique_tmp(db);
+    // A file at this name is a leftover of a killed process that had this pid: never reused.
+    remove_tmp(&tmp);
     let made = (|| {
         private_file(&tmp).map_err(|e| e.to_string())?;
         let conn = rusqlite::Connection::open(&tmp).map_err(|e| e.to_string())?;
@@ -119,10 +146,15 @@ pub fn database(db: &Path, schema: &str) -> Result<(), String> {
             _ => sync_dir(db).map_err(|e| e.to_string()),
         }
     })();
+    remove_tmp(&tmp);
+    made.map_err(|e| format!("cannot create the database: {e}"))
+}
+
+/// The temporary database and its SQLite sidecars.
+fn remove_tmp(tmp: &Path) {
     for f in ["", "-wal", "-shm", "-journal"] {
         let mut s = tmp.as_os_str().to_owned();
         s.push(f);
         let _ = std::fs::remove_file(PathBuf::from(s));
     }
-    made.map_err(|e| format!("cannot create the database: {e}"))
 }

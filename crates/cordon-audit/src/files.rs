@@ -81,6 +81,7 @@ pub fn log_files(db: &Path) -> Vec<PathBuf> {
     let mut v = vec![db.to_path_buf()];
     v.extend(["-wal", "-shm", "-journal"].iter().map(|s| sidecar(db, s)));
     v.extend([key_path(db), head_path(db), lock_path(db), spool_dir(db), ship_dir(db), policy_cache_dir(db)]);
+    v.push(crate::birth::candidate_path(db));
     v.extend(spool_fallback_dir(db));
     v
 }

@@ -77,7 +77,7 @@ pub(crate) fn load(p: &Path) -> Result<Option<SigningKey>, String> {
 }
 
 /// The key, if the file exists. A file of the wrong size is an error, never replaced.
-fn read(p: &Path) -> Result<Option<SigningKey>, String> {
+pub(crate) fn read(p: &Path) -> Result<Option<SigningKey>, String> {
     match std::fs::read(p) {
         Ok(b) => {
             let arr: [u8; 32] = b.as_slice().try_into().map_err(|_| {

@@ -54,6 +54,10 @@ pub fn verify(path: &Path) -> Result<VerifyReport, String> {
 /// Verifies the log at `path`; `expect` is a head kept elsewhere (`cordon audit head` output).
 pub fn verify_with(path: &Path, expect: Option<&Head>) -> Result<VerifyReport, String> {
     let mut rep = VerifyReport { pending: spool::pending(path), ..Default::default() };
+    // The key before the head: a new log's writer names its key after writing head 0 (birth.rs),
+    // so a key seen here had its head written before it.
+    let key_exists = crate::files::key_path(path).exists();
+    let key = crate::key::public_key(path);
     let head = Head::read(&head_path(path));
     let size = match std::fs::metadata(path) {
         Ok(m) if m.is_file() => m.len(),
@@ -76,9 +80,8 @@ pub fn verify_with(path: &Path, expect: Option<&Head>) -> Result<VerifyReport, S
         Ok(Some(h)) if h.seq > 0 => format!("; its signed head names record {}", h.seq),
         _ => String::new(),
     };
-    // A log is born with its key and, right after, its head (record 0): a key without a head means
+    // A log is born with its head (record 0) and, right after, its key: a key without a head means
     // the head was deleted, whatever the database holds.
-    let key_exists = crate::files::key_path(path).exists();
     if !has_table {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap_or(0);
         // Only a log whose first writer was killed before it made its table (and its key) is empty.
@@ -92,7 +95,10 @@ pub fn verify_with(path: &Path, expect: Option<&Head>) -> Result<VerifyReport, S
         };
         return Ok(unreadable(rep, format!("{} has no `records` table{why}{named}", path.display())));
     }
-    let key = crate::key::public_key(path).or_else(|e| waiting_key(&conn, path, &head, key_exists).ok_or(e));
+    // A candidate key renamed into place since the key was looked for is read as the key.
+    let key = key.or_else(|e| {
+        waiting_key(&conn, path, &head, key_exists).or_else(|| crate::key::public_key(path).ok()).ok_or(e)
+    });
     if let Err(m) = chain(&conn, key.as_ref().ok(), &mut rep) {
         return Ok(unreadable(rep, format!("cannot read the records of {}: {m}{named}", path.display())));
     }
@@ -116,8 +122,7 @@ fn waiting_key(
 ) -> Option<VerifyingKey> {
     let head = head.as_ref().ok()?.as_ref()?;
     let empty: bool = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM records)", [], |r| r.get(0)).ok()?;
-    let k = crate::birth::adoptable(path, Some(head), empty && !key_exists).ok()??;
-    Some(k.verifying_key())
+    crate::birth::candidate_for_verify(path, head, empty && !key_exists)
 }
 
 fn unreadable(mut rep: VerifyReport, why: String) -> VerifyReport {

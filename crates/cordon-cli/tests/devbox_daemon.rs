@@ -888,5 +888,15 @@ fn devbox_secrets_are_their_claims_alone_and_never_stored() {
         assert!(!o.status.success() && err(&o).contains(says), "--secret {flag}: {}", show(&o));
         assert!(!err(&o).contains("hunter2"), "the refused value was echoed: {}", show(&o));
     }
+    // The daemon judges them too (a client of its own could send anything): a loader variable,
+    // sent past the CLI's check.
+    let req = cordon_devbox::wire::Request::Claim {
+        snapshot: snap.clone(),
+        policy: None,
+        policy_text: None,
+        secrets: vec![("LD_PRELOAD".into(), "/tmp/evil.so".into())],
+    };
+    let said = cordon_devbox::client::request(&d.sock, &req).expect_err("the daemon claimed with LD_PRELOAD");
+    assert!(said.contains("LD_PRELOAD") && said.contains("not a secret's name"), "{said}");
     assert_eq!(before, claimed_n(), "a refused claim took a devbox");
 }

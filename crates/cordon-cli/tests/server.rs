@@ -245,6 +245,18 @@ fn server_on_postgres_with_a_client_certificate_stores_and_is_refused_without_on
         &format!("{url}&sslcert={}&sslkey={}", crt.display(), open.display()),
         &["others may read it", "chmod 600"],
     );
+    // libpq's rule: another owner's key at most 0600, root's at most 0640.
+    let theirs = dir.0.join("theirs.key");
+    std::fs::copy(&key, &theirs).expect("copy the key");
+    std::fs::set_permissions(&theirs, std::os::unix::fs::PermissionsExt::from_mode(0o640)).expect("chmod");
+    let as_root = format!("{url}&sslcert={}&sslkey={}", crt.display(), theirs.display());
+    let o = Command::new(CORDON)
+        .args(["server", "token", "create", "--role", "viewer", "--name", "x", "--database", &as_root])
+        .output()
+        .expect("token create");
+    assert!(o.status.success(), "a root-owned 0640 key: {}", common::show(&o));
+    nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(common::NOBODY)), None).expect("chown");
+    refused(&as_root, &["others may read it (mode 640)"]);
     let (alice, alice_key) = common::certs::client(&pg.dir, "ca", "alice", "alice");
     refused(
         &format!("{url}&sslcert={}&sslkey={}", alice.display(), alice_key.display()),

@@ -91,9 +91,6 @@ struct State {
     stopping: bool,
 }
 
-/// A claim's secrets, as `secrets::check` passed them: name, value.
-type Secrets = Vec<(String, String)>;
-
 /// The snapshot's pool as a claim found it: recorded with the claim, so that the server can show
 /// pool sizes (issue 16) from what the nodes already ship.
 #[derive(Debug, Clone, Copy)]
@@ -622,7 +619,7 @@ impl Daemon {
         self: &Arc<Self>,
         name: &str,
         policy: Option<ClaimPolicy>,
-        secrets: Secrets,
+        secrets: crate::secrets::Secrets,
         uid: u32,
     ) -> Result<Reply, String> {
         self.reserve_claim(uid)?;
@@ -664,7 +661,7 @@ impl Daemon {
         self: &Arc<Self>,
         name: &str,
         policy: Option<ClaimPolicy>,
-        secrets: Secrets,
+        secrets: crate::secrets::Secrets,
         uid: u32,
     ) -> Result<Reply, String> {
         let t0 = Instant::now();

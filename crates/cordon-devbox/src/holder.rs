@@ -48,7 +48,7 @@ pub enum ToHolder {
     Claim {
         policy: Option<ClaimPolicy>,
         #[serde(default)]
-        secrets: Vec<(String, String)>,
+        secrets: crate::secrets::Secrets,
     },
 }
 
@@ -188,7 +188,7 @@ pub fn serve() -> i32 {
     // Bound after the policy's environment filter: the claimant chose each of them, by name.
     for (k, v) in secrets {
         process.env.retain(|(x, _)| x.as_os_str() != k.as_str());
-        process.env.push((k.into(), v.into()));
+        process.env.push((k.into(), v.0.into()));
     }
     say(FromHolder::Running);
     match env.run(&process, Launch::new(id)) {

@@ -5,6 +5,29 @@
 //! their names). A value is never taken from the command line, where /proc/PID/cmdline and the
 //! shell's history would show it.
 
+use serde::{Deserialize, Serialize};
+
+/// A secret's value: never printed (its Debug shows the length only), so that no `{:?}` of a
+/// request or an order that carries it can put it in a log.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Value(pub String);
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<secret, {} bytes>", self.0.len())
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value(s.to_string())
+    }
+}
+
+/// A claim's secrets: name, value.
+pub type Secrets = Vec<(String, Value)>;
+
 /// At most this many secrets a claim.
 pub const MAX_SECRETS: usize = 64;
 /// At most this many bytes of names and values together (well inside one protocol message).
@@ -12,7 +35,7 @@ pub const MAX_SECRET_BYTES: usize = 48 * 1024;
 
 /// One `--secret` flag: `NAME` takes the value of the client's environment variable NAME;
 /// `NAME=@FILE` the contents of FILE (one final newline dropped). `NAME=VALUE` is refused.
-pub fn from_flag(flag: &str) -> Result<(String, String), String> {
+pub fn from_flag(flag: &str) -> Result<(String, Value), String> {
     let (name, value) = match flag.split_once('=') {
         None => {
             let v = std::env::var_os(flag).ok_or_else(|| {
@@ -28,7 +51,7 @@ pub fn from_flag(flag: &str) -> Result<(String, String), String> {
         }
     };
     check_one(name, &value).map_err(|e| format!("--secret {name}: {e}"))?;
-    Ok((name.to_string(), value))
+    Ok((name.to_string(), Value(value)))
 }
 
 fn read_file(name: &str, path: &str) -> Result<String, String> {
@@ -49,16 +72,18 @@ fn read_file(name: &str, path: &str) -> Result<String, String> {
 
 /// A claim's secrets as the daemon receives them: names of the environment's form, not cordon's
 /// own, each once; values without NUL; within the bounds.
-pub fn check(secrets: &[(String, String)]) -> Result<(), String> {
+pub fn check(secrets: &[(String, Value)]) -> Result<(), String> {
     if secrets.len() > MAX_SECRETS {
         return Err(format!("a claim carries {} secrets: at most {MAX_SECRETS}", secrets.len()));
     }
-    let total: usize = secrets.iter().map(|(k, v)| k.len() + v.len()).sum();
+    // As JSON (a quote or a control character takes more than its byte), so that a claim that
+    // passes fits the protocol's message beside its policy text.
+    let total: usize = secrets.iter().map(|(k, v)| k.len() + json_len(&v.0)).sum();
     if total > MAX_SECRET_BYTES {
         return Err(format!("a claim's secrets are {total} bytes: at most {} KiB", MAX_SECRET_BYTES / 1024));
     }
     for (i, (k, v)) in secrets.iter().enumerate() {
-        check_one(k, v).map_err(|e| format!("secret {}: {e}", printable(k)))?;
+        check_one(k, &v.0).map_err(|e| format!("secret {}: {e}", printable(k)))?;
         if secrets[..i].iter().any(|(x, _)| x == k) {
             return Err(format!("secret {k} is given twice"));
         }
@@ -79,7 +104,21 @@ fn check_one(name: &str, value: &str) -> Result<(), String> {
     // The exec server (cordon, which relays each command's exit status to the audit log) runs
     // with these in its environment: nothing that makes the dynamic loader or libc run or load
     // the claimant's code in it.
-    let loader = ["GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH", "HOSTALIASES", "RESOLV_HOST_CONF"];
+    let loader = [
+        "GCONV_PATH",
+        "GLIBC_TUNABLES",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RESOLV_HOST_CONF",
+        "LOCALDOMAIN",
+        "RES_OPTIONS",
+        "NIS_PATH",
+        "TZDIR",
+        "TMPDIR",
+        "GETCONF_DIR",
+        "RUST_MIN_STACK",
+    ];
     if name.starts_with("LD_") || name.starts_with("MALLOC_") || loader.contains(&name) {
         return Err(format!("{name} changes how programs load and run, the devbox's exec server too: not a secret's name\n  hint: set it in the command itself (`cordon devbox exec ID -- env {name}=… CMD`)"));
     }
@@ -87,6 +126,10 @@ fn check_one(name: &str, value: &str) -> Result<(), String> {
         return Err("the value holds a NUL byte, which no environment variable can".into());
     }
     Ok(())
+}
+
+fn json_len(s: &str) -> usize {
+    serde_json::to_string(s).map_or(s.len() * 6, |j| j.len())
 }
 
 fn printable(s: &str) -> String {
@@ -99,15 +142,20 @@ mod tests {
 
     #[test]
     fn names_values_and_bounds() {
-        assert!(check(&[("TOKEN".into(), "x".into()), ("_A1".into(), String::new())]).is_ok());
-        for bad in ["1A", "A-B", "", "CORDON_SESSION", "PATH", "A B", "LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_CHECK_"] {
+        assert!(check(&[("TOKEN".into(), "x".into()), ("_A1".into(), "".into())]).is_ok());
+        for bad in
+            ["1A", "A-B", "", "CORDON_SESSION", "PATH", "A B", "LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_CHECK_", "TZDIR"]
+        {
             assert!(check(&[(bad.into(), "v".into())]).is_err(), "{bad}");
         }
         assert!(check(&[("A".into(), "a\0b".into())]).is_err());
         assert!(check(&[("A".into(), "1".into()), ("A".into(), "2".into())]).expect_err("refused").contains("twice"));
-        let many: Vec<(String, String)> = (0..65).map(|i| (format!("S{i}"), "v".into())).collect();
+        let many: Secrets = (0..65).map(|i| (format!("S{i}"), "v".into())).collect();
         assert!(check(&many).is_err());
-        assert!(check(&[("BIG".into(), "x".repeat(MAX_SECRET_BYTES))]).is_err());
+        assert!(check(&[("BIG".into(), Value("x".repeat(MAX_SECRET_BYTES)))]).is_err());
+        // Counted as JSON: 10 KiB of control characters are 60 KiB on the wire.
+        assert!(check(&[("CTL".into(), Value("\u{1}".repeat(10 * 1024)))]).is_err());
+        assert_eq!(format!("{:?}", Value("hunter2".into())), "<secret, 7 bytes>");
         assert!(from_flag("TOKEN=hunter2").expect_err("refused").contains("never taken from the command line"));
         assert!(from_flag("CORDON_TEST_SURELY_UNSET_VAR").expect_err("refused").contains("is not set"));
         assert!(from_flag("T=@/nonexistent/file").expect_err("refused").contains("cannot read"));

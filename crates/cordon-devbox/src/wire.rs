@@ -31,7 +31,7 @@ pub enum Request {
         policy_text: Option<String>,
         /// Environment variables of this claim's commands only (`secrets.rs`): name, value.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        secrets: Vec<(String, String)>,
+        secrets: crate::secrets::Secrets,
     },
     /// Run `argv` in devbox `id` with the three descriptors attached (stdin, stdout, stderr).
     Exec {
@@ -115,6 +115,17 @@ pub struct ExecOrder {
 pub fn send<T: Serialize>(sock: BorrowedFd<'_>, v: &T, fds: &[RawFd]) -> std::io::Result<()> {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     let bytes = serde_json::to_vec(v).map_err(std::io::Error::other)?;
+    // Larger, it would arrive cut (SOCK_SEQPACKET keeps one message whole or truncates it).
+    if bytes.len() > MAX_MESSAGE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "a message of {} bytes: the daemon's protocol takes at most {} KiB",
+                bytes.len(),
+                MAX_MESSAGE / 1024
+            ),
+        ));
+    }
     let iov = [std::io::IoSlice::new(&bytes)];
     let cmsg = [ControlMessage::ScmRights(fds)];
     let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };

@@ -67,11 +67,30 @@ struct Handler<T> {
     /// Bumped each time the tools changed: what a `subscriptions/listen` stream tells a client on
     /// the stateless revision, which hears no other notification.
     changes: Option<tokio::sync::watch::Receiver<u64>>,
+    /// An HTTP session's notifier was started (`on_initialized`): a client that sends
+    /// `notifications/initialized` again starts no second one. One per session ([`Handler::session`]).
+    notifying: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<T> Clone for Handler<T> {
     fn clone(&self) -> Self {
-        Handler { tools: self.tools.clone(), who: self.who, changes: self.changes.clone() }
+        Handler {
+            tools: self.tools.clone(),
+            who: self.who,
+            changes: self.changes.clone(),
+            notifying: self.notifying.clone(),
+        }
+    }
+}
+
+impl<T> Handler<T> {
+    fn new(tools: Arc<T>, who: &'static str, changes: tokio::sync::watch::Receiver<u64>) -> Self {
+        Handler { tools, who, changes: Some(changes), notifying: Arc::default() }
+    }
+
+    /// The handler of a new HTTP session: shared tools and changes, a notifier of its own.
+    fn session(&self) -> Self {
+        Handler { notifying: Arc::default(), ..self.clone() }
     }
 }
 
@@ -114,6 +133,9 @@ impl<T: Tools> ServerHandler for Handler<T> {
     /// client itself (`serve`); a stateless-revision client listens (`listen`).
     async fn on_initialized(&self, cx: rmcp::service::NotificationContext<RoleServer>) {
         let Some(mut changes) = self.changes.clone().filter(|_| self.who == "http") else { return };
+        if self.notifying.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         changes.mark_unchanged();
         let peer = cx.peer;
         tokio::spawn(async move {
@@ -123,7 +145,13 @@ impl<T: Tools> ServerHandler for Handler<T> {
             loop {
                 tokio::select! {
                     r = changes.changed() => {
-                        if r.is_err() || peer.notify_tool_list_changed().await.is_err() {
+                        // A client that stopped reading its stream would hold the send (rmcp's
+                        // channel is bounded): given up after a while, as for a closed session.
+                        let told = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            peer.notify_tool_list_changed(),
+                        );
+                        if r.is_err() || !matches!(told.await, Ok(Ok(()))) {
                             return;
                         }
                     }
@@ -244,7 +272,7 @@ where
     };
     let (rmcp_r, rmcp_w) = tokio::io::split(theirs);
     let (bump, changes) = tokio::sync::watch::channel(0u64);
-    let running = Handler { tools, who: "stdio", changes: Some(changes) }.serve((rmcp_r, rmcp_w));
+    let running = Handler::new(tools, "stdio", changes).serve((rmcp_r, rmcp_w));
     let filter = async move {
         let mut input = BufReader::new(input);
         let mut line = vec![];
@@ -331,8 +359,9 @@ pub async fn serve_http<T: Tools>(tools: Arc<T>, listener: tokio::net::TcpListen
     config.max_request_body_bytes = max_body;
     // Dropped (the gateway stops): every session is cancelled.
     let _cancel = config.cancellation_token.clone().drop_guard();
-    let handler = Handler { tools, who: "http", changes: Some(changes) };
-    let svc = StreamableHttpService::new(move || Ok(handler.clone()), Arc::new(LocalSessionManager::default()), config);
+    let handler = Handler::new(tools, "http", changes);
+    let svc =
+        StreamableHttpService::new(move || Ok(handler.session()), Arc::new(LocalSessionManager::default()), config);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let (stream, peer) = match listener.accept().await {

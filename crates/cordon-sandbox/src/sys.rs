@@ -510,6 +510,8 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Vec
     let mut iov = [std::io::IoSliceMut::new(buf)];
     let mut space = nix::cmsg_space!([RawFd; 4]);
     let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    // A datagram or packet larger than `buf` arrives cut: an error, never half a message.
+    let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
     let mut out = vec![];
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
@@ -518,6 +520,12 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Vec
                 out.push(unsafe { OwnedFd::from_raw_fd(fd) });
             }
         }
+    }
+    if truncated {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a message larger than {} bytes was cut", buf.len()),
+        ));
     }
     Ok((msg.bytes, out))
 }

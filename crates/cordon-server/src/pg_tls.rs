@@ -154,15 +154,15 @@ fn client_config(
     })
 }
 
-/// An unencrypted PEM private key that only its owner can read (libpq's rule: no access for group
-/// or others when it is ours, at most 0640 when root's).
+/// An unencrypted PEM private key that only its owner can read (libpq 15's rule: at most 0640
+/// when root owns it, at most 0600 whoever else does).
 fn private_key(path: &Path) -> Result<rustls_pki_types::PrivateKeyDer<'static>, String> {
     use rustls_pki_types::pem::PemObject;
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
     let mode = meta.mode() & 0o777;
-    let ours = meta.uid() == crate::sys::euid();
-    if (ours && mode & 0o077 != 0) || (meta.uid() == 0 && mode & 0o037 != 0) {
+    let open = if meta.uid() == 0 { mode & 0o037 } else { mode & 0o077 };
+    if open != 0 {
         return Err(format!(
             "others may read it (mode {mode:o})\n  hint: chmod 600 it (0640 when root owns it), as libpq asks"
         ));

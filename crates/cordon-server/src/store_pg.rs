@@ -81,7 +81,10 @@ impl PgStore {
         match &self.tls {
             // The server asks for a client certificate (pg_hba.conf `cert`), or judged the one sent.
             crate::pg_tls::Tls::Verified { client, .. }
-                if lower.contains("client certificate") || lower.contains("certificate authentication failed") =>
+                if lower.contains("client certificate")
+                    || lower.contains("certificate authentication failed")
+                    // The server's TLS alert about the certificate this side sent.
+                    || (client.is_some() && lower.contains("received fatal alert")) =>
             {
                 let sent = client.as_deref().map_or("none was sent".to_string(), |c| format!("sslcert={c} was sent"));
                 format!("{said}\n  hint: the server wants a client certificate signed by its ssl_ca_file whose common name is the URL's user ({sent}): add sslcert=CERT&sslkey=KEY")

@@ -1,4 +1,4 @@
-//! The server's system calls outside std: lowering a thread's CPU priority, its effective uid.
+//! The server's one system call outside std: lowering a thread's CPU priority.
 
 /// Raises the calling thread's nice value by 10 (at most 19), relative to what it runs at (a
 /// server started under `nice` stays below it): exporting yields to ingest and the dashboard when
@@ -16,10 +16,4 @@ pub fn lower_priority() -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
-}
-
-/// The effective user id (whose files the server's own are).
-pub fn euid() -> u32 {
-    // SAFETY: geteuid takes no argument and cannot fail.
-    unsafe { libc::geteuid() }
 }
