@@ -27,10 +27,27 @@ pub fn candidate_path(db: &Path) -> PathBuf {
     db.with_extension("key.new")
 }
 
-/// The log's signing key. When there is none, one is made; its head 0 is written first when the
-/// log is `empty` and has no head. `lock` is the log's lock file, which orders this against
-/// other writers of the head.
-pub fn log_key(db: &Path, lock: &File, empty: bool) -> Result<SigningKey, String> {
+/// Why the log's key could not be had.
+#[derive(Debug)]
+pub enum KeyError {
+    /// The files could not be read or written.
+    Io(String),
+    /// The log has a head or records but no key (nor a candidate that signed its head 0): the key
+    /// was removed. No new one is made: it would sign nothing the log holds, and a run that
+    /// replaced it would have destroyed the evidence that it was removed.
+    Lost(String),
+}
+
+impl From<String> for KeyError {
+    fn from(m: String) -> KeyError {
+        KeyError::Io(m)
+    }
+}
+
+/// The log's signing key. When there is none, one is made, only for a log that is `empty` and
+/// has no head; its head 0 is written first. `lock` is the log's lock file, which orders this
+/// against other writers of the head.
+pub fn log_key(db: &Path, lock: &File, empty: bool) -> Result<SigningKey, KeyError> {
     #[allow(deprecated)]
     nix::fcntl::flock(lock.as_raw_fd(), nix::fcntl::FlockArg::LockExclusive)
         .map_err(|e| format!("cannot lock {}: {e}", crate::files::lock_path(db).display()))?;
@@ -40,7 +57,7 @@ pub fn log_key(db: &Path, lock: &File, empty: bool) -> Result<SigningKey, String
     r
 }
 
-fn locked(db: &Path, empty: bool) -> Result<SigningKey, String> {
+fn locked(db: &Path, empty: bool) -> Result<SigningKey, KeyError> {
     let p = key_path(db);
     if let Some(k) = crate::key::load(&p)? {
         return Ok(k);
@@ -49,6 +66,13 @@ fn locked(db: &Path, empty: bool) -> Result<SigningKey, String> {
     if let Some(k) = adoptable(db, head.as_ref(), empty)? {
         install(db, &p)?;
         return Ok(k);
+    }
+    if head.is_some() || !empty {
+        return Err(KeyError::Lost(format!(
+            "its signing key {} is missing although the log has {}: cordon will not make a new one (nothing it signed could be checked again). `cordon audit verify` says more; record elsewhere with --audit NEWPATH",
+            p.display(),
+            if empty { "a signed head" } else { "records" }
+        )));
     }
     let key = SigningKey::from_bytes(&seed()?);
     write_candidate(db, &key)?;
@@ -156,5 +180,31 @@ fn remove_tmp(tmp: &Path) {
         let mut s = tmp.as_os_str().to_owned();
         s.push(f);
         let _ = std::fs::remove_file(PathBuf::from(s));
+    }
+}
+
+/// Where the filesystem cannot rename without replacing, a new log's database and key are linked
+/// to their names and their temporary names removed after: a crash between the two left the file
+/// with two names, which every later open refuses (a second name could be a door into the log).
+/// Those temporary names of the same file are cordon's own: removed here.
+pub fn drop_second_names(db: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let same = |a: &Path, b: &Path| match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(x), Ok(y)) => x.is_file() && y.is_file() && x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    };
+    let c = candidate_path(db);
+    if same(&c, &key_path(db)) {
+        let _ = std::fs::remove_file(&c);
+    }
+    if !std::fs::symlink_metadata(db).is_ok_and(|m| m.nlink() > 1) {
+        return;
+    }
+    let (Some(dir), Some(name)) = (db.parent(), db.file_name()) else { return };
+    let prefix = format!("{}.tmp.", name.to_string_lossy());
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) && same(&e.path(), db) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }

@@ -247,3 +247,29 @@ pub fn sync_dir(path: &Path) -> Result<(), std::io::Error> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     File::open(dir)?.sync_all()
 }
+
+/// The bytes of the regular file at `path` (None: there is none), at most `max` of them. Opened
+/// without blocking and judged by its descriptor: a FIFO planted in a key's or a head's place
+/// would otherwise hang every reader of the log.
+pub fn read_regular(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
+    use std::io::Read;
+    let f = match OpenOptions::new().read(true).custom_flags(libc_nonblock()).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let m = f.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if !m.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let mut buf = Vec::new();
+    f.take(max + 1).read_to_end(&mut buf).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if buf.len() as u64 > max {
+        return Err(format!("{} is larger than {max} bytes: not one of the log's files", path.display()));
+    }
+    Ok(Some(buf))
+}
+
+fn libc_nonblock() -> i32 {
+    nix::fcntl::OFlag::O_NONBLOCK.bits()
+}

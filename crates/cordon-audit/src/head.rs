@@ -39,14 +39,9 @@ impl Head {
 
     /// Reads a head file. `Ok(None)`: there is none.
     pub fn read(path: &Path) -> Result<Option<Head>, String> {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cannot read the head file {}: {e}", path.display())),
+        let Some(text) = crate::files::read_regular(path, 64 * 1024).map_err(|m| format!("head file: {m}"))? else {
+            return Ok(None);
         };
-        if text.len() > 64 * 1024 {
-            return Err(format!("head file {} is {} bytes: not a cordon head", path.display(), text.len()));
-        }
         serde_json::from_slice(&text)
             .map(Some)
             .map_err(|e| format!("head file {} is not a cordon head: {e}", path.display()))

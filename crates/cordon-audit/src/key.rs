@@ -78,15 +78,15 @@ pub(crate) fn load(p: &Path) -> Result<Option<SigningKey>, String> {
 
 /// The key, if the file exists. A file of the wrong size is an error, never replaced.
 pub(crate) fn read(p: &Path) -> Result<Option<SigningKey>, String> {
-    match std::fs::read(p) {
-        Ok(b) => {
+    match crate::files::read_regular(p, 4096).map_err(|m| format!("signing key: {m}")) {
+        Ok(Some(b)) => {
             let arr: [u8; 32] = b.as_slice().try_into().map_err(|_| {
                 format!("signing key {} is not 32 bytes ({} bytes): it was damaged or replaced", p.display(), b.len())
             })?;
             Ok(Some(SigningKey::from_bytes(&arr)))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read the signing key {}: {e}", p.display())),
+        Ok(None) => Ok(None),
+        Err(m) => Err(m),
     }
 }
 

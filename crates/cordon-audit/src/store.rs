@@ -140,6 +140,7 @@ impl Store {
         for s in ["-wal", "-shm"] {
             tighten(&sidecar(&path, s)).map_err(|e| io(&path, format!("cannot make {s} private: {e}")))?;
         }
+        crate::birth::drop_second_names(&path);
         let key_files = [crate::files::key_path(&path), crate::birth::candidate_path(&path)];
         for f in [path.clone(), sidecar(&path, "-wal"), sidecar(&path, "-shm"), head_path(&path), lock_path(&path)]
             .into_iter()
@@ -150,7 +151,10 @@ impl Store {
         check_owned(&spool::dir(&path), "the spool directory").map_err(|m| damaged(&path, &m))?;
         let empty: bool =
             conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM records)", [], |r| r.get(0)).map_err(db(&path))?;
-        let key = crate::birth::log_key(&path, &head_lock, empty).map_err(|m| io(&path, m))?;
+        let key = crate::birth::log_key(&path, &head_lock, empty).map_err(|e| match e {
+            crate::birth::KeyError::Io(m) => io(&path, m),
+            crate::birth::KeyError::Lost(m) => damaged(&path, &m),
+        })?;
         let mut s = Store { conn, head_lock: Some(head_lock), path, key: Some(key), imported: vec![], anchor: None };
         s.check_head()?;
         s.imported = s.import_spool();

@@ -99,3 +99,68 @@ fn a_candidate_others_can_read_is_not_adopted() {
     assert!(!verify(&p).expect("verify").ok(), "a key others could read may be known");
     assert!(Store::open(&p).is_err());
 }
+
+/// Where the filesystem cannot rename without replacing, the key and the database are linked to
+/// their names and their temporary names removed after: a crash between left two names, which
+/// every open refused. The next open removes cordon's own temporary name of the same file.
+#[test]
+fn a_crash_after_linking_leaves_no_second_name_that_blocks_the_log() {
+    let d = dir("linked");
+    let p = new_log(&d.0);
+    std::fs::hard_link(p.with_extension("key"), candidate(&p)).expect("link the key");
+    let tmp = d.0.join(format!("audit.db.tmp.{}.0", std::process::id()));
+    std::fs::hard_link(&p, &tmp).expect("link the database");
+    assert!(verify(&p).expect("verify").ok());
+    one_session(&p);
+    assert!(!candidate(&p).exists() && !tmp.exists(), "the temporary names are gone");
+    let r = verify(&p).expect("verify");
+    assert!(r.ok() && r.sealed == 1, "{r:?}");
+    // Another file's name is never removed: a hard link under any other name still refuses.
+    let other = d.0.join("elsewhere.db");
+    std::fs::hard_link(&p, &other).expect("link");
+    assert!(matches!(Store::open(&p), Err(AuditError::Damaged { .. })));
+    assert!(other.exists());
+}
+
+/// A log that lost its key keeps that evidence: no run makes a new key for a log with a head or
+/// records (one did, then refused the log: the old key's removal was covered over), and a key
+/// moved to the candidate's name is not removed.
+#[test]
+fn a_lost_key_is_never_replaced() {
+    let d = dir("lost");
+    let p = new_log(&d.0);
+    one_session(&p);
+    let key = std::fs::read(p.with_extension("key")).expect("key");
+    std::fs::rename(p.with_extension("key"), candidate(&p)).expect("mv");
+    match Store::open(&p) {
+        Err(AuditError::Damaged { why, .. }) => assert!(why.contains("will not make a new one"), "{why}"),
+        other => panic!("opened: {:?}", other.map(|_| ())),
+    }
+    assert!(!p.with_extension("key").exists(), "a new key was made");
+    assert_eq!(std::fs::read(candidate(&p)).expect("candidate kept"), key);
+    // An empty log whose key was removed (its head 0 stays): refused too.
+    let d2 = dir("lost-empty");
+    let p2 = new_log(&d2.0);
+    std::fs::remove_file(p2.with_extension("key")).expect("rm");
+    assert!(matches!(Store::open(&p2), Err(AuditError::Damaged { .. })));
+    assert!(!p2.with_extension("key").exists());
+}
+
+/// A FIFO in the key's or the head's place is refused, never waited on.
+#[test]
+fn a_fifo_for_the_key_or_the_head_is_refused_not_waited_on() {
+    for f in ["key", "head"] {
+        let d = dir(&format!("fifo-{f}"));
+        let p = new_log(&d.0);
+        let at = p.with_extension(f);
+        std::fs::remove_file(&at).expect("rm");
+        nix::unistd::mkfifo(&at, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let q = p.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((verify(&q).map(|r| r.ok()), Store::open(&q).is_ok()));
+        });
+        let (verified, opened) = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("hung on the FIFO");
+        assert!(!verified.unwrap_or(false) && !opened, "{f}: a FIFO was taken");
+    }
+}

@@ -871,6 +871,17 @@ fn devbox_secrets_are_their_claims_alone_and_never_stored() {
     assert!(o.status.success(), "export: {}", show(&o));
     let start: serde_json::Value = serde_json::from_str(out(&o).lines().next().expect("start")).expect("json");
     assert_eq!(start["body"]["devbox"]["secrets"], serde_json::json!(["TOKEN"]), "{start}");
+    // What a claim writes (a secret, say) is not readable on the host by other users.
+    let o = d.exec(&e, &ia, "printf %s \"$TOKEN\" > token.txt");
+    assert!(o.status.success(), "{}", show(&o));
+    let written = e.root.join("store/devboxes").join(&ia).join("upper/token.txt");
+    assert_eq!(std::fs::read_to_string(&written).expect("in A's upper"), va);
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(&written)
+        .output()
+        .expect("setpriv");
+    assert!(!o.status.success() && !out(&o).contains(&va), "nobody read a devbox's write: {}", show(&o));
     // Refused before anything is claimed: a value on the command line, an unset variable, a
     // name that is cordon's.
     // Counted by claimed devboxes: the pool refills in the background meanwhile.

@@ -532,6 +532,10 @@ impl Daemon {
         for d in [&upper, &work] {
             std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         }
+        // A devbox's writes (its upper layer: files a claim's secrets may have gone into) and its
+        // holder's log are root's alone on the host.
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| format!("cannot make {} private: {e}", dir.display()))?;
         let made = (|| {
             use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
             let pair = || {

@@ -36,6 +36,9 @@ pub const MAX_SECRET_BYTES: usize = 48 * 1024;
 /// One `--secret` flag: `NAME` takes the value of the client's environment variable NAME;
 /// `NAME=@FILE` the contents of FILE (one final newline dropped). `NAME=VALUE` is refused.
 pub fn from_flag(flag: &str) -> Result<(String, Value), String> {
+    if flag.is_empty() || flag.starts_with('=') {
+        return Err("--secret needs a NAME: --secret NAME (from the environment) or --secret NAME=@FILE".into());
+    }
     let (name, value) = match flag.split_once('=') {
         None => {
             let v = std::env::var_os(flag).ok_or_else(|| {

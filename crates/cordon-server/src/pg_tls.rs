@@ -128,7 +128,10 @@ fn certificates(path: &Path) -> Result<Vec<rustls_pki_types::CertificateDer<'sta
     let pem = read_bounded(path)?;
     let certs = rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("not a PEM certificate file: {e:?}"))?;
+        // The parser's error carries the offending line's bytes: never shown (a key may be there).
+        .map_err(|_| {
+            "not a PEM certificate file (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)".to_string()
+        })?;
     if certs.is_empty() {
         return Err("holds no certificate (-----BEGIN CERTIFICATE-----)".into());
     }
@@ -150,6 +153,9 @@ fn client_config(
     let chain = certificates(Path::new(cert)).map_err(|e| format!("sslcert={cert}: {e}"))?;
     let private = private_key(Path::new(key)).map_err(|e| format!("sslkey={key}: {e}"))?;
     builder.with_client_auth_cert(chain, private).map_err(|e| {
+        if e.to_string().contains("UnsupportedCertVersion") {
+            return format!("sslcert={cert}: an X.509 v1 certificate, which cordon's TLS library does not take\n  hint: issue a v3 one: `openssl x509 -req ... -extfile EXT` with `basicConstraints=CA:FALSE` and `extendedKeyUsage=clientAuth` in EXT");
+        }
         format!("sslcert={cert} with sslkey={key}: {e}\n  hint: the key must be the certificate's own (compare `openssl x509 -noout -pubkey -in CERT` with `openssl pkey -pubout -in KEY`)")
     })
 }
@@ -160,6 +166,9 @@ fn private_key(path: &Path) -> Result<rustls_pki_types::PrivateKeyDer<'static>, 
     use rustls_pki_types::pem::PemObject;
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
     let mode = meta.mode() & 0o777;
     let open = if meta.uid() == 0 { mode & 0o037 } else { mode & 0o077 };
     if open != 0 {
@@ -168,15 +177,21 @@ fn private_key(path: &Path) -> Result<rustls_pki_types::PrivateKeyDer<'static>, 
         ));
     }
     let pem = read_bounded(path)?;
-    rustls_pki_types::PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
-        format!("not an unencrypted PEM private key ({e:?})\n  hint: -----BEGIN PRIVATE KEY----- (PKCS#8), EC or RSA; decrypt one with `openssl pkey`")
+    rustls_pki_types::PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
+        "not an unencrypted PEM private key\n  hint: -----BEGIN PRIVATE KEY----- (PKCS#8), EC or RSA; decrypt one with `openssl pkey`".to_string()
     })
 }
 
-/// The file's bytes: a regular file of at most [`MAX_ROOTS`] (not a FIFO, not /dev/zero).
+/// The file's bytes: a regular file of at most [`MAX_ROOTS`] (not a FIFO, not /dev/zero). Opened
+/// without blocking, so that a FIFO is judged by its descriptor rather than waited on.
 fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("cannot read it: {e}"))?;
     let meta = f.metadata().map_err(|e| format!("cannot read it: {e}"))?;
     if !meta.is_file() {
         return Err("not a regular file".into());
@@ -190,7 +205,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// `%2F` and friends, as in a URL (a path in `sslrootcert` may be written escaped).
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let (mut out, mut i) = (Vec::with_capacity(b.len()), 0);
     while i < b.len() {
@@ -249,6 +264,15 @@ mod tests {
         let e = err(&format!("postgres://h/db?sslmode=verify-full&sslrootcert={}", empty.display()));
         let _ = std::fs::remove_file(&empty);
         assert!(e.contains("holds no certificate"), "{e}");
+        // A FIFO is refused by its descriptor, never waited on (a hostile trial hung here).
+        let fifo = std::env::temp_dir().join(format!("cordon-pg-tls-{}.fifo", std::process::id()));
+        let _ = std::fs::remove_file(&fifo);
+        assert!(std::process::Command::new("mkfifo").arg("-m600").arg(&fifo).status().expect("mkfifo").success());
+        let f = fifo.display();
+        let e1 = err(&format!("postgres://h/db?sslrootcert={f}"));
+        let e2 = err(&format!("postgres://h/db?sslrootcert=system&sslcert={f}&sslkey={f}"));
+        let _ = std::fs::remove_file(&fifo);
+        assert!(e1.contains("not a regular file") && e2.contains("not a regular file"), "{e1} / {e2}");
     }
 
     #[test]

@@ -2,35 +2,41 @@
 //! as an error with a hint: the URL often carries a password, and logs outlive it.
 
 /// The URL without its password: `postgres://user:secret@host/db?password=x` becomes
-/// `postgres://user:***@host/db?password=***`.
+/// `postgres://user:***@host/db?password=***` (`sslpassword` too, and a parameter name written
+/// %-escaped). Where the URL is ambiguous, more is hidden, never less.
 pub fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    // The userinfo ends at the last '@' before the query: a password may hold an unescaped '/'.
-    let before_query = rest.split('?').next().unwrap_or(rest);
-    let host_from = before_query.rfind('@').map_or(0, |i| i + 1);
-    let auth_end = rest[host_from..].find(['/', '?']).map_or(rest.len(), |i| host_from + i);
-    let (authority, tail) = rest.split_at(auth_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((user, host)) => match user.split_once(':') {
-            Some((name, _)) => format!("{name}:***@{host}"),
-            None => format!("{user}@{host}"),
+    // The userinfo ends at the last '@': a password may hold unescaped '/', '?', '#' and '@'
+    // (the postgres crate reads it so). A '@' in a query value then only hides more.
+    let (user, after) = match rest.rfind('@') {
+        Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+        None => (None, rest),
+    };
+    let user = match user {
+        Some(u) => match u.split_once(':') {
+            Some((name, _)) => format!("{}:***@", mask_query(name)),
+            None => format!("{}@", mask_query(u)),
         },
-        None => authority.to_string(),
+        None => String::new(),
     };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let q: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                    _ => kv.to_string(),
-                })
-                .collect();
-            format!("{path}?{}", q.join("&"))
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{authority}{tail}")
+    format!("{scheme}://{user}{}", mask_query(after))
+}
+
+/// `password` and `sslpassword` values hidden in the query part of `s`, if it has one.
+fn mask_query(s: &str) -> String {
+    let Some((path, query)) = s.split_once('?') else { return s.to_string() };
+    let q: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _))
+                if matches!(crate::pg_tls::decode(k).to_ascii_lowercase().as_str(), "password" | "sslpassword") =>
+            {
+                format!("{k}=***")
+            }
+            _ => kv.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", q.join("&"))
 }
 
 /// Why a connection failed, with what to check.
@@ -83,5 +89,13 @@ mod tests {
         assert_eq!(redact("postgres://u:a/b#c@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact("postgres://u:a/b@h/db?password=x"), "postgres://u:***@h/db?password=***");
         assert_eq!(redact("postgres:///db?host=/tmp&password=x"), "postgres:///db?host=/tmp&password=***");
+        // Found by a hostile trial: each of these printed the secret.
+        assert_eq!(
+            redact("postgres://u@h/db?sslrootcert=c&sslpassword=k"),
+            "postgres://u@h/db?sslrootcert=c&sslpassword=***"
+        );
+        assert_eq!(redact("postgres://u@h:1/db?p%61ssword=X"), "postgres://u@h:1/db?p%61ssword=***");
+        assert!(!redact("postgres://u:PW?SECRET@127.0.0.1:1/db").contains("SECRET"));
+        assert!(!redact("postgres://h/db?password=x&application_name=a@b").contains("password=x"));
     }
 }
